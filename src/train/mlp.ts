@@ -1,0 +1,299 @@
+/**
+ * A multilayer perceptron with dropout after every hidden activation:
+ *   in → [Linear → act → Dropout(p_l)] × L → Linear → out
+ * Weights are stored like torch.nn.Linear (W is out × in, row-major) in one flat parameter array, so
+ * the optimiser, best-weights snapshots and the ONNX export each see a single buffer.
+ * Dropout is inverted dropout exactly like torch.nn.Dropout: in training a unit is zeroed with
+ * probability p and survivors are scaled by 1/(1−p); in evaluation it is the identity.
+ */
+import { Rng } from '../util/rng.js';
+import { erf } from '../util/stats.js';
+
+export type Activation = 'relu' | 'tanh' | 'gelu';
+export type FloatArray = Float32Array | Float64Array;
+type FloatArrayCtor = Float32ArrayConstructor | Float64ArrayConstructor;
+
+export interface MlpSpec {
+  inputs: number;
+  hidden: number[];
+  outputs: number;
+  activation: Activation;
+  /** Dropout rate after each hidden layer (same length as `hidden`). */
+  dropout: number[];
+}
+
+export interface Layer {
+  in: number;
+  out: number;
+  /** out × in, row-major (torch.nn.Linear.weight layout). */
+  w: FloatArray;
+  b: FloatArray;
+  gw: FloatArray;
+  gb: FloatArray;
+}
+
+export interface Mlp {
+  spec: MlpSpec;
+  /** All parameters, layer by layer: W then b. */
+  params: FloatArray;
+  grads: FloatArray;
+  layers: Layer[];
+}
+
+export function parameterCount(spec: MlpSpec): number {
+  const sizes = [spec.inputs, ...spec.hidden, spec.outputs];
+  let n = 0;
+  for (let l = 0; l + 1 < sizes.length; l++) n += sizes[l]! * sizes[l + 1]! + sizes[l + 1]!;
+  return n;
+}
+
+/**
+ * Build a network with PyTorch's default nn.Linear initialisation: weights and biases uniform in
+ * ±1/√fan_in (kaiming_uniform with a=√5 reduces to this bound).
+ */
+export function createMlp(spec: MlpSpec, rng: Rng, ArrayType: FloatArrayCtor = Float32Array): Mlp {
+  if (spec.dropout.length !== spec.hidden.length) {
+    throw new Error(`dropout has ${spec.dropout.length} rates for ${spec.hidden.length} hidden layers`);
+  }
+  const total = parameterCount(spec);
+  const params = new ArrayType(total);
+  const grads = new ArrayType(total);
+  const sizes = [spec.inputs, ...spec.hidden, spec.outputs];
+  const layers: Layer[] = [];
+  let off = 0;
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const nin = sizes[l]!;
+    const nout = sizes[l + 1]!;
+    const bound = 1 / Math.sqrt(nin);
+    const w = params.subarray(off, off + nin * nout);
+    const gw = grads.subarray(off, off + nin * nout);
+    off += nin * nout;
+    const b = params.subarray(off, off + nout);
+    const gb = grads.subarray(off, off + nout);
+    off += nout;
+    for (let i = 0; i < w.length; i++) w[i] = rng.uniform(-bound, bound);
+    for (let i = 0; i < b.length; i++) b[i] = rng.uniform(-bound, bound);
+    layers.push({ in: nin, out: nout, w, b, gw, gb });
+  }
+  return { spec, params, grads, layers };
+}
+
+// --- activations -------------------------------------------------------------------------------
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+export function activate(kind: Activation, z: number): number {
+  switch (kind) {
+    case 'relu':
+      return z > 0 ? z : 0;
+    case 'tanh':
+      return Math.tanh(z);
+    case 'gelu':
+      // exact GELU as torch.nn.GELU() (approximate='none'): x·Φ(x)
+      return 0.5 * z * (1 + erf(z * SQRT1_2));
+  }
+}
+
+/** d act / dz, evaluated from the pre-activation z (and the activation a for tanh). */
+function activateGrad(kind: Activation, z: number, a: number): number {
+  switch (kind) {
+    case 'relu':
+      return z > 0 ? 1 : 0;
+    case 'tanh':
+      return 1 - a * a;
+    case 'gelu':
+      return 0.5 * (1 + erf(z * SQRT1_2)) + z * INV_SQRT_2PI * Math.exp(-0.5 * z * z);
+  }
+}
+
+// --- forward / backward -------------------------------------------------------------------------
+
+/** Buffers for one forward/backward pass of up to `rows` rows. */
+export interface Workspace {
+  rows: number;
+  /** Pre-activations of each hidden layer (rows × width). */
+  z: FloatArray[];
+  /** Post-dropout activations of each hidden layer (input of the next Linear). */
+  h: FloatArray[];
+  /** Network outputs (rows × outputs). */
+  out: FloatArray;
+  /** Gradient buffers for backprop (rows × max width), two to alternate between. */
+  d0: FloatArray;
+  d1: FloatArray;
+}
+
+export function createWorkspace(spec: MlpSpec, rows: number, ArrayType: FloatArrayCtor = Float32Array): Workspace {
+  const maxWidth = Math.max(spec.inputs, spec.outputs, ...spec.hidden);
+  return {
+    rows,
+    z: spec.hidden.map((w) => new ArrayType(rows * w)),
+    h: spec.hidden.map((w) => new ArrayType(rows * w)),
+    out: new ArrayType(rows * spec.outputs),
+    d0: new ArrayType(rows * maxWidth),
+    d1: new ArrayType(rows * maxWidth),
+  };
+}
+
+/** y[r, o] = b[o] + Σ_i x[r, i]·W[o, i] for r < rows. */
+function linear(layer: Layer, x: FloatArray, rows: number, y: FloatArray): void {
+  const { in: nin, out: nout, w, b } = layer;
+  for (let r = 0; r < rows; r++) {
+    const xo = r * nin;
+    const yo = r * nout;
+    for (let o = 0; o < nout; o++) {
+      let s = b[o]!;
+      const wo = o * nin;
+      for (let i = 0; i < nin; i++) s += x[xo + i]! * w[wo + i]!;
+      y[yo + o] = s;
+    }
+  }
+}
+
+/**
+ * Forward pass on `rows` rows of `x` (rows × inputs, already standardised).
+ * `masks[l]` (rows × hidden[l], values 0 or 1/(1−p)) applies dropout after hidden layer l; pass null
+ * for evaluation mode. Returns ws.out.
+ */
+export function forward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, masks: (FloatArray | null)[] | null): FloatArray {
+  const { spec, layers } = net;
+  let input: FloatArray = x;
+  for (let l = 0; l < spec.hidden.length; l++) {
+    const z = ws.z[l]!;
+    const h = ws.h[l]!;
+    linear(layers[l]!, input, rows, z);
+    const n = rows * spec.hidden[l]!;
+    const mask = masks ? masks[l] : null;
+    const kind = spec.activation;
+    if (kind === 'relu') {
+      for (let i = 0; i < n; i++) {
+        const v = z[i]!;
+        h[i] = v > 0 ? v : 0;
+      }
+    } else {
+      for (let i = 0; i < n; i++) h[i] = activate(kind, z[i]!);
+    }
+    if (mask) for (let i = 0; i < n; i++) h[i]! *= mask[i]!;
+    input = h;
+  }
+  linear(layers[layers.length - 1]!, input, rows, ws.out);
+  return ws.out;
+}
+
+/**
+ * Backward pass after `forward` with the same x, rows and masks: given dL/dout (rows × outputs) it
+ * accumulates dL/dW and dL/db into net.grads (zero them first with net.grads.fill(0)).
+ */
+export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, masks: (FloatArray | null)[] | null, dOut: FloatArray): void {
+  const { spec, layers } = net;
+  const L = spec.hidden.length;
+  let delta: FloatArray = dOut; // dL/d(output of layer l)
+  let spare = ws.d0;
+  for (let l = L; l >= 0; l--) {
+    const layer = layers[l]!;
+    const input = l === 0 ? x : ws.h[l - 1]!;
+    const { in: nin, out: nout, w, gw, gb } = layer;
+    // parameter gradients
+    for (let r = 0; r < rows; r++) {
+      const xo = r * nin;
+      const dOff = r * nout;
+      for (let o = 0; o < nout; o++) {
+        const d = delta[dOff + o]!;
+        if (d === 0) continue;
+        gb[o]! += d;
+        const wo = o * nin;
+        for (let i = 0; i < nin; i++) gw[wo + i]! += d * input[xo + i]!;
+      }
+    }
+    if (l === 0) break;
+    // dL/d(input) = delta · W, then through dropout and the activation of hidden layer l-1
+    const dIn = spare;
+    dIn.fill(0, 0, rows * nin);
+    for (let r = 0; r < rows; r++) {
+      const xo = r * nin;
+      const dOff = r * nout;
+      for (let o = 0; o < nout; o++) {
+        const d = delta[dOff + o]!;
+        if (d === 0) continue;
+        const wo = o * nin;
+        for (let i = 0; i < nin; i++) dIn[xo + i]! += d * w[wo + i]!;
+      }
+    }
+    const z = ws.z[l - 1]!;
+    const h = ws.h[l - 1]!;
+    const mask = masks ? masks[l - 1] : null;
+    const n = rows * nin;
+    const kind = spec.activation;
+    for (let i = 0; i < n; i++) {
+      const m = mask ? mask[i]! : 1;
+      if (m === 0) {
+        dIn[i] = 0;
+        continue;
+      }
+      // h = act(z)·m, so act(z) = h/m; tanh's derivative needs it
+      const a = kind === 'tanh' ? h[i]! / m : 0;
+      dIn[i]! *= m * activateGrad(kind, z[i]!, a);
+    }
+    spare = dIn === ws.d0 ? ws.d1 : ws.d0;
+    delta = dIn;
+  }
+}
+
+// --- losses ------------------------------------------------------------------------------------
+
+/** Mean squared error over rows × outputs; writes dL/dout into dOut. */
+export function mseLoss(out: FloatArray, y: FloatArray, rows: number, outputs: number, dOut: FloatArray): number {
+  const n = rows * outputs;
+  let loss = 0;
+  for (let i = 0; i < n; i++) {
+    const d = out[i]! - y[i]!;
+    loss += d * d;
+    dOut[i] = (2 * d) / n;
+  }
+  return loss / n;
+}
+
+/** Mean softmax cross-entropy; `labels[r]` is the class index of row r. Writes dL/dlogits. */
+export function crossEntropyLoss(logits: FloatArray, labels: ArrayLike<number>, rows: number, classes: number, dOut: FloatArray): number {
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * classes;
+    let max = -Infinity;
+    for (let k = 0; k < classes; k++) max = Math.max(max, logits[o + k]!);
+    let sum = 0;
+    for (let k = 0; k < classes; k++) sum += Math.exp(logits[o + k]! - max);
+    const logSum = max + Math.log(sum);
+    const y = labels[r]!;
+    loss += logSum - logits[o + y]!;
+    for (let k = 0; k < classes; k++) {
+      const p = Math.exp(logits[o + k]! - logSum);
+      dOut[o + k] = (p - (k === y ? 1 : 0)) / rows;
+    }
+  }
+  return loss / rows;
+}
+
+/** Softmax of each row of logits (rows × classes), numerically stable, float64 result. */
+export function softmaxRows(logits: ArrayLike<number>, rows: number, classes: number): Float64Array {
+  const out = new Float64Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    const o = r * classes;
+    let max = -Infinity;
+    for (let k = 0; k < classes; k++) max = Math.max(max, logits[o + k]!);
+    let sum = 0;
+    for (let k = 0; k < classes; k++) {
+      const e = Math.exp(logits[o + k]! - max);
+      out[o + k] = e;
+      sum += e;
+    }
+    for (let k = 0; k < classes; k++) out[o + k]! /= sum;
+  }
+  return out;
+}
+
+/** Draw one set of dropout masks (one per hidden layer, rows × width) from rng. */
+export function drawMasks(spec: MlpSpec, rows: number, rng: Rng, into?: Float32Array[]): Float32Array[] {
+  const masks = into ?? spec.hidden.map((w) => new Float32Array(rows * w));
+  spec.hidden.forEach((w, l) => rng.fillDropoutMask(masks[l]!.subarray(0, rows * w), spec.dropout[l]!));
+  return masks;
+}
