@@ -180,8 +180,8 @@ export const DataType = {
 
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 
-/** protobufjs decodes int64 as Long (long.js) or number; this takes either. */
-export type Int64 = number | { toNumber(): number };
+/** protobufjs decodes int64 as Long (long.js) or number; a structured clone of a Long is {low, high}. */
+export type Int64 = number | { toNumber(): number } | { low: number; high: number; unsigned?: boolean };
 
 export interface Dim {
   dim_value?: Int64;
@@ -251,7 +251,9 @@ export interface Model {
 
 export function toNumber(v: Int64 | undefined | null): number {
   if (v === undefined || v === null) return 0;
-  return typeof v === 'number' ? v : v.toNumber();
+  if (typeof v === 'number') return v;
+  if ('toNumber' in v) return v.toNumber();
+  return v.unsigned ? (v.high >>> 0) * 4294967296 + (v.low >>> 0) : v.high * 4294967296 + (v.low >>> 0);
 }
 
 /**

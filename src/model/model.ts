@@ -1,0 +1,395 @@
+/**
+ * A loaded model: card + graph inspection + two onnxruntime sessions (eval and MC, see graph.ts),
+ * with predict and Monte Carlo dropout on validated rows. No HTTP here.
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { Rng, randomSeed } from '../util/rng.js';
+import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
+import { type GraphInfo, ModelFormatError, evalGraph, inspect, maskGraph, maskInputName, probeGraph } from './graph.js';
+import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
+import { type OrtSession, type SessionOptions, createSession } from './ort.js';
+import { toMatrix } from './rows.js';
+
+/** The card fields the runtime reads; any other field is kept and passed through to clients. */
+export const CardSchema = z.looseObject({
+  name: z.string().optional(),
+  task: z.enum(['regression', 'classification']).optional(),
+  features: z.array(z.string().min(1)).min(1).optional(),
+  target: z.string().optional(),
+  labels: z.array(z.string()).min(2).optional(),
+  output: z.string().optional(),
+  output_kind: z.enum(['regression', 'logits', 'probabilities']).optional(),
+  dropout: z.array(z.number().min(0).lt(1)).optional(),
+  aleatoric_std: z.union([z.number().nonnegative(), z.array(z.number().nonnegative())]).optional(),
+});
+export type Card = z.infer<typeof CardSchema>;
+
+export interface RuntimeOptions extends SessionOptions {
+  /** Largest batch (tiled rows) of one MC run; larger work is split into chunks of samples. */
+  maxRunRows: number;
+}
+
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 16384 };
+
+export interface McOptions {
+  samples: number;
+  /** Central interval level in (0, 1) (regression). */
+  interval: number;
+  seed?: number;
+  returnSamples?: boolean;
+}
+
+interface MaskSpec {
+  input: string;
+  /** Shape of one row's mask (dims after batch) and its element count. */
+  rowDims: number[];
+  rowSize: number;
+  ratio: number;
+}
+
+export class LoadedModel {
+  private constructor(
+    readonly name: string,
+    readonly file: string,
+    readonly card: Card,
+    readonly info: GraphInfo,
+    readonly task: 'regression' | 'classification',
+    readonly features: string[],
+    readonly labels: string[],
+    readonly outputName: string,
+    /** Values per row of the output read (classes for a classifier). */
+    readonly outputSize: number,
+    /** true when the output holds one value per row with no trailing dimension ([batch]). */
+    private readonly outputIsVector: boolean,
+    readonly aleatoricStd: number[],
+    private readonly logits: boolean,
+    private readonly masks: MaskSpec[],
+    private readonly evalSession: OrtSession,
+    private readonly mcSession: OrtSession | null,
+    private readonly opts: RuntimeOptions,
+    readonly loadMs: number,
+  ) {}
+
+  get mcAvailable(): boolean {
+    return this.mcSession !== null;
+  }
+
+  get dropoutRates(): number[] {
+    return this.info.dropouts.map((d) => d.ratio);
+  }
+
+  /**
+   * Load `onnxPath` (and `cardPath` when it exists). Throws ModelLoadError naming the file and the
+   * problem; a model that loads has passed a self-check (MC graph with all-ones masks = eval graph).
+   */
+  static async load(name: string, onnxPath: string, cardPath: string | null, opts: RuntimeOptions = DEFAULT_RUNTIME_OPTIONS): Promise<LoadedModel> {
+    const started = performance.now();
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(onnxPath);
+    } catch (err) {
+      throw new ModelLoadError(onnxPath, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    let inspected;
+    try {
+      inspected = inspect(bytes);
+    } catch (err) {
+      if (err instanceof ModelFormatError) throw new ModelLoadError(onnxPath, err.message);
+      throw err;
+    }
+    const { model, info } = inspected;
+    const { card, source } = await readCard(cardPath, info);
+    const fail = (msg: string): never => {
+      throw new ModelLoadError(onnxPath, source ? `${msg} (card: ${source})` : msg);
+    };
+
+    const graphF = info.input.dims?.[1] ?? null;
+    if (card.features && graphF !== null && card.features.length !== graphF) {
+      fail(`the card lists ${card.features.length} features but the graph input "${info.input.name}" has ${graphF}`);
+    }
+    const featureCount = card.features?.length ?? graphF;
+    if (featureCount === null) fail(`the feature dimension of input "${info.input.name}" is not fixed and no model.json lists the features`);
+    const features = card.features ?? Array.from({ length: featureCount! }, (_, j) => `x${j}`);
+    if (card.dropout && (card.dropout.length !== info.dropouts.length || card.dropout.some((p, k) => Math.abs(p - info.dropouts[k]!.ratio) > 1e-6))) {
+      fail(`the card's dropout rates [${card.dropout.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
+    }
+    const outputName = card.output ?? info.outputs[0]!.name;
+    if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')}`);
+
+    const sessions: OrtSession[] = [];
+    const create = async (what: string, graphBytes: Uint8Array): Promise<OrtSession> => {
+      try {
+        const s = await createSession(graphBytes, opts);
+        sessions.push(s);
+        return s;
+      } catch (err) {
+        throw new ModelLoadError(onnxPath, `onnxruntime cannot load the ${what} graph: ${firstLine((err as Error).message)}`);
+      }
+    };
+    try {
+      // Probe with two rows: the batch dimension must come first in the output and every dropout input.
+      const probe = await create('probe', probeGraph(model, info));
+      const zeros = { data: new Float32Array(2 * features.length), dims: [2, features.length] };
+      let probeOut;
+      try {
+        probeOut = await probe.run({ [info.input.name]: zeros }, [outputName, ...new Set(info.dropouts.map((d) => d.input))]);
+      } catch (err) {
+        throw new ModelLoadError(onnxPath, `a test run with ${features.length} features failed: ${firstLine((err as Error).message)}`);
+      }
+      await probe.release();
+      sessions.splice(sessions.indexOf(probe), 1);
+      const outDims = probeOut[outputName]!.dims;
+      if (outDims[0] !== 2 || outDims.length > 2) fail(`output "${outputName}" has shape [${outDims.join(', ')}] for 2 rows; [batch] or [batch, outputs] is required`);
+      const outputIsVector = outDims.length === 1;
+      const outputSize = outputIsVector ? 1 : outDims[1]!;
+      const masks: MaskSpec[] = info.dropouts.map((d, k) => {
+        const dims = probeOut[d.input]!.dims;
+        if (dims[0] !== 2) fail(`Dropout ${d.name}: its input "${d.input}" does not have the batch as first dimension ([${dims.join(', ')}] for 2 rows)`);
+        const rowDims = dims.slice(1);
+        return { input: maskInputName(k), rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1), ratio: d.ratio };
+      });
+
+      const task = card.task ?? (card.labels ? 'classification' : 'regression');
+      let labels: string[] = [];
+      if (task === 'classification') {
+        if (outputSize < 2) fail(`a classifier needs an output with at least 2 classes; "${outputName}" has ${outputSize}`);
+        labels = card.labels ?? Array.from({ length: outputSize }, (_, k) => String(k));
+        if (labels.length !== outputSize) fail(`the card lists ${labels.length} labels but output "${outputName}" has ${outputSize} classes`);
+      }
+      const alea = card.aleatoric_std === undefined ? [0] : Array.isArray(card.aleatoric_std) ? card.aleatoric_std : [card.aleatoric_std];
+      if (task === 'regression' && alea.length !== 1 && alea.length !== outputSize) fail(`aleatoric_std has ${alea.length} values for ${outputSize} outputs`);
+      const logits = card.output_kind ? card.output_kind === 'logits' : true;
+
+      const evalSession = await create('eval', evalGraph(model, info));
+      const mcSession = info.dropouts.length ? await create('Monte Carlo', maskGraph(model, info)) : null;
+      const loaded = new LoadedModel(name, onnxPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, opts, 0);
+      await loaded.selfCheck();
+      (loaded as { loadMs: number }).loadMs = performance.now() - started;
+      return loaded;
+    } catch (err) {
+      await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
+      throw err;
+    }
+  }
+
+  /** The MC graph with every mask = 1 must reproduce the eval graph: proves the rewrite is sound. */
+  private async selfCheck(): Promise<void> {
+    if (!this.mcSession) return;
+    const f = this.features.length;
+    const rows = 3;
+    const x = new Float32Array(rows * f);
+    const rng = new Rng(12345);
+    for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+    const evalOut = await this.runEval(x, rows);
+    const feeds: Record<string, { data: Float32Array; dims: number[] }> = { [this.info.input.name]: { data: x, dims: [rows, f] } };
+    for (const m of this.masks) feeds[m.input] = { data: new Float32Array(rows * m.rowSize).fill(1), dims: [rows, ...m.rowDims] };
+    const mcOut = (await this.mcSession.run(feeds, [this.outputName]))[this.outputName]!.data;
+    for (let i = 0; i < evalOut.length; i++) {
+      if (!(Math.abs(evalOut[i]! - mcOut[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
+        throw new ModelLoadError(this.file, `self-check failed: the Monte Carlo graph with dropout masks of 1 gives ${mcOut[i]} where the eval graph gives ${evalOut[i]}`);
+      }
+    }
+  }
+
+  private async runEval(x: Float32Array, rows: number): Promise<Float32Array> {
+    const res = await this.evalSession.run({ [this.info.input.name]: { data: x, dims: [rows, this.features.length] } }, [this.outputName]);
+    return res[this.outputName]!.data;
+  }
+
+  /** Validate client rows (arrays or objects keyed by feature). */
+  rows(instances: unknown, field = 'instances'): { data: Float32Array; rows: number } {
+    return toMatrix(instances, this.features, field);
+  }
+
+  /** Eval-mode (dropout off) raw outputs, rows × outputSize. */
+  async predictRaw(x: Float32Array, rows: number): Promise<Float32Array> {
+    return this.runEval(x, rows);
+  }
+
+  /** Eval-mode predictions as JSON: regression a number (or array) per row; classification {label, probabilities}. */
+  async predict(instances: unknown): Promise<unknown[]> {
+    const { data, rows } = this.rows(instances);
+    return this.formatPredictions(await this.predictRaw(data, rows), rows);
+  }
+
+  formatPredictions(out: Float32Array, rows: number): unknown[] {
+    const K = this.outputSize;
+    const result: unknown[] = [];
+    if (this.task === 'regression') {
+      for (let i = 0; i < rows; i++) result.push(K === 1 ? out[i]! : Array.from(out.subarray(i * K, (i + 1) * K)));
+      return result;
+    }
+    const p = new Float64Array(K);
+    for (let i = 0; i < rows; i++) {
+      toProbabilities(out, i * K, K, this.logits, p);
+      let best = 0;
+      for (let k = 1; k < K; k++) if (p[k]! > p[best]!) best = k;
+      result.push({ label: this.labels[best], probabilities: Object.fromEntries(this.labels.map((l, k) => [l, p[k]!])) });
+    }
+    return result;
+  }
+
+  /**
+   * Monte Carlo dropout on validated rows: T samples with dropout on, in as few runs as possible (the
+   * rows are tiled s times into one batch of s·N rows, s chosen so a run stays ≤ maxRunRows rows).
+   * Masks come from a generator seeded with `seed` (fresh randomness when absent); the seed used is
+   * returned so any answer can be reproduced.
+   */
+  async mc(x: Float32Array, rows: number, opts: McOptions): Promise<{ stats: McStats; seed: number }> {
+    if (!this.mcSession) throw new NoDropoutError(this.name);
+    if (!(opts.interval > 0 && opts.interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${opts.interval}`);
+    const seed = opts.seed ?? randomSeed();
+    const rng = new Rng(seed);
+    const T = opts.samples;
+    const f = this.features.length;
+    const K = this.outputSize;
+    const acc = this.task === 'regression' ? new RegressionAccumulator(rows, K, T, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, T, !!opts.returnSamples, this.logits);
+    const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
+    // one tiled input and one mask buffer per dropout, reused by every chunk
+    const tiled = new Float32Array(perRun * rows * f);
+    for (let t = 0; t < perRun; t++) tiled.set(x.subarray(0, rows * f), t * rows * f);
+    const maskBufs = this.masks.map((m) => new Float32Array(perRun * rows * m.rowSize));
+    for (let done = 0; done < T; ) {
+      const s = Math.min(perRun, T - done);
+      const batch = s * rows;
+      const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
+        [this.info.input.name]: { data: tiled.subarray(0, batch * f), dims: [batch, f] },
+      };
+      this.masks.forEach((m, k) => {
+        const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
+        rng.fillDropoutMask(buf, m.ratio);
+        feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
+      });
+      const out = (await this.mcSession.run(feeds, [this.outputName]))[this.outputName]!.data;
+      acc.add(out, s);
+      done += s;
+    }
+    const stats = acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
+    return { stats, seed };
+  }
+
+  /** MC dropout as JSON rows (the /uncertainty response). */
+  async uncertainty(instances: unknown, opts: McOptions): Promise<{ predictions: unknown[]; seed: number }> {
+    const { data, rows } = this.rows(instances);
+    const { stats, seed } = await this.mc(data, rows, opts);
+    return { predictions: formatStats(stats, this.labels, !!opts.returnSamples), seed };
+  }
+
+  /** What /v1/models reports: the card plus inputs, outputs and MC availability. */
+  describe(): Record<string, unknown> {
+    return {
+      ...this.card,
+      name: this.name,
+      task: this.task,
+      features: this.features,
+      ...(this.task === 'classification' ? { labels: this.labels } : {}),
+      dropout: this.dropoutRates,
+      aleatoric_std: this.task === 'regression' ? (this.aleatoricStd.length === 1 ? this.aleatoricStd[0] : this.aleatoricStd) : undefined,
+      inputs: [{ name: this.info.input.name, datatype: 'FP32', shape: [-1, this.features.length] }],
+      outputs: [{ name: this.outputName, datatype: 'FP32', shape: this.outputIsVector ? [-1] : [-1, this.outputSize] }],
+      mc_available: this.mcAvailable,
+      opset: this.info.opset,
+      producer: this.info.producer,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.evalSession.release(), this.mcSession?.release()]);
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.slice(0, 300);
+}
+
+/** The card from model.json, else from the ONNX metadata our exporter writes, else empty. */
+async function readCard(cardPath: string | null, info: GraphInfo): Promise<{ card: Card; source: string | null }> {
+  let raw: unknown = undefined;
+  let source = '';
+  if (cardPath) {
+    let text: string | null = null;
+    try {
+      text = await readFile(cardPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ModelLoadError(cardPath, `cannot read the card (${(err as NodeJS.ErrnoException).code})`);
+    }
+    if (text !== null) {
+      try {
+        raw = JSON.parse(text);
+      } catch (err) {
+        throw new ModelLoadError(cardPath, `the card is not valid JSON (${(err as Error).message})`);
+      }
+      source = cardPath;
+    }
+  }
+  if (raw === undefined && info.metadata['dropout_serve.card']) {
+    try {
+      raw = JSON.parse(info.metadata['dropout_serve.card']);
+      source = 'metadata_props dropout_serve.card';
+    } catch {
+      raw = undefined;
+    }
+  }
+  if (raw === undefined) return { card: {}, source: null };
+  const parsed = CardSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ModelLoadError(source, `card field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
+  }
+  return { card: parsed.data, source };
+}
+
+/** JSON rows of MC statistics (shared by /v1 uncertainty). Scalars when the model has one output. */
+export function formatStats(stats: McStats, labels: string[], withSamples: boolean): unknown[] {
+  return stats.kind === 'regression' ? formatRegression(stats, withSamples) : formatClassification(stats, labels, withSamples);
+}
+
+function formatRegression(s: RegressionStats, withSamples: boolean): unknown[] {
+  const K = s.outputs;
+  const pick = (a: Float64Array, i: number): number | number[] => (K === 1 ? a[i]! : Array.from(a.subarray(i * K, (i + 1) * K)));
+  const rows: unknown[] = [];
+  for (let i = 0; i < s.rows; i++) {
+    const row: Record<string, unknown> = {
+      mean: pick(s.mean, i),
+      std: pick(s.std, i),
+      epistemic_std: pick(s.epistemicStd, i),
+      aleatoric_std: K === 1 ? s.aleatoricStd[0]! : Array.from(s.aleatoricStd),
+      interval: { level: s.level, lower: pick(s.lower, i), upper: pick(s.upper, i) },
+    };
+    if (withSamples && s.raw) {
+      const samples: (number | number[])[] = [];
+      for (let t = 0; t < s.samples; t++) {
+        const o = (t * s.rows + i) * K;
+        samples.push(K === 1 ? s.raw[o]! : Array.from(s.raw.subarray(o, o + K)));
+      }
+      row.samples = samples;
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+function formatClassification(s: ClassificationStats, labels: string[], withSamples: boolean): unknown[] {
+  const K = s.classes;
+  const rows: unknown[] = [];
+  for (let i = 0; i < s.rows; i++) {
+    const row: Record<string, unknown> = {
+      label: labels[s.label[i]!],
+      probabilities: Object.fromEntries(labels.map((l, k) => [l, s.probabilities[i * K + k]!])),
+      entropy: s.entropy[i]!,
+      mutual_information: s.mutualInformation[i]!,
+      variation_ratio: s.variationRatio[i]!,
+    };
+    if (withSamples && s.raw) {
+      const samples: number[][] = [];
+      for (let t = 0; t < s.samples; t++) {
+        const o = (t * s.rows + i) * K;
+        samples.push(Array.from(s.raw.subarray(o, o + K)));
+      }
+      row.samples = samples;
+    }
+    rows.push(row);
+  }
+  return rows;
+}
