@@ -61,7 +61,7 @@ export class LoadedModel {
     /** Values per row of the output read (classes for a classifier). */
     readonly outputSize: number,
     /** true when the output holds one value per row with no trailing dimension ([batch]). */
-    private readonly outputIsVector: boolean,
+    readonly outputIsVector: boolean,
     readonly aleatoricStd: number[],
     private readonly logits: boolean,
     private readonly masks: MaskSpec[],

@@ -1,0 +1,77 @@
+/**
+ * Configuration from the environment: the only module that reads process.env. Every variable is
+ * validated; a bad value stops the start with a message naming the variable.
+ */
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, { message: 'expected an integer' })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `expected an integer ≥ ${min}` }).max(max, { message: `expected an integer ≤ ${max}` }));
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' }))
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const nonEmpty = z.string().trim().min(1, { message: 'must not be empty' });
+
+const EnvSchema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: nonEmpty.default('0.0.0.0'),
+  MODELS_DIR: nonEmpty.default('models'),
+  MODEL_PATH: nonEmpty.optional(),
+  MODELS_SKIP_INVALID: bool.default(false),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'expected fatal, error, warn, info, debug, trace or silent' }).default('info'),
+  MC_DEFAULT_SAMPLES: int(1, 1_000_000).default(100),
+  MC_MAX_SAMPLES: int(1, 1_000_000).default(10000),
+  MC_MAX_WORK: int(1, 1_000_000_000).default(1_000_000),
+  MAX_BATCH_ROWS: int(1, 1_000_000).default(1024),
+  BODY_LIMIT_BYTES: int(1024, 1024 ** 3).default(1_048_576),
+  API_KEY: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(10000),
+  ORT_INTRA_OP_THREADS: int(0, 256).default(1),
+  MC_MAX_RUN_ROWS: int(1, 10_000_000).default(16384),
+  /** Worker threads for large Monte Carlo runs (0 = run everything on the main thread). */
+  MC_WORKERS: int(0, 64).default(Math.max(1, Math.min(4, availableParallelism() - 1))),
+  /** Rows × samples at or above which an MC request goes to a worker. */
+  MC_WORKER_MIN_WORK: int(0, 1_000_000_000).default(20_000),
+  /** Dynamic batching of predict requests: rows per coalesced run (0 = off) and the longest wait. */
+  BATCH_MAX_ROWS: int(0, 1_000_000).default(256),
+  BATCH_MAX_WAIT_US: int(0, 1_000_000).default(500),
+  CORS_ORIGIN: nonEmpty.optional(),
+  RATE_LIMIT_MAX: int(0, 1_000_000_000).default(0),
+  RATE_LIMIT_WINDOW_MS: int(1, 86_400_000).default(60_000),
+});
+
+export type Config = z.output<typeof EnvSchema>;
+
+/** Parse a config from an environment (process.env by default). Empty strings count as unset. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') relevant[key] = v;
+  }
+  const parsed = EnvSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const messages = parsed.error.issues.map((i) => {
+      const key = String(i.path[0]);
+      return `${key}=${JSON.stringify(relevant[key] ?? '')}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${messages.join('; ')}`);
+  }
+  const c = parsed.data;
+  if (c.MC_DEFAULT_SAMPLES > c.MC_MAX_SAMPLES) throw new ConfigError(`invalid configuration: MC_DEFAULT_SAMPLES=${c.MC_DEFAULT_SAMPLES} exceeds MC_MAX_SAMPLES=${c.MC_MAX_SAMPLES}`);
+  return c;
+}

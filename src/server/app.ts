@@ -1,0 +1,180 @@
+/**
+ * buildApp(opts) → a Fastify instance with every route, never listening (tests use app.inject;
+ * server.ts listens). Models are handed to `app.service` by the caller (see loadModelsInto).
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Config } from '../config.js';
+import { loadAll } from '../model/registry.js';
+import { VERSION } from '../version.js';
+import { NotReady, Unauthorized } from './errors.js';
+import { type Metrics, createMetrics } from './metrics.js';
+import { healthRoutes } from './routes/health.js';
+import { v1Routes } from './routes/v1.js';
+import { v2Routes } from './routes/v2.js';
+import { InferenceService } from './service.js';
+import { V2Error } from './v2.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    service: InferenceService;
+    metrics: Metrics;
+  }
+}
+
+export interface AppOptions {
+  config: Config;
+  /** Fastify logger options; false (the default) for tests. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+const REQUEST_ID_RE = /^[\w.:-]{1,128}$/;
+const PUBLIC_PREFIXES = ['/health/', '/v2/health/', '/metrics'];
+
+function isPublic(url: string): boolean {
+  const path = url.split('?')[0]!;
+  return PUBLIC_PREFIXES.some((p) => path === p.replace(/\/$/, '') || path.startsWith(p));
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+interface ZodIssueLike {
+  code?: string;
+  path: PropertyKey[];
+  message: string;
+  errors?: ZodIssueLike[][];
+}
+
+/** zod reports a failed union as one "Invalid input"; follow the branch that got furthest instead. */
+function resolveIssue(issue: ZodIssueLike): { path: PropertyKey[]; message: string } {
+  if (issue.code !== 'invalid_union' || !issue.errors?.length) return issue;
+  const best = issue.errors
+    .flat()
+    .map(resolveIssue)
+    .reduce((a, b) => (b.path.length > a.path.length ? b : a));
+  return { path: [...issue.path, ...best.path], message: best.message };
+}
+
+/** Turn any error into [status, message]; 5xx messages are hidden from the client. */
+function describeError(err: FastifyError | Error): { status: number; message: string; code?: string } {
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = (err as FastifyError).validationContext ?? 'body';
+    const issues = (err as FastifyError).validation!.slice(0, 3).map((v) => {
+      const resolved = resolveIssue({ code: v.keyword, path: v.instancePath.split('/').filter(Boolean), message: v.message ?? 'invalid', ...(v.params as object) });
+      const path = resolved.path.map((p) => (/^\d+$/.test(String(p)) ? `[${String(p)}]` : `.${String(p)}`)).join('');
+      return `${where}${path}: ${resolved.message}`;
+    });
+    return { status: 400, message: issues.join('; '), code: 'FST_ERR_VALIDATION' };
+  }
+  if (err instanceof V2Error) return { status: err.statusCode, message: err.message };
+  const status = (err as FastifyError).statusCode;
+  const code = (err as FastifyError).code;
+  // client errors, and our own 503s (loading, shutting down), carry their message to the client
+  if (typeof status === 'number' && ((status >= 400 && status < 500) || code?.startsWith('DS_'))) return { status, message: err.message, code };
+  return { status: typeof status === 'number' && status >= 500 ? status : 500, message: 'internal server error' };
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  // JSON only: a text/plain body is a 415, not a string that fails validation
+  app.removeContentTypeParser('text/plain');
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const metrics = createMetrics();
+  app.decorate('metrics', metrics);
+  app.decorate('service', new InferenceService(config, metrics));
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    if (config.API_KEY && !isPublic(req.url)) {
+      const auth = req.headers.authorization ?? '';
+      const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+      // constant-time: compare fixed-length digests
+      if (!timingSafeEqual(digest(token), digest(config.API_KEY))) {
+        reply.header('www-authenticate', 'Bearer');
+        throw new Unauthorized();
+      }
+    }
+    if (app.service.state !== 'ready' && !isPublic(req.url)) {
+      throw new NotReady(app.service.state === 'loading' ? 'models are loading; retry shortly' : 'the server is shutting down');
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const { status, message, code } = describeError(err);
+    if (status >= 500) req.log.error({ err, req }, 'request failed');
+    else req.log.info({ statusCode: status, message }, 'client error');
+    if (req.url.startsWith('/v2')) return reply.code(status).send({ error: message });
+    return reply.code(status).send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message, ...(code ? { code } : {}) });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const message = `route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)} not found`;
+    if (req.url.startsWith('/v2')) return reply.code(404).send({ error: message });
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'dropout-serve',
+        version: VERSION,
+        description:
+          'Serve dropout neural networks with Monte Carlo dropout uncertainty. /v1: REST (predict with dropout off, uncertainty with T stochastic passes). /v2: KServe Open Inference Protocol; MC with parameters.mc_samples.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Needed when the server runs with API_KEY' } } },
+      tags: [{ name: 'inference' }, { name: 'models' }, { name: 'v2' }, { name: 'health' }, { name: 'meta' }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  await app.register(healthRoutes);
+  await app.register(v1Routes(config));
+  await app.register(v2Routes(VERSION));
+
+  app.addHook('onClose', async () => {
+    await app.service.close();
+  });
+  return app;
+}
+
+/** Load the configured models into an app's service and log one line per model. */
+export async function loadModelsInto(app: FastifyInstance, config: Config): Promise<void> {
+  const report = await loadAll(
+    { modelsDir: config.MODELS_DIR, modelPath: config.MODEL_PATH, skipInvalid: config.MODELS_SKIP_INVALID },
+    { intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS },
+    (m) =>
+      app.log.info(
+        { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, ms: Math.round(m.loadMs) },
+        'model loaded',
+      ),
+  );
+  for (const f of report.failed) app.log.error({ model: f.source.name, path: f.source.onnx, error: f.error }, 'model skipped (MODELS_SKIP_INVALID)');
+  for (const s of report.skipped) app.log.warn({ reason: s }, 'folder skipped');
+  app.service.setModels(report.models);
+}

@@ -1,0 +1,98 @@
+/** zod schemas of the /v1 and health routes: validator, TypeScript type and OpenAPI at once. */
+import { z } from 'zod';
+import type { Config } from '../../config.js';
+
+export const ErrorBody = z
+  .object({
+    statusCode: z.number().int(),
+    error: z.string(),
+    message: z.string().describe('What is wrong: the field, row and expectation'),
+    code: z.string().optional(),
+  })
+  .describe('Fastify error shape');
+
+export const ModelParams = z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') });
+
+const Row = z
+  .union([
+    z.array(z.number()).describe('Feature values in the order of the model card `features`'),
+    z.record(z.string(), z.number()).describe('Feature values keyed by feature name'),
+  ])
+  .describe('One row');
+
+export const Instances = z.array(Row).min(1).describe('Rows to score (1..MAX_BATCH_ROWS)');
+
+export const PredictBody = z.union([
+  z.object({ instances: Instances }),
+  Instances.describe('A bare array of rows (same as {"instances": [...]})'),
+]);
+
+export function uncertaintyBody(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
+  return z.object({
+    instances: Instances,
+    samples: z
+      .number()
+      .int()
+      .min(1)
+      .max(config.MC_MAX_SAMPLES)
+      .optional()
+      .describe(`Monte Carlo passes T (1..MC_MAX_SAMPLES=${config.MC_MAX_SAMPLES}, default MC_DEFAULT_SAMPLES=${config.MC_DEFAULT_SAMPLES})`),
+    interval: z.number().gt(0).lt(1).optional().describe('Central interval level, 0 < x < 1 (default 0.9)'),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the dropout masks: the same seed gives the same answer'),
+    return_samples: z.boolean().optional().describe('Also return the raw per-sample predictions'),
+  });
+}
+
+const Regression = z.union([z.number(), z.array(z.number())]);
+
+export const ModelEntry = z
+  .looseObject({
+    name: z.string(),
+    task: z.enum(['regression', 'classification']),
+    features: z.array(z.string()),
+    labels: z.array(z.string()).optional(),
+    dropout: z.array(z.number()).describe('Dropout rate of each Dropout node, in graph order'),
+    aleatoric_std: Regression.optional(),
+    inputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
+    outputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
+    mc_available: z.boolean().describe('false when the graph has no Dropout node'),
+  })
+  .describe('The model card plus what the server read from the graph');
+
+export const ModelList = z.object({ models: z.array(ModelEntry) });
+
+export const ClassPrediction = z.object({ label: z.string(), probabilities: z.record(z.string(), z.number()) });
+
+export const PredictResponse = z.object({
+  model: z.string(),
+  predictions: z.array(z.union([Regression, ClassPrediction])).describe('Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}'),
+});
+
+const RegressionUncertainty = z.object({
+  mean: Regression,
+  std: Regression.describe('Total predictive std √(epistemic² + aleatoric²)'),
+  epistemic_std: Regression.describe('Std of the Monte Carlo samples'),
+  aleatoric_std: Regression.describe('Calibrated observation noise from the model card (0 when absent)'),
+  interval: z.object({ level: z.number(), lower: Regression, upper: Regression }).describe('mean ± z·std, z = Φ⁻¹((1+level)/2)'),
+  samples: z.array(Regression).optional(),
+});
+
+const ClassUncertainty = z.object({
+  label: z.string(),
+  probabilities: z.record(z.string(), z.number()).describe('Mean of the per-sample softmax'),
+  entropy: z.number().describe('Entropy of the mean probabilities (nats): total uncertainty'),
+  mutual_information: z.number().describe('Entropy of the mean − mean entropy (nats): epistemic part (BALD)'),
+  variation_ratio: z.number().describe('1 − share of samples voting for the modal label'),
+  samples: z.array(z.array(z.number())).optional(),
+});
+
+export const UncertaintyResponse = z.object({
+  model: z.string(),
+  samples: z.number().int(),
+  interval: z.number().optional(),
+  seed: z.number().int().describe('Seed used (echoes the request, or the one drawn): resend it to reproduce the answer'),
+  predictions: z.array(z.union([RegressionUncertainty, ClassUncertainty])),
+});
+
+export const Live = z.object({ status: z.literal('ok') });
+export const Ready = z.object({ status: z.string(), models: z.array(z.string()) });

@@ -1,0 +1,181 @@
+/**
+ * The served models and what the routes call: limits, error mapping to the catalogue, metrics.
+ * Routes stay a few lines; the numerics live in src/model.
+ */
+import type { Config } from '../config.js';
+import { InputError, NoDropoutError } from '../model/errors.js';
+import type { McStats } from '../model/mc.js';
+import { formatStats, type LoadedModel, type McOptions } from '../model/model.js';
+import { InvalidInput, ModelNotFound, NoDropout, TooLarge } from './errors.js';
+import type { Metrics } from './metrics.js';
+import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputs, predictOutputs, selectOutputs } from './v2.js';
+
+export type ServiceState = 'loading' | 'ready' | 'closing';
+
+/** Runs MC for a model; the default runs it inline, a worker pool may take large jobs (see pool.ts). */
+export type McRunner = (model: LoadedModel, x: Float32Array, rows: number, opts: McOptions) => Promise<{ stats: McStats; seed: number }>;
+/** Runs eval-mode predict for a model; the default runs it inline, a batcher may coalesce requests. */
+export type PredictRunner = (model: LoadedModel, x: Float32Array, rows: number) => Promise<Float32Array>;
+
+export interface UncertaintyRequest {
+  instances: unknown[];
+  samples?: number;
+  interval?: number;
+  seed?: number;
+  return_samples?: boolean;
+}
+
+export interface V2InferRequest {
+  id?: string;
+  parameters?: { mc_samples?: number; seed?: number; interval?: number; [k: string]: unknown };
+  inputs: V2Tensor[];
+  outputs?: { name: string }[];
+}
+
+function mapCoreError(err: unknown): never {
+  if (err instanceof InputError) throw new InvalidInput(err.message);
+  if (err instanceof NoDropoutError) throw new NoDropout(err.message);
+  throw err;
+}
+
+export class InferenceService {
+  state: ServiceState = 'loading';
+  private models = new Map<string, LoadedModel>();
+  mcRunner: McRunner = (m, x, rows, opts) => m.mc(x, rows, opts);
+  predictRunner: PredictRunner = (m, x, rows) => m.predictRaw(x, rows);
+
+  constructor(
+    readonly config: Config,
+    private readonly metrics: Metrics,
+  ) {}
+
+  setModels(models: Map<string, LoadedModel>): void {
+    this.models = models;
+    this.metrics.modelsLoaded.set(models.size);
+    this.state = 'ready';
+  }
+
+  names(): string[] {
+    return [...this.models.keys()];
+  }
+
+  list(): LoadedModel[] {
+    return [...this.models.values()];
+  }
+
+  get(name: string): LoadedModel {
+    const m = this.models.get(name);
+    if (!m) throw new ModelNotFound(name.length > 100 ? `${name.slice(0, 100)}…` : name, this.names().join(', ') || 'none');
+    return m;
+  }
+
+  private checkRows(rows: number, field = 'instances'): void {
+    const max = this.config.MAX_BATCH_ROWS;
+    if (rows > max) throw new TooLarge(`${field}: ${rows} rows exceed MAX_BATCH_ROWS=${max}`);
+  }
+
+  private checkWork(rows: number, samples: number): void {
+    const max = this.config.MC_MAX_WORK;
+    if (rows * samples > max) throw new TooLarge(`rows × samples = ${rows} × ${samples} = ${rows * samples} exceeds MC_MAX_WORK=${max}; send fewer rows or samples`);
+  }
+
+  private async timed<T>(model: string, mode: 'predict' | 'mc', rows: number, fn: () => Promise<T>): Promise<T> {
+    const end = this.metrics.inferenceDuration.startTimer({ model, mode });
+    try {
+      return await fn();
+    } finally {
+      end();
+      this.metrics.rows.inc({ model, mode }, rows);
+    }
+  }
+
+  async predict(name: string, instances: unknown[]): Promise<{ model: string; predictions: unknown[] }> {
+    const m = this.get(name);
+    this.checkRows(instances.length);
+    try {
+      const { data, rows } = m.rows(instances);
+      const raw = await this.timed(name, 'predict', rows, () => this.predictRunner(m, data, rows));
+      return { model: name, predictions: m.formatPredictions(raw, rows) };
+    } catch (err) {
+      return mapCoreError(err);
+    }
+  }
+
+  async uncertainty(name: string, req: UncertaintyRequest): Promise<Record<string, unknown>> {
+    const m = this.get(name);
+    if (!m.mcAvailable) throw new NoDropout(new NoDropoutError(name).message);
+    const samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
+    const interval = req.interval ?? 0.9;
+    this.checkRows(req.instances.length);
+    this.checkWork(req.instances.length, samples);
+    try {
+      const { data, rows } = m.rows(req.instances);
+      this.metrics.mcSamples.observe({ model: name }, samples);
+      const { stats, seed } = await this.timed(name, 'mc', rows, () =>
+        this.mcRunner(m, data, rows, { samples, interval, seed: req.seed, returnSamples: req.return_samples }),
+      );
+      return {
+        model: name,
+        samples,
+        ...(m.task === 'regression' ? { interval } : {}),
+        seed,
+        predictions: formatStats(stats, m.labels, !!req.return_samples),
+      };
+    } catch (err) {
+      return mapCoreError(err);
+    }
+  }
+
+  async v2Infer(name: string, req: V2InferRequest): Promise<{ model_name: string; model_version: string; id?: string; parameters?: Record<string, unknown>; outputs: V2Output[] }> {
+    const m = this.get(name);
+    const { data, rows } = inputRows(m, req.inputs, this.config.MAX_BATCH_ROWS);
+    const p = req.parameters ?? {};
+    let outputs: V2Output[];
+    let parameters: Record<string, unknown> | undefined;
+    if (p.mc_samples !== undefined) {
+      if (!m.mcAvailable) throw new V2Error(new NoDropoutError(name).message, 422);
+      const samples = p.mc_samples;
+      if (samples > this.config.MC_MAX_SAMPLES) throw new V2Error(`parameters.mc_samples: ${samples} exceeds MC_MAX_SAMPLES=${this.config.MC_MAX_SAMPLES}`);
+      if (rows * samples > this.config.MC_MAX_WORK) throw new V2Error(`rows × mc_samples = ${rows} × ${samples} = ${rows * samples} exceeds MC_MAX_WORK=${this.config.MC_MAX_WORK}`, 413);
+      this.metrics.mcSamples.observe({ model: name }, samples);
+      const interval = p.interval ?? 0.9;
+      const { stats, seed } = await this.timed(name, 'mc', rows, () => this.mcRunner(m, data, rows, { samples, interval, seed: p.seed }));
+      outputs = mcOutputs(stats);
+      parameters = { mc_samples: samples, seed, ...(m.task === 'regression' ? { interval } : {}) };
+    } else {
+      const raw = await this.timed(name, 'predict', rows, () => this.predictRunner(m, data, rows));
+      outputs = predictOutputs(m, raw, rows);
+    }
+    return { model_name: name, model_version: '1', ...(req.id !== undefined ? { id: req.id } : {}), ...(parameters ? { parameters } : {}), outputs: selectOutputs(outputs, req.outputs) };
+  }
+
+  /** V2 model metadata; a version other than "1" is unknown (404). */
+  v2Metadata(name: string, version?: string): { name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string; datatype: string; shape: number[] }[]; parameters: Record<string, unknown> } {
+    const m = this.get(name);
+    if (version !== undefined && version !== '1') throw new V2Error(`model "${name}" has no version "${version}" (versions: 1)`, 404);
+    const K = m.outputSize;
+    const outputs = [{ name: m.outputName, datatype: 'FP32', shape: m.outputIsVector ? [-1] : [-1, K] }];
+    if (m.task === 'classification' && m.outputName !== 'probabilities') outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, K] });
+    return {
+      name,
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: m.info.input.name, datatype: 'FP32', shape: [-1, m.features.length] }],
+      outputs,
+      parameters: {
+        task: m.task,
+        features: m.features,
+        ...(m.task === 'classification' ? { labels: m.labels } : {}),
+        mc_available: m.mcAvailable,
+        mc_outputs: m.task === 'regression' ? ['mean', 'std', 'epistemic_std', 'lower', 'upper'] : ['probabilities', 'entropy', 'mutual_information', 'variation_ratio'],
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closing';
+    const models = this.list();
+    this.models = new Map();
+    await Promise.all(models.map((m) => m.close()));
+  }
+}

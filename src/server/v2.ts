@@ -1,0 +1,134 @@
+/**
+ * KServe Open Inference Protocol (V2) tensors ↔ model rows.
+ * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
+ * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
+ */
+import type { LoadedModel } from '../model/model.js';
+import type { McStats } from '../model/mc.js';
+
+export class V2Error extends Error {
+  constructor(
+    message: string,
+    readonly statusCode = 400,
+  ) {
+    super(message);
+  }
+}
+
+export interface V2Tensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown;
+  parameters?: Record<string, unknown>;
+}
+
+export interface V2Output {
+  name: string;
+  shape: number[];
+  datatype: 'FP32';
+  data: number[];
+}
+
+const FLOAT_TYPES = new Set(['FP32', 'FP64', 'FP16']);
+const KNOWN_TYPES = new Set(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES']);
+const INT_TYPES = new Set(['UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64']);
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Flatten `data` (flat or nested) checking it against `shape`; returns row-major values. */
+function flatten(data: unknown, shape: number[], where: string): unknown[] {
+  if (!Array.isArray(data)) throw new V2Error(`${where}.data: expected an array, got ${data === null ? 'null' : typeof data}`);
+  const total = shape.reduce((a, b) => a * b, 1);
+  if (data.length === total && !data.some(Array.isArray)) return data;
+  // nested: every level must match the shape
+  const out: unknown[] = [];
+  const walk = (v: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(v)) throw new V2Error(`${where}.data${path}: nested deeper than shape [${shape.join(', ')}]`);
+      out.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw new V2Error(`${where}.data${path}: expected ${shape[depth]} elements at depth ${depth} for shape [${shape.join(', ')}], got ${Array.isArray(v) ? v.length : typeof v}`);
+    }
+    v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
+  };
+  if (data.some(Array.isArray)) walk(data, 0, '');
+  else throw new V2Error(`${where}: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${total}`);
+  return out;
+}
+
+/** The request's single input tensor as a float32 matrix (rows × features). */
+export function inputRows(model: LoadedModel, inputs: V2Tensor[], maxRows: number): { data: Float32Array; rows: number } {
+  if (inputs.length !== 1) throw new V2Error(`inputs: the model takes exactly 1 input tensor ("${model.info.input.name}"), got ${inputs.length}`);
+  const t = inputs[0]!;
+  const where = `inputs[0] ("${t.name}")`;
+  if (t.name !== model.info.input.name) throw new V2Error(`inputs[0].name: unknown input "${t.name}"; the model's input is "${model.info.input.name}"`);
+  if (!KNOWN_TYPES.has(t.datatype)) throw new V2Error(`${where}.datatype: unknown datatype "${t.datatype}"`);
+  if (!FLOAT_TYPES.has(t.datatype) && !INT_TYPES.has(t.datatype)) throw new V2Error(`${where}.datatype: ${t.datatype} is not supported; send FP32 (FP64 and integer types are converted)`);
+  const f = model.features.length;
+  const shape = t.shape;
+  if (shape.length === 1 && shape[0] === f) shape.unshift(1); // a single row sent as [F]
+  if (shape.length !== 2 || shape[1] !== f) throw new V2Error(`${where}.shape: expected [rows, ${f}], got [${shape.join(', ')}]`);
+  const rows = shape[0]!;
+  if (rows < 1) throw new V2Error(`${where}.shape: the batch dimension must be at least 1`);
+  if (rows > maxRows) throw new V2Error(`${where}: ${rows} rows exceed MAX_BATCH_ROWS=${maxRows}`, 413);
+  const values = flatten(t.data, shape, where);
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new V2Error(`${where}.data[${i}]: expected a finite number, got ${v === null ? 'null' : typeof v === 'string' ? 'a string' : String(v)}`);
+    if (Math.abs(v) > FLOAT32_MAX) throw new V2Error(`${where}.data[${i}]: ${v} is outside the float32 range`);
+    if (INT_TYPES.has(t.datatype) && !Number.isInteger(v)) throw new V2Error(`${where}.data[${i}]: ${v} is not an integer (datatype ${t.datatype})`);
+    out[i] = v;
+  }
+  return { data: out, rows };
+}
+
+const f32 = (a: ArrayLike<number>): number[] => Array.from(a, (v) => Math.fround(v));
+
+function tensor(name: string, shape: number[], data: ArrayLike<number>): V2Output {
+  return { name, shape, datatype: 'FP32', data: f32(data) };
+}
+
+/** Outputs of a predict (eval-mode) infer: the model's output tensor (+ probabilities for classifiers). */
+export function predictOutputs(model: LoadedModel, raw: Float32Array, rows: number): V2Output[] {
+  const K = model.outputSize;
+  const outs = [tensor(model.outputName, model.outputIsVector ? [rows] : [rows, K], raw)];
+  if (model.task === 'classification') {
+    const preds = model.formatPredictions(raw, rows) as { probabilities: Record<string, number> }[];
+    const probs = preds.flatMap((p) => model.labels.map((l) => p.probabilities[l]!));
+    if (model.outputName !== 'probabilities') outs.push(tensor('probabilities', [rows, K], probs));
+  }
+  return outs;
+}
+
+/** Outputs of an MC infer: mean/std (+ epistemic_std, lower, upper) or probabilities/entropy/MI. */
+export function mcOutputs(stats: McStats): V2Output[] {
+  if (stats.kind === 'regression') {
+    const shape = [stats.rows, stats.outputs];
+    return [
+      tensor('mean', shape, stats.mean),
+      tensor('std', shape, stats.std),
+      tensor('epistemic_std', shape, stats.epistemicStd),
+      tensor('lower', shape, stats.lower),
+      tensor('upper', shape, stats.upper),
+    ];
+  }
+  return [
+    tensor('probabilities', [stats.rows, stats.classes], stats.probabilities),
+    tensor('entropy', [stats.rows], stats.entropy),
+    tensor('mutual_information', [stats.rows], stats.mutualInformation),
+    tensor('variation_ratio', [stats.rows], stats.variationRatio),
+  ];
+}
+
+/** Keep only the requested outputs (the request's `outputs` list), in the requested order. */
+export function selectOutputs(all: V2Output[], requested: { name: string }[] | undefined): V2Output[] {
+  if (!requested || requested.length === 0) return all;
+  return requested.map((r, i) => {
+    const o = all.find((x) => x.name === r.name);
+    if (!o) throw new V2Error(`outputs[${i}].name: unknown output "${r.name}" (available: ${all.map((x) => x.name).join(', ')})`);
+    return o;
+  });
+}

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { describe, expect, it } from 'vitest';
+import { generateOpenApi, generateOpenApiObject } from '../../src/server/openapi.js';
+import { DIABETES_ROW, testApp } from '../helpers/app.js';
+
+describe('OpenAPI', () => {
+  it('the committed openapi/openapi.json is what the code generates (run `npm run openapi` after changing a schema)', async () => {
+    expect(readFileSync('openapi/openapi.json', 'utf8')).toBe(await generateOpenApi());
+  });
+  it('is a valid OpenAPI 3.0 document with every route', async () => {
+    const doc = await generateOpenApiObject();
+    const res = await new Validator().validate(doc as Parameters<Validator["validate"]>[0]);
+    expect(res.errors).toBeUndefined();
+    expect(res.valid).toBe(true);
+    expect(Object.keys(doc.paths as object)).toEqual(
+      expect.arrayContaining(['/v1/models', '/v1/models/{name}', '/v1/models/{name}/predict', '/v1/models/{name}/uncertainty', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/health/ready', '/metrics']),
+    );
+  });
+  it('/openapi.json serves it and /docs serves the Swagger UI', async () => {
+    const { app } = await testApp();
+    const spec = await app.inject('/openapi.json');
+    expect(spec.json()).toEqual(JSON.parse(readFileSync('openapi/openapi.json', 'utf8')));
+    const docs = await app.inject('/docs/');
+    expect(docs.statusCode).toBe(200);
+    expect(docs.body).toContain('swagger-ui');
+    await app.close();
+  });
+});
+
+describe('API_KEY bearer auth', () => {
+  it('off by default; when set, every route but health and metrics needs the token', async () => {
+    const open = (await testApp()).app;
+    expect((await open.inject('/v1/models')).statusCode).toBe(200);
+    await open.close();
+    const key = 'a-long-enough-secret-key';
+    const { app } = await testApp({ API_KEY: key });
+    for (const url of ['/v1/models', '/v1/models/diabetes', '/v2/models/diabetes', '/v2', '/openapi.json', '/docs/']) {
+      const r = await app.inject(url);
+      expect(r.statusCode, url).toBe(401);
+      expect(r.headers['www-authenticate']).toBe('Bearer');
+    }
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} });
+    expect(v2.json()).toEqual({ error: 'missing or invalid bearer token (Authorization: Bearer <API_KEY>)' });
+    expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}x` } })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v1/models', headers: { authorization: key } })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}` } })).statusCode).toBe(200);
+    for (const url of ['/health/live', '/health/ready', '/metrics', '/v2/health/live', '/v2/health/ready']) {
+      expect((await app.inject(url)).statusCode, url).toBe(200);
+    }
+    await app.close();
+  });
+});
+
+describe('a real port', () => {
+  it('listens and answers fetch', async () => {
+    const { app } = await testApp();
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    const r = await fetch(`${address}/v1/models/diabetes/uncertainty`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ instances: [DIABETES_ROW], samples: 50, seed: 1 }),
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-request-id')).toBeTruthy();
+    const body = (await r.json()) as { predictions: { epistemic_std: number }[] };
+    expect(body.predictions[0]!.epistemic_std).toBeGreaterThan(0);
+    await app.close();
+  });
+  it('close drains an in-flight request, then refuses new ones and releases the models', async () => {
+    const { app } = await testApp({ MC_MAX_WORK: '100000000', MC_MAX_SAMPLES: '1000000' });
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    const slow = fetch(`${address}/v1/models/wine/uncertainty`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', connection: 'close' },
+      body: JSON.stringify({ instances: Array(64).fill([13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700]), samples: 20000 }),
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    app.service.state = 'closing';
+    const closing = app.close();
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { predictions: unknown[] }).predictions).toHaveLength(64);
+    await closing;
+    expect(app.service.list()).toHaveLength(0);
+    await expect(fetch(`${address}/health/live`)).rejects.toThrow();
+  });
+});
