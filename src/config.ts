@@ -42,6 +42,8 @@ const EnvSchema = z.object({
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(10000),
   ORT_INTRA_OP_THREADS: int(0, 256).default(1),
   MC_MAX_RUN_ROWS: int(1, 10_000_000).default(16384),
+  /** Run the layers before the first dropout once per row, not once per sample. */
+  MC_SHARED_PREFIX: bool.default(true),
   /** Worker threads for large Monte Carlo runs (0 = run everything on the main thread). */
   MC_WORKERS: int(0, 64).default(Math.max(1, Math.min(4, availableParallelism() - 1))),
   /** Rows × samples at or above which an MC request goes to a worker. */

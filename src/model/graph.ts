@@ -223,12 +223,21 @@ export const maskInputName = (k: number): string => `dropout_serve.mask.${k}`;
  * The MC graph: the k-th Dropout becomes Mul(x, dropout_serve.mask.k); the mask inputs are float32 of
  * the dropout's input shape (batch first).
  */
-export function maskGraph(model: Model, info: GraphInfo): Uint8Array {
+function maskModel(model: Model, info: GraphInfo): Model {
   const m = cloneModel(model);
   const g = m.graph!;
   let k = 0;
+  let d = 0;
   for (const n of g.node) {
     if (n.op_type === 'Dropout' && (!n.domain || n.domain === 'ai.onnx')) {
+      if (info.dropouts[d++]!.ratio === 0) {
+        // a rate-0 dropout is the identity in both modes: no mask
+        n.op_type = 'Identity';
+        n.input = n.input.slice(0, 1);
+        n.output = n.output.slice(0, 1);
+        n.attribute = [];
+        continue;
+      }
       n.op_type = 'Mul';
       n.input = [n.input[0]!, maskInputName(k)];
       n.output = n.output.slice(0, 1);
@@ -239,7 +248,58 @@ export function maskGraph(model: Model, info: GraphInfo): Uint8Array {
   }
   freezeBatchNorm(g);
   dropControlInputs(g, info.controlInputs);
-  return encodeModel(m);
+  return m;
+}
+
+export function maskGraph(model: Model, info: GraphInfo): Uint8Array {
+  return encodeModel(maskModel(model, info));
+}
+
+export interface SplitGraphs {
+  /** Deterministic part: every node before the first dropout; outputs the boundary tensors. */
+  prefix: Uint8Array;
+  /** The rest, with the boundary tensors and the masks as inputs. */
+  suffix: Uint8Array;
+  /** Tensors passed from prefix to suffix (each [batch, ...], tiled T times between the two). */
+  boundary: string[];
+}
+
+/**
+ * Split the MC graph at the first dropout (the "shared prefix"): everything before it is the same for
+ * every Monte Carlo sample, so it runs once on the N rows and only its outputs are tiled T times for
+ * the suffix. Nodes are in topological order (ONNX requires it), so the nodes before the first Dropout
+ * depend on no mask. Constant nodes the suffix needs are copied into it. Returns null when there is
+ * nothing to share (the first dropout acts on the input itself).
+ */
+export function splitMaskGraph(model: Model, info: GraphInfo): SplitGraphs | null {
+  if (!info.dropouts.some((d) => d.ratio > 0)) return null;
+  const masked = maskModel(model, info);
+  const g = masked.graph!;
+  const first = g.node.findIndex((n) => n.op_type === 'Mul' && n.input[1] === maskInputName(0));
+  const prefixNodes = g.node.slice(0, first);
+  const suffixNodes = g.node.slice(first);
+  const produced = new Map<string, Node>();
+  for (const n of prefixNodes) for (const o of n.output) if (o) produced.set(o, n);
+  const suffixConstants: Node[] = [];
+  const boundary: string[] = [];
+  const need = new Set<string>([...suffixNodes.flatMap((n) => n.input), ...g.output.map((o) => o.name)]);
+  for (const t of need) {
+    const src = produced.get(t);
+    if (!src) continue;
+    if (src.op_type === 'Constant') suffixConstants.push(src);
+    else boundary.push(t);
+  }
+  // a suffix that reads the raw input too (a skip connection from it) is left unsplit
+  if (boundary.length === 0 || need.has(info.input.name) || prefixNodes.every((n) => n.op_type === 'Constant')) return null;
+  const floatInfo = (name: string): ValueInfo => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } });
+  const prefix = cloneModel(masked);
+  prefix.graph!.node = prefixNodes;
+  prefix.graph!.input = g.input.filter((i) => !i.name.startsWith('dropout_serve.mask.'));
+  prefix.graph!.output = boundary.map(floatInfo);
+  const suffix = cloneModel(masked);
+  suffix.graph!.node = [...new Set(suffixConstants)].concat(suffixNodes);
+  suffix.graph!.input = [...g.input.filter((i) => i.name.startsWith('dropout_serve.mask.')), ...boundary.map(floatInfo)];
+  return { prefix: encodeModel(prefix), suffix: encodeModel(suffix), boundary };
 }
 
 /** An eval graph that also outputs the inputs of every Dropout (to learn their per-row shapes). */

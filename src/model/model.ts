@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { Rng, randomSeed } from '../util/rng.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
-import { type GraphInfo, ModelFormatError, evalGraph, inspect, maskGraph, maskInputName, probeGraph } from './graph.js';
+import { type GraphInfo, ModelFormatError, evalGraph, inspect, maskGraph, maskInputName, probeGraph, splitMaskGraph } from './graph.js';
 import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { toMatrix } from './rows.js';
@@ -28,9 +28,26 @@ export type Card = z.infer<typeof CardSchema>;
 export interface RuntimeOptions extends SessionOptions {
   /** Largest batch (tiled rows) of one MC run; larger work is split into chunks of samples. */
   maxRunRows: number;
+  /** Run the layers before the first dropout once per row instead of once per sample (see graph.ts). */
+  sharedPrefix: boolean;
 }
 
-export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 16384 };
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 16384, sharedPrefix: true };
+
+/** The two sessions of the shared-prefix split. */
+interface SplitSessions {
+  prefix: OrtSession;
+  suffix: OrtSession;
+  boundary: string[];
+}
+
+/** A per-row tensor that is tiled T times for the stochastic run. */
+interface TileSource {
+  name: string;
+  data: Float32Array;
+  rowDims: number[];
+  rowSize: number;
+}
 
 export interface McOptions {
   samples: number;
@@ -67,6 +84,7 @@ export class LoadedModel {
     private readonly masks: MaskSpec[],
     private readonly evalSession: OrtSession,
     private readonly mcSession: OrtSession | null,
+    private readonly split: SplitSessions | null,
     private readonly opts: RuntimeOptions,
     readonly loadMs: number,
   ) {}
@@ -111,8 +129,11 @@ export class LoadedModel {
     const featureCount = card.features?.length ?? graphF;
     if (featureCount === null) fail(`the feature dimension of input "${info.input.name}" is not fixed and no model.json lists the features`);
     const features = card.features ?? Array.from({ length: featureCount! }, (_, j) => `x${j}`);
-    if (card.dropout && (card.dropout.length !== info.dropouts.length || card.dropout.some((p, k) => Math.abs(p - info.dropouts[k]!.ratio) > 1e-6))) {
-      fail(`the card's dropout rates [${card.dropout.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
+    // rate-0 layers need no Dropout node, so only the live rates are compared
+    const cardLive = card.dropout?.filter((p) => p > 0);
+    const graphLive = info.dropouts.map((d) => d.ratio).filter((p) => p > 0);
+    if (cardLive && (cardLive.length !== graphLive.length || cardLive.some((p, k) => Math.abs(p - graphLive[k]!) > 1e-6))) {
+      fail(`the card's dropout rates [${card.dropout!.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
     }
     const outputName = card.output ?? info.outputs[0]!.name;
     if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')}`);
@@ -143,12 +164,15 @@ export class LoadedModel {
       if (outDims[0] !== 2 || outDims.length > 2) fail(`output "${outputName}" has shape [${outDims.join(', ')}] for 2 rows; [batch] or [batch, outputs] is required`);
       const outputIsVector = outDims.length === 1;
       const outputSize = outputIsVector ? 1 : outDims[1]!;
-      const masks: MaskSpec[] = info.dropouts.map((d, k) => {
-        const dims = probeOut[d.input]!.dims;
-        if (dims[0] !== 2) fail(`Dropout ${d.name}: its input "${d.input}" does not have the batch as first dimension ([${dims.join(', ')}] for 2 rows)`);
-        const rowDims = dims.slice(1);
-        return { input: maskInputName(k), rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1), ratio: d.ratio };
-      });
+      // masks for the live dropouts (rate > 0), in graph order, as graph.ts numbers them
+      const masks: MaskSpec[] = info.dropouts
+        .filter((d) => d.ratio > 0)
+        .map((d, k) => {
+          const dims = probeOut[d.input]!.dims;
+          if (dims[0] !== 2) fail(`Dropout ${d.name}: its input "${d.input}" does not have the batch as first dimension ([${dims.join(', ')}] for 2 rows)`);
+          const rowDims = dims.slice(1);
+          return { input: maskInputName(k), rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1), ratio: d.ratio };
+        });
 
       const task = card.task ?? (card.labels ? 'classification' : 'regression');
       let labels: string[] = [];
@@ -162,8 +186,24 @@ export class LoadedModel {
       const logits = card.output_kind ? card.output_kind === 'logits' : true;
 
       const evalSession = await create('eval', evalGraph(model, info));
-      const mcSession = info.dropouts.length ? await create('Monte Carlo', maskGraph(model, info)) : null;
-      const loaded = new LoadedModel(name, onnxPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, opts, 0);
+      const mcSession = masks.length ? await create('Monte Carlo', maskGraph(model, info)) : null;
+      let split: SplitSessions | null = null;
+      const graphs = opts.sharedPrefix ? splitMaskGraph(model, info) : null;
+      if (graphs) {
+        // a split that onnxruntime rejects, or whose boundary is not [batch, ...] float32, is skipped:
+        // the unsplit graph serves instead
+        try {
+          const prefix = await createSession(graphs.prefix, opts);
+          sessions.push(prefix);
+          const suffix = await createSession(graphs.suffix, opts);
+          sessions.push(suffix);
+          const out = await prefix.run({ [info.input.name]: zeros }, graphs.boundary);
+          if (graphs.boundary.every((b) => out[b]!.dims[0] === 2)) split = { prefix, suffix, boundary: graphs.boundary };
+        } catch {
+          split = null;
+        }
+      }
+      const loaded = new LoadedModel(name, onnxPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, split, opts, 0);
       await loaded.selfCheck();
       (loaded as { loadMs: number }).loadMs = performance.now() - started;
       return loaded;
@@ -173,7 +213,10 @@ export class LoadedModel {
     }
   }
 
-  /** The MC graph with every mask = 1 must reproduce the eval graph: proves the rewrite is sound. */
+  /**
+   * The MC graph (split and unsplit) with every mask = 1 must reproduce the eval graph: proves the
+   * rewrites are sound before the model is served.
+   */
   private async selfCheck(): Promise<void> {
     if (!this.mcSession) return;
     const f = this.features.length;
@@ -182,14 +225,62 @@ export class LoadedModel {
     const rng = new Rng(12345);
     for (let i = 0; i < x.length; i++) x[i] = rng.normal();
     const evalOut = await this.runEval(x, rows);
-    const feeds: Record<string, { data: Float32Array; dims: number[] }> = { [this.info.input.name]: { data: x, dims: [rows, f] } };
-    for (const m of this.masks) feeds[m.input] = { data: new Float32Array(rows * m.rowSize).fill(1), dims: [rows, ...m.rowDims] };
-    const mcOut = (await this.mcSession.run(feeds, [this.outputName]))[this.outputName]!.data;
-    for (let i = 0; i < evalOut.length; i++) {
-      if (!(Math.abs(evalOut[i]! - mcOut[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
-        throw new ModelLoadError(this.file, `self-check failed: the Monte Carlo graph with dropout masks of 1 gives ${mcOut[i]} where the eval graph gives ${evalOut[i]}`);
+    for (const useSplit of this.split ? [false, true] : [false]) {
+      const mcOut = await this.stochasticRun(x, rows, 1, (buf) => buf.fill(1), useSplit);
+      for (let i = 0; i < evalOut.length; i++) {
+        if (!(Math.abs(evalOut[i]! - mcOut[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
+          throw new ModelLoadError(this.file, `self-check failed: the ${useSplit ? 'split ' : ''}Monte Carlo graph with dropout masks of 1 gives ${mcOut[i]} where the eval graph gives ${evalOut[i]}`);
+        }
       }
     }
+  }
+
+  /** Whether MC runs the shared prefix once per row (see graph.ts splitMaskGraph). */
+  get sharedPrefix(): boolean {
+    return this.split !== null;
+  }
+
+  /** Run `samples` stochastic passes of `rows` rows in one batch; fillMask writes each dropout's mask. */
+  private async stochasticRun(x: Float32Array, rows: number, samples: number, fillMask: (buf: Float32Array, ratio: number) => void, useSplit: boolean): Promise<Float32Array> {
+    const sources = await this.tileSources(x, rows, useSplit);
+    const bufs = this.allocRun(sources, this.masks, samples, rows);
+    return this.runChunk(sources, bufs, samples, rows, fillMask, useSplit);
+  }
+
+  /** What gets tiled: the input rows, or the prefix's outputs computed once on them. */
+  private async tileSources(x: Float32Array, rows: number, useSplit: boolean): Promise<TileSource[]> {
+    const f = this.features.length;
+    if (!useSplit || !this.split) return [{ name: this.info.input.name, data: x.subarray(0, rows * f), rowDims: [f], rowSize: f }];
+    const out = await this.split.prefix.run({ [this.info.input.name]: { data: x.subarray(0, rows * f), dims: [rows, f] } }, this.split.boundary);
+    return this.split.boundary.map((name) => {
+      const rowDims = out[name]!.dims.slice(1);
+      return { name, data: out[name]!.data, rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1) };
+    });
+  }
+
+  /** Tiled copies of every source (perRun × rows) and one mask buffer per dropout. */
+  private allocRun(sources: TileSource[], masks: MaskSpec[], perRun: number, rows: number): { tiled: Float32Array[]; masks: Float32Array[] } {
+    const tiled = sources.map((src) => {
+      const buf = new Float32Array(perRun * rows * src.rowSize);
+      for (let t = 0; t < perRun; t++) buf.set(src.data, t * rows * src.rowSize);
+      return buf;
+    });
+    return { tiled, masks: masks.map((m) => new Float32Array(perRun * rows * m.rowSize)) };
+  }
+
+  private async runChunk(sources: TileSource[], bufs: { tiled: Float32Array[]; masks: Float32Array[] }, s: number, rows: number, fillMask: (buf: Float32Array, ratio: number) => void, useSplit: boolean): Promise<Float32Array> {
+    const batch = s * rows;
+    const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
+    sources.forEach((src, j) => {
+      feeds[src.name] = { data: bufs.tiled[j]!.subarray(0, batch * src.rowSize), dims: [batch, ...src.rowDims] };
+    });
+    this.masks.forEach((m, k) => {
+      const buf = bufs.masks[k]!.subarray(0, batch * m.rowSize);
+      fillMask(buf, m.ratio);
+      feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
+    });
+    const session = useSplit && this.split ? this.split.suffix : this.mcSession!;
+    return (await session.run(feeds, [this.outputName]))[this.outputName]!.data;
   }
 
   private async runEval(x: Float32Array, rows: number): Promise<Float32Array> {
@@ -242,27 +333,17 @@ export class LoadedModel {
     const seed = opts.seed ?? randomSeed();
     const rng = new Rng(seed);
     const T = opts.samples;
-    const f = this.features.length;
     const K = this.outputSize;
     const acc = this.task === 'regression' ? new RegressionAccumulator(rows, K, T, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, T, !!opts.returnSamples, this.logits);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
-    // one tiled input and one mask buffer per dropout, reused by every chunk
-    const tiled = new Float32Array(perRun * rows * f);
-    for (let t = 0; t < perRun; t++) tiled.set(x.subarray(0, rows * f), t * rows * f);
-    const maskBufs = this.masks.map((m) => new Float32Array(perRun * rows * m.rowSize));
+    const useSplit = this.split !== null;
+    // the tiled inputs and one mask buffer per dropout are allocated once and reused by every chunk
+    const sources = await this.tileSources(x, rows, useSplit);
+    const bufs = this.allocRun(sources, this.masks, perRun, rows);
+    const fill = (buf: Float32Array, ratio: number): void => void rng.fillDropoutMask(buf, ratio);
     for (let done = 0; done < T; ) {
       const s = Math.min(perRun, T - done);
-      const batch = s * rows;
-      const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
-        [this.info.input.name]: { data: tiled.subarray(0, batch * f), dims: [batch, f] },
-      };
-      this.masks.forEach((m, k) => {
-        const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
-        rng.fillDropoutMask(buf, m.ratio);
-        feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
-      });
-      const out = (await this.mcSession.run(feeds, [this.outputName]))[this.outputName]!.data;
-      acc.add(out, s);
+      acc.add(await this.runChunk(sources, bufs, s, rows, fill, useSplit), s);
       done += s;
     }
     const stats = acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
@@ -289,13 +370,14 @@ export class LoadedModel {
       inputs: [{ name: this.info.input.name, datatype: 'FP32', shape: [-1, this.features.length] }],
       outputs: [{ name: this.outputName, datatype: 'FP32', shape: this.outputIsVector ? [-1] : [-1, this.outputSize] }],
       mc_available: this.mcAvailable,
+      shared_prefix: this.sharedPrefix,
       opset: this.info.opset,
       producer: this.info.producer,
     };
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.evalSession.release(), this.mcSession?.release()]);
+    await Promise.all([this.evalSession.release(), this.mcSession?.release(), this.split?.prefix.release(), this.split?.suffix.release()]);
   }
 }
 

@@ -167,10 +167,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 export async function loadModelsInto(app: FastifyInstance, config: Config): Promise<void> {
   const report = await loadAll(
     { modelsDir: config.MODELS_DIR, modelPath: config.MODEL_PATH, skipInvalid: config.MODELS_SKIP_INVALID },
-    { intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS },
+    { intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS, sharedPrefix: config.MC_SHARED_PREFIX },
     (m) =>
       app.log.info(
-        { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, ms: Math.round(m.loadMs) },
+        { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, shared_prefix: m.sharedPrefix, ms: Math.round(m.loadMs) },
         'model loaded',
       ),
   );

@@ -79,6 +79,10 @@ export function buildOnnxModel(m: TrainedModel, metadata: Record<string, string>
       nodes.push(node('Mul', [linOut, `${act}.cdf2`], [`${act}.x_cdf2`], `hidden.${l}/gelu/mul`));
       nodes.push(node('Mul', [`${act}.x_cdf2`, 'gelu.half'], [act], `hidden.${l}/gelu/half`));
     }
+    if (spec.dropout[l] === 0) {
+      prev = act; // no dropout on this layer: no node (as PyTorch without an nn.Dropout)
+      return;
+    }
     const ratio = `dropout.${l}.ratio`;
     inits.push(floatTensor(ratio, [], [spec.dropout[l]!]));
     const out = `hidden.${l}.dropout`;
@@ -107,7 +111,10 @@ export function buildOnnxModel(m: TrainedModel, metadata: Record<string, string>
       name: 'dropout_mlp',
       node: nodes,
       initializer: inits,
-      input: [tensorValueInfo(INPUT_NAME, DataType.FLOAT, ['batch', spec.inputs]), tensorValueInfo(TRAINING_MODE_NAME, DataType.BOOL, [])],
+      input: [
+        tensorValueInfo(INPUT_NAME, DataType.FLOAT, ['batch', spec.inputs]),
+        ...(nodes.some((n) => n.op_type === 'Dropout') ? [tensorValueInfo(TRAINING_MODE_NAME, DataType.BOOL, [])] : []),
+      ],
       output: outputs,
     },
     metadata_props: Object.entries(metadata).map(([key, value]) => ({ key, value })),

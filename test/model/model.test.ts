@@ -83,7 +83,7 @@ describe('Monte Carlo dropout statistics', () => {
     expect(Math.abs(s.mean[0]! - one.mean[0]!)).toBeLessThan((5 * one.epistemicStd[0]!) / Math.sqrt(3000));
     expect(Math.abs(s.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     // a small maxRunRows splits T into many runs: same distribution
-    const chunked = await LoadedModel.load('chunked', join(dir, 'single.onnx'), null, { intraOpThreads: 1, maxRunRows: 7 });
+    const chunked = await LoadedModel.load('chunked', join(dir, 'single.onnx'), null, { intraOpThreads: 1, maxRunRows: 7, sharedPrefix: true });
     const c = (await chunked.mc(row0, 1, { samples: 3000, interval: 0.9, seed: 3 })).stats as RegressionStats;
     expect(Math.abs(c.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     await chunked.close();
