@@ -69,6 +69,7 @@ export class LoadedModel {
   private constructor(
     readonly name: string,
     readonly file: string,
+    readonly cardPath: string | null,
     readonly card: Card,
     readonly info: GraphInfo,
     readonly task: 'regression' | 'classification',
@@ -203,7 +204,7 @@ export class LoadedModel {
           split = null;
         }
       }
-      const loaded = new LoadedModel(name, onnxPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, split, opts, 0);
+      const loaded = new LoadedModel(name, onnxPath, cardPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, split, opts, 0);
       await loaded.selfCheck();
       (loaded as { loadMs: number }).loadMs = performance.now() - started;
       return loaded;

@@ -9,6 +9,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config.js';
+import type { RuntimeOptions } from '../model/model.js';
+import { McPool } from '../model/pool.js';
 import { loadAll } from '../model/registry.js';
 import { VERSION } from '../version.js';
 import { NotReady, Unauthorized } from './errors.js';
@@ -163,11 +165,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
+export function runtimeOptions(config: Config): RuntimeOptions {
+  return { intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS, sharedPrefix: config.MC_SHARED_PREFIX };
+}
+
 /** Load the configured models into an app's service and log one line per model. */
 export async function loadModelsInto(app: FastifyInstance, config: Config): Promise<void> {
   const report = await loadAll(
     { modelsDir: config.MODELS_DIR, modelPath: config.MODEL_PATH, skipInvalid: config.MODELS_SKIP_INVALID },
-    { intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS, sharedPrefix: config.MC_SHARED_PREFIX },
+    runtimeOptions(config),
     (m) =>
       app.log.info(
         { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, shared_prefix: m.sharedPrefix, ms: Math.round(m.loadMs) },
@@ -176,5 +182,22 @@ export async function loadModelsInto(app: FastifyInstance, config: Config): Prom
   );
   for (const f of report.failed) app.log.error({ model: f.source.name, path: f.source.onnx, error: f.error }, 'model skipped (MODELS_SKIP_INVALID)');
   for (const s of report.skipped) app.log.warn({ reason: s }, 'folder skipped');
-  app.service.setModels(report.models);
+  let pool: McPool | null = null;
+  const mcModels = [...report.models.values()].filter((m) => m.mcAvailable);
+  if (config.MC_WORKERS > 0 && mcModels.length > 0) {
+    pool = new McPool(
+      mcModels.map((m) => ({ name: m.name, onnx: m.file, card: m.cardPath })),
+      runtimeOptions(config),
+      config.MC_WORKERS,
+    );
+    try {
+      await pool.ready();
+    } catch (err) {
+      await pool.close();
+      await Promise.all([...report.models.values()].map((m) => m.close()));
+      throw err;
+    }
+    app.log.info({ threads: config.MC_WORKERS, min_work: config.MC_WORKER_MIN_WORK }, 'MC worker pool ready');
+  }
+  app.service.setModels(report.models, pool);
 }

@@ -4,7 +4,9 @@
  */
 import type { Config } from '../config.js';
 import { InputError, NoDropoutError } from '../model/errors.js';
+import { PredictBatcher } from '../model/batcher.js';
 import type { McStats } from '../model/mc.js';
+import type { McPool } from '../model/pool.js';
 import { formatStats, type LoadedModel, type McOptions } from '../model/model.js';
 import { InvalidInput, ModelNotFound, NoDropout, TooLarge } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -41,6 +43,7 @@ function mapCoreError(err: unknown): never {
 export class InferenceService {
   state: ServiceState = 'loading';
   private models = new Map<string, LoadedModel>();
+  private pool: McPool | null = null;
   mcRunner: McRunner = (m, x, rows, opts) => m.mc(x, rows, opts);
   predictRunner: PredictRunner = (m, x, rows) => m.predictRaw(x, rows);
 
@@ -49,8 +52,29 @@ export class InferenceService {
     private readonly metrics: Metrics,
   ) {}
 
-  setModels(models: Map<string, LoadedModel>): void {
+  /**
+   * Serve these models. With a pool, MC work of at least MC_WORKER_MIN_WORK rows × samples runs on a
+   * worker thread (smaller work is faster inline: no hand-off); with BATCH_MAX_ROWS > 0 concurrent
+   * predict requests are coalesced per model.
+   */
+  setModels(models: Map<string, LoadedModel>, pool: McPool | null = null): void {
     this.models = models;
+    this.pool = pool;
+    const minWork = this.config.MC_WORKER_MIN_WORK;
+    this.mcRunner = pool
+      ? (m, x, rows, opts) => (rows * opts.samples >= minWork ? pool.run(m.name, x, rows, opts) : m.mc(x, rows, opts))
+      : (m, x, rows, opts) => m.mc(x, rows, opts);
+    if (this.config.BATCH_MAX_ROWS > 0) {
+      const batchers = new Map(
+        [...models.values()].map((m) => [
+          m.name,
+          new PredictBatcher((x, rows) => m.predictRaw(x, rows), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (rows) =>
+            this.metrics.batchSize.observe({ model: m.name }, rows),
+          ),
+        ]),
+      );
+      this.predictRunner = (m, x, rows) => batchers.get(m.name)!.predict(x, rows);
+    } else this.predictRunner = (m, x, rows) => m.predictRaw(x, rows);
     this.metrics.modelsLoaded.set(models.size);
     this.state = 'ready';
   }
@@ -176,6 +200,8 @@ export class InferenceService {
     this.state = 'closing';
     const models = this.list();
     this.models = new Map();
+    await this.pool?.close();
+    this.pool = null;
     await Promise.all(models.map((m) => m.close()));
   }
 }

@@ -1,0 +1,89 @@
+/**
+ * Dynamic batching of predict requests (like Triton's max_queue_delay_microseconds): concurrent
+ * requests for one model are concatenated into one eval run, and the output is split back per request.
+ * A batch is flushed when it holds maxRows rows or when maxWaitUs has passed since its first request
+ * (below 1 ms the wait is "until the end of this event-loop turn": requests that arrived together).
+ * If a coalesced run fails, each request is retried alone, so one bad request never fails its neighbours.
+ */
+export interface BatchRunner {
+  (x: Float32Array, rows: number): Promise<Float32Array>;
+}
+
+interface Pending {
+  x: Float32Array;
+  rows: number;
+  resolve: (out: Float32Array) => void;
+  reject: (err: unknown) => void;
+}
+
+export class PredictBatcher {
+  private queue: Pending[] = [];
+  private queuedRows = 0;
+  private timer: { cancel: () => void } | null = null;
+
+  constructor(
+    private readonly run: BatchRunner,
+    /** Values per input row and per output row. */
+    private readonly inputWidth: number,
+    private readonly outputWidth: number,
+    private readonly maxRows: number,
+    private readonly maxWaitUs: number,
+    private readonly onBatch?: (rows: number) => void,
+  ) {}
+
+  predict(x: Float32Array, rows: number): Promise<Float32Array> {
+    if (rows >= this.maxRows) return this.run(x, rows);
+    return new Promise((resolve, reject) => {
+      if (this.queuedRows + rows > this.maxRows) this.flush();
+      this.queue.push({ x, rows, resolve, reject });
+      this.queuedRows += rows;
+      if (this.queuedRows >= this.maxRows) this.flush();
+      else if (!this.timer) {
+        if (this.maxWaitUs < 1000) {
+          const h = setImmediate(() => this.flush());
+          this.timer = { cancel: () => clearImmediate(h) };
+        } else {
+          const h = setTimeout(() => this.flush(), Math.round(this.maxWaitUs / 1000));
+          this.timer = { cancel: () => clearTimeout(h) };
+        }
+      }
+    });
+  }
+
+  private flush(): void {
+    this.timer?.cancel();
+    this.timer = null;
+    const batch = this.queue;
+    const rows = this.queuedRows;
+    this.queue = [];
+    this.queuedRows = 0;
+    if (batch.length === 0) return;
+    void this.execute(batch, rows);
+  }
+
+  private async execute(batch: Pending[], rows: number): Promise<void> {
+    this.onBatch?.(rows);
+    if (batch.length === 1) {
+      const p = batch[0]!;
+      return this.run(p.x, p.rows).then(p.resolve, p.reject);
+    }
+    const x = new Float32Array(rows * this.inputWidth);
+    let off = 0;
+    for (const p of batch) {
+      x.set(p.x.subarray(0, p.rows * this.inputWidth), off * this.inputWidth);
+      off += p.rows;
+    }
+    let out: Float32Array;
+    try {
+      out = await this.run(x, rows);
+    } catch {
+      for (const p of batch) this.run(p.x, p.rows).then(p.resolve, p.reject);
+      return;
+    }
+    off = 0;
+    for (const p of batch) {
+      p.resolve(out.slice(off * this.outputWidth, (off + p.rows) * this.outputWidth));
+      off += p.rows;
+    }
+  }
+}
