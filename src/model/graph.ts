@@ -7,9 +7,10 @@
  * even in training mode), the runtime builds two graphs at load time:
  *  - eval graph: every Dropout becomes Identity (predict, dropout off);
  *  - MC graph: every Dropout becomes Mul(x, mask_k), with `mask_k` a new graph input holding the
- *    inverted-dropout multipliers (0 or 1/(1−p)). Masks are drawn in JS from a seeded generator, so a
- *    request's `seed` reproduces its answer exactly, across calls and restarts (ORT's Dropout `seed`
- *    attribute is fixed per session, not per run).
+ *    inverted-dropout multipliers (0 or 1/(1−p)), and the input rows are repeated T times inside the
+ *    graph (Tile). Masks are drawn in JS from a seeded generator, so a request's `seed` reproduces its
+ *    answer exactly, across calls and restarts (ORT's Dropout `seed` attribute is fixed per session,
+ *    not per run), and they measured faster than onnxruntime's own Dropout kernel.
  * In both, BatchNormalization exported in training mode is set back to inference mode (running
  * statistics), unlike PyTorch's model.train() which would switch both.
  */
@@ -218,64 +219,82 @@ export function evalGraph(model: Model, info: GraphInfo): Uint8Array {
 }
 
 export const maskInputName = (k: number): string => `dropout_serve.mask.${k}`;
+export const repeatsInputName = (j: number): string => `dropout_serve.repeats.${j}`;
+
+const isDropout = (n: Node): boolean => n.op_type === 'Dropout' && (!n.domain || n.domain === 'ai.onnx');
 
 /**
- * The MC graph: the k-th Dropout becomes Mul(x, dropout_serve.mask.k); the mask inputs are float32 of
- * the dropout's input shape (batch first).
+ * The graph for Monte Carlo passes: the k-th live Dropout becomes Mul(x, dropout_serve.mask.k), a
+ * float32 input of the dropout's input shape (batch first) holding 0 or 1/(1−p), drawn in JS from a
+ * seeded generator, so a request's seed reproduces its answer. Rate-0 dropouts become Identity. Node
+ * order and count are unchanged.
  */
-function maskModel(model: Model, info: GraphInfo): Model {
+function maskedModel(model: Model, info: GraphInfo): Model {
   const m = cloneModel(model);
   const g = m.graph!;
   let k = 0;
   let d = 0;
   for (const n of g.node) {
-    if (n.op_type === 'Dropout' && (!n.domain || n.domain === 'ai.onnx')) {
-      if (info.dropouts[d++]!.ratio === 0) {
-        // a rate-0 dropout is the identity in both modes: no mask
-        n.op_type = 'Identity';
-        n.input = n.input.slice(0, 1);
-        n.output = n.output.slice(0, 1);
-        n.attribute = [];
-        continue;
-      }
-      n.op_type = 'Mul';
-      n.input = [n.input[0]!, maskInputName(k)];
-      n.output = n.output.slice(0, 1);
-      n.attribute = [];
-      g.input.push({ name: maskInputName(k), type: { tensor_type: { elem_type: DataType.FLOAT } } });
-      k++;
-    }
+    if (!isDropout(n)) continue;
+    const live = info.dropouts[d++]!.ratio > 0;
+    n.op_type = live ? 'Mul' : 'Identity';
+    n.input = live ? [n.input[0]!, maskInputName(k)] : n.input.slice(0, 1);
+    n.output = n.output.slice(0, 1);
+    n.attribute = [];
+    if (live) g.input.push({ name: maskInputName(k++), type: { tensor_type: { elem_type: DataType.FLOAT } } });
   }
   freezeBatchNorm(g);
   dropControlInputs(g, info.controlInputs);
   return m;
 }
 
-export function maskGraph(model: Model, info: GraphInfo): Uint8Array {
-  return encodeModel(maskModel(model, info));
+/**
+ * Feed the per-row tensors once and let the graph repeat them: each source S (a graph input of N rows)
+ * goes through Tile(S, dropout_serve.repeats.j) with repeats [T, 1, …], giving T·N rows in
+ * sample-major order (row t·N + i is sample t of row i). onnxruntime copies in C++; tiling in JS cost
+ * more than the network itself for small models.
+ */
+function withTiling(m: Model, sources: string[]): Model {
+  const g = m.graph!;
+  const tiled = new Map(sources.map((s) => [s, `${s}.dropout_serve_tiled`]));
+  for (const n of g.node) n.input = n.input.map((i) => tiled.get(i) ?? i);
+  const tileNodes: Node[] = sources.map((s, j) => ({ op_type: 'Tile', input: [s, repeatsInputName(j)], output: [tiled.get(s)!], name: `dropout_serve/tile.${j}` }));
+  g.node = [...tileNodes, ...g.node];
+  sources.forEach((_, j) => g.input.push({ name: repeatsInputName(j), type: { tensor_type: { elem_type: DataType.INT64, shape: { dim: [{ dim_param: 'rank' }] } } } }));
+  return m;
+}
+
+/** The MC graph on the input rows: repeats them T times (Tile), dropouts as mask inputs. */
+export function mcGraph(model: Model, info: GraphInfo): Uint8Array {
+  return encodeModel(withTiling(maskedModel(model, info), [info.input.name]));
 }
 
 export interface SplitGraphs {
-  /** Deterministic part: every node before the first dropout; outputs the boundary tensors. */
+  /** Deterministic part: every node before the first live dropout; outputs the boundary tensors. */
   prefix: Uint8Array;
-  /** The rest, with the boundary tensors and the masks as inputs. */
+  /** The rest: the boundary tensors (repeated T times inside) and the masks as inputs. */
   suffix: Uint8Array;
-  /** Tensors passed from prefix to suffix (each [batch, ...], tiled T times between the two). */
+  /** Tensors passed from prefix to suffix (each [batch, ...]). */
   boundary: string[];
+  /** Multiply-adds per row in the prefix (weights of its Gemm/MatMul/Conv nodes): what a split saves per extra sample. */
+  prefixMacsPerRow: number;
 }
 
 /**
- * Split the MC graph at the first dropout (the "shared prefix"): everything before it is the same for
- * every Monte Carlo sample, so it runs once on the N rows and only its outputs are tiled T times for
- * the suffix. Nodes are in topological order (ONNX requires it), so the nodes before the first Dropout
- * depend on no mask. Constant nodes the suffix needs are copied into it. Returns null when there is
- * nothing to share (the first dropout acts on the input itself).
+ * Split the MC graph at the first live dropout (the "shared prefix"): everything before it is the same
+ * for every Monte Carlo sample, so it runs once on the N rows and only its outputs are repeated T times
+ * for the suffix. Nodes are in topological order (ONNX requires it), so the nodes before the first
+ * dropout depend on no mask. Constant nodes the suffix needs are copied into it. Returns null when
+ * there is nothing to share (the first dropout acts on the input itself, or the suffix also reads the
+ * raw input).
  */
-export function splitMaskGraph(model: Model, info: GraphInfo): SplitGraphs | null {
-  if (!info.dropouts.some((d) => d.ratio > 0)) return null;
-  const masked = maskModel(model, info);
-  const g = masked.graph!;
-  const first = g.node.findIndex((n) => n.op_type === 'Mul' && n.input[1] === maskInputName(0));
+export function splitMcGraph(model: Model, info: GraphInfo): SplitGraphs | null {
+  const liveIdx = info.dropouts.findIndex((d) => d.ratio > 0);
+  if (liveIdx < 0) return null;
+  let seen = -1;
+  const first = model.graph!.node.findIndex((n) => isDropout(n) && ++seen === liveIdx);
+  const m = maskedModel(model, info);
+  const g = m.graph!;
   const prefixNodes = g.node.slice(0, first);
   const suffixNodes = g.node.slice(first);
   const produced = new Map<string, Node>();
@@ -289,17 +308,21 @@ export function splitMaskGraph(model: Model, info: GraphInfo): SplitGraphs | nul
     if (src.op_type === 'Constant') suffixConstants.push(src);
     else boundary.push(t);
   }
-  // a suffix that reads the raw input too (a skip connection from it) is left unsplit
   if (boundary.length === 0 || need.has(info.input.name) || prefixNodes.every((n) => n.op_type === 'Constant')) return null;
   const floatInfo = (name: string): ValueInfo => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } });
-  const prefix = cloneModel(masked);
+  const prefix = cloneModel(m);
   prefix.graph!.node = prefixNodes;
   prefix.graph!.input = g.input.filter((i) => !i.name.startsWith('dropout_serve.mask.'));
   prefix.graph!.output = boundary.map(floatInfo);
-  const suffix = cloneModel(masked);
+  const suffix = cloneModel(m);
   suffix.graph!.node = [...new Set(suffixConstants)].concat(suffixNodes);
   suffix.graph!.input = [...g.input.filter((i) => i.name.startsWith('dropout_serve.mask.')), ...boundary.map(floatInfo)];
-  return { prefix: encodeModel(prefix), suffix: encodeModel(suffix), boundary };
+  withTiling(suffix, boundary);
+  const weightSize = new Map((model.graph!.initializer ?? []).map((t) => [t.name ?? '', (t.dims ?? []).reduce<number>((a, dim) => a * toNumber(dim), 1)]));
+  const prefixMacsPerRow = prefixNodes
+    .filter((n) => n.op_type === 'Gemm' || n.op_type === 'MatMul' || n.op_type === 'Conv')
+    .reduce((sum, n) => sum + (weightSize.get(n.input[1] ?? '') ?? 0), 0);
+  return { prefix: encodeModel(prefix), suffix: encodeModel(suffix), boundary, prefixMacsPerRow };
 }
 
 /** An eval graph that also outputs the inputs of every Dropout (to learn their per-row shapes). */

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { Rng, randomSeed } from '../util/rng.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
-import { type GraphInfo, ModelFormatError, evalGraph, inspect, maskGraph, maskInputName, probeGraph, splitMaskGraph } from './graph.js';
+import { type GraphInfo, ModelFormatError, evalGraph, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, splitMcGraph } from './graph.js';
 import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { toMatrix } from './rows.js';
@@ -30,15 +30,22 @@ export interface RuntimeOptions extends SessionOptions {
   maxRunRows: number;
   /** Run the layers before the first dropout once per row instead of once per sample (see graph.ts). */
   sharedPrefix: boolean;
+  /**
+   * A split costs one more session.run (≈ 10 µs); it is used for a request only when the prefix work it
+   * saves, (T − 1) × rows × prefix multiply-adds per row, is at least this (measured with the bench:
+   * 10→50 prefix at T=100 on 1 row, 50k MACs, is faster unsplit; 64→256→256→256, 15M, is 3× faster split).
+   */
+  sharedPrefixMinMacs: number;
 }
 
-export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 16384, sharedPrefix: true };
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 16384, sharedPrefix: true, sharedPrefixMinMacs: 1_000_000 };
 
-/** The two sessions of the shared-prefix split. */
+/** The sessions of the shared-prefix split. */
 interface SplitSessions {
   prefix: OrtSession;
   suffix: OrtSession;
   boundary: string[];
+  prefixMacsPerRow: number;
 }
 
 /** A per-row tensor that is tiled T times for the stochastic run. */
@@ -140,6 +147,15 @@ export class LoadedModel {
     if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')}`);
 
     const sessions: OrtSession[] = [];
+    const tryCreate = async (graph: () => Uint8Array): Promise<OrtSession | null> => {
+      try {
+        const s = await createSession(graph(), opts);
+        sessions.push(s);
+        return s;
+      } catch {
+        return null;
+      }
+    };
     const create = async (what: string, graphBytes: Uint8Array): Promise<OrtSession> => {
       try {
         const s = await createSession(graphBytes, opts);
@@ -187,21 +203,20 @@ export class LoadedModel {
       const logits = card.output_kind ? card.output_kind === 'logits' : true;
 
       const evalSession = await create('eval', evalGraph(model, info));
-      const mcSession = masks.length ? await create('Monte Carlo', maskGraph(model, info)) : null;
+      let mcSession: OrtSession | null = null;
       let split: SplitSessions | null = null;
-      const graphs = opts.sharedPrefix ? splitMaskGraph(model, info) : null;
-      if (graphs) {
-        // a split that onnxruntime rejects, or whose boundary is not [batch, ...] float32, is skipped:
-        // the unsplit graph serves instead
-        try {
-          const prefix = await createSession(graphs.prefix, opts);
-          sessions.push(prefix);
-          const suffix = await createSession(graphs.suffix, opts);
-          sessions.push(suffix);
-          const out = await prefix.run({ [info.input.name]: zeros }, graphs.boundary);
-          if (graphs.boundary.every((b) => out[b]!.dims[0] === 2)) split = { prefix, suffix, boundary: graphs.boundary };
-        } catch {
-          split = null;
+      if (masks.length) {
+        mcSession = await create('Monte Carlo', mcGraph(model, info));
+        const graphs = opts.sharedPrefix ? splitMcGraph(model, info) : null;
+        if (graphs) {
+          // a split that onnxruntime rejects, or whose boundary is not [batch, ...] float32, is skipped:
+          // the unsplit graph serves instead
+          const prefix = await tryCreate(() => graphs.prefix);
+          const suffix = await tryCreate(() => graphs.suffix);
+          if (prefix && suffix) {
+            const out = await prefix.run({ [info.input.name]: zeros }, graphs.boundary).catch(() => null);
+            if (out && graphs.boundary.every((b) => out[b]!.dims[0] === 2)) split = { prefix, suffix, boundary: graphs.boundary, prefixMacsPerRow: graphs.prefixMacsPerRow };
+          }
         }
       }
       const loaded = new LoadedModel(name, onnxPath, cardPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, split, opts, 0);
@@ -215,8 +230,8 @@ export class LoadedModel {
   }
 
   /**
-   * The MC graph (split and unsplit) with every mask = 1 must reproduce the eval graph: proves the
-   * rewrites are sound before the model is served.
+   * Before a model is served, the MC graphs (split and unsplit) with every mask = 1 must reproduce the
+   * eval graph: proves the rewrites are sound.
    */
   private async selfCheck(): Promise<void> {
     if (!this.mcSession) return;
@@ -227,28 +242,23 @@ export class LoadedModel {
     for (let i = 0; i < x.length; i++) x[i] = rng.normal();
     const evalOut = await this.runEval(x, rows);
     for (const useSplit of this.split ? [false, true] : [false]) {
-      const mcOut = await this.stochasticRun(x, rows, 1, (buf) => buf.fill(1), useSplit);
+      const sources = await this.tileSources(x, rows, useSplit);
+      const ones = this.masks.map((m) => new Float32Array(rows * m.rowSize));
+      const out = await this.runChunk(sources, ones, 1, rows, (buf) => buf.fill(1), useSplit);
       for (let i = 0; i < evalOut.length; i++) {
-        if (!(Math.abs(evalOut[i]! - mcOut[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
-          throw new ModelLoadError(this.file, `self-check failed: the ${useSplit ? 'split ' : ''}Monte Carlo graph with dropout masks of 1 gives ${mcOut[i]} where the eval graph gives ${evalOut[i]}`);
+        if (!(Math.abs(evalOut[i]! - out[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
+          throw new ModelLoadError(this.file, `self-check failed: the ${useSplit ? 'split ' : ''}Monte Carlo graph with dropout masks of 1 gives ${out[i]} where the eval graph gives ${evalOut[i]}`);
         }
       }
     }
   }
 
-  /** Whether MC runs the shared prefix once per row (see graph.ts splitMaskGraph). */
+  /** Whether MC runs the shared prefix once per row (see graph.ts splitMcGraph). */
   get sharedPrefix(): boolean {
     return this.split !== null;
   }
 
-  /** Run `samples` stochastic passes of `rows` rows in one batch; fillMask writes each dropout's mask. */
-  private async stochasticRun(x: Float32Array, rows: number, samples: number, fillMask: (buf: Float32Array, ratio: number) => void, useSplit: boolean): Promise<Float32Array> {
-    const sources = await this.tileSources(x, rows, useSplit);
-    const bufs = this.allocRun(sources, this.masks, samples, rows);
-    return this.runChunk(sources, bufs, samples, rows, fillMask, useSplit);
-  }
-
-  /** What gets tiled: the input rows, or the prefix's outputs computed once on them. */
+  /** What the graph tiles: the input rows, or the prefix's outputs computed once on them. */
   private async tileSources(x: Float32Array, rows: number, useSplit: boolean): Promise<TileSource[]> {
     const f = this.features.length;
     if (!useSplit || !this.split) return [{ name: this.info.input.name, data: x.subarray(0, rows * f), rowDims: [f], rowSize: f }];
@@ -259,24 +269,25 @@ export class LoadedModel {
     });
   }
 
-  /** Tiled copies of every source (perRun × rows) and one mask buffer per dropout. */
-  private allocRun(sources: TileSource[], masks: MaskSpec[], perRun: number, rows: number): { tiled: Float32Array[]; masks: Float32Array[] } {
-    const tiled = sources.map((src) => {
-      const buf = new Float32Array(perRun * rows * src.rowSize);
-      for (let t = 0; t < perRun; t++) buf.set(src.data, t * rows * src.rowSize);
-      return buf;
-    });
-    return { tiled, masks: masks.map((m) => new Float32Array(perRun * rows * m.rowSize)) };
-  }
-
-  private async runChunk(sources: TileSource[], bufs: { tiled: Float32Array[]; masks: Float32Array[] }, s: number, rows: number, fillMask: (buf: Float32Array, ratio: number) => void, useSplit: boolean): Promise<Float32Array> {
+  /** One run of s samples: the sources go in once with repeats [s, 1, …]; masks cover all s·rows rows. */
+  private async runChunk(
+    sources: TileSource[],
+    maskBufs: Float32Array[],
+    s: number,
+    rows: number,
+    fillMask: (buf: Float32Array, ratio: number) => void,
+    useSplit: boolean,
+  ): Promise<Float32Array> {
     const batch = s * rows;
-    const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
+    const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {};
     sources.forEach((src, j) => {
-      feeds[src.name] = { data: bufs.tiled[j]!.subarray(0, batch * src.rowSize), dims: [batch, ...src.rowDims] };
+      feeds[src.name] = { data: src.data, dims: [rows, ...src.rowDims] };
+      const repeats = new BigInt64Array(1 + src.rowDims.length).fill(1n);
+      repeats[0] = BigInt(s);
+      feeds[repeatsInputName(j)] = { data: repeats, dims: [repeats.length] };
     });
     this.masks.forEach((m, k) => {
-      const buf = bufs.masks[k]!.subarray(0, batch * m.rowSize);
+      const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
       fillMask(buf, m.ratio);
       feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
     });
@@ -324,27 +335,30 @@ export class LoadedModel {
 
   /**
    * Monte Carlo dropout on validated rows: T samples with dropout on, in as few runs as possible (the
-   * rows are tiled s times into one batch of s·N rows, s chosen so a run stays ≤ maxRunRows rows).
-   * Masks come from a generator seeded with `seed` (fresh randomness when absent); the seed used is
-   * returned so any answer can be reproduced.
+   * rows, or the shared prefix's outputs, are tiled s times into one batch of s·N rows, s chosen so a
+   * run stays ≤ maxRunRows rows).
+   * The masks come from a generator seeded with `seed` (a fresh random seed when absent): the same seed
+   * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
+   * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
    */
   async mc(x: Float32Array, rows: number, opts: McOptions): Promise<{ stats: McStats; seed: number }> {
     if (!this.mcSession) throw new NoDropoutError(this.name);
     if (!(opts.interval > 0 && opts.interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${opts.interval}`);
+    const T = opts.samples;
+    const useSplit = this.split !== null && (T - 1) * rows * this.split.prefixMacsPerRow >= this.opts.sharedPrefixMinMacs;
     const seed = opts.seed ?? randomSeed();
     const rng = new Rng(seed);
-    const T = opts.samples;
     const K = this.outputSize;
     const acc = this.task === 'regression' ? new RegressionAccumulator(rows, K, T, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, T, !!opts.returnSamples, this.logits);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
-    const useSplit = this.split !== null;
-    // the tiled inputs and one mask buffer per dropout are allocated once and reused by every chunk
+    // the tiled inputs and the mask buffers are allocated once and reused by every chunk
     const sources = await this.tileSources(x, rows, useSplit);
-    const bufs = this.allocRun(sources, this.masks, perRun, rows);
+    // mask buffers are allocated once and reused by every chunk
+    const maskBufs = this.masks.map((m) => new Float32Array(perRun * rows * m.rowSize));
     const fill = (buf: Float32Array, ratio: number): void => void rng.fillDropoutMask(buf, ratio);
     for (let done = 0; done < T; ) {
       const s = Math.min(perRun, T - done);
-      acc.add(await this.runChunk(sources, bufs, s, rows, fill, useSplit), s);
+      acc.add(await this.runChunk(sources, maskBufs, s, rows, fill, useSplit), s);
       done += s;
     }
     const stats = acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
@@ -378,7 +392,8 @@ export class LoadedModel {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.evalSession.release(), this.mcSession?.release(), this.split?.prefix.release(), this.split?.suffix.release()]);
+    const all = [this.evalSession, this.mcSession, this.split?.prefix, this.split?.suffix];
+    await Promise.all(all.filter((s): s is OrtSession => !!s).map((s) => s.release()));
   }
 }
 

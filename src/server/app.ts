@@ -9,7 +9,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config.js';
-import type { RuntimeOptions } from '../model/model.js';
+import { DEFAULT_RUNTIME_OPTIONS, type RuntimeOptions } from '../model/model.js';
 import { McPool } from '../model/pool.js';
 import { loadAll } from '../model/registry.js';
 import { VERSION } from '../version.js';
@@ -166,7 +166,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 }
 
 export function runtimeOptions(config: Config): RuntimeOptions {
-  return { intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS, sharedPrefix: config.MC_SHARED_PREFIX };
+  return { ...DEFAULT_RUNTIME_OPTIONS, intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS, sharedPrefix: config.MC_SHARED_PREFIX };
 }
 
 /** Load the configured models into an app's service and log one line per model. */

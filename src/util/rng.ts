@@ -83,15 +83,38 @@ export class Rng {
   }
 
   /**
-   * Fill `out` with inverted-dropout multipliers: 0 with probability p, 1/(1-p) otherwise
-   * (torch.nn.Dropout semantics). A unit is dropped when a uniform draw is below p.
+   * Fill `out` with inverted-dropout multipliers (torch.nn.Dropout semantics): 0 with probability p,
+   * 1/(1−p) otherwise. Each 32-bit draw decides two units, one per 16-bit half, so p is resolved to
+   * 2^-16: the drop probability is round(p·65536)/65536 (|error| ≤ 7.7e-6) and the keep scale is
+   * 1/(1 − that), so every unit's expectation is exactly its input. Masks are the main cost of a
+   * Monte Carlo request (one decision per unit per sample); this loop is branch-free (the sign of
+   * half − threshold) because a data-dependent branch mispredicts half the time and tripled the cost.
    */
   fillDropoutMask(out: Float32Array, p: number): Float32Array {
-    if (p <= 0) return out.fill(1);
-    if (p >= 1) return out.fill(0);
-    const keep = 1 / (1 - p);
-    const threshold = p * 4294967296;
-    for (let i = 0; i < out.length; i++) out[i] = this.nextU32() < threshold ? 0 : keep;
+    const threshold = Math.round(p * 65536);
+    if (threshold <= 0) return out.fill(1);
+    if (threshold >= 65536) return out.fill(0);
+    const keep = 65536 / (65536 - threshold);
+    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    const n = out.length;
+    for (let i = 0; i < n; i += 2) {
+      // xoshiro128** inlined on local state
+      const m = Math.imul(s1, 5);
+      const r = Math.imul((m << 7) | (m >>> 25), 9);
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[i] = keep * ((((r >>> 16) - threshold) >>> 31) ^ 1);
+      if (i + 1 < n) out[i + 1] = keep * ((((r & 0xffff) - threshold) >>> 31) ^ 1);
+    }
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
     return out;
   }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, ModelLoadError, NoDropoutError } from '../../src/model/errors.js';
 import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
-import { LoadedModel } from '../../src/model/model.js';
+import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
 import { DataType } from '../../src/onnx/proto.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
@@ -31,9 +31,12 @@ describe('Monte Carlo dropout statistics', () => {
   });
   afterAll(() => loaded.close());
 
-  it('one dropout before the last linear layer: mean and epistemic std match the closed form (T = 4000)', async () => {
+  it.each([
+    ['seed 11', 11],
+    ['no seed', undefined],
+  ])('one dropout before the last linear layer, %s: mean and epistemic std match the closed form (T = 4000)', async (_kind, seed) => {
     const T = 4000;
-    const { stats } = await loaded.mc(row0, 1, { samples: T, interval: 0.9, seed: 11 });
+    const { stats } = await loaded.mc(row0, 1, { samples: T, interval: 0.9, seed });
     const s = stats as RegressionStats;
     // closed form from the weights: E = eval output, Var = Σ_j w_j² h_j² p/(1−p) (× y_std²)
     const xs = standardise(Float64Array.from(row0), 1, 10, single.xMean, single.xStd);
@@ -68,7 +71,7 @@ describe('Monte Carlo dropout statistics', () => {
     expect(mean(a)).not.toBe(mean(c));
     expect(mean(d)).not.toBe(mean(e));
     expect(a.seed).toBe(5);
-    expect(Number.isInteger(d.seed)).toBe(true);
+    expect(Number.isInteger(d.seed)).toBe(true); // the fresh seed is returned, so the answer can be reproduced
     // a seed survives a restart: a fresh load of the same file answers the same
     const again = await LoadedModel.load('single', join(dir, 'single.onnx'), null);
     expect(mean(await again.mc(row0, 1, { samples: 50, interval: 0.9, seed: 5 }))).toBe(mean(a));
@@ -83,7 +86,7 @@ describe('Monte Carlo dropout statistics', () => {
     expect(Math.abs(s.mean[0]! - one.mean[0]!)).toBeLessThan((5 * one.epistemicStd[0]!) / Math.sqrt(3000));
     expect(Math.abs(s.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     // a small maxRunRows splits T into many runs: same distribution
-    const chunked = await LoadedModel.load('chunked', join(dir, 'single.onnx'), null, { intraOpThreads: 1, maxRunRows: 7, sharedPrefix: true });
+    const chunked = await LoadedModel.load('chunked', join(dir, 'single.onnx'), null, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 7 });
     const c = (await chunked.mc(row0, 1, { samples: 3000, interval: 0.9, seed: 3 })).stats as RegressionStats;
     expect(Math.abs(c.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     await chunked.close();
@@ -105,10 +108,12 @@ describe('Monte Carlo dropout statistics', () => {
     const two = train(diabetes, { ...opts, hidden: [24, 16], dropout: [0.5, 0.2], activation: 'tanh' });
     const m = await loadTrained('two', two);
     const T = 6000;
-    const ort = (await m.mc(row0, 1, { samples: T, interval: 0.9, seed: 9 })).stats as RegressionStats;
     const ts = mcRegression(two, standardise(Float64Array.from(row0), 1, 10, two.xMean, two.xStd), 1, T, 4242);
-    expect(Math.abs(ort.mean[0]! - ts.mean[0]!)).toBeLessThan((5 * ts.std[0]!) / Math.sqrt(T));
-    expect(Math.abs(ort.epistemicStd[0]! / ts.std[0]! - 1)).toBeLessThan(0.05);
+    for (const seed of [9, undefined]) {
+      const ort = (await m.mc(row0, 1, { samples: T, interval: 0.9, seed })).stats as RegressionStats;
+      expect(Math.abs(ort.mean[0]! - ts.mean[0]!)).toBeLessThan((5 * ts.std[0]!) / Math.sqrt(T));
+      expect(Math.abs(ort.epistemicStd[0]! / ts.std[0]! - 1)).toBeLessThan(0.05);
+    }
     // only the first dropout live: a clearly smaller spread, so a dropped layer would be caught
     const firstOnly = { ...two, spec: { ...two.spec, dropout: [0.5, 0] } };
     const partial = mcRegression({ ...firstOnly, net: { ...two.net, spec: firstOnly.spec } }, standardise(Float64Array.from(row0), 1, 10, two.xMean, two.xStd), 1, T, 1);
@@ -173,13 +178,15 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
         await expect(m.uncertainty(expected.inputs, { samples: 10, interval: 0.9 })).rejects.toThrow(NoDropoutError);
       } else {
         const x = Float32Array.from(expected.inputs[0]!);
-        const s = (await m.mc(x, 1, { samples: 20000, interval: 0.9, seed: 3 })).stats as RegressionStats;
         const ref = file.includes('bn') ? { mean: [expected.bn_mc_row0.mean], std: [expected.bn_mc_row0.std] } : expected.net_mc_row0;
-        for (let k = 0; k < s.outputs; k++) {
-          // torch's own MC estimate (20000 samples, dropout only in training mode) vs ours
-          expect(s.epistemicStd[k]).toBeGreaterThan(0.01);
-          expect(Math.abs(s.mean[k]! - ref.mean[k]!)).toBeLessThan(6 * ref.std[k]! / Math.sqrt(20000));
-          expect(Math.abs(s.epistemicStd[k]! / ref.std[k]! - 1)).toBeLessThan(0.04);
+        for (const seed of [3, undefined]) {
+          const s = (await m.mc(x, 1, { samples: 20000, interval: 0.9, seed })).stats as RegressionStats;
+          for (let k = 0; k < s.outputs; k++) {
+            // torch's own MC estimate (20000 samples, dropout only in training mode) vs ours
+            expect(s.epistemicStd[k]).toBeGreaterThan(0.01);
+            expect(Math.abs(s.mean[k]! - ref.mean[k]!)).toBeLessThan((6 * ref.std[k]!) / Math.sqrt(20000));
+            expect(Math.abs(s.epistemicStd[k]! / ref.std[k]! - 1)).toBeLessThan(0.04);
+          }
         }
       }
       await m.close();

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inspect, splitMaskGraph } from '../../src/model/graph.js';
+import { inspect, splitMcGraph } from '../../src/model/graph.js';
 import type { RegressionStats } from '../../src/model/mc.js';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
 import { DataType, decodeModel } from '../../src/onnx/proto.js';
@@ -24,7 +24,7 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
   it('the exporter writes no Dropout node for rate-0 layers; the split puts the three layers in the prefix', () => {
     const { model: m, info } = inspect(exportOnnx(trained, {}));
     expect(info.dropouts.map((d) => d.ratio)).toEqual([0.4]);
-    const split = splitMaskGraph(m, info)!;
+    const split = splitMcGraph(m, info)!;
     expect(split.boundary).toEqual(['hidden.2.relu']);
     expect(decodeModel(split.prefix).graph!.node.filter((n) => n.op_type === 'Gemm')).toHaveLength(3);
     expect(decodeModel(split.suffix).graph!.node.filter((n) => n.op_type === 'Gemm')).toHaveLength(1);
@@ -61,6 +61,6 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
       outputs: [vi('y', DataType.FLOAT, ['batch', 1])],
     });
     const { model: m, info } = inspect(bytes);
-    expect(splitMaskGraph(m, info)).toBeNull();
+    expect(splitMcGraph(m, info)).toBeNull();
   });
 });

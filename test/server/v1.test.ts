@@ -141,10 +141,13 @@ describe('uncertainty', () => {
     expect(p.mutual_information).toBeGreaterThanOrEqual(0);
     expect(p.mutual_information).toBeLessThanOrEqual(p.entropy);
   });
-  it('uses MC_DEFAULT_SAMPLES when samples is absent and draws a seed', async () => {
+  it('uses MC_DEFAULT_SAMPLES when samples is absent; unseeded answers differ', async () => {
     const r = (await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW] })).json();
     expect(r.samples).toBe(100);
     expect(Number.isInteger(r.seed)).toBe(true);
+    const again = (await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW] })).json();
+    expect(again.predictions[0].mean).not.toBe(r.predictions[0].mean);
+    expect(again.predictions[0].epistemic_std).toBeGreaterThan(0);
   });
   it('limits and bad parameters', async () => {
     const cases: [unknown, string, number][] = [

@@ -90,7 +90,7 @@ export const UncertaintyResponse = z.object({
   model: z.string(),
   samples: z.number().int(),
   interval: z.number().optional(),
-  seed: z.number().int().describe('Seed used (echoes the request, or the one drawn): resend it to reproduce the answer'),
+  seed: z.number().int().describe('The seed of the dropout masks (the request\'s, or a fresh one): resend it to reproduce the answer exactly'),
   predictions: z.array(z.union([RegressionUncertainty, ClassUncertainty])),
 });
 

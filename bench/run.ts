@@ -1,0 +1,220 @@
+/**
+ * `npm run bench [-- section ...]`: every figure is a ratio against a reference measured in the same
+ * run, A and B alternated (the machine is shared and noisy). Prints one table and writes
+ * bench/results.json. Sections: inproc, prefix, http, responsiveness, train (default: all).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../src/model/model.js';
+import { run as trainCli } from '../src/train/cli.js';
+import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
+import type { RegressionMetrics } from '../src/train/metrics.js';
+import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
+import { Rng } from '../src/util/rng.js';
+import { ab, fmtUs, load, record, rows, rssMb, startServer } from './lib.js';
+
+const wanted = new Set(process.argv.slice(2));
+const want = (s: string): boolean => wanted.size === 0 || wanted.has(s);
+const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
+const extra: Record<string, unknown> = {};
+
+const KEEP_DROPOUT = { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } } } as ort.InferenceSession.SessionOptions;
+
+function tile(row: number[], times: number): Float32Array {
+  const out = new Float32Array(row.length * times);
+  for (let t = 0; t < times; t++) out.set(row, t * row.length);
+  return out;
+}
+
+function torchAvailable(): boolean {
+  return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+}
+
+async function inproc(): Promise<void> {
+  process.stderr.write('in-process (diabetes 10→50→Dropout(0.3)→1)\n');
+  const m = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+  const raw = await ort.InferenceSession.create(readFileSync('models/diabetes/model.onnx'), KEEP_DROPOUT);
+  const off = new ort.Tensor('bool', [false], []);
+  const on = new ort.Tensor('bool', [true], []);
+  const x1 = Float32Array.from(ROW);
+  const rawRun = (x: Float32Array, n: number, mode: ort.Tensor) => raw.run({ input: new ort.Tensor('float32', x, [n, 10]), training_mode: mode });
+
+  let r = await ab(() => m.predictRaw(x1, 1), () => rawRun(x1, 1, off));
+  record({ section: 'inproc', name: 'predict 1 row: ours vs raw session.run', a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.aUs / r.bUs, target: 'overhead (info)', pass: null });
+  for (const n of [1, 32]) {
+    const x = tile(ROW, n);
+    const tiled = tile(ROW, n * 100);
+    r = await ab(() => m.mc(x, n, { samples: 100, interval: 0.9 }), () => rawRun(tiled, n * 100, on));
+    record({ section: 'inproc', name: `MC T=100, ${n} row(s): ours vs raw ORT on the same tiled batch with live Dropout`, a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.aUs / r.bUs, target: '≤ 1.1×', pass: r.aUs / r.bUs <= 1.1 });
+  }
+  const unsplit = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json', { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
+  const x32 = tile(ROW, 32);
+  r = await ab(() => unsplit.mc(x32, 32, { samples: 100, interval: 0.9 }), () => rawRun(tile(ROW, 3200), 3200, on));
+  record({ section: 'inproc', name: 'per-request seeds: masks drawn in JS (unsplit graph) vs ORT\'s Dropout kernel, 32 rows × T=100', a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.aUs / r.bUs, target: 'cost of the seed design (info)', pass: null });
+  await unsplit.close();
+  r = await ab(
+    () => m.mc(x1, 1, { samples: 100, interval: 0.9 }),
+    async () => {
+      for (let t = 0; t < 100; t++) await rawRun(x1, 1, on);
+    },
+    5,
+  );
+  record({ section: 'inproc', name: 'MC T=100, 1 row: ours vs a loop of 100 session.run (the seed\'s way, in ORT)', a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.bUs / r.aUs, target: 'speedup ≥ 50×', pass: r.bUs / r.aUs >= 50 });
+  extra.ours_mc100_1row_us = r.aUs;
+  await Promise.all([m.close(), raw.release()]);
+}
+
+async function prefix(): Promise<void> {
+  process.stderr.write('shared prefix (64 → 256 → 256 → 256 → Dropout(0.3) → 1, trained by the CLI)\n');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-deep-'));
+  const rng = new Rng(3);
+  const lines = [[...Array.from({ length: 64 }, (_, j) => `f${j}`), 'y'].join(',')];
+  for (let i = 0; i < 600; i++) {
+    const x = Array.from({ length: 64 }, () => rng.normal());
+    const y = Math.sin(x[0]!) + x[1]! * x[2]! + 0.5 * x[3]! + 0.1 * rng.normal();
+    lines.push([...x.map((v) => v.toFixed(5)), y.toFixed(5)].join(','));
+  }
+  writeFileSync(join(dir, 'deep.csv'), `${lines.join('\n')}\n`);
+  const quietOut = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    trainCli(['--data', join(dir, 'deep.csv'), '--target', 'y', '--name', 'deep', '--hidden', '256,256,256', '--dropout', '0,0,0.3', '--epochs', '3', '--mc-samples', '10', '--out', dir, '--quiet']);
+  } finally {
+    process.stdout.write = quietOut;
+  }
+  const file = join(dir, 'deep', 'model.onnx');
+  const split = await LoadedModel.load('deep', file, join(dir, 'deep', 'model.json'));
+  const plain = await LoadedModel.load('deep', file, join(dir, 'deep', 'model.json'), { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
+  if (!split.sharedPrefix) throw new Error('the deep model did not split');
+  for (const n of [1, 32]) {
+    const x = new Float32Array(64 * n).map(() => rng.normal());
+    const opts = { samples: 100, interval: 0.9 };
+    const r = await ab(() => split.mc(x, n, opts), () => plain.mc(x, n, opts), 5);
+    record({ section: 'prefix', name: `MC T=100, ${n} row(s): shared prefix vs unsplit`, a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.bUs / r.aUs, target: 'speedup ≥ 3×', pass: r.bUs / r.aUs >= 3 });
+  }
+  await Promise.all([split.close(), plain.close()]);
+}
+
+async function http(): Promise<void> {
+  process.stderr.write('HTTP (autocannon on loopback, keep-alive; servers in child processes, LOG_LEVEL=warn)\n');
+  const server = await startServer('src/server/server.ts', {}, 18901);
+  const echo = await startServer('bench/echo-server.ts', {}, 18902);
+  const rssIdle = rssMb(server.pid);
+  const predictBody = { instances: [ROW] };
+  const mcBody = { instances: [ROW], samples: 100 };
+  const secs = 5;
+  const p: number[] = [];
+  const e: number[] = [];
+  let errors = 0;
+  for (let round = 0; round < 2; round++) {
+    const a = await load(`${server.url}/v1/models/diabetes/predict`, predictBody, 32, secs);
+    const b = await load(`${echo.url}/v1/models/diabetes/predict`, predictBody, 32, secs);
+    p.push(a.rps);
+    e.push(b.rps);
+    errors += a.errors + b.errors;
+  }
+  const pr = Math.max(...p);
+  const er = Math.max(...e);
+  record({ section: 'http', name: 'predict vs bare Fastify echo (c=32, req/s)', a: pr.toFixed(0), b: er.toFixed(0), ratio: pr / er, target: '≥ 0.8×', pass: pr / er >= 0.8 });
+  const mc = await load(`${server.url}/v1/models/diabetes/uncertainty`, mcBody, 32, secs);
+  const pr2 = await load(`${server.url}/v1/models/diabetes/predict`, predictBody, 32, secs);
+  errors += mc.errors + pr2.errors;
+  record({ section: 'http', name: 'MC T=100 vs predict (c=32, req/s)', a: mc.rps.toFixed(0), b: pr2.rps.toFixed(0), ratio: mc.rps / pr2.rps, target: '≥ 0.6×', pass: mc.rps / pr2.rps >= 0.6 });
+  const rssAfter1 = rssMb(server.pid);
+  // dynamic batching on (default) vs off, same load
+  const unbatched = await startServer('src/server/server.ts', { BATCH_MAX_ROWS: '0' }, 18903);
+  for (const c of [32, 128]) {
+    const on = await load(`${server.url}/v1/models/diabetes/predict`, predictBody, c, secs);
+    const offR = await load(`${unbatched.url}/v1/models/diabetes/predict`, predictBody, c, secs);
+    errors += on.errors + offR.errors;
+    record({ section: 'http', name: `predict with dynamic batching vs without (c=${c}, req/s; p99 ms)`, a: `${on.rps.toFixed(0)}; p99 ${on.p99}`, b: `${offR.rps.toFixed(0)}; p99 ${offR.p99}`, ratio: on.rps / offR.rps, target: 'info', pass: null });
+  }
+  await unbatched.stop();
+  // a second identical round of load: RSS must not grow
+  await load(`${server.url}/v1/models/diabetes/predict`, predictBody, 32, secs);
+  await load(`${server.url}/v1/models/diabetes/uncertainty`, mcBody, 32, secs);
+  const rssAfter2 = rssMb(server.pid);
+  record({ section: 'memory', name: 'RSS idle → after load → after a second load (MB)', a: `${rssIdle.toFixed(0)} → ${rssAfter1.toFixed(0)}`, b: rssAfter2.toFixed(0), ratio: rssAfter2 / rssAfter1, target: '≤ 200 MB, no growth', pass: rssAfter2 <= 200 && rssAfter2 / rssAfter1 < 1.1 });
+  record({ section: 'http', name: 'errors and non-2xx during all HTTP runs', a: String(errors), b: '', ratio: null, target: '0', pass: errors === 0 });
+  await server.stop();
+  await echo.stop();
+}
+
+async function responsiveness(): Promise<void> {
+  process.stderr.write('responsiveness (/health/ready every 20 ms while 8 connections send MC 64 rows × T=1000)\n');
+  const heavy = { instances: Array(64).fill(ROW), samples: 1000 };
+  const p99: Record<string, number> = {};
+  const rps: Record<string, number> = {};
+  for (const [label, env, port] of [
+    ['workers', { MC_WORKERS: '1' }, 18911],
+    ['inline', { MC_WORKERS: '0' }, 18912],
+  ] as const) {
+    const server = await startServer('src/server/server.ts', env, port);
+    const lat: number[] = [];
+    let stop = false;
+    const poller = (async () => {
+      while (!stop) {
+        const t0 = performance.now();
+        await fetch(`${server.url}/health/ready`).then((r) => r.arrayBuffer());
+        lat.push(performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    // the load runs in another process so that it does not share the poller's event loop
+    const out = execFileSync('node_modules/.bin/autocannon', ['-j', '-c', '8', '-d', '8', '-m', 'POST', '-H', 'content-type=application/json', '-b', JSON.stringify(heavy), `${server.url}/v1/models/diabetes/uncertainty`], { maxBuffer: 1 << 24 }).toString();
+    stop = true;
+    await poller;
+    const res = JSON.parse(out) as { requests: { average: number }; non2xx: number; errors: number };
+    lat.sort((a, b) => a - b);
+    p99[label] = lat[Math.floor(lat.length * 0.99)]!;
+    rps[label] = res.requests.average;
+    await server.stop();
+  }
+  record({ section: 'responsiveness', name: '/health/ready p99 under heavy MC: workers vs inline (ms)', a: p99.workers!.toFixed(1), b: p99.inline!.toFixed(1), ratio: p99.workers! / p99.inline!, target: 'workers p99 < 20 ms', pass: p99.workers! < 20 });
+  record({ section: 'responsiveness', name: 'heavy MC throughput: workers vs inline (req/s)', a: rps.workers!.toFixed(1), b: rps.inline!.toFixed(1), ratio: rps.workers! / rps.inline!, target: 'info', pass: null });
+}
+
+async function training(): Promise<void> {
+  process.stderr.write('training (seed setup: diabetes, 10→50→Dropout(0.3)→1, 300 epochs, batch 32)\n');
+  const all = toDataset(readCsvFile('data/diabetes.csv').table, { target: 'target' });
+  const [data, test] = splitRows(all, 0.2, 42, 'test split');
+  const t0 = performance.now();
+  const m = train(data, { ...DEFAULT_TRAIN_OPTIONS, mcSamples: 50 }, test);
+  const ms = performance.now() - t0;
+  const steps = m.history.length * Math.ceil(m.trainRows / 32);
+  const oursStepUs = (ms * 1000) / steps;
+  const oursRmse = (m.metrics.test as RegressionMetrics).rmse;
+  if (!torchAvailable()) {
+    record({ section: 'train', name: 'steps/s (PyTorch not installed: no side-by-side)', a: `${((steps / ms) * 1000).toFixed(0)} steps/s`, b: 'n/a', ratio: null, target: 'apt-get install python3-torch for the baseline', pass: null });
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'bench-train-'));
+  const csv = (ds: typeof data): string => [[...ds.features, 'target'].join(','), ...Array.from({ length: ds.n }, (_, i) => [...ds.x.subarray(i * ds.f, (i + 1) * ds.f), ds.y[i]].join(','))].join('\n');
+  writeFileSync(join(dir, 'train.csv'), csv(data));
+  writeFileSync(join(dir, 'test.csv'), csv(test));
+  const torch = JSON.parse(execFileSync('/usr/bin/python3', ['bench/torch_baseline.py', join(dir, 'train.csv'), join(dir, 'test.csv')]).toString()) as Record<string, number>;
+  const torchStepUs = (torch.train_seconds! * 1e6) / torch.steps!;
+  record({ section: 'train', name: `time per step: ours (${steps} steps, ${m.trainRows} rows) vs PyTorch 1 thread (${torch.steps} steps, ${torch.rows} rows)`, a: fmtUs(oursStepUs), b: fmtUs(torchStepUs), ratio: torchStepUs / oursStepUs, target: 'speedup ≥ 4×', pass: torchStepUs / oursStepUs >= 4 });
+  record({ section: 'train', name: 'test RMSE: ours vs PyTorch (same test rows)', a: oursRmse.toFixed(2), b: torch.test_rmse!.toFixed(2), ratio: oursRmse / torch.test_rmse!, target: '≤ 1.05×', pass: oursRmse / torch.test_rmse! <= 1.05 });
+  if (extra.ours_mc100_1row_us) {
+    const ours = extra.ours_mc100_1row_us as number;
+    record({ section: 'train', name: 'MC T=100 on 1 row: PyTorch loop of 100 model.train() passes vs ours', a: fmtUs(torch.mc_loop100_us!), b: fmtUs(ours), ratio: torch.mc_loop100_us! / ours, target: 'speedup ≥ 50×', pass: torch.mc_loop100_us! / ours >= 50 });
+    record({ section: 'train', name: 'MC T=100 on 1 row: PyTorch tiled batch vs ours', a: fmtUs(torch.mc_tiled100_us!), b: fmtUs(ours), ratio: torch.mc_tiled100_us! / ours, target: 'info', pass: null });
+  }
+}
+
+const started = Date.now();
+if (want('inproc')) await inproc();
+if (want('prefix')) await prefix();
+if (want('http')) await http();
+if (want('responsiveness')) await responsiveness();
+if (want('train')) await training();
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? ''}`;
+const header = '| section | measurement | A | B | ratio | target | |\n|---|---|---|---|---:|---|---|';
+const table = rows.map((r) => `| ${r.section} | ${r.name} | ${r.a} | ${r.b} | ${r.ratio === null ? '' : `${r.ratio.toFixed(2)}×`} | ${r.target} | ${r.pass === null ? '' : r.pass ? 'ok' : 'MISS'} |`);
+process.stdout.write(`\n${machine}; ${((Date.now() - started) / 1000).toFixed(0)} s\n\n${header}\n${table.join('\n')}\n`);
+writeFileSync('bench/results.json', `${JSON.stringify({ date: new Date().toISOString(), machine, rows, extra }, null, 2)}\n`);
