@@ -3,7 +3,7 @@
  * run, A and B alternated (the machine is shared and noisy). Prints one table and writes
  * bench/results.json. Sections: inproc, prefix, http, responsiveness, train (default: all).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,8 +163,10 @@ async function responsiveness(): Promise<void> {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    // the load runs in another process so that it does not share the poller's event loop
-    const out = execFileSync('node_modules/.bin/autocannon', ['-j', '-c', '8', '-d', '8', '-m', 'POST', '-H', 'content-type=application/json', '-b', JSON.stringify(heavy), `${server.url}/v1/models/diabetes/uncertainty`], { maxBuffer: 1 << 24 }).toString();
+    // the load runs in another process (async: the poller's event loop must stay free)
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('node_modules/.bin/autocannon', ['-j', '-c', '8', '-d', '8', '-m', 'POST', '-H', 'content-type=application/json', '-b', JSON.stringify(heavy), `${server.url}/v1/models/diabetes/uncertainty`], { maxBuffer: 1 << 24 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    });
     stop = true;
     await poller;
     const res = JSON.parse(out) as { requests: { average: number }; non2xx: number; errors: number };

