@@ -4,6 +4,9 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -122,12 +125,19 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       throw new NotReady(app.service.state === 'loading' ? 'models are loading; retry shortly' : 'the server is shutting down');
     }
   });
+  // while shutting down, end each keep-alive connection after its response so that close() can finish
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (app.service.state === 'closing') reply.header('connection', 'close');
+    return payload;
+  });
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpDuration.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    const { status, message, code } = describeError(err);
+    const { status, code, message: described } = describeError(err);
+    const message =
+      code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? `content-type "${String(req.headers['content-type'] ?? '').slice(0, 100)}" is not supported; send application/json` : described;
     if (status >= 500) req.log.error({ err, req }, 'request failed');
     else req.log.info({ statusCode: status, message }, 'client error');
     if (req.url.startsWith('/v2')) return reply.code(status).send({ error: message });
@@ -138,6 +148,28 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (req.url.startsWith('/v2')) return reply.code(404).send({ error: message });
     return reply.code(404).send({ statusCode: 404, error: 'Not Found', message });
   });
+
+  // Security headers for a JSON API (no content is ever rendered, so CSP forbids everything); the
+  // Swagger UI under /docs sets its own CSP for its static files (staticCSP).
+  await app.register(helmet, {
+    global: true,
+    // no upgrade-insecure-requests: the service is often reached over plain HTTP inside a cluster, and
+    // the directive would send the docs page's own scripts to https
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], upgradeInsecureRequests: null } },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+  });
+  if (config.CORS_ORIGIN) {
+    const origins = config.CORS_ORIGIN === '*' ? '*' : config.CORS_ORIGIN.split(',').map((o) => o.trim());
+    await app.register(cors, { origin: origins, methods: ['GET', 'POST'], allowedHeaders: ['content-type', 'authorization', 'x-request-id'], exposedHeaders: ['x-request-id'] });
+  }
+  if (config.RATE_LIMIT_MAX > 0) {
+    await app.register(rateLimit, {
+      max: config.RATE_LIMIT_MAX,
+      timeWindow: config.RATE_LIMIT_WINDOW_MS,
+      allowList: (req) => isPublic(req.url),
+      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'Too Many Requests', message: `rate limit: at most ${ctx.max} requests per ${ctx.after}; retry later`, code: 'DS_RATE_LIMITED' }),
+    });
+  }
 
   await app.register(swagger, {
     openapi: {
@@ -153,7 +185,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+  });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => {
