@@ -62,9 +62,13 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-/** Start a TypeScript server script as a child process and wait until `readyPath` answers 200. */
+/**
+ * Start a server script as a child process and wait until `readyPath` answers 200. The service runs
+ * as `npm start` runs it (compiled dist/, same V8 flags); other scripts run through tsx.
+ */
 export async function startServer(script: string, env: Record<string, string>, port: number, readyPath = '/health/ready'): Promise<ChildServer> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', script], {
+  const args = script === 'src/server/server.ts' ? ['--max-semi-space-size=4', 'dist/server/server.js'] : ['--import', 'tsx', script];
+  const proc = spawn(process.execPath, args, {
     env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

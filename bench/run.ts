@@ -209,6 +209,8 @@ async function training(): Promise<void> {
 }
 
 const started = Date.now();
+// the servers under test run from dist/, as `npm start` runs them
+execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
 if (want('inproc')) await inproc();
 if (want('prefix')) await prefix();
 if (want('http')) await http();

@@ -41,7 +41,7 @@ const EnvSchema = z.object({
   API_KEY: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(10000),
   ORT_INTRA_OP_THREADS: int(0, 256).default(1),
-  MC_MAX_RUN_ROWS: int(1, 10_000_000).default(16384),
+  MC_MAX_RUN_ROWS: int(1, 10_000_000).default(4096),
   /** Run the layers before the first dropout once per row, not once per sample. */
   MC_SHARED_PREFIX: bool.default(true),
   /** Worker threads for large Monte Carlo runs (0 = run everything on the main thread). */

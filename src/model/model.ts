@@ -38,7 +38,7 @@ export interface RuntimeOptions extends SessionOptions {
   sharedPrefixMinMacs: number;
 }
 
-export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 16384, sharedPrefix: true, sharedPrefixMinMacs: 1_000_000 };
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 4096, sharedPrefix: true, sharedPrefixMinMacs: 1_000_000 };
 
 /** The sessions of the shared-prefix split. */
 interface SplitSessions {
