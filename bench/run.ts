@@ -62,7 +62,7 @@ async function inproc(): Promise<void> {
     },
     5,
   );
-  record({ section: 'inproc', name: 'MC T=100, 1 row: ours vs a loop of 100 session.run (the seed\'s way, in ORT)', a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.bUs / r.aUs, target: 'speedup ≥ 50×', pass: r.bUs / r.aUs >= 50 });
+  record({ section: 'inproc', name: 'MC T=100, 1 row: a loop of 100 session.run (the seed\'s way, in ORT) vs ours', a: fmtUs(r.bUs), b: fmtUs(r.aUs), ratio: r.bUs / r.aUs, target: 'speedup (info; the 50× target is vs PyTorch, train section)', pass: null });
   extra.ours_mc100_1row_us = r.aUs;
   await Promise.all([m.close(), raw.release()]);
 }

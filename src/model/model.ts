@@ -253,6 +253,15 @@ export class LoadedModel {
     }
   }
 
+  private readonly freeMasks: Float32Array[][] = [];
+
+  /** One buffer per live dropout, each for at least `batchRows` rows. */
+  private takeMaskBuffers(batchRows: number): Float32Array[] {
+    const i = this.freeMasks.findIndex((set) => set.every((b, k) => b.length >= batchRows * this.masks[k]!.rowSize));
+    if (i >= 0) return this.freeMasks.splice(i, 1)[0]!;
+    return this.masks.map((m) => new Float32Array(batchRows * m.rowSize));
+  }
+
   /** Whether MC runs the shared prefix once per row (see graph.ts splitMcGraph). */
   get sharedPrefix(): boolean {
     return this.split !== null;
@@ -351,15 +360,19 @@ export class LoadedModel {
     const K = this.outputSize;
     const acc = this.task === 'regression' ? new RegressionAccumulator(rows, K, T, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, T, !!opts.returnSamples, this.logits);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
-    // the tiled inputs and the mask buffers are allocated once and reused by every chunk
     const sources = await this.tileSources(x, rows, useSplit);
-    // mask buffers are allocated once and reused by every chunk
-    const maskBufs = this.masks.map((m) => new Float32Array(perRun * rows * m.rowSize));
+    // mask buffers serve every chunk of this request, then go back to a free list for the next one
+    // (a buffer is never shared by two requests in flight: onnxruntime reads it after an await)
+    const maskBufs = this.takeMaskBuffers(perRun * rows);
     const fill = (buf: Float32Array, ratio: number): void => void rng.fillDropoutMask(buf, ratio);
-    for (let done = 0; done < T; ) {
-      const s = Math.min(perRun, T - done);
-      acc.add(await this.runChunk(sources, maskBufs, s, rows, fill, useSplit), s);
-      done += s;
+    try {
+      for (let done = 0; done < T; ) {
+        const s = Math.min(perRun, T - done);
+        acc.add(await this.runChunk(sources, maskBufs, s, rows, fill, useSplit), s);
+        done += s;
+      }
+    } finally {
+      if (this.freeMasks.length < 8) this.freeMasks.push(maskBufs);
     }
     const stats = acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
     return { stats, seed };
