@@ -193,7 +193,9 @@ export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, m
     const layer = layers[l]!;
     const input = l === 0 ? x : ws.h[l - 1]!;
     const { in: nin, out: nout, w, gw, gb } = layer;
-    // parameter gradients
+    // parameter gradients, and (below the first layer) dL/d(input) = δ · W in the same pass
+    const dIn = l > 0 ? spare : null;
+    dIn?.fill(0, 0, rows * nin);
     for (let r = 0; r < rows; r++) {
       const xo = r * nin;
       const dOff = r * nout;
@@ -202,23 +204,18 @@ export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, m
         if (d === 0) continue;
         gb[o]! += d;
         const wo = o * nin;
-        for (let i = 0; i < nin; i++) gw[wo + i]! += d * input[xo + i]!;
+        if (dIn) {
+          for (let i = 0; i < nin; i++) {
+            gw[wo + i]! += d * input[xo + i]!;
+            dIn[xo + i]! += d * w[wo + i]!;
+          }
+        } else {
+          for (let i = 0; i < nin; i++) gw[wo + i]! += d * input[xo + i]!;
+        }
       }
     }
-    if (l === 0) break;
-    // dL/d(input) = delta · W, then through dropout and the activation of hidden layer l-1
-    const dIn = spare;
-    dIn.fill(0, 0, rows * nin);
-    for (let r = 0; r < rows; r++) {
-      const xo = r * nin;
-      const dOff = r * nout;
-      for (let o = 0; o < nout; o++) {
-        const d = delta[dOff + o]!;
-        if (d === 0) continue;
-        const wo = o * nin;
-        for (let i = 0; i < nin; i++) dIn[xo + i]! += d * w[wo + i]!;
-      }
-    }
+    if (!dIn) break;
+    // then through dropout and the activation of hidden layer l-1
     const z = ws.z[l - 1]!;
     const h = ws.h[l - 1]!;
     const mask = masks ? masks[l - 1] : null;

@@ -9,6 +9,7 @@ import { DataType } from '../../src/onnx/proto.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
 import { DEFAULT_TRAIN_OPTIONS, mcRegression, standardise, train, type TrainedModel } from '../../src/train/train.js';
+import { closedFormOneDropout } from '../helpers/closed-form.js';
 import { f32, gemm, model, tinyDropoutNet, vi } from '../helpers/onnx.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-model-'));
@@ -38,21 +39,8 @@ describe('Monte Carlo dropout statistics', () => {
     const T = 4000;
     const { stats } = await loaded.mc(row0, 1, { samples: T, interval: 0.9, seed });
     const s = stats as RegressionStats;
-    // closed form from the weights: E = eval output, Var = Σ_j w_j² h_j² p/(1−p) (× y_std²)
-    const xs = standardise(Float64Array.from(row0), 1, 10, single.xMean, single.xStd);
-    const [l0, l1] = single.net.layers as [typeof single.net.layers[0], typeof single.net.layers[0]];
-    const p = 0.3;
-    let evalOut = l1.b[0]!;
-    let v = 0;
-    for (let j = 0; j < l0.out; j++) {
-      let z = l0.b[j]!;
-      for (let i = 0; i < 10; i++) z += xs[i]! * l0.w[j * 10 + i]!;
-      const h = Math.max(0, z);
-      evalOut += l1.w[j]! * h;
-      v += l1.w[j]! ** 2 * h * h * (p / (1 - p));
-    }
-    const wantMean = evalOut * single.yStd + single.yMean;
-    const wantStd = Math.sqrt(v) * single.yStd;
+    // closed form from the weights: E = eval output, Var = Σ_j w_j² h_j² p/(1−p)
+    const { mean: wantMean, std: wantStd } = closedFormOneDropout(single, row0);
     expect(wantStd).toBeGreaterThan(1);
     expect(Math.abs(s.mean[0]! - wantMean)).toBeLessThan((4 * wantStd) / Math.sqrt(T));
     expect(Math.abs(s.epistemicStd[0]! / wantStd - 1)).toBeLessThan(0.05);

@@ -5,6 +5,7 @@ import { exportOnnx } from '../../src/train/export-onnx.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { DEFAULT_TRAIN_OPTIONS, evalForward, standardise, train, type TrainedModel } from '../../src/train/train.js';
 import { Rng } from '../../src/util/rng.js';
+import { closedFormOneDropout } from '../helpers/closed-form.js';
 
 const diabetes = toDataset(readCsvFile('data/diabetes.csv').table, { target: 'target' });
 const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
@@ -87,22 +88,8 @@ describe('ONNX export', () => {
     let variance = 0;
     for (const v of samples) variance += (v - mean) ** 2;
     variance /= T - 1;
-    // closed form: y = b + Σ_j w_j m_j h_j with m_j ∈ {0, 1/(1−p)}: E = eval output,
-    // Var = Σ_j w_j² h_j² p/(1−p), times y_std² for the de-standardised output
-    const xs = standardise(Float64Array.from(x1), 1, f, m.xMean, m.xStd);
-    const l0 = m.net.layers[0]!, l1 = m.net.layers[1]!;
-    const p = m.spec.dropout[0]!;
-    let evalOut = l1.b[0]!;
-    let closedVar = 0;
-    for (let j = 0; j < l0.out; j++) {
-      let z = l0.b[j]!;
-      for (let i = 0; i < f; i++) z += xs[i]! * l0.w[j * f + i]!;
-      const h = Math.max(0, z);
-      evalOut += l1.w[j]! * h;
-      closedVar += l1.w[j]! ** 2 * h * h * (p / (1 - p));
-    }
-    const wantMean = evalOut * m.yStd + m.yMean;
-    const wantStd = Math.sqrt(closedVar) * m.yStd;
+    // closed form: E = eval output, Var = Σ_j w_j² h_j² p/(1−p) (test/helpers/closed-form.ts)
+    const { mean: wantMean, std: wantStd } = closedFormOneDropout(m, x1);
     expect(wantStd).toBeGreaterThan(1);
     expect(Math.abs(mean - wantMean)).toBeLessThan((4 * wantStd) / Math.sqrt(T));
     expect(Math.abs(Math.sqrt(variance) / wantStd - 1)).toBeLessThan(0.05);
