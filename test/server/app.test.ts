@@ -86,3 +86,38 @@ describe('a real port', () => {
     await expect(fetch(`${address}/health/live`)).rejects.toThrow();
   });
 });
+
+describe('security headers, CORS and rate limiting', () => {
+  it('API responses, errors included, carry the security headers; /docs gets a CSP that lets Swagger UI run', async () => {
+    const { app } = await testApp();
+    for (const r of [await app.inject('/v1/models'), await app.inject('/v1/models/nope'), await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} })]) {
+      expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+      expect(r.headers['x-content-type-options']).toBe('nosniff');
+      expect(r.headers['x-frame-options']).toBe('DENY');
+      expect(r.headers['access-control-allow-origin']).toBeUndefined(); // CORS off unless configured
+    }
+    const docs = await app.inject('/docs/static/index.html');
+    expect(docs.headers['content-security-policy']).toMatch(/script-src 'self'/);
+    expect(docs.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);
+    await app.close();
+  });
+  it('CORS_ORIGIN allows the listed origins', async () => {
+    const { app } = await testApp({ CORS_ORIGIN: 'https://a.example, https://b.example' });
+    const ok = await app.inject({ method: 'OPTIONS', url: '/v1/models', headers: { origin: 'https://b.example', 'access-control-request-method': 'POST' } });
+    expect(ok.headers['access-control-allow-origin']).toBe('https://b.example');
+    const other = await app.inject({ url: '/v1/models', headers: { origin: 'https://evil.example' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    await app.close();
+  });
+  it('RATE_LIMIT_MAX answers 429 past the limit, in each API shape; health is exempt', async () => {
+    const { app } = await testApp({ RATE_LIMIT_MAX: '2' });
+    expect((await app.inject('/v1/models')).statusCode).toBe(200);
+    expect((await app.inject('/v1/models')).statusCode).toBe(200);
+    const limited = await app.inject('/v1/models');
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ statusCode: 429, code: 'DS_RATE_LIMITED' });
+    expect((await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} })).json()).toEqual({ error: 'rate limit: at most 2 requests per 1 minute; retry later' });
+    for (let i = 0; i < 5; i++) expect((await app.inject('/health/ready')).statusCode).toBe(200);
+    await app.close();
+  });
+});
