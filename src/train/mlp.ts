@@ -142,10 +142,17 @@ function linear(layer: Layer, x: FloatArray, rows: number, y: FloatArray): void 
     const xo = r * nin;
     const yo = r * nout;
     for (let o = 0; o < nout; o++) {
-      let s = b[o]!;
       const wo = o * nin;
-      for (let i = 0; i < nin; i++) s += x[xo + i]! * w[wo + i]!;
-      y[yo + o] = s;
+      // two partial sums: a single accumulator makes each add wait for the previous one
+      let s0 = b[o]!;
+      let s1 = 0;
+      let i = 0;
+      for (; i + 1 < nin; i += 2) {
+        s0 += x[xo + i]! * w[wo + i]!;
+        s1 += x[xo + i + 1]! * w[wo + i + 1]!;
+      }
+      if (i < nin) s0 += x[xo + i]! * w[wo + i]!;
+      y[yo + o] = s0 + s1;
     }
   }
 }
