@@ -30,7 +30,6 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
     interOpNumThreads: 1,
     ...(opts.intraOpThreads > 0 ? { intraOpNumThreads: opts.intraOpThreads } : {}),
     logSeverityLevel: 3,
-    enableCpuMemArena: process.env.ORT_ARENA !== '0',
     extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' }, session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   } as ort.InferenceSession.SessionOptions;
   const session = await ort.InferenceSession.create(bytes, options);
