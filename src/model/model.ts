@@ -48,12 +48,11 @@ interface SplitSessions {
   prefixMacsPerRow: number;
 }
 
-/** A per-row tensor that is tiled T times for the stochastic run. */
+/** A per-row tensor (rows × …rowDims) that the MC graph repeats T times. */
 interface TileSource {
   name: string;
   data: Float32Array;
   rowDims: number[];
-  rowSize: number;
 }
 
 export interface McOptions {
@@ -270,12 +269,9 @@ export class LoadedModel {
   /** What the graph tiles: the input rows, or the prefix's outputs computed once on them. */
   private async tileSources(x: Float32Array, rows: number, useSplit: boolean): Promise<TileSource[]> {
     const f = this.features.length;
-    if (!useSplit || !this.split) return [{ name: this.info.input.name, data: x.subarray(0, rows * f), rowDims: [f], rowSize: f }];
+    if (!useSplit || !this.split) return [{ name: this.info.input.name, data: x.subarray(0, rows * f), rowDims: [f] }];
     const out = await this.split.prefix.run({ [this.info.input.name]: { data: x.subarray(0, rows * f), dims: [rows, f] } }, this.split.boundary);
-    return this.split.boundary.map((name) => {
-      const rowDims = out[name]!.dims.slice(1);
-      return { name, data: out[name]!.data, rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1) };
-    });
+    return this.split.boundary.map((name) => ({ name, data: out[name]!.data, rowDims: out[name]!.dims.slice(1) }));
   }
 
   /** One run of s samples: the sources go in once with repeats [s, 1, …]; masks cover all s·rows rows. */
