@@ -7,8 +7,8 @@
  * even in training mode), the runtime builds two graphs at load time:
  *  - eval graph: every Dropout becomes Identity (predict, dropout off);
  *  - MC graph: every Dropout becomes Mul(x, mask_k), with `mask_k` a new graph input holding the
- *    inverted-dropout multipliers (0 or 1/(1−p)), and the input rows are repeated T times inside the
- *    graph (Tile). Masks are drawn in JS from a seeded generator, so a request's `seed` reproduces its
+ *    inverted-dropout multipliers (0 or 1/(1−p)), and the rows are repeated T times inside the graph
+ *    (Tile), after the shared prefix when there is one. Masks are drawn in JS from a seeded generator, so a request's `seed` reproduces its
  *    answer exactly, across calls and restarts (ORT's Dropout `seed` attribute is fixed per session,
  *    not per run), and they measured faster than onnxruntime's own Dropout kernel.
  * In both, BatchNormalization exported in training mode is set back to inference mode (running
@@ -219,8 +219,6 @@ export function evalGraph(model: Model, info: GraphInfo): Uint8Array {
 }
 
 export const maskInputName = (k: number): string => `dropout_serve.mask.${k}`;
-export const repeatsInputName = (j: number): string => `dropout_serve.repeats.${j}`;
-
 const isDropout = (n: Node): boolean => n.op_type === 'Dropout' && (!n.domain || n.domain === 'ai.onnx');
 
 /**
@@ -248,92 +246,69 @@ function maskedModel(model: Model, info: GraphInfo): Model {
   return m;
 }
 
-/**
- * Feed the per-row tensors once and let the graph repeat them: each source S (a graph input of N rows)
- * goes through Tile(S, dropout_serve.repeats.j) with repeats [T, 1, …], giving T·N rows in
- * sample-major order (row t·N + i is sample t of row i). onnxruntime copies in C++; tiling in JS cost
- * more than the network itself for small models.
- */
-function withTiling(m: Model, sources: string[]): Model {
-  const g = m.graph!;
-  const tiled = new Map(sources.map((s) => [s, `${s}.dropout_serve_tiled`]));
-  for (const n of g.node) n.input = n.input.map((i) => tiled.get(i) ?? i);
-  const tileNodes: Node[] = sources.map((s, j) => ({ op_type: 'Tile', input: [s, repeatsInputName(j)], output: [tiled.get(s)!], name: `dropout_serve/tile.${j}` }));
-  g.node = [...tileNodes, ...g.node];
-  sources.forEach((_, j) => g.input.push({ name: repeatsInputName(j), type: { tensor_type: { elem_type: DataType.INT64, shape: { dim: [{ dim_param: 'rank' }] } } } }));
-  return m;
+/** Where the MC graph repeats its rows T times: before node `index`, the tensors `tensors`. */
+export interface TilePoint {
+  index: number;
+  tensors: string[];
 }
 
-/** The MC graph on the input rows: repeats them T times (Tile), dropouts as mask inputs. */
-export function mcGraph(model: Model, info: GraphInfo): Uint8Array {
-  return encodeModel(withTiling(maskedModel(model, info), [info.input.name]));
-}
-
-export interface SplitGraphs {
-  /** Deterministic part: every node before the first live dropout; outputs the boundary tensors. */
-  prefix: Uint8Array;
-  /** The rest: the boundary tensors (repeated T times inside) and the masks as inputs. */
-  suffix: Uint8Array;
-  /** Tensors passed from prefix to suffix (each [batch, ...]). */
-  boundary: string[];
-  /** Multiply-adds per row in the prefix (weights of its Gemm/MatMul/Conv nodes): what a split saves per extra sample. */
-  prefixMacsPerRow: number;
-}
+/** The plain MC graph repeats the input rows before the first node. */
+export const inputTilePoint = (info: GraphInfo): TilePoint => ({ index: 0, tensors: [info.input.name] });
 
 /**
- * Split the MC graph at the first live dropout (the "shared prefix"): everything before it is the same
- * for every Monte Carlo sample, so it runs once on the N rows and only its outputs are repeated T times
- * for the suffix. Nodes are in topological order (ONNX requires it), so the nodes before the first
- * dropout depend on no mask. Constant nodes the suffix needs are copied into it. Returns null when
- * there is nothing to share (the first dropout acts on the input itself, or the suffix also reads the
- * raw input).
+ * The shared prefix: every node before the first live dropout is the same for every Monte Carlo sample,
+ * so the rows need to be repeated only after it. Nodes are in topological order (ONNX requires it), so
+ * the nodes before the first dropout depend on no mask. The tensors to repeat are those the prefix
+ * produces (Constant nodes aside) and the rest of the graph reads, plus the input if the rest reads it.
+ * Returns null when there is nothing to share (no node of substance before the first dropout), or when
+ * a graph output comes from the prefix.
  */
-export function splitMcGraph(model: Model, info: GraphInfo): SplitGraphs | null {
+export function sharedPrefixPoint(model: Model, info: GraphInfo): TilePoint | null {
   const liveIdx = info.dropouts.findIndex((d) => d.ratio > 0);
   if (liveIdx < 0) return null;
   let seen = -1;
-  const first = model.graph!.node.findIndex((n) => isDropout(n) && ++seen === liveIdx);
-  const m = maskedModel(model, info);
-  const g = m.graph!;
-  const prefixNodes = g.node.slice(0, first);
-  const suffixNodes = g.node.slice(first);
-  const produced = new Map<string, Node>();
-  for (const n of prefixNodes) for (const o of n.output) if (o) produced.set(o, n);
-  const suffixConstants: Node[] = [];
-  const boundary: string[] = [];
-  const need = new Set<string>([...suffixNodes.flatMap((n) => n.input), ...g.output.map((o) => o.name)]);
-  for (const t of need) {
-    const src = produced.get(t);
-    if (!src) continue;
-    if (src.op_type === 'Constant') suffixConstants.push(src);
-    else boundary.push(t);
-  }
-  if (boundary.length === 0 || need.has(info.input.name) || prefixNodes.every((n) => n.op_type === 'Constant')) return null;
-  const floatInfo = (name: string): ValueInfo => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } });
-  const prefix = cloneModel(m);
-  prefix.graph!.node = prefixNodes;
-  prefix.graph!.input = g.input.filter((i) => !i.name.startsWith('dropout_serve.mask.'));
-  prefix.graph!.output = boundary.map(floatInfo);
-  const suffix = cloneModel(m);
-  suffix.graph!.node = [...new Set(suffixConstants)].concat(suffixNodes);
-  suffix.graph!.input = [...g.input.filter((i) => i.name.startsWith('dropout_serve.mask.')), ...boundary.map(floatInfo)];
-  withTiling(suffix, boundary);
-  const weightSize = new Map((model.graph!.initializer ?? []).map((t) => [t.name ?? '', (t.dims ?? []).reduce<number>((a, dim) => a * toNumber(dim), 1)]));
-  const prefixMacsPerRow = prefixNodes
-    .filter((n) => n.op_type === 'Gemm' || n.op_type === 'MatMul' || n.op_type === 'Conv')
-    .reduce((sum, n) => sum + (weightSize.get(n.input[1] ?? '') ?? 0), 0);
-  return { prefix: encodeModel(prefix), suffix: encodeModel(suffix), boundary, prefixMacsPerRow };
+  const g = model.graph!;
+  const first = g.node.findIndex((n) => isDropout(n) && ++seen === liveIdx);
+  const prefixNodes = g.node.slice(0, first).filter((n) => n.op_type !== 'Constant');
+  if (prefixNodes.length === 0) return null;
+  const produced = new Set(prefixNodes.flatMap((n) => n.output).filter(Boolean));
+  if (g.output.some((o) => produced.has(o.name))) return null;
+  const read = new Set(g.node.slice(first).flatMap((n) => n.input));
+  const tensors = [...produced].filter((t) => read.has(t));
+  if (read.has(info.input.name)) tensors.push(info.input.name);
+  return { index: first, tensors };
 }
 
-/** An eval graph that also outputs the inputs of every Dropout (to learn their per-row shapes). */
-export function probeGraph(model: Model, info: GraphInfo): Uint8Array {
+export const repeatsInputName = (j: number): string => `dropout_serve.repeats.${j}`;
+
+/**
+ * The graph for Monte Carlo passes: dropouts as mask inputs (maskedModel), and the rows repeated T
+ * times inside the graph at `at`: each tensor S there goes through Tile(S, dropout_serve.repeats.j)
+ * with repeats [T, 1, …], giving T·N rows in sample-major order (row t·N + i is sample t of row i),
+ * which every later node reads instead of S. One run computes the prefix once on the N rows and the
+ * rest on T·N rows; onnxruntime does the copying in C++.
+ */
+export function mcGraph(model: Model, info: GraphInfo, at: TilePoint): Uint8Array {
+  const m = maskedModel(model, info);
+  const g = m.graph!;
+  const tiled = new Map(at.tensors.map((t) => [t, `${t}.dropout_serve_tiled`]));
+  const after = g.node.slice(at.index);
+  for (const n of after) n.input = n.input.map((i) => tiled.get(i) ?? i);
+  const tiles: Node[] = at.tensors.map((t, j) => ({ op_type: 'Tile', input: [t, repeatsInputName(j)], output: [tiled.get(t)!], name: `dropout_serve/tile.${j}` }));
+  g.node = [...g.node.slice(0, at.index), ...tiles, ...after];
+  at.tensors.forEach((_, j) => g.input.push({ name: repeatsInputName(j), type: { tensor_type: { elem_type: DataType.INT64, shape: { dim: [{ dim_param: 'rank' }] } } } }));
+  return encodeModel(m);
+}
+
+/** An eval graph that also outputs the inputs of every Dropout and `extra` tensors (to learn their shapes). */
+export function probeGraph(model: Model, info: GraphInfo, extra: string[] = []): Uint8Array {
   const m = cloneModel(model);
   const g = m.graph!;
   const existing = new Set(g.output.map((o) => o.name));
-  for (const d of info.dropouts) {
-    if (!existing.has(d.input)) {
-      g.output.push({ name: d.input, type: { tensor_type: { elem_type: DataType.FLOAT } } });
-      existing.add(d.input);
+  for (const t of [...info.dropouts.map((d) => d.input), ...extra]) {
+    if (!existing.has(t) && t !== info.input.name) {
+      g.output.push({ name: t, type: { tensor_type: { elem_type: DataType.FLOAT } } });
+      existing.add(t);
     }
   }
   return evalGraph(m, info);

@@ -3,10 +3,11 @@
  * with predict and Monte Carlo dropout on validated rows. No HTTP here.
  */
 import { readFile } from 'node:fs/promises';
+import type { Model } from '../onnx/proto.js';
 import { z } from 'zod';
 import { Rng, randomSeed } from '../util/rng.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
-import { type GraphInfo, ModelFormatError, evalGraph, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, splitMcGraph } from './graph.js';
+import { type GraphInfo, ModelFormatError, evalGraph, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './graph.js';
 import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { toMatrix } from './rows.js';
@@ -30,29 +31,14 @@ export interface RuntimeOptions extends SessionOptions {
   maxRunRows: number;
   /** Run the layers before the first dropout once per row instead of once per sample (see graph.ts). */
   sharedPrefix: boolean;
-  /**
-   * A split costs one more session.run (≈ 10 µs); it is used for a request only when the prefix work it
-   * saves, (T − 1) × rows × prefix multiply-adds per row, is at least this (measured with the bench:
-   * 10→50 prefix at T=100 on 1 row, 50k MACs, is faster unsplit; 64→256→256→256, 15M, is 3× faster split).
-   */
-  sharedPrefixMinMacs: number;
 }
 
-export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 4096, sharedPrefix: true, sharedPrefixMinMacs: 1_000_000 };
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 4096, sharedPrefix: true };
 
-/** The sessions of the shared-prefix split. */
-interface SplitSessions {
-  prefix: OrtSession;
-  suffix: OrtSession;
-  boundary: string[];
-  prefixMacsPerRow: number;
-}
-
-/** A per-row tensor (rows × …rowDims) that the MC graph repeats T times. */
-interface TileSource {
-  name: string;
-  data: Float32Array;
-  rowDims: number[];
+/** An MC session and the rank of each tensor it repeats (the length of its repeats input). */
+interface McGraphSession {
+  session: OrtSession;
+  tileRanks: number[];
 }
 
 export interface McOptions {
@@ -90,14 +76,16 @@ export class LoadedModel {
     private readonly logits: boolean,
     private readonly masks: MaskSpec[],
     private readonly evalSession: OrtSession,
-    private readonly mcSession: OrtSession | null,
-    private readonly split: SplitSessions | null,
+    /** MC graph repeating the input rows (null: no live dropout). */
+    private readonly mcPlain: McGraphSession | null,
+    /** MC graph repeating after the shared prefix (null: nothing to share, or switched off). */
+    private readonly mcShared: McGraphSession | null,
     private readonly opts: RuntimeOptions,
     readonly loadMs: number,
   ) {}
 
   get mcAvailable(): boolean {
-    return this.mcSession !== null;
+    return this.mcPlain !== null;
   }
 
   get dropoutRates(): number[] {
@@ -202,23 +190,20 @@ export class LoadedModel {
       const logits = card.output_kind ? card.output_kind === 'logits' : true;
 
       const evalSession = await create('eval', evalGraph(model, info));
-      let mcSession: OrtSession | null = null;
-      let split: SplitSessions | null = null;
+      let mcPlain: McGraphSession | null = null;
+      let mcShared: McGraphSession | null = null;
       if (masks.length) {
-        mcSession = await create('Monte Carlo', mcGraph(model, info));
-        const graphs = opts.sharedPrefix ? splitMcGraph(model, info) : null;
-        if (graphs) {
-          // a split that onnxruntime rejects, or whose boundary is not [batch, ...] float32, is skipped:
-          // the unsplit graph serves instead
-          const prefix = await tryCreate(() => graphs.prefix);
-          const suffix = await tryCreate(() => graphs.suffix);
-          if (prefix && suffix) {
-            const out = await prefix.run({ [info.input.name]: zeros }, graphs.boundary).catch(() => null);
-            if (out && graphs.boundary.every((b) => out[b]!.dims[0] === 2)) split = { prefix, suffix, boundary: graphs.boundary, prefixMacsPerRow: graphs.prefixMacsPerRow };
-          }
+        mcPlain = { session: await create('Monte Carlo', mcGraph(model, info, inputTilePoint(info))), tileRanks: [2] };
+        const point = opts.sharedPrefix ? sharedPrefixPoint(model, info) : null;
+        if (point) {
+          // the tensors repeated after the prefix must be float32 with the batch first; a graph that
+          // fails that, or that onnxruntime rejects, is skipped: the plain MC graph serves instead
+          const ranks = await tensorRanks(model, info, point.tensors, zeros, opts);
+          const session = ranks ? await tryCreate(() => mcGraph(model, info, point)) : null;
+          if (ranks && session) mcShared = { session, tileRanks: ranks };
         }
       }
-      const loaded = new LoadedModel(name, onnxPath, cardPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcSession, split, opts, 0);
+      const loaded = new LoadedModel(name, onnxPath, cardPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcPlain, mcShared, opts, 0);
       await loaded.selfCheck();
       (loaded as { loadMs: number }).loadMs = performance.now() - started;
       return loaded;
@@ -229,24 +214,23 @@ export class LoadedModel {
   }
 
   /**
-   * Before a model is served, the MC graphs (split and unsplit) with every mask = 1 must reproduce the
-   * eval graph: proves the rewrites are sound.
+   * Before a model is served, the MC graphs (plain and shared-prefix) with every mask = 1 must reproduce
+   * the eval graph: proves the rewrites are sound.
    */
   private async selfCheck(): Promise<void> {
-    if (!this.mcSession) return;
     const f = this.features.length;
     const rows = 3;
     const x = new Float32Array(rows * f);
     const rng = new Rng(12345);
     for (let i = 0; i < x.length; i++) x[i] = rng.normal();
     const evalOut = await this.runEval(x, rows);
-    for (const useSplit of this.split ? [false, true] : [false]) {
-      const sources = await this.tileSources(x, rows, useSplit);
+    for (const g of [this.mcPlain, this.mcShared]) {
+      if (!g) continue;
       const ones = this.masks.map((m) => new Float32Array(rows * m.rowSize));
-      const out = await this.runChunk(sources, ones, 1, rows, (buf) => buf.fill(1), useSplit);
+      const out = await this.runChunk(g, x, ones, 1, rows, (buf) => buf.fill(1));
       for (let i = 0; i < evalOut.length; i++) {
         if (!(Math.abs(evalOut[i]! - out[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
-          throw new ModelLoadError(this.file, `self-check failed: the ${useSplit ? 'split ' : ''}Monte Carlo graph with dropout masks of 1 gives ${out[i]} where the eval graph gives ${evalOut[i]}`);
+          throw new ModelLoadError(this.file, `self-check failed: the ${g === this.mcShared ? 'shared-prefix ' : ''}Monte Carlo graph with dropout masks of 1 gives ${out[i]} where the eval graph gives ${evalOut[i]}`);
         }
       }
     }
@@ -261,43 +245,29 @@ export class LoadedModel {
     return this.masks.map((m) => new Float32Array(batchRows * m.rowSize));
   }
 
-  /** Whether MC runs the shared prefix once per row (see graph.ts splitMcGraph). */
+  /** Whether MC runs the layers before the first dropout once per row (see graph.ts sharedPrefixPoint). */
   get sharedPrefix(): boolean {
-    return this.split !== null;
+    return this.mcShared !== null;
   }
 
-  /** What the graph tiles: the input rows, or the prefix's outputs computed once on them. */
-  private async tileSources(x: Float32Array, rows: number, useSplit: boolean): Promise<TileSource[]> {
+  /** One run of s samples of the rows: x goes in once, the graph repeats it [s, 1, …]; masks cover all s·rows rows. */
+  private async runChunk(g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: (buf: Float32Array, ratio: number) => void): Promise<Float32Array> {
     const f = this.features.length;
-    if (!useSplit || !this.split) return [{ name: this.info.input.name, data: x.subarray(0, rows * f), rowDims: [f] }];
-    const out = await this.split.prefix.run({ [this.info.input.name]: { data: x.subarray(0, rows * f), dims: [rows, f] } }, this.split.boundary);
-    return this.split.boundary.map((name) => ({ name, data: out[name]!.data, rowDims: out[name]!.dims.slice(1) }));
-  }
-
-  /** One run of s samples: the sources go in once with repeats [s, 1, …]; masks cover all s·rows rows. */
-  private async runChunk(
-    sources: TileSource[],
-    maskBufs: Float32Array[],
-    s: number,
-    rows: number,
-    fillMask: (buf: Float32Array, ratio: number) => void,
-    useSplit: boolean,
-  ): Promise<Float32Array> {
     const batch = s * rows;
-    const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {};
-    sources.forEach((src, j) => {
-      feeds[src.name] = { data: src.data, dims: [rows, ...src.rowDims] };
-      const repeats = new BigInt64Array(1 + src.rowDims.length).fill(1n);
+    const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
+      [this.info.input.name]: { data: x.subarray(0, rows * f), dims: [rows, f] },
+    };
+    g.tileRanks.forEach((rank, j) => {
+      const repeats = new BigInt64Array(rank).fill(1n);
       repeats[0] = BigInt(s);
-      feeds[repeatsInputName(j)] = { data: repeats, dims: [repeats.length] };
+      feeds[repeatsInputName(j)] = { data: repeats, dims: [rank] };
     });
     this.masks.forEach((m, k) => {
       const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
       fillMask(buf, m.ratio);
       feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
     });
-    const session = useSplit && this.split ? this.split.suffix : this.mcSession!;
-    return (await session.run(feeds, [this.outputName]))[this.outputName]!.data;
+    return (await g.session.run(feeds, [this.outputName]))[this.outputName]!.data;
   }
 
   private async runEval(x: Float32Array, rows: number): Promise<Float32Array> {
@@ -347,16 +317,15 @@ export class LoadedModel {
    * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
    */
   async mc(x: Float32Array, rows: number, opts: McOptions): Promise<{ stats: McStats; seed: number }> {
-    if (!this.mcSession) throw new NoDropoutError(this.name);
+    if (!this.mcPlain) throw new NoDropoutError(this.name);
     if (!(opts.interval > 0 && opts.interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${opts.interval}`);
     const T = opts.samples;
-    const useSplit = this.split !== null && (T - 1) * rows * this.split.prefixMacsPerRow >= this.opts.sharedPrefixMinMacs;
+    const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
     const rng = new Rng(seed);
     const K = this.outputSize;
     const acc = this.task === 'regression' ? new RegressionAccumulator(rows, K, T, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, T, !!opts.returnSamples, this.logits);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
-    const sources = await this.tileSources(x, rows, useSplit);
     // mask buffers serve every chunk of this request, then go back to a free list for the next one
     // (a buffer is never shared by two requests in flight: onnxruntime reads it after an await)
     const maskBufs = this.takeMaskBuffers(perRun * rows);
@@ -364,7 +333,7 @@ export class LoadedModel {
     try {
       for (let done = 0; done < T; ) {
         const s = Math.min(perRun, T - done);
-        acc.add(await this.runChunk(sources, maskBufs, s, rows, fill, useSplit), s);
+        acc.add(await this.runChunk(graph, x, maskBufs, s, rows, fill), s);
         done += s;
       }
     } finally {
@@ -401,8 +370,26 @@ export class LoadedModel {
   }
 
   async close(): Promise<void> {
-    const all = [this.evalSession, this.mcSession, this.split?.prefix, this.split?.suffix];
+    const all = [this.evalSession, this.mcPlain?.session, this.mcShared?.session];
     await Promise.all(all.filter((s): s is OrtSession => !!s).map((s) => s.release()));
+  }
+}
+
+/**
+ * Ranks of `tensors` in the eval graph, probed with two rows; null unless every one is float32 with the
+ * batch as first dimension (only those can be repeated per sample).
+ */
+async function tensorRanks(model: Model, info: GraphInfo, tensors: string[], zeros: { data: Float32Array; dims: number[] }, opts: SessionOptions): Promise<number[] | null> {
+  let probe: OrtSession | null = null;
+  try {
+    probe = await createSession(probeGraph(model, info, tensors), opts);
+    const out = await probe.run({ [info.input.name]: zeros }, tensors.filter((t) => t !== info.input.name));
+    const ranks = tensors.map((t) => (t === info.input.name ? 2 : out[t]!.dims[0] === 2 ? out[t]!.dims.length : Number.NaN));
+    return ranks.some(Number.isNaN) ? null : ranks;
+  } catch {
+    return null;
+  } finally {
+    await probe?.release();
   }
 }
 

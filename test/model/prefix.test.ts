@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inspect, splitMcGraph } from '../../src/model/graph.js';
+import { inspect, mcGraph, sharedPrefixPoint } from '../../src/model/graph.js';
 import type { RegressionStats } from '../../src/model/mc.js';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
 import { DataType, decodeModel } from '../../src/onnx/proto.js';
@@ -21,13 +21,16 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
   writeFileSync(file, exportOnnx(trained, {}));
   const rows = Float32Array.from(diabetes.x.subarray(0, 40));
 
-  it('the exporter writes no Dropout node for rate-0 layers; the split puts the three layers in the prefix', () => {
+  it('the exporter writes no Dropout node for rate-0 layers; the rows are repeated after the three layers', () => {
     const { model: m, info } = inspect(exportOnnx(trained, {}));
     expect(info.dropouts.map((d) => d.ratio)).toEqual([0.4]);
-    const split = splitMcGraph(m, info)!;
-    expect(split.boundary).toEqual(['hidden.2.relu']);
-    expect(decodeModel(split.prefix).graph!.node.filter((n) => n.op_type === 'Gemm')).toHaveLength(3);
-    expect(decodeModel(split.suffix).graph!.node.filter((n) => n.op_type === 'Gemm')).toHaveLength(1);
+    const point = sharedPrefixPoint(m, info)!;
+    expect(point.tensors).toEqual(['hidden.2.relu']);
+    const ops = decodeModel(mcGraph(m, info, point)).graph!.node.map((n) => n.op_type);
+    const tile = ops.indexOf('Tile');
+    expect(ops.slice(0, tile).filter((o) => o === 'Gemm')).toHaveLength(3);
+    expect(ops.slice(tile).filter((o) => o === 'Gemm')).toHaveLength(1);
+    expect(ops.filter((o) => o === 'Tile')).toHaveLength(1);
   });
 
   it('gives the same answer as the unsplit graph for the same seed, and the same statistics', async () => {
@@ -61,6 +64,6 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
       outputs: [vi('y', DataType.FLOAT, ['batch', 1])],
     });
     const { model: m, info } = inspect(bytes);
-    expect(splitMcGraph(m, info)).toBeNull();
+    expect(sharedPrefixPoint(m, info)).toBeNull();
   });
 });
