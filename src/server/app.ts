@@ -47,24 +47,17 @@ function isPublic(url: string): boolean {
 }
 
 /**
- * Security headers for a JSON API, the set helmet sends, written once: @fastify/helmet computes them on
- * every request, which halved predict throughput (bench). Nothing is ever rendered, so the CSP forbids
- * everything; the Swagger UI under /docs replaces it with its own (staticCSP). No
- * upgrade-insecure-requests: the service is often reached over plain HTTP inside a cluster.
+ * Security headers for a JSON API: the set the OWASP REST Security Cheat Sheet lists, written from a
+ * constant (@fastify/helmet computes its larger browser-page set on every request, which halved predict
+ * throughput; the bytes of the extra browser headers cost another third). Nothing is ever rendered, so
+ * the CSP forbids everything; the Swagger UI under /docs replaces it with its own (staticCSP).
  */
 const SECURITY_HEADERS = {
+  'cache-control': 'no-store',
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-  'origin-agent-cluster': '?1',
-  'referrer-policy': 'no-referrer',
-  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'strict-transport-security': 'max-age=31536000',
   'x-content-type-options': 'nosniff',
-  'x-dns-prefetch-control': 'off',
-  'x-download-options': 'noopen',
   'x-frame-options': 'DENY',
-  'x-permitted-cross-domain-policies': 'none',
-  'x-xss-protection': '0',
 } as const;
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();

@@ -94,6 +94,7 @@ describe('security headers, CORS and rate limiting', () => {
       expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
       expect(r.headers['x-content-type-options']).toBe('nosniff');
       expect(r.headers['x-frame-options']).toBe('DENY');
+      expect(r.headers['cache-control']).toBe('no-store');
       expect(r.headers['access-control-allow-origin']).toBeUndefined(); // CORS off unless configured
     }
     const docs = await app.inject('/docs/static/index.html');
