@@ -1,6 +1,8 @@
 /** Helpers for the benchmark suite: A/B timing, child servers, load, RSS, the result table. */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 
 export interface Row {
@@ -103,7 +105,11 @@ export function rssMb(pid: number): number {
   return kb / 1024;
 }
 
+/** wrk (C, one thread) when installed: a lighter client than autocannon, so the server is what is measured. */
+export const loadTool: 'wrk' | 'autocannon' = spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk';
+
 export async function load(url: string, body: unknown, connections: number, seconds: number): Promise<{ rps: number; p99: number; errors: number }> {
+  if (loadTool === 'wrk') return wrkLoad(url, body, connections, seconds);
   const r = await autocannon({
     url,
     connections,
@@ -113,4 +119,20 @@ export async function load(url: string, body: unknown, connections: number, seco
     body: JSON.stringify(body),
   });
   return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+}
+
+async function wrkLoad(url: string, body: unknown, connections: number, seconds: number): Promise<{ rps: number; p99: number; errors: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'wrk-'));
+  const script = join(dir, 'post.lua');
+  writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]);
+  const p99m = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const p99 = p99m ? Number(p99m[1]) * (p99m[2] === 'us' ? 0.001 : p99m[2] === 's' ? 1000 : 1) : Number.NaN;
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sock ? sock.slice(1).reduce((a, v) => a + Number(v), 0) : 0);
+  return { rps, p99: Math.round(p99 * 10) / 10, errors };
 }

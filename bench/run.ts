@@ -14,7 +14,7 @@ import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
-import { ab, fmtUs, load, record, rows, rssMb, startServer } from './lib.js';
+import { ab, fmtUs, load, loadTool, record, rows, rssMb, startServer } from './lib.js';
 
 const wanted = new Set(process.argv.slice(2));
 const want = (s: string): boolean => wanted.size === 0 || wanted.has(s);
@@ -99,7 +99,7 @@ async function prefix(): Promise<void> {
 }
 
 async function http(): Promise<void> {
-  process.stderr.write('HTTP (autocannon on loopback, keep-alive; servers in child processes, LOG_LEVEL=warn)\n');
+  process.stderr.write(`HTTP (${loadTool} on loopback, keep-alive; servers in child processes, LOG_LEVEL=warn)\n`);
   const server = await startServer('src/server/server.ts', {}, 18901);
   const echo = await startServer('bench/echo-server.ts', {}, 18902);
   const rssIdle = rssMb(server.pid);
@@ -218,7 +218,7 @@ if (want('http')) await http();
 if (want('responsiveness')) await responsiveness();
 if (want('train')) await training();
 
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? ''}`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? ''}, HTTP load: ${loadTool}`;
 const header = '| section | measurement | A | B | ratio | target | |\n|---|---|---|---|---:|---|---|';
 const table = rows.map((r) => `| ${r.section} | ${r.name} | ${r.a} | ${r.b} | ${r.ratio === null ? '' : `${r.ratio.toFixed(2)}×`} | ${r.target} | ${r.pass === null ? '' : r.pass ? 'ok' : 'MISS'} |`);
 process.stdout.write(`\n${machine}; ${((Date.now() - started) / 1000).toFixed(0)} s\n\n${header}\n${table.join('\n')}\n`);
