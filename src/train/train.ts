@@ -233,9 +233,11 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
     for (let s = 0; s < trainSet.n; s += batch) {
       // PyTorch's DataLoader keeps the short last batch (drop_last=False); so do we
       const rows = Math.min(batch, trainSet.n - s);
+      const f = spec.inputs;
       for (let r = 0; r < rows; r++) {
         const i = order[s + r]!;
-        xb.set(xTrain.subarray(i * spec.inputs, (i + 1) * spec.inputs), r * spec.inputs);
+        // an index loop: subarray() + set() allocated a view per row
+        for (let j = 0; j < f; j++) xb[r * f + j] = xTrain[i * f + j]!;
         yb[r] = yTrain[i]!;
       }
       drawMasks(spec, rows, dropoutRng, masks);

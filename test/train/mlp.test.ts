@@ -28,6 +28,10 @@ describe('gradient check (central finite differences, float64, fixed dropout mas
     ['tanh', 'regression', [6]],
     ['gelu', 'classification', [5, 4, 6]],
     ['tanh', 'classification', [8]],
+    // a layer wider than the generated kernels take (64 inputs): the generic loops
+    ['tanh', 'regression', [70, 5]],
+    ['relu', 'classification', [70]],
+    ['gelu', 'classification', [66]],
   ];
   for (const [activation, task, hidden] of cases) {
     it(`${activation} ${task} hidden ${hidden.join(',')}: every parameter`, () => {
