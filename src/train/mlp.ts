@@ -30,6 +30,8 @@ export interface Layer {
   b: FloatArray;
   gw: FloatArray;
   gb: FloatArray;
+  /** Generated forward/backward code for this layer's shape (null: too wide, the generic loops run). */
+  kernels: LayerKernels | null;
 }
 
 export interface Mlp {
@@ -73,7 +75,7 @@ export function createMlp(spec: MlpSpec, rng: Rng, ArrayType: FloatArrayCtor = F
     off += nout;
     for (let i = 0; i < w.length; i++) w[i] = rng.uniform(-bound, bound);
     for (let i = 0; i < b.length; i++) b[i] = rng.uniform(-bound, bound);
-    layers.push({ in: nin, out: nout, w, b, gw, gb });
+    layers.push({ in: nin, out: nout, w, b, gw, gb, kernels: kernels(nin, nout) });
   }
   return { spec, params, grads, layers };
 }
@@ -148,9 +150,13 @@ const KERNEL_MAX_IN = 64;
 
 type ForwardKernel = (x: FloatArray, w: FloatArray, b: FloatArray, y: FloatArray, rows: number) => void;
 type BackwardKernel = (input: FloatArray, delta: FloatArray, w: FloatArray, gw: FloatArray, gb: FloatArray, dIn: FloatArray | null, rows: number) => void;
-const kernelCache = new Map<string, { forward: ForwardKernel; backward: BackwardKernel }>();
+interface LayerKernels {
+  forward: ForwardKernel;
+  backward: BackwardKernel;
+}
+const kernelCache = new Map<string, LayerKernels>();
 
-function kernels(nin: number, nout: number): { forward: ForwardKernel; backward: BackwardKernel } | null {
+function kernels(nin: number, nout: number): LayerKernels | null {
   if (nin > KERNEL_MAX_IN) return null;
   const key = `${nin}x${nout}`;
   let k = kernelCache.get(key);
@@ -183,8 +189,7 @@ function kernels(nin: number, nout: number): { forward: ForwardKernel; backward:
 /** y[r, o] = b[o] + Σ_i x[r, i]·W[o, i] for r < rows. */
 function linear(layer: Layer, x: FloatArray, rows: number, y: FloatArray): void {
   const { in: nin, out: nout, w, b } = layer;
-  const k = kernels(nin, nout);
-  if (k) return k.forward(x, w, b, y, rows);
+  if (layer.kernels) return layer.kernels.forward(x, w, b, y, rows);
   for (let r = 0; r < rows; r++) {
     const xo = r * nin;
     const yo = r * nout;
@@ -247,7 +252,7 @@ export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, m
     const { in: nin, out: nout, w, gw, gb } = layer;
     // parameter gradients, and (below the first layer) dL/d(input) = δ · W in the same pass
     const dIn = l > 0 ? spare : null;
-    const k = kernels(nin, nout);
+    const k = layer.kernels;
     if (k) k.backward(input, delta, w, gw, gb, dIn, rows);
     else dIn?.fill(0, 0, rows * nin);
     for (let r = 0; r < rows && !k; r++) {
