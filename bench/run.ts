@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../src/model/model.js';
+import { McPool } from '../src/model/pool.js';
 import { run as trainCli } from '../src/train/cli.js';
 import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/metrics.js';
@@ -64,6 +65,16 @@ async function inproc(): Promise<void> {
   );
   record({ section: 'inproc', name: 'MC T=100, 1 row: a loop of 100 session.run (the seed\'s way, in ORT) vs ours', a: fmtUs(r.bUs), b: fmtUs(r.aUs), ratio: r.bUs / r.aUs, target: 'speedup (info; the 50× target is vs PyTorch, train section)', pass: null });
   extra.ours_mc100_1row_us = r.aUs;
+  // the data behind MC_WORKER_MIN_WORK: what a hand-off to a worker thread costs, small and large work
+  const pool = new McPool([{ name: 'diabetes', onnx: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' }], DEFAULT_RUNTIME_OPTIONS, 1);
+  await pool.ready();
+  for (const [n, T] of [[1, 100], [4, 1000], [64, 1000]] as const) {
+    const x = tile(ROW, n);
+    const opts = { samples: T, interval: 0.9, seed: 1 };
+    const w = await ab(() => pool.run('diabetes', x, n, opts), () => m.mc(x, n, opts), n * T > 10000 ? 3 : 7);
+    record({ section: 'inproc', name: `MC ${n} row(s) × T=${T} (work ${n * T}): on a worker thread vs inline`, a: fmtUs(w.aUs), b: fmtUs(w.bUs), ratio: w.aUs / w.bUs, target: 'hand-off cost (info)', pass: null });
+  }
+  await pool.close();
   await Promise.all([m.close(), raw.release()]);
 }
 
