@@ -54,11 +54,6 @@ export function erfc(x: number): number {
   return x >= 0 ? r : 2 - r;
 }
 
-/** Standard normal CDF. */
-export function normalCdf(x: number): number {
-  return 0.5 * erfc(-x / Math.SQRT2);
-}
-
 /** Shannon entropy (nats) of a probability vector. */
 export function entropy(p: ArrayLike<number>, offset = 0, k = p.length): number {
   let h = 0;
