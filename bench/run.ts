@@ -201,6 +201,10 @@ async function training(): Promise<void> {
   const steps = m.history.length * Math.ceil(m.trainRows / 32);
   const oursStepUs = (ms * 1000) / steps;
   const oursRmse = (m.metrics.test as RegressionMetrics).rmse;
+  // the same run on the JavaScript kernels (the engine for tanh/gelu networks), for the record
+  const js = train(data, { ...DEFAULT_TRAIN_OPTIONS, mcSamples: 50, engine: 'js' }, test);
+  const jsStepUs = (js.history[js.history.length - 1]!.elapsedMs * 1000) / steps;
+  record({ section: 'train', name: `time per step: ours, WebAssembly SIMD engine vs JavaScript engine (${m.engine} vs ${js.engine})`, a: fmtUs(oursStepUs), b: fmtUs(jsStepUs), ratio: jsStepUs / oursStepUs, target: 'info', pass: null });
   if (!torchAvailable()) {
     record({ section: 'train', name: 'steps/s (PyTorch not installed: no side-by-side)', a: `${((steps / ms) * 1000).toFixed(0)} steps/s`, b: 'n/a', ratio: null, target: 'apt-get install python3-torch for the baseline', pass: null });
     return;

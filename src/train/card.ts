@@ -86,6 +86,7 @@ export function buildCard(
       train_rows: m.trainRows,
       val_rows: m.valRows,
       test_source: testSource,
+      engine: m.engine,
       optimizer: 'Adam (PyTorch semantics, L2 weight decay)',
       loss: m.task === 'regression' ? 'MSE on the standardised target' : 'softmax cross-entropy',
     },

@@ -25,6 +25,7 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
   --test-data FILE                    held-out rows: metrics and interval coverage are reported on them
   --test-split F                      or hold out this fraction of --data as test rows (seeded)
   --mc-samples 200                    Monte Carlo passes for calibration and metrics
+  --engine auto|wasm|js               minibatch kernels: auto = WebAssembly SIMD for relu, JavaScript otherwise
   --seed 0  --out models  --quiet`;
 
 class UsageError extends Error {}
@@ -65,6 +66,7 @@ export function parseCli(argv: string[]): { opts: TrainOptions; data: string; ta
         'test-data': { type: 'string' },
         'test-split': { type: 'string' },
         'mc-samples': { type: 'string' },
+        engine: { type: 'string' },
         seed: { type: 'string' },
         out: { type: 'string' },
         quiet: { type: 'boolean' },
@@ -88,6 +90,12 @@ export function parseCli(argv: string[]): { opts: TrainOptions; data: string; ta
   if (values.activation !== undefined && !['relu', 'tanh', 'gelu'].includes(values.activation)) {
     throw new UsageError(`--activation ${values.activation}: expected relu, tanh or gelu`);
   }
+  if (values.engine !== undefined && !['auto', 'wasm', 'js'].includes(values.engine)) {
+    throw new UsageError(`--engine ${values.engine}: expected auto, wasm or js`);
+  }
+  if (values.engine === 'wasm' && (values.activation ?? 'relu') !== 'relu') {
+    throw new UsageError(`--engine wasm supports --activation relu only (got ${values.activation})`);
+  }
   if (values['test-data'] && values['test-split']) throw new UsageError('give --test-data or --test-split, not both');
   const d = DEFAULT_TRAIN_OPTIONS;
   const int = (x: number): boolean => Number.isInteger(x);
@@ -103,6 +111,7 @@ export function parseCli(argv: string[]): { opts: TrainOptions; data: string; ta
     valSplit: num('val-split', values['val-split'], d.valSplit, (x) => x > 0 && x < 1, 'a fraction in (0, 1)'),
     seed: num('seed', values.seed, d.seed, (x) => int(x) && x >= 0 && x < 2 ** 32, 'an integer in [0, 2^32)'),
     mcSamples: num('mc-samples', values['mc-samples'], d.mcSamples, (x) => int(x) && x >= 2 && x <= 100000, 'an integer in [2, 100000]'),
+    engine: (values.engine as TrainOptions['engine'] | undefined) ?? d.engine,
   };
   return {
     opts,

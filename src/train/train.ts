@@ -10,7 +10,6 @@ import {
   type Activation,
   type Mlp,
   type MlpSpec,
-  backward,
   createMlp,
   createWorkspace,
   crossEntropyLoss,
@@ -19,6 +18,7 @@ import {
   mseLoss,
   softmaxRows,
 } from './mlp.js';
+import { createEngine, type EngineKind } from './engine.js';
 import { Adam } from './optim.js';
 
 export interface TrainOptions {
@@ -36,6 +36,8 @@ export interface TrainOptions {
   seed: number;
   /** Monte Carlo passes used for calibration and metrics. */
   mcSamples: number;
+  /** Compute engine: auto = WebAssembly SIMD for ReLU networks, JavaScript otherwise. */
+  engine: 'auto' | EngineKind;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -50,6 +52,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   valSplit: 0.2,
   seed: 0,
   mcSamples: 200,
+  engine: 'auto',
 };
 
 export interface EpochLog {
@@ -77,6 +80,8 @@ export interface TrainedModel {
   history: EpochLog[];
   bestEpoch: number;
   epochsRun: number;
+  /** The engine that ran the minibatch steps. */
+  engine: EngineKind;
   trainRows: number;
   valRows: number;
   metrics: { validation: RegressionMetrics | ClassificationMetrics; test?: RegressionMetrics | ClassificationMetrics };
@@ -204,19 +209,17 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
   const yVal = target(valSet);
 
   const net = createMlp(spec, initRng);
-  const adam = new Adam(net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
   const batch = Math.min(opts.batchSize, trainSet.n);
-  const ws = createWorkspace(spec, batch);
-  const xb = new Float32Array(batch * spec.inputs);
+  // the engine may move net.params and net.grads into its own memory: create it before the optimiser
+  const engine = createEngine(net, batch, xVal, valSet.n, opts.engine);
+  const adam = new Adam(net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
+  const { xb, masks, dOut } = engine;
   const yb = new Float32Array(batch);
-  const dOut = new Float32Array(batch * outputs);
-  const masks = drawMasks(spec, batch, dropoutRng);
   const order = new Uint32Array(trainSet.n);
   for (let i = 0; i < order.length; i++) order[i] = i;
-  const valWs = createWorkspace(spec, valSet.n);
   const valD = new Float32Array(valSet.n * outputs);
   const valLoss = (): number => {
-    const out = forward(net, xVal, valSet.n, valWs, null);
+    const out = engine.evalOutputs();
     return task === 'regression' ? mseLoss(out, yVal, valSet.n, 1, valD) : crossEntropyLoss(out, yVal, valSet.n, outputs, valD);
   };
 
@@ -241,12 +244,12 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
         yb[r] = yTrain[i]!;
       }
       drawMasks(spec, rows, dropoutRng, masks);
-      const out = forward(net, xb, rows, ws, masks);
+      const out = engine.forward(rows);
       const loss = task === 'regression' ? mseLoss(out, yb, rows, 1, dOut) : crossEntropyLoss(out, yb, rows, outputs, dOut);
       lossSum += loss * rows;
-      net.grads.fill(0);
-      backward(net, xb, rows, ws, masks, dOut);
+      engine.backward(rows);
       adam.step(net.params, net.grads);
+      engine.paramsChanged();
     }
     const vl = valLoss();
     const improved = vl < best;
@@ -281,6 +284,7 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
     history,
     bestEpoch,
     epochsRun,
+    engine: engine.kind,
     trainRows: trainSet.n,
     valRows: valSet.n,
     metrics: { validation: undefined as unknown as RegressionMetrics },
