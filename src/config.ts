@@ -44,6 +44,8 @@ const EnvSchema = z.object({
   MC_MAX_RUN_ROWS: int(1, 10_000_000).default(4096),
   /** Run the layers before the first dropout once per row, not once per sample. */
   MC_SHARED_PREFIX: bool.default(true),
+  /** Coalesce concurrent small MC requests (same sample count, one run each) into one run. */
+  MC_COALESCE: bool.default(true),
   /** Worker threads for large Monte Carlo runs (0 = run everything on the main thread). */
   MC_WORKERS: int(0, 64).default(Math.max(1, Math.min(4, availableParallelism() - 1))),
   /** Rows × samples at or above which an MC request goes to a worker. */

@@ -5,6 +5,8 @@
  * (below 1 ms the wait is "until the end of this event-loop turn": requests that arrived together).
  * If a coalesced run fails, each request is retried alone, so one bad request never fails its neighbours.
  */
+import type { McJob, McResult } from './model.js';
+
 export interface BatchRunner {
   (x: Float32Array, rows: number): Promise<Float32Array>;
 }
@@ -85,5 +87,71 @@ export class PredictBatcher {
       p.resolve(out.slice(off * this.outputWidth, (off + p.rows) * this.outputWidth));
       off += p.rows;
     }
+  }
+}
+
+interface PendingMc {
+  job: McJob;
+  resolve: (r: McResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Coalescing of concurrent Monte Carlo requests for one model: requests with the same sample count
+ * that arrive in the same event-loop turn share one run (LoadedModel.mcCoalesced) of at most
+ * maxRunRows tiled rows. Each request keeps its own seed and gets the answer it would get alone; what
+ * is shared is onnxruntime's per-run cost, which dominates small MC requests. If a shared run fails,
+ * each request is retried alone, so one bad request never fails its neighbours.
+ */
+export class McBatcher {
+  private readonly queues = new Map<number, { jobs: PendingMc[]; tiledRows: number }>();
+  private scheduled = false;
+
+  constructor(
+    private readonly run: (jobs: McJob[]) => Promise<McResult[]>,
+    private readonly maxRunRows: number,
+    private readonly onBatch?: (requests: number) => void,
+  ) {}
+
+  mc(job: McJob): Promise<McResult> {
+    return new Promise((resolve, reject) => {
+      const T = job.opts.samples;
+      let q = this.queues.get(T);
+      if (q && q.tiledRows + job.rows * T > this.maxRunRows) {
+        this.queues.delete(T);
+        void this.execute(q.jobs);
+        q = undefined;
+      }
+      if (!q) {
+        q = { jobs: [], tiledRows: 0 };
+        this.queues.set(T, q);
+      }
+      q.jobs.push({ job, resolve, reject });
+      q.tiledRows += job.rows * T;
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const queues = [...this.queues.values()];
+    this.queues.clear();
+    for (const q of queues) void this.execute(q.jobs);
+  }
+
+  private async execute(batch: PendingMc[]): Promise<void> {
+    this.onBatch?.(batch.length);
+    let results: McResult[];
+    try {
+      results = await this.run(batch.map((p) => p.job));
+    } catch (err) {
+      if (batch.length === 1) return batch[0]!.reject(err);
+      for (const p of batch) this.run([p.job]).then((r) => p.resolve(r[0]!), p.reject);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i]!));
   }
 }

@@ -70,20 +70,28 @@ export class RegressionAccumulator {
     if (keepSamples) this.raw = new Float32Array(samples * n);
   }
 
-  /** Add `chunkSamples` samples (chunkSamples × rows × outputs values, sample-major). */
-  add(out: Float32Array, chunkSamples: number): void {
+  /**
+   * Add `chunkSamples` samples from a sample-major output of chunkSamples × batchRows rows, of which this
+   * request's rows are rowOffset … rowOffset + rows − 1 in every sample (a coalesced run holds several
+   * requests; alone, batchRows = rows and rowOffset = 0).
+   */
+  add(out: Float32Array, chunkSamples: number, batchRows = this.rows, rowOffset = 0): void {
     const n = this.rows * this.outputs;
-    if (this.seen === 0) this.shift.set(out.subarray(0, n)); // shifted sums avoid cancellation when |mean| ≫ std
-    const { shift, sum, sumSq } = this;
+    const stride = batchRows * this.outputs;
+    const first = rowOffset * this.outputs;
+    const { shift, sum, sumSq, raw } = this;
+    // shifted sums avoid cancellation when |mean| ≫ std
+    if (this.seen === 0) for (let i = 0; i < n; i++) shift[i] = out[first + i]!;
     for (let t = 0; t < chunkSamples; t++) {
-      const o = t * n;
+      const o = t * stride + first;
       for (let i = 0; i < n; i++) {
-        const d = out[o + i]! - shift[i]!;
+        const v = out[o + i]!;
+        const d = v - shift[i]!;
         sum[i]! += d;
         sumSq[i]! += d * d;
+        if (raw) raw[(this.seen + t) * n + i] = v;
       }
     }
-    this.raw?.set(out.subarray(0, chunkSamples * n), this.seen * n);
     this.seen += chunkSamples;
   }
 
@@ -134,11 +142,12 @@ export class ClassificationAccumulator {
     if (keepSamples) this.raw = new Float32Array(samples * rows * classes);
   }
 
-  add(out: Float32Array, chunkSamples: number): void {
+  /** Like RegressionAccumulator.add: this request's rows are rowOffset … of batchRows per sample. */
+  add(out: Float32Array, chunkSamples: number, batchRows = this.rows, rowOffset = 0): void {
     const { rows, classes: K, p } = this;
     for (let t = 0; t < chunkSamples; t++) {
       for (let i = 0; i < rows; i++) {
-        const o = (t * rows + i) * K;
+        const o = (t * batchRows + rowOffset + i) * K;
         toProbabilities(out, o, K, this.logits, p);
         let best = 0;
         for (let k = 0; k < K; k++) {

@@ -49,6 +49,23 @@ export interface McOptions {
   returnSamples?: boolean;
 }
 
+/** One MC request: validated rows (rows × features) and its options. */
+export interface McJob {
+  x: Float32Array;
+  rows: number;
+  opts: McOptions;
+}
+
+export interface McResult {
+  stats: McStats;
+  /** The seed the masks came from (the request's, or a fresh one). */
+  seed: number;
+}
+
+function checkInterval(interval: number): void {
+  if (!(interval > 0 && interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${interval}`);
+}
+
 interface MaskSpec {
   input: string;
   /** Shape of one row's mask (dims after batch) and its element count. */
@@ -251,7 +268,7 @@ export class LoadedModel {
   }
 
   /** One run of s samples of the rows: x goes in once, the graph repeats it [s, 1, …]; masks cover all s·rows rows. */
-  private async runChunk(g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: (buf: Float32Array, ratio: number) => void): Promise<Float32Array> {
+  private async runChunk(g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: (buf: Float32Array, ratio: number, rowSize: number) => void): Promise<Float32Array> {
     const f = this.features.length;
     const batch = s * rows;
     const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
@@ -264,7 +281,7 @@ export class LoadedModel {
     });
     this.masks.forEach((m, k) => {
       const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
-      fillMask(buf, m.ratio);
+      fillMask(buf, m.ratio, m.rowSize);
       feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
     });
     return (await g.session.run(feeds, [this.outputName]))[this.outputName]!.data;
@@ -316,15 +333,14 @@ export class LoadedModel {
    * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
    * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
    */
-  async mc(x: Float32Array, rows: number, opts: McOptions): Promise<{ stats: McStats; seed: number }> {
+  async mc(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
     if (!this.mcPlain) throw new NoDropoutError(this.name);
-    if (!(opts.interval > 0 && opts.interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${opts.interval}`);
+    checkInterval(opts.interval);
     const T = opts.samples;
     const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
     const rng = new Rng(seed);
-    const K = this.outputSize;
-    const acc = this.task === 'regression' ? new RegressionAccumulator(rows, K, T, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, T, !!opts.returnSamples, this.logits);
+    const acc = this.accumulator(rows, T, opts);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
     // mask buffers serve every chunk of this request, then go back to a free list for the next one
     // (a buffer is never shared by two requests in flight: onnxruntime reads it after an await)
@@ -339,8 +355,79 @@ export class LoadedModel {
     } finally {
       if (this.freeMasks.length < 8) this.freeMasks.push(maskBufs);
     }
-    const stats = acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
-    return { stats, seed };
+    return { stats: this.finishStats(acc, opts), seed };
+  }
+
+  /** Largest batch (tiled rows) of one MC run. */
+  get maxRunRows(): number {
+    return this.opts.maxRunRows;
+  }
+
+  /** Whether MC on `rows` rows × `samples` fits one run, and so may share a run with other requests. */
+  fitsOneRun(rows: number, samples: number): boolean {
+    return this.mcPlain !== null && rows * samples <= this.opts.maxRunRows;
+  }
+
+  /**
+   * Monte Carlo for several requests with one sample count T in a single run (the MC batcher coalesces
+   * concurrent requests): their rows are concatenated, the graph repeats them T times, and each request
+   * draws its own masks from its own seeded generator, in the order a run of that request alone draws
+   * them (Rng.fillDropoutMaskRange ignores call boundaries). So a request's answer does not depend on
+   * its neighbours; it equals mc() with the same seed. Each request must fit one run (fitsOneRun).
+   */
+  async mcCoalesced(jobs: readonly McJob[]): Promise<McResult[]> {
+    if (!this.mcPlain) throw new NoDropoutError(this.name);
+    const T = jobs[0]!.opts.samples;
+    let total = 0;
+    for (const j of jobs) {
+      checkInterval(j.opts.interval);
+      if (j.opts.samples !== T) throw new Error('coalesced MC requests must share the sample count');
+      total += j.rows;
+    }
+    if (total * T > this.opts.maxRunRows) throw new Error(`coalesced MC of ${total} rows × ${T} samples exceeds one run`);
+    const f = this.features.length;
+    let x = jobs[0]!.x;
+    if (jobs.length > 1) {
+      x = new Float32Array(total * f);
+      let at = 0;
+      for (const j of jobs) {
+        x.set(j.x.subarray(0, j.rows * f), at * f);
+        at += j.rows;
+      }
+    }
+    const seeds = jobs.map((j) => j.opts.seed ?? randomSeed());
+    const rngs = seeds.map((seed) => new Rng(seed));
+    const maskBufs = this.takeMaskBuffers(T * total);
+    try {
+      const out = await this.runChunk(this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => {
+        for (let t = 0; t < T; t++) {
+          let row = t * total;
+          for (let j = 0; j < jobs.length; j++) {
+            const n = jobs[j]!.rows;
+            rngs[j]!.fillDropoutMaskRange(buf, row * rowSize, (row + n) * rowSize, ratio);
+            row += n;
+          }
+        }
+      });
+      let offset = 0;
+      return jobs.map((j, k) => {
+        const acc = this.accumulator(j.rows, T, j.opts);
+        acc.add(out, T, total, offset);
+        offset += j.rows;
+        return { stats: this.finishStats(acc, j.opts), seed: seeds[k]! };
+      });
+    } finally {
+      if (this.freeMasks.length < 8) this.freeMasks.push(maskBufs);
+    }
+  }
+
+  private accumulator(rows: number, samples: number, opts: McOptions): RegressionAccumulator | ClassificationAccumulator {
+    const K = this.outputSize;
+    return this.task === 'regression' ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, samples, !!opts.returnSamples, this.logits);
+  }
+
+  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, opts: McOptions): McStats {
+    return acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
   }
 
   /** MC dropout as JSON rows (the /uncertainty response). */

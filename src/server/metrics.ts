@@ -9,6 +9,7 @@ export interface Metrics {
   rows: Counter<'model' | 'mode'>;
   modelsLoaded: Gauge;
   batchSize: Histogram<'model'>;
+  mcBatchRequests: Histogram<'model'>;
 }
 
 export function createMetrics(): Metrics {
@@ -44,6 +45,13 @@ export function createMetrics(): Metrics {
       help: 'Rows per coalesced predict run (dynamic batching)',
       labelNames: ['model'],
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    }),
+    mcBatchRequests: new Histogram({
+      name: 'mc_batch_requests',
+      help: 'Monte Carlo requests per shared run (MC coalescing)',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
       registers: [registry],
     }),
   };

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config.js';
 import { InputError, NoDropoutError } from '../model/errors.js';
-import { PredictBatcher } from '../model/batcher.js';
+import { McBatcher, PredictBatcher } from '../model/batcher.js';
 import type { McStats } from '../model/mc.js';
 import type { McPool } from '../model/pool.js';
 import { formatStats, type LoadedModel, type McOptions } from '../model/model.js';
@@ -61,9 +61,8 @@ export class InferenceService {
     this.models = models;
     this.pool = pool;
     const minWork = this.config.MC_WORKER_MIN_WORK;
-    this.mcRunner = pool
-      ? (m, x, rows, opts) => (rows * opts.samples >= minWork ? pool.run(m.name, x, rows, opts) : m.mc(x, rows, opts))
-      : (m, x, rows, opts) => m.mc(x, rows, opts);
+    const inline: McRunner = this.config.MC_COALESCE ? this.coalescingRunner(models) : (m, x, rows, opts) => m.mc(x, rows, opts);
+    this.mcRunner = pool ? (m, x, rows, opts) => (rows * opts.samples >= minWork ? pool.run(m.name, x, rows, opts) : inline(m, x, rows, opts)) : inline;
     if (this.config.BATCH_MAX_ROWS > 0) {
       const batchers = new Map(
         [...models.values()].map((m) => [
@@ -77,6 +76,14 @@ export class InferenceService {
     } else this.predictRunner = (m, x, rows) => m.predictRaw(x, rows);
     this.metrics.modelsLoaded.set(models.size);
     this.state = 'ready';
+  }
+
+  /** Inline MC that coalesces concurrent requests fitting one run (McBatcher); larger ones run alone. */
+  private coalescingRunner(models: Map<string, LoadedModel>): McRunner {
+    const batchers = new Map(
+      [...models.values()].map((m) => [m.name, new McBatcher((jobs) => m.mcCoalesced(jobs), m.maxRunRows, (n) => this.metrics.mcBatchRequests.observe({ model: m.name }, n))]),
+    );
+    return (m, x, rows, opts) => (m.fitsOneRun(rows, opts.samples) ? batchers.get(m.name)!.mc({ x, rows, opts }) : m.mc(x, rows, opts));
   }
 
   names(): string[] {

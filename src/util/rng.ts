@@ -82,6 +82,9 @@ export class Rng {
     return a;
   }
 
+  /** The unused 16-bit half of the last mask draw (-1: none), so mask streams ignore call boundaries. */
+  private maskHalf = -1;
+
   /**
    * Fill `out` with inverted-dropout multipliers (torch.nn.Dropout semantics): 0 with probability p,
    * 1/(1−p) otherwise. Each 32-bit draw decides two units, one per 16-bit half, so p is resolved to
@@ -91,13 +94,33 @@ export class Rng {
    * half − threshold) because a data-dependent branch mispredicts half the time and tripled the cost.
    */
   fillDropoutMask(out: Float32Array, p: number): Float32Array {
+    this.fillDropoutMaskRange(out, 0, out.length, p);
+    return out;
+  }
+
+  /**
+   * fillDropoutMask on out[start, end). A half draw left over by an odd count is kept for the next call,
+   * so filling a buffer piece by piece gives exactly the units of one call on the whole: a request's
+   * masks do not depend on how its rows are laid out in a batch (see LoadedModel.mcCoalesced).
+   */
+  fillDropoutMaskRange(out: Float32Array, start: number, end: number, p: number): void {
     const threshold = Math.round(p * 65536);
-    if (threshold <= 0) return out.fill(1);
-    if (threshold >= 65536) return out.fill(0);
+    if (threshold <= 0) {
+      out.fill(1, start, end);
+      return;
+    }
+    if (threshold >= 65536) {
+      out.fill(0, start, end);
+      return;
+    }
     const keep = 65536 / (65536 - threshold);
+    let i = start;
+    if (this.maskHalf >= 0 && i < end) {
+      out[i++] = keep * (((this.maskHalf - threshold) >>> 31) ^ 1);
+      this.maskHalf = -1;
+    }
     let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
-    const n = out.length;
-    for (let i = 0; i < n; i += 2) {
+    for (; i < end; i += 2) {
       // xoshiro128** inlined on local state
       const m = Math.imul(s1, 5);
       const r = Math.imul((m << 7) | (m >>> 25), 9);
@@ -109,13 +132,13 @@ export class Rng {
       s2 ^= t;
       s3 = (s3 << 11) | (s3 >>> 21);
       out[i] = keep * ((((r >>> 16) - threshold) >>> 31) ^ 1);
-      if (i + 1 < n) out[i + 1] = keep * ((((r & 0xffff) - threshold) >>> 31) ^ 1);
+      if (i + 1 < end) out[i + 1] = keep * ((((r & 0xffff) - threshold) >>> 31) ^ 1);
+      else this.maskHalf = r & 0xffff;
     }
     this.s0 = s0;
     this.s1 = s1;
     this.s2 = s2;
     this.s3 = s3;
-    return out;
   }
 }
 

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { McBatcher } from '../../src/model/batcher.js';
+import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
+import { LoadedModel, type McJob, type McResult } from '../../src/model/model.js';
+import { Rng } from '../../src/util/rng.js';
+
+describe('mask streams ignore call boundaries', () => {
+  it('filling a buffer piece by piece (odd pieces included) equals one fill', () => {
+    const whole = new Rng(9).fillDropoutMask(new Float32Array(1001), 0.3);
+    const pieces = new Float32Array(1001);
+    const rng = new Rng(9);
+    let at = 0;
+    for (const n of [1, 2, 3, 50, 7, 0, 1, 600, 337]) {
+      rng.fillDropoutMaskRange(pieces, at, at + n, 0.3);
+      at += n;
+    }
+    expect(at).toBe(1001);
+    expect(pieces).toEqual(whole);
+    // and the stream is a real mask: about 30% zeros, survivors scaled
+    expect(whole.filter((v) => v === 0).length / 1001).toBeGreaterThan(0.25);
+    expect(whole.filter((v) => v === 0).length / 1001).toBeLessThan(0.35);
+  });
+});
+
+const row = (features: number, k: number): Float32Array => {
+  const rng = new Rng(1000 + k);
+  return Float32Array.from({ length: features }, () => rng.normal());
+};
+
+describe('coalesced Monte Carlo (several requests, one run)', () => {
+  let diabetes: LoadedModel;
+  let wine: LoadedModel;
+  beforeAll(async () => {
+    diabetes = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+    wine = await LoadedModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
+  });
+  afterAll(async () => {
+    await diabetes.close();
+    await wine.close();
+  });
+
+  // raw diabetes rows are in feature units; standard normals are fine for equality checks
+  const jobsFor = (features: number): McJob[] => [
+    { x: row(features, 1), rows: 1, opts: { samples: 100, interval: 0.9, seed: 11 } },
+    { x: Float32Array.from([...row(features, 2), ...row(features, 3), ...row(features, 4)]), rows: 3, opts: { samples: 100, interval: 0.8, seed: 12, returnSamples: true } },
+    { x: row(features, 5), rows: 1, opts: { samples: 100, interval: 0.95, seed: 13 } },
+  ];
+
+  it('regression: each request gets exactly what it gets alone with its seed', async () => {
+    const jobs = jobsFor(10);
+    const together = await diabetes.mcCoalesced(jobs);
+    for (let j = 0; j < jobs.length; j++) {
+      const alone = await diabetes.mc(jobs[j]!.x, jobs[j]!.rows, jobs[j]!.opts);
+      expect(together[j]!.seed).toBe(alone.seed);
+      const a = together[j]!.stats as RegressionStats;
+      const b = alone.stats as RegressionStats;
+      expect(Array.from(a.mean)).toEqual(Array.from(b.mean));
+      expect(Array.from(a.epistemicStd)).toEqual(Array.from(b.epistemicStd));
+      expect(Array.from(a.lower)).toEqual(Array.from(b.lower));
+      expect(a.level).toBe(jobs[j]!.opts.interval);
+      expect(a.epistemicStd[0]).toBeGreaterThan(0);
+    }
+    expect((together[1]!.stats as RegressionStats).raw).toHaveLength(300);
+    // a neighbour's seed matters to nobody else: change request 0's seed, request 2 is unchanged
+    const changed = await diabetes.mcCoalesced([{ ...jobs[0]!, opts: { ...jobs[0]!.opts, seed: 99 } }, jobs[1]!, jobs[2]!]);
+    expect((changed[0]!.stats as RegressionStats).mean[0]).not.toBe((together[0]!.stats as RegressionStats).mean[0]);
+    expect((changed[2]!.stats as RegressionStats).mean[0]).toBe((together[2]!.stats as RegressionStats).mean[0]);
+  });
+
+  it('classification with two dropout layers: the same', async () => {
+    const jobs = jobsFor(13);
+    const together = await wine.mcCoalesced(jobs);
+    for (let j = 0; j < jobs.length; j++) {
+      const alone = (await wine.mc(jobs[j]!.x, jobs[j]!.rows, jobs[j]!.opts)).stats as ClassificationStats;
+      const a = together[j]!.stats as ClassificationStats;
+      expect(Array.from(a.probabilities)).toEqual(Array.from(alone.probabilities));
+      expect(Array.from(a.mutualInformation)).toEqual(Array.from(alone.mutualInformation));
+    }
+  });
+
+  it('refuses mixed sample counts and runs larger than one run', async () => {
+    const [a, b] = jobsFor(10);
+    await expect(diabetes.mcCoalesced([a!, { ...b!, opts: { ...b!.opts, samples: 50 } }])).rejects.toThrow(/share the sample count/);
+    expect(diabetes.fitsOneRun(40, 100)).toBe(true);
+    expect(diabetes.fitsOneRun(41, 100)).toBe(false);
+    await expect(diabetes.mcCoalesced([{ ...a!, x: new Float32Array(410), rows: 41 }])).rejects.toThrow(/exceeds one run/);
+  });
+});
+
+describe('McBatcher', () => {
+  const job = (samples: number, rows = 1, seed = 1): McJob => ({ x: new Float32Array(rows), rows, opts: { samples, interval: 0.9, seed } });
+  const fake = (failSeed?: number) => {
+    const runs: number[][] = [];
+    const run = async (jobs: McJob[]): Promise<McResult[]> => {
+      runs.push(jobs.map((j) => j.opts.seed!));
+      if (jobs.some((j) => j.opts.seed === failSeed)) throw new Error('bad request');
+      return jobs.map((j) => ({ seed: j.opts.seed!, stats: { samples: j.opts.samples } as unknown as RegressionStats }));
+    };
+    return { run, runs };
+  };
+
+  it('coalesces requests of one turn by sample count, within maxRunRows', async () => {
+    const { run, runs } = fake();
+    const b = new McBatcher(run, 400);
+    const out = await Promise.all([b.mc(job(100, 1, 1)), b.mc(job(50, 1, 2)), b.mc(job(100, 2, 3)), b.mc(job(100, 1, 4)), b.mc(job(100, 1, 5))]);
+    expect(out.map((r) => r.seed)).toEqual([1, 2, 3, 4, 5]);
+    // T=100: 1 + 2 + 1 rows fill 400 tiled rows; the fifth starts a new run
+    expect(runs).toHaveLength(3);
+    expect(runs).toEqual(expect.arrayContaining([[1, 3, 4], [5], [2]]));
+  });
+
+  it('a failing request fails alone: its neighbours are retried one by one', async () => {
+    const { run } = fake(2);
+    const b = new McBatcher(run, 4096);
+    const out = await Promise.allSettled([b.mc(job(10, 1, 1)), b.mc(job(10, 1, 2)), b.mc(job(10, 1, 3))]);
+    expect(out.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  });
+});
