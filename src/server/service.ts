@@ -111,12 +111,13 @@ export class InferenceService {
   }
 
   private async timed<T>(model: string, mode: 'predict' | 'mc', rows: number, fn: () => Promise<T>): Promise<T> {
-    const end = this.metrics.inferenceDuration.startTimer({ model, mode });
+    const started = performance.now();
     try {
       return await fn();
     } finally {
-      end();
-      this.metrics.rows.inc({ model, mode }, rows);
+      const labels = [model, mode];
+      this.metrics.inferenceDuration.observeValues(labels, (performance.now() - started) / 1000);
+      this.metrics.rows.incValues(labels, rows);
     }
   }
 

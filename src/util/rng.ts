@@ -120,7 +120,9 @@ export class Rng {
       this.maskHalf = -1;
     }
     let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
-    for (; i < end; i += 2) {
+    // pairs of units here; an odd last unit below, whose draw's unused half is kept for the next call
+    const pairsEnd = end - ((end - i) & 1);
+    for (; i < pairsEnd; i += 2) {
       // xoshiro128** inlined on local state
       const m = Math.imul(s1, 5);
       const r = Math.imul((m << 7) | (m >>> 25), 9);
@@ -132,13 +134,17 @@ export class Rng {
       s2 ^= t;
       s3 = (s3 << 11) | (s3 >>> 21);
       out[i] = keep * ((((r >>> 16) - threshold) >>> 31) ^ 1);
-      if (i + 1 < end) out[i + 1] = keep * ((((r & 0xffff) - threshold) >>> 31) ^ 1);
-      else this.maskHalf = r & 0xffff;
+      out[i + 1] = keep * ((((r & 0xffff) - threshold) >>> 31) ^ 1);
     }
     this.s0 = s0;
     this.s1 = s1;
     this.s2 = s2;
     this.s3 = s3;
+    if (i < end) {
+      const r = this.nextU32();
+      out[i] = keep * ((((r >>> 16) - threshold) >>> 31) ^ 1);
+      this.maskHalf = r & 0xffff;
+    }
   }
 }
 
