@@ -1,6 +1,7 @@
 /** zod schemas of the /v1 and health routes: validator, TypeScript type and OpenAPI at once. */
 import { z } from 'zod';
 import type { Config } from '../../config.js';
+import { predictFastPath, uncertaintyFastPath, withFastPath } from './fast-path.js';
 
 export const ErrorBody = z
   .object({
@@ -22,12 +23,16 @@ const Row = z
 
 export const Instances = z.array(Row).min(1).describe('Rows to score (1..MAX_BATCH_ROWS)');
 
-export const PredictBody = z.union([
-  z.object({ instances: Instances }),
-  Instances.describe('A bare array of rows (same as {"instances": [...]})'),
-]);
+export const PredictBody = withFastPath(
+  z.union([z.object({ instances: Instances }), Instances.describe('A bare array of rows (same as {"instances": [...]})')]),
+  predictFastPath,
+);
 
 export function uncertaintyBody(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
+  return withFastPath(uncertaintySchema(config), uncertaintyFastPath(config.MC_MAX_SAMPLES));
+}
+
+function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
   return z.object({
     instances: Instances,
     samples: z
