@@ -98,48 +98,69 @@ interface PendingMc {
 
 /**
  * Coalescing of concurrent Monte Carlo requests for one model: requests with the same sample count
- * that arrive in the same event-loop turn share one run (LoadedModel.mcCoalesced) of at most
- * maxRunRows tiled rows. Each request keeps its own seed and gets the answer it would get alone; what
- * is shared is onnxruntime's per-run cost, which dominates small MC requests. If a shared run fails,
- * each request is retried alone, so one bad request never fails its neighbours.
+ * share one run (LoadedModel.mcCoalesced) of at most maxRunRows tiled rows. Each request keeps its own
+ * seed and gets the answer it would get alone; what is shared is onnxruntime's per-run cost, which
+ * dominates small MC requests. Batches start at the end of the event-loop turn in which their first
+ * request arrived, as long as fewer than maxInFlight runs are going (a worker pool's size); beyond
+ * that, requests keep joining the waiting batches, which start as runs finish (continuous batching).
+ * If a shared run fails, each request is retried alone, so one bad request never fails its neighbours.
  */
 export class McBatcher {
-  private readonly queues = new Map<number, { jobs: PendingMc[]; tiledRows: number }>();
+  /** Batches still accepting requests, by sample count. */
+  private readonly open = new Map<number, { jobs: PendingMc[]; tiledRows: number }>();
+  /** Full batches waiting for a free run slot, oldest first. */
+  private readonly full: PendingMc[][] = [];
+  private inFlight = 0;
   private scheduled = false;
 
   constructor(
     private readonly run: (jobs: McJob[]) => Promise<McResult[]>,
     private readonly maxRunRows: number,
+    private readonly maxInFlight = Infinity,
     private readonly onBatch?: (requests: number) => void,
   ) {}
 
   mc(job: McJob): Promise<McResult> {
     return new Promise((resolve, reject) => {
       const T = job.opts.samples;
-      let q = this.queues.get(T);
+      let q = this.open.get(T);
       if (q && q.tiledRows + job.rows * T > this.maxRunRows) {
-        this.queues.delete(T);
-        void this.execute(q.jobs);
+        this.open.delete(T);
+        this.full.push(q.jobs);
         q = undefined;
       }
       if (!q) {
         q = { jobs: [], tiledRows: 0 };
-        this.queues.set(T, q);
+        this.open.set(T, q);
       }
       q.jobs.push({ job, resolve, reject });
       q.tiledRows += job.rows * T;
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => {
+          this.scheduled = false;
+          this.dispatch();
+        });
       }
     });
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const queues = [...this.queues.values()];
-    this.queues.clear();
-    for (const q of queues) void this.execute(q.jobs);
+  /** Start waiting batches while run slots are free: full ones first, then the open ones. */
+  private dispatch(): void {
+    while (this.inFlight < this.maxInFlight) {
+      let batch = this.full.shift();
+      if (!batch) {
+        const next = this.open.entries().next();
+        if (next.done) return;
+        this.open.delete(next.value[0]);
+        batch = next.value[1].jobs;
+      }
+      this.inFlight++;
+      void this.execute(batch).finally(() => {
+        this.inFlight--;
+        this.dispatch();
+      });
+    }
   }
 
   private async execute(batch: PendingMc[]): Promise<void> {
@@ -149,7 +170,7 @@ export class McBatcher {
       results = await this.run(batch.map((p) => p.job));
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
-      for (const p of batch) this.run([p.job]).then((r) => p.resolve(r[0]!), p.reject);
+      await Promise.all(batch.map((p) => this.run([p.job]).then((r) => p.resolve(r[0]!), p.reject)));
       return;
     }
     batch.forEach((p, i) => p.resolve(results[i]!));

@@ -4,8 +4,10 @@
  * event loop keeps answering health checks and small requests.
  */
 import { workerData } from 'node:worker_threads';
-import type { McStats } from './mc.js';
-import { LoadedModel, type McOptions, type RuntimeOptions } from './model.js';
+import { move } from 'piscina';
+import { packStats } from './mc.js';
+import { LoadedModel, type McOptions, type McResult, type RuntimeOptions } from './model.js';
+import { type McBatchTask, unpackBatch } from './wire.js';
 import type { ModelSource } from './registry.js';
 
 export interface McTask {
@@ -22,11 +24,12 @@ const loaded: Promise<Map<string, LoadedModel>> = Promise.all(sources.map((s) =>
 );
 loaded.catch(() => undefined); // reported by the first task
 
-/** Runs one MC task; a task with no model is a ping (answers once the models are loaded). */
-export default async function run(task: McTask | { ping: true }): Promise<{ stats: McStats; seed: number } | null> {
+/** Runs one MC task or batch; a task with no model is a ping (answers once the models are loaded). */
+export default async function run(task: McTask | McBatchTask | { ping: true }): Promise<McResult | Float64Array | null> {
   const models = await loaded;
   if ('ping' in task) return null;
   const m = models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
+  if ('meta' in task) return move(packStats(await m.mcCoalesced(unpackBatch(task, m.features.length)))) as Float64Array;
   return m.mc(task.x, task.rows, task.opts);
 }

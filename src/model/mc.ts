@@ -205,3 +205,54 @@ export function toProbabilities(out: ArrayLike<number>, o: number, K: number, lo
     for (let k = 0; k < K; k++) p[k] = s > 0 ? Math.max(0, out[o + k]!) / s : 1 / K;
   }
 }
+
+/**
+ * Statistics of several requests in one Float64Array, so that a worker hands a batch's results back as
+ * one transferred buffer: structured-cloning six typed arrays per request cost the main thread more than
+ * the Monte Carlo itself. unpackStats gives views into the buffer (raw samples are copied back to
+ * float32). Layout per result: kind (0 regression, 1 classification), rows, width, samples, level, seed,
+ * has raw, then the arrays in the order of the interfaces above (labels as floats), then raw samples.
+ */
+export function packStats(results: readonly { stats: McStats; seed: number }[]): Float64Array {
+  let size = 0;
+  for (const { stats: s } of results) {
+    const n = s.rows * (s.kind === 'regression' ? s.outputs : s.classes);
+    size += 7 + (s.kind === 'regression' ? 5 * n + s.outputs : n + 4 * s.rows) + (s.raw ? s.raw.length : 0);
+  }
+  const data = new Float64Array(size);
+  let o = 0;
+  const put = (a: ArrayLike<number>): void => {
+    for (let i = 0; i < a.length; i++) data[o++] = a[i]!;
+  };
+  for (const { stats: s, seed } of results) {
+    const reg = s.kind === 'regression';
+    put([reg ? 0 : 1, s.rows, reg ? s.outputs : s.classes, s.samples, reg ? s.level : 0, seed, s.raw ? 1 : 0]);
+    if (reg) for (const a of [s.mean, s.epistemicStd, s.std, s.lower, s.upper, s.aleatoricStd]) put(a);
+    else for (const a of [s.probabilities, s.label, s.entropy, s.mutualInformation, s.variationRatio]) put(a);
+    if (s.raw) put(s.raw);
+  }
+  return data;
+}
+
+export function unpackStats(data: Float64Array): { stats: McStats; seed: number }[] {
+  const out: { stats: McStats; seed: number }[] = [];
+  let o = 0;
+  const take = (n: number): Float64Array => data.subarray(o, (o += n));
+  while (o < data.length) {
+    const [kind, rows, width, samples, level, seed, hasRaw] = Array.from(take(7));
+    const n = rows! * width!;
+    if (kind === 0) {
+      const [mean, epistemicStd, std, lower, upper] = [take(n), take(n), take(n), take(n), take(n)];
+      const stats: RegressionStats = { kind: 'regression', rows: rows!, outputs: width!, samples: samples!, level: level!, mean, epistemicStd, std, lower, upper, aleatoricStd: take(width!) };
+      if (hasRaw) stats.raw = Float32Array.from(take(samples! * n));
+      out.push({ stats, seed: seed! });
+    } else {
+      const probabilities = take(n);
+      const label = Int32Array.from(take(rows!));
+      const stats: ClassificationStats = { kind: 'classification', rows: rows!, classes: width!, samples: samples!, probabilities, label, entropy: take(rows!), mutualInformation: take(rows!), variationRatio: take(rows!) };
+      if (hasRaw) stats.raw = Float32Array.from(take(samples! * n));
+      out.push({ stats, seed: seed! });
+    }
+  }
+  return out;
+}

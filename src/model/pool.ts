@@ -4,9 +4,11 @@
  */
 import { Piscina } from 'piscina';
 import type { McStats } from './mc.js';
-import type { McOptions, RuntimeOptions } from './model.js';
+import type { McJob, McOptions, McResult, RuntimeOptions } from './model.js';
 import type { ModelSource } from './registry.js';
 import type { McTask } from './mc-worker.js';
+import { packBatch } from './wire.js';
+import { unpackStats } from './mc.js';
 
 export class McPool {
   private readonly pool: Piscina;
@@ -36,6 +38,12 @@ export class McPool {
 
   run(model: string, x: Float32Array, rows: number, opts: McOptions): Promise<{ stats: McStats; seed: number }> {
     return this.pool.run({ model, x, rows, opts } satisfies McTask);
+  }
+
+  /** Coalesced requests of one sample count in one run on a worker (LoadedModel.mcCoalesced). */
+  async runCoalesced(model: string, jobs: McJob[], features: number): Promise<McResult[]> {
+    const { task, transfer } = packBatch(model, jobs, features);
+    return unpackStats(await this.pool.run(task, { transferList: transfer }));
   }
 
   async close(): Promise<void> {

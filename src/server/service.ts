@@ -7,7 +7,7 @@ import { InputError, NoDropoutError } from '../model/errors.js';
 import { McBatcher, PredictBatcher } from '../model/batcher.js';
 import type { McStats } from '../model/mc.js';
 import type { McPool } from '../model/pool.js';
-import { formatStats, type LoadedModel, type McOptions } from '../model/model.js';
+import { formatStats, type LoadedModel, type McJob, type McOptions, type McResult } from '../model/model.js';
 import { InvalidInput, ModelNotFound, NoDropout, TooLarge } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputs, predictOutputs, selectOutputs } from './v2.js';
@@ -61,7 +61,7 @@ export class InferenceService {
     this.models = models;
     this.pool = pool;
     const minWork = this.config.MC_WORKER_MIN_WORK;
-    const inline: McRunner = this.config.MC_COALESCE ? this.coalescingRunner(models) : (m, x, rows, opts) => m.mc(x, rows, opts);
+    const inline: McRunner = this.config.MC_COALESCE ? this.coalescingRunner(models, pool) : (m, x, rows, opts) => m.mc(x, rows, opts);
     this.mcRunner = pool ? (m, x, rows, opts) => (rows * opts.samples >= minWork ? pool.run(m.name, x, rows, opts) : inline(m, x, rows, opts)) : inline;
     if (this.config.BATCH_MAX_ROWS > 0) {
       const batchers = new Map(
@@ -78,10 +78,24 @@ export class InferenceService {
     this.state = 'ready';
   }
 
-  /** Inline MC that coalesces concurrent requests fitting one run (McBatcher); larger ones run alone. */
-  private coalescingRunner(models: Map<string, LoadedModel>): McRunner {
+  /**
+   * MC that coalesces concurrent requests fitting one run (McBatcher); larger ones run alone. A lone
+   * request runs inline (no hand-off: fastest when the server is quiet); a batch of several goes to a
+   * worker when there is a pool, so that under load the event loop keeps serving HTTP while a worker
+   * runs the batch. Worker batches are capped at MC_COALESCE_MAX_ROWS tiled rows and at most
+   * threads + 1 are in flight, so that the next batch forms while one runs (bench: MC throughput with
+   * workers vs inline).
+   */
+  private coalescingRunner(models: Map<string, LoadedModel>, pool: McPool | null): McRunner {
     const batchers = new Map(
-      [...models.values()].map((m) => [m.name, new McBatcher((jobs) => m.mcCoalesced(jobs), m.maxRunRows, (n) => this.metrics.mcBatchRequests.observe({ model: m.name }, n))]),
+      [...models.values()].map((m) => {
+        const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(m.name, jobs, m.features.length) : m.mcCoalesced(jobs));
+        const onBatch = (n: number): void => this.metrics.mcBatchRequests.observe({ model: m.name }, n);
+        const batcher = pool
+          ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch)
+          : new McBatcher(run, m.maxRunRows, Infinity, onBatch);
+        return [m.name, batcher] as const;
+      }),
     );
     return (m, x, rows, opts) => (m.fitsOneRun(rows, opts.samples) ? batchers.get(m.name)!.mc({ x, rows, opts }) : m.mc(x, rows, opts));
   }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McBatcher } from '../../src/model/batcher.js';
-import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
+import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/mc.js';
+import { packBatch, unpackBatch } from '../../src/model/wire.js';
 import { LoadedModel, type McJob, type McResult } from '../../src/model/model.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -109,10 +110,71 @@ describe('McBatcher', () => {
     expect(runs).toEqual(expect.arrayContaining([[1, 3, 4], [5], [2]]));
   });
 
+  it('with maxInFlight, requests arriving while runs are busy wait and join one batch', async () => {
+    const runs: number[][] = [];
+    const gates: (() => void)[] = [];
+    const run = (jobs: McJob[]): Promise<McResult[]> => {
+      runs.push(jobs.map((j) => j.opts.seed!));
+      return new Promise((resolve) => gates.push(() => resolve(jobs.map((j) => ({ seed: j.opts.seed!, stats: {} as RegressionStats })))));
+    };
+    const b = new McBatcher(run, 4096, 1);
+    const first = b.mc(job(100, 1, 1));
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toEqual([[1]]);
+    // the only slot is busy: these wait, together
+    const later = [b.mc(job(100, 1, 2)), b.mc(job(100, 1, 3))];
+    await new Promise((r) => setImmediate(r));
+    const more = b.mc(job(100, 1, 4));
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toEqual([[1]]);
+    gates.shift()!();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(runs).toEqual([[1], [2, 3, 4]]);
+    gates.shift()!();
+    expect((await Promise.all([...later, more])).map((r) => r.seed)).toEqual([2, 3, 4]);
+  });
+
   it('a failing request fails alone: its neighbours are retried one by one', async () => {
     const { run } = fake(2);
     const b = new McBatcher(run, 4096);
     const out = await Promise.allSettled([b.mc(job(10, 1, 1)), b.mc(job(10, 1, 2)), b.mc(job(10, 1, 3))]);
     expect(out.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  });
+});
+
+describe('the worker hand-off format', () => {
+  it('packs jobs into two transferable arrays and back', () => {
+    const jobs: McJob[] = [
+      { x: Float32Array.from([1, 2, 3, 4]), rows: 2, opts: { samples: 7, interval: 0.8, seed: 2 ** 52 + 1, returnSamples: true } },
+      { x: Float32Array.from([5, 6]), rows: 1, opts: { samples: 7, interval: 0.9 } },
+    ];
+    const { task, transfer } = packBatch('m', jobs, 2);
+    expect(transfer).toHaveLength(2);
+    const back = unpackBatch(task, 2);
+    expect(back.map((j) => [Array.from(j.x), j.rows, j.opts])).toEqual([
+      [[1, 2, 3, 4], 2, { samples: 7, interval: 0.8, seed: 2 ** 52 + 1, returnSamples: true }],
+      [[5, 6], 1, { samples: 7, interval: 0.9, returnSamples: false }],
+    ]);
+  });
+
+  it('packs statistics of both kinds, with and without raw samples, into one Float64Array and back', async () => {
+    const diabetes = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+    const wine = await LoadedModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
+    const results = [
+      ...(await diabetes.mcCoalesced([{ x: row(10, 1), rows: 1, opts: { samples: 20, interval: 0.9, seed: 1, returnSamples: true } }])),
+      ...(await wine.mcCoalesced([
+        { x: Float32Array.from([...row(13, 2), ...row(13, 3)]), rows: 2, opts: { samples: 20, interval: 0.9, seed: 2 } },
+        { x: row(13, 4), rows: 1, opts: { samples: 20, interval: 0.9, seed: 3, returnSamples: true } },
+      ])),
+    ];
+    const back = unpackStats(packStats(results));
+    expect(back.map((r) => r.seed)).toEqual([1, 2, 3]);
+    // typed arrays compare by content; the unpacked ones are views of one buffer
+    expect(JSON.stringify(back, (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v))).toBe(
+      JSON.stringify(results, (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
+    );
+    await diabetes.close();
+    await wine.close();
   });
 });

@@ -22,6 +22,19 @@ describe('MC worker pool and predict batching', () => {
     expect(a.json()).toEqual(b.json());
   });
 
+  it('concurrent small MC requests are coalesced on the worker, each with exactly its inline answer', async () => {
+    const bodies = Array.from({ length: 12 }, (_, i) => ({ instances: [DIABETES_ROW.map((v, j) => (j === 2 ? v + i : v))], samples: 100, seed: 100 + i, ...(i % 3 === 0 ? { interval: 0.5 } : {}) }));
+    const before = /mc_batch_requests_count\{model="diabetes"\} (\d+)/.exec((await app.inject('/metrics')).body);
+    const together = await Promise.all(bodies.map((payload) => app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload })));
+    const alone: unknown[] = [];
+    for (const payload of bodies) alone.push((await inline.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload })).json());
+    expect(together.map((r) => r.statusCode)).toEqual(bodies.map(() => 200));
+    expect(together.map((r) => r.json())).toEqual(alone);
+    const after = /mc_batch_requests_count\{model="diabetes"\} (\d+)/.exec((await app.inject('/metrics')).body);
+    // fewer runs than requests
+    expect(Number(after![1]) - Number(before?.[1] ?? 0)).toBeLessThan(12);
+  });
+
   it('health answers while a heavy MC request runs on the worker', async () => {
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     const order: string[] = [];

@@ -1,0 +1,43 @@
+/**
+ * What crosses the thread boundary between the main thread and an MC worker for a coalesced batch,
+ * packed into typed arrays that are transferred instead of cloned (see packStats in mc.ts for the way
+ * back). Kept apart from mc-worker.ts, which has the worker's start-up side effects.
+ */
+import type { McJob } from './model.js';
+
+/**
+ * Several coalesced requests in one run (LoadedModel.mcCoalesced), packed for a cheap hand-off: the
+ * rows of every request concatenated (transferred), and per request [rows, interval, seed or −1,
+ * return samples 0/1]. The answer is packStats of the results (transferred back).
+ */
+export interface McBatchTask {
+  model: string;
+  samples: number;
+  x: Float32Array;
+  meta: Float64Array;
+}
+
+export function packBatch(model: string, jobs: readonly McJob[], features: number): { task: McBatchTask; transfer: ArrayBuffer[] } {
+  const rows = jobs.reduce((n, j) => n + j.rows, 0);
+  const x = new Float32Array(rows * features);
+  const meta = new Float64Array(4 * jobs.length);
+  let at = 0;
+  jobs.forEach((j, k) => {
+    x.set(j.x.subarray(0, j.rows * features), at * features);
+    at += j.rows;
+    meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0], 4 * k);
+  });
+  return { task: { model, samples: jobs[0]!.opts.samples, x, meta }, transfer: [x.buffer as ArrayBuffer, meta.buffer as ArrayBuffer] };
+}
+
+export function unpackBatch(task: McBatchTask, features: number): McJob[] {
+  const jobs: McJob[] = [];
+  let at = 0;
+  for (let k = 0; k < task.meta.length; k += 4) {
+    const [rows, interval, seed, returnSamples] = Array.from(task.meta.subarray(k, k + 4)) as [number, number, number, number];
+    jobs.push({ x: task.x.subarray(at * features, (at + rows) * features), rows, opts: { samples: task.samples, interval, ...(seed >= 0 ? { seed } : {}), returnSamples: returnSamples === 1 } });
+    at += rows;
+  }
+  return jobs;
+}
+
