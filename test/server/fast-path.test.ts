@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { predictFastPath, uncertaintyFastPath } from '../../src/server/schemas/fast-path.js';
-import { PredictBody, uncertaintyBody } from '../../src/server/schemas/v1.js';
+import { modelParamsFastPath, predictFastPath, uncertaintyFastPath } from '../../src/server/schemas/fast-path.js';
+import { ModelParams, PredictBody, uncertaintyBody } from '../../src/server/schemas/v1.js';
 
 // values as JSON.parse can give them, leaning towards the shapes the fast paths look at
 const num = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.constantFrom(0, -0, 1, 1e308, -5e-324, 0.5, 2 ** 53, 2 ** 53 + 2));
@@ -17,17 +17,26 @@ const body = fc.oneof(
 // a JSON round trip drops undefined keys and turns -0 into 0, exactly like a request body
 const json = body.map((b) => JSON.parse(JSON.stringify(b ?? null)) as unknown);
 
+// route params as Fastify gives them: an object of strings, sometimes odd
+const params = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ name: fc.string({ maxLength: 210 }) }) },
+  fc.record({ name: fc.oneof(fc.constant(''), fc.string({ minLength: 199, maxLength: 202 }), fc.integer()) }),
+  fc.record({ name: fc.string(), other: fc.string() }),
+  fc.jsonValue(),
+);
+
 const config = { MC_MAX_SAMPLES: 10000, MC_DEFAULT_SAMPLES: 100 };
 
 describe('validation fast paths accept only what zod accepts, and return what zod returns', () => {
-  for (const [name, fast, schema] of [
-    ['predict', predictFastPath, PredictBody],
-    ['uncertainty', uncertaintyFastPath(config.MC_MAX_SAMPLES), uncertaintyBody(config)],
+  for (const [name, fast, schema, arbitrary] of [
+    ['predict', predictFastPath, PredictBody, undefined],
+    ['uncertainty', uncertaintyFastPath(config.MC_MAX_SAMPLES), uncertaintyBody(config), undefined],
+    ['model params', modelParamsFastPath, ModelParams, params],
   ] as const) {
-    it(`${name}: 4000 random bodies`, () => {
+    it(`${name}: 4000 random inputs`, () => {
       let taken = 0;
       fc.assert(
-        fc.property(json, (data) => {
+        fc.property(arbitrary ?? json, (data) => {
           const value = fast(data);
           if (value === undefined) return;
           taken++;

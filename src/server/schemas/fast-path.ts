@@ -38,6 +38,14 @@ export function numberRows(v: unknown): boolean {
   return true;
 }
 
+/** Route params {name} of the model routes: a name of 1..200 characters. */
+export function modelParamsFastPath(data: unknown): unknown {
+  if (!isPlainObject(data)) return undefined;
+  for (const k in data) if (k !== 'name') return undefined;
+  const { name } = data;
+  return typeof name === 'string' && name.length >= 1 && name.length <= 200 ? data : undefined;
+}
+
 /** {"instances": rows} or a bare rows array. */
 export function predictFastPath(data: unknown): unknown {
   if (Array.isArray(data)) return numberRows(data) ? data : undefined;

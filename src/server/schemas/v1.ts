@@ -1,7 +1,7 @@
 /** zod schemas of the /v1 and health routes: validator, TypeScript type and OpenAPI at once. */
 import { z } from 'zod';
 import type { Config } from '../../config.js';
-import { predictFastPath, uncertaintyFastPath, withFastPath } from './fast-path.js';
+import { modelParamsFastPath, predictFastPath, uncertaintyFastPath, withFastPath } from './fast-path.js';
 
 export const ErrorBody = z
   .object({
@@ -12,7 +12,7 @@ export const ErrorBody = z
   })
   .describe('Fastify error shape');
 
-export const ModelParams = z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') });
+export const ModelParams = withFastPath(z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') }), modelParamsFastPath);
 
 const Row = z
   .union([
