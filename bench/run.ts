@@ -130,10 +130,29 @@ async function http(): Promise<void> {
   const pr = Math.max(...p);
   const er = Math.max(...e);
   record({ section: 'http', name: 'predict vs bare Fastify echo (c=32, req/s)', a: pr.toFixed(0), b: er.toFixed(0), ratio: pr / er, target: '≥ 0.8×', pass: pr / er >= 0.8 });
-  const mc = await load(`${server.url}/v1/models/diabetes/uncertainty`, mcBody, 32, secs);
-  const pr2 = await load(`${server.url}/v1/models/diabetes/predict`, predictBody, 32, secs);
-  errors += mc.errors + pr2.errors;
-  record({ section: 'http', name: 'MC T=100 vs predict (c=32, req/s)', a: mc.rps.toFixed(0), b: pr2.rps.toFixed(0), ratio: mc.rps / pr2.rps, target: '≥ 0.6×', pass: mc.rps / pr2.rps >= 0.6 });
+  // MC and predict alternated, best of two rounds each (like predict vs echo above)
+  const m: number[] = [];
+  const p2: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    const mc = await load(`${server.url}/v1/models/diabetes/uncertainty`, mcBody, 32, secs);
+    const pr2 = await load(`${server.url}/v1/models/diabetes/predict`, predictBody, 32, secs);
+    m.push(mc.rps);
+    p2.push(pr2.rps);
+    errors += mc.errors + pr2.errors;
+  }
+  const mcr = Math.max(...m);
+  const prr = Math.max(...p2);
+  record({ section: 'http', name: 'MC T=100 vs predict (c=32, req/s)', a: mcr.toFixed(0), b: prr.toFixed(0), ratio: mcr / prr, target: '≥ 0.6×', pass: mcr / prr >= 0.6 });
+  // the data behind the worker choice for coalesced MC: the same load with every run inline
+  const inlineServer = await startServer('src/server/server.ts', { MC_WORKERS: '0' }, 18904);
+  const inl: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    const r = await load(`${inlineServer.url}/v1/models/diabetes/uncertainty`, mcBody, 32, secs);
+    inl.push(r.rps);
+    errors += r.errors;
+  }
+  await inlineServer.stop();
+  record({ section: 'http', name: 'MC T=100 (c=32, req/s): coalesced batches on a worker vs all inline', a: mcr.toFixed(0), b: Math.max(...inl).toFixed(0), ratio: mcr / Math.max(...inl), target: 'info', pass: null });
   const rssAfter1 = rssMb(server.pid);
   // dynamic batching on (default) vs off, same load
   const unbatched = await startServer('src/server/server.ts', { BATCH_MAX_ROWS: '0' }, 18903);

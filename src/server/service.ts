@@ -68,7 +68,7 @@ export class InferenceService {
         [...models.values()].map((m) => [
           m.name,
           new PredictBatcher((x, rows) => m.predictRaw(x, rows), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (rows) =>
-            this.metrics.batchSize.observe({ model: m.name }, rows),
+            this.metrics.batchSize.observeValues([m.name], rows),
           ),
         ]),
       );
@@ -90,7 +90,7 @@ export class InferenceService {
     const batchers = new Map(
       [...models.values()].map((m) => {
         const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(m.name, jobs, m.features.length) : m.mcCoalesced(jobs));
-        const onBatch = (n: number): void => this.metrics.mcBatchRequests.observe({ model: m.name }, n);
+        const onBatch = (n: number): void => this.metrics.mcBatchRequests.observeValues([m.name], n);
         const batcher = pool
           ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch)
           : new McBatcher(run, m.maxRunRows, Infinity, onBatch);
@@ -156,7 +156,7 @@ export class InferenceService {
     this.checkWork(req.instances.length, samples);
     try {
       const { data, rows } = m.rows(req.instances);
-      this.metrics.mcSamples.observe({ model: name }, samples);
+      this.metrics.mcSamples.observeValues([name], samples);
       const { stats, seed } = await this.timed(name, 'mc', rows, () =>
         this.mcRunner(m, data, rows, { samples, interval, seed: req.seed, returnSamples: req.return_samples }),
       );
@@ -183,7 +183,7 @@ export class InferenceService {
       const samples = p.mc_samples;
       if (samples > this.config.MC_MAX_SAMPLES) throw new V2Error(`parameters.mc_samples: ${samples} exceeds MC_MAX_SAMPLES=${this.config.MC_MAX_SAMPLES}`);
       if (rows * samples > this.config.MC_MAX_WORK) throw new V2Error(`rows × mc_samples = ${rows} × ${samples} = ${rows * samples} exceeds MC_MAX_WORK=${this.config.MC_MAX_WORK}`, 413);
-      this.metrics.mcSamples.observe({ model: name }, samples);
+      this.metrics.mcSamples.observeValues([name], samples);
       const interval = p.interval ?? 0.9;
       const { stats, seed } = await this.timed(name, 'mc', rows, () => this.mcRunner(m, data, rows, { samples, interval, seed: p.seed }));
       outputs = mcOutputs(stats);
