@@ -7,7 +7,7 @@ import type { Model } from '../onnx/proto.js';
 import { z } from 'zod';
 import { Rng, randomSeed } from '../util/rng.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
-import { type GraphInfo, ModelFormatError, evalGraph, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './graph.js';
+import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './graph.js';
 import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { toMatrix } from './rows.js';
@@ -31,9 +31,11 @@ export interface RuntimeOptions extends SessionOptions {
   maxRunRows: number;
   /** Run the layers before the first dropout once per row instead of once per sample (see graph.ts). */
   sharedPrefix: boolean;
+  /** Fold constant affine steps next to a Gemm into its weights (see graph.ts foldAffine). */
+  foldAffine: boolean;
 }
 
-export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 4096, sharedPrefix: true };
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 4096, sharedPrefix: true, foldAffine: true };
 
 /** An MC session and the rank of each tensor it repeats (the length of its repeats input). */
 interface McGraphSession {
@@ -99,6 +101,8 @@ export class LoadedModel {
     private readonly mcShared: McGraphSession | null,
     private readonly opts: RuntimeOptions,
     readonly loadMs: number,
+    /** Nodes removed by folding affine steps into Gemm weights at load. */
+    readonly foldedNodes = 0,
   ) {}
 
   get mcAvailable(): boolean {
@@ -206,6 +210,8 @@ export class LoadedModel {
       if (task === 'regression' && alea.length !== 1 && alea.length !== outputSize) fail(`aleatoric_std has ${alea.length} values for ${outputSize} outputs`);
       const logits = card.output_kind ? card.output_kind === 'logits' : true;
 
+      // Sub/Div before and Mul/Add after a Gemm fold into its weights (graph.ts foldAffine)
+      const folded = opts.foldAffine ? foldAffine(model) : 0;
       const evalSession = await create('eval', evalGraph(model, info));
       let mcPlain: McGraphSession | null = null;
       let mcShared: McGraphSession | null = null;
@@ -223,6 +229,7 @@ export class LoadedModel {
       const loaded = new LoadedModel(name, onnxPath, cardPath, { ...card, name }, info, task, features, labels, outputName, outputSize, outputIsVector, alea, logits, masks, evalSession, mcPlain, mcShared, opts, 0);
       await loaded.selfCheck();
       (loaded as { loadMs: number }).loadMs = performance.now() - started;
+      (loaded as { foldedNodes: number }).foldedNodes = folded;
       return loaded;
     } catch (err) {
       await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));

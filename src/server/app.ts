@@ -237,7 +237,7 @@ export async function loadModelsInto(app: FastifyInstance, config: Config): Prom
     runtimeOptions(config),
     (m) =>
       app.log.info(
-        { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, shared_prefix: m.sharedPrefix, ms: Math.round(m.loadMs) },
+        { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, shared_prefix: m.sharedPrefix, folded_nodes: m.foldedNodes, ms: Math.round(m.loadMs) },
         'model loaded',
       ),
   );
