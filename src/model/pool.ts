@@ -22,6 +22,7 @@ export class McPool {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Number.MAX_SAFE_INTEGER,
+      recordTiming: false,
       workerData: { sources, runtime },
       ...(isTs ? { execArgv: [...process.execArgv.filter((a) => !a.startsWith('--input-type')), '--import', 'tsx'] } : {}),
     });
