@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Model } from '../onnx/proto.js';
 import { z } from 'zod';
 import { Rng, randomSeed } from '../util/rng.js';
+import { MaskStream } from './masks.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
 import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './graph.js';
 import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
@@ -346,13 +347,13 @@ export class LoadedModel {
     const T = opts.samples;
     const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
-    const rng = new Rng(seed);
+    const masks = new MaskStream(seed);
     const acc = this.accumulator(rows, T, opts);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.opts.maxRunRows / rows)));
     // mask buffers serve every chunk of this request, then go back to a free list for the next one
     // (a buffer is never shared by two requests in flight: onnxruntime reads it after an await)
     const maskBufs = this.takeMaskBuffers(perRun * rows);
-    const fill = (buf: Float32Array, ratio: number): void => void rng.fillDropoutMask(buf, ratio);
+    const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
     try {
       for (let done = 0; done < T; ) {
         const s = Math.min(perRun, T - done);
@@ -379,7 +380,7 @@ export class LoadedModel {
    * Monte Carlo for several requests with one sample count T in a single run (the MC batcher coalesces
    * concurrent requests): their rows are concatenated, the graph repeats them T times, and each request
    * draws its own masks from its own seeded generator, in the order a run of that request alone draws
-   * them (Rng.fillDropoutMaskRange ignores call boundaries). So a request's answer does not depend on
+   * them (MaskStream.fillBatch; the stream ignores call boundaries). So a request's answer does not depend on
    * its neighbours; it equals mc() with the same seed. Each request must fit one run (fitsOneRun).
    */
   async mcCoalesced(jobs: readonly McJob[]): Promise<McResult[]> {
@@ -403,19 +404,11 @@ export class LoadedModel {
       }
     }
     const seeds = jobs.map((j) => j.opts.seed ?? randomSeed());
-    const rngs = seeds.map((seed) => new Rng(seed));
+    const streams = seeds.map((seed) => new MaskStream(seed));
+    const rows = jobs.map((j) => j.rows);
     const maskBufs = this.takeMaskBuffers(T * total);
     try {
-      const out = await this.runChunk(this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => {
-        for (let t = 0; t < T; t++) {
-          let row = t * total;
-          for (let j = 0; j < jobs.length; j++) {
-            const n = jobs[j]!.rows;
-            rngs[j]!.fillDropoutMaskRange(buf, row * rowSize, (row + n) * rowSize, ratio);
-            row += n;
-          }
-        }
-      });
+      const out = await this.runChunk(this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf));
       let offset = 0;
       return jobs.map((j, k) => {
         const acc = this.accumulator(j.rows, T, j.opts);

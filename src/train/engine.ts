@@ -9,7 +9,7 @@
  */
 import { type Mlp, type Workspace, backward, createWorkspace, drawMasks, forward } from './mlp.js';
 import { Rng } from '../util/rng.js';
-import { Fn, V128, assemble } from './wasm/asm.js';
+import { Fn, V128, assemble } from '../util/wasm-asm.js';
 import { buildKernels, isWide, type TrainKernels } from './wasm/kernels.js';
 
 export type EngineKind = 'wasm' | 'js';

@@ -15,7 +15,7 @@
  * Summation runs in float32 in a fixed order, so results are deterministic; they differ from the
  * float64-accumulating JavaScript kernels in mlp.ts by float32 rounding only.
  */
-import { F32, Fn, I32, V128, assemble } from './asm.js';
+import { F32, Fn, I32, V128, assemble } from '../../util/wasm-asm.js';
 
 /** How many 4-lane vectors one pass keeps in registers (x86-64 has 16 xmm registers). */
 const MAX_VECS = 8;

@@ -1,6 +1,7 @@
 /**
- * A minimal WebAssembly binary writer: enough of the core and SIMD (v128) instruction sets to emit the
- * training kernels in kernels.ts. Code is generated at run time for a network's exact layer shapes, so
+ * A minimal WebAssembly binary writer: enough of the core, SIMD (v128) and bulk-memory instruction sets
+ * to emit the training kernels (src/train/wasm/kernels.ts) and the dropout-mask generator
+ * (src/model/masks.ts). Code is generated at run time for a network's exact layer shapes, so
  * offsets and trip counts are constants. Encodings: WebAssembly core spec 2.0, "Binary format"
  * (5.4 instructions; SIMD instructions are 0xFD followed by a LEB128 opcode).
  */
@@ -199,6 +200,44 @@ export class Fn {
   }
   vSqrt(): this {
     return this.simd(0xe3);
+  }
+
+  // v128 (i32x4)
+  iSplat(): this {
+    return this.simd(0x11);
+  }
+  iAdd(): this {
+    return this.simd(0xae);
+  }
+  iMul(): this {
+    return this.simd(0xb5);
+  }
+  iShl(): this {
+    return this.simd(0xab);
+  }
+  iShrU(): this {
+    return this.simd(0xad);
+  }
+  iGeU(): this {
+    return this.simd(0x40);
+  }
+  vOr(): this {
+    return this.simd(0x50);
+  }
+  vXor(): this {
+    return this.simd(0x51);
+  }
+
+  // bulk memory
+  /** memory.copy: (dst, src, n) → copies n bytes. */
+  memoryCopy(): this {
+    this.code.push(0xfc);
+    uleb(this.code, 10);
+    this.code.push(0x00, 0x00);
+    return this;
+  }
+  i32Mul(): this {
+    return this.op(0x6c);
   }
 
   /** The function's body in the binary format (local declarations, code, end). */

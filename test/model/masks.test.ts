@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { MaskStream, wasmMasks } from '../../src/model/masks.js';
+
+describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
+  it('runs on WebAssembly here', () => {
+    expect(wasmMasks()).toBe(true);
+  });
+
+  it('gives exactly the stream of the plain-JS reference, for any split of the units into calls', () => {
+    for (const p of [0.3, 0.5, 0.05, 0.999]) {
+      for (const seed of [0, 1, 123456789, 2 ** 40 + 3]) {
+        const sizes = [1, 7, 8, 9, 50, 3, 1000, 5, 0, 17];
+        const n = sizes.reduce((a, b) => a + b, 0);
+        const fast = new Float32Array(n);
+        const ref = new Float32Array(n);
+        const a = new MaskStream(seed);
+        const b = new MaskStream(seed, false);
+        let at = 0;
+        for (const k of sizes) {
+          a.fill(fast, at, at + k, p);
+          b.fill(ref, at, at + k, p);
+          at += k;
+        }
+        expect(fast).toEqual(ref);
+        // and one call over the whole buffer gives the same units
+        const whole = new Float32Array(n);
+        new MaskStream(seed).fill(whole, 0, n, p);
+        expect(whole).toEqual(fast);
+      }
+    }
+  });
+
+  it('fillBatch lays each stream out sample-major exactly as its own contiguous fill', () => {
+    const rows = [1, 3, 2];
+    const T = 7;
+    const rowSize = 5;
+    const total = 6;
+    for (const useWasm of [true, false]) {
+      const out = new Float32Array(T * total * rowSize);
+      MaskStream.fillBatch(rows.map((_, j) => new MaskStream(10 + j, useWasm)), rows, T, rowSize, 0.4, out);
+      let off = 0;
+      rows.forEach((r, j) => {
+        const alone = new Float32Array(T * r * rowSize);
+        new MaskStream(10 + j, useWasm).fill(alone, 0, alone.length, 0.4);
+        for (let t = 0; t < T; t++) {
+          expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)));
+        }
+        off += r;
+      });
+    }
+  });
+
+  it('is a dropout mask: zero with probability p, survivors 1/(1−p), mean 1; lanes uncorrelated', () => {
+    const n = 1_000_000;
+    for (const p of [0.1, 0.3, 0.5]) {
+      const m = new Float32Array(n);
+      new MaskStream(7).fill(m, 0, n, p);
+      const zeros = m.filter((v) => v === 0).length / n;
+      expect(Math.abs(zeros - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / n));
+      expect(new Set(m).size).toBe(2);
+      expect(Math.fround(1 / (1 - Math.round(p * 65536) / 65536))).toBe(m.find((v) => v !== 0));
+      let mean = 0;
+      for (const v of m) mean += v;
+      expect(Math.abs(mean / n - 1)).toBeLessThan(0.005);
+      // neighbours (same step, same lane's halves, next step) are independent: correlation ≈ 0
+      for (const lag of [1, 4, 8]) {
+        let c = 0;
+        for (let i = 0; i + lag < n; i++) c += (m[i]! - 1) * (m[i + lag]! - 1);
+        const varM = p / (1 - p);
+        expect(Math.abs(c / (n - lag) / varM)).toBeLessThan(0.01);
+      }
+    }
+  });
+
+  it('rates 0 and 1 draw nothing and keep the stream where it was', () => {
+    const a = new MaskStream(3);
+    const b = new MaskStream(3);
+    const one = new Float32Array(10);
+    a.fill(one, 0, 10, 0);
+    expect(Array.from(one)).toEqual(Array(10).fill(1));
+    const x = new Float32Array(20);
+    const y = new Float32Array(20);
+    a.fill(x, 0, 20, 0.5);
+    b.fill(y, 0, 20, 0.5);
+    expect(x).toEqual(y);
+  });
+});
