@@ -50,7 +50,7 @@ const EnvSchema = z.object({
    * Largest coalesced run handed to a worker, in tiled rows: smaller batches keep the main thread and
    * the workers busy at the same time (bench). Inline runs may reach MC_MAX_RUN_ROWS.
    */
-  MC_COALESCE_MAX_ROWS: int(1, 10_000_000).default(1600),
+  MC_COALESCE_MAX_ROWS: int(1, 10_000_000).default(800),
   /** Worker threads for large Monte Carlo runs (0 = run everything on the main thread). */
   MC_WORKERS: int(0, 64).default(Math.max(1, Math.min(4, availableParallelism() - 1))),
   /** Rows × samples at or above which an MC request goes to a worker. */

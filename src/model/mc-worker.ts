@@ -1,14 +1,13 @@
 /**
- * Worker-thread entry for large Monte Carlo runs (piscina). onnxruntime's session.run blocks the
- * thread it runs on, so heavy MC work runs here, each worker owning its own sessions, while the main
- * event loop keeps answering health checks and small requests.
+ * Worker-thread entry for Monte Carlo runs off the main thread (pool.ts). onnxruntime's session.run
+ * blocks the thread it runs on, so heavy MC work and coalesced batches run here, each worker owning its
+ * own sessions, while the main event loop keeps answering HTTP.
  */
-import { workerData } from 'node:worker_threads';
-import { move } from 'piscina';
+import { parentPort, workerData } from 'node:worker_threads';
 import { packStats } from './mc.js';
 import { LoadedModel, type McOptions, type McResult, type RuntimeOptions } from './model.js';
-import { type McBatchTask, unpackBatch } from './wire.js';
 import type { ModelSource } from './registry.js';
+import { type McBatchTask, unpackBatch } from './wire.js';
 
 export interface McTask {
   model: string;
@@ -17,6 +16,14 @@ export interface McTask {
   opts: McOptions;
 }
 
+export interface WorkerRequest {
+  id: number;
+  /** A single request, a packed batch, or a ping (answered once the models are loaded). */
+  task: McTask | McBatchTask | { ping: true };
+}
+
+export type WorkerReply = { id: number; result: McResult | Float64Array | null } | { id: number; error: string };
+
 const { sources, runtime } = workerData as { sources: ModelSource[]; runtime: RuntimeOptions };
 // loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
 const loaded: Promise<Map<string, LoadedModel>> = Promise.all(sources.map((s) => LoadedModel.load(s.name, s.onnx, s.card, runtime))).then(
@@ -24,12 +31,18 @@ const loaded: Promise<Map<string, LoadedModel>> = Promise.all(sources.map((s) =>
 );
 loaded.catch(() => undefined); // reported by the first task
 
-/** Runs one MC task or batch; a task with no model is a ping (answers once the models are loaded). */
-export default async function run(task: McTask | McBatchTask | { ping: true }): Promise<McResult | Float64Array | null> {
+async function run(task: WorkerRequest['task']): Promise<McResult | Float64Array | null> {
   const models = await loaded;
   if ('ping' in task) return null;
   const m = models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
-  if ('meta' in task) return move(packStats(await m.mcCoalesced(unpackBatch(task, m.features.length)))) as Float64Array;
+  if ('meta' in task) return packStats(await m.mcCoalesced(unpackBatch(task, m.features.length)));
   return m.mc(task.x, task.rows, task.opts);
 }
+
+parentPort!.on('message', ({ id, task }: WorkerRequest) => {
+  run(task).then(
+    (result) => parentPort!.postMessage({ id, result } satisfies WorkerReply, result instanceof Float64Array ? [result.buffer as ArrayBuffer] : []),
+    (err: unknown) => parentPort!.postMessage({ id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply),
+  );
+});

@@ -1,0 +1,49 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
+import { McPool } from '../../src/model/pool.js';
+
+const row = Float32Array.from([59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]);
+const source = { name: 'diabetes', onnx: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };
+
+describe('McPool (worker threads)', () => {
+  const pool = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 2);
+  afterAll(() => pool.close());
+
+  it('answers single and coalesced tasks exactly as the main thread does', async () => {
+    await pool.ready();
+    const local = await LoadedModel.load('diabetes', source.onnx, source.card);
+    const opts = { samples: 300, interval: 0.9, seed: 8 };
+    expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual((await local.mc(row, 1, opts)).stats);
+    const jobs = [0, 1, 2].map((k) => ({ x: row, rows: 1, opts: { samples: 40, interval: 0.8, seed: k } }));
+    expect(JSON.stringify(await pool.runCoalesced('diabetes', jobs, 10), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v))).toBe(
+      JSON.stringify(await local.mcCoalesced(jobs), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
+    );
+    await local.close();
+  });
+
+  it('a worker error is a rejected task, not a crash', async () => {
+    await expect(pool.run('nope', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/no model "nope"/);
+  });
+
+  it('a worker that dies is replaced, and the pool keeps serving', async () => {
+    // (terminating a worker inside onnxruntime's native run aborts the process, so it dies idle here)
+    const slots = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
+    const first = slots[0]!.worker;
+    await first.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(slots[0]!.worker).not.toBe(first);
+    await pool.ready();
+    const results = await Promise.all([1, 2, 3, 4].map((seed) => pool.run('diabetes', row, 1, { samples: 50, interval: 0.9, seed })));
+    expect(results.map((r) => r.seed)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('close waits for running tasks, then refuses new ones', async () => {
+    const other = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1);
+    await other.ready();
+    const rows4 = Float32Array.from([...row, ...row, ...row, ...row]);
+    const running = other.run('diabetes', rows4, 4, { samples: 5000, interval: 0.9 });
+    await other.close();
+    await expect(running).resolves.toBeDefined();
+    await expect(other.run('diabetes', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/closed/);
+  });
+});
