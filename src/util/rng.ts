@@ -89,8 +89,7 @@ export class Rng {
    * Fill `out` with inverted-dropout multipliers (torch.nn.Dropout semantics): 0 with probability p,
    * 1/(1−p) otherwise. Each 32-bit draw decides two units, one per 16-bit half, so p is resolved to
    * 2^-16: the drop probability is round(p·65536)/65536 (|error| ≤ 7.7e-6) and the keep scale is
-   * 1/(1 − that), so every unit's expectation is exactly its input. Masks are the main cost of a
-   * Monte Carlo request (one decision per unit per sample); this loop is branch-free (the sign of
+   * 1/(1 − that), so every unit's expectation is exactly its input. The loop is branch-free (the sign of
    * half − threshold) because a data-dependent branch mispredicts half the time and tripled the cost.
    */
   fillDropoutMask(out: Float32Array, p: number): Float32Array {
@@ -100,8 +99,9 @@ export class Rng {
 
   /**
    * fillDropoutMask on out[start, end). A half draw left over by an odd count is kept for the next call,
-   * so filling a buffer piece by piece gives exactly the units of one call on the whole: a request's
-   * masks do not depend on how its rows are laid out in a batch (see LoadedModel.mcCoalesced).
+   * so filling a buffer piece by piece gives exactly the units of one call on the whole (training draws its
+   * masks here; Monte Carlo serving uses the faster SIMD stream in model/masks.ts, which has the same
+   * property).
    */
   fillDropoutMaskRange(out: Float32Array, start: number, end: number, p: number): void {
     const threshold = Math.round(p * 65536);
