@@ -2,7 +2,8 @@
  * A pool of worker threads that run Monte Carlo dropout off the main thread. Each worker loads every
  * served model once at start and answers tasks posted on its port: a large single request, or a
  * coalesced batch packed in transferred typed arrays (wire.ts). A task goes to the worker with the
- * fewest tasks in flight. A worker that dies fails its in-flight tasks and is replaced.
+ * fewest tasks in flight. A worker that dies fails its in-flight tasks and is replaced (unless it died
+ * before answering anything: a worker that cannot start would only die again).
  *
  * Why not piscina (which this pool replaced): measured with the same tasks, piscina cost the main thread
  * 37 µs per task and 91 µs of wall time per round trip, a bare port 16 µs and 43 µs. Coalesced MC
@@ -19,6 +20,8 @@ import type { McTask, WorkerReply, WorkerRequest } from './mc-worker.js';
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+  /** It has answered a message: a worker that dies before that is not restarted (it would again). */
+  started: boolean;
 }
 
 export class McPool {
@@ -46,9 +49,10 @@ export class McPool {
     const worker = this.execArgv
       ? new Worker(new URL('./worker-shim.cjs', import.meta.url), { workerData, execArgv: this.execArgv })
       : new Worker(this.filename, { workerData });
-    const slot: Slot = { worker, pending: new Map() };
+    const slot: Slot = { worker, pending: new Map(), started: false };
     worker.unref(); // an idle pool never keeps the process alive
     worker.on('message', (reply: WorkerReply) => {
+      slot.started = true;
       const p = slot.pending.get(reply.id);
       if (!p) return;
       slot.pending.delete(reply.id);
@@ -64,7 +68,7 @@ export class McPool {
     worker.on('exit', (code) => {
       fail(new Error(`MC worker exited (code ${code})`));
       const i = this.slots.indexOf(slot);
-      if (!this.closing && i >= 0) this.slots[i] = this.spawn();
+      if (!this.closing && slot.started && i >= 0) this.slots[i] = this.spawn();
     });
     return slot;
   }
