@@ -33,14 +33,20 @@ export interface TrainEngine {
 /** Rows per evaluation call, so that validation buffers stay small however many rows there are. */
 const EVAL_CHUNK = 1024;
 
+let simd: boolean | undefined;
+
+/** Whether this runtime validates a module with a v128 instruction (checked once). */
 export function wasmSupported(): boolean {
-  try {
-    const f = new Fn('probe', []);
-    f.f32(0).splat().set(f.local(V128));
-    return WebAssembly.validate(assemble([f]));
-  } catch {
-    return false;
+  if (simd === undefined) {
+    try {
+      const f = new Fn('probe', []);
+      f.f32(0).splat().set(f.local(V128));
+      simd = WebAssembly.validate(assemble([f]));
+    } catch {
+      simd = false;
+    }
   }
+  return simd;
 }
 
 /** Choose and build the engine: WebAssembly for ReLU networks when available, unless `prefer` is js. */
