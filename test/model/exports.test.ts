@@ -91,6 +91,25 @@ describe('export habits: what relaxBatch and the rewrites make of each fixture',
     expect(ops.filter((o) => o !== 'Constant')).toEqual(['Reshape', 'Gemm', 'Relu', 'Dropout', 'Gemm']);
   });
 
+  it('a dynamo-style export with a fixed batch of 1 (value_info [1, 50] everywhere): every declaration is relaxed, and the graphs pass the self-check', async () => {
+    const m = decodeModel(bytesOf('habit_dynamo_op18.onnx'));
+    const g = m.graph!;
+    for (const v of [...g.input, ...g.output, ...g.value_info!]) {
+      const dims = v.type!.tensor_type!.shape!.dim!;
+      if (dims[0]!.dim_param === 's0') dims[0] = { dim_value: 1 };
+    }
+    const fixed = encodeModel(m);
+    const { model, info } = inspect(fixed);
+    expect(info.input.dims).toEqual([1, 8]);
+    const r = relaxBatch(model, info)!;
+    expect(r).toMatchObject({ from: 1, outputs: ['y'], valueInfo: 8 });
+    expect(model.graph!.value_info!.every((v) => v.type!.tensor_type!.shape!.dim![0]!.dim_param === 'batch')).toBe(true);
+    const s = await serving(fixed);
+    expect(s.relaxed).not.toBeNull();
+    await selfCheck(s.runs);
+    await s.close();
+  });
+
   it('a constant baked with the batch size (torch.cat([x, torch.ones(1, 1)], 1)) is refused with what to re-export', () => {
     const { model, info } = inspect(bytesOf('habit_fixed_batch1_concat_op13.onnx'));
     expect(() => relaxBatch(model, info)).toThrow(ModelFormatError);
