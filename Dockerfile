@@ -2,9 +2,10 @@
 # onnxruntime-node needs glibc: Debian bookworm-slim, not Alpine.
 
 # --- build: all dependencies, TypeScript → dist/
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
-# .npmrc first: it carries onnxruntime-node-install=skip (no CUDA download during npm ci)
+# .npmrc first: ignore-scripts=true, so no dependency's install script runs (onnxruntime-node's would
+# download CUDA binaries); npm >= 11.16 also reads package.json's allowScripts, which denies them
 COPY .npmrc package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -12,7 +13,7 @@ COPY src ./src
 RUN npm run build
 
 # --- production dependencies, without the onnxruntime binaries of other platforms
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY .npmrc package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
@@ -22,7 +23,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 # --- runtime
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 MODELS_DIR=/app/models
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
