@@ -12,15 +12,16 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# --- production dependencies, without the onnxruntime binaries of other platforms
+# --- production dependencies, without the onnxruntime binaries of other platforms (only node_modules leaves
+#     this stage, so npm's cache needs no cleaning; `npm cache clean --force` would also wipe a cache mounted
+#     from the host, as ../shared/tools/container-check.sh mounts ~/.npm)
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY .npmrc package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && arch="$(node -p process.arch)" \
  && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
- && find node_modules/onnxruntime-node/bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} + \
- && npm cache clean --force
+ && find node_modules/onnxruntime-node/bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} +
 
 # --- runtime
 FROM node:24-bookworm-slim
