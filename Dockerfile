@@ -2,27 +2,29 @@
 # onnxruntime-node needs glibc: Debian bookworm-slim, not Alpine.
 
 # --- build: all dependencies, TypeScript → dist/
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
-# .npmrc first: it carries onnxruntime-node-install=skip (no CUDA download during npm ci)
+# .npmrc first: ignore-scripts=true, so no dependency's install script runs (onnxruntime-node's would
+# download CUDA binaries); npm >= 11.16 also reads package.json's allowScripts, which denies them
 COPY .npmrc package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# --- production dependencies, without the onnxruntime binaries of other platforms
-FROM node:20-bookworm-slim AS deps
+# --- production dependencies, without the onnxruntime binaries of other platforms (only node_modules leaves
+#     this stage, so npm's cache needs no cleaning; `npm cache clean --force` would also wipe a cache mounted
+#     from the host, as ../shared/tools/container-check.sh mounts ~/.npm)
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY .npmrc package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && arch="$(node -p process.arch)" \
  && find node_modules/onnxruntime-node/bin/napi-v6 -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
- && find node_modules/onnxruntime-node/bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} + \
- && npm cache clean --force
+ && find node_modules/onnxruntime-node/bin/napi-v6/linux -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} +
 
 # --- runtime
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 MODELS_DIR=/app/models
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

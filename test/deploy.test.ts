@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config.js';
 import { testApp } from './helpers/app.js';
 
-const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { name: string; version: string };
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { name: string; version: string; allowScripts?: Record<string, boolean> };
 const dockerfile = readFileSync('Dockerfile', 'utf8');
 type Doc = Record<string, any>;
 const docs: { file: string; doc: Doc }[] = [];
@@ -39,12 +39,17 @@ describe('deployment manifests', () => {
   it('parse, and hold a Deployment, a Service, an HPA and a KServe InferenceService', () => {
     expect(docs.map((d) => d.doc.kind).sort()).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'InferenceService', 'Service']);
   });
-  it('the Dockerfile is multi-stage, non-root, with a healthcheck and an exec-form CMD, .npmrc before npm ci', () => {
-    expect(dockerfile.match(/^FROM node:20-bookworm-slim/gm)!.length).toBeGreaterThanOrEqual(2);
+  it('the Dockerfile is multi-stage on node:24-bookworm-slim, non-root, with a healthcheck and an exec-form CMD, .npmrc before npm ci', () => {
+    const from = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
+    expect(from.length).toBeGreaterThanOrEqual(2);
+    for (const image of from) expect(image).toBe('node:24-bookworm-slim');
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n?.*\/health\/ready/m);
     expect(dockerfile).toMatch(/^CMD \["node",/m);
     expect(dockerfile.indexOf('COPY .npmrc')).toBeLessThan(dockerfile.indexOf('RUN npm ci'));
+    // no install script runs (onnxruntime-node's downloads CUDA binaries): every npm via .npmrc, npm >= 11.16 via allowScripts
+    expect(readFileSync('.npmrc', 'utf8')).toMatch(/^ignore-scripts=true$/m);
+    expect(pkg.allowScripts?.['onnxruntime-node']).toBe(false);
     expect(exposed).toBe(loadConfig({}).PORT);
   });
   it('every container runs this image, on the exposed port, as non-root with a read-only root filesystem', () => {
