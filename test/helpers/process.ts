@@ -38,5 +38,18 @@ export async function waitReady(url: string, proc: Proc, timeoutMs = 30_000): Pr
   }
 }
 
+/**
+ * Wait until the child has written a line matching `re` to stdout: its pipe may deliver a log line after
+ * an HTTP answer that the child sent later (the two travel on different channels).
+ */
+export async function waitForOutput(proc: Proc, re: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(proc.stdout())) {
+    if (Date.now() > deadline) throw new Error(`no output matching ${re} in time; stdout so far:\n${proc.stdout()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return proc.stdout();
+}
+
 let nextPort = 19300 + Math.floor(Math.random() * 500);
 export const freePort = (): number => nextPort++;

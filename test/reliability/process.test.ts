@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DIABETES_ROW, WINE_ROW } from '../helpers/app.js';
-import { freePort, startServerProcess, waitReady } from '../helpers/process.js';
+import { freePort, startServerProcess, waitForOutput, waitReady } from '../helpers/process.js';
 
 function modelsDir(setup: (dir: string) => void): string {
   const dir = mkdtempSync(join(tmpdir(), 'ds-start-'));
@@ -58,7 +58,7 @@ describe('start-up faults: a clear message naming the file or variable, exit cod
     const url = `http://127.0.0.1:${port}`;
     await waitReady(url, p);
     expect(await (await fetch(`${url}/health/ready`)).json()).toEqual({ status: 'ready', models: ['diabetes'] });
-    expect(p.stdout()).toMatch(/model skipped \(MODELS_SKIP_INVALID\)/);
+    await waitForOutput(p, /model skipped \(MODELS_SKIP_INVALID\)/);
     p.child.kill('SIGTERM');
     expect((await p.exited).code).toBe(0);
   });
