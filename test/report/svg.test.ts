@@ -16,29 +16,7 @@ import {
   px,
   truncate,
 } from '../../src/report/svg.js';
-import { elements, parseXml, textOf, type XmlElement } from './xml.js';
-
-/** Attributes that carry coordinates or lengths. */
-const GEOMETRY = ['x', 'y', 'x1', 'y1', 'x2', 'y2', 'cx', 'cy', 'r', 'width', 'height', 'd', 'viewBox', 'transform', 'points'];
-
-/** Every number in every geometry attribute: finite and within the clamp. */
-export function checkGeometry(root: XmlElement): number {
-  let count = 0;
-  for (const e of elements(root)) {
-    for (const a of GEOMETRY) {
-      const v = e.attrs[a];
-      if (v === undefined || (a === 'width' && v === '100%')) continue;
-      expect(v, `${e.name}[${a}]`).not.toMatch(/NaN|Infinity|undefined/);
-      for (const tok of v.match(/-?[0-9.]+(?:e[-+]?\d+)?/gi) ?? []) {
-        const n = Number(tok);
-        expect(Number.isFinite(n), `${e.name}[${a}] = ${v}`).toBe(true);
-        expect(Math.abs(n)).toBeLessThanOrEqual(1e4);
-        count++;
-      }
-    }
-  }
-  return count;
-}
+import { checkGeometry, elements, parseXml, textOf, type XmlElement } from './xml.js';
 
 function svgOf(s: string): XmlElement {
   const root = parseXml(s);

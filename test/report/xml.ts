@@ -1,3 +1,5 @@
+import { expect } from 'vitest';
+
 /**
  * A strict little XML parser for the report tests: enough of XML 1.0 to prove a page or an SVG is
  * well-formed (balanced tags, quoted unique attributes, no bare '<' or '&', only known entities, one
@@ -144,4 +146,27 @@ export function textOf(e: XmlElement): string {
 /** Elements with this attribute value. */
 export function byAttr(root: XmlElement, attr: string, value: string): XmlElement[] {
   return elements(root).filter((e) => e.attrs[attr] === value);
+}
+
+/** Attributes that carry coordinates or lengths. */
+const GEOMETRY = ['x', 'y', 'x1', 'y1', 'x2', 'y2', 'cx', 'cy', 'r', 'width', 'height', 'd', 'viewBox', 'transform', 'points'];
+
+/** Every number in every geometry attribute: finite and within the clamp. Returns how many were checked. */
+export function checkGeometry(root: XmlElement): number {
+  let count = 0;
+  const bad: string[] = [];
+  for (const e of elements(root)) {
+    for (const a of GEOMETRY) {
+      const v = e.attrs[a];
+      if (v === undefined || (a === 'width' && v === '100%')) continue;
+      if (/NaN|Infinity|undefined/.test(v)) bad.push(`${e.name}[${a}]=${v}`);
+      for (const tok of v.match(/-?[0-9.]+(?:e[-+]?\d+)?/gi) ?? []) {
+        const n = Number(tok);
+        if (!Number.isFinite(n) || Math.abs(n) > 1e4) bad.push(`${e.name}[${a}]=${v}`);
+        count++;
+      }
+    }
+  }
+  expect(bad).toEqual([]);
+  return count;
 }
