@@ -160,12 +160,13 @@ h2{font-size:1.2em;margin:0 0 10px;padding-bottom:4px;border-bottom:1px solid #d
 .glance b{display:block;font-size:1.35em;font-variant-numeric:tabular-nums}
 .glance span{color:#555;font-size:.88em}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,460px),1fr));gap:14px}
-figure{margin:0;background:#fff;border:1px solid #e0e0dc;border-radius:6px;padding:10px 12px 12px;break-inside:avoid;page-break-inside:avoid}
+figure{margin:0;min-width:0;background:#fff;border:1px solid #e0e0dc;border-radius:6px;padding:10px 12px 12px;break-inside:avoid;page-break-inside:avoid}
 figure h3{margin:0 0 4px;font-size:1em}
 figure svg{display:block;width:100%;height:auto;max-width:720px;margin:0 auto;font-family:inherit}
 figcaption{font-size:.86em;color:#4a4a4a;margin-top:6px}
 .wide{grid-column:1/-1}
-.tables{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,440px),1fr));gap:14px;align-items:start}
+.tables{column-width:440px;column-gap:14px}
+.tables>.scroll{break-inside:avoid;page-break-inside:avoid;display:inline-block;width:100%;margin:0 0 14px;vertical-align:top}
 .scroll{overflow-x:auto;background:#fff;border:1px solid #e0e0dc;border-radius:6px}
 .scroll.inner{border:0;border-radius:0;margin-top:8px}
 table{border-collapse:collapse;width:100%;font-size:.9em;font-variant-numeric:tabular-nums}
@@ -189,7 +190,10 @@ footer{margin-top:28px;color:#777;font-size:.8em}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  body{background:#fff;font-size:10pt}
  main{max-width:none;padding:0}
- .grid{grid-template-columns:1fr 1fr}
+ .grid{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}
+ #tuning-table td,#tuning-table th{white-space:normal}
+ .scroll{overflow:visible}
+ th,td{padding:3px 5px}
  figure,.glance li,.scroll,pre{border-color:#ccc}
  h2,h3{break-after:avoid;page-break-after:avoid}
  tr{break-inside:avoid}
@@ -313,11 +317,13 @@ function tuningFigure(t: TuningInput): Figure {
     valueLabel: `${t.metric} (${lower ? 'lower' : 'higher'} is better)`,
     valueText: (v) => num(v, 5),
   });
-  const head = `<tr><th>#</th>${keys.map((k) => `<th>${esc(k)}</th>`).join('')}<th class="num">${esc(t.metric)}</th></tr>`;
+  // the table lists the settings that differ; the shared ones are said once below it
+  const constant = keys.filter((k) => !varying.includes(k));
+  const head = `<tr><th>#</th>${labelKeys.map((k) => `<th>${esc(k)}</th>`).join('')}<th class="num">${esc(t.metric)}</th></tr>`;
   const rows = order
     .map((i) => {
       const c = t.candidates[i]!;
-      return `<tr${i === t.chosen ? ' class="chosen"' : ''}><td>${i + 1}${i === t.chosen ? ' (chosen)' : ''}</td>${keys.map((k) => `<td>${esc(formatValue(c.settings[k]))}</td>`).join('')}<td class="num">${esc(num(c.score, 5))}</td></tr>`;
+      return `<tr${i === t.chosen ? ' class="chosen"' : ''}><td>${i + 1}${i === t.chosen ? ' (chosen)' : ''}</td>${labelKeys.map((k) => `<td>${esc(formatValue(c.settings[k]))}</td>`).join('')}<td class="num">${esc(num(c.score, 5))}</td></tr>`;
     })
     .join('');
   const chosen = t.candidates[t.chosen];
@@ -330,7 +336,9 @@ function tuningFigure(t: TuningInput): Figure {
         `${t.candidates.length} candidates, best first${t.candidates.length > shown.length ? ` (the best ${shown.length} drawn; all in the table below)` : ''}; ` +
         (chosen ? `the chosen one (#${t.chosen + 1}, score ${esc(num(chosen.score))}) is highlighted.` : 'none chosen.') +
         (varying.length > 0 && varying.length < keys.length ? ' Labels show the settings that differ between candidates.' : ''),
-      extra: `<div class="scroll inner"><table id="tuning-table"><thead>${head}</thead><tbody>${rows}</tbody></table></div>`,
+      extra:
+        `<div class="scroll inner"><table id="tuning-table"><thead>${head}</thead><tbody>${rows}</tbody></table></div>` +
+        (varying.length > 0 && constant.length > 0 ? `<p class="note">Same for every candidate: ${esc(constant.map((k) => `${k} ${formatValue(t.candidates[0]!.settings[k])}`).join(' · '))}.</p>` : ''),
   };
 }
 

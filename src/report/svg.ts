@@ -20,8 +20,8 @@ export const COLORS = {
   ink: '#222222',
 } as const;
 
-const FONT_SIZE = 12;
-const TICK_FONT_SIZE = 11;
+const FONT_SIZE = 13;
+const TICK_FONT_SIZE = 12;
 /** Mean advance of a sans-serif glyph, in ems: enough to lay out labels without measuring text. */
 const CHAR_EM = 0.6;
 const MAX_PX = 1e4;
@@ -363,7 +363,7 @@ export class Plot {
     checkId(spec.id);
     this.spec = spec;
     this.width = spec.width ?? 480;
-    this.height = spec.height ?? 320;
+    this.height = spec.height ?? 340;
     // The y tick labels set the left margin, so make a provisional y scale to know them.
     const probeY = Plot.scale(spec.y, 0, 1);
     this.yTickLabels = Plot.tickLabels(spec.y, probeY);
@@ -595,9 +595,11 @@ export class Plot {
       tickMarks += `M${px(x0 - 4)} ${px(y)}H${px(x0)}`;
       axes += `<text x="${px(x0 - 7)}" y="${px(y + 4)}" text-anchor="end">${escapeXml(s)}</text>`;
     }
-    const xLabel = `<text class="axis-label" x="${px((x0 + x1) / 2)}" y="${px(h - 8)}" text-anchor="middle" font-size="${FONT_SIZE}">${escapeXml(spec.x.label)}</text>`;
-    const yMid = (y0 + y1) / 2;
-    const yLabel = `<text class="axis-label" x="${px(13)}" y="${px(yMid)}" text-anchor="middle" font-size="${FONT_SIZE}" transform="rotate(-90 ${px(13)} ${px(yMid)})">${escapeXml(spec.y.label)}</text>`;
+    // Axis titles longer than their axis are shortened rather than cut off at the edge of the figure.
+    const fit = (label: string, room: number): string => truncate(label, Math.max(8, Math.floor(room / (FONT_SIZE * CHAR_EM * 0.92))));
+    const xLabel = `<text class="axis-label" x="${px((x0 + x1) / 2)}" y="${px(h - 8)}" text-anchor="middle" font-size="${FONT_SIZE}">${escapeXml(fit(spec.x.label, w - 8))}</text>`;
+    const yMid = Math.min(Math.max((y0 + y1) / 2, h / 2 - 10), h / 2 + 10);
+    const yLabel = `<text class="axis-label" x="${px(14)}" y="${px(yMid)}" text-anchor="middle" font-size="${FONT_SIZE}" transform="rotate(-90 ${px(14)} ${px(yMid)})">${escapeXml(fit(spec.y.label, 2 * Math.min(yMid, h - yMid) - 8))}</text>`;
     return (
       `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${px(w)} ${px(h)}" width="100%" role="img" aria-labelledby="${id}-title" data-plot-id="${id}">` +
       `<title id="${id}-title">${escapeXml(spec.title)}</title>` +

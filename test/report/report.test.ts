@@ -65,9 +65,9 @@ function regressionInput(opts: { test?: boolean; heteroscedastic?: boolean; tuni
           tuning: {
             metric: 'validation NLL',
             candidates: [
-              { settings: { hidden: [50], dropout: 0.1 }, score: 5.49 },
-              { settings: { hidden: [50], dropout: 0.3 }, score: 5.468 },
-              { settings: { hidden: [100], dropout: 0.3 }, score: 5.483 },
+              { settings: { hidden: [50], dropout: 0.1, lr: 0.001 }, score: 5.49 },
+              { settings: { hidden: [50], dropout: 0.3, lr: 0.001 }, score: 5.468 },
+              { settings: { hidden: [100], dropout: 0.3, lr: 0.001 }, score: 5.483 },
             ],
             chosen: 1,
           },
@@ -175,6 +175,10 @@ describe('renderReport: regression', () => {
     const chosen = elements(root).filter((e) => e.name === 'tr' && e.attrs.class === 'chosen');
     expect(chosen.map(textOf)).toEqual(['2 (chosen)500.35.468']);
     expect(elements(byAttr(root, 'id', 'tuning-table')[0]!).filter((e) => e.name === 'tr')).toHaveLength(4);
+    expect(textOf(figure(root, 'tuning'))).toContain('Same for every candidate: lr 0.001.');
+    // best first in the chart and the table
+    const bodyRows = elements(figure(root, 'tuning')).filter((e) => e.name === 'tr' && e.children.some((c) => typeof c !== 'string' && c.name === 'td'));
+    expect(bodyRows.map((r) => textOf(r.children[0] as XmlElement))).toEqual(['2 (chosen)', '3', '1']);
     // card tables and command
     expect(textOf(byAttr(root, 'id', 'metrics-table')[0]!)).toContain('coverage_90');
     expect(textOf(byAttr(root, 'id', 'settings-table')[0]!)).toContain('MSE on the standardised target');
