@@ -174,7 +174,7 @@ caption{text-align:left;font-weight:600;padding:8px 10px 2px}
 th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 th{font-weight:600;color:#333}
 td.num,th.num{text-align:right;white-space:nowrap}
-td.help{color:#666;font-size:.92em;min-width:14em}
+td.help{color:#666;font-size:.92em;min-width:9em}
 td.val{overflow-wrap:anywhere}
 #tuning-table td,#tuning-table th{white-space:nowrap}
 tr.chosen td{font-weight:700;background:#fff4e5}
@@ -362,7 +362,7 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
   const colors = [COLORS.blue, COLORS.vermillion];
   const legend: LegendItem[] = splits.map((s, i) => ({ label: `${s.name} (${s.rows.y.length} rows)`, color: colors[i]! }));
   legend.push({ label: `${primary.name}, MC spread only`, color: COLORS.grey, kind: 'dash' });
-  legend.push({ label: `95% band for ${primary.rows.y.length} rows`, color: '#d9d9d9', kind: 'box' });
+  legend.push({ label: `chance range, ${primary.rows.y.length} rows (95%)`, color: '#d9d9d9', kind: 'box' });
   const percent = (v: number): string => `${Math.round(v * 100)}%`;
   const plot = new Plot({
     id: 'plot-calibration',
@@ -730,7 +730,7 @@ function metricsTable(card: ReportCard): string {
   const names = [...new Set(splits.flatMap(([, m]) => Object.keys(m)))];
   const head = `<tr><th>metric</th>${splits.map(([s]) => `<th class="num">${esc(s)}</th>`).join('')}<th>meaning</th></tr>`;
   const body = names
-    .map((k) => `<tr><td><code>${esc(k)}</code></td>${splits.map(([, m]) => `<td class="num">${esc(typeof m[k] === 'number' ? num(m[k], 4) : formatValue(m[k]))}</td>`).join('')}<td class="help">${esc(METRIC_HELP[k] ?? '')}</td></tr>`)
+    .map((k) => `<tr><td><code>${esc(k).replace(/_/g, '_<wbr/>')}</code></td>${splits.map(([, m]) => `<td class="num">${esc(typeof m[k] === 'number' ? num(m[k], 4) : formatValue(m[k]))}</td>`).join('')}<td class="help">${esc(METRIC_HELP[k] ?? '')}</td></tr>`)
     .join('');
   return `<div class="scroll"><table id="metrics-table"><caption>Metrics</caption><thead>${head}</thead><tbody>${body}</tbody></table></div>`;
 }
