@@ -17,7 +17,7 @@
  * the whole page is captured at its own height, at 1200 px (desktop) and 420 px (phone) CSS width.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -215,6 +215,11 @@ class Chromium {
       ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, '--remote-debugging-pipe', 'about:blank'],
       { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
     );
+    this.proc.on('error', (err) => {
+      const why = new Error(`cannot run chromium (${err.message}): apt-get install chromium, or pass --no-screenshots`);
+      for (const p of this.pending.values()) p.fail(why);
+      this.pending.clear();
+    });
     (this.proc.stdio[4] as Readable).on('data', (chunk: Buffer) => {
       this.buf += chunk.toString('utf8');
       let end;
@@ -254,7 +259,9 @@ class Chromium {
     await this.send('Emulation.setDeviceMetricsOverride', { width, height: 900, deviceScaleFactor: 1, mobile: width < 600 }, sessionId);
     const loaded = this.event('Page.loadEventFired', sessionId);
     await this.send('Page.navigate', { url: pathToFileURL(file).href }, sessionId);
-    await loaded;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([loaded, new Promise((_, fail) => (timer = setTimeout(() => fail(new Error(`${file} did not load in 60 s`)), 60_000)))]);
+    clearTimeout(timer);
     const metrics = (await this.send('Page.getLayoutMetrics', {}, sessionId)) as { cssContentSize: { width: number; height: number } };
     const height = Math.ceil(metrics.cssContentSize.height);
     const shot = (await this.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width, height, scale: 1 } }, sessionId)) as { data: string };
@@ -282,7 +289,8 @@ for (const input of inputs) {
   process.stdout.write(`wrote ${file} (${html.length} bytes)\n`);
 }
 if (!values['no-screenshots']) {
-  const browser = new Chromium(mkdtempSync(join(tmpdir(), 'report-demo-chromium-')));
+  const profile = mkdtempSync(join(tmpdir(), 'report-demo-chromium-'));
+  const browser = new Chromium(profile);
   try {
     for (const [name, file] of pages) {
       for (const [suffix, width] of [['', 1200], ['-phone', 420]] as const) {
@@ -300,5 +308,6 @@ if (!values['no-screenshots']) {
     }
   } finally {
     browser.close();
+    rmSync(profile, { recursive: true, force: true });
   }
 }

@@ -132,6 +132,13 @@ export interface ReportInput {
   generatedAt?: string;
 }
 
+/**
+ * The page needs nothing but its own inline <style> (and inline SVG, which is markup): no script, no
+ * fetch of any kind. The page carries this policy in a <meta> so a saved copy keeps it; serve it as a
+ * header too (frame-ancestors only works there).
+ */
+export const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+
 const METRIC_HELP: Record<string, string> = {
   rmse: 'root mean squared error of the prediction (target units)',
   r2: 'coefficient of determination',
@@ -817,7 +824,8 @@ export function renderReport(input: ReportInput): string {
   const noTest = input.task === 'regression' ? !input.regression?.test : !input.classification?.test;
 
   return (
-    `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/>` +
+    `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><meta http-equiv="Content-Security-Policy" content="${esc(REPORT_CSP)}"/>` +
+    `<meta name="viewport" content="width=device-width, initial-scale=1"/>` +
     `<meta name="color-scheme" content="light"/><title>${esc(input.name)} — model report</title><style>${STYLE}</style></head><body><main>` +
     `<header><h1>${esc(input.name)}</h1><p class="sub">${esc(sub.join(' · '))}</p></header>` +
     `<section id="glance"><h2>At a glance</h2><ul class="glance">${glance.join('')}</ul>` +

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderReport, type ClassificationRows, type RegressionRows, type ReportInput } from '../../src/report/report.js';
+import { REPORT_CSP, renderReport, type ClassificationRows, type RegressionRows, type ReportInput } from '../../src/report/report.js';
 import { Rng } from '../../src/util/rng.js';
 import { byAttr, checkGeometry, elements, parseXml, textOf, type XmlElement } from './xml.js';
 
@@ -115,6 +115,11 @@ function checkPage(html: string): XmlElement {
       if (k === 'href' || k === 'src' || k === 'xlink:href') throw new Error(`${e.name} has ${k}=${v}`);
     }
   }
+  // the page carries its own policy: nothing may load or run
+  const csp = all.filter((e) => e.name === 'meta' && e.attrs['http-equiv'] === 'Content-Security-Policy');
+  expect(csp.map((e) => e.attrs.content)).toEqual([REPORT_CSP]);
+  expect(REPORT_CSP).toMatch(/^default-src 'none'; style-src 'unsafe-inline'(;|$)/);
+  expect(REPORT_CSP).not.toMatch(/script-src|unsafe-eval|\*/);
   const style = all.filter((e) => e.name === 'style').map(textOf).join('');
   expect(style).not.toMatch(/@import|url\(|expression\(/i);
   expect(html).not.toMatch(/NaN|Infinity/);
