@@ -9,7 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../src/model/model.js';
-import { McPool } from '../src/model/pool.js';
+import { McPool } from '../src/serving/pool.js';
 import { run as trainCli } from '../src/train/cli.js';
 import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/metrics.js';

@@ -6,11 +6,11 @@ import { readFile } from 'node:fs/promises';
 import type { Model } from '../onnx/proto.js';
 import { z } from 'zod';
 import { Rng, randomSeed } from '../util/rng.js';
-import { MaskStream } from './masks.js';
+import { MaskStream } from './onnx/masks.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
-import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './graph.js';
+import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './onnx/graph.js';
 import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
-import { type OrtSession, type SessionOptions, createSession } from './ort.js';
+import { type OrtSession, type SessionOptions, createSession } from './onnx/ort.js';
 import { toMatrix } from './rows.js';
 
 /** The card fields the runtime reads; any other field is kept and passed through to clients. */

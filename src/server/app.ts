@@ -12,8 +12,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config.js';
 import { DEFAULT_RUNTIME_OPTIONS, type RuntimeOptions } from '../model/model.js';
-import { McPool } from '../model/pool.js';
-import { loadAll } from '../model/registry.js';
+import { McPool } from '../serving/pool.js';
+import { loadAll } from '../serving/repository.js';
 import { VERSION } from '../version.js';
 import { NotReady, Unauthorized } from './errors.js';
 import { fastPathOf } from './schemas/fast-path.js';
@@ -22,7 +22,7 @@ import { healthRoutes } from './routes/health.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
 import { InferenceService } from './service.js';
-import { V2Error } from './v2.js';
+import { V2Error } from './protocol/v2.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

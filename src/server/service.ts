@@ -4,13 +4,13 @@
  */
 import type { Config } from '../config.js';
 import { InputError, NoDropoutError } from '../model/errors.js';
-import { McBatcher, PredictBatcher } from '../model/batcher.js';
+import { McBatcher, PredictBatcher } from '../serving/batcher.js';
 import type { McStats } from '../model/mc.js';
-import type { McPool } from '../model/pool.js';
+import type { McPool } from '../serving/pool.js';
 import { formatStats, type LoadedModel, type McJob, type McOptions, type McResult } from '../model/model.js';
 import { InvalidInput, ModelNotFound, NoDropout, TooLarge } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputs, predictOutputs, selectOutputs } from './v2.js';
+import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputs, predictOutputs, selectOutputs } from './protocol/v2.js';
 
 export type ServiceState = 'loading' | 'ready' | 'closing';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { McBatcher } from '../../src/model/batcher.js';
+import { McBatcher } from '../../src/serving/batcher.js';
 import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/mc.js';
-import { packBatch, unpackBatch } from '../../src/model/wire.js';
+import { packBatch, unpackBatch } from '../../src/serving/wire.js';
 import { LoadedModel, type McJob, type McResult } from '../../src/model/model.js';
 import { Rng } from '../../src/util/rng.js';
 

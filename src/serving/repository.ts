@@ -5,8 +5,8 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { ModelLoadError } from './errors.js';
-import { LoadedModel, type RuntimeOptions } from './model.js';
+import { ModelLoadError } from '../model/errors.js';
+import { LoadedModel, type RuntimeOptions } from '../model/model.js';
 
 export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

@@ -11,9 +11,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { unpackStats } from './mc.js';
-import type { McJob, McOptions, McResult, RuntimeOptions } from './model.js';
-import type { ModelSource } from './registry.js';
+import { unpackStats } from '../model/mc.js';
+import type { McJob, McOptions, McResult, RuntimeOptions } from '../model/model.js';
+import type { ModelSource } from './repository.js';
 import { packBatch } from './wire.js';
 import type { McTask, WorkerReply, WorkerRequest } from './mc-worker.js';
 

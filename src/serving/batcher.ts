@@ -5,7 +5,7 @@
  * (below 1 ms the wait is "until the end of this event-loop turn": requests that arrived together).
  * If a coalesced run fails, each request is retried alone, so one bad request never fails its neighbours.
  */
-import type { McJob, McResult } from './model.js';
+import type { McJob, McResult } from '../model/model.js';
 
 export interface BatchRunner {
   (x: Float32Array, rows: number): Promise<Float32Array>;

@@ -3,7 +3,7 @@
  * packed into typed arrays that are transferred instead of cloned (see packStats in mc.ts for the way
  * back). Kept apart from mc-worker.ts, which has the worker's start-up side effects.
  */
-import type { McJob } from './model.js';
+import type { McJob } from '../model/model.js';
 
 /**
  * Several coalesced requests in one run (LoadedModel.mcCoalesced), packed for a cheap hand-off: the

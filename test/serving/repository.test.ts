@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelLoadError } from '../../src/model/errors.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
-import { discover, loadAll } from '../../src/model/registry.js';
+import { discover, loadAll } from '../../src/serving/repository.js';
 
 describe('model discovery', () => {
   it('MODEL_PATH serves one file, named by its stem, with <stem>.json as its card when present', async () => {

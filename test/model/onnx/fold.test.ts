@@ -1,11 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { foldAffine, inspect } from '../../src/model/graph.js';
-import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { createSession } from '../../src/model/ort.js';
-import { AttributeType, DataType, encodeModel } from '../../src/onnx/proto.js';
-import { Rng } from '../../src/util/rng.js';
-import { f32, gemm, model, vi } from '../helpers/onnx.js';
+import { foldAffine, inspect } from '../../../src/model/onnx/graph.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/model/mc.js';
+import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../../src/model/model.js';
+import { createSession } from '../../../src/model/onnx/ort.js';
+import { AttributeType, DataType, encodeModel } from '../../../src/onnx/proto.js';
+import { Rng } from '../../../src/util/rng.js';
+import { f32, gemm, model, vi } from '../../helpers/onnx.js';
 
 const relClose = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void => {
   expect(a.length).toBe(b.length);

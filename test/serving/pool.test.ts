@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { McPool } from '../../src/model/pool.js';
+import { McPool } from '../../src/serving/pool.js';
 
 const row = Float32Array.from([59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]);
 const source = { name: 'diabetes', onnx: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };

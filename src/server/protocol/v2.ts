@@ -3,8 +3,8 @@
  * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
  */
-import type { LoadedModel } from '../model/model.js';
-import type { McStats } from '../model/mc.js';
+import type { LoadedModel } from '../../model/model.js';
+import type { McStats } from '../../model/mc.js';
 
 export class V2Error extends Error {
   constructor(
