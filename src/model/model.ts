@@ -9,7 +9,8 @@ import { Rng, randomSeed } from '../util/rng.js';
 import { MaskStream } from './onnx/masks.js';
 import { InputError, ModelLoadError, NoDropoutError } from './errors.js';
 import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, repeatsInputName, sharedPrefixPoint } from './onnx/graph.js';
-import { ClassificationAccumulator, type ClassificationStats, type McStats, RegressionAccumulator, type RegressionStats, toProbabilities } from './mc.js';
+import { ClassificationAccumulator, RegressionAccumulator, toProbabilities } from './mc.js';
+import type { McStats } from './stats.js';
 import { type OrtSession, type SessionOptions, createSession } from './onnx/ort.js';
 import { toMatrix } from './rows.js';
 
@@ -363,7 +364,7 @@ export class LoadedModel {
     } finally {
       if (this.freeMasks.length < 8) this.freeMasks.push(maskBufs);
     }
-    return { stats: this.finishStats(acc, opts), seed };
+    return { stats: this.finishStats(acc, rows, opts), seed };
   }
 
   /** Largest batch (tiled rows) of one MC run. */
@@ -414,7 +415,7 @@ export class LoadedModel {
         const acc = this.accumulator(j.rows, T, j.opts);
         acc.add(out, T, total, offset);
         offset += j.rows;
-        return { stats: this.finishStats(acc, j.opts), seed: seeds[k]! };
+        return { stats: this.finishStats(acc, j.rows, j.opts), seed: seeds[k]! };
       });
     } finally {
       if (this.freeMasks.length < 8) this.freeMasks.push(maskBufs);
@@ -426,15 +427,19 @@ export class LoadedModel {
     return this.task === 'regression' ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, samples, !!opts.returnSamples, this.logits);
   }
 
-  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, opts: McOptions): McStats {
-    return acc instanceof RegressionAccumulator ? acc.finish(this.aleatoricStd, opts.interval) : acc.finish();
+  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, rows: number, opts: McOptions): McStats {
+    if (!(acc instanceof RegressionAccumulator)) return acc.finish();
+    // the card's noise is per output: the same for every row
+    const K = this.outputSize;
+    const alea = new Float64Array(rows * K);
+    for (let i = 0; i < alea.length; i++) alea[i] = this.aleatoricStd[i % K] ?? this.aleatoricStd[0] ?? 0;
+    return acc.finish(alea, opts.interval);
   }
 
-  /** MC dropout as JSON rows (the /uncertainty response). */
-  async uncertainty(instances: unknown, opts: McOptions): Promise<{ predictions: unknown[]; seed: number }> {
+  /** MC dropout on client rows. */
+  async uncertainty(instances: unknown, opts: McOptions): Promise<McResult> {
     const { data, rows } = this.rows(instances);
-    const { stats, seed } = await this.mc(data, rows, opts);
-    return { predictions: formatStats(stats, this.labels, !!opts.returnSamples), seed };
+    return this.mc(data, rows, opts);
   }
 
   /** What /v1/models reports: the card plus inputs, outputs and MC availability. */
@@ -519,58 +524,4 @@ async function readCard(cardPath: string | null, info: GraphInfo): Promise<{ car
     throw new ModelLoadError(source, `card field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
   }
   return { card: parsed.data, source };
-}
-
-/** JSON rows of MC statistics (shared by /v1 uncertainty). Scalars when the model has one output. */
-export function formatStats(stats: McStats, labels: string[], withSamples: boolean): unknown[] {
-  return stats.kind === 'regression' ? formatRegression(stats, withSamples) : formatClassification(stats, labels, withSamples);
-}
-
-function formatRegression(s: RegressionStats, withSamples: boolean): unknown[] {
-  const K = s.outputs;
-  const pick = (a: Float64Array, i: number): number | number[] => (K === 1 ? a[i]! : Array.from(a.subarray(i * K, (i + 1) * K)));
-  const rows: unknown[] = [];
-  for (let i = 0; i < s.rows; i++) {
-    const row: Record<string, unknown> = {
-      mean: pick(s.mean, i),
-      std: pick(s.std, i),
-      epistemic_std: pick(s.epistemicStd, i),
-      aleatoric_std: K === 1 ? s.aleatoricStd[0]! : Array.from(s.aleatoricStd),
-      interval: { level: s.level, lower: pick(s.lower, i), upper: pick(s.upper, i) },
-    };
-    if (withSamples && s.raw) {
-      const samples: (number | number[])[] = [];
-      for (let t = 0; t < s.samples; t++) {
-        const o = (t * s.rows + i) * K;
-        samples.push(K === 1 ? s.raw[o]! : Array.from(s.raw.subarray(o, o + K)));
-      }
-      row.samples = samples;
-    }
-    rows.push(row);
-  }
-  return rows;
-}
-
-function formatClassification(s: ClassificationStats, labels: string[], withSamples: boolean): unknown[] {
-  const K = s.classes;
-  const rows: unknown[] = [];
-  for (let i = 0; i < s.rows; i++) {
-    const row: Record<string, unknown> = {
-      label: labels[s.label[i]!],
-      probabilities: Object.fromEntries(labels.map((l, k) => [l, s.probabilities[i * K + k]!])),
-      entropy: s.entropy[i]!,
-      mutual_information: s.mutualInformation[i]!,
-      variation_ratio: s.variationRatio[i]!,
-    };
-    if (withSamples && s.raw) {
-      const samples: number[][] = [];
-      for (let t = 0; t < s.samples; t++) {
-        const o = (t * s.rows + i) * K;
-        samples.push(Array.from(s.raw.subarray(o, o + K)));
-      }
-      row.samples = samples;
-    }
-    rows.push(row);
-  }
-  return rows;
 }

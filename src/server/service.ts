@@ -5,12 +5,13 @@
 import type { Config } from '../config.js';
 import { InputError, NoDropoutError } from '../model/errors.js';
 import { McBatcher, PredictBatcher } from '../serving/batcher.js';
-import type { McStats } from '../model/mc.js';
+import type { McStats } from '../model/stats.js';
+import { encodeStats } from './protocol/v1.js';
 import type { McPool } from '../serving/pool.js';
-import { formatStats, type LoadedModel, type McJob, type McOptions, type McResult } from '../model/model.js';
+import { type LoadedModel, type McJob, type McOptions, type McResult } from '../model/model.js';
 import { InvalidInput, ModelNotFound, NoDropout, TooLarge } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputs, predictOutputs, selectOutputs } from './protocol/v2.js';
+import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputNames, mcOutputs, predictOutputs, selectOutputs } from './protocol/v2.js';
 
 export type ServiceState = 'loading' | 'ready' | 'closing';
 
@@ -165,7 +166,7 @@ export class InferenceService {
         samples,
         ...(m.task === 'regression' ? { interval } : {}),
         seed,
-        predictions: formatStats(stats, m.labels, !!req.return_samples),
+        predictions: encodeStats(stats, m.labels, !!req.return_samples),
       };
     } catch (err) {
       return mapCoreError(err);
@@ -213,7 +214,7 @@ export class InferenceService {
         features: m.features,
         ...(m.task === 'classification' ? { labels: m.labels } : {}),
         mc_available: m.mcAvailable,
-        mc_outputs: m.task === 'regression' ? ['mean', 'std', 'epistemic_std', 'lower', 'upper'] : ['probabilities', 'entropy', 'mutual_information', 'variation_ratio'],
+        mc_outputs: mcOutputNames(m.task),
       },
     };
   }

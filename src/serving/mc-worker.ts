@@ -4,7 +4,7 @@
  * own sessions, while the main event loop keeps answering HTTP.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { packStats } from '../model/mc.js';
+import { packStats } from '../model/stats.js';
 import { LoadedModel, type McOptions, type McResult, type RuntimeOptions } from '../model/model.js';
 import type { ModelSource } from './repository.js';
 import { type McBatchTask, unpackBatch } from './wire.js';

@@ -11,7 +11,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { unpackStats } from '../model/mc.js';
+import { unpackStats } from '../model/stats.js';
 import type { McJob, McOptions, McResult, RuntimeOptions } from '../model/model.js';
 import type { ModelSource } from './repository.js';
 import { packBatch } from './wire.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { McBatcher } from '../../src/serving/batcher.js';
-import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/mc.js';
+import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/stats.js';
 import { packBatch, unpackBatch } from '../../src/serving/wire.js';
 import { LoadedModel, type McJob, type McResult } from '../../src/model/model.js';
 import { Rng } from '../../src/util/rng.js';

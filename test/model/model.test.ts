@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, ModelLoadError, NoDropoutError } from '../../src/model/errors.js';
-import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
+import type { ClassificationStats, RegressionStats } from '../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
 import { DataType } from '../../src/onnx/proto.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';

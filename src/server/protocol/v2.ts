@@ -4,7 +4,7 @@
  * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
  */
 import type { LoadedModel } from '../../model/model.js';
-import type { McStats } from '../../model/mc.js';
+import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
 
 export class V2Error extends Error {
   constructor(
@@ -103,24 +103,18 @@ export function predictOutputs(model: LoadedModel, raw: Float32Array, rows: numb
   return outs;
 }
 
-/** Outputs of an MC infer: mean/std (+ epistemic_std, lower, upper) or probabilities/entropy/MI. */
+/** The V2 outputs of each task's statistics (the descriptors with a V2 name), in table order. */
+const MC_OUTPUTS = { regression: STATS.regression.filter((d) => d.v2 !== null), classification: STATS.classification.filter((d) => d.v2 !== null) };
+
+/** The output names of an MC infer for a task (model metadata `mc_outputs`). */
+export function mcOutputNames(task: Task): string[] {
+  return MC_OUTPUTS[task].map((d) => d.v2!);
+}
+
+/** Outputs of an MC infer: one FP32 tensor per statistic with a V2 name, [rows] or [rows, width]. */
 export function mcOutputs(stats: McStats): V2Output[] {
-  if (stats.kind === 'regression') {
-    const shape = [stats.rows, stats.outputs];
-    return [
-      tensor('mean', shape, stats.mean),
-      tensor('std', shape, stats.std),
-      tensor('epistemic_std', shape, stats.epistemicStd),
-      tensor('lower', shape, stats.lower),
-      tensor('upper', shape, stats.upper),
-    ];
-  }
-  return [
-    tensor('probabilities', [stats.rows, stats.classes], stats.probabilities),
-    tensor('entropy', [stats.rows], stats.entropy),
-    tensor('mutual_information', [stats.rows], stats.mutualInformation),
-    tensor('variation_ratio', [stats.rows], stats.variationRatio),
-  ];
+  const width = statsWidth(stats);
+  return MC_OUTPUTS[stats.kind].map((d) => tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)));
 }
 
 /** Keep only the requested outputs (the request's `outputs` list), in the requested order. */

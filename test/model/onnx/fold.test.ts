@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { foldAffine, inspect } from '../../../src/model/onnx/graph.js';
-import type { ClassificationStats, RegressionStats } from '../../../src/model/mc.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../../src/model/model.js';
 import { createSession } from '../../../src/model/onnx/ort.js';
 import { AttributeType, DataType, encodeModel } from '../../../src/onnx/proto.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inspect, mcGraph, sharedPrefixPoint } from '../../../src/model/onnx/graph.js';
-import type { RegressionStats } from '../../../src/model/mc.js';
+import type { RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../../src/model/model.js';
 import { DataType, decodeModel } from '../../../src/onnx/proto.js';
 import { readCsvFile, toDataset } from '../../../src/train/data.js';

@@ -1,0 +1,98 @@
+/**
+ * The /v1 codec: statistics records → JSON predictions, and their zod schema, both derived from the
+ * descriptor tables in src/model/stats.ts. A statistic is a number per row (an array per row when the
+ * model has several outputs) unless its /v1 field has a codec in V1_FIELDS.
+ */
+import { z } from 'zod';
+import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
+
+/** A number per row, or an array per row when the model has several outputs. */
+export const Regression = z.union([z.number(), z.array(z.number())]);
+
+function pick(a: ArrayLike<number>, i: number, width: number): number | number[] {
+  if (width === 1) return a[i]!;
+  const out = new Array<number>(width);
+  for (let k = 0; k < width; k++) out[k] = a[i * width + k]!;
+  return out;
+}
+
+/** Encodes one row of a /v1 field from the whole record. */
+type FieldEncoder = (s: McStats, i: number, labels: readonly string[]) => unknown;
+
+interface V1Field {
+  schema: (d: StatDescriptor) => z.ZodType;
+  encode: FieldEncoder;
+}
+
+/** /v1 fields that are not a plain number (or array) per row: one codec each. */
+const V1_FIELDS: Record<string, V1Field> = {
+  interval: {
+    schema: () => z.object({ level: z.number(), lower: Regression, upper: Regression }).describe('mean ± z·std, z = Φ⁻¹((1+level)/2)'),
+    encode: (s, i) => {
+      if (s.kind !== 'regression') throw new Error('interval: a regression statistic');
+      return { level: s.level, lower: pick(s.lower, i, s.outputs), upper: pick(s.upper, i, s.outputs) };
+    },
+  },
+  label: {
+    schema: (d) => z.string().describe(d.description),
+    encode: (s, i, labels) => {
+      if (s.kind !== 'classification') throw new Error('label: a classification statistic');
+      return labels[s.label[i]!];
+    },
+  },
+  probabilities: {
+    schema: (d) => z.record(z.string(), z.number()).describe(d.description),
+    encode: (s, i, labels) => {
+      if (s.kind !== 'classification') throw new Error('probabilities: a classification statistic');
+      const K = s.classes;
+      const out: Record<string, number> = {};
+      for (let k = 0; k < K; k++) out[labels[k]!] = s.probabilities[i * K + k]!;
+      return out;
+    },
+  },
+};
+
+/** The /v1 fields of a task, in table order: each with its encoder (fields shared by statistics once). */
+function fieldsOf(task: Task): { name: string; descriptor: StatDescriptor; encode: FieldEncoder }[] {
+  const fields: { name: string; descriptor: StatDescriptor; encode: FieldEncoder }[] = [];
+  for (const d of STATS[task]) {
+    if (d.v1 === null || fields.some((f) => f.name === d.v1)) continue;
+    const special = V1_FIELDS[d.v1];
+    fields.push({ name: d.v1, descriptor: d, encode: special ? special.encode : (s, i) => (d.shape === 'row' ? statValues(s, d)[i]! : pick(statValues(s, d), i, statsWidth(s))) });
+  }
+  return fields;
+}
+
+const FIELDS = { regression: fieldsOf('regression'), classification: fieldsOf('classification') };
+
+/** JSON rows of an uncertainty response (with the raw samples of each row when asked for). */
+export function encodeStats(s: McStats, labels: readonly string[], withSamples: boolean): Record<string, unknown>[] {
+  const fields = FIELDS[s.kind];
+  const width = statsWidth(s);
+  const rows: Record<string, unknown>[] = [];
+  for (let i = 0; i < s.rows; i++) {
+    const row: Record<string, unknown> = {};
+    for (const f of fields) row[f.name] = f.encode(s, i, labels);
+    if (withSamples && s.raw) {
+      const samples: unknown[] = [];
+      for (let t = 0; t < s.samples; t++) {
+        const o = (t * s.rows + i) * width;
+        samples.push(s.kind === 'regression' && width === 1 ? s.raw[o]! : Array.from(s.raw.subarray(o, o + width)));
+      }
+      row.samples = samples;
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** The zod schema of one uncertainty prediction of a task (OpenAPI and types). */
+export function predictionSchema(task: Task) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const f of FIELDS[task]) {
+    const special = V1_FIELDS[f.name];
+    shape[f.name] = special ? special.schema(f.descriptor) : f.descriptor.shape === 'row' ? z.number().describe(f.descriptor.description) : Regression.describe(f.descriptor.description);
+  }
+  shape.samples = (task === 'regression' ? z.array(Regression) : z.array(z.array(z.number()))).optional();
+  return z.object(shape);
+}
