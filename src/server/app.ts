@@ -237,17 +237,17 @@ export async function loadModelsInto(app: FastifyInstance, config: Config): Prom
     runtimeOptions(config),
     (m) =>
       app.log.info(
-        { model: m.name, path: m.file, input: m.info.input.name, features: m.features.length, dropout_nodes: m.info.dropouts.length, mc_available: m.mcAvailable, shared_prefix: m.sharedPrefix, folded_nodes: m.foldedNodes, ms: Math.round(m.loadMs) },
+        { model: m.name, ...m.loadInfo() },
         'model loaded',
       ),
   );
-  for (const f of report.failed) app.log.error({ model: f.source.name, path: f.source.onnx, error: f.error }, 'model skipped (MODELS_SKIP_INVALID)');
+  for (const f of report.failed) app.log.error({ model: f.source.name, path: f.source.file, error: f.error }, 'model skipped (MODELS_SKIP_INVALID)');
   for (const s of report.skipped) app.log.warn({ reason: s }, 'folder skipped');
   let pool: McPool | null = null;
-  const mcModels = [...report.models.values()].filter((m) => m.mcAvailable);
+  const mcModels = report.sources.filter((s) => report.models.get(s.name)?.mcAvailable);
   if (config.MC_WORKERS > 0 && mcModels.length > 0) {
     pool = new McPool(
-      mcModels.map((m) => ({ name: m.name, onnx: m.file, card: m.cardPath })),
+      mcModels,
       runtimeOptions(config),
       config.MC_WORKERS,
     );

@@ -6,9 +6,10 @@ import type { Config } from '../config.js';
 import { InputError, NoDropoutError } from '../model/errors.js';
 import { McBatcher, PredictBatcher } from '../serving/batcher.js';
 import type { McStats } from '../model/stats.js';
-import { encodeStats } from './protocol/v1.js';
+import { encodePredictions, encodeStats } from './protocol/v1.js';
 import type { McPool } from '../serving/pool.js';
-import { type LoadedModel, type McJob, type McOptions, type McResult } from '../model/model.js';
+import type { McJob, McOptions, McResult, Model as LoadedModel } from '../model/model.js';
+import { toMatrix } from '../model/rows.js';
 import { InvalidInput, ModelNotFound, NoDropout, TooLarge } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { type V2Output, type V2Tensor, V2Error, inputRows, mcOutputNames, mcOutputs, predictOutputs, selectOutputs } from './protocol/v2.js';
@@ -45,8 +46,8 @@ export class InferenceService {
   state: ServiceState = 'loading';
   private models = new Map<string, LoadedModel>();
   private pool: McPool | null = null;
-  mcRunner: McRunner = (m, x, rows, opts) => m.mc(x, rows, opts);
-  predictRunner: PredictRunner = (m, x, rows) => m.predictRaw(x, rows);
+  mcRunner: McRunner = (m, x, rows, opts) => m.sample(x, rows, opts);
+  predictRunner: PredictRunner = (m, x, rows) => m.predict(x, rows);
 
   constructor(
     readonly config: Config,
@@ -62,19 +63,19 @@ export class InferenceService {
     this.models = models;
     this.pool = pool;
     const minWork = this.config.MC_WORKER_MIN_WORK;
-    const inline: McRunner = this.config.MC_COALESCE ? this.coalescingRunner(models, pool) : (m, x, rows, opts) => m.mc(x, rows, opts);
+    const inline: McRunner = this.config.MC_COALESCE ? this.coalescingRunner(models, pool) : (m, x, rows, opts) => m.sample(x, rows, opts);
     this.mcRunner = pool ? (m, x, rows, opts) => (rows * opts.samples >= minWork ? pool.run(m.name, x, rows, opts) : inline(m, x, rows, opts)) : inline;
     if (this.config.BATCH_MAX_ROWS > 0) {
       const batchers = new Map(
         [...models.values()].map((m) => [
           m.name,
-          new PredictBatcher((x, rows) => m.predictRaw(x, rows), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (rows) =>
+          new PredictBatcher((x, rows) => m.predict(x, rows), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (rows) =>
             this.metrics.batchSize.observeValues([m.name], rows),
           ),
         ]),
       );
       this.predictRunner = (m, x, rows) => batchers.get(m.name)!.predict(x, rows);
-    } else this.predictRunner = (m, x, rows) => m.predictRaw(x, rows);
+    } else this.predictRunner = (m, x, rows) => m.predict(x, rows);
     this.metrics.modelsLoaded.set(models.size);
     this.state = 'ready';
   }
@@ -90,7 +91,7 @@ export class InferenceService {
   private coalescingRunner(models: Map<string, LoadedModel>, pool: McPool | null): McRunner {
     const batchers = new Map(
       [...models.values()].map((m) => {
-        const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(m.name, jobs, m.features.length) : m.mcCoalesced(jobs));
+        const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(m.name, jobs, m.features.length) : m.sampleBatch(jobs));
         const onBatch = (n: number): void => this.metrics.mcBatchRequests.observeValues([m.name], n);
         const batcher = pool
           ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch)
@@ -98,7 +99,7 @@ export class InferenceService {
         return [m.name, batcher] as const;
       }),
     );
-    return (m, x, rows, opts) => (m.fitsOneRun(rows, opts.samples) ? batchers.get(m.name)!.mc({ x, rows, opts }) : m.mc(x, rows, opts));
+    return (m, x, rows, opts) => (m.fitsOneRun(rows, opts.samples) ? batchers.get(m.name)!.mc({ x, rows, opts }) : m.sample(x, rows, opts));
   }
 
   names(): string[] {
@@ -140,9 +141,9 @@ export class InferenceService {
     const m = this.get(name);
     this.checkRows(instances.length);
     try {
-      const { data, rows } = m.rows(instances);
+      const { data, rows } = toMatrix(instances, m.features);
       const raw = await this.timed(name, 'predict', rows, () => this.predictRunner(m, data, rows));
-      return { model: name, predictions: m.formatPredictions(raw, rows) };
+      return { model: name, predictions: encodePredictions(m, raw, rows) };
     } catch (err) {
       return mapCoreError(err);
     }
@@ -156,7 +157,7 @@ export class InferenceService {
     this.checkRows(req.instances.length);
     this.checkWork(req.instances.length, samples);
     try {
-      const { data, rows } = m.rows(req.instances);
+      const { data, rows } = toMatrix(req.instances, m.features);
       this.metrics.mcSamples.observeValues([name], samples);
       const { stats, seed } = await this.timed(name, 'mc', rows, () =>
         this.mcRunner(m, data, rows, { samples, interval, seed: req.seed, returnSamples: req.return_samples }),
@@ -201,18 +202,18 @@ export class InferenceService {
     const m = this.get(name);
     if (version !== undefined && version !== '1') throw new V2Error(`model "${name}" has no version "${version}" (versions: 1)`, 404);
     const K = m.outputSize;
-    const outputs = [{ name: m.outputName, datatype: 'FP32', shape: m.outputIsVector ? [-1] : [-1, K] }];
-    if (m.task === 'classification' && m.outputName !== 'probabilities') outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, K] });
+    const outputs: { name: string; datatype: string; shape: number[] }[] = [{ ...m.output }];
+    if (m.task === 'classification' && m.output.name !== 'probabilities') outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, K] });
     return {
       name,
       versions: ['1'],
-      platform: 'onnxruntime_onnx',
-      inputs: [{ name: m.info.input.name, datatype: 'FP32', shape: [-1, m.features.length] }],
+      platform: m.platform,
+      inputs: [{ ...m.input }],
       outputs,
       parameters: {
         task: m.task,
-        features: m.features,
-        ...(m.task === 'classification' ? { labels: m.labels } : {}),
+        features: [...m.features],
+        ...(m.task === 'classification' ? { labels: [...m.labels] } : {}),
         mc_available: m.mcAvailable,
         mc_outputs: mcOutputNames(m.task),
       },

@@ -5,8 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { packStats } from '../model/stats.js';
-import { LoadedModel, type McOptions, type McResult, type RuntimeOptions } from '../model/model.js';
-import type { ModelSource } from './repository.js';
+import { loadModel } from '../model/formats.js';
+import type { McOptions, McResult, Model, ModelSource, RuntimeOptions } from '../model/model.js';
 import { type McBatchTask, unpackBatch } from './wire.js';
 
 export interface McTask {
@@ -26,7 +26,7 @@ export type WorkerReply = { id: number; result: McResult | Float64Array | null }
 
 const { sources, runtime } = workerData as { sources: ModelSource[]; runtime: RuntimeOptions };
 // loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
-const loaded: Promise<Map<string, LoadedModel>> = Promise.all(sources.map((s) => LoadedModel.load(s.name, s.onnx, s.card, runtime))).then(
+const loaded: Promise<Map<string, Model>> = Promise.all(sources.map((s) => loadModel(s, runtime))).then(
   (ms) => new Map(ms.map((m) => [m.name, m])),
 );
 loaded.catch(() => undefined); // reported by the first task
@@ -36,8 +36,8 @@ async function run(task: WorkerRequest['task']): Promise<McResult | Float64Array
   if ('ping' in task) return null;
   const m = models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
-  if ('meta' in task) return packStats(await m.mcCoalesced(unpackBatch(task, m.features.length)));
-  return m.mc(task.x, task.rows, task.opts);
+  if ('meta' in task) return packStats(await m.sampleBatch(unpackBatch(task, m.features.length)));
+  return m.sample(task.x, task.rows, task.opts);
 }
 
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {

@@ -12,8 +12,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { unpackStats } from '../model/stats.js';
-import type { McJob, McOptions, McResult, RuntimeOptions } from '../model/model.js';
-import type { ModelSource } from './repository.js';
+import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import { packBatch } from './wire.js';
 import type { McTask, WorkerReply, WorkerRequest } from './mc-worker.js';
 

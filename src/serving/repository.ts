@@ -6,15 +6,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ModelLoadError } from '../model/errors.js';
-import { LoadedModel, type RuntimeOptions } from '../model/model.js';
+import { loadModel } from '../model/formats.js';
+import type { Model, ModelSource, RuntimeOptions } from '../model/model.js';
 
 export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-export interface ModelSource {
-  name: string;
-  onnx: string;
-  card: string | null;
-}
 
 /** List the models of a folder; throws ModelLoadError when the folder is missing or holds none. */
 export function discover(opts: { modelsDir?: string; modelPath?: string }): { sources: ModelSource[]; skipped: string[] } {
@@ -24,7 +19,7 @@ export function discover(opts: { modelsDir?: string; modelPath?: string }): { so
     const card = stem === 'model' ? join(dirname(file), 'model.json') : join(dirname(file), `${stem}.json`);
     const name = stem === 'model' ? basename(dirname(file)) : stem;
     if (!MODEL_NAME_RE.test(name)) throw new ModelLoadError(file, `"${name}" is not a usable model name (letters, digits, '.', '_', '-')`);
-    return { sources: [{ name, onnx: file, card: existsSync(card) ? card : null }], skipped: [] };
+    return { sources: [{ name, file, card: existsSync(card) ? card : null }], skipped: [] };
   }
   const dir = opts.modelsDir ?? 'models';
   let entries: string[];
@@ -46,17 +41,19 @@ export function discover(opts: { modelsDir?: string; modelPath?: string }): { so
       continue;
     }
     const card = join(folder, 'model.json');
-    sources.push({ name: entry, onnx, card: existsSync(card) ? card : null });
+    sources.push({ name: entry, file: onnx, card: existsSync(card) ? card : null });
   }
   if (sources.length === 0) throw new ModelLoadError(dir, 'no models found (expected <name>/model.onnx folders)');
   return { sources, skipped };
 }
 
 export interface LoadReport {
-  models: Map<string, LoadedModel>;
+  models: Map<string, Model>;
   /** Models that failed and were skipped (only with skipInvalid). */
   failed: { source: ModelSource; error: string }[];
   skipped: string[];
+  /** Every source discovered. */
+  sources: ModelSource[];
 }
 
 /**
@@ -66,14 +63,14 @@ export interface LoadReport {
 export async function loadAll(
   opts: { modelsDir?: string; modelPath?: string; skipInvalid?: boolean },
   runtime: RuntimeOptions,
-  onLoad?: (m: LoadedModel) => void,
+  onLoad?: (m: Model) => void,
 ): Promise<LoadReport> {
   const { sources, skipped } = discover(opts);
-  const models = new Map<string, LoadedModel>();
+  const models = new Map<string, Model>();
   const failed: LoadReport['failed'] = [];
   for (const source of sources) {
     try {
-      const m = await LoadedModel.load(source.name, source.onnx, source.card, runtime);
+      const m = await loadModel(source, runtime);
       models.set(source.name, m);
       onLoad?.(m);
     } catch (err) {
@@ -85,5 +82,5 @@ export async function loadAll(
     }
   }
   if (models.size === 0) throw new ModelLoadError(opts.modelPath ?? opts.modelsDir ?? 'models', `no model could be loaded: ${failed.map((f) => f.error).join('; ')}`);
-  return { models, failed, skipped };
+  return { models, failed, skipped, sources };
 }

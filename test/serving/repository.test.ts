@@ -11,14 +11,14 @@ describe('model discovery', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ds-reg-'));
     cpSync('test/fixtures/torch/legacy_train_op13.onnx', join(dir, 'torchnet.onnx'));
     writeFileSync(join(dir, 'torchnet.json'), JSON.stringify({ features: ['a', 'b', 'c', 'd'] }));
-    expect(discover({ modelPath: join(dir, 'torchnet.onnx') }).sources).toEqual([{ name: 'torchnet', onnx: join(dir, 'torchnet.onnx'), card: join(dir, 'torchnet.json') }]);
+    expect(discover({ modelPath: join(dir, 'torchnet.onnx') }).sources).toEqual([{ name: 'torchnet', file: join(dir, 'torchnet.onnx'), card: join(dir, 'torchnet.json') }]);
     const { models } = await loadAll({ modelPath: join(dir, 'torchnet.onnx') }, DEFAULT_RUNTIME_OPTIONS);
     expect([...models.keys()]).toEqual(['torchnet']);
     expect(models.get('torchnet')!.features).toEqual(['a', 'b', 'c', 'd']);
     await models.get('torchnet')!.close();
   });
   it('MODEL_PATH to a folder model.onnx takes the folder name and model.json', () => {
-    expect(discover({ modelPath: 'models/diabetes/model.onnx' }).sources).toEqual([{ name: 'diabetes', onnx: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' }]);
+    expect(discover({ modelPath: 'models/diabetes/model.onnx' }).sources).toEqual([{ name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' }]);
   });
   it('MODELS_DIR lists <name>/model.onnx folders in order, skips unusable names, and needs at least one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ds-reg-'));

@@ -4,6 +4,7 @@
  * model has several outputs) unless its /v1 field has a codec in V1_FIELDS.
  */
 import { z } from 'zod';
+import { type Model, classProbabilities } from '../../model/model.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
 
 /** A number per row, or an array per row when the model has several outputs. */
@@ -14,6 +15,27 @@ function pick(a: ArrayLike<number>, i: number, width: number): number | number[]
   const out = new Array<number>(width);
   for (let k = 0; k < width; k++) out[k] = a[i * width + k]!;
   return out;
+}
+
+/** Eval-mode predictions: regression a number per row (an array with several outputs); classification {label, probabilities}. */
+export function encodePredictions(model: Pick<Model, 'task' | 'labels' | 'outputSize' | 'outputKind'>, raw: Float32Array, rows: number): (number | number[] | { label: string; probabilities: Record<string, number> })[] {
+  const K = model.outputSize;
+  const result: (number | number[] | { label: string; probabilities: Record<string, number> })[] = [];
+  if (model.task === 'regression') {
+    for (let i = 0; i < rows; i++) result.push(pick(raw, i, K));
+    return result;
+  }
+  const p = classProbabilities(model, raw, rows);
+  for (let i = 0; i < rows; i++) {
+    let best = 0;
+    const probabilities: Record<string, number> = {};
+    for (let k = 0; k < K; k++) {
+      if (p[i * K + k]! > p[i * K + best]!) best = k;
+      probabilities[model.labels[k]!] = p[i * K + k]!;
+    }
+    result.push({ label: model.labels[best]!, probabilities });
+  }
+  return result;
 }
 
 /** Encodes one row of a /v1 field from the whole record. */

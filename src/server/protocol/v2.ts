@@ -3,7 +3,7 @@
  * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
  */
-import type { LoadedModel } from '../../model/model.js';
+import { type Model, classProbabilities } from '../../model/model.js';
 import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
 
 export class V2Error extends Error {
@@ -59,11 +59,11 @@ function flatten(data: unknown, shape: number[], where: string): unknown[] {
 }
 
 /** The request's single input tensor as a float32 matrix (rows × features). */
-export function inputRows(model: LoadedModel, inputs: V2Tensor[], maxRows: number): { data: Float32Array; rows: number } {
-  if (inputs.length !== 1) throw new V2Error(`inputs: the model takes exactly 1 input tensor ("${model.info.input.name}"), got ${inputs.length}`);
+export function inputRows(model: Model, inputs: V2Tensor[], maxRows: number): { data: Float32Array; rows: number } {
+  if (inputs.length !== 1) throw new V2Error(`inputs: the model takes exactly 1 input tensor ("${model.input.name}"), got ${inputs.length}`);
   const t = inputs[0]!;
   const where = `inputs[0] ("${t.name}")`;
-  if (t.name !== model.info.input.name) throw new V2Error(`inputs[0].name: unknown input "${t.name}"; the model's input is "${model.info.input.name}"`);
+  if (t.name !== model.input.name) throw new V2Error(`inputs[0].name: unknown input "${t.name}"; the model's input is "${model.input.name}"`);
   if (!KNOWN_TYPES.has(t.datatype)) throw new V2Error(`${where}.datatype: unknown datatype "${t.datatype}"`);
   if (!FLOAT_TYPES.has(t.datatype) && !INT_TYPES.has(t.datatype)) throw new V2Error(`${where}.datatype: ${t.datatype} is not supported; send FP32 (FP64 and integer types are converted)`);
   const f = model.features.length;
@@ -92,13 +92,11 @@ function tensor(name: string, shape: number[], data: ArrayLike<number>): V2Outpu
 }
 
 /** Outputs of a predict (eval-mode) infer: the model's output tensor (+ probabilities for classifiers). */
-export function predictOutputs(model: LoadedModel, raw: Float32Array, rows: number): V2Output[] {
+export function predictOutputs(model: Model, raw: Float32Array, rows: number): V2Output[] {
   const K = model.outputSize;
-  const outs = [tensor(model.outputName, model.outputIsVector ? [rows] : [rows, K], raw)];
+  const outs = [tensor(model.output.name, model.output.shape.length === 1 ? [rows] : [rows, K], raw)];
   if (model.task === 'classification') {
-    const preds = model.formatPredictions(raw, rows) as { probabilities: Record<string, number> }[];
-    const probs = preds.flatMap((p) => model.labels.map((l) => p.probabilities[l]!));
-    if (model.outputName !== 'probabilities') outs.push(tensor('probabilities', [rows, K], probs));
+    if (model.output.name !== 'probabilities') outs.push(tensor('probabilities', [rows, K], classProbabilities(model, raw, rows)));
   }
   return outs;
 }
