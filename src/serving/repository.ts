@@ -297,13 +297,3 @@ export class ModelRepository {
   }
 }
 
-/** (Until the server uses ModelRepository: the old one-shot load, on a repository.) */
-export async function loadAll(
-  opts: { modelsDir?: string; modelPath?: string; skipInvalid?: boolean },
-  runtime: RuntimeOptions,
-  onLoad?: (m: Model) => void,
-): Promise<{ models: Map<string, Model>; failed: LoadReport['failed']; skipped: string[]; sources: ModelSource[] }> {
-  const repository = new ModelRepository({ ...opts, runtime, events: { loaded: (m) => onLoad?.(m) } });
-  const report = await repository.loadAll();
-  return { models: new Map(repository.list().map((m) => [m.name, m])), failed: report.failed, skipped: report.skipped, sources: repository.discover().sources.filter((s) => repository.names().includes(s.name)) };
-}

@@ -1,11 +1,68 @@
 /**
- * The /v1 codec: statistics records → JSON predictions, and their zod schema, both derived from the
- * descriptor tables in src/model/stats.ts. A statistic is a number per row (an array per row when the
- * model has several outputs) unless its /v1 field has a codec in V1_FIELDS.
+ * The /v1 codec: REST requests → data plane requests, results → JSON, errors → Fastify's shape
+ * {statusCode, error, message, code}. Pure: no Fastify here (the routes are src/server/routes/v1.ts).
+ * Monte Carlo predictions and their zod schema are both derived from the descriptor tables in
+ * src/model/stats.ts: a statistic is a number per row (an array per row when the model has several
+ * outputs) unless its /v1 field has a codec in V1_FIELDS.
  */
+import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import { type Model, classProbabilities } from '../../model/model.js';
+import { type ErrorKind } from '../../model/errors.js';
+import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
+import { toMatrix } from '../../model/rows.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
+import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
+
+/** A row: feature values in the card's order, or keyed by feature name. */
+export type Row = number[] | Record<string, number>;
+export type PredictBody = { instances: Row[] } | Row[];
+export interface UncertaintyBody {
+  instances: Row[];
+  samples?: number;
+  interval?: number;
+  seed?: number;
+  return_samples?: boolean;
+}
+
+/** How /v1 names the Monte Carlo fields in limit messages. */
+export const V1_SAMPLE_FIELDS: SampleFields = { samples: 'samples', samplesName: 'samples', workAdvice: 'send fewer rows or samples' };
+
+const rowsInput = (instances: Row[]): RowsInput => ({
+  decode: (model, count) => {
+    count(instances.length, 'instances');
+    const { data, rows } = toMatrix(instances, model.features);
+    return { x: data, rows };
+  },
+});
+
+export function predictRequest(name: string, body: PredictBody): PredictRequest {
+  return { model: name, input: rowsInput(Array.isArray(body) ? body : body.instances) };
+}
+
+export function uncertaintyRequest(name: string, body: UncertaintyBody): SampleRequest {
+  return { model: name, input: rowsInput(body.instances), samples: body.samples, interval: body.interval, seed: body.seed, returnSamples: body.return_samples, fields: V1_SAMPLE_FIELDS };
+}
+
+export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions> } {
+  return { model: r.model.name, predictions: encodePredictions(r.model, r.output, r.rows) };
+}
+
+export function encodeUncertainty(r: SampleResult): { model: string; samples: number; interval?: number; seed: number; predictions: Record<string, unknown>[] } {
+  return { model: r.model.name, samples: r.samples, ...(r.model.task === 'regression' ? { interval: r.interval } : {}), seed: r.seed, predictions: encodeStats(r.stats, r.model.labels, r.returnSamples) };
+}
+
+/** A model entry of /v1/models: its card plus inputs, outputs and MC availability. */
+export function encodeModel(m: Model): ModelDescription {
+  return m.describe();
+}
+
+/** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */
+export const errorCode = (kind: ErrorKind): string => `DS_${kind.toUpperCase()}`;
+
+/** Fastify's error shape. */
+export function errorBody(status: number, message: string, code?: string): { statusCode: number; error: string; message: string; code?: string } {
+  return { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message, ...(code ? { code } : {}) };
+}
 
 /** A number per row, or an array per row when the model has several outputs. */
 export const Regression = z.union([z.number(), z.array(z.number())]);
