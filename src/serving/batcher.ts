@@ -98,7 +98,7 @@ interface PendingMc {
 
 /**
  * Coalescing of concurrent Monte Carlo requests for one model: requests with the same sample count
- * share one run (LoadedModel.mcCoalesced) of at most maxRunRows tiled rows. Each request keeps its own
+ * share one run (Model.sampleBatch) of at most maxRunRows tiled rows. Each request keeps its own
  * seed and gets the answer it would get alone; what is shared is onnxruntime's per-run cost, which
  * dominates small MC requests. Batches start at the end of the event-loop turn in which their first
  * request arrived, as long as fewer than maxInFlight runs are going (a worker pool's size); beyond

@@ -7,7 +7,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import { type ErrorKind } from '../../model/errors.js';
+import type { ErrorKind } from '../../model/errors.js';
 import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
