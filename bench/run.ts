@@ -8,8 +8,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../src/model/model.js';
-import { McPool } from '../src/model/pool.js';
+import { DEFAULT_RUNTIME_OPTIONS } from '../src/model/model.js';
+import { OnnxModel } from '../src/model/onnx/model.js';
+import { McPool } from '../src/serving/pool.js';
 import { run as trainCli } from '../src/train/cli.js';
 import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/metrics.js';
@@ -36,28 +37,28 @@ function torchAvailable(): boolean {
 
 async function inproc(): Promise<void> {
   process.stderr.write('in-process (diabetes 10→50→Dropout(0.3)→1)\n');
-  const m = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+  const m = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
   const raw = await ort.InferenceSession.create(readFileSync('models/diabetes/model.onnx'), KEEP_DROPOUT);
   const off = new ort.Tensor('bool', [false], []);
   const on = new ort.Tensor('bool', [true], []);
   const x1 = Float32Array.from(ROW);
   const rawRun = (x: Float32Array, n: number, mode: ort.Tensor) => raw.run({ input: new ort.Tensor('float32', x, [n, 10]), training_mode: mode });
 
-  let r = await ab(() => m.predictRaw(x1, 1), () => rawRun(x1, 1, off));
+  let r = await ab(() => m.predict(x1, 1), () => rawRun(x1, 1, off));
   record({ section: 'inproc', name: 'predict 1 row: ours vs raw session.run', a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.aUs / r.bUs, target: 'overhead (info)', pass: null });
   for (const n of [1, 32]) {
     const x = tile(ROW, n);
     const tiled = tile(ROW, n * 100);
-    r = await ab(() => m.mc(x, n, { samples: 100, interval: 0.9 }), () => rawRun(tiled, n * 100, on));
+    r = await ab(() => m.sample(x, n, { samples: 100, interval: 0.9 }), () => rawRun(tiled, n * 100, on));
     record({ section: 'inproc', name: `MC T=100, ${n} row(s): ours vs raw ORT on the same tiled batch with live Dropout`, a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.aUs / r.bUs, target: '≤ 1.1×', pass: r.aUs / r.bUs <= 1.1 });
   }
-  const unsplit = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json', { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
+  const unsplit = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json', { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
   const x32 = tile(ROW, 32);
-  r = await ab(() => unsplit.mc(x32, 32, { samples: 100, interval: 0.9 }), () => rawRun(tile(ROW, 3200), 3200, on));
+  r = await ab(() => unsplit.sample(x32, 32, { samples: 100, interval: 0.9 }), () => rawRun(tile(ROW, 3200), 3200, on));
   record({ section: 'inproc', name: 'per-request seeds: masks drawn in JS (unsplit graph) vs ORT\'s Dropout kernel, 32 rows × T=100', a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.aUs / r.bUs, target: 'cost of the seed design (info)', pass: null });
   await unsplit.close();
   r = await ab(
-    () => m.mc(x1, 1, { samples: 100, interval: 0.9 }),
+    () => m.sample(x1, 1, { samples: 100, interval: 0.9 }),
     async () => {
       for (let t = 0; t < 100; t++) await rawRun(x1, 1, on);
     },
@@ -66,12 +67,12 @@ async function inproc(): Promise<void> {
   record({ section: 'inproc', name: 'MC T=100, 1 row: a loop of 100 session.run (the seed\'s way, in ORT) vs ours', a: fmtUs(r.bUs), b: fmtUs(r.aUs), ratio: r.bUs / r.aUs, target: 'speedup (info; the 50× target is vs PyTorch, train section)', pass: null });
   extra.ours_mc100_1row_us = r.aUs;
   // the data behind MC_WORKER_MIN_WORK: what a hand-off to a worker thread costs, small and large work
-  const pool = new McPool([{ name: 'diabetes', onnx: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' }], DEFAULT_RUNTIME_OPTIONS, 1);
+  const pool = new McPool([{ name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' }], DEFAULT_RUNTIME_OPTIONS, 1);
   await pool.ready();
   for (const [n, T] of [[1, 100], [4, 1000], [64, 1000]] as const) {
     const x = tile(ROW, n);
     const opts = { samples: T, interval: 0.9, seed: 1 };
-    const w = await ab(() => pool.run('diabetes', x, n, opts), () => m.mc(x, n, opts), n * T > 10000 ? 3 : 7);
+    const w = await ab(() => pool.run('diabetes', x, n, opts), () => m.sample(x, n, opts), n * T > 10000 ? 3 : 7);
     record({ section: 'inproc', name: `MC ${n} row(s) × T=${T} (work ${n * T}): on a worker thread vs inline`, a: fmtUs(w.aUs), b: fmtUs(w.bUs), ratio: w.aUs / w.bUs, target: 'hand-off cost (info)', pass: null });
   }
   await pool.close();
@@ -97,13 +98,13 @@ async function prefix(): Promise<void> {
     process.stdout.write = quietOut;
   }
   const file = join(dir, 'deep', 'model.onnx');
-  const split = await LoadedModel.load('deep', file, join(dir, 'deep', 'model.json'));
-  const plain = await LoadedModel.load('deep', file, join(dir, 'deep', 'model.json'), { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
+  const split = await OnnxModel.load('deep', file, join(dir, 'deep', 'model.json'));
+  const plain = await OnnxModel.load('deep', file, join(dir, 'deep', 'model.json'), { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
   if (!split.sharedPrefix) throw new Error('the deep model did not split');
   for (const n of [1, 32]) {
     const x = new Float32Array(64 * n).map(() => rng.normal());
     const opts = { samples: 100, interval: 0.9 };
-    const r = await ab(() => split.mc(x, n, opts), () => plain.mc(x, n, opts), 5);
+    const r = await ab(() => split.sample(x, n, opts), () => plain.sample(x, n, opts), 5);
     record({ section: 'prefix', name: `MC T=100, ${n} row(s): shared prefix vs unsplit`, a: fmtUs(r.aUs), b: fmtUs(r.bUs), ratio: r.bUs / r.aUs, target: 'speedup ≥ 3×', pass: r.bUs / r.aUs >= 3 });
   }
   await Promise.all([split.close(), plain.close()]);

@@ -1,15 +1,46 @@
 /**
- * Errors of the model runtime. The HTTP layer maps them to status codes (InputError → 400,
- * NoDropoutError → 422, ModelLoadError → start-up failure); messages are written for the client.
+ * Core errors, protocol-neutral. A RequestError is the client's or the server state's fault and has a
+ * kind with its HTTP-style status; the protocol codecs (src/server/protocol) render it in their shape.
+ * The data plane's own errors (unknown model, limits, not ready) are in src/serving/errors.ts.
+ * ModelLoadError is a load failure (start-up or repository load), not a request's.
  */
-export class InputError extends Error {
-  override name = 'InputError';
+
+/** Every kind of request error and its status. */
+export const ERROR_STATUS = {
+  invalid_input: 400,
+  model_not_found: 404,
+  too_large: 413,
+  no_dropout: 422,
+  not_ready: 503,
+} as const;
+
+export type ErrorKind = keyof typeof ERROR_STATUS;
+
+export class RequestError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.kind];
+  }
 }
 
-export class NoDropoutError extends Error {
+/** Bad rows or options; messages name the field, row and expectation. */
+export class InputError extends RequestError {
+  override name = 'InputError';
+  constructor(message: string) {
+    super('invalid_input', message);
+  }
+}
+
+export class NoDropoutError extends RequestError {
   override name = 'NoDropoutError';
   constructor(model: string) {
-    super(`model "${model}" has no Dropout node, so Monte Carlo dropout is not available; use predict`);
+    super('no_dropout', `model "${model}" has no Dropout node, so Monte Carlo dropout is not available; use predict`);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Monte Carlo dropout statistics, accumulated in float64 chunk by chunk so that T × N samples never
- * need to be held at once (unless raw samples are asked for).
+ * need to be held at once (unless raw samples are asked for). The record they produce and its tables
+ * are in stats.ts. Format-neutral: any model that yields sample outputs can use these.
  *
  * Chunk layout: a run over `s` samples of N rows returns s·N rows ordered sample-major: row t·N + i is
  * sample t of input row i.
@@ -14,41 +15,7 @@
  *   (BALD, Houlsby et al. 2011);  variation_ratio = 1 − (count of the modal label)/T.
  */
 import { entropy, normalQuantile } from '../util/stats.js';
-
-export interface RegressionStats {
-  kind: 'regression';
-  rows: number;
-  outputs: number;
-  samples: number;
-  level: number;
-  /** rows × outputs each */
-  mean: Float64Array;
-  epistemicStd: Float64Array;
-  std: Float64Array;
-  lower: Float64Array;
-  upper: Float64Array;
-  /** per output */
-  aleatoricStd: Float64Array;
-  /** samples × rows × outputs, when asked for */
-  raw?: Float32Array;
-}
-
-export interface ClassificationStats {
-  kind: 'classification';
-  rows: number;
-  classes: number;
-  samples: number;
-  /** rows × classes */
-  probabilities: Float64Array;
-  label: Int32Array;
-  entropy: Float64Array;
-  mutualInformation: Float64Array;
-  variationRatio: Float64Array;
-  /** samples × rows × classes (probabilities), when asked for */
-  raw?: Float32Array;
-}
-
-export type McStats = RegressionStats | ClassificationStats;
+import { type ClassificationStats, type RegressionStats, makeStats } from './stats.js';
 
 export class RegressionAccumulator {
   private readonly shift: Float64Array;
@@ -95,27 +62,31 @@ export class RegressionAccumulator {
     this.seen += chunkSamples;
   }
 
-  finish(aleatoricStd: ArrayLike<number>, level: number): RegressionStats {
+  /**
+   * `aleatoricStd`: the observation noise per row and output (rows × outputs; constant per output for
+   * a homoscedastic model, per row for a heteroscedastic one).
+   */
+  finish(aleatoricStd: Float64Array, level: number): RegressionStats {
     const T = this.seen;
     const n = this.rows * this.outputs;
+    if (aleatoricStd.length !== n) throw new Error(`aleatoric_std: ${aleatoricStd.length} values for ${this.rows} rows × ${this.outputs} outputs`);
     const z = normalQuantile((1 + level) / 2);
     const mean = new Float64Array(n);
     const epistemicStd = new Float64Array(n);
     const std = new Float64Array(n);
     const lower = new Float64Array(n);
     const upper = new Float64Array(n);
-    const alea = Float64Array.from({ length: this.outputs }, (_, k) => aleatoricStd[k] ?? aleatoricStd[0] ?? 0);
     for (let i = 0; i < n; i++) {
       const m = this.sum[i]! / T;
       mean[i] = this.shift[i]! + m;
       const variance = T > 1 ? Math.max(0, (this.sumSq[i]! - T * m * m) / (T - 1)) : 0;
       epistemicStd[i] = Math.sqrt(variance);
-      const a = alea[i % this.outputs]!;
+      const a = aleatoricStd[i]!;
       std[i] = Math.sqrt(variance + a * a);
       lower[i] = mean[i]! - z * std[i]!;
       upper[i] = mean[i]! + z * std[i]!;
     }
-    return { kind: 'regression', rows: this.rows, outputs: this.outputs, samples: T, level, mean, epistemicStd, std, lower, upper, aleatoricStd: alea, ...(this.raw ? { raw: this.raw } : {}) };
+    return makeStats('regression', { rows: this.rows, width: this.outputs, samples: T, level }, { mean, std, epistemicStd, aleatoricStd, lower, upper }, this.raw) as RegressionStats;
   }
 }
 
@@ -184,7 +155,7 @@ export class ClassificationAccumulator {
       mi[i] = Math.max(0, ent[i]! - this.entropySum[i]! / T);
       vr[i] = 1 - modal / T;
     }
-    return { kind: 'classification', rows, classes: K, samples: T, probabilities, label, entropy: ent, mutualInformation: mi, variationRatio: vr, ...(this.raw ? { raw: this.raw } : {}) };
+    return makeStats('classification', { rows, width: K, samples: T }, { label, probabilities, entropy: ent, mutualInformation: mi, variationRatio: vr }, this.raw) as ClassificationStats;
   }
 }
 
@@ -204,55 +175,4 @@ export function toProbabilities(out: ArrayLike<number>, o: number, K: number, lo
     for (let k = 0; k < K; k++) s += Math.max(0, out[o + k]!);
     for (let k = 0; k < K; k++) p[k] = s > 0 ? Math.max(0, out[o + k]!) / s : 1 / K;
   }
-}
-
-/**
- * Statistics of several requests in one Float64Array, so that a worker hands a batch's results back as
- * one transferred buffer: structured-cloning six typed arrays per request cost the main thread more than
- * the Monte Carlo itself. unpackStats gives views into the buffer (raw samples are copied back to
- * float32). Layout per result: kind (0 regression, 1 classification), rows, width, samples, level, seed,
- * has raw, then the arrays in the order of the interfaces above (labels as floats), then raw samples.
- */
-export function packStats(results: readonly { stats: McStats; seed: number }[]): Float64Array {
-  let size = 0;
-  for (const { stats: s } of results) {
-    const n = s.rows * (s.kind === 'regression' ? s.outputs : s.classes);
-    size += 7 + (s.kind === 'regression' ? 5 * n + s.outputs : n + 4 * s.rows) + (s.raw ? s.raw.length : 0);
-  }
-  const data = new Float64Array(size);
-  let o = 0;
-  const put = (a: ArrayLike<number>): void => {
-    for (let i = 0; i < a.length; i++) data[o++] = a[i]!;
-  };
-  for (const { stats: s, seed } of results) {
-    const reg = s.kind === 'regression';
-    put([reg ? 0 : 1, s.rows, reg ? s.outputs : s.classes, s.samples, reg ? s.level : 0, seed, s.raw ? 1 : 0]);
-    if (reg) for (const a of [s.mean, s.epistemicStd, s.std, s.lower, s.upper, s.aleatoricStd]) put(a);
-    else for (const a of [s.probabilities, s.label, s.entropy, s.mutualInformation, s.variationRatio]) put(a);
-    if (s.raw) put(s.raw);
-  }
-  return data;
-}
-
-export function unpackStats(data: Float64Array): { stats: McStats; seed: number }[] {
-  const out: { stats: McStats; seed: number }[] = [];
-  let o = 0;
-  const take = (n: number): Float64Array => data.subarray(o, (o += n));
-  while (o < data.length) {
-    const [kind, rows, width, samples, level, seed, hasRaw] = Array.from(take(7));
-    const n = rows! * width!;
-    if (kind === 0) {
-      const [mean, epistemicStd, std, lower, upper] = [take(n), take(n), take(n), take(n), take(n)];
-      const stats: RegressionStats = { kind: 'regression', rows: rows!, outputs: width!, samples: samples!, level: level!, mean, epistemicStd, std, lower, upper, aleatoricStd: take(width!) };
-      if (hasRaw) stats.raw = Float32Array.from(take(samples! * n));
-      out.push({ stats, seed: seed! });
-    } else {
-      const probabilities = take(n);
-      const label = Int32Array.from(take(rows!));
-      const stats: ClassificationStats = { kind: 'classification', rows: rows!, classes: width!, samples: samples!, probabilities, label, entropy: take(rows!), mutualInformation: take(rows!), variationRatio: take(rows!) };
-      if (hasRaw) stats.raw = Float32Array.from(take(samples! * n));
-      out.push({ stats, seed: seed! });
-    }
-  }
-  return out;
 }

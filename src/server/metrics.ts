@@ -4,6 +4,7 @@
  * FastCounter (fast-metrics.ts), which register in the same registry.
  */
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DataPlaneObserver } from '../serving/dataplane.js';
 import { FastCounter, FastHistogram } from './fast-metrics.js';
 
 export interface Metrics {
@@ -29,5 +30,19 @@ export function createMetrics(): Metrics {
     modelsLoaded: new Gauge({ name: 'models_loaded', help: 'Models loaded and served', registers: [registry] }),
     batchSize: new FastHistogram('predict_batch_rows', 'Rows per coalesced predict run (dynamic batching)', ['model'], [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registry),
     mcBatchRequests: new FastHistogram('mc_batch_requests', 'Monte Carlo requests per shared run (MC coalescing)', ['model'], [1, 2, 4, 8, 16, 32, 64, 128], registry),
+  };
+}
+
+/** The data plane's observer writing these metrics. */
+export function metricsObserver(m: Metrics): DataPlaneObserver {
+  return {
+    inference: (model, mode, seconds, rows) => {
+      const labels = [model, mode];
+      m.inferenceDuration.observeValues(labels, seconds);
+      m.rows.incValues(labels, rows);
+    },
+    mcSamples: (model, samples) => m.mcSamples.observeValues([model], samples),
+    predictBatch: (model, rows) => m.batchSize.observeValues([model], rows),
+    mcBatch: (model, requests) => m.mcBatchRequests.observeValues([model], requests),
   };
 }

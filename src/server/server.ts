@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig } from '../config.js';
 import { ModelLoadError } from '../model/errors.js';
-import { buildApp, loadModelsInto } from './app.js';
+import { buildApp } from './app.js';
 
 async function main(): Promise<void> {
   let config;
@@ -31,14 +31,14 @@ async function main(): Promise<void> {
   closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error: (m: unknown) => app.log.error(m) } }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error, closing');
     else app.log.info({ signal }, 'shutting down: refusing new requests, finishing in-flight ones');
-    app.service.state = 'closing';
+    app.repository.state = 'closing';
     await app.close();
     app.log.info('closed');
   });
 
   await app.listen({ port: config.PORT, host: config.HOST });
   try {
-    await loadModelsInto(app, config);
+    await app.loadModels();
   } catch (err) {
     if (err instanceof ModelLoadError) {
       app.log.fatal({ error: err.message }, 'cannot load models');
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  app.log.info({ models: app.service.names(), url: `http://${config.HOST}:${config.PORT}` }, 'ready');
+  app.log.info({ models: app.repository.names(), url: `http://${config.HOST}:${config.PORT}` }, 'ready');
 }
 
 main().catch((err) => {

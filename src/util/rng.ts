@@ -100,7 +100,7 @@ export class Rng {
   /**
    * fillDropoutMask on out[start, end). A half draw left over by an odd count is kept for the next call,
    * so filling a buffer piece by piece gives exactly the units of one call on the whole (training draws its
-   * masks here; Monte Carlo serving uses the faster SIMD stream in model/masks.ts, which has the same
+   * masks here; Monte Carlo serving uses the faster SIMD stream in model/onnx/masks.ts, which has the same
    * property).
    */
   fillDropoutMaskRange(out: Float32Array, start: number, end: number, p: number): void {

@@ -1,7 +1,7 @@
 /**
  * A minimal WebAssembly binary writer: enough of the core, SIMD (v128) and bulk-memory instruction sets
  * to emit the training kernels (src/train/wasm/kernels.ts) and the dropout-mask generator
- * (src/model/masks.ts). Code is generated at run time for a network's exact layer shapes, so
+ * (src/model/onnx/masks.ts). Code is generated at run time for a network's exact layer shapes, so
  * offsets and trip counts are constants. Encodings: WebAssembly core spec 2.0, "Binary format"
  * (5.4 instructions; SIMD instructions are 0xFD followed by a LEB128 opcode).
  */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type Config, loadConfig } from '../../src/config.js';
-import { buildApp, loadModelsInto } from '../../src/server/app.js';
+import { buildApp } from '../../src/server/app.js';
 
 let modelsDir: string | null = null;
 
@@ -25,7 +25,7 @@ export function testModelsDir(): string {
 export async function testApp(env: Record<string, string> = {}): Promise<{ app: FastifyInstance; config: Config }> {
   const config = loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0', BATCH_MAX_ROWS: '0', ...env });
   const app = await buildApp({ config });
-  await loadModelsInto(app, config);
+  await app.loadModels();
   await app.ready();
   return { app, config };
 }

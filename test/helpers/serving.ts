@@ -3,8 +3,8 @@
  * (inspect → relaxBatch → probe → foldAffine → eval and MC graphs), so the export-habit tests and the
  * load-time self-check can be tested without the loader.
  */
-import { type BatchRelaxation, type GraphInfo, type ServingRuns, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, repeatsInputName, sharedPrefixPoint } from '../../src/model/graph.js';
-import { type OrtSession, createSession } from '../../src/model/ort.js';
+import { type BatchRelaxation, type GraphInfo, type ServingRuns, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, repeatsInputName, sharedPrefixPoint } from '../../src/model/onnx/graph.js';
+import { type OrtSession, createSession } from '../../src/model/onnx/ort.js';
 
 export interface Serving {
   info: GraphInfo;

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { McBatcher } from '../../src/model/batcher.js';
-import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/mc.js';
-import { packBatch, unpackBatch } from '../../src/model/wire.js';
-import { LoadedModel, type McJob, type McResult } from '../../src/model/model.js';
+import { McBatcher } from '../../src/serving/batcher.js';
+import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/stats.js';
+import { packBatch, unpackBatch } from '../../src/serving/wire.js';
+import type { McJob, McResult } from '../../src/model/model.js';
+import { OnnxModel } from '../../src/model/onnx/model.js';
 import { Rng } from '../../src/util/rng.js';
 
 describe('mask streams ignore call boundaries', () => {
@@ -29,11 +30,11 @@ const row = (features: number, k: number): Float32Array => {
 };
 
 describe('coalesced Monte Carlo (several requests, one run)', () => {
-  let diabetes: LoadedModel;
-  let wine: LoadedModel;
+  let diabetes: OnnxModel;
+  let wine: OnnxModel;
   beforeAll(async () => {
-    diabetes = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
-    wine = await LoadedModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
+    diabetes = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+    wine = await OnnxModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
   });
   afterAll(async () => {
     await diabetes.close();
@@ -49,9 +50,9 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
 
   it('regression: each request gets exactly what it gets alone with its seed', async () => {
     const jobs = jobsFor(10);
-    const together = await diabetes.mcCoalesced(jobs);
+    const together = await diabetes.sampleBatch(jobs);
     for (let j = 0; j < jobs.length; j++) {
-      const alone = await diabetes.mc(jobs[j]!.x, jobs[j]!.rows, jobs[j]!.opts);
+      const alone = await diabetes.sample(jobs[j]!.x, jobs[j]!.rows, jobs[j]!.opts);
       expect(together[j]!.seed).toBe(alone.seed);
       const a = together[j]!.stats as RegressionStats;
       const b = alone.stats as RegressionStats;
@@ -63,16 +64,16 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
     }
     expect((together[1]!.stats as RegressionStats).raw).toHaveLength(300);
     // a neighbour's seed matters to nobody else: change request 0's seed, request 2 is unchanged
-    const changed = await diabetes.mcCoalesced([{ ...jobs[0]!, opts: { ...jobs[0]!.opts, seed: 99 } }, jobs[1]!, jobs[2]!]);
+    const changed = await diabetes.sampleBatch([{ ...jobs[0]!, opts: { ...jobs[0]!.opts, seed: 99 } }, jobs[1]!, jobs[2]!]);
     expect((changed[0]!.stats as RegressionStats).mean[0]).not.toBe((together[0]!.stats as RegressionStats).mean[0]);
     expect((changed[2]!.stats as RegressionStats).mean[0]).toBe((together[2]!.stats as RegressionStats).mean[0]);
   });
 
   it('classification with two dropout layers: the same', async () => {
     const jobs = jobsFor(13);
-    const together = await wine.mcCoalesced(jobs);
+    const together = await wine.sampleBatch(jobs);
     for (let j = 0; j < jobs.length; j++) {
-      const alone = (await wine.mc(jobs[j]!.x, jobs[j]!.rows, jobs[j]!.opts)).stats as ClassificationStats;
+      const alone = (await wine.sample(jobs[j]!.x, jobs[j]!.rows, jobs[j]!.opts)).stats as ClassificationStats;
       const a = together[j]!.stats as ClassificationStats;
       expect(Array.from(a.probabilities)).toEqual(Array.from(alone.probabilities));
       expect(Array.from(a.mutualInformation)).toEqual(Array.from(alone.mutualInformation));
@@ -81,10 +82,10 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
 
   it('refuses mixed sample counts and runs larger than one run', async () => {
     const [a, b] = jobsFor(10);
-    await expect(diabetes.mcCoalesced([a!, { ...b!, opts: { ...b!.opts, samples: 50 } }])).rejects.toThrow(/share the sample count/);
+    await expect(diabetes.sampleBatch([a!, { ...b!, opts: { ...b!.opts, samples: 50 } }])).rejects.toThrow(/share the sample count/);
     expect(diabetes.fitsOneRun(40, 100)).toBe(true);
     expect(diabetes.fitsOneRun(41, 100)).toBe(false);
-    await expect(diabetes.mcCoalesced([{ ...a!, x: new Float32Array(410), rows: 41 }])).rejects.toThrow(/exceeds one run/);
+    await expect(diabetes.sampleBatch([{ ...a!, x: new Float32Array(410), rows: 41 }])).rejects.toThrow(/exceeds one run/);
   });
 });
 
@@ -159,11 +160,11 @@ describe('the worker hand-off format', () => {
   });
 
   it('packs statistics of both kinds, with and without raw samples, into one Float64Array and back', async () => {
-    const diabetes = await LoadedModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
-    const wine = await LoadedModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
+    const diabetes = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+    const wine = await OnnxModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
     const results = [
-      ...(await diabetes.mcCoalesced([{ x: row(10, 1), rows: 1, opts: { samples: 20, interval: 0.9, seed: 1, returnSamples: true } }])),
-      ...(await wine.mcCoalesced([
+      ...(await diabetes.sampleBatch([{ x: row(10, 1), rows: 1, opts: { samples: 20, interval: 0.9, seed: 1, returnSamples: true } }])),
+      ...(await wine.sampleBatch([
         { x: Float32Array.from([...row(13, 2), ...row(13, 3)]), rows: 2, opts: { samples: 20, interval: 0.9, seed: 2 } },
         { x: row(13, 4), rows: 1, opts: { samples: 20, interval: 0.9, seed: 3, returnSamples: true } },
       ])),

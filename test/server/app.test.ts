@@ -76,13 +76,13 @@ describe('a real port', () => {
       body: JSON.stringify({ instances: Array(64).fill([13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700]), samples: 20000 }),
     });
     await new Promise((r) => setTimeout(r, 50));
-    app.service.state = 'closing';
+    app.repository.state = 'closing';
     const closing = app.close();
     const res = await slow;
     expect(res.status).toBe(200);
     expect(((await res.json()) as { predictions: unknown[] }).predictions).toHaveLength(64);
     await closing;
-    expect(app.service.list()).toHaveLength(0);
+    expect(app.repository.list()).toHaveLength(0);
     await expect(fetch(`${address}/health/live`)).rejects.toThrow();
   });
 });

@@ -5,8 +5,7 @@ import { Live, Ready } from '../schemas/v1.js';
 export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get('/health/live', { schema: { tags: ['health'], summary: 'Liveness', response: { 200: Live } } }, async () => ({ status: 'ok' as const }));
   app.get('/health/ready', { schema: { tags: ['health'], summary: 'Readiness: 503 while loading or shutting down', response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
-    const { state } = app.service;
-    if (state !== 'ready') return reply.code(503).send({ status: state, models: [] });
-    return { status: 'ready', models: app.service.names() };
+    if (!app.dataPlane.ready) return reply.code(503).send({ status: app.repository.state, models: [] });
+    return { status: 'ready', models: app.repository.names() };
   });
 };

@@ -1,33 +1,34 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../config.js';
+import * as v1 from '../protocol/v1.js';
 import { ErrorBody, ModelEntry, ModelList, ModelParams, PredictBody, PredictResponse, UncertaintyResponse, uncertaintyBody } from '../schemas/v1.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody };
 
-/** The REST API: model cards, predict (dropout off) and uncertainty (Monte Carlo dropout). */
-export const v1Routes = (config: Config): FastifyPluginAsyncZod => async (app) => {
-  app.get('/v1/models', { schema: { tags: ['models'], summary: 'List the served models', response: { 200: ModelList } } }, async () => ({
-    models: app.service.list().map((m) => m.describe()) as never,
-  }));
-  app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'One model card', params: ModelParams, response: { 200: ModelEntry, ...errors } } }, async (req) =>
-    app.service.get(req.params.name).describe() as never,
-  );
-  app.post(
-    '/v1/models/:name/predict',
-    { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
-    async (req) => app.service.predict(req.params.name, Array.isArray(req.body) ? req.body : req.body.instances) as never,
-  );
-  app.post(
-    '/v1/models/:name/uncertainty',
-    {
-      schema: {
-        tags: ['inference'],
-        summary: 'Monte Carlo dropout: T stochastic passes → mean, spread, intervals (regression) or entropy and mutual information (classification)',
-        params: ModelParams,
-        body: uncertaintyBody(config),
-        response: { 200: UncertaintyResponse, ...errors },
+/** The REST API: model cards, predict (dropout off) and uncertainty (Monte Carlo dropout). Errors: Fastify's shape (plugins/errors.ts). */
+export const v1Routes =
+  (config: Config): FastifyPluginAsyncZod =>
+  async (app) => {
+    app.get('/v1/models', { schema: { tags: ['models'], summary: 'List the served models', response: { 200: ModelList } } }, async () => ({ models: app.repository.list().map(v1.encodeModel) }));
+    app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'One model card', params: ModelParams, response: { 200: ModelEntry, ...errors } } }, async (req) =>
+      v1.encodeModel(app.dataPlane.model(req.params.name)),
+    );
+    app.post(
+      '/v1/models/:name/predict',
+      { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
+      async (req) => v1.encodePredict(await app.dataPlane.predict(v1.predictRequest(req.params.name, req.body))),
+    );
+    app.post(
+      '/v1/models/:name/uncertainty',
+      {
+        schema: {
+          tags: ['inference'],
+          summary: 'Monte Carlo dropout: T stochastic passes → mean, spread, intervals (regression) or entropy and mutual information (classification)',
+          params: ModelParams,
+          body: uncertaintyBody(config),
+          response: { 200: UncertaintyResponse, ...errors },
+        },
       },
-    },
-    async (req) => app.service.uncertainty(req.params.name, req.body) as never,
-  );
-};
+      async (req) => v1.encodeUncertainty(await app.dataPlane.sample(v1.uncertaintyRequest(req.params.name, req.body))),
+    );
+  };

@@ -1,6 +1,7 @@
 /** zod schemas of the /v1 and health routes: validator, TypeScript type and OpenAPI at once. */
 import { z } from 'zod';
 import type { Config } from '../../config.js';
+import { Regression, predictionSchema } from '../protocol/v1.js';
 import { modelParamsFastPath, predictFastPath, uncertaintyFastPath, withFastPath } from './fast-path.js';
 
 export const ErrorBody = z
@@ -48,8 +49,6 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
   });
 }
 
-const Regression = z.union([z.number(), z.array(z.number())]);
-
 export const ModelEntry = z
   .looseObject({
     name: z.string(),
@@ -73,30 +72,12 @@ export const PredictResponse = z.object({
   predictions: z.array(z.union([Regression, ClassPrediction])).describe('Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}'),
 });
 
-const RegressionUncertainty = z.object({
-  mean: Regression,
-  std: Regression.describe('Total predictive std √(epistemic² + aleatoric²)'),
-  epistemic_std: Regression.describe('Std of the Monte Carlo samples'),
-  aleatoric_std: Regression.describe('Calibrated observation noise from the model card (0 when absent)'),
-  interval: z.object({ level: z.number(), lower: Regression, upper: Regression }).describe('mean ± z·std, z = Φ⁻¹((1+level)/2)'),
-  samples: z.array(Regression).optional(),
-});
-
-const ClassUncertainty = z.object({
-  label: z.string(),
-  probabilities: z.record(z.string(), z.number()).describe('Mean of the per-sample softmax'),
-  entropy: z.number().describe('Entropy of the mean probabilities (nats): total uncertainty'),
-  mutual_information: z.number().describe('Entropy of the mean − mean entropy (nats): epistemic part (BALD)'),
-  variation_ratio: z.number().describe('1 − share of samples voting for the modal label'),
-  samples: z.array(z.array(z.number())).optional(),
-});
-
 export const UncertaintyResponse = z.object({
   model: z.string(),
   samples: z.number().int(),
   interval: z.number().optional(),
   seed: z.number().int().describe('The seed of the dropout masks (the request\'s, or a fresh one): resend it to reproduce the answer exactly'),
-  predictions: z.array(z.union([RegressionUncertainty, ClassUncertainty])),
+  predictions: z.array(z.union([predictionSchema('regression'), predictionSchema('classification')])),
 });
 
 export const Live = z.object({ status: z.literal('ok') });

@@ -1,12 +1,13 @@
 /**
  * What crosses the thread boundary between the main thread and an MC worker for a coalesced batch,
- * packed into typed arrays that are transferred instead of cloned (see packStats in mc.ts for the way
- * back). Kept apart from mc-worker.ts, which has the worker's start-up side effects.
+ * packed into typed arrays that are transferred instead of cloned (the way back is packStats, the
+ * statistics codec of src/model/stats.ts). Kept apart from mc-worker.ts, which has the worker's
+ * start-up side effects.
  */
-import type { McJob } from './model.js';
+import type { McJob } from '../model/model.js';
 
 /**
- * Several coalesced requests in one run (LoadedModel.mcCoalesced), packed for a cheap hand-off: the
+ * Several coalesced requests in one run (Model.sampleBatch), packed for a cheap hand-off: the
  * rows of every request concatenated (transferred), and per request [rows, interval, seed or −1,
  * return samples 0/1]. The answer is packStats of the results (transferred back).
  */

@@ -1,7 +1,9 @@
 /**
- * A pool of worker threads that run Monte Carlo dropout off the main thread. Each worker loads every
- * served model once at start and answers tasks posted on its port: a large single request, or a
- * coalesced batch packed in transferred typed arrays (wire.ts). A task goes to the worker with the
+ * A pool of worker threads that run Monte Carlo dropout off the main thread. Each worker holds a copy
+ * of every model added to the pool (add/remove, by key: the data plane adds a model before it is served
+ * and removes it once its last request finished) and answers tasks posted on its port: a large single
+ * request, or a coalesced batch packed in transferred typed arrays (wire.ts); results come back packed
+ * by the statistics codec (src/model/stats.ts). A task goes to the worker with the
  * fewest tasks in flight. A worker that dies fails its in-flight tasks and is replaced (unless it died
  * before answering anything: a worker that cannot start would only die again).
  *
@@ -11,11 +13,10 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { unpackStats } from './mc.js';
-import type { McJob, McOptions, McResult, RuntimeOptions } from './model.js';
-import type { ModelSource } from './registry.js';
+import { unpackStats } from '../model/stats.js';
+import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
+import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
 import { packBatch } from './wire.js';
-import type { McTask, WorkerReply, WorkerRequest } from './mc-worker.js';
 
 interface Slot {
   worker: Worker;
@@ -31,11 +32,16 @@ export class McPool {
   private readonly filename: URL;
   private readonly execArgv: string[] | undefined;
 
+  /** The models every worker holds (a replacement worker loads them at start), by key. */
+  private readonly models = new Map<string, ModelSource>();
+
+  /** `sources`: models to load at start, keyed by name. */
   constructor(
-    private readonly sources: ModelSource[],
+    sources: ModelSource[],
     private readonly runtime: RuntimeOptions,
     threads: number,
   ) {
+    for (const s of sources) this.models.set(s.name, s);
     // under tsx/vitest the worker is TypeScript: load it through tsx; the built dist/ has the .js file
     const isTs = import.meta.url.endsWith('.ts');
     this.filename = new URL(isTs ? './mc-worker.ts' : './mc-worker.js', import.meta.url);
@@ -44,7 +50,8 @@ export class McPool {
   }
 
   private spawn(): Slot {
-    const workerData = { sources: this.sources, runtime: this.runtime, entry: fileURLToPath(this.filename) };
+    const models: PoolModel[] = [...this.models].map(([key, source]) => ({ key, source }));
+    const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename) };
     // TypeScript (tests, npm run dev): start from a CommonJS shim that requires the entry (see the shim)
     const worker = this.execArgv
       ? new Worker(new URL('./worker-shim.cjs', import.meta.url), { workerData, execArgv: this.execArgv })
@@ -99,11 +106,32 @@ export class McPool {
     await Promise.all(this.slots.map((s) => this.post(s, { ping: true })));
   }
 
-  run(model: string, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
-    return this.post(this.pick(), { model, x, rows, opts } satisfies McTask);
+  /**
+   * Load a model on every worker under `key` (default: its name); resolves once all have it, rejects
+   * (and removes it again) when a worker cannot load it.
+   */
+  async add(source: ModelSource, key = source.name): Promise<void> {
+    this.models.set(key, source);
+    try {
+      await Promise.all(this.slots.map((s) => this.post(s, { load: { key, source } })));
+    } catch (err) {
+      await this.remove(key).catch(() => undefined);
+      throw err;
+    }
   }
 
-  /** Coalesced requests of one sample count in one run on a worker (LoadedModel.mcCoalesced). */
+  /** Unload a model from every worker (no task on it may be running). */
+  async remove(key: string): Promise<void> {
+    this.models.delete(key);
+    await Promise.all(this.slots.map((s) => this.post(s, { unload: key })));
+  }
+
+  /** A single request on a worker (Model.sample). */
+  async run(model: string, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
+    return unpackStats(await this.post<Float64Array>(this.pick(), { model, x, rows, opts } satisfies McTask))[0]!;
+  }
+
+  /** Coalesced requests of one sample count in one run on a worker (Model.sampleBatch). */
   async runCoalesced(model: string, jobs: McJob[], features: number): Promise<McResult[]> {
     const { task, transfer } = packBatch(model, jobs, features);
     return unpackStats(await this.post<Float64Array>(this.pick(), task, transfer));

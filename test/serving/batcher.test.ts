@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PredictBatcher } from '../../src/model/batcher.js';
+import { PredictBatcher } from '../../src/serving/batcher.js';
 
 /** A fake model: output row = [sum of the input row]; fails on a row containing 13. */
 function fake() {

@@ -14,7 +14,7 @@
  * In both, BatchNormalization exported in training mode is set back to inference mode (running
  * statistics), unlike PyTorch's model.train() which would switch both.
  */
-import { AttributeType, DataType, type Dim, type Graph, type Model, type Node, type Tensor, type ValueInfo, decodeModel, encodeModel, floatRaw, tensorValues, toNumber } from '../onnx/proto.js';
+import { AttributeType, DataType, type Dim, type Graph, type Model, type Node, type Tensor, type ValueInfo, decodeModel, encodeModel, floatRaw, tensorValues, toNumber } from '../../onnx/proto.js';
 
 export class ModelFormatError extends Error {
   override name = 'ModelFormatError';

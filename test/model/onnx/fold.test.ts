@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { foldAffine, inspect } from '../../src/model/graph.js';
-import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { createSession } from '../../src/model/ort.js';
-import { AttributeType, DataType, encodeModel } from '../../src/onnx/proto.js';
-import { Rng } from '../../src/util/rng.js';
-import { f32, gemm, model, vi } from '../helpers/onnx.js';
+import { foldAffine, inspect } from '../../../src/model/onnx/graph.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
+import { OnnxModel } from '../../../src/model/onnx/model.js';
+import { createSession } from '../../../src/model/onnx/ort.js';
+import { AttributeType, DataType, encodeModel } from '../../../src/onnx/proto.js';
+import { Rng } from '../../../src/util/rng.js';
+import { f32, gemm, model, vi } from '../../helpers/onnx.js';
 
 const relClose = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void => {
   expect(a.length).toBe(b.length);
@@ -13,10 +14,10 @@ const relClose = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void
 };
 
 describe('folding affine steps into Gemm weights (load time)', () => {
-  const loaded: LoadedModel[] = [];
+  const loaded: OnnxModel[] = [];
   afterAll(() => Promise.all(loaded.map((m) => m.close())));
   const load = async (name: string, fold: boolean) => {
-    const m = await LoadedModel.load(name, `models/${name}/model.onnx`, `models/${name}/model.json`, { ...DEFAULT_RUNTIME_OPTIONS, foldAffine: fold });
+    const m = await OnnxModel.load(name, `models/${name}/model.onnx`, `models/${name}/model.json`, { ...DEFAULT_RUNTIME_OPTIONS, foldAffine: fold });
     loaded.push(m);
     return m;
   };
@@ -26,8 +27,8 @@ describe('folding affine steps into Gemm weights (load time)', () => {
     expect([a.foldedNodes, b.foldedNodes]).toEqual([4, 0]);
     const rng = new Rng(3);
     const x = Float32Array.from({ length: 50 }, () => 50 + 40 * rng.normal());
-    relClose(await a.predictRaw(x, 5), await b.predictRaw(x, 5), 1e-5);
-    const [ma, mb] = [(await a.mc(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats, (await b.mc(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats];
+    relClose(await a.predict(x, 5), await b.predict(x, 5), 1e-5);
+    const [ma, mb] = [(await a.sample(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats, (await b.sample(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats];
     relClose(ma.mean, mb.mean, 1e-5);
     relClose(ma.epistemicStd, mb.epistemicStd, 1e-4);
   });
@@ -36,8 +37,8 @@ describe('folding affine steps into Gemm weights (load time)', () => {
     const [a, b] = [await load('wine', true), await load('wine', false)];
     expect(a.foldedNodes).toBe(2);
     const x = Float32Array.from([13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700]);
-    relClose(await a.predictRaw(x, 1), await b.predictRaw(x, 1), 1e-5);
-    const [ma, mb] = [(await a.mc(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats, (await b.mc(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats];
+    relClose(await a.predict(x, 1), await b.predict(x, 1), 1e-5);
+    const [ma, mb] = [(await a.sample(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats, (await b.sample(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats];
     relClose(ma.probabilities, mb.probabilities, 1e-5);
   });
 

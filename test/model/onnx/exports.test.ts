@@ -8,11 +8,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MC_ROWS_DIM, ModelFormatError, inputTilePoint, inspect, mcGraph, probeGraph, evalGraph, relaxBatch, selfCheck, selfCheckPlan, sharedPrefixPoint } from '../../src/model/graph.js';
-import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { DataType, decodeModel, encodeModel } from '../../src/onnx/proto.js';
-import { serving } from '../helpers/serving.js';
+import { MC_ROWS_DIM, ModelFormatError, inputTilePoint, inspect, mcGraph, probeGraph, evalGraph, relaxBatch, selfCheck, selfCheckPlan, sharedPrefixPoint } from '../../../src/model/onnx/graph.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
+import { OnnxModel } from '../../../src/model/onnx/model.js';
+import { DataType, decodeModel, encodeModel } from '../../../src/onnx/proto.js';
+import { serving } from '../../helpers/serving.js';
 
 const fx = 'test/fixtures/torch';
 const dir = mkdtempSync(join(tmpdir(), 'ds-exports-'));
@@ -191,7 +192,7 @@ describe('export habits: the load-time self-check (selfCheck over the rewritten 
   });
 });
 
-describe('export habits: predict and Monte Carlo against PyTorch, through LoadedModel', () => {
+describe('export habits: predict and Monte Carlo against PyTorch, through OnnxModel', () => {
   for (const file of served) {
     const fixture = habits.fixtures[file]!;
     const outputNames = Object.keys(fixture.outputs);
@@ -199,14 +200,14 @@ describe('export habits: predict and Monte Carlo against PyTorch, through Loaded
       it(`${file}${outputNames.length > 1 ? ` (output "${output}")` : ''}: predict within 1e-4 of torch; MC mean and spread match torch's at batch 1, 3 and 32, chunked`, async () => {
         const { path } = servedPath(file);
         const card = cardFor(file, output === outputNames[0] ? {} : { output });
-        const m = await LoadedModel.load(file, path, card);
+        const m = await OnnxModel.load(file, path, card);
         expect(m.dropoutRates).toEqual(fixture.dropout);
         const want = fixture.outputs[output]!;
-        const raw = await m.predictRaw(Float32Array.from(fixture.inputs.flat()), fixture.inputs.length);
+        const raw = await m.predict(Float32Array.from(fixture.inputs.flat()), fixture.inputs.length);
         const flat = want.flat() as number[];
         expect(raw.length).toBe(flat.length);
         flat.forEach((v, i) => expect(Math.abs(raw[i]! - v)).toBeLessThan(1e-4));
-        expect(m.outputIsVector).toBe(!Array.isArray(want[0]));
+        expect(m.output.shape.length === 1).toBe(!Array.isArray(want[0]));
 
         const oi = outputNames.indexOf(output);
         const x3 = Float32Array.from(fixture.mc.flatMap((r) => fixture.inputs[r.row]!));
@@ -220,7 +221,7 @@ describe('export habits: predict and Monte Carlo against PyTorch, through Loaded
           { x: x32, rows: 32, T: 4000, check: 3 },
         ];
         for (const [n, run] of runs.entries()) {
-          const { stats } = await m.mc(run.x, run.rows, { samples: run.T, interval: 0.9, seed: 11 + n, returnSamples: m.task === 'classification' });
+          const { stats } = await m.sample(run.x, run.rows, { samples: run.T, interval: 0.9, seed: 11 + n, returnSamples: m.task === 'classification' });
           for (let r = 0; r < run.check; r++) {
             const ref = fixture.mc[r]!;
             const o = ref.outputs[oi]!;
@@ -265,15 +266,15 @@ describe('export habits: predict and Monte Carlo against PyTorch, through Loaded
     for (const file of served.filter((f) => habits.fixtures[f]!.dropout.filter((p) => p > 0).length === 1)) {
       const { path } = servedPath(file);
       const card = cardFor(file);
-      const small = await LoadedModel.load(file, path, card, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 256 });
-      const big = await LoadedModel.load(file, path, card, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 4096 });
+      const small = await OnnxModel.load(file, path, card, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 256 });
+      const big = await OnnxModel.load(file, path, card, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 4096 });
       const fixture = habits.fixtures[file]!;
       const F = fixture.inputs[0]!.length;
       const x = new Float32Array(32 * F);
       for (let i = 0; i < 32; i++) x.set(fixture.inputs[i % 5]!.map((v) => v + i / 32), i * F);
       const opts = { samples: 100, interval: 0.9, seed: 5 };
-      const a = (await small.mc(x, 32, opts)).stats;
-      const b = (await big.mc(x, 32, opts)).stats;
+      const a = (await small.sample(x, 32, opts)).stats;
+      const b = (await big.sample(x, 32, opts)).stats;
       const [va, vb] = a.kind === 'regression' ? [a.mean, (b as RegressionStats).mean] : [a.probabilities, (b as ClassificationStats).probabilities];
       va.forEach((v, i) => expect(Math.abs(v - vb[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(vb[i]!))));
       await small.close();

@@ -1,9 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { McPool } from '../../src/model/pool.js';
+import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
+import { OnnxModel } from '../../src/model/onnx/model.js';
+import { McPool } from '../../src/serving/pool.js';
 
 const row = Float32Array.from([59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]);
-const source = { name: 'diabetes', onnx: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };
+const source = { name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };
 
 describe('McPool (worker threads)', () => {
   const pool = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 2);
@@ -11,12 +12,12 @@ describe('McPool (worker threads)', () => {
 
   it('answers single and coalesced tasks exactly as the main thread does', async () => {
     await pool.ready();
-    const local = await LoadedModel.load('diabetes', source.onnx, source.card);
+    const local = await OnnxModel.load('diabetes', source.file, source.card);
     const opts = { samples: 300, interval: 0.9, seed: 8 };
-    expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual((await local.mc(row, 1, opts)).stats);
+    expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual((await local.sample(row, 1, opts)).stats);
     const jobs = [0, 1, 2].map((k) => ({ x: row, rows: 1, opts: { samples: 40, interval: 0.8, seed: k } }));
     expect(JSON.stringify(await pool.runCoalesced('diabetes', jobs, 10), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v))).toBe(
-      JSON.stringify(await local.mcCoalesced(jobs), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
+      JSON.stringify(await local.sampleBatch(jobs), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
     );
     await local.close();
   });

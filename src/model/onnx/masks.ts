@@ -14,7 +14,7 @@
  * referenceFill is a plain-JS implementation of the same stream (tests compare the two; it also serves
  * where WebAssembly SIMD is missing).
  */
-import { Fn, I32, V128, assemble } from '../util/wasm-asm.js';
+import { Fn, I32, V128, assemble } from '../../util/wasm-asm.js';
 
 const STATE = 0; // 4 × v128: s0, s1, s2, s3 (lane j in word j of each)
 const LAST = 64; // 2 × v128: the uniforms of the last step (hi halves, lo halves)

@@ -2,30 +2,33 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError, ModelLoadError, NoDropoutError } from '../../src/model/errors.js';
-import type { ClassificationStats, RegressionStats } from '../../src/model/mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { DataType } from '../../src/onnx/proto.js';
-import { readCsvFile, toDataset } from '../../src/train/data.js';
-import { exportOnnx } from '../../src/train/export-onnx.js';
-import { DEFAULT_TRAIN_OPTIONS, mcRegression, standardise, train, type TrainedModel } from '../../src/train/train.js';
-import { closedFormOneDropout } from '../helpers/closed-form.js';
-import { f32, gemm, model, tinyDropoutNet, vi } from '../helpers/onnx.js';
+import { InputError, ModelLoadError, NoDropoutError } from '../../../src/model/errors.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
+import { OnnxModel } from '../../../src/model/onnx/model.js';
+import { toMatrix } from '../../../src/model/rows.js';
+import { DataType } from '../../../src/onnx/proto.js';
+import { encodePredictions } from '../../../src/server/protocol/v1.js';
+import { readCsvFile, toDataset } from '../../../src/train/data.js';
+import { exportOnnx } from '../../../src/train/export-onnx.js';
+import { DEFAULT_TRAIN_OPTIONS, mcRegression, standardise, train, type TrainedModel } from '../../../src/train/train.js';
+import { closedFormOneDropout } from '../../helpers/closed-form.js';
+import { f32, gemm, model, tinyDropoutNet, vi } from '../../helpers/onnx.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-model-'));
 const diabetes = toDataset(readCsvFile('data/diabetes.csv').table, { target: 'target' });
 const opts = { ...DEFAULT_TRAIN_OPTIONS, epochs: 30, mcSamples: 20 };
 
-async function loadTrained(name: string, m: TrainedModel): Promise<LoadedModel> {
+async function loadTrained(name: string, m: TrainedModel): Promise<OnnxModel> {
   const p = join(dir, `${name}.onnx`);
   writeFileSync(p, exportOnnx(m, {}));
-  return LoadedModel.load(name, p, null);
+  return OnnxModel.load(name, p, null);
 }
 const row0 = Float32Array.from(diabetes.x.subarray(0, 10));
 
 describe('Monte Carlo dropout statistics', () => {
   let single: TrainedModel;
-  let loaded: LoadedModel;
+  let loaded: OnnxModel;
   beforeAll(async () => {
     single = train(diabetes, opts);
     loaded = await loadTrained('single', single);
@@ -37,7 +40,7 @@ describe('Monte Carlo dropout statistics', () => {
     ['no seed', undefined],
   ])('one dropout before the last linear layer, %s: mean and epistemic std match the closed form (T = 4000)', async (_kind, seed) => {
     const T = 4000;
-    const { stats } = await loaded.mc(row0, 1, { samples: T, interval: 0.9, seed });
+    const { stats } = await loaded.sample(row0, 1, { samples: T, interval: 0.9, seed });
     const s = stats as RegressionStats;
     // closed form from the weights: E = eval output, Var = Σ_j w_j² h_j² p/(1−p)
     const { mean: wantMean, std: wantStd } = closedFormOneDropout(single, row0);
@@ -45,15 +48,15 @@ describe('Monte Carlo dropout statistics', () => {
     expect(Math.abs(s.mean[0]! - wantMean)).toBeLessThan((4 * wantStd) / Math.sqrt(T));
     expect(Math.abs(s.epistemicStd[0]! / wantStd - 1)).toBeLessThan(0.05);
     // the eval prediction is the same number
-    expect((await loaded.predictRaw(row0, 1))[0]).toBeCloseTo(wantMean, 3);
+    expect((await loaded.predict(row0, 1))[0]).toBeCloseTo(wantMean, 3);
   });
 
   it('the same seed gives the same answer; another seed or none gives another', async () => {
-    const a = await loaded.mc(row0, 1, { samples: 50, interval: 0.9, seed: 5 });
-    const b = await loaded.mc(row0, 1, { samples: 50, interval: 0.9, seed: 5 });
-    const c = await loaded.mc(row0, 1, { samples: 50, interval: 0.9, seed: 6 });
-    const d = await loaded.mc(row0, 1, { samples: 50, interval: 0.9 });
-    const e = await loaded.mc(row0, 1, { samples: 50, interval: 0.9 });
+    const a = await loaded.sample(row0, 1, { samples: 50, interval: 0.9, seed: 5 });
+    const b = await loaded.sample(row0, 1, { samples: 50, interval: 0.9, seed: 5 });
+    const c = await loaded.sample(row0, 1, { samples: 50, interval: 0.9, seed: 6 });
+    const d = await loaded.sample(row0, 1, { samples: 50, interval: 0.9 });
+    const e = await loaded.sample(row0, 1, { samples: 50, interval: 0.9 });
     const mean = (r: { stats: unknown }) => (r.stats as RegressionStats).mean[0];
     expect(mean(a)).toBe(mean(b));
     expect(mean(a)).not.toBe(mean(c));
@@ -61,21 +64,21 @@ describe('Monte Carlo dropout statistics', () => {
     expect(a.seed).toBe(5);
     expect(Number.isInteger(d.seed)).toBe(true); // the fresh seed is returned, so the answer can be reproduced
     // a seed survives a restart: a fresh load of the same file answers the same
-    const again = await LoadedModel.load('single', join(dir, 'single.onnx'), null);
-    expect(mean(await again.mc(row0, 1, { samples: 50, interval: 0.9, seed: 5 }))).toBe(mean(a));
+    const again = await OnnxModel.load('single', join(dir, 'single.onnx'), null);
+    expect(mean(await again.sample(row0, 1, { samples: 50, interval: 0.9, seed: 5 }))).toBe(mean(a));
     await again.close();
   });
 
   it('rows are independent of their batch neighbours and of chunking', async () => {
     const rows = Float32Array.from(diabetes.x.subarray(0, 30));
-    const { stats } = await loaded.mc(rows, 3, { samples: 3000, interval: 0.9, seed: 1 });
-    const one = (await loaded.mc(row0, 1, { samples: 3000, interval: 0.9, seed: 2 })).stats as RegressionStats;
+    const { stats } = await loaded.sample(rows, 3, { samples: 3000, interval: 0.9, seed: 1 });
+    const one = (await loaded.sample(row0, 1, { samples: 3000, interval: 0.9, seed: 2 })).stats as RegressionStats;
     const s = stats as RegressionStats;
     expect(Math.abs(s.mean[0]! - one.mean[0]!)).toBeLessThan((5 * one.epistemicStd[0]!) / Math.sqrt(3000));
     expect(Math.abs(s.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     // a small maxRunRows splits T into many runs: same distribution
-    const chunked = await LoadedModel.load('chunked', join(dir, 'single.onnx'), null, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 7 });
-    const c = (await chunked.mc(row0, 1, { samples: 3000, interval: 0.9, seed: 3 })).stats as RegressionStats;
+    const chunked = await OnnxModel.load('chunked', join(dir, 'single.onnx'), null, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 7 });
+    const c = (await chunked.sample(row0, 1, { samples: 3000, interval: 0.9, seed: 3 })).stats as RegressionStats;
     expect(Math.abs(c.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     await chunked.close();
   });
@@ -84,8 +87,8 @@ describe('Monte Carlo dropout statistics', () => {
     const p = join(dir, 'alea.onnx');
     writeFileSync(p, exportOnnx(single, {}));
     writeFileSync(join(dir, 'alea.json'), JSON.stringify({ task: 'regression', aleatoric_std: 30 }));
-    const m = await LoadedModel.load('alea', p, join(dir, 'alea.json'));
-    const s = (await m.mc(row0, 1, { samples: 200, interval: 0.8, seed: 1 })).stats as RegressionStats;
+    const m = await OnnxModel.load('alea', p, join(dir, 'alea.json'));
+    const s = (await m.sample(row0, 1, { samples: 200, interval: 0.8, seed: 1 })).stats as RegressionStats;
     expect(s.std[0]).toBeCloseTo(Math.sqrt(s.epistemicStd[0]! ** 2 + 900), 9);
     expect(s.upper[0]! - s.mean[0]!).toBeCloseTo(1.2815515655446004 * s.std[0]!, 9);
     expect(s.mean[0]! - s.lower[0]!).toBeCloseTo(1.2815515655446004 * s.std[0]!, 9);
@@ -98,7 +101,7 @@ describe('Monte Carlo dropout statistics', () => {
     const T = 6000;
     const ts = mcRegression(two, standardise(Float64Array.from(row0), 1, 10, two.xMean, two.xStd), 1, T, 4242);
     for (const seed of [9, undefined]) {
-      const ort = (await m.mc(row0, 1, { samples: T, interval: 0.9, seed })).stats as RegressionStats;
+      const ort = (await m.sample(row0, 1, { samples: T, interval: 0.9, seed })).stats as RegressionStats;
       expect(Math.abs(ort.mean[0]! - ts.mean[0]!)).toBeLessThan((5 * ts.std[0]!) / Math.sqrt(T));
       expect(Math.abs(ort.epistemicStd[0]! / ts.std[0]! - 1)).toBeLessThan(0.05);
     }
@@ -117,9 +120,9 @@ describe('classification statistics', () => {
     const p = join(dir, 'wine.onnx');
     writeFileSync(p, exportOnnx(t, {}));
     writeFileSync(join(dir, 'wine.json'), JSON.stringify({ task: 'classification', labels: wine.labels, output: 'logits', output_kind: 'logits' }));
-    const m = await LoadedModel.load('wine', p, join(dir, 'wine.json'));
+    const m = await OnnxModel.load('wine', p, join(dir, 'wine.json'));
     const rows = Float32Array.from(wine.x.subarray(0, 13 * 5));
-    const s = (await m.mc(rows, 5, { samples: 500, interval: 0.9, seed: 1, returnSamples: true })).stats as ClassificationStats;
+    const s = (await m.sample(rows, 5, { samples: 500, interval: 0.9, seed: 1, returnSamples: true })).stats as ClassificationStats;
     for (let i = 0; i < 5; i++) {
       const probs = Array.from(s.probabilities.subarray(i * 3, i * 3 + 3));
       expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
@@ -136,7 +139,7 @@ describe('classification statistics', () => {
       expect(s.variationRatio[i]).toBeGreaterThanOrEqual(0);
       expect(s.variationRatio[i]).toBeLessThan(1);
     }
-    const [first] = (await m.predict([Array.from(wine.x.subarray(0, 13))])) as { label: string }[];
+    const [first] = encodePredictions(m, await m.predict(Float32Array.from(wine.x.subarray(0, 13)), 1), 1) as { label: string }[];
     expect(first!.label).toBe('class_0');
     await m.close();
   });
@@ -153,9 +156,10 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
   };
   for (const file of Object.keys(expected.outputs)) {
     it(`${file}: eval output equals torch's model.eval() within 1e-4`, async () => {
-      const m = await LoadedModel.load(file, join(fx, file), null);
+      const m = await OnnxModel.load(file, join(fx, file), null);
       expect(m.dropoutRates).toEqual(expected.dropout[file]);
-      const preds = (await m.predict(expected.inputs)) as (number | number[])[];
+      const inputs = toMatrix(expected.inputs, m.features);
+      const preds = encodePredictions(m, await m.predict(inputs.data, inputs.rows), inputs.rows) as (number | number[])[];
       const want = expected.outputs[file]!;
       preds.forEach((p, i) => {
         const got = Array.isArray(p) ? p : [p];
@@ -163,12 +167,12 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
       });
       if (expected.dropout[file]!.length === 0) {
         expect(m.mcAvailable).toBe(false);
-        await expect(m.uncertainty(expected.inputs, { samples: 10, interval: 0.9 })).rejects.toThrow(NoDropoutError);
+        await expect(m.sample(inputs.data, inputs.rows, { samples: 10, interval: 0.9 })).rejects.toThrow(NoDropoutError);
       } else {
         const x = Float32Array.from(expected.inputs[0]!);
         const ref = file.includes('bn') ? { mean: [expected.bn_mc_row0.mean], std: [expected.bn_mc_row0.std] } : expected.net_mc_row0;
         for (const seed of [3, undefined]) {
-          const s = (await m.mc(x, 1, { samples: 20000, interval: 0.9, seed })).stats as RegressionStats;
+          const s = (await m.sample(x, 1, { samples: 20000, interval: 0.9, seed })).stats as RegressionStats;
           for (let k = 0; k < s.outputs; k++) {
             // torch's own MC estimate (20000 samples, dropout only in training mode) vs ours
             expect(s.epistemicStd[k]).toBeGreaterThan(0.01);
@@ -183,16 +187,16 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
 });
 
 describe('rows', () => {
-  let m: LoadedModel;
+  let m: OnnxModel;
   beforeAll(async () => {
     writeFileSync(join(dir, 'tiny.onnx'), tinyDropoutNet());
     writeFileSync(join(dir, 'tiny.json'), JSON.stringify({ features: ['a', 'b', 'c'] }));
-    m = await LoadedModel.load('tiny', join(dir, 'tiny.onnx'), join(dir, 'tiny.json'));
+    m = await OnnxModel.load('tiny', join(dir, 'tiny.onnx'), join(dir, 'tiny.json'));
   });
   afterAll(() => m.close());
   const bad = (instances: unknown) => {
     try {
-      m.rows(instances);
+      toMatrix(instances, m.features);
     } catch (err) {
       expect(err).toBeInstanceOf(InputError);
       return (err as Error).message;
@@ -200,7 +204,7 @@ describe('rows', () => {
     throw new Error('expected an InputError');
   };
   it('accepts arrays and objects keyed by feature name', () => {
-    const { data, rows } = m.rows([[1, 2, 3], { c: 6, a: 4, b: 5 }]);
+    const { data, rows } = toMatrix([[1, 2, 3], { c: 6, a: 4, b: 5 }], m.features);
     expect(rows).toBe(2);
     expect(Array.from(data)).toEqual([1, 2, 3, 4, 5, 6]);
   });
@@ -216,7 +220,7 @@ describe('rows', () => {
     expect(bad([true])).toMatchInlineSnapshot(`"instances[0]: expected an array of 3 numbers or an object keyed by feature name, got boolean"`);
   });
   it('rejects an interval outside (0, 1)', async () => {
-    await expect(m.mc(new Float32Array(3), 1, { samples: 5, interval: 1 })).rejects.toThrow('interval: expected a number strictly between 0 and 1, got 1');
+    await expect(m.sample(new Float32Array(3), 1, { samples: 5, interval: 1 })).rejects.toThrow('interval: expected a number strictly between 0 and 1, got 1');
   });
 });
 
@@ -227,7 +231,7 @@ describe('bad model files fail at load with the file and the problem', () => {
     const c = join(dir, 'bad.json');
     writeFileSync(c, card === undefined ? '' : typeof card === 'string' ? card : JSON.stringify(card));
     try {
-      await LoadedModel.load('bad', p, card === undefined ? null : c);
+      await OnnxModel.load('bad', p, card === undefined ? null : c);
     } catch (err) {
       expect(err).toBeInstanceOf(ModelLoadError);
       return (err as Error).message.replaceAll(dir, '<dir>');
@@ -235,7 +239,7 @@ describe('bad model files fail at load with the file and the problem', () => {
     throw new Error('expected a ModelLoadError');
   };
   it('unreadable, empty, truncated, not ONNX', async () => {
-    await expect(LoadedModel.load('x', join(dir, 'missing.onnx'), null)).rejects.toThrow(`${join(dir, 'missing.onnx')}: cannot read the file (ENOENT)`);
+    await expect(OnnxModel.load('x', join(dir, 'missing.onnx'), null)).rejects.toThrow(`${join(dir, 'missing.onnx')}: cannot read the file (ENOENT)`);
     expect(await loadBytes(new Uint8Array())).toMatchInlineSnapshot(`"<dir>/bad.onnx: file is empty"`);
     const good = tinyDropoutNet();
     expect(await loadBytes(good.subarray(0, good.length - 40))).toMatch(/^<dir>\/bad.onnx: not an ONNX model \(protobuf decode failed: /);

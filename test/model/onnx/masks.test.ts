@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MaskStream, wasmMasks } from '../../src/model/masks.js';
+import { MaskStream, wasmMasks } from '../../../src/model/onnx/masks.js';
 
 describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
   it('runs on WebAssembly here', () => {

@@ -2,14 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inspect, mcGraph, sharedPrefixPoint } from '../../src/model/graph.js';
-import type { RegressionStats } from '../../src/model/mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, LoadedModel } from '../../src/model/model.js';
-import { DataType, decodeModel } from '../../src/onnx/proto.js';
-import { readCsvFile, toDataset } from '../../src/train/data.js';
-import { exportOnnx } from '../../src/train/export-onnx.js';
-import { DEFAULT_TRAIN_OPTIONS, train } from '../../src/train/train.js';
-import { f32, gemm, model, vi } from '../helpers/onnx.js';
+import { inspect, mcGraph, sharedPrefixPoint } from '../../../src/model/onnx/graph.js';
+import type { RegressionStats } from '../../../src/model/stats.js';
+import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
+import { OnnxModel } from '../../../src/model/onnx/model.js';
+import { DataType, decodeModel } from '../../../src/onnx/proto.js';
+import { readCsvFile, toDataset } from '../../../src/train/data.js';
+import { exportOnnx } from '../../../src/train/export-onnx.js';
+import { DEFAULT_TRAIN_OPTIONS, train } from '../../../src/train/train.js';
+import { f32, gemm, model, vi } from '../../helpers/onnx.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-prefix-'));
 const diabetes = toDataset(readCsvFile('data/diabetes.csv').table, { target: 'target' });
@@ -34,12 +35,12 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
   });
 
   it('gives the same answer as the unsplit graph for the same seed, and the same statistics', async () => {
-    const split = await LoadedModel.load('deep', file, null, { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: true });
-    const plain = await LoadedModel.load('deep', file, null, { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
+    const split = await OnnxModel.load('deep', file, null, { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: true });
+    const plain = await OnnxModel.load('deep', file, null, { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
     expect([split.sharedPrefix, plain.sharedPrefix]).toEqual([true, false]);
     const opts = { samples: 2000, interval: 0.9, seed: 77 };
-    const a = (await split.mc(rows, 4, opts)).stats as RegressionStats;
-    const b = (await plain.mc(rows, 4, opts)).stats as RegressionStats;
+    const a = (await split.sample(rows, 4, opts)).stats as RegressionStats;
+    const b = (await plain.sample(rows, 4, opts)).stats as RegressionStats;
     // same masks (same seed, same mask shapes and order): equal up to float32 kernel differences
     for (let i = 0; i < 4; i++) {
       expect(Math.abs(a.mean[i]! - b.mean[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(b.mean[i]!)));
@@ -47,7 +48,7 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
       expect(a.epistemicStd[i]).toBeGreaterThan(0);
     }
     // different seeds: equal in distribution (within Monte Carlo error)
-    const c = (await plain.mc(rows, 4, { ...opts, seed: 78 })).stats as RegressionStats;
+    const c = (await plain.sample(rows, 4, { ...opts, seed: 78 })).stats as RegressionStats;
     for (let i = 0; i < 4; i++) {
       expect(Math.abs(a.mean[i]! - c.mean[i]!)).toBeLessThan((5 * Math.SQRT2 * c.epistemicStd[i]!) / Math.sqrt(2000));
       expect(Math.abs(a.epistemicStd[i]! / c.epistemicStd[i]! - 1)).toBeLessThan(0.1);

@@ -5,7 +5,7 @@
  * (below 1 ms the wait is "until the end of this event-loop turn": requests that arrived together).
  * If a coalesced run fails, each request is retried alone, so one bad request never fails its neighbours.
  */
-import type { McJob, McResult } from './model.js';
+import type { McJob, McResult } from '../model/model.js';
 
 export interface BatchRunner {
   (x: Float32Array, rows: number): Promise<Float32Array>;
@@ -98,7 +98,7 @@ interface PendingMc {
 
 /**
  * Coalescing of concurrent Monte Carlo requests for one model: requests with the same sample count
- * share one run (LoadedModel.mcCoalesced) of at most maxRunRows tiled rows. Each request keeps its own
+ * share one run (Model.sampleBatch) of at most maxRunRows tiled rows. Each request keeps its own
  * seed and gets the answer it would get alone; what is shared is onnxruntime's per-run cost, which
  * dominates small MC requests. Batches start at the end of the event-loop turn in which their first
  * request arrived, as long as fewer than maxInFlight runs are going (a worker pool's size); beyond

@@ -1,0 +1,98 @@
+/**
+ * `npx tsx bench/ab-http.ts DIR_A DIR_B [rounds] [seconds]`: a paired HTTP comparison of two builds of
+ * this project (two checkouts with `npm run build` done, e.g. main in a `git worktree` and a branch),
+ * for a change that must not cost throughput. Both servers run from their dist/ as `npm start` runs
+ * them, with their own models/, one after the other under the same load (wrk, c=32, one row: predict,
+ * MC T=100 on /v1 and on V2), in alternated rounds after a warm-up. Prints per case B/A of req/s (median
+ * and best of the rounds, and every round) and of the server's CPU time per request (/proc, worker
+ * threads included), which is less sensitive to other load on a shared machine. Needs wrk and Linux.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const [dirA, dirB] = process.argv.slice(2, 4).map((d) => resolve(d ?? ''));
+const rounds = Number(process.argv[4] ?? 9);
+const seconds = Number(process.argv[5] ?? 4);
+if (!dirA || !dirB || process.argv.length < 4) {
+  process.stderr.write('usage: npx tsx bench/ab-http.ts DIR_A DIR_B [rounds] [seconds]\n');
+  process.exit(2);
+}
+
+const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
+const CASES: [string, string, unknown][] = [
+  ['predict', '/v1/models/diabetes/predict', { instances: [ROW] }],
+  ['MC T=100 (/v1)', '/v1/models/diabetes/uncertainty', { instances: [ROW], samples: 100 }],
+  ['MC T=100 (V2)', '/v2/models/diabetes/infer', { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } }],
+];
+const tmp = mkdtempSync(join(tmpdir(), 'ab-http-'));
+
+/** utime + stime of a process, in clock ticks (100 per second). */
+const ticks = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+};
+
+async function start(dir: string, port: number): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['--max-semi-space-size=4', 'dist/server/server.js'], {
+    cwd: dir,
+    env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (const deadline = Date.now() + 30_000; ; ) {
+    if (proc.exitCode !== null) throw new Error(`${dir}: the server exited with ${proc.exitCode}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health/ready`)).ok) return proc;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${dir}: the server did not become ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function wrk(port: number, path: string, body: unknown, pid: number, secs: number): { rps: number; cpuUs: number } {
+  const script = join(tmp, 'post.lua');
+  writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  const t0 = ticks(pid);
+  const out = execFileSync('wrk', ['-t1', '-c32', `-d${secs}s`, '-s', script, `http://127.0.0.1:${port}${path}`]).toString();
+  if (/Non-2xx|Socket errors/.test(out)) throw new Error(`errors under load:\n${out}`);
+  const requests = Number(/(\d+) requests in/.exec(out)![1]);
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), cpuUs: ((ticks(pid) - t0) * 10_000) / requests };
+}
+
+const sides = [
+  { name: 'A', port: 18951, proc: await start(dirA, 18951) },
+  { name: 'B', port: 18952, proc: await start(dirB, 18952) },
+];
+try {
+  for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2); // warm-up
+  const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
+  const lines: string[] = [`A = ${dirA}`, `B = ${dirB}`, `${rounds} alternated rounds of ${seconds} s, wrk -t1 -c32`, ''];
+  const results = CASES.map(() => ({ rps: [[], []] as number[][], cpu: [[], []] as number[][] }));
+  for (let r = 0; r < rounds; r++) {
+    CASES.forEach(([name, path, body], c) => {
+      const order = r % 2 === 0 ? [0, 1] : [1, 0];
+      for (const k of order) {
+        const m = wrk(sides[k]!.port, path, body, sides[k]!.proc.pid!, seconds);
+        results[c]!.rps[k]!.push(m.rps);
+        results[c]!.cpu[k]!.push(m.cpuUs);
+      }
+      const x = results[c]!;
+      process.stderr.write(`round ${r} ${name}: A ${x.rps[0]!.at(-1)!.toFixed(0)} B ${x.rps[1]!.at(-1)!.toFixed(0)} req/s\n`);
+    });
+  }
+  CASES.forEach(([name], c) => {
+    const { rps, cpu } = results[c]!;
+    const ratios = rps[0]!.map((a, i) => rps[1]![i]! / a);
+    const cpuRatios = cpu[0]!.map((a, i) => cpu[1]![i]! / a);
+    lines.push(
+      `${name}: req/s B/A median ${(median(rps[1]!) / median(rps[0]!)).toFixed(3)}, best ${(Math.max(...rps[1]!) / Math.max(...rps[0]!)).toFixed(3)} (A median ${median(rps[0]!).toFixed(0)}, B ${median(rps[1]!).toFixed(0)}); rounds ${ratios.map((v) => v.toFixed(2)).join(' ')}`,
+      `  server CPU per request B/A median ${median(cpuRatios).toFixed(3)} (A ${median(cpu[0]!).toFixed(1)} µs, B ${median(cpu[1]!).toFixed(1)} µs); rounds ${cpuRatios.map((v) => v.toFixed(2)).join(' ')}`,
+    );
+  });
+  process.stdout.write(`${lines.join('\n')}\n`);
+} finally {
+  for (const s of sides) s.proc.kill('SIGTERM');
+}

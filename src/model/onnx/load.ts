@@ -1,0 +1,207 @@
+/**
+ * Loading an ONNX model: read the file and its card, inspect the graph, probe it with two rows (the
+ * batch must come first), fold affine steps, create the eval and Monte Carlo sessions and self-check
+ * them. Everything is computed here, then the model is constructed once (OnnxModel).
+ */
+import { readFile } from 'node:fs/promises';
+import type { Model as OnnxProto } from '../../onnx/proto.js';
+import { Rng } from '../../util/rng.js';
+import { readCard } from '../card.js';
+import { ModelLoadError } from '../errors.js';
+import type { ModelSource, RuntimeOptions } from '../model.js';
+import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, sharedPrefixPoint } from './graph.js';
+import type { OnnxModelInit } from './model.js';
+import { type OrtSession, type SessionOptions, createSession } from './ort.js';
+import { type GraphIo, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.slice(0, 300);
+}
+
+/**
+ * Everything an OnnxModel needs, from `source.file` (and `source.card` when it exists). Throws
+ * ModelLoadError naming the file and the problem; what it returns has passed the self-check (the MC
+ * graphs with all-ones masks equal the eval graph).
+ */
+export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): Promise<OnnxModelInit> {
+  const started = performance.now();
+  const { name, file, card: cardPath } = source;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new ModelLoadError(file, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let inspected;
+  try {
+    inspected = inspect(bytes);
+  } catch (err) {
+    if (err instanceof ModelFormatError) throw new ModelLoadError(file, err.message);
+    throw err;
+  }
+  const { model, info } = inspected;
+  const embedded = info.metadata['dropout_serve.card'];
+  const { card, source: cardSource } = await readCard(cardPath, embedded ? { text: embedded, source: 'metadata_props dropout_serve.card' } : undefined);
+  const fail = (msg: string): never => {
+    throw new ModelLoadError(file, cardSource ? `${msg} (card: ${cardSource})` : msg);
+  };
+
+  const graphF = info.input.dims?.[1] ?? null;
+  if (card.features && graphF !== null && card.features.length !== graphF) {
+    fail(`the card lists ${card.features.length} features but the graph input "${info.input.name}" has ${graphF}`);
+  }
+  const featureCount = card.features?.length ?? graphF;
+  if (featureCount === null) fail(`the feature dimension of input "${info.input.name}" is not fixed and no model.json lists the features`);
+  const features = card.features ?? Array.from({ length: featureCount! }, (_, j) => `x${j}`);
+  // rate-0 layers need no Dropout node, so only the live rates are compared
+  const cardLive = card.dropout?.filter((p) => p > 0);
+  const graphLive = info.dropouts.map((d) => d.ratio).filter((p) => p > 0);
+  if (cardLive && (cardLive.length !== graphLive.length || cardLive.some((p, k) => Math.abs(p - graphLive[k]!) > 1e-6))) {
+    fail(`the card's dropout rates [${card.dropout!.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
+  }
+  const outputName = card.output ?? info.outputs[0]!.name;
+  if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')}`);
+
+  const sessions: OrtSession[] = [];
+  const tryCreate = async (graph: () => Uint8Array): Promise<OrtSession | null> => {
+    try {
+      const s = await createSession(graph(), opts);
+      sessions.push(s);
+      return s;
+    } catch {
+      return null;
+    }
+  };
+  const create = async (what: string, graphBytes: Uint8Array): Promise<OrtSession> => {
+    try {
+      const s = await createSession(graphBytes, opts);
+      sessions.push(s);
+      return s;
+    } catch (err) {
+      throw new ModelLoadError(file, `onnxruntime cannot load the ${what} graph: ${firstLine((err as Error).message)}`);
+    }
+  };
+  try {
+    // Probe with two rows: the batch dimension must come first in the output and every dropout input.
+    const probe = await create('probe', probeGraph(model, info));
+    const zeros = { data: new Float32Array(2 * features.length), dims: [2, features.length] };
+    let probeOut;
+    try {
+      probeOut = await probe.run({ [info.input.name]: zeros }, [outputName, ...new Set(info.dropouts.map((d) => d.input))]);
+    } catch (err) {
+      throw new ModelLoadError(file, `a test run with ${features.length} features failed: ${firstLine((err as Error).message)}`);
+    }
+    await probe.release();
+    sessions.splice(sessions.indexOf(probe), 1);
+    const outDims = probeOut[outputName]!.dims;
+    if (outDims[0] !== 2 || outDims.length > 2) fail(`output "${outputName}" has shape [${outDims.join(', ')}] for 2 rows; [batch] or [batch, outputs] is required`);
+    const outputIsVector = outDims.length === 1;
+    const outputSize = outputIsVector ? 1 : outDims[1]!;
+    // masks for the live dropouts (rate > 0), in graph order, as graph.ts numbers them
+    const masks: MaskSpec[] = info.dropouts
+      .filter((d) => d.ratio > 0)
+      .map((d, k) => {
+        const dims = probeOut[d.input]!.dims;
+        if (dims[0] !== 2) fail(`Dropout ${d.name}: its input "${d.input}" does not have the batch as first dimension ([${dims.join(', ')}] for 2 rows)`);
+        const rowDims = dims.slice(1);
+        return { input: maskInputName(k), rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1), ratio: d.ratio };
+      });
+
+    const task = card.task ?? (card.labels ? 'classification' : 'regression');
+    let labels: string[] = [];
+    if (task === 'classification') {
+      if (outputSize < 2) fail(`a classifier needs an output with at least 2 classes; "${outputName}" has ${outputSize}`);
+      labels = card.labels ?? Array.from({ length: outputSize }, (_, k) => String(k));
+      if (labels.length !== outputSize) fail(`the card lists ${labels.length} labels but output "${outputName}" has ${outputSize} classes`);
+    }
+    const alea = card.aleatoric_std === undefined ? [0] : Array.isArray(card.aleatoric_std) ? card.aleatoric_std : [card.aleatoric_std];
+    if (task === 'regression' && alea.length !== 1 && alea.length !== outputSize) fail(`aleatoric_std has ${alea.length} values for ${outputSize} outputs`);
+    // a classifier's output is read as logits unless the card says otherwise
+    const outputKind = task === 'regression' ? 'regression' : !card.output_kind || card.output_kind === 'logits' ? 'logits' : 'probabilities';
+
+    // Sub/Div before and Mul/Add after a Gemm fold into its weights (graph.ts foldAffine)
+    const foldedNodes = opts.foldAffine ? foldAffine(model) : 0;
+    const evalSession = await create('eval', evalGraph(model, info));
+    let mcPlain: McGraphSession | null = null;
+    let mcShared: McGraphSession | null = null;
+    if (masks.length) {
+      mcPlain = { session: await create('Monte Carlo', mcGraph(model, info, inputTilePoint(info))), tileRanks: [2] };
+      const point = opts.sharedPrefix ? sharedPrefixPoint(model, info) : null;
+      if (point) {
+        // the tensors repeated after the prefix must be float32 with the batch first; a graph that
+        // fails that, or that onnxruntime rejects, is skipped: the plain MC graph serves instead
+        const ranks = await tensorRanks(model, info, point.tensors, zeros, opts);
+        const session = ranks ? await tryCreate(() => mcGraph(model, info, point)) : null;
+        if (ranks && session) mcShared = { session, tileRanks: ranks };
+      }
+    }
+    const io: GraphIo = { inputName: info.input.name, outputName, features: features.length, masks };
+    await selfCheck(file, io, evalSession, mcPlain, mcShared);
+    return {
+      name,
+      version: source.version ?? '1',
+      file,
+      cardPath,
+      card: { ...card, name },
+      info,
+      task,
+      features,
+      labels,
+      outputName,
+      outputSize,
+      outputIsVector,
+      outputKind,
+      aleatoricStd: alea,
+      masks,
+      evalSession,
+      mcPlain,
+      mcShared,
+      runtime: opts,
+      loadMs: performance.now() - started,
+      foldedNodes,
+    };
+  } catch (err) {
+    await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
+    throw err;
+  }
+}
+
+/**
+ * Before a model is served, the MC graphs (plain and shared-prefix) with every mask = 1 must reproduce
+ * the eval graph: proves the rewrites are sound.
+ */
+async function selfCheck(file: string, io: GraphIo, evalSession: OrtSession, mcPlain: McGraphSession | null, mcShared: McGraphSession | null): Promise<void> {
+  const rows = 3;
+  const x = new Float32Array(rows * io.features);
+  const rng = new Rng(12345);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const evalOut = await runEval(io, evalSession, x, rows);
+  for (const g of [mcPlain, mcShared]) {
+    if (!g) continue;
+    const ones = io.masks.map((m) => new Float32Array(rows * m.rowSize));
+    const out = await runChunk(io, g, x, ones, 1, rows, (buf) => buf.fill(1));
+    for (let i = 0; i < evalOut.length; i++) {
+      if (!(Math.abs(evalOut[i]! - out[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
+        throw new ModelLoadError(file, `self-check failed: the ${g === mcShared ? 'shared-prefix ' : ''}Monte Carlo graph with dropout masks of 1 gives ${out[i]} where the eval graph gives ${evalOut[i]}`);
+      }
+    }
+  }
+}
+
+/**
+ * Ranks of `tensors` in the eval graph, probed with two rows; null unless every one is float32 with the
+ * batch as first dimension (only those can be repeated per sample).
+ */
+async function tensorRanks(model: OnnxProto, info: GraphInfo, tensors: string[], zeros: { data: Float32Array; dims: number[] }, opts: SessionOptions): Promise<number[] | null> {
+  let probe: OrtSession | null = null;
+  try {
+    probe = await createSession(probeGraph(model, info, tensors), opts);
+    const out = await probe.run({ [info.input.name]: zeros }, tensors.filter((t) => t !== info.input.name));
+    const ranks = tensors.map((t) => (t === info.input.name ? 2 : out[t]!.dims[0] === 2 ? out[t]!.dims.length : Number.NaN));
+    return ranks.some(Number.isNaN) ? null : ranks;
+  } catch {
+    return null;
+  } finally {
+    await probe?.release();
+  }
+}

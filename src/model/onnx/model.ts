@@ -1,0 +1,248 @@
+/**
+ * The ONNX model: an eval session and up to two Monte Carlo sessions (plain, and with the shared prefix)
+ * of the graphs rewritten by graph.ts, behind the Model interface. load.ts builds it (reads the file and
+ * card, probes, creates the sessions, self-checks); this file runs it.
+ */
+import type { Card } from '../card.js';
+import { InputError, NoDropoutError } from '../errors.js';
+import { ClassificationAccumulator, RegressionAccumulator } from '../mc.js';
+import { DEFAULT_RUNTIME_OPTIONS, type McJob, type McOptions, type McResult, type Model, type ModelDescription, type RuntimeOptions, type Task, type TensorSpec } from '../model.js';
+import type { McStats } from '../stats.js';
+import { randomSeed } from '../../util/rng.js';
+import type { GraphInfo } from './graph.js';
+import { loadOnnxModel } from './load.js';
+import { MaskStream } from './masks.js';
+import type { OrtSession } from './ort.js';
+import { type GraphIo, MaskBuffers, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';
+
+/** Everything an OnnxModel is made of, computed by load.ts before the model is constructed. */
+export interface OnnxModelInit {
+  name: string;
+  version: string;
+  file: string;
+  cardPath: string | null;
+  card: Card;
+  info: GraphInfo;
+  task: Task;
+  features: string[];
+  labels: string[];
+  outputName: string;
+  outputSize: number;
+  /** true when the output holds one value per row with no trailing dimension ([batch]). */
+  outputIsVector: boolean;
+  outputKind: Model['outputKind'];
+  /** Per output (one value for all outputs when the card gives one). */
+  aleatoricStd: number[];
+  masks: MaskSpec[];
+  evalSession: OrtSession;
+  /** MC graph repeating the input rows (null: no live dropout). */
+  mcPlain: McGraphSession | null;
+  /** MC graph repeating after the shared prefix (null: nothing to share, or switched off). */
+  mcShared: McGraphSession | null;
+  runtime: RuntimeOptions;
+  loadMs: number;
+  /** Nodes removed by folding affine steps into Gemm weights at load. */
+  foldedNodes: number;
+}
+
+function checkInterval(interval: number): void {
+  if (!(interval > 0 && interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${interval}`);
+}
+
+export class OnnxModel implements Model {
+  readonly name: string;
+  readonly version: string;
+  readonly task: Task;
+  readonly features: readonly string[];
+  readonly labels: readonly string[];
+  readonly input: TensorSpec;
+  readonly output: TensorSpec;
+  readonly outputSize: number;
+  readonly outputKind: Model['outputKind'];
+  readonly platform = 'onnxruntime_onnx';
+  readonly maxRunRows: number;
+  readonly file: string;
+  readonly cardPath: string | null;
+  readonly card: Card;
+  readonly info: GraphInfo;
+  readonly aleatoricStd: readonly number[];
+  readonly loadMs: number;
+  readonly foldedNodes: number;
+  private readonly io: GraphIo;
+  private readonly evalSession: OrtSession;
+  private readonly mcPlain: McGraphSession | null;
+  private readonly mcShared: McGraphSession | null;
+  private readonly maskBuffers: MaskBuffers;
+
+  constructor(init: OnnxModelInit) {
+    this.name = init.name;
+    this.version = init.version;
+    this.task = init.task;
+    this.features = init.features;
+    this.labels = init.labels;
+    this.outputSize = init.outputSize;
+    this.outputKind = init.outputKind;
+    this.input = { name: init.info.input.name, datatype: 'FP32', shape: [-1, init.features.length] };
+    this.output = { name: init.outputName, datatype: 'FP32', shape: init.outputIsVector ? [-1] : [-1, init.outputSize] };
+    this.maxRunRows = init.runtime.maxRunRows;
+    this.file = init.file;
+    this.cardPath = init.cardPath;
+    this.card = init.card;
+    this.info = init.info;
+    this.aleatoricStd = init.aleatoricStd;
+    this.loadMs = init.loadMs;
+    this.foldedNodes = init.foldedNodes;
+    this.io = { inputName: init.info.input.name, outputName: init.outputName, features: init.features.length, masks: init.masks };
+    this.evalSession = init.evalSession;
+    this.mcPlain = init.mcPlain;
+    this.mcShared = init.mcShared;
+    this.maskBuffers = new MaskBuffers(init.masks);
+  }
+
+  /**
+   * Load `file` (and `cardPath` when it exists). Throws ModelLoadError naming the file and the problem;
+   * a model that loads has passed a self-check (MC graph with all-ones masks = eval graph).
+   */
+  static load(name: string, file: string, cardPath: string | null, runtime: RuntimeOptions = DEFAULT_RUNTIME_OPTIONS, version = '1'): Promise<OnnxModel> {
+    return loadOnnxModel({ name, file, card: cardPath, version }, runtime).then((init) => new OnnxModel(init));
+  }
+
+  get mcAvailable(): boolean {
+    return this.mcPlain !== null;
+  }
+
+  /** Whether MC runs the layers before the first dropout once per row (see graph.ts sharedPrefixPoint). */
+  get sharedPrefix(): boolean {
+    return this.mcShared !== null;
+  }
+
+  get dropoutRates(): number[] {
+    return this.info.dropouts.map((d) => d.ratio);
+  }
+
+  predict(x: Float32Array, rows: number): Promise<Float32Array> {
+    return runEval(this.io, this.evalSession, x, rows);
+  }
+
+  /**
+   * Monte Carlo dropout on validated rows: T samples with dropout on, in as few runs as possible (the
+   * rows, or the shared prefix's outputs, are tiled s times into one batch of s·N rows, s chosen so a
+   * run stays ≤ maxRunRows rows).
+   * The masks come from a generator seeded with `seed` (a fresh random seed when absent): the same seed
+   * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
+   * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
+   */
+  async sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
+    if (!this.mcPlain) throw new NoDropoutError(this.name);
+    checkInterval(opts.interval);
+    const T = opts.samples;
+    const graph = this.mcShared ?? this.mcPlain;
+    const seed = opts.seed ?? randomSeed();
+    const masks = new MaskStream(seed);
+    const acc = this.accumulator(rows, T, opts);
+    const perRun = Math.max(1, Math.min(T, Math.floor(this.maxRunRows / rows)));
+    // mask buffers serve every chunk of this request, then go back for the next one
+    const maskBufs = this.maskBuffers.take(perRun * rows);
+    const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
+    try {
+      for (let done = 0; done < T; ) {
+        const s = Math.min(perRun, T - done);
+        acc.add(await runChunk(this.io, graph, x, maskBufs, s, rows, fill), s);
+        done += s;
+      }
+    } finally {
+      this.maskBuffers.give(maskBufs);
+    }
+    return { stats: this.finishStats(acc, rows, opts), seed };
+  }
+
+  fitsOneRun(rows: number, samples: number): boolean {
+    return this.mcPlain !== null && rows * samples <= this.maxRunRows;
+  }
+
+  /**
+   * Monte Carlo for several requests with one sample count T in a single run: their rows are
+   * concatenated, the graph repeats them T times, and each request draws its own masks from its own
+   * seeded generator, in the order a run of that request alone draws them (MaskStream.fillBatch; the
+   * stream ignores call boundaries). So a request's answer does not depend on its neighbours; it equals
+   * sample() with the same seed.
+   */
+  async sampleBatch(jobs: readonly McJob[]): Promise<McResult[]> {
+    if (!this.mcPlain) throw new NoDropoutError(this.name);
+    const T = jobs[0]!.opts.samples;
+    let total = 0;
+    for (const j of jobs) {
+      checkInterval(j.opts.interval);
+      if (j.opts.samples !== T) throw new Error('coalesced MC requests must share the sample count');
+      total += j.rows;
+    }
+    if (total * T > this.maxRunRows) throw new Error(`coalesced MC of ${total} rows × ${T} samples exceeds one run`);
+    const f = this.features.length;
+    let x = jobs[0]!.x;
+    if (jobs.length > 1) {
+      x = new Float32Array(total * f);
+      let at = 0;
+      for (const j of jobs) {
+        x.set(j.x.subarray(0, j.rows * f), at * f);
+        at += j.rows;
+      }
+    }
+    const seeds = jobs.map((j) => j.opts.seed ?? randomSeed());
+    const streams = seeds.map((seed) => new MaskStream(seed));
+    const rows = jobs.map((j) => j.rows);
+    const maskBufs = this.maskBuffers.take(T * total);
+    try {
+      const out = await runChunk(this.io, this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf));
+      let offset = 0;
+      return jobs.map((j, k) => {
+        const acc = this.accumulator(j.rows, T, j.opts);
+        acc.add(out, T, total, offset);
+        offset += j.rows;
+        return { stats: this.finishStats(acc, j.rows, j.opts), seed: seeds[k]! };
+      });
+    } finally {
+      this.maskBuffers.give(maskBufs);
+    }
+  }
+
+  private accumulator(rows: number, samples: number, opts: McOptions): RegressionAccumulator | ClassificationAccumulator {
+    const K = this.outputSize;
+    return this.task === 'regression' ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, samples, !!opts.returnSamples, this.outputKind === 'logits');
+  }
+
+  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, rows: number, opts: McOptions): McStats {
+    if (!(acc instanceof RegressionAccumulator)) return acc.finish();
+    // the card's noise is per output: the same for every row
+    const K = this.outputSize;
+    const alea = new Float64Array(rows * K);
+    for (let i = 0; i < alea.length; i++) alea[i] = this.aleatoricStd[i % K] ?? this.aleatoricStd[0] ?? 0;
+    return acc.finish(alea, opts.interval);
+  }
+
+  describe(): ModelDescription {
+    return {
+      ...this.card,
+      name: this.name,
+      task: this.task,
+      features: [...this.features],
+      ...(this.task === 'classification' ? { labels: [...this.labels] } : {}),
+      dropout: this.dropoutRates,
+      aleatoric_std: this.task === 'regression' ? (this.aleatoricStd.length === 1 ? this.aleatoricStd[0] : [...this.aleatoricStd]) : undefined,
+      inputs: [{ ...this.input, shape: [...this.input.shape] }],
+      outputs: [{ ...this.output, shape: [...this.output.shape] }],
+      mc_available: this.mcAvailable,
+      shared_prefix: this.sharedPrefix,
+      opset: this.info.opset,
+      producer: this.info.producer,
+    };
+  }
+
+  loadInfo(): Record<string, unknown> {
+    return { path: this.file, input: this.info.input.name, features: this.features.length, dropout_nodes: this.info.dropouts.length, mc_available: this.mcAvailable, shared_prefix: this.sharedPrefix, folded_nodes: this.foldedNodes, ms: Math.round(this.loadMs) };
+  }
+
+  async close(): Promise<void> {
+    const all = [this.evalSession, this.mcPlain?.session, this.mcShared?.session];
+    await Promise.all(all.filter((s): s is OrtSession => !!s).map((s) => s.release()));
+  }
+}

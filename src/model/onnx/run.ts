@@ -1,0 +1,78 @@
+/**
+ * Running the rewritten graphs (graph.ts) on onnxruntime sessions: one eval run, and one Monte Carlo
+ * run of s samples with the rows repeated inside the graph and the dropout masks fed as inputs.
+ */
+import { repeatsInputName } from './graph.js';
+import type { OrtSession } from './ort.js';
+
+/** An MC session and the rank of each tensor it repeats (the length of its repeats input). */
+export interface McGraphSession {
+  session: OrtSession;
+  tileRanks: number[];
+}
+
+/** The mask input of one live dropout. */
+export interface MaskSpec {
+  input: string;
+  /** Shape of one row's mask (dims after batch) and its element count. */
+  rowDims: number[];
+  rowSize: number;
+  ratio: number;
+}
+
+/** What a run needs to know of the graph. */
+export interface GraphIo {
+  inputName: string;
+  outputName: string;
+  features: number;
+  masks: readonly MaskSpec[];
+}
+
+export type MaskFiller = (buf: Float32Array, ratio: number, rowSize: number) => void;
+
+export async function runEval(io: GraphIo, session: OrtSession, x: Float32Array, rows: number): Promise<Float32Array> {
+  const res = await session.run({ [io.inputName]: { data: x, dims: [rows, io.features] } }, [io.outputName]);
+  return res[io.outputName]!.data;
+}
+
+/** One run of s samples of the rows: x goes in once, the graph repeats it [s, 1, …]; masks cover all s·rows rows. */
+export async function runChunk(io: GraphIo, g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: MaskFiller): Promise<Float32Array> {
+  const f = io.features;
+  const batch = s * rows;
+  const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
+    [io.inputName]: { data: x.subarray(0, rows * f), dims: [rows, f] },
+  };
+  g.tileRanks.forEach((rank, j) => {
+    const repeats = new BigInt64Array(rank).fill(1n);
+    repeats[0] = BigInt(s);
+    feeds[repeatsInputName(j)] = { data: repeats, dims: [rank] };
+  });
+  io.masks.forEach((m, k) => {
+    const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
+    fillMask(buf, m.ratio, m.rowSize);
+    feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
+  });
+  return (await g.session.run(feeds, [io.outputName]))[io.outputName]!.data;
+}
+
+/**
+ * Mask buffers reused across requests: a request takes one buffer per live dropout, for all its chunks,
+ * and gives them back when done (a buffer is never shared by two requests in flight: onnxruntime reads
+ * it after an await).
+ */
+export class MaskBuffers {
+  private readonly free: Float32Array[][] = [];
+
+  constructor(private readonly masks: readonly MaskSpec[]) {}
+
+  /** One buffer per live dropout, each for at least `batchRows` rows. */
+  take(batchRows: number): Float32Array[] {
+    const i = this.free.findIndex((set) => set.every((b, k) => b.length >= batchRows * this.masks[k]!.rowSize));
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return this.masks.map((m) => new Float32Array(batchRows * m.rowSize));
+  }
+
+  give(bufs: Float32Array[]): void {
+    if (this.free.length < 8) this.free.push(bufs);
+  }
+}

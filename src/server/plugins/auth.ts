@@ -1,0 +1,35 @@
+/**
+ * API_KEY bearer auth: when set, every route but health and metrics needs `Authorization: Bearer <key>`
+ * (401 with WWW-Authenticate otherwise). Compared in constant time (SHA-256 digests, timingSafeEqual).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import createError from '@fastify/error';
+import { appPlugin } from './app-plugin.js';
+
+export const Unauthorized = createError('DS_UNAUTHORIZED', 'missing or invalid bearer token (Authorization: Bearer <API_KEY>)', 401);
+
+const PUBLIC_PREFIXES = ['/health/', '/v2/health/', '/metrics'];
+
+/** Health and metrics stay open for probes and scrapers (and during loading and shutdown). */
+export function isPublic(url: string): boolean {
+  const path = url.split('?')[0]!;
+  return PUBLIC_PREFIXES.some((p) => path === p.replace(/\/$/, '') || path.startsWith(p));
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export const auth = appPlugin<{ apiKey: string | undefined }>(async (app, { apiKey }) => {
+  if (!apiKey) return;
+  const keyDigest = digest(apiKey);
+  app.addHook('onRequest', (req, reply, done) => {
+    if (isPublic(req.url)) return done();
+    const header = req.headers.authorization ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+    // constant-time: compare fixed-length digests
+    if (!timingSafeEqual(digest(token), keyDigest)) {
+      reply.header('www-authenticate', 'Bearer');
+      return done(new Unauthorized());
+    }
+    done();
+  });
+});

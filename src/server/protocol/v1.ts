@@ -1,0 +1,177 @@
+/**
+ * The /v1 codec: REST requests → data plane requests, results → JSON, errors → Fastify's shape
+ * {statusCode, error, message, code}. Pure: no Fastify here (the routes are src/server/routes/v1.ts).
+ * Monte Carlo predictions and their zod schema are both derived from the descriptor tables in
+ * src/model/stats.ts: a statistic is a number per row (an array per row when the model has several
+ * outputs) unless its /v1 field has a codec in V1_FIELDS.
+ */
+import { STATUS_CODES } from 'node:http';
+import { z } from 'zod';
+import type { ErrorKind } from '../../model/errors.js';
+import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
+import { toMatrix } from '../../model/rows.js';
+import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
+import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
+
+/** A row: feature values in the card's order, or keyed by feature name. */
+export type Row = number[] | Record<string, number>;
+export type PredictBody = { instances: Row[] } | Row[];
+export interface UncertaintyBody {
+  instances: Row[];
+  samples?: number;
+  interval?: number;
+  seed?: number;
+  return_samples?: boolean;
+}
+
+/** How /v1 names the Monte Carlo fields in limit messages. */
+export const V1_SAMPLE_FIELDS: SampleFields = { samples: 'samples', samplesName: 'samples', workAdvice: 'send fewer rows or samples' };
+
+const rowsInput = (instances: Row[]): RowsInput => ({
+  decode: (model, count) => {
+    count(instances.length, 'instances');
+    const { data, rows } = toMatrix(instances, model.features);
+    return { x: data, rows };
+  },
+});
+
+export function predictRequest(name: string, body: PredictBody): PredictRequest {
+  return { model: name, input: rowsInput(Array.isArray(body) ? body : body.instances) };
+}
+
+export function uncertaintyRequest(name: string, body: UncertaintyBody): SampleRequest {
+  return { model: name, input: rowsInput(body.instances), samples: body.samples, interval: body.interval, seed: body.seed, returnSamples: body.return_samples, fields: V1_SAMPLE_FIELDS };
+}
+
+export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions> } {
+  return { model: r.model.name, predictions: encodePredictions(r.model, r.output, r.rows) };
+}
+
+export function encodeUncertainty(r: SampleResult): { model: string; samples: number; interval?: number; seed: number; predictions: Record<string, unknown>[] } {
+  return { model: r.model.name, samples: r.samples, ...(r.model.task === 'regression' ? { interval: r.interval } : {}), seed: r.seed, predictions: encodeStats(r.stats, r.model.labels, r.returnSamples) };
+}
+
+/** A model entry of /v1/models: its card plus inputs, outputs and MC availability. */
+export function encodeModel(m: Model): ModelDescription {
+  return m.describe();
+}
+
+/** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */
+export const errorCode = (kind: ErrorKind): string => `DS_${kind.toUpperCase()}`;
+
+/** Fastify's error shape. */
+export function errorBody(status: number, message: string, code?: string): { statusCode: number; error: string; message: string; code?: string } {
+  return { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message, ...(code ? { code } : {}) };
+}
+
+/** A number per row, or an array per row when the model has several outputs. */
+export const Regression = z.union([z.number(), z.array(z.number())]);
+
+function pick(a: ArrayLike<number>, i: number, width: number): number | number[] {
+  if (width === 1) return a[i]!;
+  const out = new Array<number>(width);
+  for (let k = 0; k < width; k++) out[k] = a[i * width + k]!;
+  return out;
+}
+
+/** Eval-mode predictions: regression a number per row (an array with several outputs); classification {label, probabilities}. */
+export function encodePredictions(model: Pick<Model, 'task' | 'labels' | 'outputSize' | 'outputKind'>, raw: Float32Array, rows: number): (number | number[] | { label: string; probabilities: Record<string, number> })[] {
+  const K = model.outputSize;
+  const result: (number | number[] | { label: string; probabilities: Record<string, number> })[] = [];
+  if (model.task === 'regression') {
+    for (let i = 0; i < rows; i++) result.push(pick(raw, i, K));
+    return result;
+  }
+  const p = classProbabilities(model, raw, rows);
+  for (let i = 0; i < rows; i++) {
+    let best = 0;
+    const probabilities: Record<string, number> = {};
+    for (let k = 0; k < K; k++) {
+      if (p[i * K + k]! > p[i * K + best]!) best = k;
+      probabilities[model.labels[k]!] = p[i * K + k]!;
+    }
+    result.push({ label: model.labels[best]!, probabilities });
+  }
+  return result;
+}
+
+/** Encodes one row of a /v1 field from the whole record. */
+type FieldEncoder = (s: McStats, i: number, labels: readonly string[]) => unknown;
+
+interface V1Field {
+  schema: (d: StatDescriptor) => z.ZodType;
+  encode: FieldEncoder;
+}
+
+/** /v1 fields that are not a plain number (or array) per row: one codec each. */
+const V1_FIELDS: Record<string, V1Field> = {
+  interval: {
+    schema: () => z.object({ level: z.number(), lower: Regression, upper: Regression }).describe('mean ± z·std, z = Φ⁻¹((1+level)/2)'),
+    encode: (s, i) => {
+      if (s.kind !== 'regression') throw new Error('interval: a regression statistic');
+      return { level: s.level, lower: pick(s.lower, i, s.outputs), upper: pick(s.upper, i, s.outputs) };
+    },
+  },
+  label: {
+    schema: (d) => z.string().describe(d.description),
+    encode: (s, i, labels) => {
+      if (s.kind !== 'classification') throw new Error('label: a classification statistic');
+      return labels[s.label[i]!];
+    },
+  },
+  probabilities: {
+    schema: (d) => z.record(z.string(), z.number()).describe(d.description),
+    encode: (s, i, labels) => {
+      if (s.kind !== 'classification') throw new Error('probabilities: a classification statistic');
+      const K = s.classes;
+      const out: Record<string, number> = {};
+      for (let k = 0; k < K; k++) out[labels[k]!] = s.probabilities[i * K + k]!;
+      return out;
+    },
+  },
+};
+
+/** The /v1 fields of a task, in table order: each with its encoder (fields shared by statistics once). */
+function fieldsOf(task: Task): { name: string; descriptor: StatDescriptor; encode: FieldEncoder }[] {
+  const fields: { name: string; descriptor: StatDescriptor; encode: FieldEncoder }[] = [];
+  for (const d of STATS[task]) {
+    if (d.v1 === null || fields.some((f) => f.name === d.v1)) continue;
+    const special = V1_FIELDS[d.v1];
+    fields.push({ name: d.v1, descriptor: d, encode: special ? special.encode : (s, i) => (d.shape === 'row' ? statValues(s, d)[i]! : pick(statValues(s, d), i, statsWidth(s))) });
+  }
+  return fields;
+}
+
+const FIELDS = { regression: fieldsOf('regression'), classification: fieldsOf('classification') };
+
+/** JSON rows of an uncertainty response (with the raw samples of each row when asked for). */
+export function encodeStats(s: McStats, labels: readonly string[], withSamples: boolean): Record<string, unknown>[] {
+  const fields = FIELDS[s.kind];
+  const width = statsWidth(s);
+  const rows: Record<string, unknown>[] = [];
+  for (let i = 0; i < s.rows; i++) {
+    const row: Record<string, unknown> = {};
+    for (const f of fields) row[f.name] = f.encode(s, i, labels);
+    if (withSamples && s.raw) {
+      const samples: unknown[] = [];
+      for (let t = 0; t < s.samples; t++) {
+        const o = (t * s.rows + i) * width;
+        samples.push(s.kind === 'regression' && width === 1 ? s.raw[o]! : Array.from(s.raw.subarray(o, o + width)));
+      }
+      row.samples = samples;
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** The zod schema of one uncertainty prediction of a task (OpenAPI and types). */
+export function predictionSchema(task: Task) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const f of FIELDS[task]) {
+    const special = V1_FIELDS[f.name];
+    shape[f.name] = special ? special.schema(f.descriptor) : f.descriptor.shape === 'row' ? z.number().describe(f.descriptor.description) : Regression.describe(f.descriptor.description);
+  }
+  shape.samples = (task === 'regression' ? z.array(Regression) : z.array(z.array(z.number()))).optional();
+  return z.object(shape);
+}

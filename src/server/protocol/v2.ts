@@ -1,0 +1,208 @@
+/**
+ * The V2 codec: KServe Open Inference Protocol (V2) REST requests → data plane requests, results → V2
+ * responses, errors → {"error": "..."}. Pure: no Fastify here (the routes are src/server/routes/v2.ts).
+ * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
+ * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
+ * Monte Carlo outputs are the statistics with a V2 name in src/model/stats.ts.
+ */
+import { InputError } from '../../model/errors.js';
+import { type Model, classProbabilities } from '../../model/model.js';
+import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
+import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
+
+export interface V2Tensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown;
+  parameters?: Record<string, unknown>;
+}
+
+export interface V2Output {
+  name: string;
+  shape: number[];
+  datatype: 'FP32';
+  data: number[];
+}
+
+const FLOAT_TYPES = new Set(['FP32', 'FP64', 'FP16']);
+const KNOWN_TYPES = new Set(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES']);
+const INT_TYPES = new Set(['UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64']);
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Flatten `data` (flat or nested) checking it against `shape`; returns row-major values. */
+function flatten(data: unknown, shape: number[], where: string): unknown[] {
+  if (!Array.isArray(data)) throw new InputError(`${where}.data: expected an array, got ${data === null ? 'null' : typeof data}`);
+  const total = shape.reduce((a, b) => a * b, 1);
+  if (data.length === total && !data.some(Array.isArray)) return data;
+  // nested: every level must match the shape
+  const out: unknown[] = [];
+  const walk = (v: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(v)) throw new InputError(`${where}.data${path}: nested deeper than shape [${shape.join(', ')}]`);
+      out.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw new InputError(`${where}.data${path}: expected ${shape[depth]} elements at depth ${depth} for shape [${shape.join(', ')}], got ${Array.isArray(v) ? v.length : typeof v}`);
+    }
+    v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
+  };
+  if (data.some(Array.isArray)) walk(data, 0, '');
+  else throw new InputError(`${where}: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${total}`);
+  return out;
+}
+
+/**
+ * The request's single input tensor as a float32 matrix (rows × features); `count` gets the row count
+ * once the shape is checked, before any value is read (the data plane's limits).
+ */
+export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number, field: string) => void): { x: Float32Array; rows: number } {
+  if (inputs.length !== 1) throw new InputError(`inputs: the model takes exactly 1 input tensor ("${model.input.name}"), got ${inputs.length}`);
+  const t = inputs[0]!;
+  const where = `inputs[0] ("${t.name}")`;
+  if (t.name !== model.input.name) throw new InputError(`inputs[0].name: unknown input "${t.name}"; the model's input is "${model.input.name}"`);
+  if (!KNOWN_TYPES.has(t.datatype)) throw new InputError(`${where}.datatype: unknown datatype "${t.datatype}"`);
+  if (!FLOAT_TYPES.has(t.datatype) && !INT_TYPES.has(t.datatype)) throw new InputError(`${where}.datatype: ${t.datatype} is not supported; send FP32 (FP64 and integer types are converted)`);
+  const f = model.features.length;
+  const shape = t.shape;
+  if (shape.length === 1 && shape[0] === f) shape.unshift(1); // a single row sent as [F]
+  if (shape.length !== 2 || shape[1] !== f) throw new InputError(`${where}.shape: expected [rows, ${f}], got [${shape.join(', ')}]`);
+  const rows = shape[0]!;
+  if (rows < 1) throw new InputError(`${where}.shape: the batch dimension must be at least 1`);
+  count(rows, where);
+  const values = flatten(t.data, shape, where);
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(`${where}.data[${i}]: expected a finite number, got ${v === null ? 'null' : typeof v === 'string' ? 'a string' : String(v)}`);
+    if (Math.abs(v) > FLOAT32_MAX) throw new InputError(`${where}.data[${i}]: ${v} is outside the float32 range`);
+    if (INT_TYPES.has(t.datatype) && !Number.isInteger(v)) throw new InputError(`${where}.data[${i}]: ${v} is not an integer (datatype ${t.datatype})`);
+    out[i] = v;
+  }
+  return { x: out, rows };
+}
+
+const f32 = (a: ArrayLike<number>): number[] => Array.from(a, (v) => Math.fround(v));
+
+function tensor(name: string, shape: number[], data: ArrayLike<number>): V2Output {
+  return { name, shape, datatype: 'FP32', data: f32(data) };
+}
+
+/** Outputs of a predict (eval-mode) infer: the model's output tensor (+ probabilities for classifiers). */
+export function predictOutputs(model: Model, raw: Float32Array, rows: number): V2Output[] {
+  const K = model.outputSize;
+  const outs = [tensor(model.output.name, model.output.shape.length === 1 ? [rows] : [rows, K], raw)];
+  if (model.task === 'classification') {
+    if (model.output.name !== 'probabilities') outs.push(tensor('probabilities', [rows, K], classProbabilities(model, raw, rows)));
+  }
+  return outs;
+}
+
+/** The V2 outputs of each task's statistics (the descriptors with a V2 name), in table order. */
+const MC_OUTPUTS = { regression: STATS.regression.filter((d) => d.v2 !== null), classification: STATS.classification.filter((d) => d.v2 !== null) };
+
+/** The output names of an MC infer for a task (model metadata `mc_outputs`). */
+export function mcOutputNames(task: Task): string[] {
+  return MC_OUTPUTS[task].map((d) => d.v2!);
+}
+
+/** Outputs of an MC infer: one FP32 tensor per statistic with a V2 name, [rows] or [rows, width]. */
+export function mcOutputs(stats: McStats): V2Output[] {
+  const width = statsWidth(stats);
+  return MC_OUTPUTS[stats.kind].map((d) => tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)));
+}
+
+/** Keep only the requested outputs (the request's `outputs` list), in the requested order. */
+export function selectOutputs(all: V2Output[], requested: { name: string }[] | undefined): V2Output[] {
+  if (!requested || requested.length === 0) return all;
+  return requested.map((r, i) => {
+    const o = all.find((x) => x.name === r.name);
+    if (!o) throw new InputError(`outputs[${i}].name: unknown output "${r.name}" (available: ${all.map((x) => x.name).join(', ')})`);
+    return o;
+  });
+}
+
+// --- requests, responses, errors ---------------------------------------------------------------------
+
+export interface V2InferRequest {
+  id?: string;
+  parameters?: { mc_samples?: number; seed?: number; interval?: number; [k: string]: unknown };
+  inputs: V2Tensor[];
+  outputs?: { name: string }[];
+}
+
+export interface V2InferResponse {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  parameters?: Record<string, unknown>;
+  outputs: V2Output[];
+}
+
+export interface V2ModelParams {
+  name: string;
+  version?: string;
+}
+
+/** How V2 names the Monte Carlo fields in limit messages. */
+export const V2_SAMPLE_FIELDS: SampleFields = { samples: 'parameters.mc_samples', samplesName: 'mc_samples' };
+
+const rowsInput = (inputs: V2Tensor[]): RowsInput => ({ decode: (model, count) => inputRows(model, inputs, count) });
+
+/** Whether an infer request asks for Monte Carlo dropout (parameters.mc_samples). */
+export const isSampleRequest = (body: V2InferRequest): boolean => body.parameters?.mc_samples !== undefined;
+
+export function predictRequest(params: V2ModelParams, body: V2InferRequest): PredictRequest {
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs) };
+}
+
+export function sampleRequest(params: V2ModelParams, body: V2InferRequest): SampleRequest {
+  const p = body.parameters ?? {};
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs), samples: p.mc_samples, interval: p.interval, seed: p.seed, fields: V2_SAMPLE_FIELDS };
+}
+
+function response(model: Model, body: V2InferRequest, outputs: V2Output[], parameters?: Record<string, unknown>): V2InferResponse {
+  return { model_name: model.name, model_version: model.version, ...(body.id !== undefined ? { id: body.id } : {}), ...(parameters ? { parameters } : {}), outputs: selectOutputs(outputs, body.outputs) };
+}
+
+/** A predict infer: the model's output tensor (+ probabilities for classifiers), the requested ones. */
+export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferResponse {
+  return response(r.model, body, predictOutputs(r.model, r.output, r.rows));
+}
+
+/** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval). */
+export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
+  return response(r.model, body, mcOutputs(r.stats), { mc_samples: r.samples, seed: r.seed, ...(r.model.task === 'regression' ? { interval: r.interval } : {}) });
+}
+
+/** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */
+export function encodeMetadata(m: Model, versions: string[]): { name: string; versions: string[]; platform: string; inputs: TensorMeta[]; outputs: TensorMeta[]; parameters: Record<string, unknown> } {
+  const outputs: TensorMeta[] = [{ ...m.output }];
+  if (m.task === 'classification' && m.output.name !== 'probabilities') outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
+  return {
+    name: m.name,
+    versions,
+    platform: m.platform,
+    inputs: [{ ...m.input }],
+    outputs,
+    parameters: {
+      task: m.task,
+      features: [...m.features],
+      ...(m.task === 'classification' ? { labels: [...m.labels] } : {}),
+      mc_available: m.mcAvailable,
+      mc_outputs: mcOutputNames(m.task),
+    },
+  };
+}
+
+interface TensorMeta {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/** The V2 error shape. */
+export function errorBody(_status: number, message: string): { error: string } {
+  return { error: message };
+}

@@ -1,0 +1,260 @@
+/**
+ * The data plane (like kserve's DataPlane, python/kserve/kserve/protocol/dataplane.py): protocol-neutral
+ * inference. Every protocol's route comes here through its codec (src/server/protocol): look the model
+ * up in the repository (holding it for the request), apply the limits, run predict or Monte Carlo, and
+ * record metrics through an observer. The one place where MAX_BATCH_ROWS, MC_MAX_SAMPLES and
+ * MC_MAX_WORK are checked.
+ *
+ * How it runs a request:
+ * - predict: concurrent requests for a model are coalesced into one run (PredictBatcher, dynamic
+ *   batching) unless BATCH_MAX_ROWS = 0;
+ * - Monte Carlo: work of at least MC_WORKER_MIN_WORK rows × samples runs on a worker thread (pool.ts);
+ *   smaller requests that fit one run are coalesced with concurrent ones of the same sample count
+ *   (McBatcher; a batch of several goes to a worker when there is a pool), the rest run inline.
+ * Batchers belong to a model object (a swapped-in model gets its own), and the pool holds a copy of
+ * each served model under a key of its own, added before the model is served (prepare) and removed
+ * once its last request finished (retire).
+ */
+import type { Config } from '../config.js';
+import { InputError, NoDropoutError } from '../model/errors.js';
+import type { McJob, McOptions, McResult, Model, ModelSource } from '../model/model.js';
+import type { McStats } from '../model/stats.js';
+import { McBatcher, PredictBatcher } from './batcher.js';
+import { TooLargeError } from './errors.js';
+import { McPool } from './pool.js';
+import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
+
+export type DataPlaneConfig = Pick<
+  Config,
+  | 'MAX_BATCH_ROWS'
+  | 'MC_DEFAULT_SAMPLES'
+  | 'MC_MAX_SAMPLES'
+  | 'MC_MAX_WORK'
+  | 'MC_WORKERS'
+  | 'MC_WORKER_MIN_WORK'
+  | 'MC_COALESCE'
+  | 'MC_COALESCE_MAX_ROWS'
+  | 'BATCH_MAX_ROWS'
+  | 'BATCH_MAX_WAIT_US'
+  | 'ORT_INTRA_OP_THREADS'
+  | 'MC_MAX_RUN_ROWS'
+  | 'MC_SHARED_PREFIX'
+>;
+
+/** What the data plane reports (metrics); every method is optional. */
+export interface DataPlaneObserver {
+  /** One request's inference: its duration and rows. */
+  inference?(model: string, mode: 'predict' | 'mc', seconds: number, rows: number): void;
+  mcSamples?(model: string, samples: number): void;
+  /** Rows of one coalesced predict run. */
+  predictBatch?(model: string, rows: number): void;
+  /** Requests sharing one Monte Carlo run. */
+  mcBatch?(model: string, requests: number): void;
+}
+
+/**
+ * A protocol's rows: `decode` reads them for the model, calling `count(rows, field)` as soon as it
+ * knows how many there are (before reading any value), so that limits are checked first. `field` names
+ * the request field in messages.
+ */
+export interface RowsInput {
+  decode(model: Model, count: (rows: number, field: string) => void): { x: Float32Array; rows: number };
+}
+
+/** How a protocol names the Monte Carlo fields, for the limit messages. */
+export interface SampleFields {
+  /** The samples field, e.g. `parameters.mc_samples`. */
+  samples: string;
+  /** Its short name in `rows × <name> = …`. */
+  samplesName: string;
+  /** Appended to the MC_MAX_WORK message. */
+  workAdvice?: string;
+}
+
+export interface PredictRequest {
+  model: string;
+  version?: string;
+  input: RowsInput;
+}
+
+export interface SampleRequest extends PredictRequest {
+  /** Default MC_DEFAULT_SAMPLES. */
+  samples?: number;
+  /** Default 0.9. */
+  interval?: number;
+  seed?: number;
+  returnSamples?: boolean;
+  fields: SampleFields;
+}
+
+export interface PredictResult {
+  model: Model;
+  rows: number;
+  /** Raw eval outputs, rows × model.outputSize. */
+  output: Float32Array;
+}
+
+export interface SampleResult {
+  model: Model;
+  rows: number;
+  samples: number;
+  interval: number;
+  /** Whether the raw samples were asked for (they are in stats.raw). */
+  returnSamples: boolean;
+  stats: McStats;
+  seed: number;
+}
+
+const DEFAULT_INTERVAL = 0.9;
+
+export class DataPlane implements ModelHooks {
+  private pool: McPool | null = null;
+  /** The pool's key of each model it holds. */
+  private readonly poolKeys = new WeakMap<Model, string>();
+  private nextKey = 0;
+  private readonly predictBatchers = new WeakMap<Model, PredictBatcher>();
+  private readonly mcBatchers = new WeakMap<Model, McBatcher>();
+
+  constructor(
+    readonly repository: ModelRepository,
+    private readonly config: DataPlaneConfig,
+    private readonly observer: DataPlaneObserver = {},
+  ) {
+    repository.use(this);
+  }
+
+  /** Serving: the models are loaded and the server is not shutting down. */
+  get ready(): boolean {
+    return this.repository.state === 'ready';
+  }
+
+  /** Worker threads for Monte Carlo (0 until a model with dropout is served, or with MC_WORKERS=0). */
+  get workerThreads(): number {
+    return this.pool?.threads ?? 0;
+  }
+
+  /** A model's metadata (no request runs on it): throws ModelNotFoundError. */
+  model(name: string, version?: string): Model {
+    return this.repository.get(name, version);
+  }
+
+  async predict(req: PredictRequest): Promise<PredictResult> {
+    const lease = this.repository.acquire(req.model, req.version);
+    try {
+      const m = lease.model;
+      const { x, rows } = req.input.decode(m, (n, field) => this.checkRows(n, field));
+      const started = performance.now();
+      try {
+        const output = await this.runPredict(m, x, rows);
+        return { model: m, rows, output };
+      } finally {
+        this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
+      }
+    } finally {
+      this.repository.release(lease);
+    }
+  }
+
+  async sample(req: SampleRequest): Promise<SampleResult> {
+    const lease = this.repository.acquire(req.model, req.version);
+    try {
+      const m = lease.model;
+      if (!m.mcAvailable) throw new NoDropoutError(m.name);
+      const samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
+      const max = this.config.MC_MAX_SAMPLES;
+      if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
+      const { x, rows } = req.input.decode(m, (n, field) => {
+        this.checkRows(n, field);
+        this.checkWork(n, samples, req.fields);
+      });
+      const interval = req.interval ?? DEFAULT_INTERVAL;
+      this.observer.mcSamples?.(m.name, samples);
+      const started = performance.now();
+      try {
+        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples });
+        return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed };
+      } finally {
+        this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
+      }
+    } finally {
+      this.repository.release(lease);
+    }
+  }
+
+  private checkRows(rows: number, field: string): void {
+    const max = this.config.MAX_BATCH_ROWS;
+    if (rows > max) throw new TooLargeError(`${field}: ${rows} rows exceed MAX_BATCH_ROWS=${max}`);
+  }
+
+  private checkWork(rows: number, samples: number, fields: SampleFields): void {
+    const max = this.config.MC_MAX_WORK;
+    if (rows * samples > max) {
+      throw new TooLargeError(`rows × ${fields.samplesName} = ${rows} × ${samples} = ${rows * samples} exceeds MC_MAX_WORK=${max}${fields.workAdvice ? `; ${fields.workAdvice}` : ''}`);
+    }
+  }
+
+  private runPredict(m: Model, x: Float32Array, rows: number): Promise<Float32Array> {
+    if (this.config.BATCH_MAX_ROWS <= 0) return m.predict(x, rows);
+    let batcher = this.predictBatchers.get(m);
+    if (!batcher) {
+      const name = m.name;
+      batcher = new PredictBatcher((bx, n) => m.predict(bx, n), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
+      this.predictBatchers.set(m, batcher);
+    }
+    return batcher.predict(x, rows);
+  }
+
+  /**
+   * Large work goes to a worker (a hand-off costs more than it saves below MC_WORKER_MIN_WORK: bench);
+   * requests that fit one run are coalesced (McBatcher); the rest runs inline.
+   */
+  private runMc(m: Model, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
+    const key = this.poolKeys.get(m);
+    if (this.pool && key !== undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) return this.pool.run(key, x, rows, opts);
+    if (this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples)) return this.mcBatcher(m, key).mc({ x, rows, opts });
+    return m.sample(x, rows, opts);
+  }
+
+  /**
+   * A lone request runs inline (no hand-off: fastest when the server is quiet); a batch of several goes
+   * to a worker when there is a pool, so that under load the event loop keeps serving HTTP while a
+   * worker runs the batch. Worker batches are capped at MC_COALESCE_MAX_ROWS tiled rows and at most
+   * threads + 1 are in flight, so that the next batch forms while one runs (bench: MC throughput with
+   * workers vs inline).
+   */
+  private mcBatcher(m: Model, key: string | undefined): McBatcher {
+    let batcher = this.mcBatchers.get(m);
+    if (batcher) return batcher;
+    const pool = key !== undefined ? this.pool : null;
+    const name = m.name;
+    const features = m.features.length;
+    const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(key!, jobs, features) : m.sampleBatch(jobs));
+    const onBatch = (n: number): void => this.observer.mcBatch?.(name, n);
+    batcher = pool ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch) : new McBatcher(run, m.maxRunRows, Infinity, onBatch);
+    this.mcBatchers.set(m, batcher);
+    return batcher;
+  }
+
+  /** Repository hook: a model with dropout is loaded on the worker threads before it is served. */
+  async prepare(model: Model, source: ModelSource): Promise<void> {
+    if (this.config.MC_WORKERS <= 0 || !model.mcAvailable) return;
+    this.pool ??= new McPool([], runtimeOptions(this.config), this.config.MC_WORKERS);
+    const key = `${model.name}#${this.nextKey++}`;
+    await this.pool.add(source, key);
+    this.poolKeys.set(model, key);
+  }
+
+  /** Repository hook: a model no request uses any more leaves the worker threads. */
+  async retire(model: Model): Promise<void> {
+    const key = this.poolKeys.get(model);
+    if (key === undefined || !this.pool) return;
+    this.poolKeys.delete(model);
+    await this.pool.remove(key);
+  }
+
+  /** End the worker threads (after the repository closed its models: running tasks finish first). */
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
+  }
+}

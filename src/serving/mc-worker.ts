@@ -1,0 +1,79 @@
+/**
+ * Worker-thread entry for Monte Carlo runs off the main thread (pool.ts). onnxruntime's session.run
+ * blocks the thread it runs on, so heavy MC work and coalesced batches run here, each worker owning its
+ * own copy of each model (loaded through src/model/formats.ts), while the main event loop keeps
+ * answering HTTP. Models are keyed by the pool (one key per loaded model object on the main thread), so
+ * a swapped-in model and the one it replaces can both be here while requests on the old one finish.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadModel } from '../model/formats.js';
+import type { McOptions, Model, ModelSource, RuntimeOptions } from '../model/model.js';
+import { packStats } from '../model/stats.js';
+import { type McBatchTask, unpackBatch } from './wire.js';
+
+export interface McTask {
+  model: string;
+  x: Float32Array;
+  rows: number;
+  opts: McOptions;
+}
+
+/** A model the pool serves: its key in tasks, and where to load it from. */
+export interface PoolModel {
+  key: string;
+  source: ModelSource;
+}
+
+export interface WorkerRequest {
+  id: number;
+  /**
+   * A single request, a packed batch, a ping (answered once the models are loaded), or loading and
+   * unloading a model. Every result comes back packed (packStats).
+   */
+  task: McTask | McBatchTask | { ping: true } | { load: PoolModel } | { unload: string };
+}
+
+export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string };
+
+const { models: initial, runtime } = workerData as { models: PoolModel[]; runtime: RuntimeOptions };
+const models = new Map<string, Promise<Model>>();
+
+function load({ key, source }: PoolModel): Promise<Model> {
+  const known = models.get(key);
+  if (known) return known; // a replacement worker loads the pool's models at start
+  const loading = loadModel(source, runtime);
+  models.set(key, loading);
+  loading.catch(() => models.get(key) === loading && models.delete(key)); // reported to the load's sender
+  return loading;
+}
+
+// loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
+for (const m of initial) load(m);
+
+async function run(task: WorkerRequest['task']): Promise<Float64Array | null> {
+  if ('ping' in task) {
+    await Promise.all(models.values());
+    return null;
+  }
+  if ('load' in task) {
+    await load(task.load);
+    return null;
+  }
+  if ('unload' in task) {
+    const m = models.get(task.unload);
+    models.delete(task.unload);
+    await (await m?.catch(() => undefined))?.close();
+    return null;
+  }
+  const m = await models.get(task.model);
+  if (!m) throw new Error(`worker has no model "${task.model}"`);
+  if ('meta' in task) return packStats(await m.sampleBatch(unpackBatch(task, m.features.length)));
+  return packStats([await m.sample(task.x, task.rows, task.opts)]);
+}
+
+parentPort!.on('message', ({ id, task }: WorkerRequest) => {
+  run(task).then(
+    (result) => parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),
+    (err: unknown) => parentPort!.postMessage({ id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply),
+  );
+});

@@ -1,0 +1,62 @@
+/** A Model without a runtime, for repository and data plane tests: predict answers `value` per row. */
+import type { McJob, McResult, Model } from '../../src/model/model.js';
+import { makeStats } from '../../src/model/stats.js';
+
+export interface FakeModel extends Model {
+  /** Set by close(). */
+  closed: boolean;
+  /** Requests running on it now. */
+  running: number;
+  /** Set to a promise to hold predict and sample until it resolves. */
+  gate: Promise<void> | null;
+}
+
+export function fakeModel(name: string, value: number, opts: { mc?: boolean; features?: number } = {}): FakeModel {
+  const F = opts.features ?? 2;
+  const hold = async (m: FakeModel): Promise<void> => {
+    if (m.closed) throw new Error(`model ${name} (${value}) used after close`);
+    m.running++;
+    try {
+      await m.gate;
+    } finally {
+      m.running--;
+    }
+    if (m.closed) throw new Error(`model ${name} (${value}) closed under a running request`);
+  };
+  const sample = async (m: FakeModel, rows: number, samples: number, interval: number, seed: number): Promise<McResult> => {
+    await hold(m);
+    const n = rows;
+    const v = (x: number) => new Float64Array(n).fill(x);
+    return { stats: makeStats('regression', { rows, width: 1, samples, level: interval }, { mean: v(value), std: v(1), epistemicStd: v(1), aleatoricStd: v(0), lower: v(value - 1), upper: v(value + 1) }), seed };
+  };
+  const m: FakeModel = {
+    name,
+    version: '1',
+    task: 'regression',
+    features: Array.from({ length: F }, (_, j) => `f${j}`),
+    labels: [],
+    input: { name: 'x', datatype: 'FP32', shape: [-1, F] },
+    output: { name: 'y', datatype: 'FP32', shape: [-1, 1] },
+    outputSize: 1,
+    outputKind: 'regression',
+    mcAvailable: opts.mc ?? true,
+    platform: 'fake',
+    maxRunRows: 4096,
+    closed: false,
+    running: 0,
+    gate: null,
+    describe: () => ({ name, task: 'regression', features: [...m.features], dropout: [], inputs: [m.input], outputs: [m.output], mc_available: m.mcAvailable }),
+    async predict(_x, rows) {
+      await hold(m);
+      return new Float32Array(rows).fill(value);
+    },
+    sample: (_x, rows, o) => sample(m, rows, o.samples, o.interval, o.seed ?? 0),
+    fitsOneRun: (rows, samples) => rows * samples <= 4096,
+    sampleBatch: (jobs: readonly McJob[]) => Promise.all(jobs.map((j) => sample(m, j.rows, j.opts.samples, j.opts.interval, j.opts.seed ?? 0))),
+    loadInfo: () => ({ value }),
+    async close() {
+      m.closed = true;
+    },
+  };
+  return m;
+}

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { ClassificationAccumulator, RegressionAccumulator } from '../../src/model/mc.js';
+import { type McStats, type RegressionStats, STATS, makeStats, packStats, unpackStats } from '../../src/model/stats.js';
+import { encodeStats, predictionSchema } from '../../src/server/protocol/v1.js';
+import { mcOutputNames, mcOutputs } from '../../src/server/protocol/v2.js';
+import { normalQuantile } from '../../src/util/stats.js';
+
+/** Samples of 2 rows × 2 outputs (regression) or 2 rows × 3 classes (logits), sample-major. */
+function regression(rows: number, outputs: number, T: number, aleatoric: Float64Array, level = 0.9, keep = false): RegressionStats {
+  const acc = new RegressionAccumulator(rows, outputs, T, keep);
+  const out = new Float32Array(T * rows * outputs);
+  for (let i = 0; i < out.length; i++) out[i] = Math.sin(i * 1.7) * 3 + (i % (rows * outputs));
+  acc.add(out, T);
+  return acc.finish(aleatoric, level);
+}
+
+function classification(rows: number, K: number, T: number, keep = false): McStats {
+  const acc = new ClassificationAccumulator(rows, K, T, keep, true);
+  const out = new Float32Array(T * rows * K);
+  for (let i = 0; i < out.length; i++) out[i] = Math.cos(i * 0.9) * 2;
+  acc.add(out, T);
+  return acc.finish();
+}
+
+describe('the statistics record', () => {
+  it('aleatoric_std is per row × output: a heteroscedastic noise gives each row its own total std and interval', () => {
+    const alea = Float64Array.from([1, 10, 2, 20]); // rows × outputs
+    const s = regression(2, 2, 50, alea, 0.8);
+    const z = normalQuantile(0.9);
+    for (let i = 0; i < 4; i++) {
+      expect(s.aleatoricStd[i]).toBe(alea[i]);
+      expect(s.std[i]).toBeCloseTo(Math.sqrt(s.epistemicStd[i]! ** 2 + alea[i]! ** 2), 12);
+      expect(s.upper[i]! - s.mean[i]!).toBeCloseTo(z * s.std[i]!, 9);
+    }
+    // the /v1 JSON gives each row its own value (an array per row: two outputs)
+    const json = encodeStats(s, [], false);
+    expect(json.map((r) => r.aleatoric_std)).toEqual([
+      [1, 10],
+      [2, 20],
+    ]);
+    expect(() => regression(2, 2, 5, Float64Array.from([1, 2]))).toThrow('aleatoric_std: 2 values for 2 rows × 2 outputs');
+  });
+
+  it('a record must hold every statistic of its table, each of its length', () => {
+    const s = regression(1, 1, 5, Float64Array.from([0]));
+    const { mean, std, epistemicStd, aleatoricStd, lower } = s;
+    expect(() => makeStats('regression', { rows: 1, width: 1, samples: 5, level: 0.9 }, { mean, std, epistemicStd, aleatoricStd, lower })).toThrow('"upper" needs 1 values, got none');
+    expect(() => makeStats('regression', { rows: 1, width: 1, samples: 5, level: 0.9 }, { mean, std, epistemicStd, aleatoricStd, lower, upper: new Float64Array(2) })).toThrow('"upper" needs 1 values, got 2');
+  });
+});
+
+describe('the worker wire', () => {
+  const results = () => [
+    { stats: regression(2, 2, 30, Float64Array.from([1, 2, 3, 4]), 0.9, true), seed: 2 ** 52 + 3 },
+    { stats: classification(3, 3, 20), seed: 7 },
+    { stats: classification(1, 4, 10, true), seed: 0 },
+  ];
+  const plain = (x: unknown): string => JSON.stringify(x, (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v));
+
+  it('round-trips records of both tasks, with and without raw samples', () => {
+    const r = results();
+    expect(plain(unpackStats(packStats(r)))).toBe(plain(r));
+  });
+
+  it('fails loudly on a layout it was not built for, a wrong statistic count or a truncated buffer', () => {
+    const packed = packStats(results());
+    const tampered = packed.slice();
+    tampered[0] = tampered[0]! + 1;
+    expect(() => unpackStats(tampered)).toThrow(/layout tag .* is not this build's/);
+    const count = packed.slice();
+    count[8] = STATS.regression.length - 1;
+    expect(() => unpackStats(count)).toThrow(`5 statistics for regression, this build has ${STATS.regression.length}`);
+    expect(() => unpackStats(packed.subarray(0, packed.length - 1))).toThrow(/truncated/);
+  });
+});
+
+describe('the protocol codecs follow the tables', () => {
+  it('/v1: every statistic with a v1 field is in the JSON and in its schema, in table order; the JSON validates', () => {
+    const reg = regression(2, 1, 20, Float64Array.from([3, 3]), 0.9, true);
+    const cls = classification(2, 3, 20, true);
+    for (const [s, labels] of [
+      [reg, []],
+      [cls, ['a', 'b', 'c']],
+    ] as const) {
+      const fields = [...new Set(STATS[s.kind].filter((d) => d.v1 !== null).map((d) => d.v1!))];
+      const json = encodeStats(s, labels, true);
+      expect(Object.keys(json[0]!)).toEqual([...fields, 'samples']);
+      const schema = predictionSchema(s.kind);
+      expect(Object.keys(schema.shape)).toEqual([...fields, 'samples']);
+      for (const row of json) expect(schema.strict().parse(row)).toEqual(row);
+    }
+    // one output: numbers, not arrays; the interval carries the level
+    const row = encodeStats(reg, [], false)[0]!;
+    expect(row).toEqual({ mean: reg.mean[0], std: reg.std[0], epistemic_std: reg.epistemicStd[0], aleatoric_std: 3, interval: { level: 0.9, lower: reg.lower[0], upper: reg.upper[0] } });
+    expect(encodeStats(cls, ['a', 'b', 'c'], false)[1]!.label).toBe(['a', 'b', 'c'][(cls as { label: Int32Array }).label[1]!]);
+  });
+
+  it('V2: one FP32 tensor per statistic with a V2 name, batch first', () => {
+    const reg = regression(3, 2, 10, new Float64Array(6));
+    expect(mcOutputs(reg).map((o) => [o.name, o.shape])).toEqual(STATS.regression.filter((d) => d.v2).map((d) => [d.v2, [3, 2]]));
+    expect(mcOutputNames('regression')).toEqual(['mean', 'std', 'epistemic_std', 'lower', 'upper']);
+    expect(mcOutputNames('classification')).toEqual(['probabilities', 'entropy', 'mutual_information', 'variation_ratio']);
+    const cls = mcOutputs(classification(2, 3, 10));
+    expect(cls.map((o) => o.shape)).toEqual([[2, 3], [2], [2], [2]]);
+    expect(cls[1]!.data).toEqual(Array.from((classification(2, 3, 10) as { entropy: Float64Array }).entropy, (v) => Math.fround(v)));
+  });
+});
