@@ -53,6 +53,10 @@ describe('import rules (ARCHITECTURE.md)', () => {
     expect(offenders('src/train', (s) => under('src/serving')(s) || under('src/server')(s))).toEqual([]);
   });
 
+  it('src/report is pure: it imports only src/util (data in, HTML out: no files, no Fastify, no runtime)', () => {
+    expect(offenders('src/report', (s) => !under('src/report')(s) && !under('src/util')(s))).toEqual([]);
+  });
+
   it('the protocol codecs (src/server/protocol) are pure: no Fastify', () => {
     expect(offenders('src/server/protocol', isFastify)).toEqual([]);
   });
