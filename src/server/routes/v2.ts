@@ -10,11 +10,11 @@ const errors = { 400: V2Error, 401: V2Error, 404: V2Error, 413: V2Error, 422: V2
  * routes answer {"error": "..."} (this context's error shape).
  */
 export const v2Routes =
-  (version: string): FastifyPluginAsyncZod =>
+  (version: string, extensions: string[] = []): FastifyPluginAsyncZod =>
   async (app) => {
     useErrorShape(app, v2.errorBody);
     const tags = ['v2'];
-    app.get('', { schema: { tags, summary: 'Server metadata', response: { 200: V2ServerMetadata } } }, async () => ({ name: 'dropout-serve', version, extensions: ['mc_dropout'] }));
+    app.get('', { schema: { tags, summary: 'Server metadata', response: { 200: V2ServerMetadata } } }, async () => ({ name: 'dropout-serve', version, extensions: ['mc_dropout', ...extensions] }));
     app.get('/health/live', { schema: { tags, summary: 'Server live', response: { 200: V2Live } } }, async () => ({ live: true }));
     app.get('/health/ready', { schema: { tags, summary: 'Server ready', response: { 200: V2Ready, 503: V2Ready } } }, async (_req, reply) =>
       reply.code(app.dataPlane.ready ? 200 : 503).send({ ready: app.dataPlane.ready }),
