@@ -63,7 +63,8 @@ export class OnnxModel implements Model {
   readonly output: TensorSpec;
   readonly outputSize: number;
   readonly outputKind: Model['outputKind'];
-  readonly platform = 'onnxruntime_onnx';
+  // the Open Inference Protocol's name for ONNX models (inference_rest.md, Platforms); Triton says onnxruntime_onnx
+  readonly platform = 'onnx_onnxv1';
   readonly maxRunRows: number;
   readonly file: string;
   readonly cardPath: string | null;
