@@ -182,6 +182,9 @@ describe('JSON on the V2 routes', () => {
     expect(none.json()).toMatchObject({ model_name: 'diabetes', id: 'no-type' });
     const text = await infer('diabetes', body, { 'content-type': 'text/plain' });
     expect(text.statusCode).toBe(415);
+    // exactly application/json, errors too: kserve's client reads an error's message only then
+    expect(text.headers['content-type']).toBe('application/json');
+    expect((await app.inject('/v2/models/diabetes')).headers['content-type']).toBe('application/json');
     expect(text.json()).toEqual({ error: 'content-type "text/plain" is not supported; send application/json (or no content-type), or binary tensors with Inference-Header-Content-Length' });
     // /v1 keeps JSON with a JSON content type only
     const v1 = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: Buffer.from(JSON.stringify({ instances: [DIABETES_ROW] })) });

@@ -25,6 +25,12 @@ export const v2Routes =
   (version: string): FastifyPluginAsyncZod =>
   async (app) => {
     useErrorShape(app, v2.errorBody);
+    // JSON answers say exactly application/json, as KServe's and Triton's servers do: kserve's client
+    // reads an error's message only then (inference_client.py _construct_http_status_error)
+    app.addHook('onSend', (_req, reply, payload, done) => {
+      if (reply.getHeader('content-type') === 'application/json; charset=utf-8') reply.header('content-type', 'application/json');
+      done(null, payload);
+    });
     // JSON with or without a content type, binary tensors, gzip/deflate (plugins/v2-body.ts)
     useV2Bodies(app, {
       rawInput: (req) => {
