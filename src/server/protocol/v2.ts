@@ -224,8 +224,7 @@ export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResp
  * outputs the request asked for in binary (parameters.binary_data_output, outputs[].parameters
  * .binary_data) after the JSON header, whose length goes in Inference-Header-Content-Length.
  */
-export function encodeInferBody(request: V2InferRequest, res: V2InferResponse): V2ResponseBody {
-  const { outputs, ...head } = res;
+export function encodeInferBody(request: V2InferRequest, res: V2InferResponse): { body: string | Buffer; headerLength: number | null; contentType: V2ResponseBody['contentType'] } {
   let binary: (name: string) => boolean;
   try {
     binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
@@ -233,7 +232,10 @@ export function encodeInferBody(request: V2InferRequest, res: V2InferResponse): 
     if (err instanceof V2BinaryError) throw new InputError(err.message);
     throw err;
   }
-  return encodeResponse(head, outputs, binary);
+  const { outputs, ...head } = res;
+  if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
+  // all JSON (the common case): one string, as the serializer would write it
+  return { body: JSON.stringify({ ...head, outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, data: Array.from(o.data) })) }), headerLength: null, contentType: 'application/json' };
 }
 
 /** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */
