@@ -161,8 +161,8 @@ export class DataPlane implements ModelHooks {
       const m = lease.model;
       const { x, rows: n } = req.input.decode(m, (n, field) => this.checkRows(n, field));
       rows = n;
-      t.decoded = performance.now();
       const started = performance.now();
+      t.decoded = started;
       try {
         const output = await this.runPredict(m, x, rows, t);
         ok = true;
@@ -193,10 +193,10 @@ export class DataPlane implements ModelHooks {
         this.checkWork(n, samples, req.fields);
       });
       rows = n;
-      t.decoded = performance.now();
       const interval = req.interval ?? DEFAULT_INTERVAL;
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
+      t.decoded = started;
       try {
         const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples }, t);
         ok = true;
@@ -216,12 +216,22 @@ export class DataPlane implements ModelHooks {
     this.statistics.request(m.name, m.version, mode, ok, rows, samples, t);
   }
 
-  /** One call into the model, timed for the statistics (execution count, batch sizes) when it succeeds. */
-  private async executed<T>(m: Model, mode: InferenceMode, rows: number, run: () => Promise<T>): Promise<T> {
+  /**
+   * A run shared by the requests of a batch, timed for the statistics (execution count, batch sizes)
+   * when it succeeds. A run for one request alone is counted with the request (RequestTiming.solo).
+   */
+  private executed<T>(m: Model, mode: InferenceMode, rows: number, run: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    const out = await run();
-    this.statistics.execution(m.name, m.version, mode, rows, performance.now() - started);
-    return out;
+    return run().then((out) => {
+      this.statistics.execution(m.name, m.version, mode, rows, performance.now() - started);
+      return out;
+    });
+  }
+
+  /** The request's run starts now and serves it alone. */
+  private static runsAlone(t: RequestTiming): void {
+    t.started = performance.now();
+    t.solo = true;
   }
 
   private checkRows(rows: number, field: string): void {
@@ -242,8 +252,8 @@ export class DataPlane implements ModelHooks {
       t.started = performance.now();
     };
     if (this.config.BATCH_MAX_ROWS <= 0) {
-      start();
-      return this.executed(m, 'predict', rows, () => m.predict(x, rows));
+      DataPlane.runsAlone(t);
+      return m.predict(x, rows);
     }
     let batcher = this.predictBatchers.get(m);
     if (!batcher) {
@@ -265,12 +275,12 @@ export class DataPlane implements ModelHooks {
     const key = this.poolKeys.get(m);
     const pool = this.pool;
     if (pool && key !== undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
-      start();
-      return this.executed(m, 'mc', rows, () => pool.run(key, x, rows, opts));
+      DataPlane.runsAlone(t);
+      return pool.run(key, x, rows, opts);
     }
     if (this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples)) return this.mcBatcher(m, key).mc({ x, rows, opts }, start);
-    start();
-    return this.executed(m, 'mc', rows, () => m.sample(x, rows, opts));
+    DataPlane.runsAlone(t);
+    return m.sample(x, rows, opts);
   }
 
   /**

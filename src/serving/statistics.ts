@@ -53,6 +53,14 @@ export interface ModelStatistics {
   modes: Record<InferenceMode, ModeStatistics>;
 }
 
+interface Entry {
+  name: string;
+  version: string;
+  /** performance.now() of the last request's end (converted to the epoch when read). */
+  lastEnded: number;
+  modes: Record<InferenceMode, ModeStatistics>;
+}
+
 /** The moments of one request, from performance.now() (ms). */
 export interface RequestTiming {
   /** The data plane took the request. */
@@ -63,6 +71,8 @@ export interface RequestTiming {
   started?: number;
   /** Result or error. */
   ended: number;
+  /** The run served this request alone: it is also an execution of `rows` rows (no separate timing). */
+  solo?: boolean;
 }
 
 const ns = (ms: number): number => Math.max(0, Math.round(ms * 1e6));
@@ -77,15 +87,20 @@ function emptyMode(): ModeStatistics {
 }
 
 export class InferenceStatistics {
-  private readonly models = new Map<string, ModelStatistics>();
+  private readonly models = new Map<string, Entry>();
+  /** The entry used last (most traffic goes to one model at a time: no key to build then). */
+  private last: Entry | null = null;
 
-  private entry(name: string, version: string): ModelStatistics {
+  private entry(name: string, version: string): Entry {
+    const last = this.last;
+    if (last !== null && last.name === name && last.version === version) return last;
     const key = `${name}\u0000${version}`;
     let e = this.models.get(key);
     if (!e) {
-      e = { name, version, lastInference: 0, modes: { predict: emptyMode(), mc: emptyMode() } };
+      e = { name, version, lastEnded: Number.NaN, modes: { predict: emptyMode(), mc: emptyMode() } };
       this.models.set(key, e);
     }
+    this.last = e;
     return e;
   }
 
@@ -93,7 +108,7 @@ export class InferenceStatistics {
   request(name: string, version: string, mode: InferenceMode, ok: boolean, rows: number, samples: number, t: RequestTiming): void {
     const e = this.entry(name, version);
     const m = e.modes[mode];
-    e.lastInference = Date.now();
+    e.lastEnded = t.ended;
     if (!ok) {
       add(m.fail, t.ended - t.received);
       return;
@@ -107,22 +122,28 @@ export class InferenceStatistics {
     m.computeOutput.count++;
     m.inferenceCount += rows;
     if (mode === 'mc') m.sampleCount += rows * samples;
+    if (t.solo) addExecution(m, rows, t.ended - started);
   }
 
-  /** One call into the model on `rows` rows that took `ms`. */
+  /** One call into the model on `rows` rows that took `ms` (for runs shared by several requests). */
   execution(name: string, version: string, mode: InferenceMode, rows: number, ms: number): void {
-    const m = this.entry(name, version).modes[mode];
-    m.executionCount++;
-    let b = m.batches.get(rows);
-    if (!b) {
-      b = zero();
-      m.batches.set(rows, b);
-    }
-    add(b, ms);
+    addExecution(this.entry(name, version).modes[mode], rows, ms);
   }
 
   /** The statistics of a model version (all zero when it has served nothing yet). */
   get(name: string, version: string): ModelStatistics {
-    return this.models.get(`${name}\u0000${version}`) ?? { name, version, lastInference: 0, modes: { predict: emptyMode(), mc: emptyMode() } };
+    const e = this.models.get(`${name}\u0000${version}`);
+    if (!e) return { name, version, lastInference: 0, modes: { predict: emptyMode(), mc: emptyMode() } };
+    return { name, version, lastInference: Number.isNaN(e.lastEnded) ? 0 : Math.round(performance.timeOrigin + e.lastEnded), modes: e.modes };
   }
+}
+
+function addExecution(m: ModeStatistics, rows: number, ms: number): void {
+  m.executionCount++;
+  let b = m.batches.get(rows);
+  if (!b) {
+    b = zero();
+    m.batches.set(rows, b);
+  }
+  add(b, ms);
 }
