@@ -1,0 +1,417 @@
+/**
+ * `--tune`: choose dropout rate, weight decay, training length and noise model on a validation split of
+ * the training rows, then refit on all of them with the winner (the protocol of Hernández-Lobato & Adams
+ * 2015 and Gal & Ghahramani 2016, who tune dropout and τ per split on the training rows only).
+ *
+ * Every candidate (a setting of dropout, input dropout, weight decay, noise) is trained once on the fit
+ * rows up to the longest training length; at each checkpoint epoch its served predictive distribution
+ * on the validation rows is scored, so training lengths cost nothing extra. The score is the mean
+ * validation log-likelihood of what the server would serve: N(MC mean, MC variance + noise) with the
+ * server's formulas (src/model/mc.ts) — for a homoscedastic candidate the noise σ is fitted on one half of
+ * the validation rows and scored on the other (both ways), so that the fitted σ does not flatter it
+ * against heteroscedastic candidates, which fit nothing on those rows. Classifiers: the NLL of the
+ * MC-averaged probabilities, temperature cross-fitted the same way.
+ *
+ * Candidates run in parallel on worker threads (tune-worker.ts). Each is deterministic (its own seeded
+ * streams, float32 kernels in a fixed order), and the winner is the best score with ties going to the
+ * earlier candidate and checkpoint, so the same seed gives the same choice and the same bytes however the
+ * jobs are scheduled.
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { calibrateAleatoricStd } from './calibrate.js';
+import { type Dataset, DataError, fitStandardiser, splitRows } from './data.js';
+import { gaussianLogLik } from './metrics.js';
+import { createMlp } from './mlp.js';
+import { Rng } from '../util/rng.js';
+import { fitTemperature, temperatureNll } from './temperature.js';
+import {
+  type Calibration,
+  type FittedNetwork,
+  type NoiseModel,
+  type TrainedModel,
+  type TrainOptions,
+  calibrate,
+  evaluate,
+  featureStats,
+  fitNetwork,
+  mcLogits,
+  mcPredictive,
+  specFor,
+  standardise,
+  withCalibration,
+} from './train.js';
+
+/** One point of the grid (the training length is scored at every checkpoint of the same run). */
+export interface Candidate {
+  dropout: number;
+  inputDropout: number;
+  weightDecay: number;
+  noise: NoiseModel;
+}
+
+export interface Grid {
+  candidates: Candidate[];
+  /** Training lengths scored, ascending; the runs go to the last. */
+  epochs: number[];
+  /** How the grid was made (recorded in the card). */
+  rule: Record<string, unknown>;
+}
+
+/**
+ * The default grid, the same for every dataset. Dropout and training length follow the paper's grid
+ * (Gal & Ghahramani 2016: p in {0.005, 0.01, 0.05, 0.1}, 4000 epochs); weight decay is one rule of the
+ * training-set size N, λ = c/N (the prior-length-scale term of their derivation scales as 1/N).
+ */
+export function defaultGrid(task: 'regression' | 'classification', fitRows: number): Grid {
+  const dropout = [0.01, 0.05, 0.1];
+  const decayTimesN = [0.1, 1];
+  const noise: NoiseModel[] = task === 'regression' ? ['homoscedastic', 'heteroscedastic'] : ['homoscedastic'];
+  const epochs = [250, 500, 1000, 2000];
+  const candidates: Candidate[] = [];
+  for (const nm of noise) {
+    for (const p of dropout) for (const c of decayTimesN) candidates.push({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm });
+  }
+  return { candidates, epochs, rule: { dropout, input_dropout: [0], weight_decay: 'c / N, N = fit rows', decay_times_n: decayTimesN, fit_rows: fitRows, noise, epochs } };
+}
+
+/** What one worker job needs. Datasets travel by structured clone. */
+export interface TuneJob {
+  index: number;
+  candidate: Candidate;
+  base: TrainOptions;
+  fit: Dataset;
+  val: Dataset;
+  epochs: number[];
+}
+
+export interface TuneJobResult {
+  index: number;
+  /** Validation score at each checkpoint (−Infinity when the run diverged before it). */
+  scores: number[];
+  /** Network parameters at each checkpoint (absent after a divergence). */
+  params: (Float32Array | null)[];
+  error?: string;
+}
+
+/** The options of a candidate's run. */
+export function candidateOptions(base: TrainOptions, c: Candidate, epochs: number): TrainOptions {
+  return { ...base, dropout: [c.dropout], inputDropout: c.inputDropout, weightDecay: c.weightDecay, noise: c.noise, epochs, patience: 0 };
+}
+
+/** Seed of the Monte Carlo masks that score a checkpoint (one stream for every candidate: paired comparisons). */
+const scoreSeed = (seed: number): number => seed * 7919 + 6;
+
+/**
+ * Validation score of a fitted network (higher is better): the mean log-likelihood of the validation
+ * rows under the served predictive distribution, with σ (homoscedastic) or the temperature
+ * (classification) cross-fitted on halves of the rows.
+ */
+export function validationScore(m: FittedNetwork, val: Dataset, samples: number, seed: number): number {
+  const xs = standardise(val.x, val.n, val.f, m.xMean, m.xStd);
+  // halves by position: the validation rows are already in random order
+  const halves = [0, 1].map((h) => Array.from({ length: val.n }, (_, i) => i).filter((i) => i % 2 === h));
+  if (m.task === 'regression') {
+    const p = mcPredictive(m, xs, val.n, samples, seed);
+    let ll = 0;
+    if (p.aleatoricVar) {
+      for (let i = 0; i < val.n; i++) ll += gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(p.epistemicVar[i]! + p.aleatoricVar[i]!));
+    } else {
+      for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
+        const sigma = calibrateAleatoricStd(
+          a.map((i) => val.y[i]! - p.mean[i]!),
+          a.map((i) => p.epistemicVar[i]!),
+          m.yStd,
+        );
+        for (const i of b) ll += gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(p.epistemicVar[i]! + sigma * sigma));
+      }
+    }
+    return ll / val.n;
+  }
+  const K = m.spec.outputs;
+  const logits = mcLogits(m, xs, val.n, samples, seed);
+  let nll = 0;
+  for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
+    const pick = (rows: number[]): Float32Array => {
+      const out = new Float32Array(samples * rows.length * K);
+      for (let s = 0; s < samples; s++) rows.forEach((r, j) => out.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K));
+      return out;
+    };
+    const t = fitTemperature(pick(a), samples, a.length, K, a.map((i) => val.y[i]!));
+    nll += temperatureNll(pick(b), samples, b.length, K, b.map((i) => val.y[i]!), t) * b.length;
+  }
+  return -nll / val.n;
+}
+
+/** Run one candidate to the last checkpoint, scoring it at every checkpoint. Pure and deterministic. */
+export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJobResult {
+  const epochs = job.epochs;
+  const scores = epochs.map(() => -Infinity);
+  const params: (Float32Array | null)[] = epochs.map(() => null);
+  const opts = candidateOptions(job.base, job.candidate, epochs[epochs.length - 1]!);
+  try {
+    fitNetwork(job.fit, job.val, opts, {
+      trackValidation: false,
+      checkpoints: epochs,
+      onEpoch: onEpoch ? (l) => onEpoch(l.epoch) : undefined,
+      onCheckpoint: (epoch, m) => {
+        const k = epochs.indexOf(epoch);
+        const score = validationScore(m, job.val, job.base.mcSamples, scoreSeed(job.base.seed));
+        scores[k] = Number.isFinite(score) ? score : -Infinity;
+        params[k] = Float32Array.from(m.net.params);
+      },
+    });
+    return { index: job.index, scores, params };
+  } catch (err) {
+    if (err instanceof DataError) return { index: job.index, scores, params, error: err.message };
+    throw err;
+  }
+}
+
+/** Rebuild a candidate's network at a checkpoint from its parameters (standardisation from the fit rows, as the run computed it). */
+export function networkFromParams(fit: Dataset, opts: TrainOptions, params: Float32Array, epochs: number): FittedNetwork {
+  const spec = specFor(fit, opts);
+  const net = createMlp(spec, new Rng(0));
+  net.params.set(params);
+  const xs = fitStandardiser(fit.x, fit.n, fit.f);
+  let yMean = 0;
+  let yStd = 1;
+  if (fit.task === 'regression') {
+    const ys = fitStandardiser(fit.y, fit.n, 1);
+    yMean = Math.fround(ys.mean[0]!);
+    yStd = Math.fround(ys.std[0]!);
+  }
+  return {
+    task: fit.task,
+    features: fit.features,
+    target: fit.target,
+    labels: fit.labels,
+    spec,
+    net,
+    noise: fit.task === 'regression' ? opts.noise : 'homoscedastic',
+    xMean: Float32Array.from(xs.mean),
+    xStd: Float32Array.from(xs.std),
+    yMean,
+    yStd,
+    history: [],
+    bestEpoch: epochs,
+    epochsRun: epochs,
+    engine: opts.engine === 'js' ? 'js' : 'wasm',
+    trainRows: fit.n,
+    valRows: 0,
+    featureStats: featureStats(fit),
+  };
+}
+
+export interface TuneProgress {
+  /** Epochs trained so far over all candidates, and in total. */
+  epochsDone: number;
+  epochsTotal: number;
+  candidatesDone: number;
+  candidates: number;
+  elapsedMs: number;
+  /** Best score so far (−Infinity before the first). */
+  best: number;
+}
+
+/** Where the calibration rows of a tuned model come from. */
+export type CalibrationSource = 'validation' | 'holdout';
+
+export interface TuneOptions {
+  /** Worker threads (0: run every candidate on this thread). */
+  threads: number;
+  grid?: Grid;
+  calibration: CalibrationSource;
+  /** Fraction of the training rows held out of the refit for calibration (calibration = holdout). */
+  calibrationFraction: number;
+  onProgress?: (p: TuneProgress) => void;
+}
+
+export interface TuneResult {
+  model: TrainedModel;
+  /** The winner's options (epochs = the chosen training length). */
+  options: TrainOptions;
+  /** The record for the card. */
+  card: {
+    objective: string;
+    fit_rows: number;
+    validation_rows: number;
+    mc_samples: number;
+    grid: Record<string, unknown>;
+    candidates: { dropout: number; input_dropout: number; weight_decay: number; noise?: NoiseModel; epochs: number; score: number | null }[];
+    chosen: number;
+    refit: { rows: number; epochs: number };
+    calibration: { source: string; rows: number };
+    threads: number;
+  };
+}
+
+/** Default worker threads: the machine's parallelism, capped. */
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+/** Run the jobs on `threads` workers (or inline), in any order; results by job index. */
+async function runJobs(jobs: TuneJob[], threads: number, onEpoch: (index: number, epoch: number) => void, onDone: (r: TuneJobResult) => void): Promise<TuneJobResult[]> {
+  const results: TuneJobResult[] = new Array(jobs.length);
+  if (threads <= 0) {
+    for (const job of jobs) {
+      const r = runJob(job, (e) => onEpoch(job.index, e));
+      results[job.index] = r;
+      onDone(r);
+    }
+    return results;
+  }
+  const isTs = import.meta.url.endsWith('.ts');
+  const entry = new URL(isTs ? './tune-worker.ts' : './tune-worker.js', import.meta.url);
+  let next = 0;
+  const workers: Worker[] = [];
+  const retired = new Set<Worker>();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let running = 0;
+      const start = (): void => {
+        // TypeScript (tests, tsx): a CommonJS shim loads the entry through tsx's require hook
+        const worker = isTs
+          ? new Worker(new URL('./worker-shim.cjs', import.meta.url), {
+              workerData: { entry: fileURLToPath(entry) },
+              execArgv: [...process.execArgv.filter((a) => !a.startsWith('--input-type')), '--import', 'tsx'],
+            })
+          : new Worker(entry);
+        workers.push(worker);
+        running++;
+        const feed = (): void => {
+          if (next < jobs.length) return worker.postMessage(jobs[next++]);
+          retired.add(worker);
+          void worker.terminate();
+          if (--running === 0) resolve();
+        };
+        worker.on('message', (msg: { type: 'epoch'; index: number; epoch: number } | { type: 'done'; result: TuneJobResult } | { type: 'error'; message: string }) => {
+          if (msg.type === 'epoch') return onEpoch(msg.index, msg.epoch);
+          if (msg.type === 'error') return reject(new Error(`tuning worker: ${msg.message}`));
+          results[msg.result.index] = msg.result;
+          onDone(msg.result);
+          feed();
+        });
+        worker.on('error', reject);
+        worker.on('exit', (code) => {
+          if (!retired.has(worker)) reject(new Error(`a tuning worker exited with code ${code}`));
+        });
+        feed();
+      };
+      for (let i = 0; i < Math.min(threads, jobs.length); i++) start();
+    });
+  } finally {
+    for (const w of workers) retired.add(w);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return results;
+}
+
+/**
+ * Tune on `data` (the training rows): split off validation rows (opts.valSplit, seeded), run the grid,
+ * pick the best candidate and training length, calibrate, refit on all rows with the winner, and measure
+ * on `test` when given.
+ */
+export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOptions, test?: Dataset): Promise<TuneResult> {
+  if (base.hidden.length !== 1) throw new DataError('--tune searches one dropout rate for a network with one hidden layer; give --hidden with one width');
+  const [fit, val] = splitRows(data, base.valSplit, base.seed * 7919 + 1, 'validation split');
+  const grid = tuneOpts.grid ?? defaultGrid(data.task, fit.n);
+  if (grid.epochs.length === 0 || grid.candidates.length === 0) throw new DataError('the tuning grid is empty');
+  const epochs = [...grid.epochs].sort((a, b) => a - b);
+  for (const c of grid.candidates) specFor(fit, candidateOptions(base, c, epochs[0]!)); // bad settings fail here, not in a worker
+  const jobs: TuneJob[] = grid.candidates.map((candidate, index) => ({ index, candidate, base, fit, val, epochs }));
+  const lastEpoch = epochs[epochs.length - 1]!;
+  const done = new Array<number>(jobs.length).fill(0);
+  let candidatesDone = 0;
+  let best = -Infinity;
+  const started = performance.now();
+  const report = (): void =>
+    tuneOpts.onProgress?.({
+      epochsDone: done.reduce((a, b) => a + b, 0),
+      epochsTotal: jobs.length * lastEpoch,
+      candidatesDone,
+      candidates: jobs.length,
+      elapsedMs: performance.now() - started,
+      best,
+    });
+  const threads = Math.min(tuneOpts.threads, jobs.length);
+  const results = await runJobs(
+    jobs,
+    threads,
+    (index, epoch) => {
+      done[index] = epoch;
+      report();
+    },
+    (r) => {
+      candidatesDone++;
+      done[r.index] = lastEpoch;
+      for (const s of r.scores) best = Math.max(best, s);
+      report();
+    },
+  );
+
+  // the winner: best score; ties to the earlier candidate, then the shorter run
+  let win = -1;
+  let winK = -1;
+  results.forEach((r, i) =>
+    r.scores.forEach((s, k) => {
+      if (win < 0 || s > results[win]!.scores[winK]!) {
+        win = i;
+        winK = k;
+      }
+    }),
+  );
+  const winner = results[win]!;
+  if (!Number.isFinite(winner.scores[winK]!)) throw new DataError('every tuning candidate diverged; lower --lr');
+  const chosenEpochs = epochs[winK]!;
+  const options = candidateOptions(base, grid.candidates[win]!, chosenEpochs);
+  const winnerNet = networkFromParams(fit, options, winner.params[winK]!, chosenEpochs);
+  const calSeed = base.seed * 7919 + 5;
+
+  let refit: FittedNetwork;
+  let cal: Calibration;
+  if (tuneOpts.calibration === 'holdout') {
+    const [refitRows, calRows] = splitRows(data, tuneOpts.calibrationFraction, base.seed * 7919 + 7, 'calibration split');
+    refit = fitNetwork(refitRows, null, options);
+    cal = calibrate(refit, calRows, base.mcSamples, calSeed, `held-out calibration rows (${calRows.n} of the training rows, not used by the refit)`);
+  } else {
+    refit = fitNetwork(data, null, options);
+    cal = calibrate(winnerNet, val, base.mcSamples, calSeed, `tuning validation rows, scored by the winning candidate trained on the other ${fit.n} rows (an approximation for the refit model, which also trained on them)`);
+  }
+  const model = withCalibration({ ...refit, valRows: val.n }, cal);
+  // validation metrics: the winner (which never saw these rows) with the calibration the model carries
+  model.metrics.validation = evaluate({ ...withCalibration(winnerNet, cal), metrics: model.metrics }, val, calSeed + 1, base.mcSamples);
+  if (test) model.metrics.test = evaluate(model, test, calSeed + 2, base.mcSamples);
+
+  const reg = data.task === 'regression';
+  const candidates = grid.candidates.flatMap((c, i) =>
+    epochs.map((e, k) => ({
+      dropout: c.dropout,
+      input_dropout: c.inputDropout,
+      weight_decay: c.weightDecay,
+      ...(reg ? { noise: c.noise } : {}),
+      epochs: e,
+      score: Number.isFinite(results[i]!.scores[k]!) ? results[i]!.scores[k]! : null,
+    })),
+  );
+  return {
+    model,
+    options,
+    card: {
+      objective: reg
+        ? 'mean validation log-likelihood of the served predictive N(MC mean, MC variance + noise), nats; homoscedastic σ cross-fitted on halves of the validation rows'
+        : 'minus the mean validation NLL of the MC-averaged probabilities, temperature cross-fitted on halves of the validation rows',
+      fit_rows: fit.n,
+      validation_rows: val.n,
+      mc_samples: base.mcSamples,
+      grid: grid.rule,
+      candidates,
+      chosen: win * epochs.length + winK,
+      refit: { rows: refit.trainRows, epochs: chosenEpochs },
+      calibration: { source: tuneOpts.calibration, rows: cal.rows },
+      threads,
+    },
+  };
+}
