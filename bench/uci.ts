@@ -270,8 +270,8 @@ interface Card {
  * server that does not read its log_variance output (every row's aleatoric_std equals the card's single
  * σ) is completed client-side: the shadow model `<name>.log_variance` (the same graph, its card naming
  * log_variance as the output) returns the MC samples of the log-variance, and std² = epistemic² +
- * mean over samples of exp(log-variance) (the formula the server will apply); the interval at level a is
- * then mean ± z·std. The result records which way it went.
+ * mean over samples of exp(log-variance) + aleatoric_std² (the card's formula, which the server will
+ * apply); the interval at level a is then mean ± z·std. The result records which way it went.
  */
 async function queryModel(url: string, name: string, x: number[][], opts: UciOptions, card: Card): Promise<{ byLevel: Record<string, ServedRow[]>; hetero: 'server' | 'client' | null; honoured: boolean | null }> {
   const byLevel: Record<string, ServedRow[]> = {};
@@ -298,7 +298,7 @@ async function queryModel(url: string, name: string, x: number[][], opts: UciOpt
     const z = normalZ(level);
     byLevel[String(level)] = raw[String(level)]!.map((r, i) => {
       if (aleaVar) {
-        const std = Math.sqrt(r.epistemic_std ** 2 + aleaVar[i]!);
+        const std = Math.sqrt(r.epistemic_std ** 2 + aleaVar[i]! + (card.aleatoric_std ?? 0) ** 2);
         return { mean: r.mean, std, lower: r.mean - z * std, upper: r.mean + z * std };
       }
       return { mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper };

@@ -40,9 +40,10 @@ export interface ModelCard {
    */
   outputs?: { mean: string; log_variance?: string };
   /**
-   * Observation noise σ in target units (regression). Homoscedastic: the calibrated σ the served std
-   * adds. Heteroscedastic: √(mean predicted variance) on the calibration rows, only for consumers that
-   * ignore `log_variance` (a server that reads it uses the per-row variance instead).
+   * Calibrated observation noise σ in target units (regression), added to the served variance.
+   * Homoscedastic: the noise, std = √(MC variance + σ²). Heteroscedastic: a floor on top of the predicted
+   * variance, std = √(MC variance of the mean + MC mean of exp(log_variance) + σ²) (0 when the predicted
+   * variances fit the calibration rows).
    */
   aleatoric_std?: number;
   calibration?: { method: string; mc_samples: number; rows: number; source: string };
@@ -119,7 +120,7 @@ export function buildCard(
           aleatoric_std: m.aleatoricStd,
           calibration: {
             method: hetero
-              ? 'heteroscedastic: per-row variance from the log_variance output, std = √(MC variance of the mean + MC mean of exp(log_variance)) (Kendall & Gal 2017); aleatoric_std = √(mean predicted variance) on the calibration rows'
+              ? 'heteroscedastic (Kendall & Gal 2017): std = √(MC variance of the mean + MC mean of exp(log_variance) + aleatoric_std²); aleatoric_std, a floor, by maximum likelihood on calibration rows'
               : 'Gaussian maximum likelihood of σ on calibration rows: y ~ N(MC mean, MC variance + σ²) (Gal & Ghahramani 2016, eq. 8)',
             mc_samples: opts.mcSamples,
             rows: m.calibrationRows,

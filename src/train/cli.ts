@@ -340,7 +340,7 @@ export async function run(argv: string[]): Promise<number> {
       : '';
     const summary =
       `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s` +
-      (model.task === 'regression' ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', root mean predicted variance' : ''})` : `, temperature ${model.temperature.toPrecision(4)}`);
+      (model.task === 'regression' ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''})` : `, temperature ${model.temperature.toPrecision(4)}`);
     writeFileSync(
       join(dir, 'report.md'),
       `# ${args.name}\n\n${summary}\n\n${table2}\n\nCommand: \`npm run train -- ${argv.join(' ')}\`\n`,

@@ -123,8 +123,8 @@ export interface TemperatureMetrics {
 /** What calibration rows give a model: the served noise, conformal scores, the temperature. */
 export interface Calibration {
   /**
-   * Homoscedastic: the maximum-likelihood σ (target units). Heteroscedastic: the root mean predicted
-   * aleatoric variance on the calibration rows, for consumers that read one σ and ignore log_variance.
+   * The maximum-likelihood σ (target units) of y ~ N(MC mean, MC variance [+ predicted variance] + σ²):
+   * homoscedastic, the noise; heteroscedastic, a floor added to the predicted variance (often 0).
    */
   aleatoricStd: number;
   /** Sorted |y − mean| / std of the calibration rows (regression; empty for classification). */
@@ -253,9 +253,12 @@ function clampLogVar(s: number): number {
   return s > MAX_LOG_VARIANCE ? MAX_LOG_VARIANCE : s < -MAX_LOG_VARIANCE ? -MAX_LOG_VARIANCE : s;
 }
 
-/** Total predictive std per row: √(epistemic + aleatoric), aleatoric = σ² (homoscedastic) or per row. */
+/**
+ * Total predictive std per row: √(epistemic + aleatoric), aleatoric = σ² (homoscedastic) or the predicted
+ * variance + σ² (heteroscedastic, σ the calibrated floor).
+ */
 export function totalStd(p: Predictive, sigma: number): Float64Array {
-  return p.mean.map((_, i) => Math.sqrt(p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : sigma * sigma)));
+  return p.mean.map((_, i) => Math.sqrt(p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : 0) + sigma * sigma));
 }
 
 /** MC logits of every pass, samples × rows × classes (temperature scaling needs them per sample). */
@@ -283,7 +286,8 @@ export function evaluate(m: TrainedModel, ds: Dataset, seed: number, samples: nu
     const pred = Float64Array.from({ length: ds.n }, (_, i) => evalOut[i * K]! * m.yStd + m.yMean);
     const p = mcPredictive(m, xs, ds.n, samples, seed);
     const epiStd = p.epistemicVar.map(Math.sqrt);
-    return regressionMetrics(ds.y, pred, p.mean, epiStd, p.aleatoricVar ?? m.aleatoricStd ** 2, m.conformalScores.length ? m.conformalScores : undefined);
+    const s2 = m.aleatoricStd ** 2;
+    return regressionMetrics(ds.y, pred, p.mean, epiStd, p.aleatoricVar ? p.aleatoricVar.map((a) => a + s2) : s2, m.conformalScores.length ? m.conformalScores : undefined);
   }
   const evalProbs = softmaxRows(evalOut.map((v) => v / m.temperature), ds.n, K);
   return classificationMetrics(ds.y, evalProbs, mcClassification(m, xs, ds.n, samples, seed, m.temperature), K);
@@ -465,15 +469,11 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
   const xs = standardise(cal.x, cal.n, cal.f, m.xMean, m.xStd);
   if (m.task === 'regression') {
     const p = mcPredictive(m, xs, cal.n, samples, seed);
-    let sigma: number;
-    if (p.aleatoricVar) {
-      let s = 0;
-      for (const v of p.aleatoricVar) s += v;
-      sigma = Math.sqrt(s / cal.n);
-    } else {
-      const residuals = Float64Array.from(cal.y, (v, i) => v - p.mean[i]!);
-      sigma = calibrateAleatoricStd(residuals, p.epistemicVar, m.yStd);
-    }
+    // homoscedastic: σ is the noise; heteroscedastic: σ is a floor added to the predicted variance (0
+    // when the predicted variances already fit the rows), which guards against over-confident rows
+    const residuals = Float64Array.from(cal.y, (v, i) => v - p.mean[i]!);
+    const knownVar = p.aleatoricVar ? p.epistemicVar.map((e, i) => e + p.aleatoricVar![i]!) : p.epistemicVar;
+    const sigma = calibrateAleatoricStd(residuals, knownVar, m.yStd);
     const std = totalStd(p, sigma);
     return { aleatoricStd: sigma, conformalScores: conformalScores(cal.y, p.mean, std), temperature: 1, rows: cal.n, source };
   }

@@ -7,9 +7,9 @@
  * rows up to the longest training length; at each checkpoint epoch its served predictive distribution
  * on the validation rows is scored, so training lengths cost nothing extra. The score is the mean
  * validation log-likelihood of what the server would serve: N(MC mean, MC variance + noise) with the
- * server's formulas (src/model/mc.ts) — for a homoscedastic candidate the noise σ is fitted on one half of
- * the validation rows and scored on the other (both ways), so that the fitted σ does not flatter it
- * against heteroscedastic candidates, which fit nothing on those rows. Classifiers: the NLL of the
+ * server's formulas (src/model/mc.ts). The noise σ (homoscedastic: the noise; heteroscedastic: a floor
+ * added to the predicted variance) is fitted on one half of the validation rows and scored on the other
+ * (both ways), so that no candidate is scored on rows it fitted anything on. Classifiers: the NLL of the
  * MC-averaged probabilities, temperature cross-fitted the same way.
  *
  * Candidates run in parallel on worker threads (tune-worker.ts). Each is deterministic (its own seeded
@@ -114,18 +114,15 @@ export function validationScore(m: FittedNetwork, val: Dataset, samples: number,
   const halves = [0, 1].map((h) => Array.from({ length: val.n }, (_, i) => i).filter((i) => i % 2 === h));
   if (m.task === 'regression') {
     const p = mcPredictive(m, xs, val.n, samples, seed);
+    const known = p.aleatoricVar ? p.epistemicVar.map((e, i) => e + p.aleatoricVar![i]!) : p.epistemicVar;
     let ll = 0;
-    if (p.aleatoricVar) {
-      for (let i = 0; i < val.n; i++) ll += gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(p.epistemicVar[i]! + p.aleatoricVar[i]!));
-    } else {
-      for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
-        const sigma = calibrateAleatoricStd(
-          a.map((i) => val.y[i]! - p.mean[i]!),
-          a.map((i) => p.epistemicVar[i]!),
-          m.yStd,
-        );
-        for (const i of b) ll += gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(p.epistemicVar[i]! + sigma * sigma));
-      }
+    for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
+      const sigma = calibrateAleatoricStd(
+        a.map((i) => val.y[i]! - p.mean[i]!),
+        a.map((i) => known[i]!),
+        m.yStd,
+      );
+      for (const i of b) ll += gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(known[i]! + sigma * sigma));
     }
     return ll / val.n;
   }
@@ -401,7 +398,7 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
     options,
     card: {
       objective: reg
-        ? 'mean validation log-likelihood of the served predictive N(MC mean, MC variance + noise), nats; homoscedastic σ cross-fitted on halves of the validation rows'
+        ? 'mean validation log-likelihood of the served predictive N(MC mean, MC variance [+ predicted variance] + σ²), nats; σ cross-fitted on halves of the validation rows'
         : 'minus the mean validation NLL of the MC-averaged probabilities, temperature cross-fitted on halves of the validation rows',
       fit_rows: fit.n,
       validation_rows: val.n,
