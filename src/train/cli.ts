@@ -11,7 +11,7 @@ import { DataError, type Dataset, readCsvFile, splitRows, toDataset, type Task }
 import { OPSET, exportOnnx } from './export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, type EpochLog, type NoiseModel, train, type TrainedModel, type TrainOptions } from './train.js';
-import { type CalibrationSource, defaultGrid, defaultThreads, type Grid, tune, type TuneProgress, type TuneResult } from './tune.js';
+import { type CalibrationSource, defaultGrid, defaultThreads, type Grid, TUNE_BATCH_SIZE, tune, type TuneProgress, type TuneResult } from './tune.js';
 import type { Activation } from './mlp.js';
 
 const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [options]
@@ -34,6 +34,7 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
 
   --tune                              search dropout, weight decay, training length and noise model on a
                                       validation split of the training rows, then refit on all of them
+                                      (batch size 128 unless --batch-size is given)
   --threads N                         tuning worker threads (default: available cores, at most 8; 0 = inline)
   --calibration validation|holdout    tuned models: calibrate on the tuning validation rows (default) or on
                                       rows held out of the refit (--calibration-fraction, default 0.2)
@@ -161,7 +162,7 @@ export function parseCli(argv: string[]): CliArgs {
     dropout: list('dropout', values.dropout, d.dropout, (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
     activation: (values.activation as Activation | undefined) ?? d.activation,
     epochs: num('epochs', values.epochs, d.epochs, (x) => int(x) && x >= 1, 'a positive integer'),
-    batchSize: num('batch-size', values['batch-size'], d.batchSize, (x) => int(x) && x >= 1, 'a positive integer'),
+    batchSize: num('batch-size', values['batch-size'], values.tune ? TUNE_BATCH_SIZE : d.batchSize, (x) => int(x) && x >= 1, 'a positive integer'),
     lr: num('lr', values.lr, d.lr, (x) => x > 0 && x < 10, 'a learning rate in (0, 10)'),
     weightDecay: num('weight-decay', values['weight-decay'], d.weightDecay, (x) => x >= 0, 'a number ≥ 0'),
     patience: num('patience', values.patience, d.patience, (x) => int(x) && x >= 0, 'an integer ≥ 0'),

@@ -25,7 +25,7 @@ import { type Dataset, DataError, fitStandardiser, splitRows } from './data.js';
 import { gaussianLogLik } from './metrics.js';
 import { createMlp } from './mlp.js';
 import { Rng } from '../util/rng.js';
-import { fitTemperature, temperatureNll } from './temperature.js';
+import { averageProbabilities, fitTemperature } from './temperature.js';
 import {
   type Calibration,
   type FittedNetwork,
@@ -60,21 +60,25 @@ export interface Grid {
 }
 
 /**
- * The default grid, the same for every dataset. Dropout and training length follow the paper's grid
- * (Gal & Ghahramani 2016: p in {0.005, 0.01, 0.05, 0.1}, 4000 epochs); weight decay is one rule of the
- * training-set size N, λ = c/N (the prior-length-scale term of their derivation scales as 1/N).
+ * The default grid, the same for every dataset. Dropout spans the paper's range (Gal & Ghahramani 2016
+ * searched p in {0.005, 0.01, 0.05, 0.1}; 0.2 added for small noisy data), training lengths go up to
+ * their 4000 epochs; weight decay is one rule of the training-set size N, λ = c/N (the prior term of
+ * their derivation scales as 1/N); both noise models.
  */
 export function defaultGrid(task: 'regression' | 'classification', fitRows: number): Grid {
-  const dropout = [0.01, 0.05, 0.1];
-  const decayTimesN = [0.1, 1];
+  const dropout = [0.005, 0.05, 0.2];
+  const decayTimesN = [0.01, 1];
   const noise: NoiseModel[] = task === 'regression' ? ['homoscedastic', 'heteroscedastic'] : ['homoscedastic'];
-  const epochs = [250, 500, 1000, 2000];
+  const epochs = [250, 500, 1000, 2000, 4000];
   const candidates: Candidate[] = [];
   for (const nm of noise) {
     for (const p of dropout) for (const c of decayTimesN) candidates.push({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm });
   }
   return { candidates, epochs, rule: { dropout, input_dropout: [0], weight_decay: 'c / N, N = fit rows', decay_times_n: decayTimesN, fit_rows: fitRows, noise, epochs } };
 }
+
+/** The minibatch size of a tuned run unless --batch-size says otherwise: the paper's (their code), and cheaper per row than 32. */
+export const TUNE_BATCH_SIZE = 128;
 
 /** What one worker job needs. Datasets travel by structured clone. */
 export interface TuneJob {
@@ -92,6 +96,8 @@ export interface TuneJobResult {
   scores: number[];
   /** Network parameters at each checkpoint (absent after a divergence). */
   params: (Float32Array | null)[];
+  /** Per-validation-row scores at each checkpoint (absent after a divergence). */
+  rowScores: (Float64Array | null)[];
   error?: string;
 }
 
@@ -109,36 +115,45 @@ const scoreSeed = (seed: number): number => seed * 7919 + 6;
  * (classification) cross-fitted on halves of the rows.
  */
 export function validationScore(m: FittedNetwork, val: Dataset, samples: number, seed: number): number {
+  const rows = validationRowScores(m, val, samples, seed);
+  let sum = 0;
+  for (const v of rows) sum += v;
+  return sum / rows.length;
+}
+
+/** validationScore per validation row (its log-likelihood, or minus its NLL for a classifier). */
+export function validationRowScores(m: FittedNetwork, val: Dataset, samples: number, seed: number): Float64Array {
   const xs = standardise(val.x, val.n, val.f, m.xMean, m.xStd);
   // halves by position: the validation rows are already in random order
   const halves = [0, 1].map((h) => Array.from({ length: val.n }, (_, i) => i).filter((i) => i % 2 === h));
   if (m.task === 'regression') {
     const p = mcPredictive(m, xs, val.n, samples, seed);
     const known = p.aleatoricVar ? p.epistemicVar.map((e, i) => e + p.aleatoricVar![i]!) : p.epistemicVar;
-    let ll = 0;
+    const ll = new Float64Array(val.n);
     for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
       const sigma = calibrateAleatoricStd(
         a.map((i) => val.y[i]! - p.mean[i]!),
         a.map((i) => known[i]!),
         m.yStd,
       );
-      for (const i of b) ll += gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(known[i]! + sigma * sigma));
+      for (const i of b) ll[i] = gaussianLogLik(val.y[i]!, p.mean[i]!, Math.sqrt(known[i]! + sigma * sigma));
     }
-    return ll / val.n;
+    return ll;
   }
   const K = m.spec.outputs;
   const logits = mcLogits(m, xs, val.n, samples, seed);
-  let nll = 0;
+  const out = new Float64Array(val.n);
   for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
     const pick = (rows: number[]): Float32Array => {
-      const out = new Float32Array(samples * rows.length * K);
-      for (let s = 0; s < samples; s++) rows.forEach((r, j) => out.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K));
-      return out;
+      const sel = new Float32Array(samples * rows.length * K);
+      for (let s = 0; s < samples; s++) rows.forEach((r, j) => sel.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K));
+      return sel;
     };
     const t = fitTemperature(pick(a), samples, a.length, K, a.map((i) => val.y[i]!));
-    nll += temperatureNll(pick(b), samples, b.length, K, b.map((i) => val.y[i]!), t) * b.length;
+    const p = averageProbabilities(pick(b), samples, b.length, K, t);
+    b.forEach((i, j) => (out[i] = Math.log(Math.max(p[j * K + val.y[i]!]!, 1e-12))));
   }
-  return -nll / val.n;
+  return out;
 }
 
 /** Run one candidate to the last checkpoint, scoring it at every checkpoint. Pure and deterministic. */
@@ -146,6 +161,7 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
   const epochs = job.epochs;
   const scores = epochs.map(() => -Infinity);
   const params: (Float32Array | null)[] = epochs.map(() => null);
+  const rowScores: (Float64Array | null)[] = epochs.map(() => null);
   const opts = candidateOptions(job.base, job.candidate, epochs[epochs.length - 1]!);
   try {
     fitNetwork(job.fit, job.val, opts, {
@@ -154,14 +170,16 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
       onEpoch: onEpoch ? (l) => onEpoch(l.epoch) : undefined,
       onCheckpoint: (epoch, m) => {
         const k = epochs.indexOf(epoch);
-        const score = validationScore(m, job.val, job.base.mcSamples, scoreSeed(job.base.seed));
+        const rows = validationRowScores(m, job.val, job.base.mcSamples, scoreSeed(job.base.seed));
+        const score = rows.reduce((a, b) => a + b, 0) / rows.length;
         scores[k] = Number.isFinite(score) ? score : -Infinity;
         params[k] = Float32Array.from(m.net.params);
+        rowScores[k] = rows;
       },
     });
-    return { index: job.index, scores, params };
+    return { index: job.index, scores, params, rowScores };
   } catch (err) {
-    if (err instanceof DataError) return { index: job.index, scores, params, error: err.message };
+    if (err instanceof DataError) return { index: job.index, scores, params, rowScores, error: err.message };
     throw err;
   }
 }
@@ -238,6 +256,8 @@ export interface TuneResult {
     grid: Record<string, unknown>;
     candidates: { dropout: number; input_dropout: number; weight_decay: number; noise?: NoiseModel; epochs: number; score: number | null }[];
     chosen: number;
+    /** The one-standard-error rule between the best heteroscedastic and homoscedastic candidates. */
+    noise_rule?: { heteroscedastic_gain: number; standard_error: number; kept: NoiseModel };
     refit: { rows: number; epochs: number };
     calibration: { source: string; rows: number };
     threads: number;
@@ -350,18 +370,38 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
   );
 
   // the winner: best score; ties to the earlier candidate, then the shorter run
-  let win = -1;
-  let winK = -1;
-  results.forEach((r, i) =>
-    r.scores.forEach((s, k) => {
-      if (win < 0 || s > results[win]!.scores[winK]!) {
-        win = i;
-        winK = k;
-      }
-    }),
-  );
+  const bestOf = (ok: (c: Candidate) => boolean): [number, number] => {
+    let bi = -1;
+    let bk = -1;
+    results.forEach((r, i) =>
+      r.scores.forEach((s, k) => {
+        if (ok(grid.candidates[i]!) && Number.isFinite(s) && (bi < 0 || s > results[bi]!.scores[bk]!)) {
+          bi = i;
+          bk = k;
+        }
+      }),
+    );
+    return [bi, bk];
+  };
+  let [win, winK] = bestOf(() => true);
+  if (win < 0) throw new DataError('every tuning candidate diverged; lower --lr');
+  // a heteroscedastic winner must beat the best homoscedastic candidate by more than one standard error
+  // of the paired per-row difference (the one-standard-error rule, Hastie et al. 2009 §7.10): its extra
+  // output can be over-confident on rows the validation split does not show
+  let noiseRule: TuneResult['card']['noise_rule'];
+  if (grid.candidates[win]!.noise === 'heteroscedastic') {
+    const [hi, hk] = bestOf((c) => c.noise === 'homoscedastic');
+    if (hi >= 0) {
+      const a = results[win]!.rowScores[winK]!;
+      const b = results[hi]!.rowScores[hk]!;
+      const d = Array.from(a, (v, i) => v - b[i]!);
+      const mean = d.reduce((x, y) => x + y, 0) / d.length;
+      const se = Math.sqrt(d.reduce((x, y) => x + (y - mean) ** 2, 0) / Math.max(1, d.length - 1) / d.length);
+      noiseRule = { heteroscedastic_gain: mean, standard_error: se, kept: mean > se ? 'heteroscedastic' : 'homoscedastic' };
+      if (!(mean > se)) [win, winK] = [hi, hk];
+    }
+  }
   const winner = results[win]!;
-  if (!Number.isFinite(winner.scores[winK]!)) throw new DataError('every tuning candidate diverged; lower --lr');
   const chosenEpochs = epochs[winK]!;
   const options = candidateOptions(base, grid.candidates[win]!, chosenEpochs);
   const winnerNet = networkFromParams(fit, options, winner.params[winK]!, chosenEpochs);
@@ -398,7 +438,7 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
     options,
     card: {
       objective: reg
-        ? 'mean validation log-likelihood of the served predictive N(MC mean, MC variance [+ predicted variance] + σ²), nats; σ cross-fitted on halves of the validation rows'
+        ? 'mean validation log-likelihood of the served predictive N(MC mean, MC variance [+ predicted variance] + σ²), nats; σ cross-fitted on halves of the validation rows; a heteroscedastic winner must beat the best homoscedastic candidate by more than one standard error (noise_rule)'
         : 'minus the mean validation NLL of the MC-averaged probabilities, temperature cross-fitted on halves of the validation rows',
       fit_rows: fit.n,
       validation_rows: val.n,
@@ -406,6 +446,7 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
       grid: grid.rule,
       candidates,
       chosen: win * epochs.length + winK,
+      ...(noiseRule ? { noise_rule: noiseRule } : {}),
       refit: { rows: refit.trainRows, epochs: chosenEpochs },
       calibration: { source: tuneOpts.calibration, rows: cal.rows },
       threads,
