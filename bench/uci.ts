@@ -189,15 +189,22 @@ function nodeArgs(runtime: UciOptions['runtime'], dist: string, src: string): st
   return runtime === 'dist' ? [dist] : ['--import', 'tsx', src];
 }
 
-/** Run the training CLI as a child process; resolves with its wall time, rejects with its stderr. */
-function trainProcess(opts: UciOptions, args: string[]): Promise<number> {
+/** Run the training CLI as a child process; resolves with its wall time and the CPU time it reports, rejects with its stderr. */
+function trainProcess(opts: UciOptions, args: string[]): Promise<{ wallMs: number; cpuS: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs(opts.runtime, 'dist/train/cli.js', 'src/train/cli.ts'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs(opts.runtime, 'dist/train/cli.js', 'src/train/cli.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
     let err = '';
+    child.stdout!.on('data', (d) => (out += String(d)));
     child.stderr!.on('data', (d) => (err += String(d)));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`train ${args.join(' ')} exited ${code}: ${err.trim()}`))));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`train ${args.join(' ')} exited ${code}: ${err.trim()}`));
+      // the CLI's summary line: "… 12.3 s (8.7 s CPU) …" (the training process, worker threads included)
+      const cpu = /\(([\d.]+) s CPU\)/.exec(out);
+      resolve({ wallMs: performance.now() - t0, cpuS: cpu ? Number(cpu[1]) : NaN });
+    });
   });
 }
 
@@ -322,8 +329,10 @@ export interface DatasetResult {
   test_rows: number;
   wall_s: number;
   train_s: number;
+  /** CPU seconds of the training processes (worker threads included), summed over splits. */
+  train_cpu_s: number;
   serve_s: number;
-  per_split: (SplitScores & { split: number; train_ms: number; chosen?: Record<string, unknown>; noise?: string; hetero_combination?: string | null })[];
+  per_split: (SplitScores & { split: number; train_ms: number; train_cpu_s: number; chosen?: Record<string, unknown>; noise?: string; hetero_combination?: string | null })[];
   summary: Record<string, [number, number]>;
   paper: { rmse: [number, number]; ll: [number, number] } | null;
   verdict: Record<string, string>;
@@ -358,13 +367,13 @@ function verdicts(s: Record<string, [number, number]>, paper: DatasetResult['pap
 const fmt = (x: [number, number], d = 2): string => `${x[0].toFixed(d)} ± ${Number.isFinite(x[1]) ? x[1].toFixed(d) : '–'}`;
 
 export function markdownTable(results: DatasetResult[]): string {
-  const head = '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal (client) 50/80/90/95% | wall |';
+  const head = '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal (client) 50/80/90/95% | wall (training CPU) |';
   const sep = '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|';
   const lines = results.map((r) => {
     const s = r.summary;
     const cov = (k: string, l: number): string => s[`${k}_${l}`]![0].toFixed(3);
     const conf = s['conformal_coverage_0.9'] ? COVERAGE_LEVELS.map((l) => cov('conformal_coverage', l)).join(' / ') : '–';
-    return `| ${r.name} | ${r.splits} | ${fmt(s.rmse!)} | ${r.paper ? fmt(r.paper.rmse) : '–'} | ${fmt(s.ll!)} | ${r.paper ? fmt(r.paper.ll) : '–'} | ${r.verdict.ll ?? ''} | ${fmt(s.crps!, 3)} | ${fmt(s['coverage_0.9']!, 3)} | ${fmt(s.width_90!)} | ${[0.5, 0.8, 0.95].map((l) => cov('coverage', l)).join(' / ')} | ${conf} | ${r.wall_s.toFixed(0)} s |`;
+    return `| ${r.name} | ${r.splits} | ${fmt(s.rmse!)} | ${r.paper ? fmt(r.paper.rmse) : '–'} | ${fmt(s.ll!)} | ${r.paper ? fmt(r.paper.ll) : '–'} | ${r.verdict.ll ?? ''} | ${fmt(s.crps!, 3)} | ${fmt(s['coverage_0.9']!, 3)} | ${fmt(s.width_90!)} | ${[0.5, 0.8, 0.95].map((l) => cov('coverage', l)).join(' / ')} | ${conf} | ${r.wall_s.toFixed(0)} s (${r.train_cpu_s.toFixed(0)} s) |`;
   });
   return [head, sep, ...lines].join('\n');
 }
@@ -385,6 +394,7 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
       opts.log(`${name}: training ${splits} split(s), ${opts.jobs} at a time: ${opts.trainArgs.join(' ')}`);
       // train every split (jobs at a time)
       const trainMs: number[] = new Array(splits).fill(0);
+      const trainCpu: number[] = new Array(splits).fill(0);
       let next = 0;
       let finished = 0;
       const worker = async (): Promise<void> => {
@@ -392,9 +402,11 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
           const s = next++;
           const csv = join(dir, `train_${s}.csv`);
           writeFileSync(csv, splitCsv(ds, ds.train(s)));
-          trainMs[s] = await trainProcess(opts, ['--data', csv, '--target', 'y', '--name', `${name}-${s}`, '--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs]);
+          const t = await trainProcess(opts, ['--data', csv, '--target', 'y', '--name', `${name}-${s}`, '--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs]);
+          trainMs[s] = t.wallMs;
+          trainCpu[s] = t.cpuS;
           finished++;
-          opts.log(`  ${name} split ${s}: trained in ${(trainMs[s]! / 1000).toFixed(1)} s (${finished}/${splits})`);
+          opts.log(`  ${name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`);
         }
       };
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
@@ -425,7 +437,7 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
           if (q.honoured !== null) honoured = honoured === null ? q.honoured : honoured && q.honoured;
           const scores = scoreSplit(y, q.byLevel, card.conformal?.scores ?? null);
           const chosen = card.tuning ? card.tuning.candidates[card.tuning.chosen] : undefined;
-          perSplit.push({ split: s, train_ms: trainMs[s]!, ...scores, ...(chosen ? { chosen } : {}), noise: card.noise, hetero_combination: q.hetero });
+          perSplit.push({ split: s, train_ms: trainMs[s]!, train_cpu_s: trainCpu[s]!, ...scores, ...(chosen ? { chosen } : {}), noise: card.noise, hetero_combination: q.hetero });
         }
       } finally {
         await server.stop();
@@ -450,6 +462,7 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
         test_rows: ds.test(0).length,
         wall_s: (t2 - t0) / 1000,
         train_s: (t1 - t0) / 1000,
+        train_cpu_s: trainCpu.reduce((a, b) => a + b, 0),
         serve_s: (t2 - t1) / 1000,
         per_split: perSplit,
         summary,
@@ -521,7 +534,8 @@ export function parseUciArgs(argv: string[]): UciOptions {
     seed: int('server-seed', values['server-seed'], d.seed),
     intervalMethod: im === undefined ? d.intervalMethod : im === 'default' ? null : (im as 'gaussian' | 'conformal'),
     jobs: int('jobs', values.jobs, d.jobs),
-    trainArgs: [...(values['no-tune'] ? [] : ['--tune']), ...pass],
+    // jobs × tuning threads ≈ the cores, unless --threads is given
+    trainArgs: [...(values['no-tune'] ? [] : ['--tune']), ...(pass.some((a) => a === '--threads' || a.startsWith('--threads=')) || values['no-tune'] ? [] : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / int('jobs', values.jobs, d.jobs))))]), ...pass],
     out: typeof values.out === 'string' ? values.out : d.out,
     keep: values.keep === true,
     runtime: (rt as UciOptions['runtime'] | undefined) ?? d.runtime,
@@ -539,7 +553,8 @@ export async function runUciMain(argv: string[]): Promise<number> {
   }
   if (opts.runtime === 'dist') execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
   const r = await runUci(opts);
-  process.stdout.write(`\n${r.machine}; ${r.wall_s.toFixed(0)} s in all (${r.datasets.map((d) => `${d.name} ${d.wall_s.toFixed(0)} s`).join(', ')})\n\n${r.table}\n`);
+  const cpu = r.datasets.reduce((a, d) => a + d.train_cpu_s, 0);
+  process.stdout.write(`\n${r.machine}; ${r.wall_s.toFixed(0)} s in all, training ${cpu.toFixed(0)} s CPU (${r.datasets.map((d) => `${d.name} ${d.wall_s.toFixed(0)} s`).join(', ')})\n\n${r.table}\n`);
   if (opts.out) process.stdout.write(`\nwrote ${opts.out}\n`);
   return 0;
 }

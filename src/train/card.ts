@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
-import type { TrainedModel, TrainOptions } from './train.js';
+import type { TemperatureMetrics, TrainedModel, TrainOptions } from './train.js';
 import type { TuneResult } from './tune.js';
 
 export interface DataRef {
@@ -66,8 +66,11 @@ export interface ModelCard {
   metrics: {
     validation: RegressionMetrics | ClassificationMetrics;
     test?: RegressionMetrics | ClassificationMetrics;
-    /** Classification: NLL and ECE of the MC-averaged probabilities on the calibration rows, before and after temperature scaling. */
-    temperature_scaling?: { rows: number; nll_before: number; nll_after: number; ece_before: number; ece_after: number };
+    /**
+     * Classification: NLL and ECE of the MC-averaged probabilities on the calibration rows, before and
+     * after temperature scaling, and the reliability diagram after it.
+     */
+    temperature_scaling?: TemperatureMetrics;
   };
   data: DataRef;
   test_data?: DataRef;

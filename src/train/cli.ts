@@ -295,6 +295,7 @@ export async function run(argv: string[]): Promise<number> {
     if (data.task === 'classification' && args.opts.noise === 'heteroscedastic') throw new DataError('--noise heteroscedastic applies to regression only');
     let opts = args.opts;
     const started = performance.now();
+    const cpuStart = process.cpuUsage();
     let model: TrainedModel;
     let tuning: TuneResult | undefined;
     if (args.tune) {
@@ -323,6 +324,9 @@ export async function run(argv: string[]): Promise<number> {
       progress.done();
     }
     const trainMs = performance.now() - started;
+    // the whole process, worker threads included (getrusage of the process)
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuS = (cpu.user + cpu.system) / 1e6;
     const card = buildCard(args.name, model, opts, { file: args.data, sha256, rows: table.rows.length }, testRef, testSource, OPSET, { tuning, intervalMethod: args.intervalMethod });
     const onnx = exportOnnx(model, {
       'dropout_serve.card': JSON.stringify(card),
@@ -340,7 +344,7 @@ export async function run(argv: string[]): Promise<number> {
       ? `tuned: dropout ${opts.dropout[0]}, weight decay ${opts.weightDecay.toPrecision(3)}, ${opts.epochs} epochs, ${model.task === 'regression' ? `${model.noise}, ` : ''}refit on ${model.trainRows} rows; `
       : '';
     const summary =
-      `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s` +
+      `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +
       (model.task === 'regression' ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''})` : `, temperature ${model.temperature.toPrecision(4)}`);
     writeFileSync(
       join(dir, 'report.md'),

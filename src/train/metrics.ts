@@ -216,3 +216,26 @@ export function classificationMetrics(labels: ArrayLike<number>, evalProbs: Arra
   }
   return { accuracy: correct / n, nll: nll / n, ece, brier: brier / n, mc_accuracy: mcCorrect / n, rows: n };
 }
+
+/** Reliability diagram data: per equal-width confidence bin, the rows, mean confidence and accuracy of the argmax. */
+export interface Reliability {
+  bins: number;
+  count: number[];
+  confidence: (number | null)[];
+  accuracy: (number | null)[];
+}
+
+export function reliability(labels: ArrayLike<number>, probs: ArrayLike<number>, k: number, bins = 15): Reliability {
+  const count = new Array<number>(bins).fill(0);
+  const conf = new Array<number>(bins).fill(0);
+  const acc = new Array<number>(bins).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    const pred = argmax(probs, i * k, k);
+    const c = probs[i * k + pred]!;
+    const b = Math.min(bins - 1, Math.floor(c * bins));
+    count[b]!++;
+    conf[b]! += c;
+    acc[b]! += pred === labels[i] ? 1 : 0;
+  }
+  return { bins, count, confidence: conf.map((c, b) => (count[b]! ? c / count[b]! : null)), accuracy: acc.map((a, b) => (count[b]! ? a / count[b]! : null)) };
+}

@@ -5,7 +5,7 @@
 import { Rng } from '../util/rng.js';
 import { calibrateAleatoricStd } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
-import { classificationMetrics, conformalScores, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics.js';
+import { classificationMetrics, conformalScores, type Reliability, regressionMetrics, reliability, type ClassificationMetrics, type RegressionMetrics } from './metrics.js';
 import {
   type Activation,
   type Mlp,
@@ -118,6 +118,8 @@ export interface TemperatureMetrics {
   nll_after: number;
   ece_before: number;
   ece_after: number;
+  /** Reliability diagram of the calibration rows after scaling (for a report). */
+  reliability: Reliability;
 }
 
 /** What calibration rows give a model: the served noise, conformal scores, the temperature. */
@@ -487,7 +489,7 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
     aleatoricStd: 0,
     conformalScores: new Float64Array(0),
     temperature,
-    temperatureMetrics: { rows: cal.n, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece },
+    temperatureMetrics: { rows: cal.n, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece, reliability: reliability(cal.y, afterProbs, K) },
     rows: cal.n,
     source,
   };

@@ -45,6 +45,7 @@ import {
 
 /** One point of the grid (the training length is scored at every checkpoint of the same run). */
 export interface Candidate {
+  /** The rate of every hidden layer's dropout. */
   dropout: number;
   inputDropout: number;
   weightDecay: number;
@@ -332,7 +333,6 @@ async function runJobs(jobs: TuneJob[], threads: number, onEpoch: (index: number
  * on `test` when given.
  */
 export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOptions, test?: Dataset): Promise<TuneResult> {
-  if (base.hidden.length !== 1) throw new DataError('--tune searches one dropout rate for a network with one hidden layer; give --hidden with one width');
   const [fit, val] = splitRows(data, base.valSplit, base.seed * 7919 + 1, 'validation split');
   const grid = tuneOpts.grid ?? defaultGrid(data.task, fit.n);
   if (grid.epochs.length === 0 || grid.candidates.length === 0) throw new DataError('the tuning grid is empty');

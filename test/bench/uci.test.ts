@@ -37,6 +37,7 @@ describe('UCI benchmark harness', () => {
     expect([o.splits, o.samples, o.intervalMethod]).toEqual([3, 200, 'conformal']);
     expect(o.trainArgs).toEqual(['--tune', '--threads', '1', '--tune-epochs=10,20']);
     expect(parseUciArgs(['--no-tune', '--epochs', '5']).trainArgs).toEqual(['--epochs', '5']);
+    expect(parseUciArgs(['--jobs', '1']).trainArgs.slice(0, 2)).toEqual(['--tune', '--threads']);
     expect(() => parseUciArgs(['--datasets', 'iris'])).toThrow('--datasets: unknown dataset iris');
   });
 
