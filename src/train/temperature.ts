@@ -3,9 +3,16 @@
  * Networks", §4.2), applied per Monte Carlo sample: every sample's logits are divided by one scalar T
  * before its softmax, and the served probabilities are the average over samples,
  *   p̄(T) = (1/S) Σ_s softmax(l_s / T).
- * T is fitted by minimising the mean negative log-likelihood of p̄(T) on validation rows (a 1-D problem:
- * a log-spaced grid, then golden-section refinement). T > 1 softens over-confident probabilities.
+ * T is fitted by minimising the mean negative log-likelihood of p̄(T) on validation rows, with a weak
+ * Gaussian prior on log T (mean 0, sd LOG_T_PRIOR_SD: MAP instead of maximum likelihood), a 1-D problem
+ * solved by a log-spaced grid, then golden-section refinement. T > 1 softens over-confident probabilities.
+ * The prior matters only for small or separable validation sets: when every validation row is classified
+ * right with confidence, the likelihood alone keeps improving as T → 0 (measured on the shipped wine
+ * model, 28 validation rows: T = 0.058, validation NLL 0, test NLL 0.77 from one confident mistake).
  */
+
+/** Prior sd of log T: a factor e^0.5 ≈ 1.65 either way is plausible a priori. */
+export const LOG_T_PRIOR_SD = 0.5;
 
 /** Range of log T searched: T in [1/20, 20]. */
 const LOG_T_MIN = Math.log(0.05);
@@ -41,10 +48,10 @@ export function temperatureNll(logits: ArrayLike<number>, samples: number, rows:
   return nll / rows;
 }
 
-/** The temperature minimising temperatureNll over T in [0.05, 20]. */
+/** The temperature minimising temperatureNll + (log T)²/(2·sd²·rows) over T in [0.05, 20]. */
 export function fitTemperature(logits: ArrayLike<number>, samples: number, rows: number, classes: number, labels: ArrayLike<number>): number {
   if (rows === 0) return 1;
-  const f = (logT: number): number => temperatureNll(logits, samples, rows, classes, labels, Math.exp(logT));
+  const f = (logT: number): number => temperatureNll(logits, samples, rows, classes, labels, Math.exp(logT)) + (logT * logT) / (2 * LOG_T_PRIOR_SD * LOG_T_PRIOR_SD * rows);
   const steps = 40;
   let best = 0;
   let bestVal = f(0);

@@ -114,6 +114,19 @@ describe('temperature scaling', () => {
       expect(Math.abs(t / T0 - 1)).toBeLessThan(0.06);
     });
   }
+  it('a separable validation set does not collapse T to 0 (the prior on log T holds it near 1)', () => {
+    // 28 rows, every one right with margin 4: the likelihood alone prefers T → 0
+    const n = 28;
+    const logits = new Float32Array(n * 3);
+    const labels = new Float64Array(n);
+    for (let r = 0; r < n; r++) {
+      labels[r] = r % 3;
+      logits[r * 3 + (r % 3)] = 4;
+    }
+    const t = fitTemperature(logits, 1, n, 3, labels);
+    expect(t).toBeGreaterThan(0.6);
+    expect(t).toBeLessThan(1);
+  });
   it('divides every sample\'s logits before the softmax, then averages', () => {
     const logits = Float32Array.from([2, 0, 0, 2]); // two samples of one row, two classes
     const p = averageProbabilities(logits, 2, 1, 2, 2);
