@@ -340,6 +340,8 @@ export interface DatasetResult {
 }
 
 export interface UciResult {
+  /** true while the run is still going (the file is rewritten after every dataset). */
+  partial?: boolean;
   date: string;
   machine: string;
   command: string;
@@ -402,7 +404,7 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
           const s = next++;
           const csv = join(dir, `train_${s}.csv`);
           writeFileSync(csv, splitCsv(ds, ds.train(s)));
-          const t = await trainProcess(opts, ['--data', csv, '--target', 'y', '--name', `${name}-${s}`, '--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs]);
+          const t = await trainProcess(opts, ['--data', csv, '--target', 'y', '--task', 'regression', '--name', `${name}-${s}`, '--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs]);
           trainMs[s] = t.wallMs;
           trainCpu[s] = t.cpuS;
           finished++;
@@ -471,6 +473,8 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
         interval_method_honoured: honoured,
       };
       results.push(r);
+      // written after every dataset, so that a long run that fails later keeps what it measured
+      if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, results, started, true), null, 2)}\n`);
       opts.log(`${name}: RMSE ${fmt(summary.rmse!)}, test LL ${fmt(summary.ll!)}, 90% coverage ${fmt(summary['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`);
       if (perSplit.some((p) => p.hetero_combination === 'client')) opts.log(`  (heteroscedastic models: this server ignores log_variance; std completed client-side from the served log_variance samples)`);
     }
@@ -478,13 +482,24 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
     if (!opts.keep) rmSync(tmp, { recursive: true, force: true });
     else opts.log(`kept ${tmp}`);
   }
-  const wall = (performance.now() - started) / 1000;
-  const table = markdownTable(results);
-  const { log: _log, ...optsOut } = opts;
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
-  const result: UciResult = { date: new Date().toISOString(), machine, command: `npm run bench -- uci ${process.argv.slice(3).join(' ')}`.trim(), options: optsOut, wall_s: wall, datasets: results, table };
+  const result = summarise(opts, results, started, false);
   if (opts.out) writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
   return result;
+}
+
+function summarise(opts: UciOptions, results: DatasetResult[], started: number, partial: boolean): UciResult {
+  const { log: _log, ...optsOut } = opts;
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+  return {
+    date: new Date().toISOString(),
+    machine,
+    command: `npm run bench -- uci ${process.argv.slice(3).join(' ')}`.trim(),
+    options: optsOut,
+    wall_s: (performance.now() - started) / 1000,
+    ...(partial ? { partial: true } : {}),
+    datasets: results,
+    table: markdownTable(results),
+  };
 }
 
 /** Parse `npm run bench -- uci [options]`: the harness's options; every other argument goes to the training CLI. */
