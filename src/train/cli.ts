@@ -11,7 +11,7 @@ import { DataError, type Dataset, readCsvFile, splitRows, toDataset, type Task }
 import { OPSET, exportOnnx } from './export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, type EpochLog, type NoiseModel, train, type TrainedModel, type TrainOptions } from './train.js';
-import { type CalibrationSource, defaultGrid, defaultThreads, type Grid, TUNE_BATCH_SIZE, tune, type TuneProgress, type TuneResult } from './tune.js';
+import { type CalibrationSource, defaultGrid, defaultThreads, type Grid, TUNE_BATCH_SIZE, TUNE_HIDDEN, tune, type TuneProgress, type TuneResult } from './tune.js';
 import type { Activation } from './mlp.js';
 
 const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [options]
@@ -34,7 +34,7 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
 
   --tune                              search dropout, weight decay, training length and noise model on a
                                       validation split of the training rows, then refit on all of them
-                                      (batch size 128 unless --batch-size is given)
+                                      (hidden 100 and batch size 128 unless --hidden, --batch-size are given)
   --threads N                         tuning worker threads (default: available cores, at most 8; 0 = inline)
   --calibration validation|holdout    tuned models: calibrate on the tuning validation rows (default) or on
                                       rows held out of the refit (--calibration-fraction, default 0.2)
@@ -158,7 +158,7 @@ export function parseCli(argv: string[]): CliArgs {
   const d = DEFAULT_TRAIN_OPTIONS;
   const int = (x: number): boolean => Number.isInteger(x);
   const opts: TrainOptions = {
-    hidden: list('hidden', values.hidden, d.hidden, (x) => int(x) && x >= 1 && x <= 4096, 'positive integer widths (≤ 4096)'),
+    hidden: list('hidden', values.hidden, values.tune ? [TUNE_HIDDEN] : d.hidden, (x) => int(x) && x >= 1 && x <= 4096, 'positive integer widths (≤ 4096)'),
     dropout: list('dropout', values.dropout, d.dropout, (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
     activation: (values.activation as Activation | undefined) ?? d.activation,
     epochs: num('epochs', values.epochs, d.epochs, (x) => int(x) && x >= 1, 'a positive integer'),
