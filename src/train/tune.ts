@@ -64,18 +64,24 @@ export interface Grid {
  * The default grid, the same for every dataset. Dropout spans the paper's range (Gal & Ghahramani 2016
  * searched p in {0.005, 0.01, 0.05, 0.1}; 0.2 added for small noisy data), training lengths go up to
  * their 4000 epochs; weight decay is one rule of the training-set size N, λ = c/N (the prior term of
- * their derivation scales as 1/N); both noise models.
+ * their derivation scales as 1/N).
+ *
+ * The noise model: homoscedastic only by default; `--tune-noise homoscedastic,heteroscedastic` lets the
+ * tuner choose (under the noise rule in `tune`). Measured on the UCI benchmark (width 100, 20 splits,
+ * both noise models in the grid): the rule kept a heteroscedastic network on 2 of 20 concrete splits, one
+ * of them the worst split of the run (test LL −3.55, RMSE 5.82, against a mean of −2.99), and on 2 of 20
+ * boston splits (one with test RMSE 4.63 against a mean of 2.80); the candidates cost half the tuning time.
  */
 export function defaultGrid(task: 'regression' | 'classification', fitRows: number): Grid {
   const dropout = [0.005, 0.05, 0.2];
   const decayTimesN = [0.01, 1];
-  const noise: NoiseModel[] = task === 'regression' ? ['homoscedastic', 'heteroscedastic'] : ['homoscedastic'];
+  const noise: NoiseModel[] = ['homoscedastic'];
   const epochs = [250, 500, 1000, 2000, 4000];
   const candidates: Candidate[] = [];
   for (const nm of noise) {
     for (const p of dropout) for (const c of decayTimesN) candidates.push({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm });
   }
-  return { candidates, epochs, rule: { dropout, input_dropout: [0], weight_decay: 'c / N, N = fit rows', decay_times_n: decayTimesN, fit_rows: fitRows, noise, epochs } };
+  return { candidates, epochs, rule: { dropout, input_dropout: [0], weight_decay: 'c / N, N = fit rows', decay_times_n: decayTimesN, fit_rows: fitRows, noise: task === 'regression' ? noise : undefined, epochs } };
 }
 
 /** The minibatch size of a tuned run unless --batch-size says otherwise: the paper's (their code), and cheaper per row than 32. */

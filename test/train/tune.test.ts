@@ -104,7 +104,7 @@ describe('train CLI with --tune', () => {
   it('records the grid, every candidate, the choice, calibration and feature statistics; same seed → same bytes', async () => {
     const a = mkdtempSync(join(tmpdir(), 'tune-a-'));
     const b = mkdtempSync(join(tmpdir(), 'tune-b-'));
-    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 't', '--tune', '--tune-epochs', '5,15', '--tune-dropout', '0.05,0.2', '--tune-weight-decay', '1', '--mc-samples', '20', '--threads', '2', '--test-split', '0.2'];
+    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 't', '--tune', '--tune-epochs', '5,15', '--tune-dropout', '0.05,0.2', '--tune-weight-decay', '1', '--tune-noise', 'homoscedastic,heteroscedastic', '--mc-samples', '20', '--threads', '2', '--test-split', '0.2'];
     expect(await run([...args, '--out', a])).toBe(0);
     expect(await run([...args, '--out', b, '--quiet'])).toBe(0);
     expect(readFileSync(join(a, 't', 'model.onnx')).equals(readFileSync(join(b, 't', 'model.onnx')))).toBe(true);
