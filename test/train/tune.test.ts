@@ -55,6 +55,18 @@ describe('--tune', () => {
     expect(r.model.conformalScores.length).toBe(100);
   });
 
+  it('--calibration holdout: the refit leaves out a calibration fraction and is calibrated on it', async () => {
+    const data = heteroData(300, 9);
+    const grid: Grid = { candidates: [{ dropout: 0.05, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }], epochs: [20], rule: {} };
+    const r = await tune(data, base, { threads: 0, grid, calibration: 'holdout', calibrationFraction: 0.25 });
+    expect(r.model.trainRows).toBe(225);
+    expect(r.model.calibrationRows).toBe(75);
+    expect(r.model.conformalScores.length).toBe(75);
+    expect(r.model.calibrationSource).toContain('held-out calibration rows (75');
+    expect(r.card.calibration).toEqual({ source: 'holdout', rows: 75 });
+    expect(r.card.refit.rows).toBe(225);
+  });
+
   it('workers and the main thread give the same choice and the same bytes (regression and classification)', async () => {
     const data = heteroData(300, 5);
     const grid: Grid = {
