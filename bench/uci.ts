@@ -266,7 +266,7 @@ interface UncertaintyRow {
 interface Card {
   noise?: string;
   aleatoric_std?: number;
-  outputs?: { log_variance?: string };
+  output_roles?: { log_variance?: string };
   conformal?: { scores: number[] };
   tuning?: { candidates: Record<string, unknown>[]; chosen: number };
   training?: Record<string, unknown>;
@@ -418,12 +418,12 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
       for (let s = 0; s < splits; s++) {
         const card = JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card & Record<string, unknown>;
         cards.push(card);
-        if (card.noise === 'heteroscedastic' && card.outputs?.log_variance) {
+        if (card.noise === 'heteroscedastic' && card.output_roles?.log_variance) {
           const shadow = join(modelsDir, `${name}-${s}.log_variance`);
           mkdirSync(shadow, { recursive: true });
           cpSync(join(modelsDir, `${name}-${s}`, 'model.onnx'), join(shadow, 'model.onnx'));
           const { features, dropout, task } = card as { features: string[]; dropout: number[]; task: string };
-          writeFileSync(join(shadow, 'model.json'), JSON.stringify({ task, features, dropout, output: card.outputs.log_variance, output_kind: 'regression', aleatoric_std: 0 }));
+          writeFileSync(join(shadow, 'model.json'), JSON.stringify({ task, features, dropout, output: card.output_roles.log_variance, output_kind: 'regression', aleatoric_std: 0 }));
         }
       }
       const server = await startServer(opts, modelsDir);

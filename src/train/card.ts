@@ -36,9 +36,10 @@ export interface ModelCard {
   noise?: 'homoscedastic' | 'heteroscedastic';
   /**
    * Graph outputs by meaning (regression): `mean` always; `log_variance` for heteroscedastic models,
-   * the natural log of the aleatoric variance in target units² per row and MC sample.
+   * the natural log of the aleatoric variance in target units² per row and MC sample. (Not `outputs`:
+   * GET /v1/models adds its own `outputs`, the graph's output tensors, to the card.)
    */
-  outputs?: { mean: string; log_variance?: string };
+  output_roles?: { mean: string; log_variance?: string };
   /**
    * Calibrated observation noise σ in target units (regression), added to the served variance.
    * Homoscedastic: the noise, std = √(MC variance + σ²). Heteroscedastic: a floor on top of the predicted
@@ -119,7 +120,7 @@ export function buildCard(
     ...(reg
       ? {
           noise: m.noise,
-          outputs: hetero ? { mean: 'prediction', log_variance: LOG_VARIANCE_NAME } : { mean: 'prediction' },
+          output_roles: hetero ? { mean: 'prediction', log_variance: LOG_VARIANCE_NAME } : { mean: 'prediction' },
           aleatoric_std: m.aleatoricStd,
           calibration: {
             method: hetero

@@ -128,7 +128,7 @@ describe('train CLI with --tune', () => {
     expect(card.tuning.candidates[card.tuning.chosen].dropout).toBe(card.dropout[0]);
     expect(card.training).toMatchObject({ tuned: true, epochs: card.tuning.refit.epochs, train_rows: 354 });
     expect(card.noise).toMatch(/^(homo|hetero)scedastic$/);
-    expect(card.outputs.mean).toBe('prediction');
+    expect(card.output_roles.mean).toBe('prediction');
     expect(card.interval_method).toBe('conformal');
     expect(card.conformal.rows).toBe(71);
     expect(card.conformal.scores).toEqual([...card.conformal.scores].sort((x: number, y: number) => x - y));
