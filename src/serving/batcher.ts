@@ -16,6 +16,8 @@ interface Pending {
   rows: number;
   resolve: (out: Float32Array) => void;
   reject: (err: unknown) => void;
+  /** Called when the request's run starts (the end of its wait, for the statistics). */
+  onStart?: () => void;
 }
 
 export class PredictBatcher {
@@ -33,11 +35,15 @@ export class PredictBatcher {
     private readonly onBatch?: (rows: number) => void,
   ) {}
 
-  predict(x: Float32Array, rows: number): Promise<Float32Array> {
-    if (rows >= this.maxRows) return this.run(x, rows);
+  /** `onStart` is called when the run that serves this request starts. */
+  predict(x: Float32Array, rows: number, onStart?: () => void): Promise<Float32Array> {
+    if (rows >= this.maxRows) {
+      onStart?.();
+      return this.run(x, rows);
+    }
     return new Promise((resolve, reject) => {
       if (this.queuedRows + rows > this.maxRows) this.flush();
-      this.queue.push({ x, rows, resolve, reject });
+      this.queue.push({ x, rows, resolve, reject, onStart });
       this.queuedRows += rows;
       if (this.queuedRows >= this.maxRows) this.flush();
       else if (!this.timer) {
@@ -65,6 +71,7 @@ export class PredictBatcher {
 
   private async execute(batch: Pending[], rows: number): Promise<void> {
     this.onBatch?.(rows);
+    for (const p of batch) p.onStart?.();
     if (batch.length === 1) {
       const p = batch[0]!;
       return this.run(p.x, p.rows).then(p.resolve, p.reject);
@@ -94,6 +101,7 @@ interface PendingMc {
   job: McJob;
   resolve: (r: McResult) => void;
   reject: (err: unknown) => void;
+  onStart?: () => void;
 }
 
 /**
@@ -120,7 +128,8 @@ export class McBatcher {
     private readonly onBatch?: (requests: number) => void,
   ) {}
 
-  mc(job: McJob): Promise<McResult> {
+  /** `onStart` is called when the run that serves this request starts. */
+  mc(job: McJob, onStart?: () => void): Promise<McResult> {
     return new Promise((resolve, reject) => {
       const T = job.opts.samples;
       let q = this.open.get(T);
@@ -133,7 +142,7 @@ export class McBatcher {
         q = { jobs: [], tiledRows: 0 };
         this.open.set(T, q);
       }
-      q.jobs.push({ job, resolve, reject });
+      q.jobs.push({ job, resolve, reject, onStart });
       q.tiledRows += job.rows * T;
       if (!this.scheduled) {
         this.scheduled = true;
@@ -165,6 +174,7 @@ export class McBatcher {
 
   private async execute(batch: PendingMc[]): Promise<void> {
     this.onBatch?.(batch.length);
+    for (const p of batch) p.onStart?.();
     let results: McResult[];
     try {
       results = await this.run(batch.map((p) => p.job));

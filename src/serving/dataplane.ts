@@ -23,6 +23,7 @@ import { McBatcher, PredictBatcher } from './batcher.js';
 import { TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
+import { type InferenceMode, InferenceStatistics, type ModelStatistics, type RequestTiming } from './statistics.js';
 
 export type DataPlaneConfig = Pick<
   Config,
@@ -114,6 +115,8 @@ export class DataPlane implements ModelHooks {
   private nextKey = 0;
   private readonly predictBatchers = new WeakMap<Model, PredictBatcher>();
   private readonly mcBatchers = new WeakMap<Model, McBatcher>();
+  /** Counts and times per model version and mode (Triton's statistics extension; statistics.ts). */
+  readonly statistics = new InferenceStatistics();
 
   constructor(
     readonly repository: ModelRepository,
@@ -143,47 +146,97 @@ export class DataPlane implements ModelHooks {
     return this.repository.get(name, version);
   }
 
+  /**
+   * The statistics of every served model version, of a model's versions, or of one version (throws
+   * ModelNotFoundError for an unknown name or version).
+   */
+  modelStatistics(name?: string, version?: string): ModelStatistics[] {
+    if (name === undefined) return this.repository.names().flatMap((n) => this.modelStatistics(n));
+    const versions = version === undefined ? this.repository.versions(name) : [this.repository.get(name, version).version];
+    if (versions.length === 0) this.repository.get(name); // throws ModelNotFoundError
+    return versions.map((v) => this.statistics.get(name, v));
+  }
+
   async predict(req: PredictRequest): Promise<PredictResult> {
     const lease = this.repository.acquire(req.model, req.version);
+    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    let rows = 0;
+    let ok = false;
     try {
       const m = lease.model;
-      const { x, rows } = req.input.decode(m, (n, field) => this.checkRows(n, field));
+      const { x, rows: n } = req.input.decode(m, (n, field) => this.checkRows(n, field));
+      rows = n;
       const started = performance.now();
+      t.decoded = started;
       try {
-        const output = await this.runPredict(m, x, rows);
+        const output = await this.runPredict(m, x, rows, t);
+        ok = true;
         return { model: m, rows, output };
       } finally {
         this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
       }
     } finally {
+      this.record(lease.model, 'predict', ok, rows, 1, t);
       this.repository.release(lease);
     }
   }
 
   async sample(req: SampleRequest): Promise<SampleResult> {
     const lease = this.repository.acquire(req.model, req.version);
+    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    let rows = 0;
+    let samples = 0;
+    let ok = false;
     try {
       const m = lease.model;
       if (!m.mcAvailable) throw new NoDropoutError(m.name);
-      const samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
+      samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
       const max = this.config.MC_MAX_SAMPLES;
       if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
-      const { x, rows } = req.input.decode(m, (n, field) => {
+      const { x, rows: n } = req.input.decode(m, (n, field) => {
         this.checkRows(n, field);
         this.checkWork(n, samples, req.fields);
       });
+      rows = n;
       const interval = req.interval ?? DEFAULT_INTERVAL;
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
+      t.decoded = started;
       try {
-        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples });
+        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples }, t);
+        ok = true;
         return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed };
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
       }
     } finally {
+      this.record(lease.model, 'mc', ok, rows, samples, t);
       this.repository.release(lease);
     }
+  }
+
+  /** A request's end, in the statistics. */
+  private record(m: Model, mode: InferenceMode, ok: boolean, rows: number, samples: number, t: RequestTiming): void {
+    t.ended = performance.now();
+    this.statistics.request(m.name, m.version, mode, ok, rows, samples, t);
+  }
+
+  /**
+   * A run shared by the requests of a batch, timed for the statistics (execution count, batch sizes)
+   * when it succeeds. A run for one request alone is counted with the request (RequestTiming.solo).
+   */
+  private executed<T>(m: Model, mode: InferenceMode, rows: number, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    return run().then((out) => {
+      this.statistics.execution(m.name, m.version, mode, rows, performance.now() - started);
+      return out;
+    });
+  }
+
+  /** The request's run starts now and serves it alone. */
+  private static runsAlone(t: RequestTiming): void {
+    t.started = performance.now();
+    t.solo = true;
   }
 
   private checkRows(rows: number, field: string): void {
@@ -198,25 +251,40 @@ export class DataPlane implements ModelHooks {
     }
   }
 
-  private runPredict(m: Model, x: Float32Array, rows: number): Promise<Float32Array> {
-    if (this.config.BATCH_MAX_ROWS <= 0) return m.predict(x, rows);
+  /** `t.started` is set when the request's run starts (after any wait for a batch). */
+  private runPredict(m: Model, x: Float32Array, rows: number, t: RequestTiming): Promise<Float32Array> {
+    const start = (): void => {
+      t.started = performance.now();
+    };
+    if (this.config.BATCH_MAX_ROWS <= 0) {
+      DataPlane.runsAlone(t);
+      return m.predict(x, rows);
+    }
     let batcher = this.predictBatchers.get(m);
     if (!batcher) {
       const name = m.name;
-      batcher = new PredictBatcher((bx, n) => m.predict(bx, n), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
+      batcher = new PredictBatcher((bx, n) => this.executed(m, 'predict', n, () => m.predict(bx, n)), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
       this.predictBatchers.set(m, batcher);
     }
-    return batcher.predict(x, rows);
+    return batcher.predict(x, rows, start);
   }
 
   /**
    * Large work goes to a worker (a hand-off costs more than it saves below MC_WORKER_MIN_WORK: bench);
    * requests that fit one run are coalesced (McBatcher); the rest runs inline.
    */
-  private runMc(m: Model, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
+  private runMc(m: Model, x: Float32Array, rows: number, opts: McOptions, t: RequestTiming): Promise<McResult> {
+    const start = (): void => {
+      t.started = performance.now();
+    };
     const key = this.poolKeys.get(m);
-    if (this.pool && key !== undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) return this.pool.run(key, x, rows, opts);
-    if (this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples)) return this.mcBatcher(m, key).mc({ x, rows, opts });
+    const pool = this.pool;
+    if (pool && key !== undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
+      DataPlane.runsAlone(t);
+      return pool.run(key, x, rows, opts);
+    }
+    if (this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples)) return this.mcBatcher(m, key).mc({ x, rows, opts }, start);
+    DataPlane.runsAlone(t);
     return m.sample(x, rows, opts);
   }
 
@@ -233,7 +301,8 @@ export class DataPlane implements ModelHooks {
     const pool = key !== undefined ? this.pool : null;
     const name = m.name;
     const features = m.features.length;
-    const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(key!, jobs, features) : m.sampleBatch(jobs));
+    const run = (jobs: McJob[]): Promise<McResult[]> =>
+      this.executed(m, 'mc', jobs.reduce((n, j) => n + j.rows, 0), () => (pool && jobs.length > 1 ? pool.runCoalesced(key!, jobs, features) : m.sampleBatch(jobs)));
     const onBatch = (n: number): void => this.observer.mcBatch?.(name, n);
     batcher = pool ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch) : new McBatcher(run, m.maxRunRows, Infinity, onBatch);
     this.mcBatchers.set(m, batcher);

@@ -58,7 +58,7 @@ const predictV1 = async (app: FastifyInstance, query = ''): Promise<number> => {
 describe('management routes: ADMIN_API_KEY', () => {
   it('without ADMIN_API_KEY they answer 404 and the extension is not advertised', async () => {
     const { app } = await start(modelsDir(), { ADMIN_API_KEY: '' });
-    expect((await app.inject('/v2')).json().extensions).toEqual(['mc_dropout']);
+    expect((await app.inject('/v2')).json().extensions).toEqual(['mc_dropout', 'binary_tensor_data', 'statistics']);
     for (const url of ['/v2/repository/index', '/v2/repository/models/diabetes/load', '/v2/repository/models/diabetes/unload']) {
       const r = await app.inject({ method: 'POST', url, headers: admin });
       expect([r.statusCode, r.json()], url).toEqual([404, { error: 'model management is off: the server was started without ADMIN_API_KEY' }]);
@@ -68,7 +68,7 @@ describe('management routes: ADMIN_API_KEY', () => {
 
   it('with it: the admin bearer and nothing else (not API_KEY); API_KEY still guards the other routes; an audit line per request', async () => {
     const { app, logs } = await start(modelsDir(), { API_KEY: API });
-    expect((await app.inject({ url: '/v2', headers: { authorization: `Bearer ${API}` } })).json().extensions).toEqual(['mc_dropout', 'model_repository']);
+    expect((await app.inject({ url: '/v2', headers: { authorization: `Bearer ${API}` } })).json().extensions).toEqual(['mc_dropout', 'binary_tensor_data', 'statistics', 'model_repository']);
     for (const headers of [{}, { authorization: `Bearer ${API}` }, { authorization: `Bearer ${ADMIN}x` }, { authorization: ADMIN }]) {
       const r = await app.inject({ method: 'POST', url: '/v2/repository/models/wine/unload', headers });
       expect([r.statusCode, r.headers['www-authenticate'], r.json()]).toEqual([401, 'Bearer', { error: 'missing or invalid admin bearer token (Authorization: Bearer <ADMIN_API_KEY>)' }]);
