@@ -282,8 +282,18 @@ describe('the mechanism under load (a real port)', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
 
     // unload wine while a long MC request runs on it: the request finishes, later ones get 404, load brings it back
+    // (the unload is sent once the request holds its lease on wine, however slow this machine is)
+    const acquire = app.repository.acquire.bind(app.repository);
+    let wineHeld!: () => void;
+    const held = new Promise<void>((resolve) => (wineHeld = resolve));
+    app.repository.acquire = (name, version) => {
+      const lease = acquire(name, version);
+      if (name === 'wine') wineHeld();
+      return lease;
+    };
     const slow = fetch(`${url}/v1/models/wine/uncertainty`, { method: 'POST', headers: json, body: JSON.stringify({ instances: Array(50).fill(WINE_ROW), samples: 2000, seed: 4 }) });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await held;
+    app.repository.acquire = acquire;
     const unloaded = await fetch(`${url}/v2/repository/models/wine/unload`, { method: 'POST', headers: admin });
     expect(unloaded.status).toBe(200);
     expect((await slow).status).toBe(200);
@@ -310,8 +320,14 @@ describe('the mechanism under load (a real port)', () => {
     expect(afterLast.every((a) => a.shift === 0)).toBe(true);
 
     // released: every replaced diabetes and the unloaded wine closed, the worker holds one copy per served model
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const closed = logs.filter((l) => l.msg === 'model closed (sessions and worker copies released)').map((l) => l.model);
+    // (closing follows the last request asynchronously: wait for the log lines, bounded, instead of a fixed pause)
+    const closedModels = () => logs.filter((l) => l.msg === 'model closed (sessions and worker copies released)').map((l) => l.model);
+    for (const until = performance.now() + 20_000; performance.now() < until; ) {
+      const c = closedModels();
+      if (c.filter((m) => m === 'diabetes').length >= 10 && c.includes('wine')) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const closed = closedModels();
     expect(closed.filter((m) => m === 'diabetes')).toHaveLength(10);
     expect(closed.filter((m) => m === 'wine')).toHaveLength(1);
     expect(app.dataPlane.workerModels).toBe(2);
