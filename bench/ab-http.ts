@@ -6,6 +6,8 @@
  * MC T=100 on /v1 and on V2), in alternated rounds after a warm-up. Prints per case B/A of req/s (median
  * and best of the rounds, and every round) and of the server's CPU time per request (/proc, worker
  * threads included), which is less sensitive to other load on a shared machine. Needs wrk and Linux.
+ * `A_ENV` / `B_ENV` (JSON objects) add environment variables to one side: the same build under two
+ * settings, e.g. `B_ENV='{"MALLOC_MMAP_THRESHOLD_":"131072"}' npx tsx bench/ab-http.ts . .`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,10 +36,10 @@ const ticks = (pid: number): number => {
   return Number(fields[11]) + Number(fields[12]);
 };
 
-async function start(dir: string, port: number): Promise<ChildProcess> {
+async function start(dir: string, port: number, extraEnv: Record<string, string>): Promise<ChildProcess> {
   const proc = spawn(process.execPath, ['--max-semi-space-size=4', 'dist/server/server.js'], {
     cwd: dir,
-    env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port) },
+    env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...extraEnv },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (const deadline = Date.now() + 30_000; ; ) {
@@ -63,8 +65,8 @@ function wrk(port: number, path: string, body: unknown, pid: number, secs: numbe
 }
 
 const sides = [
-  { name: 'A', port: 18951, proc: await start(dirA, 18951) },
-  { name: 'B', port: 18952, proc: await start(dirB, 18952) },
+  { name: 'A', port: 18951, proc: await start(dirA, 18951, JSON.parse(process.env.A_ENV ?? '{}') as Record<string, string>) },
+  { name: 'B', port: 18952, proc: await start(dirB, 18952, JSON.parse(process.env.B_ENV ?? '{}') as Record<string, string>) },
 ];
 try {
   for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2); // warm-up

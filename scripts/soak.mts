@@ -2,10 +2,14 @@
  * `npm run soak`: 60 s (SOAK_SECONDS) of mixed predict / MC / V2 load at 64 connections against the
  * real server in a child process. Passes when there are 0 errors, 0 non-2xx and RSS grows < 10%
  * between the first and the last 10 s. Prints a table; exits 1 on failure.
+ * `npm run soak -- reload`: model reloads, hot reload, a corrupted file and unload/load under load
+ * (soak-reload.mts).
  */
 import { execFileSync } from 'node:child_process';
 import autocannon from 'autocannon';
 import { rssMb, startServer } from '../bench/lib.js';
+
+if (process.argv[2] === 'reload') await import('./soak-reload.mjs'); // it exits with its verdict
 
 execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' }); // the server runs from dist/, as npm start runs it
 

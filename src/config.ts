@@ -61,7 +61,23 @@ const EnvSchema = z.object({
   CORS_ORIGIN: nonEmpty.optional(),
   RATE_LIMIT_MAX: int(0, 1_000_000_000).default(0),
   RATE_LIMIT_WINDOW_MS: int(1, 86_400_000).default(60_000),
+  /** Bearer key of the model management routes (/v2/repository/…); unset: those routes answer 404. */
+  ADMIN_API_KEY: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  /** Which versions of a model (`<name>/<version>/model.onnx`) are served: the N highest, or all. */
+  MODEL_VERSION_POLICY: z
+    .string()
+    .trim()
+    .regex(/^(all|latest:[1-9]\d{0,5})$/, { message: 'expected latest:N (N ≥ 1) or all' })
+    .transform((v): VersionPolicy => (v === 'all' ? { kind: 'all' } : { kind: 'latest', count: Number(v.slice(7)) }))
+    .default({ kind: 'latest', count: 1 }),
+  /** Hot reload: poll the models' files and load new or changed ones, unload removed ones. */
+  MODELS_WATCH: bool.default(false),
+  /** How often the hot reload polls (a file must look the same in two polls in a row to be loaded). */
+  MODELS_POLL_MS: int(100, 3_600_000).default(1000),
 });
+
+/** MODEL_VERSION_POLICY: serve the `count` highest versions of each model, or all of them. */
+export type VersionPolicy = { kind: 'latest'; count: number } | { kind: 'all' };
 
 export type Config = z.output<typeof EnvSchema>;
 
@@ -82,5 +98,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const c = parsed.data;
   if (c.MC_DEFAULT_SAMPLES > c.MC_MAX_SAMPLES) throw new ConfigError(`invalid configuration: MC_DEFAULT_SAMPLES=${c.MC_DEFAULT_SAMPLES} exceeds MC_MAX_SAMPLES=${c.MC_MAX_SAMPLES}`);
+  if (c.ADMIN_API_KEY !== undefined && c.ADMIN_API_KEY === c.API_KEY) throw new ConfigError('invalid configuration: ADMIN_API_KEY must differ from API_KEY');
   return c;
 }

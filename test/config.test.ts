@@ -41,4 +41,24 @@ describe('loadConfig', () => {
     expect(msg({ MODELS_SKIP_INVALID: 'maybe' })).toMatchInlineSnapshot(`"invalid configuration: MODELS_SKIP_INVALID="maybe": expected true or false"`);
     expect(msg({ MC_DEFAULT_SAMPLES: '500', MC_MAX_SAMPLES: '100' })).toMatchInlineSnapshot(`"invalid configuration: MC_DEFAULT_SAMPLES=500 exceeds MC_MAX_SAMPLES=100"`);
   });
+  it('model management: ADMIN_API_KEY (apart from API_KEY), MODEL_VERSION_POLICY, MODELS_WATCH, MODELS_POLL_MS', () => {
+    expect(loadConfig({}).ADMIN_API_KEY).toBeUndefined();
+    expect(loadConfig({})).toMatchObject({ MODEL_VERSION_POLICY: { kind: 'latest', count: 1 }, MODELS_WATCH: false, MODELS_POLL_MS: 1000 });
+    const c = loadConfig({ ADMIN_API_KEY: 'a'.repeat(16), MODEL_VERSION_POLICY: 'latest:3', MODELS_WATCH: 'true', MODELS_POLL_MS: '250' });
+    expect([c.ADMIN_API_KEY, c.MODEL_VERSION_POLICY, c.MODELS_WATCH, c.MODELS_POLL_MS]).toEqual(['a'.repeat(16), { kind: 'latest', count: 3 }, true, 250]);
+    expect(loadConfig({ MODEL_VERSION_POLICY: ' all ' }).MODEL_VERSION_POLICY).toEqual({ kind: 'all' });
+    const msg = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    expect(msg({ MODEL_VERSION_POLICY: 'latest:0' })).toMatchInlineSnapshot(`"invalid configuration: MODEL_VERSION_POLICY="latest:0": expected latest:N (N ≥ 1) or all"`);
+    expect(msg({ MODEL_VERSION_POLICY: 'newest' })).toMatchInlineSnapshot(`"invalid configuration: MODEL_VERSION_POLICY="newest": expected latest:N (N ≥ 1) or all"`);
+    expect(msg({ ADMIN_API_KEY: 'short' })).toMatchInlineSnapshot(`"invalid configuration: ADMIN_API_KEY="short": must be at least 16 characters"`);
+    expect(msg({ ADMIN_API_KEY: 'k'.repeat(20), API_KEY: 'k'.repeat(20) })).toMatchInlineSnapshot(`"invalid configuration: ADMIN_API_KEY must differ from API_KEY"`);
+    expect(msg({ MODELS_POLL_MS: '10' })).toMatchInlineSnapshot(`"invalid configuration: MODELS_POLL_MS="10": expected an integer ≥ 100"`);
+  });
 });

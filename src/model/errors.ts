@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   too_large: 413,
   no_dropout: 422,
   not_ready: 503,
+  /** A model asked to load (V2 repository extension) failed to: 400, as Triton answers it. */
+  load_failed: 400,
 } as const;
 
 export type ErrorKind = keyof typeof ERROR_STATUS;

@@ -18,6 +18,7 @@ import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { genReqId, securityHeaders } from './plugins/security-headers.js';
 import { validation } from './plugins/validation.js';
 import { healthRoutes } from './routes/health.js';
+import { repositoryRoutes } from './routes/repository.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
 
@@ -41,6 +42,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS });
   await app.register(healthRoutes);
   await app.register(v1Routes(config));
-  await app.register(v2Routes(VERSION), { prefix: '/v2' });
+  await app.register(v2Routes(VERSION, config.ADMIN_API_KEY ? ['model_repository'] : []), { prefix: '/v2' });
+  await app.register(repositoryRoutes(config.ADMIN_API_KEY), { prefix: '/v2/repository' });
   return app;
 }

@@ -3,8 +3,9 @@
  * the registry, the text format and the process metrics; the per-request series are FastHistogram /
  * FastCounter (fast-metrics.ts), which register in the same registry.
  */
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DataPlaneObserver } from '../serving/dataplane.js';
+import type { RepositoryEvents } from '../serving/repository.js';
 import { FastCounter, FastHistogram } from './fast-metrics.js';
 
 export interface Metrics {
@@ -16,6 +17,10 @@ export interface Metrics {
   modelsLoaded: Gauge;
   batchSize: FastHistogram<'model'>;
   mcBatchRequests: FastHistogram<'model'>;
+  modelLoads: Counter<'model'>;
+  modelLoadFailures: Counter<'model'>;
+  modelUnloads: Counter<'model' | 'reason'>;
+  modelLoadDuration: Histogram<'model'>;
 }
 
 export function createMetrics(): Metrics {
@@ -30,6 +35,10 @@ export function createMetrics(): Metrics {
     modelsLoaded: new Gauge({ name: 'models_loaded', help: 'Models loaded and served', registers: [registry] }),
     batchSize: new FastHistogram('predict_batch_rows', 'Rows per coalesced predict run (dynamic batching)', ['model'], [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], registry),
     mcBatchRequests: new FastHistogram('mc_batch_requests', 'Monte Carlo requests per shared run (MC coalescing)', ['model'], [1, 2, 4, 8, 16, 32, 64, 128], registry),
+    modelLoads: new Counter({ name: 'model_loads_total', help: 'Model versions loaded and served (start-up, repository load, hot reload)', labelNames: ['model'], registers: [registry] }),
+    modelLoadFailures: new Counter({ name: 'model_load_failures_total', help: 'Model loads that failed (the version served before, if any, kept serving)', labelNames: ['model'], registers: [registry] }),
+    modelUnloads: new Counter({ name: 'model_unloads_total', help: 'Model versions no longer served, by reason: replaced (a new load of the same version) or unloaded', labelNames: ['model', 'reason'], registers: [registry] }),
+    modelLoadDuration: new Histogram({ name: 'model_load_duration_seconds', help: 'Model load duration: read, check, sessions, self-check and worker copies, until served', labelNames: ['model'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
   };
 }
 
@@ -44,5 +53,18 @@ export function metricsObserver(m: Metrics): DataPlaneObserver {
     mcSamples: (model, samples) => m.mcSamples.observeValues([model], samples),
     predictBatch: (model, rows) => m.batchSize.observeValues([model], rows),
     mcBatch: (model, requests) => m.mcBatchRequests.observeValues([model], requests),
+  };
+}
+
+/** The repository's events writing these metrics (loads, failures, unloads, load duration, models served). */
+export function repositoryMetrics(m: Metrics): RepositoryEvents {
+  return {
+    loaded: (model, _source, seconds) => {
+      m.modelLoads.inc({ model: model.name });
+      m.modelLoadDuration.observe({ model: model.name }, seconds);
+    },
+    failed: (source) => m.modelLoadFailures.inc({ model: source.name }),
+    unloaded: (model, reason) => m.modelUnloads.inc({ model: model.name, reason }),
+    served: (count) => m.modelsLoaded.set(count),
   };
 }

@@ -136,6 +136,11 @@ export class DataPlane implements ModelHooks {
     return this.pool?.threads ?? 0;
   }
 
+  /** Model copies on the worker threads (one per served model with dropout, plus retiring ones). */
+  get workerModels(): number {
+    return this.pool?.modelCount ?? 0;
+  }
+
   /** A model's metadata (no request runs on it): throws ModelNotFoundError. */
   model(name: string, version?: string): Model {
     return this.repository.get(name, version);

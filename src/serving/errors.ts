@@ -31,3 +31,11 @@ export class NotReadyError extends RequestError {
     super('not_ready', message);
   }
 }
+
+/** A model load asked for by a client (the repository extension) failed; the message says why. */
+export class ModelLoadFailedError extends RequestError {
+  override name = 'ModelLoadFailedError';
+  constructor(message: string) {
+    super('load_failed', message);
+  }
+}

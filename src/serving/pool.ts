@@ -84,6 +84,11 @@ export class McPool {
     return this.slots.length;
   }
 
+  /** Models each worker holds now (by key: a swapped-out model stays until its last request finished). */
+  get modelCount(): number {
+    return this.models.size;
+  }
+
   private post<T>(slot: Slot, task: WorkerRequest['task'], transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.closing) return Promise.reject(new Error('the MC worker pool is closed'));
     const id = this.nextId++;

@@ -11,7 +11,7 @@ export interface FakeModel extends Model {
   gate: Promise<void> | null;
 }
 
-export function fakeModel(name: string, value: number, opts: { mc?: boolean; features?: number } = {}): FakeModel {
+export function fakeModel(name: string, value: number, opts: { mc?: boolean; features?: number; version?: string } = {}): FakeModel {
   const F = opts.features ?? 2;
   const hold = async (m: FakeModel): Promise<void> => {
     if (m.closed) throw new Error(`model ${name} (${value}) used after close`);
@@ -31,7 +31,7 @@ export function fakeModel(name: string, value: number, opts: { mc?: boolean; fea
   };
   const m: FakeModel = {
     name,
-    version: '1',
+    version: opts.version ?? '1',
     task: 'regression',
     features: Array.from({ length: F }, (_, j) => `f${j}`),
     labels: [],

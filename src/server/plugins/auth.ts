@@ -1,9 +1,11 @@
 /**
  * API_KEY bearer auth: when set, every route but health and metrics needs `Authorization: Bearer <key>`
  * (401 with WWW-Authenticate otherwise). Compared in constant time (SHA-256 digests, timingSafeEqual).
+ * The model management routes (/v2/repository/…) take ADMIN_API_KEY instead (plugins/admin.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import createError from '@fastify/error';
+import { isAdminPath } from './admin.js';
 import { appPlugin } from './app-plugin.js';
 
 export const Unauthorized = createError('DS_UNAUTHORIZED', 'missing or invalid bearer token (Authorization: Bearer <API_KEY>)', 401);
@@ -22,7 +24,7 @@ export const auth = appPlugin<{ apiKey: string | undefined }>(async (app, { apiK
   if (!apiKey) return;
   const keyDigest = digest(apiKey);
   app.addHook('onRequest', (req, reply, done) => {
-    if (isPublic(req.url)) return done();
+    if (isPublic(req.url) || isAdminPath(req.url)) return done();
     const header = req.headers.authorization ?? '';
     const token = header.startsWith('Bearer ') ? header.slice(7) : '';
     // constant-time: compare fixed-length digests

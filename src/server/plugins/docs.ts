@@ -16,8 +16,13 @@ export const docs = appPlugin(async (app) => {
         description:
           'Serve dropout neural networks with Monte Carlo dropout uncertainty. /v1: REST (predict with dropout off, uncertainty with T stochastic passes). /v2: KServe Open Inference Protocol; MC with parameters.mc_samples.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Needed when the server runs with API_KEY' } } },
-      tags: [{ name: 'inference' }, { name: 'models' }, { name: 'v2' }, { name: 'health' }, { name: 'meta' }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'Needed when the server runs with API_KEY' },
+          admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_KEY: the model management routes (/v2/repository); they answer 404 when the server runs without it' },
+        },
+      },
+      tags: [{ name: 'inference' }, { name: 'models' }, { name: 'v2' }, { name: 'repository' }, { name: 'health' }, { name: 'meta' }],
     },
     transform: jsonSchemaTransform,
   });

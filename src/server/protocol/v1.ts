@@ -35,12 +35,12 @@ const rowsInput = (instances: Row[]): RowsInput => ({
   },
 });
 
-export function predictRequest(name: string, body: PredictBody): PredictRequest {
-  return { model: name, input: rowsInput(Array.isArray(body) ? body : body.instances) };
+export function predictRequest(name: string, body: PredictBody, version?: string): PredictRequest {
+  return { model: name, version, input: rowsInput(Array.isArray(body) ? body : body.instances) };
 }
 
-export function uncertaintyRequest(name: string, body: UncertaintyBody): SampleRequest {
-  return { model: name, input: rowsInput(body.instances), samples: body.samples, interval: body.interval, seed: body.seed, returnSamples: body.return_samples, fields: V1_SAMPLE_FIELDS };
+export function uncertaintyRequest(name: string, body: UncertaintyBody, version?: string): SampleRequest {
+  return { model: name, version, input: rowsInput(body.instances), samples: body.samples, interval: body.interval, seed: body.seed, returnSamples: body.return_samples, fields: V1_SAMPLE_FIELDS };
 }
 
 export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions> } {
@@ -51,9 +51,9 @@ export function encodeUncertainty(r: SampleResult): { model: string; samples: nu
   return { model: r.model.name, samples: r.samples, ...(r.model.task === 'regression' ? { interval: r.interval } : {}), seed: r.seed, predictions: encodeStats(r.stats, r.model.labels, r.returnSamples) };
 }
 
-/** A model entry of /v1/models: its card plus inputs, outputs and MC availability. */
-export function encodeModel(m: Model): ModelDescription {
-  return m.describe();
+/** A model entry of /v1/models: its card plus inputs, outputs and MC availability, its version and the served versions. */
+export function encodeModel(m: Model, versions: string[]): ModelDescription {
+  return { ...m.describe(), version: m.version, versions };
 }
 
 /** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */

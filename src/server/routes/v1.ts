@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../config.js';
 import * as v1 from '../protocol/v1.js';
-import { ErrorBody, ModelEntry, ModelList, ModelParams, PredictBody, PredictResponse, UncertaintyResponse, uncertaintyBody } from '../schemas/v1.js';
+import { ErrorBody, ModelEntry, ModelList, ModelParams, PredictBody, PredictResponse, UncertaintyResponse, VersionQuery, uncertaintyBody } from '../schemas/v1.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody };
 
@@ -9,14 +9,14 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody,
 export const v1Routes =
   (config: Config): FastifyPluginAsyncZod =>
   async (app) => {
-    app.get('/v1/models', { schema: { tags: ['models'], summary: 'List the served models', response: { 200: ModelList } } }, async () => ({ models: app.repository.list().map(v1.encodeModel) }));
-    app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'One model card', params: ModelParams, response: { 200: ModelEntry, ...errors } } }, async (req) =>
-      v1.encodeModel(app.dataPlane.model(req.params.name)),
+    app.get('/v1/models', { schema: { tags: ['models'], summary: 'List the served models', response: { 200: ModelList } } }, async () => ({ models: app.repository.list().map((m) => v1.encodeModel(m, app.repository.versions(m.name))) }));
+    app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'One model card', params: ModelParams, querystring: VersionQuery, response: { 200: ModelEntry, ...errors } } }, async (req) =>
+      v1.encodeModel(app.dataPlane.model(req.params.name, req.query.version), app.repository.versions(req.params.name)),
     );
     app.post(
       '/v1/models/:name/predict',
-      { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
-      async (req) => v1.encodePredict(await app.dataPlane.predict(v1.predictRequest(req.params.name, req.body))),
+      { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, querystring: VersionQuery, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
+      async (req) => v1.encodePredict(await app.dataPlane.predict(v1.predictRequest(req.params.name, req.body, req.query.version))),
     );
     app.post(
       '/v1/models/:name/uncertainty',
@@ -25,10 +25,11 @@ export const v1Routes =
           tags: ['inference'],
           summary: 'Monte Carlo dropout: T stochastic passes → mean, spread, intervals (regression) or entropy and mutual information (classification)',
           params: ModelParams,
+          querystring: VersionQuery,
           body: uncertaintyBody(config),
           response: { 200: UncertaintyResponse, ...errors },
         },
       },
-      async (req) => v1.encodeUncertainty(await app.dataPlane.sample(v1.uncertaintyRequest(req.params.name, req.body))),
+      async (req) => v1.encodeUncertainty(await app.dataPlane.sample(v1.uncertaintyRequest(req.params.name, req.body, req.query.version))),
     );
   };

@@ -5,7 +5,8 @@ import { INFERENCE_HEADER_CONTENT_LENGTH, useV2Bodies } from '../plugins/v2-body
 import * as v2 from '../protocol/v2.js';
 import { V2Error, V2InferRequest, V2InferResponse, V2Live, V2ModelMetadata, V2ModelReady, V2ModelStats, V2Params, V2Ready, V2ServerMetadata } from '../schemas/v2.js';
 
-/** What GET /v2 lists: Monte Carlo dropout, the binary tensor data extension, Triton's statistics. */
+/** What GET /v2 lists: Monte Carlo dropout, the binary tensor data extension, Triton's statistics (+ the
+ * extensions the app passes in: model_repository when ADMIN_API_KEY is set). */
 const V2_EXTENSIONS = ['mc_dropout', 'binary_tensor_data', 'statistics'];
 
 /** An encoded infer response: JSON, or JSON + binary outputs with Inference-Header-Content-Length. */
@@ -22,7 +23,7 @@ const errors = { 400: V2Error, 401: V2Error, 404: V2Error, 413: V2Error, 422: V2
  * routes answer {"error": "..."} (this context's error shape).
  */
 export const v2Routes =
-  (version: string): FastifyPluginAsyncZod =>
+  (version: string, extensions: string[] = []): FastifyPluginAsyncZod =>
   async (app) => {
     useErrorShape(app, v2.errorBody);
     // JSON answers say exactly application/json, as KServe's and Triton's servers do: kserve's client
@@ -39,8 +40,8 @@ export const v2Routes =
       },
     });
     const tags = ['v2'];
-    // '/' under the prefix answers both /v2 and /v2/ (the spec's path)
-    app.get('/', { schema: { tags, summary: 'Server metadata', response: { 200: V2ServerMetadata } } }, async () => ({ name: 'dropout-serve', version, extensions: V2_EXTENSIONS }));
+    // '/' under the prefix answers both /v2 and /v2/ (the spec's path); model_repository when management is on
+    app.get('/', { schema: { tags, summary: 'Server metadata', response: { 200: V2ServerMetadata } } }, async () => ({ name: 'dropout-serve', version, extensions: [...V2_EXTENSIONS, ...extensions] }));
     app.get('/health/live', { schema: { tags, summary: 'Server live', response: { 200: V2Live } } }, async () => ({ live: true }));
     app.get('/health/ready', { schema: { tags, summary: 'Server ready', response: { 200: V2Ready, 503: V2Ready } } }, async (_req, reply) =>
       reply.code(app.dataPlane.ready ? 200 : 503).send({ ready: app.dataPlane.ready }),

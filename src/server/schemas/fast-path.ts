@@ -69,3 +69,10 @@ export function uncertaintyFastPath(maxSamples: number): FastPath {
     return data;
   };
 }
+
+/** The query of the /v1 model routes: nothing (the common case) passes; `?version=` goes to zod. */
+export function versionQueryFastPath(data: unknown): unknown {
+  if (!isPlainObject(data)) return undefined;
+  for (const _ in data) return undefined;
+  return data;
+}

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { Regression, predictionSchema } from '../protocol/v1.js';
-import { modelParamsFastPath, predictFastPath, uncertaintyFastPath, withFastPath } from './fast-path.js';
+import { modelParamsFastPath, predictFastPath, uncertaintyFastPath, versionQueryFastPath, withFastPath } from './fast-path.js';
 
 export const ErrorBody = z
   .object({
@@ -14,6 +14,11 @@ export const ErrorBody = z
   .describe('Fastify error shape');
 
 export const ModelParams = withFastPath(z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') }), modelParamsFastPath);
+
+export const VersionQuery = withFastPath(
+  z.object({ version: z.string().min(1).max(100).optional().describe('A served version of the model (default: the highest served)') }),
+  versionQueryFastPath,
+);
 
 const Row = z
   .union([
