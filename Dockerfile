@@ -26,6 +26,10 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 # --- runtime
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 MODELS_DIR=/app/models
+# glibc: blocks of 1 MiB and more get their own mapping, returned on free. Without a fixed threshold glibc
+# raises it after onnxruntime frees its first large blocks, later model loads land in the main heap and
+# its fragments are never returned (soak reload: RSS +28% after ten reloads; +6% with this setting).
+ENV MALLOC_MMAP_THRESHOLD_=1048576
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
