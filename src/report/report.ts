@@ -7,6 +7,7 @@
 import { normalQuantile } from '../util/stats.js';
 import {
   calibrationCurve,
+  conformalCalibrationCurve,
   confusionMatrix,
   COVERAGE_LEVELS,
   histogram,
@@ -118,6 +119,13 @@ export interface ReportInput {
     validation: RegressionRows;
     /** Held-out test rows, when the model was trained with --test-data/--test-split. */
     test?: RegressionRows;
+    /**
+     * The card's split-conformal scores |y − mean| / std (sorted ascending): the calibration curve then
+     * also shows the conformal intervals mean ± q·std.
+     */
+    conformalScores?: ArrayLike<number>;
+    /** The model's default interval (card.interval_method); the glance reports its 90% coverage. Default gaussian. */
+    intervalMethod?: 'conformal' | 'gaussian';
   };
   /** Required when task is classification. */
   classification?: {
@@ -141,10 +149,21 @@ export const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-u
 
 const METRIC_HELP: Record<string, string> = {
   rmse: 'root mean squared error of the prediction (target units)',
+  rmse_mc: 'the same for the Monte Carlo mean',
   r2: 'coefficient of determination',
+  crps: 'continuous ranked probability score of the predictive distribution (target units; lower is better)',
   nll: 'mean negative log-likelihood of the predictive distribution (nats; lower is better)',
-  coverage_90: 'fraction of targets inside the served 90% interval',
+  coverage_90: 'fraction of targets inside the Gaussian 90% interval, mean ± 1.645σ',
   coverage_90_epistemic_only: 'the same with the Monte Carlo spread alone (no noise term)',
+  coverage_50: 'fraction inside the Gaussian 50% interval',
+  coverage_80: 'fraction inside the Gaussian 80% interval',
+  coverage_95: 'fraction inside the Gaussian 95% interval',
+  interval_width_90: 'mean width of the Gaussian 90% interval (target units)',
+  conformal_coverage_50: 'fraction inside the split-conformal 50% interval',
+  conformal_coverage_80: 'fraction inside the split-conformal 80% interval',
+  conformal_coverage_90: 'fraction inside the split-conformal 90% interval',
+  conformal_coverage_95: 'fraction inside the split-conformal 95% interval',
+  conformal_interval_width_90: 'mean width of the split-conformal 90% interval (target units)',
   mean_std: 'mean predictive std (target units)',
   accuracy: 'accuracy of the dropout-off prediction',
   mc_accuracy: 'accuracy of the Monte Carlo-averaged prediction',
@@ -365,9 +384,10 @@ function regSplit(name: string, rows: RegressionRows): RegSplit {
   return { name, rows, std: totalStd(rows.epistemicStd, aleatoric), aleatoric };
 }
 
-function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
+function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: ArrayLike<number>): Figure {
   const colors = [COLORS.blue, COLORS.vermillion];
   const legend: LegendItem[] = splits.map((s, i) => ({ label: `${s.name} (${s.rows.y.length} rows)`, color: colors[i]! }));
+  if (conformal) legend.push(...splits.map((s, i) => ({ label: `${s.name}, conformal interval`, color: colors[i]!, kind: 'dash' as const })));
   legend.push({ label: `${primary.name}, MC spread only`, color: COLORS.grey, kind: 'dash' });
   legend.push({ label: `chance range, ${primary.rows.y.length} rows (95%)`, color: '#d9d9d9', kind: 'box' });
   const percent = (v: number): string => `${Math.round(v * 100)}%`;
@@ -395,6 +415,15 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
     const at90 = calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed;
     summary.push(`${esc(s.name)} ${pct(at90)}`);
   });
+  const conformalSummary: string[] = [];
+  if (conformal) {
+    splits.forEach((s, i) => {
+      const curve = conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, levels);
+      plot.line(levels, curve.map((c) => c.observed), { color: colors[i]!, dash: '6 3', width: 1.6 });
+      plot.points(levels, curve.map((c) => c.observed), { color: colors[i]!, r: 2.4, opacity: 1, fill: false });
+      conformalSummary.push(`${esc(s.name)} ${pct(conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, [0.9])[0]!.observed)}`);
+    });
+  }
   const epi90 = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, [0.9])[0]!.observed;
   return {
     id: 'calibration',
@@ -404,7 +433,10 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
     caption:
       `Share of rows inside the central interval mean ± z·σ at levels 5%…99%, σ the total predictive std. ` +
       `On the diagonal the intervals mean what they say; below it they are too narrow, above too wide. ` +
-      `At 90%: ${summary.join(', ')} (MC dropout spread alone: ${pct(epi90)}).`,
+      `At 90%: ${summary.join(', ')} (MC dropout spread alone: ${pct(epi90)}).` +
+      (conformal
+        ? ` Dashed, open dots: the split-conformal intervals mean ± q·σ, q the level's quantile of the ${conformal.length} calibration scores |y − mean|/σ (∞ where they are too few for the level); at 90%: ${conformalSummary.join(', ')}.`
+        : ''),
   };
 }
 
@@ -769,15 +801,18 @@ export function renderReport(input: ReportInput): string {
     const primary = splits[splits.length - 1]!;
     const heteroscedastic = typeof primary.rows.aleatoricStd !== 'number';
     const target = card.target ?? 'target';
+    const conformal = r.conformalScores && r.conformalScores.length > 0 ? r.conformalScores : undefined;
+    const served = r.intervalMethod === 'conformal' && conformal ? conformal : undefined;
     uncertainty.push(
-      calibrationFigure(splits, primary),
+      calibrationFigure(splits, primary, conformal),
       pitFigure(primary),
       errorStdFigure(primary),
       predictedActualFigure(primary, target),
       stdSplitFigure(primary, heteroscedastic),
     );
     for (const s of splits) {
-      glance.push(glanceItem(pct(calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed), `of ${s.name} targets inside their 90% interval (${s.rows.y.length} rows)`));
+      const at90 = served ? conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, served, [0.9]) : calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9]);
+      glance.push(glanceItem(pct(at90[0]!.observed), `of ${s.name} targets inside their ${served ? 'conformal ' : ''}90% interval (${s.rows.y.length} rows)`));
     }
     const mean = (a: ArrayLike<number>): number => Array.from(a).filter(Number.isFinite).reduce((x, y, _, arr) => x + y / arr.length, 0);
     glance.push(glanceItem(num(mean(primary.std), 4), `mean predictive σ on ${primary.name} rows (${target} units)`));
