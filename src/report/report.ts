@@ -191,6 +191,7 @@ figure h3{margin:0 0 4px;font-size:1em}
 figure svg{display:block;width:100%;height:auto;max-width:720px;margin:0 auto;font-family:inherit}
 figcaption{font-size:.86em;color:#4a4a4a;margin-top:6px}
 .wide{grid-column:1/-1}
+#training .grid{align-items:start}
 .tables{column-width:440px;column-gap:14px}
 .tables>.scroll{break-inside:avoid;page-break-inside:avoid;display:inline-block;width:100%;margin:0 0 14px;vertical-align:top}
 .scroll{overflow-x:auto;background:#fff;border:1px solid #e0e0dc;border-radius:6px}
@@ -202,7 +203,7 @@ th{font-weight:600;color:#333}
 td.num,th.num{text-align:right;white-space:nowrap}
 td.help{color:#666;font-size:.92em;min-width:9em}
 td.val{overflow-wrap:anywhere}
-#tuning-table td,#tuning-table th{white-space:nowrap}
+#tuning-table td,#tuning-table th{white-space:nowrap;padding:4px 7px}
 tr.chosen td{font-weight:700;background:#fff4e5}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em}
 pre{white-space:pre-wrap;word-break:break-word;background:#fff;border:1px solid #e0e0dc;border-radius:6px;padding:10px 12px;margin:0}
@@ -268,6 +269,13 @@ function formatValue(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** A setting in a chart label: numbers to 3 significant digits. */
+function shortValue(v: unknown): string {
+  if (typeof v === 'number') return num(v, 3);
+  if (Array.isArray(v)) return v.map(shortValue).join(',');
+  return formatValue(v);
+}
+
 /** Flatten nested plain objects to dotted keys (arrays stay values). */
 function flatten(obj: Record<string, unknown>, prefix = ''): [string, unknown][] {
   const out: [string, unknown][] = [];
@@ -292,6 +300,7 @@ function lossFigure(input: ReportInput): Figure {
   const log = allPositive && finiteCount(train) + finiteCount(val) > 0 && phi / plo > 8;
   const lossName = input.lossName ?? (typeof record(input.card.training)?.loss === 'string' ? (record(input.card.training)!.loss as string) : undefined);
   const best = input.bestEpoch && input.bestEpoch > 0 ? h.find((p) => p.epoch === input.bestEpoch) : undefined;
+  const hasVal = finiteCount(val) > 0;
   const plot = new Plot({
     id: 'plot-loss',
     title: 'Training and validation loss per epoch',
@@ -299,7 +308,7 @@ function lossFigure(input: ReportInput): Figure {
     y: { label: `loss${lossName ? ` (${lossName})` : ''}${log ? ', log scale' : ''}`, domain: log ? [plo, phi] : extent(train, val), log },
     legend: [
       { label: 'train (dropout on)', color: COLORS.blue },
-      { label: 'validation', color: COLORS.orange },
+      ...(hasVal ? [{ label: 'validation', color: COLORS.orange }] : []),
       ...(best ? [{ label: 'best epoch', color: COLORS.vermillion, kind: 'point' as const }] : []),
     ],
   });
@@ -313,10 +322,13 @@ function lossFigure(input: ReportInput): Figure {
     kind: 'loss',
     title: 'Loss curves',
     svg: plot.toString(),
-    caption:
-      `Train loss is the mean minibatch loss with dropout active, so it usually sits above the validation loss (dropout off). ` +
-      (best ? `Lowest validation loss ${esc(num(best.valLoss))} at epoch ${best.epoch}` : 'No best epoch recorded') +
-      (last ? `; ${h.length} epochs run, final validation loss ${esc(num(last.valLoss))}.` : '.'),
+    caption: hasVal
+      ? `Train loss is the mean minibatch loss with dropout active, so it usually sits above the validation loss (dropout off). ` +
+        (best ? `Lowest validation loss ${esc(num(best.valLoss))} at epoch ${best.epoch}` : 'No best epoch recorded') +
+        (last ? `; ${last.epoch} epochs run, final validation loss ${esc(num(last.valLoss))}.` : '.')
+      : `Train loss is the mean minibatch loss with dropout active. No validation loss: the final fit used every training row` +
+        (input.tuning ? ' for the training length the tuning candidates chose on validation rows (below).' : '.') +
+        (last ? ` ${last.epoch} epochs run, final train loss ${esc(num(last.trainLoss))}.` : ''),
   };
 }
 
@@ -337,19 +349,20 @@ function tuningFigure(t: TuningInput): Figure {
     id: 'plot-tuning',
     title: `Validation score of each tuning candidate (${t.metric})`,
     mode: 'dot',
-    categories: shown.map((i) => `#${i + 1} ${labelKeys.map((k) => `${k} ${formatValue(t.candidates[i]!.settings[k])}`).join(' · ')}`),
+    // values only (the caption names them), 3 digits: the labels must fit beside the chart
+    categories: shown.map((i) => `#${i + 1}  ${labelKeys.map((k) => shortValue(t.candidates[i]!.settings[k])).join(' · ')}`),
     values: shown.map((i) => t.candidates[i]!.score),
     highlight: shown.indexOf(t.chosen),
     valueLabel: `${t.metric} (${lower ? 'lower' : 'higher'} is better)`,
-    valueText: (v) => num(v, 5),
+    valueText: (v) => num(v, 4),
   });
   // the table lists the settings that differ; the shared ones are said once below it
   const constant = keys.filter((k) => !varying.includes(k));
-  const head = `<tr><th>#</th>${labelKeys.map((k) => `<th>${esc(k)}</th>`).join('')}<th class="num">${esc(t.metric)}</th></tr>`;
+  const head = `<tr><th>#</th>${labelKeys.map((k) => `<th>${esc(k)}</th>`).join('')}<th class="num">score</th></tr>`;
   const rows = order
     .map((i) => {
       const c = t.candidates[i]!;
-      return `<tr${i === t.chosen ? ' class="chosen"' : ''}><td>${i + 1}${i === t.chosen ? ' (chosen)' : ''}</td>${labelKeys.map((k) => `<td>${esc(formatValue(c.settings[k]))}</td>`).join('')}<td class="num">${esc(num(c.score, 5))}</td></tr>`;
+      return `<tr${i === t.chosen ? ' class="chosen"' : ''}><td>${i + 1}${i === t.chosen ? ' (chosen)' : ''}</td>${labelKeys.map((k) => `<td>${esc(typeof c.settings[k] === 'number' ? num(c.settings[k], 4) : formatValue(c.settings[k]))}</td>`).join('')}<td class="num">${esc(num(c.score, 4))}</td></tr>`;
     })
     .join('');
   const chosen = t.candidates[t.chosen];
@@ -361,7 +374,7 @@ function tuningFigure(t: TuningInput): Figure {
       caption:
         `${t.candidates.length} candidates, best first${t.candidates.length > shown.length ? ` (the best ${shown.length} drawn; all in the table below)` : ''}; ` +
         (chosen ? `the chosen one (#${t.chosen + 1}, score ${esc(num(chosen.score))}) is highlighted.` : 'none chosen.') +
-        (varying.length > 0 && varying.length < keys.length ? ' Labels show the settings that differ between candidates.' : ''),
+        ` Labels: candidate #, then ${esc(labelKeys.join(' · '))}${varying.length > 0 && varying.length < keys.length ? ' (the settings that differ between candidates)' : ''}. Score: ${esc(t.metric)}.`,
       extra:
         `<div class="scroll inner"><table id="tuning-table"><thead>${head}</thead><tbody>${rows}</tbody></table></div>` +
         (varying.length > 0 && constant.length > 0 ? `<p class="note">Same for every candidate: ${esc(constant.map((k) => `${k} ${formatValue(t.candidates[0]!.settings[k])}`).join(' · '))}.</p>` : ''),
