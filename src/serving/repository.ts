@@ -11,6 +11,7 @@
  * requests in flight finish on the model object they started with.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Config } from '../config.js';
 import { ModelLoadError } from '../model/errors.js';
@@ -60,6 +61,15 @@ export function discover(opts: { modelsDir?: string; modelPath?: string }): { so
   }
   if (sources.length === 0) throw new ModelLoadError(dir, `no models found (expected <name>/model${FORMATS[0]!.extension} folders)`);
   return { sources, skipped };
+}
+
+/**
+ * The report page the trainer writes beside a model file: `report.html` beside `model.<ext>`, or
+ * `<stem>.report.html` beside `<stem>.<ext>` (MODEL_PATH), like the card.
+ */
+export function reportPath(source: ModelSource): string {
+  const stem = basename(source.file, extname(source.file));
+  return join(dirname(source.file), stem === 'model' ? 'report.html' : `${stem}.report.html`);
 }
 
 export type RepositoryState = 'loading' | 'ready' | 'closing';
@@ -237,6 +247,22 @@ export class ModelRepository {
     const entry = lease as Entry;
     entry.leases--;
     if (entry.retired && entry.leases === 0) void this.finish(entry);
+  }
+
+  /**
+   * The report page of the model served under `name` (reportPath of its source, read on request, so a
+   * page rewritten by the trainer is served at once). ModelNotFoundError for an unknown model or a
+   * model without a readable page.
+   */
+  async report(name: string, version?: string): Promise<string> {
+    const entry = this.entry(name, version);
+    const file = reportPath(entry.source);
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ModelNotFoundError(`model "${name}" has no report page (${basename(file)} beside its model file: ${code}); \`npm run train\` writes one`);
+    }
   }
 
   /** Versions served under `name` ("1" for now). */
