@@ -7,6 +7,7 @@
 import { normalQuantile } from '../util/stats.js';
 import {
   calibrationCurve,
+  conformalCalibrationCurve,
   confusionMatrix,
   COVERAGE_LEVELS,
   histogram,
@@ -118,6 +119,13 @@ export interface ReportInput {
     validation: RegressionRows;
     /** Held-out test rows, when the model was trained with --test-data/--test-split. */
     test?: RegressionRows;
+    /**
+     * The card's split-conformal scores |y − mean| / std (sorted ascending): the calibration curve then
+     * also shows the conformal intervals mean ± q·std.
+     */
+    conformalScores?: ArrayLike<number>;
+    /** The model's default interval (card.interval_method); the glance reports its 90% coverage. Default gaussian. */
+    intervalMethod?: 'conformal' | 'gaussian';
   };
   /** Required when task is classification. */
   classification?: {
@@ -141,10 +149,21 @@ export const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-u
 
 const METRIC_HELP: Record<string, string> = {
   rmse: 'root mean squared error of the prediction (target units)',
+  rmse_mc: 'the same for the Monte Carlo mean',
   r2: 'coefficient of determination',
+  crps: 'continuous ranked probability score of the predictive distribution (target units; lower is better)',
   nll: 'mean negative log-likelihood of the predictive distribution (nats; lower is better)',
-  coverage_90: 'fraction of targets inside the served 90% interval',
+  coverage_90: 'fraction of targets inside the Gaussian 90% interval, mean ± 1.645σ',
   coverage_90_epistemic_only: 'the same with the Monte Carlo spread alone (no noise term)',
+  coverage_50: 'fraction inside the Gaussian 50% interval',
+  coverage_80: 'fraction inside the Gaussian 80% interval',
+  coverage_95: 'fraction inside the Gaussian 95% interval',
+  interval_width_90: 'mean width of the Gaussian 90% interval (target units)',
+  conformal_coverage_50: 'fraction inside the split-conformal 50% interval',
+  conformal_coverage_80: 'fraction inside the split-conformal 80% interval',
+  conformal_coverage_90: 'fraction inside the split-conformal 90% interval',
+  conformal_coverage_95: 'fraction inside the split-conformal 95% interval',
+  conformal_interval_width_90: 'mean width of the split-conformal 90% interval (target units)',
   mean_std: 'mean predictive std (target units)',
   accuracy: 'accuracy of the dropout-off prediction',
   mc_accuracy: 'accuracy of the Monte Carlo-averaged prediction',
@@ -172,6 +191,7 @@ figure h3{margin:0 0 4px;font-size:1em}
 figure svg{display:block;width:100%;height:auto;max-width:720px;margin:0 auto;font-family:inherit}
 figcaption{font-size:.86em;color:#4a4a4a;margin-top:6px}
 .wide{grid-column:1/-1}
+#training .grid{align-items:start}
 .tables{column-width:440px;column-gap:14px}
 .tables>.scroll{break-inside:avoid;page-break-inside:avoid;display:inline-block;width:100%;margin:0 0 14px;vertical-align:top}
 .scroll{overflow-x:auto;background:#fff;border:1px solid #e0e0dc;border-radius:6px}
@@ -183,7 +203,7 @@ th{font-weight:600;color:#333}
 td.num,th.num{text-align:right;white-space:nowrap}
 td.help{color:#666;font-size:.92em;min-width:9em}
 td.val{overflow-wrap:anywhere}
-#tuning-table td,#tuning-table th{white-space:nowrap}
+#tuning-table td,#tuning-table th{white-space:nowrap;padding:4px 7px}
 tr.chosen td{font-weight:700;background:#fff4e5}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em}
 pre{white-space:pre-wrap;word-break:break-word;background:#fff;border:1px solid #e0e0dc;border-radius:6px;padding:10px 12px;margin:0}
@@ -249,6 +269,13 @@ function formatValue(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** A setting in a chart label: numbers to 3 significant digits. */
+function shortValue(v: unknown): string {
+  if (typeof v === 'number') return num(v, 3);
+  if (Array.isArray(v)) return v.map(shortValue).join(',');
+  return formatValue(v);
+}
+
 /** Flatten nested plain objects to dotted keys (arrays stay values). */
 function flatten(obj: Record<string, unknown>, prefix = ''): [string, unknown][] {
   const out: [string, unknown][] = [];
@@ -273,6 +300,7 @@ function lossFigure(input: ReportInput): Figure {
   const log = allPositive && finiteCount(train) + finiteCount(val) > 0 && phi / plo > 8;
   const lossName = input.lossName ?? (typeof record(input.card.training)?.loss === 'string' ? (record(input.card.training)!.loss as string) : undefined);
   const best = input.bestEpoch && input.bestEpoch > 0 ? h.find((p) => p.epoch === input.bestEpoch) : undefined;
+  const hasVal = finiteCount(val) > 0;
   const plot = new Plot({
     id: 'plot-loss',
     title: 'Training and validation loss per epoch',
@@ -280,7 +308,7 @@ function lossFigure(input: ReportInput): Figure {
     y: { label: `loss${lossName ? ` (${lossName})` : ''}${log ? ', log scale' : ''}`, domain: log ? [plo, phi] : extent(train, val), log },
     legend: [
       { label: 'train (dropout on)', color: COLORS.blue },
-      { label: 'validation', color: COLORS.orange },
+      ...(hasVal ? [{ label: 'validation', color: COLORS.orange }] : []),
       ...(best ? [{ label: 'best epoch', color: COLORS.vermillion, kind: 'point' as const }] : []),
     ],
   });
@@ -294,10 +322,13 @@ function lossFigure(input: ReportInput): Figure {
     kind: 'loss',
     title: 'Loss curves',
     svg: plot.toString(),
-    caption:
-      `Train loss is the mean minibatch loss with dropout active, so it usually sits above the validation loss (dropout off). ` +
-      (best ? `Lowest validation loss ${esc(num(best.valLoss))} at epoch ${best.epoch}` : 'No best epoch recorded') +
-      (last ? `; ${h.length} epochs run, final validation loss ${esc(num(last.valLoss))}.` : '.'),
+    caption: hasVal
+      ? `Train loss is the mean minibatch loss with dropout active, so it usually sits above the validation loss (dropout off). ` +
+        (best ? `Lowest validation loss ${esc(num(best.valLoss))} at epoch ${best.epoch}` : 'No best epoch recorded') +
+        (last ? `; ${last.epoch} epochs run, final validation loss ${esc(num(last.valLoss))}.` : '.')
+      : `Train loss is the mean minibatch loss with dropout active. No validation loss: the final fit used every training row` +
+        (input.tuning ? ' for the training length the tuning candidates chose on validation rows (below).' : '.') +
+        (last ? ` ${last.epoch} epochs run, final train loss ${esc(num(last.trainLoss))}.` : ''),
   };
 }
 
@@ -318,19 +349,20 @@ function tuningFigure(t: TuningInput): Figure {
     id: 'plot-tuning',
     title: `Validation score of each tuning candidate (${t.metric})`,
     mode: 'dot',
-    categories: shown.map((i) => `#${i + 1} ${labelKeys.map((k) => `${k} ${formatValue(t.candidates[i]!.settings[k])}`).join(' · ')}`),
+    // values only (the caption names them), 3 digits: the labels must fit beside the chart
+    categories: shown.map((i) => `#${i + 1}  ${labelKeys.map((k) => shortValue(t.candidates[i]!.settings[k])).join(' · ')}`),
     values: shown.map((i) => t.candidates[i]!.score),
     highlight: shown.indexOf(t.chosen),
     valueLabel: `${t.metric} (${lower ? 'lower' : 'higher'} is better)`,
-    valueText: (v) => num(v, 5),
+    valueText: (v) => num(v, 4),
   });
   // the table lists the settings that differ; the shared ones are said once below it
   const constant = keys.filter((k) => !varying.includes(k));
-  const head = `<tr><th>#</th>${labelKeys.map((k) => `<th>${esc(k)}</th>`).join('')}<th class="num">${esc(t.metric)}</th></tr>`;
+  const head = `<tr><th>#</th>${labelKeys.map((k) => `<th>${esc(k)}</th>`).join('')}<th class="num">score</th></tr>`;
   const rows = order
     .map((i) => {
       const c = t.candidates[i]!;
-      return `<tr${i === t.chosen ? ' class="chosen"' : ''}><td>${i + 1}${i === t.chosen ? ' (chosen)' : ''}</td>${labelKeys.map((k) => `<td>${esc(formatValue(c.settings[k]))}</td>`).join('')}<td class="num">${esc(num(c.score, 5))}</td></tr>`;
+      return `<tr${i === t.chosen ? ' class="chosen"' : ''}><td>${i + 1}${i === t.chosen ? ' (chosen)' : ''}</td>${labelKeys.map((k) => `<td>${esc(typeof c.settings[k] === 'number' ? num(c.settings[k], 4) : formatValue(c.settings[k]))}</td>`).join('')}<td class="num">${esc(num(c.score, 4))}</td></tr>`;
     })
     .join('');
   const chosen = t.candidates[t.chosen];
@@ -342,7 +374,7 @@ function tuningFigure(t: TuningInput): Figure {
       caption:
         `${t.candidates.length} candidates, best first${t.candidates.length > shown.length ? ` (the best ${shown.length} drawn; all in the table below)` : ''}; ` +
         (chosen ? `the chosen one (#${t.chosen + 1}, score ${esc(num(chosen.score))}) is highlighted.` : 'none chosen.') +
-        (varying.length > 0 && varying.length < keys.length ? ' Labels show the settings that differ between candidates.' : ''),
+        ` Labels: candidate #, then ${esc(labelKeys.join(' · '))}${varying.length > 0 && varying.length < keys.length ? ' (the settings that differ between candidates)' : ''}. Score: ${esc(t.metric)}.`,
       extra:
         `<div class="scroll inner"><table id="tuning-table"><thead>${head}</thead><tbody>${rows}</tbody></table></div>` +
         (varying.length > 0 && constant.length > 0 ? `<p class="note">Same for every candidate: ${esc(constant.map((k) => `${k} ${formatValue(t.candidates[0]!.settings[k])}`).join(' · '))}.</p>` : ''),
@@ -365,9 +397,10 @@ function regSplit(name: string, rows: RegressionRows): RegSplit {
   return { name, rows, std: totalStd(rows.epistemicStd, aleatoric), aleatoric };
 }
 
-function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
+function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: ArrayLike<number>): Figure {
   const colors = [COLORS.blue, COLORS.vermillion];
   const legend: LegendItem[] = splits.map((s, i) => ({ label: `${s.name} (${s.rows.y.length} rows)`, color: colors[i]! }));
+  if (conformal) legend.push(...splits.map((s, i) => ({ label: `${s.name}, conformal interval`, color: colors[i]!, kind: 'dash' as const })));
   legend.push({ label: `${primary.name}, MC spread only`, color: COLORS.grey, kind: 'dash' });
   legend.push({ label: `chance range, ${primary.rows.y.length} rows (95%)`, color: '#d9d9d9', kind: 'box' });
   const percent = (v: number): string => `${Math.round(v * 100)}%`;
@@ -395,6 +428,15 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
     const at90 = calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed;
     summary.push(`${esc(s.name)} ${pct(at90)}`);
   });
+  const conformalSummary: string[] = [];
+  if (conformal) {
+    splits.forEach((s, i) => {
+      const curve = conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, levels);
+      plot.line(levels, curve.map((c) => c.observed), { color: colors[i]!, dash: '6 3', width: 1.6 });
+      plot.points(levels, curve.map((c) => c.observed), { color: colors[i]!, r: 2.4, opacity: 1, fill: false });
+      conformalSummary.push(`${esc(s.name)} ${pct(conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, [0.9])[0]!.observed)}`);
+    });
+  }
   const epi90 = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, [0.9])[0]!.observed;
   return {
     id: 'calibration',
@@ -404,7 +446,10 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit): Figure {
     caption:
       `Share of rows inside the central interval mean ± z·σ at levels 5%…99%, σ the total predictive std. ` +
       `On the diagonal the intervals mean what they say; below it they are too narrow, above too wide. ` +
-      `At 90%: ${summary.join(', ')} (MC dropout spread alone: ${pct(epi90)}).`,
+      `At 90%: ${summary.join(', ')} (MC dropout spread alone: ${pct(epi90)}).` +
+      (conformal
+        ? ` Dashed, open dots: the split-conformal intervals mean ± q·σ, q the level's quantile of the ${conformal.length} calibration scores |y − mean|/σ (∞ where they are too few for the level); at 90%: ${conformalSummary.join(', ')}.`
+        : ''),
   };
 }
 
@@ -769,15 +814,18 @@ export function renderReport(input: ReportInput): string {
     const primary = splits[splits.length - 1]!;
     const heteroscedastic = typeof primary.rows.aleatoricStd !== 'number';
     const target = card.target ?? 'target';
+    const conformal = r.conformalScores && r.conformalScores.length > 0 ? r.conformalScores : undefined;
+    const served = r.intervalMethod === 'conformal' && conformal ? conformal : undefined;
     uncertainty.push(
-      calibrationFigure(splits, primary),
+      calibrationFigure(splits, primary, conformal),
       pitFigure(primary),
       errorStdFigure(primary),
       predictedActualFigure(primary, target),
       stdSplitFigure(primary, heteroscedastic),
     );
     for (const s of splits) {
-      glance.push(glanceItem(pct(calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed), `of ${s.name} targets inside their 90% interval (${s.rows.y.length} rows)`));
+      const at90 = served ? conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, served, [0.9]) : calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9]);
+      glance.push(glanceItem(pct(at90[0]!.observed), `of ${s.name} targets inside their ${served ? 'conformal ' : ''}90% interval (${s.rows.y.length} rows)`));
     }
     const mean = (a: ArrayLike<number>): number => Array.from(a).filter(Number.isFinite).reduce((x, y, _, arr) => x + y / arr.length, 0);
     glance.push(glanceItem(num(mean(primary.std), 4), `mean predictive σ on ${primary.name} rows (${target} units)`));

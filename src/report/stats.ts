@@ -2,7 +2,7 @@
  * Statistics behind the model report's plots (pure, float64). Rows whose inputs are not finite are
  * skipped (and left out of the denominators), so one bad row cannot turn a curve into NaN.
  */
-import { erfc, normalQuantile } from '../util/stats.js';
+import { conformalQuantile, erfc, normalQuantile } from '../util/stats.js';
 
 /** Standard normal CDF Φ(z) = ½·erfc(−z/√2); Φ(±∞) = 1 or 0. */
 export function normalCdf(z: number): number {
@@ -63,6 +63,31 @@ export function calibrationCurve(
   levels: readonly number[] = COVERAGE_LEVELS,
 ): CoveragePoint[] {
   return levels.map((level) => ({ level, observed: centralCoverage(y, mean, std, level) }));
+}
+
+/**
+ * Observed coverage of the split-conformal intervals mean ± q·std at each level, q the conformal quantile
+ * of the calibration scores (src/util/stats.ts conformalQuantile, +∞ when the scores are too few for the
+ * level: then every row with std > 0 is inside), the comparison the trainer's metrics make. NaN per level when no row is usable.
+ */
+export function conformalCalibrationCurve(
+  y: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  std: ArrayLike<number>,
+  sortedScores: ArrayLike<number>,
+  levels: readonly number[] = COVERAGE_LEVELS,
+): CoveragePoint[] {
+  return levels.map((level) => {
+    const q = conformalQuantile(sortedScores, level);
+    let inside = 0;
+    let rows = 0;
+    for (let i = 0; i < y.length; i++) {
+      if (!usable(y[i]!, mean[i]!, std[i]!)) continue;
+      rows++;
+      if (Math.abs(y[i]! - mean[i]!) <= q * std[i]!) inside++;
+    }
+    return { level, observed: rows > 0 ? inside / rows : NaN };
+  });
 }
 
 /**

@@ -748,7 +748,8 @@ export function categoryChart(spec: CategoryChartSpec): string {
   const mode = spec.mode ?? 'bar';
   const n = spec.categories.length;
   const width = spec.width ?? 480;
-  const labels = spec.categories.map((s) => truncate(s, 42));
+  // labels get at most half the width: cut them to fit (text-anchor end would push them off the left edge)
+  const labels = spec.categories.map((s) => truncate(s, Math.min(42, Math.floor((width * 0.5 - 14) / (TICK_FONT_SIZE * CHAR_EM)))));
   const rowH = 20;
   const top = 10;
   const plotH = Math.max(1, n) * rowH;
@@ -764,7 +765,8 @@ export function categoryChart(spec: CategoryChartSpec): string {
   const valueW = Math.max(0, ...valueTexts.map((s) => textWidth(s, TICK_FONT_SIZE))) + 10;
   const x0 = Math.ceil(labelW);
   const x1 = width - 12 - valueW;
-  const sx = linearScale(lo, hi, x0, x1, { nice: mode === 'bar', count: 4 });
+  // about one tick per 70 px of axis (a tick label is up to ~8 characters)
+  const sx = linearScale(lo, hi, x0, x1, { nice: mode === 'bar', count: Math.max(2, Math.min(4, Math.floor((x1 - x0) / 70))) });
   const base = mode === 'bar' ? sx.map(Math.max(Math.min(0, sx.hi), sx.lo)) : x0;
   let grid = '';
   let ticks = '';

@@ -20,6 +20,7 @@
  * the files that failed, so the same broken files are not loaded again until they change.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Config, VersionPolicy } from '../config.js';
 import { InputError } from '../model/errors.js';
@@ -156,6 +157,15 @@ export function stampOf(source: ModelSource): string | null {
 export interface FoundVersion {
   source: ModelSource;
   stamp: string;
+}
+
+/**
+ * The report page the trainer writes beside a model file: `report.html` beside `model.<ext>`, or
+ * `<stem>.report.html` beside `<stem>.<ext>` (MODEL_PATH), like the card.
+ */
+export function reportPath(source: ModelSource): string {
+  const stem = basename(source.file, extname(source.file));
+  return join(dirname(source.file), stem === 'model' ? 'report.html' : `${stem}.report.html`);
 }
 
 export type RepositoryState = 'loading' | 'ready' | 'closing';
@@ -530,6 +540,22 @@ export class ModelRepository {
     const entry = lease as Entry;
     entry.leases--;
     if (entry.retired && entry.leases === 0) void this.finish(entry);
+  }
+
+  /**
+   * The report page of the model served under `name` (reportPath of its source, read on request, so a
+   * page rewritten by the trainer is served at once). ModelNotFoundError for an unknown model or a
+   * model without a readable page.
+   */
+  async report(name: string, version?: string): Promise<string> {
+    const entry = this.entry(name, version);
+    const file = reportPath(entry.source);
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ModelNotFoundError(`model "${name}" has no report page (${basename(file)} beside its model file: ${code}); \`npm run train\` writes one`);
+    }
   }
 
   /** Versions served under `name`, ascending. */

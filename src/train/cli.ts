@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { buildCard, type DataRef } from './card.js';
 import { DataError, type Dataset, readCsvFile, splitRows, toDataset, type Task } from './data.js';
 import { OPSET, exportOnnx } from './export-onnx.js';
+import { modelReport, trainCommand, validationRows } from './report-input.js';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, type EpochLog, type NoiseModel, train, type TrainedModel, type TrainOptions } from './train.js';
 import { type CalibrationSource, defaultGrid, defaultThreads, type Grid, TUNE_BATCH_SIZE, TUNE_HIDDEN, tune, type TuneProgress, type TuneResult } from './tune.js';
@@ -350,7 +351,9 @@ export async function run(argv: string[]): Promise<number> {
       join(dir, 'report.md'),
       `# ${args.name}\n\n${summary}\n\n${table2}\n\nCommand: \`npm run train -- ${argv.join(' ')}\`\n`,
     );
-    process.stdout.write(`${summary}\n\n${table2}\n\nwrote ${join(dir, 'model.onnx')} (${onnx.length} bytes), model.json, report.md\n`);
+    const validation = tuning ? tuning.validation : { model, data: validationRows(data, opts) };
+    writeFileSync(join(dir, 'report.html'), modelReport({ command: trainCommand(argv), card, model, validation, test, opts }));
+    process.stdout.write(`${summary}\n\n${table2}\n\nwrote ${join(dir, 'model.onnx')} (${onnx.length} bytes), model.json, report.md, report.html\n`);
     return 0;
   } catch (err) {
     if (err instanceof DataError) {

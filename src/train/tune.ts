@@ -267,6 +267,12 @@ export interface TuneOptions {
 
 export interface TuneResult {
   model: TrainedModel;
+  /**
+   * The rows the validation metrics were measured on (the tuning validation split) and the network that
+   * measured them: the winning candidate with the model's calibration (it never trained on those rows;
+   * the refit model did). For a report of the validation rows.
+   */
+  validation: { model: TrainedModel; data: Dataset };
   /** The winner's options (epochs = the chosen training length). */
   options: TrainOptions;
   /** The record for the card. */
@@ -445,7 +451,8 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
   }
   const model = withCalibration({ ...refit, valRows: val.n }, cal);
   // validation metrics: the winner (which never saw these rows) with the calibration the model carries
-  model.metrics.validation = evaluate({ ...withCalibration(winnerNet, cal), metrics: model.metrics }, val, calSeed + 1, base.mcSamples);
+  const validationModel: TrainedModel = { ...withCalibration(winnerNet, cal), metrics: model.metrics };
+  model.metrics.validation = evaluate(validationModel, val, calSeed + 1, base.mcSamples);
   if (test) model.metrics.test = evaluate(model, test, calSeed + 2, base.mcSamples);
 
   const reg = data.task === 'regression';
@@ -461,6 +468,7 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
   );
   return {
     model,
+    validation: { model: validationModel, data: val },
     options,
     card: {
       objective: reg

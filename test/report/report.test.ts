@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { REPORT_CSP, renderReport, type ClassificationRows, type RegressionRows, type ReportInput } from '../../src/report/report.js';
+import { renderReport, type ClassificationRows, type RegressionRows, type ReportInput } from '../../src/report/report.js';
 import { Rng } from '../../src/util/rng.js';
-import { byAttr, checkGeometry, elements, parseXml, textOf, type XmlElement } from './xml.js';
+import { axisLabels, checkPage, figure, figureIds } from './page.js';
+import { byAttr, elements, textOf, type XmlElement } from './xml.js';
 
 const HOSTILE = `<script>alert("x")</script> & 'y' ]]> \u0000`;
 
@@ -99,65 +100,6 @@ function classificationInput(opts: { temperature?: boolean; test?: boolean } = {
   };
 }
 
-/** Parse the page as XML (it is written as polyglot markup) and run the checks every page must pass. */
-function checkPage(html: string): XmlElement {
-  expect(html.startsWith('<!DOCTYPE html>\n<html lang="en">')).toBe(true);
-  const root = parseXml(html);
-  expect(root.name).toBe('html');
-  const all = elements(root);
-  // self-contained: no script, no external resource, no event handler
-  for (const e of all) {
-    expect(['script', 'link', 'img', 'iframe', 'object', 'embed', 'image', 'use', 'foreignObject', 'base', 'form']).not.toContain(e.name);
-    for (const [k, v] of Object.entries(e.attrs)) {
-      expect(k.startsWith('on'), `${e.name}[${k}]`).toBe(false);
-      if (k === 'xmlns') continue; // a namespace name, never fetched
-      expect(v, `${e.name}[${k}]`).not.toMatch(/^\s*(https?:|\/\/|javascript:|data:)/i);
-      if (k === 'href' || k === 'src' || k === 'xlink:href') throw new Error(`${e.name} has ${k}=${v}`);
-    }
-  }
-  // the page carries its own policy: nothing may load or run
-  const csp = all.filter((e) => e.name === 'meta' && e.attrs['http-equiv'] === 'Content-Security-Policy');
-  expect(csp.map((e) => e.attrs.content)).toEqual([REPORT_CSP]);
-  expect(REPORT_CSP).toMatch(/^default-src 'none'; style-src 'unsafe-inline'(;|$)/);
-  expect(REPORT_CSP).not.toMatch(/script-src|unsafe-eval|\*/);
-  const style = all.filter((e) => e.name === 'style').map(textOf).join('');
-  expect(style).not.toMatch(/@import|url\(|expression\(/i);
-  expect(html).not.toMatch(/NaN|Infinity/);
-  // every figure: an SVG (checked on its own) with an accessible title
-  const figures = all.filter((e) => e.name === 'figure');
-  expect(figures.length).toBeGreaterThan(0);
-  for (const f of figures) {
-    expect(f.attrs.id).toMatch(/^fig-[a-z-]+$/);
-    expect(f.attrs['data-plot']).toMatch(/^[a-z-]+$/);
-    const svgs = elements(f).filter((e) => e.name === 'svg');
-    expect(svgs, f.attrs.id).toHaveLength(1);
-    const svg = svgs[0]!;
-    expect(svg.attrs.viewBox).toMatch(/^0 0 \d+(\.\d+)? \d+(\.\d+)?$/);
-    expect(svg.attrs.width).toBe('100%');
-    expect(checkGeometry(svg)).toBeGreaterThan(10);
-    expect(textOf(elements(svg).find((e) => e.name === 'title')!).length).toBeGreaterThan(5);
-  }
-  // ids unique (clip paths and patterns are referenced by id)
-  const ids = all.map((e) => e.attrs.id).filter((v): v is string => v !== undefined);
-  expect(new Set(ids).size).toBe(ids.length);
-  return root;
-}
-
-function figure(root: XmlElement, id: string): XmlElement {
-  const f = byAttr(root, 'id', `fig-${id}`);
-  expect(f, `fig-${id}`).toHaveLength(1);
-  return f[0]!;
-}
-
-/** The axis titles of a figure's SVG. */
-function axisLabels(f: XmlElement): string[] {
-  return elements(f).filter((e) => e.attrs.class === 'axis-label').map(textOf);
-}
-
-function figureIds(root: XmlElement): string[] {
-  return elements(root).filter((e) => e.name === 'figure').map((e) => e.attrs.id!);
-}
-
 describe('renderReport: regression', () => {
   it('has every required plot with labelled axes', () => {
     const html = renderReport(regressionInput({ tuning: true }));
@@ -200,6 +142,34 @@ describe('renderReport: regression', () => {
     expect(pitBars).toHaveLength(1 + 1 + 9 + 1);
     const scatter = elements(figure(root, 'error-std')).filter((e) => e.name === 'circle');
     expect(scatter.length).toBeGreaterThanOrEqual(88);
+  });
+
+  it('adds the conformal intervals to the calibration curve, and the glance reports the default interval', () => {
+    const input = regressionInput();
+    const v = input.regression!.validation;
+    // scores of the validation rows: the conformal curve covers at least the level there
+    const std = Array.from(v.epistemicStd, (e) => Math.hypot(e, 55));
+    const scores = Array.from(v.y, (y, i) => Math.abs(y - v.mean[i]!) / std[i]!).sort((a, b) => a - b);
+    const gaussian = checkPage(renderReport(input));
+    input.regression = { ...input.regression!, conformalScores: scores, intervalMethod: 'conformal' };
+    const root = checkPage(renderReport(input));
+    const cal = figure(root, 'calibration');
+    // 20 levels × 2 splits, Gaussian (filled) and conformal (open)
+    expect(elements(cal).filter((e) => e.name === 'circle')).toHaveLength(80);
+    expect(elements(cal).filter((e) => e.name === 'g' && e.attrs.fill === 'none' && e.attrs.stroke !== undefined)).toHaveLength(2);
+    expect(textOf(cal)).toContain('validation, conformal interval');
+    expect(textOf(cal)).toContain('test, conformal interval');
+    expect(textOf(cal)).toMatch(/the 71 calibration scores .*; at 90%: validation \d+\.\d%, test \d+\.\d%\./);
+    const glance = textOf(byAttr(root, 'id', 'glance')[0]!);
+    expect(glance).toContain('of validation targets inside their conformal 90% interval (71 rows)');
+    expect(textOf(byAttr(gaussian, 'id', 'glance')[0]!)).toContain('of validation targets inside their 90% interval (71 rows)');
+    // the validation rows' own scores: at least 90% inside (⌈72·0.9⌉ = 65 of 71 = 91.5%)
+    expect(glance).toMatch(/^At a glance91\.5%of validation targets/);
+    // scores given but Gaussian the default: the curve is drawn, the glance stays Gaussian
+    input.regression.intervalMethod = 'gaussian';
+    const g2 = checkPage(renderReport(input));
+    expect(elements(figure(g2, 'calibration')).filter((e) => e.name === 'circle')).toHaveLength(80);
+    expect(textOf(byAttr(g2, 'id', 'glance')[0]!)).toBe(textOf(byAttr(gaussian, 'id', 'glance')[0]!));
   });
 
   it('shows per-row aleatoric std for a heteroscedastic model', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   calibrationCurve,
   centralCoverage,
+  conformalCalibrationCurve,
   confusionMatrix,
   COVERAGE_LEVELS,
   histogram,
@@ -12,7 +13,7 @@ import {
   topClass,
   totalStd,
 } from '../../src/report/stats.js';
-import { classificationMetrics } from '../../src/train/metrics.js';
+import { classificationMetrics, conformalScores, regressionMetrics } from '../../src/train/metrics.js';
 import { Rng } from '../../src/util/rng.js';
 import { erf, normalQuantile } from '../../src/util/stats.js';
 
@@ -95,6 +96,41 @@ describe('centralCoverage', () => {
     const narrow = calibrationCurve(g.y, g.mean, g.std.map((s) => s / 2));
     narrow.forEach((c, i) => expect(c.observed).toBeLessThan(curve[i]!.observed + 1e-12));
     expect(narrow[17]!.observed).toBeLessThan(0.7);
+  });
+});
+
+describe('conformalCalibrationCurve', () => {
+  it('counts rows with |y − mean| ≤ q·σ, q the ⌈(n + 1)·level⌉-th smallest score', () => {
+    // 9 scores 1…9: at 50% q = the 5th = 5, at 90% the 9th = 9, at 95% rank 10 > 9 → ∞
+    const scores = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    // residual ratios |y − mean|/σ of the rows: 0.5, 4.5, 5, 5.5, 9, 20 (σ = 2)
+    const ratio = [0.5, 4.5, 5, 5.5, 9, 20];
+    const y = ratio.map((r, i) => 10 + (i % 2 ? -1 : 1) * 2 * r);
+    const mean = ratio.map(() => 10);
+    const std = ratio.map(() => 2);
+    const c = conformalCalibrationCurve(y, mean, std, scores, [0.5, 0.9, 0.95]);
+    expect(c.map((p) => p.level)).toEqual([0.5, 0.9, 0.95]);
+    expect(c.map((p) => p.observed)).toEqual([3 / 6, 5 / 6, 1]);
+  });
+
+  it('on the calibration rows themselves covers at least the level (exchangeability), and agrees with the trainer\'s metrics', () => {
+    const rng = new Rng(4);
+    const n = 300;
+    const mean = Array.from({ length: n }, () => rng.normal() * 10);
+    const std = Array.from({ length: n }, () => rng.uniform(0.5, 3));
+    // heavy tails: Student-t-like residuals, so the Gaussian curve under-covers at high levels
+    const y = mean.map((m, i) => m + std[i]! * rng.normal() / Math.sqrt(rng.uniform(0.05, 1)));
+    const scores = conformalScores(y, mean, std);
+    const curve = conformalCalibrationCurve(y, mean, std, scores);
+    for (const p of curve) expect(p.observed).toBeGreaterThanOrEqual(p.level - 1e-12);
+    const m = regressionMetrics(y, mean, mean, std, 0, scores);
+    const at = (l: number): number => curve.find((p) => Math.abs(p.level - l) < 1e-9)!.observed;
+    expect([at(0.5), at(0.8), at(0.9), at(0.95)]).toEqual([m.conformal_coverage_50, m.conformal_coverage_80, m.conformal_coverage_90, m.conformal_coverage_95]);
+  });
+
+  it('leaves unusable rows out and is NaN without any', () => {
+    expect(conformalCalibrationCurve([0, NaN, 1], [0, 0, Infinity], [1, 1, 1], [1, 2, 3], [0.5])[0]!.observed).toBe(1);
+    expect(conformalCalibrationCurve([NaN], [0], [1], [1, 2, 3], [0.5])[0]!.observed).toBeNaN();
   });
 });
 

@@ -313,4 +313,16 @@ describe('categoryChart', () => {
     // the two dots are far apart although the values differ by 1%
     expect(Math.abs(Number(dots[1]!.attrs.cx) - Number(dots[0]!.attrs.cx))).toBeGreaterThan(100);
   });
+
+  it('cuts long labels so they end at the axis and start inside the picture', () => {
+    const long = `#29 dropout 0.2 · weight_decay 0.00353357 · epochs 2000 · noise homoscedastic`;
+    const root = svgOf(categoryChart({ id: 'c3', title: 't', categories: [long, 'short'], values: [1, 2], valueLabel: 'v', mode: 'dot' }));
+    const labels = named(root, 'text').filter((t) => t.attrs['text-anchor'] === 'end');
+    expect(labels.map(textOf)[1]).toBe('short');
+    const cut = textOf(labels[0]!);
+    expect(cut.endsWith('…')).toBe(true);
+    expect(long.startsWith(cut.slice(0, -1))).toBe(true);
+    // at the renderer's width estimate (0.6 em per character, 12 px), the text starts at x ≥ 0
+    for (const l of labels) expect(Number(l.attrs.x) - [...textOf(l)].length * 12 * 0.6).toBeGreaterThanOrEqual(0);
+  });
 });

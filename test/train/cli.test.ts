@@ -15,7 +15,7 @@ beforeEach(() => {
 afterEach(() => vi.restoreAllMocks());
 
 describe('train CLI', () => {
-  it('writes model.onnx, model.json and report.md; the same seed gives byte-identical ONNX', async () => {
+  it('writes model.onnx, model.json, report.md and report.html; the same seed gives byte-identical ONNX and report page', async () => {
     const a = mkdtempSync(join(tmpdir(), 'cli-a-'));
     const b = mkdtempSync(join(tmpdir(), 'cli-b-'));
     const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'd', '--epochs', '15', '--seed', '9', '--test-split', '0.2', '--mc-samples', '20'];
@@ -32,6 +32,12 @@ describe('train CLI', () => {
     expect(Date.parse(card.created_at)).not.toBeNaN();
     expect(stdout).toContain('| coverage_90');
     expect(readFileSync(join(a, 'd', 'report.md'), 'utf8')).toContain('| rmse');
+    // the report page: no clock in it, so the same run gives the same bytes (the --out differs: normalised)
+    const page = (dir: string): string => readFileSync(join(dir, 'd', 'report.html'), 'utf8').replaceAll(dir, 'OUT');
+    expect(page(a)).toBe(page(b));
+    expect(page(a)).toContain(`npm run train -- ${args.join(' ')} --out OUT`);
+    expect(page(a)).toContain('id="fig-calibration"');
+    expect(stdout).toContain('report.md, report.html');
   });
   it('classification with --test-data reports accuracy, NLL, ECE and Brier', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cli-c-'));

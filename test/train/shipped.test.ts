@@ -2,13 +2,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SHIPPED_MODELS } from '../../scripts/shipped-models.js';
 import { run } from '../../src/train/cli.js';
 
-// The commands of the README's "Shipped models" section: they must reproduce models/*/model.onnx byte for byte.
-const COMMANDS: Record<string, string[]> = {
-  diabetes: ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'diabetes', '--tune', '--test-split', '0.2', '--seed', '0'],
-  wine: ['--data', 'data/wine.csv', '--target', 'class', '--name', 'wine', '--hidden', '64,64', '--tune', '--test-split', '0.2', '--seed', '0'],
-};
+/** The page without its command section (the test's run adds --out DIR --quiet). */
+const withoutCommand = (html: string): string => html.replace(/<section id="command">.*?<\/section>/s, '');
 
 describe('shipped models', () => {
   beforeEach(() => {
@@ -17,13 +15,19 @@ describe('shipped models', () => {
   });
   afterEach(() => vi.restoreAllMocks());
 
-  for (const [name, args] of Object.entries(COMMANDS)) {
-    it(`the README command reproduces models/${name}/model.onnx byte for byte`, async () => {
+  // The commands of the README's "Shipped models" section (scripts/shipped-models.ts): they must reproduce
+  // models/*/model.onnx and report.html byte for byte (the page has no clock; its command line aside).
+  for (const [name, args] of Object.entries(SHIPPED_MODELS)) {
+    it(`the README command reproduces models/${name}/model.onnx and report.html byte for byte`, async () => {
       const out = mkdtempSync(join(tmpdir(), `shipped-${name}-`));
       expect(await run([...args, '--out', out, '--quiet'])).toBe(0);
       expect(readFileSync(join(out, name, 'model.onnx')).equals(readFileSync(join('models', name, 'model.onnx')))).toBe(true);
+      const page = readFileSync(join('models', name, 'report.html'), 'utf8');
+      expect(withoutCommand(readFileSync(join(out, name, 'report.html'), 'utf8'))).toBe(withoutCommand(page));
+      expect(page).toContain(`<section id="command"><h2>Command</h2><pre><code>npm run train -- ${args.join(' ')}`);
       const readme = readFileSync('README.md', 'utf8');
       expect(readme).toContain(`npm run train -- ${args.join(' ')}`);
+      expect(readme).toContain(`docs/report-${name}.png`);
     });
   }
 });

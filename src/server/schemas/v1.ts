@@ -13,6 +13,8 @@ export const ErrorBody = z
   })
   .describe('Fastify error shape');
 
+export const ReportPage = z.string().describe('One self-contained HTML page (inline CSS and SVG; no script, nothing fetched), written by `npm run train` beside the model');
+
 export const ModelParams = withFastPath(z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') }), modelParamsFastPath);
 
 export const VersionQuery = withFastPath(
