@@ -16,10 +16,10 @@ import { DEFAULT_UNCERTAINTY, IntervalUnavailableError, conformalRowsNeeded, res
 import { DataType } from '../../../src/onnx/proto.js';
 import { packBatch, unpackBatch } from '../../../src/serving/wire.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
-import { MAX_LOG_VARIANCE as TRAINER_MAX_LOG_VARIANCE, createMlp } from '../../../src/train/mlp.js';
-import { type FittedNetwork, mcPredictive, standardise } from '../../../src/train/train.js';
-import { Rng } from '../../../src/util/rng.js';
+import { MAX_LOG_VARIANCE as TRAINER_MAX_LOG_VARIANCE } from '../../../src/train/mlp.js';
+import { mcPredictive, standardise } from '../../../src/train/train.js';
 import { entropy, normalQuantile } from '../../../src/util/stats.js';
+import { heteroNet } from '../../helpers/hetero.js';
 import { f32, gemm, model, tinyDropoutNet, vi } from '../../helpers/onnx.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-uncertainty-'));
@@ -32,35 +32,6 @@ async function load(bytes: Uint8Array, card: Record<string, unknown> | null): Pr
   const cardPath = join(dir, `m${k}.json`);
   if (card) writeFileSync(cardPath, JSON.stringify(card));
   return OnnxModel.load(`m${k}`, file, card ? cardPath : null);
-}
-
-/** A heteroscedastic network (random weights, no training needed): 2 inputs, 16 ReLU, dropout 0.3, outputs μ and log σ². */
-function heteroNet(): FittedNetwork {
-  const spec = { inputs: 2, hidden: [16], outputs: 2, activation: 'relu' as const, dropout: [0.3] };
-  const net = createMlp(spec, new Rng(21));
-  // a log-variance that varies across rows and masks: larger weights on its row of the last layer
-  const last = net.layers[1]!;
-  for (let j = 0; j < last.in; j++) last.w[last.in + j] = last.w[last.in + j]! * 3;
-  return {
-    task: 'regression',
-    features: ['a', 'b'],
-    target: 'y',
-    labels: [],
-    spec,
-    net,
-    noise: 'heteroscedastic',
-    xMean: Float32Array.from([0.5, -1]),
-    xStd: Float32Array.from([2, 0.5]),
-    yMean: Math.fround(10),
-    yStd: Math.fround(3.7),
-    history: [],
-    bestEpoch: 0,
-    epochsRun: 0,
-    engine: 'js',
-    trainRows: 0,
-    valRows: 0,
-    featureStats: { min: [0, 0], max: [1, 1], mean: [0, 0], std: [1, 1] },
-  };
 }
 
 const HETERO_CARD = { task: 'regression', features: ['a', 'b'], output: 'prediction', noise: 'heteroscedastic', output_roles: { mean: 'prediction', log_variance: 'log_variance' }, aleatoric_std: 0.4 };
