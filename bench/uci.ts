@@ -6,21 +6,20 @@
  * rows as CSV files, train with the CLI on the training rows only (a child process; `--tune` by default),
  * serve every model of the dataset with the real server (a child process), ask
  * `/v1/models/NAME/uncertainty` for the test rows over HTTP at the interval levels 50/80/90/95% (fixed
- * seed), and score what the server returns, in the target's original units: RMSE of the mean, test
- * log-likelihood (mean of log N(y; mean, std²)), CRPS (closed form), interval coverage and mean 90% width.
- * A second set of intervals, labelled "conformal (client)", is built from the served mean and std and the
- * card's conformal scores (mean ± q·std, q the split-conformal quantile), until the server serves them.
+ * seed), once with `interval_method: gaussian` (mean ± z·std) and once with `interval_method: conformal`
+ * (mean ± q·std, q the split-conformal quantile of the card's calibration scores), and score what the
+ * server returns, in the target's original units: RMSE of the mean, test log-likelihood (mean of
+ * log N(y; mean, std²)), CRPS (closed form), and for each interval method coverage and mean 90% width.
  * Per dataset: mean ± standard error (std / √splits) over splits, next to the paper's numbers.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { COVERAGE_LEVELS, conformalQuantile, gaussianCrps, gaussianLogLik } from '../src/train/metrics.js';
-import { normalQuantile } from '../src/util/stats.js';
+import { COVERAGE_LEVELS, gaussianCrps, gaussianLogLik } from '../src/train/metrics.js';
 
 export const UCI_DATASETS = ['bostonHousing', 'concrete', 'energy', 'wine-quality-red', 'yacht'] as const;
 
@@ -47,8 +46,6 @@ export interface UciOptions {
   samples: number;
   /** Seed of the server's dropout masks (the same for every request). */
   seed: number;
-  /** Sent as `interval_method` in every request (null: not sent, the model's default). */
-  intervalMethod: 'gaussian' | 'conformal' | null;
   /** Training arguments after the harness's own (--data, --target, --name, --out, --seed, --quiet). */
   trainArgs: string[];
   /** Concurrent training processes. */
@@ -67,7 +64,6 @@ export const DEFAULT_UCI_OPTIONS: UciOptions = {
   splits: 20,
   samples: 1000,
   seed: 12345,
-  intervalMethod: 'gaussian',
   trainArgs: ['--tune'],
   jobs: Math.max(1, availableParallelism()),
   runtime: 'dist',
@@ -115,10 +111,15 @@ export interface SplitScores {
   rmse: number;
   ll: number;
   crps: number;
+  /** Served gaussian intervals (mean ± z·std). */
   coverage: Record<string, number>;
   width_90: number;
-  /** Intervals mean ± q·std with q from the card's conformal scores (client-side). */
+  /**
+   * Served conformal intervals (mean ± q·std, q from the card's calibration scores); a level the server
+   * refuses (422: no scores, or too few calibration rows for it) is absent.
+   */
   conformal_coverage: Record<string, number>;
+  /** NaN when the 90% conformal interval was refused. */
   conformal_width_90: number;
 }
 
@@ -131,11 +132,11 @@ export interface ServedRow {
 }
 
 /**
- * Score served predictions of test targets `y`: `byLevel[level]` holds the rows served for that interval
- * level (mean and std are the same in each; intervals differ). `conformalScores` (sorted) give the
- * client-side conformal intervals.
+ * Score served predictions of test targets `y`: `byLevel[level]` holds the rows served with gaussian
+ * intervals at that level (mean and std are the same at every level and for both methods; intervals
+ * differ), `conformalByLevel[level]` those served with conformal intervals (null or absent: refused).
  */
-export function scoreSplit(y: number[], byLevel: Record<string, ServedRow[]>, conformalScores: number[] | null): SplitScores {
+export function scoreSplit(y: number[], byLevel: Record<string, ServedRow[]>, conformalByLevel: Record<string, ServedRow[] | null>): SplitScores {
   const at90 = byLevel['0.9']!;
   const n = y.length;
   let se = 0;
@@ -149,16 +150,16 @@ export function scoreSplit(y: number[], byLevel: Record<string, ServedRow[]>, co
     crps += gaussianCrps(y[i]!, r.mean, r.std);
     width += r.upper - r.lower;
   }
+  const covered = (rows: ServedRow[]): number => rows.filter((r, i) => y[i]! >= r.lower && y[i]! <= r.upper).length / n;
   const coverage: Record<string, number> = {};
   const conformal: Record<string, number> = {};
-  let cWidth = 0;
+  let cWidth = NaN;
   for (const level of COVERAGE_LEVELS) {
-    const rows = byLevel[String(level)]!;
-    coverage[String(level)] = rows.filter((r, i) => y[i]! >= r.lower && y[i]! <= r.upper).length / n;
-    if (conformalScores) {
-      const q = conformalQuantile(conformalScores, level);
-      conformal[String(level)] = rows.filter((r, i) => Math.abs(y[i]! - r.mean) <= q * r.std).length / n;
-      if (level === 0.9) cWidth = rows.reduce((a, r) => a + 2 * q * r.std, 0) / n;
+    coverage[String(level)] = covered(byLevel[String(level)]!);
+    const rows = conformalByLevel[String(level)];
+    if (rows) {
+      conformal[String(level)] = covered(rows);
+      if (level === 0.9) cWidth = rows.reduce((a, r) => a + (r.upper - r.lower), 0) / n;
     }
   }
   return { rmse: Math.sqrt(se / n), ll: ll / n, crps: crps / n, coverage, width_90: width / n, conformal_coverage: conformal, conformal_width_90: cWidth };
@@ -249,8 +250,18 @@ async function startServer(opts: UciOptions, modelsDir: string): Promise<Server>
 async function post(url: string, body: unknown): Promise<unknown> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const text = await res.text();
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${text.slice(0, 500)}`);
+  if (!res.ok) throw new HttpError(res.status, `${url}: ${res.status} ${text.slice(0, 500)}`);
   return JSON.parse(text);
+}
+
+/** An HTTP error answer (status and body), for the answers the harness expects (a refused interval). */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 interface UncertaintyRow {
@@ -258,69 +269,41 @@ interface UncertaintyRow {
   std: number;
   epistemic_std: number;
   aleatoric_std: number;
-  interval: { level: number; lower: number; upper: number };
-  samples?: number[];
+  interval: { level: number; method: string; lower: number; upper: number };
 }
 
 /** Card fields the harness reads. */
 interface Card {
   noise?: string;
-  aleatoric_std?: number;
-  output_roles?: { log_variance?: string };
-  conformal?: { scores: number[] };
   tuning?: { candidates: Record<string, unknown>[]; chosen: number };
   training?: Record<string, unknown>;
 }
 
 /**
- * Query one served model for the test rows at every coverage level. A heteroscedastic model served by a
- * server that does not read its log_variance output (every row's aleatoric_std equals the card's single
- * σ) is completed client-side: the shadow model `<name>.log_variance` (the same graph, its card naming
- * log_variance as the output) returns the MC samples of the log-variance, and std² = epistemic² +
- * mean over samples of exp(log-variance) + aleatoric_std² (the card's formula, which the server will
- * apply); the interval at level a is then mean ± z·std. The result records which way it went.
+ * Query one served model for the test rows at every coverage level, with each interval method named in
+ * the request. A conformal interval the server refuses (422: the card has no scores, or too few
+ * calibration rows for the level) is recorded as null; every other answer must state the method asked.
  */
-async function queryModel(url: string, name: string, x: number[][], opts: UciOptions, card: Card): Promise<{ byLevel: Record<string, ServedRow[]>; hetero: 'server' | 'client' | null; honoured: boolean | null }> {
-  const byLevel: Record<string, ServedRow[]> = {};
-  const raw: Record<string, UncertaintyRow[]> = {};
+async function queryModel(url: string, name: string, x: number[][], opts: UciOptions): Promise<{ gaussian: Record<string, ServedRow[]>; conformal: Record<string, ServedRow[] | null> }> {
+  const gaussian: Record<string, ServedRow[]> = {};
+  const conformal: Record<string, ServedRow[] | null> = {};
+  const ask = async (level: number, method: 'gaussian' | 'conformal'): Promise<ServedRow[]> => {
+    const body = { instances: x, samples: opts.samples, seed: opts.seed, interval: level, interval_method: method };
+    const res = (await post(`${url}/v1/models/${name}/uncertainty`, body)) as { interval_method?: string; predictions: UncertaintyRow[] };
+    if (res.interval_method !== method) throw new Error(`${name}: asked for interval_method ${method}, the server answered ${String(res.interval_method)}`);
+    return res.predictions.map((r) => ({ mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper }));
+  };
   for (const level of COVERAGE_LEVELS) {
-    const body = { instances: x, samples: opts.samples, seed: opts.seed, interval: level, ...(opts.intervalMethod ? { interval_method: opts.intervalMethod } : {}) };
-    const res = (await post(`${url}/v1/models/${name}/uncertainty`, body)) as { predictions: UncertaintyRow[] };
-    raw[String(level)] = res.predictions;
-  }
-  let hetero: 'server' | 'client' | null = null;
-  let aleaVar: number[] | null = null;
-  if (card.noise === 'heteroscedastic') {
-    const rows = raw['0.9']!;
-    const constant = rows.every((r) => Math.abs(r.aleatoric_std - (card.aleatoric_std ?? NaN)) <= 1e-9 * Math.max(1, Math.abs(r.aleatoric_std)));
-    if (constant) {
-      hetero = 'client';
-      const res = (await post(`${url}/v1/models/${name}.log_variance/uncertainty`, { instances: x, samples: opts.samples, seed: opts.seed, return_samples: true })) as { predictions: UncertaintyRow[] };
-      aleaVar = res.predictions.map((r) => r.samples!.reduce((a, s) => a + Math.exp(s), 0) / r.samples!.length);
-    } else hetero = 'server';
-  }
-  // did the server honour interval_method? (gaussian intervals are mean ± z·std)
-  let honoured: boolean | null = null;
-  for (const level of COVERAGE_LEVELS) {
-    const z = normalZ(level);
-    byLevel[String(level)] = raw[String(level)]!.map((r, i) => {
-      if (aleaVar) {
-        const std = Math.sqrt(r.epistemic_std ** 2 + aleaVar[i]! + (card.aleatoric_std ?? 0) ** 2);
-        return { mean: r.mean, std, lower: r.mean - z * std, upper: r.mean + z * std };
-      }
-      return { mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper };
-    });
-    if (opts.intervalMethod && !aleaVar) {
-      const gaussian = raw[String(level)]!.every((r) => Math.abs(r.interval.upper - (r.mean + z * r.std)) <= 1e-6 * Math.max(1, Math.abs(r.mean) + r.std));
-      const ok = opts.intervalMethod === 'gaussian' ? gaussian : !gaussian;
-      honoured = honoured === null ? ok : honoured && ok;
+    gaussian[String(level)] = await ask(level, 'gaussian');
+    try {
+      conformal[String(level)] = await ask(level, 'conformal');
+    } catch (err) {
+      if (!(err instanceof HttpError && err.status === 422)) throw err;
+      conformal[String(level)] = null;
     }
   }
-  return { byLevel, hetero, honoured };
+  return { gaussian, conformal };
 }
-
-/** z = Φ⁻¹((1 + level)/2): the Gaussian central interval's half-width in stds. */
-const normalZ = (level: number): number => normalQuantile((1 + level) / 2);
 
 export interface DatasetResult {
   name: string;
@@ -332,11 +315,10 @@ export interface DatasetResult {
   /** CPU seconds of the training processes (worker threads included), summed over splits. */
   train_cpu_s: number;
   serve_s: number;
-  per_split: (SplitScores & { split: number; train_ms: number; train_cpu_s: number; chosen?: Record<string, unknown>; noise?: string; hetero_combination?: string | null })[];
+  per_split: (SplitScores & { split: number; train_ms: number; train_cpu_s: number; chosen?: Record<string, unknown>; noise?: string })[];
   summary: Record<string, [number, number]>;
   paper: { rmse: [number, number]; ll: [number, number] } | null;
   verdict: Record<string, string>;
-  interval_method_honoured: boolean | null;
 }
 
 export interface UciResult {
@@ -369,12 +351,12 @@ function verdicts(s: Record<string, [number, number]>, paper: DatasetResult['pap
 const fmt = (x: [number, number], d = 2): string => `${x[0].toFixed(d)} ± ${Number.isFinite(x[1]) ? x[1].toFixed(d) : '–'}`;
 
 export function markdownTable(results: DatasetResult[]): string {
-  const head = '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal (client) 50/80/90/95% | wall (training CPU) |';
+  const head = '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal 50/80/90/95% | wall (training CPU) |';
   const sep = '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|';
   const lines = results.map((r) => {
     const s = r.summary;
     const cov = (k: string, l: number): string => s[`${k}_${l}`]![0].toFixed(3);
-    const conf = s['conformal_coverage_0.9'] ? COVERAGE_LEVELS.map((l) => cov('conformal_coverage', l)).join(' / ') : '–';
+    const conf = COVERAGE_LEVELS.some((l) => s[`conformal_coverage_${l}`]) ? COVERAGE_LEVELS.map((l) => (s[`conformal_coverage_${l}`] ? cov('conformal_coverage', l) : '–')).join(' / ') : '–';
     return `| ${r.name} | ${r.splits} | ${fmt(s.rmse!)} | ${r.paper ? fmt(r.paper.rmse) : '–'} | ${fmt(s.ll!)} | ${r.paper ? fmt(r.paper.ll) : '–'} | ${r.verdict.ll ?? ''} | ${fmt(s.crps!, 3)} | ${fmt(s['coverage_0.9']!, 3)} | ${fmt(s.width_90!)} | ${[0.5, 0.8, 0.95].map((l) => cov('coverage', l)).join(' / ')} | ${conf} | ${r.wall_s.toFixed(0)} s (${r.train_cpu_s.toFixed(0)} s) |`;
   });
   return [head, sep, ...lines].join('\n');
@@ -413,33 +395,20 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
       };
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
       const t1 = performance.now();
-      // heteroscedastic models get a shadow entry serving their log_variance output (see queryModel)
       const cards: Card[] = [];
-      for (let s = 0; s < splits; s++) {
-        const card = JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card & Record<string, unknown>;
-        cards.push(card);
-        if (card.noise === 'heteroscedastic' && card.output_roles?.log_variance) {
-          const shadow = join(modelsDir, `${name}-${s}.log_variance`);
-          mkdirSync(shadow, { recursive: true });
-          cpSync(join(modelsDir, `${name}-${s}`, 'model.onnx'), join(shadow, 'model.onnx'));
-          const { features, dropout, task } = card as { features: string[]; dropout: number[]; task: string };
-          writeFileSync(join(shadow, 'model.json'), JSON.stringify({ task, features, dropout, output: card.output_roles.log_variance, output_kind: 'regression', aleatoric_std: 0 }));
-        }
-      }
+      for (let s = 0; s < splits; s++) cards.push(JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card);
       const server = await startServer(opts, modelsDir);
       const perSplit: DatasetResult['per_split'] = [];
-      let honoured: boolean | null = null;
       try {
         for (let s = 0; s < splits; s++) {
           const idx = ds.test(s);
           const x = idx.map((r) => ds.features.map((c) => Number(ds.rows[r]![c])));
           const y = idx.map((r) => Number(ds.rows[r]![ds.target]));
           const card = cards[s]!;
-          const q = await queryModel(server.url, `${name}-${s}`, x, opts, card);
-          if (q.honoured !== null) honoured = honoured === null ? q.honoured : honoured && q.honoured;
-          const scores = scoreSplit(y, q.byLevel, card.conformal?.scores ?? null);
+          const q = await queryModel(server.url, `${name}-${s}`, x, opts);
+          const scores = scoreSplit(y, q.gaussian, q.conformal);
           const chosen = card.tuning ? card.tuning.candidates[card.tuning.chosen] : undefined;
-          perSplit.push({ split: s, train_ms: trainMs[s]!, train_cpu_s: trainCpu[s]!, ...scores, ...(chosen ? { chosen } : {}), noise: card.noise, hetero_combination: q.hetero });
+          perSplit.push({ split: s, train_ms: trainMs[s]!, train_cpu_s: trainCpu[s]!, ...scores, ...(chosen ? { chosen } : {}), noise: card.noise });
         }
       } finally {
         await server.stop();
@@ -456,6 +425,8 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
         if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined)) summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
       }
       if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined)) summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
+      const refused = COVERAGE_LEVELS.filter((l) => perSplit.some((p) => p.conformal_coverage[String(l)] === undefined));
+      if (refused.length) opts.log(`  conformal intervals refused (422) on some splits at level(s) ${refused.join(', ')}: too few calibration rows; those levels are not summarised`);
       const paper = PAPER[name] ?? null;
       const r: DatasetResult = {
         name,
@@ -470,13 +441,11 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
         summary,
         paper,
         verdict: verdicts(summary, paper),
-        interval_method_honoured: honoured,
       };
       results.push(r);
       // written after every dataset, so that a long run that fails later keeps what it measured
       if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, results, started, true), null, 2)}\n`);
       opts.log(`${name}: RMSE ${fmt(summary.rmse!)}, test LL ${fmt(summary.ll!)}, 90% coverage ${fmt(summary['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`);
-      if (perSplit.some((p) => p.hetero_combination === 'client')) opts.log(`  (heteroscedastic models: this server ignores log_variance; std completed client-side from the served log_variance samples)`);
     }
   } finally {
     if (!opts.keep) rmSync(tmp, { recursive: true, force: true });
@@ -511,7 +480,6 @@ export function parseUciArgs(argv: string[]): UciOptions {
       splits: { type: 'string' },
       samples: { type: 'string' },
       'server-seed': { type: 'string' },
-      'interval-method': { type: 'string' },
       jobs: { type: 'string' },
       'no-tune': { type: 'boolean' },
       out: { type: 'string' },
@@ -521,7 +489,7 @@ export function parseUciArgs(argv: string[]): UciOptions {
     strict: false,
     tokens: true,
   });
-  const own = new Set(['datasets', 'splits', 'samples', 'server-seed', 'interval-method', 'jobs', 'no-tune', 'out', 'keep', 'runtime']);
+  const own = new Set(['datasets', 'splits', 'samples', 'server-seed', 'jobs', 'no-tune', 'out', 'keep', 'runtime']);
   // everything that is not the harness's own option is passed through to the training CLI, in order
   const pass: string[] = [];
   for (const t of tokens ?? []) {
@@ -537,8 +505,6 @@ export function parseUciArgs(argv: string[]): UciOptions {
   };
   const datasets = typeof values.datasets === 'string' ? values.datasets.split(',').map((s) => s.trim()) : d.datasets;
   for (const ds of datasets) if (!(UCI_DATASETS as readonly string[]).includes(ds)) throw new Error(`--datasets: unknown dataset ${ds} (known: ${UCI_DATASETS.join(', ')})`);
-  const im = values['interval-method'];
-  if (im !== undefined && im !== 'gaussian' && im !== 'conformal' && im !== 'default') throw new Error(`--interval-method ${String(im)}: expected gaussian, conformal or default (not sent)`);
   const rt = values.runtime;
   if (rt !== undefined && rt !== 'dist' && rt !== 'tsx') throw new Error(`--runtime ${String(rt)}: expected dist or tsx`);
   return {
@@ -547,7 +513,6 @@ export function parseUciArgs(argv: string[]): UciOptions {
     splits: int('splits', values.splits, d.splits),
     samples: int('samples', values.samples, d.samples),
     seed: int('server-seed', values['server-seed'], d.seed),
-    intervalMethod: im === undefined ? d.intervalMethod : im === 'default' ? null : (im as 'gaussian' | 'conformal'),
     jobs: int('jobs', values.jobs, d.jobs),
     // jobs × tuning threads ≈ the cores, unless --threads is given
     trainArgs: [...(values['no-tune'] ? [] : ['--tune']), ...(pass.some((a) => a === '--threads' || a.startsWith('--threads=')) || values['no-tune'] ? [] : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / int('jobs', values.jobs, d.jobs))))]), ...pass],

@@ -15,7 +15,30 @@ export const CardSchema = z.looseObject({
   output: z.string().optional(),
   output_kind: z.enum(['regression', 'logits', 'probabilities']).optional(),
   dropout: z.array(z.number().min(0).lt(1)).optional(),
+  /**
+   * Regression: homoscedastic, the observation noise σ; heteroscedastic, a floor whose square is added
+   * to the predicted variance.
+   */
   aleatoric_std: z.union([z.number().nonnegative(), z.array(z.number().nonnegative())]).optional(),
+  /** Regression noise model (absent: heteroscedastic when output_roles names a log_variance output). */
+  noise: z.enum(['homoscedastic', 'heteroscedastic']).optional(),
+  /** Graph outputs by meaning: the mean, and for a heteroscedastic model the log-variance (target units²). */
+  output_roles: z.object({ mean: z.string().min(1), log_variance: z.string().min(1).optional() }).optional(),
+  /** The served epistemic std is epistemic_scale × the MC std of the mean (default 1). */
+  epistemic_scale: z.number().positive().optional(),
+  /** Classification: every MC sample's logits are divided by it before the softmax (default 1). */
+  temperature: z.number().positive().optional(),
+  /** The default interval of the uncertainty route (absent: conformal when the card has scores). */
+  interval_method: z.enum(['gaussian', 'conformal']).optional(),
+  /** Split-conformal calibration: scores |y − mean| / std of the calibration rows, ascending. */
+  conformal: z
+    .object({
+      score: z.string().optional(),
+      rows: z.number().int().nonnegative().optional(),
+      source: z.string().optional(),
+      scores: z.array(z.number().nonnegative()),
+    })
+    .optional(),
 });
 export type Card = z.infer<typeof CardSchema>;
 
@@ -57,5 +80,31 @@ export async function readCard(cardPath: string | null, embedded?: { text: strin
     const issue = parsed.error.issues[0]!;
     throw new ModelLoadError(source, `card field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
   }
+  const problem = cardProblem(parsed.data);
+  if (problem) throw new ModelLoadError(source, problem);
   return { card: parsed.data, source };
+}
+
+/** What is inconsistent between a card's fields (each alone already valid), or null. */
+export function cardProblem(card: Card): string | null {
+  const scores = card.conformal?.scores;
+  if (scores) {
+    const k = scores.findIndex((v, i) => i > 0 && v < scores[i - 1]!);
+    if (k > 0) return `card field "conformal.scores": must be in ascending order (scores[${k}] = ${scores[k]} < scores[${k - 1}] = ${scores[k - 1]})`;
+    if (card.conformal!.rows !== undefined && card.conformal!.rows !== scores.length) return `card field "conformal.rows": ${card.conformal!.rows}, but conformal.scores holds ${scores.length} scores`;
+  }
+  const classifier = card.task === 'classification' || (card.task === undefined && card.labels !== undefined);
+  if (classifier) {
+    for (const f of ['noise', 'output_roles', 'interval_method', 'conformal'] as const) {
+      if (card[f] !== undefined) return `card field "${f}": applies to regression models; this card is a classifier's`;
+    }
+    return null;
+  }
+  const roles = card.output_roles;
+  if (card.noise === 'heteroscedastic' && !roles?.log_variance) return 'card field "output_roles.log_variance": a heteroscedastic model (noise: heteroscedastic) must name its log-variance output';
+  if (card.noise === 'homoscedastic' && roles?.log_variance) return 'card field "output_roles.log_variance": given, but noise is "homoscedastic" (say "heteroscedastic", or remove the log-variance role)';
+  if (roles && card.output !== undefined && card.output !== roles.mean) return `card field "output_roles.mean": "${roles.mean}", but output is "${card.output}" (they must name the same graph output)`;
+  if (roles?.log_variance !== undefined && roles.log_variance === roles.mean) return 'card field "output_roles.log_variance": the same output as the mean';
+  if (card.interval_method === 'conformal' && !scores?.length) return 'card field "interval_method": "conformal", but the card has no conformal scores (conformal.scores)';
+  return null;
 }

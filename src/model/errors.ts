@@ -11,6 +11,8 @@ export const ERROR_STATUS = {
   model_not_found: 404,
   too_large: 413,
   no_dropout: 422,
+  /** The interval asked for cannot be served (conformal without scores, or a level they cannot reach). */
+  interval_unavailable: 422,
   not_ready: 503,
   /** A model asked to load (V2 repository extension) failed to: 400, as Triton answers it. */
   load_failed: 400,

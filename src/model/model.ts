@@ -9,6 +9,7 @@
  */
 import { toProbabilities } from './mc.js';
 import type { McStats, Task } from './stats.js';
+import type { IntervalMethod, UncertaintySettings } from './uncertainty.js';
 
 export type { Task } from './stats.js';
 
@@ -23,6 +24,8 @@ export interface McOptions {
   samples: number;
   /** Central interval level in (0, 1) (regression). */
   interval: number;
+  /** gaussian (mean ± z·std) or conformal (mean ± q·std); the model's default when absent. */
+  intervalMethod?: IntervalMethod;
   seed?: number;
   returnSamples?: boolean;
 }
@@ -99,6 +102,11 @@ export interface Model {
   readonly platform: string;
   /** Largest rows × samples of one sampleBatch (and of one fitsOneRun request). */
   readonly maxRunRows: number;
+  /**
+   * How MC samples become the served distribution (noise model, epistemic scale, temperature, interval
+   * default, conformal scores); absent: DEFAULT_UNCERTAINTY (uncertainty.ts).
+   */
+  readonly uncertainty?: UncertaintySettings;
 
   describe(): ModelDescription;
   /** Eval-mode (dropout off) raw outputs, rows × outputSize, for validated rows (rows × features). */
@@ -118,13 +126,14 @@ export interface Model {
   close(): Promise<void>;
 }
 
-/** Class probabilities (rows × classes, float64) of a classifier's raw eval outputs. */
-export function classProbabilities(model: Pick<Model, 'outputSize' | 'outputKind'>, raw: Float32Array, rows: number): Float64Array {
+/** Class probabilities (rows × classes, float64) of a classifier's raw eval outputs, with its temperature. */
+export function classProbabilities(model: Pick<Model, 'outputSize' | 'outputKind' | 'uncertainty'>, raw: Float32Array, rows: number): Float64Array {
   const K = model.outputSize;
   const out = new Float64Array(rows * K);
   const p = new Float64Array(K);
+  const temperature = model.uncertainty?.temperature ?? 1;
   for (let i = 0; i < rows; i++) {
-    toProbabilities(raw, i * K, K, model.outputKind === 'logits', p);
+    toProbabilities(raw, i * K, K, model.outputKind === 'logits', p, temperature);
     out.set(p, i * K);
   }
   return out;

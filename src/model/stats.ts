@@ -13,6 +13,8 @@
  * (classification), row-major.
  */
 
+import type { IntervalMethod } from './uncertainty.js';
+
 export type Task = 'regression' | 'classification';
 
 export interface StatDescriptor {
@@ -36,16 +38,22 @@ export interface StatDescriptor {
 
 export const REGRESSION_STATS = [
   { key: 'mean', shape: 'row×width', v1: 'mean', v2: 'mean', description: 'Mean of the Monte Carlo samples' },
-  { key: 'std', shape: 'row×width', v1: 'std', v2: 'std', description: 'Total predictive std √(epistemic² + aleatoric²)' },
-  { key: 'epistemicStd', shape: 'row×width', v1: 'epistemic_std', v2: 'epistemic_std', description: 'Std of the Monte Carlo samples' },
-  { key: 'aleatoricStd', shape: 'row×width', v1: 'aleatoric_std', v2: null, description: 'Calibrated observation noise from the model card (0 when absent)' },
-  { key: 'lower', shape: 'row×width', v1: 'interval', v2: 'lower', description: 'Lower end of the central interval mean − z·std, z = Φ⁻¹((1+level)/2)' },
-  { key: 'upper', shape: 'row×width', v1: 'interval', v2: 'upper', description: 'Upper end of the central interval mean + z·std' },
+  { key: 'std', shape: 'row×width', v1: 'std', v2: 'std', description: 'Total predictive std √(epistemic_std² + aleatoric_std²)' },
+  { key: 'epistemicStd', shape: 'row×width', v1: 'epistemic_std', v2: 'epistemic_std', description: "Std of the Monte Carlo samples of the mean × the card's epistemic_scale" },
+  {
+    key: 'aleatoricStd',
+    shape: 'row×width',
+    v1: 'aleatoric_std',
+    v2: 'aleatoric_std',
+    description: "Observation noise: the card's aleatoric_std (homoscedastic; 0 when absent), or per row √(MC mean of exp(log_variance) + aleatoric_std²) (heteroscedastic)",
+  },
+  { key: 'lower', shape: 'row×width', v1: 'interval', v2: 'lower', description: 'Lower end of the central interval: mean − z·std (gaussian, z = Φ⁻¹((1+level)/2)) or mean − q·std (conformal, q the split-conformal quantile)' },
+  { key: 'upper', shape: 'row×width', v1: 'interval', v2: 'upper', description: 'Upper end of the central interval: mean + z·std or mean + q·std' },
 ] as const satisfies readonly StatDescriptor[];
 
 export const CLASSIFICATION_STATS = [
   { key: 'label', shape: 'row', int: true, v1: 'label', v2: null, description: 'The class with the highest mean probability' },
-  { key: 'probabilities', shape: 'row×width', v1: 'probabilities', v2: 'probabilities', description: 'Mean of the per-sample softmax' },
+  { key: 'probabilities', shape: 'row×width', v1: 'probabilities', v2: 'probabilities', description: "Mean of the per-sample softmax of logits / the card's temperature" },
   { key: 'entropy', shape: 'row', v1: 'entropy', v2: 'entropy', description: 'Entropy of the mean probabilities (nats): total uncertainty' },
   { key: 'mutualInformation', shape: 'row', v1: 'mutual_information', v2: 'mutual_information', description: 'Entropy of the mean − mean entropy (nats): epistemic part (BALD)' },
   { key: 'variationRatio', shape: 'row', v1: 'variation_ratio', v2: 'variation_ratio', description: '1 − share of samples voting for the modal label' },
@@ -63,6 +71,8 @@ export type RegressionStats = {
   samples: number;
   /** The central interval's level. */
   level: number;
+  /** How the interval was made: mean ± z·std (gaussian) or mean ± q·std (conformal). */
+  intervalMethod: IntervalMethod;
   /** samples × rows × outputs, when asked for */
   raw?: Float32Array;
 } & Arrays<typeof REGRESSION_STATS>;
@@ -100,13 +110,13 @@ export function statLength(d: StatDescriptor, rows: number, width: number): numb
  */
 export function makeStats(
   kind: Task,
-  header: { rows: number; width: number; samples: number; level?: number },
+  header: { rows: number; width: number; samples: number; level?: number; intervalMethod?: IntervalMethod },
   arrays: Readonly<Record<string, Float64Array | Int32Array>>,
   raw?: Float32Array,
 ): McStats {
   const s: Record<string, unknown> =
     kind === 'regression'
-      ? { kind, rows: header.rows, outputs: header.width, samples: header.samples, level: header.level ?? Number.NaN }
+      ? { kind, rows: header.rows, outputs: header.width, samples: header.samples, level: header.level ?? Number.NaN, intervalMethod: header.intervalMethod ?? 'gaussian' }
       : { kind, rows: header.rows, classes: header.width, samples: header.samples };
   for (const d of STATS[kind]) {
     const a = arrays[d.key];
@@ -130,13 +140,14 @@ const WIRE_TAG = (() => {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h;
 })();
-const HEADER = 9;
+const HEADER = 10;
 
 /**
  * Statistics of several requests in one Float64Array, so that a worker hands a batch's results back as
  * one transferred buffer (structured-cloning several typed arrays per request cost the main thread more
  * than the Monte Carlo itself). Per result: a header [tag, task (0 regression, 1 classification), rows,
- * width, samples, level, seed, raw length, statistic count], the statistics in table order (integers
+ * width, samples, level, interval method (0 gaussian, 1 conformal), seed, raw length, statistic count],
+ * the statistics in table order (integers
  * as floats), then the raw samples. unpackStats checks the tag, the count and every length.
  */
 export function packStats(results: readonly { stats: McStats; seed: number }[]): Float64Array {
@@ -149,7 +160,8 @@ export function packStats(results: readonly { stats: McStats; seed: number }[]):
   let o = 0;
   for (const { stats: s, seed } of results) {
     const table = STATS[s.kind];
-    data.set([WIRE_TAG, s.kind === 'regression' ? 0 : 1, s.rows, statsWidth(s), s.samples, s.kind === 'regression' ? s.level : 0, seed, s.raw ? s.raw.length : 0, table.length], o);
+    const method = s.kind === 'regression' && s.intervalMethod === 'conformal' ? 1 : 0;
+    data.set([WIRE_TAG, s.kind === 'regression' ? 0 : 1, s.rows, statsWidth(s), s.samples, s.kind === 'regression' ? s.level : 0, method, seed, s.raw ? s.raw.length : 0, table.length], o);
     o += HEADER;
     for (const d of table) {
       const a = statValues(s, d);
@@ -174,7 +186,7 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
   };
   while (o < data.length) {
     const h = take(HEADER);
-    const [tag, task, rows, width, samples, level, seed, rawLength, count] = [h[0]!, h[1]!, h[2]!, h[3]!, h[4]!, h[5]!, h[6]!, h[7]!, h[8]!];
+    const [tag, task, rows, width, samples, level, method, seed, rawLength, count] = [h[0]!, h[1]!, h[2]!, h[3]!, h[4]!, h[5]!, h[6]!, h[7]!, h[8]!, h[9]!];
     if (tag !== WIRE_TAG) throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
     const kind: Task = task === 0 ? 'regression' : 'classification';
     const table = STATS[kind];
@@ -185,7 +197,7 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
       arrays[d.key] = d.int ? Int32Array.from(a) : a;
     }
     const raw = rawLength > 0 ? Float32Array.from(take(rawLength)) : undefined;
-    out.push({ stats: makeStats(kind, { rows, width, samples, level }, arrays, raw), seed });
+    out.push({ stats: makeStats(kind, { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian' }, arrays, raw), seed });
   }
   return out;
 }

@@ -19,6 +19,7 @@ import type { Config } from '../config.js';
 import { InputError, NoDropoutError } from '../model/errors.js';
 import type { McJob, McOptions, McResult, Model, ModelSource } from '../model/model.js';
 import type { McStats } from '../model/stats.js';
+import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { McBatcher, PredictBatcher } from './batcher.js';
 import { TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
@@ -83,6 +84,8 @@ export interface SampleRequest extends PredictRequest {
   samples?: number;
   /** Default 0.9. */
   interval?: number;
+  /** gaussian or conformal; default the model's (its card's interval_method). */
+  intervalMethod?: IntervalMethod;
   seed?: number;
   returnSamples?: boolean;
   fields: SampleFields;
@@ -193,17 +196,19 @@ export class DataPlane implements ModelHooks {
       samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
       const max = this.config.MC_MAX_SAMPLES;
       if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
+      const interval = req.interval ?? DEFAULT_INTERVAL;
+      // an interval the model cannot serve (422) is refused before any row is read or run
+      if (m.task === 'regression') resolveInterval(m.name, m.uncertainty ?? DEFAULT_UNCERTAINTY, interval, req.intervalMethod);
       const { x, rows: n } = req.input.decode(m, (n, field) => {
         this.checkRows(n, field);
         this.checkWork(n, samples, req.fields);
       });
       rows = n;
-      const interval = req.interval ?? DEFAULT_INTERVAL;
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
       t.decoded = started;
       try {
-        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples }, t);
+        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, intervalMethod: req.intervalMethod, seed: req.seed, returnSamples: req.returnSamples }, t);
         ok = true;
         return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed };
       } finally {

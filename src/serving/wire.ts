@@ -5,11 +5,13 @@
  * start-up side effects.
  */
 import type { McJob } from '../model/model.js';
+import { INTERVAL_METHODS } from '../model/uncertainty.js';
 
 /**
  * Several coalesced requests in one run (Model.sampleBatch), packed for a cheap hand-off: the
  * rows of every request concatenated (transferred), and per request [rows, interval, seed or −1,
- * return samples 0/1]. The answer is packStats of the results (transferred back).
+ * return samples 0/1, interval method (−1 the model's default, else its index in INTERVAL_METHODS)].
+ * The answer is packStats of the results (transferred back).
  */
 export interface McBatchTask {
   model: string;
@@ -18,15 +20,19 @@ export interface McBatchTask {
   meta: Float64Array;
 }
 
+/** Values per request in McBatchTask.meta. */
+const META = 5;
+
 export function packBatch(model: string, jobs: readonly McJob[], features: number): { task: McBatchTask; transfer: ArrayBuffer[] } {
   const rows = jobs.reduce((n, j) => n + j.rows, 0);
   const x = new Float32Array(rows * features);
-  const meta = new Float64Array(4 * jobs.length);
+  const meta = new Float64Array(META * jobs.length);
   let at = 0;
   jobs.forEach((j, k) => {
     x.set(j.x.subarray(0, j.rows * features), at * features);
     at += j.rows;
-    meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0], 4 * k);
+    const method = j.opts.intervalMethod === undefined ? -1 : INTERVAL_METHODS.indexOf(j.opts.intervalMethod);
+    meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0, method], META * k);
   });
   return { task: { model, samples: jobs[0]!.opts.samples, x, meta }, transfer: [x.buffer as ArrayBuffer, meta.buffer as ArrayBuffer] };
 }
@@ -34,9 +40,10 @@ export function packBatch(model: string, jobs: readonly McJob[], features: numbe
 export function unpackBatch(task: McBatchTask, features: number): McJob[] {
   const jobs: McJob[] = [];
   let at = 0;
-  for (let k = 0; k < task.meta.length; k += 4) {
-    const [rows, interval, seed, returnSamples] = Array.from(task.meta.subarray(k, k + 4)) as [number, number, number, number];
-    jobs.push({ x: task.x.subarray(at * features, (at + rows) * features), rows, opts: { samples: task.samples, interval, ...(seed >= 0 ? { seed } : {}), returnSamples: returnSamples === 1 } });
+  for (let k = 0; k < task.meta.length; k += META) {
+    const [rows, interval, seed, returnSamples, method] = Array.from(task.meta.subarray(k, k + META)) as [number, number, number, number, number];
+    const intervalMethod = INTERVAL_METHODS[method];
+    jobs.push({ x: task.x.subarray(at * features, (at + rows) * features), rows, opts: { samples: task.samples, interval, ...(intervalMethod ? { intervalMethod } : {}), ...(seed >= 0 ? { seed } : {}), returnSamples: returnSamples === 1 } });
     at += rows;
   }
   return jobs;

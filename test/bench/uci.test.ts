@@ -16,25 +16,27 @@ describe('UCI benchmark harness', () => {
     expect(splitCsv(ds, [0]).split('\n')[0]).toBe('x0,x1,x2,x3,x4,x5,y');
   });
 
-  it('scores served rows: RMSE, log-likelihood, coverage, width, client-side conformal intervals', () => {
+  it('scores served rows: RMSE, log-likelihood, coverage and width of the gaussian and the conformal intervals', () => {
     const y = [1, 2, 3, 10];
     const row = (mean: number, std: number, z: number) => ({ mean, std, lower: mean - z * std, upper: mean + z * std });
     const byLevel = Object.fromEntries([0.5, 0.8, 0.9, 0.95].map((l) => [String(l), y.map((_, i) => row(i + 1, 1, l === 0.9 ? 1.6449 : 0.5))]));
-    const s = scoreSplit(y, byLevel, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
+    // conformal: served at 0.5 and 0.9 (half-widths 0.5 and 7), refused at 0.8 and 0.95
+    const conformal = { '0.5': y.map((_, i) => row(i + 1, 1, 0.5)), '0.8': null, '0.9': y.map((_, i) => row(i + 1, 1, 7)) };
+    const s = scoreSplit(y, byLevel, conformal);
     expect(s.rmse).toBeCloseTo(Math.sqrt(36 / 4), 12);
     expect(s.ll).toBeCloseTo((3 * gaussianLogLik(0, 0, 1) + gaussianLogLik(10, 4, 1)) / 4, 12);
     expect(s.coverage['0.9']).toBe(0.75);
     expect(s.width_90).toBeCloseTo(2 * 1.6449, 12);
-    // conformal q at 90% with 10 scores: the ⌈11·0.9⌉ = 10th smallest, 1.0
-    expect(s.conformal_coverage['0.9']).toBe(0.75);
-    expect(s.conformal_width_90).toBeCloseTo(2, 12);
+    expect(s.conformal_coverage).toEqual({ '0.5': 0.75, '0.9': 1 });
+    expect(s.conformal_width_90).toBeCloseTo(14, 12);
+    expect(scoreSplit(y, byLevel, {}).conformal_width_90).toBeNaN();
     expect(meanSe([1, 2, 3])).toEqual([2, Math.sqrt(1 / 3)]);
   });
 
   it('parses its options and passes everything else to the training CLI', () => {
-    const o = parseUciArgs(['--datasets', 'yacht,energy', '--splits', '3', '--samples', '200', '--threads', '1', '--tune-epochs=10,20', '--interval-method', 'conformal']);
+    const o = parseUciArgs(['--datasets', 'yacht,energy', '--splits', '3', '--samples', '200', '--threads', '1', '--tune-epochs=10,20']);
     expect(o.datasets).toEqual(['yacht', 'energy']);
-    expect([o.splits, o.samples, o.intervalMethod]).toEqual([3, 200, 'conformal']);
+    expect([o.splits, o.samples]).toEqual([3, 200]);
     expect(o.trainArgs).toEqual(['--tune', '--threads', '1', '--tune-epochs=10,20']);
     expect(parseUciArgs(['--no-tune', '--epochs', '5']).trainArgs).toEqual(['--epochs', '5']);
     expect(parseUciArgs(['--jobs', '1']).trainArgs.slice(0, 2)).toEqual(['--tune', '--threads']);
@@ -71,7 +73,11 @@ describe('UCI benchmark harness', () => {
       expect(s.coverage['0.95']!).toBeGreaterThanOrEqual(s.coverage['0.5']!);
       expect(s.coverage['0.9']!).toBeGreaterThan(0.5);
       expect(s.width_90).toBeGreaterThan(0);
+      // the server's conformal intervals (the card's scores: about 55 validation rows reach every level)
       expect(Object.keys(s.conformal_coverage)).toHaveLength(4);
+      expect(s.conformal_coverage['0.95']!).toBeGreaterThanOrEqual(s.conformal_coverage['0.5']!);
+      expect(s.conformal_width_90).toBeGreaterThan(0);
+      expect(s.conformal_width_90).not.toBeCloseTo(s.width_90, 6);
       expect(s.chosen).toMatchObject({ dropout: 0.05 });
     }
     expect(d.summary.ll![1]).toBeGreaterThanOrEqual(0);

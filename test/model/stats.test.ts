@@ -68,7 +68,7 @@ describe('the worker wire', () => {
     tampered[0] = tampered[0]! + 1;
     expect(() => unpackStats(tampered)).toThrow(/layout tag .* is not this build's/);
     const count = packed.slice();
-    count[8] = STATS.regression.length - 1;
+    count[9] = STATS.regression.length - 1;
     expect(() => unpackStats(count)).toThrow(`5 statistics for regression, this build has ${STATS.regression.length}`);
     expect(() => unpackStats(packed.subarray(0, packed.length - 1))).toThrow(/truncated/);
   });
@@ -89,16 +89,16 @@ describe('the protocol codecs follow the tables', () => {
       expect(Object.keys(schema.shape)).toEqual([...fields, 'samples']);
       for (const row of json) expect(schema.strict().parse(row)).toEqual(row);
     }
-    // one output: numbers, not arrays; the interval carries the level
+    // one output: numbers, not arrays; the interval carries the level and its method
     const row = encodeStats(reg, [], false)[0]!;
-    expect(row).toEqual({ mean: reg.mean[0], std: reg.std[0], epistemic_std: reg.epistemicStd[0], aleatoric_std: 3, interval: { level: 0.9, lower: reg.lower[0], upper: reg.upper[0] } });
+    expect(row).toEqual({ mean: reg.mean[0], std: reg.std[0], epistemic_std: reg.epistemicStd[0], aleatoric_std: 3, interval: { level: 0.9, method: 'gaussian', lower: reg.lower[0], upper: reg.upper[0] } });
     expect(encodeStats(cls, ['a', 'b', 'c'], false)[1]!.label).toBe(['a', 'b', 'c'][(cls as { label: Int32Array }).label[1]!]);
   });
 
   it('V2: one FP32 tensor per statistic with a V2 name, batch first', () => {
     const reg = regression(3, 2, 10, new Float64Array(6));
     expect(mcOutputs(reg).map((o) => [o.name, o.shape])).toEqual(STATS.regression.filter((d) => d.v2).map((d) => [d.v2, [3, 2]]));
-    expect(mcOutputNames('regression')).toEqual(['mean', 'std', 'epistemic_std', 'lower', 'upper']);
+    expect(mcOutputNames('regression')).toEqual(['mean', 'std', 'epistemic_std', 'aleatoric_std', 'lower', 'upper']);
     expect(mcOutputNames('classification')).toEqual(['probabilities', 'entropy', 'mutual_information', 'variation_ratio']);
     const cls = mcOutputs(classification(2, 3, 10));
     expect(cls.map((o) => o.shape)).toEqual([[2, 3], [2], [2], [2]]);

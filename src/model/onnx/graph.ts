@@ -84,6 +84,11 @@ function constants(graph: Graph): Map<string, number[]> {
   return out;
 }
 
+/** The values of a constant tensor of the graph (an initializer or a Constant node), or null. */
+export function constantValues(model: Model, name: string): number[] | null {
+  return constants(model.graph!).get(name) ?? null;
+}
+
 function consumers(graph: Graph, tensor: string): Node[] {
   return graph.node.filter((n) => n.input.includes(tensor));
 }

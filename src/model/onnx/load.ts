@@ -8,8 +8,10 @@ import { readFile } from 'node:fs/promises';
 import type { Model as OnnxProto } from '../../onnx/proto.js';
 import { readCard } from '../card.js';
 import { ModelLoadError } from '../errors.js';
+import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../mc.js';
 import type { ModelSource, RuntimeOptions } from '../model.js';
-import { type BatchRelaxation, type GraphInfo, ModelFormatError, type ServingRuns, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, selfCheck, sharedPrefixPoint } from './graph.js';
+import type { UncertaintySettings } from '../uncertainty.js';
+import { type BatchRelaxation, type GraphInfo, ModelFormatError, type ServingRuns, constantValues, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, selfCheck, sharedPrefixPoint } from './graph.js';
 import type { OnnxModelInit } from './model.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { type GraphIo, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';
@@ -67,8 +69,13 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
   if (cardLive && (cardLive.length !== graphLive.length || cardLive.some((p, k) => Math.abs(p - graphLive[k]!) > 1e-6))) {
     fail(`the card's dropout rates [${card.dropout!.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
   }
-  const outputName = card.output ?? info.outputs[0]!.name;
-  if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')}`);
+  const outputName = card.output_roles?.mean ?? card.output ?? info.outputs[0]!.name;
+  const graphOutputs = info.outputs.map((o) => o.name).join(', ');
+  if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}"${card.output_roles ? ' (output_roles.mean)' : ''}, the graph has ${graphOutputs}`);
+  const logVarianceName = card.output_roles?.log_variance ?? null;
+  if (logVarianceName !== null && !info.outputs.some((o) => o.name === logVarianceName)) fail(`the card's output_roles.log_variance names output "${logVarianceName}", the graph has ${graphOutputs}`);
+  // read before foldAffine, which folds y_std into the last Gemm
+  const logVarianceBounds = logVarianceName !== null ? logVarianceBoundsOf(model) : null;
 
   const sessions: OrtSession[] = [];
   const tryCreate = async (graph: () => Uint8Array): Promise<OrtSession | null> => {
@@ -95,7 +102,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     const zeros = { data: new Float32Array(2 * features.length), dims: [2, features.length] };
     let probeOut;
     try {
-      probeOut = await probe.run({ [info.input.name]: zeros }, [outputName, ...new Set(info.dropouts.map((d) => d.input))]);
+      probeOut = await probe.run({ [info.input.name]: zeros }, [...new Set([outputName, ...(logVarianceName !== null ? [logVarianceName] : []), ...info.dropouts.map((d) => d.input)])]);
     } catch (err) {
       throw new ModelLoadError(file, `a test run with ${features.length} features failed: ${firstLine((err as Error).message)}`);
     }
@@ -105,6 +112,10 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     if (outDims[0] !== 2 || outDims.length > 2) fail(`output "${outputName}" has shape [${outDims.join(', ')}] for 2 rows; [batch] or [batch, outputs] is required`);
     const outputIsVector = outDims.length === 1;
     const outputSize = outputIsVector ? 1 : outDims[1]!;
+    if (logVarianceName !== null) {
+      const lvDims = probeOut[logVarianceName]!.dims;
+      if (lvDims.join(',') !== outDims.join(',')) fail(`the log-variance output "${logVarianceName}" has shape [${lvDims.join(', ')}] for 2 rows, the mean output "${outputName}" [${outDims.join(', ')}]; they must match`);
+    }
     // masks for the live dropouts (rate > 0), in graph order, as graph.ts numbers them
     const masks: MaskSpec[] = info.dropouts
       .filter((d) => d.ratio > 0)
@@ -144,6 +155,14 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       }
     }
     const io: GraphIo = { inputName: info.input.name, outputName, features: features.length, masks };
+    const scores = card.conformal?.scores;
+    const uncertainty: UncertaintySettings = {
+      noise: task === 'regression' && logVarianceName !== null ? 'heteroscedastic' : 'homoscedastic',
+      epistemicScale: card.epistemic_scale ?? 1,
+      temperature: task === 'classification' ? (card.temperature ?? 1) : 1,
+      intervalMethod: card.interval_method ?? (scores?.length ? 'conformal' : 'gaussian'),
+      conformalScores: task === 'regression' && scores?.length ? Float64Array.from(scores) : null,
+    };
     // the MC graphs with masks of 1 must equal the eval graph at every run shape requests produce: the
     // plain graph is required (a model whose MC graph fails would fail at request time), the
     // shared-prefix one is an optimisation and is dropped when it fails
@@ -185,6 +204,9 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       features,
       labels,
       outputName,
+      logVarianceName: task === 'regression' ? logVarianceName : null,
+      logVarianceBounds: task === 'regression' ? logVarianceBounds : null,
+      uncertainty,
       outputSize,
       outputIsVector,
       outputKind,
@@ -221,4 +243,16 @@ async function tensorRanks(model: OnnxProto, info: GraphInfo, tensors: string[],
   } finally {
     await probe?.release();
   }
+}
+
+/**
+ * The clamp of a heteroscedastic model's log-variance output in target units²: the trainer clamps its
+ * standardised log-variance to ±MAX_LOG_VARIANCE (src/train/mlp.ts), and its export adds 2·log(y_std)
+ * (src/train/export-onnx.ts), so the bounds are ±MAX_LOG_VARIANCE + 2·log(y_std), y_std the graph's
+ * `y_std` constant. A graph without one (not exported by the trainer) is taken as standardised: ±MAX.
+ */
+function logVarianceBoundsOf(model: OnnxProto): LogVarianceBounds {
+  const yStd = constantValues(model, 'y_std');
+  const centre = yStd && yStd.length === 1 && yStd[0]! > 0 ? 2 * Math.log(yStd[0]!) : 0;
+  return { lo: centre - MAX_LOG_VARIANCE, hi: centre + MAX_LOG_VARIANCE };
 }

@@ -5,15 +5,16 @@
  */
 import type { Card } from '../card.js';
 import { InputError, NoDropoutError } from '../errors.js';
-import { ClassificationAccumulator, RegressionAccumulator } from '../mc.js';
+import { ClassificationAccumulator, type LogVarianceBounds, RegressionAccumulator } from '../mc.js';
 import { DEFAULT_RUNTIME_OPTIONS, type McJob, type McOptions, type McResult, type Model, type ModelDescription, type RuntimeOptions, type Task, type TensorSpec } from '../model.js';
 import type { McStats } from '../stats.js';
+import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
 import type { GraphInfo } from './graph.js';
 import { loadOnnxModel } from './load.js';
 import { MaskStream } from './masks.js';
 import type { OrtSession } from './ort.js';
-import { type GraphIo, MaskBuffers, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';
+import { type GraphIo, MaskBuffers, type MaskSpec, type McGraphSession, runEval, runMcChunk } from './run.js';
 
 /** Everything an OnnxModel is made of, computed by load.ts before the model is constructed. */
 export interface OnnxModelInit {
@@ -27,6 +28,12 @@ export interface OnnxModelInit {
   features: string[];
   labels: string[];
   outputName: string;
+  /** A heteroscedastic model's log-variance output (null: homoscedastic, or a classifier). */
+  logVarianceName: string | null;
+  /** Its clamp in target units² (null when there is none). */
+  logVarianceBounds: LogVarianceBounds | null;
+  /** Noise model, epistemic scale, temperature, interval default and conformal scores (from the card). */
+  uncertainty: UncertaintySettings;
   outputSize: number;
   /** true when the output holds one value per row with no trailing dimension ([batch]). */
   outputIsVector: boolean;
@@ -71,6 +78,8 @@ export class OnnxModel implements Model {
   readonly card: Card;
   readonly info: GraphInfo;
   readonly aleatoricStd: readonly number[];
+  readonly uncertainty: UncertaintySettings;
+  private readonly logVarianceBounds: LogVarianceBounds | null;
   readonly loadMs: number;
   readonly foldedNodes: number;
   readonly batchRelaxed: string | null;
@@ -97,11 +106,13 @@ export class OnnxModel implements Model {
     this.card = init.card;
     this.info = init.info;
     this.aleatoricStd = init.aleatoricStd;
+    this.uncertainty = init.uncertainty;
+    this.logVarianceBounds = init.logVarianceBounds;
     this.loadMs = init.loadMs;
     this.foldedNodes = init.foldedNodes;
     this.batchRelaxed = init.batchRelaxed;
     this.sharedPrefixSkipped = init.sharedPrefixSkipped;
-    this.io = { inputName: init.info.input.name, outputName: init.outputName, features: init.features.length, masks: init.masks };
+    this.io = { inputName: init.info.input.name, outputName: init.outputName, logVarianceName: init.logVarianceName, features: init.features.length, masks: init.masks };
     this.evalSession = init.evalSession;
     this.mcPlain = init.mcPlain;
     this.mcShared = init.mcShared;
@@ -143,7 +154,7 @@ export class OnnxModel implements Model {
    */
   async sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
     if (!this.mcPlain) throw new NoDropoutError(this.name);
-    checkInterval(opts.interval);
+    const interval = this.interval(opts);
     const T = opts.samples;
     const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
@@ -156,13 +167,14 @@ export class OnnxModel implements Model {
     try {
       for (let done = 0; done < T; ) {
         const s = Math.min(perRun, T - done);
-        acc.add(await runChunk(this.io, graph, x, maskBufs, s, rows, fill), s);
+        const { out, logVar } = await runMcChunk(this.io, graph, x, maskBufs, s, rows, fill);
+        acc.add(out, s, rows, 0, logVar ?? undefined);
         done += s;
       }
     } finally {
       this.maskBuffers.give(maskBufs);
     }
-    return { stats: this.finishStats(acc, rows, opts), seed };
+    return { stats: this.finishStats(acc, rows, interval), seed };
   }
 
   fitsOneRun(rows: number, samples: number): boolean {
@@ -180,8 +192,8 @@ export class OnnxModel implements Model {
     if (!this.mcPlain) throw new NoDropoutError(this.name);
     const T = jobs[0]!.opts.samples;
     let total = 0;
+    const intervals = jobs.map((j) => this.interval(j.opts));
     for (const j of jobs) {
-      checkInterval(j.opts.interval);
       if (j.opts.samples !== T) throw new Error('coalesced MC requests must share the sample count');
       total += j.rows;
     }
@@ -201,31 +213,42 @@ export class OnnxModel implements Model {
     const rows = jobs.map((j) => j.rows);
     const maskBufs = this.maskBuffers.take(T * total);
     try {
-      const out = await runChunk(this.io, this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf));
+      const { out, logVar } = await runMcChunk(this.io, this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf));
       let offset = 0;
       return jobs.map((j, k) => {
         const acc = this.accumulator(j.rows, T, j.opts);
-        acc.add(out, T, total, offset);
+        acc.add(out, T, total, offset, logVar ?? undefined);
         offset += j.rows;
-        return { stats: this.finishStats(acc, j.rows, j.opts), seed: seeds[k]! };
+        return { stats: this.finishStats(acc, j.rows, intervals[k]!), seed: seeds[k]! };
       });
     } finally {
       this.maskBuffers.give(maskBufs);
     }
   }
 
-  private accumulator(rows: number, samples: number, opts: McOptions): RegressionAccumulator | ClassificationAccumulator {
-    const K = this.outputSize;
-    return this.task === 'regression' ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples) : new ClassificationAccumulator(rows, K, samples, !!opts.returnSamples, this.outputKind === 'logits');
+  /**
+   * A request's interval (regression; null for a classifier): its level checked, its method (the card's
+   * default when absent) resolved to a multiplier. Throws InputError or IntervalUnavailableError.
+   */
+  interval(opts: Pick<McOptions, 'interval' | 'intervalMethod'>): IntervalSpec | null {
+    checkInterval(opts.interval);
+    return this.task === 'regression' ? resolveInterval(this.name, this.uncertainty, opts.interval, opts.intervalMethod) : null;
   }
 
-  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, rows: number, opts: McOptions): McStats {
+  private accumulator(rows: number, samples: number, opts: McOptions): RegressionAccumulator | ClassificationAccumulator {
+    const K = this.outputSize;
+    return this.task === 'regression'
+      ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples, this.logVarianceBounds)
+      : new ClassificationAccumulator(rows, K, samples, !!opts.returnSamples, this.outputKind === 'logits', this.uncertainty.temperature);
+  }
+
+  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, rows: number, interval: IntervalSpec | null): McStats {
     if (!(acc instanceof RegressionAccumulator)) return acc.finish();
-    // the card's noise is per output: the same for every row
+    // the card's σ is per output: the same for every row (a heteroscedastic model adds its predicted variance per row)
     const K = this.outputSize;
     const alea = new Float64Array(rows * K);
     for (let i = 0; i < alea.length; i++) alea[i] = this.aleatoricStd[i % K] ?? this.aleatoricStd[0] ?? 0;
-    return acc.finish(alea, opts.interval);
+    return acc.finish(alea, interval!, this.uncertainty.epistemicScale);
   }
 
   describe(): ModelDescription {

@@ -24,6 +24,8 @@ export interface MaskSpec {
 export interface GraphIo {
   inputName: string;
   outputName: string;
+  /** A heteroscedastic model's log-variance output, fetched with the mean in Monte Carlo runs. */
+  logVarianceName?: string | null;
   features: number;
   masks: readonly MaskSpec[];
 }
@@ -35,8 +37,22 @@ export async function runEval(io: GraphIo, session: OrtSession, x: Float32Array,
   return res[io.outputName]!.data;
 }
 
-/** One run of s samples of the rows: x goes in once, the graph repeats it [s, 1, …]; masks cover all s·rows rows. */
+/** One run of s samples of the rows: the output, s·rows rows sample-major (runMcChunk). */
 export async function runChunk(io: GraphIo, g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: MaskFiller): Promise<Float32Array> {
+  return (await runMcChunk({ ...io, logVarianceName: null }, g, x, maskBufs, s, rows, fillMask)).out;
+}
+
+/** What one Monte Carlo run gives: the output, and the log-variance output when the model has one. */
+export interface McChunk {
+  out: Float32Array;
+  logVar: Float32Array | null;
+}
+
+/**
+ * One run of s samples of the rows: x goes in once, the graph repeats it [s, 1, …]; masks cover all
+ * s·rows rows. Fetches `io.logVarianceName` too when set.
+ */
+export async function runMcChunk(io: GraphIo, g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: MaskFiller): Promise<McChunk> {
   const f = io.features;
   const batch = s * rows;
   const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
@@ -52,7 +68,9 @@ export async function runChunk(io: GraphIo, g: McGraphSession, x: Float32Array, 
     fillMask(buf, m.ratio, m.rowSize);
     feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
   });
-  return (await g.session.run(feeds, [io.outputName]))[io.outputName]!.data;
+  const lv = io.logVarianceName ?? null;
+  const res = await g.session.run(feeds, lv ? [io.outputName, lv] : [io.outputName]);
+  return { out: res[io.outputName]!.data, logVar: lv ? res[lv]!.data : null };
 }
 
 /**

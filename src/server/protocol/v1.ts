@@ -11,6 +11,7 @@ import type { ErrorKind } from '../../model/errors.js';
 import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
+import { DEFAULT_UNCERTAINTY, INTERVAL_METHODS, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
 import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
 
 /** A row: feature values in the card's order, or keyed by feature name. */
@@ -20,6 +21,7 @@ export interface UncertaintyBody {
   instances: Row[];
   samples?: number;
   interval?: number;
+  interval_method?: IntervalMethod;
   seed?: number;
   return_samples?: boolean;
 }
@@ -40,21 +42,43 @@ export function predictRequest(name: string, body: PredictBody, version?: string
 }
 
 export function uncertaintyRequest(name: string, body: UncertaintyBody, version?: string): SampleRequest {
-  return { model: name, version, input: rowsInput(body.instances), samples: body.samples, interval: body.interval, seed: body.seed, returnSamples: body.return_samples, fields: V1_SAMPLE_FIELDS };
+  return {
+    model: name,
+    version,
+    input: rowsInput(body.instances),
+    samples: body.samples,
+    interval: body.interval,
+    ...(body.interval_method !== undefined ? { intervalMethod: body.interval_method } : {}),
+    seed: body.seed,
+    returnSamples: body.return_samples,
+    fields: V1_SAMPLE_FIELDS,
+  };
 }
 
 export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions> } {
   return { model: r.model.name, predictions: encodePredictions(r.model, r.output, r.rows) };
 }
 
-export function encodeUncertainty(r: SampleResult): { model: string; samples: number; interval?: number; seed: number; predictions: Record<string, unknown>[] } {
-  return { model: r.model.name, samples: r.samples, ...(r.model.task === 'regression' ? { interval: r.interval } : {}), seed: r.seed, predictions: encodeStats(r.stats, r.model.labels, r.returnSamples) };
+export function encodeUncertainty(r: SampleResult): { model: string; samples: number; interval?: number; interval_method?: IntervalMethod; seed: number; predictions: Record<string, unknown>[] } {
+  const s = r.stats;
+  return {
+    model: r.model.name,
+    samples: r.samples,
+    ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
+    seed: r.seed,
+    predictions: encodeStats(s, r.model.labels, r.returnSamples),
+  };
 }
 
-/** A model entry of /v1/models: its card plus inputs, outputs and MC availability, its version and the served versions. */
+/**
+ * A model entry of /v1/models: its card plus inputs, outputs and MC availability, its version and the
+ * served versions, and the uncertainty settings it serves with (noise, epistemic_scale, interval_method,
+ * or temperature).
+ */
 export function encodeModel(m: Model, versions: string[]): ModelDescription {
-  return { ...m.describe(), version: m.version, versions };
+  return { ...m.describe(), ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY), version: m.version, versions };
 }
+
 
 /** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */
 export const errorCode = (kind: ErrorKind): string => `DS_${kind.toUpperCase()}`;
@@ -106,10 +130,13 @@ interface V1Field {
 /** /v1 fields that are not a plain number (or array) per row: one codec each. */
 const V1_FIELDS: Record<string, V1Field> = {
   interval: {
-    schema: () => z.object({ level: z.number(), lower: Regression, upper: Regression }).describe('mean ± z·std, z = Φ⁻¹((1+level)/2)'),
+    schema: () =>
+      z
+        .object({ level: z.number(), method: z.enum(INTERVAL_METHODS), lower: Regression, upper: Regression })
+        .describe('The central interval at `level`: mean ± z·std, z = Φ⁻¹((1+level)/2) (method gaussian), or mean ± q·std, q the split-conformal quantile of the card\'s scores (method conformal)'),
     encode: (s, i) => {
       if (s.kind !== 'regression') throw new Error('interval: a regression statistic');
-      return { level: s.level, lower: pick(s.lower, i, s.outputs), upper: pick(s.upper, i, s.outputs) };
+      return { level: s.level, method: s.intervalMethod, lower: pick(s.lower, i, s.outputs), upper: pick(s.upper, i, s.outputs) };
     },
   },
   label: {

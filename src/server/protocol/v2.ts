@@ -8,6 +8,7 @@
 import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
+import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
 import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
 import { type DurationStat, INFERENCE_MODES, type InferenceMode, type ModeStatistics, type ModelStatistics } from '../../serving/statistics.js';
 import { type V2BinaryRequest, V2BinaryError, type V2Datatype, type V2RawInput, type V2ResponseBody, type V2TensorData, binaryOutputSelector, encodeResponse, toFloat32 } from './v2-binary.js';
@@ -164,7 +165,7 @@ export function selectOutputs(all: V2Output[], requested: { name: string }[] | u
 
 export interface V2InferRequest {
   id?: string;
-  parameters?: { mc_samples?: number; seed?: number; interval?: number; binary_data_output?: boolean; [k: string]: unknown };
+  parameters?: { mc_samples?: number; seed?: number; interval?: number; interval_method?: IntervalMethod; binary_data_output?: boolean; [k: string]: unknown };
   inputs: V2Tensor[];
   outputs?: { name: string; parameters?: Record<string, unknown> }[];
 }
@@ -197,7 +198,16 @@ export function predictRequest(params: V2ModelParams, body: V2InferRequest, bina
 
 export function sampleRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): SampleRequest {
   const p = body.parameters ?? {};
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary), samples: p.mc_samples, interval: p.interval, seed: p.seed, fields: V2_SAMPLE_FIELDS };
+  return {
+    model: params.name,
+    version: params.version,
+    input: rowsInput(body.inputs, binary),
+    samples: p.mc_samples,
+    interval: p.interval,
+    ...(p.interval_method !== undefined ? { intervalMethod: p.interval_method } : {}),
+    seed: p.seed,
+    fields: V2_SAMPLE_FIELDS,
+  };
 }
 
 /** The model input a raw binary request (Inference-Header-Content-Length: 0) fills: FP32 [-1, features]. */
@@ -214,9 +224,10 @@ export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferRe
   return response(r.model, body, predictOutputs(r.model, r.output, r.rows));
 }
 
-/** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval). */
+/** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval and its method). */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
-  return response(r.model, body, mcOutputs(r.stats), { mc_samples: r.samples, seed: r.seed, ...(r.model.task === 'regression' ? { interval: r.interval } : {}) });
+  const s = r.stats;
+  return response(r.model, body, mcOutputs(s), { mc_samples: r.samples, seed: r.seed, ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}) });
 }
 
 /**
@@ -254,6 +265,7 @@ export function encodeMetadata(m: Model, versions: string[]): { name: string; ve
       ...(m.task === 'classification' ? { labels: [...m.labels] } : {}),
       mc_available: m.mcAvailable,
       mc_outputs: mcOutputNames(m.task),
+      ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY),
     },
   };
 }

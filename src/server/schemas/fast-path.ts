@@ -54,7 +54,7 @@ export function predictFastPath(data: unknown): unknown {
   return numberRows(data.instances) ? data : undefined;
 }
 
-const UNCERTAINTY_KEYS = new Set(['instances', 'samples', 'interval', 'seed', 'return_samples']);
+const UNCERTAINTY_KEYS = new Set(['instances', 'samples', 'interval', 'interval_method', 'seed', 'return_samples']);
 
 export function uncertaintyFastPath(maxSamples: number): FastPath {
   return (data) => {
@@ -66,6 +66,7 @@ export function uncertaintyFastPath(maxSamples: number): FastPath {
     if (interval !== undefined && !(typeof interval === 'number' && interval > 0 && interval < 1)) return undefined;
     if (seed !== undefined && !(Number.isSafeInteger(seed) && (seed as number) >= 0)) return undefined;
     if (data.return_samples !== undefined && typeof data.return_samples !== 'boolean') return undefined;
+    if (data.interval_method !== undefined && data.interval_method !== 'gaussian' && data.interval_method !== 'conformal') return undefined;
     return data;
   };
 }

@@ -1,6 +1,7 @@
 /** zod schemas of the /v1 and health routes: validator, TypeScript type and OpenAPI at once. */
 import { z } from 'zod';
 import type { Config } from '../../config.js';
+import { INTERVAL_METHODS } from '../../model/uncertainty.js';
 import { Regression, predictionSchema } from '../protocol/v1.js';
 import { modelParamsFastPath, predictFastPath, uncertaintyFastPath, versionQueryFastPath, withFastPath } from './fast-path.js';
 
@@ -51,6 +52,12 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
       .optional()
       .describe(`Monte Carlo passes T (1..MC_MAX_SAMPLES=${config.MC_MAX_SAMPLES}, default MC_DEFAULT_SAMPLES=${config.MC_DEFAULT_SAMPLES})`),
     interval: z.number().gt(0).lt(1).optional().describe('Central interval level, 0 < x < 1 (default 0.9)'),
+    interval_method: z
+      .enum(INTERVAL_METHODS)
+      .optional()
+      .describe(
+        "Regression: gaussian (mean ± z·std) or conformal (mean ± q·std, q the split-conformal quantile of the card's calibration scores; 422 when the model has none or too few for the level). Default: the model's interval_method",
+      ),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the dropout masks: the same seed gives the same answer'),
     return_samples: z.boolean().optional().describe('Also return the raw per-sample predictions'),
   });
@@ -63,7 +70,12 @@ export const ModelEntry = z
     features: z.array(z.string()),
     labels: z.array(z.string()).optional(),
     dropout: z.array(z.number()).describe('Dropout rate of each Dropout node, in graph order'),
-    aleatoric_std: Regression.optional(),
+    aleatoric_std: Regression.optional().describe('Regression: the observation noise σ (homoscedastic) or the floor added to the predicted variance (heteroscedastic)'),
+    noise: z.enum(['homoscedastic', 'heteroscedastic']).optional().describe('Regression: one noise σ for all rows, or a predicted log-variance per row'),
+    epistemic_scale: z.number().optional().describe('Regression: epistemic_std = epistemic_scale × the std of the Monte Carlo means'),
+    interval_method: z.enum(INTERVAL_METHODS).optional().describe('Regression: the interval a request gets when it names none'),
+    interval_methods: z.array(z.enum(INTERVAL_METHODS)).optional().describe('Regression: the interval methods the model serves (conformal needs calibration scores in its card)'),
+    temperature: z.number().optional().describe('Classification: every Monte Carlo sample\'s logits are divided by it before the softmax (and in predict)'),
     inputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
     outputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
     mc_available: z.boolean().describe('false when the graph has no Dropout node'),
@@ -83,6 +95,7 @@ export const UncertaintyResponse = z.object({
   model: z.string(),
   samples: z.number().int(),
   interval: z.number().optional(),
+  interval_method: z.enum(INTERVAL_METHODS).optional().describe('Regression: how the intervals were made'),
   seed: z.number().int().describe('The seed of the dropout masks (the request\'s, or a fresh one): resend it to reproduce the answer exactly'),
   predictions: z.array(z.union([predictionSchema('regression'), predictionSchema('classification')])),
 });

@@ -1,5 +1,6 @@
 /** zod schemas of the KServe Open Inference Protocol (V2) REST routes. */
 import { z } from 'zod';
+import { INTERVAL_METHODS } from '../../model/uncertainty.js';
 
 export const V2Error = z.object({ error: z.string() }).describe('V2 error shape');
 
@@ -30,6 +31,10 @@ export const V2InferRequest = z.object({
       mc_samples: z.number().int().min(1).optional().describe('Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information)'),
       seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
       interval: z.number().gt(0).lt(1).optional(),
+      interval_method: z
+        .enum(INTERVAL_METHODS)
+        .optional()
+        .describe("Regression MC: gaussian (mean ± z·std) or conformal (mean ± q·std from the card's calibration scores); default the model's interval_method"),
       binary_data_output: z.boolean().optional().describe('Binary tensor data extension: every output in binary after the JSON header (Inference-Header-Content-Length)'),
     })
     .optional(),

@@ -1,0 +1,92 @@
+/**
+ * How a model turns its Monte Carlo samples into the served predictive distribution: the settings its
+ * card gives (noise model, epistemic scale, temperature, interval method and conformal scores) and the
+ * choice of a request's interval. Protocol-neutral; the formulas are in mc.ts.
+ */
+import { conformalQuantile, normalQuantile } from '../util/stats.js';
+import { InputError, RequestError } from './errors.js';
+import type { Task } from './stats.js';
+
+export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
+export const INTERVAL_METHODS = ['gaussian', 'conformal'] as const;
+export type IntervalMethod = (typeof INTERVAL_METHODS)[number];
+
+/** A model's uncertainty settings, read from its card at load (card.ts, onnx/load.ts). */
+export interface UncertaintySettings {
+  /** Regression: one noise σ for all rows, or a predicted log-variance per row (a second output). */
+  noise: NoiseModel;
+  /** The served epistemic std is this × the MC std of the mean (> 0; 1 when the card has none). */
+  epistemicScale: number;
+  /** Classification: logits (or log-probabilities) are divided by it per MC sample before the softmax. */
+  temperature: number;
+  /** The interval a request gets when it names none. */
+  intervalMethod: IntervalMethod;
+  /** Split-conformal scores |y − mean| / std of the calibration rows, ascending; null when the card has none. */
+  conformalScores: Float64Array | null;
+}
+
+/** What a model without a card (or with an old one) serves. */
+export const DEFAULT_UNCERTAINTY: UncertaintySettings = { noise: 'homoscedastic', epistemicScale: 1, temperature: 1, intervalMethod: 'gaussian', conformalScores: null };
+
+/** A resolved interval: mean ± multiplier·std is the central interval at `level`. */
+export interface IntervalSpec {
+  level: number;
+  method: IntervalMethod;
+  /** Gaussian: z = Φ⁻¹((1 + level)/2). Conformal: the finite-sample quantile of the scores. */
+  multiplier: number;
+}
+
+/** The interval asked for cannot be served by this model (no conformal scores, or too few for the level). */
+export class IntervalUnavailableError extends RequestError {
+  override name = 'IntervalUnavailableError';
+  constructor(message: string) {
+    super('interval_unavailable', message);
+  }
+}
+
+/** The smallest number of calibration rows n with ⌈(n + 1)·level⌉ ≤ n, i.e. a finite conformal quantile. */
+export function conformalRowsNeeded(level: number): number {
+  // ⌈(n+1)·level⌉ ≤ n  ⇔  (n+1)·level ≤ n (n integer)  ⇔  n ≥ level / (1 − level)
+  // (the same floating-point rank as conformalQuantile, so the two agree at the boundary)
+  let n = Math.max(1, Math.floor(level / (1 - level)) - 1);
+  while (Math.ceil((n + 1) * level - 1e-9) > n) n++;
+  return n;
+}
+
+/**
+ * The interval of a request at `level` with `method` (the model's default when absent). Throws
+ * IntervalUnavailableError (422) for `conformal` on a model without conformal scores, and for a level
+ * whose conformal quantile is infinite (⌈(n + 1)·level⌉ > n: too few calibration rows), naming the rows
+ * the level needs; InputError (400) for a level outside (0, 1) or an unknown method.
+ */
+export function resolveInterval(model: string, settings: UncertaintySettings, level: number, method?: IntervalMethod): IntervalSpec {
+  if (!(level > 0 && level < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${level}`);
+  if (method !== undefined && !INTERVAL_METHODS.includes(method)) throw new InputError(`interval_method: expected one of ${INTERVAL_METHODS.join(', ')}, got ${String(method)}`);
+  const m = method ?? settings.intervalMethod;
+  if (m === 'gaussian') return { level, method: m, multiplier: normalQuantile((1 + level) / 2) };
+  const scores = settings.conformalScores;
+  if (!scores || scores.length === 0) {
+    throw new IntervalUnavailableError(`interval_method "conformal": model "${model}" has no conformal calibration scores in its card; use interval_method "gaussian"`);
+  }
+  const q = conformalQuantile(scores, level);
+  if (!Number.isFinite(q)) {
+    throw new IntervalUnavailableError(
+      `interval ${level} with interval_method "conformal": model "${model}" was calibrated on ${scores.length} rows, and a finite conformal quantile at level ${level} needs at least ${conformalRowsNeeded(level)}; ask for a lower level or interval_method "gaussian"`,
+    );
+  }
+  return { level, method: m, multiplier: q };
+}
+
+/**
+ * What /v1/models and the V2 model metadata show of a model's settings: a classifier its temperature; a
+ * regression model its noise model, epistemic scale, default interval method and the methods it serves.
+ */
+export function describeUncertainty(task: Task, u: UncertaintySettings): Record<string, unknown> {
+  if (task === 'classification') return { temperature: u.temperature };
+  return {
+    noise: u.noise,
+    epistemic_scale: u.epistemicScale,
+    interval_method: u.intervalMethod,
+    interval_methods: u.conformalScores ? ['gaussian', 'conformal'] : ['gaussian'],
+  };
+}
