@@ -47,6 +47,12 @@ export interface ModelCard {
    * variances fit the calibration rows).
    */
   aleatoric_std?: number;
+  /**
+   * Regression: the served epistemic std is epistemic_scale × the MC std of the mean, so the total std is
+   * √(epistemic_scale²·MC variance [+ MC mean of exp(log_variance)] + aleatoric_std²); fitted jointly with
+   * aleatoric_std by maximum likelihood on the calibration rows.
+   */
+  epistemic_scale?: number;
   calibration?: { method: string; mc_samples: number; rows: number; source: string };
   /** Default interval of the uncertainty route (regression): `conformal` or `gaussian`. */
   interval_method?: 'conformal' | 'gaussian';
@@ -122,10 +128,11 @@ export function buildCard(
           noise: m.noise,
           output_roles: hetero ? { mean: 'prediction', log_variance: LOG_VARIANCE_NAME } : { mean: 'prediction' },
           aleatoric_std: m.aleatoricStd,
+          epistemic_scale: m.epistemicScale,
           calibration: {
             method: hetero
-              ? 'heteroscedastic (Kendall & Gal 2017): std = √(MC variance of the mean + MC mean of exp(log_variance) + aleatoric_std²); aleatoric_std, a floor, by maximum likelihood on calibration rows'
-              : 'Gaussian maximum likelihood of σ on calibration rows: y ~ N(MC mean, MC variance + σ²) (Gal & Ghahramani 2016, eq. 8)',
+              ? 'heteroscedastic (Kendall & Gal 2017): std = √(epistemic_scale²·MC variance of the mean + MC mean of exp(log_variance) + aleatoric_std²); epistemic_scale and aleatoric_std (a floor) jointly by maximum likelihood on calibration rows'
+              : 'Gaussian maximum likelihood of (epistemic_scale, σ) on calibration rows: y ~ N(MC mean, epistemic_scale²·MC variance + σ²) (Gal & Ghahramani 2016, eq. 8, with the MC spread rescaled)',
             mc_samples: opts.mcSamples,
             rows: m.calibrationRows,
             source: m.calibrationSource,
@@ -168,7 +175,13 @@ export function buildCard(
       test_source: testSource,
       engine: m.engine,
       optimizer: 'Adam (PyTorch semantics, L2 weight decay)',
-      loss: !reg ? 'softmax cross-entropy' : hetero ? 'Gaussian NLL with a predicted log-variance, standardised target (Kendall & Gal 2017)' : 'MSE on the standardised target',
+      loss: !reg
+        ? 'softmax cross-entropy'
+        : hetero
+          ? opts.nllBeta > 0
+            ? `β-NLL with a predicted log-variance, β = ${opts.nllBeta} (Seitzer et al. 2022), standardised target`
+            : 'Gaussian NLL with a predicted log-variance, standardised target (Kendall & Gal 2017)'
+          : 'MSE on the standardised target',
       tuned: extras.tuning !== undefined,
     },
     history: { epoch: kept.map((h) => h.epoch), train_loss: kept.map((h) => h.trainLoss), val_loss: kept.map((h) => finite(h.valLoss)) },

@@ -29,6 +29,7 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
   --mc-samples 200                    Monte Carlo passes for calibration, tuning scores and metrics
   --input-dropout 0                   dropout rate on the standardised inputs (a Dropout op in the graph)
   --noise homoscedastic|heteroscedastic  regression noise: one calibrated σ, or a predicted log-variance output
+  --nll-beta 0                        heteroscedastic training: β-NLL (Seitzer et al. 2022), β in [0, 1]; 0 = plain NLL
   --interval-method conformal|gaussian   the card's default interval (regression; default conformal)
   --engine auto|wasm|js               minibatch kernels: auto = WebAssembly SIMD for relu, JavaScript otherwise
   --seed 0  --out models  --quiet
@@ -101,6 +102,7 @@ export function parseCli(argv: string[]): CliArgs {
         'mc-samples': { type: 'string' },
         'input-dropout': { type: 'string' },
         noise: { type: 'string' },
+        'nll-beta': { type: 'string' },
         'interval-method': { type: 'string' },
         tune: { type: 'boolean' },
         threads: { type: 'string' },
@@ -172,6 +174,7 @@ export function parseCli(argv: string[]): CliArgs {
     mcSamples: num('mc-samples', values['mc-samples'], d.mcSamples, (x) => int(x) && x >= 2 && x <= 100000, 'an integer in [2, 100000]'),
     inputDropout: num('input-dropout', values['input-dropout'], d.inputDropout, (x) => x >= 0 && x < 1, 'a rate in [0, 1)'),
     noise,
+    nllBeta: num('nll-beta', values['nll-beta'], d.nllBeta, (x) => x >= 0 && x <= 1, 'a number in [0, 1]'),
     engine: (values.engine as TrainOptions['engine'] | undefined) ?? d.engine,
   };
   return {
@@ -346,7 +349,7 @@ export async function run(argv: string[]): Promise<number> {
       : '';
     const summary =
       `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +
-      (model.task === 'regression' ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''})` : `, temperature ${model.temperature.toPrecision(4)}`);
+      (model.task === 'regression' ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''}), epistemic scale ${model.epistemicScale.toPrecision(4)}` : `, temperature ${model.temperature.toPrecision(4)}`);
     writeFileSync(
       join(dir, 'report.md'),
       `# ${args.name}\n\n${summary}\n\n${table2}\n\nCommand: \`npm run train -- ${argv.join(' ')}\`\n`,

@@ -327,10 +327,14 @@ export function mseLoss(out: FloatArray, y: FloatArray, rows: number, outputs: n
  * outputs are (μ, s), s = log σ², and the loss is the mean over rows of
  *   ½·(log 2π + s + (y − μ)²·e^(−s)).
  * Writes dL/dμ = −(y − μ)·e^(−s)/rows and dL/ds = ½·(1 − (y − μ)²·e^(−s))/rows into dOut (rows × 2).
+ * With `beta` > 0 the gradient is that of β-NLL (Seitzer et al. 2022): each row's NLL weighted by
+ * (σ²)^β with the weight held constant (stop-gradient), i.e. both gradients × e^(β·s). β = 1 gives the
+ * mean the gradient of ½·(y − μ)², whatever the predicted variance (a row cannot buy a smaller loss by
+ * declaring itself noisy), and the variance ½·(σ² − (y − μ)²); the returned loss is the plain NLL.
  * s is clamped to ±MAX_LOG_VARIANCE (the gradient through s is 0 beyond, as for a clamp), so a wild step
  * cannot overflow e^(−s); standardised targets keep s far inside that range.
  */
-export function gaussianNllLoss(out: FloatArray, y: FloatArray, rows: number, dOut: FloatArray): number {
+export function gaussianNllLoss(out: FloatArray, y: FloatArray, rows: number, dOut: FloatArray, beta = 0): number {
   let loss = 0;
   for (let r = 0; r < rows; r++) {
     const mu = out[2 * r]!;
@@ -339,8 +343,9 @@ export function gaussianNllLoss(out: FloatArray, y: FloatArray, rows: number, dO
     const d = y[r]! - mu;
     const w = d * d * Math.exp(-s);
     loss += 0.5 * (LOG_2PI + s + w);
-    dOut[2 * r] = (-d * Math.exp(-s)) / rows;
-    dOut[2 * r + 1] = s === raw ? (0.5 * (1 - w)) / rows : 0;
+    const weight = beta === 0 ? 1 : Math.exp(beta * s);
+    dOut[2 * r] = (-d * Math.exp(-s) * weight) / rows;
+    dOut[2 * r + 1] = s === raw ? (0.5 * (1 - w) * weight) / rows : 0;
   }
   return loss / rows;
 }

@@ -3,7 +3,7 @@
  * restore, then calibration (aleatoric σ, conformal scores, temperature) and metrics. Pure: no printing, no files (cli.ts does those).
  */
 import { Rng } from '../util/rng.js';
-import { calibrateAleatoricStd } from './calibrate.js';
+import { calibrateScaleAndNoise } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
 import { classificationMetrics, conformalScores, type Reliability, regressionMetrics, reliability, type ClassificationMetrics, type RegressionMetrics } from './metrics.js';
 import {
@@ -38,6 +38,8 @@ export interface TrainOptions {
    * second output, the log-variance, trained under the Gaussian NLL; Kendall & Gal 2017).
    */
   noise: NoiseModel;
+  /** β of the β-NLL gradient for heteroscedastic training (0: the plain Gaussian NLL; see gaussianNllLoss). */
+  nllBeta: number;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -58,6 +60,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   inputDropout: 0,
   activation: 'relu',
   noise: 'homoscedastic',
+  nllBeta: 0,
   epochs: 300,
   batchSize: 32,
   lr: 1e-3,
@@ -125,10 +128,12 @@ export interface TemperatureMetrics {
 /** What calibration rows give a model: the served noise, conformal scores, the temperature. */
 export interface Calibration {
   /**
-   * The maximum-likelihood σ (target units) of y ~ N(MC mean, MC variance [+ predicted variance] + σ²):
+   * The maximum-likelihood σ (target units) of y ~ N(MC mean, s²·MC variance [+ predicted variance] + σ²):
    * homoscedastic, the noise; heteroscedastic, a floor added to the predicted variance (often 0).
    */
   aleatoricStd: number;
+  /** s, fitted jointly with σ: the served epistemic std is s × the MC std of the mean. */
+  epistemicScale: number;
   /** Sorted |y − mean| / std of the calibration rows (regression; empty for classification). */
   conformalScores: Float64Array;
   /** Logit temperature (classification; 1 for regression). */
@@ -141,6 +146,7 @@ export interface Calibration {
 
 export interface TrainedModel extends FittedNetwork {
   aleatoricStd: number;
+  epistemicScale: number;
   conformalScores: Float64Array;
   temperature: number;
   temperatureMetrics?: TemperatureMetrics;
@@ -256,11 +262,12 @@ function clampLogVar(s: number): number {
 }
 
 /**
- * Total predictive std per row: √(epistemic + aleatoric), aleatoric = σ² (homoscedastic) or the predicted
- * variance + σ² (heteroscedastic, σ the calibrated floor).
+ * Total predictive std per row, as served: √(s²·epistemic + aleatoric), s the epistemic scale, aleatoric
+ * = σ² (homoscedastic) or the predicted variance + σ² (heteroscedastic, σ the calibrated floor).
  */
-export function totalStd(p: Predictive, sigma: number): Float64Array {
-  return p.mean.map((_, i) => Math.sqrt(p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : 0) + sigma * sigma));
+export function totalStd(p: Predictive, sigma: number, epistemicScale = 1): Float64Array {
+  const a = epistemicScale * epistemicScale;
+  return p.mean.map((_, i) => Math.sqrt(a * p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : 0) + sigma * sigma));
 }
 
 /** MC logits of every pass, samples × rows × classes (temperature scaling needs them per sample). */
@@ -287,7 +294,8 @@ export function evaluate(m: TrainedModel, ds: Dataset, seed: number, samples: nu
   if (m.task === 'regression') {
     const pred = Float64Array.from({ length: ds.n }, (_, i) => evalOut[i * K]! * m.yStd + m.yMean);
     const p = mcPredictive(m, xs, ds.n, samples, seed);
-    const epiStd = p.epistemicVar.map(Math.sqrt);
+    // the served epistemic std: epistemic_scale × the MC std
+    const epiStd = p.epistemicVar.map((v) => m.epistemicScale * Math.sqrt(v));
     const s2 = m.aleatoricStd ** 2;
     return regressionMetrics(ds.y, pred, p.mean, epiStd, p.aleatoricVar ? p.aleatoricVar.map((a) => a + s2) : s2, m.conformalScores.length ? m.conformalScores : undefined);
   }
@@ -379,7 +387,7 @@ export function fitNetwork(trainSet: Dataset, valSet: Dataset | null, opts: Trai
   for (let i = 0; i < order.length; i++) order[i] = i;
   const valD = new Float32Array(valRows * outputs);
   const loss = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array): number =>
-    task === 'classification' ? crossEntropyLoss(out, y, rows, outputs, d) : hetero ? gaussianNllLoss(out, y, rows, d) : mseLoss(out, y, rows, 1, d);
+    task === 'classification' ? crossEntropyLoss(out, y, rows, outputs, d) : hetero ? gaussianNllLoss(out, y, rows, d, opts.nllBeta) : mseLoss(out, y, rows, 1, d);
   const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
   const valLoss = (): number => (trackValidation ? loss(engine.evalOutputs(), yVal, valRows, valD) : NaN);
   const pIn = spec.inputDropout ?? 0;
@@ -463,21 +471,16 @@ export function fitNetwork(trainSet: Dataset, valSet: Dataset | null, opts: Trai
 }
 
 /**
- * Calibrate a fitted network on rows it did not train on: the aleatoric σ (homoscedastic, by maximum
- * likelihood), the split-conformal scores |y − mean| / std (regression), the logit temperature
- * (classification). `samples` MC passes with masks seeded by `seed`.
+ * Calibrate a fitted network on rows it did not train on: the epistemic scale s and the aleatoric σ
+ * (regression, jointly by maximum likelihood of y ~ N(MC mean, s²·MC variance [+ predicted variance] +
+ * σ²)), the split-conformal scores |y − mean| / std with the served std (regression), the logit
+ * temperature (classification). `samples` MC passes with masks seeded by `seed`.
  */
 export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed: number, source: string): Calibration {
   const xs = standardise(cal.x, cal.n, cal.f, m.xMean, m.xStd);
   if (m.task === 'regression') {
     const p = mcPredictive(m, xs, cal.n, samples, seed);
-    // homoscedastic: σ is the noise; heteroscedastic: σ is a floor added to the predicted variance (0
-    // when the predicted variances already fit the rows), which guards against over-confident rows
-    const residuals = Float64Array.from(cal.y, (v, i) => v - p.mean[i]!);
-    const knownVar = p.aleatoricVar ? p.epistemicVar.map((e, i) => e + p.aleatoricVar![i]!) : p.epistemicVar;
-    const sigma = calibrateAleatoricStd(residuals, knownVar, m.yStd);
-    const std = totalStd(p, sigma);
-    return { aleatoricStd: sigma, conformalScores: conformalScores(cal.y, p.mean, std), temperature: 1, rows: cal.n, source };
+    return calibrateRegression(p, cal.y, m.yStd, source);
   }
   const K = m.spec.outputs;
   const logits = mcLogits(m, xs, cal.n, samples, seed);
@@ -487,6 +490,7 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
   const after = classificationMetrics(cal.y, afterProbs, afterProbs, K);
   return {
     aleatoricStd: 0,
+    epistemicScale: 1,
     conformalScores: new Float64Array(0),
     temperature,
     temperatureMetrics: { rows: cal.n, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece, reliability: reliability(cal.y, afterProbs, K) },
@@ -495,11 +499,25 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
   };
 }
 
+/**
+ * Regression calibration from a predictive on calibration rows `y`: (s, σ) by maximum likelihood
+ * (calibrateScaleAndNoise; homoscedastic: σ is the noise; heteroscedastic: σ is a floor added to the
+ * predicted variance, 0 when the predicted variances already fit the rows, which guards against
+ * over-confident rows), then the conformal scores with the served std.
+ */
+export function calibrateRegression(p: Predictive, y: ArrayLike<number>, yScale: number, source: string): Calibration {
+  const residuals = Float64Array.from({ length: p.mean.length }, (_, i) => y[i]! - p.mean[i]!);
+  const { epistemicScale, sigma } = calibrateScaleAndNoise(residuals, p.epistemicVar, p.aleatoricVar, yScale);
+  const std = totalStd(p, sigma, epistemicScale);
+  return { aleatoricStd: sigma, epistemicScale, conformalScores: conformalScores(y, p.mean, std), temperature: 1, rows: p.mean.length, source };
+}
+
 /** A fitted network with its calibration: the model the CLI exports. */
 export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel {
   return {
     ...m,
     aleatoricStd: c.aleatoricStd,
+    epistemicScale: c.epistemicScale,
     conformalScores: c.conformalScores,
     temperature: c.temperature,
     ...(c.temperatureMetrics ? { temperatureMetrics: c.temperatureMetrics } : {}),

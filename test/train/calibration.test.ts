@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { conformalQuantile, conformalScores, gaussianCrps, gaussianLogLik, normalCdf, regressionMetrics } from '../../src/train/metrics.js';
+import { calibrateAleatoricStd, calibrateScaleAndNoise, scaledGaussianNll } from '../../src/train/calibrate.js';
+import { calibrateRegression } from '../../src/train/train.js';
 import { averageProbabilities, fitTemperature } from '../../src/train/temperature.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -133,5 +135,85 @@ describe('temperature scaling', () => {
     const a = 1 / (1 + Math.exp(-1));
     expect(p[0]).toBeCloseTo((a + (1 - a)) / 2, 6);
     expect(averageProbabilities(Float32Array.from([2, 0]), 1, 1, 2, 0.5)[0]).toBeCloseTo(1 / (1 + Math.exp(-4)), 6);
+  });
+});
+
+describe('epistemic scale and noise by maximum likelihood', () => {
+  /** Residuals r_i ~ N(0, s²·e_i + k_i + σ²) with e_i spread over two decades. */
+  const synth = (n: number, s: number, sigma: number, seed: number, other: boolean) => {
+    const rng = new Rng(seed);
+    const e = Float64Array.from({ length: n }, () => Math.exp(rng.uniform(-3, 1.5)));
+    const k = other ? Float64Array.from({ length: n }, () => 0.3 * Math.exp(rng.uniform(-1, 1))) : null;
+    const r = Float64Array.from({ length: n }, (_, i) => Math.sqrt(s * s * e[i]! + (k ? k[i]! : 0) + sigma * sigma) * rng.normal());
+    return { r, e, k };
+  };
+  /** The brute-force optimum over a fine log grid of (s, σ) (σ = 0 included). */
+  const brute = (r: Float64Array, e: Float64Array, k: Float64Array | null) => {
+    let best = { s: NaN, sigma: NaN, nll: Infinity };
+    const S = 150;
+    for (let i = 0; i <= S; i++) {
+      const s = 0.1 * 1000 ** (i / S);
+      for (let j = -1; j <= S; j++) {
+        const sigma = j < 0 ? 0 : 1e-3 * 1e4 ** (j / S);
+        const v = scaledGaussianNll(r, e, k, s, sigma);
+        if (v < best.nll) best = { s, sigma, nll: v };
+      }
+    }
+    return best;
+  };
+
+  it('matches a brute-force grid over (s, σ): NLL no higher, and a stationary point', () => {
+    for (const [s0, sig0, other, seed] of [[2.5, 0.7, false, 1], [0.4, 1.5, false, 2], [6, 0.05, true, 3], [1, 0, true, 4]] as const) {
+      const { r, e, k } = synth(200, s0, sig0, seed, other);
+      const fit = calibrateScaleAndNoise(r, e, k, 1);
+      const b = brute(r, e, k);
+      const nll = scaledGaussianNll(r, e, k, fit.epistemicScale, fit.sigma);
+      expect(nll).toBeLessThanOrEqual(b.nll + 1e-9);
+      // (the parameters themselves may differ where the likelihood is flat along a ridge)
+      // and no nudge of either parameter improves it (equal where the likelihood is flat)
+      for (const f of [0.99, 1.01]) {
+        expect(scaledGaussianNll(r, e, k, fit.epistemicScale * f, fit.sigma)).toBeGreaterThan(nll - 1e-12);
+        expect(scaledGaussianNll(r, e, k, fit.epistemicScale, fit.sigma * f + (f > 1 ? 1e-3 : 0))).toBeGreaterThan(nll - 1e-12);
+      }
+    }
+  });
+
+  it('recovers the true (s, σ) from many rows', () => {
+    const { r, e } = synth(4000, 3, 0.5, 5, false);
+    const fit = calibrateScaleAndNoise(r, e, null, 1);
+    expect(fit.epistemicScale).toBeGreaterThan(3 * 0.93);
+    expect(fit.epistemicScale).toBeLessThan(3 * 1.07);
+    expect(fit.sigma).toBeGreaterThan(0.5 * 0.8);
+    expect(fit.sigma).toBeLessThan(0.5 * 1.2);
+  });
+
+  it('without epistemic variance s is 1 and σ the one-parameter fit', () => {
+    const rng = new Rng(6);
+    const r = Float64Array.from({ length: 200 }, () => 2 * rng.normal());
+    const zero = new Float64Array(200);
+    const fit = calibrateScaleAndNoise(r, zero, null, 2);
+    expect(fit.epistemicScale).toBe(1);
+    expect(fit.sigma).toBeCloseTo(calibrateAleatoricStd(r, zero, 2), 4);
+    expect(fit.sigma).toBeCloseTo(Math.sqrt(r.reduce((a, v) => a + v * v, 0) / 200), 4);
+  });
+});
+
+describe('calibrateRegression', () => {
+  it('fits (s, σ) and stores conformal scores of the served std √(s²·MC variance [+ predicted variance] + σ²)', () => {
+    const rng = new Rng(9);
+    const n = 150;
+    for (const hetero of [false, true]) {
+      const epistemicVar = Float64Array.from({ length: n }, () => Math.exp(rng.uniform(-2, 1)));
+      const aleatoricVar = hetero ? Float64Array.from({ length: n }, () => 0.5 + rng.next()) : null;
+      const mean = Float64Array.from({ length: n }, () => 10 * rng.normal());
+      const y = Float64Array.from(mean, (m, i) => m + Math.sqrt(4 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + 0.25) * rng.normal());
+      const c = calibrateRegression({ mean, epistemicVar, aleatoricVar }, y, 3, 'test rows');
+      const fit = calibrateScaleAndNoise(Float64Array.from(y, (v, i) => v - mean[i]!), epistemicVar, aleatoricVar, 3);
+      expect(c.epistemicScale).toBe(fit.epistemicScale);
+      expect(c.aleatoricStd).toBe(fit.sigma);
+      expect(c.epistemicScale).not.toBe(1);
+      const want = Array.from(y, (v, i) => Math.abs(v - mean[i]!) / Math.sqrt(c.epistemicScale ** 2 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + c.aleatoricStd ** 2)).sort((a, b) => a - b);
+      Array.from(c.conformalScores).forEach((s, i) => expect(s).toBeCloseTo(want[i]!, 12));
+    }
   });
 });

@@ -27,6 +27,9 @@ describe('train CLI', () => {
     expect(card).toMatchObject({ name: 'd', task: 'regression', target: 'target', dropout: [0.3], output: 'prediction' });
     expect(card.features).toHaveLength(10);
     expect(card.aleatoric_std).toBeGreaterThan(0);
+    expect(card.epistemic_scale).toBeGreaterThanOrEqual(0.1);
+    expect(card.epistemic_scale).toBeLessThanOrEqual(100);
+    expect(card.calibration.method).toContain('epistemic_scale');
     expect(Object.keys(card.metrics.test)).toEqual(expect.arrayContaining(['rmse', 'r2', 'nll', 'coverage_90']));
     expect(card.data.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(Date.parse(card.created_at)).not.toBeNaN();
@@ -54,6 +57,8 @@ describe('train CLI', () => {
     expect(() => parseCli(['--target', 'y', '--name', 'n'])).toThrow('--data is required');
     expect(() => parseCli([...base, '--activation', 'sigmoid'])).toThrow('--activation sigmoid: expected relu, tanh or gelu');
     expect(() => parseCli([...base.slice(0, 4), '--name', '../evil'])).toThrow('--name ../evil');
+    expect(() => parseCli([...base, '--nll-beta', '2'])).toThrow('--nll-beta 2: expected a number in [0, 1]');
+    expect(parseCli([...base, '--noise', 'heteroscedastic', '--nll-beta', '0.5']).opts.nllBeta).toBe(0.5);
     expect(await run([...base, '--epochs', '0'])).toBe(2);
     expect(stderr).toContain('--epochs 0: expected a positive integer');
   });

@@ -53,6 +53,40 @@ describe('heteroscedastic Gaussian NLL', () => {
     expect(Math.abs(g[1]!)).toBeLessThan(1e-12);
   });
 
+  it('β-NLL: the gradient is that of the NLL weighted by (σ²)^β held constant (finite differences), the loss the plain NLL', () => {
+    const rng = new Rng(11);
+    const rows = 6;
+    const out = Float64Array.from({ length: rows * 2 }, (_, i) => (i % 2 ? rng.uniform(-3, 3) : rng.normal()));
+    const y = Float64Array.from({ length: rows }, () => 2 * rng.normal());
+    for (const beta of [0.5, 1]) {
+      const d = new Float64Array(rows * 2);
+      const loss = gaussianNllLoss(out, y, rows, d, beta);
+      const plain = gaussianNllLoss(out, y, rows, new Float64Array(rows * 2));
+      expect(loss).toBe(plain);
+      // the weighted objective (1/rows)·Σ_r w_r·NLL_r with w_r = exp(β·s_r) frozen at the current s_r
+      const w = Array.from({ length: rows }, (_, r) => Math.exp(beta * out[2 * r + 1]!));
+      const weighted = (o: Float64Array): number => {
+        let t = 0;
+        for (let r = 0; r < rows; r++) t += w[r]! * 0.5 * (Math.log(2 * Math.PI) + o[2 * r + 1]! + (y[r]! - o[2 * r]!) ** 2 * Math.exp(-o[2 * r + 1]!));
+        return t / rows;
+      };
+      const h = 1e-6;
+      for (let i = 0; i < out.length; i++) {
+        const o = out[i]!;
+        out[i] = o + h;
+        const up = weighted(out);
+        out[i] = o - h;
+        const down = weighted(out);
+        out[i] = o;
+        expect(Math.abs((up - down) / (2 * h) - d[i]!)).toBeLessThan(1e-7);
+      }
+      if (beta === 1) {
+        // β = 1: the mean's gradient is that of ½(y − μ)²/rows whatever the predicted variance
+        for (let r = 0; r < rows; r++) expect(d[2 * r]!).toBeCloseTo(-(y[r]! - out[2 * r]!) / rows, 12);
+      }
+    }
+  });
+
   it('a log-variance beyond ±20 is clamped: finite loss, no gradient through s', () => {
     const d = new Float64Array(2);
     const loss = gaussianNllLoss(Float64Array.from([0, -500]), Float64Array.from([1]), 1, d);
