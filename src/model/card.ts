@@ -16,6 +16,16 @@ export const CardSchema = z.looseObject({
   output_kind: z.enum(['regression', 'logits', 'probabilities']).optional(),
   dropout: z.array(z.number().min(0).lt(1)).optional(),
   aleatoric_std: z.union([z.number().nonnegative(), z.array(z.number().nonnegative())]).optional(),
+  /** Per-feature statistics of the training rows, arrays in feature order (the loader checks the lengths). */
+  feature_stats: z
+    .object({
+      rows: z.number().int().nonnegative(),
+      min: z.array(z.number()),
+      max: z.array(z.number()),
+      mean: z.array(z.number()),
+      std: z.array(z.number().nonnegative()),
+    })
+    .optional(),
 });
 export type Card = z.infer<typeof CardSchema>;
 

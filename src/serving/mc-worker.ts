@@ -7,9 +7,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../model/formats.js';
-import type { McOptions, Model, ModelSource, RuntimeOptions } from '../model/model.js';
+import { CancelledError } from '../model/errors.js';
+import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../model/stats.js';
-import { type McBatchTask, unpackBatch } from './wire.js';
+import { type McBatchTask, cancelTag, unpackBatch } from './wire.js';
 
 export interface McTask {
   model: string;
@@ -33,9 +34,9 @@ export interface WorkerRequest {
   task: McTask | McBatchTask | { ping: true } | { load: PoolModel } | { unload: string };
 }
 
-export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string };
+export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string } | { id: number; cancelled: { samplesDone: number; samples: number } };
 
-const { models: initial, runtime } = workerData as { models: PoolModel[]; runtime: RuntimeOptions };
+const { models: initial, runtime, cancel } = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array };
 const models = new Map<string, Promise<Model>>();
 
 function load({ key, source }: PoolModel): Promise<Model> {
@@ -50,7 +51,17 @@ function load({ key, source }: PoolModel): Promise<Model> {
 // loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
 for (const m of initial) load(m);
 
-async function run(task: WorkerRequest['task']): Promise<Float64Array | null> {
+/** Task `id` is to stop: the pool set the shared flag to its tag (a single read between chunks). */
+const signalOf = (id: number): RunSignal => {
+  const tag = cancelTag(id);
+  return {
+    get aborted() {
+      return Atomics.load(cancel, 0) === tag;
+    },
+  };
+};
+
+async function run(id: number, task: WorkerRequest['task']): Promise<Float64Array | null> {
   if ('ping' in task) {
     await Promise.all(models.values());
     return null;
@@ -68,12 +79,17 @@ async function run(task: WorkerRequest['task']): Promise<Float64Array | null> {
   const m = await models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
   if ('meta' in task) return packStats(await m.sampleBatch(unpackBatch(task, m.features.length)));
-  return packStats([await m.sample(task.x, task.rows, task.opts)]);
+  return packStats([await m.sample(task.x, task.rows, { ...task.opts, signal: signalOf(id) })]);
 }
 
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {
-  run(task).then(
+  run(id, task).then(
     (result) => parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),
-    (err: unknown) => parentPort!.postMessage({ id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply),
+    (err: unknown) =>
+      parentPort!.postMessage(
+        err instanceof CancelledError
+          ? ({ id, cancelled: { samplesDone: err.samplesDone, samples: err.samples } } satisfies WorkerReply)
+          : ({ id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply),
+      ),
   );
 });

@@ -42,3 +42,10 @@ export function unpackBatch(task: McBatchTask, features: number): McJob[] {
   return jobs;
 }
 
+
+/**
+ * The value of a worker's shared cancel flag (an Int32Array over a SharedArrayBuffer, one per worker)
+ * that stops task `id`: never 0, the flag's initial value. The pool writes it, the worker's running
+ * Model.sample reads it between chunks (a message would wait behind the run in the worker's queue).
+ */
+export const cancelTag = (id: number): number => (id % 0x7ffffffe) + 1;

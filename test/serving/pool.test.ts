@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { CancelledError } from '../../src/model/errors.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
 import { OnnxModel } from '../../src/model/onnx/model.js';
 import { McPool } from '../../src/serving/pool.js';
@@ -20,6 +21,31 @@ describe('McPool (worker threads)', () => {
       JSON.stringify(await local.sampleBatch(jobs), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
     );
     await local.close();
+  });
+
+  it('a cancelled task stops between chunks on the worker, and the worker serves the next one', async () => {
+    await pool.ready();
+    // 1000 rows × 10 000 samples: 2 500 chunks of 4 096 tiled rows, seconds of work
+    const rows = 1000;
+    const x = new Float32Array(rows * 10);
+    for (let i = 0; i < rows; i++) x.set(row, i * 10);
+    const opts = { samples: 10_000, interval: 0.9, seed: 1 };
+    // cancelled before the worker starts it: no chunk runs
+    const early = pool.start('diabetes', x, rows, opts);
+    early.cancel();
+    const e0 = await early.result.then(() => null, (e: unknown) => e);
+    expect(e0).toBeInstanceOf(CancelledError);
+    expect((e0 as CancelledError).samplesDone).toBe(0);
+    // cancelled while running: it stops part way
+    const task = pool.start('diabetes', x, rows, opts);
+    await new Promise((r) => setTimeout(r, 100));
+    task.cancel();
+    const e1 = await task.result.then(() => null, (e: unknown) => e);
+    expect(e1).toBeInstanceOf(CancelledError);
+    expect((e1 as CancelledError).samples).toBe(10_000);
+    expect((e1 as CancelledError).samplesDone).toBeLessThan(10_000);
+    // the flag does not stop the next task on that worker
+    expect((await pool.run('diabetes', row, 1, { samples: 100, interval: 0.9, seed: 2 })).seed).toBe(2);
   });
 
   it('a worker error is a rejected task, not a crash', async () => {
