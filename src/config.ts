@@ -61,6 +61,26 @@ const EnvSchema = z.object({
   CORS_ORIGIN: nonEmpty.optional(),
   RATE_LIMIT_MAX: int(0, 1_000_000_000).default(0),
   RATE_LIMIT_WINDOW_MS: int(1, 86_400_000).default(60_000),
+  /**
+   * Admission control: requests that may wait for a Monte Carlo runner (and, separately, for a predict
+   * run); beyond it, 503 with Retry-After. README "Operating" says how the default was sized.
+   */
+  MAX_QUEUE: int(1, 1_000_000).default(256),
+  /** The longest deadline of a request (x-request-timeout and V2 parameters.timeout are capped by it). */
+  MAX_REQUEST_MS: int(1, 3_600_000).default(30_000),
+  /** Time to receive a whole request, headers and body (Node's requestTimeout: 408, then closed). */
+  REQUEST_TIMEOUT_MS: int(1, 3_600_000).default(10_000),
+  /** A connection with no traffic for this long is closed; must exceed MAX_REQUEST_MS (a request's answer may take that long). */
+  CONNECTION_TIMEOUT_MS: int(1, 3_600_000).default(60_000),
+  /** Inputs far outside the training range (card feature_stats): flag them in the response, reject (422), or off. */
+  OUT_OF_RANGE: z.enum(['flag', 'reject', 'off'], { message: 'expected flag, reject or off' }).default('flag'),
+  /** "Far outside": below min − k·std or above max + k·std of the training rows, k = OUT_OF_RANGE_STDS. */
+  OUT_OF_RANGE_STDS: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, { message: 'expected a non-negative number' })
+    .transform(Number)
+    .default(3),
 });
 
 export type Config = z.output<typeof EnvSchema>;
@@ -81,6 +101,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${messages.join('; ')}`);
   }
   const c = parsed.data;
+  if (c.CONNECTION_TIMEOUT_MS <= c.MAX_REQUEST_MS) throw new ConfigError(`invalid configuration: CONNECTION_TIMEOUT_MS=${c.CONNECTION_TIMEOUT_MS} must exceed MAX_REQUEST_MS=${c.MAX_REQUEST_MS} (an answer may take that long)`);
   if (c.MC_DEFAULT_SAMPLES > c.MC_MAX_SAMPLES) throw new ConfigError(`invalid configuration: MC_DEFAULT_SAMPLES=${c.MC_DEFAULT_SAMPLES} exceeds MC_MAX_SAMPLES=${c.MC_MAX_SAMPLES}`);
   return c;
 }

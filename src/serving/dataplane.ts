@@ -14,15 +14,28 @@
  * Batchers belong to a model object (a swapped-in model gets its own), and the pool holds a copy of
  * each served model under a key of its own, added before the model is served (prepare) and removed
  * once its last request finished (retire).
+ *
+ * Under overload (scheduler.ts): Monte Carlo requests wait in a bounded FIFO queue in front of the
+ * runners (one task per worker thread at a time, or one on the main thread without a pool), and
+ * predict requests are counted separately, so predict is never queued behind Monte Carlo. Beyond
+ * MAX_QUEUE waiting requests a lane answers 503 with Retry-After at once. Every request has a deadline
+ * (its timeout, at most MAX_REQUEST_MS): at that point queued work is dropped and running Monte Carlo
+ * stops between chunks (504); a client that leaves cancels its work the same way.
+ * Answers are checked once, here, for every protocol: a statistic or output that is not finite is a
+ * 422 naming the rows and statistics; inputs far outside the training range (the card's
+ * feature_stats) are listed per row, or refused with OUT_OF_RANGE=reject.
  */
 import type { Config } from '../config.js';
-import { InputError, NoDropoutError } from '../model/errors.js';
-import type { McJob, McOptions, McResult, Model, ModelSource } from '../model/model.js';
-import type { McStats } from '../model/stats.js';
-import { McBatcher, PredictBatcher } from './batcher.js';
-import { TooLargeError } from './errors.js';
+import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
+import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
+import { type McStats, STATS, statValues } from '../model/stats.js';
+import { PredictBatcher } from './batcher.js';
+import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
+import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
+
+export type { ClientLink } from './scheduler.js';
 
 export type DataPlaneConfig = Pick<
   Config,
@@ -39,10 +52,14 @@ export type DataPlaneConfig = Pick<
   | 'ORT_INTRA_OP_THREADS'
   | 'MC_MAX_RUN_ROWS'
   | 'MC_SHARED_PREFIX'
+  | 'MAX_QUEUE'
+  | 'MAX_REQUEST_MS'
+  | 'OUT_OF_RANGE'
+  | 'OUT_OF_RANGE_STDS'
 >;
 
 /** What the data plane reports (metrics); every method is optional. */
-export interface DataPlaneObserver {
+export interface DataPlaneObserver extends LaneObserver {
   /** One request's inference: its duration and rows. */
   inference?(model: string, mode: 'predict' | 'mc', seconds: number, rows: number): void;
   mcSamples?(model: string, samples: number): void;
@@ -75,6 +92,10 @@ export interface PredictRequest {
   model: string;
   version?: string;
   input: RowsInput;
+  /** The client's deadline in ms from now (capped by MAX_REQUEST_MS, which is also the default). */
+  timeoutMs?: number;
+  /** The client's connection: when it closes, the request's work is dropped or stopped. */
+  client?: ClientLink;
 }
 
 export interface SampleRequest extends PredictRequest {
@@ -92,6 +113,8 @@ export interface PredictResult {
   rows: number;
   /** Raw eval outputs, rows × model.outputSize. */
   output: Float32Array;
+  /** Per row, the features far outside the training range; null when none is (or the model has no feature_stats). */
+  outOfRange: string[][] | null;
 }
 
 export interface SampleResult {
@@ -103,9 +126,17 @@ export interface SampleResult {
   returnSamples: boolean;
   stats: McStats;
   seed: number;
+  /** As PredictResult.outOfRange. */
+  outOfRange: string[][] | null;
 }
 
 const DEFAULT_INTERVAL = 0.9;
+
+/** Each model's out-of-range bounds: [min − k·std, max + k·std] per feature. */
+interface Bounds {
+  low: Float64Array;
+  high: Float64Array;
+}
 
 export class DataPlane implements ModelHooks {
   private pool: McPool | null = null;
@@ -113,7 +144,10 @@ export class DataPlane implements ModelHooks {
   private readonly poolKeys = new WeakMap<Model, string>();
   private nextKey = 0;
   private readonly predictBatchers = new WeakMap<Model, PredictBatcher>();
-  private readonly mcBatchers = new WeakMap<Model, McBatcher>();
+  private readonly bounds = new WeakMap<Model, Bounds | null>();
+  private readonly mc: McScheduler;
+  /** Predict requests admitted and not answered yet (the predict lane's queue). */
+  private predictWaiting = 0;
 
   constructor(
     readonly repository: ModelRepository,
@@ -121,6 +155,18 @@ export class DataPlane implements ModelHooks {
     private readonly observer: DataPlaneObserver = {},
   ) {
     repository.use(this);
+    this.mc = new McScheduler(
+      config.MAX_QUEUE,
+      () => this.pool?.threads ?? 1,
+      (m) => (this.pool && this.poolKeys.has(m) ? Math.min(m.maxRunRows, config.MC_COALESCE_MAX_ROWS) : m.maxRunRows),
+      (batch) => this.runMc(batch),
+      observer,
+    );
+  }
+
+  /** Requests waiting in each lane (metrics). */
+  queueDepth(): { mc: number; predict: number } {
+    return { mc: this.mc.depth, predict: this.predictWaiting };
   }
 
   /** Serving: the models are loaded and the server is not shutting down. */
@@ -142,12 +188,39 @@ export class DataPlane implements ModelHooks {
     const lease = this.repository.acquire(req.model, req.version);
     try {
       const m = lease.model;
-      const { x, rows } = req.input.decode(m, (n, field) => this.checkRows(n, field));
+      let field = 'rows';
+      const { x, rows } = req.input.decode(m, (n, f) => {
+        this.checkRows(n, f);
+        field = f;
+      });
+      const outOfRange = this.outOfRange(m, x, rows, field);
+      const max = this.config.MAX_QUEUE;
+      if (this.predictWaiting >= max) {
+        this.observer.rejected?.('predict');
+        throw new OverloadedError(`server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`, 1);
+      }
+      const timeoutMs = this.timeoutOf(req);
+      const deadline = performance.now() + timeoutMs;
+      // checked when the run starts: work whose client left or whose deadline passed is not run
+      const check = (): Error | null => {
+        if (req.client?.closed) {
+          this.observer.cancelled?.('predict', 'queued');
+          return new CancelledError();
+        }
+        if (performance.now() > deadline) {
+          this.observer.timedOut?.('predict', 'queued');
+          return new DeadlineExceededError(timeoutMs, 'queued');
+        }
+        return null;
+      };
+      this.predictWaiting++;
       const started = performance.now();
       try {
-        const output = await this.runPredict(m, x, rows);
-        return { model: m, rows, output };
+        const output = await this.runPredict(m, x, rows, check);
+        checkFiniteOutput(output, rows, m.outputSize);
+        return { model: m, rows, output, outOfRange };
       } finally {
+        this.predictWaiting--;
         this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
       }
     } finally {
@@ -163,16 +236,20 @@ export class DataPlane implements ModelHooks {
       const samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
       const max = this.config.MC_MAX_SAMPLES;
       if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
-      const { x, rows } = req.input.decode(m, (n, field) => {
-        this.checkRows(n, field);
+      let field = 'rows';
+      const { x, rows } = req.input.decode(m, (n, f) => {
+        this.checkRows(n, f);
         this.checkWork(n, samples, req.fields);
+        field = f;
       });
+      const outOfRange = this.outOfRange(m, x, rows, field);
       const interval = req.interval ?? DEFAULT_INTERVAL;
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
       try {
-        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples });
-        return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed };
+        const { stats, seed } = await this.submitMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples }, req);
+        checkFiniteStats(stats);
+        return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed, outOfRange };
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
       }
@@ -193,46 +270,111 @@ export class DataPlane implements ModelHooks {
     }
   }
 
-  private runPredict(m: Model, x: Float32Array, rows: number): Promise<Float32Array> {
-    if (this.config.BATCH_MAX_ROWS <= 0) return m.predict(x, rows);
+  /** The request's deadline in ms from now: its own timeout, at most MAX_REQUEST_MS. */
+  private timeoutOf(req: PredictRequest): number {
+    const max = this.config.MAX_REQUEST_MS;
+    return req.timeoutMs === undefined ? max : Math.max(0, Math.min(req.timeoutMs, max));
+  }
+
+  /**
+   * Per row, the features far outside the training range: below min − k·std or above max + k·std of
+   * the card's feature_stats (k = OUT_OF_RANGE_STDS). null when no row has one, the model has no
+   * feature_stats, or OUT_OF_RANGE=off; with OUT_OF_RANGE=reject a flagged row is a 422 naming it.
+   */
+  private outOfRange(m: Model, x: Float32Array, rows: number, field: string): string[][] | null {
+    if (this.config.OUT_OF_RANGE === 'off') return null;
+    let b = this.bounds.get(m);
+    if (b === undefined) {
+      const fs = m.featureStats;
+      const k = this.config.OUT_OF_RANGE_STDS;
+      b = fs ? { low: Float64Array.from(fs.min, (v, j) => v - k * fs.std[j]!), high: Float64Array.from(fs.max, (v, j) => v + k * fs.std[j]!) } : null;
+      this.bounds.set(m, b);
+    }
+    if (!b) return null;
+    const F = m.features.length;
+    let flagged: string[][] | null = null;
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < F; j++) {
+        const v = x[i * F + j]!;
+        if (v >= b.low[j]! && v <= b.high[j]!) continue;
+        if (this.config.OUT_OF_RANGE === 'reject') {
+          const fs = m.featureStats!;
+          throw new OutOfRangeError(
+            `${field}[${i}]: ${m.features[j]} = ${v} is far outside the training range [${fs.min[j]}, ${fs.max[j]}] (beyond ${this.config.OUT_OF_RANGE_STDS} training std ${fs.std[j]}); the server refuses such inputs (OUT_OF_RANGE=reject)`,
+          );
+        }
+        flagged ??= Array.from({ length: rows }, () => []);
+        flagged[i]!.push(m.features[j]!);
+      }
+    }
+    return flagged;
+  }
+
+  private runPredict(m: Model, x: Float32Array, rows: number, check: () => Error | null): Promise<Float32Array> {
+    if (this.config.BATCH_MAX_ROWS <= 0) {
+      const err = check();
+      return err ? Promise.reject(err) : m.predict(x, rows);
+    }
     let batcher = this.predictBatchers.get(m);
     if (!batcher) {
       const name = m.name;
       batcher = new PredictBatcher((bx, n) => m.predict(bx, n), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
       this.predictBatchers.set(m, batcher);
     }
-    return batcher.predict(x, rows);
+    return batcher.predict(x, rows, check);
   }
 
   /**
-   * Large work goes to a worker (a hand-off costs more than it saves below MC_WORKER_MIN_WORK: bench);
-   * requests that fit one run are coalesced (McBatcher); the rest runs inline.
+   * Admit an MC request to the queue (scheduler.ts). Large work goes to a worker (a hand-off costs
+   * more than it saves below MC_WORKER_MIN_WORK: bench); requests that fit one run may share it with
+   * others (MC_COALESCE); the rest runs inline.
    */
-  private runMc(m: Model, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
+  private submitMc(m: Model, x: Float32Array, rows: number, opts: McOptions, req: SampleRequest): Promise<McResult> {
+    const onWorker = this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
+    const coalesce = !onWorker && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
+    const timeoutMs = this.timeoutOf(req);
+    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs, timeoutMs, client: req.client });
+  }
+
+  /**
+   * Run one task of the MC queue. A single request: on a worker when its work is large (stoppable
+   * through the worker's cancel flag), else inline (its entry is the signal checked between chunks).
+   * A coalesced batch of several: one run, on a worker when there is a pool (the event loop keeps
+   * serving HTTP meanwhile; MC_COALESCE_MAX_ROWS tiled rows at most), else inline; members that left
+   * before the start are not in it. If a shared run fails, each request is retried alone, so one bad
+   * request never fails its neighbours.
+   */
+  private async runMc(batch: McEntry[]): Promise<void> {
+    const m = batch[0]!.model;
     const key = this.poolKeys.get(m);
-    if (this.pool && key !== undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) return this.pool.run(key, x, rows, opts);
-    if (this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples)) return this.mcBatcher(m, key).mc({ x, rows, opts });
-    return m.sample(x, rows, opts);
-  }
-
-  /**
-   * A lone request runs inline (no hand-off: fastest when the server is quiet); a batch of several goes
-   * to a worker when there is a pool, so that under load the event loop keeps serving HTTP while a
-   * worker runs the batch. Worker batches are capped at MC_COALESCE_MAX_ROWS tiled rows and at most
-   * threads + 1 are in flight, so that the next batch forms while one runs (bench: MC throughput with
-   * workers vs inline).
-   */
-  private mcBatcher(m: Model, key: string | undefined): McBatcher {
-    let batcher = this.mcBatchers.get(m);
-    if (batcher) return batcher;
     const pool = key !== undefined ? this.pool : null;
-    const name = m.name;
-    const features = m.features.length;
-    const run = (jobs: McJob[]): Promise<McResult[]> => (pool && jobs.length > 1 ? pool.runCoalesced(key!, jobs, features) : m.sampleBatch(jobs));
-    const onBatch = (n: number): void => this.observer.mcBatch?.(name, n);
-    batcher = pool ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch) : new McBatcher(run, m.maxRunRows, Infinity, onBatch);
-    this.mcBatchers.set(m, batcher);
-    return batcher;
+    const alone = async (e: McEntry): Promise<void> => {
+      const { x, rows, opts } = e.job;
+      try {
+        if (pool && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
+          const task = pool.start(key!, x, rows, opts);
+          e.stop = task.cancel;
+          e.resolve(await task.result);
+        } else {
+          e.resolve(await m.sample(x, rows, { ...opts, signal: e }));
+        }
+      } catch (err) {
+        e.fail(err);
+      }
+    };
+    if (batch[0]!.work.coalesce) this.observer.mcBatch?.(m.name, batch.length);
+    const live = batch.filter((e) => !e.aborted);
+    if (live.length === 0) return;
+    if (live.length === 1) return alone(live[0]!);
+    const jobs = live.map((e) => e.job);
+    let results: McResult[];
+    try {
+      results = pool ? await pool.runCoalesced(key!, jobs, m.features.length) : await m.sampleBatch(jobs);
+    } catch {
+      for (const e of live) if (!e.aborted) await alone(e);
+      return;
+    }
+    live.forEach((e, i) => e.resolve(results[i]!));
   }
 
   /** Repository hook: a model with dropout is loaded on the worker threads before it is served. */
@@ -257,4 +399,47 @@ export class DataPlane implements ModelHooks {
     await this.pool?.close();
     this.pool = null;
   }
+}
+
+/** The name clients know a statistic by: its V2 output, else its /v1 field, else its key. */
+const statName = (d: { key: string; v1: string | null; v2: string | null }): string => d.v2 ?? d.v1 ?? d.key;
+
+/** Describe up to 5 bad rows: `row 3 (mean, std), row 7 (mean)`. */
+function describeRows(bad: Map<number, Set<string>>): string {
+  const parts = [...bad].slice(0, 5).map(([i, names]) => `row ${i} (${[...names].join(', ')})`);
+  return `${parts.join(', ')}${bad.size > 5 ? `, and ${bad.size - 5} more rows` : ''}`;
+}
+
+const ADVICE = 'the inputs drive the model beyond what float32 can represent; check them against the training range (GET the model: feature_stats)';
+
+/** Every statistic of the record finite, else a 422 naming the rows and statistics (raw samples too, when kept). */
+export function checkFiniteStats(s: McStats): void {
+  const width = s.kind === 'regression' ? s.outputs : s.classes;
+  let bad: Map<number, Set<string>> | null = null;
+  const mark = (row: number, name: string): void => {
+    bad ??= new Map();
+    let names = bad.get(row);
+    if (!names) bad.set(row, (names = new Set()));
+    names.add(name);
+  };
+  for (const d of STATS[s.kind]) {
+    const a = statValues(s, d);
+    const per = d.shape === 'row' ? 1 : width;
+    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) mark(Math.floor(i / per), statName(d));
+  }
+  if (s.raw) {
+    for (let i = 0; i < s.raw.length; i++) if (!Number.isFinite(s.raw[i]!)) mark(Math.floor(i / width) % s.rows, 'samples');
+  }
+  if (bad) throw new NonFiniteError(`statistics are not finite for ${describeRows(bad)}: ${ADVICE}`);
+}
+
+/** Every predict output finite, else a 422 naming the rows. */
+export function checkFiniteOutput(out: Float32Array, rows: number, width: number): void {
+  let bad: Map<number, Set<string>> | null = null;
+  for (let i = 0; i < rows * width; i++) {
+    if (Number.isFinite(out[i]!)) continue;
+    bad ??= new Map();
+    bad.set(Math.floor(i / width), new Set(['output']));
+  }
+  if (bad) throw new NonFiniteError(`the output is not finite for ${describeRows(bad)}: ${ADVICE}`);
 }
