@@ -92,8 +92,10 @@ export interface PredictRequest {
   model: string;
   version?: string;
   input: RowsInput;
-  /** The client's deadline in ms from now (capped by MAX_REQUEST_MS, which is also the default). */
+  /** The client's timeout in ms from the request's arrival (capped by MAX_REQUEST_MS, which is also the default). */
   timeoutMs?: number;
+  /** Time already spent on the request before it got here (receiving, parsing): deducted from its deadline. */
+  elapsedMs?: number;
   /** The client's connection: when it closes, the request's work is dropped or stopped. */
   client?: ClientLink;
 }
@@ -200,7 +202,7 @@ export class DataPlane implements ModelHooks {
         throw new OverloadedError(`server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`, 1);
       }
       const timeoutMs = this.timeoutOf(req);
-      const deadline = performance.now() + timeoutMs;
+      const deadline = performance.now() + timeoutMs - (req.elapsedMs ?? 0);
       // checked when the run starts: work whose client left or whose deadline passed is not run
       const check = (): Error | null => {
         if (req.client?.closed) {
@@ -333,7 +335,7 @@ export class DataPlane implements ModelHooks {
     const onWorker = this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
     const coalesce = !onWorker && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
     const timeoutMs = this.timeoutOf(req);
-    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs, timeoutMs, client: req.client });
+    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0), timeoutMs, client: req.client });
   }
 
   /**

@@ -50,7 +50,7 @@ export class OverloadedError extends RequestError {
 export class DeadlineExceededError extends RequestError {
   override name = 'DeadlineExceededError';
   constructor(timeoutMs: number, where: 'queued' | 'running') {
-    super('deadline_exceeded', `the request's deadline of ${timeoutMs} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`);
+    super('deadline_exceeded', `the request's deadline of ${Math.round(timeoutMs * 1000) / 1000} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`);
   }
 }
 

@@ -34,6 +34,7 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
     },
   });
   const dataPlane = new DataPlane(repository, config, metricsObserver(app.metrics));
+  app.metrics.queueSource = () => dataPlane.queueDepth();
   app.decorate('repository', repository);
   app.decorate('dataPlane', dataPlane);
   app.decorate('loadModels', async () => {

@@ -127,7 +127,8 @@ export function selectOutputs(all: V2Output[], requested: { name: string }[] | u
 
 export interface V2InferRequest {
   id?: string;
-  parameters?: { mc_samples?: number; seed?: number; interval?: number; [k: string]: unknown };
+  /** `timeout`: the request's deadline in µs, as Triton's. */
+  parameters?: { mc_samples?: number; seed?: number; interval?: number; timeout?: number; [k: string]: unknown };
   inputs: V2Tensor[];
   outputs?: { name: string }[];
 }
@@ -153,14 +154,20 @@ const rowsInput = (inputs: V2Tensor[]): RowsInput => ({ decode: (model, count) =
 /** Whether an infer request asks for Monte Carlo dropout (parameters.mc_samples). */
 export const isSampleRequest = (body: V2InferRequest): boolean => body.parameters?.mc_samples !== undefined;
 
+/** parameters.timeout (µs, as Triton's) in ms, when given. */
+const timeoutMs = (body: V2InferRequest): { timeoutMs?: number } => (body.parameters?.timeout !== undefined ? { timeoutMs: body.parameters.timeout / 1000 } : {});
+
 export function predictRequest(params: V2ModelParams, body: V2InferRequest): PredictRequest {
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs) };
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs), ...timeoutMs(body) };
 }
 
 export function sampleRequest(params: V2ModelParams, body: V2InferRequest): SampleRequest {
   const p = body.parameters ?? {};
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs), samples: p.mc_samples, interval: p.interval, seed: p.seed, fields: V2_SAMPLE_FIELDS };
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs), samples: p.mc_samples, interval: p.interval, seed: p.seed, fields: V2_SAMPLE_FIELDS, ...timeoutMs(body) };
 }
+
+/** Rows with inputs far outside the training range: `out_of_range`, a list of feature names per row. */
+const rangeParameters = (r: { outOfRange: string[][] | null }): Record<string, unknown> | undefined => (r.outOfRange ? { out_of_range: r.outOfRange } : undefined);
 
 function response(model: Model, body: V2InferRequest, outputs: V2Output[], parameters?: Record<string, unknown>): V2InferResponse {
   return { model_name: model.name, model_version: model.version, ...(body.id !== undefined ? { id: body.id } : {}), ...(parameters ? { parameters } : {}), outputs: selectOutputs(outputs, body.outputs) };
@@ -168,12 +175,12 @@ function response(model: Model, body: V2InferRequest, outputs: V2Output[], param
 
 /** A predict infer: the model's output tensor (+ probabilities for classifiers), the requested ones. */
 export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferResponse {
-  return response(r.model, body, predictOutputs(r.model, r.output, r.rows));
+  return response(r.model, body, predictOutputs(r.model, r.output, r.rows), rangeParameters(r));
 }
 
 /** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval). */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
-  return response(r.model, body, mcOutputs(r.stats), { mc_samples: r.samples, seed: r.seed, ...(r.model.task === 'regression' ? { interval: r.interval } : {}) });
+  return response(r.model, body, mcOutputs(r.stats), { mc_samples: r.samples, seed: r.seed, ...(r.model.task === 'regression' ? { interval: r.interval } : {}), ...rangeParameters(r) });
 }
 
 /** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */

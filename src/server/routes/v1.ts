@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../config.js';
 import * as v1 from '../protocol/v1.js';
+import { requestContext } from '../request-context.js';
 import { ErrorBody, ModelEntry, ModelList, ModelParams, PredictBody, PredictResponse, UncertaintyResponse, uncertaintyBody } from '../schemas/v1.js';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody, 504: ErrorBody };
 
 /** The REST API: model cards, predict (dropout off) and uncertainty (Monte Carlo dropout). Errors: Fastify's shape (plugins/errors.ts). */
 export const v1Routes =
@@ -16,7 +17,7 @@ export const v1Routes =
     app.post(
       '/v1/models/:name/predict',
       { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
-      async (req) => v1.encodePredict(await app.dataPlane.predict(v1.predictRequest(req.params.name, req.body))),
+      async (req, reply) => v1.encodePredict(await app.dataPlane.predict({ ...v1.predictRequest(req.params.name, req.body), ...requestContext(req, reply) })),
     );
     app.post(
       '/v1/models/:name/uncertainty',
@@ -29,6 +30,6 @@ export const v1Routes =
           response: { 200: UncertaintyResponse, ...errors },
         },
       },
-      async (req) => v1.encodeUncertainty(await app.dataPlane.sample(v1.uncertaintyRequest(req.params.name, req.body))),
+      async (req, reply) => v1.encodeUncertainty(await app.dataPlane.sample({ ...v1.uncertaintyRequest(req.params.name, req.body), ...requestContext(req, reply) })),
     );
   };

@@ -30,6 +30,7 @@ export const V2InferRequest = z.object({
       mc_samples: z.number().int().min(1).optional().describe('Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information)'),
       seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
       interval: z.number().gt(0).lt(1).optional(),
+      timeout: z.number().int().min(1).optional().describe('Deadline in microseconds (as Triton): work still queued then is dropped, running Monte Carlo stops; 504. Capped by MAX_REQUEST_MS'),
     })
     .optional(),
   inputs: z
@@ -50,6 +51,6 @@ export const V2InferResponse = z.object({
   model_name: z.string(),
   model_version: z.string().optional(),
   id: z.string().optional(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional().describe('MC: mc_samples, seed, interval; out_of_range: per row, the features far outside the training range (when any is)'),
   outputs: z.array(z.object({ name: z.string(), shape: z.array(z.number().int()), datatype: z.literal('FP32'), data: z.array(z.number()) })),
 });
