@@ -65,7 +65,7 @@ const EnvSchema = z.object({
    * Admission control: requests that may wait for a Monte Carlo runner (and, separately, for a predict
    * run); beyond it, 503 with Retry-After. README "Operating" says how the default was sized.
    */
-  MAX_QUEUE: int(1, 1_000_000).default(256),
+  MAX_QUEUE: int(1, 1_000_000).default(128),
   /** The longest deadline of a request (x-request-timeout and V2 parameters.timeout are capped by it). */
   MAX_REQUEST_MS: int(1, 3_600_000).default(30_000),
   /** Time to receive a whole request, headers and body (Node's requestTimeout: 408, then closed). */
@@ -81,6 +81,8 @@ const EnvSchema = z.object({
     .regex(/^\d+(\.\d+)?$/, { message: 'expected a non-negative number' })
     .transform(Number)
     .default(3),
+  /** Request bodies being received at once, in bytes (declared lengths); beyond it 503 before the body is read (0 = no limit). */
+  MAX_BODY_BYTES_IN_FLIGHT: int(0, 1024 ** 4).default(16 * 1024 * 1024),
 });
 
 export type Config = z.output<typeof EnvSchema>;

@@ -10,9 +10,11 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Config } from '../config.js';
 import { VERSION } from '../version.js';
 import { auth } from './plugins/auth.js';
+import { bodyBudget } from './plugins/body-budget.js';
 import { corsPlugin } from './plugins/cors.js';
 import { docs } from './plugins/docs.js';
 import { errors } from './plugins/errors.js';
+import { idleGc } from './plugins/idle-gc.js';
 import { metrics } from './plugins/metrics.js';
 import { models } from './plugins/models.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -62,8 +64,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(errors);
   await app.register(docs);
   await app.register(securityHeaders);
+  await app.register(bodyBudget, { maxBytes: config.MAX_BODY_BYTES_IN_FLIGHT, bodyLimit: config.BODY_LIMIT_BYTES });
   await app.register(auth, { apiKey: config.API_KEY });
   await app.register(metrics);
+  await app.register(idleGc);
   await app.register(models, { config });
   await app.register(corsPlugin, { origin: config.CORS_ORIGIN });
   await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS });

@@ -166,6 +166,15 @@ export class DataPlane implements ModelHooks {
     );
   }
 
+  /**
+   * Throws the OverloadedError a Monte Carlo request would get now (the MC queue is full): the server
+   * calls it before reading the body of a route that is always Monte Carlo.
+   */
+  checkMcAdmission(): void {
+    const refusal = this.mc.refusal();
+    if (refusal) throw refusal;
+  }
+
   /** Requests waiting in each lane (metrics). */
   queueDepth(): { mc: number; predict: number } {
     return { mc: this.mc.depth, predict: this.predictWaiting };

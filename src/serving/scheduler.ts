@@ -151,14 +151,22 @@ export class McScheduler {
   }
 
   /**
+   * The OverloadedError a request would get now (counted as a rejection), or null when there is room.
+   * The server asks before it reads a body it knows is Monte Carlo, so a refusal costs no parsing.
+   */
+  refusal(): OverloadedError | null {
+    if (this.waiting < this.capacity) return null;
+    this.observer.rejected?.('mc');
+    return new OverloadedError(`server busy: ${this.waiting} Monte Carlo requests are waiting (MAX_QUEUE=${this.capacity}); retry later`, this.retryAfterSeconds());
+  }
+
+  /**
    * Admit a request (OverloadedError when `capacity` requests already wait) and resolve with its
    * result; rejects with DeadlineExceededError or CancelledError when it is dropped or stopped.
    */
   submit(work: McWork): Promise<McResult> {
-    if (this.waiting >= this.capacity) {
-      this.observer.rejected?.('mc');
-      return Promise.reject(new OverloadedError(`server busy: ${this.waiting} Monte Carlo requests are waiting (MAX_QUEUE=${this.capacity}); retry later`, this.retryAfterSeconds()));
-    }
+    const full = this.refusal();
+    if (full) return Promise.reject(full);
     return new Promise<McResult>((resolve, reject) => {
       const e = new McEntry(work, resolve, reject);
       const left = work.deadline - performance.now();

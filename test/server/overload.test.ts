@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
+import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
 import { DIABETES_ROW, testApp } from '../helpers/app.js';
 
@@ -228,5 +229,74 @@ describe('JSON nesting depth', () => {
     const invalid = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: '{"instances": [[1, 2' });
     expect(invalid.statusCode).toBe(400);
     await app.close();
+  });
+});
+
+describe('memory held by request bodies', () => {
+  it('MAX_BODY_BYTES_IN_FLIGHT: a body that would pass the budget is refused (503, connection closed) before it is read; the budget frees when a body ends', async () => {
+    const { app } = await testApp({ MAX_BODY_BYTES_IN_FLIGHT: '2000' });
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const raw = (head: string, body: string): Promise<{ answer: string; socket: import('node:net').Socket }> =>
+      new Promise((resolve) => {
+        const socket = connect(Number(url.port), url.hostname, () => socket.write(head + body));
+        let answer = '';
+        socket.on('data', (d) => {
+          answer += d.toString();
+          resolve({ answer, socket });
+        });
+        socket.on('error', () => undefined);
+        setTimeout(() => resolve({ answer, socket }), 300);
+      });
+    const post = (length: number) => `POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    // 1500 bytes declared, 10 sent: it holds 1500 of the 2000
+    const stalled = await raw(post(1500), '{"instances"');
+    expect(stalled.answer).toBe('');
+    const refused = await raw(post(1000), '{}');
+    expect(refused.answer).toMatch(/^HTTP\/1\.1 503 /);
+    expect(refused.answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(refused.answer).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(refused.answer).toContain('server busy: 1500 bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=2000); retry later');
+    // a small body still fits; once the stalled upload is gone, a large one does too
+    const body = JSON.stringify({ instances: [DIABETES_ROW] });
+    expect((await raw(post(body.length), body)).answer).toMatch(/^HTTP\/1\.1 200 /);
+    stalled.socket.destroy();
+    await sleep(50);
+    const big = JSON.stringify({ instances: [DIABETES_ROW] }).padEnd(1900, ' ');
+    expect((await raw(post(big.length), big)).answer).toMatch(/^HTTP\/1\.1 200 /);
+    await app.close();
+  });
+
+  it('idle collection: at the first quiet second after activity, when the heap and external memory grew by 16 MB, at most every 5 s', () => {
+    const MB = 1024 * 1024;
+    let bytes = 30 * MB;
+    const calls: number[] = [];
+    const idle = new IdleGc(() => {
+      calls.push(bytes);
+      bytes = 30 * MB; // what a collection leaves
+    }, () => bytes);
+    idle.activity();
+    bytes = 200 * MB;
+    idle.tick(1000); // busy
+    expect(calls).toEqual([]);
+    idle.tick(2000); // quiet after activity, 170 MB above the floor: two collections
+    expect([calls.length, idle.collections]).toEqual([2, 1]);
+    bytes = 40 * MB;
+    idle.activity();
+    idle.tick(3000);
+    idle.tick(4000); // quiet, but only 10 MB above the floor
+    expect(idle.collections).toBe(1);
+    bytes = 100 * MB;
+    idle.activity();
+    idle.tick(5000);
+    idle.tick(6000); // quiet and 70 MB above, but 4 s after the last: wait
+    idle.tick(7000); // 5 s after: collect
+    expect(idle.collections).toBe(2);
+    bytes = 100 * MB;
+    idle.tick(20_000); // no activity since: nothing to collect
+    expect(idle.collections).toBe(2);
+  });
+
+  it('the server gets V8\'s gc without --expose-gc', () => {
+    expect(typeof exposeGc()).toBe('function');
   });
 });

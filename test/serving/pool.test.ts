@@ -30,13 +30,8 @@ describe('McPool (worker threads)', () => {
     const x = new Float32Array(rows * 10);
     for (let i = 0; i < rows; i++) x.set(row, i * 10);
     const opts = { samples: 10_000, interval: 0.9, seed: 1 };
-    // cancelled before the worker starts it: no chunk runs
-    const early = pool.start('diabetes', x, rows, opts);
-    early.cancel();
-    const e0 = await early.result.then(() => null, (e: unknown) => e);
-    expect(e0).toBeInstanceOf(CancelledError);
-    expect((e0 as CancelledError).samplesDone).toBe(0);
-    // cancelled while running: it stops part way
+    // cancelled while running: it stops part way (a run whose flag is set before its first chunk
+    // runs none: test/model/onnx/model.test.ts)
     const task = pool.start('diabetes', x, rows, opts);
     await new Promise((r) => setTimeout(r, 100));
     task.cancel();

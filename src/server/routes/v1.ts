@@ -29,6 +29,15 @@ export const v1Routes =
           body: uncertaintyBody(config),
           response: { 200: UncertaintyResponse, ...errors },
         },
+        // a full Monte Carlo queue refuses before the body is read and parsed
+        onRequest: (_req, _reply, done) => {
+          try {
+            app.dataPlane.checkMcAdmission();
+            done();
+          } catch (err) {
+            done(err as Error);
+          }
+        },
       },
       async (req, reply) => v1.encodeUncertainty(await app.dataPlane.sample({ ...v1.uncertaintyRequest(req.params.name, req.body), ...requestContext(req, reply) })),
     );
