@@ -134,6 +134,13 @@ export interface SampleResult {
 
 const DEFAULT_INTERVAL = 0.9;
 
+/**
+ * MC tasks handed to a worker at once: one running, one waiting at the worker (mc-worker.ts runs them
+ * one after the other), so that the worker does not idle while the main thread answers the last one
+ * and dispatches the next.
+ */
+const WORKER_PIPELINE = 2;
+
 /** Each model's out-of-range bounds: [min − k·std, max + k·std] per feature. */
 interface Bounds {
   low: Float64Array;
@@ -159,7 +166,8 @@ export class DataPlane implements ModelHooks {
     repository.use(this);
     this.mc = new McScheduler(
       config.MAX_QUEUE,
-      () => this.pool?.threads ?? 1,
+      // a worker runs one task at a time and holds the next, so that it never waits for the main thread
+      () => (this.pool ? this.pool.threads * WORKER_PIPELINE : 1),
       (m) => (this.pool && this.poolKeys.has(m) ? Math.min(m.maxRunRows, config.MC_COALESCE_MAX_ROWS) : m.maxRunRows),
       (batch) => this.runMc(batch),
       observer,

@@ -10,7 +10,7 @@ import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
 import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../model/stats.js';
-import { type McBatchTask, cancelTag, unpackBatch } from './wire.js';
+import { CANCEL_FLAGS, type McBatchTask, cancelTag, unpackBatch } from './wire.js';
 
 export interface McTask {
   model: string;
@@ -37,6 +37,7 @@ export interface WorkerRequest {
 export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string } | { id: number; cancelled: { samplesDone: number; samples: number } };
 
 const { models: initial, runtime, cancel } = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array };
+
 const models = new Map<string, Promise<Model>>();
 
 function load({ key, source }: PoolModel): Promise<Model> {
@@ -54,9 +55,10 @@ for (const m of initial) load(m);
 /** Task `id` is to stop: the pool set the shared flag to its tag (a single read between chunks). */
 const signalOf = (id: number): RunSignal => {
   const tag = cancelTag(id);
+  const flag = id % CANCEL_FLAGS;
   return {
     get aborted() {
-      return Atomics.load(cancel, 0) === tag;
+      return Atomics.load(cancel, flag) === tag;
     },
   };
 };
@@ -82,8 +84,18 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
   return packStats([await m.sample(task.x, task.rows, { ...task.opts, signal: signalOf(id) })]);
 }
 
+/**
+ * Monte Carlo tasks run one after another, never interleaved: the pool may hand over the next task
+ * while one runs (so that the worker does not wait for the main thread between tasks), and it waits
+ * here. Loading, unloading and pings do not wait for them.
+ */
+let mcTasks: Promise<unknown> = Promise.resolve();
+
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {
-  run(id, task).then(
+  const isMc = 'model' in task;
+  const started = isMc ? mcTasks.then(() => run(id, task)) : run(id, task);
+  if (isMc) mcTasks = started.catch(() => undefined);
+  started.then(
     (result) => parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),
     (err: unknown) =>
       parentPort!.postMessage(

@@ -17,12 +17,12 @@ import { CancelledError } from '../model/errors.js';
 import { unpackStats } from '../model/stats.js';
 import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
-import { cancelTag, packBatch } from './wire.js';
+import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';
 
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
-  /** Shared with the worker: the tag of the task to stop (cancelTag), read between chunks. */
+  /** Shared with the worker: flag id % CANCEL_FLAGS holds the tag of a task to stop (cancelTag), read between chunks. */
   cancel: Int32Array;
   /** It has answered a message: a worker that dies before that is not restarted (it would again). */
   started: boolean;
@@ -54,7 +54,7 @@ export class McPool {
 
   private spawn(): Slot {
     const models: PoolModel[] = [...this.models].map(([key, source]) => ({ key, source }));
-    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    const cancel = new Int32Array(new SharedArrayBuffer(4 * CANCEL_FLAGS));
     const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename), cancel };
     // TypeScript (tests, npm run dev): start from a CommonJS shim that requires the entry (see the shim)
     const worker = this.execArgv
@@ -145,7 +145,7 @@ export class McPool {
     const id = this.nextId++;
     const { signal: _signal, ...plain } = opts;
     const result = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id).then((data) => unpackStats(data)[0]!);
-    return { result, cancel: () => Atomics.store(slot.cancel, 0, cancelTag(id)) };
+    return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
   }
 
   /** Coalesced requests of one sample count in one run on a worker (Model.sampleBatch). */

@@ -126,7 +126,7 @@ export class McScheduler {
   constructor(
     /** Requests that may wait (MAX_QUEUE); beyond it, 503. */
     private readonly capacity: number,
-    /** Tasks that may run at once: the worker threads, or 1 on the main thread. */
+    /** Tasks that may be handed out at once: two per worker thread (one runs, one waits there), or 1 on the main thread. */
     private readonly slots: () => number,
     /** Largest tiled rows (rows × samples) of a coalesced batch of a model. */
     private readonly batchRows: (model: Model) => number,

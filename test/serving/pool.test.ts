@@ -43,6 +43,24 @@ describe('McPool (worker threads)', () => {
     expect((await pool.run('diabetes', row, 1, { samples: 100, interval: 0.9, seed: 2 })).seed).toBe(2);
   });
 
+  it('a worker runs its Monte Carlo tasks one after the other: a task handed over while another runs waits for it', async () => {
+    const one = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1);
+    await one.ready();
+    const rows = 1000;
+    const x = new Float32Array(rows * 10);
+    for (let i = 0; i < rows; i++) x.set(row, i * 10);
+    const order: string[] = [];
+    const long = one.start('diabetes', x, rows, { samples: 10_000, interval: 0.9 });
+    const short = one.start('diabetes', row, 1, { samples: 10, interval: 0.9, seed: 3 });
+    const done = [long.result.then(() => order.push('long'), () => order.push('long cancelled')), short.result.then((r) => order.push(`short ${r.seed}`))];
+    await new Promise((r) => setTimeout(r, 100));
+    expect(order).toEqual([]);
+    long.cancel();
+    await Promise.all(done);
+    expect(order).toEqual(['long cancelled', 'short 3']);
+    await one.close();
+  });
+
   it('a worker error is a rejected task, not a crash', async () => {
     await expect(pool.run('nope', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/no model "nope"/);
   });
