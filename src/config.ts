@@ -83,6 +83,8 @@ const EnvSchema = z.object({
     .default(3),
   /** Request bodies being received at once, in bytes (declared lengths); beyond it 503 before the body is read (0 = no limit). */
   MAX_BODY_BYTES_IN_FLIGHT: int(0, 1024 ** 4).default(16 * 1024 * 1024),
+  /** CPU priority of the MC worker threads (Linux nice, 0..19): the main thread (HTTP, health, predict) wins the CPU from them. */
+  MC_WORKER_NICE: int(0, 19).default(10),
 });
 
 export type Config = z.output<typeof EnvSchema>;

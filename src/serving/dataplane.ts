@@ -56,6 +56,7 @@ export type DataPlaneConfig = Pick<
   | 'MAX_REQUEST_MS'
   | 'OUT_OF_RANGE'
   | 'OUT_OF_RANGE_STDS'
+  | 'MC_WORKER_NICE'
 >;
 
 /** What the data plane reports (metrics); every method is optional. */
@@ -399,7 +400,7 @@ export class DataPlane implements ModelHooks {
   /** Repository hook: a model with dropout is loaded on the worker threads before it is served. */
   async prepare(model: Model, source: ModelSource): Promise<void> {
     if (this.config.MC_WORKERS <= 0 || !model.mcAvailable) return;
-    this.pool ??= new McPool([], runtimeOptions(this.config), this.config.MC_WORKERS);
+    this.pool ??= new McPool([], runtimeOptions(this.config), this.config.MC_WORKERS, this.config.MC_WORKER_NICE);
     const key = `${model.name}#${this.nextKey++}`;
     await this.pool.add(source, key);
     this.poolKeys.set(model, key);

@@ -5,6 +5,8 @@
  * answering HTTP. Models are keyed by the pool (one key per loaded model object on the main thread), so
  * a swapped-in model and the one it replaces can both be here while requests on the old one finish.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
@@ -36,8 +38,17 @@ export interface WorkerRequest {
 
 export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string } | { id: number; cancelled: { samplesDone: number; samples: number } };
 
-const { models: initial, runtime, cancel } = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array };
+const { models: initial, runtime, cancel, nice } = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array; nice: number };
 
+// a lower CPU priority for this thread only (Linux: setpriority on the thread's id), so that the main
+// thread (HTTP, health, predict) wins the CPU when both want it; elsewhere, or if refused, nothing
+if (nice > 0) {
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), nice);
+  } catch {
+    /* not Linux, or not allowed */
+  }
+}
 const models = new Map<string, Promise<Model>>();
 
 function load({ key, source }: PoolModel): Promise<Model> {

@@ -38,11 +38,15 @@ export class McPool {
   /** The models every worker holds (a replacement worker loads them at start), by key. */
   private readonly models = new Map<string, ModelSource>();
 
-  /** `sources`: models to load at start, keyed by name. */
+  /**
+   * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
+   * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it.
+   */
   constructor(
     sources: ModelSource[],
     private readonly runtime: RuntimeOptions,
     threads: number,
+    private readonly nice = 0,
   ) {
     for (const s of sources) this.models.set(s.name, s);
     // under tsx/vitest the worker is TypeScript: load it through tsx; the built dist/ has the .js file
@@ -55,7 +59,7 @@ export class McPool {
   private spawn(): Slot {
     const models: PoolModel[] = [...this.models].map(([key, source]) => ({ key, source }));
     const cancel = new Int32Array(new SharedArrayBuffer(4 * CANCEL_FLAGS));
-    const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename), cancel };
+    const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename), cancel, nice: this.nice };
     // TypeScript (tests, npm run dev): start from a CommonJS shim that requires the entry (see the shim)
     const worker = this.execArgv
       ? new Worker(new URL('./worker-shim.cjs', import.meta.url), { workerData, execArgv: this.execArgv })

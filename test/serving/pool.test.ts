@@ -1,3 +1,4 @@
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError } from '../../src/model/errors.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
@@ -59,6 +60,19 @@ describe('McPool (worker threads)', () => {
     await Promise.all(done);
     expect(order).toEqual(['long cancelled', 'short 3']);
     await one.close();
+  });
+
+  it.runIf(process.platform === 'linux')('nice: the worker threads run at a lower CPU priority, the main thread keeps its own', async () => {
+    // /proc/self/task/<tid>/stat: field 19 is the thread's nice value
+    const niceOf = (tid: string): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ').pop()!.split(' ')[16]);
+    const threadsAt = (nice: number): string[] => readdirSync('/proc/self/task').filter((t) => niceOf(t) === nice);
+    const mainNice = niceOf(String(process.pid));
+    const before = threadsAt(7).length;
+    const niced = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 7);
+    await niced.ready();
+    expect(threadsAt(7).length).toBeGreaterThan(before);
+    expect(niceOf(String(process.pid))).toBe(mainNice);
+    await niced.close();
   });
 
   it('a worker error is a rejected task, not a crash', async () => {
