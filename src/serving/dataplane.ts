@@ -57,6 +57,7 @@ export type DataPlaneConfig = Pick<
   | 'OUT_OF_RANGE'
   | 'OUT_OF_RANGE_STDS'
   | 'MC_WORKER_NICE'
+  | 'MAX_QUEUE_WAIT_MS'
 >;
 
 /** What the data plane reports (metrics); every method is optional. */
@@ -166,7 +167,7 @@ export class DataPlane implements ModelHooks {
   ) {
     repository.use(this);
     this.mc = new McScheduler(
-      config.MAX_QUEUE,
+      { requests: config.MAX_QUEUE, waitMs: config.MAX_QUEUE_WAIT_MS },
       // a worker runs one task at a time and holds the next, so that it never waits for the main thread
       () => (this.pool ? this.pool.threads * WORKER_PIPELINE : 1),
       (m) => (this.pool && this.poolKeys.has(m) ? Math.min(m.maxRunRows, config.MC_COALESCE_MAX_ROWS) : m.maxRunRows),

@@ -120,18 +120,30 @@ export class McScheduler {
   private waiting = 0;
   private busy = 0;
   private scheduled = false;
-  /** Exponential average of a task's run time per request (ms): the Retry-After estimate. */
+  /**
+   * The lane's time per finished request (ms) while every runner was busy: the interval between
+   * completions divided by the requests completed (an exponential average). With the queue's length
+   * it estimates the wait of a new request (MAX_QUEUE_WAIT_MS) and Retry-After. 0 until measured.
+   */
   private msPerRequest = 0;
+  private lastDone = 0;
+  /** Every runner got a new task at the last completion: the lane has been saturated since. */
+  private saturated = false;
 
   constructor(
-    /** Requests that may wait (MAX_QUEUE); beyond it, 503. */
-    private readonly capacity: number,
+    /**
+     * Requests that may wait (MAX_QUEUE) and the longest estimated wait (MAX_QUEUE_WAIT_MS, 0 = no
+     * bound); beyond either, 503.
+     */
+    private readonly capacity: number | { requests: number; waitMs: number },
     /** Tasks that may be handed out at once: two per worker thread (one runs, one waits there), or 1 on the main thread. */
     private readonly slots: () => number,
     /** Largest tiled rows (rows × samples) of a coalesced batch of a model. */
     private readonly batchRows: (model: Model) => number,
     private readonly runner: McRunner,
     private readonly observer: LaneObserver = {},
+    /** The clock of the wait estimate (tests give their own). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Requests waiting for a runner. */
@@ -146,8 +158,20 @@ export class McScheduler {
 
   /** Seconds after which a refused request may find room: the queue's estimated drain time, 1..60. */
   retryAfterSeconds(): number {
-    const ms = (this.waiting * this.msPerRequest) / Math.max(1, this.slots());
-    return Math.min(60, Math.max(1, Math.ceil(ms / 1000)));
+    return Math.min(60, Math.max(1, Math.ceil(this.estimatedWaitMs() / 1000)));
+  }
+
+  /** How long a request admitted now would wait for a runner (ms; 0 until the lane has been saturated). */
+  estimatedWaitMs(): number {
+    return this.waiting * this.msPerRequest;
+  }
+
+  private get maxRequests(): number {
+    return typeof this.capacity === 'number' ? this.capacity : this.capacity.requests;
+  }
+
+  private get maxWaitMs(): number {
+    return typeof this.capacity === 'number' ? 0 : this.capacity.waitMs;
   }
 
   /**
@@ -155,9 +179,13 @@ export class McScheduler {
    * The server asks before it reads a body it knows is Monte Carlo, so a refusal costs no parsing.
    */
   refusal(): OverloadedError | null {
-    if (this.waiting < this.capacity) return null;
+    const max = this.maxRequests;
+    const maxWait = this.maxWaitMs;
+    const wait = this.estimatedWaitMs();
+    if (this.waiting < max && !(maxWait > 0 && wait > maxWait)) return null;
     this.observer.rejected?.('mc');
-    return new OverloadedError(`server busy: ${this.waiting} Monte Carlo requests are waiting (MAX_QUEUE=${this.capacity}); retry later`, this.retryAfterSeconds());
+    const why = this.waiting >= max ? `(MAX_QUEUE=${max})` : `(about ${Math.round(wait)} ms of work ahead, MAX_QUEUE_WAIT_MS=${maxWait})`;
+    return new OverloadedError(`server busy: ${this.waiting} Monte Carlo requests are waiting ${why}; retry later`, this.retryAfterSeconds());
   }
 
   /**
@@ -228,16 +256,20 @@ export class McScheduler {
       for (const e of batch) e.state = 'running';
       this.waiting -= batch.length;
       this.busy++;
-      const started = performance.now();
       this.runner(batch)
         .catch((err: unknown) => {
           for (const e of batch) e.fail(err);
         })
         .finally(() => {
+          const now = this.now();
+          if (this.saturated) {
+            const ms = (now - this.lastDone) / batch.length;
+            this.msPerRequest = this.msPerRequest === 0 ? ms : 0.9 * this.msPerRequest + 0.1 * ms;
+          }
+          this.lastDone = now;
           this.busy--;
-          const ms = (performance.now() - started) / batch.length;
-          this.msPerRequest = this.msPerRequest === 0 ? ms : 0.9 * this.msPerRequest + 0.1 * ms;
           this.dispatch();
+          this.saturated = this.busy === this.slots();
         });
     }
   }

@@ -181,6 +181,44 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
     expect(s.depth).toBe(0);
   });
 
+  it('MAX_QUEUE_WAIT_MS: refused when the work queued ahead would take too long, from the rate measured while saturated', async () => {
+    let t = 0;
+    const gates: (() => void)[] = [];
+    const runner = (batch: McEntry[]): Promise<void> =>
+      new Promise((resolve) =>
+        gates.push(() => {
+          for (const e of batch) e.resolve({ seed: e.job.opts.seed!, stats: {} as RegressionStats });
+          resolve();
+        }),
+      );
+    const s = new McScheduler({ requests: 100, waitMs: 50 }, () => 1, () => 4096, runner, {}, () => t);
+    const w = (seed: number): McWork => ({ model: A, job: { x: new Float32Array(1), rows: 1, opts: { samples: 10, interval: 0.9, seed } }, coalesce: false, deadline: performance.now() + 60_000, timeoutMs: 60_000 });
+    const all = [s.submit(w(1)), s.submit(w(2)), s.submit(w(3))];
+    await tick();
+    // 1 runs; at t=10 it ends and 2 starts at once (saturated); at t=30 2 ends: 20 ms per request
+    t = 10;
+    gates.shift()!();
+    await all[0];
+    await tick();
+    expect(s.estimatedWaitMs()).toBe(0);
+    t = 30;
+    gates.shift()!();
+    await all[1];
+    await tick();
+    expect(s.estimatedWaitMs()).toBe(0); // 3 runs, nothing waits
+    const more = [s.submit(w(4)), s.submit(w(5)), s.submit(w(6))];
+    expect(s.estimatedWaitMs()).toBe(60);
+    const refused = await errorOf(s.submit(w(7)));
+    expect((refused as Error).message).toBe('server busy: 3 Monte Carlo requests are waiting (about 60 ms of work ahead, MAX_QUEUE_WAIT_MS=50); retry later');
+    expect((refused as RequestError).retryAfterSeconds).toBe(1);
+    for (let i = 0; i < 4; i++) {
+      gates.shift()!();
+      await tick();
+      await tick();
+    }
+    expect((await Promise.all([...all, ...more])).map((r) => r.seed)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('a runner that throws fails its batch; the runner slot is freed', async () => {
     const s = new McScheduler(10, () => 1, () => 4096, async () => {
       throw new Error('boom');
