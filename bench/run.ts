@@ -2,6 +2,7 @@
  * `npm run bench [-- section ...]`: every figure is a ratio against a reference measured in the same
  * run, A and B alternated (the machine is shared and noisy). Prints one table and writes
  * bench/results.json. Sections: inproc, prefix, http, responsiveness, train, overload (default: all).
+ * `npm run bench -- uci [options]` runs the UCI regression benchmark instead (bench/uci.ts).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,12 @@ import type { RegressionMetrics } from '../src/train/metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
 import { ab, fmtUs, load, loadTool, record, rows, rssMb, startServer } from './lib.js';
+
+// `npm run bench -- uci [options]`: the UCI regression benchmark alone (long; never part of the default run)
+if (process.argv[2] === 'uci') {
+  const { runUciMain } = await import('./uci.js');
+  process.exit(await runUciMain(process.argv.slice(3)));
+}
 
 const wanted = new Set(process.argv.slice(2));
 const want = (s: string): boolean => wanted.size === 0 || wanted.has(s);
@@ -95,7 +102,7 @@ async function prefix(): Promise<void> {
   const quietOut = process.stdout.write.bind(process.stdout);
   process.stdout.write = (() => true) as typeof process.stdout.write;
   try {
-    trainCli(['--data', join(dir, 'deep.csv'), '--target', 'y', '--name', 'deep', '--hidden', '256,256,256', '--dropout', '0,0,0.3', '--epochs', '3', '--mc-samples', '10', '--out', dir, '--quiet']);
+    await trainCli(['--data', join(dir, 'deep.csv'), '--target', 'y', '--name', 'deep', '--hidden', '256,256,256', '--dropout', '0,0,0.3', '--epochs', '3', '--mc-samples', '10', '--out', dir, '--quiet']);
   } finally {
     process.stdout.write = quietOut;
   }

@@ -118,7 +118,7 @@ export interface Model {
   readonly outputKind: 'regression' | 'logits' | 'probabilities';
   /** false when the model has no dropout: sample() then throws NoDropoutError. */
   readonly mcAvailable: boolean;
-  /** The V2 metadata platform, e.g. "onnxruntime_onnx". */
+  /** The V2 metadata platform, from the Open Inference Protocol's list (e.g. "onnx_onnxv1"). */
   readonly platform: string;
   /** Largest rows × samples of one sampleBatch (and of one fitsOneRun request). */
   readonly maxRunRows: number;

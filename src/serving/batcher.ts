@@ -19,6 +19,8 @@ interface Pending {
   check?: () => Error | null;
   resolve: (out: Float32Array) => void;
   reject: (err: unknown) => void;
+  /** Called when the request's run starts (the end of its wait, for the statistics). */
+  onStart?: () => void;
 }
 
 export class PredictBatcher {
@@ -36,14 +38,20 @@ export class PredictBatcher {
     private readonly onBatch?: (rows: number) => void,
   ) {}
 
-  predict(x: Float32Array, rows: number, check?: () => Error | null): Promise<Float32Array> {
+  /**
+   * `check` is asked when the request's batch runs (an error leaves it out and fails it: its deadline
+   * passed, its client left); `onStart` is called when the run that serves this request starts.
+   */
+  predict(x: Float32Array, rows: number, check?: () => Error | null, onStart?: () => void): Promise<Float32Array> {
     if (rows >= this.maxRows) {
       const err = check?.();
-      return err ? Promise.reject(err) : this.run(x, rows);
+      if (err) return Promise.reject(err);
+      onStart?.();
+      return this.run(x, rows);
     }
     return new Promise((resolve, reject) => {
       if (this.queuedRows + rows > this.maxRows) this.flush();
-      this.queue.push({ x, rows, check, resolve, reject });
+      this.queue.push({ x, rows, check, resolve, reject, onStart });
       this.queuedRows += rows;
       if (this.queuedRows >= this.maxRows) this.flush();
       else if (!this.timer) {
@@ -86,6 +94,7 @@ export class PredictBatcher {
       if (batch.length === 0) return;
     }
     this.onBatch?.(rows);
+    for (const p of batch) p.onStart?.();
     if (batch.length === 1) {
       const p = batch[0]!;
       return this.run(p.x, p.rows).then(p.resolve, p.reject);

@@ -10,20 +10,23 @@
  *   batching) unless BATCH_MAX_ROWS = 0;
  * - Monte Carlo: work of at least MC_WORKER_MIN_WORK rows × samples runs on a worker thread (pool.ts);
  *   smaller requests that fit one run are coalesced with concurrent ones of the same sample count
- *   (McBatcher; a batch of several goes to a worker when there is a pool), the rest run inline.
+ *   when they leave the queue (scheduler.ts; a batch of several goes to a worker when there is a
+ *   pool), the rest run inline.
  * Batchers belong to a model object (a swapped-in model gets its own), and the pool holds a copy of
  * each served model under a key of its own, added before the model is served (prepare) and removed
  * once its last request finished (retire).
  *
  * Under overload (scheduler.ts): Monte Carlo requests wait in a bounded FIFO queue in front of the
- * runners (one task per worker thread at a time, or one on the main thread without a pool), and
- * predict requests are counted separately, so predict is never queued behind Monte Carlo. Beyond
- * MAX_QUEUE waiting requests a lane answers 503 with Retry-After at once. Every request has a deadline
+ * runners (two tasks per worker thread, one running and the next waiting there, or one on the main
+ * thread without a pool), and predict requests are counted separately, so predict is never queued
+ * behind Monte Carlo. Beyond MAX_QUEUE waiting requests (or, for Monte Carlo, about MAX_QUEUE_WAIT_MS
+ * of work queued) a lane answers 503 with Retry-After at once. Every request has a deadline
  * (its timeout, at most MAX_REQUEST_MS): at that point queued work is dropped and running Monte Carlo
  * stops between chunks (504); a client that leaves cancels its work the same way.
  * Answers are checked once, here, for every protocol: a statistic or output that is not finite is a
  * 422 naming the rows and statistics; inputs far outside the training range (the card's
  * feature_stats) are listed per row, or refused with OUT_OF_RANGE=reject.
+ * Every request that reached a model is counted in `statistics` (statistics.ts: Triton's extension).
  */
 import type { Config } from '../config.js';
 import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
@@ -34,6 +37,7 @@ import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
 import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
+import { type InferenceMode, InferenceStatistics, type ModelStatistics, type RequestTiming } from './statistics.js';
 
 export type { ClientLink } from './scheduler.js';
 
@@ -159,6 +163,8 @@ export class DataPlane implements ModelHooks {
   private readonly mc: McScheduler;
   /** Predict requests admitted and not answered yet (the predict lane's queue). */
   private predictWaiting = 0;
+  /** Counts and times per model version and mode (Triton's statistics extension; statistics.ts). */
+  readonly statistics = new InferenceStatistics();
 
   constructor(
     readonly repository: ModelRepository,
@@ -205,16 +211,32 @@ export class DataPlane implements ModelHooks {
     return this.repository.get(name, version);
   }
 
+  /**
+   * The statistics of every served model version, of a model's versions, or of one version (throws
+   * ModelNotFoundError for an unknown name or version).
+   */
+  modelStatistics(name?: string, version?: string): ModelStatistics[] {
+    if (name === undefined) return this.repository.names().flatMap((n) => this.modelStatistics(n));
+    const versions = version === undefined ? this.repository.versions(name) : [this.repository.get(name, version).version];
+    if (versions.length === 0) this.repository.get(name); // throws ModelNotFoundError
+    return versions.map((v) => this.statistics.get(name, v));
+  }
+
   async predict(req: PredictRequest): Promise<PredictResult> {
     const lease = this.repository.acquire(req.model, req.version);
+    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    let rows = 0;
+    let ok = false;
     try {
       const m = lease.model;
       let field = 'rows';
-      const { x, rows } = req.input.decode(m, (n, f) => {
+      const { x, rows: n } = req.input.decode(m, (n, f) => {
         this.checkRows(n, f);
         field = f;
       });
+      rows = n;
       const outOfRange = this.outOfRange(m, x, rows, field);
+      t.decoded = performance.now();
       const max = this.config.MAX_QUEUE;
       if (this.predictWaiting >= max) {
         this.observer.rejected?.('predict');
@@ -237,46 +259,81 @@ export class DataPlane implements ModelHooks {
       this.predictWaiting++;
       const started = performance.now();
       try {
-        const output = await this.runPredict(m, x, rows, check);
+        const output = await this.runPredict(m, x, rows, check, t);
         checkFiniteOutput(output, rows, m.outputSize);
+        ok = true;
         return { model: m, rows, output, outOfRange };
       } finally {
         this.predictWaiting--;
         this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
       }
     } finally {
+      this.record(lease.model, 'predict', ok, rows, 1, t);
       this.repository.release(lease);
     }
   }
 
   async sample(req: SampleRequest): Promise<SampleResult> {
     const lease = this.repository.acquire(req.model, req.version);
+    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    let rows = 0;
+    let samples = 0;
+    let ok = false;
     try {
       const m = lease.model;
       if (!m.mcAvailable) throw new NoDropoutError(m.name);
-      const samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
+      samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
       const max = this.config.MC_MAX_SAMPLES;
       if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
       let field = 'rows';
-      const { x, rows } = req.input.decode(m, (n, f) => {
+      const { x, rows: n } = req.input.decode(m, (n, f) => {
         this.checkRows(n, f);
         this.checkWork(n, samples, req.fields);
         field = f;
       });
+      rows = n;
       const outOfRange = this.outOfRange(m, x, rows, field);
+      t.decoded = performance.now();
       const interval = req.interval ?? DEFAULT_INTERVAL;
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
       try {
-        const { stats, seed } = await this.submitMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples }, req);
+        const { stats, seed } = await this.submitMc(m, x, rows, { samples, interval, seed: req.seed, returnSamples: req.returnSamples }, req, t);
         checkFiniteStats(stats);
+        ok = true;
         return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed, outOfRange };
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
       }
     } finally {
+      this.record(lease.model, 'mc', ok, rows, samples, t);
       this.repository.release(lease);
     }
+  }
+
+  /** A request's end, in the statistics. */
+  private record(m: Model, mode: InferenceMode, ok: boolean, rows: number, samples: number, t: RequestTiming): void {
+    t.ended = performance.now();
+    this.statistics.request(m.name, m.version, mode, ok, rows, samples, t);
+  }
+
+  /**
+   * A run shared by the requests of a batch, timed for the statistics (execution count, batch sizes)
+   * when it succeeds. A run for one request alone is counted with the request (RequestTiming.solo).
+   */
+  private executed<T>(m: Model, mode: InferenceMode, rows: number, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    return run().then((out) => {
+      this.statistics.execution(m.name, m.version, mode, rows, performance.now() - started);
+      return out;
+    });
+  }
+
+  /** The request's run starts now and serves it alone. */
+  private static runsAlone(t: RequestTiming | undefined): void {
+    if (!t) return;
+    t.started = performance.now();
+    t.solo = true;
   }
 
   private checkRows(rows: number, field: string): void {
@@ -331,18 +388,23 @@ export class DataPlane implements ModelHooks {
     return flagged;
   }
 
-  private runPredict(m: Model, x: Float32Array, rows: number, check: () => Error | null): Promise<Float32Array> {
+  /** `check` is asked when the request's run starts; `t.started` is set then (after any wait for a batch). */
+  private runPredict(m: Model, x: Float32Array, rows: number, check: () => Error | null, t: RequestTiming): Promise<Float32Array> {
     if (this.config.BATCH_MAX_ROWS <= 0) {
       const err = check();
-      return err ? Promise.reject(err) : m.predict(x, rows);
+      if (err) return Promise.reject(err);
+      DataPlane.runsAlone(t);
+      return m.predict(x, rows);
     }
     let batcher = this.predictBatchers.get(m);
     if (!batcher) {
       const name = m.name;
-      batcher = new PredictBatcher((bx, n) => m.predict(bx, n), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
+      batcher = new PredictBatcher((bx, n) => this.executed(m, 'predict', n, () => m.predict(bx, n)), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
       this.predictBatchers.set(m, batcher);
     }
-    return batcher.predict(x, rows, check);
+    return batcher.predict(x, rows, check, () => {
+      t.started = performance.now();
+    });
   }
 
   /**
@@ -350,11 +412,11 @@ export class DataPlane implements ModelHooks {
    * more than it saves below MC_WORKER_MIN_WORK: bench); requests that fit one run may share it with
    * others (MC_COALESCE); the rest runs inline.
    */
-  private submitMc(m: Model, x: Float32Array, rows: number, opts: McOptions, req: SampleRequest): Promise<McResult> {
+  private submitMc(m: Model, x: Float32Array, rows: number, opts: McOptions, req: SampleRequest, timing: RequestTiming): Promise<McResult> {
     const onWorker = this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
     const coalesce = !onWorker && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
     const timeoutMs = this.timeoutOf(req);
-    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0), timeoutMs, client: req.client });
+    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0), timeoutMs, client: req.client, timing });
   }
 
   /**
@@ -363,7 +425,8 @@ export class DataPlane implements ModelHooks {
    * A coalesced batch of several: one run, on a worker when there is a pool (the event loop keeps
    * serving HTTP meanwhile; MC_COALESCE_MAX_ROWS tiled rows at most), else inline; members that left
    * before the start are not in it. If a shared run fails, each request is retried alone, so one bad
-   * request never fails its neighbours.
+   * request never fails its neighbours. Statistics: a request's run starts here (the end of its queue
+   * time); a run for one request is counted with it, a shared run as an execution of its rows.
    */
   private async runMc(batch: McEntry[]): Promise<void> {
     const m = batch[0]!.model;
@@ -371,6 +434,7 @@ export class DataPlane implements ModelHooks {
     const pool = key !== undefined ? this.pool : null;
     const alone = async (e: McEntry): Promise<void> => {
       const { x, rows, opts } = e.job;
+      DataPlane.runsAlone(e.work.timing);
       try {
         if (pool && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
           const task = pool.start(key!, x, rows, opts);
@@ -388,9 +452,11 @@ export class DataPlane implements ModelHooks {
     if (live.length === 0) return;
     if (live.length === 1) return alone(live[0]!);
     const jobs = live.map((e) => e.job);
+    const now = performance.now();
+    for (const e of live) if (e.work.timing) e.work.timing.started = now;
     let results: McResult[];
     try {
-      results = pool ? await pool.runCoalesced(key!, jobs, m.features.length) : await m.sampleBatch(jobs);
+      results = await this.executed(m, 'mc', jobs.reduce((n, j) => n + j.rows, 0), () => (pool ? pool.runCoalesced(key!, jobs, m.features.length) : m.sampleBatch(jobs)));
     } catch {
       for (const e of live) if (!e.aborted) await alone(e);
       return;

@@ -5,7 +5,9 @@
  */
 import { basename } from 'node:path';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
-import type { TrainedModel, TrainOptions } from './train.js';
+import { LOG_VARIANCE_NAME } from './export-onnx.js';
+import type { TemperatureMetrics, TrainedModel, TrainOptions } from './train.js';
+import type { TuneResult } from './tune.js';
 
 export interface DataRef {
   file: string;
@@ -25,18 +27,65 @@ export interface ModelCard {
   output: string;
   /** What `output` holds: regression values, or class logits (softmax is applied by the consumer). */
   output_kind: 'regression' | 'logits';
-  /** Dropout rate of each hidden layer, in graph order. */
+  /** Rate of each Dropout node, in graph order (the input dropout first when there is one). */
   dropout: number[];
-  architecture: { inputs: number; hidden: number[]; outputs: number; activation: string };
-  /** Calibrated observation noise σ in target units (regression). */
+  /** Dropout rate on the standardised inputs (0: no input Dropout node). */
+  input_dropout: number;
+  architecture: { inputs: number; hidden: number[]; outputs: number; activation: string; input_dropout: number; hidden_dropout: number[] };
+  /** Regression noise model. */
+  noise?: 'homoscedastic' | 'heteroscedastic';
+  /**
+   * Graph outputs by meaning (regression): `mean` always; `log_variance` for heteroscedastic models,
+   * the natural log of the aleatoric variance in target units² per row and MC sample. (Not `outputs`:
+   * GET /v1/models adds its own `outputs`, the graph's output tensors, to the card.)
+   */
+  output_roles?: { mean: string; log_variance?: string };
+  /**
+   * Calibrated observation noise σ in target units (regression), added to the served variance.
+   * Homoscedastic: the noise, std = √(MC variance + σ²). Heteroscedastic: a floor on top of the predicted
+   * variance, std = √(MC variance of the mean + MC mean of exp(log_variance) + σ²) (0 when the predicted
+   * variances fit the calibration rows).
+   */
   aleatoric_std?: number;
-  calibration?: { method: string; mc_samples: number; rows: number };
+  calibration?: { method: string; mc_samples: number; rows: number; source: string };
+  /** Default interval of the uncertainty route (regression): `conformal` or `gaussian`. */
+  interval_method?: 'conformal' | 'gaussian';
+  /**
+   * Split-conformal calibration (regression): the sorted scores |y − mean| / std of the calibration rows,
+   * std the served total std. The interval at level a is mean ± q·std, q the ⌈(n + 1)·a⌉-th smallest
+   * score (+∞ when that rank exceeds n).
+   */
+  conformal?: { score: string; rows: number; source: string; scores: number[] };
+  /** Classification: every MC sample's logits are divided by this before its softmax (Guo et al. 2017). */
+  temperature?: number;
+  /** Per-feature statistics of the training rows (raw units, `features` order). */
+  feature_stats: { rows: number; min: number[]; max: number[]; mean: number[]; std: number[] };
   training: Record<string, unknown>;
-  metrics: { validation: RegressionMetrics | ClassificationMetrics; test?: RegressionMetrics | ClassificationMetrics };
+  /** Per-epoch losses (at most HISTORY_POINTS epochs, evenly spaced, the last always kept). */
+  history: { epoch: number[]; train_loss: number[]; val_loss: (number | null)[] };
+  tuning?: TuneResult['card'];
+  metrics: {
+    validation: RegressionMetrics | ClassificationMetrics;
+    test?: RegressionMetrics | ClassificationMetrics;
+    /**
+     * Classification: NLL and ECE of the MC-averaged probabilities on the calibration rows, before and
+     * after temperature scaling, and the reliability diagram after it.
+     */
+    temperature_scaling?: TemperatureMetrics;
+  };
   data: DataRef;
   test_data?: DataRef;
   onnx: { opset: number; training_mode_input: string; note: string };
   created_at?: string;
+}
+
+/** Most epochs kept in the card's history. */
+export const HISTORY_POINTS = 500;
+
+export interface CardExtras {
+  tuning?: TuneResult;
+  /** The default interval method (regression). */
+  intervalMethod: 'conformal' | 'gaussian';
 }
 
 export function buildCard(
@@ -47,7 +96,14 @@ export function buildCard(
   test: DataRef | undefined,
   testSource: string,
   opset: number,
+  extras: CardExtras = { intervalMethod: 'conformal' },
 ): ModelCard {
+  const reg = m.task === 'regression';
+  const hetero = reg && m.noise === 'heteroscedastic';
+  const pIn = m.spec.inputDropout ?? 0;
+  const step = Math.max(1, Math.ceil(m.history.length / HISTORY_POINTS));
+  const kept = m.history.filter((_, i) => i % step === 0 || i === m.history.length - 1);
+  const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
   const card: ModelCard = {
     format: 'dropout-serve/1',
     name,
@@ -56,23 +112,47 @@ export function buildCard(
     target: m.target,
     ...(m.task === 'classification' ? { labels: m.labels } : {}),
     input: 'input',
-    output: m.task === 'regression' ? 'prediction' : 'logits',
-    output_kind: m.task === 'regression' ? 'regression' : 'logits',
-    dropout: m.spec.dropout,
-    architecture: { inputs: m.spec.inputs, hidden: m.spec.hidden, outputs: m.spec.outputs, activation: m.spec.activation },
-    ...(m.task === 'regression'
+    output: reg ? 'prediction' : 'logits',
+    output_kind: reg ? 'regression' : 'logits',
+    dropout: pIn > 0 ? [pIn, ...m.spec.dropout] : m.spec.dropout,
+    input_dropout: pIn,
+    architecture: { inputs: m.spec.inputs, hidden: m.spec.hidden, outputs: m.spec.outputs, activation: m.spec.activation, input_dropout: pIn, hidden_dropout: m.spec.dropout },
+    ...(reg
       ? {
+          noise: m.noise,
+          output_roles: hetero ? { mean: 'prediction', log_variance: LOG_VARIANCE_NAME } : { mean: 'prediction' },
           aleatoric_std: m.aleatoricStd,
           calibration: {
-            method: 'Gaussian maximum likelihood of σ on validation rows: y ~ N(MC mean, MC variance + σ²) (Gal & Ghahramani 2016, eq. 8)',
+            method: hetero
+              ? 'heteroscedastic (Kendall & Gal 2017): std = √(MC variance of the mean + MC mean of exp(log_variance) + aleatoric_std²); aleatoric_std, a floor, by maximum likelihood on calibration rows'
+              : 'Gaussian maximum likelihood of σ on calibration rows: y ~ N(MC mean, MC variance + σ²) (Gal & Ghahramani 2016, eq. 8)',
             mc_samples: opts.mcSamples,
-            rows: m.valRows,
+            rows: m.calibrationRows,
+            source: m.calibrationSource,
+          },
+          interval_method: extras.intervalMethod,
+          conformal: {
+            score: '|y − mean| / std, std the served total std',
+            rows: m.conformalScores.length,
+            source: m.calibrationSource,
+            scores: Array.from(m.conformalScores),
           },
         }
-      : {}),
+      : {
+          temperature: m.temperature,
+          calibration: {
+            method: 'temperature scaling of every MC sample\'s logits, fitted by NLL of the MC-averaged probabilities (Guo et al. 2017)',
+            mc_samples: opts.mcSamples,
+            rows: m.calibrationRows,
+            source: m.calibrationSource,
+          },
+        }),
+    feature_stats: { rows: m.trainRows, ...m.featureStats },
     training: {
       hidden: opts.hidden,
       dropout: m.spec.dropout,
+      input_dropout: pIn,
+      noise: reg ? m.noise : undefined,
       activation: opts.activation,
       epochs: opts.epochs,
       batch_size: opts.batchSize,
@@ -88,9 +168,12 @@ export function buildCard(
       test_source: testSource,
       engine: m.engine,
       optimizer: 'Adam (PyTorch semantics, L2 weight decay)',
-      loss: m.task === 'regression' ? 'MSE on the standardised target' : 'softmax cross-entropy',
+      loss: !reg ? 'softmax cross-entropy' : hetero ? 'Gaussian NLL with a predicted log-variance, standardised target (Kendall & Gal 2017)' : 'MSE on the standardised target',
+      tuned: extras.tuning !== undefined,
     },
-    metrics: m.metrics,
+    history: { epoch: kept.map((h) => h.epoch), train_loss: kept.map((h) => h.trainLoss), val_loss: kept.map((h) => finite(h.valLoss)) },
+    ...(extras.tuning ? { tuning: extras.tuning.card } : {}),
+    metrics: { ...m.metrics, ...(m.temperatureMetrics ? { temperature_scaling: m.temperatureMetrics } : {}) },
     data: { ...data, file: basename(data.file) },
     ...(test ? { test_data: { ...test, file: basename(test.file) } } : {}),
     onnx: {

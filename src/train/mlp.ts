@@ -20,6 +20,11 @@ export interface MlpSpec {
   activation: Activation;
   /** Dropout rate after each hidden layer (same length as `hidden`). */
   dropout: number[];
+  /**
+   * Dropout rate on the (standardised) inputs, the paper's network (Gal & Ghahramani 2016); 0 or absent:
+   * none. The trainer applies it by masking the input rows (no parameters depend on it).
+   */
+  inputDropout?: number;
 }
 
 export interface Layer {
@@ -316,6 +321,33 @@ export function mseLoss(out: FloatArray, y: FloatArray, rows: number, outputs: n
   }
   return loss / n;
 }
+
+/**
+ * Gaussian negative log-likelihood with a predicted log-variance (Kendall & Gal 2017, eq. 8): each row's
+ * outputs are (μ, s), s = log σ², and the loss is the mean over rows of
+ *   ½·(log 2π + s + (y − μ)²·e^(−s)).
+ * Writes dL/dμ = −(y − μ)·e^(−s)/rows and dL/ds = ½·(1 − (y − μ)²·e^(−s))/rows into dOut (rows × 2).
+ * s is clamped to ±MAX_LOG_VARIANCE (the gradient through s is 0 beyond, as for a clamp), so a wild step
+ * cannot overflow e^(−s); standardised targets keep s far inside that range.
+ */
+export function gaussianNllLoss(out: FloatArray, y: FloatArray, rows: number, dOut: FloatArray): number {
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    const mu = out[2 * r]!;
+    const raw = out[2 * r + 1]!;
+    const s = raw > MAX_LOG_VARIANCE ? MAX_LOG_VARIANCE : raw < -MAX_LOG_VARIANCE ? -MAX_LOG_VARIANCE : raw;
+    const d = y[r]! - mu;
+    const w = d * d * Math.exp(-s);
+    loss += 0.5 * (LOG_2PI + s + w);
+    dOut[2 * r] = (-d * Math.exp(-s)) / rows;
+    dOut[2 * r + 1] = s === raw ? (0.5 * (1 - w)) / rows : 0;
+  }
+  return loss / rows;
+}
+
+/** Bound on a predicted log-variance in standardised units (e^±20: σ from 5e-5 to 2e4 target stds). */
+export const MAX_LOG_VARIANCE = 20;
+const LOG_2PI = Math.log(2 * Math.PI);
 
 /** Mean softmax cross-entropy; `labels[r]` is the class index of row r. Writes dL/dlogits. */
 export function crossEntropyLoss(logits: FloatArray, labels: ArrayLike<number>, rows: number, classes: number, dOut: FloatArray): number {

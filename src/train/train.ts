@@ -1,31 +1,43 @@
 /**
  * The training loop: standardise, minibatch Adam with dropout, early stopping with best-weights
- * restore, then aleatoric calibration and metrics. Pure: no printing, no files (cli.ts does those).
+ * restore, then calibration (aleatoric σ, conformal scores, temperature) and metrics. Pure: no printing, no files (cli.ts does those).
  */
 import { Rng } from '../util/rng.js';
 import { calibrateAleatoricStd } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
-import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics.js';
+import { classificationMetrics, conformalScores, type Reliability, regressionMetrics, reliability, type ClassificationMetrics, type RegressionMetrics } from './metrics.js';
 import {
   type Activation,
   type Mlp,
   type MlpSpec,
+  MAX_LOG_VARIANCE,
   createMlp,
   createWorkspace,
   crossEntropyLoss,
   drawMasks,
   forward,
+  gaussianNllLoss,
   mseLoss,
   softmaxRows,
 } from './mlp.js';
+import { averageProbabilities, fitTemperature } from './temperature.js';
 import { createEngine, type EngineKind } from './engine.js';
 import { Adam } from './optim.js';
+
+export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
 
 export interface TrainOptions {
   hidden: number[];
   /** One rate for every hidden layer, or one per layer. */
   dropout: number[];
+  /** Dropout rate on the standardised inputs (0 = none). */
+  inputDropout: number;
   activation: Activation;
+  /**
+   * Regression noise model: homoscedastic (one σ calibrated on validation rows) or heteroscedastic (a
+   * second output, the log-variance, trained under the Gaussian NLL; Kendall & Gal 2017).
+   */
+  noise: NoiseModel;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -43,7 +55,9 @@ export interface TrainOptions {
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   hidden: [50],
   dropout: [0.3],
+  inputDropout: 0,
   activation: 'relu',
+  noise: 'homoscedastic',
   epochs: 300,
   batchSize: 32,
   lr: 1e-3,
@@ -58,25 +72,36 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
 export interface EpochLog {
   epoch: number;
   trainLoss: number;
+  /** NaN when the run has no validation rows (a refit on all training rows). */
   valLoss: number;
   elapsedMs: number;
   best: boolean;
 }
 
-export interface TrainedModel {
+/** Per-feature statistics of the training rows (raw units), in `features` order. */
+export interface FeatureStats {
+  min: number[];
+  max: number[];
+  mean: number[];
+  /** Population standard deviation. */
+  std: number[];
+}
+
+/** A fitted network with its standardisation: everything needed to predict. */
+export interface FittedNetwork {
   task: Task;
   features: string[];
   target: string;
   labels: string[];
   spec: MlpSpec;
   net: Mlp;
+  noise: NoiseModel;
   /** Input standardisation, float32-exact (the same numbers are written to the ONNX graph). */
   xMean: Float32Array;
   xStd: Float32Array;
   /** Regression target standardisation (mean 0, std 1 for classification). */
   yMean: number;
   yStd: number;
-  aleatoricStd: number;
   history: EpochLog[];
   bestEpoch: number;
   epochsRun: number;
@@ -84,6 +109,43 @@ export interface TrainedModel {
   engine: EngineKind;
   trainRows: number;
   valRows: number;
+  featureStats: FeatureStats;
+}
+
+export interface TemperatureMetrics {
+  rows: number;
+  nll_before: number;
+  nll_after: number;
+  ece_before: number;
+  ece_after: number;
+  /** Reliability diagram of the calibration rows after scaling (for a report). */
+  reliability: Reliability;
+}
+
+/** What calibration rows give a model: the served noise, conformal scores, the temperature. */
+export interface Calibration {
+  /**
+   * The maximum-likelihood σ (target units) of y ~ N(MC mean, MC variance [+ predicted variance] + σ²):
+   * homoscedastic, the noise; heteroscedastic, a floor added to the predicted variance (often 0).
+   */
+  aleatoricStd: number;
+  /** Sorted |y − mean| / std of the calibration rows (regression; empty for classification). */
+  conformalScores: Float64Array;
+  /** Logit temperature (classification; 1 for regression). */
+  temperature: number;
+  temperatureMetrics?: TemperatureMetrics;
+  rows: number;
+  /** Where the calibration rows come from (recorded in the card). */
+  source: string;
+}
+
+export interface TrainedModel extends FittedNetwork {
+  aleatoricStd: number;
+  conformalScores: Float64Array;
+  temperature: number;
+  temperatureMetrics?: TemperatureMetrics;
+  calibrationRows: number;
+  calibrationSource: string;
   metrics: { validation: RegressionMetrics | ClassificationMetrics; test?: RegressionMetrics | ClassificationMetrics };
 }
 
@@ -112,77 +174,174 @@ export function evalForward(net: Mlp, xs: Float32Array, n: number): Float32Array
 
 /**
  * T stochastic passes (dropout on) over n standardised rows; calls `each(out)` with the rows × outputs
- * result of every pass. Masks come from a generator seeded with `seed`.
+ * result of every pass. Masks come from a generator seeded with `seed`: per pass the input mask (when
+ * the network has input dropout), then one mask per hidden layer.
  */
 export function mcPasses(net: Mlp, xs: Float32Array, n: number, samples: number, seed: number, each: (out: Float32Array) => void): void {
   const ws = createWorkspace(net.spec, n);
   const rng = new Rng(seed);
   const masks = drawMasks(net.spec, n, rng);
+  const pIn = net.spec.inputDropout ?? 0;
+  const xMasked = pIn > 0 ? new Float32Array(xs.length) : null;
+  const inMask = pIn > 0 ? new Float32Array(n * net.spec.inputs) : null;
   for (let t = 0; t < samples; t++) {
-    drawMasks(net.spec, n, rng, masks);
-    each(forward(net, xs, n, ws, masks) as Float32Array);
-  }
-}
-
-/** MC mean and std per row of a single-output regression network, in target units. */
-export function mcRegression(m: TrainedModel, xs: Float32Array, n: number, samples: number, seed: number): { mean: Float64Array; std: Float64Array } {
-  const sum = new Float64Array(n);
-  const sumSq = new Float64Array(n);
-  mcPasses(m.net, xs, n, samples, seed, (out) => {
-    for (let i = 0; i < n; i++) {
-      const v = out[i]! * m.yStd + m.yMean;
-      sum[i]! += v;
-      sumSq[i]! += v * v;
+    let input = xs;
+    if (xMasked && inMask) {
+      rng.fillDropoutMask(inMask, pIn);
+      for (let i = 0; i < inMask.length; i++) xMasked[i] = xs[i]! * inMask[i]!;
+      input = xMasked;
     }
-  });
-  const mean = new Float64Array(n);
-  const std = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    mean[i] = sum[i]! / samples;
-    // unbiased sample variance, as the server reports it
-    std[i] = Math.sqrt(Math.max(0, (sumSq[i]! - samples * mean[i]! * mean[i]!) / Math.max(1, samples - 1)));
+    drawMasks(net.spec, n, rng, masks);
+    each(forward(net, input, n, ws, masks) as Float32Array);
   }
-  return { mean, std };
-}
-
-/** MC-averaged class probabilities (rows × classes). */
-export function mcClassification(m: TrainedModel, xs: Float32Array, n: number, samples: number, seed: number): Float64Array {
-  const k = m.labels.length;
-  const acc = new Float64Array(n * k);
-  mcPasses(m.net, xs, n, samples, seed, (out) => {
-    const p = softmaxRows(out, n, k);
-    for (let i = 0; i < p.length; i++) acc[i]! += p[i]!;
-  });
-  for (let i = 0; i < acc.length; i++) acc[i]! /= samples;
-  return acc;
-}
-
-/** Metrics of a trained model on a dataset (validation or test). */
-export function evaluate(m: TrainedModel, ds: Dataset, seed: number, samples: number): RegressionMetrics | ClassificationMetrics {
-  const xs = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
-  const evalOut = evalForward(m.net, xs, ds.n);
-  if (m.task === 'regression') {
-    const pred = Float64Array.from(evalOut, (v) => v * m.yStd + m.yMean);
-    const mc = mcRegression(m, xs, ds.n, samples, seed);
-    return regressionMetrics(ds.y, pred, mc.mean, mc.std, m.aleatoricStd);
-  }
-  const k = m.labels.length;
-  return classificationMetrics(ds.y, softmaxRows(evalOut, ds.n, k), mcClassification(m, xs, ds.n, samples, seed), k);
 }
 
 /**
- * Train a dropout MLP on `data` (validation rows split off with the seed), calibrate it, and measure
- * it on the validation rows and on `test` when given. `onEpoch` receives every epoch's losses.
+ * MC mean and epistemic std (unbiased sample std of the mean output) per row of a regression network,
+ * in target units. For a heteroscedastic network this is its first output, the mean.
  */
-export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch?: (log: EpochLog) => void): TrainedModel {
+export function mcRegression(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): { mean: Float64Array; std: Float64Array } {
+  const p = mcPredictive(m, xs, n, samples, seed);
+  return { mean: p.mean, std: p.epistemicVar.map(Math.sqrt) };
+}
+
+/** The served regression predictive distribution per row, in target units. */
+export interface Predictive {
+  mean: Float64Array;
+  /** Unbiased sample variance of the MC means (the epistemic part). */
+  epistemicVar: Float64Array;
+  /** Heteroscedastic: MC average of the predicted variance exp(log-variance); null for homoscedastic. */
+  aleatoricVar: Float64Array | null;
+}
+
+/**
+ * Monte Carlo predictive of a regression network, the formulas the server uses (src/model/mc.ts):
+ * mean = (1/T) Σ μ_t, epistemic variance = Σ (μ_t − mean)² / (T − 1), and for a heteroscedastic network
+ * aleatoric variance = (1/T) Σ exp(s_t), s_t the log-variance output in target units (Kendall & Gal 2017,
+ * eq. 9). Accumulated in float64 around the first sample (no cancellation when |mean| ≫ std).
+ */
+export function mcPredictive(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): Predictive {
+  const hetero = m.noise === 'heteroscedastic';
+  const K = m.spec.outputs;
+  const shift = new Float64Array(n);
+  const sum = new Float64Array(n);
+  const sumSq = new Float64Array(n);
+  const alea = hetero ? new Float64Array(n) : null;
+  const logVarShift = 2 * Math.log(m.yStd);
+  let first = true;
+  mcPasses(m.net, xs, n, samples, seed, (out) => {
+    for (let i = 0; i < n; i++) {
+      const v = out[i * K]! * m.yStd + m.yMean;
+      if (first) shift[i] = v;
+      const d = v - shift[i]!;
+      sum[i]! += d;
+      sumSq[i]! += d * d;
+      if (alea) alea[i]! += Math.exp(clampLogVar(out[i * K + 1]!) + logVarShift);
+    }
+    first = false;
+  });
+  const mean = new Float64Array(n);
+  const epistemicVar = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const d = sum[i]! / samples;
+    mean[i] = shift[i]! + d;
+    epistemicVar[i] = samples > 1 ? Math.max(0, (sumSq[i]! - samples * d * d) / (samples - 1)) : 0;
+    if (alea) alea[i]! /= samples;
+  }
+  return { mean, epistemicVar, aleatoricVar: alea };
+}
+
+function clampLogVar(s: number): number {
+  return s > MAX_LOG_VARIANCE ? MAX_LOG_VARIANCE : s < -MAX_LOG_VARIANCE ? -MAX_LOG_VARIANCE : s;
+}
+
+/**
+ * Total predictive std per row: √(epistemic + aleatoric), aleatoric = σ² (homoscedastic) or the predicted
+ * variance + σ² (heteroscedastic, σ the calibrated floor).
+ */
+export function totalStd(p: Predictive, sigma: number): Float64Array {
+  return p.mean.map((_, i) => Math.sqrt(p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : 0) + sigma * sigma));
+}
+
+/** MC logits of every pass, samples × rows × classes (temperature scaling needs them per sample). */
+export function mcLogits(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): Float32Array {
+  const K = m.spec.outputs;
+  const out = new Float32Array(samples * n * K);
+  let t = 0;
+  mcPasses(m.net, xs, n, samples, seed, (o) => {
+    out.set(o.subarray(0, n * K), t++ * n * K);
+  });
+  return out;
+}
+
+/** MC-averaged class probabilities (rows × classes) of logits divided by `temperature`. */
+export function mcClassification(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number, temperature = 1): Float64Array {
+  return averageProbabilities(mcLogits(m, xs, n, samples, seed), samples, n, m.spec.outputs, temperature);
+}
+
+/** Metrics of a trained model on a dataset (validation or test), as the model is served. */
+export function evaluate(m: TrainedModel, ds: Dataset, seed: number, samples: number): RegressionMetrics | ClassificationMetrics {
+  const xs = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
+  const evalOut = evalForward(m.net, xs, ds.n);
+  const K = m.spec.outputs;
+  if (m.task === 'regression') {
+    const pred = Float64Array.from({ length: ds.n }, (_, i) => evalOut[i * K]! * m.yStd + m.yMean);
+    const p = mcPredictive(m, xs, ds.n, samples, seed);
+    const epiStd = p.epistemicVar.map(Math.sqrt);
+    const s2 = m.aleatoricStd ** 2;
+    return regressionMetrics(ds.y, pred, p.mean, epiStd, p.aleatoricVar ? p.aleatoricVar.map((a) => a + s2) : s2, m.conformalScores.length ? m.conformalScores : undefined);
+  }
+  const evalProbs = softmaxRows(evalOut.map((v) => v / m.temperature), ds.n, K);
+  return classificationMetrics(ds.y, evalProbs, mcClassification(m, xs, ds.n, samples, seed, m.temperature), K);
+}
+
+/** Column min, max, mean and population std of raw features. */
+export function featureStats(ds: Dataset): FeatureStats {
+  const st = fitStandardiser(ds.x, ds.n, ds.f);
+  const min = Array.from({ length: ds.f }, () => Infinity);
+  const max = Array.from({ length: ds.f }, () => -Infinity);
+  const std = Array.from({ length: ds.f }, () => 0);
+  for (let i = 0; i < ds.n; i++) {
+    for (let j = 0; j < ds.f; j++) {
+      const v = ds.x[i * ds.f + j]!;
+      if (v < min[j]!) min[j] = v;
+      if (v > max[j]!) max[j] = v;
+      std[j]! += (v - st.mean[j]!) ** 2;
+    }
+  }
+  return { min, max, mean: Array.from(st.mean), std: std.map((s) => Math.sqrt(s / ds.n)) };
+}
+
+export interface FitHooks {
+  onEpoch?: (log: EpochLog) => void;
+  /** Epochs after which `onCheckpoint` sees the network (tuning scores candidate training lengths). */
+  checkpoints?: number[];
+  onCheckpoint?: (epoch: number, m: FittedNetwork) => void;
+  /** Compute the validation loss every epoch (history, early stopping); default true. */
+  trackValidation?: boolean;
+}
+
+/** The network spec of a run (validates the dropout rates against the layers). */
+export function specFor(data: Dataset, opts: TrainOptions): MlpSpec {
   const task = data.task;
-  const outputs = task === 'regression' ? 1 : data.labels.length;
+  if (task === 'classification' && opts.noise === 'heteroscedastic') throw new DataError('--noise heteroscedastic applies to regression only');
+  const outputs = task === 'regression' ? (opts.noise === 'heteroscedastic' ? 2 : 1) : data.labels.length;
   const dropout = expandDropout(opts.dropout, opts.hidden.length);
   for (const p of dropout) if (!(p >= 0 && p < 1)) throw new DataError(`dropout rate ${p} is outside [0, 1)`);
-  const spec: MlpSpec = { inputs: data.f, hidden: opts.hidden, outputs, activation: opts.activation, dropout };
+  if (!(opts.inputDropout >= 0 && opts.inputDropout < 1)) throw new DataError(`input dropout rate ${opts.inputDropout} is outside [0, 1)`);
+  return { inputs: data.f, hidden: opts.hidden, outputs, activation: opts.activation, dropout, ...(opts.inputDropout > 0 ? { inputDropout: opts.inputDropout } : {}) };
+}
 
-  // Separate streams so that changing one (e.g. epochs) does not reshuffle the others.
-  const [trainSet, valSet] = splitRows(data, opts.valSplit, opts.seed * 7919 + 1, 'validation split');
+/**
+ * Fit a network on `trainSet` (minibatch Adam with dropout) with `valSet` for the validation loss,
+ * early stopping and checkpoints (null: no validation rows, e.g. a refit on all training rows).
+ * Standardisation statistics come from `trainSet`.
+ */
+export function fitNetwork(trainSet: Dataset, valSet: Dataset | null, opts: TrainOptions, hooks: FitHooks = {}): FittedNetwork {
+  const task = trainSet.task;
+  const spec = specFor(trainSet, opts);
+  const outputs = spec.outputs;
+  const hetero = task === 'regression' && opts.noise === 'heteroscedastic';
   if (task === 'classification') {
     const present = new Set(trainSet.y);
     if (present.size < 2) throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
@@ -201,31 +360,54 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
     yMean = Math.fround(ys.mean[0]!);
     yStd = Math.fround(ys.std[0]!);
   }
+  const valRows = valSet ? valSet.n : 0;
   const xTrain = standardise(trainSet.x, trainSet.n, trainSet.f, xMean, xStd);
-  const xVal = standardise(valSet.x, valSet.n, valSet.f, xMean, xStd);
+  const xVal = valSet ? standardise(valSet.x, valSet.n, valSet.f, xMean, xStd) : new Float32Array(0);
   const target = (ds: Dataset): Float32Array =>
     task === 'regression' ? Float32Array.from(ds.y, (v) => (v - yMean) / yStd) : Float32Array.from(ds.y);
   const yTrain = target(trainSet);
-  const yVal = target(valSet);
+  const yVal = valSet ? target(valSet) : new Float32Array(0);
 
   const net = createMlp(spec, initRng);
   const batch = Math.min(opts.batchSize, trainSet.n);
   // the engine may move net.params and net.grads into its own memory: create it before the optimiser
-  const engine = createEngine(net, batch, xVal, valSet.n, opts.engine);
+  const engine = createEngine(net, batch, xVal, valRows, opts.engine);
   const adam = new Adam(net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
   const { xb, masks, dOut } = engine;
   const yb = new Float32Array(batch);
   const order = new Uint32Array(trainSet.n);
   for (let i = 0; i < order.length; i++) order[i] = i;
-  const valD = new Float32Array(valSet.n * outputs);
-  const valLoss = (): number => {
-    const out = engine.evalOutputs();
-    return task === 'regression' ? mseLoss(out, yVal, valSet.n, 1, valD) : crossEntropyLoss(out, yVal, valSet.n, outputs, valD);
-  };
+  const valD = new Float32Array(valRows * outputs);
+  const loss = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array): number =>
+    task === 'classification' ? crossEntropyLoss(out, y, rows, outputs, d) : hetero ? gaussianNllLoss(out, y, rows, d) : mseLoss(out, y, rows, 1, d);
+  const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
+  const valLoss = (): number => (trackValidation ? loss(engine.evalOutputs(), yVal, valRows, valD) : NaN);
+  const pIn = spec.inputDropout ?? 0;
+  const inMask = pIn > 0 ? new Float32Array(batch * spec.inputs) : null;
+  const checkpoints = new Set(hooks.checkpoints ?? []);
 
-  const history: EpochLog[] = [];
+  const fitted: FittedNetwork = {
+    task,
+    features: trainSet.features,
+    target: trainSet.target,
+    labels: trainSet.labels,
+    spec,
+    net,
+    noise: task === 'regression' ? opts.noise : 'homoscedastic',
+    xMean,
+    xStd,
+    yMean,
+    yStd,
+    history: [],
+    bestEpoch: 0,
+    epochsRun: 0,
+    engine: engine.kind,
+    trainRows: trainSet.n,
+    valRows,
+    featureStats: featureStats(trainSet),
+  };
+  const history = fitted.history;
   let best = Infinity;
-  let bestEpoch = 0;
   let bestParams = net.params.slice();
   let sinceBest = 0;
   const start = performance.now();
@@ -243,10 +425,14 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
         for (let j = 0; j < f; j++) xb[r * f + j] = xTrain[i * f + j]!;
         yb[r] = yTrain[i]!;
       }
+      if (inMask) {
+        // input dropout: the masked rows are the first layer's input, forward and backward
+        dropoutRng.fillDropoutMaskRange(inMask, 0, rows * f, pIn);
+        for (let k = 0; k < rows * f; k++) xb[k]! *= inMask[k]!;
+      }
       drawMasks(spec, rows, dropoutRng, masks);
       const out = engine.forward(rows);
-      const loss = task === 'regression' ? mseLoss(out, yb, rows, 1, dOut) : crossEntropyLoss(out, yb, rows, outputs, dOut);
-      lossSum += loss * rows;
+      lossSum += loss(out, yb, rows, dOut) * rows;
       engine.backward(rows);
       adam.step(net.params, net.grads);
       engine.paramsChanged();
@@ -255,47 +441,85 @@ export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch
     const improved = vl < best;
     if (improved) {
       best = vl;
-      bestEpoch = epoch;
-      bestParams = net.params.slice();
+      fitted.bestEpoch = epoch;
+      if (opts.patience > 0) bestParams = net.params.slice();
       sinceBest = 0;
     } else sinceBest++;
     const log: EpochLog = { epoch, trainLoss: lossSum / trainSet.n, valLoss: vl, elapsedMs: performance.now() - start, best: improved };
     history.push(log);
-    onEpoch?.(log);
+    hooks.onEpoch?.(log);
     if (!Number.isFinite(log.trainLoss)) throw new DataError(`training diverged at epoch ${epoch} (loss ${log.trainLoss}); lower --lr`);
+    if (checkpoints.has(epoch)) {
+      fitted.epochsRun = epoch;
+      hooks.onCheckpoint?.(epoch, fitted);
+    }
     if (opts.patience > 0 && sinceBest >= opts.patience) break;
   }
-  const epochsRun = Math.min(epoch, opts.epochs);
+  fitted.epochsRun = Math.min(epoch, opts.epochs);
+  if (!trackValidation) fitted.bestEpoch = fitted.epochsRun;
   // Early stopping restores the best weights; without it we keep the final weights, like a plain loop.
-  if (opts.patience > 0) net.params.set(bestParams);
+  if (opts.patience > 0 && trackValidation) net.params.set(bestParams);
+  return fitted;
+}
 
-  const model: TrainedModel = {
-    task,
-    features: data.features,
-    target: data.target,
-    labels: data.labels,
-    spec,
-    net,
-    xMean,
-    xStd,
-    yMean,
-    yStd,
+/**
+ * Calibrate a fitted network on rows it did not train on: the aleatoric σ (homoscedastic, by maximum
+ * likelihood), the split-conformal scores |y − mean| / std (regression), the logit temperature
+ * (classification). `samples` MC passes with masks seeded by `seed`.
+ */
+export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed: number, source: string): Calibration {
+  const xs = standardise(cal.x, cal.n, cal.f, m.xMean, m.xStd);
+  if (m.task === 'regression') {
+    const p = mcPredictive(m, xs, cal.n, samples, seed);
+    // homoscedastic: σ is the noise; heteroscedastic: σ is a floor added to the predicted variance (0
+    // when the predicted variances already fit the rows), which guards against over-confident rows
+    const residuals = Float64Array.from(cal.y, (v, i) => v - p.mean[i]!);
+    const knownVar = p.aleatoricVar ? p.epistemicVar.map((e, i) => e + p.aleatoricVar![i]!) : p.epistemicVar;
+    const sigma = calibrateAleatoricStd(residuals, knownVar, m.yStd);
+    const std = totalStd(p, sigma);
+    return { aleatoricStd: sigma, conformalScores: conformalScores(cal.y, p.mean, std), temperature: 1, rows: cal.n, source };
+  }
+  const K = m.spec.outputs;
+  const logits = mcLogits(m, xs, cal.n, samples, seed);
+  const temperature = fitTemperature(logits, samples, cal.n, K, cal.y);
+  const before = classificationMetrics(cal.y, averageProbabilities(logits, samples, cal.n, K, 1), averageProbabilities(logits, samples, cal.n, K, 1), K);
+  const afterProbs = averageProbabilities(logits, samples, cal.n, K, temperature);
+  const after = classificationMetrics(cal.y, afterProbs, afterProbs, K);
+  return {
     aleatoricStd: 0,
-    history,
-    bestEpoch,
-    epochsRun,
-    engine: engine.kind,
-    trainRows: trainSet.n,
-    valRows: valSet.n,
+    conformalScores: new Float64Array(0),
+    temperature,
+    temperatureMetrics: { rows: cal.n, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece, reliability: reliability(cal.y, afterProbs, K) },
+    rows: cal.n,
+    source,
+  };
+}
+
+/** A fitted network with its calibration: the model the CLI exports. */
+export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel {
+  return {
+    ...m,
+    aleatoricStd: c.aleatoricStd,
+    conformalScores: c.conformalScores,
+    temperature: c.temperature,
+    ...(c.temperatureMetrics ? { temperatureMetrics: c.temperatureMetrics } : {}),
+    calibrationRows: c.rows,
+    calibrationSource: c.source,
     metrics: { validation: undefined as unknown as RegressionMetrics },
   };
+}
+
+/**
+ * Train a dropout MLP on `data` (validation rows split off with the seed), calibrate it on the
+ * validation rows, and measure it on them and on `test` when given. `onEpoch` receives every epoch's
+ * losses.
+ */
+export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch?: (log: EpochLog) => void): TrainedModel {
+  // Separate streams so that changing one (e.g. epochs) does not reshuffle the others.
+  const [trainSet, valSet] = splitRows(data, opts.valSplit, opts.seed * 7919 + 1, 'validation split');
+  const fitted = fitNetwork(trainSet, valSet, opts, { onEpoch });
   const calSeed = opts.seed * 7919 + 5;
-  if (task === 'regression') {
-    const mc = mcRegression(model, xVal, valSet.n, opts.mcSamples, calSeed);
-    const residuals = Float64Array.from(valSet.y, (v, i) => v - mc.mean[i]!);
-    const epiVar = Float64Array.from(mc.std, (s) => s * s);
-    model.aleatoricStd = calibrateAleatoricStd(residuals, epiVar, yStd);
-  }
+  const model = withCalibration(fitted, calibrate(fitted, valSet, opts.mcSamples, calSeed, 'validation rows (not used for gradient steps)'));
   model.metrics.validation = evaluate(model, valSet, calSeed + 1, opts.mcSamples);
   if (test) model.metrics.test = evaluate(model, test, calSeed + 2, opts.mcSamples);
   return model;

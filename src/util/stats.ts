@@ -68,3 +68,18 @@ export function entropy(p: ArrayLike<number>, offset = 0, k = p.length): number 
 export function erf(x: number): number {
   return 1 - erfc(x);
 }
+
+/**
+ * Split-conformal quantile of nonconformity scores (Vovk et al. 2005; Lei et al. 2018; Angelopoulos &
+ * Bates 2021, §1.1): with n calibration scores sorted ascending, the ⌈(n + 1)·level⌉-th smallest, or +∞
+ * when that rank exceeds n (too few rows for the level). Then for an exchangeable test row,
+ * P(score ≤ q) ≥ level.
+ */
+export function conformalQuantile(sortedScores: ArrayLike<number>, level: number): number {
+  if (!(level > 0 && level < 1)) throw new RangeError(`conformal level must be in (0, 1), got ${level}`);
+  const n = sortedScores.length;
+  // the rank in floating point: (n+1)·level can land a hair above an integer (e.g. 10·0.9 = 9.000000000000002)
+  const k = Math.ceil((n + 1) * level - 1e-9);
+  return k > n ? Infinity : sortedScores[Math.max(k, 1) - 1]!;
+}
+

@@ -102,6 +102,6 @@ describe('the protocol codecs follow the tables', () => {
     expect(mcOutputNames('classification')).toEqual(['probabilities', 'entropy', 'mutual_information', 'variation_ratio']);
     const cls = mcOutputs(classification(2, 3, 10));
     expect(cls.map((o) => o.shape)).toEqual([[2, 3], [2], [2], [2]]);
-    expect(cls[1]!.data).toEqual(Array.from((classification(2, 3, 10) as { entropy: Float64Array }).entropy, (v) => Math.fround(v)));
+    expect(Array.from(cls[1]!.data)).toEqual(Array.from((classification(2, 3, 10) as { entropy: Float64Array }).entropy, (v) => Math.fround(v)));
   });
 });

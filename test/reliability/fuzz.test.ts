@@ -60,6 +60,47 @@ describe('property fuzzing', () => {
       { numRuns: 1200, seed: 7 },
     );
   });
+  it('V2 binary bodies: arbitrary headers, sizes, bytes and Inference-Header-Content-Length values (600 runs)', async () => {
+    // a header that often reaches the tensor checks: the model's input, a datatype, a shape and a size
+    const header = fc.record(
+      {
+        inputs: fc.array(
+          fc.record(
+            {
+              name: fc.constantFrom('input', 'x'),
+              shape: fc.array(fc.integer({ min: -1, max: 12 }), { maxLength: 3 }),
+              datatype: fc.constantFrom('FP32', 'FP64', 'INT64', 'INT32', 'UINT8', 'BYTES', 'BOOL', 'FP16', 'BF16', 'FP8'),
+              parameters: fc.record({ binary_data_size: fc.oneof(fc.integer({ min: -4, max: 200 }), fc.string({ maxLength: 2 })) }),
+              data: fc.option(row, { nil: undefined }),
+            },
+            { requiredKeys: ['name', 'shape', 'datatype'] },
+          ),
+          { maxLength: 2 },
+        ),
+        parameters: fc.option(fc.record({ mc_samples: fc.integer({ min: 0, max: 50 }), binary_data_output: fc.oneof(fc.boolean(), fc.integer()) }, { requiredKeys: [] }), { nil: undefined }),
+        outputs: fc.option(fc.array(fc.record({ name: fc.constantFrom('prediction', 'mean', 'x'), parameters: fc.record({ binary_data: fc.oneof(fc.boolean(), fc.string()) }) }), { maxLength: 2 }), { nil: undefined }),
+      },
+      { requiredKeys: ['inputs'] },
+    );
+    const text = fc.oneof(header.map((h) => JSON.stringify(h)), fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)), fc.string({ maxLength: 30 }));
+    const length = (json: string, raw: Uint8Array) => fc.oneof(fc.constant(String(Buffer.byteLength(json))), fc.integer({ min: 0, max: Buffer.byteLength(json) + raw.length + 2 }).map(String), fc.constantFrom('', '-1', 'abc', '1e3', ' 7 '));
+    await fc.assert(
+      fc.asyncProperty(
+        text.chain((json) => fc.uint8Array({ maxLength: 160 }).chain((raw) => fc.tuple(fc.constant(json), fc.constant(raw), length(json, raw), fc.constantFrom(undefined, 'application/octet-stream', 'application/json')))),
+        async ([json, raw, headerLength, contentType]) => {
+          const r = await app.inject({
+            method: 'POST',
+            url: '/v2/models/diabetes/infer',
+            payload: Buffer.concat([Buffer.from(json), raw]),
+            headers: { 'inference-header-content-length': headerLength, ...(contentType ? { 'content-type': contentType } : {}) },
+          });
+          expect(r.statusCode, `${json.slice(0, 200)} + ${raw.length} bytes, header ${headerLength}`).toBeLessThan(500);
+          if (r.statusCode >= 400) expect(Object.keys(JSON.parse(r.body) as object)).toEqual(['error']);
+        },
+      ),
+      { numRuns: 600, seed: 11 },
+    );
+  });
   it('valid rows of arbitrary finite numbers always get 200 with finite statistics', async () => {
     const finite = fc.double({ min: -1e6, max: 1e6, noNaN: true });
     await fc.assert(

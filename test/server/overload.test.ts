@@ -7,6 +7,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
@@ -188,11 +189,17 @@ describe('inputs far outside the training range', () => {
     expect(inRange.json()).not.toHaveProperty('out_of_range');
     const v2 = await app.inject({ method: 'POST', url: '/v2/models/ranged/infer', payload: { inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...DIABETES_ROW, ...old] }], parameters: { mc_samples: 10, seed: 1 } } });
     expect(v2.json().parameters).toEqual({ mc_samples: 10, seed: 1, interval: 0.9, out_of_range: [[], ['age']] });
-    // a model without feature_stats: no flag, whatever the input
-    expect((await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW] } })).json()).not.toHaveProperty('out_of_range');
     await app.close();
-    const plain = (await testApp()).app;
-    expect((await plain.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [old] } })).json()).not.toHaveProperty('out_of_range');
+    // a model without feature_stats (the shipped card has them: a copy without): no flag, whatever the input
+    const bare = mkdtempSync(join(tmpdir(), 'ds-range-'));
+    mkdirSync(join(bare, 'unranged'));
+    cpSync('models/diabetes/model.onnx', join(bare, 'unranged', 'model.onnx'));
+    const { feature_stats: _dropped, ...unranged } = card;
+    writeFileSync(join(bare, 'unranged', 'model.json'), JSON.stringify({ ...unranged, name: 'unranged' }));
+    const plain = (await testApp({ MODELS_DIR: bare })).app;
+    const r = await plain.inject({ method: 'POST', url: '/v1/models/unranged/predict', payload: { instances: [old] } });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).not.toHaveProperty('out_of_range');
     await plain.close();
   });
 
@@ -224,6 +231,21 @@ describe('JSON nesting depth', () => {
     expect([v1.statusCode, v1.json()]).toEqual([400, { statusCode: 400, error: 'Bad Request', message: 'body: JSON nested deeper than 32 levels (no valid request needs more)', code: 'DS_JSON_TOO_DEEP' }]);
     const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', headers: json, payload: `{"inputs": ${deep}` });
     expect([v2.statusCode, v2.json()]).toEqual([400, { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' }]);
+    // V2 bodies as clients send them (plugins/v2-body.ts): no content type, gzip, and the JSON header of
+    // a binary body (Inference-Header-Content-Length)
+    const tooDeep = { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' };
+    const bare = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: Buffer.from(`{"inputs": ${deep}`) });
+    expect([bare.headers['content-type'], bare.statusCode, bare.json()]).toEqual(['application/json', 400, tooDeep]);
+    const gz = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', headers: { ...json, 'content-encoding': 'gzip' }, payload: gzipSync(`{"inputs": ${deep}`) });
+    expect([gz.statusCode, gz.json()]).toEqual([400, tooDeep]);
+    const header = Buffer.from(`{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "parameters": {"binary_data_size": 40}, "x": ${'['.repeat(40)}${']'.repeat(40)}}]}`);
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+      payload: Buffer.concat([header, Buffer.from(Float32Array.from(DIABETES_ROW).buffer)]),
+    });
+    expect([binary.statusCode, binary.json()]).toEqual([400, tooDeep]);
     const nested = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: [DIABETES_ROW] }] } });
     expect(nested.statusCode).toBe(200);
     const invalid = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: '{"instances": [[1, 2' });

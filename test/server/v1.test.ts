@@ -41,10 +41,10 @@ describe('/v1/models', () => {
   it('lists every model with card, inputs, outputs and mc_available', async () => {
     const { models } = (await app.inject('/v1/models')).json();
     const byName = Object.fromEntries(models.map((m: { name: string }) => [m.name, m]));
-    expect(byName.diabetes).toMatchObject({ task: 'regression', dropout: [0.3], mc_available: true, inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 10] }] });
+    expect(byName.diabetes).toMatchObject({ task: 'regression', dropout: [0.2], mc_available: true, inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 10] }] });
     expect(byName.diabetes.aleatoric_std).toBeGreaterThan(0);
     expect(byName.diabetes.metrics.test.coverage_90).toBeGreaterThan(0.8);
-    expect(byName.wine).toMatchObject({ task: 'classification', labels: ['class_0', 'class_1', 'class_2'], dropout: [0.5, 0.5] });
+    expect(byName.wine).toMatchObject({ task: 'classification', labels: ['class_0', 'class_1', 'class_2'], dropout: [0.2, 0.2] });
     expect(byName.nodrop).toMatchObject({ mc_available: false, dropout: [], features: ['x0', 'x1', 'x2', 'x3'] });
     expect(byName.torchnet).toMatchObject({ mc_available: true, dropout: [0.25, 0.4], outputs: [{ name: 'y', shape: [-1, 2] }] });
   });

@@ -14,7 +14,12 @@ const input = (data: unknown, shape: number[], datatype = 'FP32', name = 'input'
 
 describe('KServe Open Inference Protocol (V2)', () => {
   it('server metadata, health', async () => {
-    expect((await app.inject('/v2')).json()).toEqual({ name: 'dropout-serve', version: '0.1.0', extensions: ['mc_dropout'] });
+    const meta = { name: 'dropout-serve', version: '0.1.0', extensions: ['mc_dropout', 'binary_tensor_data', 'statistics'] };
+    expect((await app.inject('/v2')).json()).toEqual(meta);
+    // the spec's path (open_inference_rest.yaml: /v2/)
+    const slash = await app.inject('/v2/');
+    expect(slash.statusCode).toBe(200);
+    expect(slash.json()).toEqual(meta);
     expect((await app.inject('/v2/health/live')).json()).toEqual({ live: true });
     expect((await app.inject('/v2/health/ready')).json()).toEqual({ ready: true });
   });
@@ -23,7 +28,7 @@ describe('KServe Open Inference Protocol (V2)', () => {
     expect(meta).toMatchObject({
       name: 'diabetes',
       versions: ['1'],
-      platform: 'onnxruntime_onnx',
+      platform: 'onnx_onnxv1',
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 10] }],
       outputs: [{ name: 'prediction', datatype: 'FP32', shape: [-1, 1] }],
     });
@@ -106,7 +111,7 @@ describe('KServe Open Inference Protocol (V2)', () => {
         "inputs[0] ("input").data[0]: expected a finite number, got a string",
         "inputs[0].name: unknown input "x"; the model's input is "input"",
         "body.inputs: Too small: expected array to have >=1 items",
-        "body.inputs[0].data: Invalid input: expected array, received undefined",
+        "inputs[0] ("input").data: missing (send "data", or the values in binary with parameters.binary_data_size)",
         "body.parameters.mc_samples: Invalid input: expected number, received string",
         "rows × mc_samples = 30 × 1000 = 30000 exceeds MC_MAX_WORK=20000",
         "model "nodrop" has no Dropout node, so Monte Carlo dropout is not available; use predict",

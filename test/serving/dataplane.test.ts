@@ -92,6 +92,31 @@ describe('DataPlane', () => {
       expect(old.closed).toBe(true);
     }
   });
+
+  it('statistics: requests coalesced into one run are one execution of their total rows; each request counts its rows, its wait and the run', async () => {
+    const a = fakeModel('a', 1);
+    const { dp } = await plane({ BATCH_MAX_ROWS: '256', MAX_BATCH_ROWS: '100' }, [a]);
+    let open!: () => void;
+    a.gate = new Promise((r) => (open = r));
+    const predicts = [1, 2, 3].map((n) => dp.predict({ model: 'a', input: rows(n) }));
+    const mcs = [2, 5].map((n) => dp.sample({ model: 'a', input: rows(n), samples: 10, fields: FIELDS }));
+    await new Promise((r) => setTimeout(r, 5));
+    open();
+    await Promise.all([...predicts, ...mcs]);
+    await expect(dp.predict({ model: 'a', input: rows(101) })).rejects.toThrow(TooLargeError);
+    const [s] = dp.modelStatistics('a');
+    const p = s!.modes.predict;
+    const m = s!.modes.mc;
+    expect([p.inferenceCount, p.executionCount, p.success.count, p.fail.count, p.queue.count, p.computeInfer.count]).toEqual([6, 1, 3, 1, 3, 3]);
+    expect([...p.batches].map(([n, d]) => [n, d.count])).toEqual([[6, 1]]);
+    expect([m.inferenceCount, m.executionCount, m.sampleCount, m.success.count, m.fail.count]).toEqual([7, 1, 70, 2, 0]);
+    expect([...m.batches].map(([n, d]) => [n, d.count])).toEqual([[7, 1]]);
+    // the requests that waited for the gated run count it as compute, each of them
+    expect(p.computeInfer.ns).toBeGreaterThanOrEqual(3 * p.batches.get(6)!.ns - 3);
+    expect(dp.modelStatistics()).toEqual([s]);
+    expect(() => dp.modelStatistics('zz')).toThrow(ModelNotFoundError);
+    expect(() => dp.modelStatistics('a', '2')).toThrow('model "a" has no version "2" (versions: 1)');
+  });
 });
 
 /** Rows with the given values (row-major, the model's feature count per row). */

@@ -15,12 +15,12 @@ beforeEach(() => {
 afterEach(() => vi.restoreAllMocks());
 
 describe('train CLI', () => {
-  it('writes model.onnx, model.json and report.md; the same seed gives byte-identical ONNX', () => {
+  it('writes model.onnx, model.json and report.md; the same seed gives byte-identical ONNX', async () => {
     const a = mkdtempSync(join(tmpdir(), 'cli-a-'));
     const b = mkdtempSync(join(tmpdir(), 'cli-b-'));
     const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'd', '--epochs', '15', '--seed', '9', '--test-split', '0.2', '--mc-samples', '20'];
-    expect(run([...args, '--out', a])).toBe(0);
-    expect(run([...args, '--out', b])).toBe(0);
+    expect(await run([...args, '--out', a])).toBe(0);
+    expect(await run([...args, '--out', b])).toBe(0);
     const onnxA = readFileSync(join(a, 'd', 'model.onnx'));
     expect(onnxA.equals(readFileSync(join(b, 'd', 'model.onnx')))).toBe(true);
     const card = JSON.parse(readFileSync(join(a, 'd', 'model.json'), 'utf8'));
@@ -33,26 +33,26 @@ describe('train CLI', () => {
     expect(stdout).toContain('| coverage_90');
     expect(readFileSync(join(a, 'd', 'report.md'), 'utf8')).toContain('| rmse');
   });
-  it('classification with --test-data reports accuracy, NLL, ECE and Brier', () => {
+  it('classification with --test-data reports accuracy, NLL, ECE and Brier', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cli-c-'));
-    expect(run(['--data', 'data/wine.csv', '--target', 'class', '--name', 'w', '--epochs', '10', '--test-data', 'data/wine.csv', '--out', out, '--quiet'])).toBe(0);
+    expect(await run(['--data', 'data/wine.csv', '--target', 'class', '--name', 'w', '--epochs', '10', '--test-data', 'data/wine.csv', '--out', out, '--quiet'])).toBe(0);
     const card = JSON.parse(readFileSync(join(out, 'w', 'model.json'), 'utf8'));
     expect(card.labels).toEqual(['class_0', 'class_1', 'class_2']);
     expect(card.output_kind).toBe('logits');
     expect(Object.keys(card.metrics.test)).toEqual(expect.arrayContaining(['accuracy', 'nll', 'ece', 'brier']));
   });
-  it('rejects bad options with a message naming the option', () => {
+  it('rejects bad options with a message naming the option', async () => {
     const base = ['--data', 'x.csv', '--target', 'y', '--name', 'n'];
     expect(() => parseCli([...base, '--dropout', '1.5'])).toThrow('--dropout 1.5: expected rates in [0, 1)');
     expect(() => parseCli([...base, '--hidden', '10,x'])).toThrow('--hidden x: expected positive integer widths');
     expect(() => parseCli(['--target', 'y', '--name', 'n'])).toThrow('--data is required');
     expect(() => parseCli([...base, '--activation', 'sigmoid'])).toThrow('--activation sigmoid: expected relu, tanh or gelu');
     expect(() => parseCli([...base.slice(0, 4), '--name', '../evil'])).toThrow('--name ../evil');
-    expect(run([...base, '--epochs', '0'])).toBe(2);
+    expect(await run([...base, '--epochs', '0'])).toBe(2);
     expect(stderr).toContain('--epochs 0: expected a positive integer');
   });
-  it('a data error exits 1 with the file and problem', () => {
-    expect(run(['--data', 'data/diabetes.csv', '--target', 'nope', '--name', 'n', '--out', tmpdir()])).toBe(1);
+  it('a data error exits 1 with the file and problem', async () => {
+    expect(await run(['--data', 'data/diabetes.csv', '--target', 'nope', '--name', 'n', '--out', tmpdir()])).toBe(1);
     expect(stderr).toContain('data/diabetes.csv: unknown target column "nope"');
   });
 });

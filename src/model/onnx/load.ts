@@ -1,15 +1,15 @@
 /**
- * Loading an ONNX model: read the file and its card, inspect the graph, probe it with two rows (the
- * batch must come first), fold affine steps, create the eval and Monte Carlo sessions and self-check
- * them. Everything is computed here, then the model is constructed once (OnnxModel).
+ * Loading an ONNX model: read the file and its card, inspect the graph, serve a fixed batch when the
+ * graph allows it (relaxBatch), probe it with two rows (the batch must come first), fold affine steps,
+ * create the eval and Monte Carlo sessions and self-check them at every run shape requests produce
+ * (graph.ts selfCheck). Everything is computed here, then the model is constructed once (OnnxModel).
  */
 import { readFile } from 'node:fs/promises';
 import type { Model as OnnxProto } from '../../onnx/proto.js';
-import { Rng } from '../../util/rng.js';
 import { readCard } from '../card.js';
 import { ModelLoadError } from '../errors.js';
 import type { ModelSource, RuntimeOptions } from '../model.js';
-import { type GraphInfo, ModelFormatError, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, sharedPrefixPoint } from './graph.js';
+import { type BatchRelaxation, type GraphInfo, ModelFormatError, type ServingRuns, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, selfCheck, sharedPrefixPoint } from './graph.js';
 import type { OnnxModelInit } from './model.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { type GraphIo, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';
@@ -40,6 +40,14 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     throw err;
   }
   const { model, info } = inspected;
+  // before anything reads the input's dims or builds a graph: it rewrites `model` and `info`
+  let relaxed: BatchRelaxation | null;
+  try {
+    relaxed = relaxBatch(model, info);
+  } catch (err) {
+    if (err instanceof ModelFormatError) throw new ModelLoadError(file, err.message);
+    throw err;
+  }
   const embedded = info.metadata['dropout_serve.card'];
   const { card, source: cardSource } = await readCard(cardPath, embedded ? { text: embedded, source: 'metadata_props dropout_serve.card' } : undefined);
   const fail = (msg: string): never => {
@@ -143,7 +151,36 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       }
     }
     const io: GraphIo = { inputName: info.input.name, outputName, features: features.length, masks };
-    await selfCheck(file, io, evalSession, mcPlain, mcShared);
+    // the MC graphs with masks of 1 must equal the eval graph at every run shape requests produce: the
+    // plain graph is required (a model whose MC graph fails would fail at request time), the
+    // shared-prefix one is an optimisation and is dropped when it fails
+    const runs = (graphs: ServingRuns['mcGraphs']): ServingRuns => ({
+      features: features.length,
+      outputSize,
+      maxRunRows: opts.maxRunRows,
+      evalRun: (x, rows) => runEval(io, evalSession, x, rows),
+      mcGraphs: graphs,
+    });
+    const runOnes = (g: McGraphSession) => (x: Float32Array, rows: number, s: number) =>
+      runChunk(io, g, x, masks.map((m) => new Float32Array(s * rows * m.rowSize)), s, rows, (b) => b.fill(1));
+    try {
+      await selfCheck(runs(mcPlain ? [{ label: 'plain', runOnes: runOnes(mcPlain) }] : []));
+    } catch (err) {
+      if (err instanceof ModelFormatError) throw new ModelLoadError(file, err.message);
+      throw err;
+    }
+    let sharedPrefixSkipped: string | null = null;
+    if (mcShared) {
+      try {
+        await selfCheck(runs([{ label: 'shared-prefix', runOnes: runOnes(mcShared) }]));
+      } catch (err) {
+        if (!(err instanceof ModelFormatError)) throw err;
+        sharedPrefixSkipped = err.message;
+        await mcShared.session.release().catch(() => undefined);
+        sessions.splice(sessions.indexOf(mcShared.session), 1);
+        mcShared = null;
+      }
+    }
     return {
       name,
       version: source.version ?? '1',
@@ -166,32 +203,12 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       runtime: opts,
       loadMs: performance.now() - started,
       foldedNodes,
+      batchRelaxed: relaxed?.message ?? null,
+      sharedPrefixSkipped,
     };
   } catch (err) {
     await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
     throw err;
-  }
-}
-
-/**
- * Before a model is served, the MC graphs (plain and shared-prefix) with every mask = 1 must reproduce
- * the eval graph: proves the rewrites are sound.
- */
-async function selfCheck(file: string, io: GraphIo, evalSession: OrtSession, mcPlain: McGraphSession | null, mcShared: McGraphSession | null): Promise<void> {
-  const rows = 3;
-  const x = new Float32Array(rows * io.features);
-  const rng = new Rng(12345);
-  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
-  const evalOut = await runEval(io, evalSession, x, rows);
-  for (const g of [mcPlain, mcShared]) {
-    if (!g) continue;
-    const ones = io.masks.map((m) => new Float32Array(rows * m.rowSize));
-    const out = await runChunk(io, g, x, ones, 1, rows, (buf) => buf.fill(1));
-    for (let i = 0; i < evalOut.length; i++) {
-      if (!(Math.abs(evalOut[i]! - out[i]!) <= 1e-4 * Math.max(1, Math.abs(evalOut[i]!)))) {
-        throw new ModelLoadError(file, `self-check failed: the ${g === mcShared ? 'shared-prefix ' : ''}Monte Carlo graph with dropout masks of 1 gives ${out[i]} where the eval graph gives ${evalOut[i]}`);
-      }
-    }
   }
 }
 

@@ -43,6 +43,10 @@ export interface OnnxModelInit {
   loadMs: number;
   /** Nodes removed by folding affine steps into Gemm weights at load. */
   foldedNodes: number;
+  /** What relaxBatch changed to serve a fixed-batch export (its log line); null when nothing. */
+  batchRelaxed: string | null;
+  /** Why the shared-prefix MC graph failed the self-check and is not used; null when it passed or was not built. */
+  sharedPrefixSkipped: string | null;
 }
 
 function checkInterval(interval: number): void {
@@ -59,7 +63,8 @@ export class OnnxModel implements Model {
   readonly output: TensorSpec;
   readonly outputSize: number;
   readonly outputKind: Model['outputKind'];
-  readonly platform = 'onnxruntime_onnx';
+  // the Open Inference Protocol's name for ONNX models (inference_rest.md, Platforms); Triton says onnxruntime_onnx
+  readonly platform = 'onnx_onnxv1';
   readonly maxRunRows: number;
   readonly featureStats: FeatureStats | null;
   readonly file: string;
@@ -69,6 +74,8 @@ export class OnnxModel implements Model {
   readonly aleatoricStd: readonly number[];
   readonly loadMs: number;
   readonly foldedNodes: number;
+  readonly batchRelaxed: string | null;
+  readonly sharedPrefixSkipped: string | null;
   private readonly io: GraphIo;
   private readonly evalSession: OrtSession;
   private readonly mcPlain: McGraphSession | null;
@@ -94,6 +101,8 @@ export class OnnxModel implements Model {
     this.aleatoricStd = init.aleatoricStd;
     this.loadMs = init.loadMs;
     this.foldedNodes = init.foldedNodes;
+    this.batchRelaxed = init.batchRelaxed;
+    this.sharedPrefixSkipped = init.sharedPrefixSkipped;
     this.io = { inputName: init.info.input.name, outputName: init.outputName, features: init.features.length, masks: init.masks };
     this.evalSession = init.evalSession;
     this.mcPlain = init.mcPlain;
@@ -243,7 +252,18 @@ export class OnnxModel implements Model {
   }
 
   loadInfo(): Record<string, unknown> {
-    return { path: this.file, input: this.info.input.name, features: this.features.length, dropout_nodes: this.info.dropouts.length, mc_available: this.mcAvailable, shared_prefix: this.sharedPrefix, folded_nodes: this.foldedNodes, ms: Math.round(this.loadMs) };
+    return {
+      path: this.file,
+      input: this.info.input.name,
+      features: this.features.length,
+      dropout_nodes: this.info.dropouts.length,
+      mc_available: this.mcAvailable,
+      shared_prefix: this.sharedPrefix,
+      ...(this.sharedPrefixSkipped ? { shared_prefix_skipped: this.sharedPrefixSkipped } : {}),
+      ...(this.batchRelaxed ? { batch_relaxed: this.batchRelaxed } : {}),
+      folded_nodes: this.foldedNodes,
+      ms: Math.round(this.loadMs),
+    };
   }
 
   async close(): Promise<void> {

@@ -9,12 +9,15 @@ import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
 import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
+import { type DurationStat, INFERENCE_MODES, type InferenceMode, type ModeStatistics, type ModelStatistics } from '../../serving/statistics.js';
+import { type V2BinaryRequest, V2BinaryError, type V2Datatype, type V2RawInput, type V2ResponseBody, type V2TensorData, binaryOutputSelector, encodeResponse, toFloat32 } from './v2-binary.js';
 
 export interface V2Tensor {
   name: string;
   shape: number[];
   datatype: string;
-  data: unknown;
+  /** Absent for a tensor sent in binary (parameters.binary_data_size; its values are in V2BinaryRequest). */
+  data?: unknown;
   parameters?: Record<string, unknown>;
 }
 
@@ -22,7 +25,7 @@ export interface V2Output {
   name: string;
   shape: number[];
   datatype: 'FP32';
-  data: number[];
+  data: Float32Array;
 }
 
 const FLOAT_TYPES = new Set(['FP32', 'FP64', 'FP16']);
@@ -55,9 +58,10 @@ function flatten(data: unknown, shape: number[], where: string): unknown[] {
 
 /**
  * The request's single input tensor as a float32 matrix (rows × features); `count` gets the row count
- * once the shape is checked, before any value is read (the data plane's limits).
+ * once the shape is checked, before any value is read (the data plane's limits). `binary`: the
+ * request's binary tensors (the binary tensor data extension), aligned with `inputs`.
  */
-export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number, field: string) => void): { x: Float32Array; rows: number } {
+export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number, field: string) => void, binary: V2BinaryRequest | null = null): { x: Float32Array; rows: number } {
   if (inputs.length !== 1) throw new InputError(`inputs: the model takes exactly 1 input tensor ("${model.input.name}"), got ${inputs.length}`);
   const t = inputs[0]!;
   const where = `inputs[0] ("${t.name}")`;
@@ -70,7 +74,16 @@ export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number
   if (shape.length !== 2 || shape[1] !== f) throw new InputError(`${where}.shape: expected [rows, ${f}], got [${shape.join(', ')}]`);
   const rows = shape[0]!;
   if (rows < 1) throw new InputError(`${where}.shape: the batch dimension must be at least 1`);
+  const sent = binary?.inputs[0];
+  if (t.data === undefined && !sent?.binary) {
+    throw new InputError(
+      t.parameters?.binary_data_size !== undefined
+        ? `${where}: parameters.binary_data_size is given, but the request has no Inference-Header-Content-Length header, so there is no binary data`
+        : `${where}.data: missing (send "data", or the values in binary with parameters.binary_data_size)`,
+    );
+  }
   count(rows, where);
+  if (sent?.binary) return { x: binaryRows(sent.data as V2TensorData, sent.datatype, where), rows };
   const values = flatten(t.data, shape, where);
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
@@ -83,10 +96,34 @@ export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number
   return { x: out, rows };
 }
 
-const f32 = (a: ArrayLike<number>): number[] => Array.from(a, (v) => Math.fround(v));
+/**
+ * Binary values (already checked against the shape by the codec) as float32 rows: every value finite
+ * and, for FP64, within the float32 range, as for JSON data. The FP32 array is used as it came.
+ */
+function binaryRows(data: V2TensorData, datatype: V2Datatype, where: string): Float32Array {
+  if (datatype === 'FP64') {
+    const d = data as Float64Array;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (!Number.isFinite(v)) throw new InputError(`${where}: binary element ${i}: expected a finite number, got ${v}`);
+      if (Math.abs(v) > FLOAT32_MAX) throw new InputError(`${where}: binary element ${i}: ${v} is outside the float32 range`);
+    }
+  }
+  let out: Float32Array;
+  try {
+    out = toFloat32(data, datatype);
+  } catch (err) {
+    if (err instanceof V2BinaryError) throw new InputError(`${where}: ${err.message}`);
+    throw err;
+  }
+  if (FLOAT_TYPES.has(datatype) || datatype === 'BF16') {
+    for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw new InputError(`${where}: binary element ${i}: expected a finite number, got ${out[i]}`);
+  }
+  return out;
+}
 
 function tensor(name: string, shape: number[], data: ArrayLike<number>): V2Output {
-  return { name, shape, datatype: 'FP32', data: f32(data) };
+  return { name, shape, datatype: 'FP32', data: data instanceof Float32Array ? data : Float32Array.from(data) };
 }
 
 /** Outputs of a predict (eval-mode) infer: the model's output tensor (+ probabilities for classifiers). */
@@ -128,9 +165,9 @@ export function selectOutputs(all: V2Output[], requested: { name: string }[] | u
 export interface V2InferRequest {
   id?: string;
   /** `timeout`: the request's deadline in µs, as Triton's. */
-  parameters?: { mc_samples?: number; seed?: number; interval?: number; timeout?: number; [k: string]: unknown };
+  parameters?: { mc_samples?: number; seed?: number; interval?: number; timeout?: number; binary_data_output?: boolean; [k: string]: unknown };
   inputs: V2Tensor[];
-  outputs?: { name: string }[];
+  outputs?: { name: string; parameters?: Record<string, unknown> }[];
 }
 
 export interface V2InferResponse {
@@ -149,7 +186,7 @@ export interface V2ModelParams {
 /** How V2 names the Monte Carlo fields in limit messages. */
 export const V2_SAMPLE_FIELDS: SampleFields = { samples: 'parameters.mc_samples', samplesName: 'mc_samples' };
 
-const rowsInput = (inputs: V2Tensor[]): RowsInput => ({ decode: (model, count) => inputRows(model, inputs, count) });
+const rowsInput = (inputs: V2Tensor[], binary: V2BinaryRequest | null): RowsInput => ({ decode: (model, count) => inputRows(model, inputs, count, binary) });
 
 /** Whether an infer request asks for Monte Carlo dropout (parameters.mc_samples). */
 export const isSampleRequest = (body: V2InferRequest): boolean => body.parameters?.mc_samples !== undefined;
@@ -157,13 +194,19 @@ export const isSampleRequest = (body: V2InferRequest): boolean => body.parameter
 /** parameters.timeout (µs, as Triton's) in ms, when given. */
 const timeoutMs = (body: V2InferRequest): { timeoutMs?: number } => (body.parameters?.timeout !== undefined ? { timeoutMs: body.parameters.timeout / 1000 } : {});
 
-export function predictRequest(params: V2ModelParams, body: V2InferRequest): PredictRequest {
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs), ...timeoutMs(body) };
+/** `binary`: the request's binary tensors (Inference-Header-Content-Length), null for JSON. */
+export function predictRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): PredictRequest {
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary), ...timeoutMs(body) };
 }
 
-export function sampleRequest(params: V2ModelParams, body: V2InferRequest): SampleRequest {
+export function sampleRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): SampleRequest {
   const p = body.parameters ?? {};
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs), samples: p.mc_samples, interval: p.interval, seed: p.seed, fields: V2_SAMPLE_FIELDS, ...timeoutMs(body) };
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary), samples: p.mc_samples, interval: p.interval, seed: p.seed, fields: V2_SAMPLE_FIELDS, ...timeoutMs(body) };
+}
+
+/** The model input a raw binary request (Inference-Header-Content-Length: 0) fills: FP32 [-1, features]. */
+export function rawInput(model: Model): V2RawInput {
+  return { name: model.input.name, datatype: 'FP32', shape: [-1, model.features.length] };
 }
 
 /** Rows with inputs far outside the training range: `out_of_range`, a list of feature names per row. */
@@ -181,6 +224,25 @@ export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferRe
 /** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval). */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
   return response(r.model, body, mcOutputs(r.stats), { mc_samples: r.samples, seed: r.seed, ...(r.model.task === 'regression' ? { interval: r.interval } : {}), ...rangeParameters(r) });
+}
+
+/**
+ * The HTTP body of an infer response: plain JSON, or with the binary tensor data extension the
+ * outputs the request asked for in binary (parameters.binary_data_output, outputs[].parameters
+ * .binary_data) after the JSON header, whose length goes in Inference-Header-Content-Length.
+ */
+export function encodeInferBody(request: V2InferRequest, res: V2InferResponse): { body: string | Buffer; headerLength: number | null; contentType: V2ResponseBody['contentType'] } {
+  let binary: (name: string) => boolean;
+  try {
+    binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
+  } catch (err) {
+    if (err instanceof V2BinaryError) throw new InputError(err.message);
+    throw err;
+  }
+  const { outputs, ...head } = res;
+  if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
+  // all JSON (the common case): one string, as the serializer would write it
+  return { body: JSON.stringify({ ...head, outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, data: Array.from(o.data) })) }), headerLength: null, contentType: 'application/json' };
 }
 
 /** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */
@@ -207,6 +269,111 @@ interface TensorMeta {
   name: string;
   datatype: string;
   shape: number[];
+}
+
+// --- statistics (Triton's statistics extension) -------------------------------------------------------
+
+interface V2DurationStat {
+  count: number;
+  ns: number;
+}
+
+interface V2InferenceStats {
+  success: V2DurationStat;
+  fail: V2DurationStat;
+  queue: V2DurationStat;
+  compute_input: V2DurationStat;
+  compute_infer: V2DurationStat;
+  compute_output: V2DurationStat;
+  cache_hit: V2DurationStat;
+  cache_miss: V2DurationStat;
+}
+
+interface V2BatchStats {
+  batch_size: number;
+  compute_input: V2DurationStat;
+  compute_infer: V2DurationStat;
+  compute_output: V2DurationStat;
+}
+
+interface V2ModeStats {
+  inference_count: number;
+  execution_count: number;
+  inference_stats: V2InferenceStats;
+  batch_stats: V2BatchStats[];
+  /** Monte Carlo only: rows × samples. */
+  sample_count?: number;
+}
+
+export interface V2ModelStat extends V2ModeStats {
+  name: string;
+  version: string;
+  last_inference: number;
+  memory_usage: never[];
+  /** The same figures per mode (an extension of Triton's shape): predict and mc. */
+  mode_stats: Record<InferenceMode, V2ModeStats>;
+}
+
+const duration = (d: DurationStat): V2DurationStat => ({ count: d.count, ns: d.ns });
+const sum = (a: DurationStat, b: DurationStat): DurationStat => ({ count: a.count + b.count, ns: a.ns + b.ns });
+
+/** Two modes' figures together (the model's total). */
+function sumModes(a: ModeStatistics, b: ModeStatistics): ModeStatistics {
+  const batches = new Map(a.batches);
+  for (const [rows, d] of b.batches) batches.set(rows, sum(batches.get(rows) ?? { count: 0, ns: 0 }, d));
+  return {
+    inferenceCount: a.inferenceCount + b.inferenceCount,
+    executionCount: a.executionCount + b.executionCount,
+    sampleCount: a.sampleCount + b.sampleCount,
+    success: sum(a.success, b.success),
+    fail: sum(a.fail, b.fail),
+    queue: sum(a.queue, b.queue),
+    computeInput: sum(a.computeInput, b.computeInput),
+    computeInfer: sum(a.computeInfer, b.computeInfer),
+    computeOutput: sum(a.computeOutput, b.computeOutput),
+    batches,
+  };
+}
+
+function modeStats(m: ModeStatistics, mode: InferenceMode | null): V2ModeStats {
+  return {
+    inference_count: m.inferenceCount,
+    execution_count: m.executionCount,
+    ...(mode === 'mc' ? { sample_count: m.sampleCount } : {}),
+    inference_stats: {
+      success: duration(m.success),
+      fail: duration(m.fail),
+      queue: duration(m.queue),
+      compute_input: duration(m.computeInput),
+      compute_infer: duration(m.computeInfer),
+      compute_output: duration(m.computeOutput),
+      // no response cache
+      cache_hit: { count: 0, ns: 0 },
+      cache_miss: { count: 0, ns: 0 },
+    },
+    // per execution only the run is timed: its input and output copies are inside it (ns 0)
+    batch_stats: [...m.batches]
+      .sort((a, b) => a[0] - b[0])
+      .map(([rows, d]) => ({ batch_size: rows, compute_input: { count: d.count, ns: 0 }, compute_infer: duration(d), compute_output: { count: d.count, ns: 0 } })),
+  };
+}
+
+/**
+ * GET /v2/models[/{name}[/versions/{v}]]/stats: Triton's $stats_model_response. Each model version's
+ * top-level figures are predict and Monte Carlo together (what Triton's tools read); `mode_stats` has
+ * them per mode. See src/serving/statistics.ts for what each figure measures.
+ */
+export function encodeStatistics(stats: ModelStatistics[]): { model_stats: V2ModelStat[] } {
+  return {
+    model_stats: stats.map((s) => ({
+      name: s.name,
+      version: s.version,
+      last_inference: s.lastInference,
+      ...modeStats(sumModes(s.modes.predict, s.modes.mc), null),
+      memory_usage: [],
+      mode_stats: Object.fromEntries(INFERENCE_MODES.map((mode) => [mode, modeStats(s.modes[mode], mode)])) as Record<InferenceMode, V2ModeStats>,
+    })),
+  };
 }
 
 /** The V2 error shape. */

@@ -2,7 +2,8 @@
  * Every PyTorch export habit of issue 12 (fixtures made by test/fixtures/torch/make_habits.py and
  * make_fixtures.py): the graph rewrites serve it, predict equals torch's model.eval(), Monte Carlo
  * statistics equal torch's own Monte Carlo (many train-mode passes), and the MC graph runs at batch 1,
- * 32 and in chunks.
+ * 32 and in chunks. The fixtures load from their original files through the real loader (a fixed
+ * batch is relaxed there); test/server/exports-http.test.ts serves the same files over HTTP.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,16 +45,6 @@ const bytesOf = (file: string): Uint8Array => readFileSync(join(fx, file));
  */
 const meanTol = (sd: number, T: number): number => 5 * sd * Math.sqrt(1 / T + 1 / NT);
 const stdTol = (kurtosis: number, T: number): number => 5 * Math.sqrt(((kurtosis - 1) / 4) * (1 / T + 1 / NT));
-
-/** A loadable path for a fixture: the file itself, or the relaxed graph written next to the test's temp files. */
-function servedPath(file: string): { path: string; message: string | null } {
-  const { model, info } = inspect(bytesOf(file));
-  const relaxed = relaxBatch(model, info);
-  if (!relaxed) return { path: join(fx, file), message: null };
-  const path = join(dir, file);
-  writeFileSync(path, encodeModel(model));
-  return { path, message: relaxed.message };
-}
 
 function cardFor(file: string, extra: Record<string, unknown> = {}): string | null {
   let card: Record<string, unknown> = {};
@@ -198,10 +189,11 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
     const outputNames = Object.keys(fixture.outputs);
     for (const output of outputNames) {
       it(`${file}${outputNames.length > 1 ? ` (output "${output}")` : ''}: predict within 1e-4 of torch; MC mean and spread match torch's at batch 1, 3 and 32, chunked`, async () => {
-        const { path } = servedPath(file);
         const card = cardFor(file, output === outputNames[0] ? {} : { output });
-        const m = await OnnxModel.load(file, path, card);
+        const m = await OnnxModel.load(file, join(fx, file), card);
         expect(m.dropoutRates).toEqual(fixture.dropout);
+        // a fixed batch is relaxed at load and said so in the "model loaded" line
+        expect(typeof m.loadInfo().batch_relaxed).toBe(file.includes('fixed') ? 'string' : 'undefined');
         const want = fixture.outputs[output]!;
         const raw = await m.predict(Float32Array.from(fixture.inputs.flat()), fixture.inputs.length);
         const flat = want.flat() as number[];
@@ -264,7 +256,7 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
 
   it('chunking changes nothing: one live dropout, same seed, maxRunRows 256 vs 4096 give the same statistics (32 rows × 100 samples: 13 runs vs 1)', async () => {
     for (const file of served.filter((f) => habits.fixtures[f]!.dropout.filter((p) => p > 0).length === 1)) {
-      const { path } = servedPath(file);
+      const path = join(fx, file);
       const card = cardFor(file);
       const small = await OnnxModel.load(file, path, card, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 256 });
       const big = await OnnxModel.load(file, path, card, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 4096 });

@@ -1,0 +1,575 @@
+/**
+ * `npm run bench -- uci [options]`: the UCI regression benchmark of Hernández-Lobato & Adams (2015) and
+ * Gal & Ghahramani (2016), end to end through the served model.
+ *
+ * Per dataset and split (the published 20 splits in data/uci/): write the split's training rows and test
+ * rows as CSV files, train with the CLI on the training rows only (a child process; `--tune` by default),
+ * serve every model of the dataset with the real server (a child process), ask
+ * `/v1/models/NAME/uncertainty` for the test rows over HTTP at the interval levels 50/80/90/95% (fixed
+ * seed), and score what the server returns, in the target's original units: RMSE of the mean, test
+ * log-likelihood (mean of log N(y; mean, std²)), CRPS (closed form), interval coverage and mean 90% width.
+ * A second set of intervals, labelled "conformal (client)", is built from the served mean and std and the
+ * card's conformal scores (mean ± q·std, q the split-conformal quantile), until the server serves them.
+ * Per dataset: mean ± standard error (std / √splits) over splits, next to the paper's numbers.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { COVERAGE_LEVELS, conformalQuantile, gaussianCrps, gaussianLogLik } from '../src/train/metrics.js';
+import { normalQuantile } from '../src/util/stats.js';
+
+export const UCI_DATASETS = ['bostonHousing', 'concrete', 'energy', 'wine-quality-red', 'yacht'] as const;
+
+/**
+ * The paper's MC dropout results (mean ± standard error over the 20 splits): Gal & Ghahramani (2016),
+ * "Dropout as a Bayesian Approximation: Representing Model Uncertainty in Deep Learning", ICML; the
+ * "Grid Search (new)" columns of the readme of github.com/yaringal/DropoutUncertaintyExps (one hidden
+ * layer of 50 ReLU units, dropout on inputs and hidden layer, 4000 epochs, grid search over the dropout
+ * rate and τ). Splits: Hernández-Lobato & Adams (2015). Data: the UCI Machine Learning Repository.
+ */
+export const PAPER: Record<string, { rmse: [number, number]; ll: [number, number] }> = {
+  bostonHousing: { rmse: [2.9, 0.18], ll: [-2.4, 0.04] },
+  concrete: { rmse: [4.82, 0.16], ll: [-2.93, 0.02] },
+  energy: { rmse: [0.54, 0.06], ll: [-1.21, 0.01] },
+  'wine-quality-red': { rmse: [0.62, 0.01], ll: [-0.93, 0.01] },
+  yacht: { rmse: [0.67, 0.05], ll: [-1.25, 0.01] },
+};
+
+export interface UciOptions {
+  datasets: string[];
+  /** The first N of the 20 splits. */
+  splits: number;
+  /** Monte Carlo samples per uncertainty request. */
+  samples: number;
+  /** Seed of the server's dropout masks (the same for every request). */
+  seed: number;
+  /** Sent as `interval_method` in every request (null: not sent, the model's default). */
+  intervalMethod: 'gaussian' | 'conformal' | null;
+  /** Training arguments after the harness's own (--data, --target, --name, --out, --seed, --quiet). */
+  trainArgs: string[];
+  /** Concurrent training processes. */
+  jobs: number;
+  /** dist: built JavaScript (as `npm start` runs); tsx: the TypeScript sources (tests). */
+  runtime: 'dist' | 'tsx';
+  /** Where the JSON results go (null: not written). */
+  out: string | null;
+  dataDir: string;
+  keep: boolean;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_UCI_OPTIONS: UciOptions = {
+  datasets: [...UCI_DATASETS],
+  splits: 20,
+  samples: 1000,
+  seed: 12345,
+  intervalMethod: 'gaussian',
+  trainArgs: ['--tune'],
+  jobs: Math.max(1, availableParallelism()),
+  runtime: 'dist',
+  out: 'bench/uci-results.json',
+  dataDir: 'data/uci',
+  keep: false,
+  log: (line) => process.stderr.write(`${line}\n`),
+};
+
+/** One UCI dataset as published: rows of numbers, feature and target columns, split indices. */
+export interface UciDataset {
+  name: string;
+  rows: string[][];
+  features: number[];
+  target: number;
+  splits: number;
+  train(split: number): number[];
+  test(split: number): number[];
+}
+
+export function loadUci(dataDir: string, name: string): UciDataset {
+  const dir = join(dataDir, name);
+  const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+  const ints = (f: string): number[] => read(f).trim().split(/\s+/).map((v) => Math.round(Number(v)));
+  const rows = read('data.txt').split('\n').map((l) => l.trim()).filter((l) => l !== '').map((l) => l.split(/\s+/));
+  return {
+    name,
+    rows,
+    features: ints('index_features.txt'),
+    target: ints('index_target.txt')[0]!,
+    splits: ints('n_splits.txt')[0]!,
+    train: (s) => ints(`index_train_${s}.txt`),
+    test: (s) => ints(`index_test_${s}.txt`),
+  };
+}
+
+/** CSV text of some rows (features x<col>, target y), numbers as published. */
+export function splitCsv(ds: UciDataset, idx: number[]): string {
+  const header = [...ds.features.map((c) => `x${c}`), 'y'].join(',');
+  return `${header}\n${idx.map((r) => [...ds.features.map((c) => ds.rows[r]![c]!), ds.rows[r]![ds.target]!].join(',')).join('\n')}\n`;
+}
+
+/** Scores of one split's served predictive distribution (target units). */
+export interface SplitScores {
+  rmse: number;
+  ll: number;
+  crps: number;
+  coverage: Record<string, number>;
+  width_90: number;
+  /** Intervals mean ± q·std with q from the card's conformal scores (client-side). */
+  conformal_coverage: Record<string, number>;
+  conformal_width_90: number;
+}
+
+/** A served row: the fields of the uncertainty response the scores read. */
+export interface ServedRow {
+  mean: number;
+  std: number;
+  lower: number;
+  upper: number;
+}
+
+/**
+ * Score served predictions of test targets `y`: `byLevel[level]` holds the rows served for that interval
+ * level (mean and std are the same in each; intervals differ). `conformalScores` (sorted) give the
+ * client-side conformal intervals.
+ */
+export function scoreSplit(y: number[], byLevel: Record<string, ServedRow[]>, conformalScores: number[] | null): SplitScores {
+  const at90 = byLevel['0.9']!;
+  const n = y.length;
+  let se = 0;
+  let ll = 0;
+  let crps = 0;
+  let width = 0;
+  for (let i = 0; i < n; i++) {
+    const r = at90[i]!;
+    se += (y[i]! - r.mean) ** 2;
+    ll += gaussianLogLik(y[i]!, r.mean, r.std);
+    crps += gaussianCrps(y[i]!, r.mean, r.std);
+    width += r.upper - r.lower;
+  }
+  const coverage: Record<string, number> = {};
+  const conformal: Record<string, number> = {};
+  let cWidth = 0;
+  for (const level of COVERAGE_LEVELS) {
+    const rows = byLevel[String(level)]!;
+    coverage[String(level)] = rows.filter((r, i) => y[i]! >= r.lower && y[i]! <= r.upper).length / n;
+    if (conformalScores) {
+      const q = conformalQuantile(conformalScores, level);
+      conformal[String(level)] = rows.filter((r, i) => Math.abs(y[i]! - r.mean) <= q * r.std).length / n;
+      if (level === 0.9) cWidth = rows.reduce((a, r) => a + 2 * q * r.std, 0) / n;
+    }
+  }
+  return { rmse: Math.sqrt(se / n), ll: ll / n, crps: crps / n, coverage, width_90: width / n, conformal_coverage: conformal, conformal_width_90: cWidth };
+}
+
+/** Mean and standard error (sample std / √n) of values. */
+export function meanSe(xs: number[]): [number, number] {
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return [mean, NaN];
+  const v = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
+  return [mean, Math.sqrt(v / n)];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function nodeArgs(runtime: UciOptions['runtime'], dist: string, src: string): string[] {
+  return runtime === 'dist' ? [dist] : ['--import', 'tsx', src];
+}
+
+/** Run the training CLI as a child process; resolves with its wall time and the CPU time it reports, rejects with its stderr. */
+function trainProcess(opts: UciOptions, args: string[]): Promise<{ wallMs: number; cpuS: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs(opts.runtime, 'dist/train/cli.js', 'src/train/cli.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += String(d)));
+    child.stderr!.on('data', (d) => (err += String(d)));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`train ${args.join(' ')} exited ${code}: ${err.trim()}`));
+      // the CLI's summary line: "… 12.3 s (8.7 s CPU) …" (the training process, worker threads included)
+      const cpu = /\(([\d.]+) s CPU\)/.exec(out);
+      resolve({ wallMs: performance.now() - t0, cpuS: cpu ? Number(cpu[1]) : NaN });
+    });
+  });
+}
+
+interface Server {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startServer(opts: UciOptions, modelsDir: string): Promise<Server> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, nodeArgs(opts.runtime, 'dist/server/server.js', 'src/server/server.ts'), {
+    env: { ...process.env, MODELS_DIR: modelsDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODELS_SKIP_INVALID: 'true', MC_MAX_WORK: '10000000' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += String(d)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode}: ${err.trim()}`);
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error('the server did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    proc,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+async function post(url: string, body: unknown): Promise<unknown> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${text.slice(0, 500)}`);
+  return JSON.parse(text);
+}
+
+interface UncertaintyRow {
+  mean: number;
+  std: number;
+  epistemic_std: number;
+  aleatoric_std: number;
+  interval: { level: number; lower: number; upper: number };
+  samples?: number[];
+}
+
+/** Card fields the harness reads. */
+interface Card {
+  noise?: string;
+  aleatoric_std?: number;
+  output_roles?: { log_variance?: string };
+  conformal?: { scores: number[] };
+  tuning?: { candidates: Record<string, unknown>[]; chosen: number };
+  training?: Record<string, unknown>;
+}
+
+/**
+ * Query one served model for the test rows at every coverage level. A heteroscedastic model served by a
+ * server that does not read its log_variance output (every row's aleatoric_std equals the card's single
+ * σ) is completed client-side: the shadow model `<name>.log_variance` (the same graph, its card naming
+ * log_variance as the output) returns the MC samples of the log-variance, and std² = epistemic² +
+ * mean over samples of exp(log-variance) + aleatoric_std² (the card's formula, which the server will
+ * apply); the interval at level a is then mean ± z·std. The result records which way it went.
+ */
+async function queryModel(url: string, name: string, x: number[][], opts: UciOptions, card: Card): Promise<{ byLevel: Record<string, ServedRow[]>; hetero: 'server' | 'client' | null; honoured: boolean | null }> {
+  const byLevel: Record<string, ServedRow[]> = {};
+  const raw: Record<string, UncertaintyRow[]> = {};
+  for (const level of COVERAGE_LEVELS) {
+    const body = { instances: x, samples: opts.samples, seed: opts.seed, interval: level, ...(opts.intervalMethod ? { interval_method: opts.intervalMethod } : {}) };
+    const res = (await post(`${url}/v1/models/${name}/uncertainty`, body)) as { predictions: UncertaintyRow[] };
+    raw[String(level)] = res.predictions;
+  }
+  let hetero: 'server' | 'client' | null = null;
+  let aleaVar: number[] | null = null;
+  if (card.noise === 'heteroscedastic') {
+    const rows = raw['0.9']!;
+    const constant = rows.every((r) => Math.abs(r.aleatoric_std - (card.aleatoric_std ?? NaN)) <= 1e-9 * Math.max(1, Math.abs(r.aleatoric_std)));
+    if (constant) {
+      hetero = 'client';
+      const res = (await post(`${url}/v1/models/${name}.log_variance/uncertainty`, { instances: x, samples: opts.samples, seed: opts.seed, return_samples: true })) as { predictions: UncertaintyRow[] };
+      aleaVar = res.predictions.map((r) => r.samples!.reduce((a, s) => a + Math.exp(s), 0) / r.samples!.length);
+    } else hetero = 'server';
+  }
+  // did the server honour interval_method? (gaussian intervals are mean ± z·std)
+  let honoured: boolean | null = null;
+  for (const level of COVERAGE_LEVELS) {
+    const z = normalZ(level);
+    byLevel[String(level)] = raw[String(level)]!.map((r, i) => {
+      if (aleaVar) {
+        const std = Math.sqrt(r.epistemic_std ** 2 + aleaVar[i]! + (card.aleatoric_std ?? 0) ** 2);
+        return { mean: r.mean, std, lower: r.mean - z * std, upper: r.mean + z * std };
+      }
+      return { mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper };
+    });
+    if (opts.intervalMethod && !aleaVar) {
+      const gaussian = raw[String(level)]!.every((r) => Math.abs(r.interval.upper - (r.mean + z * r.std)) <= 1e-6 * Math.max(1, Math.abs(r.mean) + r.std));
+      const ok = opts.intervalMethod === 'gaussian' ? gaussian : !gaussian;
+      honoured = honoured === null ? ok : honoured && ok;
+    }
+  }
+  return { byLevel, hetero, honoured };
+}
+
+/** z = Φ⁻¹((1 + level)/2): the Gaussian central interval's half-width in stds. */
+const normalZ = (level: number): number => normalQuantile((1 + level) / 2);
+
+export interface DatasetResult {
+  name: string;
+  splits: number;
+  train_rows: number;
+  test_rows: number;
+  wall_s: number;
+  train_s: number;
+  /** CPU seconds of the training processes (worker threads included), summed over splits. */
+  train_cpu_s: number;
+  serve_s: number;
+  per_split: (SplitScores & { split: number; train_ms: number; train_cpu_s: number; chosen?: Record<string, unknown>; noise?: string; hetero_combination?: string | null })[];
+  summary: Record<string, [number, number]>;
+  paper: { rmse: [number, number]; ll: [number, number] } | null;
+  verdict: Record<string, string>;
+  interval_method_honoured: boolean | null;
+}
+
+export interface UciResult {
+  /** true while the run is still going (the file is rewritten after every dataset). */
+  partial?: boolean;
+  date: string;
+  machine: string;
+  command: string;
+  options: Omit<UciOptions, 'log'>;
+  wall_s: number;
+  datasets: DatasetResult[];
+  table: string;
+}
+
+/** Verdicts against the issue's targets. */
+function verdicts(s: Record<string, [number, number]>, paper: DatasetResult['paper']): Record<string, string> {
+  const v: Record<string, string> = {};
+  if (paper) {
+    const [ll, llSe] = s.ll!;
+    v.ll = ll > paper.ll[0] + llSe ? 'better' : ll >= paper.ll[0] - llSe ? 'tie' : 'worse';
+    v.rmse = s.rmse![0] <= paper.rmse[0] + s.rmse![1] ? 'ok' : 'worse';
+  }
+  const c90 = s['coverage_0.9']![0];
+  v.coverage_90 = c90 >= 0.87 && c90 <= 0.93 ? 'ok' : 'miss';
+  const conf = COVERAGE_LEVELS.filter((l) => s[`conformal_coverage_${l}`]).map((l) => s[`conformal_coverage_${l}`]![0] >= l - 0.02);
+  if (conf.length) v.conformal = conf.every(Boolean) ? 'ok' : 'miss';
+  return v;
+}
+
+const fmt = (x: [number, number], d = 2): string => `${x[0].toFixed(d)} ± ${Number.isFinite(x[1]) ? x[1].toFixed(d) : '–'}`;
+
+export function markdownTable(results: DatasetResult[]): string {
+  const head = '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal (client) 50/80/90/95% | wall (training CPU) |';
+  const sep = '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|';
+  const lines = results.map((r) => {
+    const s = r.summary;
+    const cov = (k: string, l: number): string => s[`${k}_${l}`]![0].toFixed(3);
+    const conf = s['conformal_coverage_0.9'] ? COVERAGE_LEVELS.map((l) => cov('conformal_coverage', l)).join(' / ') : '–';
+    return `| ${r.name} | ${r.splits} | ${fmt(s.rmse!)} | ${r.paper ? fmt(r.paper.rmse) : '–'} | ${fmt(s.ll!)} | ${r.paper ? fmt(r.paper.ll) : '–'} | ${r.verdict.ll ?? ''} | ${fmt(s.crps!, 3)} | ${fmt(s['coverage_0.9']!, 3)} | ${fmt(s.width_90!)} | ${[0.5, 0.8, 0.95].map((l) => cov('coverage', l)).join(' / ')} | ${conf} | ${r.wall_s.toFixed(0)} s (${r.train_cpu_s.toFixed(0)} s) |`;
+  });
+  return [head, sep, ...lines].join('\n');
+}
+
+/** Run the benchmark; returns (and writes, unless out is null) the results. */
+export async function runUci(opts: UciOptions): Promise<UciResult> {
+  const started = performance.now();
+  const tmp = mkdtempSync(join(tmpdir(), 'uci-'));
+  const results: DatasetResult[] = [];
+  try {
+    for (const name of opts.datasets) {
+      const ds = loadUci(opts.dataDir, name);
+      const splits = Math.min(opts.splits, ds.splits);
+      const dir = join(tmp, name);
+      const modelsDir = join(dir, 'models');
+      mkdirSync(modelsDir, { recursive: true });
+      const t0 = performance.now();
+      opts.log(`${name}: training ${splits} split(s), ${opts.jobs} at a time: ${opts.trainArgs.join(' ')}`);
+      // train every split (jobs at a time)
+      const trainMs: number[] = new Array(splits).fill(0);
+      const trainCpu: number[] = new Array(splits).fill(0);
+      let next = 0;
+      let finished = 0;
+      const worker = async (): Promise<void> => {
+        while (next < splits) {
+          const s = next++;
+          const csv = join(dir, `train_${s}.csv`);
+          writeFileSync(csv, splitCsv(ds, ds.train(s)));
+          const t = await trainProcess(opts, ['--data', csv, '--target', 'y', '--task', 'regression', '--name', `${name}-${s}`, '--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs]);
+          trainMs[s] = t.wallMs;
+          trainCpu[s] = t.cpuS;
+          finished++;
+          opts.log(`  ${name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
+      const t1 = performance.now();
+      // heteroscedastic models get a shadow entry serving their log_variance output (see queryModel)
+      const cards: Card[] = [];
+      for (let s = 0; s < splits; s++) {
+        const card = JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card & Record<string, unknown>;
+        cards.push(card);
+        if (card.noise === 'heteroscedastic' && card.output_roles?.log_variance) {
+          const shadow = join(modelsDir, `${name}-${s}.log_variance`);
+          mkdirSync(shadow, { recursive: true });
+          cpSync(join(modelsDir, `${name}-${s}`, 'model.onnx'), join(shadow, 'model.onnx'));
+          const { features, dropout, task } = card as { features: string[]; dropout: number[]; task: string };
+          writeFileSync(join(shadow, 'model.json'), JSON.stringify({ task, features, dropout, output: card.output_roles.log_variance, output_kind: 'regression', aleatoric_std: 0 }));
+        }
+      }
+      const server = await startServer(opts, modelsDir);
+      const perSplit: DatasetResult['per_split'] = [];
+      let honoured: boolean | null = null;
+      try {
+        for (let s = 0; s < splits; s++) {
+          const idx = ds.test(s);
+          const x = idx.map((r) => ds.features.map((c) => Number(ds.rows[r]![c])));
+          const y = idx.map((r) => Number(ds.rows[r]![ds.target]));
+          const card = cards[s]!;
+          const q = await queryModel(server.url, `${name}-${s}`, x, opts, card);
+          if (q.honoured !== null) honoured = honoured === null ? q.honoured : honoured && q.honoured;
+          const scores = scoreSplit(y, q.byLevel, card.conformal?.scores ?? null);
+          const chosen = card.tuning ? card.tuning.candidates[card.tuning.chosen] : undefined;
+          perSplit.push({ split: s, train_ms: trainMs[s]!, train_cpu_s: trainCpu[s]!, ...scores, ...(chosen ? { chosen } : {}), noise: card.noise, hetero_combination: q.hetero });
+        }
+      } finally {
+        await server.stop();
+      }
+      const t2 = performance.now();
+      const summary: Record<string, [number, number]> = {
+        rmse: meanSe(perSplit.map((p) => p.rmse)),
+        ll: meanSe(perSplit.map((p) => p.ll)),
+        crps: meanSe(perSplit.map((p) => p.crps)),
+        width_90: meanSe(perSplit.map((p) => p.width_90)),
+      };
+      for (const l of COVERAGE_LEVELS) {
+        summary[`coverage_${l}`] = meanSe(perSplit.map((p) => p.coverage[String(l)]!));
+        if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined)) summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
+      }
+      if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined)) summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
+      const paper = PAPER[name] ?? null;
+      const r: DatasetResult = {
+        name,
+        splits,
+        train_rows: ds.train(0).length,
+        test_rows: ds.test(0).length,
+        wall_s: (t2 - t0) / 1000,
+        train_s: (t1 - t0) / 1000,
+        train_cpu_s: trainCpu.reduce((a, b) => a + b, 0),
+        serve_s: (t2 - t1) / 1000,
+        per_split: perSplit,
+        summary,
+        paper,
+        verdict: verdicts(summary, paper),
+        interval_method_honoured: honoured,
+      };
+      results.push(r);
+      // written after every dataset, so that a long run that fails later keeps what it measured
+      if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, results, started, true), null, 2)}\n`);
+      opts.log(`${name}: RMSE ${fmt(summary.rmse!)}, test LL ${fmt(summary.ll!)}, 90% coverage ${fmt(summary['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`);
+      if (perSplit.some((p) => p.hetero_combination === 'client')) opts.log(`  (heteroscedastic models: this server ignores log_variance; std completed client-side from the served log_variance samples)`);
+    }
+  } finally {
+    if (!opts.keep) rmSync(tmp, { recursive: true, force: true });
+    else opts.log(`kept ${tmp}`);
+  }
+  const result = summarise(opts, results, started, false);
+  if (opts.out) writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
+
+function summarise(opts: UciOptions, results: DatasetResult[], started: number, partial: boolean): UciResult {
+  const { log: _log, ...optsOut } = opts;
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+  return {
+    date: new Date().toISOString(),
+    machine,
+    command: `npm run bench -- uci ${process.argv.slice(3).join(' ')}`.trim(),
+    options: optsOut,
+    wall_s: (performance.now() - started) / 1000,
+    ...(partial ? { partial: true } : {}),
+    datasets: results,
+    table: markdownTable(results),
+  };
+}
+
+/** Parse `npm run bench -- uci [options]`: the harness's options; every other argument goes to the training CLI. */
+export function parseUciArgs(argv: string[]): UciOptions {
+  const { values, tokens } = parseArgs({
+    args: argv,
+    options: {
+      datasets: { type: 'string' },
+      splits: { type: 'string' },
+      samples: { type: 'string' },
+      'server-seed': { type: 'string' },
+      'interval-method': { type: 'string' },
+      jobs: { type: 'string' },
+      'no-tune': { type: 'boolean' },
+      out: { type: 'string' },
+      keep: { type: 'boolean' },
+      runtime: { type: 'string' },
+    },
+    strict: false,
+    tokens: true,
+  });
+  const own = new Set(['datasets', 'splits', 'samples', 'server-seed', 'interval-method', 'jobs', 'no-tune', 'out', 'keep', 'runtime']);
+  // everything that is not the harness's own option is passed through to the training CLI, in order
+  const pass: string[] = [];
+  for (const t of tokens ?? []) {
+    if (t.kind === 'option' && !own.has(t.name)) pass.push(t.inlineValue ? `${t.rawName}=${t.value}` : t.rawName);
+    else if (t.kind === 'positional') pass.push(t.value);
+  }
+  const d = DEFAULT_UCI_OPTIONS;
+  const int = (name: string, v: unknown, def: number): number => {
+    if (v === undefined) return def;
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} ${String(v)}: expected a positive integer`);
+    return x;
+  };
+  const datasets = typeof values.datasets === 'string' ? values.datasets.split(',').map((s) => s.trim()) : d.datasets;
+  for (const ds of datasets) if (!(UCI_DATASETS as readonly string[]).includes(ds)) throw new Error(`--datasets: unknown dataset ${ds} (known: ${UCI_DATASETS.join(', ')})`);
+  const im = values['interval-method'];
+  if (im !== undefined && im !== 'gaussian' && im !== 'conformal' && im !== 'default') throw new Error(`--interval-method ${String(im)}: expected gaussian, conformal or default (not sent)`);
+  const rt = values.runtime;
+  if (rt !== undefined && rt !== 'dist' && rt !== 'tsx') throw new Error(`--runtime ${String(rt)}: expected dist or tsx`);
+  return {
+    ...d,
+    datasets,
+    splits: int('splits', values.splits, d.splits),
+    samples: int('samples', values.samples, d.samples),
+    seed: int('server-seed', values['server-seed'], d.seed),
+    intervalMethod: im === undefined ? d.intervalMethod : im === 'default' ? null : (im as 'gaussian' | 'conformal'),
+    jobs: int('jobs', values.jobs, d.jobs),
+    // jobs × tuning threads ≈ the cores, unless --threads is given
+    trainArgs: [...(values['no-tune'] ? [] : ['--tune']), ...(pass.some((a) => a === '--threads' || a.startsWith('--threads=')) || values['no-tune'] ? [] : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / int('jobs', values.jobs, d.jobs))))]), ...pass],
+    out: typeof values.out === 'string' ? values.out : d.out,
+    keep: values.keep === true,
+    runtime: (rt as UciOptions['runtime'] | undefined) ?? d.runtime,
+  };
+}
+
+/** `npm run bench -- uci …`: build (dist runtime), run, print the table; exit code 0, or 2 for bad options. */
+export async function runUciMain(argv: string[]): Promise<number> {
+  let opts: UciOptions;
+  try {
+    opts = parseUciArgs(argv);
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (opts.runtime === 'dist') execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  const r = await runUci(opts);
+  const cpu = r.datasets.reduce((a, d) => a + d.train_cpu_s, 0);
+  process.stdout.write(`\n${r.machine}; ${r.wall_s.toFixed(0)} s in all, training ${cpu.toFixed(0)} s CPU (${r.datasets.map((d) => `${d.name} ${d.wall_s.toFixed(0)} s`).join(', ')})\n\n${r.table}\n`);
+  if (opts.out) process.stdout.write(`\nwrote ${opts.out}\n`);
+  return 0;
+}

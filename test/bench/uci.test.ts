@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_UCI_OPTIONS, loadUci, meanSe, parseUciArgs, runUci, scoreSplit, splitCsv } from '../../bench/uci.js';
+import { gaussianLogLik } from '../../src/train/metrics.js';
+
+describe('UCI benchmark harness', () => {
+  it('reads the published splits: 90/10, disjoint, every row once per split', () => {
+    const ds = loadUci('data/uci', 'yacht');
+    expect(ds.rows).toHaveLength(308);
+    expect(ds.features).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(ds.target).toBe(6);
+    expect(ds.splits).toBe(20);
+    const tr = ds.train(3);
+    const te = ds.test(3);
+    expect(tr.length + te.length).toBe(308);
+    expect(new Set([...tr, ...te]).size).toBe(308);
+    expect(splitCsv(ds, [0]).split('\n')[0]).toBe('x0,x1,x2,x3,x4,x5,y');
+  });
+
+  it('scores served rows: RMSE, log-likelihood, coverage, width, client-side conformal intervals', () => {
+    const y = [1, 2, 3, 10];
+    const row = (mean: number, std: number, z: number) => ({ mean, std, lower: mean - z * std, upper: mean + z * std });
+    const byLevel = Object.fromEntries([0.5, 0.8, 0.9, 0.95].map((l) => [String(l), y.map((_, i) => row(i + 1, 1, l === 0.9 ? 1.6449 : 0.5))]));
+    const s = scoreSplit(y, byLevel, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
+    expect(s.rmse).toBeCloseTo(Math.sqrt(36 / 4), 12);
+    expect(s.ll).toBeCloseTo((3 * gaussianLogLik(0, 0, 1) + gaussianLogLik(10, 4, 1)) / 4, 12);
+    expect(s.coverage['0.9']).toBe(0.75);
+    expect(s.width_90).toBeCloseTo(2 * 1.6449, 12);
+    // conformal q at 90% with 10 scores: the ⌈11·0.9⌉ = 10th smallest, 1.0
+    expect(s.conformal_coverage['0.9']).toBe(0.75);
+    expect(s.conformal_width_90).toBeCloseTo(2, 12);
+    expect(meanSe([1, 2, 3])).toEqual([2, Math.sqrt(1 / 3)]);
+  });
+
+  it('parses its options and passes everything else to the training CLI', () => {
+    const o = parseUciArgs(['--datasets', 'yacht,energy', '--splits', '3', '--samples', '200', '--threads', '1', '--tune-epochs=10,20', '--interval-method', 'conformal']);
+    expect(o.datasets).toEqual(['yacht', 'energy']);
+    expect([o.splits, o.samples, o.intervalMethod]).toEqual([3, 200, 'conformal']);
+    expect(o.trainArgs).toEqual(['--tune', '--threads', '1', '--tune-epochs=10,20']);
+    expect(parseUciArgs(['--no-tune', '--epochs', '5']).trainArgs).toEqual(['--epochs', '5']);
+    expect(parseUciArgs(['--jobs', '1']).trainArgs.slice(0, 2)).toEqual(['--tune', '--threads']);
+    expect(() => parseUciArgs(['--datasets', 'iris'])).toThrow('--datasets: unknown dataset iris');
+  });
+
+  it('smoke run: yacht, 2 splits, short tuning → real server process → HTTP → finite, sane scores', async () => {
+    const r = await runUci({
+      ...DEFAULT_UCI_OPTIONS,
+      datasets: ['yacht'],
+      splits: 2,
+      samples: 50,
+      jobs: 2,
+      runtime: 'tsx',
+      out: null,
+      log: () => {},
+      trainArgs: ['--tune', '--tune-epochs', '30,60', '--tune-dropout', '0.05', '--tune-weight-decay', '1', '--tune-noise', 'homoscedastic,heteroscedastic', '--threads', '1', '--mc-samples', '20', '--batch-size', '64'],
+    });
+    expect(r.datasets).toHaveLength(1);
+    const d = r.datasets[0]!;
+    expect(d.per_split).toHaveLength(2);
+    for (const s of d.per_split) {
+      // yacht's target spans 0–62 (std ≈ 15): a short run still predicts far better than the mean
+      expect(s.rmse).toBeGreaterThan(0);
+      expect(s.rmse).toBeLessThan(8);
+      expect(Number.isFinite(s.ll)).toBe(true);
+      expect(s.ll).toBeGreaterThan(-6);
+      expect(s.crps).toBeGreaterThan(0);
+      expect(s.crps).toBeLessThan(s.rmse);
+      for (const l of ['0.5', '0.8', '0.9', '0.95']) {
+        expect(s.coverage[l]).toBeGreaterThanOrEqual(0);
+        expect(s.coverage[l]).toBeLessThanOrEqual(1);
+      }
+      expect(s.coverage['0.95']!).toBeGreaterThanOrEqual(s.coverage['0.5']!);
+      expect(s.coverage['0.9']!).toBeGreaterThan(0.5);
+      expect(s.width_90).toBeGreaterThan(0);
+      expect(Object.keys(s.conformal_coverage)).toHaveLength(4);
+      expect(s.chosen).toMatchObject({ dropout: 0.05 });
+    }
+    expect(d.summary.ll![1]).toBeGreaterThanOrEqual(0);
+    expect(d.paper).toEqual({ rmse: [0.67, 0.05], ll: [-1.25, 0.01] });
+    expect(r.table).toContain('| yacht | 2 |');
+  });
+});

@@ -1,0 +1,150 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { run } from '../../src/train/cli.js';
+import { type Dataset, readCsvFile, toDataset } from '../../src/train/data.js';
+import { exportOnnx } from '../../src/train/export-onnx.js';
+import type { ClassificationMetrics } from '../../src/train/metrics.js';
+import { type Grid, tune } from '../../src/train/tune.js';
+import { DEFAULT_TRAIN_OPTIONS } from '../../src/train/train.js';
+import { Rng } from '../../src/util/rng.js';
+
+/** y = sin(2a) + 0.5·b + ε with σ(ε) from 0.05 (a = 0) to 0.85 (|a| = 2): strongly heteroscedastic. */
+function heteroData(n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const x = new Float64Array(n * 2);
+  const y = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = rng.uniform(-2, 2);
+    const b = rng.normal();
+    x[2 * i] = a;
+    x[2 * i + 1] = b;
+    y[i] = Math.sin(2 * a) + 0.5 * b + (0.05 + 0.4 * Math.abs(a)) * rng.normal();
+  }
+  return { task: 'regression', features: ['a', 'b'], target: 'y', x, y, labels: [], n, f: 2 };
+}
+
+const base = { ...DEFAULT_TRAIN_OPTIONS, hidden: [24], mcSamples: 30, batchSize: 64 };
+
+describe('--tune', () => {
+  it('picks the known best candidate: heteroscedastic noise and the longer training on heteroscedastic data', async () => {
+    const data = heteroData(500, 2);
+    const grid: Grid = {
+      candidates: [
+        { dropout: 0.05, inputDropout: 0, weightDecay: 1e-4, noise: 'homoscedastic' },
+        { dropout: 0.05, inputDropout: 0, weightDecay: 1e-4, noise: 'heteroscedastic' },
+      ],
+      epochs: [2, 120],
+      rule: {},
+    };
+    const r = await tune(data, base, { threads: 0, grid, calibration: 'validation', calibrationFraction: 0.2 });
+    expect(r.options.noise).toBe('heteroscedastic');
+    expect(r.options.epochs).toBe(120);
+    expect(r.model.noise).toBe('heteroscedastic');
+    // the record: every candidate × training length with its score, the chosen one the best
+    expect(r.card.candidates).toHaveLength(4);
+    const scores = r.card.candidates.map((c) => c.score!);
+    expect(r.card.chosen).toBe(scores.indexOf(Math.max(...scores)));
+    expect(r.card.candidates[r.card.chosen]).toMatchObject({ noise: 'heteroscedastic', epochs: 120 });
+    // by a clear margin: the homoscedastic model cannot describe noise that grows 17-fold
+    expect(scores[3]! - scores[1]!).toBeGreaterThan(0.03);
+    // refit on every training row, calibrated on the tuning validation rows
+    expect(r.model.trainRows).toBe(500);
+    expect(r.card.refit).toEqual({ rows: 500, epochs: 120 });
+    expect(r.model.conformalScores.length).toBe(100);
+  });
+
+  it('--calibration holdout: the refit leaves out a calibration fraction and is calibrated on it', async () => {
+    const data = heteroData(300, 9);
+    const grid: Grid = { candidates: [{ dropout: 0.05, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }], epochs: [20], rule: {} };
+    const r = await tune(data, base, { threads: 0, grid, calibration: 'holdout', calibrationFraction: 0.25 });
+    expect(r.model.trainRows).toBe(225);
+    expect(r.model.calibrationRows).toBe(75);
+    expect(r.model.conformalScores.length).toBe(75);
+    expect(r.model.calibrationSource).toContain('held-out calibration rows (75');
+    expect(r.card.calibration).toEqual({ source: 'holdout', rows: 75 });
+    expect(r.card.refit.rows).toBe(225);
+  });
+
+  it('workers and the main thread give the same choice and the same bytes (regression and classification)', async () => {
+    const data = heteroData(300, 5);
+    const grid: Grid = {
+      candidates: [0.01, 0.2].flatMap((p) => (['homoscedastic', 'heteroscedastic'] as const).map((noise) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise }))),
+      epochs: [10, 30],
+      rule: {},
+    };
+    const bytes = async (threads: number, ds: Dataset, g: Grid) => {
+      const r = await tune(ds, base, { threads, grid: g, calibration: 'validation', calibrationFraction: 0.2 });
+      return { onnx: Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) })), chosen: r.card.chosen };
+    };
+    const inline = await bytes(0, data, grid);
+    const workers = await bytes(2, data, grid);
+    expect(workers.chosen).toBe(inline.chosen);
+    expect(workers.onnx.equals(inline.onnx)).toBe(true);
+
+    const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
+    const cgrid: Grid = { candidates: [0.1, 0.5].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' })), epochs: [5, 15], rule: {} };
+    const a = await bytes(0, wine, cgrid);
+    const b = await bytes(2, wine, cgrid);
+    expect(b.chosen).toBe(a.chosen);
+    expect(b.onnx.equals(a.onnx)).toBe(true);
+  });
+
+  it('classifiers: tuned by validation NLL, temperature-scaled, NLL and ECE before and after in the metrics', async () => {
+    const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
+    const grid: Grid = { candidates: [0.1, 0.5].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' })), epochs: [20, 60], rule: {} };
+    const r = await tune(wine, base, { threads: 0, grid, calibration: 'validation', calibrationFraction: 0.2 });
+    expect(r.model.temperature).toBeGreaterThan(0);
+    const t = r.model.temperatureMetrics!;
+    expect(t.rows).toBe(36);
+    // fitted by NLL on these rows: never worse than T = 1 there
+    expect(t.nll_after).toBeLessThanOrEqual(t.nll_before + 1e-12);
+    expect((r.model.metrics.validation as ClassificationMetrics).accuracy).toBeGreaterThan(0.8);
+  });
+});
+
+describe('train CLI with --tune', () => {
+  let stderr = '';
+  beforeEach(() => {
+    stderr = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  it('records the grid, every candidate, the choice, calibration and feature statistics; same seed → same bytes', async () => {
+    const a = mkdtempSync(join(tmpdir(), 'tune-a-'));
+    const b = mkdtempSync(join(tmpdir(), 'tune-b-'));
+    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 't', '--tune', '--tune-epochs', '5,15', '--tune-dropout', '0.05,0.2', '--tune-weight-decay', '1', '--tune-noise', 'homoscedastic,heteroscedastic', '--mc-samples', '20', '--threads', '2', '--test-split', '0.2'];
+    expect(await run([...args, '--out', a])).toBe(0);
+    expect(await run([...args, '--out', b, '--quiet'])).toBe(0);
+    expect(readFileSync(join(a, 't', 'model.onnx')).equals(readFileSync(join(b, 't', 'model.onnx')))).toBe(true);
+    expect(stderr).toContain('tuning t: regression, 354 rows × 10 features, 88 test rows; 4 candidates × 2 training lengths on 2 thread(s)');
+    expect(stderr).toMatch(/tuning: candidate 4\/4 done {2}best score -?\d/);
+    const card = JSON.parse(readFileSync(join(a, 't', 'model.json'), 'utf8'));
+    expect(card.tuning.candidates).toHaveLength(8);
+    expect(card.tuning.candidates[0]).toEqual({ dropout: 0.05, input_dropout: 0, weight_decay: 1 / 283, noise: 'homoscedastic', epochs: 5, score: expect.any(Number) });
+    expect(card.tuning.candidates[card.tuning.chosen].dropout).toBe(card.dropout[0]);
+    expect(card.training).toMatchObject({ tuned: true, epochs: card.tuning.refit.epochs, train_rows: 354 });
+    expect(card.noise).toMatch(/^(homo|hetero)scedastic$/);
+    expect(card.output_roles.mean).toBe('prediction');
+    expect(card.interval_method).toBe('conformal');
+    expect(card.conformal.rows).toBe(71);
+    expect(card.conformal.scores).toEqual([...card.conformal.scores].sort((x: number, y: number) => x - y));
+    expect(card.feature_stats.min).toHaveLength(10);
+    expect(card.feature_stats.rows).toBe(354);
+    expect(card.feature_stats.min[0]).toBeLessThanOrEqual(card.feature_stats.mean[0]);
+    expect(card.history.epoch.at(-1)).toBe(card.tuning.refit.epochs);
+  });
+
+  it('rejects options that --tune chooses, and tuning options without --tune', async () => {
+    const base = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'n', '--out', tmpdir()];
+    expect(await run([...base, '--tune', '--dropout', '0.1'])).toBe(2);
+    expect(stderr).toContain('--dropout is chosen by --tune');
+    expect(await run([...base, '--tune-epochs', '10'])).toBe(2);
+    expect(stderr).toContain('--tune-epochs needs --tune');
+    expect(await run([...base, '--noise', 'sometimes'])).toBe(2);
+    expect(stderr).toContain('--noise sometimes: expected homoscedastic or heteroscedastic');
+  });
+});
