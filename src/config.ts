@@ -84,7 +84,7 @@ const EnvSchema = z.object({
   /** Request bodies being received at once, in bytes (declared lengths); beyond it 503 before the body is read (0 = no limit). */
   MAX_BODY_BYTES_IN_FLIGHT: int(0, 1024 ** 4).default(16 * 1024 * 1024),
   /** CPU priority of the MC worker threads (Linux nice, 0..19): the main thread (HTTP, health, predict) wins the CPU from them. */
-  MC_WORKER_NICE: int(0, 19).default(10),
+  MC_WORKER_NICE: int(0, 19).default(0),
   /** A Monte Carlo request is also refused when the work queued ahead of it would take longer than this (estimated from the recent rate; 0 = no bound). */
   MAX_QUEUE_WAIT_MS: int(0, 3_600_000).default(1000),
 });
