@@ -67,7 +67,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(bodyBudget, { maxBytes: config.MAX_BODY_BYTES_IN_FLIGHT, bodyLimit: config.BODY_LIMIT_BYTES });
   await app.register(auth, { apiKey: config.API_KEY });
   await app.register(metrics);
-  await app.register(idleGc);
+  if (config.IDLE_GC) await app.register(idleGc);
   await app.register(models, { config });
   await app.register(corsPlugin, { origin: config.CORS_ORIGIN });
   await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS });
