@@ -47,7 +47,7 @@ export function createMetrics(): Metrics {
       },
     }),
     queueSource: null,
-    rejected: new FastCounter('requests_rejected_total', 'Requests refused at admission with 503 (the lane\'s queue held MAX_QUEUE requests), by lane', ['lane'], registry),
+    rejected: new FastCounter('requests_rejected_total', 'Requests refused at admission with 503 (the lane\'s queue held MAX_QUEUE requests or, for MC, more than MAX_QUEUE_WAIT_MS of estimated work), by lane', ['lane'], registry),
     timedOut: new FastCounter('requests_timed_out_total', 'Requests whose deadline passed (504), by lane and stage (queued: dropped; running: stopped between chunks)', ['lane', 'stage'], registry),
     cancelled: new FastCounter('requests_cancelled_total', 'Requests whose client disconnected, by lane and stage (queued: dropped; running: stopped between chunks)', ['lane', 'stage'], registry),
   };
