@@ -1,12 +1,14 @@
 /**
  * `npm run bench [-- section ...]`: every figure is a ratio against a reference measured in the same
  * run, A and B alternated (the machine is shared and noisy). Prints one table and writes
- * bench/results.json. Sections: inproc, prefix, http, responsiveness, train (default: all).
+ * bench/results.json. Sections: inproc, prefix, http, responsiveness, train, overload (default: all).
  * `npm run bench -- uci [options]` runs the UCI regression benchmark instead (bench/uci.ts).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEFAULT_RUNTIME_OPTIONS } from '../src/model/model.js';
@@ -240,6 +242,213 @@ async function training(): Promise<void> {
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * p))]! : Number.NaN;
+};
+const load1 = (): string => loadavg()[0]!.toFixed(1);
+
+/** Server CPU time (ms, user + system) from /proc (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** GET or POST `url` every `everyMs` until stopped; the latencies (ms). */
+function prober(url: string, body?: unknown, everyMs = 20): { stop: () => Promise<number[]> } {
+  const lat: number[] = [];
+  let stop = false;
+  const init = body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+  const loop = (async () => {
+    while (!stop) {
+      const t0 = performance.now();
+      const r = await fetch(url, init);
+      await r.arrayBuffer();
+      lat.push(r.ok ? performance.now() - t0 : Number.POSITIVE_INFINITY);
+      await sleep(everyMs);
+    }
+  })();
+  return { stop: async () => ((stop = true), await loop, lat) };
+}
+
+interface OpenLoopResult {
+  sent: number;
+  sendSeconds: number;
+  statuses: Record<string, number>;
+  ok: number;
+  p50: number;
+  p99: number;
+  max: number;
+  retryAfter503: number;
+  errors: number;
+  unanswered: number;
+  maxInFlight: number;
+}
+
+/** bench/open-loop.ts in a child process: `rate` req/s for `seconds`, whatever the answers take. */
+function openLoop(url: string, body: unknown, rate: number, seconds: number): Promise<OpenLoopResult> {
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', 'bench/open-loop.ts', JSON.stringify({ url, body, rate, seconds })], { maxBuffer: 1 << 24 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as OpenLoopResult))),
+  );
+}
+
+/**
+ * The issue-14 promises under overload, with default settings: MC capacity (closed loop, 8
+ * connections, MC 64 rows × 1000 samples); then 30 s at 4× that rate, open loop: accepted requests'
+ * p99, goodput, 503s with Retry-After, /health/ready and a 1-row predict polled every 20 ms, RSS
+ * before, at the peak and 5 s after. Then 50 × MC 1000 × 1000 whose clients reset after 50 ms: how
+ * long the server's CPU stays busy, and the next request's latency against alone. Then 400 uploads
+ * stalled one byte short of 1 MB: when the server closes them, and RSS.
+ */
+async function overload(): Promise<void> {
+  process.stderr.write(`overload (MC 64 rows × 1000 samples, default settings; load average ${load1()})\n`);
+  // default settings, except the work limit, so that one request can run for seconds (the last probe)
+  const server = await startServer('src/server/server.ts', { MC_MAX_SAMPLES: '1000000', MC_MAX_WORK: '100000000' }, 18921);
+  const heavy = { instances: Array(64).fill(ROW), samples: 1000 };
+  const mcUrl = `${server.url}/v1/models/diabetes/uncertainty`;
+  await load(mcUrl, heavy, 8, 3); // warm-up
+  const capacity = (await load(mcUrl, heavy, 8, 10)).rps;
+  record({ section: 'overload', name: `MC capacity: closed loop, 8 connections, 10 s (req/s; load average ${load1()})`, a: capacity.toFixed(0), b: '', ratio: null, target: 'info', pass: null });
+  // the machine's floor: the same probes with this server idle (the machine is shared)
+  const idleHealth = prober(`${server.url}/health/ready`);
+  const idlePredict = prober(`${server.url}/v1/models/diabetes/predict`, { instances: [ROW] });
+  await sleep(5000);
+  const [ih, ip] = [await idleHealth.stop(), await idlePredict.stop()];
+  record({ section: 'overload', name: `the machine's floor, this server idle: /health/ready and predict 1 row p99 (ms, every 20 ms for 5 s; load average ${load1()})`, a: pct(ih, 0.99).toFixed(1), b: pct(ip, 0.99).toFixed(1), ratio: null, target: 'info', pass: null });
+  await sleep(2000);
+  const rssBefore = rssMb(server.pid);
+  let rssPeak = rssBefore;
+  const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(server.pid))), 250);
+  const health = prober(`${server.url}/health/ready`);
+  const predict = prober(`${server.url}/v1/models/diabetes/predict`, { instances: [ROW] });
+  const rate = Math.round(4 * capacity);
+  const r = await openLoop(mcUrl, heavy, rate, 30);
+  const [hl, pl] = [await health.stop(), await predict.stop()];
+  clearInterval(rssTimer);
+  await sleep(5000);
+  const rssAfter = rssMb(server.pid);
+  const goodput = r.ok / r.sendSeconds;
+  const s503 = r.statuses['503'] ?? 0;
+  const other = r.sent - r.ok - s503;
+  record({ section: 'overload', name: `open loop at 4× capacity (${rate} req/s, 30 s; load average ${load1()}): accepted requests' p50 / p99 (ms)`, a: `${r.p50.toFixed(0)} / ${r.p99.toFixed(0)}`, b: `max ${r.max.toFixed(0)}`, ratio: null, target: 'p99 ≤ 2000 ms', pass: r.p99 <= 2000 });
+  record({ section: 'overload', name: 'goodput at 4× capacity vs capacity (req/s answered 200)', a: goodput.toFixed(0), b: capacity.toFixed(0), ratio: goodput / capacity, target: '≥ 0.8×', pass: goodput / capacity >= 0.8 });
+  record({ section: 'overload', name: `sent ${r.sent}: 200 / 503 (with Retry-After) / other statuses and socket errors`, a: `${r.ok} / ${s503} (${r.retryAfter503})`, b: `${JSON.stringify(r.statuses)}; errors ${r.errors}; unanswered ${r.unanswered}`, ratio: null, target: 'every non-200 a 503 with Retry-After', pass: other === 0 && r.errors === 0 && r.retryAfter503 === s503 });
+  record({ section: 'overload', name: `/health/ready every 20 ms during the overload: p50 / p99 (ms, ${hl.length} probes)`, a: `${pct(hl, 0.5).toFixed(1)} / ${pct(hl, 0.99).toFixed(1)}`, b: '', ratio: null, target: 'p99 < 50 ms', pass: pct(hl, 0.99) < 50 });
+  record({ section: 'overload', name: `predict 1 row every 20 ms during the overload: p50 / p99 (ms, ${pl.length} probes)`, a: `${pct(pl, 0.5).toFixed(1)} / ${pct(pl, 0.99).toFixed(1)}`, b: '', ratio: null, target: 'p99 < 50 ms', pass: pct(pl, 0.99) < 50 });
+  record({ section: 'overload', name: 'RSS before → peak → 5 s after the overload (MB)', a: `${rssBefore.toFixed(0)} → ${rssPeak.toFixed(0)}`, b: rssAfter.toFixed(0), ratio: rssAfter / rssBefore, target: '≤ 1.1×', pass: rssAfter / rssBefore <= 1.1 });
+
+  // clients that leave: 50 × MC 1000 rows × 1000 samples, each reset after 50 ms
+  const light = { instances: [ROW], samples: 100 };
+  const alone: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await (await fetch(mcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(light) })).arrayBuffer();
+    alone.push(performance.now() - t0);
+  }
+  const big = Buffer.from(JSON.stringify({ instances: Array(1000).fill(ROW), samples: 1000 }));
+  // the CPU of one such request, whole
+  let cpu0 = cpuMs(server.pid);
+  await (await fetch(mcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big })).arrayBuffer();
+  const oneCpu = cpuMs(server.pid) - cpu0;
+  await sleep(500);
+  const url = new URL(mcUrl);
+  const reqs = Array.from({ length: 50 }, () => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': big.length } });
+    req.on('error', () => undefined);
+    req.end(big);
+    return req;
+  });
+  await sleep(50);
+  for (const req of reqs) req.destroy();
+  const abortedAt = performance.now();
+  cpu0 = cpuMs(server.pid);
+  const next = (async () => {
+    const t0 = performance.now();
+    await (await fetch(mcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(light) })).arrayBuffer();
+    return performance.now() - t0;
+  })();
+  // the server's CPU after the resets, in 20 ms windows: busy while it uses more than half a core
+  let busyUntil = 0;
+  let last = cpuMs(server.pid);
+  for (let t = 0; t < 3000; t += 20) {
+    await sleep(20);
+    const now = cpuMs(server.pid);
+    if (now - last > 10) busyUntil = performance.now() - abortedAt;
+    last = now;
+  }
+  const nextMs = await next;
+  const cpuAfter = cpuMs(server.pid) - cpu0;
+  record({ section: 'overload', name: `50 × MC 1000 × 1000, clients reset after 50 ms: server CPU busy (> ½ core per 20 ms window) until … after the resets (ms; load average ${load1()})`, a: busyUntil.toFixed(0), b: '', ratio: null, target: '≤ 100 ms (one chunk)', pass: busyUntil <= 100 });
+  record({ section: 'overload', name: 'server CPU in the 3 s after the resets vs the 50 requests\' whole work (50 × one request alone) (ms, 10 ms ticks)', a: cpuAfter.toFixed(0), b: (50 * oneCpu).toFixed(0), ratio: cpuAfter / (50 * oneCpu), target: 'info', pass: null });
+  record({ section: 'overload', name: 'the next MC 1 row × 100 after the resets vs alone (median of 20) (ms)', a: nextMs.toFixed(1), b: pct(alone, 0.5).toFixed(1), ratio: nextMs / pct(alone, 0.5), target: 'info', pass: null });
+
+  // one request whose MC is running (1000 rows × 100 000 samples: seconds of work), its client reset:
+  // how long the server's CPU stays busy after (the parsing of 50 bodies above is not in it)
+  await sleep(1000);
+  const long = Buffer.from(JSON.stringify({ instances: Array(1000).fill(ROW), samples: 100_000 }));
+  const one = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': long.length } });
+  one.on('error', () => undefined);
+  one.end(long);
+  await sleep(700);
+  const before = cpuMs(server.pid);
+  await sleep(200);
+  const busyBefore = cpuMs(server.pid) - before; // CPU in the 200 ms before the reset (it runs)
+  one.destroy();
+  const resetAt = performance.now();
+  let oneBusyUntil = 0;
+  last = cpuMs(server.pid);
+  for (let t = 0; t < 1000; t += 20) {
+    await sleep(20);
+    const now = cpuMs(server.pid);
+    if (now - last > 10) oneBusyUntil = performance.now() - resetAt;
+    last = now;
+  }
+  record({ section: 'overload', name: `one running MC 1000 × 100 000 (CPU ${busyBefore} ms in the 200 ms before), client reset: server CPU busy (> ½ core per 20 ms window) until … after the reset (ms; load average ${load1()})`, a: oneBusyUntil.toFixed(0), b: '', ratio: null, target: '≤ 100 ms (one chunk)', pass: oneBusyUntil <= 100 });
+  await server.stop();
+
+  // 400 uploads stalled one byte short of 1 MB (BODY_LIMIT_BYTES), on a fresh server
+  const up = await startServer('src/server/server.ts', {}, 18922);
+  await sleep(2000);
+  const rssIdle = rssMb(up.pid);
+  const size = 1_048_576;
+  const chunk = Buffer.alloc(size - 1, 0x20);
+  const head = `POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`;
+  const closedAt: number[] = [];
+  let refused = 0;
+  const u = new URL(up.url);
+  const external = async (): Promise<number> => Number(/^nodejs_external_memory_bytes (\S+)$/m.exec(await (await fetch(`${up.url}/metrics`)).text())?.[1]) / 1e6;
+  const extIdle = await external();
+  let sentAt = 0;
+  await Promise.all(
+    Array.from({ length: 400 }, () =>
+      new Promise<void>((resolve) => {
+        const s = connect(Number(u.port), u.hostname, () => {
+          s.write(head);
+          s.write(chunk, () => resolve());
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => closedAt.push(performance.now()));
+        s.once('data', (d) => (refused += d.toString().startsWith('HTTP/1.1 503') ? 1 : 0));
+      }),
+    ),
+  );
+  sentAt = performance.now();
+  await sleep(1000);
+  const rssStalled = rssMb(up.pid);
+  const extStalled = await external();
+  const deadline = performance.now() + 30_000;
+  while (closedAt.length < 400 && performance.now() < deadline) await sleep(100);
+  const lastClose = closedAt.length ? Math.max(...closedAt) - sentAt : Number.NaN;
+  await sleep(5000);
+  const rssReleased = rssMb(up.pid);
+  const extReleased = await external();
+  record({ section: 'overload', name: `400 uploads stalled 1 byte short of 1 MB: refused at once (503, MAX_BODY_BYTES_IN_FLIGHT) / closed by the server in all / last close after they stalled (s; load average ${load1()})`, a: `${refused} / ${closedAt.length} of 400`, b: (lastClose / 1000).toFixed(1), ratio: null, target: 'all closed within REQUEST_TIMEOUT_MS (10 s) + 1.5 s', pass: closedAt.length === 400 && lastClose <= 11_500 });
+  record({ section: 'overload', name: 'external memory (request body Buffers) idle → stalled → 5 s after the closes (MB)', a: `${extIdle.toFixed(0)} → ${extStalled.toFixed(0)}`, b: extReleased.toFixed(0), ratio: null, target: 'back to idle + 5 MB', pass: extReleased <= extIdle + 5 });
+  record({ section: 'overload', name: 'RSS idle → with the stalled uploads → 5 s after they were closed (MB)', a: `${rssIdle.toFixed(0)} → ${rssStalled.toFixed(0)}`, b: rssReleased.toFixed(0), ratio: rssReleased / rssIdle, target: '≤ 1.1× idle', pass: rssReleased / rssIdle <= 1.1 });
+  await up.stop();
+}
+
 const started = Date.now();
 // the servers under test run from dist/, as `npm start` runs them
 execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
@@ -248,6 +457,7 @@ if (want('prefix')) await prefix();
 if (want('http')) await http();
 if (want('responsiveness')) await responsiveness();
 if (want('train')) await training();
+if (want('overload')) await overload();
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? ''}, HTTP load: ${loadTool}`;
 const header = '| section | measurement | A | B | ratio | target | |\n|---|---|---|---|---:|---|---|';

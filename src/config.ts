@@ -74,6 +74,34 @@ const EnvSchema = z.object({
   MODELS_WATCH: bool.default(false),
   /** How often the hot reload polls (a file must look the same in two polls in a row to be loaded). */
   MODELS_POLL_MS: int(100, 3_600_000).default(1000),
+  /**
+   * Admission control: requests that may wait for a Monte Carlo runner (and, separately, for a predict
+   * run); beyond it, 503 with Retry-After. README "Operating" says how the default was sized.
+   */
+  MAX_QUEUE: int(1, 1_000_000).default(128),
+  /** The longest deadline of a request (x-request-timeout and V2 parameters.timeout are capped by it). */
+  MAX_REQUEST_MS: int(1, 3_600_000).default(30_000),
+  /** Time to receive a whole request, headers and body (Node's requestTimeout: 408, then closed). */
+  REQUEST_TIMEOUT_MS: int(1, 3_600_000).default(10_000),
+  /** A connection with no traffic for this long is closed; must exceed MAX_REQUEST_MS (a request's answer may take that long). */
+  CONNECTION_TIMEOUT_MS: int(1, 3_600_000).default(60_000),
+  /** Inputs far outside the training range (card feature_stats): flag them in the response, reject (422), or off. */
+  OUT_OF_RANGE: z.enum(['flag', 'reject', 'off'], { message: 'expected flag, reject or off' }).default('flag'),
+  /** "Far outside": below min − k·std or above max + k·std of the training rows, k = OUT_OF_RANGE_STDS. */
+  OUT_OF_RANGE_STDS: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, { message: 'expected a non-negative number' })
+    .transform(Number)
+    .default(3),
+  /** Request bodies being received at once, in bytes (declared lengths); beyond it 503 before the body is read (0 = no limit). */
+  MAX_BODY_BYTES_IN_FLIGHT: int(0, 1024 ** 4).default(16 * 1024 * 1024),
+  /** CPU priority of the MC worker threads (Linux nice, 0..19): the main thread (HTTP, health, predict) wins the CPU from them. */
+  MC_WORKER_NICE: int(0, 19).default(0),
+  /** A Monte Carlo request is also refused when the work queued ahead of it would take longer than this (estimated from the recent rate; 0 = no bound). */
+  MAX_QUEUE_WAIT_MS: int(0, 3_600_000).default(1000),
+  /** After a burst, at the first quiet second, two full garbage collections when the heap + external memory grew 16 MB (plugins/idle-gc.ts). */
+  IDLE_GC: bool.default(true),
 });
 
 /** MODEL_VERSION_POLICY: serve the `count` highest versions of each model, or all of them. */
@@ -97,6 +125,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${messages.join('; ')}`);
   }
   const c = parsed.data;
+  if (c.CONNECTION_TIMEOUT_MS <= c.MAX_REQUEST_MS) throw new ConfigError(`invalid configuration: CONNECTION_TIMEOUT_MS=${c.CONNECTION_TIMEOUT_MS} must exceed MAX_REQUEST_MS=${c.MAX_REQUEST_MS} (an answer may take that long)`);
   if (c.MC_DEFAULT_SAMPLES > c.MC_MAX_SAMPLES) throw new ConfigError(`invalid configuration: MC_DEFAULT_SAMPLES=${c.MC_DEFAULT_SAMPLES} exceeds MC_MAX_SAMPLES=${c.MC_MAX_SAMPLES}`);
   if (c.ADMIN_API_KEY !== undefined && c.ADMIN_API_KEY === c.API_KEY) throw new ConfigError('invalid configuration: ADMIN_API_KEY must differ from API_KEY');
   return c;

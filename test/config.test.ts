@@ -15,6 +15,11 @@ describe('loadConfig', () => {
       MAX_BATCH_ROWS: 1024,
       BODY_LIMIT_BYTES: 1_048_576,
       SHUTDOWN_GRACE_MS: 10000,
+      MAX_QUEUE: 128,
+      MAX_QUEUE_WAIT_MS: 1000,
+      MAX_REQUEST_MS: 30_000,
+      MC_WORKER_NICE: 0,
+      IDLE_GC: true,
     });
     expect(c.MODEL_PATH).toBeUndefined();
     expect(c.API_KEY).toBeUndefined();

@@ -39,6 +39,16 @@ export const CardSchema = z.looseObject({
       scores: z.array(z.number().nonnegative()),
     })
     .optional(),
+  /** Per-feature statistics of the training rows, arrays in feature order (the loader checks the lengths). */
+  feature_stats: z
+    .object({
+      rows: z.number().int().nonnegative(),
+      min: z.array(z.number()),
+      max: z.array(z.number()),
+      mean: z.array(z.number()),
+      std: z.array(z.number().nonnegative()),
+    })
+    .optional(),
 });
 export type Card = z.infer<typeof CardSchema>;
 

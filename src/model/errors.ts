@@ -13,14 +13,27 @@ export const ERROR_STATUS = {
   no_dropout: 422,
   /** The interval asked for cannot be served (conformal without scores, or a level they cannot reach). */
   interval_unavailable: 422,
-  not_ready: 503,
   /** A model asked to load (V2 repository extension) failed to: 400, as Triton answers it. */
   load_failed: 400,
+  /** A statistic (or predict output) came out NaN or infinite. */
+  non_finite: 422,
+  /** Inputs far outside the training range, with OUT_OF_RANGE=reject. */
+  out_of_range: 422,
+  /** The client left; never sent (nginx's "client closed request", for logs and metrics). */
+  cancelled: 499,
+  not_ready: 503,
+  /** The queue is full: retry after Retry-After seconds. */
+  overloaded: 503,
+  /** The request's deadline passed while it waited or ran. */
+  deadline_exceeded: 504,
 } as const;
 
 export type ErrorKind = keyof typeof ERROR_STATUS;
 
 export class RequestError extends Error {
+  /** Seconds after which a retry may succeed (the Retry-After header of a 503). */
+  retryAfterSeconds?: number;
+
   constructor(
     readonly kind: ErrorKind,
     message: string,
@@ -45,6 +58,20 @@ export class NoDropoutError extends RequestError {
   override name = 'NoDropoutError';
   constructor(model: string) {
     super('no_dropout', `model "${model}" has no Dropout node, so Monte Carlo dropout is not available; use predict`);
+  }
+}
+
+/**
+ * A run stopped between chunks because its signal was set (the client left or the deadline passed).
+ * `samplesDone` of `samples` were computed before it stopped.
+ */
+export class CancelledError extends RequestError {
+  override name = 'CancelledError';
+  constructor(
+    readonly samplesDone = 0,
+    readonly samples = 0,
+  ) {
+    super('cancelled', `cancelled after ${samplesDone} of ${samples} samples`);
   }
 }
 

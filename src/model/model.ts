@@ -20,6 +20,15 @@ export interface TensorSpec {
   shape: number[];
 }
 
+/**
+ * What a long run checks between chunks: once `aborted` is true (the client left, or the deadline
+ * passed) sample() stops before its next chunk with a CancelledError. An AbortSignal is one; so is the
+ * worker's view of a shared flag (src/serving/mc-worker.ts).
+ */
+export interface RunSignal {
+  readonly aborted: boolean;
+}
+
 export interface McOptions {
   samples: number;
   /** Central interval level in (0, 1) (regression). */
@@ -28,6 +37,8 @@ export interface McOptions {
   intervalMethod?: IntervalMethod;
   seed?: number;
   returnSamples?: boolean;
+  /** Checked between chunks (not sent to workers: they get their own). */
+  signal?: RunSignal;
 }
 
 /** One MC request: validated rows (rows × features) and its options. */
@@ -41,6 +52,18 @@ export interface McResult {
   stats: McStats;
   /** The seed the masks came from (the request's, or a fresh one). */
   seed: number;
+}
+
+/**
+ * Per-feature statistics of the training rows (the card's `feature_stats`), arrays in feature order:
+ * the data plane flags inputs far outside [min, max] (src/serving/dataplane.ts).
+ */
+export interface FeatureStats {
+  rows: number;
+  min: readonly number[];
+  max: readonly number[];
+  mean: readonly number[];
+  std: readonly number[];
 }
 
 /** Where a model comes from: its file (the format follows from its extension) and optional card. */
@@ -107,11 +130,16 @@ export interface Model {
    * default, conformal scores); absent: DEFAULT_UNCERTAINTY (uncertainty.ts).
    */
   readonly uncertainty?: UncertaintySettings;
+  /** The training rows' per-feature statistics, when the card has them (null or absent: unknown). */
+  readonly featureStats?: FeatureStats | null;
 
   describe(): ModelDescription;
   /** Eval-mode (dropout off) raw outputs, rows × outputSize, for validated rows (rows × features). */
   predict(x: Float32Array, rows: number): Promise<Float32Array>;
-  /** Monte Carlo dropout: `opts.samples` stochastic passes → the statistics record and the seed used. */
+  /**
+   * Monte Carlo dropout: `opts.samples` stochastic passes → the statistics record and the seed used.
+   * With `opts.signal`, stops between chunks once it is aborted (CancelledError).
+   */
   sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult>;
   /** Whether MC on `rows` × `samples` fits one run, and so may share a run with other requests. */
   fitsOneRun(rows: number, samples: number): boolean;

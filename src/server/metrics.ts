@@ -21,12 +21,18 @@ export interface Metrics {
   modelLoadFailures: Counter<'model'>;
   modelUnloads: Counter<'model' | 'reason'>;
   modelLoadDuration: Histogram<'model'>;
+  /** Requests waiting per lane (mc, predict), read at scrape time from `queueSource`. */
+  queueDepth: Gauge<'lane'>;
+  queueSource: (() => Record<'mc' | 'predict', number>) | null;
+  rejected: FastCounter<'lane'>;
+  timedOut: FastCounter<'lane' | 'stage'>;
+  cancelled: FastCounter<'lane' | 'stage'>;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  const m: Metrics = {
     registry,
     httpDuration: new FastHistogram('http_request_duration_seconds', 'HTTP request duration by route and status', ['method', 'route', 'status_code'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registry),
     inferenceDuration: new FastHistogram('inference_duration_seconds', 'Model inference duration by model and mode (predict, mc)', ['model', 'mode'], [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registry),
@@ -39,7 +45,22 @@ export function createMetrics(): Metrics {
     modelLoadFailures: new Counter({ name: 'model_load_failures_total', help: 'Model loads that failed (the version served before, if any, kept serving)', labelNames: ['model'], registers: [registry] }),
     modelUnloads: new Counter({ name: 'model_unloads_total', help: 'Model versions no longer served, by reason: replaced (a new load of the same version) or unloaded', labelNames: ['model', 'reason'], registers: [registry] }),
     modelLoadDuration: new Histogram({ name: 'model_load_duration_seconds', help: 'Model load duration: read, check, sessions, self-check and worker copies, until served', labelNames: ['model'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
+    queueDepth: new Gauge({
+      name: 'queue_depth',
+      help: 'Requests waiting for a run, by lane (mc: Monte Carlo, up to MAX_QUEUE; predict)',
+      labelNames: ['lane'],
+      registers: [registry],
+      collect() {
+        const depth = m.queueSource?.();
+        if (depth) for (const lane of ['mc', 'predict'] as const) this.set({ lane }, depth[lane]);
+      },
+    }),
+    queueSource: null,
+    rejected: new FastCounter('requests_rejected_total', 'Requests refused at admission with 503 (the lane\'s queue held MAX_QUEUE requests or, for MC, more than MAX_QUEUE_WAIT_MS of estimated work), by lane', ['lane'], registry),
+    timedOut: new FastCounter('requests_timed_out_total', 'Requests whose deadline passed (504), by lane and stage (queued: dropped; running: stopped between chunks)', ['lane', 'stage'], registry),
+    cancelled: new FastCounter('requests_cancelled_total', 'Requests whose client disconnected, by lane and stage (queued: dropped; running: stopped between chunks)', ['lane', 'stage'], registry),
   };
+  return m;
 }
 
 /** The data plane's observer writing these metrics. */
@@ -53,6 +74,9 @@ export function metricsObserver(m: Metrics): DataPlaneObserver {
     mcSamples: (model, samples) => m.mcSamples.observeValues([model], samples),
     predictBatch: (model, rows) => m.batchSize.observeValues([model], rows),
     mcBatch: (model, requests) => m.mcBatchRequests.observeValues([model], requests),
+    rejected: (lane) => m.rejected.incValues([lane]),
+    timedOut: (lane, stage) => m.timedOut.incValues([lane, stage]),
+    cancelled: (lane, stage) => m.cancelled.incValues([lane, stage]),
   };
 }
 

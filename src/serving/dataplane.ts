@@ -10,21 +10,37 @@
  *   batching) unless BATCH_MAX_ROWS = 0;
  * - Monte Carlo: work of at least MC_WORKER_MIN_WORK rows × samples runs on a worker thread (pool.ts);
  *   smaller requests that fit one run are coalesced with concurrent ones of the same sample count
- *   (McBatcher; a batch of several goes to a worker when there is a pool), the rest run inline.
+ *   when they leave the queue (scheduler.ts; a batch of several goes to a worker when there is a
+ *   pool), the rest run inline.
  * Batchers belong to a model object (a swapped-in model gets its own), and the pool holds a copy of
  * each served model under a key of its own, added before the model is served (prepare) and removed
  * once its last request finished (retire).
+ *
+ * Under overload (scheduler.ts): Monte Carlo requests wait in a bounded FIFO queue in front of the
+ * runners (two tasks per worker thread, one running and the next waiting there, or one on the main
+ * thread without a pool), and predict requests are counted separately, so predict is never queued
+ * behind Monte Carlo. Beyond MAX_QUEUE waiting requests (or, for Monte Carlo, about MAX_QUEUE_WAIT_MS
+ * of work queued) a lane answers 503 with Retry-After at once. Every request has a deadline
+ * (its timeout, at most MAX_REQUEST_MS): at that point queued work is dropped and running Monte Carlo
+ * stops between chunks (504); a client that leaves cancels its work the same way.
+ * Answers are checked once, here, for every protocol: a statistic or output that is not finite is a
+ * 422 naming the rows and statistics; inputs far outside the training range (the card's
+ * feature_stats) are listed per row, or refused with OUT_OF_RANGE=reject.
+ * Every request that reached a model is counted in `statistics` (statistics.ts: Triton's extension).
  */
 import type { Config } from '../config.js';
-import { InputError, NoDropoutError } from '../model/errors.js';
-import type { McJob, McOptions, McResult, Model, ModelSource } from '../model/model.js';
-import type { McStats } from '../model/stats.js';
+import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
+import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
+import { type McStats, STATS, statValues } from '../model/stats.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
-import { McBatcher, PredictBatcher } from './batcher.js';
-import { TooLargeError } from './errors.js';
+import { PredictBatcher } from './batcher.js';
+import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
+import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
 import { type InferenceMode, InferenceStatistics, type ModelStatistics, type RequestTiming } from './statistics.js';
+
+export type { ClientLink } from './scheduler.js';
 
 export type DataPlaneConfig = Pick<
   Config,
@@ -41,10 +57,16 @@ export type DataPlaneConfig = Pick<
   | 'ORT_INTRA_OP_THREADS'
   | 'MC_MAX_RUN_ROWS'
   | 'MC_SHARED_PREFIX'
+  | 'MAX_QUEUE'
+  | 'MAX_REQUEST_MS'
+  | 'OUT_OF_RANGE'
+  | 'OUT_OF_RANGE_STDS'
+  | 'MC_WORKER_NICE'
+  | 'MAX_QUEUE_WAIT_MS'
 >;
 
 /** What the data plane reports (metrics); every method is optional. */
-export interface DataPlaneObserver {
+export interface DataPlaneObserver extends LaneObserver {
   /** One request's inference: its duration and rows. */
   inference?(model: string, mode: 'predict' | 'mc', seconds: number, rows: number): void;
   mcSamples?(model: string, samples: number): void;
@@ -77,6 +99,12 @@ export interface PredictRequest {
   model: string;
   version?: string;
   input: RowsInput;
+  /** The client's timeout in ms from the request's arrival (capped by MAX_REQUEST_MS, which is also the default). */
+  timeoutMs?: number;
+  /** Time already spent on the request before it got here (receiving, parsing): deducted from its deadline. */
+  elapsedMs?: number;
+  /** The client's connection: when it closes, the request's work is dropped or stopped. */
+  client?: ClientLink;
 }
 
 export interface SampleRequest extends PredictRequest {
@@ -96,6 +124,8 @@ export interface PredictResult {
   rows: number;
   /** Raw eval outputs, rows × model.outputSize. */
   output: Float32Array;
+  /** Per row, the features far outside the training range; null when none is (or the model has no feature_stats). */
+  outOfRange: string[][] | null;
 }
 
 export interface SampleResult {
@@ -107,9 +137,24 @@ export interface SampleResult {
   returnSamples: boolean;
   stats: McStats;
   seed: number;
+  /** As PredictResult.outOfRange. */
+  outOfRange: string[][] | null;
 }
 
 const DEFAULT_INTERVAL = 0.9;
+
+/**
+ * MC tasks handed to a worker at once: one running, one waiting at the worker (mc-worker.ts runs them
+ * one after the other), so that the worker does not idle while the main thread answers the last one
+ * and dispatches the next.
+ */
+const WORKER_PIPELINE = 2;
+
+/** Each model's out-of-range bounds: [min − k·std, max + k·std] per feature. */
+interface Bounds {
+  low: Float64Array;
+  high: Float64Array;
+}
 
 export class DataPlane implements ModelHooks {
   private pool: McPool | null = null;
@@ -117,7 +162,10 @@ export class DataPlane implements ModelHooks {
   private readonly poolKeys = new WeakMap<Model, string>();
   private nextKey = 0;
   private readonly predictBatchers = new WeakMap<Model, PredictBatcher>();
-  private readonly mcBatchers = new WeakMap<Model, McBatcher>();
+  private readonly bounds = new WeakMap<Model, Bounds | null>();
+  private readonly mc: McScheduler;
+  /** Predict requests admitted and not answered yet (the predict lane's queue). */
+  private predictWaiting = 0;
   /** Counts and times per model version and mode (Triton's statistics extension; statistics.ts). */
   readonly statistics = new InferenceStatistics();
 
@@ -127,6 +175,28 @@ export class DataPlane implements ModelHooks {
     private readonly observer: DataPlaneObserver = {},
   ) {
     repository.use(this);
+    this.mc = new McScheduler(
+      { requests: config.MAX_QUEUE, waitMs: config.MAX_QUEUE_WAIT_MS },
+      // a worker runs one task at a time and holds the next, so that it never waits for the main thread
+      () => (this.pool ? this.pool.threads * WORKER_PIPELINE : 1),
+      (m) => (this.pool && this.poolKeys.has(m) ? Math.min(m.maxRunRows, config.MC_COALESCE_MAX_ROWS) : m.maxRunRows),
+      (batch) => this.runMc(batch),
+      observer,
+    );
+  }
+
+  /**
+   * Throws the OverloadedError a Monte Carlo request would get now (the MC queue is full): the server
+   * calls it before reading the body of a route that is always Monte Carlo.
+   */
+  checkMcAdmission(): void {
+    const refusal = this.mc.refusal();
+    if (refusal) throw refusal;
+  }
+
+  /** Requests waiting in each lane (metrics). */
+  queueDepth(): { mc: number; predict: number } {
+    return { mc: this.mc.depth, predict: this.predictWaiting };
   }
 
   /** Serving: the models are loaded and the server is not shutting down. */
@@ -167,15 +237,42 @@ export class DataPlane implements ModelHooks {
     let ok = false;
     try {
       const m = lease.model;
-      const { x, rows: n } = req.input.decode(m, (n, field) => this.checkRows(n, field));
+      let field = 'rows';
+      const { x, rows: n } = req.input.decode(m, (n, f) => {
+        this.checkRows(n, f);
+        field = f;
+      });
       rows = n;
+      const outOfRange = this.outOfRange(m, x, rows, field);
+      t.decoded = performance.now();
+      const max = this.config.MAX_QUEUE;
+      if (this.predictWaiting >= max) {
+        this.observer.rejected?.('predict');
+        throw new OverloadedError(`server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`, 1);
+      }
+      const timeoutMs = this.timeoutOf(req);
+      const deadline = performance.now() + timeoutMs - (req.elapsedMs ?? 0);
+      // checked when the run starts: work whose client left or whose deadline passed is not run
+      const check = (): Error | null => {
+        if (req.client?.closed) {
+          this.observer.cancelled?.('predict', 'queued');
+          return new CancelledError();
+        }
+        if (performance.now() > deadline) {
+          this.observer.timedOut?.('predict', 'queued');
+          return new DeadlineExceededError(timeoutMs, 'queued');
+        }
+        return null;
+      };
+      this.predictWaiting++;
       const started = performance.now();
-      t.decoded = started;
       try {
-        const output = await this.runPredict(m, x, rows, t);
+        const output = await this.runPredict(m, x, rows, check, t);
+        checkFiniteOutput(output, rows, m.outputSize);
         ok = true;
-        return { model: m, rows, output };
+        return { model: m, rows, output, outOfRange };
       } finally {
+        this.predictWaiting--;
         this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
       }
     } finally {
@@ -199,18 +296,22 @@ export class DataPlane implements ModelHooks {
       const interval = req.interval ?? DEFAULT_INTERVAL;
       // an interval the model cannot serve (422) is refused before any row is read or run
       if (m.task === 'regression') resolveInterval(m.name, m.uncertainty ?? DEFAULT_UNCERTAINTY, interval, req.intervalMethod);
-      const { x, rows: n } = req.input.decode(m, (n, field) => {
-        this.checkRows(n, field);
+      let field = 'rows';
+      const { x, rows: n } = req.input.decode(m, (n, f) => {
+        this.checkRows(n, f);
         this.checkWork(n, samples, req.fields);
+        field = f;
       });
       rows = n;
+      const outOfRange = this.outOfRange(m, x, rows, field);
+      t.decoded = performance.now();
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
-      t.decoded = started;
       try {
-        const { stats, seed } = await this.runMc(m, x, rows, { samples, interval, intervalMethod: req.intervalMethod, seed: req.seed, returnSamples: req.returnSamples }, t);
+        const { stats, seed } = await this.submitMc(m, x, rows, { samples, interval, intervalMethod: req.intervalMethod, seed: req.seed, returnSamples: req.returnSamples }, req, t);
+        checkFiniteStats(stats);
         ok = true;
-        return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed };
+        return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed, outOfRange };
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
       }
@@ -239,7 +340,8 @@ export class DataPlane implements ModelHooks {
   }
 
   /** The request's run starts now and serves it alone. */
-  private static runsAlone(t: RequestTiming): void {
+  private static runsAlone(t: RequestTiming | undefined): void {
+    if (!t) return;
     t.started = performance.now();
     t.solo = true;
   }
@@ -256,12 +358,51 @@ export class DataPlane implements ModelHooks {
     }
   }
 
-  /** `t.started` is set when the request's run starts (after any wait for a batch). */
-  private runPredict(m: Model, x: Float32Array, rows: number, t: RequestTiming): Promise<Float32Array> {
-    const start = (): void => {
-      t.started = performance.now();
-    };
+  /** The request's deadline in ms from now: its own timeout, at most MAX_REQUEST_MS. */
+  private timeoutOf(req: PredictRequest): number {
+    const max = this.config.MAX_REQUEST_MS;
+    return req.timeoutMs === undefined ? max : Math.max(0, Math.min(req.timeoutMs, max));
+  }
+
+  /**
+   * Per row, the features far outside the training range: below min − k·std or above max + k·std of
+   * the card's feature_stats (k = OUT_OF_RANGE_STDS). null when no row has one, the model has no
+   * feature_stats, or OUT_OF_RANGE=off; with OUT_OF_RANGE=reject a flagged row is a 422 naming it.
+   */
+  private outOfRange(m: Model, x: Float32Array, rows: number, field: string): string[][] | null {
+    if (this.config.OUT_OF_RANGE === 'off') return null;
+    let b = this.bounds.get(m);
+    if (b === undefined) {
+      const fs = m.featureStats;
+      const k = this.config.OUT_OF_RANGE_STDS;
+      b = fs ? { low: Float64Array.from(fs.min, (v, j) => v - k * fs.std[j]!), high: Float64Array.from(fs.max, (v, j) => v + k * fs.std[j]!) } : null;
+      this.bounds.set(m, b);
+    }
+    if (!b) return null;
+    const F = m.features.length;
+    let flagged: string[][] | null = null;
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < F; j++) {
+        const v = x[i * F + j]!;
+        if (v >= b.low[j]! && v <= b.high[j]!) continue;
+        if (this.config.OUT_OF_RANGE === 'reject') {
+          const fs = m.featureStats!;
+          throw new OutOfRangeError(
+            `${field}[${i}]: ${m.features[j]} = ${v} is far outside the training range [${fs.min[j]}, ${fs.max[j]}] (beyond ${this.config.OUT_OF_RANGE_STDS} training std ${fs.std[j]}); the server refuses such inputs (OUT_OF_RANGE=reject)`,
+          );
+        }
+        flagged ??= Array.from({ length: rows }, () => []);
+        flagged[i]!.push(m.features[j]!);
+      }
+    }
+    return flagged;
+  }
+
+  /** `check` is asked when the request's run starts; `t.started` is set then (after any wait for a batch). */
+  private runPredict(m: Model, x: Float32Array, rows: number, check: () => Error | null, t: RequestTiming): Promise<Float32Array> {
     if (this.config.BATCH_MAX_ROWS <= 0) {
+      const err = check();
+      if (err) return Promise.reject(err);
       DataPlane.runsAlone(t);
       return m.predict(x, rows);
     }
@@ -271,53 +412,72 @@ export class DataPlane implements ModelHooks {
       batcher = new PredictBatcher((bx, n) => this.executed(m, 'predict', n, () => m.predict(bx, n)), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
       this.predictBatchers.set(m, batcher);
     }
-    return batcher.predict(x, rows, start);
-  }
-
-  /**
-   * Large work goes to a worker (a hand-off costs more than it saves below MC_WORKER_MIN_WORK: bench);
-   * requests that fit one run are coalesced (McBatcher); the rest runs inline.
-   */
-  private runMc(m: Model, x: Float32Array, rows: number, opts: McOptions, t: RequestTiming): Promise<McResult> {
-    const start = (): void => {
+    return batcher.predict(x, rows, check, () => {
       t.started = performance.now();
-    };
-    const key = this.poolKeys.get(m);
-    const pool = this.pool;
-    if (pool && key !== undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
-      DataPlane.runsAlone(t);
-      return pool.run(key, x, rows, opts);
-    }
-    if (this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples)) return this.mcBatcher(m, key).mc({ x, rows, opts }, start);
-    DataPlane.runsAlone(t);
-    return m.sample(x, rows, opts);
+    });
   }
 
   /**
-   * A lone request runs inline (no hand-off: fastest when the server is quiet); a batch of several goes
-   * to a worker when there is a pool, so that under load the event loop keeps serving HTTP while a
-   * worker runs the batch. Worker batches are capped at MC_COALESCE_MAX_ROWS tiled rows and at most
-   * threads + 1 are in flight, so that the next batch forms while one runs (bench: MC throughput with
-   * workers vs inline).
+   * Admit an MC request to the queue (scheduler.ts). Large work goes to a worker (a hand-off costs
+   * more than it saves below MC_WORKER_MIN_WORK: bench); requests that fit one run may share it with
+   * others (MC_COALESCE); the rest runs inline.
    */
-  private mcBatcher(m: Model, key: string | undefined): McBatcher {
-    let batcher = this.mcBatchers.get(m);
-    if (batcher) return batcher;
+  private submitMc(m: Model, x: Float32Array, rows: number, opts: McOptions, req: SampleRequest, timing: RequestTiming): Promise<McResult> {
+    const onWorker = this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
+    const coalesce = !onWorker && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
+    const timeoutMs = this.timeoutOf(req);
+    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0), timeoutMs, client: req.client, timing });
+  }
+
+  /**
+   * Run one task of the MC queue. A single request: on a worker when its work is large (stoppable
+   * through the worker's cancel flag), else inline (its entry is the signal checked between chunks).
+   * A coalesced batch of several: one run, on a worker when there is a pool (the event loop keeps
+   * serving HTTP meanwhile; MC_COALESCE_MAX_ROWS tiled rows at most), else inline; members that left
+   * before the start are not in it. If a shared run fails, each request is retried alone, so one bad
+   * request never fails its neighbours. Statistics: a request's run starts here (the end of its queue
+   * time); a run for one request is counted with it, a shared run as an execution of its rows.
+   */
+  private async runMc(batch: McEntry[]): Promise<void> {
+    const m = batch[0]!.model;
+    const key = this.poolKeys.get(m);
     const pool = key !== undefined ? this.pool : null;
-    const name = m.name;
-    const features = m.features.length;
-    const run = (jobs: McJob[]): Promise<McResult[]> =>
-      this.executed(m, 'mc', jobs.reduce((n, j) => n + j.rows, 0), () => (pool && jobs.length > 1 ? pool.runCoalesced(key!, jobs, features) : m.sampleBatch(jobs)));
-    const onBatch = (n: number): void => this.observer.mcBatch?.(name, n);
-    batcher = pool ? new McBatcher(run, Math.min(m.maxRunRows, this.config.MC_COALESCE_MAX_ROWS), pool.threads + 1, onBatch) : new McBatcher(run, m.maxRunRows, Infinity, onBatch);
-    this.mcBatchers.set(m, batcher);
-    return batcher;
+    const alone = async (e: McEntry): Promise<void> => {
+      const { x, rows, opts } = e.job;
+      DataPlane.runsAlone(e.work.timing);
+      try {
+        if (pool && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
+          const task = pool.start(key!, x, rows, opts);
+          e.stop = task.cancel;
+          e.resolve(await task.result);
+        } else {
+          e.resolve(await m.sample(x, rows, { ...opts, signal: e }));
+        }
+      } catch (err) {
+        e.fail(err);
+      }
+    };
+    if (batch[0]!.work.coalesce) this.observer.mcBatch?.(m.name, batch.length);
+    const live = batch.filter((e) => !e.aborted);
+    if (live.length === 0) return;
+    if (live.length === 1) return alone(live[0]!);
+    const jobs = live.map((e) => e.job);
+    const now = performance.now();
+    for (const e of live) if (e.work.timing) e.work.timing.started = now;
+    let results: McResult[];
+    try {
+      results = await this.executed(m, 'mc', jobs.reduce((n, j) => n + j.rows, 0), () => (pool ? pool.runCoalesced(key!, jobs, m.features.length) : m.sampleBatch(jobs)));
+    } catch {
+      for (const e of live) if (!e.aborted) await alone(e);
+      return;
+    }
+    live.forEach((e, i) => e.resolve(results[i]!));
   }
 
   /** Repository hook: a model with dropout is loaded on the worker threads before it is served. */
   async prepare(model: Model, source: ModelSource): Promise<void> {
     if (this.config.MC_WORKERS <= 0 || !model.mcAvailable) return;
-    this.pool ??= new McPool([], runtimeOptions(this.config), this.config.MC_WORKERS);
+    this.pool ??= new McPool([], runtimeOptions(this.config), this.config.MC_WORKERS, this.config.MC_WORKER_NICE);
     const key = `${model.name}#${this.nextKey++}`;
     await this.pool.add(source, key);
     this.poolKeys.set(model, key);
@@ -336,4 +496,47 @@ export class DataPlane implements ModelHooks {
     await this.pool?.close();
     this.pool = null;
   }
+}
+
+/** The name clients know a statistic by: its V2 output, else its /v1 field, else its key. */
+const statName = (d: { key: string; v1: string | null; v2: string | null }): string => d.v2 ?? d.v1 ?? d.key;
+
+/** Describe up to 5 bad rows: `row 3 (mean, std), row 7 (mean)`. */
+function describeRows(bad: Map<number, Set<string>>): string {
+  const parts = [...bad].slice(0, 5).map(([i, names]) => `row ${i} (${[...names].join(', ')})`);
+  return `${parts.join(', ')}${bad.size > 5 ? `, and ${bad.size - 5} more rows` : ''}`;
+}
+
+const ADVICE = 'the inputs drive the model beyond what float32 can represent; check them against the training range (GET the model: feature_stats)';
+
+/** Every statistic of the record finite, else a 422 naming the rows and statistics (raw samples too, when kept). */
+export function checkFiniteStats(s: McStats): void {
+  const width = s.kind === 'regression' ? s.outputs : s.classes;
+  let bad: Map<number, Set<string>> | null = null;
+  const mark = (row: number, name: string): void => {
+    bad ??= new Map();
+    let names = bad.get(row);
+    if (!names) bad.set(row, (names = new Set()));
+    names.add(name);
+  };
+  for (const d of STATS[s.kind]) {
+    const a = statValues(s, d);
+    const per = d.shape === 'row' ? 1 : width;
+    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) mark(Math.floor(i / per), statName(d));
+  }
+  if (s.raw) {
+    for (let i = 0; i < s.raw.length; i++) if (!Number.isFinite(s.raw[i]!)) mark(Math.floor(i / width) % s.rows, 'samples');
+  }
+  if (bad) throw new NonFiniteError(`statistics are not finite for ${describeRows(bad)}: ${ADVICE}`);
+}
+
+/** Every predict output finite, else a 422 naming the rows. */
+export function checkFiniteOutput(out: Float32Array, rows: number, width: number): void {
+  let bad: Map<number, Set<string>> | null = null;
+  for (let i = 0; i < rows * width; i++) {
+    if (Number.isFinite(out[i]!)) continue;
+    bad ??= new Map();
+    bad.set(Math.floor(i / width), new Set(['output']));
+  }
+  if (bad) throw new NonFiniteError(`the output is not finite for ${describeRows(bad)}: ${ADVICE}`);
 }

@@ -39,3 +39,41 @@ export class ModelLoadFailedError extends RequestError {
     super('load_failed', message);
   }
 }
+
+/** The queue of a lane is full (MAX_QUEUE): 503 with Retry-After. */
+export class OverloadedError extends RequestError {
+  override name = 'OverloadedError';
+  constructor(message: string, retryAfterSeconds: number) {
+    super('overloaded', message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * The request's deadline (x-request-timeout, V2 parameters.timeout, at most MAX_REQUEST_MS) passed:
+ * queued work is dropped, running Monte Carlo stops between chunks. 504, not 503: the server did take
+ * the request; its time budget ran out (gRPC's DEADLINE_EXCEEDED maps to 504), and a 503 means "retry
+ * after Retry-After", which a client should not do blindly with the same deadline.
+ */
+export class DeadlineExceededError extends RequestError {
+  override name = 'DeadlineExceededError';
+  constructor(timeoutMs: number, where: 'queued' | 'running') {
+    super('deadline_exceeded', `the request's deadline of ${Math.round(timeoutMs * 1000) / 1000} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`);
+  }
+}
+
+/** A statistic or output came out NaN or infinite (422): the message names the rows and statistics. */
+export class NonFiniteError extends RequestError {
+  override name = 'NonFiniteError';
+  constructor(message: string) {
+    super('non_finite', message);
+  }
+}
+
+/** Inputs far outside the training range with OUT_OF_RANGE=reject (422). */
+export class OutOfRangeError extends RequestError {
+  override name = 'OutOfRangeError';
+  constructor(message: string) {
+    super('out_of_range', message);
+  }
+}

@@ -5,11 +5,14 @@
  * answering HTTP. Models are keyed by the pool (one key per loaded model object on the main thread), so
  * a swapped-in model and the one it replaces can both be here while requests on the old one finish.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../model/formats.js';
-import type { McOptions, Model, ModelSource, RuntimeOptions } from '../model/model.js';
+import { CancelledError } from '../model/errors.js';
+import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../model/stats.js';
-import { type McBatchTask, unpackBatch } from './wire.js';
+import { CANCEL_FLAGS, type McBatchTask, cancelTag, unpackBatch } from './wire.js';
 
 export interface McTask {
   model: string;
@@ -33,9 +36,19 @@ export interface WorkerRequest {
   task: McTask | McBatchTask | { ping: true } | { load: PoolModel } | { unload: string };
 }
 
-export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string };
+export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string } | { id: number; cancelled: { samplesDone: number; samples: number } };
 
-const { models: initial, runtime } = workerData as { models: PoolModel[]; runtime: RuntimeOptions };
+const { models: initial, runtime, cancel, nice } = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array; nice: number };
+
+// a lower CPU priority for this thread only (Linux: setpriority on the thread's id), so that the main
+// thread (HTTP, health, predict) wins the CPU when both want it; elsewhere, or if refused, nothing
+if (nice > 0) {
+  try {
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), nice);
+  } catch {
+    /* not Linux, or not allowed */
+  }
+}
 const models = new Map<string, Promise<Model>>();
 
 function load({ key, source }: PoolModel): Promise<Model> {
@@ -50,7 +63,18 @@ function load({ key, source }: PoolModel): Promise<Model> {
 // loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
 for (const m of initial) load(m);
 
-async function run(task: WorkerRequest['task']): Promise<Float64Array | null> {
+/** Task `id` is to stop: the pool set the shared flag to its tag (a single read between chunks). */
+const signalOf = (id: number): RunSignal => {
+  const tag = cancelTag(id);
+  const flag = id % CANCEL_FLAGS;
+  return {
+    get aborted() {
+      return Atomics.load(cancel, flag) === tag;
+    },
+  };
+};
+
+async function run(id: number, task: WorkerRequest['task']): Promise<Float64Array | null> {
   if ('ping' in task) {
     await Promise.all(models.values());
     return null;
@@ -68,12 +92,27 @@ async function run(task: WorkerRequest['task']): Promise<Float64Array | null> {
   const m = await models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
   if ('meta' in task) return packStats(await m.sampleBatch(unpackBatch(task, m.features.length)));
-  return packStats([await m.sample(task.x, task.rows, task.opts)]);
+  return packStats([await m.sample(task.x, task.rows, { ...task.opts, signal: signalOf(id) })]);
 }
 
+/**
+ * Monte Carlo tasks run one after another, never interleaved: the pool may hand over the next task
+ * while one runs (so that the worker does not wait for the main thread between tasks), and it waits
+ * here. Loading, unloading and pings do not wait for them.
+ */
+let mcTasks: Promise<unknown> = Promise.resolve();
+
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {
-  run(task).then(
+  const isMc = 'model' in task;
+  const started = isMc ? mcTasks.then(() => run(id, task)) : run(id, task);
+  if (isMc) mcTasks = started.catch(() => undefined);
+  started.then(
     (result) => parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),
-    (err: unknown) => parentPort!.postMessage({ id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply),
+    (err: unknown) =>
+      parentPort!.postMessage(
+        err instanceof CancelledError
+          ? ({ id, cancelled: { samplesDone: err.samplesDone, samples: err.samples } } satisfies WorkerReply)
+          : ({ id, error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply),
+      ),
   );
 });

@@ -13,14 +13,17 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { CancelledError } from '../model/errors.js';
 import { unpackStats } from '../model/stats.js';
 import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
-import { packBatch } from './wire.js';
+import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';
 
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+  /** Shared with the worker: flag id % CANCEL_FLAGS holds the tag of a task to stop (cancelTag), read between chunks. */
+  cancel: Int32Array;
   /** It has answered a message: a worker that dies before that is not restarted (it would again). */
   started: boolean;
 }
@@ -35,11 +38,15 @@ export class McPool {
   /** The models every worker holds (a replacement worker loads them at start), by key. */
   private readonly models = new Map<string, ModelSource>();
 
-  /** `sources`: models to load at start, keyed by name. */
+  /**
+   * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
+   * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it.
+   */
   constructor(
     sources: ModelSource[],
     private readonly runtime: RuntimeOptions,
     threads: number,
+    private readonly nice = 0,
   ) {
     for (const s of sources) this.models.set(s.name, s);
     // under tsx/vitest the worker is TypeScript: load it through tsx; the built dist/ has the .js file
@@ -51,12 +58,13 @@ export class McPool {
 
   private spawn(): Slot {
     const models: PoolModel[] = [...this.models].map(([key, source]) => ({ key, source }));
-    const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename) };
+    const cancel = new Int32Array(new SharedArrayBuffer(4 * CANCEL_FLAGS));
+    const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename), cancel, nice: this.nice };
     // TypeScript (tests, npm run dev): start from a CommonJS shim that requires the entry (see the shim)
     const worker = this.execArgv
       ? new Worker(new URL('./worker-shim.cjs', import.meta.url), { workerData, execArgv: this.execArgv })
       : new Worker(this.filename, { workerData });
-    const slot: Slot = { worker, pending: new Map(), started: false };
+    const slot: Slot = { worker, pending: new Map(), cancel, started: false };
     worker.unref(); // an idle pool never keeps the process alive
     worker.on('message', (reply: WorkerReply) => {
       slot.started = true;
@@ -64,7 +72,8 @@ export class McPool {
       if (!p) return;
       slot.pending.delete(reply.id);
       if (slot.pending.size === 0) worker.unref();
-      if ('error' in reply) p.reject(new Error(reply.error));
+      if ('cancelled' in reply) p.reject(new CancelledError(reply.cancelled.samplesDone, reply.cancelled.samples));
+      else if ('error' in reply) p.reject(new Error(reply.error));
       else p.resolve(reply.result);
     });
     const fail = (err: Error): void => {
@@ -89,9 +98,8 @@ export class McPool {
     return this.models.size;
   }
 
-  private post<T>(slot: Slot, task: WorkerRequest['task'], transfer: ArrayBuffer[] = []): Promise<T> {
+  private post<T>(slot: Slot, task: WorkerRequest['task'], transfer: ArrayBuffer[] = [], id = this.nextId++): Promise<T> {
     if (this.closing) return Promise.reject(new Error('the MC worker pool is closed'));
-    const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       if (slot.pending.size === 1) slot.worker.ref();
@@ -133,7 +141,20 @@ export class McPool {
 
   /** A single request on a worker (Model.sample). */
   async run(model: string, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
-    return unpackStats(await this.post<Float64Array>(this.pick(), { model, x, rows, opts } satisfies McTask))[0]!;
+    return this.start(model, x, rows, opts).result;
+  }
+
+  /**
+   * A single request on a worker, stoppable: `cancel()` sets the worker's shared flag to this task's
+   * tag, and the worker's Model.sample stops before its next chunk (the result then rejects with a
+   * CancelledError saying how many samples were done). `opts.signal` stays here (it cannot cross).
+   */
+  start(model: string, x: Float32Array, rows: number, opts: McOptions): { result: Promise<McResult>; cancel: () => void } {
+    const slot = this.pick();
+    const id = this.nextId++;
+    const { signal: _signal, ...plain } = opts;
+    const result = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id).then((data) => unpackStats(data)[0]!);
+    return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
   }
 
   /** Coalesced requests of one sample count in one run on a worker (Model.sampleBatch). */

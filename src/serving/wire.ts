@@ -49,3 +49,13 @@ export function unpackBatch(task: McBatchTask, features: number): McJob[] {
   return jobs;
 }
 
+
+/** Cancel flags per worker: a task uses flag id % CANCEL_FLAGS (a worker holds at most two tasks). */
+export const CANCEL_FLAGS = 16;
+
+/**
+ * The value of a worker's shared cancel flag (an Int32Array of CANCEL_FLAGS over a SharedArrayBuffer,
+ * one per worker) that stops task `id`: never 0, the flags' initial value. The pool writes it, the
+ * worker's running Model.sample reads it between chunks, with no message to wait for.
+ */
+export const cancelTag = (id: number): number => (id % 0x7ffffffe) + 1;

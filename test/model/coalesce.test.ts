@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { McBatcher } from '../../src/serving/batcher.js';
 import { type ClassificationStats, type RegressionStats, packStats, unpackStats } from '../../src/model/stats.js';
 import { packBatch, unpackBatch } from '../../src/serving/wire.js';
-import type { McJob, McResult } from '../../src/model/model.js';
+import type { McJob } from '../../src/model/model.js';
 import { OnnxModel } from '../../src/model/onnx/model.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -86,61 +85,6 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
     expect(diabetes.fitsOneRun(40, 100)).toBe(true);
     expect(diabetes.fitsOneRun(41, 100)).toBe(false);
     await expect(diabetes.sampleBatch([{ ...a!, x: new Float32Array(410), rows: 41 }])).rejects.toThrow(/exceeds one run/);
-  });
-});
-
-describe('McBatcher', () => {
-  const job = (samples: number, rows = 1, seed = 1): McJob => ({ x: new Float32Array(rows), rows, opts: { samples, interval: 0.9, seed } });
-  const fake = (failSeed?: number) => {
-    const runs: number[][] = [];
-    const run = async (jobs: McJob[]): Promise<McResult[]> => {
-      runs.push(jobs.map((j) => j.opts.seed!));
-      if (jobs.some((j) => j.opts.seed === failSeed)) throw new Error('bad request');
-      return jobs.map((j) => ({ seed: j.opts.seed!, stats: { samples: j.opts.samples } as unknown as RegressionStats }));
-    };
-    return { run, runs };
-  };
-
-  it('coalesces requests of one turn by sample count, within maxRunRows', async () => {
-    const { run, runs } = fake();
-    const b = new McBatcher(run, 400);
-    const out = await Promise.all([b.mc(job(100, 1, 1)), b.mc(job(50, 1, 2)), b.mc(job(100, 2, 3)), b.mc(job(100, 1, 4)), b.mc(job(100, 1, 5))]);
-    expect(out.map((r) => r.seed)).toEqual([1, 2, 3, 4, 5]);
-    // T=100: 1 + 2 + 1 rows fill 400 tiled rows; the fifth starts a new run
-    expect(runs).toHaveLength(3);
-    expect(runs).toEqual(expect.arrayContaining([[1, 3, 4], [5], [2]]));
-  });
-
-  it('with maxInFlight, requests arriving while runs are busy wait and join one batch', async () => {
-    const runs: number[][] = [];
-    const gates: (() => void)[] = [];
-    const run = (jobs: McJob[]): Promise<McResult[]> => {
-      runs.push(jobs.map((j) => j.opts.seed!));
-      return new Promise((resolve) => gates.push(() => resolve(jobs.map((j) => ({ seed: j.opts.seed!, stats: {} as RegressionStats })))));
-    };
-    const b = new McBatcher(run, 4096, 1);
-    const first = b.mc(job(100, 1, 1));
-    await new Promise((r) => setImmediate(r));
-    expect(runs).toEqual([[1]]);
-    // the only slot is busy: these wait, together
-    const later = [b.mc(job(100, 1, 2)), b.mc(job(100, 1, 3))];
-    await new Promise((r) => setImmediate(r));
-    const more = b.mc(job(100, 1, 4));
-    await new Promise((r) => setImmediate(r));
-    expect(runs).toEqual([[1]]);
-    gates.shift()!();
-    await first;
-    await new Promise((r) => setImmediate(r));
-    expect(runs).toEqual([[1], [2, 3, 4]]);
-    gates.shift()!();
-    expect((await Promise.all([...later, more])).map((r) => r.seed)).toEqual([2, 3, 4]);
-  });
-
-  it('a failing request fails alone: its neighbours are retried one by one', async () => {
-    const { run } = fake(2);
-    const b = new McBatcher(run, 4096);
-    const out = await Promise.allSettled([b.mc(job(10, 1, 1)), b.mc(job(10, 1, 2)), b.mc(job(10, 1, 3))]);
-    expect(out.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   });
 });
 

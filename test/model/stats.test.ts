@@ -86,7 +86,7 @@ describe('the protocol codecs follow the tables', () => {
       const json = encodeStats(s, labels, true);
       expect(Object.keys(json[0]!)).toEqual([...fields, 'samples']);
       const schema = predictionSchema(s.kind);
-      expect(Object.keys(schema.shape)).toEqual([...fields, 'samples']);
+      expect(Object.keys(schema.shape)).toEqual([...fields, 'samples', 'out_of_range']);
       for (const row of json) expect(schema.strict().parse(row)).toEqual(row);
     }
     // one output: numbers, not arrays; the interval carries the level and its method

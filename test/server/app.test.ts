@@ -45,6 +45,12 @@ describe('API_KEY bearer auth', () => {
     expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}x` } })).statusCode).toBe(401);
     expect((await app.inject({ url: '/v1/models', headers: { authorization: key } })).statusCode).toBe(401);
     expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}` } })).statusCode).toBe(200);
+    // the scheme is case-insensitive (RFC 7235 §2.1); the token is not
+    for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
+      expect((await app.inject({ url: '/v1/models', headers: { authorization: `${scheme} ${key}` } })).statusCode, scheme).toBe(200);
+    }
+    expect((await app.inject({ url: '/v1/models', headers: { authorization: `bearer ${key.toUpperCase()}` } })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v1/models', headers: { authorization: `Basic ${key}` } })).statusCode).toBe(401);
     for (const url of ['/health/live', '/health/ready', '/metrics', '/v2/health/live', '/v2/health/ready']) {
       expect((await app.inject(url)).statusCode, url).toBe(200);
     }

@@ -1,4 +1,6 @@
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CancelledError } from '../../src/model/errors.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
 import { OnnxModel } from '../../src/model/onnx/model.js';
 import { McPool } from '../../src/serving/pool.js';
@@ -20,6 +22,57 @@ describe('McPool (worker threads)', () => {
       JSON.stringify(await local.sampleBatch(jobs), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
     );
     await local.close();
+  });
+
+  it('a cancelled task stops between chunks on the worker, and the worker serves the next one', async () => {
+    await pool.ready();
+    // 1000 rows × 10 000 samples: 2 500 chunks of 4 096 tiled rows, seconds of work
+    const rows = 1000;
+    const x = new Float32Array(rows * 10);
+    for (let i = 0; i < rows; i++) x.set(row, i * 10);
+    const opts = { samples: 10_000, interval: 0.9, seed: 1 };
+    // cancelled while running: it stops part way (a run whose flag is set before its first chunk
+    // runs none: test/model/onnx/model.test.ts)
+    const task = pool.start('diabetes', x, rows, opts);
+    await new Promise((r) => setTimeout(r, 100));
+    task.cancel();
+    const e1 = await task.result.then(() => null, (e: unknown) => e);
+    expect(e1).toBeInstanceOf(CancelledError);
+    expect((e1 as CancelledError).samples).toBe(10_000);
+    expect((e1 as CancelledError).samplesDone).toBeLessThan(10_000);
+    // the flag does not stop the next task on that worker
+    expect((await pool.run('diabetes', row, 1, { samples: 100, interval: 0.9, seed: 2 })).seed).toBe(2);
+  });
+
+  it('a worker runs its Monte Carlo tasks one after the other: a task handed over while another runs waits for it', async () => {
+    const one = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1);
+    await one.ready();
+    const rows = 1000;
+    const x = new Float32Array(rows * 10);
+    for (let i = 0; i < rows; i++) x.set(row, i * 10);
+    const order: string[] = [];
+    const long = one.start('diabetes', x, rows, { samples: 10_000, interval: 0.9 });
+    const short = one.start('diabetes', row, 1, { samples: 10, interval: 0.9, seed: 3 });
+    const done = [long.result.then(() => order.push('long'), () => order.push('long cancelled')), short.result.then((r) => order.push(`short ${r.seed}`))];
+    await new Promise((r) => setTimeout(r, 100));
+    expect(order).toEqual([]);
+    long.cancel();
+    await Promise.all(done);
+    expect(order).toEqual(['long cancelled', 'short 3']);
+    await one.close();
+  });
+
+  it.runIf(process.platform === 'linux')('nice: the worker threads run at a lower CPU priority, the main thread keeps its own', async () => {
+    // /proc/self/task/<tid>/stat: field 19 is the thread's nice value
+    const niceOf = (tid: string): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ').pop()!.split(' ')[16]);
+    const threadsAt = (nice: number): string[] => readdirSync('/proc/self/task').filter((t) => niceOf(t) === nice);
+    const mainNice = niceOf(String(process.pid));
+    const before = threadsAt(7).length;
+    const niced = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 7);
+    await niced.ready();
+    expect(threadsAt(7).length).toBeGreaterThan(before);
+    expect(niceOf(String(process.pid))).toBe(mainNice);
+    await niced.close();
   });
 
   it('a worker error is a rejected task, not a crash', async () => {

@@ -69,6 +69,13 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
   if (cardLive && (cardLive.length !== graphLive.length || cardLive.some((p, k) => Math.abs(p - graphLive[k]!) > 1e-6))) {
     fail(`the card's dropout rates [${card.dropout!.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
   }
+  const fs = card.feature_stats;
+  if (fs) {
+    for (const key of ['min', 'max', 'mean', 'std'] as const) {
+      if (fs[key].length !== features.length) fail(`feature_stats.${key} has ${fs[key].length} values for ${features.length} features`);
+    }
+    if (fs.min.some((v, j) => v > fs.max[j]!)) fail('feature_stats: a min is above its max');
+  }
   const outputName = card.output_roles?.mean ?? card.output ?? info.outputs[0]!.name;
   const graphOutputs = info.outputs.map((o) => o.name).join(', ');
   if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}"${card.output_roles ? ' (output_roles.mean)' : ''}, the graph has ${graphOutputs}`);

@@ -4,9 +4,9 @@
  * card, probes, creates the sessions, self-checks); this file runs it.
  */
 import type { Card } from '../card.js';
-import { InputError, NoDropoutError } from '../errors.js';
+import { CancelledError, InputError, NoDropoutError } from '../errors.js';
 import { ClassificationAccumulator, type LogVarianceBounds, RegressionAccumulator } from '../mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, type McJob, type McOptions, type McResult, type Model, type ModelDescription, type RuntimeOptions, type Task, type TensorSpec } from '../model.js';
+import { DEFAULT_RUNTIME_OPTIONS, type FeatureStats, type McJob, type McOptions, type McResult, type Model, type ModelDescription, type RuntimeOptions, type Task, type TensorSpec } from '../model.js';
 import type { McStats } from '../stats.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
@@ -73,6 +73,7 @@ export class OnnxModel implements Model {
   // the Open Inference Protocol's name for ONNX models (inference_rest.md, Platforms); Triton says onnxruntime_onnx
   readonly platform = 'onnx_onnxv1';
   readonly maxRunRows: number;
+  readonly featureStats: FeatureStats | null;
   readonly file: string;
   readonly cardPath: string | null;
   readonly card: Card;
@@ -101,6 +102,7 @@ export class OnnxModel implements Model {
     this.input = { name: init.info.input.name, datatype: 'FP32', shape: [-1, init.features.length] };
     this.output = { name: init.outputName, datatype: 'FP32', shape: init.outputIsVector ? [-1] : [-1, init.outputSize] };
     this.maxRunRows = init.runtime.maxRunRows;
+    this.featureStats = init.card.feature_stats ?? null;
     this.file = init.file;
     this.cardPath = init.cardPath;
     this.card = init.card;
@@ -151,6 +153,7 @@ export class OnnxModel implements Model {
    * The masks come from a generator seeded with `seed` (a fresh random seed when absent): the same seed
    * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
    * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
+   * `opts.signal` is checked before every chunk (a chunk is at most maxRunRows tiled rows).
    */
   async sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
     if (!this.mcPlain) throw new NoDropoutError(this.name);
@@ -166,6 +169,8 @@ export class OnnxModel implements Model {
     const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
     try {
       for (let done = 0; done < T; ) {
+        // a request whose client left or whose deadline passed stops here, between chunks
+        if (opts.signal?.aborted) throw new CancelledError(done, T);
         const s = Math.min(perRun, T - done);
         const { out, logVar } = await runMcChunk(this.io, graph, x, maskBufs, s, rows, fill);
         acc.add(out, s, rows, 0, logVar ?? undefined);

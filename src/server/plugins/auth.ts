@@ -18,6 +18,12 @@ export function isPublic(url: string): boolean {
   return PUBLIC_PREFIXES.some((p) => path === p.replace(/\/$/, '') || path.startsWith(p));
 }
 
+/** The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235 §2.1). '' otherwise. */
+export function bearerToken(header: string | undefined): string {
+  const m = header === undefined ? null : /^bearer (.*)$/is.exec(header);
+  return m ? m[1]! : '';
+}
+
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 export const auth = appPlugin<{ apiKey: string | undefined }>(async (app, { apiKey }) => {
@@ -25,8 +31,7 @@ export const auth = appPlugin<{ apiKey: string | undefined }>(async (app, { apiK
   const keyDigest = digest(apiKey);
   app.addHook('onRequest', (req, reply, done) => {
     if (isPublic(req.url) || isAdminPath(req.url)) return done();
-    const header = req.headers.authorization ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+    const token = bearerToken(req.headers.authorization);
     // constant-time: compare fixed-length digests
     if (!timingSafeEqual(digest(token), keyDigest)) {
       reply.header('www-authenticate', 'Bearer');

@@ -55,7 +55,10 @@ export function describeError(err: FastifyError | Error, req: FastifyRequest): {
 export function useErrorShape(app: FastifyInstance, shape: ErrorShape): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const { status, message, code } = describeError(err, req);
-    if (status >= 500) req.log.error({ err, req }, 'request failed');
+    if (err instanceof RequestError && err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+    // overload, deadlines and clients that left are the server working as designed: no stack, info level
+    if (status >= 500 && !(err instanceof RequestError)) req.log.error({ err, req }, 'request failed');
+    else if (status >= 499) req.log.info({ statusCode: status, message }, err instanceof RequestError && err.kind === 'cancelled' ? 'request cancelled: the client left' : 'request not served');
     else req.log.info({ statusCode: status, message }, 'client error');
     return reply.code(status).send(shape(status, message, code));
   });

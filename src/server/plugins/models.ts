@@ -60,6 +60,7 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
   });
   const dataPlane = new DataPlane(repository, config, metricsObserver(app.metrics));
   const watcher = config.MODELS_WATCH ? new RepositoryWatcher(repository, { intervalMs: config.MODELS_POLL_MS, onError: (err) => app.log.error({ error: err.message }, 'hot reload: poll failed') }) : null;
+  app.metrics.queueSource = () => dataPlane.queueDepth();
   app.decorate('repository', repository);
   app.decorate('dataPlane', dataPlane);
   app.decorate('modelWatcher', watcher);

@@ -10,13 +10,17 @@
  *   JSON header;
  * - `Content-Encoding: gzip` or `deflate` (tritonclient's request_compression_algorithm), decompressed
  *   up to the body limit.
- * Any other declared type is a 415; a malformed binary body a 400 naming the problem.
+ * Any other declared type is a 415; a malformed binary body a 400 naming the problem. JSON (the body,
+ * or a binary body's JSON header) nested deeper than MAX_JSON_DEPTH is a 400 before it is parsed, as
+ * in the rest of the app (plugins/validation.ts).
  */
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InputError } from '../../model/errors.js';
 import { TooLargeError } from '../../serving/errors.js';
+import { exceedsJsonDepth } from '../json-depth.js';
 import { type V2BinaryRequest, V2BinaryError, type V2RawInput, parseBinaryRequest, parseHeaderLength } from '../protocol/v2-binary.js';
+import { TooDeep } from './validation.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -65,10 +69,13 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
         if (media === 'application/octet-stream') {
           throw new InputError('an application/octet-stream body holds binary tensors after a JSON header whose length must be given in the Inference-Header-Content-Length header');
         }
+        if (exceedsJsonDepth(body)) throw new TooDeep();
         parseJson(req, body as unknown as string, done);
         return;
       }
-      const rawInput = parseHeaderLength(headerLength) === 0 ? opts.rawInput(req) : undefined;
+      const hlen = parseHeaderLength(headerLength);
+      if (exceedsJsonDepth(body.subarray(0, hlen))) throw new TooDeep();
+      const rawInput = hlen === 0 ? opts.rawInput(req) : undefined;
       const parsed = parseBinaryRequest(body, headerLength, { rawInput });
       req.v2Binary = parsed;
       done(null, parsed.header);

@@ -3,14 +3,26 @@
  * and uncertainty bodies first try a fast path that accepts only what zod would accept, unchanged
  * (schemas/fast-path.ts), and leave everything else to zod. Responses are built by our own code and their
  * zod schemas document them (OpenAPI); encoding them through zod on every request cost ~10% of predict
- * throughput, so they are serialised directly. JSON only: a text/plain body is a 415.
+ * throughput, so they are serialised directly. JSON only: a text/plain body is a 415. JSON nested
+ * deeper than MAX_JSON_DEPTH is a 400 before it is parsed (json-depth.ts).
  */
+import createError from '@fastify/error';
 import { validatorCompiler } from 'fastify-type-provider-zod';
+import { MAX_JSON_DEPTH, exceedsJsonDepth } from '../json-depth.js';
 import { fastPathOf } from '../schemas/fast-path.js';
 import { appPlugin } from './app-plugin.js';
 
+export const TooDeep = createError('DS_JSON_TOO_DEEP', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels (no valid request needs more)`, 400);
+
 export const validation = appPlugin(async (app) => {
   app.removeContentTypeParser('text/plain');
+  // JSON: the nesting depth is checked on the raw bytes before Fastify's parser (secure-json-parse) runs
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    if (exceedsJsonDepth(body)) return done(new TooDeep(), undefined);
+    parseJson(req, body.toString('utf8'), done);
+  });
   app.setValidatorCompiler((route) => {
     const zod = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
     const fast = fastPathOf(route.schema);

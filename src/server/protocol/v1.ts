@@ -55,18 +55,22 @@ export function uncertaintyRequest(name: string, body: UncertaintyBody, version?
   };
 }
 
-export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions> } {
-  return { model: r.model.name, predictions: encodePredictions(r.model, r.output, r.rows) };
+/** Predictions, and `out_of_range` (per row, the features far outside the training range) when a row has any. */
+export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions>; out_of_range?: string[][] } {
+  return { model: r.model.name, predictions: encodePredictions(r.model, r.output, r.rows), ...(r.outOfRange ? { out_of_range: r.outOfRange } : {}) };
 }
 
+/** A row with inputs far outside the training range has `out_of_range`: their feature names. */
 export function encodeUncertainty(r: SampleResult): { model: string; samples: number; interval?: number; interval_method?: IntervalMethod; seed: number; predictions: Record<string, unknown>[] } {
   const s = r.stats;
+  const predictions = encodeStats(s, r.model.labels, r.returnSamples);
+  if (r.outOfRange) r.outOfRange.forEach((names, i) => names.length && (predictions[i]!.out_of_range = names));
   return {
     model: r.model.name,
     samples: r.samples,
     ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
     seed: r.seed,
-    predictions: encodeStats(s, r.model.labels, r.returnSamples),
+    predictions,
   };
 }
 
@@ -200,5 +204,6 @@ export function predictionSchema(task: Task) {
     shape[f.name] = special ? special.schema(f.descriptor) : f.descriptor.shape === 'row' ? z.number().describe(f.descriptor.description) : Regression.describe(f.descriptor.description);
   }
   shape.samples = (task === 'regression' ? z.array(Regression) : z.array(z.array(z.number()))).optional();
+  shape.out_of_range = z.array(z.string()).optional().describe('Features of this row far outside the training range (card feature_stats; OUT_OF_RANGE)');
   return z.object(shape);
 }

@@ -165,7 +165,8 @@ export function selectOutputs(all: V2Output[], requested: { name: string }[] | u
 
 export interface V2InferRequest {
   id?: string;
-  parameters?: { mc_samples?: number; seed?: number; interval?: number; interval_method?: IntervalMethod; binary_data_output?: boolean; [k: string]: unknown };
+  /** `timeout`: the request's deadline in µs, as Triton's. */
+  parameters?: { mc_samples?: number; seed?: number; interval?: number; interval_method?: IntervalMethod; timeout?: number; binary_data_output?: boolean; [k: string]: unknown };
   inputs: V2Tensor[];
   outputs?: { name: string; parameters?: Record<string, unknown> }[];
 }
@@ -191,9 +192,12 @@ const rowsInput = (inputs: V2Tensor[], binary: V2BinaryRequest | null): RowsInpu
 /** Whether an infer request asks for Monte Carlo dropout (parameters.mc_samples). */
 export const isSampleRequest = (body: V2InferRequest): boolean => body.parameters?.mc_samples !== undefined;
 
+/** parameters.timeout (µs, as Triton's) in ms, when given. */
+const timeoutMs = (body: V2InferRequest): { timeoutMs?: number } => (body.parameters?.timeout !== undefined ? { timeoutMs: body.parameters.timeout / 1000 } : {});
+
 /** `binary`: the request's binary tensors (Inference-Header-Content-Length), null for JSON. */
 export function predictRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): PredictRequest {
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary) };
+  return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary), ...timeoutMs(body) };
 }
 
 export function sampleRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): SampleRequest {
@@ -207,6 +211,7 @@ export function sampleRequest(params: V2ModelParams, body: V2InferRequest, binar
     ...(p.interval_method !== undefined ? { intervalMethod: p.interval_method } : {}),
     seed: p.seed,
     fields: V2_SAMPLE_FIELDS,
+    ...timeoutMs(body),
   };
 }
 
@@ -215,19 +220,22 @@ export function rawInput(model: Model): V2RawInput {
   return { name: model.input.name, datatype: 'FP32', shape: [-1, model.features.length] };
 }
 
+/** Rows with inputs far outside the training range: `out_of_range`, a list of feature names per row. */
+const rangeParameters = (r: { outOfRange: string[][] | null }): Record<string, unknown> | undefined => (r.outOfRange ? { out_of_range: r.outOfRange } : undefined);
+
 function response(model: Model, body: V2InferRequest, outputs: V2Output[], parameters?: Record<string, unknown>): V2InferResponse {
   return { model_name: model.name, model_version: model.version, ...(body.id !== undefined ? { id: body.id } : {}), ...(parameters ? { parameters } : {}), outputs: selectOutputs(outputs, body.outputs) };
 }
 
 /** A predict infer: the model's output tensor (+ probabilities for classifiers), the requested ones. */
 export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferResponse {
-  return response(r.model, body, predictOutputs(r.model, r.output, r.rows));
+  return response(r.model, body, predictOutputs(r.model, r.output, r.rows), rangeParameters(r));
 }
 
 /** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval and its method). */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
   const s = r.stats;
-  return response(r.model, body, mcOutputs(s), { mc_samples: r.samples, seed: r.seed, ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}) });
+  return response(r.model, body, mcOutputs(s), { mc_samples: r.samples, seed: r.seed, ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}), ...rangeParameters(r) });
 }
 
 /**

@@ -2,9 +2,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../config.js';
 import { REPORT_CSP } from '../../report/report.js';
 import * as v1 from '../protocol/v1.js';
+import { requestContext } from '../request-context.js';
 import { ErrorBody, ModelEntry, ModelList, ModelParams, PredictBody, PredictResponse, ReportPage, UncertaintyResponse, VersionQuery, uncertaintyBody } from '../schemas/v1.js';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody, 504: ErrorBody };
 
 /** The report page's own policy (inline style and SVG only), which a header can also keep out of frames. */
 export const REPORT_PAGE_CSP = `${REPORT_CSP}; frame-ancestors 'none'`;
@@ -42,7 +43,7 @@ export const v1Routes =
     app.post(
       '/v1/models/:name/predict',
       { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, querystring: VersionQuery, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
-      async (req) => v1.encodePredict(await app.dataPlane.predict(v1.predictRequest(req.params.name, req.body, req.query.version))),
+      async (req, reply) => v1.encodePredict(await app.dataPlane.predict({ ...v1.predictRequest(req.params.name, req.body, req.query.version), ...requestContext(req, reply) })),
     );
     app.post(
       '/v1/models/:name/uncertainty',
@@ -55,7 +56,16 @@ export const v1Routes =
           body: uncertaintyBody(config),
           response: { 200: UncertaintyResponse, ...errors },
         },
+        // a full Monte Carlo queue refuses before the body is read and parsed
+        onRequest: (_req, _reply, done) => {
+          try {
+            app.dataPlane.checkMcAdmission();
+            done();
+          } catch (err) {
+            done(err as Error);
+          }
+        },
       },
-      async (req) => v1.encodeUncertainty(await app.dataPlane.sample(v1.uncertaintyRequest(req.params.name, req.body, req.query.version))),
+      async (req, reply) => v1.encodeUncertainty(await app.dataPlane.sample({ ...v1.uncertaintyRequest(req.params.name, req.body, req.query.version), ...requestContext(req, reply) })),
     );
   };

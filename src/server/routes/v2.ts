@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { useErrorShape } from '../plugins/errors.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, useV2Bodies } from '../plugins/v2-body.js';
 import * as v2 from '../protocol/v2.js';
+import { minTimeout, requestContext } from '../request-context.js';
 import { V2Error, V2InferRequest, V2InferResponse, V2Live, V2ModelMetadata, V2ModelReady, V2ModelStats, V2Params, V2Ready, V2ServerMetadata } from '../schemas/v2.js';
 
 /** What GET /v2 lists: Monte Carlo dropout, the binary tensor data extension, Triton's statistics (+ the
@@ -16,7 +17,7 @@ function sendInfer(reply: FastifyReply, r: ReturnType<typeof v2.encodeInferBody>
   return reply.send(r.body);
 }
 
-const errors = { 400: V2Error, 401: V2Error, 404: V2Error, 413: V2Error, 422: V2Error, 503: V2Error };
+const errors = { 400: V2Error, 401: V2Error, 404: V2Error, 413: V2Error, 422: V2Error, 503: V2Error, 504: V2Error };
 
 /**
  * KServe Open Inference Protocol (V2) REST, registered under the prefix /v2: its errors and unknown
@@ -66,14 +67,21 @@ export const v2Routes =
       app.post(
         `${prefix}/infer`,
         { schema: { tags, summary: 'Inference; Monte Carlo dropout with parameters.mc_samples', params: V2Params, body: V2InferRequest, response: { 200: V2InferResponse, ...errors } } },
-        async ({ params, body, v2Binary }, reply) =>
-          sendInfer(
+        async (req, reply) => {
+          const { params, body, v2Binary } = req;
+          const ctx = requestContext(req, reply);
+          // the header and parameters.timeout: the sooner deadline counts
+          const scoped = <R extends { timeoutMs?: number }>(r: R): R => ({ ...r, ...ctx, timeoutMs: minTimeout(r.timeoutMs, ctx.timeoutMs) });
+          return sendInfer(
             reply,
             v2.encodeInferBody(
               body,
-              v2.isSampleRequest(body) ? v2.encodeSample(body, await app.dataPlane.sample(v2.sampleRequest(params, body, v2Binary))) : v2.encodePredict(body, await app.dataPlane.predict(v2.predictRequest(params, body, v2Binary))),
+              v2.isSampleRequest(body)
+                ? v2.encodeSample(body, await app.dataPlane.sample(scoped(v2.sampleRequest(params, body, v2Binary))))
+                : v2.encodePredict(body, await app.dataPlane.predict(scoped(v2.predictRequest(params, body, v2Binary)))),
             ),
-          ),
+          );
+        },
       );
     }
   };

@@ -89,6 +89,7 @@ export const ClassPrediction = z.object({ label: z.string(), probabilities: z.re
 export const PredictResponse = z.object({
   model: z.string(),
   predictions: z.array(z.union([Regression, ClassPrediction])).describe('Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}'),
+  out_of_range: z.array(z.array(z.string())).optional().describe('Per row, the features far outside the training range (card feature_stats; OUT_OF_RANGE); present when a row has any'),
 });
 
 export const UncertaintyResponse = z.object({

@@ -35,6 +35,7 @@ export const V2InferRequest = z.object({
         .enum(INTERVAL_METHODS)
         .optional()
         .describe("Regression MC: gaussian (mean ± z·std) or conformal (mean ± q·std from the card's calibration scores); default the model's interval_method"),
+      timeout: z.number().int().min(1).optional().describe('Deadline in microseconds (as Triton): work still queued then is dropped, running Monte Carlo stops; 504. Capped by MAX_REQUEST_MS'),
       binary_data_output: z.boolean().optional().describe('Binary tensor data extension: every output in binary after the JSON header (Inference-Header-Content-Length)'),
     })
     .optional(),
@@ -68,7 +69,7 @@ export const V2InferResponse = z.object({
   model_name: z.string(),
   model_version: z.string().optional(),
   id: z.string().optional(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional().describe('MC: mc_samples, seed, interval; out_of_range: per row, the features far outside the training range (when any is)'),
   outputs: z.array(
     z.object({
       name: z.string(),

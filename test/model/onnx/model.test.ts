@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError, ModelLoadError, NoDropoutError } from '../../../src/model/errors.js';
+import { CancelledError, InputError, ModelLoadError, NoDropoutError } from '../../../src/model/errors.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
@@ -268,6 +268,10 @@ describe('bad model files fail at load with the file and the problem', () => {
     expect(await loadBytes(tinyDropoutNet(), { task: 'classification', labels: ['a', 'b'] })).toMatchInlineSnapshot(`"<dir>/bad.onnx: a classifier needs an output with at least 2 classes; "y" has 1 (card: <dir>/bad.json)"`);
     expect(await loadBytes(tinyDropoutNet(), '{oops')).toMatch(/^<dir>\/bad.json: the card is not valid JSON/);
     expect(await loadBytes(tinyDropoutNet(), { aleatoric_std: -1 })).toMatchInlineSnapshot(`"<dir>/bad.json: card field "aleatoric_std": Too small: expected number to be >=0"`);
+    const stats = { rows: 10, min: [0, 0, 0], max: [1, 1, 1], mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3] };
+    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, std: [1, 2] } })).toMatchInlineSnapshot(`"<dir>/bad.onnx: feature_stats.std has 2 values for 3 features (card: <dir>/bad.json)"`);
+    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, min: [0, 2, 0] } })).toMatchInlineSnapshot(`"<dir>/bad.onnx: feature_stats: a min is above its max (card: <dir>/bad.json)"`);
+    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, std: [1, -1, 1] } })).toMatchInlineSnapshot(`"<dir>/bad.json: card field "feature_stats.std.1": Too small: expected number to be >=0"`);
   });
   it('a graph onnxruntime cannot run', async () => {
     const broken = model({
@@ -277,5 +281,58 @@ describe('bad model files fail at load with the file and the problem', () => {
       outputs: [vi('y', DataType.FLOAT, ['batch', 2])],
     });
     expect(await loadBytes(broken)).toMatch(/^<dir>\/bad.onnx: (onnxruntime cannot load|a test run with 3 features failed)/);
+  });
+});
+
+describe('a run stops between chunks once its signal is set', () => {
+  let m: OnnxModel;
+  beforeAll(async () => {
+    const p = join(dir, 'chunks.onnx');
+    writeFileSync(p, tinyDropoutNet());
+    // 3 features; 64 tiled rows per run: 1 row × 640 samples is 10 chunks of 64 samples
+    m = await OnnxModel.load('chunks', p, null, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 64 });
+  });
+  afterAll(() => m.close());
+  const x = Float32Array.from([0.1, 0.2, 0.3]);
+
+  it('reads the signal once before each chunk and stops after the chunks run so far', async () => {
+    for (const stopAfter of [0, 1, 4]) {
+      let reads = 0;
+      const signal = {
+        get aborted() {
+          return ++reads > stopAfter;
+        },
+      };
+      const err = await m.sample(x, 1, { samples: 640, interval: 0.9, seed: 1, signal }).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(CancelledError);
+      expect([(err as CancelledError).samplesDone, (err as CancelledError).samples, reads]).toEqual([stopAfter * 64, 640, stopAfter + 1]);
+      expect((err as CancelledError).kind).toBe('cancelled');
+    }
+  });
+
+  it('a signal never set changes nothing: 10 reads, the same answer as without one', async () => {
+    let reads = 0;
+    const signal = {
+      get aborted() {
+        reads++;
+        return false;
+      },
+    };
+    const a = await m.sample(x, 1, { samples: 640, interval: 0.9, seed: 5, signal });
+    const b = await m.sample(x, 1, { samples: 640, interval: 0.9, seed: 5 });
+    expect(reads).toBe(10);
+    expect(a.stats).toEqual(b.stats);
+  });
+
+  it('the card\'s feature_stats reach the model', async () => {
+    const p = join(dir, 'stats.onnx');
+    const c = join(dir, 'stats.json');
+    writeFileSync(p, tinyDropoutNet());
+    const featureStats = { rows: 10, min: [0, -1, 2], max: [1, 1, 3], mean: [0.5, 0, 2.5], std: [0.3, 0.5, 0.2] };
+    writeFileSync(c, JSON.stringify({ feature_stats: featureStats }));
+    const withStats = await OnnxModel.load('stats', p, c);
+    expect(withStats.featureStats).toEqual(featureStats);
+    expect(m.featureStats).toBeNull();
+    await withStats.close();
   });
 });

@@ -1,0 +1,34 @@
+/**
+ * A budget for request bodies being received: each request with a body reserves its declared length
+ * (content-length, at most BODY_LIMIT_BYTES; a chunked body reserves BODY_LIMIT_BYTES) until the body
+ * has been read or the connection is gone; a request that would take the total past
+ * MAX_BODY_BYTES_IN_FLIGHT is answered 503 with Retry-After before its body is read, and its connection
+ * closed. Why: slow or stalled uploads hold their bytes until REQUEST_TIMEOUT_MS; 400 uploads stalled one
+ * byte short of 1 MB held 400 MB, and although the Buffers are freed once their connections close
+ * (plugins/idle-gc.ts), glibc keeps the freed memory in the process (RSS stays at the high-water mark;
+ * the allocator setting that returns it, MALLOC_MMAP_THRESHOLD_=8192, cost half the throughput). The
+ * budget bounds that high-water mark.
+ */
+import { OverloadedError } from '../../serving/errors.js';
+import { appPlugin } from './app-plugin.js';
+
+export const bodyBudget = appPlugin<{ maxBytes: number; bodyLimit: number }>(async (app, { maxBytes, bodyLimit }) => {
+  if (maxBytes <= 0) return;
+  let inFlight = 0;
+  // a callback-style hook: it runs on every request, and an async one costs a promise each
+  app.addHook('onRequest', (req, reply, done) => {
+    const raw = req.raw;
+    const length = raw.headers['content-length'];
+    if (length === undefined && raw.headers['transfer-encoding'] === undefined) return done();
+    const bytes = Math.min(bodyLimit, length === undefined ? bodyLimit : Number(length) || 0);
+    if (bytes === 0) return done();
+    if (inFlight + bytes > maxBytes) {
+      reply.header('connection', 'close');
+      return done(new OverloadedError(`server busy: ${inFlight} bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=${maxBytes}); retry later`, 1));
+    }
+    inFlight += bytes;
+    // 'close': the body was read (Node emits it once the message is consumed) or the connection is gone
+    raw.once('close', () => (inFlight -= bytes));
+    done();
+  });
+});

@@ -1,0 +1,324 @@
+/**
+ * Overload over HTTP: the queue (503 + Retry-After in each protocol's shape), deadlines (504), clients
+ * that leave (their work stops), slow uploads (closed), non-finite answers (422), the training range
+ * (flagged or 422), the JSON depth limit (400).
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exceedsJsonDepth } from '../../src/server/json-depth.js';
+import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
+import { readCsvFile, toDataset } from '../../src/train/data.js';
+import { DIABETES_ROW, testApp } from '../helpers/app.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const json = { 'content-type': 'application/json' };
+/** 100 rows × 1 000 000 samples: many seconds of Monte Carlo, cut short by its timeout or its client. */
+const HEAVY = { instances: Array(100).fill(DIABETES_ROW), samples: 1_000_000 };
+const HEAVY_ENV = { MC_MAX_SAMPLES: '1000000', MC_MAX_WORK: '100000000' };
+const v2Infer = (parameters: Record<string, unknown>) => ({ inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }], parameters });
+
+/** The data plane's MC tasks running now. */
+const running = (app: FastifyInstance): number => (app.dataPlane as unknown as { mc: { running: number } }).mc.running;
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
+
+const metric = async (app: FastifyInstance, series: string): Promise<number> => {
+  const m = new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec((await app.inject('/metrics')).body);
+  return m ? Number(m[1]) : 0;
+};
+
+describe('admission control and deadlines over HTTP', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    ({ app } = await testApp({ MAX_QUEUE: '1', ...HEAVY_ENV }));
+  });
+  afterAll(() => app.close());
+
+  it('a full queue: 503 with Retry-After at once, in each shape; predict still runs; the running request stops at its deadline (504)', async () => {
+    const heavy = app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', headers: { 'x-request-timeout': '1500' }, payload: HEAVY });
+    await until(() => running(app) === 1);
+    const queued = app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: [DIABETES_ROW], samples: 10 } });
+    await until(() => app.dataPlane.queueDepth().mc === 1);
+    const v1 = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: [DIABETES_ROW], samples: 10 } });
+    expect(v1.statusCode).toBe(503);
+    expect(Number(v1.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(v1.json()).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'server busy: 1 Monte Carlo requests are waiting (MAX_QUEUE=1); retry later', code: 'DS_OVERLOADED' });
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: v2Infer({ mc_samples: 10 }) });
+    expect([v2.statusCode, v2.json()]).toEqual([503, { error: 'server busy: 1 Monte Carlo requests are waiting (MAX_QUEUE=1); retry later' }]);
+    expect(Number(v2.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // predict is not queued behind Monte Carlo
+    expect((await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [DIABETES_ROW] } })).statusCode).toBe(200);
+    const h = await heavy;
+    expect(h.statusCode).toBe(504);
+    expect(h.json()).toEqual({ statusCode: 504, error: 'Gateway Timeout', message: "the request's deadline of 1500 ms passed while it was running", code: 'DS_DEADLINE_EXCEEDED' });
+    // the run stopped between chunks: the runner serves the queued request
+    expect((await queued).statusCode).toBe(200);
+    expect(await metric(app, 'requests_rejected_total{lane="mc"}')).toBe(2);
+    expect(await metric(app, 'requests_timed_out_total{lane="mc",stage="running"}')).toBe(1);
+    expect(await metric(app, 'queue_depth{lane="mc"}')).toBe(0);
+  });
+
+  it('a request still queued at its V2 parameters.timeout (µs) is dropped: 504', async () => {
+    const heavy = app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', headers: { 'x-request-timeout': '1000' }, payload: HEAVY });
+    await until(() => running(app) === 1);
+    const q = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: v2Infer({ mc_samples: 10, timeout: 100_000 }) });
+    expect([q.statusCode, q.json()]).toEqual([504, { error: "the request's deadline of 100 ms passed while it was waiting in the queue" }]);
+    expect(await metric(app, 'requests_timed_out_total{lane="mc",stage="queued"}')).toBe(1);
+    expect((await heavy).statusCode).toBe(504);
+    await until(() => running(app) === 0, 2000);
+  });
+
+  it('a bad x-request-timeout or parameters.timeout is a 400 naming it', async () => {
+    for (const bad of ['abc', '0', '-5', '1.5', '']) {
+      const r = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: { 'x-request-timeout': bad }, payload: { instances: [DIABETES_ROW] } });
+      expect([r.statusCode, r.json().message], bad).toEqual([400, `x-request-timeout: expected a whole number of milliseconds ≥ 1, got ${JSON.stringify(bad)}`]);
+    }
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: v2Infer({ mc_samples: 10, timeout: 'soon' }) });
+    expect([v2.statusCode, v2.json()]).toEqual([400, { error: 'body.parameters.timeout: Invalid input: expected number, received string' }]);
+  });
+});
+
+describe('a client that disconnects cancels its work', () => {
+  for (const workers of ['0', '1']) {
+    it(`MC_WORKERS=${workers}: the running Monte Carlo stops, and the next request is served`, async () => {
+      const { app } = await testApp({ MC_WORKERS: workers, MC_WORKER_MIN_WORK: '1000', ...HEAVY_ENV });
+      const url = await app.listen({ port: 0, host: '127.0.0.1' });
+      const ac = new AbortController();
+      const heavy = fetch(`${url}/v1/models/diabetes/uncertainty`, { method: 'POST', headers: json, body: JSON.stringify(HEAVY), signal: ac.signal }).catch((e: Error) => e.name);
+      await until(() => running(app) === 1);
+      ac.abort();
+      expect(await heavy).toBe('AbortError');
+      // many seconds of work, stopped within a chunk of the disconnect
+      await until(() => running(app) === 0, 2000);
+      await until(() => app.dataPlane.queueDepth().mc === 0);
+      expect(await metric(app, 'requests_cancelled_total{lane="mc",stage="running"}')).toBe(1);
+      const next = await fetch(`${url}/v1/models/diabetes/uncertainty`, { method: 'POST', headers: json, body: JSON.stringify({ instances: [DIABETES_ROW], samples: 10, seed: 1 }) });
+      expect(next.status).toBe(200);
+      await app.close();
+    });
+  }
+});
+
+describe('slow clients', () => {
+  it('an upload that stalls is closed after REQUEST_TIMEOUT_MS (408)', async () => {
+    const { app } = await testApp({ REQUEST_TIMEOUT_MS: '300' });
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const socket = connect(Number(url.port), url.hostname);
+    let answer = '';
+    socket.on('data', (d) => (answer += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(`POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"instances": [`);
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    await app.close();
+  });
+
+  it('the server options: request, headers and connection timeouts and a 1 s connections check', async () => {
+    const { app } = await testApp({});
+    const server = app.server as unknown as { requestTimeout: number; headersTimeout: number; timeout: number; connectionsCheckingInterval: number };
+    expect([server.requestTimeout, server.headersTimeout, server.timeout, server.connectionsCheckingInterval]).toEqual([10_000, 10_000, 60_000, 1000]);
+    await app.close();
+  });
+});
+
+describe('finite answers', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    ({ app } = await testApp());
+  });
+  afterAll(() => app.close());
+  // float32-range inputs whose outputs overflow (issue 14: 200 with null where the schema says number)
+  const huge = DIABETES_ROW.map(() => 3e38);
+
+  it('a statistic that is not finite is a 422 naming the row and statistics, in each protocol', async () => {
+    const r = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: [DIABETES_ROW, huge], samples: 20 } });
+    expect(r.statusCode).toBe(422);
+    expect(r.json().code).toBe('DS_NON_FINITE');
+    expect(r.json().message).toMatch(/^statistics are not finite for row 1 \(/);
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: huge }], parameters: { mc_samples: 20 } } });
+    expect(v2.statusCode).toBe(422);
+    expect(v2.json().error).toMatch(/^statistics are not finite for row 0 \(/);
+    const p = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [huge] } });
+    expect([p.statusCode, p.json().message]).toEqual([422, expect.stringMatching(/^the output is not finite for row 0 \(output\): /)]);
+    const wine = await app.inject({ method: 'POST', url: '/v1/models/wine/uncertainty', payload: { instances: [Array(13).fill(3e38)], samples: 20 } });
+    expect(wine.statusCode).toBe(422);
+  });
+});
+
+describe('inputs far outside the training range', () => {
+  // a diabetes copy whose card has feature_stats computed here from the training data
+  const dir = mkdtempSync(join(tmpdir(), 'ds-range-'));
+  mkdirSync(join(dir, 'ranged'));
+  cpSync('models/diabetes/model.onnx', join(dir, 'ranged', 'model.onnx'));
+  const data = toDataset(readCsvFile('data/diabetes.csv').table, { target: 'target' });
+  const F = data.f;
+  const col = (j: number): number[] => Array.from({ length: data.n }, (_, i) => data.x[i * F + j]!);
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const feature_stats = {
+    rows: data.n,
+    min: Array.from({ length: F }, (_, j) => Math.min(...col(j))),
+    max: Array.from({ length: F }, (_, j) => Math.max(...col(j))),
+    mean: Array.from({ length: F }, (_, j) => mean(col(j))),
+    std: Array.from({ length: F }, (_, j) => Math.sqrt(mean(col(j).map((v) => (v - mean(col(j))) ** 2)))),
+  };
+  const card = { ...JSON.parse(readFileSync('models/diabetes/model.json', 'utf8')), name: 'ranged', feature_stats };
+  writeFileSync(join(dir, 'ranged', 'model.json'), JSON.stringify(card));
+  // age 500: far above the oldest patient (79) plus 3 std (≈ 13 years each); bmi 20 is inside
+  const old = DIABETES_ROW.map((v, j) => (j === 0 ? 500 : v));
+  const oldAndHeavy = DIABETES_ROW.map((v, j) => (j === 0 ? 500 : j === 2 ? 1000 : v));
+
+  it('are flagged per row by feature name: /v1 predict and uncertainty, V2 parameters', async () => {
+    const { app } = await testApp({ MODELS_DIR: dir });
+    const p = await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW, old, oldAndHeavy] } });
+    expect(p.statusCode).toBe(200);
+    expect(p.json().out_of_range).toEqual([[], ['age'], ['age', 'bmi']]);
+    const u = await app.inject({ method: 'POST', url: '/v1/models/ranged/uncertainty', payload: { instances: [DIABETES_ROW, old], samples: 20 } });
+    expect(u.json().predictions.map((r: { out_of_range?: string[] }) => r.out_of_range)).toEqual([undefined, ['age']]);
+    const inRange = await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW] } });
+    expect(inRange.json()).not.toHaveProperty('out_of_range');
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/ranged/infer', payload: { inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...DIABETES_ROW, ...old] }], parameters: { mc_samples: 10, seed: 1 } } });
+    expect(v2.json().parameters).toEqual({ mc_samples: 10, seed: 1, interval: 0.9, interval_method: 'conformal', out_of_range: [[], ['age']] });
+    await app.close();
+    // a model without feature_stats (the shipped card has them: a copy without): no flag, whatever the input
+    const bare = mkdtempSync(join(tmpdir(), 'ds-range-'));
+    mkdirSync(join(bare, 'unranged'));
+    cpSync('models/diabetes/model.onnx', join(bare, 'unranged', 'model.onnx'));
+    const { feature_stats: _dropped, ...unranged } = card;
+    writeFileSync(join(bare, 'unranged', 'model.json'), JSON.stringify({ ...unranged, name: 'unranged' }));
+    const plain = (await testApp({ MODELS_DIR: bare })).app;
+    const r = await plain.inject({ method: 'POST', url: '/v1/models/unranged/predict', payload: { instances: [old] } });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).not.toHaveProperty('out_of_range');
+    await plain.close();
+  });
+
+  it('OUT_OF_RANGE=reject: 422 naming the row, feature, value and range', async () => {
+    const { app } = await testApp({ MODELS_DIR: dir, OUT_OF_RANGE: 'reject' });
+    const r = await app.inject({ method: 'POST', url: '/v1/models/ranged/uncertainty', payload: { instances: [DIABETES_ROW, old] } });
+    expect(r.statusCode).toBe(422);
+    expect(r.json().message).toBe(`instances[1]: age = 500 is far outside the training range [19, 79] (beyond 3 training std ${feature_stats.std[0]}); the server refuses such inputs (OUT_OF_RANGE=reject)`);
+    expect((await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW] } })).statusCode).toBe(200);
+    await app.close();
+  });
+});
+
+describe('JSON nesting depth', () => {
+  it('the scan: brackets in strings and escaped quotes do not count; depth 32 passes, 33 does not', () => {
+    const nest = (d: number): string => '['.repeat(d) + ']'.repeat(d);
+    const b = (s: string) => Buffer.from(s);
+    expect([exceedsJsonDepth(b(nest(32))), exceedsJsonDepth(b(nest(33)))]).toEqual([false, true]);
+    expect(exceedsJsonDepth(b(`{"a": "${'['.repeat(100)}"}`))).toBe(false);
+    expect(exceedsJsonDepth(b(`["\\"${'['.repeat(40)}"]`))).toBe(false);
+    expect(exceedsJsonDepth(b(`["\\\\", ${'['.repeat(40)}]`))).toBe(true);
+    expect(exceedsJsonDepth(b(`[{"é": [${'{"a":'.repeat(40)}1`))).toBe(true);
+  });
+
+  it('a body nested deeper than 32 is a 400 before it is parsed, in each shape; valid V2 nesting passes', async () => {
+    const { app } = await testApp();
+    const deep = '['.repeat(300_000);
+    const v1 = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: deep });
+    expect([v1.statusCode, v1.json()]).toEqual([400, { statusCode: 400, error: 'Bad Request', message: 'body: JSON nested deeper than 32 levels (no valid request needs more)', code: 'DS_JSON_TOO_DEEP' }]);
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', headers: json, payload: `{"inputs": ${deep}` });
+    expect([v2.statusCode, v2.json()]).toEqual([400, { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' }]);
+    // V2 bodies as clients send them (plugins/v2-body.ts): no content type, gzip, and the JSON header of
+    // a binary body (Inference-Header-Content-Length)
+    const tooDeep = { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' };
+    const bare = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: Buffer.from(`{"inputs": ${deep}`) });
+    expect([bare.headers['content-type'], bare.statusCode, bare.json()]).toEqual(['application/json', 400, tooDeep]);
+    const gz = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', headers: { ...json, 'content-encoding': 'gzip' }, payload: gzipSync(`{"inputs": ${deep}`) });
+    expect([gz.statusCode, gz.json()]).toEqual([400, tooDeep]);
+    const header = Buffer.from(`{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "parameters": {"binary_data_size": 40}, "x": ${'['.repeat(40)}${']'.repeat(40)}}]}`);
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+      payload: Buffer.concat([header, Buffer.from(Float32Array.from(DIABETES_ROW).buffer)]),
+    });
+    expect([binary.statusCode, binary.json()]).toEqual([400, tooDeep]);
+    const nested = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: [DIABETES_ROW] }] } });
+    expect(nested.statusCode).toBe(200);
+    const invalid = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: '{"instances": [[1, 2' });
+    expect(invalid.statusCode).toBe(400);
+    await app.close();
+  });
+});
+
+describe('memory held by request bodies', () => {
+  it('MAX_BODY_BYTES_IN_FLIGHT: a body that would pass the budget is refused (503, connection closed) before it is read; the budget frees when a body ends', async () => {
+    const { app } = await testApp({ MAX_BODY_BYTES_IN_FLIGHT: '2000' });
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const raw = (head: string, body: string): Promise<{ answer: string; socket: import('node:net').Socket }> =>
+      new Promise((resolve) => {
+        const socket = connect(Number(url.port), url.hostname, () => socket.write(head + body));
+        let answer = '';
+        socket.on('data', (d) => {
+          answer += d.toString();
+          resolve({ answer, socket });
+        });
+        socket.on('error', () => undefined);
+        setTimeout(() => resolve({ answer, socket }), 300);
+      });
+    const post = (length: number) => `POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    // 1500 bytes declared, 10 sent: it holds 1500 of the 2000
+    const stalled = await raw(post(1500), '{"instances"');
+    expect(stalled.answer).toBe('');
+    const refused = await raw(post(1000), '{}');
+    expect(refused.answer).toMatch(/^HTTP\/1\.1 503 /);
+    expect(refused.answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(refused.answer).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(refused.answer).toContain('server busy: 1500 bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=2000); retry later');
+    // a small body still fits; once the stalled upload is gone, a large one does too
+    const body = JSON.stringify({ instances: [DIABETES_ROW] });
+    expect((await raw(post(body.length), body)).answer).toMatch(/^HTTP\/1\.1 200 /);
+    stalled.socket.destroy();
+    await sleep(50);
+    const big = JSON.stringify({ instances: [DIABETES_ROW] }).padEnd(1900, ' ');
+    expect((await raw(post(big.length), big)).answer).toMatch(/^HTTP\/1\.1 200 /);
+    await app.close();
+  });
+
+  it('idle collection: at the first quiet second after activity, when the heap and external memory grew by 16 MB, at most every 5 s', () => {
+    const MB = 1024 * 1024;
+    let bytes = 30 * MB;
+    const calls: number[] = [];
+    const idle = new IdleGc(() => {
+      calls.push(bytes);
+      bytes = 30 * MB; // what a collection leaves
+    }, () => bytes);
+    idle.activity();
+    bytes = 200 * MB;
+    idle.tick(1000); // busy
+    expect(calls).toEqual([]);
+    idle.tick(2000); // quiet after activity, 170 MB above the floor: two collections
+    expect([calls.length, idle.collections]).toEqual([2, 1]);
+    bytes = 40 * MB;
+    idle.activity();
+    idle.tick(3000);
+    idle.tick(4000); // quiet, but only 10 MB above the floor
+    expect(idle.collections).toBe(1);
+    bytes = 100 * MB;
+    idle.activity();
+    idle.tick(5000);
+    idle.tick(6000); // quiet and 70 MB above, but 4 s after the last: wait
+    idle.tick(7000); // 5 s after: collect
+    expect(idle.collections).toBe(2);
+    bytes = 100 * MB;
+    idle.tick(20_000); // no activity since: nothing to collect
+    expect(idle.collections).toBe(2);
+  });
+
+  it('the server gets V8\'s gc without --expose-gc', () => {
+    expect(typeof exposeGc()).toBe('function');
+  });
+});
