@@ -2,8 +2,7 @@
  * Issue 11 over HTTP: interval_method per request (/v1 body, V2 parameters) and in the responses, the
  * 422s, a heteroscedastic model's per-row aleatoric std, and the settings in /v1/models and V2 metadata.
  */
-import { readFileSync } from 'node:fs';
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
