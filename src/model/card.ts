@@ -55,17 +55,21 @@ export type Card = z.infer<typeof CardSchema>;
 /**
  * The card from `cardPath` (a missing file is no card), else from `embedded` (a card stored in the model
  * file, e.g. ONNX metadata_props; ignored when it is not JSON), else empty. `source` names where it came
- * from, for messages. Throws ModelLoadError for an unreadable or invalid card.
+ * from, for messages. `contents` is the card file's text when the caller read it already. Throws
+ * ModelLoadError for an unreadable or invalid card.
  */
-export async function readCard(cardPath: string | null, embedded?: { text: string; source: string }): Promise<{ card: Card; source: string | null }> {
+export async function readCard(cardPath: string | null, embedded?: { text: string; source: string }, contents?: string | null): Promise<{ card: Card; source: string | null }> {
   let raw: unknown = undefined;
   let source = '';
   if (cardPath) {
-    let text: string | null = null;
-    try {
-      text = await readFile(cardPath, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ModelLoadError(cardPath, `cannot read the card (${(err as NodeJS.ErrnoException).code})`);
+    // `contents`: the card's text already read (ModelSource.contents); null: there was no card file
+    let text: string | null = contents === undefined ? null : contents;
+    if (contents === undefined) {
+      try {
+        text = await readFile(cardPath, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ModelLoadError(cardPath, `cannot read the card (${(err as NodeJS.ErrnoException).code})`);
+      }
     }
     if (text !== null) {
       try {

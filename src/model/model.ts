@@ -73,6 +73,12 @@ export interface ModelSource {
   card: string | null;
   /** "1" when absent (the flat layout). */
   version?: string;
+  /**
+   * The files' contents as the repository read them once (card: null when there is none). Loaders use
+   * them instead of reading `file` and `card` again, so the main thread and the worker threads load the
+   * same bytes even when a file is replaced in between (hot reload).
+   */
+  contents?: { model: Uint8Array; card: string | null };
 }
 
 /** Options of a model's runtime (every format reads what applies to it). */

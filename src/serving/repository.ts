@@ -136,6 +136,26 @@ export function discover(opts: { modelsDir?: string; modelPath?: string }): { so
 }
 
 /**
+ * `source` with its files' contents (ModelSource.contents), read now. A missing card file is no card;
+ * an unreadable model file or card is a ModelLoadError naming it.
+ */
+export async function readContents(source: ModelSource): Promise<ModelSource> {
+  if (source.contents) return source;
+  const read = async (path: string, encoding?: 'utf8'): Promise<Buffer | string | null> => {
+    try {
+      return await readFile(path, encoding);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      if (path !== source.file && code === 'ENOENT') return null;
+      throw new ModelLoadError(path, `cannot read the ${path === source.file ? 'file' : 'card'} (${code})`);
+    }
+  };
+  const model = (await read(source.file)) as Buffer;
+  const card = source.card ? ((await read(source.card, 'utf8')) as string | null) : null;
+  return { ...source, contents: { model: new Uint8Array(model.buffer, model.byteOffset, model.byteLength), card } };
+}
+
+/**
  * What tells a changed model from an unchanged one without reading it: inode, size and mtime of its
  * file and card (a rename, a rewrite or a touch changes it). null when the model file is gone.
  */
@@ -281,11 +301,15 @@ export class ModelRepository {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly runtime: RuntimeOptions;
   private readonly loader: (source: ModelSource, runtime: RuntimeOptions) => Promise<Model>;
+  private readonly pin: (source: ModelSource) => Promise<ModelSource>;
   readonly versionPolicy: VersionPolicy;
 
   constructor(private readonly opts: RepositoryOptions = {}) {
     this.runtime = opts.runtime ?? DEFAULT_RUNTIME_OPTIONS;
     this.loader = opts.loader ?? loadModel;
+    // with the default loader the files are read once (readContents) and the main thread and the worker
+    // threads (the prepare hook) load those bytes; a loader given in the options gets the source as found
+    this.pin = opts.loader ? async (source) => source : readContents;
     this.versionPolicy = opts.versionPolicy ?? DEFAULT_VERSION_POLICY;
   }
 
@@ -355,8 +379,9 @@ export class ModelRepository {
     const started = performance.now();
     this.loading.add(key);
     try {
-      const model = await this.loader(source, this.runtime);
-      await this.serve(model, source, stamp, started);
+      const pinned = await this.pin(source);
+      const model = await this.loader(pinned, this.runtime);
+      await this.serve(model, pinned, stamp, started);
       this.failures.delete(key);
       return model;
     } catch (err) {
@@ -396,7 +421,8 @@ export class ModelRepository {
     let versions = this.served.get(model.name);
     if (!versions) this.served.set(model.name, (versions = new Map()));
     const old = versions.get(model.version);
-    versions.set(model.version, new Entry(model, source, stamp));
+    // the entry keeps the paths, not the bytes (the worker pool keeps its own copy for a replaced worker)
+    versions.set(model.version, new Entry(model, { ...source, contents: undefined }, stamp));
     this.updateLatest(model.name);
     this.opts.events?.loaded?.(model, source, (performance.now() - started) / 1000);
     if (old) this.retire(old, 'replaced');

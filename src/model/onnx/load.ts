@@ -30,7 +30,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
   const { name, file, card: cardPath } = source;
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(file);
+    bytes = source.contents?.model ?? (await readFile(file));
   } catch (err) {
     throw new ModelLoadError(file, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
@@ -51,7 +51,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     throw err;
   }
   const embedded = info.metadata['dropout_serve.card'];
-  const { card, source: cardSource } = await readCard(cardPath, embedded ? { text: embedded, source: 'metadata_props dropout_serve.card' } : undefined);
+  const { card, source: cardSource } = await readCard(cardPath, embedded ? { text: embedded, source: 'metadata_props dropout_serve.card' } : undefined, source.contents?.card);
   const fail = (msg: string): never => {
     throw new ModelLoadError(file, cardSource ? `${msg} (card: ${cardSource})` : msg);
   };
