@@ -75,7 +75,7 @@ function putVersion(version: number, files: Record<string, Uint8Array | string>)
 }
 const netFiles = (net: 'A' | 'B') => ({ 'model.onnx': readFileSync(join(nets[net], 'model.onnx')), 'model.json': readFileSync(join(nets[net], 'model.json')) });
 
-const server = await startServer('src/server/server.ts', { MODELS_DIR: dir, ADMIN_API_KEY: ADMIN, MODELS_WATCH: 'true', MODELS_POLL_MS: String(POLL_MS), MC_WORKER_MIN_WORK: '2000', MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576' }, 18991);
+const server = await startServer('src/server/server.ts', { MODELS_DIR: dir, ADMIN_API_KEY: ADMIN, MODELS_WATCH: 'true', MODELS_POLL_MS: String(POLL_MS), MC_WORKER_MIN_WORK: '2000', MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576', MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' }, 18991);
 const rss: { t: number; mb: number }[] = [];
 const sampler = setInterval(() => rss.push({ t: now(), mb: rssMb(server.pid) }), 500);
 const meanRss = (from: number, to: number) => {
