@@ -38,8 +38,11 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
                                       validation split of the training rows, then refit on all of them
                                       (hidden 100 and batch size 128 unless --hidden, --batch-size are given)
   --threads N                         tuning worker threads (default: available cores, at most 8; 0 = inline)
-  --calibration validation|holdout    tuned models: calibrate on the tuning validation rows (default) or on
-                                      rows held out of the refit (--calibration-fraction, default 0.2)
+  --calibration crossfit|validation|holdout
+                                      tuned models: fit the noise, epistemic scale and conformal scores on
+                                      out-of-fold predictions of every training row (crossfit, 5 folds; the
+                                      default for regression), on the tuning validation rows, or on rows
+                                      held out of the refit (--calibration-fraction, default 0.2)
   --tune-dropout, --tune-weight-decay, --tune-epochs, --tune-noise   override the grid (comma lists;
                                       weight decay as c in λ = c/N)`;
 
@@ -190,7 +193,7 @@ export function parseCli(argv: string[]): CliArgs {
     intervalMethod: oneOf('interval-method', values['interval-method'], ['conformal', 'gaussian'] as const, 'conformal'),
     tune: values.tune ?? false,
     threads: num('threads', values.threads, defaultThreads(), (x) => int(x) && x >= 0 && x <= 64, 'an integer in [0, 64]'),
-    calibration: oneOf('calibration', values.calibration, ['validation', 'holdout'] as const, 'validation'),
+    calibration: oneOf('calibration', values.calibration, ['crossfit', 'validation', 'holdout'] as const, 'crossfit'),
     calibrationFraction: num('calibration-fraction', values['calibration-fraction'], 0.2, (x) => x > 0 && x < 1, 'a fraction in (0, 1)'),
     grid: {
       dropout: values['tune-dropout'] === undefined ? undefined : list('tune-dropout', values['tune-dropout'], [], (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
