@@ -378,8 +378,10 @@ function customGrid(task: Task, fitRows: number, dflt: Grid, o: CliArgs['grid'])
   const decay = o.decayTimesN ?? r.decay_times_n;
   const noise = task === 'regression' ? (o.noise ?? r.noise) : ['homoscedastic' as const];
   const epochs = o.epochs ?? r.epochs;
-  const candidates = noise.flatMap((nm) => dropout.flatMap((p) => decay.map((c) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm }))));
-  return { candidates, epochs, rule: { ...dflt.rule, dropout, decay_times_n: decay, noise, epochs, overridden: true } };
+  // dropout and weight decay as given: their product; else the default grid's (dropout, c) pairs
+  const pairs: [number, number][] = o.dropout || o.decayTimesN ? dropout.flatMap((p) => decay.map((c): [number, number] => [p, c])) : (dflt.rule.pairs as [number, number][]);
+  const candidates = noise.flatMap((nm) => pairs.map(([p, c]) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm })));
+  return { candidates, epochs, rule: { ...dflt.rule, dropout, decay_times_n: decay, pairs, noise, epochs, overridden: true } };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = await run(process.argv.slice(2));

@@ -6,7 +6,7 @@ import { run } from '../../src/train/cli.js';
 import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/metrics.js';
-import { assembleOutOfFold, crossFitFolds, type Grid, tune } from '../../src/train/tune.js';
+import { assembleOutOfFold, crossFitFolds, defaultGrid, type Grid, tune } from '../../src/train/tune.js';
 import { DEFAULT_TRAIN_OPTIONS, fitNetwork } from '../../src/train/train.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -231,6 +231,18 @@ describe('train CLI with --tune', () => {
     expect(card.feature_stats.rows).toBe(354);
     expect(card.feature_stats.min[0]).toBeLessThanOrEqual(card.feature_stats.mean[0]);
     expect(card.history.epoch.at(-1)).toBe(card.tuning.refit.epochs);
+  });
+
+  it('the default grid: four (dropout, c) pairs; --tune-epochs alone keeps them, --tune-dropout makes the product', async () => {
+    const g = defaultGrid('regression', 200);
+    expect(g.candidates.map((c) => [c.dropout, c.weightDecay * 200])).toEqual([[0.005, 0.01], [0.05, 0.01], [0.2, 0.01], [0.2, 1]]);
+    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'g', '--tune', '--tune-epochs', '2', '--mc-samples', '10', '--threads', '0', '--out', mkdtempSync(join(tmpdir(), 'tune-g-'))];
+    expect(await run(args)).toBe(0);
+    expect(stderr).toContain('4 candidates × 1 training lengths');
+    expect(await run([...args, '--tune-dropout', '0.1,0.3'])).toBe(0);
+    expect(stderr).toContain('4 candidates × 1 training lengths');
+    expect(await run([...args, '--tune-dropout', '0.1,0.3,0.4'])).toBe(0);
+    expect(stderr).toContain('6 candidates × 1 training lengths');
   });
 
   it('rejects options that --tune chooses, and tuning options without --tune', async () => {
