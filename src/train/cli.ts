@@ -38,8 +38,11 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
                                       validation split of the training rows, then refit on all of them
                                       (hidden 100 and batch size 128 unless --hidden, --batch-size are given)
   --threads N                         tuning worker threads (default: available cores, at most 8; 0 = inline)
-  --calibration validation|holdout    tuned models: calibrate on the tuning validation rows (default) or on
-                                      rows held out of the refit (--calibration-fraction, default 0.2)
+  --calibration crossfit|validation|holdout
+                                      tuned models: fit the noise, epistemic scale and conformal scores on
+                                      out-of-fold predictions of every training row (crossfit, 5 folds; the
+                                      default for regression), on the tuning validation rows, or on rows
+                                      held out of the refit (--calibration-fraction, default 0.2)
   --tune-dropout, --tune-weight-decay, --tune-epochs, --tune-noise   override the grid (comma lists;
                                       weight decay as c in λ = c/N)`;
 
@@ -190,7 +193,7 @@ export function parseCli(argv: string[]): CliArgs {
     intervalMethod: oneOf('interval-method', values['interval-method'], ['conformal', 'gaussian'] as const, 'conformal'),
     tune: values.tune ?? false,
     threads: num('threads', values.threads, defaultThreads(), (x) => int(x) && x >= 0 && x <= 64, 'an integer in [0, 64]'),
-    calibration: oneOf('calibration', values.calibration, ['validation', 'holdout'] as const, 'validation'),
+    calibration: oneOf('calibration', values.calibration, ['crossfit', 'validation', 'holdout'] as const, 'crossfit'),
     calibrationFraction: num('calibration-fraction', values['calibration-fraction'], 0.2, (x) => x > 0 && x < 1, 'a fraction in (0, 1)'),
     grid: {
       dropout: values['tune-dropout'] === undefined ? undefined : list('tune-dropout', values['tune-dropout'], [], (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
@@ -375,8 +378,10 @@ function customGrid(task: Task, fitRows: number, dflt: Grid, o: CliArgs['grid'])
   const decay = o.decayTimesN ?? r.decay_times_n;
   const noise = task === 'regression' ? (o.noise ?? r.noise) : ['homoscedastic' as const];
   const epochs = o.epochs ?? r.epochs;
-  const candidates = noise.flatMap((nm) => dropout.flatMap((p) => decay.map((c) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm }))));
-  return { candidates, epochs, rule: { ...dflt.rule, dropout, decay_times_n: decay, noise, epochs, overridden: true } };
+  // dropout and weight decay as given: their product; else the default grid's (dropout, c) pairs
+  const pairs: [number, number][] = o.dropout || o.decayTimesN ? dropout.flatMap((p) => decay.map((c): [number, number] => [p, c])) : (dflt.rule.pairs as [number, number][]);
+  const candidates = noise.flatMap((nm) => pairs.map(([p, c]) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm })));
+  return { candidates, epochs, rule: { ...dflt.rule, dropout, decay_times_n: decay, pairs, noise, epochs, overridden: true } };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = await run(process.argv.slice(2));

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/train/cli.js';
-import { type Dataset, readCsvFile, toDataset } from '../../src/train/data.js';
+import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
-import type { ClassificationMetrics } from '../../src/train/metrics.js';
-import { type Grid, tune } from '../../src/train/tune.js';
-import { DEFAULT_TRAIN_OPTIONS } from '../../src/train/train.js';
+import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/metrics.js';
+import { assembleOutOfFold, crossFitFolds, defaultGrid, type Grid, tune } from '../../src/train/tune.js';
+import { DEFAULT_TRAIN_OPTIONS, fitNetwork } from '../../src/train/train.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** y = sin(2a) + 0.5·b + ε with σ(ε) from 0.05 (a = 0) to 0.85 (|a| = 2): strongly heteroscedastic. */
@@ -104,6 +104,98 @@ describe('--tune', () => {
   });
 });
 
+/** y = 0.8a − 0.5b + σε, σ = 0.3: homoscedastic, nearly linear (a small network fits the mean). */
+function homoData(n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const x = new Float64Array(n * 2);
+  const y = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = rng.normal();
+    const b = rng.normal();
+    x[2 * i] = a;
+    x[2 * i + 1] = b;
+    y[i] = 0.8 * a - 0.5 * b + 0.3 * rng.normal();
+  }
+  return { task: 'regression', features: ['a', 'b'], target: 'y', x, y, labels: [], n, f: 2 };
+}
+
+describe('cross-fitted calibration', () => {
+  it('folds: every row held out exactly once, the rest its complement; fold 0 is the tuning validation split, rows in the same order', () => {
+    for (const n of [10, 37, 308]) {
+      const folds = crossFitFolds(n, 5, 7919 + 1);
+      const count = new Uint8Array(n);
+      for (const f of folds) {
+        for (const r of f.held) count[r]!++;
+        expect(f.held.length + f.rest.length).toBe(n);
+        const held = new Set(f.held);
+        for (const r of f.rest) expect(held.has(r)).toBe(false);
+        expect(new Set(f.rest).size).toBe(f.rest.length);
+        expect(Math.abs(f.held.length - n / 5)).toBeLessThan(1);
+      }
+      expect(Array.from(count).every((c) => c === 1)).toBe(true);
+      // the tuner's split (splitRows, same seed, fraction 1/5): same rows, same order
+      const ds = homoData(n, 1);
+      const [fit, val] = splitRows(ds, 0.2, 7919 + 1, 'validation split');
+      expect(Array.from(folds[0]!.held, (r) => ds.y[r])).toEqual(Array.from(val.y));
+      expect(Array.from(folds[0]!.rest, (r) => ds.y[r])).toEqual(Array.from(fit.y));
+    }
+    expect(() => crossFitFolds(3, 5, 1)).toThrow(/too few/);
+  });
+
+  it('out-of-fold predictives land on their rows', () => {
+    const folds = crossFitFolds(11, 3, 4);
+    const preds = folds.map((f, k) => ({ mean: Float64Array.from(f.held, (r) => r + 0.5), epistemicVar: Float64Array.from(f.held, () => k), aleatoricVar: null }));
+    const p = assembleOutOfFold(11, folds, preds);
+    expect(Array.from(p.mean)).toEqual(Array.from({ length: 11 }, (_, i) => i + 0.5));
+    for (let k = 0; k < 3; k++) for (const r of folds[k]!.held) expect(p.epistemicVar[r]).toBe(k);
+    expect(p.aleatoricVar).toBeNull();
+    expect(() => assembleOutOfFold(11, [folds[0]!, folds[0]!, folds[1]!, folds[2]!], [...preds, preds[0]!])).toThrow(/two folds/);
+  });
+
+  it('tune: calibrated on every training row out of fold; the refit is the plain fit on all rows; workers and inline give the same bytes', async () => {
+    const data = heteroData(300, 9);
+    const grid: Grid = { candidates: [0.01, 0.1].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' as const })), epochs: [10, 30], rule: {} };
+    const run1 = async (threads: number) => tune(data, base, { threads, grid, calibration: 'crossfit', calibrationFraction: 0.2 });
+    const a = await run1(0);
+    expect(a.card.calibration).toEqual({ source: 'crossfit', rows: 300, folds: 5 });
+    expect(a.model.calibrationRows).toBe(300);
+    expect(a.model.conformalScores.length).toBe(300);
+    expect(a.model.calibrationSource).toContain('5-fold cross-fitting');
+    expect(a.model.trainRows).toBe(300);
+    const direct = fitNetwork(data, null, a.options);
+    expect(Array.from(a.model.net.params)).toEqual(Array.from(direct.net.params));
+    expect(a.model.history.map((h) => h.trainLoss)).toEqual(direct.history.map((h) => h.trainLoss));
+    const b = await run1(2);
+    const bytes = (r: typeof a) => Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) }));
+    expect(bytes(b).equals(bytes(a))).toBe(true);
+    // classifiers keep the validation-row temperature
+    const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
+    const c = await tune(wine, base, { threads: 0, grid: { ...grid, epochs: [5] }, calibration: 'crossfit', calibrationFraction: 0.2 });
+    expect(c.card.calibration).toEqual({ source: 'validation', rows: 36 });
+  });
+
+  it('calibrates better than the validation fifth: test log-likelihood on fresh rows (homoscedastic data, σ = 0.3, 8 seeds)', async () => {
+    const grid: Grid = { candidates: [{ dropout: 0.01, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }], epochs: [200], rule: {} };
+    const test = homoData(4000, 99);
+    const ll = { crossfit: [] as number[], validation: [] as number[] };
+    const width = { crossfit: [] as number[], validation: [] as number[] };
+    for (let seed = 0; seed < 8; seed++) {
+      const data = homoData(250, 100 + seed);
+      for (const calibration of ['crossfit', 'validation'] as const) {
+        const r = await tune(data, { ...base, seed }, { threads: 0, grid, calibration, calibrationFraction: 0.2 }, test);
+        const m = r.model.metrics.test as RegressionMetrics;
+        ll[calibration].push(-m.nll);
+        width[calibration].push(m.interval_width_90);
+      }
+    }
+    // the oracle: N(f(x), 0.3²), 90% width 2·1.645·0.3; cross-fitting uses 5× the rows for (s, σ)
+    const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
+    const widthError = (v: number[]) => Math.sqrt(mean(v.map((w) => (w - 2 * 1.6449 * 0.3) ** 2)));
+    expect(mean(ll.crossfit)).toBeGreaterThan(mean(ll.validation) + 0.005);
+    expect(widthError(width.crossfit)).toBeLessThan(0.6 * widthError(width.validation));
+  });
+});
+
 describe('train CLI with --tune', () => {
   let stderr = '';
   beforeEach(() => {
@@ -130,12 +222,27 @@ describe('train CLI with --tune', () => {
     expect(card.noise).toMatch(/^(homo|hetero)scedastic$/);
     expect(card.output_roles.mean).toBe('prediction');
     expect(card.interval_method).toBe('conformal');
-    expect(card.conformal.rows).toBe(71);
+    // cross-fitted calibration (the default): every training row scored out of fold
+    expect(card.conformal.rows).toBe(354);
+    expect(card.tuning.calibration).toEqual({ source: 'crossfit', rows: 354, folds: 5 });
+    expect(card.calibration.source).toContain('out-of-fold predictions on all 354 training rows');
     expect(card.conformal.scores).toEqual([...card.conformal.scores].sort((x: number, y: number) => x - y));
     expect(card.feature_stats.min).toHaveLength(10);
     expect(card.feature_stats.rows).toBe(354);
     expect(card.feature_stats.min[0]).toBeLessThanOrEqual(card.feature_stats.mean[0]);
     expect(card.history.epoch.at(-1)).toBe(card.tuning.refit.epochs);
+  });
+
+  it('the default grid: four (dropout, c) pairs; --tune-epochs alone keeps them, --tune-dropout makes the product', async () => {
+    const g = defaultGrid('regression', 200);
+    expect(g.candidates.map((c) => [c.dropout, c.weightDecay * 200])).toEqual([[0.005, 0.01], [0.05, 0.01], [0.2, 0.01], [0.2, 1]]);
+    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'g', '--tune', '--tune-epochs', '2', '--mc-samples', '10', '--threads', '0', '--out', mkdtempSync(join(tmpdir(), 'tune-g-'))];
+    expect(await run(args)).toBe(0);
+    expect(stderr).toContain('4 candidates × 1 training lengths');
+    expect(await run([...args, '--tune-dropout', '0.1,0.3'])).toBe(0);
+    expect(stderr).toContain('4 candidates × 1 training lengths');
+    expect(await run([...args, '--tune-dropout', '0.1,0.3,0.4'])).toBe(0);
+    expect(stderr).toContain('6 candidates × 1 training lengths');
   });
 
   it('rejects options that --tune chooses, and tuning options without --tune', async () => {
