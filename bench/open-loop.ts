@@ -5,7 +5,7 @@
  * keep-alive connection or a new one. Raw sockets and prebuilt request bytes, because the generator
  * shares the machine's two cores with the server: node:http cost about three times the CPU per request.
  * Prints one JSON line: counts by status, latencies (ms, from the moment a request was written) of the
- * 200s, how many 503s had a Retry-After, and socket errors.
+ * 200s, how many 503s had a Retry-After, socket errors, and the generator's own CPU (ms).
  *
  * argv[2]: JSON {url, body, rate (req/s), seconds}
  */
@@ -115,9 +115,10 @@ const sendSeconds = (performance.now() - started) / 1000;
 // wait for the answers (at most 60 s)
 const end = performance.now() + 60_000;
 while (inFlight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+const cpu = process.cpuUsage();
 okMs.sort((a, b) => a - b);
 const q = (p: number): number => (okMs.length ? okMs[Math.min(okMs.length - 1, Math.floor(okMs.length * p))]! : Number.NaN);
 process.stdout.write(
-  `${JSON.stringify({ sent, sendSeconds, statuses, ok: okMs.length, p50: q(0.5), p99: q(0.99), max: okMs[okMs.length - 1] ?? Number.NaN, retryAfter503, errors, unanswered: inFlight, maxInFlight })}\n`,
+  `${JSON.stringify({ sent, sendSeconds, statuses, ok: okMs.length, p50: q(0.5), p99: q(0.99), max: okMs[okMs.length - 1] ?? Number.NaN, retryAfter503, errors, unanswered: inFlight, maxInFlight, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`,
 );
 for (const c of idle) c.socket.destroy();

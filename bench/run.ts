@@ -5,7 +5,7 @@
  * `npm run bench -- uci [options]` runs the UCI regression benchmark instead (bench/uci.ts).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -255,6 +255,68 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/**
+ * Where the CPU went during a window (Linux /proc): each server thread's time on a CPU and time
+ * runnable but waiting for one (schedstat, ns), the whole machine's busy time (/proc/stat, all cores),
+ * and this bench process's own CPU. Call the returned function at the end of the window.
+ */
+function cpuWindow(pid: number): () => CpuSplit {
+  const threads = (): Map<number, [number, number]> => {
+    const m = new Map<number, [number, number]>();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+        m.set(Number(tid), [run! / 1e6, wait! / 1e6]);
+      } catch {
+        /* the thread ended */
+      }
+    }
+    return m;
+  };
+  const machine = (): number => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait, in ticks of 10 ms
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 10;
+  };
+  const t0 = performance.now();
+  const th0 = threads();
+  const m0 = machine();
+  const own0 = process.cpuUsage();
+  return () => {
+    const wallMs = performance.now() - t0;
+    const th1 = threads();
+    const own = process.cpuUsage(own0);
+    let worker = { run: 0, wait: 0 };
+    let main = { run: 0, wait: 0 };
+    let server = 0;
+    for (const [tid, [run, wait]] of th1) {
+      const [r0, w0] = th0.get(tid) ?? [0, 0];
+      const d = { run: run - r0, wait: wait - w0 };
+      server += d.run;
+      if (tid === pid) main = d;
+      else if (d.run > worker.run) worker = d; // the MC worker thread: the busiest but the main one (MC_WORKERS=1 here)
+    }
+    return { wallMs, main, worker, serverMs: server, machineMs: machine() - m0, benchMs: (own.user + own.system) / 1000 };
+  };
+}
+
+interface CpuSplit {
+  wallMs: number;
+  /** The server's main thread and its busiest other thread (the MC worker): ms on a CPU, ms runnable but waiting for one. */
+  main: { run: number; wait: number };
+  worker: { run: number; wait: number };
+  /** All the server's threads on a CPU (ms). */
+  serverMs: number;
+  /** The machine's busy CPU time over all cores (ms). */
+  machineMs: number;
+  /** This bench process's CPU (ms): the probes, and the closed-loop generator when it is autocannon. */
+  benchMs: number;
+}
+
+/** `generatorMs`: the load generator's CPU when it is a process of its own and measured (open loop); the rest of the machine's busy time is other processes. */
+const fmtSplit = (c: CpuSplit, generatorMs = 0): string =>
+  `others ${((c.machineMs - c.serverMs - c.benchMs - generatorMs) / c.wallMs).toFixed(2)} cores; worker on CPU ${((100 * c.worker.run) / c.wallMs).toFixed(0)}% + waiting for a CPU ${((100 * c.worker.wait) / c.wallMs).toFixed(0)}% of wall; main thread on CPU ${((100 * c.main.run) / c.wallMs).toFixed(0)}% (+${((100 * c.main.wait) / c.wallMs).toFixed(0)}% waiting); server ${(c.serverMs / c.wallMs).toFixed(2)} cores, bench process ${(c.benchMs / c.wallMs).toFixed(2)}, machine ${(c.machineMs / c.wallMs).toFixed(2)} of ${cpus().length}`;
+
 /** GET or POST `url` every `everyMs` until stopped; the latencies (ms). */
 function prober(url: string, body?: unknown, everyMs = 20): { stop: () => Promise<number[]> } {
   const lat: number[] = [];
@@ -284,6 +346,8 @@ interface OpenLoopResult {
   errors: number;
   unanswered: number;
   maxInFlight: number;
+  /** The generator's own CPU (ms, user + system). */
+  cpuMs: number;
 }
 
 /** bench/open-loop.ts in a child process: `rate` req/s for `seconds`, whatever the answers take. */
@@ -308,7 +372,9 @@ async function overload(): Promise<void> {
   const heavy = { instances: Array(64).fill(ROW), samples: 1000 };
   const mcUrl = `${server.url}/v1/models/diabetes/uncertainty`;
   await load(mcUrl, heavy, 8, 3); // warm-up
+  const closedCpu = cpuWindow(server.pid);
   const capacity = (await load(mcUrl, heavy, 8, 10)).rps;
+  const cc = closedCpu();
   record({ section: 'overload', name: `MC capacity: closed loop, 8 connections, 10 s (req/s; load average ${load1()})`, a: capacity.toFixed(0), b: '', ratio: null, target: 'info', pass: null });
   // the machine's floor: the same probes with this server idle (the machine is shared)
   const idleHealth = prober(`${server.url}/health/ready`);
@@ -323,7 +389,9 @@ async function overload(): Promise<void> {
   const health = prober(`${server.url}/health/ready`);
   const predict = prober(`${server.url}/v1/models/diabetes/predict`, { instances: [ROW] });
   const rate = Math.round(4 * capacity);
+  const openCpu = cpuWindow(server.pid);
   const r = await openLoop(mcUrl, heavy, rate, 30);
+  const oc = openCpu();
   const [hl, pl] = [await health.stop(), await predict.stop()];
   clearInterval(rssTimer);
   await sleep(5000);
@@ -334,6 +402,12 @@ async function overload(): Promise<void> {
   record({ section: 'overload', name: `open loop at 4× capacity (${rate} req/s, 30 s; load average ${load1()}): accepted requests' p50 / p99 (ms)`, a: `${r.p50.toFixed(0)} / ${r.p99.toFixed(0)}`, b: `max ${r.max.toFixed(0)}`, ratio: null, target: 'p99 ≤ 2000 ms', pass: r.p99 <= 2000 });
   record({ section: 'overload', name: 'goodput at 4× capacity vs capacity (req/s answered 200)', a: goodput.toFixed(0), b: capacity.toFixed(0), ratio: goodput / capacity, target: '≥ 0.8×', pass: goodput / capacity >= 0.8 });
   record({ section: 'overload', name: `sent ${r.sent}: 200 / 503 (with Retry-After) / other statuses and socket errors`, a: `${r.ok} / ${s503} (${r.retryAfter503})`, b: `${JSON.stringify(r.statuses)}; errors ${r.errors}; unanswered ${r.unanswered}`, ratio: null, target: 'every non-200 a 503 with Retry-After', pass: other === 0 && r.errors === 0 && r.retryAfter503 === s503 });
+  // where the CPU went, closed loop vs open loop: each request is one worker task (64 000 rows × samples
+  // ≥ MC_WORKER_MIN_WORK, never coalesced), so goodput follows the worker thread's CPU share
+  const okClosed = capacity * (cc.wallMs / 1000);
+  record({ section: 'overload', name: `CPU during the closed loop (${cc.wallMs.toFixed(0)} ms wall; others include the generator, ${loadTool})`, a: fmtSplit(cc), b: `worker CPU per 200: ${(cc.worker.run / okClosed).toFixed(1)} ms`, ratio: null, target: 'info', pass: null });
+  record({ section: 'overload', name: `CPU during the open loop (${oc.wallMs.toFixed(0)} ms wall; generator ${(r.cpuMs / oc.wallMs).toFixed(2)} cores)`, a: fmtSplit(oc, r.cpuMs), b: `worker CPU per 200: ${(oc.worker.run / Math.max(1, r.ok)).toFixed(1)} ms`, ratio: null, target: 'info', pass: null });
+  record({ section: 'overload', name: "the worker thread's CPU share, open vs closed loop (compare with goodput / capacity)", a: `${((100 * oc.worker.run) / oc.wallMs).toFixed(0)}%`, b: `${((100 * cc.worker.run) / cc.wallMs).toFixed(0)}%`, ratio: oc.worker.run / oc.wallMs / (cc.worker.run / cc.wallMs), target: 'info', pass: null });
   record({ section: 'overload', name: `/health/ready every 20 ms during the overload: p50 / p99 (ms, ${hl.length} probes)`, a: `${pct(hl, 0.5).toFixed(1)} / ${pct(hl, 0.99).toFixed(1)}`, b: '', ratio: null, target: 'p99 < 50 ms', pass: pct(hl, 0.99) < 50 });
   record({ section: 'overload', name: `predict 1 row every 20 ms during the overload: p50 / p99 (ms, ${pl.length} probes)`, a: `${pct(pl, 0.5).toFixed(1)} / ${pct(pl, 0.99).toFixed(1)}`, b: '', ratio: null, target: 'p99 < 50 ms', pass: pct(pl, 0.99) < 50 });
   record({ section: 'overload', name: 'RSS before → peak → 5 s after the overload (MB)', a: `${rssBefore.toFixed(0)} → ${rssPeak.toFixed(0)}`, b: rssAfter.toFixed(0), ratio: rssAfter / rssBefore, target: '≤ 1.1×', pass: rssAfter / rssBefore <= 1.1 });
