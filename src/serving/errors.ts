@@ -77,3 +77,14 @@ export class OutOfRangeError extends RequestError {
     super('out_of_range', message);
   }
 }
+
+/**
+ * The client's connection closed before its request was validated (its body had already arrived): the
+ * request is dropped without validating or running it. Never sent (499, nginx's "client closed request").
+ */
+export class ClientGoneError extends RequestError {
+  override name = 'ClientGoneError';
+  constructor() {
+    super('cancelled', 'the client closed the connection before its request was handled');
+  }
+}

@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
 import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
-import { DIABETES_ROW, testApp } from '../helpers/app.js';
+import { loadConfig } from '../../src/config.js';
+import { buildApp } from '../../src/server/app.js';
+import { DIABETES_ROW, testApp, testModelsDir } from '../helpers/app.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const json = { 'content-type': 'application/json' };
@@ -108,6 +110,34 @@ describe('a client that disconnects cancels its work', () => {
       await app.close();
     });
   }
+});
+
+describe('a client gone before its request is validated', () => {
+  it('is dropped before validation and the handler (no work, 499 in the logs and metrics)', async () => {
+    const config = loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0' });
+    const app = await buildApp({ config });
+    // stands in for a reset that Node processed after the body arrived and before Fastify validated it
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (req.headers['x-test-gone'] === '1') Object.defineProperty(req.raw.socket, 'destroyed', { value: true, configurable: true });
+      done();
+    });
+    await app.loadModels();
+    await app.ready();
+    let sampled = 0;
+    const sample = app.dataPlane.sample.bind(app.dataPlane);
+    app.dataPlane.sample = (req) => (sampled++, sample(req));
+    const body = { instances: [DIABETES_ROW], samples: 10, seed: 1 };
+    const gone = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: body, headers: { 'x-test-gone': '1' } });
+    expect(gone.statusCode).toBe(499);
+    // not even validated: an invalid body from a gone client gets the same
+    const invalid = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: 'x' }, headers: { 'x-test-gone': '1' } });
+    expect(invalid.statusCode).toBe(499);
+    expect(sampled).toBe(0);
+    const ok = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: body });
+    expect(ok.statusCode).toBe(200);
+    expect(sampled).toBe(1);
+    await app.close();
+  });
 });
 
 describe('slow clients', () => {
