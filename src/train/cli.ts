@@ -36,7 +36,7 @@ const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [opt
 
   --tune                              search dropout, weight decay, training length and noise model on a
                                       validation split of the training rows, then refit on all of them
-                                      (hidden 100 and batch size 128 unless --hidden, --batch-size are given)
+                                      (hidden 200 and batch size 128 unless --hidden, --batch-size are given)
   --threads N                         tuning worker threads (default: available cores, at most 8; 0 = inline)
   --calibration crossfit|validation|holdout
                                       tuned models: fit the noise, epistemic scale and conformal scores on
