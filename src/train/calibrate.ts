@@ -32,42 +32,8 @@ export function calibrateAleatoricStd(residuals: ArrayLike<number>, epistemicVar
   const lo = Math.log(Math.max(scale, 1e-12) * 1e-6);
   const hi = Math.log(Math.max(scale, 1e-12) * 10);
   const f = (logSigma: number): number => gaussianNll(residuals, epistemicVar, Math.exp(logSigma));
-  const steps = 200;
-  let best = lo;
-  let bestVal = Infinity;
-  for (let i = 0; i <= steps; i++) {
-    const s = lo + ((hi - lo) * i) / steps;
-    const v = f(s);
-    if (v < bestVal) {
-      bestVal = v;
-      best = s;
-    }
-  }
-  // golden-section refinement within one grid cell either side
-  const h = (hi - lo) / steps;
-  let a = Math.max(lo, best - h);
-  let b = Math.min(hi, best + h);
-  const g = (Math.sqrt(5) - 1) / 2;
-  let c = b - g * (b - a);
-  let d = a + g * (b - a);
-  let fc = f(c);
-  let fd = f(d);
-  for (let it = 0; it < 60; it++) {
-    if (fc < fd) {
-      b = d;
-      d = c;
-      fd = fc;
-      c = b - g * (b - a);
-      fc = f(c);
-    } else {
-      a = c;
-      c = d;
-      fc = fd;
-      d = a + g * (b - a);
-      fd = f(d);
-    }
-  }
-  const sigma = Math.exp((a + b) / 2);
+  const { mid } = gridGoldenSearch(f, lo, hi, 200, 60);
+  const sigma = Math.exp(mid);
   // At the lower edge the noise is negligible next to the epistemic spread: report it as such.
   return sigma <= Math.exp(lo) * 1.0001 ? 0 : sigma;
 }
@@ -85,10 +51,21 @@ export function scaledGaussianNll(residuals: ArrayLike<number>, epistemicVar: Ar
   return total / n;
 }
 
-/** Minimum of f on [lo, hi]: the best of `steps` + 1 grid points, refined by golden-section search within one cell either side. */
-function minimiseOnGrid(f: (x: number) => number, lo: number, hi: number, steps: number, iterations: number): { x: number; fx: number } {
-  let best = lo;
-  let bestVal = Infinity;
+/**
+ * A 1-D search on [lo, hi]: the best of `steps` + 1 grid points (or `start`, when no grid point beats
+ * it), then `iterations` golden-section steps within one grid cell either side of it. `mid` is the
+ * refined point; `best` and `bestVal` the grid's (or start's) best.
+ */
+export function gridGoldenSearch(
+  f: (x: number) => number,
+  lo: number,
+  hi: number,
+  steps: number,
+  iterations: number,
+  start?: { x: number; fx: number },
+): { mid: number; best: number; bestVal: number } {
+  let best = start ? start.x : lo;
+  let bestVal = start ? start.fx : Infinity;
   for (let i = 0; i <= steps; i++) {
     const x = lo + ((hi - lo) * i) / steps;
     const v = f(x);
@@ -120,7 +97,12 @@ function minimiseOnGrid(f: (x: number) => number, lo: number, hi: number, steps:
       fd = f(d);
     }
   }
-  const x = (a + b) / 2;
+  return { mid: (a + b) / 2, best, bestVal };
+}
+
+/** Minimum of f on [lo, hi] by gridGoldenSearch: the refined point, or the grid's best when that is lower. */
+function minimiseOnGrid(f: (x: number) => number, lo: number, hi: number, steps: number, iterations: number): { x: number; fx: number } {
+  const { mid: x, best, bestVal } = gridGoldenSearch(f, lo, hi, steps, iterations);
   const fx = f(x);
   return fx <= bestVal ? { x, fx } : { x: best, fx: bestVal };
 }

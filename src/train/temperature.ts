@@ -10,6 +10,7 @@
  * right with confidence, the likelihood alone keeps improving as T → 0 (measured on the shipped wine
  * model, 28 validation rows: T = 0.058, validation NLL 0, test NLL 0.77 from one confident mistake).
  */
+import { gridGoldenSearch } from './calibrate.js';
 
 /** Prior sd of log T: a factor e^0.5 ≈ 1.65 either way is plausible a priori. */
 export const LOG_T_PRIOR_SD = 0.5;
@@ -52,41 +53,8 @@ export function temperatureNll(logits: ArrayLike<number>, samples: number, rows:
 export function fitTemperature(logits: ArrayLike<number>, samples: number, rows: number, classes: number, labels: ArrayLike<number>): number {
   if (rows === 0) return 1;
   const f = (logT: number): number => temperatureNll(logits, samples, rows, classes, labels, Math.exp(logT)) + (logT * logT) / (2 * LOG_T_PRIOR_SD * LOG_T_PRIOR_SD * rows);
-  const steps = 40;
-  let best = 0;
-  let bestVal = f(0);
-  for (let i = 0; i <= steps; i++) {
-    const s = LOG_T_MIN + ((LOG_T_MAX - LOG_T_MIN) * i) / steps;
-    const v = f(s);
-    if (v < bestVal) {
-      bestVal = v;
-      best = s;
-    }
-  }
-  const h = (LOG_T_MAX - LOG_T_MIN) / steps;
-  let a = Math.max(LOG_T_MIN, best - h);
-  let b = Math.min(LOG_T_MAX, best + h);
-  const g = (Math.sqrt(5) - 1) / 2;
-  let c = b - g * (b - a);
-  let d = a + g * (b - a);
-  let fc = f(c);
-  let fd = f(d);
-  for (let it = 0; it < 40; it++) {
-    if (fc < fd) {
-      b = d;
-      d = c;
-      fd = fc;
-      c = b - g * (b - a);
-      fc = f(c);
-    } else {
-      a = c;
-      c = d;
-      fc = fd;
-      d = a + g * (b - a);
-      fd = f(d);
-    }
-  }
-  const t = Math.exp((a + b) / 2);
+  const { mid } = gridGoldenSearch(f, LOG_T_MIN, LOG_T_MAX, 40, 40, { x: 0, fx: f(0) });
+  const t = Math.exp(mid);
   // keep T = 1 unless the fit beats it (a flat objective should not move the model)
   return f(Math.log(t)) < f(0) ? t : 1;
 }
