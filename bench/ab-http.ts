@@ -26,7 +26,11 @@ const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
 const CASES: [string, string, unknown][] = [
   ['predict', '/v1/models/diabetes/predict', { instances: [ROW] }],
   ['MC T=100 (/v1)', '/v1/models/diabetes/uncertainty', { instances: [ROW], samples: 100 }],
-  ['MC T=100 (V2)', '/v2/models/diabetes/infer', { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } }],
+  [
+    'MC T=100 (V2)',
+    '/v2/models/diabetes/infer',
+    { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } },
+  ],
 ];
 const tmp = mkdtempSync(join(tmpdir(), 'ab-http-'));
 
@@ -56,22 +60,45 @@ async function start(dir: string, port: number, extraEnv: Record<string, string>
 
 function wrk(port: number, path: string, body: unknown, pid: number, secs: number): { rps: number; cpuUs: number } {
   const script = join(tmp, 'post.lua');
-  writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  writeFileSync(
+    script,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`,
+  );
   const t0 = ticks(pid);
-  const out = execFileSync('wrk', ['-t1', '-c32', `-d${secs}s`, '-s', script, `http://127.0.0.1:${port}${path}`]).toString();
+  const out = execFileSync('wrk', [
+    '-t1',
+    '-c32',
+    `-d${secs}s`,
+    '-s',
+    script,
+    `http://127.0.0.1:${port}${path}`,
+  ]).toString();
   if (/Non-2xx|Socket errors/.test(out)) throw new Error(`errors under load:\n${out}`);
   const requests = Number(/(\d+) requests in/.exec(out)![1]);
   return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), cpuUs: ((ticks(pid) - t0) * 10_000) / requests };
 }
 
 const sides = [
-  { name: 'A', port: 18951, proc: await start(dirA, 18951, JSON.parse(process.env.A_ENV ?? '{}') as Record<string, string>) },
-  { name: 'B', port: 18952, proc: await start(dirB, 18952, JSON.parse(process.env.B_ENV ?? '{}') as Record<string, string>) },
+  {
+    name: 'A',
+    port: 18951,
+    proc: await start(dirA, 18951, JSON.parse(process.env.A_ENV ?? '{}') as Record<string, string>),
+  },
+  {
+    name: 'B',
+    port: 18952,
+    proc: await start(dirB, 18952, JSON.parse(process.env.B_ENV ?? '{}') as Record<string, string>),
+  },
 ];
 try {
   for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2); // warm-up
   const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
-  const lines: string[] = [`A = ${dirA}`, `B = ${dirB}`, `${rounds} alternated rounds of ${seconds} s, wrk -t1 -c32`, ''];
+  const lines: string[] = [
+    `A = ${dirA}`,
+    `B = ${dirB}`,
+    `${rounds} alternated rounds of ${seconds} s, wrk -t1 -c32`,
+    '',
+  ];
   const results = CASES.map(() => ({ rps: [[], []] as number[][], cpu: [[], []] as number[][] }));
   for (let r = 0; r < rounds; r++) {
     CASES.forEach(([name, path, body], c) => {
@@ -82,7 +109,9 @@ try {
         results[c]!.cpu[k]!.push(m.cpuUs);
       }
       const x = results[c]!;
-      process.stderr.write(`round ${r} ${name}: A ${x.rps[0]!.at(-1)!.toFixed(0)} B ${x.rps[1]!.at(-1)!.toFixed(0)} req/s\n`);
+      process.stderr.write(
+        `round ${r} ${name}: A ${x.rps[0]!.at(-1)!.toFixed(0)} B ${x.rps[1]!.at(-1)!.toFixed(0)} req/s\n`,
+      );
     });
   }
   CASES.forEach(([name], c) => {

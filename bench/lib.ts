@@ -30,7 +30,12 @@ const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floo
  * Per-operation time (µs) of a and b, measured alternately in `rounds` rounds of about `roundMs` each
  * (the machine is shared and noisy: interleaving keeps drift out of the ratio); medians of the rounds.
  */
-export async function ab(a: () => Promise<unknown>, b: () => Promise<unknown>, rounds = 7, roundMs = 200): Promise<{ aUs: number; bUs: number }> {
+export async function ab(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  rounds = 7,
+  roundMs = 200,
+): Promise<{ aUs: number; bUs: number }> {
   const calibrate = async (f: () => Promise<unknown>): Promise<number> => {
     for (let i = 0; i < 20; i++) await f(); // warm-up
     const t0 = performance.now();
@@ -46,7 +51,10 @@ export async function ab(a: () => Promise<unknown>, b: () => Promise<unknown>, r
   const as: number[] = [];
   const bs: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    for (const [f, n, out] of [[a, na, as], [b, nb, bs]] as const) {
+    for (const [f, n, out] of [
+      [a, na, as],
+      [b, nb, bs],
+    ] as const) {
       const t0 = performance.now();
       for (let i = 0; i < n; i++) await f();
       out.push(((performance.now() - t0) * 1000) / n);
@@ -68,8 +76,16 @@ export interface ChildServer {
  * Start a server script as a child process and wait until `readyPath` answers 200. The service runs
  * as `npm start` runs it (compiled dist/, same V8 flags); other scripts run through tsx.
  */
-export async function startServer(script: string, env: Record<string, string>, port: number, readyPath = '/health/ready'): Promise<ChildServer> {
-  const args = script === 'src/server/server.ts' ? ['--max-semi-space-size=4', 'dist/server/server.js'] : ['--import', 'tsx', script];
+export async function startServer(
+  script: string,
+  env: Record<string, string>,
+  port: number,
+  readyPath = '/health/ready',
+): Promise<ChildServer> {
+  const args =
+    script === 'src/server/server.ts'
+      ? ['--max-semi-space-size=4', 'dist/server/server.js']
+      : ['--import', 'tsx', script];
   const proc = spawn(process.execPath, args, {
     env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -108,7 +124,12 @@ export function rssMb(pid: number): number {
 /** wrk (C, one thread) when installed: a lighter client than autocannon, so the server is what is measured. */
 export const loadTool: 'wrk' | 'autocannon' = spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk';
 
-export async function load(url: string, body: unknown, connections: number, seconds: number): Promise<{ rps: number; p99: number; errors: number }> {
+export async function load(
+  url: string,
+  body: unknown,
+  connections: number,
+  seconds: number,
+): Promise<{ rps: number; p99: number; errors: number }> {
   if (loadTool === 'wrk') return wrkLoad(url, body, connections, seconds);
   const r = await autocannon({
     url,
@@ -121,12 +142,22 @@ export async function load(url: string, body: unknown, connections: number, seco
   return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
 }
 
-async function wrkLoad(url: string, body: unknown, connections: number, seconds: number): Promise<{ rps: number; p99: number; errors: number }> {
+async function wrkLoad(
+  url: string,
+  body: unknown,
+  connections: number,
+  seconds: number,
+): Promise<{ rps: number; p99: number; errors: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'wrk-'));
   const script = join(dir, 'post.lua');
-  writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`);
+  writeFileSync(
+    script,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`,
+  );
   const out = await new Promise<string>((resolve, reject) =>
-    execFile('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    execFile('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url], (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    ),
   );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]);
   const p99m = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out);

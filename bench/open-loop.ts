@@ -11,11 +11,18 @@
  */
 import { type Socket, connect } from 'node:net';
 
-const { url, body, rate, seconds } = JSON.parse(process.argv[2]!) as { url: string; body: unknown; rate: number; seconds: number };
+const { url, body, rate, seconds } = JSON.parse(process.argv[2]!) as {
+  url: string;
+  body: unknown;
+  rate: number;
+  seconds: number;
+};
 const target = new URL(url);
 const payload = Buffer.from(JSON.stringify(body));
 const requestBytes = Buffer.concat([
-  Buffer.from(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n`),
+  Buffer.from(
+    `POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n`,
+  ),
   payload,
 ]);
 
@@ -70,7 +77,14 @@ function onData(c: Conn, chunk: Buffer): void {
 }
 
 function open(): Conn {
-  const c: Conn = { socket: connect(Number(target.port), target.hostname), started: 0, buf: Buffer.alloc(0), need: -1, status: 0, retryAfter: false };
+  const c: Conn = {
+    socket: connect(Number(target.port), target.hostname),
+    started: 0,
+    buf: Buffer.alloc(0),
+    need: -1,
+    status: 0,
+    retryAfter: false,
+  };
   c.socket.setNoDelay(true);
   c.socket.on('data', (d: Buffer) => onData(c, d));
   c.socket.on('error', () => undefined);
@@ -117,7 +131,8 @@ const end = performance.now() + 60_000;
 while (inFlight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
 const cpu = process.cpuUsage();
 okMs.sort((a, b) => a - b);
-const q = (p: number): number => (okMs.length ? okMs[Math.min(okMs.length - 1, Math.floor(okMs.length * p))]! : Number.NaN);
+const q = (p: number): number =>
+  okMs.length ? okMs[Math.min(okMs.length - 1, Math.floor(okMs.length * p))]! : Number.NaN;
 process.stdout.write(
   `${JSON.stringify({ sent, sendSeconds, statuses, ok: okMs.length, p50: q(0.5), p99: q(0.99), max: okMs[okMs.length - 1] ?? Number.NaN, retryAfter503, errors, unanswered: inFlight, maxInFlight, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`,
 );

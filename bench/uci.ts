@@ -87,8 +87,16 @@ export interface UciDataset {
 export function loadUci(dataDir: string, name: string): UciDataset {
   const dir = join(dataDir, name);
   const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
-  const ints = (f: string): number[] => read(f).trim().split(/\s+/).map((v) => Math.round(Number(v)));
-  const rows = read('data.txt').split('\n').map((l) => l.trim()).filter((l) => l !== '').map((l) => l.split(/\s+/));
+  const ints = (f: string): number[] =>
+    read(f)
+      .trim()
+      .split(/\s+/)
+      .map((v) => Math.round(Number(v)));
+  const rows = read('data.txt')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => l.split(/\s+/));
   return {
     name,
     rows,
@@ -136,7 +144,11 @@ export interface ServedRow {
  * intervals at that level (mean and std are the same at every level and for both methods; intervals
  * differ), `conformalByLevel[level]` those served with conformal intervals (null or absent: refused).
  */
-export function scoreSplit(y: number[], byLevel: Record<string, ServedRow[]>, conformalByLevel: Record<string, ServedRow[] | null>): SplitScores {
+export function scoreSplit(
+  y: number[],
+  byLevel: Record<string, ServedRow[]>,
+  conformalByLevel: Record<string, ServedRow[] | null>,
+): SplitScores {
   const at90 = byLevel['0.9']!;
   const n = y.length;
   let se = 0;
@@ -162,7 +174,15 @@ export function scoreSplit(y: number[], byLevel: Record<string, ServedRow[]>, co
       if (level === 0.9) cWidth = rows.reduce((a, r) => a + (r.upper - r.lower), 0) / n;
     }
   }
-  return { rmse: Math.sqrt(se / n), ll: ll / n, crps: crps / n, coverage, width_90: width / n, conformal_coverage: conformal, conformal_width_90: cWidth };
+  return {
+    rmse: Math.sqrt(se / n),
+    ll: ll / n,
+    crps: crps / n,
+    coverage,
+    width_90: width / n,
+    conformal_coverage: conformal,
+    conformal_width_90: cWidth,
+  };
 }
 
 /** Mean and standard error (sample std / √n) of values. */
@@ -194,7 +214,11 @@ function nodeArgs(runtime: UciOptions['runtime'], dist: string, src: string): st
 function trainProcess(opts: UciOptions, args: string[]): Promise<{ wallMs: number; cpuS: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs(opts.runtime, 'dist/train/cli.js', 'src/train/cli.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs(opts.runtime, 'dist/train/cli.js', 'src/train/cli.ts'), ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout!.on('data', (d) => (out += String(d)));
@@ -218,7 +242,15 @@ interface Server {
 async function startServer(opts: UciOptions, modelsDir: string): Promise<Server> {
   const port = await freePort();
   const proc = spawn(process.execPath, nodeArgs(opts.runtime, 'dist/server/server.js', 'src/server/server.ts'), {
-    env: { ...process.env, MODELS_DIR: modelsDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODELS_SKIP_INVALID: 'true', MC_MAX_WORK: '10000000' },
+    env: {
+      ...process.env,
+      MODELS_DIR: modelsDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      MODELS_SKIP_INVALID: 'true',
+      MC_MAX_WORK: '10000000',
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -248,7 +280,11 @@ async function startServer(opts: UciOptions, modelsDir: string): Promise<Server>
 }
 
 async function post(url: string, body: unknown): Promise<unknown> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   if (!res.ok) throw new HttpError(res.status, `${url}: ${res.status} ${text.slice(0, 500)}`);
   return JSON.parse(text);
@@ -284,13 +320,24 @@ interface Card {
  * the request. A conformal interval the server refuses (422: the card has no scores, or too few
  * calibration rows for the level) is recorded as null; every other answer must state the method asked.
  */
-async function queryModel(url: string, name: string, x: number[][], opts: UciOptions): Promise<{ gaussian: Record<string, ServedRow[]>; conformal: Record<string, ServedRow[] | null> }> {
+async function queryModel(
+  url: string,
+  name: string,
+  x: number[][],
+  opts: UciOptions,
+): Promise<{ gaussian: Record<string, ServedRow[]>; conformal: Record<string, ServedRow[] | null> }> {
   const gaussian: Record<string, ServedRow[]> = {};
   const conformal: Record<string, ServedRow[] | null> = {};
   const ask = async (level: number, method: 'gaussian' | 'conformal'): Promise<ServedRow[]> => {
     const body = { instances: x, samples: opts.samples, seed: opts.seed, interval: level, interval_method: method };
-    const res = (await post(`${url}/v1/models/${name}/uncertainty`, body)) as { interval_method?: string; predictions: UncertaintyRow[] };
-    if (res.interval_method !== method) throw new Error(`${name}: asked for interval_method ${method}, the server answered ${String(res.interval_method)}`);
+    const res = (await post(`${url}/v1/models/${name}/uncertainty`, body)) as {
+      interval_method?: string;
+      predictions: UncertaintyRow[];
+    };
+    if (res.interval_method !== method)
+      throw new Error(
+        `${name}: asked for interval_method ${method}, the server answered ${String(res.interval_method)}`,
+      );
     return res.predictions.map((r) => ({ mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper }));
   };
   for (const level of COVERAGE_LEVELS) {
@@ -315,7 +362,13 @@ export interface DatasetResult {
   /** CPU seconds of the training processes (worker threads included), summed over splits. */
   train_cpu_s: number;
   serve_s: number;
-  per_split: (SplitScores & { split: number; train_ms: number; train_cpu_s: number; chosen?: Record<string, unknown>; noise?: string })[];
+  per_split: (SplitScores & {
+    split: number;
+    train_ms: number;
+    train_cpu_s: number;
+    chosen?: Record<string, unknown>;
+    noise?: string;
+  })[];
   summary: Record<string, [number, number]>;
   paper: { rmse: [number, number]; ll: [number, number] } | null;
   verdict: Record<string, string>;
@@ -343,20 +396,26 @@ function verdicts(s: Record<string, [number, number]>, paper: DatasetResult['pap
   }
   const c90 = s['coverage_0.9']![0];
   v.coverage_90 = c90 >= 0.87 && c90 <= 0.93 ? 'ok' : 'miss';
-  const conf = COVERAGE_LEVELS.filter((l) => s[`conformal_coverage_${l}`]).map((l) => s[`conformal_coverage_${l}`]![0] >= l - 0.02);
+  const conf = COVERAGE_LEVELS.filter((l) => s[`conformal_coverage_${l}`]).map(
+    (l) => s[`conformal_coverage_${l}`]![0] >= l - 0.02,
+  );
   if (conf.length) v.conformal = conf.every(Boolean) ? 'ok' : 'miss';
   return v;
 }
 
-const fmt = (x: [number, number], d = 2): string => `${x[0].toFixed(d)} ± ${Number.isFinite(x[1]) ? x[1].toFixed(d) : '–'}`;
+const fmt = (x: [number, number], d = 2): string =>
+  `${x[0].toFixed(d)} ± ${Number.isFinite(x[1]) ? x[1].toFixed(d) : '–'}`;
 
 export function markdownTable(results: DatasetResult[]): string {
-  const head = '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal 50/80/90/95% | wall (training CPU) |';
+  const head =
+    '| dataset | splits | RMSE (ours) | RMSE (paper) | test LL (ours) | test LL (paper) | LL | CRPS | 90% coverage | 90% width | coverage 50/80/95% | conformal 50/80/90/95% | wall (training CPU) |';
   const sep = '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|';
   const lines = results.map((r) => {
     const s = r.summary;
     const cov = (k: string, l: number): string => s[`${k}_${l}`]![0].toFixed(3);
-    const conf = COVERAGE_LEVELS.some((l) => s[`conformal_coverage_${l}`]) ? COVERAGE_LEVELS.map((l) => (s[`conformal_coverage_${l}`] ? cov('conformal_coverage', l) : '–')).join(' / ') : '–';
+    const conf = COVERAGE_LEVELS.some((l) => s[`conformal_coverage_${l}`])
+      ? COVERAGE_LEVELS.map((l) => (s[`conformal_coverage_${l}`] ? cov('conformal_coverage', l) : '–')).join(' / ')
+      : '–';
     return `| ${r.name} | ${r.splits} | ${fmt(s.rmse!)} | ${r.paper ? fmt(r.paper.rmse) : '–'} | ${fmt(s.ll!)} | ${r.paper ? fmt(r.paper.ll) : '–'} | ${r.verdict.ll ?? ''} | ${fmt(s.crps!, 3)} | ${fmt(s['coverage_0.9']!, 3)} | ${fmt(s.width_90!)} | ${[0.5, 0.8, 0.95].map((l) => cov('coverage', l)).join(' / ')} | ${conf} | ${r.wall_s.toFixed(0)} s (${r.train_cpu_s.toFixed(0)} s) |`;
   });
   return [head, sep, ...lines].join('\n');
@@ -386,17 +445,35 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
           const s = next++;
           const csv = join(dir, `train_${s}.csv`);
           writeFileSync(csv, splitCsv(ds, ds.train(s)));
-          const t = await trainProcess(opts, ['--data', csv, '--target', 'y', '--task', 'regression', '--name', `${name}-${s}`, '--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs]);
+          const t = await trainProcess(opts, [
+            '--data',
+            csv,
+            '--target',
+            'y',
+            '--task',
+            'regression',
+            '--name',
+            `${name}-${s}`,
+            '--out',
+            modelsDir,
+            '--seed',
+            String(s),
+            '--quiet',
+            ...opts.trainArgs,
+          ]);
           trainMs[s] = t.wallMs;
           trainCpu[s] = t.cpuS;
           finished++;
-          opts.log(`  ${name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`);
+          opts.log(
+            `  ${name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`,
+          );
         }
       };
       await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
       const t1 = performance.now();
       const cards: Card[] = [];
-      for (let s = 0; s < splits; s++) cards.push(JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card);
+      for (let s = 0; s < splits; s++)
+        cards.push(JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card);
       const server = await startServer(opts, modelsDir);
       const perSplit: DatasetResult['per_split'] = [];
       try {
@@ -408,7 +485,14 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
           const q = await queryModel(server.url, `${name}-${s}`, x, opts);
           const scores = scoreSplit(y, q.gaussian, q.conformal);
           const chosen = card.tuning ? card.tuning.candidates[card.tuning.chosen] : undefined;
-          perSplit.push({ split: s, train_ms: trainMs[s]!, train_cpu_s: trainCpu[s]!, ...scores, ...(chosen ? { chosen } : {}), noise: card.noise });
+          perSplit.push({
+            split: s,
+            train_ms: trainMs[s]!,
+            train_cpu_s: trainCpu[s]!,
+            ...scores,
+            ...(chosen ? { chosen } : {}),
+            noise: card.noise,
+          });
         }
       } finally {
         await server.stop();
@@ -422,11 +506,18 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
       };
       for (const l of COVERAGE_LEVELS) {
         summary[`coverage_${l}`] = meanSe(perSplit.map((p) => p.coverage[String(l)]!));
-        if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined)) summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
+        if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined))
+          summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
       }
-      if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined)) summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
-      const refused = COVERAGE_LEVELS.filter((l) => perSplit.some((p) => p.conformal_coverage[String(l)] === undefined));
-      if (refused.length) opts.log(`  conformal intervals refused (422) on some splits at level(s) ${refused.join(', ')}: too few calibration rows; those levels are not summarised`);
+      if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined))
+        summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
+      const refused = COVERAGE_LEVELS.filter((l) =>
+        perSplit.some((p) => p.conformal_coverage[String(l)] === undefined),
+      );
+      if (refused.length)
+        opts.log(
+          `  conformal intervals refused (422) on some splits at level(s) ${refused.join(', ')}: too few calibration rows; those levels are not summarised`,
+        );
       const paper = PAPER[name] ?? null;
       const r: DatasetResult = {
         name,
@@ -445,7 +536,9 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
       results.push(r);
       // written after every dataset, so that a long run that fails later keeps what it measured
       if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, results, started, true), null, 2)}\n`);
-      opts.log(`${name}: RMSE ${fmt(summary.rmse!)}, test LL ${fmt(summary.ll!)}, 90% coverage ${fmt(summary['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`);
+      opts.log(
+        `${name}: RMSE ${fmt(summary.rmse!)}, test LL ${fmt(summary.ll!)}, 90% coverage ${fmt(summary['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`,
+      );
     }
   } finally {
     if (!opts.keep) rmSync(tmp, { recursive: true, force: true });
@@ -504,9 +597,12 @@ export function parseUciArgs(argv: string[]): UciOptions {
     return x;
   };
   const datasets = typeof values.datasets === 'string' ? values.datasets.split(',').map((s) => s.trim()) : d.datasets;
-  for (const ds of datasets) if (!(UCI_DATASETS as readonly string[]).includes(ds)) throw new Error(`--datasets: unknown dataset ${ds} (known: ${UCI_DATASETS.join(', ')})`);
+  for (const ds of datasets)
+    if (!(UCI_DATASETS as readonly string[]).includes(ds))
+      throw new Error(`--datasets: unknown dataset ${ds} (known: ${UCI_DATASETS.join(', ')})`);
   const rt = values.runtime;
-  if (rt !== undefined && rt !== 'dist' && rt !== 'tsx') throw new Error(`--runtime ${String(rt)}: expected dist or tsx`);
+  if (rt !== undefined && rt !== 'dist' && rt !== 'tsx')
+    throw new Error(`--runtime ${String(rt)}: expected dist or tsx`);
   return {
     ...d,
     datasets,
@@ -515,7 +611,13 @@ export function parseUciArgs(argv: string[]): UciOptions {
     seed: int('server-seed', values['server-seed'], d.seed),
     jobs: int('jobs', values.jobs, d.jobs),
     // jobs × tuning threads ≈ the cores, unless --threads is given
-    trainArgs: [...(values['no-tune'] ? [] : ['--tune']), ...(pass.some((a) => a === '--threads' || a.startsWith('--threads=')) || values['no-tune'] ? [] : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / int('jobs', values.jobs, d.jobs))))]), ...pass],
+    trainArgs: [
+      ...(values['no-tune'] ? [] : ['--tune']),
+      ...(pass.some((a) => a === '--threads' || a.startsWith('--threads=')) || values['no-tune']
+        ? []
+        : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / int('jobs', values.jobs, d.jobs))))]),
+      ...pass,
+    ],
     out: typeof values.out === 'string' ? values.out : d.out,
     keep: values.keep === true,
     runtime: (rt as UciOptions['runtime'] | undefined) ?? d.runtime,
@@ -534,7 +636,9 @@ export async function runUciMain(argv: string[]): Promise<number> {
   if (opts.runtime === 'dist') execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
   const r = await runUci(opts);
   const cpu = r.datasets.reduce((a, d) => a + d.train_cpu_s, 0);
-  process.stdout.write(`\n${r.machine}; ${r.wall_s.toFixed(0)} s in all, training ${cpu.toFixed(0)} s CPU (${r.datasets.map((d) => `${d.name} ${d.wall_s.toFixed(0)} s`).join(', ')})\n\n${r.table}\n`);
+  process.stdout.write(
+    `\n${r.machine}; ${r.wall_s.toFixed(0)} s in all, training ${cpu.toFixed(0)} s CPU (${r.datasets.map((d) => `${d.name} ${d.wall_s.toFixed(0)} s`).join(', ')})\n\n${r.table}\n`,
+  );
   if (opts.out) process.stdout.write(`\nwrote ${opts.out}\n`);
   return 0;
 }

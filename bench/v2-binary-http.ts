@@ -23,8 +23,15 @@ const tmp = mkdtempSync(join(tmpdir(), 'v2-binary-http-'));
 // 256 distinct rows around the diabetes feature ranges
 const base = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
 const x = Float32Array.from({ length: ROWS * 10 }, (_, i) => base[i % 10]! * (1 + 0.2 * Math.sin(i)));
-const jsonBody = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [ROWS, 10], datatype: 'FP32', data: Array.from(x) }] }));
-const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [ROWS, 10], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], parameters: { binary_data_output: true } }));
+const jsonBody = Buffer.from(
+  JSON.stringify({ inputs: [{ name: 'input', shape: [ROWS, 10], datatype: 'FP32', data: Array.from(x) }] }),
+);
+const head = Buffer.from(
+  JSON.stringify({
+    inputs: [{ name: 'input', shape: [ROWS, 10], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }],
+    parameters: { binary_data_output: true },
+  }),
+);
 const binaryBody = Buffer.concat([head, Buffer.from(x.buffer)]);
 
 const CASES: { name: string; body: Buffer; headers: Record<string, string> }[] = [
@@ -63,7 +70,8 @@ async function answer(c: (typeof CASES)[number]): Promise<Float32Array> {
   if (!r.ok) throw new Error(`${c.name}: ${r.status} ${await r.text()}`);
   const bytes = Buffer.from(await r.arrayBuffer());
   const hlen = r.headers.get('inference-header-content-length');
-  if (hlen === null) return Float32Array.from((JSON.parse(bytes.toString()) as { outputs: { data: number[] }[] }).outputs[0]!.data);
+  if (hlen === null)
+    return Float32Array.from((JSON.parse(bytes.toString()) as { outputs: { data: number[] }[] }).outputs[0]!.data);
   return new Float32Array(new Uint8Array(bytes.subarray(Number(hlen))).buffer);
 }
 
@@ -72,7 +80,17 @@ function wrk(c: (typeof CASES)[number], pid: number, secs: number): { rps: numbe
   writeFileSync(bodyFile, c.body);
   const script = join(tmp, `${c.name}.lua`);
   const headers = Object.entries(c.headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`);
-  writeFileSync(script, [`wrk.method = "POST"`, `local f = io.open(${JSON.stringify(bodyFile)}, "rb")`, 'wrk.body = f:read("*a")', 'f:close()', ...headers, ''].join('\n'));
+  writeFileSync(
+    script,
+    [
+      `wrk.method = "POST"`,
+      `local f = io.open(${JSON.stringify(bodyFile)}, "rb")`,
+      'wrk.body = f:read("*a")',
+      'f:close()',
+      ...headers,
+      '',
+    ].join('\n'),
+  );
   const t0 = ticks(pid);
   const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${secs}s`, '-s', script, url]).toString();
   if (/Non-2xx|Socket errors/.test(out)) throw new Error(`errors under load:\n${out}`);
@@ -83,7 +101,8 @@ function wrk(c: (typeof CASES)[number], pid: number, secs: number): { rps: numbe
 const proc = await start();
 try {
   const [a, b] = await Promise.all(CASES.map(answer));
-  if (a!.length !== ROWS || Buffer.compare(Buffer.from(a!.buffer), Buffer.from(b!.buffer)) !== 0) throw new Error('JSON and binary answers differ');
+  if (a!.length !== ROWS || Buffer.compare(Buffer.from(a!.buffer), Buffer.from(b!.buffer)) !== 0)
+    throw new Error('JSON and binary answers differ');
   for (const c of CASES) wrk(c, proc.pid!, 2); // warm-up
   const rps: number[][] = [[], []];
   const cpu: number[][] = [[], []];
@@ -93,7 +112,9 @@ try {
       rps[k]!.push(m.rps);
       cpu[k]!.push(m.cpuUs);
     }
-    process.stderr.write(`round ${r}: JSON ${rps[0]!.at(-1)!.toFixed(0)} req/s, binary ${rps[1]!.at(-1)!.toFixed(0)} req/s\n`);
+    process.stderr.write(
+      `round ${r}: JSON ${rps[0]!.at(-1)!.toFixed(0)} req/s, binary ${rps[1]!.at(-1)!.toFixed(0)} req/s\n`,
+    );
   }
   const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
   const ratios = rps[0]!.map((j, i) => rps[1]![i]! / j);

@@ -2,5 +2,5 @@
 import { writeFileSync } from 'node:fs';
 import { generateOpenApi } from '../src/server/openapi.js';
 
-writeFileSync("openapi/openapi.json", await generateOpenApi());
+writeFileSync('openapi/openapi.json', await generateOpenApi());
 process.stdout.write('wrote openapi/openapi.json\n');

@@ -45,12 +45,26 @@ class Chromium {
   constructor(profile: string) {
     this.proc = spawn(
       'chromium',
-      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, '--remote-debugging-pipe', 'about:blank'],
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--hide-scrollbars',
+        `--user-data-dir=${profile}`,
+        '--remote-debugging-pipe',
+        'about:blank',
+      ],
       { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
     );
     this.proc.on('error', (err) => {
       this.failed = true;
-      const why = new Error(`cannot run chromium (${err.message}): apt-get install chromium (Debian), or leave out --docs and --out`);
+      const why = new Error(
+        `cannot run chromium (${err.message}): apt-get install chromium (Debian), or leave out --docs and --out`,
+      );
       for (const p of this.pending.values()) p.fail(why);
       this.pending.clear();
     });
@@ -58,7 +72,13 @@ class Chromium {
       this.buf += chunk.toString('utf8');
       let end;
       while ((end = this.buf.indexOf('\0')) >= 0) {
-        const msg = JSON.parse(this.buf.slice(0, end)) as { id?: number; method?: string; sessionId?: string; result?: Record<string, unknown>; error?: { message: string } };
+        const msg = JSON.parse(this.buf.slice(0, end)) as {
+          id?: number;
+          method?: string;
+          sessionId?: string;
+          result?: Record<string, unknown>;
+          error?: { message: string };
+        };
         this.buf = this.buf.slice(end + 1);
         if (msg.id !== undefined) {
           const p = this.pending.get(msg.id);
@@ -66,7 +86,9 @@ class Chromium {
           if (msg.error) p?.fail(new Error(msg.error.message));
           else p?.ok(msg.result ?? {});
         } else if (msg.method) {
-          const i = this.waiters.findIndex((w) => w.method === msg.method && (w.sessionId === undefined || w.sessionId === msg.sessionId));
+          const i = this.waiters.findIndex(
+            (w) => w.method === msg.method && (w.sessionId === undefined || w.sessionId === msg.sessionId),
+          );
           if (i >= 0) this.waiters.splice(i, 1)[0]!.ok();
         }
       }
@@ -77,7 +99,9 @@ class Chromium {
     const id = this.nextId++;
     return new Promise((ok, fail) => {
       this.pending.set(id, { ok, fail });
-      (this.proc.stdio[3] as Writable).write(`${JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) })}\0`);
+      (this.proc.stdio[3] as Writable).write(
+        `${JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) })}\0`,
+      );
     });
   }
 
@@ -88,17 +112,32 @@ class Chromium {
   /** Full-page PNG of a file at a CSS width (mobile emulation below 600 px). */
   async screenshot(file: string, width: number): Promise<Buffer> {
     const { targetId } = (await this.send('Target.createTarget', { url: 'about:blank' })) as { targetId: string };
-    const { sessionId } = (await this.send('Target.attachToTarget', { targetId, flatten: true })) as { sessionId: string };
+    const { sessionId } = (await this.send('Target.attachToTarget', { targetId, flatten: true })) as {
+      sessionId: string;
+    };
     await this.send('Page.enable', {}, sessionId);
-    await this.send('Emulation.setDeviceMetricsOverride', { width, height: 900, deviceScaleFactor: 1, mobile: width < 600 }, sessionId);
+    await this.send(
+      'Emulation.setDeviceMetricsOverride',
+      { width, height: 900, deviceScaleFactor: 1, mobile: width < 600 },
+      sessionId,
+    );
     const loaded = this.event('Page.loadEventFired', sessionId);
     await this.send('Page.navigate', { url: pathToFileURL(file).href }, sessionId);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([loaded, new Promise((_, fail) => (timer = setTimeout(() => fail(new Error(`${file} did not load in 60 s`)), 60_000)))]);
+    await Promise.race([
+      loaded,
+      new Promise((_, fail) => (timer = setTimeout(() => fail(new Error(`${file} did not load in 60 s`)), 60_000))),
+    ]);
     clearTimeout(timer);
-    const metrics = (await this.send('Page.getLayoutMetrics', {}, sessionId)) as { cssContentSize: { width: number; height: number } };
+    const metrics = (await this.send('Page.getLayoutMetrics', {}, sessionId)) as {
+      cssContentSize: { width: number; height: number };
+    };
     const height = Math.ceil(metrics.cssContentSize.height);
-    const shot = (await this.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width, height, scale: 1 } }, sessionId)) as { data: string };
+    const shot = (await this.send(
+      'Page.captureScreenshot',
+      { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width, height, scale: 1 } },
+      sessionId,
+    )) as { data: string };
     await this.send('Target.closeTarget', { targetId });
     return Buffer.from(shot.data, 'base64');
   }
@@ -113,7 +152,12 @@ class Chromium {
 }
 
 const { values } = parseArgs({
-  options: { retrain: { type: 'boolean' }, docs: { type: 'boolean' }, out: { type: 'string' }, from: { type: 'string', multiple: true } },
+  options: {
+    retrain: { type: 'boolean' },
+    docs: { type: 'boolean' },
+    out: { type: 'string' },
+    from: { type: 'string', multiple: true },
+  },
 });
 process.chdir(root);
 if (values.retrain) {
@@ -139,7 +183,12 @@ else {
     for (const { name, file } of pages) {
       const shots: [string, number][] = [
         ...(values.docs ? ([[join(root, 'docs', `report-${name}.png`), 1000]] as [string, number][]) : []),
-        ...(out ? ([[join(out, `${name}.png`), 1200], [join(out, `${name}-phone.png`), 420]] as [string, number][]) : []),
+        ...(out
+          ? ([
+              [join(out, `${name}.png`), 1200],
+              [join(out, `${name}-phone.png`), 420],
+            ] as [string, number][])
+          : []),
       ];
       for (const [target, width] of shots) {
         mkdirSync(dirname(target), { recursive: true });

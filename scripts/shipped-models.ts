@@ -4,6 +4,32 @@
  * byte; scripts/report-shots.mts --retrain runs them.
  */
 export const SHIPPED_MODELS: Readonly<Record<string, readonly string[]>> = {
-  diabetes: ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'diabetes', '--tune', '--test-split', '0.2', '--seed', '0'],
-  wine: ['--data', 'data/wine.csv', '--target', 'class', '--name', 'wine', '--hidden', '64,64', '--tune', '--test-split', '0.2', '--seed', '0'],
+  diabetes: [
+    '--data',
+    'data/diabetes.csv',
+    '--target',
+    'target',
+    '--name',
+    'diabetes',
+    '--tune',
+    '--test-split',
+    '0.2',
+    '--seed',
+    '0',
+  ],
+  wine: [
+    '--data',
+    'data/wine.csv',
+    '--target',
+    'class',
+    '--name',
+    'wine',
+    '--hidden',
+    '64,64',
+    '--tune',
+    '--test-split',
+    '0.2',
+    '--seed',
+    '0',
+  ],
 };

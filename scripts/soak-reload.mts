@@ -38,16 +38,42 @@ execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
 const work = mkdtempSync(join(tmpdir(), 'soak-reload-'));
 const nets = { A: join(work, 'A', 'diabetes'), B: join(work, 'B', 'diabetes') };
 cpSync('models/diabetes', nets.A, { recursive: true });
-execFileSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', 'data/diabetes.csv', '--target', 'target', '--name', 'diabetes', '--hidden', '64,64', '--seed', '1', '--out', join(work, 'B')], { stdio: 'ignore' });
+execFileSync(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    'src/train/cli.ts',
+    '--data',
+    'data/diabetes.csv',
+    '--target',
+    'target',
+    '--name',
+    'diabetes',
+    '--hidden',
+    '64,64',
+    '--seed',
+    '1',
+    '--out',
+    join(work, 'B'),
+  ],
+  { stdio: 'ignore' },
+);
 
 // what each network answers to the traffic's requests (the server must give exactly one of these)
 const tile = (n: number) => Float32Array.from(Array.from({ length: n }, () => ROW).flat());
-const expected: Record<'A' | 'B', { predict: number; mc: number; worker: number }> = { A: { predict: 0, mc: 0, worker: 0 }, B: { predict: 0, mc: 0, worker: 0 } };
+const expected: Record<'A' | 'B', { predict: number; mc: number; worker: number }> = {
+  A: { predict: 0, mc: 0, worker: 0 },
+  B: { predict: 0, mc: 0, worker: 0 },
+};
 for (const net of ['A', 'B'] as const) {
   const m = await OnnxModel.load('diabetes', join(nets[net], 'model.onnx'), join(nets[net], 'model.json'));
   expected[net].predict = (await m.predict(tile(1), 1))[0]!;
-  expected[net].mc = ((await m.sample(tile(4), 4, { samples: 100, interval: 0.9, seed: 1 })).stats as RegressionStats).mean[0]!;
-  expected[net].worker = Math.fround(((await m.sample(tile(2), 2, { samples: 1000, interval: 0.9, seed: 2 })).stats as RegressionStats).mean[0]!);
+  expected[net].mc = ((await m.sample(tile(4), 4, { samples: 100, interval: 0.9, seed: 1 })).stats as RegressionStats)
+    .mean[0]!;
+  expected[net].worker = Math.fround(
+    ((await m.sample(tile(2), 2, { samples: 1000, interval: 0.9, seed: 2 })).stats as RegressionStats).mean[0]!,
+  );
   await m.close();
 }
 const which = (value: number, kind: 'predict' | 'mc' | 'worker'): 'A' | 'B' | null => {
@@ -73,9 +99,24 @@ function putVersion(version: number, files: Record<string, Uint8Array | string>)
   for (const [f, bytes] of Object.entries(files)) writeFileSync(join(tmp, f), bytes);
   renameSync(tmp, join(dir, 'diabetes', String(version)));
 }
-const netFiles = (net: 'A' | 'B') => ({ 'model.onnx': readFileSync(join(nets[net], 'model.onnx')), 'model.json': readFileSync(join(nets[net], 'model.json')) });
+const netFiles = (net: 'A' | 'B') => ({
+  'model.onnx': readFileSync(join(nets[net], 'model.onnx')),
+  'model.json': readFileSync(join(nets[net], 'model.json')),
+});
 
-const server = await startServer('src/server/server.ts', { MODELS_DIR: dir, ADMIN_API_KEY: ADMIN, MODELS_WATCH: 'true', MODELS_POLL_MS: String(POLL_MS), MC_WORKER_MIN_WORK: '2000', MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576', MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' }, 18991);
+const server = await startServer(
+  'src/server/server.ts',
+  {
+    MODELS_DIR: dir,
+    ADMIN_API_KEY: ADMIN,
+    MODELS_WATCH: 'true',
+    MODELS_POLL_MS: String(POLL_MS),
+    MC_WORKER_MIN_WORK: '2000',
+    MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576',
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+  },
+  18991,
+);
 const rss: { t: number; mb: number }[] = [];
 const sampler = setInterval(() => rss.push({ t: now(), mb: rssMb(server.pid) }), 500);
 const meanRss = (from: number, to: number) => {
@@ -88,11 +129,36 @@ const json = { 'content-type': 'application/json' };
 const wrong: string[] = [];
 const check = (kind: 'predict' | 'mc' | 'worker', pick: (body: any) => number) => (status: number, body: string) => {
   if (status !== 200) wrong.push(`${kind}: ${status} ${body.slice(0, 200)}`);
-  else if (which(pick(JSON.parse(body)), kind) === null) wrong.push(`${kind}: an answer of neither network: ${body.slice(0, 200)}`);
+  else if (which(pick(JSON.parse(body)), kind) === null)
+    wrong.push(`${kind}: an answer of neither network: ${body.slice(0, 200)}`);
 };
 const loads = [
-  { name: 'predict (v1, 1 row)', connections: 16, requests: [{ method: 'POST', path: '/v1/models/diabetes/predict', headers: json, body: JSON.stringify({ instances: [ROW] }), onResponse: check('predict', (b) => b.predictions[0]) }] },
-  { name: 'MC inline/coalesced (v1, 4 rows × T=100)', connections: 8, requests: [{ method: 'POST', path: '/v1/models/diabetes/uncertainty', headers: json, body: JSON.stringify({ instances: [ROW, ROW, ROW, ROW], samples: 100, seed: 1 }), onResponse: check('mc', (b) => b.predictions[0].mean) }] },
+  {
+    name: 'predict (v1, 1 row)',
+    connections: 16,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/models/diabetes/predict',
+        headers: json,
+        body: JSON.stringify({ instances: [ROW] }),
+        onResponse: check('predict', (b) => b.predictions[0]),
+      },
+    ],
+  },
+  {
+    name: 'MC inline/coalesced (v1, 4 rows × T=100)',
+    connections: 8,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/models/diabetes/uncertainty',
+        headers: json,
+        body: JSON.stringify({ instances: [ROW, ROW, ROW, ROW], samples: 100, seed: 1 }),
+        onResponse: check('mc', (b) => b.predictions[0].mean),
+      },
+    ],
+  },
   {
     name: 'MC on the worker (v2, 2 rows × T=1000)',
     connections: 4,
@@ -101,7 +167,10 @@ const loads = [
         method: 'POST',
         path: '/v2/models/diabetes/infer',
         headers: json,
-        body: JSON.stringify({ inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...ROW, ...ROW] }], parameters: { mc_samples: 1000, seed: 2 } }),
+        body: JSON.stringify({
+          inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...ROW, ...ROW] }],
+          parameters: { mc_samples: 1000, seed: 2 },
+        }),
         onResponse: check('worker', (b) => b.outputs[0].data[0]),
       },
     ],
@@ -110,7 +179,10 @@ const loads = [
 const runs = loads.map((l) => {
   let instance!: { stop(): void };
   const result = new Promise<Result>((resolve, reject) => {
-    instance = autocannon({ url: server.url, connections: l.connections, duration: 3600, requests: l.requests }, (err, res) => (err ? reject(err) : resolve(res)));
+    instance = autocannon(
+      { url: server.url, connections: l.connections, duration: 3600, requests: l.requests },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
   });
   return { stop: () => instance.stop(), result };
 });
@@ -122,9 +194,18 @@ const probe = (async () => {
   while (probing) {
     const started = now();
     try {
-      const r = await fetch(`${server.url}/v1/models/diabetes/predict`, { method: 'POST', headers: json, body: JSON.stringify({ instances: [ROW] }) });
+      const r = await fetch(`${server.url}/v1/models/diabetes/predict`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ instances: [ROW] }),
+      });
       const body = (await r.json()) as { predictions: number[] };
-      probes.push({ started, finished: now(), status: r.status, net: r.ok ? which(body.predictions[0]!, 'predict') : null });
+      probes.push({
+        started,
+        finished: now(),
+        status: r.status,
+        net: r.ok ? which(body.predictions[0]!, 'predict') : null,
+      });
     } catch {
       probes.push({ started, finished: now(), status: 0, net: null });
     }
@@ -132,7 +213,10 @@ const probe = (async () => {
   }
 })();
 const management = async (path: string) => {
-  const r = await fetch(`${server.url}/v2/repository${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+  const r = await fetch(`${server.url}/v2/repository${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}` },
+  });
   return { status: r.status, body: (await r.json()) as { error?: string } };
 };
 /** When the probe first answered with `net` after `since` (ms after `since`), or null. */
@@ -214,7 +298,8 @@ const index = await management('/index');
 await server.stop();
 rmSync(work, { recursive: true, force: true });
 
-const metric = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+const metric = (series: string) =>
+  Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
 const probeFailures = probes.filter((p) => p.status !== 200 || p.net === null).length;
 const failed = wrong.length + probeFailures + results.reduce((a, r) => a + r.errors + r.timeouts + r.non2xx, 0);
 const max = (xs: (number | null)[]) => (xs.some((x) => x === null) ? Infinity : Math.max(...(xs as number[])));

@@ -23,8 +23,26 @@ const sampler = setInterval(() => rss.push({ t: (Date.now() - started) / 1000, m
 
 const json = { 'content-type': 'application/json' };
 const runs = [
-  { name: 'predict (v1, 1-4 rows)', connections: 24, requests: [1, 4].map((n) => ({ method: 'POST', path: '/v1/models/diabetes/predict', headers: json, body: JSON.stringify({ instances: Array(n).fill(ROW) }) })) },
-  { name: 'uncertainty (v1, T=100..1000)', connections: 16, requests: [100, 1000].map((s) => ({ method: 'POST', path: '/v1/models/wine/uncertainty', headers: json, body: JSON.stringify({ instances: Array(4).fill(WINE), samples: s }) })) },
+  {
+    name: 'predict (v1, 1-4 rows)',
+    connections: 24,
+    requests: [1, 4].map((n) => ({
+      method: 'POST',
+      path: '/v1/models/diabetes/predict',
+      headers: json,
+      body: JSON.stringify({ instances: Array(n).fill(ROW) }),
+    })),
+  },
+  {
+    name: 'uncertainty (v1, T=100..1000)',
+    connections: 16,
+    requests: [100, 1000].map((s) => ({
+      method: 'POST',
+      path: '/v1/models/wine/uncertainty',
+      headers: json,
+      body: JSON.stringify({ instances: Array(4).fill(WINE), samples: s }),
+    })),
+  },
   {
     name: 'infer (v2, predict and MC)',
     connections: 24,
@@ -32,12 +50,19 @@ const runs = [
       method: 'POST',
       path: '/v2/models/diabetes/infer',
       headers: json,
-      body: JSON.stringify({ inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...ROW, ...ROW] }], ...(parameters ? { parameters } : {}) }),
+      body: JSON.stringify({
+        inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...ROW, ...ROW] }],
+        ...(parameters ? { parameters } : {}),
+      }),
     })),
   },
 ];
 const results = await Promise.all(
-  runs.map((r) => autocannon({ url: server.url, connections: r.connections, duration: seconds, requests: r.requests } as Parameters<typeof autocannon>[0])),
+  runs.map((r) =>
+    autocannon({ url: server.url, connections: r.connections, duration: seconds, requests: r.requests } as Parameters<
+      typeof autocannon
+    >[0]),
+  ),
 );
 clearInterval(sampler);
 await server.stop();

@@ -92,8 +92,18 @@ export function fitCal(r: number[], e: number[], al: number[] | null, mode: CalM
   let la = 0;
   let lb = 0;
   for (let it = 0; it < 4; it++) {
-    [la] = minimise1((x) => nll(r, e, al, { a: Math.exp(x), b: Math.exp(lb), sigma: sig(Math.exp(x), Math.exp(lb)) }), LO, HI, 20);
-    [lb] = minimise1((x) => nll(r, e, al, { a: Math.exp(la), b: Math.exp(x), sigma: sig(Math.exp(la), Math.exp(x)) }), Math.log(1e-2), Math.log(1e2), 20);
+    [la] = minimise1(
+      (x) => nll(r, e, al, { a: Math.exp(x), b: Math.exp(lb), sigma: sig(Math.exp(x), Math.exp(lb)) }),
+      LO,
+      HI,
+      20,
+    );
+    [lb] = minimise1(
+      (x) => nll(r, e, al, { a: Math.exp(la), b: Math.exp(x), sigma: sig(Math.exp(la), Math.exp(x)) }),
+      Math.log(1e-2),
+      Math.log(1e2),
+      20,
+    );
   }
   return { a: Math.exp(la), b: Math.exp(lb), sigma: sig(Math.exp(la), Math.exp(lb)) };
 }
@@ -107,7 +117,10 @@ export function crossFitRows(y: number[], p: Pred, mode: CalMode, scale: number)
   const n = y.length;
   const out = new Array<number>(n).fill(0);
   const halves = [0, 1].map((h) => Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === h));
-  for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
+  for (const [a, b] of [
+    [halves[0]!, halves[1]!],
+    [halves[1]!, halves[0]!],
+  ] as const) {
     const c = fitCal(
       a.map((i) => y[i]! - p.mean[i]!),
       a.map((i) => p.epi[i]!),
@@ -239,7 +252,14 @@ export interface Outcome extends TestScores {
   cal: Cal;
 }
 
-export function evaluateRule(ctx: SplitCtx, variants: string[], selMode: CalMode, calMode: CalMode, source: 'val' | 'oof', served: 'refit' | 'f0' = 'refit'): Outcome | null {
+export function evaluateRule(
+  ctx: SplitCtx,
+  variants: string[],
+  selMode: CalMode,
+  calMode: CalMode,
+  source: 'val' | 'oof',
+  served: 'refit' | 'f0' = 'refit',
+): Outcome | null {
   const choice = select(ctx, variants, selMode);
   const rows = calRows(ctx, choice, source);
   if (!rows) return null;
@@ -258,7 +278,13 @@ export function summarise(label: string, outs: Outcome[]): string {
   };
   return (
     `${label.padEnd(34)} n=${String(outs.length).padStart(2)} RMSE ${f(outs.map((o) => o.rmse))} LL ${f(outs.map((o) => o.ll))} ` +
-    `cov50/90 ${f(outs.map((o) => o.cov['0.5']!), 3)} ${f(outs.map((o) => o.cov['0.9']!), 3)} conf ${LEVELS.map((l) => meanSe(outs.map((o) => o.conf[l]!))[0].toFixed(3)).join('/')}` +
+    `cov50/90 ${f(
+      outs.map((o) => o.cov['0.5']!),
+      3,
+    )} ${f(
+      outs.map((o) => o.cov['0.9']!),
+      3,
+    )} conf ${LEVELS.map((l) => meanSe(outs.map((o) => o.conf[l]!))[0].toFixed(3)).join('/')}` +
     ` a ${meanSe(outs.map((o) => o.cal.a))[0].toFixed(2)}`
   );
 }
@@ -268,7 +294,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     options: {
       datasets: { type: 'string', default: 'bostonHousing,concrete,energy,wine-quality-red,yacht' },
       splits: { type: 'string', default: '20' },
-      variants: { type: 'string', default: 'hom-p0.005-c0.01,hom-p0.005-c1,hom-p0.05-c0.01,hom-p0.05-c1,hom-p0.2-c0.01,hom-p0.2-c1' },
+      variants: {
+        type: 'string',
+        default: 'hom-p0.005-c0.01,hom-p0.005-c1,hom-p0.05-c0.01,hom-p0.05-c1,hom-p0.2-c0.01,hom-p0.2-c1',
+      },
       cache: { type: 'string', default: '/tmp/q-lab/cache' },
       rules: { type: 'string', default: 'sigma/sigma/val,sigma/scale/val,scale/scale/val' },
     },
@@ -283,7 +312,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(`${d}: ${ctxs.length} splits`);
     for (const rule of values.rules!.split(',')) {
       const [sel, cal, src, served] = rule.split('/') as [CalMode, CalMode, 'val' | 'oof', 'refit' | 'f0' | undefined];
-      const outs = ctxs.map((c) => evaluateRule(c, variants, sel, cal, src, served ?? 'refit')).filter((o): o is Outcome => o !== null);
+      const outs = ctxs
+        .map((c) => evaluateRule(c, variants, sel, cal, src, served ?? 'refit'))
+        .filter((o): o is Outcome => o !== null);
       console.log(`  ${summarise(rule, outs)}`);
     }
   }

@@ -16,7 +16,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadUci, splitCsv } from '../bench/uci.js';
 import { type Dataset, parseCsv, subset, toDataset } from '../src/train/data.js';
-import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, fitNetwork, mcPredictive, standardise, type FittedNetwork } from '../src/train/train.js';
+import {
+  DEFAULT_TRAIN_OPTIONS,
+  type TrainOptions,
+  fitNetwork,
+  mcPredictive,
+  standardise,
+  type FittedNetwork,
+} from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
 
 export const CHECKPOINTS = [250, 500, 1000, 2000, 4000];
@@ -38,7 +45,17 @@ export interface Variant {
 /** hom-p0.05-c0.01 | het-b0.5-p0.05-c1 [-in0.05] [-h200] [-lr3e-3] [-b32] */
 export function parseVariant(key: string): Variant {
   const parts = key.split('-');
-  const v: Variant = { key, noise: parts[0] === 'het' ? 'heteroscedastic' : 'homoscedastic', beta: 0, dropout: 0.05, inputDropout: 0, c: 0.01, hidden: 100, lr: 1e-3, batch: 128 };
+  const v: Variant = {
+    key,
+    noise: parts[0] === 'het' ? 'heteroscedastic' : 'homoscedastic',
+    beta: 0,
+    dropout: 0.05,
+    inputDropout: 0,
+    c: 0.01,
+    hidden: 100,
+    lr: 1e-3,
+    batch: 128,
+  };
   if (parts[0] !== 'het' && parts[0] !== 'hom') throw new Error(`variant ${key}`);
   for (const p of parts.slice(1)) {
     const m = /^(lr|in|bs|b|p|c|h)([\d.e+-]+)$/.exec(p);
@@ -130,7 +147,11 @@ export function options(v: Variant, seed: number, fitRows: number): TrainOptions
 function pred(m: FittedNetwork, ds: Dataset, seed: number): Pred {
   const xs = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
   const p = mcPredictive(m, xs, ds.n, 200, seed);
-  return { mean: Array.from(p.mean), epi: Array.from(p.epistemicVar), alea: p.aleatoricVar ? Array.from(p.aleatoricVar) : null };
+  return {
+    mean: Array.from(p.mean),
+    epi: Array.from(p.epistemicVar),
+    alea: p.aleatoricVar ? Array.from(p.aleatoricVar) : null,
+  };
 }
 
 export function runFold(s: Split, split: number, v: Variant, fold: string): FoldRecord {
@@ -148,7 +169,17 @@ export function runFold(s: Split, split: number, v: Variant, fold: string): Fold
   }
   const heldSet = held.length ? subset(s.data, held) : null;
   const opts = options(v, split, fitRowsF);
-  const rec: FoldRecord = { variant: v.key, fold, held, fitRows: fitSet.n, checkpoints: CHECKPOINTS, heldPred: CHECKPOINTS.map(() => null), testPred: CHECKPOINTS.map(() => null), params: CHECKPOINTS.map(() => null), cpuMs: 0 };
+  const rec: FoldRecord = {
+    variant: v.key,
+    fold,
+    held,
+    fitRows: fitSet.n,
+    checkpoints: CHECKPOINTS,
+    heldPred: CHECKPOINTS.map(() => null),
+    testPred: CHECKPOINTS.map(() => null),
+    params: CHECKPOINTS.map(() => null),
+    cpuMs: 0,
+  };
   try {
     fitNetwork(fitSet, heldSet, opts, {
       trackValidation: false,
@@ -168,9 +199,16 @@ export function runFold(s: Split, split: number, v: Variant, fold: string): Fold
   return rec;
 }
 
-export const cachePath = (root: string, name: string, split: number, variant: string, fold: string): string => join(root, name, String(split), variant, `${fold}.json`);
+export const cachePath = (root: string, name: string, split: number, variant: string, fold: string): string =>
+  join(root, name, String(split), variant, `${fold}.json`);
 
-export function readRecord(root: string, name: string, split: number, variant: string, fold: string): FoldRecord | null {
+export function readRecord(
+  root: string,
+  name: string,
+  split: number,
+  variant: string,
+  fold: string,
+): FoldRecord | null {
   const p = cachePath(root, name, split, variant, fold);
   return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as FoldRecord) : null;
 }
@@ -198,7 +236,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   const [si, sn] = values.shard!.split('/').map(Number) as [number, number];
   const tasks: [string, number, string, string][] = [];
-  for (const d of values.datasets!.split(',')) for (const s of range(values.splits!)) for (const v of values.variants!.split(',')) for (const f of values.folds!.split(',')) tasks.push([d, s, v, f]);
+  for (const d of values.datasets!.split(','))
+    for (const s of range(values.splits!))
+      for (const v of values.variants!.split(',')) for (const f of values.folds!.split(',')) tasks.push([d, s, v, f]);
   let i = 0;
   for (const [d, s, vk, f] of tasks) {
     if (i++ % sn !== si) continue;

@@ -15,7 +15,13 @@ const int = (min: number, max: number) =>
     .trim()
     .regex(/^-?\d+$/, { message: 'expected an integer' })
     .transform(Number)
-    .pipe(z.number().int().min(min, { message: `expected an integer ≥ ${min}` }).max(max, { message: `expected an integer ≤ ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { message: `expected an integer ≥ ${min}` })
+        .max(max, { message: `expected an integer ≤ ${max}` }),
+    );
 
 const bool = z
   .string()
@@ -32,7 +38,11 @@ const EnvSchema = z.object({
   MODELS_DIR: nonEmpty.default('models'),
   MODEL_PATH: nonEmpty.optional(),
   MODELS_SKIP_INVALID: bool.default(false),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'expected fatal, error, warn, info, debug, trace or silent' }).default('info'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'expected fatal, error, warn, info, debug, trace or silent',
+    })
+    .default('info'),
   MC_DEFAULT_SAMPLES: int(1, 1_000_000).default(100),
   MC_MAX_SAMPLES: int(1, 1_000_000).default(10000),
   MC_MAX_WORK: int(1, 1_000_000_000).default(1_000_000),
@@ -125,8 +135,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration: ${messages.join('; ')}`);
   }
   const c = parsed.data;
-  if (c.CONNECTION_TIMEOUT_MS <= c.MAX_REQUEST_MS) throw new ConfigError(`invalid configuration: CONNECTION_TIMEOUT_MS=${c.CONNECTION_TIMEOUT_MS} must exceed MAX_REQUEST_MS=${c.MAX_REQUEST_MS} (an answer may take that long)`);
-  if (c.MC_DEFAULT_SAMPLES > c.MC_MAX_SAMPLES) throw new ConfigError(`invalid configuration: MC_DEFAULT_SAMPLES=${c.MC_DEFAULT_SAMPLES} exceeds MC_MAX_SAMPLES=${c.MC_MAX_SAMPLES}`);
-  if (c.ADMIN_API_KEY !== undefined && c.ADMIN_API_KEY === c.API_KEY) throw new ConfigError('invalid configuration: ADMIN_API_KEY must differ from API_KEY');
+  if (c.CONNECTION_TIMEOUT_MS <= c.MAX_REQUEST_MS)
+    throw new ConfigError(
+      `invalid configuration: CONNECTION_TIMEOUT_MS=${c.CONNECTION_TIMEOUT_MS} must exceed MAX_REQUEST_MS=${c.MAX_REQUEST_MS} (an answer may take that long)`,
+    );
+  if (c.MC_DEFAULT_SAMPLES > c.MC_MAX_SAMPLES)
+    throw new ConfigError(
+      `invalid configuration: MC_DEFAULT_SAMPLES=${c.MC_DEFAULT_SAMPLES} exceeds MC_MAX_SAMPLES=${c.MC_MAX_SAMPLES}`,
+    );
+  if (c.ADMIN_API_KEY !== undefined && c.ADMIN_API_KEY === c.API_KEY)
+    throw new ConfigError('invalid configuration: ADMIN_API_KEY must differ from API_KEY');
   return c;
 }

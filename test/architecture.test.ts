@@ -7,12 +7,18 @@ import { dirname, join, normalize } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : /\.(ts|mts|cjs|js)$/.test(e.name) ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : /\.(ts|mts|cjs|js)$/.test(e.name) ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Import specifiers of a file: packages as written, relative ones as repository paths (src/…). */
 function importsOf(file: string, text = readFileSync(file, 'utf8')): string[] {
-  const specs = [...text.matchAll(/(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|\brequire\(\s*['"]([^'"]+)['"]\s*\)/gm)].map((m) => m[1] ?? m[2] ?? m[3] ?? m[4]!);
+  const specs = [
+    ...text.matchAll(
+      /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|\brequire\(\s*['"]([^'"]+)['"]\s*\)/gm,
+    ),
+  ].map((m) => m[1] ?? m[2] ?? m[3] ?? m[4]!);
   return specs.map((s) => (s.startsWith('.') ? normalize(join(dirname(file), s)).replace(/\.js$/, '.ts') : s));
 }
 
@@ -21,8 +27,14 @@ const isFastify = (s: string): boolean => s === 'fastify' || s.startsWith('@fast
 const under = (dir: string) => (p: string) => p.startsWith(`${dir}/`);
 
 /** Files of `dir` that import something `bad` matches, with what they import. */
-function offenders(dir: string, bad: (spec: string) => boolean, except: (file: string) => boolean = () => false): string[] {
-  return SOURCES.filter((s) => under(dir)(s.file) && !except(s.file)).flatMap((s) => s.imports.filter(bad).map((i) => `${s.file} → ${i}`));
+function offenders(
+  dir: string,
+  bad: (spec: string) => boolean,
+  except: (file: string) => boolean = () => false,
+): string[] {
+  return SOURCES.filter((s) => under(dir)(s.file) && !except(s.file)).flatMap((s) =>
+    s.imports.filter(bad).map((i) => `${s.file} → ${i}`),
+  );
 }
 
 describe('import rules (ARCHITECTURE.md)', () => {
@@ -37,15 +49,25 @@ describe('import rules (ARCHITECTURE.md)', () => {
   });
 
   it('only src/model/onnx/ort.ts imports onnxruntime-node', () => {
-    expect(offenders('src', (s) => s === 'onnxruntime-node', (f) => f === 'src/model/onnx/ort.ts')).toEqual([]);
+    expect(
+      offenders(
+        'src',
+        (s) => s === 'onnxruntime-node',
+        (f) => f === 'src/model/onnx/ort.ts',
+      ),
+    ).toEqual([]);
   });
 
   it('outside src/model/onnx, only src/model/formats.ts knows the ONNX implementation (everything else uses the Model interface)', () => {
-    expect(offenders('src', under('src/model/onnx'), (f) => under('src/model/onnx')(f) || f === 'src/model/formats.ts')).toEqual([]);
+    expect(
+      offenders('src', under('src/model/onnx'), (f) => under('src/model/onnx')(f) || f === 'src/model/formats.ts'),
+    ).toEqual([]);
   });
 
   it('src/model imports no serving, server or training code; src/serving no server code and no prom-client', () => {
-    expect(offenders('src/model', (s) => ['src/serving', 'src/server', 'src/train'].some((d) => under(d)(s)))).toEqual([]);
+    expect(offenders('src/model', (s) => ['src/serving', 'src/server', 'src/train'].some((d) => under(d)(s)))).toEqual(
+      [],
+    );
     expect(offenders('src/serving', (s) => under('src/server')(s) || s === 'prom-client')).toEqual([]);
   });
 
@@ -62,7 +84,9 @@ describe('import rules (ARCHITECTURE.md)', () => {
   });
 
   it('only src/config.ts reads process.env', () => {
-    const readers = SOURCES.filter((s) => s.file !== 'src/config.ts' && /process\.env\b/.test(readFileSync(s.file, 'utf8'))).map((s) => s.file);
+    const readers = SOURCES.filter(
+      (s) => s.file !== 'src/config.ts' && /process\.env\b/.test(readFileSync(s.file, 'utf8')),
+    ).map((s) => s.file);
     expect(readers).toEqual([]);
   });
 });

@@ -10,7 +10,11 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config.js';
 import { testApp } from './helpers/app.js';
 
-const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { name: string; version: string; allowScripts?: Record<string, boolean> };
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+  name: string;
+  version: string;
+  allowScripts?: Record<string, boolean>;
+};
 const dockerfile = readFileSync('Dockerfile', 'utf8');
 type Doc = Record<string, any>;
 const docs: { file: string; doc: Doc }[] = [];
@@ -24,8 +28,16 @@ for (const dir of ['deploy/k8s', 'deploy/kserve']) {
 }
 const byKind = (kind: string): Doc[] => docs.filter((d) => d.doc.kind === kind).map((d) => d.doc);
 const containers = (): { kind: string; c: Doc; pod: Doc }[] => [
-  ...byKind('Deployment').map((d) => ({ kind: 'Deployment', pod: d.spec.template.spec as Doc, c: d.spec.template.spec.containers[0] as Doc })),
-  ...byKind('InferenceService').map((d) => ({ kind: 'InferenceService', pod: d.spec.predictor as Doc, c: d.spec.predictor.containers[0] as Doc })),
+  ...byKind('Deployment').map((d) => ({
+    kind: 'Deployment',
+    pod: d.spec.template.spec as Doc,
+    c: d.spec.template.spec.containers[0] as Doc,
+  })),
+  ...byKind('InferenceService').map((d) => ({
+    kind: 'InferenceService',
+    pod: d.spec.predictor as Doc,
+    c: d.spec.predictor.containers[0] as Doc,
+  })),
 ];
 const exposed = Number(/^EXPOSE\s+(\d+)/m.exec(dockerfile)![1]);
 
@@ -37,7 +49,12 @@ afterAll(() => app.close());
 
 describe('deployment manifests', () => {
   it('parse, and hold a Deployment, a Service, an HPA and a KServe InferenceService', () => {
-    expect(docs.map((d) => d.doc.kind).sort()).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'InferenceService', 'Service']);
+    expect(docs.map((d) => d.doc.kind).sort()).toEqual([
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'InferenceService',
+      'Service',
+    ]);
   });
   it('the Dockerfile is multi-stage on node:24-bookworm-slim, non-root, with a healthcheck and an exec-form CMD, .npmrc before npm ci', () => {
     const from = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
@@ -74,7 +91,9 @@ describe('deployment manifests', () => {
   });
   it('the termination grace period is longer than SHUTDOWN_GRACE_MS', () => {
     const d = byKind('Deployment')[0]!;
-    const env = Object.fromEntries((d.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    const env = Object.fromEntries(
+      (d.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+    );
     const graceMs = loadConfig(env).SHUTDOWN_GRACE_MS;
     expect(d.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(graceMs);
   });

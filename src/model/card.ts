@@ -58,7 +58,11 @@ export type Card = z.infer<typeof CardSchema>;
  * from, for messages. `contents` is the card file's text when the caller read it already. Throws
  * ModelLoadError for an unreadable or invalid card.
  */
-export async function readCard(cardPath: string | null, embedded?: { text: string; source: string }, contents?: string | null): Promise<{ card: Card; source: string | null }> {
+export async function readCard(
+  cardPath: string | null,
+  embedded?: { text: string; source: string },
+  contents?: string | null,
+): Promise<{ card: Card; source: string | null }> {
   let raw: unknown = undefined;
   let source = '';
   if (cardPath) {
@@ -68,7 +72,8 @@ export async function readCard(cardPath: string | null, embedded?: { text: strin
       try {
         text = await readFile(cardPath, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ModelLoadError(cardPath, `cannot read the card (${(err as NodeJS.ErrnoException).code})`);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw new ModelLoadError(cardPath, `cannot read the card (${(err as NodeJS.ErrnoException).code})`);
       }
     }
     if (text !== null) {
@@ -104,8 +109,10 @@ export function cardProblem(card: Card): string | null {
   const scores = card.conformal?.scores;
   if (scores) {
     const k = scores.findIndex((v, i) => i > 0 && v < scores[i - 1]!);
-    if (k > 0) return `card field "conformal.scores": must be in ascending order (scores[${k}] = ${scores[k]} < scores[${k - 1}] = ${scores[k - 1]})`;
-    if (card.conformal!.rows !== undefined && card.conformal!.rows !== scores.length) return `card field "conformal.rows": ${card.conformal!.rows}, but conformal.scores holds ${scores.length} scores`;
+    if (k > 0)
+      return `card field "conformal.scores": must be in ascending order (scores[${k}] = ${scores[k]} < scores[${k - 1}] = ${scores[k - 1]})`;
+    if (card.conformal!.rows !== undefined && card.conformal!.rows !== scores.length)
+      return `card field "conformal.rows": ${card.conformal!.rows}, but conformal.scores holds ${scores.length} scores`;
   }
   const classifier = card.task === 'classification' || (card.task === undefined && card.labels !== undefined);
   if (classifier) {
@@ -115,10 +122,15 @@ export function cardProblem(card: Card): string | null {
     return null;
   }
   const roles = card.output_roles;
-  if (card.noise === 'heteroscedastic' && !roles?.log_variance) return 'card field "output_roles.log_variance": a heteroscedastic model (noise: heteroscedastic) must name its log-variance output';
-  if (card.noise === 'homoscedastic' && roles?.log_variance) return 'card field "output_roles.log_variance": given, but noise is "homoscedastic" (say "heteroscedastic", or remove the log-variance role)';
-  if (roles && card.output !== undefined && card.output !== roles.mean) return `card field "output_roles.mean": "${roles.mean}", but output is "${card.output}" (they must name the same graph output)`;
-  if (roles?.log_variance !== undefined && roles.log_variance === roles.mean) return 'card field "output_roles.log_variance": the same output as the mean';
-  if (card.interval_method === 'conformal' && !scores?.length) return 'card field "interval_method": "conformal", but the card has no conformal scores (conformal.scores)';
+  if (card.noise === 'heteroscedastic' && !roles?.log_variance)
+    return 'card field "output_roles.log_variance": a heteroscedastic model (noise: heteroscedastic) must name its log-variance output';
+  if (card.noise === 'homoscedastic' && roles?.log_variance)
+    return 'card field "output_roles.log_variance": given, but noise is "homoscedastic" (say "heteroscedastic", or remove the log-variance role)';
+  if (roles && card.output !== undefined && card.output !== roles.mean)
+    return `card field "output_roles.mean": "${roles.mean}", but output is "${card.output}" (they must name the same graph output)`;
+  if (roles?.log_variance !== undefined && roles.log_variance === roles.mean)
+    return 'card field "output_roles.log_variance": the same output as the mean';
+  if (card.interval_method === 'conformal' && !scores?.length)
+    return 'card field "interval_method": "conformal", but the card has no conformal scores (conformal.scores)';
   return null;
 }

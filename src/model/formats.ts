@@ -14,7 +14,9 @@ export interface ModelFormat {
   load(source: ModelSource, runtime: RuntimeOptions): Promise<Model>;
 }
 
-export const FORMATS: readonly ModelFormat[] = [{ extension: '.onnx', load: async (source, runtime) => new OnnxModel(await loadOnnxModel(source, runtime)) }];
+export const FORMATS: readonly ModelFormat[] = [
+  { extension: '.onnx', load: async (source, runtime) => new OnnxModel(await loadOnnxModel(source, runtime)) },
+];
 
 /** The format of a file by its extension; ONNX, the first, for any other file (as MODEL_PATH always was). */
 export function formatOf(file: string): ModelFormat {

@@ -77,7 +77,8 @@ export class RegressionAccumulator {
     const stride = batchRows * this.outputs;
     const first = rowOffset * this.outputs;
     const { shift, sum, sumSq, raw, varianceSum } = this;
-    if (varianceSum && (!logVar || logVar.length < out.length)) throw new Error('heteroscedastic MC: the log-variance output is missing or shorter than the mean output');
+    if (varianceSum && (!logVar || logVar.length < out.length))
+      throw new Error('heteroscedastic MC: the log-variance output is missing or shorter than the mean output');
     // shifted sums avoid cancellation when |mean| ≫ std
     if (this.seen === 0) for (let i = 0; i < n; i++) shift[i] = out[first + i]!;
     for (let t = 0; t < chunkSamples; t++) {
@@ -109,8 +110,12 @@ export class RegressionAccumulator {
   finish(aleatoricStd: Float64Array, interval: number | IntervalSpec, epistemicScale = 1): RegressionStats {
     const T = this.seen;
     const n = this.rows * this.outputs;
-    if (aleatoricStd.length !== n) throw new Error(`aleatoric_std: ${aleatoricStd.length} values for ${this.rows} rows × ${this.outputs} outputs`);
-    const spec: IntervalSpec = typeof interval === 'number' ? { level: interval, method: 'gaussian', multiplier: normalQuantile((1 + interval) / 2) } : interval;
+    if (aleatoricStd.length !== n)
+      throw new Error(`aleatoric_std: ${aleatoricStd.length} values for ${this.rows} rows × ${this.outputs} outputs`);
+    const spec: IntervalSpec =
+      typeof interval === 'number'
+        ? { level: interval, method: 'gaussian', multiplier: normalQuantile((1 + interval) / 2) }
+        : interval;
     const z = spec.multiplier;
     const s2 = epistemicScale * epistemicScale;
     const mean = new Float64Array(n);
@@ -207,7 +212,12 @@ export class ClassificationAccumulator {
       mi[i] = Math.max(0, ent[i]! - this.entropySum[i]! / T);
       vr[i] = 1 - modal / T;
     }
-    return makeStats('classification', { rows, width: K, samples: T }, { label, probabilities, entropy: ent, mutualInformation: mi, variationRatio: vr }, this.raw) as ClassificationStats;
+    return makeStats(
+      'classification',
+      { rows, width: K, samples: T },
+      { label, probabilities, entropy: ent, mutualInformation: mi, variationRatio: vr },
+      this.raw,
+    ) as ClassificationStats;
   }
 }
 
@@ -215,7 +225,14 @@ export class ClassificationAccumulator {
  * Softmax of out[o..o+K) / temperature into p; for a model that gives probabilities, softmax(log p /
  * temperature), i.e. p^(1/temperature) normalised (negative values count as 0; all 0 → uniform).
  */
-export function toProbabilities(out: ArrayLike<number>, o: number, K: number, logits: boolean, p: Float64Array, temperature = 1): void {
+export function toProbabilities(
+  out: ArrayLike<number>,
+  o: number,
+  K: number,
+  logits: boolean,
+  p: Float64Array,
+  temperature = 1,
+): void {
   if (logits) {
     const inv = 1 / temperature;
     let max = -Infinity;

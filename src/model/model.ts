@@ -93,7 +93,12 @@ export interface RuntimeOptions {
   foldAffine: boolean;
 }
 
-export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = { intraOpThreads: 1, maxRunRows: 4096, sharedPrefix: true, foldAffine: true };
+export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = {
+  intraOpThreads: 1,
+  maxRunRows: 4096,
+  sharedPrefix: true,
+  foldAffine: true,
+};
 
 /** What /v1/models shows of a model: its card (passed through) plus what the server read from the graph. */
 export interface ModelDescription {
@@ -161,7 +166,11 @@ export interface Model {
 }
 
 /** Class probabilities (rows × classes, float64) of a classifier's raw eval outputs, with its temperature. */
-export function classProbabilities(model: Pick<Model, 'outputSize' | 'outputKind' | 'uncertainty'>, raw: Float32Array, rows: number): Float64Array {
+export function classProbabilities(
+  model: Pick<Model, 'outputSize' | 'outputKind' | 'uncertainty'>,
+  raw: Float32Array,
+  rows: number,
+): Float64Array {
   const K = model.outputSize;
   const out = new Float64Array(rows * K);
   const p = new Float64Array(K);

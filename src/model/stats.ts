@@ -38,31 +38,93 @@ export interface StatDescriptor {
 
 export const REGRESSION_STATS = [
   { key: 'mean', shape: 'row×width', v1: 'mean', v2: 'mean', description: 'Mean of the Monte Carlo samples' },
-  { key: 'std', shape: 'row×width', v1: 'std', v2: 'std', description: 'Total predictive std √(epistemic_std² + aleatoric_std²)' },
-  { key: 'epistemicStd', shape: 'row×width', v1: 'epistemic_std', v2: 'epistemic_std', description: "Std of the Monte Carlo samples of the mean × the card's epistemic_scale" },
+  {
+    key: 'std',
+    shape: 'row×width',
+    v1: 'std',
+    v2: 'std',
+    description: 'Total predictive std √(epistemic_std² + aleatoric_std²)',
+  },
+  {
+    key: 'epistemicStd',
+    shape: 'row×width',
+    v1: 'epistemic_std',
+    v2: 'epistemic_std',
+    description: "Std of the Monte Carlo samples of the mean × the card's epistemic_scale",
+  },
   {
     key: 'aleatoricStd',
     shape: 'row×width',
     v1: 'aleatoric_std',
     v2: 'aleatoric_std',
-    description: "Observation noise: the card's aleatoric_std (homoscedastic; 0 when absent), or per row √(MC mean of exp(log_variance) + aleatoric_std²) (heteroscedastic)",
+    description:
+      "Observation noise: the card's aleatoric_std (homoscedastic; 0 when absent), or per row √(MC mean of exp(log_variance) + aleatoric_std²) (heteroscedastic)",
   },
-  { key: 'lower', shape: 'row×width', v1: 'interval', v2: 'lower', description: 'Lower end of the central interval: mean − z·std (gaussian, z = Φ⁻¹((1+level)/2)) or mean − q·std (conformal, q the split-conformal quantile)' },
-  { key: 'upper', shape: 'row×width', v1: 'interval', v2: 'upper', description: 'Upper end of the central interval: mean + z·std or mean + q·std' },
+  {
+    key: 'lower',
+    shape: 'row×width',
+    v1: 'interval',
+    v2: 'lower',
+    description:
+      'Lower end of the central interval: mean − z·std (gaussian, z = Φ⁻¹((1+level)/2)) or mean − q·std (conformal, q the split-conformal quantile)',
+  },
+  {
+    key: 'upper',
+    shape: 'row×width',
+    v1: 'interval',
+    v2: 'upper',
+    description: 'Upper end of the central interval: mean + z·std or mean + q·std',
+  },
 ] as const satisfies readonly StatDescriptor[];
 
 export const CLASSIFICATION_STATS = [
-  { key: 'label', shape: 'row', int: true, v1: 'label', v2: null, description: 'The class with the highest mean probability' },
-  { key: 'probabilities', shape: 'row×width', v1: 'probabilities', v2: 'probabilities', description: "Mean of the per-sample softmax of logits / the card's temperature" },
-  { key: 'entropy', shape: 'row', v1: 'entropy', v2: 'entropy', description: 'Entropy of the mean probabilities (nats): total uncertainty' },
-  { key: 'mutualInformation', shape: 'row', v1: 'mutual_information', v2: 'mutual_information', description: 'Entropy of the mean − mean entropy (nats): epistemic part (BALD)' },
-  { key: 'variationRatio', shape: 'row', v1: 'variation_ratio', v2: 'variation_ratio', description: '1 − share of samples voting for the modal label' },
+  {
+    key: 'label',
+    shape: 'row',
+    int: true,
+    v1: 'label',
+    v2: null,
+    description: 'The class with the highest mean probability',
+  },
+  {
+    key: 'probabilities',
+    shape: 'row×width',
+    v1: 'probabilities',
+    v2: 'probabilities',
+    description: "Mean of the per-sample softmax of logits / the card's temperature",
+  },
+  {
+    key: 'entropy',
+    shape: 'row',
+    v1: 'entropy',
+    v2: 'entropy',
+    description: 'Entropy of the mean probabilities (nats): total uncertainty',
+  },
+  {
+    key: 'mutualInformation',
+    shape: 'row',
+    v1: 'mutual_information',
+    v2: 'mutual_information',
+    description: 'Entropy of the mean − mean entropy (nats): epistemic part (BALD)',
+  },
+  {
+    key: 'variationRatio',
+    shape: 'row',
+    v1: 'variation_ratio',
+    v2: 'variation_ratio',
+    description: '1 − share of samples voting for the modal label',
+  },
 ] as const satisfies readonly StatDescriptor[];
 
 /** The descriptor table of each task. */
-export const STATS: { readonly [T in Task]: readonly StatDescriptor[] } = { regression: REGRESSION_STATS, classification: CLASSIFICATION_STATS };
+export const STATS: { readonly [T in Task]: readonly StatDescriptor[] } = {
+  regression: REGRESSION_STATS,
+  classification: CLASSIFICATION_STATS,
+};
 
-type Arrays<T extends readonly StatDescriptor[]> = { [D in T[number] as D['key']]: D extends { int: true } ? Int32Array : Float64Array };
+type Arrays<T extends readonly StatDescriptor[]> = {
+  [D in T[number] as D['key']]: D extends { int: true } ? Int32Array : Float64Array;
+};
 
 export type RegressionStats = {
   kind: 'regression';
@@ -116,12 +178,20 @@ export function makeStats(
 ): McStats {
   const s: Record<string, unknown> =
     kind === 'regression'
-      ? { kind, rows: header.rows, outputs: header.width, samples: header.samples, level: header.level ?? Number.NaN, intervalMethod: header.intervalMethod ?? 'gaussian' }
+      ? {
+          kind,
+          rows: header.rows,
+          outputs: header.width,
+          samples: header.samples,
+          level: header.level ?? Number.NaN,
+          intervalMethod: header.intervalMethod ?? 'gaussian',
+        }
       : { kind, rows: header.rows, classes: header.width, samples: header.samples };
   for (const d of STATS[kind]) {
     const a = arrays[d.key];
     const n = statLength(d, header.rows, header.width);
-    if (!a || a.length !== n) throw new Error(`statistics record: "${d.key}" needs ${n} values, got ${a ? a.length : 'none'}`);
+    if (!a || a.length !== n)
+      throw new Error(`statistics record: "${d.key}" needs ${n} values, got ${a ? a.length : 'none'}`);
     s[d.key] = a;
   }
   if (raw) s.raw = raw;
@@ -136,7 +206,9 @@ export function makeStats(
  */
 const WIRE_TAG = (() => {
   let h = 0x811c9dc5;
-  const text = (['regression', 'classification'] as const).map((t) => `${t}:${STATS[t].map((d) => `${d.key}/${d.shape}${d.int ? '/int' : ''}`).join(',')}`).join(';');
+  const text = (['regression', 'classification'] as const)
+    .map((t) => `${t}:${STATS[t].map((d) => `${d.key}/${d.shape}${d.int ? '/int' : ''}`).join(',')}`)
+    .join(';');
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h;
 })();
@@ -161,7 +233,21 @@ export function packStats(results: readonly { stats: McStats; seed: number }[]):
   for (const { stats: s, seed } of results) {
     const table = STATS[s.kind];
     const method = s.kind === 'regression' && s.intervalMethod === 'conformal' ? 1 : 0;
-    data.set([WIRE_TAG, s.kind === 'regression' ? 0 : 1, s.rows, statsWidth(s), s.samples, s.kind === 'regression' ? s.level : 0, method, seed, s.raw ? s.raw.length : 0, table.length], o);
+    data.set(
+      [
+        WIRE_TAG,
+        s.kind === 'regression' ? 0 : 1,
+        s.rows,
+        statsWidth(s),
+        s.samples,
+        s.kind === 'regression' ? s.level : 0,
+        method,
+        seed,
+        s.raw ? s.raw.length : 0,
+        table.length,
+      ],
+      o,
+    );
     o += HEADER;
     for (const d of table) {
       const a = statValues(s, d);
@@ -186,18 +272,39 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
   };
   while (o < data.length) {
     const h = take(HEADER);
-    const [tag, task, rows, width, samples, level, method, seed, rawLength, count] = [h[0]!, h[1]!, h[2]!, h[3]!, h[4]!, h[5]!, h[6]!, h[7]!, h[8]!, h[9]!];
-    if (tag !== WIRE_TAG) throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
+    const [tag, task, rows, width, samples, level, method, seed, rawLength, count] = [
+      h[0]!,
+      h[1]!,
+      h[2]!,
+      h[3]!,
+      h[4]!,
+      h[5]!,
+      h[6]!,
+      h[7]!,
+      h[8]!,
+      h[9]!,
+    ];
+    if (tag !== WIRE_TAG)
+      throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
     const kind: Task = task === 0 ? 'regression' : 'classification';
     const table = STATS[kind];
-    if (count !== table.length) throw new Error(`MC wire: ${count} statistics for ${kind}, this build has ${table.length}`);
+    if (count !== table.length)
+      throw new Error(`MC wire: ${count} statistics for ${kind}, this build has ${table.length}`);
     const arrays: Record<string, Float64Array | Int32Array> = {};
     for (const d of table) {
       const a = take(statLength(d, rows, width));
       arrays[d.key] = d.int ? Int32Array.from(a) : a;
     }
     const raw = rawLength > 0 ? Float32Array.from(take(rawLength)) : undefined;
-    out.push({ stats: makeStats(kind, { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian' }, arrays, raw), seed });
+    out.push({
+      stats: makeStats(
+        kind,
+        { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian' },
+        arrays,
+        raw,
+      ),
+      seed,
+    });
   }
   return out;
 }

@@ -26,7 +26,13 @@ export interface UncertaintySettings {
 }
 
 /** What a model without a card (or with an old one) serves. */
-export const DEFAULT_UNCERTAINTY: UncertaintySettings = { noise: 'homoscedastic', epistemicScale: 1, temperature: 1, intervalMethod: 'gaussian', conformalScores: null };
+export const DEFAULT_UNCERTAINTY: UncertaintySettings = {
+  noise: 'homoscedastic',
+  epistemicScale: 1,
+  temperature: 1,
+  intervalMethod: 'gaussian',
+  conformalScores: null,
+};
 
 /** A resolved interval: mean ± multiplier·std is the central interval at `level`. */
 export interface IntervalSpec {
@@ -59,14 +65,23 @@ export function conformalRowsNeeded(level: number): number {
  * whose conformal quantile is infinite (⌈(n + 1)·level⌉ > n: too few calibration rows), naming the rows
  * the level needs; InputError (400) for a level outside (0, 1) or an unknown method.
  */
-export function resolveInterval(model: string, settings: UncertaintySettings, level: number, method?: IntervalMethod): IntervalSpec {
-  if (!(level > 0 && level < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${level}`);
-  if (method !== undefined && !INTERVAL_METHODS.includes(method)) throw new InputError(`interval_method: expected one of ${INTERVAL_METHODS.join(', ')}, got ${String(method)}`);
+export function resolveInterval(
+  model: string,
+  settings: UncertaintySettings,
+  level: number,
+  method?: IntervalMethod,
+): IntervalSpec {
+  if (!(level > 0 && level < 1))
+    throw new InputError(`interval: expected a number strictly between 0 and 1, got ${level}`);
+  if (method !== undefined && !INTERVAL_METHODS.includes(method))
+    throw new InputError(`interval_method: expected one of ${INTERVAL_METHODS.join(', ')}, got ${String(method)}`);
   const m = method ?? settings.intervalMethod;
   if (m === 'gaussian') return { level, method: m, multiplier: normalQuantile((1 + level) / 2) };
   const scores = settings.conformalScores;
   if (!scores || scores.length === 0) {
-    throw new IntervalUnavailableError(`interval_method "conformal": model "${model}" has no conformal calibration scores in its card; use interval_method "gaussian"`);
+    throw new IntervalUnavailableError(
+      `interval_method "conformal": model "${model}" has no conformal calibration scores in its card; use interval_method "gaussian"`,
+    );
   }
   const q = conformalQuantile(scores, level);
   if (!Number.isFinite(q)) {

@@ -298,14 +298,20 @@ function lossFigure(input: ReportInput): Figure {
   const [plo, phi] = positiveExtent(train, val);
   const allPositive = [...train, ...val].every((v) => !Number.isFinite(v) || v > 0);
   const log = allPositive && finiteCount(train) + finiteCount(val) > 0 && phi / plo > 8;
-  const lossName = input.lossName ?? (typeof record(input.card.training)?.loss === 'string' ? (record(input.card.training)!.loss as string) : undefined);
+  const lossName =
+    input.lossName ??
+    (typeof record(input.card.training)?.loss === 'string' ? (record(input.card.training)!.loss as string) : undefined);
   const best = input.bestEpoch && input.bestEpoch > 0 ? h.find((p) => p.epoch === input.bestEpoch) : undefined;
   const hasVal = finiteCount(val) > 0;
   const plot = new Plot({
     id: 'plot-loss',
     title: 'Training and validation loss per epoch',
     x: { label: 'epoch', domain: extent(epochs.length > 0 ? epochs : [0, 1]) },
-    y: { label: `loss${lossName ? ` (${lossName})` : ''}${log ? ', log scale' : ''}`, domain: log ? [plo, phi] : extent(train, val), log },
+    y: {
+      label: `loss${lossName ? ` (${lossName})` : ''}${log ? ', log scale' : ''}`,
+      domain: log ? [plo, phi] : extent(train, val),
+      log,
+    },
     legend: [
       { label: 'train (dropout on)', color: COLORS.blue },
       ...(hasVal ? [{ label: 'validation', color: COLORS.orange }] : []),
@@ -334,13 +340,15 @@ function lossFigure(input: ReportInput): Figure {
 
 function tuningFigure(t: TuningInput): Figure {
   const lower = t.lowerIsBetter !== false;
-  const order = t.candidates.map((_, i) => i).sort((a, b) => {
-    const sa = t.candidates[a]!.score;
-    const sb = t.candidates[b]!.score;
-    if (!Number.isFinite(sa)) return Number.isFinite(sb) ? 1 : a - b;
-    if (!Number.isFinite(sb)) return -1;
-    return (lower ? sa - sb : sb - sa) || a - b;
-  });
+  const order = t.candidates
+    .map((_, i) => i)
+    .sort((a, b) => {
+      const sa = t.candidates[a]!.score;
+      const sb = t.candidates[b]!.score;
+      if (!Number.isFinite(sa)) return Number.isFinite(sb) ? 1 : a - b;
+      if (!Number.isFinite(sb)) return -1;
+      return (lower ? sa - sb : sb - sa) || a - b;
+    });
   const keys = [...new Set(t.candidates.flatMap((c) => Object.keys(c.settings)))];
   const varying = keys.filter((k) => new Set(t.candidates.map((c) => formatValue(c.settings[k]))).size > 1);
   const labelKeys = varying.length > 0 ? varying : keys;
@@ -350,7 +358,9 @@ function tuningFigure(t: TuningInput): Figure {
     title: `Validation score of each tuning candidate (${t.metric})`,
     mode: 'dot',
     // values only (the caption names them), 3 digits: the labels must fit beside the chart
-    categories: shown.map((i) => `#${i + 1}  ${labelKeys.map((k) => shortValue(t.candidates[i]!.settings[k])).join(' · ')}`),
+    categories: shown.map(
+      (i) => `#${i + 1}  ${labelKeys.map((k) => shortValue(t.candidates[i]!.settings[k])).join(' · ')}`,
+    ),
     values: shown.map((i) => t.candidates[i]!.score),
     highlight: shown.indexOf(t.chosen),
     valueLabel: `${t.metric} (${lower ? 'lower' : 'higher'} is better)`,
@@ -367,17 +377,19 @@ function tuningFigure(t: TuningInput): Figure {
     .join('');
   const chosen = t.candidates[t.chosen];
   return {
-      id: 'tuning',
-      kind: 'tuning',
-      title: 'Tuning candidates',
-      svg: chart,
-      caption:
-        `${t.candidates.length} candidates, best first${t.candidates.length > shown.length ? ` (the best ${shown.length} drawn; all in the table below)` : ''}; ` +
-        (chosen ? `the chosen one (#${t.chosen + 1}, score ${esc(num(chosen.score))}) is highlighted.` : 'none chosen.') +
-        ` Labels: candidate #, then ${esc(labelKeys.join(' · '))}${varying.length > 0 && varying.length < keys.length ? ' (the settings that differ between candidates)' : ''}. Score: ${esc(t.metric)}.`,
-      extra:
-        `<div class="scroll inner"><table id="tuning-table"><thead>${head}</thead><tbody>${rows}</tbody></table></div>` +
-        (varying.length > 0 && constant.length > 0 ? `<p class="note">Same for every candidate: ${esc(constant.map((k) => `${k} ${formatValue(t.candidates[0]!.settings[k])}`).join(' · '))}.</p>` : ''),
+    id: 'tuning',
+    kind: 'tuning',
+    title: 'Tuning candidates',
+    svg: chart,
+    caption:
+      `${t.candidates.length} candidates, best first${t.candidates.length > shown.length ? ` (the best ${shown.length} drawn; all in the table below)` : ''}; ` +
+      (chosen ? `the chosen one (#${t.chosen + 1}, score ${esc(num(chosen.score))}) is highlighted.` : 'none chosen.') +
+      ` Labels: candidate #, then ${esc(labelKeys.join(' · '))}${varying.length > 0 && varying.length < keys.length ? ' (the settings that differ between candidates)' : ''}. Score: ${esc(t.metric)}.`,
+    extra:
+      `<div class="scroll inner"><table id="tuning-table"><thead>${head}</thead><tbody>${rows}</tbody></table></div>` +
+      (varying.length > 0 && constant.length > 0
+        ? `<p class="note">Same for every candidate: ${esc(constant.map((k) => `${k} ${formatValue(t.candidates[0]!.settings[k])}`).join(' · '))}.</p>`
+        : ''),
   };
 }
 
@@ -393,14 +405,22 @@ interface RegSplit {
 
 function regSplit(name: string, rows: RegressionRows): RegSplit {
   const n = rows.y.length;
-  const aleatoric = Float64Array.from({ length: n }, (_, i) => (typeof rows.aleatoricStd === 'number' ? rows.aleatoricStd : rows.aleatoricStd[i]!));
+  const aleatoric = Float64Array.from({ length: n }, (_, i) =>
+    typeof rows.aleatoricStd === 'number' ? rows.aleatoricStd : rows.aleatoricStd[i]!,
+  );
   return { name, rows, std: totalStd(rows.epistemicStd, aleatoric), aleatoric };
 }
 
 function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: ArrayLike<number>): Figure {
   const colors = [COLORS.blue, COLORS.vermillion];
-  const legend: LegendItem[] = splits.map((s, i) => ({ label: `${s.name} (${s.rows.y.length} rows)`, color: colors[i]! }));
-  if (conformal) legend.push(...splits.map((s, i) => ({ label: `${s.name}, conformal interval`, color: colors[i]!, kind: 'dash' as const })));
+  const legend: LegendItem[] = splits.map((s, i) => ({
+    label: `${s.name} (${s.rows.y.length} rows)`,
+    color: colors[i]!,
+  }));
+  if (conformal)
+    legend.push(
+      ...splits.map((s, i) => ({ label: `${s.name}, conformal interval`, color: colors[i]!, kind: 'dash' as const })),
+    );
   legend.push({ label: `${primary.name}, MC spread only`, color: COLORS.grey, kind: 'dash' });
   legend.push({ label: `chance range, ${primary.rows.y.length} rows (95%)`, color: '#d9d9d9', kind: 'box' });
   const percent = (v: number): string => `${Math.round(v * 100)}%`;
@@ -415,16 +435,33 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: Ar
   const n = Math.max(1, finiteCount(primary.rows.y));
   const grid = Array.from({ length: 101 }, (_, i) => i / 100);
   const half = grid.map((p) => 1.96 * Math.sqrt((p * (1 - p)) / n));
-  plot.band(grid, grid.map((p, i) => Math.max(0, p - half[i]!)), grid.map((p, i) => Math.min(1, p + half[i]!)), { color: '#999', opacity: 0.22 });
+  plot.band(
+    grid,
+    grid.map((p, i) => Math.max(0, p - half[i]!)),
+    grid.map((p, i) => Math.min(1, p + half[i]!)),
+    { color: '#999', opacity: 0.22 },
+  );
   plot.diagonal();
   const levels = [...COVERAGE_LEVELS];
   const epi = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, levels);
-  plot.line(levels, epi.map((c) => c.observed), { color: COLORS.grey, dash: '5 3', width: 1.5 });
+  plot.line(
+    levels,
+    epi.map((c) => c.observed),
+    { color: COLORS.grey, dash: '5 3', width: 1.5 },
+  );
   const summary: string[] = [];
   splits.forEach((s, i) => {
     const curve = calibrationCurve(s.rows.y, s.rows.mean, s.std, levels);
-    plot.line(levels, curve.map((c) => c.observed), { color: colors[i]! });
-    plot.points(levels, curve.map((c) => c.observed), { color: colors[i]!, r: 2.6, opacity: 1 });
+    plot.line(
+      levels,
+      curve.map((c) => c.observed),
+      { color: colors[i]! },
+    );
+    plot.points(
+      levels,
+      curve.map((c) => c.observed),
+      { color: colors[i]!, r: 2.6, opacity: 1 },
+    );
     const at90 = calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed;
     summary.push(`${esc(s.name)} ${pct(at90)}`);
   });
@@ -432,9 +469,19 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: Ar
   if (conformal) {
     splits.forEach((s, i) => {
       const curve = conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, levels);
-      plot.line(levels, curve.map((c) => c.observed), { color: colors[i]!, dash: '6 3', width: 1.6 });
-      plot.points(levels, curve.map((c) => c.observed), { color: colors[i]!, r: 2.4, opacity: 1, fill: false });
-      conformalSummary.push(`${esc(s.name)} ${pct(conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, [0.9])[0]!.observed)}`);
+      plot.line(
+        levels,
+        curve.map((c) => c.observed),
+        { color: colors[i]!, dash: '6 3', width: 1.6 },
+      );
+      plot.points(
+        levels,
+        curve.map((c) => c.observed),
+        { color: colors[i]!, r: 2.4, opacity: 1, fill: false },
+      );
+      conformalSummary.push(
+        `${esc(s.name)} ${pct(conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, [0.9])[0]!.observed)}`,
+      );
     });
   }
   const epi90 = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, [0.9])[0]!.observed;
@@ -492,7 +539,9 @@ function errorStdFigure(s: RegSplit): Figure {
   const [slo, shi] = extent(s.std);
   const [, ehi] = extent(err);
   // RMS error over equal-count groups of rows ordered by σ: follows y = σ when σ is right on average.
-  const idx = Array.from({ length: y.length }, (_, i) => i).filter((i) => Number.isFinite(err[i]!) && Number.isFinite(s.std[i]!)).sort((a, b) => s.std[a]! - s.std[b]!);
+  const idx = Array.from({ length: y.length }, (_, i) => i)
+    .filter((i) => Number.isFinite(err[i]!) && Number.isFinite(s.std[i]!))
+    .sort((a, b) => s.std[a]! - s.std[b]!);
   const groups = Math.min(8, Math.max(1, Math.floor(idx.length / 10)));
   const gx: number[] = [];
   const gy: number[] = [];
@@ -517,7 +566,11 @@ function errorStdFigure(s: RegSplit): Figure {
   });
   const xs = [plot.x.lo, plot.x.hi];
   plot.line(xs, xs, { color: COLORS.grey, dash: '5 3', width: 1.3 });
-  plot.line(xs, xs.map((v) => z90 * v), { color: COLORS.ink, dash: '2 3', width: 1.3 });
+  plot.line(
+    xs,
+    xs.map((v) => z90 * v),
+    { color: COLORS.ink, dash: '2 3', width: 1.3 },
+  );
   const drawn = plot.points(s.std, err, { color: COLORS.blue, r: 2.6, opacity: 0.5 });
   if (gx.length > 1) plot.line(gx, gy, { color: COLORS.vermillion, width: 2 });
   plot.points(gx, gy, { color: COLORS.vermillion, r: 3.2, opacity: 1 });
@@ -540,7 +593,9 @@ function predictedActualFigure(s: RegSplit, target: string): Figure {
   const hi = Float64Array.from(mean, (m, i) => m + z * s.std[i]!);
   const [a, b] = extent(y, mean);
   const covered = (i: number): boolean => y[i]! >= lo[i]! && y[i]! <= hi[i]!;
-  const usable = Array.from({ length: y.length }, (_, i) => i).filter((i) => Number.isFinite(y[i]!) && Number.isFinite(mean[i]!) && Number.isFinite(s.std[i]!));
+  const usable = Array.from({ length: y.length }, (_, i) => i).filter(
+    (i) => Number.isFinite(y[i]!) && Number.isFinite(mean[i]!) && Number.isFinite(s.std[i]!),
+  );
   const inside = usable.filter(covered);
   const pick = (ids: number[], arr: ArrayLike<number>): number[] => ids.map((i) => arr[i]!);
   const plot = new Plot({
@@ -560,7 +615,11 @@ function predictedActualFigure(s: RegSplit, target: string): Figure {
   const ins = drawn.filter(covered);
   const outs = drawn.filter((i) => !covered(i));
   plot.errorBars(pick(ins, y), pick(ins, lo), pick(ins, hi), { color: COLORS.blue, opacity: 0.35, cap: Infinity });
-  plot.errorBars(pick(outs, y), pick(outs, lo), pick(outs, hi), { color: COLORS.vermillion, opacity: 0.6, cap: Infinity });
+  plot.errorBars(pick(outs, y), pick(outs, lo), pick(outs, hi), {
+    color: COLORS.vermillion,
+    opacity: 0.6,
+    cap: Infinity,
+  });
   plot.points(pick(ins, y), pick(ins, mean), { color: COLORS.blue, r: 2.6, opacity: 0.85, cap: Infinity });
   plot.points(pick(outs, y), pick(outs, mean), { color: COLORS.vermillion, r: 2.8, opacity: 0.95, cap: Infinity });
   const shown = ins.length + outs.length;
@@ -630,11 +689,18 @@ interface ClsSplit {
 /** Left end of a confidence axis: the lowest filled 15-bin edge over the given probability sets, rounded down to 0.1. */
 function confidenceFloor(s: ClsSplit, sets: ArrayLike<number>[]): number {
   let lo = 1;
-  for (const p of sets) for (const b of reliabilityBins(p, s.rows.labels, s.k, 15).bins) if (b.count > 0) lo = Math.min(lo, b.lo);
+  for (const p of sets)
+    for (const b of reliabilityBins(p, s.rows.labels, s.k, 15).bins) if (b.count > 0) lo = Math.min(lo, b.lo);
   return Math.min(0.9, Math.floor(lo * 10 + 1e-9) / 10);
 }
 
-function reliabilityFigure(s: ClsSplit, probs: ArrayLike<number>, which: 'before' | 'after' | 'only', xLo: number, temperature?: number): Figure {
+function reliabilityFigure(
+  s: ClsSplit,
+  probs: ArrayLike<number>,
+  which: 'before' | 'after' | 'only',
+  xLo: number,
+  temperature?: number,
+): Figure {
   const r = reliabilityBins(probs, s.rows.labels, s.k, 15);
   const filled = r.bins.filter((b) => b.count > 0);
   const plot = new Plot({
@@ -642,7 +708,10 @@ function reliabilityFigure(s: ClsSplit, probs: ArrayLike<number>, which: 'before
     title: `Reliability diagram${which === 'only' ? '' : ` ${which} temperature scaling`}`,
     x: { label: `confidence (top-class probability)${xLo > 0 ? `, from ${xLo}` : ''}`, domain: [xLo, 1] },
     // the same floor on both axes keeps the diagonal at 45°; lower when a bin's accuracy is below it
-    y: { label: `accuracy (${s.name})`, domain: [Math.min(xLo, ...filled.map((b) => Math.floor(b.accuracy * 10 + 1e-9) / 10)), 1] },
+    y: {
+      label: `accuracy (${s.name})`,
+      domain: [Math.min(xLo, ...filled.map((b) => Math.floor(b.accuracy * 10 + 1e-9) / 10)), 1],
+    },
     legend: [
       { label: 'accuracy per bin', color: COLORS.blue, kind: 'box' },
       { label: 'gap to confidence', color: COLORS.vermillion, kind: 'box' },
@@ -655,8 +724,19 @@ function reliabilityFigure(s: ClsSplit, probs: ArrayLike<number>, which: 'before
     plot.rect(b.lo, b.accuracy, b.hi, b.confidence, { color: hatch, opacity: 1, stroke: COLORS.vermillion });
   }
   plot.diagonal();
-  for (const b of filled) plot.text((b.lo + b.hi) / 2, Math.max(b.accuracy, b.confidence), String(b.count), { anchor: 'middle', dy: -5, size: 10, color: '#333' });
-  const label = which === 'only' ? 'Reliability diagram' : which === 'before' ? 'Reliability before temperature scaling' : `Reliability after temperature scaling (T = ${num(temperature ?? NaN)})`;
+  for (const b of filled)
+    plot.text((b.lo + b.hi) / 2, Math.max(b.accuracy, b.confidence), String(b.count), {
+      anchor: 'middle',
+      dy: -5,
+      size: 10,
+      color: '#333',
+    });
+  const label =
+    which === 'only'
+      ? 'Reliability diagram'
+      : which === 'before'
+        ? 'Reliability before temperature scaling'
+        : `Reliability after temperature scaling (T = ${num(temperature ?? NaN)})`;
   return {
     id: `reliability-${which}`,
     kind: `reliability-${which}`,
@@ -672,8 +752,18 @@ function confidenceFigure(s: ClsSplit, probs: ArrayLike<number>): Figure {
   const t = topClass(probs, s.rows.labels, s.k);
   const lo = confidenceFloor(s, [probs]);
   const bins = 15;
-  const right = histogram(t.confidence.filter((_, i) => t.correct[i]), bins, lo, 1);
-  const wrong = histogram(t.confidence.filter((_, i) => !t.correct[i]), bins, lo, 1);
+  const right = histogram(
+    t.confidence.filter((_, i) => t.correct[i]),
+    bins,
+    lo,
+    1,
+  );
+  const wrong = histogram(
+    t.confidence.filter((_, i) => !t.correct[i]),
+    bins,
+    lo,
+    1,
+  );
   const stacked = right.counts.map((c, i) => c + wrong.counts[i]!);
   const meanConf = t.confidence.reduce((a, b) => a + b, 0) / Math.max(1, t.confidence.length);
   const acc = t.correct.filter(Boolean).length / Math.max(1, t.correct.length);
@@ -745,8 +835,19 @@ function miFigure(s: ClsSplit, probs: ArrayLike<number>): Figure {
     id: 'plot-mutual-information',
     title: 'Mutual information of correct and wrong predictions',
     height: 240,
-    x: { label: `mutual information (nats)${log ? ', log scale' : ''}`, domain: log ? [plo, phi] : [0, Math.max(1e-9, extent(mi)[1])], log },
-    y: { label: '', domain: [-0.6, 1.6], nice: false, tickValues: [0, 1], tickFormat: (v) => `${groups[v]?.name ?? ''} (${groups[v]?.values.length ?? 0})`, grid: false },
+    x: {
+      label: `mutual information (nats)${log ? ', log scale' : ''}`,
+      domain: log ? [plo, phi] : [0, Math.max(1e-9, extent(mi)[1])],
+      log,
+    },
+    y: {
+      label: '',
+      domain: [-0.6, 1.6],
+      nice: false,
+      tickValues: [0, 1],
+      tickFormat: (v) => `${groups[v]?.name ?? ''} (${groups[v]?.values.length ?? 0})`,
+      grid: false,
+    },
   });
   groups.forEach((g, gi) => {
     if (g.values.length === 0) return;
@@ -777,19 +878,26 @@ function miFigure(s: ClsSplit, probs: ArrayLike<number>): Figure {
 function metricsTable(card: ReportCard): string {
   const metrics = record(card.metrics);
   if (!metrics) return '';
-  const splits = Object.entries(metrics).filter((e): e is [string, Record<string, unknown>] => record(e[1]) !== undefined);
+  const splits = Object.entries(metrics).filter(
+    (e): e is [string, Record<string, unknown>] => record(e[1]) !== undefined,
+  );
   if (splits.length === 0) return '';
   const names = [...new Set(splits.flatMap(([, m]) => Object.keys(m)))];
   const head = `<tr><th>metric</th>${splits.map(([s]) => `<th class="num">${esc(s)}</th>`).join('')}<th>meaning</th></tr>`;
   const body = names
-    .map((k) => `<tr><td><code>${esc(k).replace(/_/g, '_<wbr/>')}</code></td>${splits.map(([, m]) => `<td class="num">${esc(typeof m[k] === 'number' ? num(m[k], 4) : formatValue(m[k]))}</td>`).join('')}<td class="help">${esc(METRIC_HELP[k] ?? '')}</td></tr>`)
+    .map(
+      (k) =>
+        `<tr><td><code>${esc(k).replace(/_/g, '_<wbr/>')}</code></td>${splits.map(([, m]) => `<td class="num">${esc(typeof m[k] === 'number' ? num(m[k], 4) : formatValue(m[k]))}</td>`).join('')}<td class="help">${esc(METRIC_HELP[k] ?? '')}</td></tr>`,
+    )
     .join('');
   return `<div class="scroll"><table id="metrics-table"><caption>Metrics</caption><thead>${head}</thead><tbody>${body}</tbody></table></div>`;
 }
 
 function keyValueTable(id: string, caption: string, entries: [string, unknown][]): string {
   if (entries.length === 0) return '';
-  const body = entries.map(([k, v]) => `<tr><th>${esc(k)}</th><td class="val">${esc(formatValue(v))}</td></tr>`).join('');
+  const body = entries
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td class="val">${esc(formatValue(v))}</td></tr>`)
+    .join('');
   return `<div class="scroll"><table id="${esc(id)}"><caption>${esc(caption)}</caption><tbody>${body}</tbody></table></div>`;
 }
 
@@ -824,13 +932,26 @@ export function renderReport(input: ReportInput): string {
       stdSplitFigure(primary, heteroscedastic),
     );
     for (const s of splits) {
-      const at90 = served ? conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, served, [0.9]) : calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9]);
-      glance.push(glanceItem(pct(at90[0]!.observed), `of ${s.name} targets inside their ${served ? 'conformal ' : ''}90% interval (${s.rows.y.length} rows)`));
+      const at90 = served
+        ? conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, served, [0.9])
+        : calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9]);
+      glance.push(
+        glanceItem(
+          pct(at90[0]!.observed),
+          `of ${s.name} targets inside their ${served ? 'conformal ' : ''}90% interval (${s.rows.y.length} rows)`,
+        ),
+      );
     }
-    const mean = (a: ArrayLike<number>): number => Array.from(a).filter(Number.isFinite).reduce((x, y, _, arr) => x + y / arr.length, 0);
+    const mean = (a: ArrayLike<number>): number =>
+      Array.from(a)
+        .filter(Number.isFinite)
+        .reduce((x, y, _, arr) => x + y / arr.length, 0);
     glance.push(glanceItem(num(mean(primary.std), 4), `mean predictive σ on ${primary.name} rows (${target} units)`));
     const rm = record(record(card.metrics)?.[primary.name]);
-    if (rm && typeof rm.rmse === 'number') glance.push(glanceItem(num(rm.rmse, 4), `${primary.name} RMSE${typeof rm.r2 === 'number' ? `, R² ${num(rm.r2, 3)}` : ''}`));
+    if (rm && typeof rm.rmse === 'number')
+      glance.push(
+        glanceItem(num(rm.rmse, 4), `${primary.name} RMSE${typeof rm.r2 === 'number' ? `, R² ${num(rm.r2, 3)}` : ''}`),
+      );
   } else {
     const c = input.classification;
     if (!c) throw new Error('renderReport: a classification report needs input.classification');
@@ -841,16 +962,29 @@ export function renderReport(input: ReportInput): string {
     const served = after ?? splitRows.probs;
     if (after) {
       const xLo = confidenceFloor(s, [splitRows.probs, after]);
-      uncertainty.push(reliabilityFigure(s, splitRows.probs, 'before', xLo), reliabilityFigure(s, after, 'after', xLo, c.temperature));
+      uncertainty.push(
+        reliabilityFigure(s, splitRows.probs, 'before', xLo),
+        reliabilityFigure(s, after, 'after', xLo, c.temperature),
+      );
     } else {
       uncertainty.push(reliabilityFigure(s, splitRows.probs, 'only', confidenceFloor(s, [splitRows.probs])));
     }
     uncertainty.push(confidenceFigure(s, served), confusionFigure(s, served, c.labels), miFigure(s, served));
     const t = topClass(served, splitRows.labels, k);
-    glance.push(glanceItem(pct(t.correct.filter(Boolean).length / Math.max(1, t.correct.length)), `accuracy on ${s.name} rows (${t.correct.length})`));
+    glance.push(
+      glanceItem(
+        pct(t.correct.filter(Boolean).length / Math.max(1, t.correct.length)),
+        `accuracy on ${s.name} rows (${t.correct.length})`,
+      ),
+    );
     const eceBefore = reliabilityBins(splitRows.probs, splitRows.labels, k).ece;
     if (after) {
-      glance.push(glanceItem(`${num(eceBefore, 3)} → ${num(reliabilityBins(after, splitRows.labels, k).ece, 3)}`, `${s.name} ECE before → after temperature scaling (T = ${num(c.temperature ?? NaN, 3)})`));
+      glance.push(
+        glanceItem(
+          `${num(eceBefore, 3)} → ${num(reliabilityBins(after, splitRows.labels, k).ece, 3)}`,
+          `${s.name} ECE before → after temperature scaling (T = ${num(c.temperature ?? NaN, 3)})`,
+        ),
+      );
     } else {
       glance.push(glanceItem(num(eceBefore, 3), `${s.name} expected calibration error (15 bins)`));
     }
@@ -861,7 +995,9 @@ export function renderReport(input: ReportInput): string {
   const training = record(card.training);
   const features = card.features ?? [];
   const skip = new Set(['features', 'labels', 'metrics', 'training', 'name', 'format']);
-  const other = flatten(Object.fromEntries(Object.entries(card as Record<string, unknown>).filter(([k]) => !skip.has(k))));
+  const other = flatten(
+    Object.fromEntries(Object.entries(card as Record<string, unknown>).filter(([k]) => !skip.has(k))),
+  );
   const sub = [
     input.task,
     card.target ? `target column: ${card.target}` : '',
@@ -877,12 +1013,16 @@ export function renderReport(input: ReportInput): string {
     `<meta name="color-scheme" content="light"/><title>${esc(input.name)} — model report</title><style>${STYLE}</style></head><body><main>` +
     `<header><h1>${esc(input.name)}</h1><p class="sub">${esc(sub.join(' · '))}</p></header>` +
     `<section id="glance"><h2>At a glance</h2><ul class="glance">${glance.join('')}</ul>` +
-    (noTest ? `<p class="note">No test rows: the plots use the validation rows, which also chose the epoch and calibrated the uncertainty, so they flatter the model.</p>` : '') +
+    (noTest
+      ? `<p class="note">No test rows: the plots use the validation rows, which also chose the epoch and calibrated the uncertainty, so they flatter the model.</p>`
+      : '') +
     `</section>` +
     `<section id="training"><h2>Training</h2><div class="grid">${figures.map(figureHtml).join('')}</div></section>` +
     `<section id="uncertainty"><h2>Uncertainty</h2><div class="grid">${uncertainty.map(figureHtml).join('')}</div></section>` +
     `<section id="card"><h2>Model card</h2><div class="tables">${metricsTable(card)}${keyValueTable('settings-table', 'Training settings', training ? flatten(training) : [])}${keyValueTable('other-table', 'Other card fields', other)}</div>` +
-    (features.length > 0 ? `<div class="scroll" id="features"><p class="cap">Features (input order)</p><ol class="chips">${features.map((f) => `<li>${esc(f)}</li>`).join('')}</ol></div>` : '') +
+    (features.length > 0
+      ? `<div class="scroll" id="features"><p class="cap">Features (input order)</p><ol class="chips">${features.map((f) => `<li>${esc(f)}</li>`).join('')}</ol></div>`
+      : '') +
     `</section>` +
     `<section id="command"><h2>Command</h2><pre><code>${esc(input.command)}</code></pre></section>` +
     `<footer>dropout-serve model report${input.generatedAt ? ` · generated ${esc(input.generatedAt)}` : ''}. Uncertainty from Monte Carlo dropout (Gal &amp; Ghahramani 2016).</footer>` +

@@ -25,7 +25,10 @@ export function totalStd(epistemic: ArrayLike<number>, aleatoric: number | Array
 }
 
 /** Nominal levels of the calibration curve: 5%, 10%, …, 95% and 99%. */
-export const COVERAGE_LEVELS: readonly number[] = Object.freeze([...Array.from({ length: 19 }, (_, i) => (i + 1) / 20), 0.99]);
+export const COVERAGE_LEVELS: readonly number[] = Object.freeze([
+  ...Array.from({ length: 19 }, (_, i) => (i + 1) / 20),
+  0.99,
+]);
 
 function usable(y: number, mean: number, std: number): boolean {
   return Number.isFinite(y) && Number.isFinite(mean) && Number.isFinite(std) && std >= 0;
@@ -36,7 +39,12 @@ function usable(y: number, mean: number, std: number): boolean {
  * with |y − mean| ≤ z·std, z = Φ⁻¹((1 + level)/2) — the interval the server reports. NaN when no row is
  * usable (finite y, mean, std ≥ 0).
  */
-export function centralCoverage(y: ArrayLike<number>, mean: ArrayLike<number>, std: ArrayLike<number>, level: number): number {
+export function centralCoverage(
+  y: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  std: ArrayLike<number>,
+  level: number,
+): number {
   const z = normalQuantile((1 + level) / 2);
   let inside = 0;
   let rows = 0;
@@ -115,7 +123,8 @@ export interface Histogram {
  * last bin (so no row disappears). Without min/max the range is the values' own (widened when flat).
  */
 export function histogram(values: ArrayLike<number>, bins: number, min?: number, max?: number): Histogram {
-  if (!(Number.isInteger(bins) && bins >= 1)) throw new RangeError(`histogram needs a positive integer bin count, got ${bins}`);
+  if (!(Number.isInteger(bins) && bins >= 1))
+    throw new RangeError(`histogram needs a positive integer bin count, got ${bins}`);
   let lo = min ?? Infinity;
   let hi = max ?? -Infinity;
   if (min === undefined || max === undefined) {
@@ -190,7 +199,13 @@ export function reliabilityBins(
   const out: ReliabilityBin[] = [];
   for (let b = 0; b < bins; b++) {
     const n = count[b]!;
-    const bin = { lo: b / bins, hi: (b + 1) / bins, count: n, confidence: n > 0 ? conf[b]! / n : NaN, accuracy: n > 0 ? hits[b]! / n : NaN };
+    const bin = {
+      lo: b / bins,
+      hi: (b + 1) / bins,
+      count: n,
+      confidence: n > 0 ? conf[b]! / n : NaN,
+      accuracy: n > 0 ? hits[b]! / n : NaN,
+    };
     if (n > 0) ece += (n / rows) * Math.abs(bin.accuracy - bin.confidence);
     out.push(bin);
   }
@@ -215,7 +230,11 @@ export function confusionMatrix(probs: ArrayLike<number>, labels: ArrayLike<numb
 }
 
 /** Per usable row: the top-class probability and whether the top class is the true class. */
-export function topClass(probs: ArrayLike<number>, labels: ArrayLike<number>, classes: number): { index: number[]; confidence: number[]; correct: boolean[] } {
+export function topClass(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  classes: number,
+): { index: number[]; confidence: number[]; correct: boolean[] } {
   const index: number[] = [];
   const confidence: number[] = [];
   const correct: boolean[] = [];
@@ -232,7 +251,9 @@ export function topClass(probs: ArrayLike<number>, labels: ArrayLike<number>, cl
 
 /** Linear-interpolated quantile (type 7, like numpy's default) of the finite values; NaN when none. */
 export function quantile(values: ArrayLike<number>, q: number): number {
-  const xs = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  const xs = Array.from(values)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   if (xs.length === 0) return NaN;
   const h = (xs.length - 1) * Math.min(1, Math.max(0, q));
   const lo = Math.floor(h);

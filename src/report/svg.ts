@@ -27,7 +27,8 @@ const CHAR_EM = 0.6;
 const MAX_PX = 1e4;
 
 // Characters XML 1.0 forbids (C0 controls but tab/LF/CR, U+FFFE/U+FFFF, unpaired surrogates).
-const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const XML_INVALID =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** Escape text for XML/HTML text and attribute values; characters XML cannot carry become U+FFFD. */
 export function escapeXml(s: string): string {
@@ -92,7 +93,11 @@ function clean(v: number): number {
  * Round [lo, hi] outwards to multiples of a nice step and list the ticks. Non-finite bounds fall back to
  * [0, 1]; an empty range is widened by 10% of its value (or 1).
  */
-export function niceTicks(lo: number, hi: number, count = 5): { lo: number; hi: number; step: number; ticks: number[] } {
+export function niceTicks(
+  lo: number,
+  hi: number,
+  count = 5,
+): { lo: number; hi: number; step: number; ticks: number[] } {
   [lo, hi] = saneRange(lo, hi);
   const step = niceStep(hi - lo, count);
   const k0 = Math.floor(lo / step + 1e-9);
@@ -170,7 +175,13 @@ export interface Scale {
 }
 
 /** Linear scale from [lo, hi] (rounded out to nice ticks unless nice is false) to pixels [r0, r1]. */
-export function linearScale(lo: number, hi: number, r0: number, r1: number, opts: { nice?: boolean; count?: number } = {}): Scale {
+export function linearScale(
+  lo: number,
+  hi: number,
+  r0: number,
+  r1: number,
+  opts: { nice?: boolean; count?: number } = {},
+): Scale {
   const t = niceTicks(lo, hi, opts.count ?? 5);
   let a = t.lo;
   let b = t.hi;
@@ -294,7 +305,8 @@ interface Margin {
 }
 
 function checkId(id: string): string {
-  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(id)) throw new Error(`svg id ${JSON.stringify(id)}: use a letter then letters, digits, '-' or '_'`);
+  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(id))
+    throw new Error(`svg id ${JSON.stringify(id)}: use a letter then letters, digits, '-' or '_'`);
   return id;
 }
 
@@ -333,7 +345,8 @@ function legendSvg(rows: LegendItem[][], x0: number, y0: number): string {
       const kind = it.kind ?? 'line';
       if (kind === 'point') out += `<circle cx="${px(x + 9)}" cy="${px(y)}" r="4" fill="${c}"/>`;
       else if (kind === 'box') out += `<rect x="${px(x + 2)}" y="${px(y - 5)}" width="14" height="10" fill="${c}"/>`;
-      else out += `<line x1="${px(x)}" y1="${px(y)}" x2="${px(x + 18)}" y2="${px(y)}" stroke="${c}" stroke-width="2.2"${kind === 'dash' ? ' stroke-dasharray="5 3"' : ''}/>`;
+      else
+        out += `<line x1="${px(x)}" y1="${px(y)}" x2="${px(x + 18)}" y2="${px(y)}" stroke="${c}" stroke-width="2.2"${kind === 'dash' ? ' stroke-dasharray="5 3"' : ''}/>`;
       out += `<text x="${px(x + 24)}" y="${px(y + 4)}" font-size="${TICK_FONT_SIZE}" fill="${COLORS.ink}">${escapeXml(it.label)}</text>`;
       x += 26 + textWidth(it.label, TICK_FONT_SIZE) + 14;
     }
@@ -384,7 +397,14 @@ export class Plot {
 
   private static tickLabels(a: AxisSpec, s: Scale): [number, string][] {
     const values = a.tickValues ?? s.ticks;
-    return values.filter((v) => Number.isFinite(v) && v >= Math.min(s.lo, s.hi) - 1e-9 * Math.abs(s.hi - s.lo) && v <= Math.max(s.lo, s.hi) + 1e-9 * Math.abs(s.hi - s.lo)).map((v) => [v, (a.tickFormat ?? s.format)(v)]);
+    return values
+      .filter(
+        (v) =>
+          Number.isFinite(v) &&
+          v >= Math.min(s.lo, s.hi) - 1e-9 * Math.abs(s.hi - s.lo) &&
+          v <= Math.max(s.lo, s.hi) + 1e-9 * Math.abs(s.hi - s.lo),
+      )
+      .map((v) => [v, (a.tickFormat ?? s.format)(v)]);
   }
 
   /**
@@ -427,7 +447,10 @@ export class Plot {
       const pts = total > cap ? minMaxThin(seg, Math.max(2, Math.floor((cap * seg.length) / total))) : seg;
       d += pts.map((p, i) => `${i === 0 ? 'M' : 'L'}${px(p[0])} ${px(p[1])}`).join('');
     }
-    if (d) this.layers.push(`<path d="${d}" fill="none"${styleAttrs(style, COLORS.blue)} stroke-linejoin="round" stroke-linecap="round"/>`);
+    if (d)
+      this.layers.push(
+        `<path d="${d}" fill="none"${styleAttrs(style, COLORS.blue)} stroke-linejoin="round" stroke-linecap="round"/>`,
+      );
     return this;
   }
 
@@ -449,7 +472,12 @@ export class Plot {
   }
 
   /** Vertical error bars from lo to hi at each x (same thinning as points with the same cap). */
-  errorBars(xs: ArrayLike<number>, lo: ArrayLike<number>, hi: ArrayLike<number>, style: LineStyle & { cap?: number } = {}): this {
+  errorBars(
+    xs: ArrayLike<number>,
+    lo: ArrayLike<number>,
+    hi: ArrayLike<number>,
+    style: LineStyle & { cap?: number } = {},
+  ): this {
     let d = '';
     for (const i of decimateIndices(Math.min(xs.length, lo.length, hi.length), style.cap ?? 800)) {
       const a = this.at(xs[i]!, lo[i]!);
@@ -457,7 +485,8 @@ export class Plot {
       if (!a || !b) continue;
       d += `M${px(a[0])} ${px(a[1])}V${px(b[1])}`;
     }
-    if (d) this.layers.push(`<path d="${d}" fill="none"${styleAttrs({ width: 1, opacity: 0.5, ...style }, COLORS.blue)}/>`);
+    if (d)
+      this.layers.push(`<path d="${d}" fill="none"${styleAttrs({ width: 1, opacity: 0.5, ...style }, COLORS.blue)}/>`);
     return this;
   }
 
@@ -469,7 +498,9 @@ export class Plot {
       if (seg.length >= 2) {
         const top = seg.map(([, b]) => `${px(b[0])} ${px(b[1])}`);
         const bottom = seg.map(([a]) => `${px(a[0])} ${px(a[1])}`).reverse();
-        this.layers.push(`<path d="M${[...top, ...bottom].join('L')}Z" fill="${escapeXml(style.color ?? COLORS.blue)}" fill-opacity="${px(style.opacity ?? 0.2)}"${style.stroke ? ` stroke="${escapeXml(style.stroke)}"` : ''}/>`);
+        this.layers.push(
+          `<path d="M${[...top, ...bottom].join('L')}Z" fill="${escapeXml(style.color ?? COLORS.blue)}" fill-opacity="${px(style.opacity ?? 0.2)}"${style.stroke ? ` stroke="${escapeXml(style.stroke)}"` : ''}/>`,
+        );
       }
       seg = [];
     };
@@ -487,7 +518,11 @@ export class Plot {
    * Bars over bins: bar b spans [edges[b], edges[b+1]] and rises from bottoms[b] (default: 0, or the
    * axis floor on a log axis) to tops[b]. Stack series by passing the previous tops as bottoms.
    */
-  bars(edges: ArrayLike<number>, tops: ArrayLike<number>, style: AreaStyle & { bottoms?: ArrayLike<number>; gap?: number } = {}): this {
+  bars(
+    edges: ArrayLike<number>,
+    tops: ArrayLike<number>,
+    style: AreaStyle & { bottoms?: ArrayLike<number>; gap?: number } = {},
+  ): this {
     const floor = this.y.log ? this.y.lo : Math.max(Math.min(0, this.y.hi), this.y.lo);
     let out = `<g fill="${escapeXml(style.color ?? COLORS.blue)}" fill-opacity="${px(style.opacity ?? 0.85)}"${style.stroke ? ` stroke="${escapeXml(style.stroke)}" stroke-width="0.6"` : ''}>`;
     const gap = style.gap ?? 0.5;
@@ -521,7 +556,10 @@ export class Plot {
   segment(x0: number, y0: number, x1: number, y1: number, style: LineStyle = {}): this {
     const a = this.at(x0, y0);
     const b = this.at(x1, y1);
-    if (a && b) this.layers.push(`<line x1="${px(a[0])}" y1="${px(a[1])}" x2="${px(b[0])}" y2="${px(b[1])}"${styleAttrs(style, COLORS.grey)}/>`);
+    if (a && b)
+      this.layers.push(
+        `<line x1="${px(a[0])}" y1="${px(a[1])}" x2="${px(b[0])}" y2="${px(b[1])}"${styleAttrs(style, COLORS.grey)}/>`,
+      );
     return this;
   }
 
@@ -543,7 +581,19 @@ export class Plot {
   }
 
   /** Text at a data point (not clipped). `anchor` start|middle|end; dx/dy in pixels. */
-  text(x: number, y: number, s: string, opts: { anchor?: 'start' | 'middle' | 'end'; dx?: number; dy?: number; size?: number; color?: string; weight?: string } = {}): this {
+  text(
+    x: number,
+    y: number,
+    s: string,
+    opts: {
+      anchor?: 'start' | 'middle' | 'end';
+      dx?: number;
+      dy?: number;
+      size?: number;
+      color?: string;
+      weight?: string;
+    } = {},
+  ): this {
     const p = this.at(x, y);
     if (!p) return this;
     this.overlays.push(
@@ -561,7 +611,9 @@ export class Plot {
     if (!p) return this;
     const color = escapeXml(opts.color ?? COLORS.vermillion);
     const r = opts.r ?? 5;
-    this.overlays.push(`<circle cx="${px(p[0])}" cy="${px(p[1])}" r="${px(r)}" fill="#fff" stroke="${color}" stroke-width="2"/>`);
+    this.overlays.push(
+      `<circle cx="${px(p[0])}" cy="${px(p[1])}" r="${px(r)}" fill="#fff" stroke="${color}" stroke-width="2"/>`,
+    );
     const w = textWidth(label, TICK_FONT_SIZE);
     const right = p[0] + r + 4 + w <= this.width - this.margin.right;
     const above = p[1] - r - 6 - TICK_FONT_SIZE >= this.margin.top;
@@ -596,7 +648,8 @@ export class Plot {
       axes += `<text x="${px(x0 - 7)}" y="${px(y + 4)}" text-anchor="end">${escapeXml(s)}</text>`;
     }
     // Axis titles longer than their axis are shortened rather than cut off at the edge of the figure.
-    const fit = (label: string, room: number): string => truncate(label, Math.max(8, Math.floor(room / (FONT_SIZE * CHAR_EM * 0.92))));
+    const fit = (label: string, room: number): string =>
+      truncate(label, Math.max(8, Math.floor(room / (FONT_SIZE * CHAR_EM * 0.92))));
     const xLabel = `<text class="axis-label" x="${px((x0 + x1) / 2)}" y="${px(h - 8)}" text-anchor="middle" font-size="${FONT_SIZE}">${escapeXml(fit(spec.x.label, w - 8))}</text>`;
     const yMid = Math.min(Math.max((y0 + y1) / 2, h / 2 - 10), h / 2 + 10);
     const yLabel = `<text class="axis-label" x="${px(14)}" y="${px(yMid)}" text-anchor="middle" font-size="${FONT_SIZE}" transform="rotate(-90 ${px(14)} ${px(yMid)})">${escapeXml(fit(spec.y.label, 2 * Math.min(yMid, h - yMid) - 8))}</text>`;
@@ -671,7 +724,9 @@ export function heatmap(spec: HeatmapSpec): string {
   const width = spec.width ?? 480;
   const rowText = spec.rowLabels.map((s) => truncate(s, 16));
   const colText = spec.colLabels.map((s) => truncate(s, 16));
-  const labelLeft = Math.ceil(Math.min(width * 0.35, Math.max(...rowText.map((s) => textWidth(s, TICK_FONT_SIZE)), 10) + 34));
+  const labelLeft = Math.ceil(
+    Math.min(width * 0.35, Math.max(...rowText.map((s) => textWidth(s, TICK_FONT_SIZE)), 10) + 34),
+  );
   const cell = Math.max(14, Math.min(64, Math.floor((width - labelLeft - 16) / Math.max(1, cols))));
   // centre the matrix when the cells leave room
   const left = Math.max(labelLeft, Math.floor((width - cell * cols) / 2));
@@ -749,7 +804,9 @@ export function categoryChart(spec: CategoryChartSpec): string {
   const n = spec.categories.length;
   const width = spec.width ?? 480;
   // labels get at most half the width: cut them to fit (text-anchor end would push them off the left edge)
-  const labels = spec.categories.map((s) => truncate(s, Math.min(42, Math.floor((width * 0.5 - 14) / (TICK_FONT_SIZE * CHAR_EM)))));
+  const labels = spec.categories.map((s) =>
+    truncate(s, Math.min(42, Math.floor((width * 0.5 - 14) / (TICK_FONT_SIZE * CHAR_EM)))),
+  );
   const rowH = 20;
   const top = 10;
   const plotH = Math.max(1, n) * rowH;
@@ -766,7 +823,10 @@ export function categoryChart(spec: CategoryChartSpec): string {
   const x0 = Math.ceil(labelW);
   const x1 = width - 12 - valueW;
   // about one tick per 70 px of axis (a tick label is up to ~8 characters)
-  const sx = linearScale(lo, hi, x0, x1, { nice: mode === 'bar', count: Math.max(2, Math.min(4, Math.floor((x1 - x0) / 70))) });
+  const sx = linearScale(lo, hi, x0, x1, {
+    nice: mode === 'bar',
+    count: Math.max(2, Math.min(4, Math.floor((x1 - x0) / 70))),
+  });
   const base = mode === 'bar' ? sx.map(Math.max(Math.min(0, sx.hi), sx.lo)) : x0;
   let grid = '';
   let ticks = '';

@@ -47,7 +47,11 @@ function slowClientOptions(config: Config): { requestTimeout: number; connection
   return {
     requestTimeout,
     connectionTimeout: config.CONNECTION_TIMEOUT_MS,
-    http: { requestTimeout, headersTimeout: Math.min(10_000, requestTimeout), connectionsCheckingInterval: CONNECTIONS_CHECK_MS },
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(10_000, requestTimeout),
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+    },
   };
 }
 

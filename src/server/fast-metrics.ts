@@ -78,7 +78,12 @@ export class FastHistogram<L extends string> {
         acc += s.counts[i]!;
         values.push({ value: acc, labels: { le }, sharedLabels: s.labels, metricName: `${this.name}_bucket` });
       });
-      values.push({ value: s.count, labels: { le: '+Inf' }, sharedLabels: s.labels, metricName: `${this.name}_bucket` });
+      values.push({
+        value: s.count,
+        labels: { le: '+Inf' },
+        sharedLabels: s.labels,
+        metricName: `${this.name}_bucket`,
+      });
       values.push({ value: s.sum, labels: {}, sharedLabels: s.labels, metricName: `${this.name}_sum` });
       values.push({ value: s.count, labels: {}, sharedLabels: s.labels, metricName: `${this.name}_count` });
     }
@@ -124,7 +129,13 @@ export class FastCounter<L extends string> {
   }
 
   async get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
-    return { name: this.name, help: this.help, type: this.type, values: [...this.series.values()].map((s) => ({ value: s.value, labels: s.labels })), aggregator: this.aggregator };
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      values: [...this.series.values()].map((s) => ({ value: s.value, labels: s.labels })),
+      aggregator: this.aggregator,
+    };
   }
 
   reset(): void {

@@ -41,7 +41,10 @@ export function requestContext(req: FastifyRequest, reply: FastifyReply): Reques
   const elapsedMs = reply.elapsedTime;
   if (header === undefined) return { client, elapsedMs };
   const ms = typeof header === 'string' && TIMEOUT_RE.test(header) ? Number(header) : Number.NaN;
-  if (!(ms >= 1)) throw new InputError(`x-request-timeout: expected a whole number of milliseconds ≥ 1, got ${JSON.stringify(String(header).slice(0, 40))}`);
+  if (!(ms >= 1))
+    throw new InputError(
+      `x-request-timeout: expected a whole number of milliseconds ≥ 1, got ${JSON.stringify(String(header).slice(0, 40))}`,
+    );
   return { client, timeoutMs: ms, elapsedMs };
 }
 

@@ -24,17 +24,22 @@ async function main(): Promise<void> {
     logger: {
       level: config.LOG_LEVEL,
       redact: ['req.headers.authorization'],
-      ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+      ...(process.stdout.isTTY
+        ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+        : {}),
     },
   });
 
-  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error: (m: unknown) => app.log.error(m) } }, async ({ signal, err }) => {
-    if (err) app.log.error({ err }, 'fatal error, closing');
-    else app.log.info({ signal }, 'shutting down: refusing new requests, finishing in-flight ones');
-    app.repository.state = 'closing';
-    await app.close();
-    app.log.info('closed');
-  });
+  closeWithGrace(
+    { delay: config.SHUTDOWN_GRACE_MS, logger: { error: (m: unknown) => app.log.error(m) } },
+    async ({ signal, err }) => {
+      if (err) app.log.error({ err }, 'fatal error, closing');
+      else app.log.info({ signal }, 'shutting down: refusing new requests, finishing in-flight ones');
+      app.repository.state = 'closing';
+      await app.close();
+      app.log.info('closed');
+    },
+  );
 
   await app.listen({ port: config.PORT, host: config.HOST });
   try {

@@ -225,7 +225,8 @@ export class DataPlane implements ModelHooks {
    */
   modelStatistics(name?: string, version?: string): ModelStatistics[] {
     if (name === undefined) return this.repository.names().flatMap((n) => this.modelStatistics(n));
-    const versions = version === undefined ? this.repository.versions(name) : [this.repository.get(name, version).version];
+    const versions =
+      version === undefined ? this.repository.versions(name) : [this.repository.get(name, version).version];
     if (versions.length === 0) this.repository.get(name); // throws ModelNotFoundError
     return versions.map((v) => this.statistics.get(name, v));
   }
@@ -248,7 +249,10 @@ export class DataPlane implements ModelHooks {
       const max = this.config.MAX_QUEUE;
       if (this.predictWaiting >= max) {
         this.observer.rejected?.('predict');
-        throw new OverloadedError(`server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`, 1);
+        throw new OverloadedError(
+          `server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`,
+          1,
+        );
       }
       const timeoutMs = this.timeoutOf(req);
       const deadline = performance.now() + timeoutMs - (req.elapsedMs ?? 0);
@@ -295,7 +299,8 @@ export class DataPlane implements ModelHooks {
       if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
       const interval = req.interval ?? DEFAULT_INTERVAL;
       // an interval the model cannot serve (422) is refused before any row is read or run
-      if (m.task === 'regression') resolveInterval(m.name, m.uncertainty ?? DEFAULT_UNCERTAINTY, interval, req.intervalMethod);
+      if (m.task === 'regression')
+        resolveInterval(m.name, m.uncertainty ?? DEFAULT_UNCERTAINTY, interval, req.intervalMethod);
       let field = 'rows';
       const { x, rows: n } = req.input.decode(m, (n, f) => {
         this.checkRows(n, f);
@@ -308,7 +313,14 @@ export class DataPlane implements ModelHooks {
       this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
       try {
-        const { stats, seed } = await this.submitMc(m, x, rows, { samples, interval, intervalMethod: req.intervalMethod, seed: req.seed, returnSamples: req.returnSamples }, req, t);
+        const { stats, seed } = await this.submitMc(
+          m,
+          x,
+          rows,
+          { samples, interval, intervalMethod: req.intervalMethod, seed: req.seed, returnSamples: req.returnSamples },
+          req,
+          t,
+        );
         checkFiniteStats(stats);
         ok = true;
         return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed, outOfRange };
@@ -354,7 +366,9 @@ export class DataPlane implements ModelHooks {
   private checkWork(rows: number, samples: number, fields: SampleFields): void {
     const max = this.config.MC_MAX_WORK;
     if (rows * samples > max) {
-      throw new TooLargeError(`rows × ${fields.samplesName} = ${rows} × ${samples} = ${rows * samples} exceeds MC_MAX_WORK=${max}${fields.workAdvice ? `; ${fields.workAdvice}` : ''}`);
+      throw new TooLargeError(
+        `rows × ${fields.samplesName} = ${rows} × ${samples} = ${rows * samples} exceeds MC_MAX_WORK=${max}${fields.workAdvice ? `; ${fields.workAdvice}` : ''}`,
+      );
     }
   }
 
@@ -375,7 +389,12 @@ export class DataPlane implements ModelHooks {
     if (b === undefined) {
       const fs = m.featureStats;
       const k = this.config.OUT_OF_RANGE_STDS;
-      b = fs ? { low: Float64Array.from(fs.min, (v, j) => v - k * fs.std[j]!), high: Float64Array.from(fs.max, (v, j) => v + k * fs.std[j]!) } : null;
+      b = fs
+        ? {
+            low: Float64Array.from(fs.min, (v, j) => v - k * fs.std[j]!),
+            high: Float64Array.from(fs.max, (v, j) => v + k * fs.std[j]!),
+          }
+        : null;
       this.bounds.set(m, b);
     }
     if (!b) return null;
@@ -399,7 +418,13 @@ export class DataPlane implements ModelHooks {
   }
 
   /** `check` is asked when the request's run starts; `t.started` is set then (after any wait for a batch). */
-  private runPredict(m: Model, x: Float32Array, rows: number, check: () => Error | null, t: RequestTiming): Promise<Float32Array> {
+  private runPredict(
+    m: Model,
+    x: Float32Array,
+    rows: number,
+    check: () => Error | null,
+    t: RequestTiming,
+  ): Promise<Float32Array> {
     if (this.config.BATCH_MAX_ROWS <= 0) {
       const err = check();
       if (err) return Promise.reject(err);
@@ -409,7 +434,14 @@ export class DataPlane implements ModelHooks {
     let batcher = this.predictBatchers.get(m);
     if (!batcher) {
       const name = m.name;
-      batcher = new PredictBatcher((bx, n) => this.executed(m, 'predict', n, () => m.predict(bx, n)), m.features.length, m.outputSize, this.config.BATCH_MAX_ROWS, this.config.BATCH_MAX_WAIT_US, (n) => this.observer.predictBatch?.(name, n));
+      batcher = new PredictBatcher(
+        (bx, n) => this.executed(m, 'predict', n, () => m.predict(bx, n)),
+        m.features.length,
+        m.outputSize,
+        this.config.BATCH_MAX_ROWS,
+        this.config.BATCH_MAX_WAIT_US,
+        (n) => this.observer.predictBatch?.(name, n),
+      );
       this.predictBatchers.set(m, batcher);
     }
     return batcher.predict(x, rows, check, () => {
@@ -422,11 +454,27 @@ export class DataPlane implements ModelHooks {
    * more than it saves below MC_WORKER_MIN_WORK: bench); requests that fit one run may share it with
    * others (MC_COALESCE); the rest runs inline.
    */
-  private submitMc(m: Model, x: Float32Array, rows: number, opts: McOptions, req: SampleRequest, timing: RequestTiming): Promise<McResult> {
-    const onWorker = this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
+  private submitMc(
+    m: Model,
+    x: Float32Array,
+    rows: number,
+    opts: McOptions,
+    req: SampleRequest,
+    timing: RequestTiming,
+  ): Promise<McResult> {
+    const onWorker =
+      this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
     const coalesce = !onWorker && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
     const timeoutMs = this.timeoutOf(req);
-    return this.mc.submit({ model: m, job: { x, rows, opts }, coalesce, deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0), timeoutMs, client: req.client, timing });
+    return this.mc.submit({
+      model: m,
+      job: { x, rows, opts },
+      coalesce,
+      deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0),
+      timeoutMs,
+      client: req.client,
+      timing,
+    });
   }
 
   /**
@@ -466,7 +514,12 @@ export class DataPlane implements ModelHooks {
     for (const e of live) if (e.work.timing) e.work.timing.started = now;
     let results: McResult[];
     try {
-      results = await this.executed(m, 'mc', jobs.reduce((n, j) => n + j.rows, 0), () => (pool ? pool.runCoalesced(key!, jobs, m.features.length) : m.sampleBatch(jobs)));
+      results = await this.executed(
+        m,
+        'mc',
+        jobs.reduce((n, j) => n + j.rows, 0),
+        () => (pool ? pool.runCoalesced(key!, jobs, m.features.length) : m.sampleBatch(jobs)),
+      );
     } catch {
       for (const e of live) if (!e.aborted) await alone(e);
       return;
@@ -507,7 +560,8 @@ function describeRows(bad: Map<number, Set<string>>): string {
   return `${parts.join(', ')}${bad.size > 5 ? `, and ${bad.size - 5} more rows` : ''}`;
 }
 
-const ADVICE = 'the inputs drive the model beyond what float32 can represent; check them against the training range (GET the model: feature_stats)';
+const ADVICE =
+  'the inputs drive the model beyond what float32 can represent; check them against the training range (GET the model: feature_stats)';
 
 /** Every statistic of the record finite, else a 422 naming the rows and statistics (raw samples too, when kept). */
 export function checkFiniteStats(s: McStats): void {
@@ -525,7 +579,8 @@ export function checkFiniteStats(s: McStats): void {
     for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) mark(Math.floor(i / per), statName(d));
   }
   if (s.raw) {
-    for (let i = 0; i < s.raw.length; i++) if (!Number.isFinite(s.raw[i]!)) mark(Math.floor(i / width) % s.rows, 'samples');
+    for (let i = 0; i < s.raw.length; i++)
+      if (!Number.isFinite(s.raw[i]!)) mark(Math.floor(i / width) % s.rows, 'samples');
   }
   if (bad) throw new NonFiniteError(`statistics are not finite for ${describeRows(bad)}: ${ADVICE}`);
 }

@@ -12,7 +12,9 @@ export class ModelNotFoundError extends RequestError {
 
   /** `unknown model "x" (available: a, b)`; long names are cut. */
   static unknown(name: string, available: readonly string[]): ModelNotFoundError {
-    return new ModelNotFoundError(`unknown model "${name.length > 100 ? `${name.slice(0, 100)}…` : name}" (available: ${available.join(', ') || 'none'})`);
+    return new ModelNotFoundError(
+      `unknown model "${name.length > 100 ? `${name.slice(0, 100)}…` : name}" (available: ${available.join(', ') || 'none'})`,
+    );
   }
 }
 
@@ -58,7 +60,10 @@ export class OverloadedError extends RequestError {
 export class DeadlineExceededError extends RequestError {
   override name = 'DeadlineExceededError';
   constructor(timeoutMs: number, where: 'queued' | 'running') {
-    super('deadline_exceeded', `the request's deadline of ${Math.round(timeoutMs * 1000) / 1000} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`);
+    super(
+      'deadline_exceeded',
+      `the request's deadline of ${Math.round(timeoutMs * 1000) / 1000} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`,
+    );
   }
 }
 

@@ -36,9 +36,17 @@ export interface WorkerRequest {
   task: McTask | McBatchTask | { ping: true } | { load: PoolModel } | { unload: string };
 }
 
-export type WorkerReply = { id: number; result: Float64Array | null } | { id: number; error: string } | { id: number; cancelled: { samplesDone: number; samples: number } };
+export type WorkerReply =
+  | { id: number; result: Float64Array | null }
+  | { id: number; error: string }
+  | { id: number; cancelled: { samplesDone: number; samples: number } };
 
-const { models: initial, runtime, cancel, nice } = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array; nice: number };
+const {
+  models: initial,
+  runtime,
+  cancel,
+  nice,
+} = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array; nice: number };
 
 // a lower CPU priority for this thread only (Linux: setpriority on the thread's id), so that the main
 // thread (HTTP, health, predict) wins the CPU when both want it; elsewhere, or if refused, nothing
@@ -107,7 +115,8 @@ parentPort!.on('message', ({ id, task }: WorkerRequest) => {
   const started = isMc ? mcTasks.then(() => run(id, task)) : run(id, task);
   if (isMc) mcTasks = started.catch(() => undefined);
   started.then(
-    (result) => parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),
+    (result) =>
+      parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),
     (err: unknown) =>
       parentPort!.postMessage(
         err instanceof CancelledError

@@ -52,7 +52,9 @@ export class McPool {
     // under tsx/vitest the worker is TypeScript: load it through tsx; the built dist/ has the .js file
     const isTs = import.meta.url.endsWith('.ts');
     this.filename = new URL(isTs ? './mc-worker.ts' : './mc-worker.js', import.meta.url);
-    this.execArgv = isTs ? [...process.execArgv.filter((a) => !a.startsWith('--input-type')), '--import', 'tsx'] : undefined;
+    this.execArgv = isTs
+      ? [...process.execArgv.filter((a) => !a.startsWith('--input-type')), '--import', 'tsx']
+      : undefined;
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 
@@ -98,7 +100,12 @@ export class McPool {
     return this.models.size;
   }
 
-  private post<T>(slot: Slot, task: WorkerRequest['task'], transfer: ArrayBuffer[] = [], id = this.nextId++): Promise<T> {
+  private post<T>(
+    slot: Slot,
+    task: WorkerRequest['task'],
+    transfer: ArrayBuffer[] = [],
+    id = this.nextId++,
+  ): Promise<T> {
     if (this.closing) return Promise.reject(new Error('the MC worker pool is closed'));
     return new Promise<T>((resolve, reject) => {
       slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -149,11 +156,18 @@ export class McPool {
    * tag, and the worker's Model.sample stops before its next chunk (the result then rejects with a
    * CancelledError saying how many samples were done). `opts.signal` stays here (it cannot cross).
    */
-  start(model: string, x: Float32Array, rows: number, opts: McOptions): { result: Promise<McResult>; cancel: () => void } {
+  start(
+    model: string,
+    x: Float32Array,
+    rows: number,
+    opts: McOptions,
+  ): { result: Promise<McResult>; cancel: () => void } {
     const slot = this.pick();
     const id = this.nextId++;
     const { signal: _signal, ...plain } = opts;
-    const result = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id).then((data) => unpackStats(data)[0]!);
+    const result = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id).then(
+      (data) => unpackStats(data)[0]!,
+    );
     return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
   }
 

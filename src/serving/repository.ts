@@ -36,8 +36,15 @@ export const VERSION_RE = /^[1-9]\d{0,8}$/;
 export const DEFAULT_VERSION_POLICY: VersionPolicy = { kind: 'latest', count: 1 };
 
 /** The runtime options of the configuration. */
-export function runtimeOptions(config: Pick<Config, 'ORT_INTRA_OP_THREADS' | 'MC_MAX_RUN_ROWS' | 'MC_SHARED_PREFIX'>): RuntimeOptions {
-  return { ...DEFAULT_RUNTIME_OPTIONS, intraOpThreads: config.ORT_INTRA_OP_THREADS, maxRunRows: config.MC_MAX_RUN_ROWS, sharedPrefix: config.MC_SHARED_PREFIX };
+export function runtimeOptions(
+  config: Pick<Config, 'ORT_INTRA_OP_THREADS' | 'MC_MAX_RUN_ROWS' | 'MC_SHARED_PREFIX'>,
+): RuntimeOptions {
+  return {
+    ...DEFAULT_RUNTIME_OPTIONS,
+    intraOpThreads: config.ORT_INTRA_OP_THREADS,
+    maxRunRows: config.MC_MAX_RUN_ROWS,
+    sharedPrefix: config.MC_SHARED_PREFIX,
+  };
 }
 
 /** "latest:2" or "all" (as MODEL_VERSION_POLICY spells it). */
@@ -52,7 +59,8 @@ export function selectVersions(versions: readonly string[], policy: VersionPolic
 }
 
 /** The model file of a folder, in the first format that has one. */
-const modelFileIn = (folder: string): string | undefined => FORMATS.map((f) => join(folder, `model${f.extension}`)).find((f) => existsSync(f));
+const modelFileIn = (folder: string): string | undefined =>
+  FORMATS.map((f) => join(folder, `model${f.extension}`)).find((f) => existsSync(f));
 
 /**
  * The versions in one model folder: `<version>/model.<ext>` folders, and the flat `model.<ext>` as
@@ -76,7 +84,8 @@ function versionsIn(folder: string, name: string, skipped: string[]): ModelSourc
   }
   const flat = modelFileIn(folder);
   if (flat) {
-    if (found.some((s) => s.version === '1')) skipped.push(`${flat}: version 1 is also in ${join(folder, '1')}/, which is served`);
+    if (found.some((s) => s.version === '1'))
+      skipped.push(`${flat}: version 1 is also in ${join(folder, '1')}/, which is served`);
     else {
       const card = join(folder, 'model.json');
       found.push({ name, version: '1', file: flat, card: existsSync(card) ? card : null });
@@ -89,13 +98,17 @@ function versionsIn(folder: string, name: string, skipped: string[]): ModelSourc
  * Every model version of a folder (or MODEL_PATH, as version 1), by name then version; does not apply
  * the version policy. Throws ModelLoadError when the folder cannot be read; an empty folder gives none.
  */
-export function scanModels(opts: { modelsDir?: string; modelPath?: string }): { sources: ModelSource[]; skipped: string[] } {
+export function scanModels(opts: { modelsDir?: string; modelPath?: string }): {
+  sources: ModelSource[];
+  skipped: string[];
+} {
   if (opts.modelPath) {
     const file = opts.modelPath;
     const stem = basename(file, extname(file));
     const card = stem === 'model' ? join(dirname(file), 'model.json') : join(dirname(file), `${stem}.json`);
     const name = stem === 'model' ? basename(dirname(file)) : stem;
-    if (!MODEL_NAME_RE.test(name)) throw new ModelLoadError(file, `"${name}" is not a usable model name (letters, digits, '.', '_', '-')`);
+    if (!MODEL_NAME_RE.test(name))
+      throw new ModelLoadError(file, `"${name}" is not a usable model name (letters, digits, '.', '_', '-')`);
     return { sources: [{ name, version: '1', file, card: existsSync(card) ? card : null }], skipped: [] };
   }
   const dir = opts.modelsDir ?? 'models';
@@ -105,7 +118,10 @@ export function scanModels(opts: { modelsDir?: string; modelPath?: string }): { 
     entries = readdirSync(dir).sort();
   } catch (err) {
     if (err instanceof ModelLoadError) throw err;
-    throw new ModelLoadError(dir, `cannot read the models folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ModelLoadError(
+      dir,
+      `cannot read the models folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   const sources: ModelSource[] = [];
   const skipped: string[] = [];
@@ -129,9 +145,16 @@ export function scanModels(opts: { modelsDir?: string; modelPath?: string }): { 
 }
 
 /** scanModels, needing at least one model (start-up): throws ModelLoadError otherwise. */
-export function discover(opts: { modelsDir?: string; modelPath?: string }): { sources: ModelSource[]; skipped: string[] } {
+export function discover(opts: { modelsDir?: string; modelPath?: string }): {
+  sources: ModelSource[];
+  skipped: string[];
+} {
   const found = scanModels(opts);
-  if (found.sources.length === 0) throw new ModelLoadError(opts.modelsDir ?? 'models', `no models found (expected <name>/model${FORMATS[0]!.extension} or <name>/<version>/model${FORMATS[0]!.extension} folders)`);
+  if (found.sources.length === 0)
+    throw new ModelLoadError(
+      opts.modelsDir ?? 'models',
+      `no models found (expected <name>/model${FORMATS[0]!.extension} or <name>/<version>/model${FORMATS[0]!.extension} folders)`,
+    );
   return found;
 }
 
@@ -361,7 +384,11 @@ export class ModelRepository {
         failed.push({ source, error: err.message });
       }
     }
-    if (loaded.length === 0) throw new ModelLoadError(this.opts.modelPath ?? this.opts.modelsDir ?? 'models', `no model could be loaded: ${failed.map((f) => f.error).join('; ')}`);
+    if (loaded.length === 0)
+      throw new ModelLoadError(
+        this.opts.modelPath ?? this.opts.modelsDir ?? 'models',
+        `no model could be loaded: ${failed.map((f) => f.error).join('; ')}`,
+      );
     if (this.state === 'loading') this.state = 'ready';
     return { loaded, failed, skipped };
   }
@@ -448,11 +475,16 @@ export class ModelRepository {
    * (the version served before, if any, keeps serving).
    */
   async loadByName(name: string): Promise<string[]> {
-    if (!MODEL_NAME_RE.test(name)) throw new InputError(`"${name.slice(0, 100)}" is not a usable model name (letters, digits, '.', '_', '-'; at most 64)`);
+    if (!MODEL_NAME_RE.test(name))
+      throw new InputError(
+        `"${name.slice(0, 100)}" is not a usable model name (letters, digits, '.', '_', '-'; at most 64)`,
+      );
     const found = this.scan().get(name);
     if (!found) {
       const known = [...new Set([...this.scan().keys(), ...this.served.keys()])].sort();
-      throw new ModelNotFoundError(`no model "${name}" in the repository (${this.opts.modelPath ? 'MODEL_PATH' : 'MODELS_DIR'} has: ${known.join(', ') || 'none'})`);
+      throw new ModelNotFoundError(
+        `no model "${name}" in the repository (${this.opts.modelPath ? 'MODEL_PATH' : 'MODELS_DIR'} has: ${known.join(', ') || 'none'})`,
+      );
     }
     this.unloadedByRequest.delete(name);
     const report = await this.refresh(name, { found, force: true });
@@ -501,7 +533,14 @@ export class ModelRepository {
       }
       const served = [...(this.served.get(name)?.keys() ?? [])];
       // unloaded by request while loading: what this refresh loaded leaves too
-      const keep = new Set(this.unloadedByRequest.has(name) ? [] : selectVersions(served.filter((v) => onDisk.has(v)), this.versionPolicy));
+      const keep = new Set(
+        this.unloadedByRequest.has(name)
+          ? []
+          : selectVersions(
+              served.filter((v) => onDisk.has(v)),
+              this.versionPolicy,
+            ),
+      );
       const leaving = served.filter((v) => !keep.has(v));
       report.unloaded.push(...leaving);
       await this.unloadVersions(name, leaving);
@@ -580,7 +619,9 @@ export class ModelRepository {
       return await readFile(file, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-      throw new ModelNotFoundError(`model "${name}" has no report page (${basename(file)} beside its model file: ${code}); \`npm run train\` writes one`);
+      throw new ModelNotFoundError(
+        `model "${name}" has no report page (${basename(file)} beside its model file: ${code}); \`npm run train\` writes one`,
+      );
     }
   }
 
@@ -609,7 +650,9 @@ export class ModelRepository {
     const entry = version === undefined ? this.latest.get(name) : this.served.get(name)?.get(version);
     if (entry) return entry;
     if (version === undefined || !this.served.has(name)) throw ModelNotFoundError.unknown(name, this.names());
-    throw new ModelNotFoundError(`model "${name}" has no version "${version.slice(0, 100)}" (versions: ${this.versions(name).join(', ')})`);
+    throw new ModelNotFoundError(
+      `model "${name}" has no version "${version.slice(0, 100)}" (versions: ${this.versions(name).join(', ')})`,
+    );
   }
 
   private notServed(name: string): ModelNotFoundError {
@@ -677,7 +720,12 @@ export class ModelRepository {
     for (const s of sources) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
     const picked: ModelSource[] = [];
     for (const list of byName.values()) {
-      const keep = new Set(selectVersions(list.map((s) => s.version ?? '1'), this.versionPolicy));
+      const keep = new Set(
+        selectVersions(
+          list.map((s) => s.version ?? '1'),
+          this.versionPolicy,
+        ),
+      );
       picked.push(...list.filter((s) => keep.has(s.version ?? '1')));
     }
     return picked;

@@ -187,8 +187,14 @@ export class McScheduler {
     const wait = this.estimatedWaitMs();
     if (this.waiting < max && !(maxWait > 0 && wait > maxWait)) return null;
     this.observer.rejected?.('mc');
-    const why = this.waiting >= max ? `(MAX_QUEUE=${max})` : `(about ${Math.round(wait)} ms of work ahead, MAX_QUEUE_WAIT_MS=${maxWait})`;
-    return new OverloadedError(`server busy: ${this.waiting} Monte Carlo requests are waiting ${why}; retry later`, this.retryAfterSeconds());
+    const why =
+      this.waiting >= max
+        ? `(MAX_QUEUE=${max})`
+        : `(about ${Math.round(wait)} ms of work ahead, MAX_QUEUE_WAIT_MS=${maxWait})`;
+    return new OverloadedError(
+      `server busy: ${this.waiting} Monte Carlo requests are waiting ${why}; retry later`,
+      this.retryAfterSeconds(),
+    );
   }
 
   /**
@@ -203,7 +209,10 @@ export class McScheduler {
       const left = work.deadline - performance.now();
       if (left <= 0) return e.abort(new DeadlineExceededError(work.timeoutMs, 'queued'));
       if (work.client?.closed) return e.abort(new CancelledError());
-      e.timer = setTimeout(() => this.abort(e, new DeadlineExceededError(work.timeoutMs, e.state === 'running' ? 'running' : 'queued')), left);
+      e.timer = setTimeout(
+        () => this.abort(e, new DeadlineExceededError(work.timeoutMs, e.state === 'running' ? 'running' : 'queued')),
+        left,
+      );
       if (work.client) e.unlisten = work.client.onClose(() => this.abort(e, new CancelledError()));
       this.queue.push(e);
       this.waiting++;
@@ -251,7 +260,14 @@ export class McScheduler {
         let rows = job.rows * T;
         for (let i = this.head; i < this.queue.length && rows < max; i++) {
           const e = this.queue[i]!;
-          if (e.state !== 'queued' || !e.work.coalesce || e.work.model !== model || e.job.opts.samples !== T || rows + e.job.rows * T > max) continue;
+          if (
+            e.state !== 'queued' ||
+            !e.work.coalesce ||
+            e.work.model !== model ||
+            e.job.opts.samples !== T ||
+            rows + e.job.rows * T > max
+          )
+            continue;
           batch.push(e);
           rows += e.job.rows * T;
         }

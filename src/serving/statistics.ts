@@ -83,7 +83,18 @@ const add = (d: DurationStat, ms: number): void => {
 const zero = (): DurationStat => ({ count: 0, ns: 0 });
 
 function emptyMode(): ModeStatistics {
-  return { inferenceCount: 0, executionCount: 0, sampleCount: 0, success: zero(), fail: zero(), queue: zero(), computeInput: zero(), computeInfer: zero(), computeOutput: zero(), batches: new Map() };
+  return {
+    inferenceCount: 0,
+    executionCount: 0,
+    sampleCount: 0,
+    success: zero(),
+    fail: zero(),
+    queue: zero(),
+    computeInput: zero(),
+    computeInfer: zero(),
+    computeOutput: zero(),
+    batches: new Map(),
+  };
 }
 
 export class InferenceStatistics {
@@ -105,7 +116,15 @@ export class InferenceStatistics {
   }
 
   /** A request that ended; `ok` false for an error. `samples`: Monte Carlo samples per row (1 for predict). */
-  request(name: string, version: string, mode: InferenceMode, ok: boolean, rows: number, samples: number, t: RequestTiming): void {
+  request(
+    name: string,
+    version: string,
+    mode: InferenceMode,
+    ok: boolean,
+    rows: number,
+    samples: number,
+    t: RequestTiming,
+  ): void {
     const e = this.entry(name, version);
     const m = e.modes[mode];
     e.lastEnded = t.ended;
@@ -134,7 +153,12 @@ export class InferenceStatistics {
   get(name: string, version: string): ModelStatistics {
     const e = this.models.get(`${name}\u0000${version}`);
     if (!e) return { name, version, lastInference: 0, modes: { predict: emptyMode(), mc: emptyMode() } };
-    return { name, version, lastInference: Number.isNaN(e.lastEnded) ? 0 : Math.round(performance.timeOrigin + e.lastEnded), modes: e.modes };
+    return {
+      name,
+      version,
+      lastInference: Number.isNaN(e.lastEnded) ? 0 : Math.round(performance.timeOrigin + e.lastEnded),
+      modes: e.modes,
+    };
   }
 }
 

@@ -21,7 +21,8 @@ export interface WatcherOptions {
   onError?: (error: Error) => void;
 }
 
-const signature = (found: FoundVersion[] | undefined): string => (found ?? []).map((f) => `${f.source.version}=${f.stamp}`).join(',');
+const signature = (found: FoundVersion[] | undefined): string =>
+  (found ?? []).map((f) => `${f.source.version}=${f.stamp}`).join(',');
 
 export class RepositoryWatcher {
   private timer: NodeJS.Timeout | null = null;

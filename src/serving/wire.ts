@@ -23,7 +23,11 @@ export interface McBatchTask {
 /** Values per request in McBatchTask.meta. */
 const META = 5;
 
-export function packBatch(model: string, jobs: readonly McJob[], features: number): { task: McBatchTask; transfer: ArrayBuffer[] } {
+export function packBatch(
+  model: string,
+  jobs: readonly McJob[],
+  features: number,
+): { task: McBatchTask; transfer: ArrayBuffer[] } {
   const rows = jobs.reduce((n, j) => n + j.rows, 0);
   const x = new Float32Array(rows * features);
   const meta = new Float64Array(META * jobs.length);
@@ -34,21 +38,39 @@ export function packBatch(model: string, jobs: readonly McJob[], features: numbe
     const method = j.opts.intervalMethod === undefined ? -1 : INTERVAL_METHODS.indexOf(j.opts.intervalMethod);
     meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0, method], META * k);
   });
-  return { task: { model, samples: jobs[0]!.opts.samples, x, meta }, transfer: [x.buffer as ArrayBuffer, meta.buffer as ArrayBuffer] };
+  return {
+    task: { model, samples: jobs[0]!.opts.samples, x, meta },
+    transfer: [x.buffer as ArrayBuffer, meta.buffer as ArrayBuffer],
+  };
 }
 
 export function unpackBatch(task: McBatchTask, features: number): McJob[] {
   const jobs: McJob[] = [];
   let at = 0;
   for (let k = 0; k < task.meta.length; k += META) {
-    const [rows, interval, seed, returnSamples, method] = Array.from(task.meta.subarray(k, k + META)) as [number, number, number, number, number];
+    const [rows, interval, seed, returnSamples, method] = Array.from(task.meta.subarray(k, k + META)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const intervalMethod = INTERVAL_METHODS[method];
-    jobs.push({ x: task.x.subarray(at * features, (at + rows) * features), rows, opts: { samples: task.samples, interval, ...(intervalMethod ? { intervalMethod } : {}), ...(seed >= 0 ? { seed } : {}), returnSamples: returnSamples === 1 } });
+    jobs.push({
+      x: task.x.subarray(at * features, (at + rows) * features),
+      rows,
+      opts: {
+        samples: task.samples,
+        interval,
+        ...(intervalMethod ? { intervalMethod } : {}),
+        ...(seed >= 0 ? { seed } : {}),
+        returnSamples: returnSamples === 1,
+      },
+    });
     at += rows;
   }
   return jobs;
 }
-
 
 /** Cancel flags per worker: a task uses flag id % CANCEL_FLAGS (a worker holds at most two tasks). */
 export const CANCEL_FLAGS = 16;

@@ -27,7 +27,11 @@ export function gaussianNll(residuals: ArrayLike<number>, epistemicVar: ArrayLik
  * Maximum-likelihood aleatoric std σ ≥ 0 for residuals y − μ and epistemic variances s², in the units of
  * the residuals. `scale` (e.g. the target's std) sets the search range [1e-6·scale, 10·scale].
  */
-export function calibrateAleatoricStd(residuals: ArrayLike<number>, epistemicVar: ArrayLike<number>, scale: number): number {
+export function calibrateAleatoricStd(
+  residuals: ArrayLike<number>,
+  epistemicVar: ArrayLike<number>,
+  scale: number,
+): number {
   if (residuals.length === 0) throw new Error('calibration needs at least one row');
   const lo = Math.log(Math.max(scale, 1e-12) * 1e-6);
   const hi = Math.log(Math.max(scale, 1e-12) * 10);
@@ -39,7 +43,13 @@ export function calibrateAleatoricStd(residuals: ArrayLike<number>, epistemicVar
 }
 
 /** Mean Gaussian NLL of residuals r_i under variance s²·e_i + k_i + σ² (k the other known variance, or none). */
-export function scaledGaussianNll(residuals: ArrayLike<number>, epistemicVar: ArrayLike<number>, otherVar: ArrayLike<number> | null, scale: number, sigma: number): number {
+export function scaledGaussianNll(
+  residuals: ArrayLike<number>,
+  epistemicVar: ArrayLike<number>,
+  otherVar: ArrayLike<number> | null,
+  scale: number,
+  sigma: number,
+): number {
   const n = residuals.length;
   const a = scale * scale;
   const s2 = sigma * sigma;
@@ -101,7 +111,13 @@ export function gridGoldenSearch(
 }
 
 /** Minimum of f on [lo, hi] by gridGoldenSearch: the refined point, or the grid's best when that is lower. */
-function minimiseOnGrid(f: (x: number) => number, lo: number, hi: number, steps: number, iterations: number): { x: number; fx: number } {
+function minimiseOnGrid(
+  f: (x: number) => number,
+  lo: number,
+  hi: number,
+  steps: number,
+  iterations: number,
+): { x: number; fx: number } {
   const { mid: x, best, bestVal } = gridGoldenSearch(f, lo, hi, steps, iterations);
   const fx = f(x);
   return fx <= bestVal ? { x, fx } : { x: best, fx: bestVal };

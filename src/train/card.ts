@@ -31,7 +31,14 @@ export interface ModelCard {
   dropout: number[];
   /** Dropout rate on the standardised inputs (0: no input Dropout node). */
   input_dropout: number;
-  architecture: { inputs: number; hidden: number[]; outputs: number; activation: string; input_dropout: number; hidden_dropout: number[] };
+  architecture: {
+    inputs: number;
+    hidden: number[];
+    outputs: number;
+    activation: string;
+    input_dropout: number;
+    hidden_dropout: number[];
+  };
   /** Regression noise model. */
   noise?: 'homoscedastic' | 'heteroscedastic';
   /**
@@ -122,7 +129,14 @@ export function buildCard(
     output_kind: reg ? 'regression' : 'logits',
     dropout: pIn > 0 ? [pIn, ...m.spec.dropout] : m.spec.dropout,
     input_dropout: pIn,
-    architecture: { inputs: m.spec.inputs, hidden: m.spec.hidden, outputs: m.spec.outputs, activation: m.spec.activation, input_dropout: pIn, hidden_dropout: m.spec.dropout },
+    architecture: {
+      inputs: m.spec.inputs,
+      hidden: m.spec.hidden,
+      outputs: m.spec.outputs,
+      activation: m.spec.activation,
+      input_dropout: pIn,
+      hidden_dropout: m.spec.dropout,
+    },
     ...(reg
       ? {
           noise: m.noise,
@@ -148,7 +162,8 @@ export function buildCard(
       : {
           temperature: m.temperature,
           calibration: {
-            method: 'temperature scaling of every MC sample\'s logits, fitted by NLL of the MC-averaged probabilities (Guo et al. 2017)',
+            method:
+              "temperature scaling of every MC sample's logits, fitted by NLL of the MC-averaged probabilities (Guo et al. 2017)",
             mc_samples: opts.mcSamples,
             rows: m.calibrationRows,
             source: m.calibrationSource,
@@ -184,7 +199,11 @@ export function buildCard(
           : 'MSE on the standardised target',
       tuned: extras.tuning !== undefined,
     },
-    history: { epoch: kept.map((h) => h.epoch), train_loss: kept.map((h) => h.trainLoss), val_loss: kept.map((h) => finite(h.valLoss)) },
+    history: {
+      epoch: kept.map((h) => h.epoch),
+      train_loss: kept.map((h) => h.trainLoss),
+      val_loss: kept.map((h) => finite(h.valLoss)),
+    },
     ...(extras.tuning ? { tuning: extras.tuning.card } : {}),
     metrics: { ...m.metrics, ...(m.temperatureMetrics ? { temperature_scaling: m.temperatureMetrics } : {}) },
     data: { ...data, file: basename(data.file) },
@@ -192,7 +211,7 @@ export function buildCard(
     onnx: {
       opset,
       training_mode_input: 'training_mode',
-      note: 'Feed training_mode=false for predictions (dropout off) and true for Monte Carlo dropout. Disable onnxruntime\'s EliminateDropout optimizer or it deletes the Dropout nodes.',
+      note: "Feed training_mode=false for predictions (dropout off) and true for Monte Carlo dropout. Disable onnxruntime's EliminateDropout optimizer or it deletes the Dropout nodes.",
     },
   };
   return card;

@@ -11,8 +11,25 @@ import { DataError, type Dataset, readCsvFile, splitRows, toDataset, type Task }
 import { OPSET, exportOnnx } from './export-onnx.js';
 import { modelReport, trainCommand, validationRows } from './report-input.js';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
-import { DEFAULT_TRAIN_OPTIONS, type EpochLog, type NoiseModel, train, type TrainedModel, type TrainOptions } from './train.js';
-import { type CalibrationSource, defaultGrid, defaultThreads, type Grid, TUNE_BATCH_SIZE, TUNE_HIDDEN, tune, type TuneProgress, type TuneResult } from './tune.js';
+import {
+  DEFAULT_TRAIN_OPTIONS,
+  type EpochLog,
+  type NoiseModel,
+  train,
+  type TrainedModel,
+  type TrainOptions,
+} from './train.js';
+import {
+  type CalibrationSource,
+  defaultGrid,
+  defaultThreads,
+  type Grid,
+  TUNE_BATCH_SIZE,
+  TUNE_HIDDEN,
+  tune,
+  type TuneProgress,
+  type TuneResult,
+} from './tune.js';
 import type { Activation } from './mlp.js';
 
 const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [options]
@@ -55,7 +72,13 @@ function num(name: string, v: string | undefined, def: number, check: (x: number
   return x;
 }
 
-function list(name: string, v: string | undefined, def: number[], check: (x: number) => boolean, what: string): number[] {
+function list(
+  name: string,
+  v: string | undefined,
+  def: number[],
+  check: (x: number) => boolean,
+  what: string,
+): number[] {
   if (v === undefined) return def;
   const xs = v.split(',').map((s) => num(name, s.trim(), NaN, check, what));
   if (xs.length === 0) throw new UsageError(`--${name}: empty list`);
@@ -131,7 +154,9 @@ export function parseCli(argv: string[]): CliArgs {
     if (!values[req]) throw new UsageError(`--${req} is required`);
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(values.name!)) {
-    throw new UsageError(`--name ${values.name}: use letters, digits, '.', '_' or '-' (at most 64, not starting with a symbol)`);
+    throw new UsageError(
+      `--name ${values.name}: use letters, digits, '.', '_' or '-' (at most 64, not starting with a symbol)`,
+    );
   }
   if (values.task !== undefined && values.task !== 'regression' && values.task !== 'classification') {
     throw new UsageError(`--task ${values.task}: expected regression or classification`);
@@ -148,34 +173,73 @@ export function parseCli(argv: string[]): CliArgs {
   if (values['test-data'] && values['test-split']) throw new UsageError('give --test-data or --test-split, not both');
   const oneOf = <T extends string>(name: string, v: string | undefined, allowed: readonly T[], def: T): T => {
     if (v === undefined) return def;
-    if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} ${v}: expected ${allowed.join(' or ')}`);
+    if (!(allowed as readonly string[]).includes(v))
+      throw new UsageError(`--${name} ${v}: expected ${allowed.join(' or ')}`);
     return v as T;
   };
   const noise = oneOf('noise', values.noise, ['homoscedastic', 'heteroscedastic'] as const, 'homoscedastic');
-  if (noise === 'heteroscedastic' && values.task === 'classification') throw new UsageError('--noise heteroscedastic applies to regression only');
-  const tuneNoise = values['tune-noise']?.split(',').map((v) => oneOf('tune-noise', v.trim(), ['homoscedastic', 'heteroscedastic'] as const, 'homoscedastic'));
-  const tuneOnly = ['threads', 'calibration', 'calibration-fraction', 'tune-dropout', 'tune-weight-decay', 'tune-epochs', 'tune-noise'] as const;
+  if (noise === 'heteroscedastic' && values.task === 'classification')
+    throw new UsageError('--noise heteroscedastic applies to regression only');
+  const tuneNoise = values['tune-noise']
+    ?.split(',')
+    .map((v) => oneOf('tune-noise', v.trim(), ['homoscedastic', 'heteroscedastic'] as const, 'homoscedastic'));
+  const tuneOnly = [
+    'threads',
+    'calibration',
+    'calibration-fraction',
+    'tune-dropout',
+    'tune-weight-decay',
+    'tune-epochs',
+    'tune-noise',
+  ] as const;
   for (const k of tuneOnly) if (values[k] !== undefined && !values.tune) throw new UsageError(`--${k} needs --tune`);
   if (values.tune) {
     for (const k of ['dropout', 'weight-decay', 'epochs', 'noise', 'patience'] as const) {
-      if (values[k] !== undefined) throw new UsageError(`--${k} is chosen by --tune (set the grid with --tune-dropout, --tune-weight-decay, --tune-epochs, --tune-noise)`);
+      if (values[k] !== undefined)
+        throw new UsageError(
+          `--${k} is chosen by --tune (set the grid with --tune-dropout, --tune-weight-decay, --tune-epochs, --tune-noise)`,
+        );
     }
   }
   const d = DEFAULT_TRAIN_OPTIONS;
   const int = (x: number): boolean => Number.isInteger(x);
   const opts: TrainOptions = {
-    hidden: list('hidden', values.hidden, values.tune ? [TUNE_HIDDEN] : d.hidden, (x) => int(x) && x >= 1 && x <= 4096, 'positive integer widths (≤ 4096)'),
+    hidden: list(
+      'hidden',
+      values.hidden,
+      values.tune ? [TUNE_HIDDEN] : d.hidden,
+      (x) => int(x) && x >= 1 && x <= 4096,
+      'positive integer widths (≤ 4096)',
+    ),
     dropout: list('dropout', values.dropout, d.dropout, (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
     activation: (values.activation as Activation | undefined) ?? d.activation,
     epochs: num('epochs', values.epochs, d.epochs, (x) => int(x) && x >= 1, 'a positive integer'),
-    batchSize: num('batch-size', values['batch-size'], values.tune ? TUNE_BATCH_SIZE : d.batchSize, (x) => int(x) && x >= 1, 'a positive integer'),
+    batchSize: num(
+      'batch-size',
+      values['batch-size'],
+      values.tune ? TUNE_BATCH_SIZE : d.batchSize,
+      (x) => int(x) && x >= 1,
+      'a positive integer',
+    ),
     lr: num('lr', values.lr, d.lr, (x) => x > 0 && x < 10, 'a learning rate in (0, 10)'),
     weightDecay: num('weight-decay', values['weight-decay'], d.weightDecay, (x) => x >= 0, 'a number ≥ 0'),
     patience: num('patience', values.patience, d.patience, (x) => int(x) && x >= 0, 'an integer ≥ 0'),
     valSplit: num('val-split', values['val-split'], d.valSplit, (x) => x > 0 && x < 1, 'a fraction in (0, 1)'),
     seed: num('seed', values.seed, d.seed, (x) => int(x) && x >= 0 && x < 2 ** 32, 'an integer in [0, 2^32)'),
-    mcSamples: num('mc-samples', values['mc-samples'], d.mcSamples, (x) => int(x) && x >= 2 && x <= 100000, 'an integer in [2, 100000]'),
-    inputDropout: num('input-dropout', values['input-dropout'], d.inputDropout, (x) => x >= 0 && x < 1, 'a rate in [0, 1)'),
+    mcSamples: num(
+      'mc-samples',
+      values['mc-samples'],
+      d.mcSamples,
+      (x) => int(x) && x >= 2 && x <= 100000,
+      'an integer in [2, 100000]',
+    ),
+    inputDropout: num(
+      'input-dropout',
+      values['input-dropout'],
+      d.inputDropout,
+      (x) => x >= 0 && x < 1,
+      'a rate in [0, 1)',
+    ),
     noise,
     nllBeta: num('nll-beta', values['nll-beta'], d.nllBeta, (x) => x >= 0 && x <= 1, 'a number in [0, 1]'),
     engine: (values.engine as TrainOptions['engine'] | undefined) ?? d.engine,
@@ -190,15 +254,41 @@ export function parseCli(argv: string[]): CliArgs {
     testSplit: num('test-split', values['test-split'], 0, (x) => x > 0 && x < 1, 'a fraction in (0, 1)'),
     out: values.out ?? 'models',
     quiet: values.quiet ?? false,
-    intervalMethod: oneOf('interval-method', values['interval-method'], ['conformal', 'gaussian'] as const, 'conformal'),
+    intervalMethod: oneOf(
+      'interval-method',
+      values['interval-method'],
+      ['conformal', 'gaussian'] as const,
+      'conformal',
+    ),
     tune: values.tune ?? false,
-    threads: num('threads', values.threads, defaultThreads(), (x) => int(x) && x >= 0 && x <= 64, 'an integer in [0, 64]'),
+    threads: num(
+      'threads',
+      values.threads,
+      defaultThreads(),
+      (x) => int(x) && x >= 0 && x <= 64,
+      'an integer in [0, 64]',
+    ),
     calibration: oneOf('calibration', values.calibration, ['crossfit', 'validation', 'holdout'] as const, 'crossfit'),
-    calibrationFraction: num('calibration-fraction', values['calibration-fraction'], 0.2, (x) => x > 0 && x < 1, 'a fraction in (0, 1)'),
+    calibrationFraction: num(
+      'calibration-fraction',
+      values['calibration-fraction'],
+      0.2,
+      (x) => x > 0 && x < 1,
+      'a fraction in (0, 1)',
+    ),
     grid: {
-      dropout: values['tune-dropout'] === undefined ? undefined : list('tune-dropout', values['tune-dropout'], [], (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
-      decayTimesN: values['tune-weight-decay'] === undefined ? undefined : list('tune-weight-decay', values['tune-weight-decay'], [], (x) => x >= 0, 'numbers ≥ 0 (c in λ = c/N)'),
-      epochs: values['tune-epochs'] === undefined ? undefined : list('tune-epochs', values['tune-epochs'], [], (x) => int(x) && x >= 1, 'positive integers'),
+      dropout:
+        values['tune-dropout'] === undefined
+          ? undefined
+          : list('tune-dropout', values['tune-dropout'], [], (x) => x >= 0 && x < 1, 'rates in [0, 1)'),
+      decayTimesN:
+        values['tune-weight-decay'] === undefined
+          ? undefined
+          : list('tune-weight-decay', values['tune-weight-decay'], [], (x) => x >= 0, 'numbers ≥ 0 (c in λ = c/N)'),
+      epochs:
+        values['tune-epochs'] === undefined
+          ? undefined
+          : list('tune-epochs', values['tune-epochs'], [], (x) => int(x) && x >= 1, 'positive integers'),
       noise: tuneNoise,
     },
   };
@@ -210,7 +300,11 @@ function formatEta(ms: number): string {
 }
 
 /** A one-line progress bar on a TTY, plain lines (every tenth of the run) otherwise. */
-function progressReporter(epochs: number, stream: NodeJS.WriteStream, quiet: boolean): { onEpoch: (l: EpochLog) => void; done: () => void } {
+function progressReporter(
+  epochs: number,
+  stream: NodeJS.WriteStream,
+  quiet: boolean,
+): { onEpoch: (l: EpochLog) => void; done: () => void } {
   const tty = stream.isTTY === true;
   const every = Math.max(1, Math.round(epochs / 10));
   const width = 24;
@@ -233,7 +327,10 @@ function progressReporter(epochs: number, stream: NodeJS.WriteStream, quiet: boo
 }
 
 /** Tuning progress: a bar over all candidates' epochs on a TTY, a line per finished candidate otherwise. */
-function tuneReporter(stream: NodeJS.WriteStream, quiet: boolean): { onProgress: (p: TuneProgress) => void; done: () => void } {
+function tuneReporter(
+  stream: NodeJS.WriteStream,
+  quiet: boolean,
+): { onProgress: (p: TuneProgress) => void; done: () => void } {
   const tty = stream.isTTY === true;
   const width = 24;
   let lastCandidates = 0;
@@ -263,13 +360,24 @@ function tuneReporter(stream: NodeJS.WriteStream, quiet: boolean): { onProgress:
 }
 
 function metricsTable(metrics: Record<string, RegressionMetrics | ClassificationMetrics | undefined>): string {
-  const cols = Object.entries(metrics).filter((e): e is [string, RegressionMetrics | ClassificationMetrics] => e[1] !== undefined);
+  const cols = Object.entries(metrics).filter(
+    (e): e is [string, RegressionMetrics | ClassificationMetrics] => e[1] !== undefined,
+  );
   const keys = Object.keys(cols[0]![1]);
-  const fmt = (v: number, k: string): string => (k === 'rows' ? String(v) : Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(4));
-  const rows = [['metric', ...cols.map((c) => c[0])], ...keys.map((k) => [k, ...cols.map((c) => fmt((c[1] as unknown as Record<string, number>)[k]!, k))])];
+  const fmt = (v: number, k: string): string =>
+    k === 'rows' ? String(v) : Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(4);
+  const rows = [
+    ['metric', ...cols.map((c) => c[0])],
+    ...keys.map((k) => [k, ...cols.map((c) => fmt((c[1] as unknown as Record<string, number>)[k]!, k))]),
+  ];
   const widths = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
-  const line = (r: string[]): string => `| ${r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join(' | ')} |`;
-  return [line(rows[0]!), `|${widths.map((w, j) => (j === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+  const line = (r: string[]): string =>
+    `| ${r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join(' | ')} |`;
+  return [
+    line(rows[0]!),
+    `|${widths.map((w, j) => (j === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...rows.slice(1).map(line),
+  ].join('\n');
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -292,14 +400,20 @@ export async function run(argv: string[]): Promise<number> {
     let testSource = 'none';
     if (args.testData) {
       const t = readCsvFile(args.testData);
-      test = toDataset(t.table, { target: args.target, task: data.task, features: data.features, labels: data.task === 'classification' ? data.labels : undefined });
+      test = toDataset(t.table, {
+        target: args.target,
+        task: data.task,
+        features: data.features,
+        labels: data.task === 'classification' ? data.labels : undefined,
+      });
       testRef = { file: args.testData, sha256: t.sha256, rows: test.n };
       testSource = 'test-data';
     } else if (args.testSplit > 0) {
       [data, test] = splitRows(data, args.testSplit, args.opts.seed * 7919, 'test split');
       testSource = `test-split ${args.testSplit} of data (seeded)`;
     }
-    if (data.task === 'classification' && args.opts.noise === 'heteroscedastic') throw new DataError('--noise heteroscedastic applies to regression only');
+    if (data.task === 'classification' && args.opts.noise === 'heteroscedastic')
+      throw new DataError('--noise heteroscedastic applies to regression only');
     let opts = args.opts;
     const started = performance.now();
     const cpuStart = process.cpuUsage();
@@ -315,7 +429,18 @@ export async function run(argv: string[]): Promise<number> {
         );
       }
       const progress = tuneReporter(process.stderr, args.quiet);
-      tuning = await tune(data, opts, { threads: args.threads, grid, calibration: args.calibration, calibrationFraction: args.calibrationFraction, onProgress: progress.onProgress }, test);
+      tuning = await tune(
+        data,
+        opts,
+        {
+          threads: args.threads,
+          grid,
+          calibration: args.calibration,
+          calibrationFraction: args.calibrationFraction,
+          onProgress: progress.onProgress,
+        },
+        test,
+      );
       progress.done();
       model = tuning.model;
       opts = tuning.options;
@@ -334,7 +459,16 @@ export async function run(argv: string[]): Promise<number> {
     // the whole process, worker threads included (getrusage of the process)
     const cpu = process.cpuUsage(cpuStart);
     const cpuS = (cpu.user + cpu.system) / 1e6;
-    const card = buildCard(args.name, model, opts, { file: args.data, sha256, rows: table.rows.length }, testRef, testSource, OPSET, { tuning, intervalMethod: args.intervalMethod });
+    const card = buildCard(
+      args.name,
+      model,
+      opts,
+      { file: args.data, sha256, rows: table.rows.length },
+      testRef,
+      testSource,
+      OPSET,
+      { tuning, intervalMethod: args.intervalMethod },
+    );
     const onnx = exportOnnx(model, {
       'dropout_serve.card': JSON.stringify(card),
       features: JSON.stringify(card.features),
@@ -344,7 +478,10 @@ export async function run(argv: string[]): Promise<number> {
     const dir = join(args.out, args.name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'model.onnx'), onnx);
-    writeFileSync(join(dir, 'model.json'), `${JSON.stringify({ ...card, created_at: new Date().toISOString() }, null, 2)}\n`);
+    writeFileSync(
+      join(dir, 'model.json'),
+      `${JSON.stringify({ ...card, created_at: new Date().toISOString() }, null, 2)}\n`,
+    );
     const table2 = metricsTable({ validation: model.metrics.validation, test: model.metrics.test });
     const steps = model.history.length * Math.ceil(model.trainRows / Math.min(opts.batchSize, model.trainRows));
     const chosen = tuning
@@ -352,14 +489,21 @@ export async function run(argv: string[]): Promise<number> {
       : '';
     const summary =
       `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +
-      (model.task === 'regression' ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''}), epistemic scale ${model.epistemicScale.toPrecision(4)}` : `, temperature ${model.temperature.toPrecision(4)}`);
+      (model.task === 'regression'
+        ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''}), epistemic scale ${model.epistemicScale.toPrecision(4)}`
+        : `, temperature ${model.temperature.toPrecision(4)}`);
     writeFileSync(
       join(dir, 'report.md'),
       `# ${args.name}\n\n${summary}\n\n${table2}\n\nCommand: \`npm run train -- ${argv.join(' ')}\`\n`,
     );
     const validation = tuning ? tuning.validation : { model, data: validationRows(data, opts) };
-    writeFileSync(join(dir, 'report.html'), modelReport({ command: trainCommand(argv), card, model, validation, test, opts }));
-    process.stdout.write(`${summary}\n\n${table2}\n\nwrote ${join(dir, 'model.onnx')} (${onnx.length} bytes), model.json, report.md, report.html\n`);
+    writeFileSync(
+      join(dir, 'report.html'),
+      modelReport({ command: trainCommand(argv), card, model, validation, test, opts }),
+    );
+    process.stdout.write(
+      `${summary}\n\n${table2}\n\nwrote ${join(dir, 'model.onnx')} (${onnx.length} bytes), model.json, report.md, report.html\n`,
+    );
     return 0;
   } catch (err) {
     if (err instanceof DataError) {
@@ -379,9 +523,19 @@ function customGrid(task: Task, fitRows: number, dflt: Grid, o: CliArgs['grid'])
   const noise = task === 'regression' ? (o.noise ?? r.noise) : ['homoscedastic' as const];
   const epochs = o.epochs ?? r.epochs;
   // dropout and weight decay as given: their product; else the default grid's (dropout, c) pairs
-  const pairs: [number, number][] = o.dropout || o.decayTimesN ? dropout.flatMap((p) => decay.map((c): [number, number] => [p, c])) : (dflt.rule.pairs as [number, number][]);
-  const candidates = noise.flatMap((nm) => pairs.map(([p, c]) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm })));
-  return { candidates, epochs, rule: { ...dflt.rule, dropout, decay_times_n: decay, pairs, noise, epochs, overridden: true } };
+  const pairs: [number, number][] =
+    o.dropout || o.decayTimesN
+      ? dropout.flatMap((p) => decay.map((c): [number, number] => [p, c]))
+      : (dflt.rule.pairs as [number, number][]);
+  const candidates = noise.flatMap((nm) =>
+    pairs.map(([p, c]) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm })),
+  );
+  return {
+    candidates,
+    epochs,
+    rule: { ...dflt.rule, dropout, decay_times_n: decay, pairs, noise, epochs, overridden: true },
+  };
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = await run(process.argv.slice(2));
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url))
+  process.exitCode = await run(process.argv.slice(2));

@@ -92,9 +92,7 @@ export function parseCsv(text: string, file = '<csv>'): CsvTable {
   const lines: number[] = [];
   for (const r of records.slice(1)) {
     if (r.cells.length !== header.length) {
-      throw new DataError(
-        `${file}:${r.line}: ragged row: ${r.cells.length} fields, the header has ${header.length}`,
-      );
+      throw new DataError(`${file}:${r.line}: ragged row: ${r.cells.length} fields, the header has ${header.length}`);
     }
     rows.push(r.cells);
     lines.push(r.line);
@@ -108,7 +106,9 @@ export function readCsvFile(file: string): { table: CsvTable; sha256: string } {
   try {
     buf = readFileSync(file);
   } catch (err) {
-    throw new DataError(`${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new DataError(
+      `${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   const sha256 = createHash('sha256').update(buf).digest('hex');
   return { table: parseCsv(buf.toString('utf8'), file), sha256 };
@@ -163,19 +163,19 @@ export function inferTask(values: string[]): Task {
 export function toDataset(table: CsvTable, opts: DatasetOptions): Dataset {
   const targetCol = table.header.indexOf(opts.target);
   if (targetCol < 0) {
-    throw new DataError(
-      `${table.file}: unknown target column "${opts.target}" (columns: ${table.header.join(', ')})`,
-    );
+    throw new DataError(`${table.file}: unknown target column "${opts.target}" (columns: ${table.header.join(', ')})`);
   }
   let features = table.header.filter((_, j) => j !== targetCol);
   if (opts.features) {
     const missing = opts.features.filter((f) => !table.header.includes(f));
     if (missing.length) throw new DataError(`${table.file}: missing feature column(s): ${missing.join(', ')}`);
     const extra = features.filter((f) => !opts.features!.includes(f));
-    if (extra.length) throw new DataError(`${table.file}: unexpected column(s) not in the training data: ${extra.join(', ')}`);
+    if (extra.length)
+      throw new DataError(`${table.file}: unexpected column(s) not in the training data: ${extra.join(', ')}`);
     features = opts.features;
   }
-  if (features.length === 0) throw new DataError(`${table.file}: no feature columns besides the target "${opts.target}"`);
+  if (features.length === 0)
+    throw new DataError(`${table.file}: no feature columns besides the target "${opts.target}"`);
   const featureCols = features.map((f) => table.header.indexOf(f));
   const n = table.rows.length;
   const f = features.length;
@@ -210,7 +210,9 @@ export function toDataset(table: CsvTable, opts: DatasetOptions): Dataset {
     for (let i = 0; i < n; i++) {
       const k = index.get(targetText[i]!);
       if (k === undefined) {
-        throw new DataError(`${table.file}:${table.lines[i]}: column "${opts.target}": unknown class "${targetText[i]}" (known: ${labels.join(', ')})`);
+        throw new DataError(
+          `${table.file}:${table.lines[i]}: column "${opts.target}": unknown class "${targetText[i]}" (known: ${labels.join(', ')})`,
+        );
       }
       y[i] = k;
     }

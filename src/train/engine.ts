@@ -50,7 +50,13 @@ export function wasmSupported(): boolean {
 }
 
 /** Choose and build the engine: WebAssembly for ReLU networks when available, unless `prefer` is js. */
-export function createEngine(net: Mlp, batch: number, xVal: Float32Array, valRows: number, prefer: 'auto' | EngineKind = 'auto'): TrainEngine {
+export function createEngine(
+  net: Mlp,
+  batch: number,
+  xVal: Float32Array,
+  valRows: number,
+  prefer: 'auto' | EngineKind = 'auto',
+): TrainEngine {
   const wasmOk = net.spec.activation === 'relu' && wasmSupported();
   if (prefer === 'wasm' && !wasmOk) throw new Error('the WebAssembly engine needs ReLU and WebAssembly SIMD');
   if (prefer !== 'js' && wasmOk) return new WasmEngine(net, batch, xVal, valRows);
@@ -231,7 +237,16 @@ class WasmEngine implements TrainEngine {
       const input = l === 0 ? ptr(this.xb) : ptr(this.h[l - 1]!);
       const dIn = l > 0 ? ptr(this.d[spare]!) : 0;
       const mask = l > 0 ? ptr(this.masks[l - 1]!) : 0;
-      this.k.bwd[l]!(input, delta, ptr(layer.w as Float32Array), ptr(layer.gw as Float32Array), ptr(layer.gb as Float32Array), dIn, mask, rows);
+      this.k.bwd[l]!(
+        input,
+        delta,
+        ptr(layer.w as Float32Array),
+        ptr(layer.gw as Float32Array),
+        ptr(layer.gb as Float32Array),
+        dIn,
+        mask,
+        rows,
+      );
       delta = dIn;
       spare ^= 1;
     }
@@ -248,7 +263,14 @@ class WasmEngine implements TrainEngine {
         this.k.eval[l]!(input, this.weights(l), ptr(layers[l]!.b as Float32Array), h, 0, rows);
         input = h;
       }
-      this.k.eval[L]!(input, this.weights(L), ptr(layers[L]!.b as Float32Array), ptr(this.valOut) + s * spec.outputs * 4, 0, rows);
+      this.k.eval[L]!(
+        input,
+        this.weights(L),
+        ptr(layers[L]!.b as Float32Array),
+        ptr(this.valOut) + s * spec.outputs * 4,
+        0,
+        rows,
+      );
     }
     return this.valOut;
   }

@@ -17,7 +17,16 @@
  * measured with 1.30, the feed is silently ignored.)
  * The output is byte-identical for the same trained weights: no timestamps, fixed names and order.
  */
-import { AttributeType, DataType, type Model, type Node, type Tensor, type ValueInfo, encodeModel, floatRaw } from '../onnx/proto.js';
+import {
+  AttributeType,
+  DataType,
+  type Model,
+  type Node,
+  type Tensor,
+  type ValueInfo,
+  encodeModel,
+  floatRaw,
+} from '../onnx/proto.js';
 import type { FittedNetwork } from './train.js';
 
 export const OPSET = 17;
@@ -31,7 +40,13 @@ function floatTensor(name: string, dims: number[], values: ArrayLike<number>): T
   return { name, dims, data_type: DataType.FLOAT, raw_data: floatRaw(Float32Array.from(values)) };
 }
 
-function node(op_type: string, input: string[], output: string[], name: string, attribute: Node['attribute'] = []): Node {
+function node(
+  op_type: string,
+  input: string[],
+  output: string[],
+  name: string,
+  attribute: Node['attribute'] = [],
+): Node {
   return { op_type, input, output, name, attribute };
 }
 
@@ -80,8 +95,18 @@ export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string
       inits.push(floatTensor(`${w}.log_variance`, [1, layer.in], layer.w.subarray(layer.in, 2 * layer.in)));
       // the network's log-variance is in standardised units: log σ²_target = s + 2·log(y_std)
       inits.push(floatTensor(`${b}.log_variance`, [1], [layer.b[1]! + 2 * Math.log(m.yStd)]));
-      nodes.push(node('Gemm', [prev, `${w}.mean`, `${b}.mean`], ['prediction_standardised'], `layers.${l}/gemm_mean`, gemmAttr));
-      nodes.push(node('Gemm', [prev, `${w}.log_variance`, `${b}.log_variance`], [LOG_VARIANCE_NAME], `layers.${l}/gemm_log_variance`, gemmAttr));
+      nodes.push(
+        node('Gemm', [prev, `${w}.mean`, `${b}.mean`], ['prediction_standardised'], `layers.${l}/gemm_mean`, gemmAttr),
+      );
+      nodes.push(
+        node(
+          'Gemm',
+          [prev, `${w}.log_variance`, `${b}.log_variance`],
+          [LOG_VARIANCE_NAME],
+          `layers.${l}/gemm_log_variance`,
+          gemmAttr,
+        ),
+      );
       prev = 'prediction_standardised';
       return;
     }
@@ -123,7 +148,9 @@ export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string
     outputs.push(tensorValueInfo('prediction', DataType.FLOAT, ['batch', 1]));
     if (hetero) outputs.push(tensorValueInfo(LOG_VARIANCE_NAME, DataType.FLOAT, ['batch', 1]));
   } else {
-    nodes.push(node('Softmax', ['logits'], ['probabilities'], 'softmax', [{ name: 'axis', type: AttributeType.INT, i: -1 }]));
+    nodes.push(
+      node('Softmax', ['logits'], ['probabilities'], 'softmax', [{ name: 'axis', type: AttributeType.INT, i: -1 }]),
+    );
     outputs.push(tensorValueInfo('logits', DataType.FLOAT, ['batch', spec.outputs]));
     outputs.push(tensorValueInfo('probabilities', DataType.FLOAT, ['batch', spec.outputs]));
   }

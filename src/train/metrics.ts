@@ -176,7 +176,13 @@ export function argmax(p: ArrayLike<number>, offset: number, k: number): number 
   return best;
 }
 
-export function classificationMetrics(labels: ArrayLike<number>, evalProbs: ArrayLike<number>, mcProbs: ArrayLike<number>, k: number, bins = 15): ClassificationMetrics {
+export function classificationMetrics(
+  labels: ArrayLike<number>,
+  evalProbs: ArrayLike<number>,
+  mcProbs: ArrayLike<number>,
+  k: number,
+  bins = 15,
+): ClassificationMetrics {
   const n = labels.length;
   let correct = 0;
   let mcCorrect = 0;
@@ -226,5 +232,10 @@ export function reliability(labels: ArrayLike<number>, probs: ArrayLike<number>,
     conf[b]! += c;
     acc[b]! += pred === labels[i] ? 1 : 0;
   }
-  return { bins, count, confidence: conf.map((c, b) => (count[b]! ? c / count[b]! : null)), accuracy: acc.map((a, b) => (count[b]! ? a / count[b]! : null)) };
+  return {
+    bins,
+    count,
+    confidence: conf.map((c, b) => (count[b]! ? c / count[b]! : null)),
+    accuracy: acc.map((a, b) => (count[b]! ? a / count[b]! : null)),
+  };
 }

@@ -154,7 +154,15 @@ export function createWorkspace(spec: MlpSpec, rows: number, ArrayType: FloatArr
 const KERNEL_MAX_IN = 64;
 
 type ForwardKernel = (x: FloatArray, w: FloatArray, b: FloatArray, y: FloatArray, rows: number) => void;
-type BackwardKernel = (input: FloatArray, delta: FloatArray, w: FloatArray, gw: FloatArray, gb: FloatArray, dIn: FloatArray | null, rows: number) => void;
+type BackwardKernel = (
+  input: FloatArray,
+  delta: FloatArray,
+  w: FloatArray,
+  gw: FloatArray,
+  gb: FloatArray,
+  dIn: FloatArray | null,
+  rows: number,
+) => void;
 interface LayerKernels {
   forward: ForwardKernel;
   backward: BackwardKernel;
@@ -219,7 +227,13 @@ function linear(layer: Layer, x: FloatArray, rows: number, y: FloatArray): void 
  * `masks[l]` (rows × hidden[l], values 0 or 1/(1−p)) applies dropout after hidden layer l; pass null
  * for evaluation mode. Returns ws.out.
  */
-export function forward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, masks: (FloatArray | null)[] | null): FloatArray {
+export function forward(
+  net: Mlp,
+  x: FloatArray,
+  rows: number,
+  ws: Workspace,
+  masks: (FloatArray | null)[] | null,
+): FloatArray {
   const { spec, layers } = net;
   let input: FloatArray = x;
   for (let l = 0; l < spec.hidden.length; l++) {
@@ -246,7 +260,14 @@ export function forward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, ma
  * Backward pass after `forward` with the same x, rows and masks: given dL/dout (rows × outputs) it
  * accumulates dL/dW and dL/db into net.grads (zero them first with net.grads.fill(0)).
  */
-export function backward(net: Mlp, x: FloatArray, rows: number, ws: Workspace, masks: (FloatArray | null)[] | null, dOut: FloatArray): void {
+export function backward(
+  net: Mlp,
+  x: FloatArray,
+  rows: number,
+  ws: Workspace,
+  masks: (FloatArray | null)[] | null,
+  dOut: FloatArray,
+): void {
   const { spec, layers } = net;
   const L = spec.hidden.length;
   let delta: FloatArray = dOut; // dL/d(output of layer l)
@@ -355,7 +376,13 @@ export const MAX_LOG_VARIANCE = 20;
 const LOG_2PI = Math.log(2 * Math.PI);
 
 /** Mean softmax cross-entropy; `labels[r]` is the class index of row r. Writes dL/dlogits. */
-export function crossEntropyLoss(logits: FloatArray, labels: ArrayLike<number>, rows: number, classes: number, dOut: FloatArray): number {
+export function crossEntropyLoss(
+  logits: FloatArray,
+  labels: ArrayLike<number>,
+  rows: number,
+  classes: number,
+  dOut: FloatArray,
+): number {
   let loss = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * classes;

@@ -4,7 +4,14 @@
  * recomputed with the masks the trainer's metrics used (same seeds, same samples), so the page shows the
  * very numbers behind card.metrics. Pure: no clock, no files (cli.ts writes the page).
  */
-import { renderReport, type ClassificationRows, type RegressionRows, type ReportCard, type ReportInput, type TuningInput } from '../report/report.js';
+import {
+  renderReport,
+  type ClassificationRows,
+  type RegressionRows,
+  type ReportCard,
+  type ReportInput,
+  type TuningInput,
+} from '../report/report.js';
 import { entropy } from '../util/stats.js';
 import type { ModelCard } from './card.js';
 import { type Dataset, splitRows } from './data.js';
@@ -57,7 +64,13 @@ export function epistemicScale(m: TrainedModel, card: ModelCard): number {
 }
 
 /** Served regression statistics of each row: MC mean, epistemic std (scaled as served), aleatoric std. */
-export function regressionRows(m: TrainedModel, card: ModelCard, ds: Dataset, samples: number, seed: number): RegressionRows {
+export function regressionRows(
+  m: TrainedModel,
+  card: ModelCard,
+  ds: Dataset,
+  samples: number,
+  seed: number,
+): RegressionRows {
   const xs = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
   const p = mcPredictive(m, xs, ds.n, samples, seed);
   const scale = epistemicScale(m, card);
@@ -90,7 +103,12 @@ export function classificationRows(m: TrainedModel, ds: Dataset, samples: number
     for (let r = 0; r < ds.n; r++) meanH[r]! += entropy(pass, r * K, K) / samples;
   }
   const mi = meanH.map((h, r) => Math.max(0, entropy(served, r * K, K) - h));
-  return { labels: Float64Array.from(ds.y), probs: before, ...(T === 1 ? {} : { probsCalibrated: served }), mutualInformation: mi };
+  return {
+    labels: Float64Array.from(ds.y),
+    probs: before,
+    ...(T === 1 ? {} : { probsCalibrated: served }),
+    mutualInformation: mi,
+  };
 }
 
 /** The tuning section: every candidate × training length and its validation score (higher is better). */
@@ -155,7 +173,9 @@ export function buildReportInput(s: ReportSources): ReportInput {
       regression: {
         validation: regressionRows(s.validation.model, card, s.validation.data, samples, seeds.validation),
         ...(s.test ? { test: regressionRows(model, card, s.test, samples, seeds.test) } : {}),
-        ...(card.conformal && card.interval_method ? { intervalMethod: card.interval_method, conformalScores: card.conformal.scores } : {}),
+        ...(card.conformal && card.interval_method
+          ? { intervalMethod: card.interval_method, conformalScores: card.conformal.scores }
+          : {}),
       },
     };
   }

@@ -20,7 +20,13 @@ const LOG_T_MIN = Math.log(0.05);
 const LOG_T_MAX = Math.log(20);
 
 /** MC-averaged probabilities (rows × classes) of per-sample logits (samples × rows × classes) / T. */
-export function averageProbabilities(logits: ArrayLike<number>, samples: number, rows: number, classes: number, temperature: number): Float64Array {
+export function averageProbabilities(
+  logits: ArrayLike<number>,
+  samples: number,
+  rows: number,
+  classes: number,
+  temperature: number,
+): Float64Array {
   const out = new Float64Array(rows * classes);
   const e = new Float64Array(classes);
   const inv = 1 / temperature;
@@ -42,7 +48,14 @@ export function averageProbabilities(logits: ArrayLike<number>, samples: number,
 }
 
 /** Mean NLL of labels under the MC-averaged probabilities at temperature T (probabilities floored at 1e-12, as the metrics do). */
-export function temperatureNll(logits: ArrayLike<number>, samples: number, rows: number, classes: number, labels: ArrayLike<number>, temperature: number): number {
+export function temperatureNll(
+  logits: ArrayLike<number>,
+  samples: number,
+  rows: number,
+  classes: number,
+  labels: ArrayLike<number>,
+  temperature: number,
+): number {
   const p = averageProbabilities(logits, samples, rows, classes, temperature);
   let nll = 0;
   for (let r = 0; r < rows; r++) nll -= Math.log(Math.max(p[r * classes + labels[r]!]!, 1e-12));
@@ -50,9 +63,17 @@ export function temperatureNll(logits: ArrayLike<number>, samples: number, rows:
 }
 
 /** The temperature minimising temperatureNll + (log T)²/(2·sd²·rows) over T in [0.05, 20]. */
-export function fitTemperature(logits: ArrayLike<number>, samples: number, rows: number, classes: number, labels: ArrayLike<number>): number {
+export function fitTemperature(
+  logits: ArrayLike<number>,
+  samples: number,
+  rows: number,
+  classes: number,
+  labels: ArrayLike<number>,
+): number {
   if (rows === 0) return 1;
-  const f = (logT: number): number => temperatureNll(logits, samples, rows, classes, labels, Math.exp(logT)) + (logT * logT) / (2 * LOG_T_PRIOR_SD * LOG_T_PRIOR_SD * rows);
+  const f = (logT: number): number =>
+    temperatureNll(logits, samples, rows, classes, labels, Math.exp(logT)) +
+    (logT * logT) / (2 * LOG_T_PRIOR_SD * LOG_T_PRIOR_SD * rows);
   const { mid } = gridGoldenSearch(f, LOG_T_MIN, LOG_T_MAX, 40, 40, { x: 0, fx: f(0) });
   const t = Math.exp(mid);
   // keep T = 1 unless the fit beats it (a flat objective should not move the model)

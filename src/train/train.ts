@@ -5,7 +5,15 @@
 import { Rng } from '../util/rng.js';
 import { calibrateScaleAndNoise } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
-import { classificationMetrics, conformalScores, type Reliability, regressionMetrics, reliability, type ClassificationMetrics, type RegressionMetrics } from './metrics.js';
+import {
+  classificationMetrics,
+  conformalScores,
+  type Reliability,
+  regressionMetrics,
+  reliability,
+  type ClassificationMetrics,
+  type RegressionMetrics,
+} from './metrics.js';
 import {
   type Activation,
   type Mlp,
@@ -158,13 +166,21 @@ export interface TrainedModel extends FittedNetwork {
 function expandDropout(dropout: number[], layers: number): number[] {
   if (dropout.length === 1) return Array.from({ length: layers }, () => dropout[0]!);
   if (dropout.length !== layers) {
-    throw new DataError(`--dropout has ${dropout.length} rates but --hidden has ${layers} layers (give one rate or one per layer)`);
+    throw new DataError(
+      `--dropout has ${dropout.length} rates but --hidden has ${layers} layers (give one rate or one per layer)`,
+    );
   }
   return dropout;
 }
 
 /** Standardise rows of x into a Float32Array with float32 statistics, the way the ONNX graph does. */
-export function standardise(x: Float64Array, n: number, f: number, mean: Float32Array, std: Float32Array): Float32Array {
+export function standardise(
+  x: Float64Array,
+  n: number,
+  f: number,
+  mean: Float32Array,
+  std: Float32Array,
+): Float32Array {
   const out = new Float32Array(n * f);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < f; j++) out[i * f + j] = Math.fround(Math.fround(x[i * f + j]!) - mean[j]!) / std[j]!;
@@ -183,7 +199,14 @@ export function evalForward(net: Mlp, xs: Float32Array, n: number): Float32Array
  * result of every pass. Masks come from a generator seeded with `seed`: per pass the input mask (when
  * the network has input dropout), then one mask per hidden layer.
  */
-export function mcPasses(net: Mlp, xs: Float32Array, n: number, samples: number, seed: number, each: (out: Float32Array) => void): void {
+export function mcPasses(
+  net: Mlp,
+  xs: Float32Array,
+  n: number,
+  samples: number,
+  seed: number,
+  each: (out: Float32Array) => void,
+): void {
   const ws = createWorkspace(net.spec, n);
   const rng = new Rng(seed);
   const masks = drawMasks(net.spec, n, rng);
@@ -206,7 +229,13 @@ export function mcPasses(net: Mlp, xs: Float32Array, n: number, samples: number,
  * MC mean and epistemic std (unbiased sample std of the mean output) per row of a regression network,
  * in target units. For a heteroscedastic network this is its first output, the mean.
  */
-export function mcRegression(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): { mean: Float64Array; std: Float64Array } {
+export function mcRegression(
+  m: FittedNetwork,
+  xs: Float32Array,
+  n: number,
+  samples: number,
+  seed: number,
+): { mean: Float64Array; std: Float64Array } {
   const p = mcPredictive(m, xs, n, samples, seed);
   return { mean: p.mean, std: p.epistemicVar.map(Math.sqrt) };
 }
@@ -267,7 +296,9 @@ function clampLogVar(s: number): number {
  */
 export function totalStd(p: Predictive, sigma: number, epistemicScale = 1): Float64Array {
   const a = epistemicScale * epistemicScale;
-  return p.mean.map((_, i) => Math.sqrt(a * p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : 0) + sigma * sigma));
+  return p.mean.map((_, i) =>
+    Math.sqrt(a * p.epistemicVar[i]! + (p.aleatoricVar ? p.aleatoricVar[i]! : 0) + sigma * sigma),
+  );
 }
 
 /** MC logits of every pass, samples × rows × classes (temperature scaling needs them per sample). */
@@ -282,12 +313,24 @@ export function mcLogits(m: FittedNetwork, xs: Float32Array, n: number, samples:
 }
 
 /** MC-averaged class probabilities (rows × classes) of logits divided by `temperature`. */
-export function mcClassification(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number, temperature = 1): Float64Array {
+export function mcClassification(
+  m: FittedNetwork,
+  xs: Float32Array,
+  n: number,
+  samples: number,
+  seed: number,
+  temperature = 1,
+): Float64Array {
   return averageProbabilities(mcLogits(m, xs, n, samples, seed), samples, n, m.spec.outputs, temperature);
 }
 
 /** Metrics of a trained model on a dataset (validation or test), as the model is served. */
-export function evaluate(m: TrainedModel, ds: Dataset, seed: number, samples: number): RegressionMetrics | ClassificationMetrics {
+export function evaluate(
+  m: TrainedModel,
+  ds: Dataset,
+  seed: number,
+  samples: number,
+): RegressionMetrics | ClassificationMetrics {
   const xs = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
   const evalOut = evalForward(m.net, xs, ds.n);
   const K = m.spec.outputs;
@@ -297,9 +340,20 @@ export function evaluate(m: TrainedModel, ds: Dataset, seed: number, samples: nu
     // the served epistemic std: epistemic_scale × the MC std
     const epiStd = p.epistemicVar.map((v) => m.epistemicScale * Math.sqrt(v));
     const s2 = m.aleatoricStd ** 2;
-    return regressionMetrics(ds.y, pred, p.mean, epiStd, p.aleatoricVar ? p.aleatoricVar.map((a) => a + s2) : s2, m.conformalScores.length ? m.conformalScores : undefined);
+    return regressionMetrics(
+      ds.y,
+      pred,
+      p.mean,
+      epiStd,
+      p.aleatoricVar ? p.aleatoricVar.map((a) => a + s2) : s2,
+      m.conformalScores.length ? m.conformalScores : undefined,
+    );
   }
-  const evalProbs = softmaxRows(evalOut.map((v) => v / m.temperature), ds.n, K);
+  const evalProbs = softmaxRows(
+    evalOut.map((v) => v / m.temperature),
+    ds.n,
+    K,
+  );
   return classificationMetrics(ds.y, evalProbs, mcClassification(m, xs, ds.n, samples, seed, m.temperature), K);
 }
 
@@ -332,12 +386,21 @@ export interface FitHooks {
 /** The network spec of a run (validates the dropout rates against the layers). */
 export function specFor(data: Dataset, opts: TrainOptions): MlpSpec {
   const task = data.task;
-  if (task === 'classification' && opts.noise === 'heteroscedastic') throw new DataError('--noise heteroscedastic applies to regression only');
+  if (task === 'classification' && opts.noise === 'heteroscedastic')
+    throw new DataError('--noise heteroscedastic applies to regression only');
   const outputs = task === 'regression' ? (opts.noise === 'heteroscedastic' ? 2 : 1) : data.labels.length;
   const dropout = expandDropout(opts.dropout, opts.hidden.length);
   for (const p of dropout) if (!(p >= 0 && p < 1)) throw new DataError(`dropout rate ${p} is outside [0, 1)`);
-  if (!(opts.inputDropout >= 0 && opts.inputDropout < 1)) throw new DataError(`input dropout rate ${opts.inputDropout} is outside [0, 1)`);
-  return { inputs: data.f, hidden: opts.hidden, outputs, activation: opts.activation, dropout, ...(opts.inputDropout > 0 ? { inputDropout: opts.inputDropout } : {}) };
+  if (!(opts.inputDropout >= 0 && opts.inputDropout < 1))
+    throw new DataError(`input dropout rate ${opts.inputDropout} is outside [0, 1)`);
+  return {
+    inputs: data.f,
+    hidden: opts.hidden,
+    outputs,
+    activation: opts.activation,
+    dropout,
+    ...(opts.inputDropout > 0 ? { inputDropout: opts.inputDropout } : {}),
+  };
 }
 
 /**
@@ -345,14 +408,20 @@ export function specFor(data: Dataset, opts: TrainOptions): MlpSpec {
  * early stopping and checkpoints (null: no validation rows, e.g. a refit on all training rows).
  * Standardisation statistics come from `trainSet`.
  */
-export function fitNetwork(trainSet: Dataset, valSet: Dataset | null, opts: TrainOptions, hooks: FitHooks = {}): FittedNetwork {
+export function fitNetwork(
+  trainSet: Dataset,
+  valSet: Dataset | null,
+  opts: TrainOptions,
+  hooks: FitHooks = {},
+): FittedNetwork {
   const task = trainSet.task;
   const spec = specFor(trainSet, opts);
   const outputs = spec.outputs;
   const hetero = task === 'regression' && opts.noise === 'heteroscedastic';
   if (task === 'classification') {
     const present = new Set(trainSet.y);
-    if (present.size < 2) throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
+    if (present.size < 2)
+      throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
   }
   const initRng = new Rng(opts.seed * 7919 + 2);
   const shuffleRng = new Rng(opts.seed * 7919 + 3);
@@ -387,7 +456,11 @@ export function fitNetwork(trainSet: Dataset, valSet: Dataset | null, opts: Trai
   for (let i = 0; i < order.length; i++) order[i] = i;
   const valD = new Float32Array(valRows * outputs);
   const loss = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array): number =>
-    task === 'classification' ? crossEntropyLoss(out, y, rows, outputs, d) : hetero ? gaussianNllLoss(out, y, rows, d, opts.nllBeta) : mseLoss(out, y, rows, 1, d);
+    task === 'classification'
+      ? crossEntropyLoss(out, y, rows, outputs, d)
+      : hetero
+        ? gaussianNllLoss(out, y, rows, d, opts.nllBeta)
+        : mseLoss(out, y, rows, 1, d);
   const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
   const valLoss = (): number => (trackValidation ? loss(engine.evalOutputs(), yVal, valRows, valD) : NaN);
   const pIn = spec.inputDropout ?? 0;
@@ -453,10 +526,17 @@ export function fitNetwork(trainSet: Dataset, valSet: Dataset | null, opts: Trai
       if (opts.patience > 0) bestParams = net.params.slice();
       sinceBest = 0;
     } else sinceBest++;
-    const log: EpochLog = { epoch, trainLoss: lossSum / trainSet.n, valLoss: vl, elapsedMs: performance.now() - start, best: improved };
+    const log: EpochLog = {
+      epoch,
+      trainLoss: lossSum / trainSet.n,
+      valLoss: vl,
+      elapsedMs: performance.now() - start,
+      best: improved,
+    };
     history.push(log);
     hooks.onEpoch?.(log);
-    if (!Number.isFinite(log.trainLoss)) throw new DataError(`training diverged at epoch ${epoch} (loss ${log.trainLoss}); lower --lr`);
+    if (!Number.isFinite(log.trainLoss))
+      throw new DataError(`training diverged at epoch ${epoch} (loss ${log.trainLoss}); lower --lr`);
     if (checkpoints.has(epoch)) {
       fitted.epochsRun = epoch;
       hooks.onCheckpoint?.(epoch, fitted);
@@ -485,7 +565,12 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
   const K = m.spec.outputs;
   const logits = mcLogits(m, xs, cal.n, samples, seed);
   const temperature = fitTemperature(logits, samples, cal.n, K, cal.y);
-  const before = classificationMetrics(cal.y, averageProbabilities(logits, samples, cal.n, K, 1), averageProbabilities(logits, samples, cal.n, K, 1), K);
+  const before = classificationMetrics(
+    cal.y,
+    averageProbabilities(logits, samples, cal.n, K, 1),
+    averageProbabilities(logits, samples, cal.n, K, 1),
+    K,
+  );
   const afterProbs = averageProbabilities(logits, samples, cal.n, K, temperature);
   const after = classificationMetrics(cal.y, afterProbs, afterProbs, K);
   return {
@@ -493,7 +578,14 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
     epistemicScale: 1,
     conformalScores: new Float64Array(0),
     temperature,
-    temperatureMetrics: { rows: cal.n, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece, reliability: reliability(cal.y, afterProbs, K) },
+    temperatureMetrics: {
+      rows: cal.n,
+      nll_before: before.nll,
+      nll_after: after.nll,
+      ece_before: before.ece,
+      ece_after: after.ece,
+      reliability: reliability(cal.y, afterProbs, K),
+    },
     rows: cal.n,
     source,
   };
@@ -509,7 +601,14 @@ export function calibrateRegression(p: Predictive, y: ArrayLike<number>, yScale:
   const residuals = Float64Array.from({ length: p.mean.length }, (_, i) => y[i]! - p.mean[i]!);
   const { epistemicScale, sigma } = calibrateScaleAndNoise(residuals, p.epistemicVar, p.aleatoricVar, yScale);
   const std = totalStd(p, sigma, epistemicScale);
-  return { aleatoricStd: sigma, epistemicScale, conformalScores: conformalScores(y, p.mean, std), temperature: 1, rows: p.mean.length, source };
+  return {
+    aleatoricStd: sigma,
+    epistemicScale,
+    conformalScores: conformalScores(y, p.mean, std),
+    temperature: 1,
+    rows: p.mean.length,
+    source,
+  };
 }
 
 /** A fitted network with its calibration: the model the CLI exports. */
@@ -532,12 +631,20 @@ export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel 
  * validation rows, and measure it on them and on `test` when given. `onEpoch` receives every epoch's
  * losses.
  */
-export function train(data: Dataset, opts: TrainOptions, test?: Dataset, onEpoch?: (log: EpochLog) => void): TrainedModel {
+export function train(
+  data: Dataset,
+  opts: TrainOptions,
+  test?: Dataset,
+  onEpoch?: (log: EpochLog) => void,
+): TrainedModel {
   // Separate streams so that changing one (e.g. epochs) does not reshuffle the others.
   const [trainSet, valSet] = splitRows(data, opts.valSplit, opts.seed * 7919 + 1, 'validation split');
   const fitted = fitNetwork(trainSet, valSet, opts, { onEpoch });
   const calSeed = opts.seed * 7919 + 5;
-  const model = withCalibration(fitted, calibrate(fitted, valSet, opts.mcSamples, calSeed, 'validation rows (not used for gradient steps)'));
+  const model = withCalibration(
+    fitted,
+    calibrate(fitted, valSet, opts.mcSamples, calSeed, 'validation rows (not used for gradient steps)'),
+  );
   model.metrics.validation = evaluate(model, valSet, calSeed + 1, opts.mcSamples);
   if (test) model.metrics.test = evaluate(model, test, calSeed + 2, opts.mcSamples);
   return model;

@@ -15,7 +15,10 @@ port.on('message', (job: TuneJob) => {
     const result = runJob(job, (epoch) => {
       if (epoch % every === 0) port.postMessage({ type: 'epoch', index: job.index, epoch });
     });
-    port.postMessage({ type: 'done', result }, result.params.flatMap((p) => (p ? [p.buffer as ArrayBuffer] : [])));
+    port.postMessage(
+      { type: 'done', result },
+      result.params.flatMap((p) => (p ? [p.buffer as ArrayBuffer] : [])),
+    );
   } catch (err) {
     port.postMessage({ type: 'error', message: (err as Error).stack ?? String(err) });
   }

@@ -93,8 +93,22 @@ export function defaultGrid(task: 'regression' | 'classification', fitRows: numb
   const noise: NoiseModel[] = ['homoscedastic'];
   const epochs = [250, 500, 1000, 2000, 4000];
   const candidates: Candidate[] = [];
-  for (const nm of noise) for (const [p, c] of pairs) candidates.push({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm });
-  return { candidates, epochs, rule: { dropout, input_dropout: [0], weight_decay: 'c / N, N = fit rows', decay_times_n: decayTimesN, pairs, fit_rows: fitRows, noise: task === 'regression' ? noise : undefined, epochs } };
+  for (const nm of noise)
+    for (const [p, c] of pairs) candidates.push({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm });
+  return {
+    candidates,
+    epochs,
+    rule: {
+      dropout,
+      input_dropout: [0],
+      weight_decay: 'c / N, N = fit rows',
+      decay_times_n: decayTimesN,
+      pairs,
+      fit_rows: fitRows,
+      noise: task === 'regression' ? noise : undefined,
+      epochs,
+    },
+  };
 }
 
 /** The minibatch size of a tuned run unless --batch-size says otherwise: the paper's (their code), and cheaper per row than 32. */
@@ -138,7 +152,15 @@ export interface TuneJobResult {
 
 /** The options of a candidate's run. */
 export function candidateOptions(base: TrainOptions, c: Candidate, epochs: number): TrainOptions {
-  return { ...base, dropout: [c.dropout], inputDropout: c.inputDropout, weightDecay: c.weightDecay, noise: c.noise, epochs, patience: 0 };
+  return {
+    ...base,
+    dropout: [c.dropout],
+    inputDropout: c.inputDropout,
+    weightDecay: c.weightDecay,
+    noise: c.noise,
+    epochs,
+    patience: 0,
+  };
 }
 
 /** Seed of the Monte Carlo masks that score a checkpoint (one stream for every candidate: paired comparisons). */
@@ -160,7 +182,12 @@ export function validationScore(m: FittedNetwork, val: Dataset, samples: number,
  * validationScore per validation row (its log-likelihood, or minus its NLL for a classifier), and for
  * regression each row's squared error of the MC mean.
  */
-export function validationRowScores(m: FittedNetwork, val: Dataset, samples: number, seed: number): { rows: Float64Array; sqErrors: Float64Array | null } {
+export function validationRowScores(
+  m: FittedNetwork,
+  val: Dataset,
+  samples: number,
+  seed: number,
+): { rows: Float64Array; sqErrors: Float64Array | null } {
   const xs = standardise(val.x, val.n, val.f, m.xMean, m.xStd);
   // halves by position: the validation rows are already in random order
   const halves = [0, 1].map((h) => Array.from({ length: val.n }, (_, i) => i).filter((i) => i % 2 === h));
@@ -168,7 +195,10 @@ export function validationRowScores(m: FittedNetwork, val: Dataset, samples: num
     const p = mcPredictive(m, xs, val.n, samples, seed);
     const known = p.aleatoricVar ? p.epistemicVar.map((e, i) => e + p.aleatoricVar![i]!) : p.epistemicVar;
     const ll = new Float64Array(val.n);
-    for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
+    for (const [a, b] of [
+      [halves[0]!, halves[1]!],
+      [halves[1]!, halves[0]!],
+    ] as const) {
       const sigma = calibrateAleatoricStd(
         a.map((i) => val.y[i]! - p.mean[i]!),
         a.map((i) => known[i]!),
@@ -181,13 +211,25 @@ export function validationRowScores(m: FittedNetwork, val: Dataset, samples: num
   const K = m.spec.outputs;
   const logits = mcLogits(m, xs, val.n, samples, seed);
   const out = new Float64Array(val.n);
-  for (const [a, b] of [[halves[0]!, halves[1]!], [halves[1]!, halves[0]!]] as const) {
+  for (const [a, b] of [
+    [halves[0]!, halves[1]!],
+    [halves[1]!, halves[0]!],
+  ] as const) {
     const pick = (rows: number[]): Float32Array => {
       const sel = new Float32Array(samples * rows.length * K);
-      for (let s = 0; s < samples; s++) rows.forEach((r, j) => sel.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K));
+      for (let s = 0; s < samples; s++)
+        rows.forEach((r, j) =>
+          sel.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K),
+        );
       return sel;
     };
-    const t = fitTemperature(pick(a), samples, a.length, K, a.map((i) => val.y[i]!));
+    const t = fitTemperature(
+      pick(a),
+      samples,
+      a.length,
+      K,
+      a.map((i) => val.y[i]!),
+    );
     const p = averageProbabilities(pick(b), samples, b.length, K, t);
     b.forEach((i, j) => (out[i] = Math.log(Math.max(p[j * K + val.y[i]!]!, 1e-12))));
   }
@@ -238,7 +280,12 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
 }
 
 /** Rebuild a candidate's network at a checkpoint from its parameters (standardisation from the fit rows, as the run computed it). */
-export function networkFromParams(fit: Dataset, opts: TrainOptions, params: Float32Array, epochs: number): FittedNetwork {
+export function networkFromParams(
+  fit: Dataset,
+  opts: TrainOptions,
+  params: Float32Array,
+  epochs: number,
+): FittedNetwork {
   const spec = specFor(fit, opts);
   const net = createMlp(spec, new Rng(0));
   net.params.set(params);
@@ -300,7 +347,8 @@ export const CROSS_FIT_FOLDS = 5;
  * the tuning fit rows. Returns, per fold, the held-out rows and the rest (training order).
  */
 export function crossFitFolds(n: number, k: number, seed: number): { held: Uint32Array; rest: Uint32Array }[] {
-  if (!(Number.isInteger(k) && k >= 2 && k <= n)) throw new DataError(`${n} rows are too few for ${k}-fold cross-fitting`);
+  if (!(Number.isInteger(k) && k >= 2 && k <= n))
+    throw new DataError(`${n} rows are too few for ${k}-fold cross-fitting`);
   const idx = new Uint32Array(n);
   for (let i = 0; i < n; i++) idx[i] = i;
   new Rng(seed).shuffle(idx);
@@ -360,10 +408,23 @@ export interface TuneResult {
     validation_rows: number;
     mc_samples: number;
     grid: Record<string, unknown>;
-    candidates: { dropout: number; input_dropout: number; weight_decay: number; noise?: NoiseModel; epochs: number; score: number | null }[];
+    candidates: {
+      dropout: number;
+      input_dropout: number;
+      weight_decay: number;
+      noise?: NoiseModel;
+      epochs: number;
+      score: number | null;
+    }[];
     chosen: number;
     /** The one-standard-error rule between the best heteroscedastic and homoscedastic candidates. */
-    noise_rule?: { heteroscedastic_gain: number; standard_error: number; mse_heteroscedastic: number; mse_homoscedastic: number; kept: NoiseModel };
+    noise_rule?: {
+      heteroscedastic_gain: number;
+      standard_error: number;
+      mse_heteroscedastic: number;
+      mse_homoscedastic: number;
+      kept: NoiseModel;
+    };
     refit: { rows: number; epochs: number };
     calibration: { source: string; rows: number; folds?: number };
     threads: number;
@@ -376,7 +437,12 @@ export function defaultThreads(): number {
 }
 
 /** Run the jobs on `threads` workers (or inline), in any order; results by job index. */
-async function runJobs(jobs: TuneJob[], threads: number, onEpoch: (index: number, epoch: number) => void, onDone: (r: TuneJobResult) => void): Promise<TuneJobResult[]> {
+async function runJobs(
+  jobs: TuneJob[],
+  threads: number,
+  onEpoch: (index: number, epoch: number) => void,
+  onDone: (r: TuneJobResult) => void,
+): Promise<TuneJobResult[]> {
   const results: TuneJobResult[] = new Array(jobs.length);
   if (threads <= 0) {
     for (const job of jobs) {
@@ -410,13 +476,21 @@ async function runJobs(jobs: TuneJob[], threads: number, onEpoch: (index: number
           void worker.terminate();
           if (--running === 0) resolve();
         };
-        worker.on('message', (msg: { type: 'epoch'; index: number; epoch: number } | { type: 'done'; result: TuneJobResult } | { type: 'error'; message: string }) => {
-          if (msg.type === 'epoch') return onEpoch(msg.index, msg.epoch);
-          if (msg.type === 'error') return reject(new Error(`tuning worker: ${msg.message}`));
-          results[msg.result.index] = msg.result;
-          onDone(msg.result);
-          feed();
-        });
+        worker.on(
+          'message',
+          (
+            msg:
+              | { type: 'epoch'; index: number; epoch: number }
+              | { type: 'done'; result: TuneJobResult }
+              | { type: 'error'; message: string },
+          ) => {
+            if (msg.type === 'epoch') return onEpoch(msg.index, msg.epoch);
+            if (msg.type === 'error') return reject(new Error(`tuning worker: ${msg.message}`));
+            results[msg.result.index] = msg.result;
+            onDone(msg.result);
+            feed();
+          },
+        );
         worker.on('error', reject);
         worker.on('exit', (code) => {
           if (!retired.has(worker)) reject(new Error(`a tuning worker exited with code ${code}`));
@@ -437,7 +511,12 @@ async function runJobs(jobs: TuneJob[], threads: number, onEpoch: (index: number
  * pick the best candidate and training length, calibrate, refit on all rows with the winner, and measure
  * on `test` when given.
  */
-export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOptions, test?: Dataset): Promise<TuneResult> {
+export async function tune(
+  data: Dataset,
+  base: TrainOptions,
+  tuneOpts: TuneOptions,
+  test?: Dataset,
+): Promise<TuneResult> {
   const [fit, val] = splitRows(data, base.valSplit, base.seed * 7919 + 1, 'validation split');
   const grid = tuneOpts.grid ?? defaultGrid(data.task, fit.n);
   if (grid.epochs.length === 0 || grid.candidates.length === 0) throw new DataError('the tuning grid is empty');
@@ -507,7 +586,13 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
       const mseHet = results[win]!.mse[winK]!;
       const mseHom = results[hi]!.mse[hk]!;
       const keep = mean > se && mseHet <= mseHom;
-      noiseRule = { heteroscedastic_gain: mean, standard_error: se, mse_heteroscedastic: mseHet, mse_homoscedastic: mseHom, kept: keep ? 'heteroscedastic' : 'homoscedastic' };
+      noiseRule = {
+        heteroscedastic_gain: mean,
+        standard_error: se,
+        mse_heteroscedastic: mseHet,
+        mse_homoscedastic: mseHom,
+        kept: keep ? 'heteroscedastic' : 'homoscedastic',
+      };
       if (!keep) [win, winK] = [hi, hk];
     }
   }
@@ -519,7 +604,8 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
 
   let refit: FittedNetwork;
   let cal: Calibration;
-  let source: CalibrationSource = tuneOpts.calibration === 'crossfit' && data.task !== 'regression' ? 'validation' : tuneOpts.calibration;
+  let source: CalibrationSource =
+    tuneOpts.calibration === 'crossfit' && data.task !== 'regression' ? 'validation' : tuneOpts.calibration;
   let crossFit: { folds: number } | undefined;
   if (source === 'crossfit') {
     // Cross-fitting (e.g. Chernozhukov et al. 2018; the CV+ idea of Barber et al. 2021): the winner's
@@ -531,19 +617,44 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
     const folds = crossFitFolds(data.n, K, base.seed * 7919 + 1);
     const reuse0 = folds[0]!.held.length === val.n;
     const foldData = folds.map((f) => ({ fit: subset(data, f.rest), held: subset(data, f.held) }));
-    const crossJobs: TuneJob[] = [{ index: 0, candidate: grid.candidates[win]!, base, fit: data, val: null, epochs: [chosenEpochs] }];
+    const crossJobs: TuneJob[] = [
+      { index: 0, candidate: grid.candidates[win]!, base, fit: data, val: null, epochs: [chosenEpochs] },
+    ];
     const jobOfFold: number[] = [];
     foldData.forEach((fd, k) => {
       if (k === 0 && reuse0) return void (jobOfFold[k] = -1);
       jobOfFold[k] = crossJobs.length;
-      crossJobs.push({ index: crossJobs.length, candidate: grid.candidates[win]!, base, fit: fd.fit, val: null, epochs: [chosenEpochs] });
+      crossJobs.push({
+        index: crossJobs.length,
+        candidate: grid.candidates[win]!,
+        base,
+        fit: fd.fit,
+        val: null,
+        epochs: [chosenEpochs],
+      });
     });
-    const out = await runJobs(crossJobs, Math.min(tuneOpts.threads, crossJobs.length), () => {}, () => {});
-    for (const r of out) if (r.error || !r.params[0]) throw new DataError(`a cross-fitting run failed: ${r.error ?? 'diverged'}; lower --lr`);
+    const out = await runJobs(
+      crossJobs,
+      Math.min(tuneOpts.threads, crossJobs.length),
+      () => {},
+      () => {},
+    );
+    for (const r of out)
+      if (r.error || !r.params[0])
+        throw new DataError(`a cross-fitting run failed: ${r.error ?? 'diverged'}; lower --lr`);
     refit = { ...networkFromParams(data, options, out[0]!.params[0]!, chosenEpochs), history: out[0]!.history ?? [] };
     const preds = foldData.map((fd, k) => {
-      const net = jobOfFold[k]! < 0 ? winnerNet : networkFromParams(fd.fit, options, out[jobOfFold[k]!]!.params[0]!, chosenEpochs);
-      return mcPredictive(net, standardise(fd.held.x, fd.held.n, fd.held.f, net.xMean, net.xStd), fd.held.n, base.mcSamples, calSeed + 10 + k);
+      const net =
+        jobOfFold[k]! < 0
+          ? winnerNet
+          : networkFromParams(fd.fit, options, out[jobOfFold[k]!]!.params[0]!, chosenEpochs);
+      return mcPredictive(
+        net,
+        standardise(fd.held.x, fd.held.n, fd.held.f, net.xMean, net.xStd),
+        fd.held.n,
+        base.mcSamples,
+        calSeed + 10 + k,
+      );
     });
     cal = calibrateRegression(
       assembleOutOfFold(data.n, folds, preds),
@@ -553,13 +664,30 @@ export async function tune(data: Dataset, base: TrainOptions, tuneOpts: TuneOpti
     );
     crossFit = { folds: K };
   } else if (source === 'holdout') {
-    const [refitRows, calRows] = splitRows(data, tuneOpts.calibrationFraction, base.seed * 7919 + 7, 'calibration split');
+    const [refitRows, calRows] = splitRows(
+      data,
+      tuneOpts.calibrationFraction,
+      base.seed * 7919 + 7,
+      'calibration split',
+    );
     refit = fitNetwork(refitRows, null, options);
-    cal = calibrate(refit, calRows, base.mcSamples, calSeed, `held-out calibration rows (${calRows.n} of the training rows, not used by the refit)`);
+    cal = calibrate(
+      refit,
+      calRows,
+      base.mcSamples,
+      calSeed,
+      `held-out calibration rows (${calRows.n} of the training rows, not used by the refit)`,
+    );
   } else {
     source = 'validation';
     refit = fitNetwork(data, null, options);
-    cal = calibrate(winnerNet, val, base.mcSamples, calSeed, `tuning validation rows, scored by the winning candidate trained on the other ${fit.n} rows (an approximation for the refit model, which also trained on them)`);
+    cal = calibrate(
+      winnerNet,
+      val,
+      base.mcSamples,
+      calSeed,
+      `tuning validation rows, scored by the winning candidate trained on the other ${fit.n} rows (an approximation for the refit model, which also trained on them)`,
+    );
   }
   const model = withCalibration({ ...refit, valRows: val.n }, cal);
   // validation metrics: the winner (which never saw these rows) with the calibration the model carries

@@ -29,7 +29,10 @@ export class Rng {
 
   /** Uniform 32-bit unsigned integer. */
   nextU32(): number {
-    const s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    const s0 = this.s0,
+      s1 = this.s1,
+      s2 = this.s2,
+      s3 = this.s3;
     const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9);
     const t = s1 << 9;
     this.s2 = s2 ^ s0;
@@ -119,7 +122,10 @@ export class Rng {
       out[i++] = keep * (((this.maskHalf - threshold) >>> 31) ^ 1);
       this.maskHalf = -1;
     }
-    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    let s0 = this.s0,
+      s1 = this.s1,
+      s2 = this.s2,
+      s3 = this.s3;
     // pairs of units here; an odd last unit below, whose draw's unused half is kept for the next call
     const pairsEnd = end - ((end - i) & 1);
     for (; i < pairsEnd; i += 2) {

@@ -19,9 +19,15 @@ describe('UCI benchmark harness', () => {
   it('scores served rows: RMSE, log-likelihood, coverage and width of the gaussian and the conformal intervals', () => {
     const y = [1, 2, 3, 10];
     const row = (mean: number, std: number, z: number) => ({ mean, std, lower: mean - z * std, upper: mean + z * std });
-    const byLevel = Object.fromEntries([0.5, 0.8, 0.9, 0.95].map((l) => [String(l), y.map((_, i) => row(i + 1, 1, l === 0.9 ? 1.6449 : 0.5))]));
+    const byLevel = Object.fromEntries(
+      [0.5, 0.8, 0.9, 0.95].map((l) => [String(l), y.map((_, i) => row(i + 1, 1, l === 0.9 ? 1.6449 : 0.5))]),
+    );
     // conformal: served at 0.5 and 0.9 (half-widths 0.5 and 7), refused at 0.8 and 0.95
-    const conformal = { '0.5': y.map((_, i) => row(i + 1, 1, 0.5)), '0.8': null, '0.9': y.map((_, i) => row(i + 1, 1, 7)) };
+    const conformal = {
+      '0.5': y.map((_, i) => row(i + 1, 1, 0.5)),
+      '0.8': null,
+      '0.9': y.map((_, i) => row(i + 1, 1, 7)),
+    };
     const s = scoreSplit(y, byLevel, conformal);
     expect(s.rmse).toBeCloseTo(Math.sqrt(36 / 4), 12);
     expect(s.ll).toBeCloseTo((3 * gaussianLogLik(0, 0, 1) + gaussianLogLik(10, 4, 1)) / 4, 12);
@@ -34,7 +40,17 @@ describe('UCI benchmark harness', () => {
   });
 
   it('parses its options and passes everything else to the training CLI', () => {
-    const o = parseUciArgs(['--datasets', 'yacht,energy', '--splits', '3', '--samples', '200', '--threads', '1', '--tune-epochs=10,20']);
+    const o = parseUciArgs([
+      '--datasets',
+      'yacht,energy',
+      '--splits',
+      '3',
+      '--samples',
+      '200',
+      '--threads',
+      '1',
+      '--tune-epochs=10,20',
+    ]);
     expect(o.datasets).toEqual(['yacht', 'energy']);
     expect([o.splits, o.samples]).toEqual([3, 200]);
     expect(o.trainArgs).toEqual(['--tune', '--threads', '1', '--tune-epochs=10,20']);
@@ -53,7 +69,23 @@ describe('UCI benchmark harness', () => {
       runtime: 'tsx',
       out: null,
       log: () => {},
-      trainArgs: ['--tune', '--tune-epochs', '30,60', '--tune-dropout', '0.05', '--tune-weight-decay', '1', '--tune-noise', 'homoscedastic,heteroscedastic', '--threads', '1', '--mc-samples', '20', '--batch-size', '64'],
+      trainArgs: [
+        '--tune',
+        '--tune-epochs',
+        '30,60',
+        '--tune-dropout',
+        '0.05',
+        '--tune-weight-decay',
+        '1',
+        '--tune-noise',
+        'homoscedastic,heteroscedastic',
+        '--threads',
+        '1',
+        '--mc-samples',
+        '20',
+        '--batch-size',
+        '64',
+      ],
     });
     expect(r.datasets).toHaveLength(1);
     const d = r.datasets[0]!;

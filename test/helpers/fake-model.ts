@@ -42,7 +42,14 @@ export function fakeModel(name: string, value: number, opts: FakeOptions = {}): 
     }
     if (m.closed) throw new Error(`model ${name} (${value}) closed under a running request`);
   };
-  const sample = async (m: FakeModel, rows: number, samples: number, interval: number, seed: number, signal?: RunSignal): Promise<McResult> => {
+  const sample = async (
+    m: FakeModel,
+    rows: number,
+    samples: number,
+    interval: number,
+    seed: number,
+    signal?: RunSignal,
+  ): Promise<McResult> => {
     m.runs++;
     await hold(m);
     if (seed === opts.failSeed) throw new Error(`seed ${seed} fails`);
@@ -55,7 +62,14 @@ export function fakeModel(name: string, value: number, opts: FakeOptions = {}): 
     const v = (x: number) => new Float64Array(n).fill(x);
     const mean = v(value);
     if (opts.nanRow !== undefined && opts.nanRow < rows) mean[opts.nanRow] = Number.NaN;
-    return { stats: makeStats('regression', { rows, width: 1, samples, level: interval }, { mean, std: v(1), epistemicStd: v(1), aleatoricStd: v(0), lower: v(value - 1), upper: v(value + 1) }), seed };
+    return {
+      stats: makeStats(
+        'regression',
+        { rows, width: 1, samples, level: interval },
+        { mean, std: v(1), epistemicStd: v(1), aleatoricStd: v(0), lower: v(value - 1), upper: v(value + 1) },
+      ),
+      seed,
+    };
   };
   const m: FakeModel = {
     name,
@@ -76,14 +90,23 @@ export function fakeModel(name: string, value: number, opts: FakeOptions = {}): 
     gate: null,
     chunksRun: 0,
     runs: 0,
-    describe: () => ({ name, task: 'regression', features: [...m.features], dropout: [], inputs: [m.input], outputs: [m.output], mc_available: m.mcAvailable }),
+    describe: () => ({
+      name,
+      task: 'regression',
+      features: [...m.features],
+      dropout: [],
+      inputs: [m.input],
+      outputs: [m.output],
+      mc_available: m.mcAvailable,
+    }),
     async predict(_x, rows) {
       await hold(m);
       return new Float32Array(rows).fill(value);
     },
     sample: (_x, rows, o) => sample(m, rows, o.samples, o.interval, o.seed ?? 0, o.signal),
     fitsOneRun: (rows, samples) => rows * samples <= 4096,
-    sampleBatch: (jobs: readonly McJob[]) => Promise.all(jobs.map((j) => sample(m, j.rows, j.opts.samples, j.opts.interval, j.opts.seed ?? 0))),
+    sampleBatch: (jobs: readonly McJob[]) =>
+      Promise.all(jobs.map((j) => sample(m, j.rows, j.opts.samples, j.opts.interval, j.opts.seed ?? 0))),
     loadInfo: () => ({ value }),
     async close() {
       m.closed = true;

@@ -31,4 +31,3 @@ export function heteroNet(): FittedNetwork {
     featureStats: { min: [0, 0], max: [1, 1], mean: [0, 0], std: [1, 1] },
   };
 }
-

@@ -3,7 +3,21 @@
  * (inspect → relaxBatch → probe → foldAffine → eval and MC graphs), so the export-habit tests and the
  * load-time self-check can be tested without the loader.
  */
-import { type BatchRelaxation, type GraphInfo, type ServingRuns, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, repeatsInputName, sharedPrefixPoint } from '../../src/model/onnx/graph.js';
+import {
+  type BatchRelaxation,
+  type GraphInfo,
+  type ServingRuns,
+  evalGraph,
+  foldAffine,
+  inputTilePoint,
+  inspect,
+  maskInputName,
+  mcGraph,
+  probeGraph,
+  relaxBatch,
+  repeatsInputName,
+  sharedPrefixPoint,
+} from '../../src/model/onnx/graph.js';
 import { type OrtSession, createSession } from '../../src/model/onnx/ort.js';
 
 export interface Serving {
@@ -36,7 +50,10 @@ export async function serving(bytes: Uint8Array, opts: ServingOptions = {}): Pro
   };
   const live = info.dropouts.filter((d) => d.ratio > 0);
   const probe = await createSession(probeGraph(model, info), { intraOpThreads: 1 });
-  const probed = await probe.run({ [info.input.name]: { data: new Float32Array(2 * F), dims: [2, F] } }, [outputName, ...new Set(live.map((d) => d.input))]);
+  const probed = await probe.run({ [info.input.name]: { data: new Float32Array(2 * F), dims: [2, F] } }, [
+    outputName,
+    ...new Set(live.map((d) => d.input)),
+  ]);
   await probe.release();
   const outDims = probed[outputName]!.dims;
   const outputSize = outDims.length === 1 ? 1 : outDims[1]!;
@@ -44,29 +61,42 @@ export async function serving(bytes: Uint8Array, opts: ServingOptions = {}): Pro
   foldAffine(model);
   const evalSession = await make(evalGraph(model, info));
   const mcGraphs: ServingRuns['mcGraphs'] = [];
-  const mcRunner = (session: OrtSession, tileRanks: number[]) => async (x: Float32Array, rows: number, samples: number) => {
-    const feeds: Parameters<OrtSession['run']>[0] = { [info.input.name]: { data: x, dims: [rows, F] } };
-    tileRanks.forEach((rank, j) => {
-      const r = new BigInt64Array(rank).fill(1n);
-      r[0] = BigInt(samples);
-      feeds[repeatsInputName(j)] = { data: r, dims: [rank] };
-    });
-    for (const m of masks) {
-      const size = m.rowDims.reduce((a, b) => a * b, 1);
-      feeds[m.input] = { data: new Float32Array(samples * rows * size).fill(1), dims: [samples * rows, ...m.rowDims] };
-    }
-    return (await session.run(feeds, [outputName]))[outputName]!.data;
-  };
+  const mcRunner =
+    (session: OrtSession, tileRanks: number[]) => async (x: Float32Array, rows: number, samples: number) => {
+      const feeds: Parameters<OrtSession['run']>[0] = { [info.input.name]: { data: x, dims: [rows, F] } };
+      tileRanks.forEach((rank, j) => {
+        const r = new BigInt64Array(rank).fill(1n);
+        r[0] = BigInt(samples);
+        feeds[repeatsInputName(j)] = { data: r, dims: [rank] };
+      });
+      for (const m of masks) {
+        const size = m.rowDims.reduce((a, b) => a * b, 1);
+        feeds[m.input] = {
+          data: new Float32Array(samples * rows * size).fill(1),
+          dims: [samples * rows, ...m.rowDims],
+        };
+      }
+      return (await session.run(feeds, [outputName]))[outputName]!.data;
+    };
   let shared = false;
   if (masks.length) {
     const alter = opts.alterMc ?? ((b: Uint8Array) => b);
-    mcGraphs.push({ label: 'plain', runOnes: mcRunner(await make(alter(mcGraph(model, info, inputTilePoint(info)))), [2]) });
+    mcGraphs.push({
+      label: 'plain',
+      runOnes: mcRunner(await make(alter(mcGraph(model, info, inputTilePoint(info)))), [2]),
+    });
     const point = opts.sharedPrefix === false ? null : sharedPrefixPoint(model, info);
     if (point) {
       const p = await createSession(probeGraph(model, info, point.tensors), { intraOpThreads: 1 });
       const out = await p.run({ [info.input.name]: { data: new Float32Array(2 * F), dims: [2, F] } }, point.tensors);
       await p.release();
-      mcGraphs.push({ label: 'shared-prefix', runOnes: mcRunner(await make(alter(mcGraph(model, info, point))), point.tensors.map((t) => out[t]!.dims.length)) });
+      mcGraphs.push({
+        label: 'shared-prefix',
+        runOnes: mcRunner(
+          await make(alter(mcGraph(model, info, point))),
+          point.tensors.map((t) => out[t]!.dims.length),
+        ),
+      });
       shared = true;
     }
   }
@@ -78,7 +108,8 @@ export async function serving(bytes: Uint8Array, opts: ServingOptions = {}): Pro
       features: F,
       outputSize,
       maxRunRows: opts.maxRunRows ?? 4096,
-      evalRun: async (x, rows) => (await evalSession.run({ [info.input.name]: { data: x, dims: [rows, F] } }, [outputName]))[outputName]!.data,
+      evalRun: async (x, rows) =>
+        (await evalSession.run({ [info.input.name]: { data: x, dims: [rows, F] } }, [outputName]))[outputName]!.data,
       mcGraphs,
     },
     close: async () => {

@@ -43,7 +43,11 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
   // raw diabetes rows are in feature units; standard normals are fine for equality checks
   const jobsFor = (features: number): McJob[] => [
     { x: row(features, 1), rows: 1, opts: { samples: 100, interval: 0.9, seed: 11 } },
-    { x: Float32Array.from([...row(features, 2), ...row(features, 3), ...row(features, 4)]), rows: 3, opts: { samples: 100, interval: 0.8, seed: 12, returnSamples: true } },
+    {
+      x: Float32Array.from([...row(features, 2), ...row(features, 3), ...row(features, 4)]),
+      rows: 3,
+      opts: { samples: 100, interval: 0.8, seed: 12, returnSamples: true },
+    },
     { x: row(features, 5), rows: 1, opts: { samples: 100, interval: 0.95, seed: 13 } },
   ];
 
@@ -63,7 +67,11 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
     }
     expect((together[1]!.stats as RegressionStats).raw).toHaveLength(300);
     // a neighbour's seed matters to nobody else: change request 0's seed, request 2 is unchanged
-    const changed = await diabetes.sampleBatch([{ ...jobs[0]!, opts: { ...jobs[0]!.opts, seed: 99 } }, jobs[1]!, jobs[2]!]);
+    const changed = await diabetes.sampleBatch([
+      { ...jobs[0]!, opts: { ...jobs[0]!.opts, seed: 99 } },
+      jobs[1]!,
+      jobs[2]!,
+    ]);
     expect((changed[0]!.stats as RegressionStats).mean[0]).not.toBe((together[0]!.stats as RegressionStats).mean[0]);
     expect((changed[2]!.stats as RegressionStats).mean[0]).toBe((together[2]!.stats as RegressionStats).mean[0]);
   });
@@ -81,17 +89,25 @@ describe('coalesced Monte Carlo (several requests, one run)', () => {
 
   it('refuses mixed sample counts and runs larger than one run', async () => {
     const [a, b] = jobsFor(10);
-    await expect(diabetes.sampleBatch([a!, { ...b!, opts: { ...b!.opts, samples: 50 } }])).rejects.toThrow(/share the sample count/);
+    await expect(diabetes.sampleBatch([a!, { ...b!, opts: { ...b!.opts, samples: 50 } }])).rejects.toThrow(
+      /share the sample count/,
+    );
     expect(diabetes.fitsOneRun(40, 100)).toBe(true);
     expect(diabetes.fitsOneRun(41, 100)).toBe(false);
-    await expect(diabetes.sampleBatch([{ ...a!, x: new Float32Array(410), rows: 41 }])).rejects.toThrow(/exceeds one run/);
+    await expect(diabetes.sampleBatch([{ ...a!, x: new Float32Array(410), rows: 41 }])).rejects.toThrow(
+      /exceeds one run/,
+    );
   });
 });
 
 describe('the worker hand-off format', () => {
   it('packs jobs into two transferable arrays and back', () => {
     const jobs: McJob[] = [
-      { x: Float32Array.from([1, 2, 3, 4]), rows: 2, opts: { samples: 7, interval: 0.8, seed: 2 ** 52 + 1, returnSamples: true } },
+      {
+        x: Float32Array.from([1, 2, 3, 4]),
+        rows: 2,
+        opts: { samples: 7, interval: 0.8, seed: 2 ** 52 + 1, returnSamples: true },
+      },
       { x: Float32Array.from([5, 6]), rows: 1, opts: { samples: 7, interval: 0.9 } },
     ];
     const { task, transfer } = packBatch('m', jobs, 2);
@@ -107,9 +123,15 @@ describe('the worker hand-off format', () => {
     const diabetes = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
     const wine = await OnnxModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');
     const results = [
-      ...(await diabetes.sampleBatch([{ x: row(10, 1), rows: 1, opts: { samples: 20, interval: 0.9, seed: 1, returnSamples: true } }])),
+      ...(await diabetes.sampleBatch([
+        { x: row(10, 1), rows: 1, opts: { samples: 20, interval: 0.9, seed: 1, returnSamples: true } },
+      ])),
       ...(await wine.sampleBatch([
-        { x: Float32Array.from([...row(13, 2), ...row(13, 3)]), rows: 2, opts: { samples: 20, interval: 0.9, seed: 2 } },
+        {
+          x: Float32Array.from([...row(13, 2), ...row(13, 3)]),
+          rows: 2,
+          opts: { samples: 20, interval: 0.9, seed: 2 },
+        },
         { x: row(13, 4), rows: 1, opts: { samples: 20, interval: 0.9, seed: 3, returnSamples: true } },
       ])),
     ];

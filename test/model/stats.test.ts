@@ -6,7 +6,14 @@ import { mcOutputNames, mcOutputs } from '../../src/server/protocol/v2.js';
 import { normalQuantile } from '../../src/util/stats.js';
 
 /** Samples of 2 rows × 2 outputs (regression) or 2 rows × 3 classes (logits), sample-major. */
-function regression(rows: number, outputs: number, T: number, aleatoric: Float64Array, level = 0.9, keep = false): RegressionStats {
+function regression(
+  rows: number,
+  outputs: number,
+  T: number,
+  aleatoric: Float64Array,
+  level = 0.9,
+  keep = false,
+): RegressionStats {
   const acc = new RegressionAccumulator(rows, outputs, T, keep);
   const out = new Float32Array(T * rows * outputs);
   for (let i = 0; i < out.length; i++) out[i] = Math.sin(i * 1.7) * 3 + (i % (rows * outputs));
@@ -38,14 +45,28 @@ describe('the statistics record', () => {
       [1, 10],
       [2, 20],
     ]);
-    expect(() => regression(2, 2, 5, Float64Array.from([1, 2]))).toThrow('aleatoric_std: 2 values for 2 rows × 2 outputs');
+    expect(() => regression(2, 2, 5, Float64Array.from([1, 2]))).toThrow(
+      'aleatoric_std: 2 values for 2 rows × 2 outputs',
+    );
   });
 
   it('a record must hold every statistic of its table, each of its length', () => {
     const s = regression(1, 1, 5, Float64Array.from([0]));
     const { mean, std, epistemicStd, aleatoricStd, lower } = s;
-    expect(() => makeStats('regression', { rows: 1, width: 1, samples: 5, level: 0.9 }, { mean, std, epistemicStd, aleatoricStd, lower })).toThrow('"upper" needs 1 values, got none');
-    expect(() => makeStats('regression', { rows: 1, width: 1, samples: 5, level: 0.9 }, { mean, std, epistemicStd, aleatoricStd, lower, upper: new Float64Array(2) })).toThrow('"upper" needs 1 values, got 2');
+    expect(() =>
+      makeStats(
+        'regression',
+        { rows: 1, width: 1, samples: 5, level: 0.9 },
+        { mean, std, epistemicStd, aleatoricStd, lower },
+      ),
+    ).toThrow('"upper" needs 1 values, got none');
+    expect(() =>
+      makeStats(
+        'regression',
+        { rows: 1, width: 1, samples: 5, level: 0.9 },
+        { mean, std, epistemicStd, aleatoricStd, lower, upper: new Float64Array(2) },
+      ),
+    ).toThrow('"upper" needs 1 values, got 2');
   });
 });
 
@@ -55,7 +76,8 @@ describe('the worker wire', () => {
     { stats: classification(3, 3, 20), seed: 7 },
     { stats: classification(1, 4, 10, true), seed: 0 },
   ];
-  const plain = (x: unknown): string => JSON.stringify(x, (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v));
+  const plain = (x: unknown): string =>
+    JSON.stringify(x, (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v));
 
   it('round-trips records of both tasks, with and without raw samples', () => {
     const r = results();
@@ -91,17 +113,34 @@ describe('the protocol codecs follow the tables', () => {
     }
     // one output: numbers, not arrays; the interval carries the level and its method
     const row = encodeStats(reg, [], false)[0]!;
-    expect(row).toEqual({ mean: reg.mean[0], std: reg.std[0], epistemic_std: reg.epistemicStd[0], aleatoric_std: 3, interval: { level: 0.9, method: 'gaussian', lower: reg.lower[0], upper: reg.upper[0] } });
-    expect(encodeStats(cls, ['a', 'b', 'c'], false)[1]!.label).toBe(['a', 'b', 'c'][(cls as { label: Int32Array }).label[1]!]);
+    expect(row).toEqual({
+      mean: reg.mean[0],
+      std: reg.std[0],
+      epistemic_std: reg.epistemicStd[0],
+      aleatoric_std: 3,
+      interval: { level: 0.9, method: 'gaussian', lower: reg.lower[0], upper: reg.upper[0] },
+    });
+    expect(encodeStats(cls, ['a', 'b', 'c'], false)[1]!.label).toBe(
+      ['a', 'b', 'c'][(cls as { label: Int32Array }).label[1]!],
+    );
   });
 
   it('V2: one FP32 tensor per statistic with a V2 name, batch first', () => {
     const reg = regression(3, 2, 10, new Float64Array(6));
-    expect(mcOutputs(reg).map((o) => [o.name, o.shape])).toEqual(STATS.regression.filter((d) => d.v2).map((d) => [d.v2, [3, 2]]));
+    expect(mcOutputs(reg).map((o) => [o.name, o.shape])).toEqual(
+      STATS.regression.filter((d) => d.v2).map((d) => [d.v2, [3, 2]]),
+    );
     expect(mcOutputNames('regression')).toEqual(['mean', 'std', 'epistemic_std', 'aleatoric_std', 'lower', 'upper']);
-    expect(mcOutputNames('classification')).toEqual(['probabilities', 'entropy', 'mutual_information', 'variation_ratio']);
+    expect(mcOutputNames('classification')).toEqual([
+      'probabilities',
+      'entropy',
+      'mutual_information',
+      'variation_ratio',
+    ]);
     const cls = mcOutputs(classification(2, 3, 10));
     expect(cls.map((o) => o.shape)).toEqual([[2, 3], [2], [2], [2]]);
-    expect(Array.from(cls[1]!.data)).toEqual(Array.from((classification(2, 3, 10) as { entropy: Float64Array }).entropy, (v) => Math.fround(v)));
+    expect(Array.from(cls[1]!.data)).toEqual(
+      Array.from((classification(2, 3, 10) as { entropy: Float64Array }).entropy, (v) => Math.fround(v)),
+    );
   });
 });

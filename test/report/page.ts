@@ -11,7 +11,19 @@ export function checkPage(html: string): XmlElement {
   const all = elements(root);
   // self-contained: no script, no external resource, no event handler
   for (const e of all) {
-    expect(['script', 'link', 'img', 'iframe', 'object', 'embed', 'image', 'use', 'foreignObject', 'base', 'form']).not.toContain(e.name);
+    expect([
+      'script',
+      'link',
+      'img',
+      'iframe',
+      'object',
+      'embed',
+      'image',
+      'use',
+      'foreignObject',
+      'base',
+      'form',
+    ]).not.toContain(e.name);
     for (const [k, v] of Object.entries(e.attrs)) {
       expect(k.startsWith('on'), `${e.name}[${k}]`).toBe(false);
       if (k === 'xmlns') continue; // a namespace name, never fetched
@@ -24,7 +36,10 @@ export function checkPage(html: string): XmlElement {
   expect(csp.map((e) => e.attrs.content)).toEqual([REPORT_CSP]);
   expect(REPORT_CSP).toMatch(/^default-src 'none'; style-src 'unsafe-inline'(;|$)/);
   expect(REPORT_CSP).not.toMatch(/script-src|unsafe-eval|\*/);
-  const style = all.filter((e) => e.name === 'style').map(textOf).join('');
+  const style = all
+    .filter((e) => e.name === 'style')
+    .map(textOf)
+    .join('');
   expect(style).not.toMatch(/@import|url\(|expression\(/i);
   expect(html).not.toMatch(/NaN|Infinity/);
   // every figure: an SVG (checked on its own) with an accessible title
@@ -55,10 +70,13 @@ export function figure(root: XmlElement, id: string): XmlElement {
 
 /** The axis titles of a figure's SVG. */
 export function axisLabels(f: XmlElement): string[] {
-  return elements(f).filter((e) => e.attrs.class === 'axis-label').map(textOf);
+  return elements(f)
+    .filter((e) => e.attrs.class === 'axis-label')
+    .map(textOf);
 }
 
 export function figureIds(root: XmlElement): string[] {
-  return elements(root).filter((e) => e.name === 'figure').map((e) => e.attrs.id!);
+  return elements(root)
+    .filter((e) => e.name === 'figure')
+    .map((e) => e.attrs.id!);
 }
-

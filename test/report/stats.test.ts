@@ -58,7 +58,8 @@ describe('centralCoverage', () => {
   it('is the nominal level (to 1/n) on a perfectly calibrated quantile grid', () => {
     const n = 2000;
     const g = quantileGrid(n, new Rng(1));
-    for (const level of COVERAGE_LEVELS) expect(Math.abs(centralCoverage(g.y, g.mean, g.std, level) - level)).toBeLessThanOrEqual(1 / n + 1e-12);
+    for (const level of COVERAGE_LEVELS)
+      expect(Math.abs(centralCoverage(g.y, g.mean, g.std, level) - level)).toBeLessThanOrEqual(1 / n + 1e-12);
   });
 
   it('equals a brute count through erf: |r| ≤ z·σ ⇔ erf(|r| / (σ√2)) ≤ level', () => {
@@ -93,7 +94,11 @@ describe('centralCoverage', () => {
     expect(curve.map((c) => c.level)).toEqual([...COVERAGE_LEVELS]);
     curve.forEach((c) => expect(c.observed).toBe(centralCoverage(g.y, g.mean, g.std, c.level)));
     // too narrow intervals (σ halved) cover less at every level
-    const narrow = calibrationCurve(g.y, g.mean, g.std.map((s) => s / 2));
+    const narrow = calibrationCurve(
+      g.y,
+      g.mean,
+      g.std.map((s) => s / 2),
+    );
     narrow.forEach((c, i) => expect(c.observed).toBeLessThan(curve[i]!.observed + 1e-12));
     expect(narrow[17]!.observed).toBeLessThan(0.7);
   });
@@ -113,19 +118,24 @@ describe('conformalCalibrationCurve', () => {
     expect(c.map((p) => p.observed)).toEqual([3 / 6, 5 / 6, 1]);
   });
 
-  it('on the calibration rows themselves covers at least the level (exchangeability), and agrees with the trainer\'s metrics', () => {
+  it("on the calibration rows themselves covers at least the level (exchangeability), and agrees with the trainer's metrics", () => {
     const rng = new Rng(4);
     const n = 300;
     const mean = Array.from({ length: n }, () => rng.normal() * 10);
     const std = Array.from({ length: n }, () => rng.uniform(0.5, 3));
     // heavy tails: Student-t-like residuals, so the Gaussian curve under-covers at high levels
-    const y = mean.map((m, i) => m + std[i]! * rng.normal() / Math.sqrt(rng.uniform(0.05, 1)));
+    const y = mean.map((m, i) => m + (std[i]! * rng.normal()) / Math.sqrt(rng.uniform(0.05, 1)));
     const scores = conformalScores(y, mean, std);
     const curve = conformalCalibrationCurve(y, mean, std, scores);
     for (const p of curve) expect(p.observed).toBeGreaterThanOrEqual(p.level - 1e-12);
     const m = regressionMetrics(y, mean, mean, std, 0, scores);
     const at = (l: number): number => curve.find((p) => Math.abs(p.level - l) < 1e-9)!.observed;
-    expect([at(0.5), at(0.8), at(0.9), at(0.95)]).toEqual([m.conformal_coverage_50, m.conformal_coverage_80, m.conformal_coverage_90, m.conformal_coverage_95]);
+    expect([at(0.5), at(0.8), at(0.9), at(0.95)]).toEqual([
+      m.conformal_coverage_50,
+      m.conformal_coverage_80,
+      m.conformal_coverage_90,
+      m.conformal_coverage_95,
+    ]);
   });
 
   it('leaves unusable rows out and is NaN without any', () => {
@@ -244,7 +254,10 @@ describe('confusionMatrix and topClass', () => {
         expect(m[t]![p]).toBe(c);
       }
     }
-    expect(confusionMatrix([0.5, 0.5], [1], 2)).toEqual([[0, 0], [1, 0]]);
+    expect(confusionMatrix([0.5, 0.5], [1], 2)).toEqual([
+      [0, 0],
+      [1, 0],
+    ]);
     const top = topClass([0.2, 0.8, 0.6, 0.4, NaN, 1], [1, 1, 0], 2);
     expect(top).toEqual({ index: [0, 1], confidence: [0.8, 0.6], correct: [true, false] });
   });

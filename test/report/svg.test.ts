@@ -33,7 +33,17 @@ const named = (root: XmlElement, name: string): XmlElement[] => elements(root).f
 describe('the test XML parser', () => {
   it('accepts well-formed documents and rejects malformed ones', () => {
     expect(parseXml('<!DOCTYPE html>\n<a x="1 &amp; 2"><b/>t&lt;&#233;<!-- c --></a>\n').children).toHaveLength(2);
-    for (const bad of ['<a><b></a></b>', '<a x=1></a>', '<a x="1" x="2"/>', '<a>&nbsp;</a>', '<a>x & y</a>', '<a x="<"/>', '<a/><b/>', '<a>', '<a b="1"c="2"/>']) {
+    for (const bad of [
+      '<a><b></a></b>',
+      '<a x=1></a>',
+      '<a x="1" x="2"/>',
+      '<a>&nbsp;</a>',
+      '<a>x & y</a>',
+      '<a x="<"/>',
+      '<a/><b/>',
+      '<a>',
+      '<a b="1"c="2"/>',
+    ]) {
       expect(() => parseXml(bad), bad).toThrow();
     }
   });
@@ -41,7 +51,9 @@ describe('the test XML parser', () => {
 
 describe('text and numbers', () => {
   it('escapes markup and replaces characters XML cannot carry', () => {
-    expect(escapeXml(`<script>"a" & 'b'</script>`)).toBe('&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;');
+    expect(escapeXml(`<script>"a" & 'b'</script>`)).toBe(
+      '&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;',
+    );
     expect(escapeXml('a\u0000b\u001fc\ud800d\u00e9\ud83d\ude00')).toBe('a\ufffdb\ufffdc\ufffdd\u00e9\ud83d\ude00');
     const root = parseXml(`<t a="${escapeXml('"\'<>&')}">${escapeXml('</t><x>&amp;')}</t>`);
     expect(root.attrs.a).toBe('"\'<>&');
@@ -157,20 +169,37 @@ describe('Plot', () => {
       title: 'A <test> plot',
       x: { label: 'x <units>', domain: [0, 10] },
       y: { label: 'y & more', domain: [-1, 1] },
-      legend: [{ label: 'series "a"', color: '#0072B2' }, { label: 'b', color: '#E69F00', kind: 'point' }],
+      legend: [
+        { label: 'series "a"', color: '#0072B2' },
+        { label: 'b', color: '#E69F00', kind: 'point' },
+      ],
     });
 
   it('draws axes, labels, legend and a clipped plot area as well-formed SVG', () => {
     const p = basic();
     p.line([0, 5, 10], [0, 1, -1]);
     const root = svgOf(p.toString());
-    const labels = elements(root).filter((e) => e.attrs.class === 'axis-label').map(textOf);
+    const labels = elements(root)
+      .filter((e) => e.attrs.class === 'axis-label')
+      .map(textOf);
     expect(labels).toEqual(['x <units>', 'y & more']);
     expect(textOf(named(root, 'title')[0]!)).toBe('A <test> plot');
     expect(named(root, 'clipPath')[0]!.attrs.id).toBe('p1-clip');
     expect(elements(root).some((e) => e.attrs['clip-path'] === 'url(#p1-clip)')).toBe(true);
     const ticks = elements(root).find((e) => e.attrs.class === 'ticks')!;
-    expect(named(ticks, 'text').map(textOf)).toEqual(['0', '2', '4', '6', '8', '10', '−1.0', '−0.5', '0.0', '0.5', '1.0']);
+    expect(named(ticks, 'text').map(textOf)).toEqual([
+      '0',
+      '2',
+      '4',
+      '6',
+      '8',
+      '10',
+      '−1.0',
+      '−0.5',
+      '0.0',
+      '0.5',
+      '1.0',
+    ]);
     expect(textOf(elements(root).find((e) => e.attrs.class === 'legend')!)).toBe('series "a"b');
   });
 
@@ -185,7 +214,12 @@ describe('Plot', () => {
   });
 
   it('log axes skip values they cannot show', () => {
-    const p = new Plot({ id: 'lg', title: 't', x: { label: 'x', domain: [1, 3] }, y: { label: 'y', domain: [0.001, 1], log: true } });
+    const p = new Plot({
+      id: 'lg',
+      title: 't',
+      x: { label: 'x', domain: [1, 3] },
+      y: { label: 'y', domain: [0.001, 1], log: true },
+    });
     p.line([1, 2, 3], [0.5, 0, -1]);
     expect(p.points([1, 2, 3], [0.01, 0, 0.1])).toBe(2);
     svgOf(p.toString());
@@ -212,7 +246,12 @@ describe('Plot', () => {
     const n = 20000;
     const ys = Array.from({ length: n }, (_, i) => (i === 12345 ? 1 : 0));
     const p = basic();
-    p.line(Array.from({ length: n }, (_, i) => (i / n) * 10), ys, {}, 1000);
+    p.line(
+      Array.from({ length: n }, (_, i) => (i / n) * 10),
+      ys,
+      {},
+      1000,
+    );
     const d = named(svgOf(p.toString()), 'path').find((e) => e.attrs.stroke === '#0072B2')!.attrs.d!;
     const points = d.match(/[ML]/g)!.length;
     expect(points).toBeLessThanOrEqual(1002);
@@ -241,7 +280,11 @@ describe('Plot', () => {
     // the band broke at the NaN: two pieces, the second one too short to draw
     expect(named(root, 'path').filter((e) => e.attrs['fill-opacity'] === '0.2')).toHaveLength(1);
     // one error bar survives (rows 1 and 2 have a non-finite end)
-    expect(named(root, 'path').find((e) => e.attrs['stroke-opacity'] === '0.5')!.attrs.d!.match(/M/g)).toHaveLength(1);
+    expect(
+      named(root, 'path')
+        .find((e) => e.attrs['stroke-opacity'] === '0.5')!
+        .attrs.d!.match(/M/g),
+    ).toHaveLength(1);
   });
 
   it('a hatch is a pattern referenced by id', () => {
@@ -254,12 +297,21 @@ describe('Plot', () => {
   });
 
   it('rejects ids that could break the markup', () => {
-    expect(() => new Plot({ id: 'a"b', title: '', x: { label: '', domain: [0, 1] }, y: { label: '', domain: [0, 1] } })).toThrow(/svg id/);
-    expect(() => heatmap({ id: '1x', title: '', rowLabels: [], colLabels: [], values: [], xLabel: '', yLabel: '' })).toThrow(/svg id/);
+    expect(
+      () => new Plot({ id: 'a"b', title: '', x: { label: '', domain: [0, 1] }, y: { label: '', domain: [0, 1] } }),
+    ).toThrow(/svg id/);
+    expect(() =>
+      heatmap({ id: '1x', title: '', rowLabels: [], colLabels: [], values: [], xLabel: '', yLabel: '' }),
+    ).toThrow(/svg id/);
   });
 
   it('survives data that is all non-finite', () => {
-    const p = new Plot({ id: 'empty', title: 't', x: { label: 'x', domain: extent([NaN]) }, y: { label: 'y', domain: [NaN, Infinity] } });
+    const p = new Plot({
+      id: 'empty',
+      title: 't',
+      x: { label: 'x', domain: extent([NaN]) },
+      y: { label: 'y', domain: [NaN, Infinity] },
+    });
     p.line([NaN, Infinity], [1, 2]);
     p.points([NaN], [NaN]);
     p.bars([NaN, NaN], [NaN]);
@@ -274,7 +326,11 @@ describe('heatmap', () => {
       title: 'confusion',
       rowLabels: ['<a>', 'b', 'c'],
       colLabels: ['<a>', 'b', 'c'],
-      values: [[9, 0, 1], [0, 10, 0], [2, 1, 16]],
+      values: [
+        [9, 0, 1],
+        [0, 10, 0],
+        [2, 1, 16],
+      ],
       xLabel: 'predicted',
       yLabel: 'true',
     });
@@ -289,25 +345,59 @@ describe('heatmap', () => {
 
   it('rotates long column labels and survives NaN cells', () => {
     const labels = ['a very long class name', 'another very long one'];
-    const root = svgOf(heatmap({ id: 'h2', title: 't', rowLabels: labels, colLabels: labels, values: [[NaN, 1], [2, Infinity]], xLabel: 'x', yLabel: 'y' }));
+    const root = svgOf(
+      heatmap({
+        id: 'h2',
+        title: 't',
+        rowLabels: labels,
+        colLabels: labels,
+        values: [
+          [NaN, 1],
+          [2, Infinity],
+        ],
+        xLabel: 'x',
+        yLabel: 'y',
+      }),
+    );
     expect(named(root, 'text').some((t) => /rotate\(-45/.test(t.attrs.transform ?? ''))).toBe(true);
   });
 });
 
 describe('categoryChart', () => {
   it('bar mode starts at zero, emphasises the highlighted row, leaves non-finite rows empty', () => {
-    const root = svgOf(categoryChart({ id: 'c1', title: 't', categories: ['one', 'two <b>', 'three'], values: [3, NaN, 5], valueLabel: 'score', highlight: 2 }));
+    const root = svgOf(
+      categoryChart({
+        id: 'c1',
+        title: 't',
+        categories: ['one', 'two <b>', 'three'],
+        values: [3, NaN, 5],
+        valueLabel: 'score',
+        highlight: 2,
+      }),
+    );
     const bars = named(root, 'rect');
     expect(bars).toHaveLength(2);
     expect(Number(bars[1]!.attrs.width)).toBeGreaterThan(Number(bars[0]!.attrs.width));
     expect(bars[1]!.attrs.fill).not.toBe(bars[0]!.attrs.fill);
-    const bold = named(root, 'text').filter((t) => t.attrs['font-weight'] === '700').map(textOf);
+    const bold = named(root, 'text')
+      .filter((t) => t.attrs['font-weight'] === '700')
+      .map(textOf);
     expect(bold).toEqual(['three', '5']);
     expect(named(root, 'text').map(textOf)).toContain('two <b>');
   });
 
   it('dot mode zooms to the values', () => {
-    const root = svgOf(categoryChart({ id: 'c2', title: 't', categories: ['a', 'b'], values: [5.468, 5.521], valueLabel: 'nll', mode: 'dot', highlight: 0 }));
+    const root = svgOf(
+      categoryChart({
+        id: 'c2',
+        title: 't',
+        categories: ['a', 'b'],
+        values: [5.468, 5.521],
+        valueLabel: 'nll',
+        mode: 'dot',
+        highlight: 0,
+      }),
+    );
     const dots = named(root, 'circle');
     expect(dots).toHaveLength(2);
     // the two dots are far apart although the values differ by 1%
@@ -316,7 +406,16 @@ describe('categoryChart', () => {
 
   it('cuts long labels so they end at the axis and start inside the picture', () => {
     const long = `#29 dropout 0.2 · weight_decay 0.00353357 · epochs 2000 · noise homoscedastic`;
-    const root = svgOf(categoryChart({ id: 'c3', title: 't', categories: [long, 'short'], values: [1, 2], valueLabel: 'v', mode: 'dot' }));
+    const root = svgOf(
+      categoryChart({
+        id: 'c3',
+        title: 't',
+        categories: [long, 'short'],
+        values: [1, 2],
+        valueLabel: 'v',
+        mode: 'dot',
+      }),
+    );
     const labels = named(root, 'text').filter((t) => t.attrs['text-anchor'] === 'end');
     expect(labels.map(textOf)[1]).toBe('short');
     const cut = textOf(labels[0]!);

@@ -149,7 +149,23 @@ export function byAttr(root: XmlElement, attr: string, value: string): XmlElemen
 }
 
 /** Attributes that carry coordinates or lengths. */
-const GEOMETRY = ['x', 'y', 'x1', 'y1', 'x2', 'y2', 'cx', 'cy', 'r', 'width', 'height', 'd', 'viewBox', 'transform', 'points'];
+const GEOMETRY = [
+  'x',
+  'y',
+  'x1',
+  'y1',
+  'x2',
+  'y2',
+  'cx',
+  'cy',
+  'r',
+  'width',
+  'height',
+  'd',
+  'viewBox',
+  'transform',
+  'points',
+];
 
 /** Every number in every geometry attribute: finite and within the clamp. Returns how many were checked. */
 export function checkGeometry(root: XmlElement): number {

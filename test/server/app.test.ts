@@ -10,11 +10,20 @@ describe('OpenAPI', () => {
   });
   it('is a valid OpenAPI 3.0 document with every route', async () => {
     const doc = await generateOpenApiObject();
-    const res = await new Validator().validate(doc as Parameters<Validator["validate"]>[0]);
+    const res = await new Validator().validate(doc as Parameters<Validator['validate']>[0]);
     expect(res.errors).toBeUndefined();
     expect(res.valid).toBe(true);
     expect(Object.keys(doc.paths as object)).toEqual(
-      expect.arrayContaining(['/v1/models', '/v1/models/{name}', '/v1/models/{name}/predict', '/v1/models/{name}/uncertainty', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/health/ready', '/metrics']),
+      expect.arrayContaining([
+        '/v1/models',
+        '/v1/models/{name}',
+        '/v1/models/{name}/predict',
+        '/v1/models/{name}/uncertainty',
+        '/v2/models/{name}/infer',
+        '/v2/models/{name}/versions/{version}/infer',
+        '/health/ready',
+        '/metrics',
+      ]),
     );
   });
   it('/openapi.json serves it and /docs serves the Swagger UI', async () => {
@@ -42,14 +51,21 @@ describe('API_KEY bearer auth', () => {
     }
     const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} });
     expect(v2.json()).toEqual({ error: 'missing or invalid bearer token (Authorization: Bearer <API_KEY>)' });
-    expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}x` } })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}x` } })).statusCode).toBe(
+      401,
+    );
     expect((await app.inject({ url: '/v1/models', headers: { authorization: key } })).statusCode).toBe(401);
     expect((await app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${key}` } })).statusCode).toBe(200);
     // the scheme is case-insensitive (RFC 7235 §2.1); the token is not
     for (const scheme of ['bearer', 'BEARER', 'bEaReR']) {
-      expect((await app.inject({ url: '/v1/models', headers: { authorization: `${scheme} ${key}` } })).statusCode, scheme).toBe(200);
+      expect(
+        (await app.inject({ url: '/v1/models', headers: { authorization: `${scheme} ${key}` } })).statusCode,
+        scheme,
+      ).toBe(200);
     }
-    expect((await app.inject({ url: '/v1/models', headers: { authorization: `bearer ${key.toUpperCase()}` } })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ url: '/v1/models', headers: { authorization: `bearer ${key.toUpperCase()}` } })).statusCode,
+    ).toBe(401);
     expect((await app.inject({ url: '/v1/models', headers: { authorization: `Basic ${key}` } })).statusCode).toBe(401);
     for (const url of ['/health/live', '/health/ready', '/metrics', '/v2/health/live', '/v2/health/ready']) {
       expect((await app.inject(url)).statusCode, url).toBe(200);
@@ -79,7 +95,10 @@ describe('a real port', () => {
     const slow = fetch(`${address}/v1/models/wine/uncertainty`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', connection: 'close' },
-      body: JSON.stringify({ instances: Array(64).fill([13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700]), samples: 20000 }),
+      body: JSON.stringify({
+        instances: Array(64).fill([13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700]),
+        samples: 20000,
+      }),
     });
     await new Promise((r) => setTimeout(r, 50));
     app.repository.state = 'closing';
@@ -96,7 +115,11 @@ describe('a real port', () => {
 describe('security headers, CORS and rate limiting', () => {
   it('API responses, errors included, carry the security headers; /docs gets a CSP that lets Swagger UI run', async () => {
     const { app } = await testApp();
-    for (const r of [await app.inject('/v1/models'), await app.inject('/v1/models/nope'), await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} })]) {
+    for (const r of [
+      await app.inject('/v1/models'),
+      await app.inject('/v1/models/nope'),
+      await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} }),
+    ]) {
       expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
       expect(r.headers['x-content-type-options']).toBe('nosniff');
       expect(r.headers['x-frame-options']).toBe('DENY');
@@ -110,7 +133,11 @@ describe('security headers, CORS and rate limiting', () => {
   });
   it('CORS_ORIGIN allows the listed origins', async () => {
     const { app } = await testApp({ CORS_ORIGIN: 'https://a.example, https://b.example' });
-    const ok = await app.inject({ method: 'OPTIONS', url: '/v1/models', headers: { origin: 'https://b.example', 'access-control-request-method': 'POST' } });
+    const ok = await app.inject({
+      method: 'OPTIONS',
+      url: '/v1/models',
+      headers: { origin: 'https://b.example', 'access-control-request-method': 'POST' },
+    });
     expect(ok.headers['access-control-allow-origin']).toBe('https://b.example');
     const other = await app.inject({ url: '/v1/models', headers: { origin: 'https://evil.example' } });
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
@@ -123,7 +150,9 @@ describe('security headers, CORS and rate limiting', () => {
     const limited = await app.inject('/v1/models');
     expect(limited.statusCode).toBe(429);
     expect(limited.json()).toMatchObject({ statusCode: 429, code: 'DS_RATE_LIMITED' });
-    expect((await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} })).json()).toEqual({ error: 'rate limit: at most 2 requests per 1 minute; retry later' });
+    expect((await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: {} })).json()).toEqual({
+      error: 'rate limit: at most 2 requests per 1 minute; retry later',
+    });
     for (let i = 0; i < 5; i++) expect((await app.inject('/health/ready')).statusCode).toBe(200);
     await app.close();
   });

@@ -8,7 +8,13 @@ describe('FastHistogram and FastCounter write exactly what prom-client writes', 
     const ours = new Registry();
     const theirs = new Registry();
     const a = new FastHistogram('req_seconds', 'Request time', ['route', 'status'], buckets, ours);
-    const b = new Histogram({ name: 'req_seconds', help: 'Request time', labelNames: ['route', 'status'], buckets, registers: [theirs] });
+    const b = new Histogram({
+      name: 'req_seconds',
+      help: 'Request time',
+      labelNames: ['route', 'status'],
+      buckets,
+      registers: [theirs],
+    });
     const obs: [string, string, number][] = [
       ['/a', '200', 0.0005],
       ['/a', '200', 0.001], // on an edge: le is inclusive

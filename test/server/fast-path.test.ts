@@ -4,13 +4,48 @@ import { modelParamsFastPath, predictFastPath, uncertaintyFastPath } from '../..
 import { ModelParams, PredictBody, uncertaintyBody } from '../../src/server/schemas/v1.js';
 
 // values as JSON.parse can give them, leaning towards the shapes the fast paths look at
-const num = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.constantFrom(0, -0, 1, 1e308, -5e-324, 0.5, 2 ** 53, 2 ** 53 + 2));
-const cell = fc.oneof({ weight: 8, arbitrary: num }, fc.constant(null), fc.string({ maxLength: 2 }), fc.boolean(), fc.constant([]), fc.constant({}));
-const row = fc.oneof({ weight: 6, arbitrary: fc.array(num, { maxLength: 12 }) }, fc.array(cell, { maxLength: 5 }), fc.dictionary(fc.string({ maxLength: 3 }), num, { maxKeys: 3 }), num, fc.constant(null));
-const rows = fc.oneof({ weight: 5, arbitrary: fc.array(row, { minLength: 1, maxLength: 4 }) }, fc.constant([]), row, fc.string({ maxLength: 3 }));
+const num = fc.oneof(
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.integer(),
+  fc.constantFrom(0, -0, 1, 1e308, -5e-324, 0.5, 2 ** 53, 2 ** 53 + 2),
+);
+const cell = fc.oneof(
+  { weight: 8, arbitrary: num },
+  fc.constant(null),
+  fc.string({ maxLength: 2 }),
+  fc.boolean(),
+  fc.constant([]),
+  fc.constant({}),
+);
+const row = fc.oneof(
+  { weight: 6, arbitrary: fc.array(num, { maxLength: 12 }) },
+  fc.array(cell, { maxLength: 5 }),
+  fc.dictionary(fc.string({ maxLength: 3 }), num, { maxKeys: 3 }),
+  num,
+  fc.constant(null),
+);
+const rows = fc.oneof(
+  { weight: 5, arbitrary: fc.array(row, { minLength: 1, maxLength: 4 }) },
+  fc.constant([]),
+  row,
+  fc.string({ maxLength: 3 }),
+);
 const option = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
 const body = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ instances: rows, samples: option(fc.oneof(fc.integer({ min: -2, max: 20000 }), num)), interval: option(fc.oneof(num, fc.constantFrom(0, 1, 0.9))), seed: option(fc.oneof(fc.integer({ min: -1 }), num, fc.constant(2 ** 53))), return_samples: option(fc.oneof(fc.boolean(), num)), other: option(fc.jsonValue()) }, { requiredKeys: [] }) },
+  {
+    weight: 6,
+    arbitrary: fc.record(
+      {
+        instances: rows,
+        samples: option(fc.oneof(fc.integer({ min: -2, max: 20000 }), num)),
+        interval: option(fc.oneof(num, fc.constantFrom(0, 1, 0.9))),
+        seed: option(fc.oneof(fc.integer({ min: -1 }), num, fc.constant(2 ** 53))),
+        return_samples: option(fc.oneof(fc.boolean(), num)),
+        other: option(fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    ),
+  },
   rows,
   fc.jsonValue(),
 );
@@ -55,7 +90,9 @@ describe('validation fast paths accept only what zod accepts, and return what zo
     const rowsOf = [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]];
     expect(predictFastPath({ instances: rowsOf })).toEqual({ instances: rowsOf });
     expect(predictFastPath(rowsOf)).toBe(rowsOf);
-    expect(uncertaintyFastPath(10000)({ instances: rowsOf, samples: 100, seed: 3, interval: 0.8, return_samples: false })).toBeDefined();
+    expect(
+      uncertaintyFastPath(10000)({ instances: rowsOf, samples: 100, seed: 3, interval: 0.8, return_samples: false }),
+    ).toBeDefined();
     // everything else goes to zod
     expect(predictFastPath({ instances: [{ age: 1 }] })).toBeUndefined();
     expect(uncertaintyFastPath(10000)({ instances: rowsOf, samples: 10001 })).toBeUndefined();

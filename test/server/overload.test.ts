@@ -22,7 +22,10 @@ const json = { 'content-type': 'application/json' };
 /** 100 rows × 1 000 000 samples: many seconds of Monte Carlo, cut short by its timeout or its client. */
 const HEAVY = { instances: Array(100).fill(DIABETES_ROW), samples: 1_000_000 };
 const HEAVY_ENV = { MC_MAX_SAMPLES: '1000000', MC_MAX_WORK: '100000000' };
-const v2Infer = (parameters: Record<string, unknown>) => ({ inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }], parameters });
+const v2Infer = (parameters: Record<string, unknown>) => ({
+  inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }],
+  parameters,
+});
 
 /** The data plane's MC tasks running now. */
 const running = (app: FastifyInstance): number => (app.dataPlane as unknown as { mc: { running: number } }).mc.running;
@@ -48,22 +51,55 @@ describe('admission control and deadlines over HTTP', () => {
   afterAll(() => app.close());
 
   it('a full queue: 503 with Retry-After at once, in each shape; predict still runs; the running request stops at its deadline (504)', async () => {
-    const heavy = app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', headers: { 'x-request-timeout': '1500' }, payload: HEAVY });
+    const heavy = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { 'x-request-timeout': '1500' },
+      payload: HEAVY,
+    });
     await until(() => running(app) === 1);
-    const queued = app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: [DIABETES_ROW], samples: 10 } });
+    const queued = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      payload: { instances: [DIABETES_ROW], samples: 10 },
+    });
     await until(() => app.dataPlane.queueDepth().mc === 1);
-    const v1 = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: [DIABETES_ROW], samples: 10 } });
+    const v1 = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      payload: { instances: [DIABETES_ROW], samples: 10 },
+    });
     expect(v1.statusCode).toBe(503);
     expect(Number(v1.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(v1.json()).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'server busy: 1 Monte Carlo requests are waiting (MAX_QUEUE=1); retry later', code: 'DS_OVERLOADED' });
-    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: v2Infer({ mc_samples: 10 }) });
-    expect([v2.statusCode, v2.json()]).toEqual([503, { error: 'server busy: 1 Monte Carlo requests are waiting (MAX_QUEUE=1); retry later' }]);
+    expect(v1.json()).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'server busy: 1 Monte Carlo requests are waiting (MAX_QUEUE=1); retry later',
+      code: 'DS_OVERLOADED',
+    });
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: v2Infer({ mc_samples: 10 }),
+    });
+    expect([v2.statusCode, v2.json()]).toEqual([
+      503,
+      { error: 'server busy: 1 Monte Carlo requests are waiting (MAX_QUEUE=1); retry later' },
+    ]);
     expect(Number(v2.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     // predict is not queued behind Monte Carlo
-    expect((await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [DIABETES_ROW] } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [DIABETES_ROW] } }))
+        .statusCode,
+    ).toBe(200);
     const h = await heavy;
     expect(h.statusCode).toBe(504);
-    expect(h.json()).toEqual({ statusCode: 504, error: 'Gateway Timeout', message: "the request's deadline of 1500 ms passed while it was running", code: 'DS_DEADLINE_EXCEEDED' });
+    expect(h.json()).toEqual({
+      statusCode: 504,
+      error: 'Gateway Timeout',
+      message: "the request's deadline of 1500 ms passed while it was running",
+      code: 'DS_DEADLINE_EXCEEDED',
+    });
     // the run stopped between chunks: the runner serves the queued request
     expect((await queued).statusCode).toBe(200);
     expect(await metric(app, 'requests_rejected_total{lane="mc"}')).toBe(2);
@@ -72,10 +108,22 @@ describe('admission control and deadlines over HTTP', () => {
   });
 
   it('a request still queued at its V2 parameters.timeout (µs) is dropped: 504', async () => {
-    const heavy = app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', headers: { 'x-request-timeout': '1000' }, payload: HEAVY });
+    const heavy = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { 'x-request-timeout': '1000' },
+      payload: HEAVY,
+    });
     await until(() => running(app) === 1);
-    const q = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: v2Infer({ mc_samples: 10, timeout: 100_000 }) });
-    expect([q.statusCode, q.json()]).toEqual([504, { error: "the request's deadline of 100 ms passed while it was waiting in the queue" }]);
+    const q = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: v2Infer({ mc_samples: 10, timeout: 100_000 }),
+    });
+    expect([q.statusCode, q.json()]).toEqual([
+      504,
+      { error: "the request's deadline of 100 ms passed while it was waiting in the queue" },
+    ]);
     expect(await metric(app, 'requests_timed_out_total{lane="mc",stage="queued"}')).toBe(1);
     expect((await heavy).statusCode).toBe(504);
     await until(() => running(app) === 0, 2000);
@@ -83,11 +131,26 @@ describe('admission control and deadlines over HTTP', () => {
 
   it('a bad x-request-timeout or parameters.timeout is a 400 naming it', async () => {
     for (const bad of ['abc', '0', '-5', '1.5', '']) {
-      const r = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: { 'x-request-timeout': bad }, payload: { instances: [DIABETES_ROW] } });
-      expect([r.statusCode, r.json().message], bad).toEqual([400, `x-request-timeout: expected a whole number of milliseconds ≥ 1, got ${JSON.stringify(bad)}`]);
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/models/diabetes/predict',
+        headers: { 'x-request-timeout': bad },
+        payload: { instances: [DIABETES_ROW] },
+      });
+      expect([r.statusCode, r.json().message], bad).toEqual([
+        400,
+        `x-request-timeout: expected a whole number of milliseconds ≥ 1, got ${JSON.stringify(bad)}`,
+      ]);
     }
-    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: v2Infer({ mc_samples: 10, timeout: 'soon' }) });
-    expect([v2.statusCode, v2.json()]).toEqual([400, { error: 'body.parameters.timeout: Invalid input: expected number, received string' }]);
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: v2Infer({ mc_samples: 10, timeout: 'soon' }),
+    });
+    expect([v2.statusCode, v2.json()]).toEqual([
+      400,
+      { error: 'body.parameters.timeout: Invalid input: expected number, received string' },
+    ]);
   });
 });
 
@@ -97,7 +160,12 @@ describe('a client that disconnects cancels its work', () => {
       const { app } = await testApp({ MC_WORKERS: workers, MC_WORKER_MIN_WORK: '1000', ...HEAVY_ENV });
       const url = await app.listen({ port: 0, host: '127.0.0.1' });
       const ac = new AbortController();
-      const heavy = fetch(`${url}/v1/models/diabetes/uncertainty`, { method: 'POST', headers: json, body: JSON.stringify(HEAVY), signal: ac.signal }).catch((e: Error) => e.name);
+      const heavy = fetch(`${url}/v1/models/diabetes/uncertainty`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify(HEAVY),
+        signal: ac.signal,
+      }).catch((e: Error) => e.name);
       await until(() => running(app) === 1);
       ac.abort();
       expect(await heavy).toBe('AbortError');
@@ -105,7 +173,11 @@ describe('a client that disconnects cancels its work', () => {
       await until(() => running(app) === 0, 2000);
       await until(() => app.dataPlane.queueDepth().mc === 0);
       expect(await metric(app, 'requests_cancelled_total{lane="mc",stage="running"}')).toBe(1);
-      const next = await fetch(`${url}/v1/models/diabetes/uncertainty`, { method: 'POST', headers: json, body: JSON.stringify({ instances: [DIABETES_ROW], samples: 10, seed: 1 }) });
+      const next = await fetch(`${url}/v1/models/diabetes/uncertainty`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ instances: [DIABETES_ROW], samples: 10, seed: 1 }),
+      });
       expect(next.status).toBe(200);
       await app.close();
     });
@@ -118,7 +190,8 @@ describe('a client gone before its request is validated', () => {
     const app = await buildApp({ config });
     // stands in for a reset that Node processed after the body arrived and before Fastify validated it
     app.addHook('onRequest', (req, _reply, done) => {
-      if (req.headers['x-test-gone'] === '1') Object.defineProperty(req.raw.socket, 'destroyed', { value: true, configurable: true });
+      if (req.headers['x-test-gone'] === '1')
+        Object.defineProperty(req.raw.socket, 'destroyed', { value: true, configurable: true });
       done();
     });
     await app.loadModels();
@@ -127,10 +200,20 @@ describe('a client gone before its request is validated', () => {
     const sample = app.dataPlane.sample.bind(app.dataPlane);
     app.dataPlane.sample = (req) => (sampled++, sample(req));
     const body = { instances: [DIABETES_ROW], samples: 10, seed: 1 };
-    const gone = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: body, headers: { 'x-test-gone': '1' } });
+    const gone = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      payload: body,
+      headers: { 'x-test-gone': '1' },
+    });
     expect(gone.statusCode).toBe(499);
     // not even validated: an invalid body from a gone client gets the same
-    const invalid = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: 'x' }, headers: { 'x-test-gone': '1' } });
+    const invalid = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      payload: { instances: 'x' },
+      headers: { 'x-test-gone': '1' },
+    });
     expect(invalid.statusCode).toBe(499);
     expect(sampled).toBe(0);
     const ok = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: body });
@@ -148,7 +231,9 @@ describe('slow clients', () => {
     let answer = '';
     socket.on('data', (d) => (answer += d.toString()));
     const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.write(`POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"instances": [`);
+    socket.write(
+      `POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"instances": [`,
+    );
     await closed;
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     await app.close();
@@ -156,8 +241,15 @@ describe('slow clients', () => {
 
   it('the server options: request, headers and connection timeouts and a 1 s connections check', async () => {
     const { app } = await testApp({});
-    const server = app.server as unknown as { requestTimeout: number; headersTimeout: number; timeout: number; connectionsCheckingInterval: number };
-    expect([server.requestTimeout, server.headersTimeout, server.timeout, server.connectionsCheckingInterval]).toEqual([10_000, 10_000, 60_000, 1000]);
+    const server = app.server as unknown as {
+      requestTimeout: number;
+      headersTimeout: number;
+      timeout: number;
+      connectionsCheckingInterval: number;
+    };
+    expect([server.requestTimeout, server.headersTimeout, server.timeout, server.connectionsCheckingInterval]).toEqual([
+      10_000, 10_000, 60_000, 1000,
+    ]);
     await app.close();
   });
 });
@@ -172,16 +264,34 @@ describe('finite answers', () => {
   const huge = DIABETES_ROW.map(() => 3e38);
 
   it('a statistic that is not finite is a 422 naming the row and statistics, in each protocol', async () => {
-    const r = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: { instances: [DIABETES_ROW, huge], samples: 20 } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      payload: { instances: [DIABETES_ROW, huge], samples: 20 },
+    });
     expect(r.statusCode).toBe(422);
     expect(r.json().code).toBe('DS_NON_FINITE');
     expect(r.json().message).toMatch(/^statistics are not finite for row 1 \(/);
-    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: huge }], parameters: { mc_samples: 20 } } });
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: {
+        inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: huge }],
+        parameters: { mc_samples: 20 },
+      },
+    });
     expect(v2.statusCode).toBe(422);
     expect(v2.json().error).toMatch(/^statistics are not finite for row 0 \(/);
     const p = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [huge] } });
-    expect([p.statusCode, p.json().message]).toEqual([422, expect.stringMatching(/^the output is not finite for row 0 \(output\): /)]);
-    const wine = await app.inject({ method: 'POST', url: '/v1/models/wine/uncertainty', payload: { instances: [Array(13).fill(3e38)], samples: 20 } });
+    expect([p.statusCode, p.json().message]).toEqual([
+      422,
+      expect.stringMatching(/^the output is not finite for row 0 \(output\): /),
+    ]);
+    const wine = await app.inject({
+      method: 'POST',
+      url: '/v1/models/wine/uncertainty',
+      payload: { instances: [Array(13).fill(3e38)], samples: 20 },
+    });
     expect(wine.statusCode).toBe(422);
   });
 });
@@ -210,15 +320,40 @@ describe('inputs far outside the training range', () => {
 
   it('are flagged per row by feature name: /v1 predict and uncertainty, V2 parameters', async () => {
     const { app } = await testApp({ MODELS_DIR: dir });
-    const p = await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW, old, oldAndHeavy] } });
+    const p = await app.inject({
+      method: 'POST',
+      url: '/v1/models/ranged/predict',
+      payload: { instances: [DIABETES_ROW, old, oldAndHeavy] },
+    });
     expect(p.statusCode).toBe(200);
     expect(p.json().out_of_range).toEqual([[], ['age'], ['age', 'bmi']]);
-    const u = await app.inject({ method: 'POST', url: '/v1/models/ranged/uncertainty', payload: { instances: [DIABETES_ROW, old], samples: 20 } });
+    const u = await app.inject({
+      method: 'POST',
+      url: '/v1/models/ranged/uncertainty',
+      payload: { instances: [DIABETES_ROW, old], samples: 20 },
+    });
     expect(u.json().predictions.map((r: { out_of_range?: string[] }) => r.out_of_range)).toEqual([undefined, ['age']]);
-    const inRange = await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW] } });
+    const inRange = await app.inject({
+      method: 'POST',
+      url: '/v1/models/ranged/predict',
+      payload: { instances: [DIABETES_ROW] },
+    });
     expect(inRange.json()).not.toHaveProperty('out_of_range');
-    const v2 = await app.inject({ method: 'POST', url: '/v2/models/ranged/infer', payload: { inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...DIABETES_ROW, ...old] }], parameters: { mc_samples: 10, seed: 1 } } });
-    expect(v2.json().parameters).toEqual({ mc_samples: 10, seed: 1, interval: 0.9, interval_method: 'conformal', out_of_range: [[], ['age']] });
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/ranged/infer',
+      payload: {
+        inputs: [{ name: 'input', shape: [2, 10], datatype: 'FP32', data: [...DIABETES_ROW, ...old] }],
+        parameters: { mc_samples: 10, seed: 1 },
+      },
+    });
+    expect(v2.json().parameters).toEqual({
+      mc_samples: 10,
+      seed: 1,
+      interval: 0.9,
+      interval_method: 'conformal',
+      out_of_range: [[], ['age']],
+    });
     await app.close();
     // a model without feature_stats (the shipped card has them: a copy without): no flag, whatever the input
     const bare = mkdtempSync(join(tmpdir(), 'ds-range-'));
@@ -235,10 +370,19 @@ describe('inputs far outside the training range', () => {
 
   it('OUT_OF_RANGE=reject: 422 naming the row, feature, value and range', async () => {
     const { app } = await testApp({ MODELS_DIR: dir, OUT_OF_RANGE: 'reject' });
-    const r = await app.inject({ method: 'POST', url: '/v1/models/ranged/uncertainty', payload: { instances: [DIABETES_ROW, old] } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/models/ranged/uncertainty',
+      payload: { instances: [DIABETES_ROW, old] },
+    });
     expect(r.statusCode).toBe(422);
-    expect(r.json().message).toBe(`instances[1]: age = 500 is far outside the training range [19, 79] (beyond 3 training std ${feature_stats.std[0]}); the server refuses such inputs (OUT_OF_RANGE=reject)`);
-    expect((await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW] } })).statusCode).toBe(200);
+    expect(r.json().message).toBe(
+      `instances[1]: age = 500 is far outside the training range [19, 79] (beyond 3 training std ${feature_stats.std[0]}); the server refuses such inputs (OUT_OF_RANGE=reject)`,
+    );
+    expect(
+      (await app.inject({ method: 'POST', url: '/v1/models/ranged/predict', payload: { instances: [DIABETES_ROW] } }))
+        .statusCode,
+    ).toBe(200);
     await app.close();
   });
 });
@@ -258,17 +402,44 @@ describe('JSON nesting depth', () => {
     const { app } = await testApp();
     const deep = '['.repeat(300_000);
     const v1 = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: deep });
-    expect([v1.statusCode, v1.json()]).toEqual([400, { statusCode: 400, error: 'Bad Request', message: 'body: JSON nested deeper than 32 levels (no valid request needs more)', code: 'DS_JSON_TOO_DEEP' }]);
-    const v2 = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', headers: json, payload: `{"inputs": ${deep}` });
-    expect([v2.statusCode, v2.json()]).toEqual([400, { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' }]);
+    expect([v1.statusCode, v1.json()]).toEqual([
+      400,
+      {
+        statusCode: 400,
+        error: 'Bad Request',
+        message: 'body: JSON nested deeper than 32 levels (no valid request needs more)',
+        code: 'DS_JSON_TOO_DEEP',
+      },
+    ]);
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      headers: json,
+      payload: `{"inputs": ${deep}`,
+    });
+    expect([v2.statusCode, v2.json()]).toEqual([
+      400,
+      { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' },
+    ]);
     // V2 bodies as clients send them (plugins/v2-body.ts): no content type, gzip, and the JSON header of
     // a binary body (Inference-Header-Content-Length)
     const tooDeep = { error: 'body: JSON nested deeper than 32 levels (no valid request needs more)' };
-    const bare = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: Buffer.from(`{"inputs": ${deep}`) });
+    const bare = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: Buffer.from(`{"inputs": ${deep}`),
+    });
     expect([bare.headers['content-type'], bare.statusCode, bare.json()]).toEqual(['application/json', 400, tooDeep]);
-    const gz = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', headers: { ...json, 'content-encoding': 'gzip' }, payload: gzipSync(`{"inputs": ${deep}`) });
+    const gz = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      headers: { ...json, 'content-encoding': 'gzip' },
+      payload: gzipSync(`{"inputs": ${deep}`),
+    });
     expect([gz.statusCode, gz.json()]).toEqual([400, tooDeep]);
-    const header = Buffer.from(`{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "parameters": {"binary_data_size": 40}, "x": ${'['.repeat(40)}${']'.repeat(40)}}]}`);
+    const header = Buffer.from(
+      `{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "parameters": {"binary_data_size": 40}, "x": ${'['.repeat(40)}${']'.repeat(40)}}]}`,
+    );
     const binary = await app.inject({
       method: 'POST',
       url: '/v2/models/diabetes/infer',
@@ -276,9 +447,18 @@ describe('JSON nesting depth', () => {
       payload: Buffer.concat([header, Buffer.from(Float32Array.from(DIABETES_ROW).buffer)]),
     });
     expect([binary.statusCode, binary.json()]).toEqual([400, tooDeep]);
-    const nested = await app.inject({ method: 'POST', url: '/v2/models/diabetes/infer', payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: [DIABETES_ROW] }] } });
+    const nested = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: [DIABETES_ROW] }] },
+    });
     expect(nested.statusCode).toBe(200);
-    const invalid = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: '{"instances": [[1, 2' });
+    const invalid = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: json,
+      payload: '{"instances": [[1, 2',
+    });
     expect(invalid.statusCode).toBe(400);
     await app.close();
   });
@@ -299,7 +479,8 @@ describe('memory held by request bodies', () => {
         socket.on('error', () => undefined);
         setTimeout(() => resolve({ answer, socket }), 300);
       });
-    const post = (length: number) => `POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    const post = (length: number) =>
+      `POST /v1/models/diabetes/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
     // 1500 bytes declared, 10 sent: it holds 1500 of the 2000
     const stalled = await raw(post(1500), '{"instances"');
     expect(stalled.answer).toBe('');
@@ -307,7 +488,9 @@ describe('memory held by request bodies', () => {
     expect(refused.answer).toMatch(/^HTTP\/1\.1 503 /);
     expect(refused.answer).toMatch(/\r\nconnection: close\r\n/i);
     expect(refused.answer).toMatch(/\r\nretry-after: 1\r\n/i);
-    expect(refused.answer).toContain('server busy: 1500 bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=2000); retry later');
+    expect(refused.answer).toContain(
+      'server busy: 1500 bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=2000); retry later',
+    );
     // a small body still fits; once the stalled upload is gone, a large one does too
     const body = JSON.stringify({ instances: [DIABETES_ROW] });
     expect((await raw(post(body.length), body)).answer).toMatch(/^HTTP\/1\.1 200 /);
@@ -322,10 +505,13 @@ describe('memory held by request bodies', () => {
     const MB = 1024 * 1024;
     let bytes = 30 * MB;
     const calls: number[] = [];
-    const idle = new IdleGc(() => {
-      calls.push(bytes);
-      bytes = 30 * MB; // what a collection leaves
-    }, () => bytes);
+    const idle = new IdleGc(
+      () => {
+        calls.push(bytes);
+        bytes = 30 * MB; // what a collection leaves
+      },
+      () => bytes,
+    );
     idle.activity();
     bytes = 200 * MB;
     idle.tick(1000); // busy
@@ -348,7 +534,7 @@ describe('memory held by request bodies', () => {
     expect(idle.collections).toBe(2);
   });
 
-  it('the server gets V8\'s gc without --expose-gc', () => {
+  it("the server gets V8's gc without --expose-gc", () => {
     expect(typeof exposeGc()).toBe('function');
   });
 });

@@ -27,7 +27,8 @@ beforeAll(async () => {
 });
 afterAll(() => app.close());
 
-const get = (url: string, auth = true) => app.inject({ method: 'GET', url, headers: auth ? { authorization: `Bearer ${'k'.repeat(32)}` } : {} });
+const get = (url: string, auth = true) =>
+  app.inject({ method: 'GET', url, headers: auth ? { authorization: `Bearer ${'k'.repeat(32)}` } : {} });
 
 describe('GET /v1/models/{name}/report', () => {
   for (const [name, figure] of [
@@ -55,7 +56,11 @@ describe('GET /v1/models/{name}/report', () => {
       // the JSON error keeps the API's policy, not the page's
       expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
       expect(r.json()).toMatchObject({ statusCode: 404, code: 'DS_MODEL_NOT_FOUND' });
-      expect(r.json().message).toMatch(new RegExp(`^model "${name}" has no report page \\(report.html beside its model file: E[A-Z]+\\); \`npm run train\` writes one$`));
+      expect(r.json().message).toMatch(
+        new RegExp(
+          `^model "${name}" has no report page \\(report.html beside its model file: E[A-Z]+\\); \`npm run train\` writes one$`,
+        ),
+      );
       expect(r.body).not.toContain(dir);
     }
   });
@@ -78,7 +83,9 @@ describe('GET /v1/models/{name}/report', () => {
 
 describe('reportPath', () => {
   it('is report.html beside model.<ext>, <stem>.report.html beside <stem>.<ext>', () => {
-    expect(reportPath({ name: 'a', file: join('m', 'a', 'model.onnx'), card: null })).toBe(join('m', 'a', 'report.html'));
+    expect(reportPath({ name: 'a', file: join('m', 'a', 'model.onnx'), card: null })).toBe(
+      join('m', 'a', 'report.html'),
+    );
     expect(reportPath({ name: 'b', file: join('x', 'b.onnx'), card: null })).toBe(join('x', 'b.report.html'));
   });
 });

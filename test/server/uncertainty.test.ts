@@ -63,7 +63,7 @@ const ROWS = [
 const post = (a: FastifyInstance, url: string, payload: object) => a.inject({ method: 'POST', url, payload });
 
 describe('/v1 uncertainty: interval_method', () => {
-  it('gaussian (the card\'s default) and conformal: same mean and std, half-width z·std or q·std; the response says which', async () => {
+  it("gaussian (the card's default) and conformal: same mean and std, half-width z·std or q·std; the response says which", async () => {
     const base = { instances: ROWS, samples: 200, seed: 4, interval: 0.8 };
     const g = await post(app, '/v1/models/hetero/uncertainty', base);
     const c = await post(app, '/v1/models/hetero/uncertainty', { ...base, interval_method: 'conformal' });
@@ -98,7 +98,13 @@ describe('/v1 uncertainty: interval_method', () => {
     expect(b.statusCode).toBe(200);
     expect(b.json()).toEqual(a.json());
     // concurrent requests with different methods, coalesced on the worker
-    const bodies = [0, 1, 2, 3].map((k) => ({ instances: [ROWS[k % 2]], samples: 20, seed: k, interval: 0.9, ...(k % 2 ? { interval_method: 'conformal' } : {}) }));
+    const bodies = [0, 1, 2, 3].map((k) => ({
+      instances: [ROWS[k % 2]],
+      samples: 20,
+      seed: k,
+      interval: 0.9,
+      ...(k % 2 ? { interval_method: 'conformal' } : {}),
+    }));
     const together = await Promise.all(bodies.map((p) => post(workers, '/v1/models/hetero/uncertainty', p)));
     for (const [k, r] of together.entries()) {
       expect(r.json()).toEqual((await post(app, '/v1/models/hetero/uncertainty', bodies[k]!)).json());
@@ -108,24 +114,39 @@ describe('/v1 uncertainty: interval_method', () => {
 
   it('422 DS_INTERVAL_UNAVAILABLE: a level the calibration rows cannot reach, or conformal on a model without scores', async () => {
     // 40 rows: level 0.98 needs 49
-    const far = await post(app, '/v1/models/hetero/uncertainty', { instances: ROWS, interval: 0.98, interval_method: 'conformal' });
+    const far = await post(app, '/v1/models/hetero/uncertainty', {
+      instances: ROWS,
+      interval: 0.98,
+      interval_method: 'conformal',
+    });
     expect(far.statusCode).toBe(422);
     expect(far.json()).toEqual({
       statusCode: 422,
       error: 'Unprocessable Entity',
       code: 'DS_INTERVAL_UNAVAILABLE',
-      message: 'interval 0.98 with interval_method "conformal": model "hetero" was calibrated on 40 rows, and a finite conformal quantile at level 0.98 needs at least 49; ask for a lower level or interval_method "gaussian"',
+      message:
+        'interval 0.98 with interval_method "conformal": model "hetero" was calibrated on 40 rows, and a finite conformal quantile at level 0.98 needs at least 49; ask for a lower level or interval_method "gaussian"',
     });
-    const none = await post(app, '/v1/models/torchnet/uncertainty', { instances: [[1, 2, 3, 4]], interval_method: 'conformal' });
+    const none = await post(app, '/v1/models/torchnet/uncertainty', {
+      instances: [[1, 2, 3, 4]],
+      interval_method: 'conformal',
+    });
     expect(none.statusCode).toBe(422);
-    expect(none.json().message).toBe('interval_method "conformal": model "torchnet" has no conformal calibration scores in its card; use interval_method "gaussian"');
+    expect(none.json().message).toBe(
+      'interval_method "conformal": model "torchnet" has no conformal calibration scores in its card; use interval_method "gaussian"',
+    );
     const bad = await post(app, '/v1/models/hetero/uncertainty', { instances: ROWS, interval_method: 'bootstrap' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().message).toMatch(/interval_method/);
   });
 
-  it('a classifier ignores interval_method; its probabilities use the card\'s temperature', async () => {
-    const r = await post(app, '/v1/models/wine/uncertainty', { instances: [WINE_ROW], samples: 20, seed: 1, interval_method: 'conformal' });
+  it("a classifier ignores interval_method; its probabilities use the card's temperature", async () => {
+    const r = await post(app, '/v1/models/wine/uncertainty', {
+      instances: [WINE_ROW],
+      samples: 20,
+      seed: 1,
+      interval_method: 'conformal',
+    });
     expect(r.statusCode).toBe(200);
     expect(r.json().interval_method).toBeUndefined();
   });
@@ -134,11 +155,26 @@ describe('/v1 uncertainty: interval_method', () => {
 describe('model listings', () => {
   it('/v1/models shows noise, epistemic_scale, interval_method and the methods served; a classifier its temperature', async () => {
     const hetero = (await app.inject('/v1/models/hetero')).json();
-    expect(hetero).toMatchObject({ noise: 'heteroscedastic', epistemic_scale: 1.3, interval_method: 'gaussian', interval_methods: ['gaussian', 'conformal'], aleatoric_std: 0.1 });
+    expect(hetero).toMatchObject({
+      noise: 'heteroscedastic',
+      epistemic_scale: 1.3,
+      interval_method: 'gaussian',
+      interval_methods: ['gaussian', 'conformal'],
+      aleatoric_std: 0.1,
+    });
     const diabetes = (await app.inject('/v1/models/diabetes')).json();
-    expect(diabetes).toMatchObject({ noise: 'homoscedastic', epistemic_scale: JSON.parse(readFileSync('models/diabetes/model.json', 'utf8')).epistemic_scale, interval_method: 'conformal' });
+    expect(diabetes).toMatchObject({
+      noise: 'homoscedastic',
+      epistemic_scale: JSON.parse(readFileSync('models/diabetes/model.json', 'utf8')).epistemic_scale,
+      interval_method: 'conformal',
+    });
     const torchnet = (await app.inject('/v1/models/torchnet')).json();
-    expect(torchnet).toMatchObject({ noise: 'homoscedastic', epistemic_scale: 1, interval_method: 'gaussian', interval_methods: ['gaussian'] });
+    expect(torchnet).toMatchObject({
+      noise: 'homoscedastic',
+      epistemic_scale: 1,
+      interval_method: 'gaussian',
+      interval_methods: ['gaussian'],
+    });
     const wine = (await app.inject('/v1/models/wine')).json();
     expect(wine.temperature).toBeGreaterThan(0);
     expect(wine.noise).toBeUndefined();
@@ -148,7 +184,12 @@ describe('model listings', () => {
 
   it('V2 model metadata parameters carry the same settings', async () => {
     const h = (await app.inject('/v2/models/hetero')).json();
-    expect(h.parameters).toMatchObject({ noise: 'heteroscedastic', epistemic_scale: 1.3, interval_method: 'gaussian', interval_methods: ['gaussian', 'conformal'] });
+    expect(h.parameters).toMatchObject({
+      noise: 'heteroscedastic',
+      epistemic_scale: 1.3,
+      interval_method: 'gaussian',
+      interval_methods: ['gaussian', 'conformal'],
+    });
     expect(h.parameters.mc_outputs).toContain('aleatoric_std');
     const w = (await app.inject('/v2/models/wine')).json();
     expect(w.parameters.temperature).toBeGreaterThan(0);
@@ -156,7 +197,10 @@ describe('model listings', () => {
 });
 
 describe('V2 infer: parameters.interval_method', () => {
-  const body = (parameters: Record<string, unknown>) => ({ inputs: [{ name: 'input', shape: [2, 2], datatype: 'FP32', data: ROWS.flat() }], parameters: { mc_samples: 100, seed: 3, interval: 0.9, ...parameters } });
+  const body = (parameters: Record<string, unknown>) => ({
+    inputs: [{ name: 'input', shape: [2, 2], datatype: 'FP32', data: ROWS.flat() }],
+    parameters: { mc_samples: 100, seed: 3, interval: 0.9, ...parameters },
+  });
 
   it('conformal on request: the response parameters say so, the interval tensors are mean ± q·std, aleatoric_std is an output', async () => {
     const r = await post(app, '/v2/models/hetero/infer', body({ interval_method: 'conformal' }));
@@ -191,7 +235,11 @@ describe('V2 infer: parameters.interval_method', () => {
     const far = await post(app, '/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW], interval: 0.998 });
     expect(far.statusCode).toBe(422);
     expect(far.json().message).toMatch(new RegExp(`calibrated on ${rows} rows.*needs at least 499`));
-    const gaussian = await post(app, '/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW], interval: 0.998, interval_method: 'gaussian' });
+    const gaussian = await post(app, '/v1/models/diabetes/uncertainty', {
+      instances: [DIABETES_ROW],
+      interval: 0.998,
+      interval_method: 'gaussian',
+    });
     expect(gaussian.statusCode).toBe(200);
   });
 });

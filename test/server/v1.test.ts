@@ -41,12 +41,25 @@ describe('/v1/models', () => {
   it('lists every model with card, inputs, outputs and mc_available', async () => {
     const { models } = (await app.inject('/v1/models')).json();
     const byName = Object.fromEntries(models.map((m: { name: string }) => [m.name, m]));
-    expect(byName.diabetes).toMatchObject({ task: 'regression', dropout: [0.2], mc_available: true, inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 10] }] });
+    expect(byName.diabetes).toMatchObject({
+      task: 'regression',
+      dropout: [0.2],
+      mc_available: true,
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 10] }],
+    });
     expect(byName.diabetes.aleatoric_std).toBeGreaterThan(0);
     expect(byName.diabetes.metrics.test.coverage_90).toBeGreaterThan(0.8);
-    expect(byName.wine).toMatchObject({ task: 'classification', labels: ['class_0', 'class_1', 'class_2'], dropout: [0.2, 0.2] });
+    expect(byName.wine).toMatchObject({
+      task: 'classification',
+      labels: ['class_0', 'class_1', 'class_2'],
+      dropout: [0.2, 0.2],
+    });
     expect(byName.nodrop).toMatchObject({ mc_available: false, dropout: [], features: ['x0', 'x1', 'x2', 'x3'] });
-    expect(byName.torchnet).toMatchObject({ mc_available: true, dropout: [0.25, 0.4], outputs: [{ name: 'y', shape: [-1, 2] }] });
+    expect(byName.torchnet).toMatchObject({
+      mc_available: true,
+      dropout: [0.25, 0.4],
+      outputs: [{ name: 'y', shape: [-1, 2] }],
+    });
   });
   it('one model; 404 for an unknown name', async () => {
     expect((await app.inject('/v1/models/wine')).json().name).toBe('wine');
@@ -116,7 +129,12 @@ describe('predict', () => {
 
 describe('uncertainty', () => {
   it('regression: mean, std, epistemic_std, aleatoric_std and an interval that contains the mean', async () => {
-    const r = await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW, DIABETES_ROW], samples: 300, interval: 0.8, seed: 42 });
+    const r = await post('/v1/models/diabetes/uncertainty', {
+      instances: [DIABETES_ROW, DIABETES_ROW],
+      samples: 300,
+      interval: 0.8,
+      seed: 42,
+    });
     expect(r.statusCode).toBe(200);
     const body = r.json();
     expect(body).toMatchObject({ model: 'diabetes', samples: 300, interval: 0.8, seed: 42 });
@@ -127,15 +145,33 @@ describe('uncertainty', () => {
     expect(p.interval.upper).toBeGreaterThan(p.mean);
     expect(p.epistemic_std).toBeGreaterThan(0);
     // the same seed reproduces the answer exactly
-    const again = (await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW, DIABETES_ROW], samples: 300, interval: 0.8, seed: 42 })).json();
+    const again = (
+      await post('/v1/models/diabetes/uncertainty', {
+        instances: [DIABETES_ROW, DIABETES_ROW],
+        samples: 300,
+        interval: 0.8,
+        seed: 42,
+      })
+    ).json();
     expect(again.predictions).toEqual(body.predictions);
-    const other = (await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW], samples: 300, seed: 43 })).json();
+    const other = (
+      await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW], samples: 300, seed: 43 })
+    ).json();
     expect(other.predictions[0].mean).not.toBe(p.mean);
   });
   it('classification: probabilities, entropy, mutual_information, variation_ratio and samples on request', async () => {
-    const r = (await post('/v1/models/wine/uncertainty', { instances: [WINE_ROW], samples: 50, seed: 1, return_samples: true })).json();
+    const r = (
+      await post('/v1/models/wine/uncertainty', { instances: [WINE_ROW], samples: 50, seed: 1, return_samples: true })
+    ).json();
     const p = r.predictions[0];
-    expect(Object.keys(p)).toEqual(['label', 'probabilities', 'entropy', 'mutual_information', 'variation_ratio', 'samples']);
+    expect(Object.keys(p)).toEqual([
+      'label',
+      'probabilities',
+      'entropy',
+      'mutual_information',
+      'variation_ratio',
+      'samples',
+    ]);
     expect(p.samples).toHaveLength(50);
     expect(p.samples[0]).toHaveLength(3);
     expect(p.mutual_information).toBeGreaterThanOrEqual(0);
@@ -181,16 +217,37 @@ describe('uncertainty', () => {
 
 describe('transport errors', () => {
   it('invalid JSON, empty body, wrong content type, oversized body', async () => {
-    const bad = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: { 'content-type': 'application/json' }, payload: '{"instances": [' });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"instances": [',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().message).toMatch(/JSON/);
-    const empty = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: { 'content-type': 'application/json' }, payload: '' });
+    const empty = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: { 'content-type': 'application/json' },
+      payload: '',
+    });
     expect(empty.statusCode).toBe(400);
-    const text = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
+    const text = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'hello',
+    });
     expect(text.statusCode).toBe(415);
-    const big = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: { 'content-type': 'application/json' }, payload: `[${'1,'.repeat(600_000)}1]` });
+    const big = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: { 'content-type': 'application/json' },
+      payload: `[${'1,'.repeat(600_000)}1]`,
+    });
     expect(big.statusCode).toBe(413);
-    for (const r of [bad, empty, text, big]) expect(Object.keys(r.json()).sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+    for (const r of [bad, empty, text, big])
+      expect(Object.keys(r.json()).sort()).toEqual(['code', 'error', 'message', 'statusCode']);
   });
   it('unknown routes are 404 in Fastify shape; request ids are echoed', async () => {
     const r = await app.inject({ url: '/nope', headers: { 'x-request-id': 'abc-123' } });
@@ -206,7 +263,13 @@ describe('metrics', () => {
     await post('/v1/models/diabetes/uncertainty', { instances: [DIABETES_ROW], samples: 10 });
     const r = await app.inject('/metrics');
     expect(r.headers['content-type']).toContain('text/plain');
-    for (const name of ['http_request_duration_seconds_bucket', 'inference_duration_seconds_bucket{le="0.0001",model="diabetes",mode="mc"}', 'mc_samples_bucket', 'models_loaded 4', 'process_cpu_user_seconds_total']) {
+    for (const name of [
+      'http_request_duration_seconds_bucket',
+      'inference_duration_seconds_bucket{le="0.0001",model="diabetes",mode="mc"}',
+      'mc_samples_bucket',
+      'models_loaded 4',
+      'process_cpu_user_seconds_total',
+    ]) {
       expect(r.body).toContain(name);
     }
   });

@@ -31,7 +31,9 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'tiny', 'model.onnx'), tinyDropoutNet(3, 4, 0.5));
   cpSync('models/diabetes', join(dir, 'diabetes'), { recursive: true });
   cpSync('models/wine', join(dir, 'wine'), { recursive: true });
-  app = await buildApp({ config: loadConfig({ MODELS_DIR: dir, MC_WORKERS: '0', BATCH_MAX_ROWS: '0', BODY_LIMIT_BYTES: '65536' }) });
+  app = await buildApp({
+    config: loadConfig({ MODELS_DIR: dir, MC_WORKERS: '0', BATCH_MAX_ROWS: '0', BODY_LIMIT_BYTES: '65536' }),
+  });
   await app.loadModels();
   await app.ready();
 });
@@ -40,15 +42,32 @@ afterAll(() => app.close());
 const bytesOf = (a: ArrayBufferView): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 /** A request body framed as tritonclient frames it (http/_utils.py _get_inference_request): compact JSON, then the binary inputs in order. */
-function tritonBody(header: Record<string, unknown>, raws: ArrayBufferView[]): { body: Buffer; headers: Record<string, string> } {
+function tritonBody(
+  header: Record<string, unknown>,
+  raws: ArrayBufferView[],
+): { body: Buffer; headers: Record<string, string> } {
   const json = Buffer.from(JSON.stringify(header));
-  return { body: Buffer.concat([json, ...raws.map(bytesOf)]), headers: { 'inference-header-content-length': String(json.length) } };
+  return {
+    body: Buffer.concat([json, ...raws.map(bytesOf)]),
+    headers: { 'inference-header-content-length': String(json.length) },
+  };
 }
 
 /** tritonclient's InferResult (http/_infer_result.py): the JSON header, then each binary output at a running offset. */
-function readLikeTritonclient(body: Buffer, headerLength: string | undefined): Record<string, { shape: number[]; data: number[] | Float32Array }> {
+function readLikeTritonclient(
+  body: Buffer,
+  headerLength: string | undefined,
+): Record<string, { shape: number[]; data: number[] | Float32Array }> {
   const hlen = headerLength === undefined ? body.length : Number(headerLength);
-  const result = JSON.parse(body.subarray(0, hlen).toString('utf8')) as { outputs: { name: string; datatype: string; shape: number[]; parameters?: { binary_data_size?: number }; data?: number[] }[] };
+  const result = JSON.parse(body.subarray(0, hlen).toString('utf8')) as {
+    outputs: {
+      name: string;
+      datatype: string;
+      shape: number[];
+      parameters?: { binary_data_size?: number };
+      data?: number[];
+    }[];
+  };
   const out: Record<string, { shape: number[]; data: number[] | Float32Array }> = {};
   let at = hlen;
   for (const o of result.outputs) {
@@ -64,14 +83,19 @@ function readLikeTritonclient(body: Buffer, headerLength: string | undefined): R
   return out;
 }
 
-const infer = (model: string, body: Buffer | string, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: `/v2/models/${model}/infer`, payload: body, headers });
-const predictDirect = (model: string, x: Float32Array, rows: number): Promise<Float32Array> => app.repository.get(model).predict(x, rows);
-const sameBits = (a: ArrayLike<number>, b: Float32Array): void => expect(Buffer.from(Float32Array.from(a).buffer).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+const infer = (model: string, body: Buffer | string, headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url: `/v2/models/${model}/infer`, payload: body, headers });
+const predictDirect = (model: string, x: Float32Array, rows: number): Promise<Float32Array> =>
+  app.repository.get(model).predict(x, rows);
+const sameBits = (a: ArrayLike<number>, b: Float32Array): void =>
+  expect(Buffer.from(Float32Array.from(a).buffer).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
 
 describe('binary tensor data over HTTP, framed as the clients frame it', () => {
   it('the committed tritonclient FP32 body (no Content-Type): binary output equal bit for bit to the model run on the same float32 rows', async () => {
     const c = cases.triton_fp32!;
-    const r = await infer('tiny', readFileSync(join(fx, 'triton_fp32.bin')), { 'inference-header-content-length': c.header! });
+    const r = await infer('tiny', readFileSync(join(fx, 'triton_fp32.bin')), {
+      'inference-header-content-length': c.header!,
+    });
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toBe('application/octet-stream');
     const out = readLikeTritonclient(r.rawPayload, r.headers['inference-header-content-length'] as string);
@@ -84,11 +108,17 @@ describe('binary tensor data over HTTP, framed as the clients frame it', () => {
     const r = await infer('tiny', readFileSync(join(fx, 'triton_json_only.bin')));
     expect(r.statusCode).toBe(200);
     const out = readLikeTritonclient(r.rawPayload, r.headers['inference-header-content-length'] as string);
-    sameBits(out.y!.data, await predictDirect('tiny', Float32Array.from(cases.triton_json_only!.inputs[0]!.values as number[]), 4));
+    sameBits(
+      out.y!.data,
+      await predictDirect('tiny', Float32Array.from(cases.triton_json_only!.inputs[0]!.values as number[]), 4),
+    );
   });
 
   it('a committed body with several inputs gets a 400 naming the one input the model takes', async () => {
-    const r = await infer('tiny', readFileSync(join(fx, 'kserve_fp32_int32.bin')), { 'inference-header-content-length': cases.kserve_fp32_int32!.header!, 'content-type': 'application/octet-stream' });
+    const r = await infer('tiny', readFileSync(join(fx, 'kserve_fp32_int32.bin')), {
+      'inference-header-content-length': cases.kserve_fp32_int32!.header!,
+      'content-type': 'application/octet-stream',
+    });
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: 'inputs: the model takes exactly 1 input tensor ("x"), got 2' });
   });
@@ -99,13 +129,27 @@ describe('binary tensor data over HTTP, framed as the clients frame it', () => {
     const f32 = Float32Array.from(f64);
     const i64 = BigInt64Array.from({ length: rows * 3 }, (_, i) => BigInt(i * 7 - 40));
     const want = await predictDirect('tiny', f32, rows);
-    const wantInt = await predictDirect('tiny', Float32Array.from(i64, (v) => Number(v)), rows);
+    const wantInt = await predictDirect(
+      'tiny',
+      Float32Array.from(i64, (v) => Number(v)),
+      rows,
+    );
     const send = async (datatype: string, data: ArrayBufferView, kserve: boolean) => {
-      const header = { ...(kserve ? { id: 'k-1', model_name: 'tiny' } : {}), inputs: [{ name: 'x', shape: [rows, 3], datatype, parameters: { binary_data_size: data.byteLength } }], parameters: { binary_data_output: true } };
+      const header = {
+        ...(kserve ? { id: 'k-1', model_name: 'tiny' } : {}),
+        inputs: [{ name: 'x', shape: [rows, 3], datatype, parameters: { binary_data_size: data.byteLength } }],
+        parameters: { binary_data_output: true },
+      };
       const { body, headers } = tritonBody(header, [data]);
-      const r = await infer('tiny', body, kserve ? { ...headers, 'content-type': 'application/octet-stream' } : headers);
+      const r = await infer(
+        'tiny',
+        body,
+        kserve ? { ...headers, 'content-type': 'application/octet-stream' } : headers,
+      );
       expect(r.statusCode, r.body.slice(0, 200)).toBe(200);
-      const head = JSON.parse(r.rawPayload.subarray(0, Number(r.headers['inference-header-content-length'])).toString()) as { id?: string };
+      const head = JSON.parse(
+        r.rawPayload.subarray(0, Number(r.headers['inference-header-content-length'])).toString(),
+      ) as { id?: string };
       expect(head.id).toBe(kserve ? 'k-1' : undefined);
       return readLikeTritonclient(r.rawPayload, r.headers['inference-header-content-length'] as string).y!.data;
     };
@@ -115,20 +159,31 @@ describe('binary tensor data over HTTP, framed as the clients frame it', () => {
       sameBits(await send('INT64', i64, kserve), wantInt);
     }
     // the same rows as JSON (float32 values printed as doubles parse back exactly): the same answer
-    const json = await infer('tiny', JSON.stringify({ inputs: [{ name: 'x', shape: [rows, 3], datatype: 'FP32', data: Array.from(f32) }] }), { 'content-type': 'application/json' });
+    const json = await infer(
+      'tiny',
+      JSON.stringify({ inputs: [{ name: 'x', shape: [rows, 3], datatype: 'FP32', data: Array.from(f32) }] }),
+      { 'content-type': 'application/json' },
+    );
     sameBits(json.json().outputs[0].data, want);
   });
 
   it('a raw binary request (Inference-Header-Content-Length: 0): the body is the rows, the answer binary', async () => {
     const x = Float32Array.from([...DIABETES_ROW, ...DIABETES_ROW.map((v) => v * 1.1)]);
-    const r = await infer('diabetes', bytesOf(x), { 'inference-header-content-length': '0', 'content-type': 'application/octet-stream' });
+    const r = await infer('diabetes', bytesOf(x), {
+      'inference-header-content-length': '0',
+      'content-type': 'application/octet-stream',
+    });
     expect(r.statusCode).toBe(200);
     const out = readLikeTritonclient(r.rawPayload, r.headers['inference-header-content-length'] as string);
     sameBits(out.prediction!.data, await predictDirect('diabetes', x, 2));
   });
 
   it('Monte Carlo with binary inputs and outputs: per-output binary_data, the same numbers as a JSON request with the same seed', async () => {
-    const x = Float32Array.from([...DIABETES_ROW, ...DIABETES_ROW.map((v) => v * 0.9), ...DIABETES_ROW.map((v) => v * 1.2)]);
+    const x = Float32Array.from([
+      ...DIABETES_ROW,
+      ...DIABETES_ROW.map((v) => v * 0.9),
+      ...DIABETES_ROW.map((v) => v * 1.2),
+    ]);
     const parameters = { mc_samples: 300, seed: 17 };
     const { body, headers } = tritonBody(
       {
@@ -148,8 +203,19 @@ describe('binary tensor data over HTTP, framed as the clients frame it', () => {
     expect(Object.keys(out)).toEqual(['mean', 'std', 'upper']);
     expect(out.mean!.data).toBeInstanceOf(Float32Array);
     expect(Array.isArray(out.std!.data)).toBe(true);
-    const json = (await infer('diabetes', JSON.stringify({ inputs: [{ name: 'input', shape: [3, 10], datatype: 'FP32', data: Array.from(x) }], parameters }), { 'content-type': 'application/json' })).json();
-    const byName = Object.fromEntries((json.outputs as { name: string; data: number[] }[]).map((o) => [o.name, o.data]));
+    const json = (
+      await infer(
+        'diabetes',
+        JSON.stringify({
+          inputs: [{ name: 'input', shape: [3, 10], datatype: 'FP32', data: Array.from(x) }],
+          parameters,
+        }),
+        { 'content-type': 'application/json' },
+      )
+    ).json();
+    const byName = Object.fromEntries(
+      (json.outputs as { name: string; data: number[] }[]).map((o) => [o.name, o.data]),
+    );
     sameBits(byName.mean!, out.mean!.data as Float32Array);
     sameBits(byName.upper!, out.upper!.data as Float32Array);
     expect(out.std!.data).toEqual(byName.std);
@@ -159,15 +225,23 @@ describe('binary tensor data over HTTP, framed as the clients frame it', () => {
     const c = cases.triton_fp32!;
     const raw = readFileSync(join(fx, 'triton_fp32.bin'));
     const plain = await infer('tiny', raw, { 'inference-header-content-length': c.header! });
-    for (const [enc, body] of [['gzip', gzipSync(raw)], ['deflate', deflateSync(raw)]] as const) {
+    for (const [enc, body] of [
+      ['gzip', gzipSync(raw)],
+      ['deflate', deflateSync(raw)],
+    ] as const) {
       const r = await infer('tiny', body, { 'inference-header-content-length': c.header!, 'content-encoding': enc });
       expect(r.statusCode, enc).toBe(200);
       expect(r.rawPayload.equals(plain.rawPayload)).toBe(true);
     }
-    const json = await infer('tiny', gzipSync(readFileSync(join(fx, 'triton_json_only.bin'))), { 'content-encoding': 'gzip' });
+    const json = await infer('tiny', gzipSync(readFileSync(join(fx, 'triton_json_only.bin'))), {
+      'content-encoding': 'gzip',
+    });
     expect(json.rawPayload.equals(plain.rawPayload)).toBe(true);
     // a small bomb: 70 kB of zeros after inflating, over BODY_LIMIT_BYTES=65536
-    const bomb = await infer('tiny', gzipSync(Buffer.alloc(70000, 0x20)), { 'content-encoding': 'gzip', 'content-type': 'application/json' });
+    const bomb = await infer('tiny', gzipSync(Buffer.alloc(70000, 0x20)), {
+      'content-encoding': 'gzip',
+      'content-type': 'application/json',
+    });
     expect(bomb.statusCode).toBe(413);
     expect(bomb.json()).toEqual({ error: 'the gzip-decoded body exceeds BODY_LIMIT_BYTES=65536' });
   });
@@ -175,7 +249,10 @@ describe('binary tensor data over HTTP, framed as the clients frame it', () => {
 
 describe('JSON on the V2 routes', () => {
   it('is accepted without a Content-Type; a declared non-JSON type stays a 415', async () => {
-    const body = JSON.stringify({ id: 'no-type', inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }] });
+    const body = JSON.stringify({
+      id: 'no-type',
+      inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }],
+    });
     const none = await infer('diabetes', Buffer.from(body));
     expect(none.statusCode).toBe(200);
     expect(none.headers['content-type']).toBe('application/json');
@@ -185,15 +262,26 @@ describe('JSON on the V2 routes', () => {
     // exactly application/json, errors too: kserve's client reads an error's message only then
     expect(text.headers['content-type']).toBe('application/json');
     expect((await app.inject('/v2/models/diabetes')).headers['content-type']).toBe('application/json');
-    expect(text.json()).toEqual({ error: 'content-type "text/plain" is not supported; send application/json (or no content-type), or binary tensors with Inference-Header-Content-Length' });
+    expect(text.json()).toEqual({
+      error:
+        'content-type "text/plain" is not supported; send application/json (or no content-type), or binary tensors with Inference-Header-Content-Length',
+    });
     // /v1 keeps JSON with a JSON content type only
-    const v1 = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: Buffer.from(JSON.stringify({ instances: [DIABETES_ROW] })) });
+    const v1 = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      payload: Buffer.from(JSON.stringify({ instances: [DIABETES_ROW] })),
+    });
     expect(v1.statusCode).toBe(415);
   });
 
   it('an id of any length is echoed (the spec sets no limit; the body limit does)', async () => {
     const id = 'x'.repeat(5000);
-    const r = await infer('diabetes', JSON.stringify({ id, inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }] }), { 'content-type': 'application/json' });
+    const r = await infer(
+      'diabetes',
+      JSON.stringify({ id, inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }] }),
+      { 'content-type': 'application/json' },
+    );
     expect(r.statusCode).toBe(200);
     expect(r.json().id).toBe(id);
   });
@@ -204,23 +292,47 @@ describe('JSON on the V2 routes', () => {
     const address = new URL(await server.listen({ port: 0, host: '127.0.0.1' }));
     const post = (body: Buffer, headers: Record<string, string | number>) =>
       new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
-        const req = request({ host: address.hostname, port: address.port, method: 'POST', path: '/v2/models/diabetes/infer', headers: { 'content-length': body.length, ...headers } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-        });
+        const req = request(
+          {
+            host: address.hostname,
+            port: address.port,
+            method: 'POST',
+            path: '/v2/models/diabetes/infer',
+            headers: { 'content-length': body.length, ...headers },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () =>
+              resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }),
+            );
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });
     try {
-      const json = await post(Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }] })), {});
+      const json = await post(
+        Buffer.from(
+          JSON.stringify({ inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }] }),
+        ),
+        {},
+      );
       expect(json.status).toBe(200);
       const x = Float32Array.from(DIABETES_ROW);
-      const { body, headers } = tritonBody({ inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', parameters: { binary_data_size: 40 } }], parameters: { binary_data_output: true } }, [x]);
+      const { body, headers } = tritonBody(
+        {
+          inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', parameters: { binary_data_size: 40 } }],
+          parameters: { binary_data_output: true },
+        },
+        [x],
+      );
       const bin = await post(body, headers);
       expect(bin.status).toBe(200);
       const out = readLikeTritonclient(bin.body, bin.headers['inference-header-content-length'] as string);
-      expect((out.prediction!.data as Float32Array)[0]).toBe(Math.fround((JSON.parse(json.body.toString()) as { outputs: { data: number[] }[] }).outputs[0]!.data[0]!));
+      expect((out.prediction!.data as Float32Array)[0]).toBe(
+        Math.fround((JSON.parse(json.body.toString()) as { outputs: { data: number[] }[] }).outputs[0]!.data[0]!),
+      );
     } finally {
       await server.close();
     }
@@ -235,16 +347,41 @@ describe('Triton statistics extension', () => {
       return r.json() as { model_stats: Record<string, unknown>[] };
     };
     const before = (await stats('/v2/models/wine/stats')).model_stats[0]!;
-    expect(before).toMatchObject({ name: 'wine', version: '1', last_inference: 0, inference_count: 0, execution_count: 0, batch_stats: [], memory_usage: [] });
+    expect(before).toMatchObject({
+      name: 'wine',
+      version: '1',
+      last_inference: 0,
+      inference_count: 0,
+      execution_count: 0,
+      batch_stats: [],
+      memory_usage: [],
+    });
     const row = [13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700];
-    const v2 = (rows: number, parameters?: object) => JSON.stringify({ inputs: [{ name: 'input', shape: [rows, 13], datatype: 'FP32', data: Array(rows).fill(row).flat() }], ...(parameters ? { parameters } : {}) });
+    const v2 = (rows: number, parameters?: object) =>
+      JSON.stringify({
+        inputs: [{ name: 'input', shape: [rows, 13], datatype: 'FP32', data: Array(rows).fill(row).flat() }],
+        ...(parameters ? { parameters } : {}),
+      });
     const ok = (r: { statusCode: number }) => expect(r.statusCode).toBe(200);
     ok(await infer('wine', v2(1)));
     ok(await infer('wine', v2(3)));
     ok(await app.inject({ method: 'POST', url: '/v1/models/wine/predict', payload: { instances: [row, row] } }));
-    expect((await infer('wine', JSON.stringify({ inputs: [{ name: 'input', shape: [1, 13], datatype: 'FP32', data: row.slice(1) }] }))).statusCode).toBe(400);
+    expect(
+      (
+        await infer(
+          'wine',
+          JSON.stringify({ inputs: [{ name: 'input', shape: [1, 13], datatype: 'FP32', data: row.slice(1) }] }),
+        )
+      ).statusCode,
+    ).toBe(400);
     ok(await infer('wine', v2(2, { mc_samples: 50, seed: 1 })));
-    ok(await app.inject({ method: 'POST', url: '/v1/models/wine/uncertainty', payload: { instances: [row], samples: 20 } }));
+    ok(
+      await app.inject({
+        method: 'POST',
+        url: '/v1/models/wine/uncertainty',
+        payload: { instances: [row], samples: 20 },
+      }),
+    );
     expect((await infer('wine', v2(1, { mc_samples: 1e9 }))).statusCode).toBe(400);
 
     const s = (await stats('/v2/models/wine/stats')).model_stats[0]! as Record<string, any>;
@@ -256,13 +393,23 @@ describe('Triton statistics extension', () => {
     expect(predict).toMatchObject({ inference_count: 6, execution_count: 3 });
     expect(predict.inference_stats.success.count).toBe(3);
     expect(predict.inference_stats.fail.count).toBe(1);
-    expect(predict.batch_stats.map((b: { batch_size: number; compute_infer: { count: number } }) => [b.batch_size, b.compute_infer.count])).toEqual([[1, 1], [2, 1], [3, 1]]);
+    expect(
+      predict.batch_stats.map((b: { batch_size: number; compute_infer: { count: number } }) => [
+        b.batch_size,
+        b.compute_infer.count,
+      ]),
+    ).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+    ]);
     expect(mc).toMatchObject({ inference_count: 3, execution_count: 2, sample_count: 2 * 50 + 20 });
     expect(mc.inference_stats.success.count).toBe(2);
     expect(mc.inference_stats.fail.count).toBe(1);
     for (const m of [predict, mc]) {
       const st = m.inference_stats;
-      for (const k of ['queue', 'compute_input', 'compute_infer', 'compute_output']) expect(st[k].count, k).toBe(st.success.count);
+      for (const k of ['queue', 'compute_input', 'compute_infer', 'compute_output'])
+        expect(st[k].count, k).toBe(st.success.count);
       expect(st.success.ns).toBeGreaterThan(0);
       expect(st.compute_infer.ns).toBeGreaterThan(0);
       expect(st.fail.ns).toBeGreaterThan(0);
@@ -274,7 +421,10 @@ describe('Triton statistics extension', () => {
     }
     // top level: both modes together
     expect(s).toMatchObject({ inference_count: 9, execution_count: 5 });
-    expect(s.inference_stats.success).toEqual({ count: 5, ns: predict.inference_stats.success.ns + mc.inference_stats.success.ns });
+    expect(s.inference_stats.success).toEqual({
+      count: 5,
+      ns: predict.inference_stats.success.ns + mc.inference_stats.success.ns,
+    });
     expect(s.sample_count).toBeUndefined();
 
     // the version route gives the same entry; the list has every model; unknown names and versions are 404
@@ -285,6 +435,8 @@ describe('Triton statistics extension', () => {
     const unknown = await app.inject('/v2/models/nope/stats');
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toEqual({ error: 'unknown model "nope" (available: diabetes, tiny, wine)' });
-    expect((await app.inject('/v2/models/wine/versions/3/stats')).json()).toEqual({ error: 'model "wine" has no version "3" (versions: 1)' });
+    expect((await app.inject('/v2/models/wine/versions/3/stats')).json()).toEqual({
+      error: 'model "wine" has no version "3" (versions: 1)',
+    });
   });
 });

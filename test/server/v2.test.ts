@@ -9,12 +9,22 @@ beforeAll(async () => {
 afterAll(() => app.close());
 
 const infer = (model: string, payload: unknown, version = '') =>
-  app.inject({ method: 'POST', url: `/v2/models/${model}${version ? `/versions/${version}` : ''}/infer`, payload: payload as object });
-const input = (data: unknown, shape: number[], datatype = 'FP32', name = 'input') => ({ inputs: [{ name, shape, datatype, data }] });
+  app.inject({
+    method: 'POST',
+    url: `/v2/models/${model}${version ? `/versions/${version}` : ''}/infer`,
+    payload: payload as object,
+  });
+const input = (data: unknown, shape: number[], datatype = 'FP32', name = 'input') => ({
+  inputs: [{ name, shape, datatype, data }],
+});
 
 describe('KServe Open Inference Protocol (V2)', () => {
   it('server metadata, health', async () => {
-    const meta = { name: 'dropout-serve', version: '0.1.0', extensions: ['mc_dropout', 'binary_tensor_data', 'statistics'] };
+    const meta = {
+      name: 'dropout-serve',
+      version: '0.1.0',
+      extensions: ['mc_dropout', 'binary_tensor_data', 'statistics'],
+    };
     expect((await app.inject('/v2')).json()).toEqual(meta);
     // the spec's path (open_inference_rest.yaml: /v2/)
     const slash = await app.inject('/v2/');
@@ -34,7 +44,10 @@ describe('KServe Open Inference Protocol (V2)', () => {
     });
     expect((await app.inject('/v2/models/diabetes/versions/1')).json()).toEqual(meta);
     expect((await app.inject('/v2/models/diabetes/ready')).json()).toEqual({ name: 'diabetes', ready: true });
-    expect((await app.inject('/v2/models/diabetes/versions/1/ready')).json()).toEqual({ name: 'diabetes', ready: true });
+    expect((await app.inject('/v2/models/diabetes/versions/1/ready')).json()).toEqual({
+      name: 'diabetes',
+      ready: true,
+    });
     const v2 = await app.inject('/v2/models/diabetes/versions/2');
     expect(v2.statusCode).toBe(404);
     expect(v2.json()).toEqual({ error: 'model "diabetes" has no version "2" (versions: 1)' });
@@ -54,7 +67,9 @@ describe('KServe Open Inference Protocol (V2)', () => {
     const fp64 = (await infer('diabetes', input([DIABETES_ROW, DIABETES_ROW], [2, 10], 'FP64'))).json();
     expect(fp64.outputs).toEqual(body.outputs);
     // same number as /v1 predict
-    const v1 = (await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [DIABETES_ROW] } })).json();
+    const v1 = (
+      await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [DIABETES_ROW] } })
+    ).json();
     expect(body.outputs[0].data[0]).toBe(Math.fround(v1.predictions[0]));
   });
   it('infer on a classifier returns its logits and probabilities; outputs can be selected', async () => {
@@ -65,14 +80,26 @@ describe('KServe Open Inference Protocol (V2)', () => {
     expect(only.outputs[0].data.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 5);
   });
   it('MC via parameters.mc_samples: mean/std for regression, probabilities/entropy/mutual_information for classification', async () => {
-    const reg = (await infer('diabetes', { ...input([DIABETES_ROW, DIABETES_ROW, DIABETES_ROW], [3, 10]), parameters: { mc_samples: 200, seed: 7 } })).json();
+    const reg = (
+      await infer('diabetes', {
+        ...input([DIABETES_ROW, DIABETES_ROW, DIABETES_ROW], [3, 10]),
+        parameters: { mc_samples: 200, seed: 7 },
+      })
+    ).json();
     const names = reg.outputs.map((o: { name: string }) => o.name);
     expect(names).toEqual(expect.arrayContaining(['mean', 'std']));
     for (const o of reg.outputs) expect(o).toMatchObject({ datatype: 'FP32', shape: [3, 1] });
     expect(reg.parameters).toMatchObject({ mc_samples: 200, seed: 7 });
-    const again = (await infer('diabetes', { ...input([DIABETES_ROW, DIABETES_ROW, DIABETES_ROW], [3, 10]), parameters: { mc_samples: 200, seed: 7 } })).json();
+    const again = (
+      await infer('diabetes', {
+        ...input([DIABETES_ROW, DIABETES_ROW, DIABETES_ROW], [3, 10]),
+        parameters: { mc_samples: 200, seed: 7 },
+      })
+    ).json();
     expect(again.outputs).toEqual(reg.outputs);
-    const cls = (await infer('wine', { ...input([WINE_ROW, WINE_ROW], [2, 13]), parameters: { mc_samples: 100 } })).json();
+    const cls = (
+      await infer('wine', { ...input([WINE_ROW, WINE_ROW], [2, 13]), parameters: { mc_samples: 100 } })
+    ).json();
     const byName = Object.fromEntries(cls.outputs.map((o: { name: string }) => [o.name, o]));
     expect(byName.probabilities.shape).toEqual([2, 3]);
     expect(byName.entropy.shape).toEqual([2]);

@@ -6,7 +6,13 @@ describe('MC worker pool and predict batching', () => {
   let app: FastifyInstance;
   let inline: FastifyInstance;
   beforeAll(async () => {
-    ({ app } = await testApp({ MC_WORKERS: '1', MC_WORKER_MIN_WORK: '1000', BATCH_MAX_ROWS: '64', MC_MAX_WORK: '100000000', MC_MAX_SAMPLES: '1000000' }));
+    ({ app } = await testApp({
+      MC_WORKERS: '1',
+      MC_WORKER_MIN_WORK: '1000',
+      BATCH_MAX_ROWS: '64',
+      MC_MAX_WORK: '100000000',
+      MC_MAX_SAMPLES: '1000000',
+    }));
     ({ app: inline } = await testApp());
   });
   afterAll(async () => {
@@ -23,11 +29,19 @@ describe('MC worker pool and predict batching', () => {
   });
 
   it('concurrent small MC requests are coalesced on the worker, each with exactly its inline answer', async () => {
-    const bodies = Array.from({ length: 12 }, (_, i) => ({ instances: [DIABETES_ROW.map((v, j) => (j === 2 ? v + i : v))], samples: 100, seed: 100 + i, ...(i % 3 === 0 ? { interval: 0.5 } : {}) }));
+    const bodies = Array.from({ length: 12 }, (_, i) => ({
+      instances: [DIABETES_ROW.map((v, j) => (j === 2 ? v + i : v))],
+      samples: 100,
+      seed: 100 + i,
+      ...(i % 3 === 0 ? { interval: 0.5 } : {}),
+    }));
     const before = /mc_batch_requests_count\{model="diabetes"\} (\d+)/.exec((await app.inject('/metrics')).body);
-    const together = await Promise.all(bodies.map((payload) => app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload })));
+    const together = await Promise.all(
+      bodies.map((payload) => app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload })),
+    );
     const alone: unknown[] = [];
-    for (const payload of bodies) alone.push((await inline.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload })).json());
+    for (const payload of bodies)
+      alone.push((await inline.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload })).json());
     expect(together.map((r) => r.statusCode)).toEqual(bodies.map(() => 200));
     expect(together.map((r) => r.json())).toEqual(alone);
     const after = /mc_batch_requests_count\{model="diabetes"\} (\d+)/.exec((await app.inject('/metrics')).body);
@@ -57,8 +71,14 @@ describe('MC worker pool and predict batching', () => {
 
   it('concurrent predicts are coalesced and each gets its own rows back', async () => {
     const rows = Array.from({ length: 20 }, (_, i) => DIABETES_ROW.map((v, j) => (j === 2 ? v + i : v)));
-    const single = await Promise.all(rows.map((r) => inline.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [r] } })));
-    const batched = await Promise.all(rows.map((r) => app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [r] } })));
+    const single = await Promise.all(
+      rows.map((r) =>
+        inline.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [r] } }),
+      ),
+    );
+    const batched = await Promise.all(
+      rows.map((r) => app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', payload: { instances: [r] } })),
+    );
     expect(batched.map((r) => r.json().predictions[0])).toEqual(single.map((r) => r.json().predictions[0]));
     const metrics = (await app.inject('/metrics')).body;
     const count = Number(/predict_batch_rows_count\{model="diabetes"\} (\d+)/.exec(metrics)![1]);

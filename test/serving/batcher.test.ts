@@ -20,14 +20,22 @@ describe('PredictBatcher', () => {
   it('coalesces concurrent requests into one run and splits the output back', async () => {
     const { run, calls } = fake();
     const b = new PredictBatcher(run, 2, 1, 64, 0);
-    const results = await Promise.all([b.predict(Float32Array.from([1, 2]), 1), b.predict(Float32Array.from([3, 4, 5, 6]), 2), b.predict(Float32Array.from([7, 8]), 1)]);
+    const results = await Promise.all([
+      b.predict(Float32Array.from([1, 2]), 1),
+      b.predict(Float32Array.from([3, 4, 5, 6]), 2),
+      b.predict(Float32Array.from([7, 8]), 1),
+    ]);
     expect(calls).toEqual([4]);
     expect(results.map((r) => Array.from(r))).toEqual([[3], [7, 11], [15]]);
   });
   it('flushes at maxRows and runs a large request alone', async () => {
     const { run, calls } = fake();
     const b = new PredictBatcher(run, 2, 1, 3, 0);
-    await Promise.all([b.predict(new Float32Array(4), 2), b.predict(new Float32Array(4), 2), b.predict(new Float32Array(8), 4)]);
+    await Promise.all([
+      b.predict(new Float32Array(4), 2),
+      b.predict(new Float32Array(4), 2),
+      b.predict(new Float32Array(8), 4),
+    ]);
     expect(calls.sort()).toEqual([2, 2, 4]);
   });
   it('waits up to maxWaitUs for neighbours', async () => {
@@ -42,7 +50,11 @@ describe('PredictBatcher', () => {
   it('an error in one request never fails its neighbours', async () => {
     const { run } = fake();
     const b = new PredictBatcher(run, 2, 1, 64, 0);
-    const results = await Promise.allSettled([b.predict(Float32Array.from([1, 2]), 1), b.predict(Float32Array.from([13, 0]), 1), b.predict(Float32Array.from([5, 5]), 1)]);
+    const results = await Promise.allSettled([
+      b.predict(Float32Array.from([1, 2]), 1),
+      b.predict(Float32Array.from([13, 0]), 1),
+      b.predict(Float32Array.from([5, 5]), 1),
+    ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(Array.from((results[2] as PromiseFulfilledResult<Float32Array>).value)).toEqual([10]);
   });

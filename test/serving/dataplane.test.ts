@@ -3,7 +3,13 @@ import { loadConfig } from '../../src/config.js';
 import { CancelledError, InputError, NoDropoutError, RequestError } from '../../src/model/errors.js';
 import type { Model } from '../../src/model/model.js';
 import type { RegressionStats } from '../../src/model/stats.js';
-import { type ClientLink, DataPlane, type DataPlaneObserver, type RowsInput, type SampleFields } from '../../src/serving/dataplane.js';
+import {
+  type ClientLink,
+  DataPlane,
+  type DataPlaneObserver,
+  type RowsInput,
+  type SampleFields,
+} from '../../src/serving/dataplane.js';
 import { ModelNotFoundError, TooLargeError } from '../../src/serving/errors.js';
 import { ModelRepository } from '../../src/serving/repository.js';
 import { type FakeModel, fakeModel } from '../helpers/fake-model.js';
@@ -22,8 +28,14 @@ function rows(n: number, opts: { valuesRead?: () => void } = {}): RowsInput {
 }
 
 async function plane(env: Record<string, string>, models: Model[], observer?: DataPlaneObserver) {
-  const repository = new ModelRepository({ loader: async (s) => models.find((m) => m.name === s.name && !(m as FakeModel).closed)! });
-  const dp = new DataPlane(repository, loadConfig({ MC_WORKERS: '0', MAX_BATCH_ROWS: '10', MC_MAX_SAMPLES: '500', MC_MAX_WORK: '1000', ...env }), observer);
+  const repository = new ModelRepository({
+    loader: async (s) => models.find((m) => m.name === s.name && !(m as FakeModel).closed)!,
+  });
+  const dp = new DataPlane(
+    repository,
+    loadConfig({ MC_WORKERS: '0', MAX_BATCH_ROWS: '10', MC_MAX_SAMPLES: '500', MC_MAX_WORK: '1000', ...env }),
+    observer,
+  );
   for (const m of models) await repository.load({ name: m.name, file: `${m.name}.fake`, card: null });
   repository.state = 'ready';
   return { dp, repository };
@@ -36,21 +48,49 @@ describe('DataPlane', () => {
       throw new Error('values read past a limit');
     };
     const err = async (p: Promise<unknown>): Promise<[string, number, string]> => {
-      const e = await p.then(() => null, (x: unknown) => x);
+      const e = await p.then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(e).toBeInstanceOf(RequestError);
       return [(e as RequestError).kind, (e as RequestError).status, (e as Error).message];
     };
-    expect(await err(dp.predict({ model: 'a', input: rows(11, { valuesRead: fail }) }))).toEqual(['too_large', 413, 'rows: 11 rows exceed MAX_BATCH_ROWS=10']);
-    expect(await err(dp.sample({ model: 'a', input: rows(11, { valuesRead: fail }), samples: 5, fields: FIELDS }))).toEqual(['too_large', 413, 'rows: 11 rows exceed MAX_BATCH_ROWS=10']);
-    expect(await err(dp.sample({ model: 'a', input: rows(1, { valuesRead: fail }), samples: 501, fields: FIELDS }))).toEqual(['invalid_input', 400, 'opts.samples: 501 exceeds MC_MAX_SAMPLES=500']);
-    expect(await err(dp.sample({ model: 'a', input: rows(3, { valuesRead: fail }), samples: 400, fields: { ...FIELDS, workAdvice: 'fewer!' } }))).toEqual([
+    expect(await err(dp.predict({ model: 'a', input: rows(11, { valuesRead: fail }) }))).toEqual([
       'too_large',
       413,
-      'rows × samples = 3 × 400 = 1200 exceeds MC_MAX_WORK=1000; fewer!',
+      'rows: 11 rows exceed MAX_BATCH_ROWS=10',
     ]);
-    expect(await err(dp.sample({ model: 'nodrop', input: rows(1, { valuesRead: fail }), fields: FIELDS }))).toEqual(['no_dropout', 422, new NoDropoutError('nodrop').message]);
-    expect(await err(dp.predict({ model: 'zz', input: rows(1) }))).toEqual(['model_not_found', 404, 'unknown model "zz" (available: a, nodrop)']);
-    expect(await err(dp.predict({ model: 'a', version: '3', input: rows(1) }))).toEqual(['model_not_found', 404, 'model "a" has no version "3" (versions: 1)']);
+    expect(
+      await err(dp.sample({ model: 'a', input: rows(11, { valuesRead: fail }), samples: 5, fields: FIELDS })),
+    ).toEqual(['too_large', 413, 'rows: 11 rows exceed MAX_BATCH_ROWS=10']);
+    expect(
+      await err(dp.sample({ model: 'a', input: rows(1, { valuesRead: fail }), samples: 501, fields: FIELDS })),
+    ).toEqual(['invalid_input', 400, 'opts.samples: 501 exceeds MC_MAX_SAMPLES=500']);
+    expect(
+      await err(
+        dp.sample({
+          model: 'a',
+          input: rows(3, { valuesRead: fail }),
+          samples: 400,
+          fields: { ...FIELDS, workAdvice: 'fewer!' },
+        }),
+      ),
+    ).toEqual(['too_large', 413, 'rows × samples = 3 × 400 = 1200 exceeds MC_MAX_WORK=1000; fewer!']);
+    expect(await err(dp.sample({ model: 'nodrop', input: rows(1, { valuesRead: fail }), fields: FIELDS }))).toEqual([
+      'no_dropout',
+      422,
+      new NoDropoutError('nodrop').message,
+    ]);
+    expect(await err(dp.predict({ model: 'zz', input: rows(1) }))).toEqual([
+      'model_not_found',
+      404,
+      'unknown model "zz" (available: a, nodrop)',
+    ]);
+    expect(await err(dp.predict({ model: 'a', version: '3', input: rows(1) }))).toEqual([
+      'model_not_found',
+      404,
+      'model "a" has no version "3" (versions: 1)',
+    ]);
     // within the limits: defaults applied, values read
     let read = 0;
     const r = await dp.sample({ model: 'a', input: rows(2, { valuesRead: () => read++ }), fields: FIELDS });
@@ -68,8 +108,20 @@ describe('DataPlane', () => {
     };
     const { dp } = await plane({ BATCH_MAX_ROWS: '64' }, [fakeModel('a', 1)], observer);
     await Promise.all([dp.predict({ model: 'a', input: rows(2) }), dp.predict({ model: 'a', input: rows(3) })]);
-    await Promise.all([dp.sample({ model: 'a', input: rows(1), samples: 7, fields: FIELDS }), dp.sample({ model: 'a', input: rows(1), samples: 7, fields: FIELDS })]);
-    expect(calls).toEqual(['batch a 5', 'predict a 2 true', 'predict a 3 true', 'samples a 7', 'samples a 7', 'mc batch a 2', 'mc a 1 true', 'mc a 1 true']);
+    await Promise.all([
+      dp.sample({ model: 'a', input: rows(1), samples: 7, fields: FIELDS }),
+      dp.sample({ model: 'a', input: rows(1), samples: 7, fields: FIELDS }),
+    ]);
+    expect(calls).toEqual([
+      'batch a 5',
+      'predict a 2 true',
+      'predict a 3 true',
+      'samples a 7',
+      'samples a 7',
+      'mc batch a 2',
+      'mc a 1 true',
+      'mc a 1 true',
+    ]);
   });
 
   it('a model swapped during requests: those finish on the old model (batched or not), later ones run on the new one', async () => {
@@ -78,7 +130,10 @@ describe('DataPlane', () => {
       const { dp, repository } = await plane(env, [old]);
       let open!: () => void;
       old.gate = new Promise((resolve) => (open = resolve));
-      const before = [dp.predict({ model: 'a', input: rows(1) }), dp.sample({ model: 'a', input: rows(1), samples: 5, fields: FIELDS })];
+      const before = [
+        dp.predict({ model: 'a', input: rows(1) }),
+        dp.sample({ model: 'a', input: rows(1), samples: 5, fields: FIELDS }),
+      ];
       await new Promise((resolve) => setImmediate(resolve));
       const next = fakeModel('a', 2);
       await repository.swap(next, { name: 'a', file: 'a2.fake', card: null });
@@ -107,9 +162,18 @@ describe('DataPlane', () => {
     const [s] = dp.modelStatistics('a');
     const p = s!.modes.predict;
     const m = s!.modes.mc;
-    expect([p.inferenceCount, p.executionCount, p.success.count, p.fail.count, p.queue.count, p.computeInfer.count]).toEqual([6, 1, 3, 1, 3, 3]);
+    expect([
+      p.inferenceCount,
+      p.executionCount,
+      p.success.count,
+      p.fail.count,
+      p.queue.count,
+      p.computeInfer.count,
+    ]).toEqual([6, 1, 3, 1, 3, 3]);
     expect([...p.batches].map(([n, d]) => [n, d.count])).toEqual([[6, 1]]);
-    expect([m.inferenceCount, m.executionCount, m.sampleCount, m.success.count, m.fail.count]).toEqual([7, 1, 70, 2, 0]);
+    expect([m.inferenceCount, m.executionCount, m.sampleCount, m.success.count, m.fail.count]).toEqual([
+      7, 1, 70, 2, 0,
+    ]);
     expect([...m.batches].map(([n, d]) => [n, d.count])).toEqual([[7, 1]]);
     // the requests that waited for the gated run count it as compute, each of them
     expect(p.computeInfer.ns).toBeGreaterThanOrEqual(3 * p.batches.get(6)!.ns - 3);
@@ -148,7 +212,10 @@ function client(): ClientLink & { close(): void } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const failure = async (p: Promise<unknown>): Promise<[string, number, string]> => {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(RequestError);
   return [(e as RequestError).kind, (e as RequestError).status, (e as Error).message];
 };
@@ -158,7 +225,9 @@ describe('DataPlane under overload: queue, deadlines, cancellation', () => {
     const slow = fakeModel('slow', 1, { chunks: 100, chunkMs: 5 });
     const events: string[] = [];
     const { dp } = await plane({}, [slow], { timedOut: (lane, stage) => events.push(`${lane} ${stage}`) });
-    expect(await failure(dp.sample({ model: 'slow', input: rows(1), samples: 10, fields: FIELDS, timeoutMs: 40 }))).toEqual(['deadline_exceeded', 504, "the request's deadline of 40 ms passed while it was running"]);
+    expect(
+      await failure(dp.sample({ model: 'slow', input: rows(1), samples: 10, fields: FIELDS, timeoutMs: 40 })),
+    ).toEqual(['deadline_exceeded', 504, "the request's deadline of 40 ms passed while it was running"]);
     await sleep(20);
     const stoppedAt = slow.chunksRun;
     await sleep(60);
@@ -170,8 +239,12 @@ describe('DataPlane under overload: queue, deadlines, cancellation', () => {
   it('MAX_REQUEST_MS caps a longer timeout (and is the default)', async () => {
     const slow = fakeModel('slow', 1, { chunks: 100, chunkMs: 5 });
     const { dp } = await plane({ MAX_REQUEST_MS: '30' }, [slow]);
-    expect((await failure(dp.sample({ model: 'slow', input: rows(1), samples: 10, fields: FIELDS, timeoutMs: 60_000 })))[2]).toBe("the request's deadline of 30 ms passed while it was running");
-    expect((await failure(dp.sample({ model: 'slow', input: rows(1), samples: 10, fields: FIELDS })))[0]).toBe('deadline_exceeded');
+    expect(
+      (await failure(dp.sample({ model: 'slow', input: rows(1), samples: 10, fields: FIELDS, timeoutMs: 60_000 })))[2],
+    ).toBe("the request's deadline of 30 ms passed while it was running");
+    expect((await failure(dp.sample({ model: 'slow', input: rows(1), samples: 10, fields: FIELDS })))[0]).toBe(
+      'deadline_exceeded',
+    );
   });
 
   it('a client that leaves cancels its running Monte Carlo (the chunks stop) and its queued work (never run)', async () => {
@@ -187,7 +260,12 @@ describe('DataPlane under overload: queue, deadlines, cancellation', () => {
     c2.close();
     c1.close();
     expect((await failure(running))[0]).toBe('cancelled');
-    expect(await queued.then(() => null, (e: unknown) => e)).toBeInstanceOf(CancelledError);
+    expect(
+      await queued.then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    ).toBeInstanceOf(CancelledError);
     await sleep(20);
     const stoppedAt = slow.chunksRun;
     await sleep(60);
@@ -207,8 +285,16 @@ describe('DataPlane under overload: queue, deadlines, cancellation', () => {
     expect(dp.queueDepth()).toEqual({ mc: 0, predict: 0 });
     const waiting = [4, 5].map((seed) => dp.sample({ model: 'a', input: rows(1), samples: 10, seed, fields: FIELDS }));
     const refused = await failure(dp.sample({ model: 'a', input: rows(1), samples: 10, seed: 6, fields: FIELDS }));
-    expect(await dp.sample({ model: 'a', input: rows(1), samples: 10, fields: FIELDS }).catch((e: RequestError) => e.retryAfterSeconds)).toBe(1);
-    expect(refused).toEqual(['overloaded', 503, 'server busy: 2 Monte Carlo requests are waiting (MAX_QUEUE=2); retry later']);
+    expect(
+      await dp
+        .sample({ model: 'a', input: rows(1), samples: 10, fields: FIELDS })
+        .catch((e: RequestError) => e.retryAfterSeconds),
+    ).toBe(1);
+    expect(refused).toEqual([
+      'overloaded',
+      503,
+      'server busy: 2 Monte Carlo requests are waiting (MAX_QUEUE=2); retry later',
+    ]);
     expect(dp.queueDepth()).toEqual({ mc: 2, predict: 0 });
     m.gate = null;
     expect(Array.from((await dp.predict({ model: 'a', input: rows(1) })).output)).toEqual([1]);
@@ -221,10 +307,18 @@ describe('DataPlane under overload: queue, deadlines, cancellation', () => {
     let open!: () => void;
     m.gate = new Promise<void>((resolve) => (open = resolve));
     const events: string[] = [];
-    const observer: DataPlaneObserver = { rejected: (lane) => events.push(`rejected ${lane}`), timedOut: (lane, s) => events.push(`timed out ${lane} ${s}`), cancelled: (lane, s) => events.push(`cancelled ${lane} ${s}`) };
+    const observer: DataPlaneObserver = {
+      rejected: (lane) => events.push(`rejected ${lane}`),
+      timedOut: (lane, s) => events.push(`timed out ${lane} ${s}`),
+      cancelled: (lane, s) => events.push(`cancelled ${lane} ${s}`),
+    };
     const { dp } = await plane({ MAX_QUEUE: '1', BATCH_MAX_ROWS: '0' }, [m], observer);
     const first = dp.predict({ model: 'a', input: rows(1) });
-    expect(await failure(dp.predict({ model: 'a', input: rows(1) }))).toEqual(['overloaded', 503, 'server busy: 1 predict requests are waiting (MAX_QUEUE=1); retry later']);
+    expect(await failure(dp.predict({ model: 'a', input: rows(1) }))).toEqual([
+      'overloaded',
+      503,
+      'server busy: 1 predict requests are waiting (MAX_QUEUE=1); retry later',
+    ]);
     open();
     await first;
     m.gate = null;
@@ -245,8 +339,14 @@ describe('DataPlane under overload: queue, deadlines, cancellation', () => {
 
   it('a coalesced run that fails is retried request by request: only the bad one fails', async () => {
     const { dp } = await plane({}, [fakeModel('a', 1, { failSeed: 13 })]);
-    const out = await Promise.allSettled([12, 13, 14].map((seed) => dp.sample({ model: 'a', input: rows(1), samples: 10, seed, fields: FIELDS })));
-    expect(out.map((r) => (r.status === 'fulfilled' ? r.value.seed : (r.reason as Error).message))).toEqual([12, 'seed 13 fails', 14]);
+    const out = await Promise.allSettled(
+      [12, 13, 14].map((seed) => dp.sample({ model: 'a', input: rows(1), samples: 10, seed, fields: FIELDS })),
+    );
+    expect(out.map((r) => (r.status === 'fulfilled' ? r.value.seed : (r.reason as Error).message))).toEqual([
+      12,
+      'seed 13 fails',
+      14,
+    ]);
   });
 });
 
@@ -261,8 +361,12 @@ describe('DataPlane: finite answers and the training range', () => {
       'statistics are not finite for row 1 (mean): the inputs drive the model beyond what float32 can represent; check them against the training range (GET the model: feature_stats)',
     ]);
     expect((await dp.sample({ model: 'a', input: rows(1), samples: 10, fields: FIELDS })).rows).toBe(1);
-    expect((await failure(dp.predict({ model: 'inf', input: rows(2) })))[2]).toMatch(/^the output is not finite for row 0 \(output\), row 1 \(output\): /);
-    expect((await failure(dp.sample({ model: 'inf', input: rows(1), samples: 10, fields: FIELDS })))[2]).toMatch(/^statistics are not finite for row 0 \(mean, lower, upper\): /);
+    expect((await failure(dp.predict({ model: 'inf', input: rows(2) })))[2]).toMatch(
+      /^the output is not finite for row 0 \(output\), row 1 \(output\): /,
+    );
+    expect((await failure(dp.sample({ model: 'inf', input: rows(1), samples: 10, fields: FIELDS })))[2]).toMatch(
+      /^statistics are not finite for row 0 \(mean, lower, upper\): /,
+    );
   });
 
   it('inputs far outside the training range (beyond min/max by k training std) are flagged per row', async () => {
@@ -284,7 +388,11 @@ describe('DataPlane: finite answers and the training range', () => {
   it('OUT_OF_RANGE=reject: a 422 naming the row, the feature, its value and the range, before anything runs', async () => {
     const m = fakeModel('ranged', 1, { featureStats });
     const { dp } = await plane({ OUT_OF_RANGE: 'reject' }, [m]);
-    expect(await failure(dp.sample({ model: 'ranged', input: values([0.5, 15, 0.5, 99], 'inputs[0]'), samples: 10, fields: FIELDS }))).toEqual([
+    expect(
+      await failure(
+        dp.sample({ model: 'ranged', input: values([0.5, 15, 0.5, 99], 'inputs[0]'), samples: 10, fields: FIELDS }),
+      ),
+    ).toEqual([
       'out_of_range',
       422,
       'inputs[0][1]: f1 = 99 is far outside the training range [10, 20] (beyond 3 training std 2); the server refuses such inputs (OUT_OF_RANGE=reject)',
@@ -303,8 +411,10 @@ describe('DataPlane with worker threads', () => {
   });
   const source = { name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };
   const row = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
-  const input: RowsInput = { decode: (_m, count) => (count(2, 'rows'), { x: Float32Array.from([...row, ...row]), rows: 2 }) };
-  const poolKeys = () => [...((dp as unknown as { pool: { models: Map<string, unknown> } }).pool.models.keys())];
+  const input: RowsInput = {
+    decode: (_m, count) => (count(2, 'rows'), { x: Float32Array.from([...row, ...row]), rows: 2 }),
+  };
+  const poolKeys = () => [...(dp as unknown as { pool: { models: Map<string, unknown> } }).pool.models.keys()];
 
   it('a model is on the workers before it is served, and leaves them when it is swapped out', async () => {
     await repository.load(source);
@@ -313,11 +423,17 @@ describe('DataPlane with worker threads', () => {
     expect(poolKeys()).toEqual(['diabetes#0']);
     const req = { model: 'diabetes', input, samples: 1000, seed: 3, fields: FIELDS };
     const onWorker = await dp.sample(req);
-    const inline = await repository.get('diabetes').sample(Float32Array.from([...row, ...row]), 2, { samples: 1000, interval: 0.9, seed: 3 });
-    expect(Array.from((onWorker.stats as RegressionStats).mean)).toEqual(Array.from((inline.stats as RegressionStats).mean));
+    const inline = await repository
+      .get('diabetes')
+      .sample(Float32Array.from([...row, ...row]), 2, { samples: 1000, interval: 0.9, seed: 3 });
+    expect(Array.from((onWorker.stats as RegressionStats).mean)).toEqual(
+      Array.from((inline.stats as RegressionStats).mean),
+    );
     await repository.load(source);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(poolKeys()).toEqual(['diabetes#1']);
-    expect(Array.from(((await dp.sample(req)).stats as RegressionStats).mean)).toEqual(Array.from((inline.stats as RegressionStats).mean));
+    expect(Array.from(((await dp.sample(req)).stats as RegressionStats).mean)).toEqual(
+      Array.from((inline.stats as RegressionStats).mean),
+    );
   });
 });

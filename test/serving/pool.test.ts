@@ -18,8 +18,14 @@ describe('McPool (worker threads)', () => {
     const opts = { samples: 300, interval: 0.9, seed: 8 };
     expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual((await local.sample(row, 1, opts)).stats);
     const jobs = [0, 1, 2].map((k) => ({ x: row, rows: 1, opts: { samples: 40, interval: 0.8, seed: k } }));
-    expect(JSON.stringify(await pool.runCoalesced('diabetes', jobs, 10), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v))).toBe(
-      JSON.stringify(await local.sampleBatch(jobs), (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)),
+    expect(
+      JSON.stringify(await pool.runCoalesced('diabetes', jobs, 10), (_k, v: unknown) =>
+        ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v,
+      ),
+    ).toBe(
+      JSON.stringify(await local.sampleBatch(jobs), (_k, v: unknown) =>
+        ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v,
+      ),
     );
     await local.close();
   });
@@ -36,7 +42,10 @@ describe('McPool (worker threads)', () => {
     const task = pool.start('diabetes', x, rows, opts);
     await new Promise((r) => setTimeout(r, 100));
     task.cancel();
-    const e1 = await task.result.then(() => null, (e: unknown) => e);
+    const e1 = await task.result.then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(e1).toBeInstanceOf(CancelledError);
     expect((e1 as CancelledError).samples).toBe(10_000);
     expect((e1 as CancelledError).samplesDone).toBeLessThan(10_000);
@@ -53,7 +62,13 @@ describe('McPool (worker threads)', () => {
     const order: string[] = [];
     const long = one.start('diabetes', x, rows, { samples: 10_000, interval: 0.9 });
     const short = one.start('diabetes', row, 1, { samples: 10, interval: 0.9, seed: 3 });
-    const done = [long.result.then(() => order.push('long'), () => order.push('long cancelled')), short.result.then((r) => order.push(`short ${r.seed}`))];
+    const done = [
+      long.result.then(
+        () => order.push('long'),
+        () => order.push('long cancelled'),
+      ),
+      short.result.then((r) => order.push(`short ${r.seed}`)),
+    ];
     await new Promise((r) => setTimeout(r, 100));
     expect(order).toEqual([]);
     long.cancel();
@@ -62,18 +77,22 @@ describe('McPool (worker threads)', () => {
     await one.close();
   });
 
-  it.runIf(process.platform === 'linux')('nice: the worker threads run at a lower CPU priority, the main thread keeps its own', async () => {
-    // /proc/self/task/<tid>/stat: field 19 is the thread's nice value
-    const niceOf = (tid: string): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ').pop()!.split(' ')[16]);
-    const threadsAt = (nice: number): string[] => readdirSync('/proc/self/task').filter((t) => niceOf(t) === nice);
-    const mainNice = niceOf(String(process.pid));
-    const before = threadsAt(7).length;
-    const niced = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 7);
-    await niced.ready();
-    expect(threadsAt(7).length).toBeGreaterThan(before);
-    expect(niceOf(String(process.pid))).toBe(mainNice);
-    await niced.close();
-  });
+  it.runIf(process.platform === 'linux')(
+    'nice: the worker threads run at a lower CPU priority, the main thread keeps its own',
+    async () => {
+      // /proc/self/task/<tid>/stat: field 19 is the thread's nice value
+      const niceOf = (tid: string): number =>
+        Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ').pop()!.split(' ')[16]);
+      const threadsAt = (nice: number): string[] => readdirSync('/proc/self/task').filter((t) => niceOf(t) === nice);
+      const mainNice = niceOf(String(process.pid));
+      const before = threadsAt(7).length;
+      const niced = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 7);
+      await niced.ready();
+      expect(threadsAt(7).length).toBeGreaterThan(before);
+      expect(niceOf(String(process.pid))).toBe(mainNice);
+      await niced.close();
+    },
+  );
 
   it('a worker error is a rejected task, not a crash', async () => {
     await expect(pool.run('nope', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/no model "nope"/);
@@ -87,7 +106,9 @@ describe('McPool (worker threads)', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(slots[0]!.worker).not.toBe(first);
     await pool.ready();
-    const results = await Promise.all([1, 2, 3, 4].map((seed) => pool.run('diabetes', row, 1, { samples: 50, interval: 0.9, seed })));
+    const results = await Promise.all(
+      [1, 2, 3, 4].map((seed) => pool.run('diabetes', row, 1, { samples: 50, interval: 0.9, seed })),
+    );
     expect(results.map((r) => r.seed)).toEqual([1, 2, 3, 4]);
   });
 

@@ -13,7 +13,9 @@ describe('model discovery', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ds-reg-'));
     cpSync('test/fixtures/torch/legacy_train_op13.onnx', join(dir, 'torchnet.onnx'));
     writeFileSync(join(dir, 'torchnet.json'), JSON.stringify({ features: ['a', 'b', 'c', 'd'] }));
-    expect(discover({ modelPath: join(dir, 'torchnet.onnx') }).sources).toEqual([{ name: 'torchnet', version: '1', file: join(dir, 'torchnet.onnx'), card: join(dir, 'torchnet.json') }]);
+    expect(discover({ modelPath: join(dir, 'torchnet.onnx') }).sources).toEqual([
+      { name: 'torchnet', version: '1', file: join(dir, 'torchnet.onnx'), card: join(dir, 'torchnet.json') },
+    ]);
     const repository = new ModelRepository({ modelPath: join(dir, 'torchnet.onnx'), runtime: DEFAULT_RUNTIME_OPTIONS });
     await repository.loadAll();
     expect(repository.names()).toEqual(['torchnet']);
@@ -21,7 +23,9 @@ describe('model discovery', () => {
     await repository.close();
   });
   it('MODEL_PATH to a folder model.onnx takes the folder name and model.json', () => {
-    expect(discover({ modelPath: 'models/diabetes/model.onnx' }).sources).toEqual([{ name: 'diabetes', version: '1', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' }]);
+    expect(discover({ modelPath: 'models/diabetes/model.onnx' }).sources).toEqual([
+      { name: 'diabetes', version: '1', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' },
+    ]);
   });
   it('MODELS_DIR lists <name>/model.onnx folders in order, skips unusable names, and needs at least one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ds-reg-'));
@@ -53,7 +57,11 @@ describe('ModelRepository: load, swap, unload', () => {
         loads.set(s.name, n);
         return fakeModel(s.name, n);
       },
-      events: { loaded: (m) => events.push(`loaded ${m.name}`), unloaded: (m) => events.push(`unloaded ${m.name}`), served: (n) => events.push(`served ${n}`) },
+      events: {
+        loaded: (m) => events.push(`loaded ${m.name}`),
+        unloaded: (m) => events.push(`unloaded ${m.name}`),
+        served: (n) => events.push(`served ${n}`),
+      },
     });
     if (hooks) r.use(hooks);
     return { r, events };

@@ -3,7 +3,13 @@ import { CancelledError, RequestError } from '../../src/model/errors.js';
 import type { McJob, McResult, Model } from '../../src/model/model.js';
 import type { RegressionStats } from '../../src/model/stats.js';
 import { DeadlineExceededError, OverloadedError } from '../../src/serving/errors.js';
-import { type ClientLink, type LaneObserver, type McEntry, McScheduler, type McWork } from '../../src/serving/scheduler.js';
+import {
+  type ClientLink,
+  type LaneObserver,
+  type McEntry,
+  McScheduler,
+  type McWork,
+} from '../../src/serving/scheduler.js';
 
 const A = { name: 'a' } as Model;
 const B = { name: 'b' } as Model;
@@ -52,20 +58,41 @@ function harness(capacity: number, slots = 1, batchRows = 4096) {
     timedOut: (lane, stage) => events.push(`timed out ${lane} ${stage}`),
     cancelled: (lane, stage) => events.push(`cancelled ${lane} ${stage}`),
   };
-  const s = new McScheduler(capacity, () => slots, () => batchRows, runner, observer);
+  const s = new McScheduler(
+    capacity,
+    () => slots,
+    () => batchRows,
+    runner,
+    observer,
+  );
   const work = (seed: number, o: Partial<McWork> & { samples?: number; rows?: number } = {}): McWork => {
-    const job: McJob = { x: new Float32Array(o.rows ?? 1), rows: o.rows ?? 1, opts: { samples: o.samples ?? 100, interval: 0.9, seed } };
+    const job: McJob = {
+      x: new Float32Array(o.rows ?? 1),
+      rows: o.rows ?? 1,
+      opts: { samples: o.samples ?? 100, interval: 0.9, seed },
+    };
     return { model: A, job, coalesce: true, deadline: performance.now() + 60_000, timeoutMs: 60_000, ...o };
   };
   return { s, runs, gates, events, work, stops: () => stops };
 }
 
-const errorOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => null, (e: unknown) => e);
+const errorOf = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => null,
+    (e: unknown) => e,
+  );
 
 describe('McScheduler (admission control for Monte Carlo)', () => {
   it('requests of one turn are dispatched together: batches by model and sample count, within batchRows', async () => {
     const { s, runs, gates, work } = harness(100, 3, 400);
-    const all = [s.submit(work(1)), s.submit(work(2, { samples: 50 })), s.submit(work(3, { rows: 2 })), s.submit(work(4)), s.submit(work(5)), s.submit(work(6, { model: B }))];
+    const all = [
+      s.submit(work(1)),
+      s.submit(work(2, { samples: 50 })),
+      s.submit(work(3, { rows: 2 })),
+      s.submit(work(4)),
+      s.submit(work(5)),
+      s.submit(work(6, { model: B })),
+    ];
     await tick();
     // T=100: 1 + 2 + 1 rows fill 400 tiled rows; 5 is older than 6, which waits for a free runner
     expect(runs).toEqual([[1, 3, 4], [2], [5]]);
@@ -106,7 +133,11 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
     const queued = [s.submit(work(2, { coalesce: false })), s.submit(work(3, { coalesce: false }))];
     const refused = await errorOf(s.submit(work(4)));
     expect(refused).toBeInstanceOf(OverloadedError);
-    expect([(refused as RequestError).status, (refused as RequestError).kind, (refused as RequestError).message]).toEqual([503, 'overloaded', 'server busy: 2 Monte Carlo requests are waiting (MAX_QUEUE=2); retry later']);
+    expect([
+      (refused as RequestError).status,
+      (refused as RequestError).kind,
+      (refused as RequestError).message,
+    ]).toEqual([503, 'overloaded', 'server busy: 2 Monte Carlo requests are waiting (MAX_QUEUE=2); retry later']);
     expect((refused as RequestError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(events).toEqual(['rejected mc']);
     gates.shift()!();
@@ -130,7 +161,10 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
     const late = s.submit(work(2, { deadline: performance.now() + 20, timeoutMs: 20 }));
     const err = await errorOf(late);
     expect(err).toBeInstanceOf(DeadlineExceededError);
-    expect([(err as RequestError).status, (err as Error).message]).toEqual([504, "the request's deadline of 20 ms passed while it was waiting in the queue"]);
+    expect([(err as RequestError).status, (err as Error).message]).toEqual([
+      504,
+      "the request's deadline of 20 ms passed while it was waiting in the queue",
+    ]);
     expect([s.depth, events]).toEqual([0, ['timed out mc queued']]);
     // its place is free again
     const next = s.submit(work(3));
@@ -191,8 +225,21 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
           resolve();
         }),
       );
-    const s = new McScheduler({ requests: 100, waitMs: 50 }, () => 1, () => 4096, runner, {}, () => t);
-    const w = (seed: number): McWork => ({ model: A, job: { x: new Float32Array(1), rows: 1, opts: { samples: 10, interval: 0.9, seed } }, coalesce: false, deadline: performance.now() + 60_000, timeoutMs: 60_000 });
+    const s = new McScheduler(
+      { requests: 100, waitMs: 50 },
+      () => 1,
+      () => 4096,
+      runner,
+      {},
+      () => t,
+    );
+    const w = (seed: number): McWork => ({
+      model: A,
+      job: { x: new Float32Array(1), rows: 1, opts: { samples: 10, interval: 0.9, seed } },
+      coalesce: false,
+      deadline: performance.now() + 60_000,
+      timeoutMs: 60_000,
+    });
     const all = [s.submit(w(1)), s.submit(w(2)), s.submit(w(3))];
     await tick();
     // 1 runs; at t=10 it ends and 2 starts at once (saturated); at t=30 2 ends: 20 ms per request
@@ -209,7 +256,9 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
     const more = [s.submit(w(4)), s.submit(w(5)), s.submit(w(6))];
     expect(s.estimatedWaitMs()).toBe(60);
     const refused = await errorOf(s.submit(w(7)));
-    expect((refused as Error).message).toBe('server busy: 3 Monte Carlo requests are waiting (about 60 ms of work ahead, MAX_QUEUE_WAIT_MS=50); retry later');
+    expect((refused as Error).message).toBe(
+      'server busy: 3 Monte Carlo requests are waiting (about 60 ms of work ahead, MAX_QUEUE_WAIT_MS=50); retry later',
+    );
     expect((refused as RequestError).retryAfterSeconds).toBe(1);
     for (let i = 0; i < 4; i++) {
       gates.shift()!();
@@ -220,9 +269,14 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
   });
 
   it('a runner that throws fails its batch; the runner slot is freed', async () => {
-    const s = new McScheduler(10, () => 1, () => 4096, async () => {
-      throw new Error('boom');
-    });
+    const s = new McScheduler(
+      10,
+      () => 1,
+      () => 4096,
+      async () => {
+        throw new Error('boom');
+      },
+    );
     const job: McJob = { x: new Float32Array(1), rows: 1, opts: { samples: 10, interval: 0.9 } };
     const w: McWork = { model: A, job, coalesce: true, deadline: performance.now() + 1000, timeoutMs: 1000 };
     expect(((await errorOf(s.submit(w))) as Error).message).toBe('boom');

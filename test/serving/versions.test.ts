@@ -51,7 +51,8 @@ function repository(dir: string, policy?: VersionPolicy) {
   return { r, loads, events };
 }
 
-const answer = async (r: ModelRepository, name: string, version?: string): Promise<number> => (await r.get(name, version).predict(new Float32Array(2), 1))[0]!;
+const answer = async (r: ModelRepository, name: string, version?: string): Promise<number> =>
+  (await r.get(name, version).predict(new Float32Array(2), 1))[0]!;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('version layout and policy', () => {
@@ -72,7 +73,9 @@ describe('version layout and policy', () => {
       'd/model.onnx': '1',
     });
     const { sources, skipped } = scanModels({ modelsDir: dir });
-    expect(sources.map((s) => [s.name, s.version, s.file.slice(dir.length + 1), s.card?.slice(dir.length + 1) ?? null])).toEqual([
+    expect(
+      sources.map((s) => [s.name, s.version, s.file.slice(dir.length + 1), s.card?.slice(dir.length + 1) ?? null]),
+    ).toEqual([
       ['a', '1', 'a/1/model.onnx', null],
       ['a', '3', 'a/3/model.onnx', 'a/3/model.json'],
       ['b', '1', 'b/model.onnx', 'b/model.json'],
@@ -80,7 +83,9 @@ describe('version layout and policy', () => {
       ['d', '1', 'd/model.onnx', null],
       ['d', '2', 'd/2/model.onnx', null],
     ]);
-    expect(skipped).toEqual([`${join(dir, 'c/model.onnx')}: version 1 is also in ${join(dir, 'c/1')}/, which is served`]);
+    expect(skipped).toEqual([
+      `${join(dir, 'c/model.onnx')}: version 1 is also in ${join(dir, 'c/1')}/, which is served`,
+    ]);
   });
 
   it('selectVersions: the N highest by number, or all', () => {
@@ -98,7 +103,12 @@ describe('version layout and policy', () => {
     expect(() => one.r.get('a', '2')).toThrow(new ModelNotFoundError('model "a" has no version "2" (versions: 10)'));
     const two = repository(folder(files), { kind: 'latest', count: 2 });
     await two.r.loadAll();
-    expect([two.r.versions('a'), await answer(two.r, 'a'), await answer(two.r, 'a', '2'), await answer(two.r, 'a', '10')]).toEqual([['2', '10'], 100, 20, 100]);
+    expect([
+      two.r.versions('a'),
+      await answer(two.r, 'a'),
+      await answer(two.r, 'a', '2'),
+      await answer(two.r, 'a', '10'),
+    ]).toEqual([['2', '10'], 100, 20, 100]);
     expect(two.r.list().map((m) => m.version)).toEqual(['10']);
     await Promise.all([one.r.close(), two.r.close()]);
   });
@@ -132,7 +142,14 @@ describe('refresh: bring a model in line with its files', () => {
     const report = await r.refresh('a');
     expect(report.failed).toEqual([{ version: '1', error: `${join(dir, 'a/model.onnx')}: not a model (garbage)` }]);
     expect(await answer(r, 'a')).toBe(1);
-    expect(r.index()).toEqual([{ name: 'a', version: '1', state: 'READY', reason: `loading changed files failed, the files loaded before keep serving: ${join(dir, 'a/model.onnx')}: not a model (garbage)` }]);
+    expect(r.index()).toEqual([
+      {
+        name: 'a',
+        version: '1',
+        state: 'READY',
+        reason: `loading changed files failed, the files loaded before keep serving: ${join(dir, 'a/model.onnx')}: not a model (garbage)`,
+      },
+    ]);
     const before = loads.length;
     expect(await r.refresh('a')).toEqual({ name: 'a', loaded: [], failed: [], unloaded: [] });
     expect(loads.length).toBe(before); // the same broken file is not read again
@@ -183,12 +200,17 @@ describe('refresh: bring a model in line with its files', () => {
     expect(await r.loadByName('a')).toEqual(['1']);
     expect(await r.loadByName('a')).toEqual(['1']);
     expect(loads).toEqual(['a/1', 'b/1', 'a/1', 'a/1']);
-    await expect(r.loadByName('zz')).rejects.toThrow(new ModelNotFoundError('no model "zz" in the repository (MODELS_DIR has: a, b)'));
+    await expect(r.loadByName('zz')).rejects.toThrow(
+      new ModelNotFoundError('no model "zz" in the repository (MODELS_DIR has: a, b)'),
+    );
     await expect(r.loadByName('../b')).rejects.toThrow(InputError);
     put(join(dir, 'a/model.onnx'), 'broken');
     const err = await r.loadByName('a').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelLoadFailedError);
-    expect([(err as ModelLoadFailedError).status, (err as Error).message]).toEqual([400, `failed to load "a" version 1: ${join(dir, 'a/model.onnx')}: not a model (broken) (served: version 1)`]);
+    expect([(err as ModelLoadFailedError).status, (err as Error).message]).toEqual([
+      400,
+      `failed to load "a" version 1: ${join(dir, 'a/model.onnx')}: not a model (broken) (served: version 1)`,
+    ]);
     expect(await answer(r, 'a')).toBe(1);
     await r.close();
   });
@@ -247,7 +269,8 @@ describe('RepositoryWatcher', () => {
     renameSync(`${dir}.moved`, dir);
     put(join(dir, 'a/model.onnx'), '4');
     w.start();
-    for (let i = 0; i < 200 && (await answer(r, 'a')) !== 4; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 200 && (await answer(r, 'a')) !== 4; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     await w.stop();
     expect(await answer(r, 'a')).toBe(4);
     await r.close();

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { conformalQuantile, conformalScores, gaussianCrps, gaussianLogLik, normalCdf, regressionMetrics } from '../../src/train/metrics.js';
+import {
+  conformalQuantile,
+  conformalScores,
+  gaussianCrps,
+  gaussianLogLik,
+  normalCdf,
+  regressionMetrics,
+} from '../../src/train/metrics.js';
 import { calibrateAleatoricStd, calibrateScaleAndNoise, scaledGaussianNll } from '../../src/train/calibrate.js';
 import { calibrateRegression } from '../../src/train/train.js';
 import { averageProbabilities, fitTemperature } from '../../src/train/temperature.js';
@@ -9,7 +16,15 @@ describe('split-conformal quantile', () => {
   it('is the ⌈(n+1)·a⌉-th smallest score (+∞ beyond n), checked against a brute count in integers', () => {
     const rng = new Rng(1);
     // levels as fractions num/den so the rank is computed exactly: k = ⌈(n+1)·num/den⌉
-    const levels: [number, number][] = [[1, 2], [4, 5], [9, 10], [19, 20], [1, 10], [99, 100], [2, 3]];
+    const levels: [number, number][] = [
+      [1, 2],
+      [4, 5],
+      [9, 10],
+      [19, 20],
+      [1, 10],
+      [99, 100],
+      [2, 3],
+    ];
     for (let n = 1; n <= 60; n++) {
       const scores = conformalScores(
         Array.from({ length: n }, () => rng.normal()),
@@ -54,11 +69,19 @@ describe('split-conformal quantile', () => {
 
 describe('Gaussian scores', () => {
   it('log-likelihood is the log density of N(mean, std²)', () => {
-    expect(gaussianLogLik(1.5, 1, 2)).toBeCloseTo(Math.log(Math.exp(-((0.5 / 2) ** 2) / 2) / (2 * Math.sqrt(2 * Math.PI))), 12);
+    expect(gaussianLogLik(1.5, 1, 2)).toBeCloseTo(
+      Math.log(Math.exp(-((0.5 / 2) ** 2) / 2) / (2 * Math.sqrt(2 * Math.PI))),
+      12,
+    );
     expect(gaussianLogLik(0, 0, 1)).toBeCloseTo(-0.5 * Math.log(2 * Math.PI), 12);
   });
   it('CRPS equals ∫ (F(x) − 1{x ≥ y})² dx (numerical integral) and tends to |y − mean| as std → 0', () => {
-    for (const [y, mu, sd] of [[0.3, 0, 1], [4, 1, 0.5], [-2, 3, 2.5], [10, 10, 3]] as const) {
+    for (const [y, mu, sd] of [
+      [0.3, 0, 1],
+      [4, 1, 0.5],
+      [-2, 3, 2.5],
+      [10, 10, 3],
+    ] as const) {
       // midpoint rule on each side of the step at y
       const side = (a: number, b: number, step: number): number => {
         const steps = 100000;
@@ -129,7 +152,7 @@ describe('temperature scaling', () => {
     expect(t).toBeGreaterThan(0.6);
     expect(t).toBeLessThan(1);
   });
-  it('divides every sample\'s logits before the softmax, then averages', () => {
+  it("divides every sample's logits before the softmax, then averages", () => {
     const logits = Float32Array.from([2, 0, 0, 2]); // two samples of one row, two classes
     const p = averageProbabilities(logits, 2, 1, 2, 2);
     const a = 1 / (1 + Math.exp(-1));
@@ -144,7 +167,10 @@ describe('epistemic scale and noise by maximum likelihood', () => {
     const rng = new Rng(seed);
     const e = Float64Array.from({ length: n }, () => Math.exp(rng.uniform(-3, 1.5)));
     const k = other ? Float64Array.from({ length: n }, () => 0.3 * Math.exp(rng.uniform(-1, 1))) : null;
-    const r = Float64Array.from({ length: n }, (_, i) => Math.sqrt(s * s * e[i]! + (k ? k[i]! : 0) + sigma * sigma) * rng.normal());
+    const r = Float64Array.from(
+      { length: n },
+      (_, i) => Math.sqrt(s * s * e[i]! + (k ? k[i]! : 0) + sigma * sigma) * rng.normal(),
+    );
     return { r, e, k };
   };
   /** The brute-force optimum over a fine log grid of (s, σ) (σ = 0 included). */
@@ -163,7 +189,12 @@ describe('epistemic scale and noise by maximum likelihood', () => {
   };
 
   it('matches a brute-force grid over (s, σ): NLL no higher, and a stationary point', () => {
-    for (const [s0, sig0, other, seed] of [[2.5, 0.7, false, 1], [0.4, 1.5, false, 2], [6, 0.05, true, 3], [1, 0, true, 4]] as const) {
+    for (const [s0, sig0, other, seed] of [
+      [2.5, 0.7, false, 1],
+      [0.4, 1.5, false, 2],
+      [6, 0.05, true, 3],
+      [1, 0, true, 4],
+    ] as const) {
       const { r, e, k } = synth(200, s0, sig0, seed, other);
       const fit = calibrateScaleAndNoise(r, e, k, 1);
       const b = brute(r, e, k);
@@ -173,7 +204,9 @@ describe('epistemic scale and noise by maximum likelihood', () => {
       // and no nudge of either parameter improves it (equal where the likelihood is flat)
       for (const f of [0.99, 1.01]) {
         expect(scaledGaussianNll(r, e, k, fit.epistemicScale * f, fit.sigma)).toBeGreaterThan(nll - 1e-12);
-        expect(scaledGaussianNll(r, e, k, fit.epistemicScale, fit.sigma * f + (f > 1 ? 1e-3 : 0))).toBeGreaterThan(nll - 1e-12);
+        expect(scaledGaussianNll(r, e, k, fit.epistemicScale, fit.sigma * f + (f > 1 ? 1e-3 : 0))).toBeGreaterThan(
+          nll - 1e-12,
+        );
       }
     }
   });
@@ -206,13 +239,28 @@ describe('calibrateRegression', () => {
       const epistemicVar = Float64Array.from({ length: n }, () => Math.exp(rng.uniform(-2, 1)));
       const aleatoricVar = hetero ? Float64Array.from({ length: n }, () => 0.5 + rng.next()) : null;
       const mean = Float64Array.from({ length: n }, () => 10 * rng.normal());
-      const y = Float64Array.from(mean, (m, i) => m + Math.sqrt(4 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + 0.25) * rng.normal());
+      const y = Float64Array.from(
+        mean,
+        (m, i) => m + Math.sqrt(4 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + 0.25) * rng.normal(),
+      );
       const c = calibrateRegression({ mean, epistemicVar, aleatoricVar }, y, 3, 'test rows');
-      const fit = calibrateScaleAndNoise(Float64Array.from(y, (v, i) => v - mean[i]!), epistemicVar, aleatoricVar, 3);
+      const fit = calibrateScaleAndNoise(
+        Float64Array.from(y, (v, i) => v - mean[i]!),
+        epistemicVar,
+        aleatoricVar,
+        3,
+      );
       expect(c.epistemicScale).toBe(fit.epistemicScale);
       expect(c.aleatoricStd).toBe(fit.sigma);
       expect(c.epistemicScale).not.toBe(1);
-      const want = Array.from(y, (v, i) => Math.abs(v - mean[i]!) / Math.sqrt(c.epistemicScale ** 2 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + c.aleatoricStd ** 2)).sort((a, b) => a - b);
+      const want = Array.from(
+        y,
+        (v, i) =>
+          Math.abs(v - mean[i]!) /
+          Math.sqrt(
+            c.epistemicScale ** 2 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + c.aleatoricStd ** 2,
+          ),
+      ).sort((a, b) => a - b);
       Array.from(c.conformalScores).forEach((s, i) => expect(s).toBeCloseTo(want[i]!, 12));
     }
   });

@@ -18,13 +18,34 @@ describe('train CLI', () => {
   it('writes model.onnx, model.json, report.md and report.html; the same seed gives byte-identical ONNX and report page', async () => {
     const a = mkdtempSync(join(tmpdir(), 'cli-a-'));
     const b = mkdtempSync(join(tmpdir(), 'cli-b-'));
-    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'd', '--epochs', '15', '--seed', '9', '--test-split', '0.2', '--mc-samples', '20'];
+    const args = [
+      '--data',
+      'data/diabetes.csv',
+      '--target',
+      'target',
+      '--name',
+      'd',
+      '--epochs',
+      '15',
+      '--seed',
+      '9',
+      '--test-split',
+      '0.2',
+      '--mc-samples',
+      '20',
+    ];
     expect(await run([...args, '--out', a])).toBe(0);
     expect(await run([...args, '--out', b])).toBe(0);
     const onnxA = readFileSync(join(a, 'd', 'model.onnx'));
     expect(onnxA.equals(readFileSync(join(b, 'd', 'model.onnx')))).toBe(true);
     const card = JSON.parse(readFileSync(join(a, 'd', 'model.json'), 'utf8'));
-    expect(card).toMatchObject({ name: 'd', task: 'regression', target: 'target', dropout: [0.3], output: 'prediction' });
+    expect(card).toMatchObject({
+      name: 'd',
+      task: 'regression',
+      target: 'target',
+      dropout: [0.3],
+      output: 'prediction',
+    });
     expect(card.features).toHaveLength(10);
     expect(card.aleatoric_std).toBeGreaterThan(0);
     expect(card.epistemic_scale).toBeGreaterThanOrEqual(0.1);
@@ -44,7 +65,23 @@ describe('train CLI', () => {
   });
   it('classification with --test-data reports accuracy, NLL, ECE and Brier', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cli-c-'));
-    expect(await run(['--data', 'data/wine.csv', '--target', 'class', '--name', 'w', '--epochs', '10', '--test-data', 'data/wine.csv', '--out', out, '--quiet'])).toBe(0);
+    expect(
+      await run([
+        '--data',
+        'data/wine.csv',
+        '--target',
+        'class',
+        '--name',
+        'w',
+        '--epochs',
+        '10',
+        '--test-data',
+        'data/wine.csv',
+        '--out',
+        out,
+        '--quiet',
+      ]),
+    ).toBe(0);
     const card = JSON.parse(readFileSync(join(out, 'w', 'model.json'), 'utf8'));
     expect(card.labels).toEqual(['class_0', 'class_1', 'class_2']);
     expect(card.output_kind).toBe('logits');
@@ -55,7 +92,9 @@ describe('train CLI', () => {
     expect(() => parseCli([...base, '--dropout', '1.5'])).toThrow('--dropout 1.5: expected rates in [0, 1)');
     expect(() => parseCli([...base, '--hidden', '10,x'])).toThrow('--hidden x: expected positive integer widths');
     expect(() => parseCli(['--target', 'y', '--name', 'n'])).toThrow('--data is required');
-    expect(() => parseCli([...base, '--activation', 'sigmoid'])).toThrow('--activation sigmoid: expected relu, tanh or gelu');
+    expect(() => parseCli([...base, '--activation', 'sigmoid'])).toThrow(
+      '--activation sigmoid: expected relu, tanh or gelu',
+    );
     expect(() => parseCli([...base.slice(0, 4), '--name', '../evil'])).toThrow('--name ../evil');
     expect(() => parseCli([...base, '--nll-beta', '2'])).toThrow('--nll-beta 2: expected a number in [0, 1]');
     expect(parseCli([...base, '--noise', 'heteroscedastic', '--nll-beta', '0.5']).opts.nllBeta).toBe(0.5);

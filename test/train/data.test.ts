@@ -2,7 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DataError, fitStandardiser, inferTask, parseCsv, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
+import {
+  DataError,
+  fitStandardiser,
+  inferTask,
+  parseCsv,
+  readCsvFile,
+  splitRows,
+  toDataset,
+} from '../../src/train/data.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-data-'));
 function file(name: string, text: string): string {
@@ -48,19 +56,29 @@ describe('bad CSV files give named errors', () => {
     expect(errorOf(() => load('a,y\n'))).toMatchInlineSnapshot(`"<dir>/t.csv: the file has a header but no data rows"`);
   });
   it('non-numeric value', () => {
-    expect(errorOf(() => load('a,b,y\n1,2,3\n1,abc,3\n'))).toMatchInlineSnapshot(`"<dir>/t.csv:3: column "b": "abc" is not a number"`);
+    expect(errorOf(() => load('a,b,y\n1,2,3\n1,abc,3\n'))).toMatchInlineSnapshot(
+      `"<dir>/t.csv:3: column "b": "abc" is not a number"`,
+    );
   });
   it('missing value', () => {
-    expect(errorOf(() => load('a,b,y\n1,2,3\n1,,3\n'))).toMatchInlineSnapshot(`"<dir>/t.csv:3: column "b": missing value"`);
+    expect(errorOf(() => load('a,b,y\n1,2,3\n1,,3\n'))).toMatchInlineSnapshot(
+      `"<dir>/t.csv:3: column "b": missing value"`,
+    );
   });
   it('ragged row', () => {
-    expect(errorOf(() => load('a,b,y\n1,2,3\n1,2\n'))).toMatchInlineSnapshot(`"<dir>/t.csv:3: ragged row: 2 fields, the header has 3"`);
+    expect(errorOf(() => load('a,b,y\n1,2,3\n1,2\n'))).toMatchInlineSnapshot(
+      `"<dir>/t.csv:3: ragged row: 2 fields, the header has 3"`,
+    );
   });
   it('unknown target column', () => {
-    expect(errorOf(() => load('a,b,c\n1,2,3\n', 'y'))).toMatchInlineSnapshot(`"<dir>/t.csv: unknown target column "y" (columns: a, b, c)"`);
+    expect(errorOf(() => load('a,b,c\n1,2,3\n', 'y'))).toMatchInlineSnapshot(
+      `"<dir>/t.csv: unknown target column "y" (columns: a, b, c)"`,
+    );
   });
   it('a single class', () => {
-    expect(errorOf(() => load('a,y\n1,x\n2,x\n3,x\n'))).toMatchInlineSnapshot(`"<dir>/t.csv: the target column "y" has a single class ("x"); classification needs at least two"`);
+    expect(errorOf(() => load('a,y\n1,x\n2,x\n3,x\n'))).toMatchInlineSnapshot(
+      `"<dir>/t.csv: the target column "y" has a single class ("x"); classification needs at least two"`,
+    );
   });
   it('fewer rows than a split needs', () => {
     const ds = load('a,y\n1,1.5\n2,2.5\n3,3.5\n');
@@ -69,10 +87,14 @@ describe('bad CSV files give named errors', () => {
     );
   });
   it('unreadable file', () => {
-    expect(errorOf(() => readCsvFile(join(dir, 'nope.csv')))).toMatchInlineSnapshot(`"<dir>/nope.csv: cannot read the file (ENOENT)"`);
+    expect(errorOf(() => readCsvFile(join(dir, 'nope.csv')))).toMatchInlineSnapshot(
+      `"<dir>/nope.csv: cannot read the file (ENOENT)"`,
+    );
   });
   it('infinite number', () => {
-    expect(errorOf(() => load('a,y\n1e999,1.5\n'))).toMatchInlineSnapshot(`"<dir>/t.csv:2: column "a": "1e999" is out of range"`);
+    expect(errorOf(() => load('a,y\n1e999,1.5\n'))).toMatchInlineSnapshot(
+      `"<dir>/t.csv:2: column "a": "1e999" is out of range"`,
+    );
   });
 });
 

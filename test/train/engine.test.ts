@@ -18,7 +18,13 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>, n = b.length): numbe
  * test in mlp.test.ts checks): same parameters, inputs, masks and dL/dout.
  */
 function compare(inputs: number, hidden: number[], outputs: number, rows: number, seed: number) {
-  const spec: MlpSpec = { inputs, hidden, outputs, activation: 'relu', dropout: hidden.map((_, i) => (i % 2 ? 0.5 : 0.3)) };
+  const spec: MlpSpec = {
+    inputs,
+    hidden,
+    outputs,
+    activation: 'relu',
+    dropout: hidden.map((_, i) => (i % 2 ? 0.5 : 0.3)),
+  };
   const rng = new Rng(seed);
   const net = createMlp(spec, rng);
   const ref = createMlp(spec, new Rng(0), Float64Array);
@@ -43,15 +49,28 @@ function compare(inputs: number, hidden: number[], outputs: number, rows: number
   net.grads.fill(123);
   engine.backward(rows);
   const evalRef = forward(ref, Float64Array.from(xVal), valRows, createWorkspace(spec, valRows, Float64Array), null);
-  return { out: relErr(out, out64, rows * outputs), grads: relErr(net.grads, ref.grads), eval: relErr(engine.evalOutputs(), evalRef, valRows * outputs), net, ref, engine };
+  return {
+    out: relErr(out, out64, rows * outputs),
+    grads: relErr(net.grads, ref.grads),
+    eval: relErr(engine.evalOutputs(), evalRef, valRows * outputs),
+    net,
+    ref,
+    engine,
+  };
 }
 
 describe.runIf(wasmSupported())('WebAssembly SIMD training kernels', () => {
   it('splits lanes into register blocks with the tail in the last one', () => {
-    expect(blocks(50)).toEqual([{ start: 0, vecs: 8, tail: 0 }, { start: 32, vecs: 4, tail: 2 }]);
+    expect(blocks(50)).toEqual([
+      { start: 0, vecs: 8, tail: 0 },
+      { start: 32, vecs: 4, tail: 2 },
+    ]);
     expect(blocks(3)).toEqual([{ start: 0, vecs: 0, tail: 3 }]);
     expect(blocks(32)).toEqual([{ start: 0, vecs: 8, tail: 0 }]);
-    expect(blocks(33)).toEqual([{ start: 0, vecs: 8, tail: 0 }, { start: 32, vecs: 0, tail: 1 }]);
+    expect(blocks(33)).toEqual([
+      { start: 0, vecs: 8, tail: 0 },
+      { start: 32, vecs: 0, tail: 1 },
+    ]);
   });
 
   // shapes that reach every code path: dot-product (1–3 outputs) and broadcast (≥ 4) layers, tails of
@@ -87,7 +106,13 @@ describe.runIf(wasmSupported())('WebAssembly SIMD training kernels', () => {
     r.engine.paramsChanged();
     const out = Float64Array.from(r.engine.forward(8));
     const ws = createWorkspace(r.net.spec, 8, Float64Array);
-    const want = forward(r.ref, Float64Array.from(r.engine.xb), 8, ws, r.engine.masks.map((m) => Float64Array.from(m)));
+    const want = forward(
+      r.ref,
+      Float64Array.from(r.engine.xb),
+      8,
+      ws,
+      r.engine.masks.map((m) => Float64Array.from(m)),
+    );
     expect(relErr(out, want, 32)).toBeLessThan(2e-6);
   });
 

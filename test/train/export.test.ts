@@ -12,10 +12,23 @@ const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
 
 // onnxruntime's EliminateDropout rule deletes Dropout nodes even with training_mode=true; keep every
 // other optimisation on.
-const KEEP_DROPOUT = { graphOptimizationLevel: 'all', extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } } } as ort.InferenceSession.SessionOptions;
+const KEEP_DROPOUT = {
+  graphOptimizationLevel: 'all',
+  extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } },
+} as ort.InferenceSession.SessionOptions;
 
-async function run(session: ort.InferenceSession, x: Float32Array, rows: number, f: number, training: boolean, output: string): Promise<Float32Array> {
-  const res = await session.run({ input: new ort.Tensor('float32', x, [rows, f]), training_mode: new ort.Tensor('bool', [training], []) });
+async function run(
+  session: ort.InferenceSession,
+  x: Float32Array,
+  rows: number,
+  f: number,
+  training: boolean,
+  output: string,
+): Promise<Float32Array> {
+  const res = await session.run({
+    input: new ort.Tensor('float32', x, [rows, f]),
+    training_mode: new ort.Tensor('bool', [training], []),
+  });
   return res[output]!.data as Float32Array;
 }
 
@@ -30,13 +43,26 @@ function randomRows(n: number, f: number, ds: { x: Float64Array; n: number }, se
   return out;
 }
 
-const small = (over: Partial<typeof DEFAULT_TRAIN_OPTIONS>) => ({ ...DEFAULT_TRAIN_OPTIONS, epochs: 20, mcSamples: 20, ...over });
+const small = (over: Partial<typeof DEFAULT_TRAIN_OPTIONS>) => ({
+  ...DEFAULT_TRAIN_OPTIONS,
+  epochs: 20,
+  mcSamples: 20,
+  ...over,
+});
 
 describe('ONNX export', () => {
   const cases: [string, () => TrainedModel, string][] = [
     ['regression relu 10→50→1', () => train(diabetes, small({})), 'prediction'],
-    ['regression gelu 10→16→8→1', () => train(diabetes, small({ hidden: [16, 8], activation: 'gelu', dropout: [0.2, 0.4] })), 'prediction'],
-    ['classification tanh 13→32→32→3', () => train(wine, small({ hidden: [32, 32], activation: 'tanh', dropout: [0.5] })), 'logits'],
+    [
+      'regression gelu 10→16→8→1',
+      () => train(diabetes, small({ hidden: [16, 8], activation: 'gelu', dropout: [0.2, 0.4] })),
+      'prediction',
+    ],
+    [
+      'classification tanh 13→32→32→3',
+      () => train(wine, small({ hidden: [32, 32], activation: 'tanh', dropout: [0.5] })),
+      'logits',
+    ],
   ];
   for (const [title, make, output] of cases) {
     it(`${title}: eval-mode onnxruntime equals the TypeScript forward within 1e-5`, async () => {
@@ -51,7 +77,8 @@ describe('ONNX export', () => {
       const ts = evalForward(m.net, standardise(Float64Array.from(x), rows, f, m.xMean, m.xStd), rows);
       const want = m.task === 'regression' ? ts.map((v) => v * m.yStd + m.yMean) : ts;
       let worst = 0;
-      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
+      for (let i = 0; i < want.length; i++)
+        worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
       expect(worst).toBeLessThan(1e-5);
       // with dropout on, outputs vary between runs
       const a = await run(session, x, rows, f, true, output);

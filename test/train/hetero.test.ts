@@ -3,11 +3,22 @@ import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/train/data.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
-import { backward, createMlp, createWorkspace, drawMasks, forward, gaussianNllLoss, type MlpSpec } from '../../src/train/mlp.js';
+import {
+  backward,
+  createMlp,
+  createWorkspace,
+  drawMasks,
+  forward,
+  gaussianNllLoss,
+  type MlpSpec,
+} from '../../src/train/mlp.js';
 import { DEFAULT_TRAIN_OPTIONS, evalForward, mcPredictive, standardise, train } from '../../src/train/train.js';
 import { Rng } from '../../src/util/rng.js';
 
-const KEEP_DROPOUT = { graphOptimizationLevel: 'all', extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } } } as ort.InferenceSession.SessionOptions;
+const KEEP_DROPOUT = {
+  graphOptimizationLevel: 'all',
+  extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } },
+} as ort.InferenceSession.SessionOptions;
 
 /** y = sin(2x₀) + 0.5·x₁ + ε, ε ~ N(0, (0.05 + 0.4·|x₀|)²): the noise grows with |x₀|. */
 function heteroData(n: number, seed: number): Dataset {
@@ -33,7 +44,8 @@ describe('heteroscedastic Gaussian NLL', () => {
     const d = new Float64Array(rows * 2);
     const loss = gaussianNllLoss(out, y, rows, d);
     let want = 0;
-    for (let r = 0; r < rows; r++) want += 0.5 * (Math.log(2 * Math.PI) + out[2 * r + 1]! + (y[r]! - out[2 * r]!) ** 2 * Math.exp(-out[2 * r + 1]!));
+    for (let r = 0; r < rows; r++)
+      want += 0.5 * (Math.log(2 * Math.PI) + out[2 * r + 1]! + (y[r]! - out[2 * r]!) ** 2 * Math.exp(-out[2 * r + 1]!));
     expect(loss).toBeCloseTo(want / rows, 12);
     const scratch = new Float64Array(rows * 2);
     const h = 1e-6;
@@ -67,7 +79,9 @@ describe('heteroscedastic Gaussian NLL', () => {
       const w = Array.from({ length: rows }, (_, r) => Math.exp(beta * out[2 * r + 1]!));
       const weighted = (o: Float64Array): number => {
         let t = 0;
-        for (let r = 0; r < rows; r++) t += w[r]! * 0.5 * (Math.log(2 * Math.PI) + o[2 * r + 1]! + (y[r]! - o[2 * r]!) ** 2 * Math.exp(-o[2 * r + 1]!));
+        for (let r = 0; r < rows; r++)
+          t +=
+            w[r]! * 0.5 * (Math.log(2 * Math.PI) + o[2 * r + 1]! + (y[r]! - o[2 * r]!) ** 2 * Math.exp(-o[2 * r + 1]!));
         return t / rows;
       };
       const h = 1e-6;
@@ -119,7 +133,10 @@ describe('heteroscedastic Gaussian NLL', () => {
       const down = f();
       net.params[i] = o;
       const numeric = (up - down) / (2 * h);
-      worst = Math.max(worst, Math.abs(numeric - analytic[i]!) / Math.max(1e-6, Math.abs(numeric) + Math.abs(analytic[i]!)));
+      worst = Math.max(
+        worst,
+        Math.abs(numeric - analytic[i]!) / Math.max(1e-6, Math.abs(numeric) + Math.abs(analytic[i]!)),
+      );
     }
     expect(worst).toBeLessThan(1e-5);
     expect(analytic.some((g) => Math.abs(g) > 1e-3)).toBe(true);
@@ -128,14 +145,26 @@ describe('heteroscedastic Gaussian NLL', () => {
 
 describe('heteroscedastic training, export and serving formula', () => {
   const data = heteroData(600, 1);
-  const opts = { ...DEFAULT_TRAIN_OPTIONS, noise: 'heteroscedastic' as const, hidden: [32], dropout: [0.05], epochs: 150, mcSamples: 50, weightDecay: 0 };
+  const opts = {
+    ...DEFAULT_TRAIN_OPTIONS,
+    noise: 'heteroscedastic' as const,
+    hidden: [32],
+    dropout: [0.05],
+    epochs: 150,
+    mcSamples: 50,
+    weightDecay: 0,
+  };
 
   for (const engine of ['wasm', 'js'] as const) {
     it(`${engine} engine: the predicted noise grows with |x₀| as the data's does`, () => {
       const m = train(data, { ...opts, engine });
       expect(m.engine).toBe(engine);
       expect(m.noise).toBe('heteroscedastic');
-      const rows = [[0, 0], [1.8, 0], [-1.8, 0]];
+      const rows = [
+        [0, 0],
+        [1.8, 0],
+        [-1.8, 0],
+      ];
       const xs = standardise(Float64Array.from(rows.flat()), 3, 2, m.xMean, m.xStd);
       const p = mcPredictive(m, xs, 3, 200, 1);
       const sd = Array.from(p.aleatoricVar!, Math.sqrt);
@@ -147,7 +176,7 @@ describe('heteroscedastic training, export and serving formula', () => {
     });
   }
 
-  it('exports prediction and log_variance (target units); onnxruntime MC agrees with the trainer\'s predictive formula', async () => {
+  it("exports prediction and log_variance (target units); onnxruntime MC agrees with the trainer's predictive formula", async () => {
     const m = train(data, opts);
     const bytes = exportOnnx(m, {});
     const graph = decodeModel(bytes).graph!;
@@ -155,7 +184,10 @@ describe('heteroscedastic training, export and serving formula', () => {
     const session = await ort.InferenceSession.create(bytes, KEEP_DROPOUT);
     const row = Float32Array.from([1.2, -0.3]);
     // eval mode: both outputs equal the TypeScript forward (log-variance shifted by 2·log y_std)
-    const ev = await session.run({ input: new ort.Tensor('float32', row, [1, 2]), training_mode: new ort.Tensor('bool', [false], []) });
+    const ev = await session.run({
+      input: new ort.Tensor('float32', row, [1, 2]),
+      training_mode: new ort.Tensor('bool', [false], []),
+    });
     const ts = evalForward(m.net, standardise(Float64Array.from(row), 1, 2, m.xMean, m.xStd), 1);
     expect((ev.prediction!.data as Float32Array)[0]).toBeCloseTo(ts[0]! * m.yStd + m.yMean, 4);
     expect((ev.log_variance!.data as Float32Array)[0]).toBeCloseTo(ts[1]! + 2 * Math.log(m.yStd), 4);
@@ -163,7 +195,10 @@ describe('heteroscedastic training, export and serving formula', () => {
     const T = 4000;
     const tiled = new Float32Array(T * 2);
     for (let t = 0; t < T; t++) tiled.set(row, 2 * t);
-    const mc = await session.run({ input: new ort.Tensor('float32', tiled, [T, 2]), training_mode: new ort.Tensor('bool', [true], []) });
+    const mc = await session.run({
+      input: new ort.Tensor('float32', tiled, [T, 2]),
+      training_mode: new ort.Tensor('bool', [true], []),
+    });
     const mu = mc.prediction!.data as Float32Array;
     const lv = mc.log_variance!.data as Float32Array;
     let mean = 0;
@@ -179,13 +214,15 @@ describe('heteroscedastic training, export and serving formula', () => {
     epi /= T - 1;
     const p = mcPredictive(m, standardise(Float64Array.from(row), 1, 2, m.xMean, m.xStd), 1, T, 5);
     expect(epi).toBeGreaterThan(0);
-    expect(Math.abs(Math.sqrt(epi + alea) / Math.sqrt(p.epistemicVar[0]! + p.aleatoricVar![0]!) - 1)).toBeLessThan(0.05);
+    expect(Math.abs(Math.sqrt(epi + alea) / Math.sqrt(p.epistemicVar[0]! + p.aleatoricVar![0]!) - 1)).toBeLessThan(
+      0.05,
+    );
     expect(Math.abs(alea / p.aleatoricVar![0]! - 1)).toBeLessThan(0.05);
     expect(Math.abs(mean - p.mean[0]!)).toBeLessThan(4 * Math.sqrt(epi / T) + 1e-4);
     await session.release();
   });
 
-  it('input dropout is a Dropout op on the standardised inputs; MC in onnxruntime matches the trainer\'s', async () => {
+  it("input dropout is a Dropout op on the standardised inputs; MC in onnxruntime matches the trainer's", async () => {
     const m = train(data, { ...opts, noise: 'homoscedastic', inputDropout: 0.2 });
     const bytes = exportOnnx(m, {});
     const graph = decodeModel(bytes).graph!;
@@ -196,7 +233,12 @@ describe('heteroscedastic training, export and serving formula', () => {
     const T = 4000;
     const tiled = new Float32Array(T * 2);
     for (let t = 0; t < T; t++) tiled.set(row, 2 * t);
-    const out = (await session.run({ input: new ort.Tensor('float32', tiled, [T, 2]), training_mode: new ort.Tensor('bool', [true], []) })).prediction!.data as Float32Array;
+    const out = (
+      await session.run({
+        input: new ort.Tensor('float32', tiled, [T, 2]),
+        training_mode: new ort.Tensor('bool', [true], []),
+      })
+    ).prediction!.data as Float32Array;
     let mean = 0;
     for (const v of out) mean += v;
     mean /= T;
@@ -205,7 +247,7 @@ describe('heteroscedastic training, export and serving formula', () => {
     const sd = Math.sqrt(v2 / (T - 1));
     const p = mcPredictive(m, standardise(Float64Array.from(row), 1, 2, m.xMean, m.xStd), 1, T, 9);
     expect(Math.abs(sd / Math.sqrt(p.epistemicVar[0]!) - 1)).toBeLessThan(0.06);
-    expect(Math.abs(mean - p.mean[0]!)).toBeLessThan(4 * sd / Math.sqrt(T) * Math.SQRT2);
+    expect(Math.abs(mean - p.mean[0]!)).toBeLessThan(((4 * sd) / Math.sqrt(T)) * Math.SQRT2);
     await session.release();
   });
 });

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { type Activation, backward, createMlp, createWorkspace, crossEntropyLoss, drawMasks, forward, mseLoss, type MlpSpec } from '../../src/train/mlp.js';
+import {
+  type Activation,
+  backward,
+  createMlp,
+  createWorkspace,
+  crossEntropyLoss,
+  drawMasks,
+  forward,
+  mseLoss,
+  type MlpSpec,
+} from '../../src/train/mlp.js';
 import { Adam } from '../../src/train/optim.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -8,16 +18,19 @@ function lossOf(spec: MlpSpec, task: 'regression' | 'classification', seed: numb
   const net = createMlp(spec, rng, Float64Array);
   const rows = 5;
   const x = Float64Array.from({ length: rows * spec.inputs }, () => rng.normal());
-  const y = task === 'regression'
-    ? Float64Array.from({ length: rows * spec.outputs }, () => rng.normal())
-    : Float64Array.from({ length: rows }, () => rng.int(spec.outputs));
+  const y =
+    task === 'regression'
+      ? Float64Array.from({ length: rows * spec.outputs }, () => rng.normal())
+      : Float64Array.from({ length: rows }, () => rng.int(spec.outputs));
   const ws = createWorkspace(spec, rows, Float64Array);
   // a fixed dropout mask: the gradient is checked for the function with that mask
   const masks = drawMasks(spec, rows, new Rng(seed + 1)).map((m) => Float64Array.from(m));
   const dOut = new Float64Array(rows * spec.outputs);
   const f = (): number => {
     const out = forward(net, x, rows, ws, masks);
-    return task === 'regression' ? mseLoss(out, y, rows, spec.outputs, dOut) : crossEntropyLoss(out, y, rows, spec.outputs, dOut);
+    return task === 'regression'
+      ? mseLoss(out, y, rows, spec.outputs, dOut)
+      : crossEntropyLoss(out, y, rows, spec.outputs, dOut);
   };
   return { net, x, rows, ws, masks, dOut, f };
 }
@@ -35,7 +48,13 @@ describe('gradient check (central finite differences, float64, fixed dropout mas
   ];
   for (const [activation, task, hidden] of cases) {
     it(`${activation} ${task} hidden ${hidden.join(',')}: every parameter`, () => {
-      const spec: MlpSpec = { inputs: 4, hidden, outputs: task === 'regression' ? 2 : 3, activation, dropout: hidden.map(() => 0.3) };
+      const spec: MlpSpec = {
+        inputs: 4,
+        hidden,
+        outputs: task === 'regression' ? 2 : 3,
+        activation,
+        dropout: hidden.map(() => 0.3),
+      };
       const { net, x, rows, ws, masks, dOut, f } = lossOf(spec, task, 42);
       f();
       net.grads.fill(0);
@@ -85,7 +104,8 @@ describe('dropout semantics (inverted dropout like torch.nn.Dropout)', () => {
     const e2 = forward(net, x, 1, ws, null)[0];
     expect(e1).toBe(e2);
     // eval mode equals a hand-written forward without dropout
-    const l0 = net.layers[0]!, l1 = net.layers[1]!;
+    const l0 = net.layers[0]!,
+      l1 = net.layers[1]!;
     let manual = l1.b[0]!;
     for (let o = 0; o < 16; o++) {
       let z = l0.b[o]!;

@@ -4,12 +4,29 @@
  * and finite coordinates. No browser.
  */
 import { describe, expect, it } from 'vitest';
-import { renderReport, type ClassificationRows, type RegressionRows, type ReportInput } from '../../src/report/report.js';
+import {
+  renderReport,
+  type ClassificationRows,
+  type RegressionRows,
+  type ReportInput,
+} from '../../src/report/report.js';
 import { buildCard, type ModelCard } from '../../src/train/card.js';
 import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
 import { OPSET } from '../../src/train/export-onnx.js';
-import { classificationMetrics, type ClassificationMetrics, regressionMetrics, type RegressionMetrics } from '../../src/train/metrics.js';
-import { buildReportInput, epistemicScale, regressionRows, reportCard, trainCommand, validationRows } from '../../src/train/report-input.js';
+import {
+  classificationMetrics,
+  type ClassificationMetrics,
+  regressionMetrics,
+  type RegressionMetrics,
+} from '../../src/train/metrics.js';
+import {
+  buildReportInput,
+  epistemicScale,
+  regressionRows,
+  reportCard,
+  trainCommand,
+  validationRows,
+} from '../../src/train/report-input.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainedModel, type TrainOptions, train } from '../../src/train/train.js';
 import { tune } from '../../src/train/tune.js';
 import { axisLabels, checkPage, figure, figureIds } from '../report/page.js';
@@ -19,25 +36,66 @@ function dataset(file: string, target: string): Dataset {
   return toDataset(readCsvFile(file).table, { target });
 }
 
-function card(name: string, m: TrainedModel, opts: TrainOptions, data: Dataset, tuning?: Awaited<ReturnType<typeof tune>>): ModelCard {
-  return buildCard(name, m, opts, { file: `data/${name}.csv`, sha256: '0'.repeat(64), rows: data.n }, undefined, 'test-split 0.2 of data (seeded)', OPSET, { intervalMethod: 'conformal', tuning });
+function card(
+  name: string,
+  m: TrainedModel,
+  opts: TrainOptions,
+  data: Dataset,
+  tuning?: Awaited<ReturnType<typeof tune>>,
+): ModelCard {
+  return buildCard(
+    name,
+    m,
+    opts,
+    { file: `data/${name}.csv`, sha256: '0'.repeat(64), rows: data.n },
+    undefined,
+    'test-split 0.2 of data (seeded)',
+    OPSET,
+    { intervalMethod: 'conformal', tuning },
+  );
 }
 
 /** The trainer's regression metrics recomputed from the report's rows (served mean for the eval prediction too). */
 function metricsOf(r: RegressionRows, scores: ArrayLike<number>): RegressionMetrics {
   const a = r.aleatoricStd;
-  return regressionMetrics(r.y, r.mean, r.mean, r.epistemicStd, typeof a === 'number' ? a * a : Array.from(a, (v) => v * v), scores);
+  return regressionMetrics(
+    r.y,
+    r.mean,
+    r.mean,
+    r.epistemicStd,
+    typeof a === 'number' ? a * a : Array.from(a, (v) => v * v),
+    scores,
+  );
 }
 
-const REGRESSION_KEYS = ['rmse_mc', 'nll', 'crps', 'coverage_50', 'coverage_90', 'coverage_95', 'coverage_90_epistemic_only', 'conformal_coverage_90', 'mean_std', 'rows'] as const;
+const REGRESSION_KEYS = [
+  'rmse_mc',
+  'nll',
+  'crps',
+  'coverage_50',
+  'coverage_90',
+  'coverage_95',
+  'coverage_90_epistemic_only',
+  'conformal_coverage_90',
+  'mean_std',
+  'rows',
+] as const;
 
-function expectRegressionAgrees(rows: RegressionRows, metrics: RegressionMetrics | ClassificationMetrics | undefined, scores: ArrayLike<number>): void {
+function expectRegressionAgrees(
+  rows: RegressionRows,
+  metrics: RegressionMetrics | ClassificationMetrics | undefined,
+  scores: ArrayLike<number>,
+): void {
   const m = metricsOf(rows, scores) as unknown as Record<string, number>;
   const want = metrics as unknown as Record<string, number>;
   for (const k of REGRESSION_KEYS) expect(m[k], k).toBeCloseTo(want[k]!, 10);
 }
 
-function expectClassificationAgrees(rows: ClassificationRows, k: number, metrics: RegressionMetrics | ClassificationMetrics | undefined): void {
+function expectClassificationAgrees(
+  rows: ClassificationRows,
+  k: number,
+  metrics: RegressionMetrics | ClassificationMetrics | undefined,
+): void {
   const served = rows.probsCalibrated ?? rows.probs;
   const m = classificationMetrics(rows.labels, served, served, k) as unknown as Record<string, number>;
   const want = metrics as unknown as Record<string, number>;
@@ -46,9 +104,15 @@ function expectClassificationAgrees(rows: ClassificationRows, k: number, metrics
 
 /** No NaN or ±Infinity anywhere in the rows the page plots. */
 function expectFinite(input: ReportInput): void {
-  const splits = [input.regression?.validation, input.regression?.test, input.classification?.validation, input.classification?.test].filter((s) => s !== undefined);
+  const splits = [
+    input.regression?.validation,
+    input.regression?.test,
+    input.classification?.validation,
+    input.classification?.test,
+  ].filter((s) => s !== undefined);
   for (const s of splits) {
-    for (const [k, v] of Object.entries(s)) if (typeof v !== 'number') expect(Array.from(v as ArrayLike<number>).every(Number.isFinite), k).toBe(true);
+    for (const [k, v] of Object.entries(s))
+      if (typeof v !== 'number') expect(Array.from(v as ArrayLike<number>).every(Number.isFinite), k).toBe(true);
   }
 }
 
@@ -58,7 +122,14 @@ describe('report of a trained regression model', () => {
   const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, hidden: [16], epochs: 25, mcSamples: 30, seed: 3 };
   const model = train(data, opts, test);
   const c = card('diabetes', model, opts, full);
-  const input = buildReportInput({ command: trainCommand(['--data', 'data/diabetes.csv', '--name', 'diabetes']), card: c, model, validation: { model, data: validationRows(data, opts) }, test, opts });
+  const input = buildReportInput({
+    command: trainCommand(['--data', 'data/diabetes.csv', '--name', 'diabetes']),
+    card: c,
+    model,
+    validation: { model, data: validationRows(data, opts) },
+    test,
+    opts,
+  });
 
   it('plots the rows behind card.metrics: the same network and masks on validation and test rows', () => {
     expect(input.regression!.validation.y).toHaveLength(model.valRows);
@@ -73,23 +144,54 @@ describe('report of a trained regression model', () => {
   it('has every figure with its axis labels and finite coordinates', () => {
     const html = renderReport(input);
     const root = checkPage(html);
-    expect(figureIds(root)).toEqual(['fig-loss', 'fig-calibration', 'fig-pit', 'fig-error-std', 'fig-predicted-actual', 'fig-std-split']);
+    expect(figureIds(root)).toEqual([
+      'fig-loss',
+      'fig-calibration',
+      'fig-pit',
+      'fig-error-std',
+      'fig-predicted-actual',
+      'fig-std-split',
+    ]);
     expect(axisLabels(figure(root, 'loss'))).toEqual(['epoch', 'loss (MSE on the standardised target)']);
-    expect(axisLabels(figure(root, 'calibration'))).toEqual(['nominal coverage of the central interval', 'observed coverage']);
+    expect(axisLabels(figure(root, 'calibration'))).toEqual([
+      'nominal coverage of the central interval',
+      'observed coverage',
+    ]);
     expect(axisLabels(figure(root, 'pit'))).toEqual(['PIT = Φ((y − mean) / σ)', 'rows (test)']);
-    expect(axisLabels(figure(root, 'error-std'))).toEqual(['predicted std σ (target units)', '|y − mean| (target units)']);
+    expect(axisLabels(figure(root, 'error-std'))).toEqual([
+      'predicted std σ (target units)',
+      '|y − mean| (target units)',
+    ]);
     expect(axisLabels(figure(root, 'predicted-actual'))).toEqual(['actual target', 'predicted target (MC mean)']);
-    expect(axisLabels(figure(root, 'std-split'))).toEqual(['test rows, ordered by total σ (percentile)', 'std (target units)']);
+    expect(axisLabels(figure(root, 'std-split'))).toEqual([
+      'test rows, ordered by total σ (percentile)',
+      'std (target units)',
+    ]);
     // the best epoch of the run is marked; both splits and the conformal curves are drawn
     expect(textOf(figure(root, 'loss'))).toContain(`best epoch ${model.bestEpoch}`);
     expect(textOf(figure(root, 'calibration'))).toContain(`test (${test.n} rows)`);
     expect(textOf(figure(root, 'calibration'))).toContain('test, conformal interval');
     // the glance's 90% coverage is the card's conformal one
     const glance = textOf(byAttr(root, 'id', 'glance')[0]!);
-    expect(glance).toContain(`${(((c.metrics.test as RegressionMetrics).conformal_coverage_90 ?? NaN) * 100).toFixed(1)}%of test targets inside their conformal 90% interval`);
-    expect(textOf(byAttr(root, 'id', 'command')[0]!)).toBe('Commandnpm run train -- --data data/diabetes.csv --name diabetes');
+    expect(glance).toContain(
+      `${(((c.metrics.test as RegressionMetrics).conformal_coverage_90 ?? NaN) * 100).toFixed(1)}%of test targets inside their conformal 90% interval`,
+    );
+    expect(textOf(byAttr(root, 'id', 'command')[0]!)).toBe(
+      'Commandnpm run train -- --data data/diabetes.csv --name diabetes',
+    );
     // the same model gives the same bytes
-    expect(renderReport(buildReportInput({ command: input.command, card: c, model, validation: { model, data: validationRows(data, opts) }, test, opts }))).toBe(html);
+    expect(
+      renderReport(
+        buildReportInput({
+          command: input.command,
+          card: c,
+          model,
+          validation: { model, data: validationRows(data, opts) },
+          test,
+          opts,
+        }),
+      ),
+    ).toBe(html);
   });
 
   it('lists the card without what the page draws or what does not describe the model', () => {
@@ -103,7 +205,7 @@ describe('report of a trained regression model', () => {
     expect(html).not.toContain('history.');
   });
 
-  it('serves the epistemic std scaled as the server does: the model\'s epistemicScale, else the card\'s epistemic_scale', () => {
+  it("serves the epistemic std scaled as the server does: the model's epistemicScale, else the card's epistemic_scale", () => {
     const v = validationRows(data, opts);
     const base = regressionRows(model, c, v, 30, 1);
     // the trainer fits the scale (calibrate.ts) and writes it to the card: the page uses the same value
@@ -111,7 +213,13 @@ describe('report of a trained regression model', () => {
     expect(s0).toBe(model.epistemicScale);
     expect(s0).toBe(c.epistemic_scale);
     const scaled = regressionRows({ ...model, epistemicScale: 2 } as TrainedModel, c, v, 30, 1);
-    const byCard = regressionRows({ ...model, epistemicScale: undefined } as unknown as TrainedModel, { ...c, epistemic_scale: 0.5 } as ModelCard, v, 30, 1);
+    const byCard = regressionRows(
+      { ...model, epistemicScale: undefined } as unknown as TrainedModel,
+      { ...c, epistemic_scale: 0.5 } as ModelCard,
+      v,
+      30,
+      1,
+    );
     expect(Array.from(scaled.mean)).toEqual(Array.from(base.mean));
     Array.from(base.epistemicStd).forEach((e, i) => {
       expect(scaled.epistemicStd[i]).toBeCloseTo((2 / s0) * e, 10);
@@ -125,10 +233,24 @@ describe('report of a trained heteroscedastic regression model', () => {
   it('gives each row its predicted aleatoric std (with the floor) and agrees with card.metrics', () => {
     const full = dataset('data/diabetes.csv', 'target');
     const [data, test] = splitRows(full, 0.2, 0, 'test split');
-    const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, hidden: [16], epochs: 15, mcSamples: 20, seed: 4, noise: 'heteroscedastic' };
+    const opts: TrainOptions = {
+      ...DEFAULT_TRAIN_OPTIONS,
+      hidden: [16],
+      epochs: 15,
+      mcSamples: 20,
+      seed: 4,
+      noise: 'heteroscedastic',
+    };
     const model = train(data, opts, test);
     const c = card('diabetes', model, opts, full);
-    const input = buildReportInput({ command: 'x', card: c, model, validation: { model, data: validationRows(data, opts) }, test, opts });
+    const input = buildReportInput({
+      command: 'x',
+      card: c,
+      model,
+      validation: { model, data: validationRows(data, opts) },
+      test,
+      opts,
+    });
     const a = input.regression!.test!.aleatoricStd;
     expect(typeof a).not.toBe('number');
     expect(new Set(Array.from(a as ArrayLike<number>)).size).toBeGreaterThan(10);
@@ -144,7 +266,14 @@ describe('report of a trained classifier', () => {
   const opts: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, hidden: [16], epochs: 30, mcSamples: 30, seed: 5 };
   const model = train(data, opts, test);
   const c = card('wine', model, opts, full);
-  const input = buildReportInput({ command: 'npm run train -- --data data/wine.csv', card: c, model, validation: { model, data: validationRows(data, opts) }, test, opts });
+  const input = buildReportInput({
+    command: 'npm run train -- --data data/wine.csv',
+    card: c,
+    model,
+    validation: { model, data: validationRows(data, opts) },
+    test,
+    opts,
+  });
 
   it('plots the served probabilities behind card.metrics, before and after temperature scaling', () => {
     expect(model.temperature).not.toBe(1);
@@ -165,7 +294,14 @@ describe('report of a trained classifier', () => {
 
   it('has every figure with its axis labels and finite coordinates', () => {
     const root = checkPage(renderReport(input));
-    expect(figureIds(root)).toEqual(['fig-loss', 'fig-reliability-before', 'fig-reliability-after', 'fig-confidence', 'fig-confusion', 'fig-mutual-information']);
+    expect(figureIds(root)).toEqual([
+      'fig-loss',
+      'fig-reliability-before',
+      'fig-reliability-after',
+      'fig-confidence',
+      'fig-confusion',
+      'fig-mutual-information',
+    ]);
     expect(axisLabels(figure(root, 'loss'))).toEqual(['epoch', 'loss (softmax cross-entropy)']);
     for (const id of ['reliability-before', 'reliability-after']) {
       const [x, y] = axisLabels(figure(root, id));
@@ -177,7 +313,13 @@ describe('report of a trained classifier', () => {
     expect(axisLabels(figure(root, 'mutual-information'))[0]).toMatch(/^mutual information \(nats\)/);
     // the confusion matrix counts every test row
     const counts = elements(figure(root, 'confusion'))
-      .filter((e) => e.name === 'text' && /^\d+$/.test(textOf(e)) && e.attrs['text-anchor'] === 'middle' && e.attrs.fill !== '#444')
+      .filter(
+        (e) =>
+          e.name === 'text' &&
+          /^\d+$/.test(textOf(e)) &&
+          e.attrs['text-anchor'] === 'middle' &&
+          e.attrs.fill !== '#444',
+      )
       .map((e) => Number(textOf(e)));
     expect(counts.reduce((a, b) => a + b, 0)).toBe(test.n);
     expect(textOf(figure(root, 'reliability-after'))).toContain('T = ');
@@ -185,24 +327,44 @@ describe('report of a trained classifier', () => {
 });
 
 describe('report of a tuned model', () => {
-  it('shows every candidate and the choice; the validation rows are the winner\'s (the refit trained on them)', async () => {
+  it("shows every candidate and the choice; the validation rows are the winner's (the refit trained on them)", async () => {
     const full = dataset('data/diabetes.csv', 'target');
     const [data, test] = splitRows(full, 0.2, 0, 'test split');
     const base: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, hidden: [8], batchSize: 64, mcSamples: 20, seed: 6 };
     const fitRows = Math.round(data.n * 0.8);
     const grid = {
-      candidates: [0.05, 0.2].map((dropout) => ({ dropout, inputDropout: 0, weightDecay: 1 / fitRows, noise: 'homoscedastic' as const })),
+      candidates: [0.05, 0.2].map((dropout) => ({
+        dropout,
+        inputDropout: 0,
+        weightDecay: 1 / fitRows,
+        noise: 'homoscedastic' as const,
+      })),
       epochs: [10, 20],
       rule: { test: true },
     };
-    const tuning = await tune(data, base, { threads: 0, grid, calibration: 'validation', calibrationFraction: 0.2 }, test);
+    const tuning = await tune(
+      data,
+      base,
+      { threads: 0, grid, calibration: 'validation', calibrationFraction: 0.2 },
+      test,
+    );
     const c = card('diabetes', tuning.model, tuning.options, full, tuning);
-    const input = buildReportInput({ command: 'x', card: c, model: tuning.model, validation: tuning.validation, test, opts: tuning.options });
+    const input = buildReportInput({
+      command: 'x',
+      card: c,
+      model: tuning.model,
+      validation: tuning.validation,
+      test,
+      opts: tuning.options,
+    });
     expectRegressionAgrees(input.regression!.validation, c.metrics.validation, c.conformal!.scores);
     expectRegressionAgrees(input.regression!.test!, c.metrics.test, c.conformal!.scores);
     // the refit model on the validation rows gives other numbers (it trained on them)
     const refitRows = regressionRows(tuning.model, c, tuning.validation.data, 20, 6 * 7919 + 6);
-    expect(metricsOf(refitRows, c.conformal!.scores).rmse_mc).not.toBeCloseTo((c.metrics.validation as RegressionMetrics).rmse_mc, 6);
+    expect(metricsOf(refitRows, c.conformal!.scores).rmse_mc).not.toBeCloseTo(
+      (c.metrics.validation as RegressionMetrics).rmse_mc,
+      6,
+    );
 
     expect(input.tuning!.candidates).toHaveLength(4);
     expect(input.tuning!.chosen).toBe(c.tuning!.chosen);
@@ -211,12 +373,22 @@ describe('report of a tuned model', () => {
     // a refit has no validation loss: no best epoch to mark
     expect(input.bestEpoch).toBeUndefined();
     const root = checkPage(renderReport(input));
-    expect(figureIds(root)).toEqual(['fig-loss', 'fig-tuning', 'fig-calibration', 'fig-pit', 'fig-error-std', 'fig-predicted-actual', 'fig-std-split']);
+    expect(figureIds(root)).toEqual([
+      'fig-loss',
+      'fig-tuning',
+      'fig-calibration',
+      'fig-pit',
+      'fig-error-std',
+      'fig-predicted-actual',
+      'fig-std-split',
+    ]);
     expect(axisLabels(figure(root, 'tuning'))).toEqual(['validation log-likelihood (nats) (higher is better)']);
     expect(elements(byAttr(root, 'id', 'tuning-table')[0]!).filter((e) => e.name === 'tr')).toHaveLength(5);
     expect(elements(root).filter((e) => e.name === 'tr' && e.attrs.class === 'chosen')).toHaveLength(1);
     expect(textOf(figure(root, 'loss'))).not.toContain('best epoch');
-    expect(textOf(figure(root, 'loss'))).toContain('No validation loss: the final fit used every training row for the training length the tuning candidates chose');
+    expect(textOf(figure(root, 'loss'))).toContain(
+      'No validation loss: the final fit used every training row for the training length the tuning candidates chose',
+    );
     expect(textOf(figure(root, 'loss'))).not.toContain('validation (');
     expect(textOf(figure(root, 'loss'))).toContain(`${tuning.options.epochs} epochs run, final train loss`);
     const other = textOf(byAttr(root, 'id', 'other-table')[0]!);

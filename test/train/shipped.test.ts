@@ -21,7 +21,9 @@ describe('shipped models', () => {
     it(`the README command reproduces models/${name}/model.onnx and report.html byte for byte`, async () => {
       const out = mkdtempSync(join(tmpdir(), `shipped-${name}-`));
       expect(await run([...args, '--out', out, '--quiet'])).toBe(0);
-      expect(readFileSync(join(out, name, 'model.onnx')).equals(readFileSync(join('models', name, 'model.onnx')))).toBe(true);
+      expect(readFileSync(join(out, name, 'model.onnx')).equals(readFileSync(join('models', name, 'model.onnx')))).toBe(
+        true,
+      );
       const page = readFileSync(join('models', name, 'report.html'), 'utf8');
       expect(withoutCommand(readFileSync(join(out, name, 'report.html'), 'utf8'))).toBe(withoutCommand(page));
       expect(page).toContain(`<section id="command"><h2>Command</h2><pre><code>npm run train -- ${args.join(' ')}`);

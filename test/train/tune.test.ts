@@ -57,7 +57,11 @@ describe('--tune', () => {
 
   it('--calibration holdout: the refit leaves out a calibration fraction and is calibrated on it', async () => {
     const data = heteroData(300, 9);
-    const grid: Grid = { candidates: [{ dropout: 0.05, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }], epochs: [20], rule: {} };
+    const grid: Grid = {
+      candidates: [{ dropout: 0.05, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }],
+      epochs: [20],
+      rule: {},
+    };
     const r = await tune(data, base, { threads: 0, grid, calibration: 'holdout', calibrationFraction: 0.25 });
     expect(r.model.trainRows).toBe(225);
     expect(r.model.calibrationRows).toBe(75);
@@ -70,13 +74,23 @@ describe('--tune', () => {
   it('workers and the main thread give the same choice and the same bytes (regression and classification)', async () => {
     const data = heteroData(300, 5);
     const grid: Grid = {
-      candidates: [0.01, 0.2].flatMap((p) => (['homoscedastic', 'heteroscedastic'] as const).map((noise) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise }))),
+      candidates: [0.01, 0.2].flatMap((p) =>
+        (['homoscedastic', 'heteroscedastic'] as const).map((noise) => ({
+          dropout: p,
+          inputDropout: 0,
+          weightDecay: 1e-3,
+          noise,
+        })),
+      ),
       epochs: [10, 30],
       rule: {},
     };
     const bytes = async (threads: number, ds: Dataset, g: Grid) => {
       const r = await tune(ds, base, { threads, grid: g, calibration: 'validation', calibrationFraction: 0.2 });
-      return { onnx: Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) })), chosen: r.card.chosen };
+      return {
+        onnx: Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) })),
+        chosen: r.card.chosen,
+      };
     };
     const inline = await bytes(0, data, grid);
     const workers = await bytes(2, data, grid);
@@ -84,7 +98,11 @@ describe('--tune', () => {
     expect(workers.onnx.equals(inline.onnx)).toBe(true);
 
     const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
-    const cgrid: Grid = { candidates: [0.1, 0.5].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' })), epochs: [5, 15], rule: {} };
+    const cgrid: Grid = {
+      candidates: [0.1, 0.5].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' })),
+      epochs: [5, 15],
+      rule: {},
+    };
     const a = await bytes(0, wine, cgrid);
     const b = await bytes(2, wine, cgrid);
     expect(b.chosen).toBe(a.chosen);
@@ -93,7 +111,11 @@ describe('--tune', () => {
 
   it('classifiers: tuned by validation NLL, temperature-scaled, NLL and ECE before and after in the metrics', async () => {
     const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
-    const grid: Grid = { candidates: [0.1, 0.5].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' })), epochs: [20, 60], rule: {} };
+    const grid: Grid = {
+      candidates: [0.1, 0.5].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' })),
+      epochs: [20, 60],
+      rule: {},
+    };
     const r = await tune(wine, base, { threads: 0, grid, calibration: 'validation', calibrationFraction: 0.2 });
     expect(r.model.temperature).toBeGreaterThan(0);
     const t = r.model.temperatureMetrics!;
@@ -144,18 +166,34 @@ describe('cross-fitted calibration', () => {
 
   it('out-of-fold predictives land on their rows', () => {
     const folds = crossFitFolds(11, 3, 4);
-    const preds = folds.map((f, k) => ({ mean: Float64Array.from(f.held, (r) => r + 0.5), epistemicVar: Float64Array.from(f.held, () => k), aleatoricVar: null }));
+    const preds = folds.map((f, k) => ({
+      mean: Float64Array.from(f.held, (r) => r + 0.5),
+      epistemicVar: Float64Array.from(f.held, () => k),
+      aleatoricVar: null,
+    }));
     const p = assembleOutOfFold(11, folds, preds);
     expect(Array.from(p.mean)).toEqual(Array.from({ length: 11 }, (_, i) => i + 0.5));
     for (let k = 0; k < 3; k++) for (const r of folds[k]!.held) expect(p.epistemicVar[r]).toBe(k);
     expect(p.aleatoricVar).toBeNull();
-    expect(() => assembleOutOfFold(11, [folds[0]!, folds[0]!, folds[1]!, folds[2]!], [...preds, preds[0]!])).toThrow(/two folds/);
+    expect(() => assembleOutOfFold(11, [folds[0]!, folds[0]!, folds[1]!, folds[2]!], [...preds, preds[0]!])).toThrow(
+      /two folds/,
+    );
   });
 
   it('tune: calibrated on every training row out of fold; the refit is the plain fit on all rows; workers and inline give the same bytes', async () => {
     const data = heteroData(300, 9);
-    const grid: Grid = { candidates: [0.01, 0.1].map((p) => ({ dropout: p, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' as const })), epochs: [10, 30], rule: {} };
-    const run1 = async (threads: number) => tune(data, base, { threads, grid, calibration: 'crossfit', calibrationFraction: 0.2 });
+    const grid: Grid = {
+      candidates: [0.01, 0.1].map((p) => ({
+        dropout: p,
+        inputDropout: 0,
+        weightDecay: 1e-3,
+        noise: 'homoscedastic' as const,
+      })),
+      epochs: [10, 30],
+      rule: {},
+    };
+    const run1 = async (threads: number) =>
+      tune(data, base, { threads, grid, calibration: 'crossfit', calibrationFraction: 0.2 });
     const a = await run1(0);
     expect(a.card.calibration).toEqual({ source: 'crossfit', rows: 300, folds: 5 });
     expect(a.model.calibrationRows).toBe(300);
@@ -166,23 +204,38 @@ describe('cross-fitted calibration', () => {
     expect(Array.from(a.model.net.params)).toEqual(Array.from(direct.net.params));
     expect(a.model.history.map((h) => h.trainLoss)).toEqual(direct.history.map((h) => h.trainLoss));
     const b = await run1(2);
-    const bytes = (r: typeof a) => Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) }));
+    const bytes = (r: typeof a) =>
+      Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) }));
     expect(bytes(b).equals(bytes(a))).toBe(true);
     // classifiers keep the validation-row temperature
     const wine = toDataset(readCsvFile('data/wine.csv').table, { target: 'class' });
-    const c = await tune(wine, base, { threads: 0, grid: { ...grid, epochs: [5] }, calibration: 'crossfit', calibrationFraction: 0.2 });
+    const c = await tune(wine, base, {
+      threads: 0,
+      grid: { ...grid, epochs: [5] },
+      calibration: 'crossfit',
+      calibrationFraction: 0.2,
+    });
     expect(c.card.calibration).toEqual({ source: 'validation', rows: 36 });
   });
 
   it('calibrates better than the validation fifth: test log-likelihood on fresh rows (homoscedastic data, σ = 0.3, 8 seeds)', async () => {
-    const grid: Grid = { candidates: [{ dropout: 0.01, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }], epochs: [200], rule: {} };
+    const grid: Grid = {
+      candidates: [{ dropout: 0.01, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }],
+      epochs: [200],
+      rule: {},
+    };
     const test = homoData(4000, 99);
     const ll = { crossfit: [] as number[], validation: [] as number[] };
     const width = { crossfit: [] as number[], validation: [] as number[] };
     for (let seed = 0; seed < 8; seed++) {
       const data = homoData(250, 100 + seed);
       for (const calibration of ['crossfit', 'validation'] as const) {
-        const r = await tune(data, { ...base, seed }, { threads: 0, grid, calibration, calibrationFraction: 0.2 }, test);
+        const r = await tune(
+          data,
+          { ...base, seed },
+          { threads: 0, grid, calibration, calibrationFraction: 0.2 },
+          test,
+        );
         const m = r.model.metrics.test as RegressionMetrics;
         ll[calibration].push(-m.nll);
         width[calibration].push(m.interval_width_90);
@@ -208,15 +261,46 @@ describe('train CLI with --tune', () => {
   it('records the grid, every candidate, the choice, calibration and feature statistics; same seed → same bytes', async () => {
     const a = mkdtempSync(join(tmpdir(), 'tune-a-'));
     const b = mkdtempSync(join(tmpdir(), 'tune-b-'));
-    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 't', '--tune', '--tune-epochs', '5,15', '--tune-dropout', '0.05,0.2', '--tune-weight-decay', '1', '--tune-noise', 'homoscedastic,heteroscedastic', '--mc-samples', '20', '--threads', '2', '--test-split', '0.2'];
+    const args = [
+      '--data',
+      'data/diabetes.csv',
+      '--target',
+      'target',
+      '--name',
+      't',
+      '--tune',
+      '--tune-epochs',
+      '5,15',
+      '--tune-dropout',
+      '0.05,0.2',
+      '--tune-weight-decay',
+      '1',
+      '--tune-noise',
+      'homoscedastic,heteroscedastic',
+      '--mc-samples',
+      '20',
+      '--threads',
+      '2',
+      '--test-split',
+      '0.2',
+    ];
     expect(await run([...args, '--out', a])).toBe(0);
     expect(await run([...args, '--out', b, '--quiet'])).toBe(0);
     expect(readFileSync(join(a, 't', 'model.onnx')).equals(readFileSync(join(b, 't', 'model.onnx')))).toBe(true);
-    expect(stderr).toContain('tuning t: regression, 354 rows × 10 features, 88 test rows; 4 candidates × 2 training lengths on 2 thread(s)');
+    expect(stderr).toContain(
+      'tuning t: regression, 354 rows × 10 features, 88 test rows; 4 candidates × 2 training lengths on 2 thread(s)',
+    );
     expect(stderr).toMatch(/tuning: candidate 4\/4 done {2}best score -?\d/);
     const card = JSON.parse(readFileSync(join(a, 't', 'model.json'), 'utf8'));
     expect(card.tuning.candidates).toHaveLength(8);
-    expect(card.tuning.candidates[0]).toEqual({ dropout: 0.05, input_dropout: 0, weight_decay: 1 / 283, noise: 'homoscedastic', epochs: 5, score: expect.any(Number) });
+    expect(card.tuning.candidates[0]).toEqual({
+      dropout: 0.05,
+      input_dropout: 0,
+      weight_decay: 1 / 283,
+      noise: 'homoscedastic',
+      epochs: 5,
+      score: expect.any(Number),
+    });
     expect(card.tuning.candidates[card.tuning.chosen].dropout).toBe(card.dropout[0]);
     expect(card.training).toMatchObject({ tuned: true, epochs: card.tuning.refit.epochs, train_rows: 354 });
     expect(card.noise).toMatch(/^(homo|hetero)scedastic$/);
@@ -235,8 +319,29 @@ describe('train CLI with --tune', () => {
 
   it('the default grid: four (dropout, c) pairs; --tune-epochs alone keeps them, --tune-dropout makes the product', async () => {
     const g = defaultGrid('regression', 200);
-    expect(g.candidates.map((c) => [c.dropout, c.weightDecay * 200])).toEqual([[0.005, 0.01], [0.05, 0.01], [0.2, 0.01], [0.2, 1]]);
-    const args = ['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'g', '--tune', '--tune-epochs', '2', '--mc-samples', '10', '--threads', '0', '--out', mkdtempSync(join(tmpdir(), 'tune-g-'))];
+    expect(g.candidates.map((c) => [c.dropout, c.weightDecay * 200])).toEqual([
+      [0.005, 0.01],
+      [0.05, 0.01],
+      [0.2, 0.01],
+      [0.2, 1],
+    ]);
+    const args = [
+      '--data',
+      'data/diabetes.csv',
+      '--target',
+      'target',
+      '--name',
+      'g',
+      '--tune',
+      '--tune-epochs',
+      '2',
+      '--mc-samples',
+      '10',
+      '--threads',
+      '0',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'tune-g-')),
+    ];
     expect(await run(args)).toBe(0);
     expect(stderr).toContain('4 candidates × 1 training lengths');
     expect(await run([...args, '--tune-dropout', '0.1,0.3'])).toBe(0);

@@ -14,7 +14,21 @@
  * In both, BatchNormalization exported in training mode is set back to inference mode (running
  * statistics), unlike PyTorch's model.train() which would switch both.
  */
-import { AttributeType, DataType, type Dim, type Graph, type Model, type Node, type Tensor, type ValueInfo, decodeModel, encodeModel, floatRaw, tensorValues, toNumber } from '../../onnx/proto.js';
+import {
+  AttributeType,
+  DataType,
+  type Dim,
+  type Graph,
+  type Model,
+  type Node,
+  type Tensor,
+  type ValueInfo,
+  decodeModel,
+  encodeModel,
+  floatRaw,
+  tensorValues,
+  toNumber,
+} from '../../onnx/proto.js';
 
 export class ModelFormatError extends Error {
   override name = 'ModelFormatError';
@@ -65,7 +79,11 @@ export const ELEM_TYPE_NAMES: Record<number, string> = {
 
 function tensorInfo(v: ValueInfo): TensorInfo {
   const t = v.type?.tensor_type;
-  const dims = t?.shape?.dim ? t.shape.dim.map((d) => (d.dim_value !== undefined && d.dim_value !== null && !d.dim_param ? toNumber(d.dim_value) : null)) : null;
+  const dims = t?.shape?.dim
+    ? t.shape.dim.map((d) =>
+        d.dim_value !== undefined && d.dim_value !== null && !d.dim_param ? toNumber(d.dim_value) : null,
+      )
+    : null;
   return { name: v.name, elemType: t?.elem_type ?? 0, dims };
 }
 
@@ -123,7 +141,8 @@ export function inspect(bytes: Uint8Array): { model: Model; info: GraphInfo } {
     if (attr) ratio = attr.f ?? 0.5;
     else if (n.input[1]) {
       const v = consts.get(n.input[1]);
-      if (!v || v.length !== 1) throw new ModelFormatError(`Dropout ${name}: its ratio "${n.input[1]}" is not a constant scalar`);
+      if (!v || v.length !== 1)
+        throw new ModelFormatError(`Dropout ${name}: its ratio "${n.input[1]}" is not a constant scalar`);
       ratio = v[0]!;
     }
     if (!(ratio >= 0 && ratio < 1)) throw new ModelFormatError(`Dropout ${name}: ratio ${ratio} is outside [0, 1)`);
@@ -138,18 +157,30 @@ export function inspect(bytes: Uint8Array): { model: Model; info: GraphInfo } {
   const realInputs = graph.input.filter((i) => !initNames.has(i.name));
   // an input used only as Dropout's training_mode is a switch, not data
   const controlInputs = realInputs
-    .filter((i) => trainingModeSources.has(i.name) && consumers(graph, i.name).every((n) => n.op_type === 'Dropout' && n.input[2] === i.name && n.input[0] !== i.name && n.input[1] !== i.name))
+    .filter(
+      (i) =>
+        trainingModeSources.has(i.name) &&
+        consumers(graph, i.name).every(
+          (n) => n.op_type === 'Dropout' && n.input[2] === i.name && n.input[0] !== i.name && n.input[1] !== i.name,
+        ),
+    )
     .map((i) => i.name);
   const dataInputs = realInputs.filter((i) => !controlInputs.includes(i.name));
   if (dataInputs.length !== 1) {
-    throw new ModelFormatError(`the model has ${dataInputs.length} data inputs (${dataInputs.map((i) => i.name).join(', ') || 'none'}); exactly one float tensor [batch, features] is supported`);
+    throw new ModelFormatError(
+      `the model has ${dataInputs.length} data inputs (${dataInputs.map((i) => i.name).join(', ') || 'none'}); exactly one float tensor [batch, features] is supported`,
+    );
   }
   const input = tensorInfo(dataInputs[0]!);
   if (input.elemType !== DataType.FLOAT) {
-    throw new ModelFormatError(`input "${input.name}" is ${ELEM_TYPE_NAMES[input.elemType] ?? `type ${input.elemType}`}; a float32 input is required`);
+    throw new ModelFormatError(
+      `input "${input.name}" is ${ELEM_TYPE_NAMES[input.elemType] ?? `type ${input.elemType}`}; a float32 input is required`,
+    );
   }
   if (input.dims && input.dims.length !== 2) {
-    throw new ModelFormatError(`input "${input.name}" has rank ${input.dims.length}; a rank-2 input [batch, features] is required`);
+    throw new ModelFormatError(
+      `input "${input.name}" has rank ${input.dims.length}; a rank-2 input [batch, features] is required`,
+    );
   }
   const outputs = graph.output.map(tensorInfo);
   if (outputs.length === 0) throw new ModelFormatError('the graph has no outputs');
@@ -193,7 +224,9 @@ function freezeBatchNorm(graph: Graph): void {
     if (tm && toNumber(tm.i) !== 0) {
       for (const extra of n.output.slice(1)) {
         if (extra && (consumers(graph, extra).length > 0 || isGraphOutput(graph, extra))) {
-          throw new ModelFormatError(`BatchNormalization ${n.name ?? ''}: its running-statistics outputs are used by the graph`);
+          throw new ModelFormatError(
+            `BatchNormalization ${n.name ?? ''}: its running-statistics outputs are used by the graph`,
+          );
         }
       }
       tm.i = 0;
@@ -329,9 +362,19 @@ export function mcGraph(model: Model, info: GraphInfo, at: TilePoint): Uint8Arra
   const tiled = new Map(at.tensors.map((t) => [t, `${t}.dropout_serve_tiled`]));
   const after = g.node.slice(at.index);
   for (const n of after) n.input = n.input.map((i) => tiled.get(i) ?? i);
-  const tiles: Node[] = at.tensors.map((t, j) => ({ op_type: 'Tile', input: [t, repeatsInputName(j)], output: [tiled.get(t)!], name: `dropout_serve/tile.${j}` }));
+  const tiles: Node[] = at.tensors.map((t, j) => ({
+    op_type: 'Tile',
+    input: [t, repeatsInputName(j)],
+    output: [tiled.get(t)!],
+    name: `dropout_serve/tile.${j}`,
+  }));
   g.node = [...g.node.slice(0, at.index), ...tiles, ...after];
-  at.tensors.forEach((_, j) => g.input.push({ name: repeatsInputName(j), type: { tensor_type: { elem_type: DataType.INT64, shape: { dim: [{ dim_param: 'rank' }] } } } }));
+  at.tensors.forEach((_, j) =>
+    g.input.push({
+      name: repeatsInputName(j),
+      type: { tensor_type: { elem_type: DataType.INT64, shape: { dim: [{ dim_param: 'rank' }] } } },
+    }),
+  );
   fixDeclaredShapes(g, 'mc-rows');
   return encodeModel(m);
 }
@@ -386,7 +429,9 @@ export function foldAffine(model: Model): number {
     return a ? (a.type === AttributeType.FLOAT ? (a.f ?? 0) : toNumber(a.i)) : def;
   };
   /** W as out × in (float64) and b, for a foldable Gemm; null otherwise. */
-  const gemmParams = (n: Node): { w: Float64Array; b: Float64Array; out: number; inn: number; transB: boolean } | null => {
+  const gemmParams = (
+    n: Node,
+  ): { w: Float64Array; b: Float64Array; out: number; inn: number; transB: boolean } | null => {
     if (n.op_type !== 'Gemm' || (n.domain && n.domain !== 'ai.onnx')) return null;
     if (attr(n, 'alpha', 1) !== 1 || attr(n, 'beta', 1) !== 1 || attr(n, 'transA', 0) !== 0) return null;
     const wt = inits.get(n.input[1] ?? '');
@@ -396,7 +441,8 @@ export function foldAffine(model: Model): number {
     const [d0, d1] = wt.dims.map(toNumber) as [number, number];
     const [out, inn] = transB ? [d0, d1] : [d1, d0];
     const w = new Float64Array(out * inn);
-    for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) w[o * inn + i] = transB ? wv[o * inn + i]! : wv[i * out + o]!;
+    for (let o = 0; o < out; o++)
+      for (let i = 0; i < inn; i++) w[o * inn + i] = transB ? wv[o * inn + i]! : wv[i * out + o]!;
     const bv = n.input[2] ? constValues(n.input[2]) : [0];
     if (!bv || (bv.length !== 1 && bv.length !== out)) return null;
     return { w, b: Float64Array.from({ length: out }, (_, o) => bv[bv.length === 1 ? 0 : o]!), out, inn, transB };
@@ -410,8 +456,18 @@ export function foldAffine(model: Model): number {
     const tag = `dropout_serve.folded.${serial++}`;
     const wName = `${tag}.weight`;
     const bName = `${tag}.bias`;
-    const w: Tensor = { name: wName, dims: [p.out, p.inn], data_type: DataType.FLOAT, raw_data: floatRaw(Float32Array.from(p.w)) };
-    const b: Tensor = { name: bName, dims: [p.out], data_type: DataType.FLOAT, raw_data: floatRaw(Float32Array.from(p.b)) };
+    const w: Tensor = {
+      name: wName,
+      dims: [p.out, p.inn],
+      data_type: DataType.FLOAT,
+      raw_data: floatRaw(Float32Array.from(p.w)),
+    };
+    const b: Tensor = {
+      name: bName,
+      dims: [p.out],
+      data_type: DataType.FLOAT,
+      raw_data: floatRaw(Float32Array.from(p.b)),
+    };
     replaced.push(...n.input.slice(1).filter(Boolean));
     g.initializer = [...(g.initializer ?? []), w, b];
     inits.set(wName, w);
@@ -499,21 +555,108 @@ export const RELAXED_BATCH_DIM = 'batch';
 
 /** Elementwise ops of one data input (the others, if any, are scalars or attributes). */
 const ROWWISE_UNARY = new Set([
-  'Abs', 'Acos', 'Acosh', 'Asin', 'Asinh', 'Atan', 'Atanh', 'Cast', 'CastLike', 'Ceil', 'Celu', 'Clip', 'Cos', 'Cosh', 'Dropout', 'Elu', 'Erf', 'Exp',
-  'Floor', 'Gelu', 'HardSigmoid', 'HardSwish', 'Identity', 'IsInf', 'IsNaN', 'LeakyRelu', 'Log', 'Mish', 'Neg', 'Not', 'Reciprocal', 'Relu', 'Round',
-  'Selu', 'Shrink', 'Sigmoid', 'Sign', 'Sin', 'Sinh', 'Softplus', 'Softsign', 'Sqrt', 'Tan', 'Tanh', 'ThresholdedRelu',
+  'Abs',
+  'Acos',
+  'Acosh',
+  'Asin',
+  'Asinh',
+  'Atan',
+  'Atanh',
+  'Cast',
+  'CastLike',
+  'Ceil',
+  'Celu',
+  'Clip',
+  'Cos',
+  'Cosh',
+  'Dropout',
+  'Elu',
+  'Erf',
+  'Exp',
+  'Floor',
+  'Gelu',
+  'HardSigmoid',
+  'HardSwish',
+  'Identity',
+  'IsInf',
+  'IsNaN',
+  'LeakyRelu',
+  'Log',
+  'Mish',
+  'Neg',
+  'Not',
+  'Reciprocal',
+  'Relu',
+  'Round',
+  'Selu',
+  'Shrink',
+  'Sigmoid',
+  'Sign',
+  'Sin',
+  'Sinh',
+  'Softplus',
+  'Softsign',
+  'Sqrt',
+  'Tan',
+  'Tanh',
+  'ThresholdedRelu',
 ]);
 /** Elementwise ops with numpy broadcasting over all their inputs. */
 const BROADCAST = new Set([
-  'Add', 'And', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'Div', 'Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Max', 'Mean',
-  'Min', 'Mod', 'Mul', 'Or', 'Pow', 'PRelu', 'Sub', 'Sum', 'Where', 'Xor',
+  'Add',
+  'And',
+  'BitShift',
+  'BitwiseAnd',
+  'BitwiseOr',
+  'BitwiseXor',
+  'Div',
+  'Equal',
+  'Greater',
+  'GreaterOrEqual',
+  'Less',
+  'LessOrEqual',
+  'Max',
+  'Mean',
+  'Min',
+  'Mod',
+  'Mul',
+  'Or',
+  'Pow',
+  'PRelu',
+  'Sub',
+  'Sum',
+  'Where',
+  'Xor',
 ]);
 /** Ops whose first input is [batch, channels, …] and whose other inputs are parameters. */
 const PER_SAMPLE = new Set([
-  'AveragePool', 'BatchNormalization', 'Conv', 'ConvTranspose', 'DepthToSpace', 'GlobalAveragePool', 'GlobalLpPool', 'GlobalMaxPool', 'GroupNormalization',
-  'InstanceNormalization', 'LpPool', 'LRN', 'MaxPool', 'SpaceToDepth',
+  'AveragePool',
+  'BatchNormalization',
+  'Conv',
+  'ConvTranspose',
+  'DepthToSpace',
+  'GlobalAveragePool',
+  'GlobalLpPool',
+  'GlobalMaxPool',
+  'GroupNormalization',
+  'InstanceNormalization',
+  'LpPool',
+  'LRN',
+  'MaxPool',
+  'SpaceToDepth',
 ]);
-const REDUCE = new Set(['ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceMax', 'ReduceMean', 'ReduceMin', 'ReduceProd', 'ReduceSum', 'ReduceSumSquare']);
+const REDUCE = new Set([
+  'ReduceL1',
+  'ReduceL2',
+  'ReduceLogSum',
+  'ReduceLogSumExp',
+  'ReduceMax',
+  'ReduceMean',
+  'ReduceMin',
+  'ReduceProd',
+  'ReduceSum',
+  'ReduceSumSquare',
+]);
 
 interface ConstValue {
   dims: number[];
@@ -564,14 +707,16 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       return null;
     }
   };
-  for (const t of g.initializer ?? []) if (t.name) consts.set(t.name, { dims: (t.dims ?? []).map(toNumber), values: readable(t) });
+  for (const t of g.initializer ?? [])
+    if (t.name) consts.set(t.name, { dims: (t.dims ?? []).map(toNumber), values: readable(t) });
   const dynamic = new Set<string>(); // values computed from run-time shapes (Shape, Size)
   const batch = new Map<string, number | null>([[inputName, info.input.dims!.length]]); // tensor → rank
   const attrInt = (n: Node, name: string): number | undefined => {
     const a = n.attribute?.find((x) => x.name === name);
     return a && a.i !== undefined && a.i !== null ? toNumber(a.i) : undefined;
   };
-  const attrInts = (n: Node, name: string): number[] | undefined => n.attribute?.find((x) => x.name === name)?.ints?.map(toNumber);
+  const attrInts = (n: Node, name: string): number[] | undefined =>
+    n.attribute?.find((x) => x.name === name)?.ints?.map(toNumber);
   const opset = info.opset;
   const normAxis = (a: number, rank: number | null): number | null => (a >= 0 ? a : rank === null ? null : a + rank);
   /** axes from an attribute (older opsets) or a constant input; undefined when absent, null when not constant. */
@@ -608,7 +753,8 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
         if (v[0]) out = { dims: d[0]!.filter((x) => x !== 1), values: v[0] };
         break;
       case 'Concat':
-        if (v.every(Boolean) && d.every((x) => x.length === 1)) out = { dims: [v.reduce((a, x) => a + x!.length, 0)], values: v.flatMap((x) => x!) };
+        if (v.every(Boolean) && d.every((x) => x.length === 1))
+          out = { dims: [v.reduce((a, x) => a + x!.length, 0)], values: v.flatMap((x) => x!) };
         break;
       case 'Constant':
         break;
@@ -623,8 +769,10 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
         if (attr.t) consts.set(n.output[0], { dims: (attr.t.dims ?? []).map(toNumber), values: readable(attr.t) });
         else if (attr.name === 'value_float') consts.set(n.output[0], { dims: [], values: [attr.f ?? 0] });
         else if (attr.name === 'value_int') consts.set(n.output[0], { dims: [], values: [toNumber(attr.i)] });
-        else if (attr.name === 'value_ints') consts.set(n.output[0], { dims: [attr.ints?.length ?? 0], values: (attr.ints ?? []).map(toNumber) });
-        else if (attr.name === 'value_floats') consts.set(n.output[0], { dims: [attr.floats?.length ?? 0], values: attr.floats ?? [] });
+        else if (attr.name === 'value_ints')
+          consts.set(n.output[0], { dims: [attr.ints?.length ?? 0], values: (attr.ints ?? []).map(toNumber) });
+        else if (attr.name === 'value_floats')
+          consts.set(n.output[0], { dims: [attr.floats?.length ?? 0], values: attr.floats ?? [] });
       }
       continue;
     }
@@ -657,11 +805,20 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       n.input.forEach((i, k) => {
         if (!i) return;
         if (batch.has(i)) {
-          if (R !== null && ranks[k] !== R) refuse(n, `broadcasts the rows of "${i}" (rank ${ranks[k]}) against a rank-${R} tensor`);
+          if (R !== null && ranks[k] !== R)
+            refuse(n, `broadcasts the rows of "${i}" (rank ${ranks[k]}) against a rank-${R} tensor`);
         } else if (consts.has(i)) {
           const c = consts.get(i)!;
-          if ((R === null || c.dims.length === R) && c.dims.length > 0 && c.dims[0] !== 1 && (R !== null || c.dims.length > 1)) {
-            refuse(n, `combines the rows with the constant "${i}" of shape [${c.dims.join(', ')}], whose first dimension is the batch`);
+          if (
+            (R === null || c.dims.length === R) &&
+            c.dims.length > 0 &&
+            c.dims[0] !== 1 &&
+            (R !== null || c.dims.length > 1)
+          ) {
+            refuse(
+              n,
+              `combines the rows with the constant "${i}" of shape [${c.dims.join(', ')}], whose first dimension is the batch`,
+            );
           }
         } else if (!dynamic.has(i)) {
           refuse(n, `combines the rows with "${i}", which the server cannot trace`);
@@ -672,26 +829,47 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       firstOnly();
       if ((attrInt(n, 'transA') ?? 0) !== 0) refuse(n, 'has transA=1, which multiplies across the rows');
       const c = n.input[2] ? consts.get(n.input[2]) : undefined;
-      if (c && c.dims.length === 2 && c.dims[0] !== 1) refuse(n, `adds the constant "${n.input[2]}" of shape [${c.dims.join(', ')}], one row per batch row`);
+      if (c && c.dims.length === 2 && c.dims[0] !== 1)
+        refuse(n, `adds the constant "${n.input[2]}" of shape [${c.dims.join(', ')}], one row per batch row`);
       mark(2);
     } else if (op === 'MatMul') {
       firstOnly();
       if (r0 !== null && r0 < 2) refuse(n, 'multiplies across the rows (its left input has rank 1)');
       const b = n.input[1] ? consts.get(n.input[1]) : undefined;
-      if (b && r0 !== null && b.dims.length > r0) refuse(n, `broadcasts the rows against "${n.input[1]}" of rank ${b.dims.length}`);
+      if (b && r0 !== null && b.dims.length > r0)
+        refuse(n, `broadcasts the rows against "${n.input[1]}" of rank ${b.dims.length}`);
       mark(r0);
     } else if (PER_SAMPLE.has(op)) {
       firstOnly();
       mark(r0, op === 'MaxPool' ? n.output.slice(0, 2) : n.output.slice(0, 1));
-    } else if (op === 'Softmax' || op === 'LogSoftmax' || op === 'Hardmax' || op === 'LpNormalization' || op === 'LayerNormalization' || op === 'CumSum' || op === 'TopK' || op === 'ArgMax' || op === 'ArgMin') {
-      if (!batchIns[0] || (op !== 'CumSum' && op !== 'TopK' && batchIns.slice(1).some(Boolean))) refuse(n, 'reads the rows through a parameter input');
-      const def = op === 'ArgMax' || op === 'ArgMin' ? 0 : (op === 'Softmax' || op === 'LogSoftmax' || op === 'Hardmax') && opset < 13 ? 1 : -1;
+    } else if (
+      op === 'Softmax' ||
+      op === 'LogSoftmax' ||
+      op === 'Hardmax' ||
+      op === 'LpNormalization' ||
+      op === 'LayerNormalization' ||
+      op === 'CumSum' ||
+      op === 'TopK' ||
+      op === 'ArgMax' ||
+      op === 'ArgMin'
+    ) {
+      if (!batchIns[0] || (op !== 'CumSum' && op !== 'TopK' && batchIns.slice(1).some(Boolean)))
+        refuse(n, 'reads the rows through a parameter input');
+      const def =
+        op === 'ArgMax' || op === 'ArgMin'
+          ? 0
+          : (op === 'Softmax' || op === 'LogSoftmax' || op === 'Hardmax') && opset < 13
+            ? 1
+            : -1;
       let axis: number | null | undefined = attrInt(n, 'axis') ?? def;
       if (op === 'CumSum') axis = consts.get(n.input[1] ?? '')?.values?.[0] ?? null;
       if (axis === null) refuse(n, 'takes its axis from a tensor the server cannot read');
       if (normAxis(axis!, r0) === 0) refuse(n, `works along axis ${axis}, the batch axis`);
       const keep = (attrInt(n, 'keepdims') ?? 1) === 1;
-      mark((op === 'ArgMax' || op === 'ArgMin') && !keep && r0 !== null ? r0 - 1 : r0, op === 'TopK' ? n.output.slice(0, 2) : n.output.slice(0, 1));
+      mark(
+        (op === 'ArgMax' || op === 'ArgMin') && !keep && r0 !== null ? r0 - 1 : r0,
+        op === 'TopK' ? n.output.slice(0, 2) : n.output.slice(0, 1),
+      );
     } else if (op === 'Flatten') {
       firstOnly();
       const axis = attrInt(n, 'axis') ?? 1;
@@ -703,7 +881,8 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       if (axes === undefined) refuse(n, `has no axes, so it also removes the batch dimension of size ${B}`);
       if (axes === null) refuse(n, 'takes its axes from a tensor the server cannot read');
       const outRank = r0 === null ? null : op === 'Squeeze' ? r0 - axes!.length : r0 + axes!.length;
-      if (touchesAxis0(axes!, op === 'Squeeze' ? r0 : outRank)) refuse(n, `${op === 'Squeeze' ? 'removes' : 'inserts'} axis 0, the batch axis`);
+      if (touchesAxis0(axes!, op === 'Squeeze' ? r0 : outRank))
+        refuse(n, `${op === 'Squeeze' ? 'removes' : 'inserts'} axis 0, the batch axis`);
       mark(outRank);
     } else if (op === 'Reshape') {
       firstOnly();
@@ -718,7 +897,10 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
         if (shape[0] === B && !allowzero) {
           // the batch size traced into the target shape: copy the input's first dimension instead
           const name = `dropout_serve.relaxed_shape.${serial++}`;
-          g.initializer = [...(g.initializer ?? []), { name, dims: [shape.length], data_type: DataType.INT64, int64_data: [0, ...shape.slice(1)] }];
+          g.initializer = [
+            ...(g.initializer ?? []),
+            { name, dims: [shape.length], data_type: DataType.INT64, int64_data: [0, ...shape.slice(1)] },
+          ];
           consts.set(name, { dims: [shape.length], values: [0, ...shape.slice(1)] });
           n.input[1] = name;
           reshapes.push(n.name || n.output[0]!);
@@ -731,20 +913,28 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       firstOnly();
       const c = consts.get(n.input[1] ?? '');
       if (!dynamic.has(n.input[1] ?? '')) {
-        if (!c?.values) refuse(n, `takes its ${op === 'Tile' ? 'repeats' : 'shape'} from a tensor the server cannot read`);
+        if (!c?.values)
+          refuse(n, `takes its ${op === 'Tile' ? 'repeats' : 'shape'} from a tensor the server cannot read`);
         const v = c!.values!;
         if (op === 'Tile' && v[0] !== 1) refuse(n, `repeats the rows ${v[0]} times`);
-        if (op === 'Expand' && r0 !== null && (v.length > r0 || (v.length === r0 && v[0] !== 1))) refuse(n, `expands to the shape [${v.join(', ')}], which fixes the rows`);
+        if (op === 'Expand' && r0 !== null && (v.length > r0 || (v.length === r0 && v[0] !== 1)))
+          refuse(n, `expands to the shape [${v.join(', ')}], which fixes the rows`);
       }
       mark(r0);
     } else if (op === 'Concat' || op === 'Split') {
       const axis = attrInt(n, 'axis') ?? 0;
-      if (normAxis(axis, r0) === 0) refuse(n, `${op === 'Concat' ? 'joins' : 'splits'} tensors along axis 0, the batch axis`);
+      if (normAxis(axis, r0) === 0)
+        refuse(n, `${op === 'Concat' ? 'joins' : 'splits'} tensors along axis 0, the batch axis`);
       if (op === 'Concat') {
         const other = n.input.find((i) => i && !batch.has(i));
         if (other) {
           const c = consts.get(other);
-          refuse(n, c ? `joins the rows with the constant "${other}" of shape [${c.dims.join(', ')}] along axis ${axis}` : `joins the rows with "${other}", which the server cannot trace`);
+          refuse(
+            n,
+            c
+              ? `joins the rows with the constant "${other}" of shape [${c.dims.join(', ')}] along axis ${axis}`
+              : `joins the rows with "${other}", which the server cannot trace`,
+          );
         }
       } else firstOnly();
       mark(r0, op === 'Split' ? n.output : n.output.slice(0, 1));
@@ -753,10 +943,12 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       const starts = opset < 10 ? attrInts(n, 'starts') : consts.get(n.input[1] ?? '')?.values;
       const ends = opset < 10 ? attrInts(n, 'ends') : consts.get(n.input[2] ?? '')?.values;
       const axes = opset < 10 ? attrInts(n, 'axes') : n.input[3] ? consts.get(n.input[3])?.values : undefined;
-      if (!starts || !ends || (axes === undefined && opset >= 10 && n.input[3])) refuse(n, 'takes its bounds from a tensor the server cannot read');
+      if (!starts || !ends || (axes === undefined && opset >= 10 && n.input[3]))
+        refuse(n, 'takes its bounds from a tensor the server cannot read');
       const ax = axes ?? starts!.map((_, k) => k);
       ax.forEach((a, k) => {
-        if (normAxis(a, r0) === 0 && !(starts![k] === 0 && ends![k]! >= 2 ** 31 - 1)) refuse(n, `slices axis 0, the batch axis ([${starts![k]}, ${ends![k]}))`);
+        if (normAxis(a, r0) === 0 && !(starts![k] === 0 && ends![k]! >= 2 ** 31 - 1))
+          refuse(n, `slices axis 0, the batch axis ([${starts![k]}, ${ends![k]}))`);
       });
       mark(r0);
     } else if (op === 'Gather') {
@@ -781,10 +973,15 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
     } else if (REDUCE.has(op)) {
       firstOnly();
       const fromInput = op === 'ReduceSum' ? opset >= 13 : opset >= 18;
-      const axes = fromInput ? (n.input[1] ? (consts.get(n.input[1])?.values ?? null) : undefined) : attrInts(n, 'axes');
+      const axes = fromInput
+        ? n.input[1]
+          ? (consts.get(n.input[1])?.values ?? null)
+          : undefined
+        : attrInts(n, 'axes');
       if (axes === null) refuse(n, 'takes its axes from a tensor the server cannot read');
       if (axes === undefined || axes.length === 0) {
-        if ((attrInt(n, 'noop_with_empty_axes') ?? 0) !== 1) refuse(n, 'reduces over every axis, the batch axis included');
+        if ((attrInt(n, 'noop_with_empty_axes') ?? 0) !== 1)
+          refuse(n, 'reduces over every axis, the batch axis included');
       } else if (touchesAxis0(axes, r0)) refuse(n, 'reduces over axis 0, the batch axis');
       const keep = (attrInt(n, 'keepdims') ?? 1) === 1;
       mark(keep || r0 === null || !axes ? r0 : r0 - axes.length);
@@ -795,7 +992,8 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
       if (!pads || (n.input[3] && !axes)) refuse(n, 'takes its pads from a tensor the server cannot read');
       const ax = axes ?? pads!.slice(0, pads!.length / 2).map((_, k) => k);
       ax.forEach((a, k) => {
-        if (normAxis(a, r0) === 0 && (pads![k] !== 0 || pads![k + ax.length] !== 0)) refuse(n, 'pads axis 0, the batch axis');
+        if (normAxis(a, r0) === 0 && (pads![k] !== 0 || pads![k + ax.length] !== 0))
+          refuse(n, 'pads axis 0, the batch axis');
       });
       mark(r0);
     } else {
@@ -826,7 +1024,9 @@ export function relaxBatch(model: Model, info: GraphInfo): BatchRelaxation | nul
   const parts = [`input "${inputName}"`, ...outputs.map((o) => `output "${o}"`)];
   const message =
     `input "${inputName}" was exported with a fixed batch of ${B} (${shapeText}); serving any batch size: the first dimension of ${parts.join(', ')} is now symbolic` +
-    (reshapes.length ? `, and Reshape ${reshapes.map((r) => `"${r}"`).join(', ')} now keeps the batch dimension (0) instead of the traced size ${B}` : '');
+    (reshapes.length
+      ? `, and Reshape ${reshapes.map((r) => `"${r}"`).join(', ')} now keeps the batch dimension (0) instead of the traced size ${B}`
+      : '');
   return { from: B, dimParam: RELAXED_BATCH_DIM, outputs, reshapes, valueInfo, message };
 }
 
@@ -909,7 +1109,8 @@ export async function selfCheck(runs: ServingRuns, plan: CheckRun[] = selfCheckP
   const K = runs.outputSize;
   const maxRows = Math.max(32, ...plan.map((p) => p.rows));
   const x = checkInput(maxRows * F);
-  const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b)) || (Number.isNaN(a) && Number.isNaN(b));
+  const close = (a: number, b: number): boolean =>
+    Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b)) || (Number.isNaN(a) && Number.isNaN(b));
   // onnxruntime's messages carry its source location before the reason: keep the reason
   const firstLine = (err: unknown): string =>
     String((err as Error)?.message ?? err)
@@ -923,7 +1124,10 @@ export async function selfCheck(runs: ServingRuns, plan: CheckRun[] = selfCheckP
     } catch (err) {
       throw new ModelFormatError(`self-check: the eval graph fails for ${rows} rows (${what}): ${firstLine(err)}`);
     }
-    if (out.length !== rows * K) throw new ModelFormatError(`self-check: the eval graph gives ${out.length} values for ${rows} rows (${what}); ${rows * K} expected`);
+    if (out.length !== rows * K)
+      throw new ModelFormatError(
+        `self-check: the eval graph gives ${out.length} values for ${rows} rows (${what}); ${rows * K} expected`,
+      );
     return out.slice();
   };
   // 1. rows are independent in the eval graph
@@ -934,7 +1138,9 @@ export async function selfCheck(runs: ServingRuns, plan: CheckRun[] = selfCheckP
     for (let i = 0; i < rows; i++) {
       for (let k = 0; k < K; k++) {
         if (!close(out[i * K + k]!, single[i]![k]!)) {
-          throw new ModelFormatError(`self-check: the eval graph gives ${out[i * K + k]} for row ${i} of a batch of ${rows} but ${single[i]![k]} for that row alone: the graph mixes rows, so it cannot serve batches`);
+          throw new ModelFormatError(
+            `self-check: the eval graph gives ${out[i * K + k]} for row ${i} of a batch of ${rows} but ${single[i]![k]} for that row alone: the graph mixes rows, so it cannot serve batches`,
+          );
         }
       }
     }
@@ -952,12 +1158,17 @@ export async function selfCheck(runs: ServingRuns, plan: CheckRun[] = selfCheckP
       } catch (err) {
         throw new ModelFormatError(`self-check: ${what} fails: ${firstLine(err)}`);
       }
-      if (out.length !== run.samples * run.rows * K) throw new ModelFormatError(`self-check: ${what} gives ${out.length} values; ${run.samples * run.rows * K} expected`);
+      if (out.length !== run.samples * run.rows * K)
+        throw new ModelFormatError(
+          `self-check: ${what} gives ${out.length} values; ${run.samples * run.rows * K} expected`,
+        );
       for (let t = 0; t < run.samples; t++) {
         for (let j = 0; j < run.rows * K; j++) {
           const v = out[t * run.rows * K + j]!;
           if (!close(v, ref[j]!)) {
-            throw new ModelFormatError(`self-check: ${what} with dropout masks of 1 gives ${v} for sample ${t} of row ${Math.floor(j / K)} where the eval graph gives ${ref[j]}`);
+            throw new ModelFormatError(
+              `self-check: ${what} with dropout masks of 1 gives ${v} for sample ${t} of row ${Math.floor(j / K)} where the eval graph gives ${ref[j]}`,
+            );
           }
         }
       }

@@ -11,7 +11,23 @@ import { ModelLoadError } from '../errors.js';
 import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../mc.js';
 import type { ModelSource, RuntimeOptions } from '../model.js';
 import type { UncertaintySettings } from '../uncertainty.js';
-import { type BatchRelaxation, type GraphInfo, ModelFormatError, type ServingRuns, constantValues, evalGraph, foldAffine, inputTilePoint, inspect, maskInputName, mcGraph, probeGraph, relaxBatch, selfCheck, sharedPrefixPoint } from './graph.js';
+import {
+  type BatchRelaxation,
+  type GraphInfo,
+  ModelFormatError,
+  type ServingRuns,
+  constantValues,
+  evalGraph,
+  foldAffine,
+  inputTilePoint,
+  inspect,
+  maskInputName,
+  mcGraph,
+  probeGraph,
+  relaxBatch,
+  selfCheck,
+  sharedPrefixPoint,
+} from './graph.js';
 import type { OnnxModelInit } from './model.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { type GraphIo, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';
@@ -32,7 +48,10 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
   try {
     bytes = source.contents?.model ?? (await readFile(file));
   } catch (err) {
-    throw new ModelLoadError(file, `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ModelLoadError(
+      file,
+      `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   let inspected;
   try {
@@ -51,7 +70,11 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     throw err;
   }
   const embedded = info.metadata['dropout_serve.card'];
-  const { card, source: cardSource } = await readCard(cardPath, embedded ? { text: embedded, source: 'metadata_props dropout_serve.card' } : undefined, source.contents?.card);
+  const { card, source: cardSource } = await readCard(
+    cardPath,
+    embedded ? { text: embedded, source: 'metadata_props dropout_serve.card' } : undefined,
+    source.contents?.card,
+  );
   const fail = (msg: string): never => {
     throw new ModelLoadError(file, cardSource ? `${msg} (card: ${cardSource})` : msg);
   };
@@ -61,26 +84,37 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     fail(`the card lists ${card.features.length} features but the graph input "${info.input.name}" has ${graphF}`);
   }
   const featureCount = card.features?.length ?? graphF;
-  if (featureCount === null) fail(`the feature dimension of input "${info.input.name}" is not fixed and no model.json lists the features`);
+  if (featureCount === null)
+    fail(`the feature dimension of input "${info.input.name}" is not fixed and no model.json lists the features`);
   const features = card.features ?? Array.from({ length: featureCount! }, (_, j) => `x${j}`);
   // rate-0 layers need no Dropout node, so only the live rates are compared
   const cardLive = card.dropout?.filter((p) => p > 0);
   const graphLive = info.dropouts.map((d) => d.ratio).filter((p) => p > 0);
-  if (cardLive && (cardLive.length !== graphLive.length || cardLive.some((p, k) => Math.abs(p - graphLive[k]!) > 1e-6))) {
-    fail(`the card's dropout rates [${card.dropout!.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`);
+  if (
+    cardLive &&
+    (cardLive.length !== graphLive.length || cardLive.some((p, k) => Math.abs(p - graphLive[k]!) > 1e-6))
+  ) {
+    fail(
+      `the card's dropout rates [${card.dropout!.join(', ')}] do not match the graph's Dropout nodes [${info.dropouts.map((d) => d.ratio).join(', ')}]`,
+    );
   }
   const fs = card.feature_stats;
   if (fs) {
     for (const key of ['min', 'max', 'mean', 'std'] as const) {
-      if (fs[key].length !== features.length) fail(`feature_stats.${key} has ${fs[key].length} values for ${features.length} features`);
+      if (fs[key].length !== features.length)
+        fail(`feature_stats.${key} has ${fs[key].length} values for ${features.length} features`);
     }
     if (fs.min.some((v, j) => v > fs.max[j]!)) fail('feature_stats: a min is above its max');
   }
   const outputName = card.output_roles?.mean ?? card.output ?? info.outputs[0]!.name;
   const graphOutputs = info.outputs.map((o) => o.name).join(', ');
-  if (!info.outputs.some((o) => o.name === outputName)) fail(`the card names output "${outputName}"${card.output_roles ? ' (output_roles.mean)' : ''}, the graph has ${graphOutputs}`);
+  if (!info.outputs.some((o) => o.name === outputName))
+    fail(
+      `the card names output "${outputName}"${card.output_roles ? ' (output_roles.mean)' : ''}, the graph has ${graphOutputs}`,
+    );
   const logVarianceName = card.output_roles?.log_variance ?? null;
-  if (logVarianceName !== null && !info.outputs.some((o) => o.name === logVarianceName)) fail(`the card's output_roles.log_variance names output "${logVarianceName}", the graph has ${graphOutputs}`);
+  if (logVarianceName !== null && !info.outputs.some((o) => o.name === logVarianceName))
+    fail(`the card's output_roles.log_variance names output "${logVarianceName}", the graph has ${graphOutputs}`);
   // read before foldAffine, which folds y_std into the last Gemm
   const logVarianceBounds = logVarianceName !== null ? logVarianceBoundsOf(model) : null;
 
@@ -109,26 +143,44 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     const zeros = { data: new Float32Array(2 * features.length), dims: [2, features.length] };
     let probeOut;
     try {
-      probeOut = await probe.run({ [info.input.name]: zeros }, [...new Set([outputName, ...(logVarianceName !== null ? [logVarianceName] : []), ...info.dropouts.map((d) => d.input)])]);
+      probeOut = await probe.run({ [info.input.name]: zeros }, [
+        ...new Set([
+          outputName,
+          ...(logVarianceName !== null ? [logVarianceName] : []),
+          ...info.dropouts.map((d) => d.input),
+        ]),
+      ]);
     } catch (err) {
-      throw new ModelLoadError(file, `a test run with ${features.length} features failed: ${firstLine((err as Error).message)}`);
+      throw new ModelLoadError(
+        file,
+        `a test run with ${features.length} features failed: ${firstLine((err as Error).message)}`,
+      );
     }
     await probe.release();
     sessions.splice(sessions.indexOf(probe), 1);
     const outDims = probeOut[outputName]!.dims;
-    if (outDims[0] !== 2 || outDims.length > 2) fail(`output "${outputName}" has shape [${outDims.join(', ')}] for 2 rows; [batch] or [batch, outputs] is required`);
+    if (outDims[0] !== 2 || outDims.length > 2)
+      fail(
+        `output "${outputName}" has shape [${outDims.join(', ')}] for 2 rows; [batch] or [batch, outputs] is required`,
+      );
     const outputIsVector = outDims.length === 1;
     const outputSize = outputIsVector ? 1 : outDims[1]!;
     if (logVarianceName !== null) {
       const lvDims = probeOut[logVarianceName]!.dims;
-      if (lvDims.join(',') !== outDims.join(',')) fail(`the log-variance output "${logVarianceName}" has shape [${lvDims.join(', ')}] for 2 rows, the mean output "${outputName}" [${outDims.join(', ')}]; they must match`);
+      if (lvDims.join(',') !== outDims.join(','))
+        fail(
+          `the log-variance output "${logVarianceName}" has shape [${lvDims.join(', ')}] for 2 rows, the mean output "${outputName}" [${outDims.join(', ')}]; they must match`,
+        );
     }
     // masks for the live dropouts (rate > 0), in graph order, as graph.ts numbers them
     const masks: MaskSpec[] = info.dropouts
       .filter((d) => d.ratio > 0)
       .map((d, k) => {
         const dims = probeOut[d.input]!.dims;
-        if (dims[0] !== 2) fail(`Dropout ${d.name}: its input "${d.input}" does not have the batch as first dimension ([${dims.join(', ')}] for 2 rows)`);
+        if (dims[0] !== 2)
+          fail(
+            `Dropout ${d.name}: its input "${d.input}" does not have the batch as first dimension ([${dims.join(', ')}] for 2 rows)`,
+          );
         const rowDims = dims.slice(1);
         return { input: maskInputName(k), rowDims, rowSize: rowDims.reduce((a, b) => a * b, 1), ratio: d.ratio };
       });
@@ -136,14 +188,27 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     const task = card.task ?? (card.labels ? 'classification' : 'regression');
     let labels: string[] = [];
     if (task === 'classification') {
-      if (outputSize < 2) fail(`a classifier needs an output with at least 2 classes; "${outputName}" has ${outputSize}`);
+      if (outputSize < 2)
+        fail(`a classifier needs an output with at least 2 classes; "${outputName}" has ${outputSize}`);
       labels = card.labels ?? Array.from({ length: outputSize }, (_, k) => String(k));
-      if (labels.length !== outputSize) fail(`the card lists ${labels.length} labels but output "${outputName}" has ${outputSize} classes`);
+      if (labels.length !== outputSize)
+        fail(`the card lists ${labels.length} labels but output "${outputName}" has ${outputSize} classes`);
     }
-    const alea = card.aleatoric_std === undefined ? [0] : Array.isArray(card.aleatoric_std) ? card.aleatoric_std : [card.aleatoric_std];
-    if (task === 'regression' && alea.length !== 1 && alea.length !== outputSize) fail(`aleatoric_std has ${alea.length} values for ${outputSize} outputs`);
+    const alea =
+      card.aleatoric_std === undefined
+        ? [0]
+        : Array.isArray(card.aleatoric_std)
+          ? card.aleatoric_std
+          : [card.aleatoric_std];
+    if (task === 'regression' && alea.length !== 1 && alea.length !== outputSize)
+      fail(`aleatoric_std has ${alea.length} values for ${outputSize} outputs`);
     // a classifier's output is read as logits unless the card says otherwise
-    const outputKind = task === 'regression' ? 'regression' : !card.output_kind || card.output_kind === 'logits' ? 'logits' : 'probabilities';
+    const outputKind =
+      task === 'regression'
+        ? 'regression'
+        : !card.output_kind || card.output_kind === 'logits'
+          ? 'logits'
+          : 'probabilities';
 
     // Sub/Div before and Mul/Add after a Gemm fold into its weights (graph.ts foldAffine)
     const foldedNodes = opts.foldAffine ? foldAffine(model) : 0;
@@ -181,7 +246,15 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       mcGraphs: graphs,
     });
     const runOnes = (g: McGraphSession) => (x: Float32Array, rows: number, s: number) =>
-      runChunk(io, g, x, masks.map((m) => new Float32Array(s * rows * m.rowSize)), s, rows, (b) => b.fill(1));
+      runChunk(
+        io,
+        g,
+        x,
+        masks.map((m) => new Float32Array(s * rows * m.rowSize)),
+        s,
+        rows,
+        (b) => b.fill(1),
+      );
     try {
       await selfCheck(runs(mcPlain ? [{ label: 'plain', runOnes: runOnes(mcPlain) }] : []));
     } catch (err) {
@@ -238,12 +311,23 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
  * Ranks of `tensors` in the eval graph, probed with two rows; null unless every one is float32 with the
  * batch as first dimension (only those can be repeated per sample).
  */
-async function tensorRanks(model: OnnxProto, info: GraphInfo, tensors: string[], zeros: { data: Float32Array; dims: number[] }, opts: SessionOptions): Promise<number[] | null> {
+async function tensorRanks(
+  model: OnnxProto,
+  info: GraphInfo,
+  tensors: string[],
+  zeros: { data: Float32Array; dims: number[] },
+  opts: SessionOptions,
+): Promise<number[] | null> {
   let probe: OrtSession | null = null;
   try {
     probe = await createSession(probeGraph(model, info, tensors), opts);
-    const out = await probe.run({ [info.input.name]: zeros }, tensors.filter((t) => t !== info.input.name));
-    const ranks = tensors.map((t) => (t === info.input.name ? 2 : out[t]!.dims[0] === 2 ? out[t]!.dims.length : Number.NaN));
+    const out = await probe.run(
+      { [info.input.name]: zeros },
+      tensors.filter((t) => t !== info.input.name),
+    );
+    const ranks = tensors.map((t) =>
+      t === info.input.name ? 2 : out[t]!.dims[0] === 2 ? out[t]!.dims.length : Number.NaN,
+    );
     return ranks.some(Number.isNaN) ? null : ranks;
   } catch {
     return null;

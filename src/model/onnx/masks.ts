@@ -38,8 +38,27 @@ function generator(): Fn {
   const v = (): number => f.local(V128);
   const [s0, s1, s2, s3, r, t, thr, keep, m16, hi, lo] = [v(), v(), v(), v(), v(), v(), v(), v(), v(), v(), v()];
   const p = f.local(I32);
-  const rotl = (k: number): void => void f.tee(t).i32(k).iShl().get(t).i32(32 - k).iShrU().vOr();
-  f.i32(0).v128Load(STATE).set(s0).i32(0).v128Load(STATE + 16).set(s1).i32(0).v128Load(STATE + 32).set(s2).i32(0).v128Load(STATE + 48).set(s3);
+  const rotl = (k: number): void =>
+    void f
+      .tee(t)
+      .i32(k)
+      .iShl()
+      .get(t)
+      .i32(32 - k)
+      .iShrU()
+      .vOr();
+  f.i32(0)
+    .v128Load(STATE)
+    .set(s0)
+    .i32(0)
+    .v128Load(STATE + 16)
+    .set(s1)
+    .i32(0)
+    .v128Load(STATE + 32)
+    .set(s2)
+    .i32(0)
+    .v128Load(STATE + 48)
+    .set(s3);
   f.get(threshold).iSplat().set(thr).get(keepBits).iSplat().set(keep).i32(0xffff).iSplat().set(m16);
   f.get(ptr).set(p);
   f.block().get(steps).i32Eqz().brIf(0);
@@ -65,8 +84,24 @@ function generator(): Fn {
   f.addTo(p, 32);
   f.get(steps).i32(1).i32Sub().tee(steps).brIf(0).end();
   f.end();
-  f.i32(0).get(s0).v128Store(STATE).i32(0).get(s1).v128Store(STATE + 16).i32(0).get(s2).v128Store(STATE + 32).i32(0).get(s3).v128Store(STATE + 48);
-  f.i32(0).get(hi).v128Store(LAST).i32(0).get(lo).v128Store(LAST + 16);
+  f.i32(0)
+    .get(s0)
+    .v128Store(STATE)
+    .i32(0)
+    .get(s1)
+    .v128Store(STATE + 16)
+    .i32(0)
+    .get(s2)
+    .v128Store(STATE + 32)
+    .i32(0)
+    .get(s3)
+    .v128Store(STATE + 48);
+  f.i32(0)
+    .get(hi)
+    .v128Store(LAST)
+    .i32(0)
+    .get(lo)
+    .v128Store(LAST + 16);
   return f;
 }
 
@@ -98,8 +133,15 @@ function instance(): Wasm | null {
   if (wasm !== undefined) return wasm;
   try {
     const memory = new WebAssembly.Memory({ initial: 4 });
-    const ex = new WebAssembly.Instance(new WebAssembly.Module(assemble([generator(), scatter()])), { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
-    wasm = { memory, gen: ex.gen!, scatter: ex.scatter!, i32: new Int32Array(memory.buffer), f32: new Float32Array(memory.buffer) };
+    const ex = new WebAssembly.Instance(new WebAssembly.Module(assemble([generator(), scatter()])), { env: { memory } })
+      .exports as Record<string, (...a: number[]) => void>;
+    wasm = {
+      memory,
+      gen: ex.gen!,
+      scatter: ex.scatter!,
+      i32: new Int32Array(memory.buffer),
+      f32: new Float32Array(memory.buffer),
+    };
   } catch {
     wasm = null;
   }
@@ -160,7 +202,14 @@ export class MaskStream {
    * like the batch (row t·Σrows + offset_j + i), each stream continuing in its own order: exactly the
    * units fill() would give each request alone for its T × rows[j] × rowSize values.
    */
-  static fillBatch(streams: readonly MaskStream[], rows: readonly number[], samples: number, rowSize: number, p: number, out: Float32Array): void {
+  static fillBatch(
+    streams: readonly MaskStream[],
+    rows: readonly number[],
+    samples: number,
+    rowSize: number,
+    p: number,
+    out: Float32Array,
+  ): void {
     const total = rows.reduce((a, b) => a + b, 0);
     const size = samples * total * rowSize;
     const k = keepOf(p);
@@ -203,7 +252,15 @@ export class MaskStream {
   }
 
   /** The same stream in plain JavaScript, one lane step at a time: segs runs of segLen at out[start + k·stride]. */
-  private referenceFill(out: Float32Array, start: number, segLen: number, segs: number, stride: number, threshold: number, keep: number): void {
+  private referenceFill(
+    out: Float32Array,
+    start: number,
+    segLen: number,
+    segs: number,
+    stride: number,
+    threshold: number,
+    keep: number,
+  ): void {
     const st = this.state;
     const u: number[] = [];
     const next = (): number => {
@@ -212,7 +269,10 @@ export class MaskStream {
         else {
           const r: number[] = [];
           for (let j = 0; j < 4; j++) {
-            const s0 = st[j]!, s1 = st[4 + j]!, s2 = st[8 + j]!, s3 = st[12 + j]!;
+            const s0 = st[j]!,
+              s1 = st[4 + j]!,
+              s2 = st[8 + j]!,
+              s3 = st[12 + j]!;
             const m = Math.imul(s1, 5);
             r.push(Math.imul((m << 7) | (m >>> 25), 9) >>> 0);
             const t = s1 << 9;
@@ -232,7 +292,8 @@ export class MaskStream {
       }
       return u.shift()!;
     };
-    for (let k = 0; k < segs; k++) for (let i = 0; i < segLen; i++) out[start + k * stride + i] = next() >= threshold ? keep : 0;
+    for (let k = 0; k < segs; k++)
+      for (let i = 0; i < segLen; i++) out[start + k * stride + i] = next() >= threshold ? keep : 0;
     this.pending = u;
   }
 }

@@ -6,7 +6,18 @@
 import type { Card } from '../card.js';
 import { CancelledError, InputError, NoDropoutError } from '../errors.js';
 import { ClassificationAccumulator, type LogVarianceBounds, RegressionAccumulator } from '../mc.js';
-import { DEFAULT_RUNTIME_OPTIONS, type FeatureStats, type McJob, type McOptions, type McResult, type Model, type ModelDescription, type RuntimeOptions, type Task, type TensorSpec } from '../model.js';
+import {
+  DEFAULT_RUNTIME_OPTIONS,
+  type FeatureStats,
+  type McJob,
+  type McOptions,
+  type McResult,
+  type Model,
+  type ModelDescription,
+  type RuntimeOptions,
+  type Task,
+  type TensorSpec,
+} from '../model.js';
 import type { McStats } from '../stats.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
@@ -57,7 +68,8 @@ export interface OnnxModelInit {
 }
 
 function checkInterval(interval: number): void {
-  if (!(interval > 0 && interval < 1)) throw new InputError(`interval: expected a number strictly between 0 and 1, got ${interval}`);
+  if (!(interval > 0 && interval < 1))
+    throw new InputError(`interval: expected a number strictly between 0 and 1, got ${interval}`);
 }
 
 export class OnnxModel implements Model {
@@ -100,7 +112,11 @@ export class OnnxModel implements Model {
     this.outputSize = init.outputSize;
     this.outputKind = init.outputKind;
     this.input = { name: init.info.input.name, datatype: 'FP32', shape: [-1, init.features.length] };
-    this.output = { name: init.outputName, datatype: 'FP32', shape: init.outputIsVector ? [-1] : [-1, init.outputSize] };
+    this.output = {
+      name: init.outputName,
+      datatype: 'FP32',
+      shape: init.outputIsVector ? [-1] : [-1, init.outputSize],
+    };
     this.maxRunRows = init.runtime.maxRunRows;
     this.featureStats = init.card.feature_stats ?? null;
     this.file = init.file;
@@ -114,7 +130,13 @@ export class OnnxModel implements Model {
     this.foldedNodes = init.foldedNodes;
     this.batchRelaxed = init.batchRelaxed;
     this.sharedPrefixSkipped = init.sharedPrefixSkipped;
-    this.io = { inputName: init.info.input.name, outputName: init.outputName, logVarianceName: init.logVarianceName, features: init.features.length, masks: init.masks };
+    this.io = {
+      inputName: init.info.input.name,
+      outputName: init.outputName,
+      logVarianceName: init.logVarianceName,
+      features: init.features.length,
+      masks: init.masks,
+    };
     this.evalSession = init.evalSession;
     this.mcPlain = init.mcPlain;
     this.mcShared = init.mcShared;
@@ -125,7 +147,13 @@ export class OnnxModel implements Model {
    * Load `file` (and `cardPath` when it exists). Throws ModelLoadError naming the file and the problem;
    * a model that loads has passed a self-check (MC graph with all-ones masks = eval graph).
    */
-  static load(name: string, file: string, cardPath: string | null, runtime: RuntimeOptions = DEFAULT_RUNTIME_OPTIONS, version = '1'): Promise<OnnxModel> {
+  static load(
+    name: string,
+    file: string,
+    cardPath: string | null,
+    runtime: RuntimeOptions = DEFAULT_RUNTIME_OPTIONS,
+    version = '1',
+  ): Promise<OnnxModel> {
     return loadOnnxModel({ name, file, card: cardPath, version }, runtime).then((init) => new OnnxModel(init));
   }
 
@@ -218,7 +246,15 @@ export class OnnxModel implements Model {
     const rows = jobs.map((j) => j.rows);
     const maskBufs = this.maskBuffers.take(T * total);
     try {
-      const { out, logVar } = await runMcChunk(this.io, this.mcShared ?? this.mcPlain, x, maskBufs, T, total, (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf));
+      const { out, logVar } = await runMcChunk(
+        this.io,
+        this.mcShared ?? this.mcPlain,
+        x,
+        maskBufs,
+        T,
+        total,
+        (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf),
+      );
       let offset = 0;
       return jobs.map((j, k) => {
         const acc = this.accumulator(j.rows, T, j.opts);
@@ -237,17 +273,34 @@ export class OnnxModel implements Model {
    */
   interval(opts: Pick<McOptions, 'interval' | 'intervalMethod'>): IntervalSpec | null {
     checkInterval(opts.interval);
-    return this.task === 'regression' ? resolveInterval(this.name, this.uncertainty, opts.interval, opts.intervalMethod) : null;
+    return this.task === 'regression'
+      ? resolveInterval(this.name, this.uncertainty, opts.interval, opts.intervalMethod)
+      : null;
   }
 
-  private accumulator(rows: number, samples: number, opts: McOptions): RegressionAccumulator | ClassificationAccumulator {
+  private accumulator(
+    rows: number,
+    samples: number,
+    opts: McOptions,
+  ): RegressionAccumulator | ClassificationAccumulator {
     const K = this.outputSize;
     return this.task === 'regression'
       ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples, this.logVarianceBounds)
-      : new ClassificationAccumulator(rows, K, samples, !!opts.returnSamples, this.outputKind === 'logits', this.uncertainty.temperature);
+      : new ClassificationAccumulator(
+          rows,
+          K,
+          samples,
+          !!opts.returnSamples,
+          this.outputKind === 'logits',
+          this.uncertainty.temperature,
+        );
   }
 
-  private finishStats(acc: RegressionAccumulator | ClassificationAccumulator, rows: number, interval: IntervalSpec | null): McStats {
+  private finishStats(
+    acc: RegressionAccumulator | ClassificationAccumulator,
+    rows: number,
+    interval: IntervalSpec | null,
+  ): McStats {
     if (!(acc instanceof RegressionAccumulator)) return acc.finish();
     // the card's σ is per output: the same for every row (a heteroscedastic model adds its predicted variance per row)
     const K = this.outputSize;
@@ -264,7 +317,12 @@ export class OnnxModel implements Model {
       features: [...this.features],
       ...(this.task === 'classification' ? { labels: [...this.labels] } : {}),
       dropout: this.dropoutRates,
-      aleatoric_std: this.task === 'regression' ? (this.aleatoricStd.length === 1 ? this.aleatoricStd[0] : [...this.aleatoricStd]) : undefined,
+      aleatoric_std:
+        this.task === 'regression'
+          ? this.aleatoricStd.length === 1
+            ? this.aleatoricStd[0]
+            : [...this.aleatoricStd]
+          : undefined,
       inputs: [{ ...this.input, shape: [...this.input.shape] }],
       outputs: [{ ...this.output, shape: [...this.output.shape] }],
       mc_available: this.mcAvailable,

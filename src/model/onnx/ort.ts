@@ -13,7 +13,10 @@ export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   /** Run with float32 (or int64) feeds; returns the requested float32 outputs' data and dims. */
-  run(feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>, fetch: string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+  run(
+    feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>,
+    fetch: string[],
+  ): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
   release(): Promise<void>;
 }
 
@@ -30,7 +33,10 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
     interOpNumThreads: 1,
     ...(opts.intraOpThreads > 0 ? { intraOpNumThreads: opts.intraOpThreads } : {}),
     logSeverityLevel: 3,
-    extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' }, session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: {
+      optimization: { disable_specified_optimizers: 'EliminateDropout' },
+      session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } },
+    },
   } as ort.InferenceSession.SessionOptions;
   const session = await ort.InferenceSession.create(bytes, options);
   return {
@@ -38,12 +44,17 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
     outputNames: session.outputNames,
     async run(feeds, fetch) {
       const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = f.data instanceof BigInt64Array ? new ort.Tensor('int64', f.data, f.dims) : new ort.Tensor('float32', f.data, f.dims);
+      for (const [name, f] of Object.entries(feeds))
+        ortFeeds[name] =
+          f.data instanceof BigInt64Array
+            ? new ort.Tensor('int64', f.data, f.dims)
+            : new ort.Tensor('float32', f.data, f.dims);
       const res = await session.run(ortFeeds, fetch);
       const out: Record<string, { data: Float32Array; dims: number[] }> = {};
       for (const name of fetch) {
         const t = res[name];
-        if (!t || t.type !== 'float32') throw new Error(`output ${name} is ${t ? t.type : 'missing'}, expected float32`);
+        if (!t || t.type !== 'float32')
+          throw new Error(`output ${name} is ${t ? t.type : 'missing'}, expected float32`);
         out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
       }
       return out;

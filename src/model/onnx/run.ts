@@ -38,7 +38,15 @@ export async function runEval(io: GraphIo, session: OrtSession, x: Float32Array,
 }
 
 /** One run of s samples of the rows: the output, s·rows rows sample-major (runMcChunk). */
-export async function runChunk(io: GraphIo, g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: MaskFiller): Promise<Float32Array> {
+export async function runChunk(
+  io: GraphIo,
+  g: McGraphSession,
+  x: Float32Array,
+  maskBufs: Float32Array[],
+  s: number,
+  rows: number,
+  fillMask: MaskFiller,
+): Promise<Float32Array> {
   return (await runMcChunk({ ...io, logVarianceName: null }, g, x, maskBufs, s, rows, fillMask)).out;
 }
 
@@ -52,7 +60,15 @@ export interface McChunk {
  * One run of s samples of the rows: x goes in once, the graph repeats it [s, 1, …]; masks cover all
  * s·rows rows. Fetches `io.logVarianceName` too when set.
  */
-export async function runMcChunk(io: GraphIo, g: McGraphSession, x: Float32Array, maskBufs: Float32Array[], s: number, rows: number, fillMask: MaskFiller): Promise<McChunk> {
+export async function runMcChunk(
+  io: GraphIo,
+  g: McGraphSession,
+  x: Float32Array,
+  maskBufs: Float32Array[],
+  s: number,
+  rows: number,
+  fillMask: MaskFiller,
+): Promise<McChunk> {
   const f = io.features;
   const batch = s * rows;
   const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {

@@ -14,8 +14,16 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import createError from '@fastify/error';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-export const AdminUnauthorized = createError('DS_UNAUTHORIZED', 'missing or invalid admin bearer token (Authorization: Bearer <ADMIN_API_KEY>)', 401);
-export const ManagementOff = createError('DS_MANAGEMENT_OFF', 'model management is off: the server was started without ADMIN_API_KEY', 404);
+export const AdminUnauthorized = createError(
+  'DS_UNAUTHORIZED',
+  'missing or invalid admin bearer token (Authorization: Bearer <ADMIN_API_KEY>)',
+  401,
+);
+export const ManagementOff = createError(
+  'DS_MANAGEMENT_OFF',
+  'model management is off: the server was started without ADMIN_API_KEY',
+  404,
+);
 
 /** The management routes' path prefix: plugins/auth.ts leaves them to this check (they do not take API_KEY). */
 export const ADMIN_PREFIX = '/v2/repository';
@@ -61,7 +69,17 @@ export function useAdminAuth(app: FastifyInstance, adminKey: string | undefined)
     const action = /\/(index|load|unload)$/.exec(url)?.[1] ?? 'unknown';
     const model = (req.params as { name?: string } | undefined)?.name;
     req.log.info(
-      { audit: { req_id: req.id, remote: req.ip, key: token === null ? null : keyHash(token), action, ...(model !== undefined ? { model: model.slice(0, 100) } : {}), status: reply.statusCode, outcome: outcomes.get(req) ?? '' } },
+      {
+        audit: {
+          req_id: req.id,
+          remote: req.ip,
+          key: token === null ? null : keyHash(token),
+          action,
+          ...(model !== undefined ? { model: model.slice(0, 100) } : {}),
+          status: reply.statusCode,
+          outcome: outcomes.get(req) ?? '',
+        },
+      },
       'model management',
     );
     done();

@@ -5,7 +5,9 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 
-export function appPlugin<Options extends object = Record<never, never>>(fn: FastifyPluginAsync<Options>): FastifyPluginAsync<Options> {
+export function appPlugin<Options extends object = Record<never, never>>(
+  fn: FastifyPluginAsync<Options>,
+): FastifyPluginAsync<Options> {
   (fn as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
   return fn;
 }

@@ -8,7 +8,11 @@ import createError from '@fastify/error';
 import { isAdminPath } from './admin.js';
 import { appPlugin } from './app-plugin.js';
 
-export const Unauthorized = createError('DS_UNAUTHORIZED', 'missing or invalid bearer token (Authorization: Bearer <API_KEY>)', 401);
+export const Unauthorized = createError(
+  'DS_UNAUTHORIZED',
+  'missing or invalid bearer token (Authorization: Bearer <API_KEY>)',
+  401,
+);
 
 const PUBLIC_PREFIXES = ['/health/', '/v2/health/', '/metrics'];
 

@@ -24,7 +24,12 @@ export const bodyBudget = appPlugin<{ maxBytes: number; bodyLimit: number }>(asy
     if (bytes === 0) return done();
     if (inFlight + bytes > maxBytes) {
       reply.header('connection', 'close');
-      return done(new OverloadedError(`server busy: ${inFlight} bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=${maxBytes}); retry later`, 1));
+      return done(
+        new OverloadedError(
+          `server busy: ${inFlight} bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=${maxBytes}); retry later`,
+          1,
+        ),
+      );
     }
     inFlight += bytes;
     // 'close': the body was read (Node emits it once the message is consumed) or the connection is gone

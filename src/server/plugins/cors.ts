@@ -5,5 +5,10 @@ import { appPlugin } from './app-plugin.js';
 export const corsPlugin = appPlugin<{ origin: string | undefined }>(async (app, { origin }) => {
   if (!origin) return;
   const origins = origin === '*' ? '*' : origin.split(',').map((o) => o.trim());
-  await app.register(cors, { origin: origins, methods: ['GET', 'POST'], allowedHeaders: ['content-type', 'authorization', 'x-request-id'], exposedHeaders: ['x-request-id'] });
+  await app.register(cors, {
+    origin: origins,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['content-type', 'authorization', 'x-request-id'],
+    exposedHeaders: ['x-request-id'],
+  });
 });

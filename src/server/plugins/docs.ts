@@ -19,10 +19,22 @@ export const docs = appPlugin(async (app) => {
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'Needed when the server runs with API_KEY' },
-          admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_KEY: the model management routes (/v2/repository); they answer 404 when the server runs without it' },
+          admin: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'ADMIN_API_KEY: the model management routes (/v2/repository); they answer 404 when the server runs without it',
+          },
         },
       },
-      tags: [{ name: 'inference' }, { name: 'models' }, { name: 'v2' }, { name: 'repository' }, { name: 'health' }, { name: 'meta' }],
+      tags: [
+        { name: 'inference' },
+        { name: 'models' },
+        { name: 'v2' },
+        { name: 'repository' },
+        { name: 'health' },
+        { name: 'meta' },
+      ],
     },
     transform: jsonSchemaTransform,
   });

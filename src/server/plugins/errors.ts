@@ -32,11 +32,19 @@ function resolveIssue(issue: ZodIssueLike): { path: PropertyKey[]; message: stri
 }
 
 /** Turn any error into a status, a message and a code; 5xx messages are hidden from the client. */
-export function describeError(err: FastifyError | Error, req: FastifyRequest): { status: number; message: string; code?: string } {
+export function describeError(
+  err: FastifyError | Error,
+  req: FastifyRequest,
+): { status: number; message: string; code?: string } {
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = (err as FastifyError).validationContext ?? 'body';
     const issues = (err as FastifyError).validation!.slice(0, 3).map((v) => {
-      const resolved = resolveIssue({ code: v.keyword, path: v.instancePath.split('/').filter(Boolean), message: v.message ?? 'invalid', ...(v.params as object) });
+      const resolved = resolveIssue({
+        code: v.keyword,
+        path: v.instancePath.split('/').filter(Boolean),
+        message: v.message ?? 'invalid',
+        ...(v.params as object),
+      });
       const path = resolved.path.map((p) => (/^\d+$/.test(String(p)) ? `[${String(p)}]` : `.${String(p)}`)).join('');
       return `${where}${path}: ${resolved.message}`;
     });
@@ -45,9 +53,15 @@ export function describeError(err: FastifyError | Error, req: FastifyRequest): {
   if (err instanceof RequestError) return { status: err.status, message: err.message, code: v1.errorCode(err.kind) };
   const status = (err as FastifyError).statusCode;
   const code = (err as FastifyError).code;
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, message: `content-type "${String(req.headers['content-type'] ?? '').slice(0, 100)}" is not supported; send application/json`, code };
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return {
+      status: 415,
+      message: `content-type "${String(req.headers['content-type'] ?? '').slice(0, 100)}" is not supported; send application/json`,
+      code,
+    };
   // client errors, and our own 503s, carry their message to the client
-  if (typeof status === 'number' && ((status >= 400 && status < 500) || code?.startsWith('DS_'))) return { status, message: err.message, code };
+  if (typeof status === 'number' && ((status >= 400 && status < 500) || code?.startsWith('DS_')))
+    return { status, message: err.message, code };
   return { status: typeof status === 'number' && status >= 500 ? status : 500, message: 'internal server error' };
 }
 
@@ -55,14 +69,23 @@ export function describeError(err: FastifyError | Error, req: FastifyRequest): {
 export function useErrorShape(app: FastifyInstance, shape: ErrorShape): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const { status, message, code } = describeError(err, req);
-    if (err instanceof RequestError && err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+    if (err instanceof RequestError && err.retryAfterSeconds !== undefined)
+      reply.header('retry-after', String(err.retryAfterSeconds));
     // overload, deadlines and clients that left are the server working as designed: no stack, info level
     if (status >= 500 && !(err instanceof RequestError)) req.log.error({ err, req }, 'request failed');
-    else if (status >= 499) req.log.info({ statusCode: status, message }, err instanceof RequestError && err.kind === 'cancelled' ? 'request cancelled: the client left' : 'request not served');
+    else if (status >= 499)
+      req.log.info(
+        { statusCode: status, message },
+        err instanceof RequestError && err.kind === 'cancelled'
+          ? 'request cancelled: the client left'
+          : 'request not served',
+      );
     else req.log.info({ statusCode: status, message }, 'client error');
     return reply.code(status).send(shape(status, message, code));
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send(shape(404, `route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)} not found`)));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send(shape(404, `route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)} not found`)),
+  );
 }
 
 /** The whole app answers in the /v1 (Fastify) shape unless a protocol's routes say otherwise. */

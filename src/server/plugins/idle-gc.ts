@@ -68,7 +68,12 @@ export class IdleGc {
       this.dirty = true;
       return;
     }
-    if (!this.dirty || nowMs - this.lastGc < IDLE_GC_MIN_INTERVAL_MS || this.bytesInUse() - this.floor < IDLE_GC_MIN_BYTES) return;
+    if (
+      !this.dirty ||
+      nowMs - this.lastGc < IDLE_GC_MIN_INTERVAL_MS ||
+      this.bytesInUse() - this.floor < IDLE_GC_MIN_BYTES
+    )
+      return;
     this.dirty = false;
     // the second collection frees the Buffers' memory: V8 sweeps dead ArrayBuffers after the first
     this.gc();

@@ -16,11 +16,18 @@ export const metrics = appPlugin(async (app) => {
   app.decorate('metrics', m);
   // a callback-style hook: it runs on every request, and an async one costs a promise each
   app.addHook('onResponse', (req, reply, done) => {
-    m.httpDuration.observeValues([req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode)], reply.elapsedTime / 1000);
+    m.httpDuration.observeValues(
+      [req.method, req.routeOptions.url ?? 'unmatched', String(reply.statusCode)],
+      reply.elapsedTime / 1000,
+    );
     done();
   });
-  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => {
-    reply.header('content-type', m.registry.contentType);
-    return m.registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    { schema: { tags: ['meta'], summary: 'Prometheus metrics (text exposition format)' } },
+    async (_req, reply) => {
+      reply.header('content-type', m.registry.contentType);
+      return m.registry.metrics();
+    },
+  );
 });

@@ -38,7 +38,10 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
     events: {
       loaded: (m, source, seconds) => {
         metered.loaded?.(m, source, seconds);
-        app.log.info({ model: m.name, version: m.version, ...m.loadInfo(), ms_until_served: Math.round(seconds * 1000) }, 'model loaded');
+        app.log.info(
+          { model: m.name, version: m.version, ...m.loadInfo(), ms_until_served: Math.round(seconds * 1000) },
+          'model loaded',
+        );
       },
       failed: (source, error) => {
         metered.failed?.(source, error);
@@ -46,39 +49,68 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
         if (repository.state !== 'ready') return;
         const served = repository.versions(source.name);
         app.log.error(
-          { model: source.name, version: source.version, path: source.file, error: error.message, served_versions: served },
+          {
+            model: source.name,
+            version: source.version,
+            path: source.file,
+            error: error.message,
+            served_versions: served,
+          },
           served.length ? 'model load failed; the served version keeps serving' : 'model load failed',
         );
       },
       unloaded: (m, reason) => {
         metered.unloaded?.(m, reason);
-        app.log.info({ model: m.name, version: m.version, reason }, reason === 'replaced' ? 'model version replaced; it closes after its last request' : 'model unloaded; it closes after its last request');
+        app.log.info(
+          { model: m.name, version: m.version, reason },
+          reason === 'replaced'
+            ? 'model version replaced; it closes after its last request'
+            : 'model unloaded; it closes after its last request',
+        );
       },
-      closed: (m) => app.log.info({ model: m.name, version: m.version }, 'model closed (sessions and worker copies released)'),
+      closed: (m) =>
+        app.log.info({ model: m.name, version: m.version }, 'model closed (sessions and worker copies released)'),
       served: (n) => metered.served?.(n),
     },
   });
   const dataPlane = new DataPlane(repository, config, metricsObserver(app.metrics));
-  const watcher = config.MODELS_WATCH ? new RepositoryWatcher(repository, { intervalMs: config.MODELS_POLL_MS, onError: (err) => app.log.error({ error: err.message }, 'hot reload: poll failed') }) : null;
+  const watcher = config.MODELS_WATCH
+    ? new RepositoryWatcher(repository, {
+        intervalMs: config.MODELS_POLL_MS,
+        onError: (err) => app.log.error({ error: err.message }, 'hot reload: poll failed'),
+      })
+    : null;
   app.metrics.queueSource = () => dataPlane.queueDepth();
   app.decorate('repository', repository);
   app.decorate('dataPlane', dataPlane);
   app.decorate('modelWatcher', watcher);
   app.decorate('loadModels', async () => {
     const report = await repository.loadAll();
-    for (const f of report.failed) app.log.error({ model: f.source.name, path: f.source.file, error: f.error }, 'model skipped (MODELS_SKIP_INVALID)');
+    for (const f of report.failed)
+      app.log.error(
+        { model: f.source.name, path: f.source.file, error: f.error },
+        'model skipped (MODELS_SKIP_INVALID)',
+      );
     for (const s of report.skipped) app.log.warn({ reason: s }, 'folder skipped');
-    if (dataPlane.workerThreads > 0) app.log.info({ threads: dataPlane.workerThreads, min_work: config.MC_WORKER_MIN_WORK }, 'MC worker pool ready');
+    if (dataPlane.workerThreads > 0)
+      app.log.info({ threads: dataPlane.workerThreads, min_work: config.MC_WORKER_MIN_WORK }, 'MC worker pool ready');
     if (watcher) {
       watcher.start();
-      app.log.info({ poll_ms: config.MODELS_POLL_MS, dir: config.MODEL_PATH ?? config.MODELS_DIR }, 'hot reload on (MODELS_WATCH)');
+      app.log.info(
+        { poll_ms: config.MODELS_POLL_MS, dir: config.MODEL_PATH ?? config.MODELS_DIR },
+        'hot reload on (MODELS_WATCH)',
+      );
     }
   });
 
   // callback-style hooks: they run on every request, and async ones cost a promise each
   app.addHook('onRequest', (req, _reply, done) => {
     if (repository.state !== 'ready' && !isPublic(req.url)) {
-      return done(new NotReadyError(repository.state === 'loading' ? 'models are loading; retry shortly' : 'the server is shutting down'));
+      return done(
+        new NotReadyError(
+          repository.state === 'loading' ? 'models are loading; retry shortly' : 'the server is shutting down',
+        ),
+      );
     }
     done();
   });

@@ -9,6 +9,11 @@ export const rateLimitPlugin = appPlugin<{ max: number; windowMs: number }>(asyn
     max,
     timeWindow: windowMs,
     allowList: (req) => isPublic(req.url),
-    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'Too Many Requests', message: `rate limit: at most ${ctx.max} requests per ${ctx.after}; retry later`, code: 'DS_RATE_LIMITED' }),
+    errorResponseBuilder: (_req, ctx) => ({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `rate limit: at most ${ctx.max} requests per ${ctx.after}; retry later`,
+      code: 'DS_RATE_LIMITED',
+    }),
   });
 });

@@ -28,7 +28,9 @@ let requestCounter = 0;
  */
 export const genReqId: NonNullable<FastifyServerOptions['genReqId']> = (req) => {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : `${REQUEST_ID_PREFIX}-${(requestCounter++).toString(36)}`;
+  return typeof given === 'string' && REQUEST_ID_RE.test(given)
+    ? given
+    : `${REQUEST_ID_PREFIX}-${(requestCounter++).toString(36)}`;
 };
 
 export const securityHeaders = appPlugin(async (app) => {

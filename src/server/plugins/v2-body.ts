@@ -19,7 +19,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InputError } from '../../model/errors.js';
 import { TooLargeError } from '../../serving/errors.js';
 import { exceedsJsonDepth } from '../json-depth.js';
-import { type V2BinaryRequest, V2BinaryError, type V2RawInput, parseBinaryRequest, parseHeaderLength } from '../protocol/v2-binary.js';
+import {
+  type V2BinaryRequest,
+  V2BinaryError,
+  type V2RawInput,
+  parseBinaryRequest,
+  parseHeaderLength,
+} from '../protocol/v2-binary.js';
 import { TooDeep } from './validation.js';
 
 declare module 'fastify' {
@@ -61,13 +67,17 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
       const type = req.headers['content-type'];
       const media = type === undefined ? undefined : type.split(';')[0]!.trim().toLowerCase();
       if (media !== undefined && !V2_MEDIA_TYPES.has(media)) {
-        throw new UnsupportedMediaTypeError(`content-type "${type!.slice(0, 100)}" is not supported; send application/json (or no content-type), or binary tensors with Inference-Header-Content-Length`);
+        throw new UnsupportedMediaTypeError(
+          `content-type "${type!.slice(0, 100)}" is not supported; send application/json (or no content-type), or binary tensors with Inference-Header-Content-Length`,
+        );
       }
       const body = decompress(raw as Buffer, req.headers['content-encoding'], bodyLimit);
       const headerLength = req.headers[INFERENCE_HEADER_CONTENT_LENGTH];
       if (headerLength === undefined) {
         if (media === 'application/octet-stream') {
-          throw new InputError('an application/octet-stream body holds binary tensors after a JSON header whose length must be given in the Inference-Header-Content-Length header');
+          throw new InputError(
+            'an application/octet-stream body holds binary tensors after a JSON header whose length must be given in the Inference-Header-Content-Length header',
+          );
         }
         if (exceedsJsonDepth(body)) throw new TooDeep();
         parseJson(req, body as unknown as string, done);
@@ -90,11 +100,15 @@ function decompress(body: Buffer, encoding: string | undefined, limit: number): 
   const enc = encoding?.trim().toLowerCase();
   if (enc === undefined || enc === '' || enc === 'identity') return body;
   const inflate = enc === 'gzip' || enc === 'x-gzip' ? gunzipSync : enc === 'deflate' ? inflateSync : null;
-  if (!inflate) throw new UnsupportedMediaTypeError(`content-encoding "${encoding!.slice(0, 40)}" is not supported; send gzip, deflate or identity`);
+  if (!inflate)
+    throw new UnsupportedMediaTypeError(
+      `content-encoding "${encoding!.slice(0, 40)}" is not supported; send gzip, deflate or identity`,
+    );
   try {
     return inflate(body, { maxOutputLength: limit });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new TooLargeError(`the ${enc}-decoded body exceeds BODY_LIMIT_BYTES=${limit}`);
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new TooLargeError(`the ${enc}-decoded body exceeds BODY_LIMIT_BYTES=${limit}`);
     throw new InputError(`the body is not valid ${enc} data (content-encoding): ${(err as Error).message}`);
   }
 }

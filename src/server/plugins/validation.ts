@@ -12,7 +12,11 @@ import { MAX_JSON_DEPTH, exceedsJsonDepth } from '../json-depth.js';
 import { fastPathOf } from '../schemas/fast-path.js';
 import { appPlugin } from './app-plugin.js';
 
-export const TooDeep = createError('DS_JSON_TOO_DEEP', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels (no valid request needs more)`, 400);
+export const TooDeep = createError(
+  'DS_JSON_TOO_DEEP',
+  `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels (no valid request needs more)`,
+  400,
+);
 
 export const validation = appPlugin(async (app) => {
   app.removeContentTypeParser('text/plain');

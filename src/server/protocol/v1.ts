@@ -11,8 +11,20 @@ import type { ErrorKind } from '../../model/errors.js';
 import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
-import { DEFAULT_UNCERTAINTY, INTERVAL_METHODS, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
-import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
+import {
+  DEFAULT_UNCERTAINTY,
+  INTERVAL_METHODS,
+  type IntervalMethod,
+  describeUncertainty,
+} from '../../model/uncertainty.js';
+import type {
+  PredictRequest,
+  PredictResult,
+  RowsInput,
+  SampleFields,
+  SampleRequest,
+  SampleResult,
+} from '../../serving/dataplane.js';
 
 /** A row: feature values in the card's order, or keyed by feature name. */
 export type Row = number[] | Record<string, number>;
@@ -27,7 +39,11 @@ export interface UncertaintyBody {
 }
 
 /** How /v1 names the Monte Carlo fields in limit messages. */
-export const V1_SAMPLE_FIELDS: SampleFields = { samples: 'samples', samplesName: 'samples', workAdvice: 'send fewer rows or samples' };
+export const V1_SAMPLE_FIELDS: SampleFields = {
+  samples: 'samples',
+  samplesName: 'samples',
+  workAdvice: 'send fewer rows or samples',
+};
 
 const rowsInput = (instances: Row[]): RowsInput => ({
   decode: (model, count) => {
@@ -56,12 +72,27 @@ export function uncertaintyRequest(name: string, body: UncertaintyBody, version?
 }
 
 /** Predictions, and `out_of_range` (per row, the features far outside the training range) when a row has any. */
-export function encodePredict(r: PredictResult): { model: string; predictions: ReturnType<typeof encodePredictions>; out_of_range?: string[][] } {
-  return { model: r.model.name, predictions: encodePredictions(r.model, r.output, r.rows), ...(r.outOfRange ? { out_of_range: r.outOfRange } : {}) };
+export function encodePredict(r: PredictResult): {
+  model: string;
+  predictions: ReturnType<typeof encodePredictions>;
+  out_of_range?: string[][];
+} {
+  return {
+    model: r.model.name,
+    predictions: encodePredictions(r.model, r.output, r.rows),
+    ...(r.outOfRange ? { out_of_range: r.outOfRange } : {}),
+  };
 }
 
 /** A row with inputs far outside the training range has `out_of_range`: their feature names. */
-export function encodeUncertainty(r: SampleResult): { model: string; samples: number; interval?: number; interval_method?: IntervalMethod; seed: number; predictions: Record<string, unknown>[] } {
+export function encodeUncertainty(r: SampleResult): {
+  model: string;
+  samples: number;
+  interval?: number;
+  interval_method?: IntervalMethod;
+  seed: number;
+  predictions: Record<string, unknown>[];
+} {
   const s = r.stats;
   const predictions = encodeStats(s, r.model.labels, r.returnSamples);
   if (r.outOfRange) r.outOfRange.forEach((names, i) => names.length && (predictions[i]!.out_of_range = names));
@@ -80,15 +111,23 @@ export function encodeUncertainty(r: SampleResult): { model: string; samples: nu
  * or temperature).
  */
 export function encodeModel(m: Model, versions: string[]): ModelDescription {
-  return { ...m.describe(), ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY), version: m.version, versions };
+  return {
+    ...m.describe(),
+    ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY),
+    version: m.version,
+    versions,
+  };
 }
-
 
 /** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */
 export const errorCode = (kind: ErrorKind): string => `DS_${kind.toUpperCase()}`;
 
 /** Fastify's error shape. */
-export function errorBody(status: number, message: string, code?: string): { statusCode: number; error: string; message: string; code?: string } {
+export function errorBody(
+  status: number,
+  message: string,
+  code?: string,
+): { statusCode: number; error: string; message: string; code?: string } {
   return { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message, ...(code ? { code } : {}) };
 }
 
@@ -103,7 +142,11 @@ function pick(a: ArrayLike<number>, i: number, width: number): number | number[]
 }
 
 /** Eval-mode predictions: regression a number per row (an array with several outputs); classification {label, probabilities}. */
-export function encodePredictions(model: Pick<Model, 'task' | 'labels' | 'outputSize' | 'outputKind'>, raw: Float32Array, rows: number): (number | number[] | { label: string; probabilities: Record<string, number> })[] {
+export function encodePredictions(
+  model: Pick<Model, 'task' | 'labels' | 'outputSize' | 'outputKind'>,
+  raw: Float32Array,
+  rows: number,
+): (number | number[] | { label: string; probabilities: Record<string, number> })[] {
   const K = model.outputSize;
   const result: (number | number[] | { label: string; probabilities: Record<string, number> })[] = [];
   if (model.task === 'regression') {
@@ -137,10 +180,17 @@ const V1_FIELDS: Record<string, V1Field> = {
     schema: () =>
       z
         .object({ level: z.number(), method: z.enum(INTERVAL_METHODS), lower: Regression, upper: Regression })
-        .describe('The central interval at `level`: mean ± z·std, z = Φ⁻¹((1+level)/2) (method gaussian), or mean ± q·std, q the split-conformal quantile of the card\'s scores (method conformal)'),
+        .describe(
+          "The central interval at `level`: mean ± z·std, z = Φ⁻¹((1+level)/2) (method gaussian), or mean ± q·std, q the split-conformal quantile of the card's scores (method conformal)",
+        ),
     encode: (s, i) => {
       if (s.kind !== 'regression') throw new Error('interval: a regression statistic');
-      return { level: s.level, method: s.intervalMethod, lower: pick(s.lower, i, s.outputs), upper: pick(s.upper, i, s.outputs) };
+      return {
+        level: s.level,
+        method: s.intervalMethod,
+        lower: pick(s.lower, i, s.outputs),
+        upper: pick(s.upper, i, s.outputs),
+      };
     },
   },
   label: {
@@ -168,7 +218,13 @@ function fieldsOf(task: Task): { name: string; descriptor: StatDescriptor; encod
   for (const d of STATS[task]) {
     if (d.v1 === null || fields.some((f) => f.name === d.v1)) continue;
     const special = V1_FIELDS[d.v1];
-    fields.push({ name: d.v1, descriptor: d, encode: special ? special.encode : (s, i) => (d.shape === 'row' ? statValues(s, d)[i]! : pick(statValues(s, d), i, statsWidth(s))) });
+    fields.push({
+      name: d.v1,
+      descriptor: d,
+      encode: special
+        ? special.encode
+        : (s, i) => (d.shape === 'row' ? statValues(s, d)[i]! : pick(statValues(s, d), i, statsWidth(s))),
+    });
   }
   return fields;
 }
@@ -201,9 +257,16 @@ export function predictionSchema(task: Task) {
   const shape: Record<string, z.ZodType> = {};
   for (const f of FIELDS[task]) {
     const special = V1_FIELDS[f.name];
-    shape[f.name] = special ? special.schema(f.descriptor) : f.descriptor.shape === 'row' ? z.number().describe(f.descriptor.description) : Regression.describe(f.descriptor.description);
+    shape[f.name] = special
+      ? special.schema(f.descriptor)
+      : f.descriptor.shape === 'row'
+        ? z.number().describe(f.descriptor.description)
+        : Regression.describe(f.descriptor.description);
   }
   shape.samples = (task === 'regression' ? z.array(Regression) : z.array(z.array(z.number()))).optional();
-  shape.out_of_range = z.array(z.string()).optional().describe('Features of this row far outside the training range (card feature_stats; OUT_OF_RANGE)');
+  shape.out_of_range = z
+    .array(z.string())
+    .optional()
+    .describe('Features of this row far outside the training range (card feature_stats; OUT_OF_RANGE)');
   return z.object(shape);
 }

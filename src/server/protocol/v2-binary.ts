@@ -19,7 +19,22 @@ export class V2BinaryError extends Error {
 }
 
 /** The V2 tensor datatypes. */
-export const V2_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BF16', 'BYTES'] as const;
+export const V2_DATATYPES = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BF16',
+  'BYTES',
+] as const;
 export type V2Datatype = (typeof V2_DATATYPES)[number];
 
 /** Bytes per element (BYTES elements have their own length prefix). */
@@ -45,7 +60,18 @@ export const V2_ELEMENT_SIZE: Record<Exclude<V2Datatype, 'BYTES'>, number> = {
  * Int8Array, UINT8 and BOOL Uint8Array (0 or 1), FP16 and BF16 Uint16Array (the raw bit patterns:
  * Node 20 has no Float16Array; see toFloat32), BYTES one Uint8Array per element.
  */
-export type V2TensorData = Float32Array | Float64Array | BigInt64Array | BigUint64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Uint8Array[];
+export type V2TensorData =
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array
+  | Int32Array
+  | Uint32Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array
+  | Uint8Array[];
 
 /** One input of a parsed request. */
 export interface V2RequestInput {
@@ -83,13 +109,20 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * an array when sent twice) into a byte count.
  */
 export function parseHeaderLength(value: string | string[] | number | undefined): number {
-  if (value === undefined) throw new V2BinaryError('the Inference-Header-Content-Length header is missing: a body with binary tensors must give the length of its JSON header');
+  if (value === undefined)
+    throw new V2BinaryError(
+      'the Inference-Header-Content-Length header is missing: a body with binary tensors must give the length of its JSON header',
+    );
   if (Array.isArray(value)) {
-    if (value.length !== 1) throw new V2BinaryError(`the Inference-Header-Content-Length header is given ${value.length} times`);
+    if (value.length !== 1)
+      throw new V2BinaryError(`the Inference-Header-Content-Length header is given ${value.length} times`);
     value = value[0]!;
   }
   const text = String(value).trim();
-  if (!/^\d{1,15}$/.test(text)) throw new V2BinaryError(`Inference-Header-Content-Length must be a non-negative integer, got "${String(value).slice(0, 40)}"`);
+  if (!/^\d{1,15}$/.test(text))
+    throw new V2BinaryError(
+      `Inference-Header-Content-Length must be a non-negative integer, got "${String(value).slice(0, 40)}"`,
+    );
   return Number(text);
 }
 
@@ -98,10 +131,14 @@ function elementCount(shape: unknown, what: string): number {
   if (!Array.isArray(shape)) throw new V2BinaryError(`${what}: "shape" must be an array of non-negative integers`);
   let n = 1;
   for (const d of shape) {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw new V2BinaryError(`${what}: "shape" must be an array of non-negative integers, got ${JSON.stringify(shape).slice(0, 80)}`);
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      throw new V2BinaryError(
+        `${what}: "shape" must be an array of non-negative integers, got ${JSON.stringify(shape).slice(0, 80)}`,
+      );
     n *= d;
   }
-  if (!Number.isSafeInteger(n)) throw new V2BinaryError(`${what}: shape ${JSON.stringify(shape)} has too many elements`);
+  if (!Number.isSafeInteger(n))
+    throw new V2BinaryError(`${what}: shape ${JSON.stringify(shape)} has too many elements`);
   return n;
 }
 
@@ -117,11 +154,20 @@ function isDatatype(v: unknown): v is V2Datatype {
  * Decode `size` bytes at `offset` of `body` as `count` elements of `datatype` (copied into a fresh,
  * aligned buffer: the body's own bytes may sit at any offset of a pooled buffer).
  */
-export function decodeTensor(body: Uint8Array, offset: number, size: number, datatype: V2Datatype, count: number, what: string): V2TensorData {
+export function decodeTensor(
+  body: Uint8Array,
+  offset: number,
+  size: number,
+  datatype: V2Datatype,
+  count: number,
+  what: string,
+): V2TensorData {
   if (datatype === 'BYTES') return decodeBytes(body, offset, size, count, what);
   const elem = V2_ELEMENT_SIZE[datatype];
   if (size !== count * elem) {
-    throw new V2BinaryError(`${what}: ${count} elements of ${datatype} take ${count * elem} bytes, but binary_data_size is ${size}`);
+    throw new V2BinaryError(
+      `${what}: ${count} elements of ${datatype} take ${count * elem} bytes, but binary_data_size is ${size}`,
+    );
   }
   // a copy at offset 0 of its own ArrayBuffer (aligned); not body.slice, which on a Buffer is a view
   const bytes = new Uint8Array(size);
@@ -130,7 +176,11 @@ export function decodeTensor(body: Uint8Array, offset: number, size: number, dat
   if (!LITTLE_ENDIAN && elem > 1) swapBytes(bytes, elem);
   switch (datatype) {
     case 'BOOL': {
-      for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 1) throw new V2BinaryError(`${what}: BOOL element ${i} is the byte ${bytes[i]}; only 0 (false) and 1 (true) are allowed`);
+      for (let i = 0; i < bytes.length; i++)
+        if (bytes[i]! > 1)
+          throw new V2BinaryError(
+            `${what}: BOOL element ${i} is the byte ${bytes[i]}; only 0 (false) and 1 (true) are allowed`,
+          );
       return bytes;
     }
     case 'UINT8':
@@ -168,16 +218,25 @@ function decodeBytes(body: Uint8Array, offset: number, size: number, count: numb
   const end = offset + size;
   let at = offset;
   while (at < end) {
-    if (end - at < 4) throw new V2BinaryError(`${what}: BYTES element ${out.length} starts with a truncated length prefix (${end - at} of 4 bytes left in binary_data_size ${size})`);
+    if (end - at < 4)
+      throw new V2BinaryError(
+        `${what}: BYTES element ${out.length} starts with a truncated length prefix (${end - at} of 4 bytes left in binary_data_size ${size})`,
+      );
     const len = view.getUint32(at, true);
     at += 4;
-    if (len > end - at) throw new V2BinaryError(`${what}: the length prefix of BYTES element ${out.length} says ${len} bytes, but only ${end - at} remain in binary_data_size ${size}`);
+    if (len > end - at)
+      throw new V2BinaryError(
+        `${what}: the length prefix of BYTES element ${out.length} says ${len} bytes, but only ${end - at} remain in binary_data_size ${size}`,
+      );
     const el = new Uint8Array(len);
     el.set(body.subarray(at, at + len));
     out.push(el);
     at += len;
   }
-  if (out.length !== count) throw new V2BinaryError(`${what}: binary_data_size ${size} holds ${out.length} BYTES elements, but the shape needs ${count}`);
+  if (out.length !== count)
+    throw new V2BinaryError(
+      `${what}: binary_data_size ${size} holds ${out.length} BYTES elements, but the shape needs ${count}`,
+    );
   return out;
 }
 
@@ -189,69 +248,113 @@ function decodeBytes(body: Uint8Array, offset: number, size: number, count: numb
  * needs `rawInput`: its shape may have one -1, deduced from the byte count.
  * Throws V2BinaryError naming the problem.
  */
-export function parseBinaryRequest(body: Uint8Array, headerLength: string | string[] | number | undefined, opts: { rawInput?: V2RawInput } = {}): V2BinaryRequest {
+export function parseBinaryRequest(
+  body: Uint8Array,
+  headerLength: string | string[] | number | undefined,
+  opts: { rawInput?: V2RawInput } = {},
+): V2BinaryRequest {
   const hlen = parseHeaderLength(headerLength);
-  if (hlen > body.length) throw new V2BinaryError(`Inference-Header-Content-Length is ${hlen}, but the body has only ${body.length} bytes`);
+  if (hlen > body.length)
+    throw new V2BinaryError(`Inference-Header-Content-Length is ${hlen}, but the body has only ${body.length} bytes`);
   if (hlen === 0) return parseRawRequest(body, opts.rawInput);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body.subarray(0, hlen)));
   } catch (err) {
-    throw new V2BinaryError(`the first ${hlen} bytes (Inference-Header-Content-Length) are not a JSON inference header: ${(err as Error).message}`);
+    throw new V2BinaryError(
+      `the first ${hlen} bytes (Inference-Header-Content-Length) are not a JSON inference header: ${(err as Error).message}`,
+    );
   }
   if (!isRecord(header)) throw new V2BinaryError('the inference header must be a JSON object');
   const rawInputs = header.inputs;
-  if (!Array.isArray(rawInputs) || rawInputs.length === 0) throw new V2BinaryError('the inference header must have a non-empty "inputs" array');
+  if (!Array.isArray(rawInputs) || rawInputs.length === 0)
+    throw new V2BinaryError('the inference header must have a non-empty "inputs" array');
   let at = hlen;
   const inputs: V2RequestInput[] = rawInputs.map((inp, k) => {
     if (!isRecord(inp)) throw new V2BinaryError(`inputs[${k}] must be an object`);
     const name = inp.name;
-    if (typeof name !== 'string' || name.length === 0) throw new V2BinaryError(`inputs[${k}]: "name" must be a non-empty string`);
+    if (typeof name !== 'string' || name.length === 0)
+      throw new V2BinaryError(`inputs[${k}]: "name" must be a non-empty string`);
     const what = `input "${name}"`;
-    if (!isDatatype(inp.datatype)) throw new V2BinaryError(`${what}: unknown datatype ${JSON.stringify(inp.datatype)} (one of ${V2_DATATYPES.join(', ')})`);
+    if (!isDatatype(inp.datatype))
+      throw new V2BinaryError(
+        `${what}: unknown datatype ${JSON.stringify(inp.datatype)} (one of ${V2_DATATYPES.join(', ')})`,
+      );
     const count = elementCount(inp.shape, what);
     const params = inp.parameters;
     if (params !== undefined && !isRecord(params)) throw new V2BinaryError(`${what}: "parameters" must be an object`);
     const size = params?.binary_data_size;
-    const base = { name, shape: inp.shape as number[], datatype: inp.datatype, ...(params ? { parameters: params } : {}) };
+    const base = {
+      name,
+      shape: inp.shape as number[],
+      datatype: inp.datatype,
+      ...(params ? { parameters: params } : {}),
+    };
     if (size === undefined) {
       if (inp.data === undefined) throw new V2BinaryError(`${what} has neither "data" nor parameters.binary_data_size`);
       return { ...base, data: inp.data, binary: false };
     }
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new V2BinaryError(`${what}: parameters.binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`);
-    if (inp.data !== undefined) throw new V2BinaryError(`${what} has both "data" and parameters.binary_data_size; send its values one way`);
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+      throw new V2BinaryError(
+        `${what}: parameters.binary_data_size must be a non-negative integer, got ${JSON.stringify(size)}`,
+      );
+    if (inp.data !== undefined)
+      throw new V2BinaryError(`${what} has both "data" and parameters.binary_data_size; send its values one way`);
     if (size > body.length - at) {
-      throw new V2BinaryError(`${what}: binary_data_size is ${size}, but only ${body.length - at} bytes of the body remain after the ${hlen}-byte header${at > hlen ? ` and the ${at - hlen} bytes of the binary inputs before it` : ''}`);
+      throw new V2BinaryError(
+        `${what}: binary_data_size is ${size}, but only ${body.length - at} bytes of the body remain after the ${hlen}-byte header${at > hlen ? ` and the ${at - hlen} bytes of the binary inputs before it` : ''}`,
+      );
     }
     const data = decodeTensor(body, at, size, inp.datatype, count, what);
     at += size;
     return { ...base, data, binary: true };
   });
   if (at !== body.length) {
-    throw new V2BinaryError(`the body has ${body.length - at} bytes after the header and the binary inputs that no input's binary_data_size accounts for (header ${hlen} + binary ${at - hlen} of ${body.length} bytes)`);
+    throw new V2BinaryError(
+      `the body has ${body.length - at} bytes after the header and the binary inputs that no input's binary_data_size accounts for (header ${hlen} + binary ${at - hlen} of ${body.length} bytes)`,
+    );
   }
   return { header, inputs, headerBytes: hlen, binaryBytes: at - hlen };
 }
 
 /** A raw binary request: the whole body is the one input's data (Inference-Header-Content-Length: 0). */
 function parseRawRequest(body: Uint8Array, raw: V2RawInput | undefined): V2BinaryRequest {
-  if (!raw) throw new V2BinaryError('Inference-Header-Content-Length is 0 (a raw binary request without a JSON header), which only a model with a single input accepts');
+  if (!raw)
+    throw new V2BinaryError(
+      'Inference-Header-Content-Length is 0 (a raw binary request without a JSON header), which only a model with a single input accepts',
+    );
   const what = `input "${raw.name}" (raw binary request)`;
   const variable = raw.shape.filter((d) => d < 0).length;
-  if (variable > 1) throw new V2BinaryError(`${what}: the model's input shape [${raw.shape.join(', ')}] has more than one variable dimension, so a raw binary request cannot give its shape; send a JSON header`);
+  if (variable > 1)
+    throw new V2BinaryError(
+      `${what}: the model's input shape [${raw.shape.join(', ')}] has more than one variable dimension, so a raw binary request cannot give its shape; send a JSON header`,
+    );
   let shape = raw.shape.slice();
   if (raw.datatype === 'BYTES') {
     shape = [1];
   } else if (variable === 1) {
     const fixed = raw.shape.filter((d) => d >= 0).reduce((a, b) => a * b, 1) * V2_ELEMENT_SIZE[raw.datatype];
-    if (fixed === 0 || body.length % fixed !== 0) throw new V2BinaryError(`${what}: ${body.length} bytes are not a whole number of [${raw.shape.join(', ')}] ${raw.datatype} rows (${fixed} bytes each)`);
+    if (fixed === 0 || body.length % fixed !== 0)
+      throw new V2BinaryError(
+        `${what}: ${body.length} bytes are not a whole number of [${raw.shape.join(', ')}] ${raw.datatype} rows (${fixed} bytes each)`,
+      );
     shape = raw.shape.map((d) => (d < 0 ? body.length / fixed : d));
   }
   const count = shape.reduce((a, b) => a * b, 1);
   const data = decodeTensor(body, 0, body.length, raw.datatype, count, what);
-  const input: V2RequestInput = { name: raw.name, shape, datatype: raw.datatype, parameters: { binary_data_size: body.length }, data, binary: true };
+  const input: V2RequestInput = {
+    name: raw.name,
+    shape,
+    datatype: raw.datatype,
+    parameters: { binary_data_size: body.length },
+    data,
+    binary: true,
+  };
   return {
-    header: { inputs: [{ name: raw.name, shape, datatype: raw.datatype, parameters: { binary_data_size: body.length } }], parameters: { binary_data_output: true } },
+    header: {
+      inputs: [{ name: raw.name, shape, datatype: raw.datatype, parameters: { binary_data_size: body.length } }],
+      parameters: { binary_data_output: true },
+    },
     inputs: [input],
     headerBytes: 0,
     binaryBytes: body.length,
@@ -296,12 +399,16 @@ function halfToFloat(h: number): number {
  * the request's `parameters.binary_data_output`, else JSON. Works for JSON requests too (a JSON request
  * may ask for binary outputs). Throws V2BinaryError when either flag is not a boolean.
  */
-export function binaryOutputSelector(request: { parameters?: unknown; outputs?: unknown }): (outputName: string) => boolean {
+export function binaryOutputSelector(request: {
+  parameters?: unknown;
+  outputs?: unknown;
+}): (outputName: string) => boolean {
   let all = false;
   if (request.parameters !== undefined && request.parameters !== null) {
     if (!isRecord(request.parameters)) throw new V2BinaryError('"parameters" must be an object');
     const v = request.parameters.binary_data_output;
-    if (v !== undefined && typeof v !== 'boolean') throw new V2BinaryError(`parameters.binary_data_output must be true or false, got ${JSON.stringify(v)}`);
+    if (v !== undefined && typeof v !== 'boolean')
+      throw new V2BinaryError(`parameters.binary_data_output must be true or false, got ${JSON.stringify(v)}`);
     all = v === true;
   }
   const per = new Map<string, boolean>();
@@ -312,7 +419,10 @@ export function binaryOutputSelector(request: { parameters?: unknown; outputs?: 
       if (p === undefined || p === null) continue;
       if (!isRecord(p)) throw new V2BinaryError(`output "${o.name}": "parameters" must be an object`);
       if (p.binary_data === undefined) continue;
-      if (typeof p.binary_data !== 'boolean') throw new V2BinaryError(`output "${o.name}": parameters.binary_data must be true or false, got ${JSON.stringify(p.binary_data)}`);
+      if (typeof p.binary_data !== 'boolean')
+        throw new V2BinaryError(
+          `output "${o.name}": parameters.binary_data must be true or false, got ${JSON.stringify(p.binary_data)}`,
+        );
       per.set(o.name, p.binary_data);
     }
   }
@@ -341,7 +451,11 @@ export interface V2ResponseBody {
  * (binary(name) true) get parameters.binary_data_size and their bytes after the JSON header, in output
  * order; the others carry `data` in the JSON. With no binary output the body is the plain JSON response.
  */
-export function encodeResponse(response: Record<string, unknown>, outputs: V2ResponseOutput[], binary: (outputName: string) => boolean): V2ResponseBody {
+export function encodeResponse(
+  response: Record<string, unknown>,
+  outputs: V2ResponseOutput[],
+  binary: (outputName: string) => boolean,
+): V2ResponseBody {
   const chunks: Uint8Array[] = [];
   const jsonOutputs = outputs.map((o) => {
     const count = elementCount(o.shape, `output "${o.name}"`);
@@ -350,9 +464,20 @@ export function encodeResponse(response: Record<string, unknown>, outputs: V2Res
     if (binary(o.name)) {
       const bytes = encodeTensor(o.data, o.datatype);
       chunks.push(bytes);
-      return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { ...o.parameters, binary_data_size: bytes.length } };
+      return {
+        name: o.name,
+        datatype: o.datatype,
+        shape: o.shape,
+        parameters: { ...o.parameters, binary_data_size: bytes.length },
+      };
     }
-    return { name: o.name, datatype: o.datatype, shape: o.shape, ...(o.parameters ? { parameters: o.parameters } : {}), data: jsonData(o.data, o.datatype) };
+    return {
+      name: o.name,
+      datatype: o.datatype,
+      shape: o.shape,
+      ...(o.parameters ? { parameters: o.parameters } : {}),
+      data: jsonData(o.data, o.datatype),
+    };
   });
   const head = Buffer.from(JSON.stringify({ ...response, outputs: jsonOutputs }), 'utf8');
   if (chunks.length === 0) return { body: head, headerLength: null, contentType: 'application/json' };

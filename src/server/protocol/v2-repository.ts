@@ -16,11 +16,17 @@ export interface LoadBody {
 export function checkLoadParameters(body: LoadBody | null | undefined): void {
   for (const key of Object.keys(body?.parameters ?? {})) {
     if (key === 'config' || key.startsWith('file:')) {
-      throw new InputError(`parameters.${key.slice(0, 100)}: loading a model sent in the request is not supported; put its files in MODELS_DIR/<name>/ (or <name>/<version>/) and load it by name`);
+      throw new InputError(
+        `parameters.${key.slice(0, 100)}: loading a model sent in the request is not supported; put its files in MODELS_DIR/<name>/ (or <name>/<version>/) and load it by name`,
+      );
     }
   }
 }
 
-export const encodeLoad = (name: string, versions: string[]): { name: string; load: true; versions: string[] } => ({ name, load: true, versions });
+export const encodeLoad = (name: string, versions: string[]): { name: string; load: true; versions: string[] } => ({
+  name,
+  load: true,
+  versions,
+});
 
 export const encodeUnload = (name: string): { name: string; unload: true } => ({ name, unload: true });

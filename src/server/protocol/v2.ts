@@ -9,9 +9,32 @@ import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
-import type { PredictRequest, PredictResult, RowsInput, SampleFields, SampleRequest, SampleResult } from '../../serving/dataplane.js';
-import { type DurationStat, INFERENCE_MODES, type InferenceMode, type ModeStatistics, type ModelStatistics } from '../../serving/statistics.js';
-import { type V2BinaryRequest, V2BinaryError, type V2Datatype, type V2RawInput, type V2ResponseBody, type V2TensorData, binaryOutputSelector, encodeResponse, toFloat32 } from './v2-binary.js';
+import type {
+  PredictRequest,
+  PredictResult,
+  RowsInput,
+  SampleFields,
+  SampleRequest,
+  SampleResult,
+} from '../../serving/dataplane.js';
+import {
+  type DurationStat,
+  INFERENCE_MODES,
+  type InferenceMode,
+  type ModeStatistics,
+  type ModelStatistics,
+} from '../../serving/statistics.js';
+import {
+  type V2BinaryRequest,
+  V2BinaryError,
+  type V2Datatype,
+  type V2RawInput,
+  type V2ResponseBody,
+  type V2TensorData,
+  binaryOutputSelector,
+  encodeResponse,
+  toFloat32,
+} from './v2-binary.js';
 
 export interface V2Tensor {
   name: string;
@@ -30,30 +53,49 @@ export interface V2Output {
 }
 
 const FLOAT_TYPES = new Set(['FP32', 'FP64', 'FP16']);
-const KNOWN_TYPES = new Set(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES']);
+const KNOWN_TYPES = new Set([
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BYTES',
+]);
 const INT_TYPES = new Set(['UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64']);
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Flatten `data` (flat or nested) checking it against `shape`; returns row-major values. */
 function flatten(data: unknown, shape: number[], where: string): unknown[] {
-  if (!Array.isArray(data)) throw new InputError(`${where}.data: expected an array, got ${data === null ? 'null' : typeof data}`);
+  if (!Array.isArray(data))
+    throw new InputError(`${where}.data: expected an array, got ${data === null ? 'null' : typeof data}`);
   const total = shape.reduce((a, b) => a * b, 1);
   if (data.length === total && !data.some(Array.isArray)) return data;
   // nested: every level must match the shape
   const out: unknown[] = [];
   const walk = (v: unknown, depth: number, path: string): void => {
     if (depth === shape.length) {
-      if (Array.isArray(v)) throw new InputError(`${where}.data${path}: nested deeper than shape [${shape.join(', ')}]`);
+      if (Array.isArray(v))
+        throw new InputError(`${where}.data${path}: nested deeper than shape [${shape.join(', ')}]`);
       out.push(v);
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[depth]) {
-      throw new InputError(`${where}.data${path}: expected ${shape[depth]} elements at depth ${depth} for shape [${shape.join(', ')}], got ${Array.isArray(v) ? v.length : typeof v}`);
+      throw new InputError(
+        `${where}.data${path}: expected ${shape[depth]} elements at depth ${depth} for shape [${shape.join(', ')}], got ${Array.isArray(v) ? v.length : typeof v}`,
+      );
     }
     v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
   };
   if (data.some(Array.isArray)) walk(data, 0, '');
-  else throw new InputError(`${where}: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${total}`);
+  else
+    throw new InputError(`${where}: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${total}`);
   return out;
 }
 
@@ -62,17 +104,30 @@ function flatten(data: unknown, shape: number[], where: string): unknown[] {
  * once the shape is checked, before any value is read (the data plane's limits). `binary`: the
  * request's binary tensors (the binary tensor data extension), aligned with `inputs`.
  */
-export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number, field: string) => void, binary: V2BinaryRequest | null = null): { x: Float32Array; rows: number } {
-  if (inputs.length !== 1) throw new InputError(`inputs: the model takes exactly 1 input tensor ("${model.input.name}"), got ${inputs.length}`);
+export function inputRows(
+  model: Model,
+  inputs: V2Tensor[],
+  count: (rows: number, field: string) => void,
+  binary: V2BinaryRequest | null = null,
+): { x: Float32Array; rows: number } {
+  if (inputs.length !== 1)
+    throw new InputError(
+      `inputs: the model takes exactly 1 input tensor ("${model.input.name}"), got ${inputs.length}`,
+    );
   const t = inputs[0]!;
   const where = `inputs[0] ("${t.name}")`;
-  if (t.name !== model.input.name) throw new InputError(`inputs[0].name: unknown input "${t.name}"; the model's input is "${model.input.name}"`);
+  if (t.name !== model.input.name)
+    throw new InputError(`inputs[0].name: unknown input "${t.name}"; the model's input is "${model.input.name}"`);
   if (!KNOWN_TYPES.has(t.datatype)) throw new InputError(`${where}.datatype: unknown datatype "${t.datatype}"`);
-  if (!FLOAT_TYPES.has(t.datatype) && !INT_TYPES.has(t.datatype)) throw new InputError(`${where}.datatype: ${t.datatype} is not supported; send FP32 (FP64 and integer types are converted)`);
+  if (!FLOAT_TYPES.has(t.datatype) && !INT_TYPES.has(t.datatype))
+    throw new InputError(
+      `${where}.datatype: ${t.datatype} is not supported; send FP32 (FP64 and integer types are converted)`,
+    );
   const f = model.features.length;
   const shape = t.shape;
   if (shape.length === 1 && shape[0] === f) shape.unshift(1); // a single row sent as [F]
-  if (shape.length !== 2 || shape[1] !== f) throw new InputError(`${where}.shape: expected [rows, ${f}], got [${shape.join(', ')}]`);
+  if (shape.length !== 2 || shape[1] !== f)
+    throw new InputError(`${where}.shape: expected [rows, ${f}], got [${shape.join(', ')}]`);
   const rows = shape[0]!;
   if (rows < 1) throw new InputError(`${where}.shape: the batch dimension must be at least 1`);
   const sent = binary?.inputs[0];
@@ -89,9 +144,13 @@ export function inputRows(model: Model, inputs: V2Tensor[], count: (rows: number
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new InputError(`${where}.data[${i}]: expected a finite number, got ${v === null ? 'null' : typeof v === 'string' ? 'a string' : String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new InputError(
+        `${where}.data[${i}]: expected a finite number, got ${v === null ? 'null' : typeof v === 'string' ? 'a string' : String(v)}`,
+      );
     if (Math.abs(v) > FLOAT32_MAX) throw new InputError(`${where}.data[${i}]: ${v} is outside the float32 range`);
-    if (INT_TYPES.has(t.datatype) && !Number.isInteger(v)) throw new InputError(`${where}.data[${i}]: ${v} is not an integer (datatype ${t.datatype})`);
+    if (INT_TYPES.has(t.datatype) && !Number.isInteger(v))
+      throw new InputError(`${where}.data[${i}]: ${v} is not an integer (datatype ${t.datatype})`);
     out[i] = v;
   }
   return { x: out, rows };
@@ -106,8 +165,10 @@ function binaryRows(data: V2TensorData, datatype: V2Datatype, where: string): Fl
     const d = data as Float64Array;
     for (let i = 0; i < d.length; i++) {
       const v = d[i]!;
-      if (!Number.isFinite(v)) throw new InputError(`${where}: binary element ${i}: expected a finite number, got ${v}`);
-      if (Math.abs(v) > FLOAT32_MAX) throw new InputError(`${where}: binary element ${i}: ${v} is outside the float32 range`);
+      if (!Number.isFinite(v))
+        throw new InputError(`${where}: binary element ${i}: expected a finite number, got ${v}`);
+      if (Math.abs(v) > FLOAT32_MAX)
+        throw new InputError(`${where}: binary element ${i}: ${v} is outside the float32 range`);
     }
   }
   let out: Float32Array;
@@ -118,7 +179,9 @@ function binaryRows(data: V2TensorData, datatype: V2Datatype, where: string): Fl
     throw err;
   }
   if (FLOAT_TYPES.has(datatype) || datatype === 'BF16') {
-    for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw new InputError(`${where}: binary element ${i}: expected a finite number, got ${out[i]}`);
+    for (let i = 0; i < out.length; i++)
+      if (!Number.isFinite(out[i]!))
+        throw new InputError(`${where}: binary element ${i}: expected a finite number, got ${out[i]}`);
   }
   return out;
 }
@@ -132,13 +195,17 @@ export function predictOutputs(model: Model, raw: Float32Array, rows: number): V
   const K = model.outputSize;
   const outs = [tensor(model.output.name, model.output.shape.length === 1 ? [rows] : [rows, K], raw)];
   if (model.task === 'classification') {
-    if (model.output.name !== 'probabilities') outs.push(tensor('probabilities', [rows, K], classProbabilities(model, raw, rows)));
+    if (model.output.name !== 'probabilities')
+      outs.push(tensor('probabilities', [rows, K], classProbabilities(model, raw, rows)));
   }
   return outs;
 }
 
 /** The V2 outputs of each task's statistics (the descriptors with a V2 name), in table order. */
-const MC_OUTPUTS = { regression: STATS.regression.filter((d) => d.v2 !== null), classification: STATS.classification.filter((d) => d.v2 !== null) };
+const MC_OUTPUTS = {
+  regression: STATS.regression.filter((d) => d.v2 !== null),
+  classification: STATS.classification.filter((d) => d.v2 !== null),
+};
 
 /** The output names of an MC infer for a task (model metadata `mc_outputs`). */
 export function mcOutputNames(task: Task): string[] {
@@ -148,7 +215,9 @@ export function mcOutputNames(task: Task): string[] {
 /** Outputs of an MC infer: one FP32 tensor per statistic with a V2 name, [rows] or [rows, width]. */
 export function mcOutputs(stats: McStats): V2Output[] {
   const width = statsWidth(stats);
-  return MC_OUTPUTS[stats.kind].map((d) => tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)));
+  return MC_OUTPUTS[stats.kind].map((d) =>
+    tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)),
+  );
 }
 
 /** Keep only the requested outputs (the request's `outputs` list), in the requested order. */
@@ -156,7 +225,10 @@ export function selectOutputs(all: V2Output[], requested: { name: string }[] | u
   if (!requested || requested.length === 0) return all;
   return requested.map((r, i) => {
     const o = all.find((x) => x.name === r.name);
-    if (!o) throw new InputError(`outputs[${i}].name: unknown output "${r.name}" (available: ${all.map((x) => x.name).join(', ')})`);
+    if (!o)
+      throw new InputError(
+        `outputs[${i}].name: unknown output "${r.name}" (available: ${all.map((x) => x.name).join(', ')})`,
+      );
     return o;
   });
 }
@@ -166,7 +238,15 @@ export function selectOutputs(all: V2Output[], requested: { name: string }[] | u
 export interface V2InferRequest {
   id?: string;
   /** `timeout`: the request's deadline in µs, as Triton's. */
-  parameters?: { mc_samples?: number; seed?: number; interval?: number; interval_method?: IntervalMethod; timeout?: number; binary_data_output?: boolean; [k: string]: unknown };
+  parameters?: {
+    mc_samples?: number;
+    seed?: number;
+    interval?: number;
+    interval_method?: IntervalMethod;
+    timeout?: number;
+    binary_data_output?: boolean;
+    [k: string]: unknown;
+  };
   inputs: V2Tensor[];
   outputs?: { name: string; parameters?: Record<string, unknown> }[];
 }
@@ -187,20 +267,31 @@ export interface V2ModelParams {
 /** How V2 names the Monte Carlo fields in limit messages. */
 export const V2_SAMPLE_FIELDS: SampleFields = { samples: 'parameters.mc_samples', samplesName: 'mc_samples' };
 
-const rowsInput = (inputs: V2Tensor[], binary: V2BinaryRequest | null): RowsInput => ({ decode: (model, count) => inputRows(model, inputs, count, binary) });
+const rowsInput = (inputs: V2Tensor[], binary: V2BinaryRequest | null): RowsInput => ({
+  decode: (model, count) => inputRows(model, inputs, count, binary),
+});
 
 /** Whether an infer request asks for Monte Carlo dropout (parameters.mc_samples). */
 export const isSampleRequest = (body: V2InferRequest): boolean => body.parameters?.mc_samples !== undefined;
 
 /** parameters.timeout (µs, as Triton's) in ms, when given. */
-const timeoutMs = (body: V2InferRequest): { timeoutMs?: number } => (body.parameters?.timeout !== undefined ? { timeoutMs: body.parameters.timeout / 1000 } : {});
+const timeoutMs = (body: V2InferRequest): { timeoutMs?: number } =>
+  body.parameters?.timeout !== undefined ? { timeoutMs: body.parameters.timeout / 1000 } : {};
 
 /** `binary`: the request's binary tensors (Inference-Header-Content-Length), null for JSON. */
-export function predictRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): PredictRequest {
+export function predictRequest(
+  params: V2ModelParams,
+  body: V2InferRequest,
+  binary: V2BinaryRequest | null = null,
+): PredictRequest {
   return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary), ...timeoutMs(body) };
 }
 
-export function sampleRequest(params: V2ModelParams, body: V2InferRequest, binary: V2BinaryRequest | null = null): SampleRequest {
+export function sampleRequest(
+  params: V2ModelParams,
+  body: V2InferRequest,
+  binary: V2BinaryRequest | null = null,
+): SampleRequest {
   const p = body.parameters ?? {};
   return {
     model: params.name,
@@ -221,10 +312,22 @@ export function rawInput(model: Model): V2RawInput {
 }
 
 /** Rows with inputs far outside the training range: `out_of_range`, a list of feature names per row. */
-const rangeParameters = (r: { outOfRange: string[][] | null }): Record<string, unknown> | undefined => (r.outOfRange ? { out_of_range: r.outOfRange } : undefined);
+const rangeParameters = (r: { outOfRange: string[][] | null }): Record<string, unknown> | undefined =>
+  r.outOfRange ? { out_of_range: r.outOfRange } : undefined;
 
-function response(model: Model, body: V2InferRequest, outputs: V2Output[], parameters?: Record<string, unknown>): V2InferResponse {
-  return { model_name: model.name, model_version: model.version, ...(body.id !== undefined ? { id: body.id } : {}), ...(parameters ? { parameters } : {}), outputs: selectOutputs(outputs, body.outputs) };
+function response(
+  model: Model,
+  body: V2InferRequest,
+  outputs: V2Output[],
+  parameters?: Record<string, unknown>,
+): V2InferResponse {
+  return {
+    model_name: model.name,
+    model_version: model.version,
+    ...(body.id !== undefined ? { id: body.id } : {}),
+    ...(parameters ? { parameters } : {}),
+    outputs: selectOutputs(outputs, body.outputs),
+  };
 }
 
 /** A predict infer: the model's output tensor (+ probabilities for classifiers), the requested ones. */
@@ -235,7 +338,12 @@ export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferRe
 /** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval and its method). */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
   const s = r.stats;
-  return response(r.model, body, mcOutputs(s), { mc_samples: r.samples, seed: r.seed, ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}), ...rangeParameters(r) });
+  return response(r.model, body, mcOutputs(s), {
+    mc_samples: r.samples,
+    seed: r.seed,
+    ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
+    ...rangeParameters(r),
+  });
 }
 
 /**
@@ -243,7 +351,10 @@ export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResp
  * outputs the request asked for in binary (parameters.binary_data_output, outputs[].parameters
  * .binary_data) after the JSON header, whose length goes in Inference-Header-Content-Length.
  */
-export function encodeInferBody(request: V2InferRequest, res: V2InferResponse): { body: string | Buffer; headerLength: number | null; contentType: V2ResponseBody['contentType'] } {
+export function encodeInferBody(
+  request: V2InferRequest,
+  res: V2InferResponse,
+): { body: string | Buffer; headerLength: number | null; contentType: V2ResponseBody['contentType'] } {
   let binary: (name: string) => boolean;
   try {
     binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
@@ -254,13 +365,31 @@ export function encodeInferBody(request: V2InferRequest, res: V2InferResponse): 
   const { outputs, ...head } = res;
   if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
   // all JSON (the common case): one string, as the serializer would write it
-  return { body: JSON.stringify({ ...head, outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, data: Array.from(o.data) })) }), headerLength: null, contentType: 'application/json' };
+  return {
+    body: JSON.stringify({
+      ...head,
+      outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, data: Array.from(o.data) })),
+    }),
+    headerLength: null,
+    contentType: 'application/json',
+  };
 }
 
 /** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */
-export function encodeMetadata(m: Model, versions: string[]): { name: string; versions: string[]; platform: string; inputs: TensorMeta[]; outputs: TensorMeta[]; parameters: Record<string, unknown> } {
+export function encodeMetadata(
+  m: Model,
+  versions: string[],
+): {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: TensorMeta[];
+  outputs: TensorMeta[];
+  parameters: Record<string, unknown>;
+} {
   const outputs: TensorMeta[] = [{ ...m.output }];
-  if (m.task === 'classification' && m.output.name !== 'probabilities') outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
+  if (m.task === 'classification' && m.output.name !== 'probabilities')
+    outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
   return {
     name: m.name,
     versions,
@@ -367,7 +496,12 @@ function modeStats(m: ModeStatistics, mode: InferenceMode | null): V2ModeStats {
     // per execution only the run is timed: its input and output copies are inside it (ns 0)
     batch_stats: [...m.batches]
       .sort((a, b) => a[0] - b[0])
-      .map(([rows, d]) => ({ batch_size: rows, compute_input: { count: d.count, ns: 0 }, compute_infer: duration(d), compute_output: { count: d.count, ns: 0 } })),
+      .map(([rows, d]) => ({
+        batch_size: rows,
+        compute_input: { count: d.count, ns: 0 },
+        compute_infer: duration(d),
+        compute_output: { count: d.count, ns: 0 },
+      })),
   };
 }
 
@@ -384,7 +518,10 @@ export function encodeStatistics(stats: ModelStatistics[]): { model_stats: V2Mod
       last_inference: s.lastInference,
       ...modeStats(sumModes(s.modes.predict, s.modes.mc), null),
       memory_usage: [],
-      mode_stats: Object.fromEntries(INFERENCE_MODES.map((mode) => [mode, modeStats(s.modes[mode], mode)])) as Record<InferenceMode, V2ModeStats>,
+      mode_stats: Object.fromEntries(INFERENCE_MODES.map((mode) => [mode, modeStats(s.modes[mode], mode)])) as Record<
+        InferenceMode,
+        V2ModeStats
+      >,
     })),
   };
 }

@@ -3,7 +3,15 @@ import { auditOutcome, useAdminAuth } from '../plugins/admin.js';
 import { useErrorShape } from '../plugins/errors.js';
 import * as v2 from '../protocol/v2.js';
 import * as repo from '../protocol/v2-repository.js';
-import { IndexRequest, IndexResponse, LoadRequest, LoadResponse, RepositoryParams, UnloadRequest, UnloadResponse } from '../schemas/repository.js';
+import {
+  IndexRequest,
+  IndexResponse,
+  LoadRequest,
+  LoadResponse,
+  RepositoryParams,
+  UnloadRequest,
+  UnloadResponse,
+} from '../schemas/repository.js';
 import { V2Error } from '../schemas/v2.js';
 
 const errors = { 400: V2Error, 401: V2Error, 404: V2Error, 503: V2Error };
@@ -20,14 +28,35 @@ export const repositoryRoutes =
     useErrorShape(app, v2.errorBody);
     useAdminAuth(app, adminKey);
     const tags = ['repository'];
-    app.post('/index', { schema: { tags, security, summary: 'Every model version on disk or served, with its state', body: IndexRequest, response: { 200: IndexResponse, ...errors } } }, async (req) => {
-      const index = app.repository.index(req.body?.ready ?? false);
-      auditOutcome(req, `${index.length} entries`);
-      return index;
-    });
+    app.post(
+      '/index',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Every model version on disk or served, with its state',
+          body: IndexRequest,
+          response: { 200: IndexResponse, ...errors },
+        },
+      },
+      async (req) => {
+        const index = app.repository.index(req.body?.ready ?? false);
+        auditOutcome(req, `${index.length} entries`);
+        return index;
+      },
+    );
     app.post(
       '/models/:name/load',
-      { schema: { tags, security, summary: 'Load a model, or reload it: the versions the policy picks, read again and swapped in', params: RepositoryParams, body: LoadRequest, response: { 200: LoadResponse, ...errors } } },
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Load a model, or reload it: the versions the policy picks, read again and swapped in',
+          params: RepositoryParams,
+          body: LoadRequest,
+          response: { 200: LoadResponse, ...errors },
+        },
+      },
       async (req) => {
         repo.checkLoadParameters(req.body);
         const versions = await app.repository.loadByName(req.params.name);
@@ -37,7 +66,17 @@ export const repositoryRoutes =
     );
     app.post(
       '/models/:name/unload',
-      { schema: { tags, security, summary: 'Unload every version of a model (after its requests in flight finish); hot reload leaves it alone until it is loaded again', params: RepositoryParams, body: UnloadRequest, response: { 200: UnloadResponse, ...errors } } },
+      {
+        schema: {
+          tags,
+          security,
+          summary:
+            'Unload every version of a model (after its requests in flight finish); hot reload leaves it alone until it is loaded again',
+          params: RepositoryParams,
+          body: UnloadRequest,
+          response: { 200: UnloadResponse, ...errors },
+        },
+      },
       async (req) => {
         await app.repository.unload(req.params.name);
         auditOutcome(req, 'unloaded');

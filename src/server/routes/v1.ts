@@ -3,9 +3,28 @@ import type { Config } from '../../config.js';
 import { REPORT_CSP } from '../../report/report.js';
 import * as v1 from '../protocol/v1.js';
 import { requestContext } from '../request-context.js';
-import { ErrorBody, ModelEntry, ModelList, ModelParams, PredictBody, PredictResponse, ReportPage, UncertaintyResponse, VersionQuery, uncertaintyBody } from '../schemas/v1.js';
+import {
+  ErrorBody,
+  ModelEntry,
+  ModelList,
+  ModelParams,
+  PredictBody,
+  PredictResponse,
+  ReportPage,
+  UncertaintyResponse,
+  VersionQuery,
+  uncertaintyBody,
+} from '../schemas/v1.js';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody, 504: ErrorBody };
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  404: ErrorBody,
+  413: ErrorBody,
+  422: ErrorBody,
+  503: ErrorBody,
+  504: ErrorBody,
+};
 
 /** The report page's own policy (inline style and SVG only), which a header can also keep out of frames. */
 export const REPORT_PAGE_CSP = `${REPORT_CSP}; frame-ancestors 'none'`;
@@ -14,20 +33,42 @@ export const REPORT_PAGE_CSP = `${REPORT_CSP}; frame-ancestors 'none'`;
 export const v1Routes =
   (config: Config): FastifyPluginAsyncZod =>
   async (app) => {
-    app.get('/v1/models', { schema: { tags: ['models'], summary: 'List the served models', response: { 200: ModelList } } }, async () => ({ models: app.repository.list().map((m) => v1.encodeModel(m, app.repository.versions(m.name))) }));
-    app.get('/v1/models/:name', { schema: { tags: ['models'], summary: 'One model card', params: ModelParams, querystring: VersionQuery, response: { 200: ModelEntry, ...errors } } }, async (req) =>
-      v1.encodeModel(app.dataPlane.model(req.params.name, req.query.version), app.repository.versions(req.params.name)),
+    app.get(
+      '/v1/models',
+      { schema: { tags: ['models'], summary: 'List the served models', response: { 200: ModelList } } },
+      async () => ({ models: app.repository.list().map((m) => v1.encodeModel(m, app.repository.versions(m.name))) }),
+    );
+    app.get(
+      '/v1/models/:name',
+      {
+        schema: {
+          tags: ['models'],
+          summary: 'One model card',
+          params: ModelParams,
+          querystring: VersionQuery,
+          response: { 200: ModelEntry, ...errors },
+        },
+      },
+      async (req) =>
+        v1.encodeModel(
+          app.dataPlane.model(req.params.name, req.query.version),
+          app.repository.versions(req.params.name),
+        ),
     );
     app.get(
       '/v1/models/:name/report',
       {
         schema: {
           tags: ['models'],
-          summary: 'The model report page (HTML): training, tuning, calibration and uncertainty plots, the card and the command',
+          summary:
+            'The model report page (HTML): training, tuning, calibration and uncertainty plots, the card and the command',
           params: ModelParams,
           querystring: VersionQuery,
           response: {
-            200: { description: 'The page (content-security-policy: inline style only, no frames)', content: { 'text/html': { schema: ReportPage } } },
+            200: {
+              description: 'The page (content-security-policy: inline style only, no frames)',
+              content: { 'text/html': { schema: ReportPage } },
+            },
             400: ErrorBody,
             401: ErrorBody,
             404: ErrorBody,
@@ -42,15 +83,31 @@ export const v1Routes =
     );
     app.post(
       '/v1/models/:name/predict',
-      { schema: { tags: ['inference'], summary: 'Predict with dropout off (eval mode)', params: ModelParams, querystring: VersionQuery, body: PredictBody, response: { 200: PredictResponse, ...errors } } },
-      async (req, reply) => v1.encodePredict(await app.dataPlane.predict({ ...v1.predictRequest(req.params.name, req.body, req.query.version), ...requestContext(req, reply) })),
+      {
+        schema: {
+          tags: ['inference'],
+          summary: 'Predict with dropout off (eval mode)',
+          params: ModelParams,
+          querystring: VersionQuery,
+          body: PredictBody,
+          response: { 200: PredictResponse, ...errors },
+        },
+      },
+      async (req, reply) =>
+        v1.encodePredict(
+          await app.dataPlane.predict({
+            ...v1.predictRequest(req.params.name, req.body, req.query.version),
+            ...requestContext(req, reply),
+          }),
+        ),
     );
     app.post(
       '/v1/models/:name/uncertainty',
       {
         schema: {
           tags: ['inference'],
-          summary: 'Monte Carlo dropout: T stochastic passes → mean, spread, intervals (regression) or entropy and mutual information (classification)',
+          summary:
+            'Monte Carlo dropout: T stochastic passes → mean, spread, intervals (regression) or entropy and mutual information (classification)',
           params: ModelParams,
           querystring: VersionQuery,
           body: uncertaintyBody(config),
@@ -66,6 +123,12 @@ export const v1Routes =
           }
         },
       },
-      async (req, reply) => v1.encodeUncertainty(await app.dataPlane.sample({ ...v1.uncertaintyRequest(req.params.name, req.body, req.query.version), ...requestContext(req, reply) })),
+      async (req, reply) =>
+        v1.encodeUncertainty(
+          await app.dataPlane.sample({
+            ...v1.uncertaintyRequest(req.params.name, req.body, req.query.version),
+            ...requestContext(req, reply),
+          }),
+        ),
     );
   };

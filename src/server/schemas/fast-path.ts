@@ -22,7 +22,8 @@ export function fastPathOf(schema: unknown): FastPath | undefined {
   return typeof schema === 'object' && schema !== null ? fastPaths.get(schema) : undefined;
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A non-empty array of rows, each an array of numbers (JSON numbers are finite). */
 export function numberRows(v: unknown): boolean {
@@ -62,11 +63,20 @@ export function uncertaintyFastPath(maxSamples: number): FastPath {
     for (const k in data) if (!UNCERTAINTY_KEYS.has(k)) return undefined;
     const { samples, interval, seed } = data;
     if (!numberRows(data.instances)) return undefined;
-    if (samples !== undefined && !(Number.isSafeInteger(samples) && (samples as number) >= 1 && (samples as number) <= maxSamples)) return undefined;
+    if (
+      samples !== undefined &&
+      !(Number.isSafeInteger(samples) && (samples as number) >= 1 && (samples as number) <= maxSamples)
+    )
+      return undefined;
     if (interval !== undefined && !(typeof interval === 'number' && interval > 0 && interval < 1)) return undefined;
     if (seed !== undefined && !(Number.isSafeInteger(seed) && (seed as number) >= 0)) return undefined;
     if (data.return_samples !== undefined && typeof data.return_samples !== 'boolean') return undefined;
-    if (data.interval_method !== undefined && data.interval_method !== 'gaussian' && data.interval_method !== 'conformal') return undefined;
+    if (
+      data.interval_method !== undefined &&
+      data.interval_method !== 'gaussian' &&
+      data.interval_method !== 'conformal'
+    )
+      return undefined;
     return data;
   };
 }

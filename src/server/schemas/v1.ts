@@ -3,7 +3,13 @@ import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { INTERVAL_METHODS } from '../../model/uncertainty.js';
 import { Regression, predictionSchema } from '../protocol/v1.js';
-import { modelParamsFastPath, predictFastPath, uncertaintyFastPath, versionQueryFastPath, withFastPath } from './fast-path.js';
+import {
+  modelParamsFastPath,
+  predictFastPath,
+  uncertaintyFastPath,
+  versionQueryFastPath,
+  withFastPath,
+} from './fast-path.js';
 
 export const ErrorBody = z
   .object({
@@ -14,12 +20,26 @@ export const ErrorBody = z
   })
   .describe('Fastify error shape');
 
-export const ReportPage = z.string().describe('One self-contained HTML page (inline CSS and SVG; no script, nothing fetched), written by `npm run train` beside the model');
+export const ReportPage = z
+  .string()
+  .describe(
+    'One self-contained HTML page (inline CSS and SVG; no script, nothing fetched), written by `npm run train` beside the model',
+  );
 
-export const ModelParams = withFastPath(z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') }), modelParamsFastPath);
+export const ModelParams = withFastPath(
+  z.object({ name: z.string().min(1).max(200).describe('Model name (folder under models/)') }),
+  modelParamsFastPath,
+);
 
 export const VersionQuery = withFastPath(
-  z.object({ version: z.string().min(1).max(100).optional().describe('A served version of the model (default: the highest served)') }),
+  z.object({
+    version: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('A served version of the model (default: the highest served)'),
+  }),
   versionQueryFastPath,
 );
 
@@ -33,7 +53,10 @@ const Row = z
 export const Instances = z.array(Row).min(1).describe('Rows to score (1..MAX_BATCH_ROWS)');
 
 export const PredictBody = withFastPath(
-  z.union([z.object({ instances: Instances }), Instances.describe('A bare array of rows (same as {"instances": [...]})')]),
+  z.union([
+    z.object({ instances: Instances }),
+    Instances.describe('A bare array of rows (same as {"instances": [...]})'),
+  ]),
   predictFastPath,
 );
 
@@ -50,7 +73,9 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
       .min(1)
       .max(config.MC_MAX_SAMPLES)
       .optional()
-      .describe(`Monte Carlo passes T (1..MC_MAX_SAMPLES=${config.MC_MAX_SAMPLES}, default MC_DEFAULT_SAMPLES=${config.MC_DEFAULT_SAMPLES})`),
+      .describe(
+        `Monte Carlo passes T (1..MC_MAX_SAMPLES=${config.MC_MAX_SAMPLES}, default MC_DEFAULT_SAMPLES=${config.MC_DEFAULT_SAMPLES})`,
+      ),
     interval: z.number().gt(0).lt(1).optional().describe('Central interval level, 0 < x < 1 (default 0.9)'),
     interval_method: z
       .enum(INTERVAL_METHODS)
@@ -58,7 +83,13 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
       .describe(
         "Regression: gaussian (mean ± z·std) or conformal (mean ± q·std, q the split-conformal quantile of the card's calibration scores; 422 when the model has none or too few for the level). Default: the model's interval_method",
       ),
-    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the dropout masks: the same seed gives the same answer'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional()
+      .describe('Seed of the dropout masks: the same seed gives the same answer'),
     return_samples: z.boolean().optional().describe('Also return the raw per-sample predictions'),
   });
 }
@@ -70,12 +101,31 @@ export const ModelEntry = z
     features: z.array(z.string()),
     labels: z.array(z.string()).optional(),
     dropout: z.array(z.number()).describe('Dropout rate of each Dropout node, in graph order'),
-    aleatoric_std: Regression.optional().describe('Regression: the observation noise σ (homoscedastic) or the floor added to the predicted variance (heteroscedastic)'),
-    noise: z.enum(['homoscedastic', 'heteroscedastic']).optional().describe('Regression: one noise σ for all rows, or a predicted log-variance per row'),
-    epistemic_scale: z.number().optional().describe('Regression: epistemic_std = epistemic_scale × the std of the Monte Carlo means'),
-    interval_method: z.enum(INTERVAL_METHODS).optional().describe('Regression: the interval a request gets when it names none'),
-    interval_methods: z.array(z.enum(INTERVAL_METHODS)).optional().describe('Regression: the interval methods the model serves (conformal needs calibration scores in its card)'),
-    temperature: z.number().optional().describe('Classification: every Monte Carlo sample\'s logits are divided by it before the softmax (and in predict)'),
+    aleatoric_std: Regression.optional().describe(
+      'Regression: the observation noise σ (homoscedastic) or the floor added to the predicted variance (heteroscedastic)',
+    ),
+    noise: z
+      .enum(['homoscedastic', 'heteroscedastic'])
+      .optional()
+      .describe('Regression: one noise σ for all rows, or a predicted log-variance per row'),
+    epistemic_scale: z
+      .number()
+      .optional()
+      .describe('Regression: epistemic_std = epistemic_scale × the std of the Monte Carlo means'),
+    interval_method: z
+      .enum(INTERVAL_METHODS)
+      .optional()
+      .describe('Regression: the interval a request gets when it names none'),
+    interval_methods: z
+      .array(z.enum(INTERVAL_METHODS))
+      .optional()
+      .describe('Regression: the interval methods the model serves (conformal needs calibration scores in its card)'),
+    temperature: z
+      .number()
+      .optional()
+      .describe(
+        "Classification: every Monte Carlo sample's logits are divided by it before the softmax (and in predict)",
+      ),
     inputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
     outputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
     mc_available: z.boolean().describe('false when the graph has no Dropout node'),
@@ -88,8 +138,17 @@ export const ClassPrediction = z.object({ label: z.string(), probabilities: z.re
 
 export const PredictResponse = z.object({
   model: z.string(),
-  predictions: z.array(z.union([Regression, ClassPrediction])).describe('Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}'),
-  out_of_range: z.array(z.array(z.string())).optional().describe('Per row, the features far outside the training range (card feature_stats; OUT_OF_RANGE); present when a row has any'),
+  predictions: z
+    .array(z.union([Regression, ClassPrediction]))
+    .describe(
+      'Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}',
+    ),
+  out_of_range: z
+    .array(z.array(z.string()))
+    .optional()
+    .describe(
+      'Per row, the features far outside the training range (card feature_stats; OUT_OF_RANGE); present when a row has any',
+    ),
 });
 
 export const UncertaintyResponse = z.object({
@@ -97,7 +156,12 @@ export const UncertaintyResponse = z.object({
   samples: z.number().int(),
   interval: z.number().optional(),
   interval_method: z.enum(INTERVAL_METHODS).optional().describe('Regression: how the intervals were made'),
-  seed: z.number().int().describe('The seed of the dropout masks (the request\'s, or a fresh one): resend it to reproduce the answer exactly'),
+  seed: z
+    .number()
+    .int()
+    .describe(
+      "The seed of the dropout masks (the request's, or a fresh one): resend it to reproduce the answer exactly",
+    ),
   predictions: z.array(z.union([predictionSchema('regression'), predictionSchema('classification')])),
 });
 

@@ -28,15 +28,36 @@ export const V2InferRequest = z.object({
   id: z.string().optional().describe('Echoed in the response (no length limit but the body limit)'),
   parameters: z
     .looseObject({
-      mc_samples: z.number().int().min(1).optional().describe('Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information)'),
+      mc_samples: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe(
+          'Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information)',
+        ),
       seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
       interval: z.number().gt(0).lt(1).optional(),
       interval_method: z
         .enum(INTERVAL_METHODS)
         .optional()
-        .describe("Regression MC: gaussian (mean ± z·std) or conformal (mean ± q·std from the card's calibration scores); default the model's interval_method"),
-      timeout: z.number().int().min(1).optional().describe('Deadline in microseconds (as Triton): work still queued then is dropped, running Monte Carlo stops; 504. Capped by MAX_REQUEST_MS'),
-      binary_data_output: z.boolean().optional().describe('Binary tensor data extension: every output in binary after the JSON header (Inference-Header-Content-Length)'),
+        .describe(
+          "Regression MC: gaussian (mean ± z·std) or conformal (mean ± q·std from the card's calibration scores); default the model's interval_method",
+        ),
+      timeout: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe(
+          'Deadline in microseconds (as Triton): work still queued then is dropped, running Monte Carlo stops; 504. Capped by MAX_REQUEST_MS',
+        ),
+      binary_data_output: z
+        .boolean()
+        .optional()
+        .describe(
+          'Binary tensor data extension: every output in binary after the JSON header (Inference-Header-Content-Length)',
+        ),
     })
     .optional(),
   inputs: z
@@ -46,12 +67,21 @@ export const V2InferRequest = z.object({
         shape: z.array(z.number().int().min(0)).min(1).max(8),
         datatype: z.string(),
         parameters: z
-          .looseObject({ binary_data_size: z.number().int().min(0).optional().describe('Binary tensor data extension: the byte size of this input in the binary part of the body') })
+          .looseObject({
+            binary_data_size: z
+              .number()
+              .int()
+              .min(0)
+              .optional()
+              .describe('Binary tensor data extension: the byte size of this input in the binary part of the body'),
+          })
           .optional(),
         data: z
           .array(z.union([Scalar, z.array(z.unknown())]))
           .optional()
-          .describe('Row-major flat, or nested to the shape; absent when the tensor is sent in binary (parameters.binary_data_size)'),
+          .describe(
+            'Row-major flat, or nested to the shape; absent when the tensor is sent in binary (parameters.binary_data_size)',
+          ),
       }),
     )
     .min(1),
@@ -59,7 +89,14 @@ export const V2InferRequest = z.object({
     .array(
       z.object({
         name: z.string(),
-        parameters: z.looseObject({ binary_data: z.boolean().optional().describe('Binary tensor data extension: this output in binary (wins over binary_data_output)') }).optional(),
+        parameters: z
+          .looseObject({
+            binary_data: z
+              .boolean()
+              .optional()
+              .describe('Binary tensor data extension: this output in binary (wins over binary_data_output)'),
+          })
+          .optional(),
       }),
     )
     .optional(),
@@ -69,19 +106,29 @@ export const V2InferResponse = z.object({
   model_name: z.string(),
   model_version: z.string().optional(),
   id: z.string().optional(),
-  parameters: z.record(z.string(), z.unknown()).optional().describe('MC: mc_samples, seed, interval; out_of_range: per row, the features far outside the training range (when any is)'),
+  parameters: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe(
+      'MC: mc_samples, seed, interval; out_of_range: per row, the features far outside the training range (when any is)',
+    ),
   outputs: z.array(
     z.object({
       name: z.string(),
       shape: z.array(z.number().int()),
       datatype: z.literal('FP32'),
-      parameters: z.object({ binary_data_size: z.number().int() }).optional().describe('Binary outputs: the byte size of this output after the JSON header'),
+      parameters: z
+        .object({ binary_data_size: z.number().int() })
+        .optional()
+        .describe('Binary outputs: the byte size of this output after the JSON header'),
       data: z.array(z.number()).optional().describe('Absent for a binary output'),
     }),
   ),
 });
 
-const DurationStat = z.object({ count: z.number().int(), ns: z.number().int() }).describe('A count and a cumulative duration in nanoseconds');
+const DurationStat = z
+  .object({ count: z.number().int(), ns: z.number().int() })
+  .describe('A count and a cumulative duration in nanoseconds');
 const ModeStats = z.object({
   inference_count: z.number().int().describe('Rows of successful requests'),
   execution_count: z.number().int().describe('Calls into the model (a coalesced batch is one)'),
@@ -96,7 +143,14 @@ const ModeStats = z.object({
     cache_hit: DurationStat,
     cache_miss: DurationStat,
   }),
-  batch_stats: z.array(z.object({ batch_size: z.number().int(), compute_input: DurationStat, compute_infer: DurationStat, compute_output: DurationStat })),
+  batch_stats: z.array(
+    z.object({
+      batch_size: z.number().int(),
+      compute_input: DurationStat,
+      compute_infer: DurationStat,
+      compute_output: DurationStat,
+    }),
+  ),
 });
 
 export const V2ModelStats = z
@@ -107,8 +161,12 @@ export const V2ModelStats = z
         version: z.string(),
         last_inference: z.number().int().describe('Milliseconds since the epoch of the last request (0: none)'),
         memory_usage: z.array(z.never()),
-        mode_stats: z.object({ predict: ModeStats, mc: ModeStats }).describe('The same figures per mode: predict (dropout off) and mc (Monte Carlo dropout)'),
+        mode_stats: z
+          .object({ predict: ModeStats, mc: ModeStats })
+          .describe('The same figures per mode: predict (dropout off) and mc (Monte Carlo dropout)'),
       }),
     ),
   })
-  .describe("Triton's statistics extension (docs/protocol/extension_statistics.md); top-level figures are both modes together");
+  .describe(
+    "Triton's statistics extension (docs/protocol/extension_statistics.md); top-level figures are both modes together",
+  );

@@ -49,9 +49,15 @@ type Act = 'none' | 'relu' | 'dropout';
 function forwardBroadcast(fnName: string, nin: number, nout: number, act: Act): Fn {
   const f = new Fn(fnName, [I32, I32, I32, I32, I32, I32]);
   const [x, wt, b, y, mask, rows] = [0, 1, 2, 3, 4, 5];
-  const px = f.local(I32), py = f.local(I32), pm = f.local(I32), pw = f.local(I32), pxi = f.local(I32), i = f.local(I32);
+  const px = f.local(I32),
+    py = f.local(I32),
+    pm = f.local(I32),
+    pw = f.local(I32),
+    pxi = f.local(I32),
+    i = f.local(I32);
   const xf = f.local(F32);
-  const xs = f.local(V128), zero = f.local(V128);
+  const xs = f.local(V128),
+    zero = f.local(V128);
   const acc = Array.from({ length: MAX_VECS }, () => f.local(V128));
   const tl = Array.from({ length: 3 }, () => f.local(F32));
   f.f32(0).splat().set(zero);
@@ -59,13 +65,33 @@ function forwardBroadcast(fnName: string, nin: number, nout: number, act: Act): 
   f.get(x).set(px).get(y).set(py).get(mask).set(pm);
   f.loop();
   for (const blk of blocks(nout)) {
-    for (let u = 0; u < blk.vecs; u++) f.get(b).v128Load((blk.start + 4 * u) * 4).set(acc[u]!);
-    for (let k = 0; k < blk.tail; k++) f.get(b).f32Load((blk.start + 4 * blk.vecs + k) * 4).set(tl[k]!);
+    for (let u = 0; u < blk.vecs; u++)
+      f.get(b)
+        .v128Load((blk.start + 4 * u) * 4)
+        .set(acc[u]!);
+    for (let k = 0; k < blk.tail; k++)
+      f.get(b)
+        .f32Load((blk.start + 4 * blk.vecs + k) * 4)
+        .set(tl[k]!);
     f.get(wt).set(pw).get(px).set(pxi).i32(nin).set(i);
     f.loop();
     f.get(pxi).f32Load(0).tee(xf).splat().set(xs);
-    for (let u = 0; u < blk.vecs; u++) f.get(acc[u]!).get(xs).get(pw).v128Load((blk.start + 4 * u) * 4).vMul().vAdd().set(acc[u]!);
-    for (let k = 0; k < blk.tail; k++) f.get(tl[k]!).get(xf).get(pw).f32Load((blk.start + 4 * blk.vecs + k) * 4).f32Mul().f32Add().set(tl[k]!);
+    for (let u = 0; u < blk.vecs; u++)
+      f.get(acc[u]!)
+        .get(xs)
+        .get(pw)
+        .v128Load((blk.start + 4 * u) * 4)
+        .vMul()
+        .vAdd()
+        .set(acc[u]!);
+    for (let k = 0; k < blk.tail; k++)
+      f.get(tl[k]!)
+        .get(xf)
+        .get(pw)
+        .f32Load((blk.start + 4 * blk.vecs + k) * 4)
+        .f32Mul()
+        .f32Add()
+        .set(tl[k]!);
     f.addTo(pw, nout * 4).addTo(pxi, 4);
     f.get(i).i32(1).i32Sub().tee(i).brIf(0).end();
     for (let u = 0; u < blk.vecs; u++) {
@@ -83,7 +109,9 @@ function forwardBroadcast(fnName: string, nin: number, nout: number, act: Act): 
       f.f32Store(off);
     }
   }
-  f.addTo(px, nin * 4).addTo(py, nout * 4).addTo(pm, nout * 4);
+  f.addTo(px, nin * 4)
+    .addTo(py, nout * 4)
+    .addTo(pm, nout * 4);
   f.get(rows).i32(1).i32Sub().tee(rows).brIf(0).end();
   f.end();
   return f;
@@ -92,7 +120,9 @@ function forwardBroadcast(fnName: string, nin: number, nout: number, act: Act): 
 function forwardDot(fnName: string, nin: number, nout: number, act: Act): Fn {
   const f = new Fn(fnName, [I32, I32, I32, I32, I32, I32]);
   const [x, w, b, y, mask, rows] = [0, 1, 2, 3, 4, 5];
-  const px = f.local(I32), py = f.local(I32), pm = f.local(I32);
+  const px = f.local(I32),
+    py = f.local(I32),
+    pm = f.local(I32);
   const s = f.local(F32);
   const acc = Array.from({ length: 4 }, () => f.local(V128));
   const nv = Math.floor(nin / 4);
@@ -104,20 +134,42 @@ function forwardDot(fnName: string, nin: number, nout: number, act: Act): Fn {
     for (let a = 0; a < used; a++) f.f32(0).splat().set(acc[a]!);
     for (let v = 0; v < nv; v++) {
       const a = acc[v % 4]!;
-      f.get(a).get(px).v128Load(v * 16).get(w).v128Load((o * nin + 4 * v) * 4).vMul().vAdd().set(a);
+      f.get(a)
+        .get(px)
+        .v128Load(v * 16)
+        .get(w)
+        .v128Load((o * nin + 4 * v) * 4)
+        .vMul()
+        .vAdd()
+        .set(a);
     }
-    f.get(b).f32Load(o * 4).set(s);
+    f.get(b)
+      .f32Load(o * 4)
+      .set(s);
     if (used > 0) {
       for (let a = 1; a < used; a++) f.get(acc[0]!).get(acc[a]!).vAdd().set(acc[0]!);
       for (let l = 0; l < 4; l++) f.get(s).get(acc[0]!).lane(l).f32Add().set(s);
     }
-    for (let i = nv * 4; i < nin; i++) f.get(s).get(px).f32Load(i * 4).get(w).f32Load((o * nin + i) * 4).f32Mul().f32Add().set(s);
+    for (let i = nv * 4; i < nin; i++)
+      f.get(s)
+        .get(px)
+        .f32Load(i * 4)
+        .get(w)
+        .f32Load((o * nin + i) * 4)
+        .f32Mul()
+        .f32Add()
+        .set(s);
     f.get(py).get(s);
     if (act !== 'none') f.f32(0).f32Max();
-    if (act === 'dropout') f.get(pm).f32Load(o * 4).f32Mul();
+    if (act === 'dropout')
+      f.get(pm)
+        .f32Load(o * 4)
+        .f32Mul();
     f.f32Store(o * 4);
   }
-  f.addTo(px, nin * 4).addTo(py, nout * 4).addTo(pm, nout * 4);
+  f.addTo(px, nin * 4)
+    .addTo(py, nout * 4)
+    .addTo(pm, nout * 4);
   f.get(rows).i32(1).i32Sub().tee(rows).brIf(0).end();
   f.end();
   return f;
@@ -127,7 +179,10 @@ function forwardDot(fnName: string, nin: number, nout: number, act: Act): Fn {
 function transpose(fnName: string, nin: number, nout: number): Fn {
   const f = new Fn(fnName, [I32, I32]);
   const [w, wt] = [0, 1];
-  const po = f.local(I32), pt = f.local(I32), o = f.local(I32), i = f.local(I32);
+  const po = f.local(I32),
+    pt = f.local(I32),
+    o = f.local(I32),
+    i = f.local(I32);
   f.get(wt).set(po).i32(nout).set(o);
   f.loop();
   f.get(po).set(pt).i32(nin).set(i);
@@ -144,10 +199,21 @@ function transpose(fnName: string, nin: number, nout: number): Fn {
 function backwardKernel(fnName: string, nin: number, nout: number, withInputGrad: boolean): Fn {
   const f = new Fn(fnName, [I32, I32, I32, I32, I32, I32, I32, I32]);
   const [input, delta, w, gw, gb, dIn, mask, rows] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const pgw = f.local(I32), pgb = f.local(I32), pdc = f.local(I32), pin = f.local(I32), pd = f.local(I32), r = f.local(I32), o = f.local(I32);
-  const pdi = f.local(I32), pm = f.local(I32), pwo = f.local(I32), pdo = f.local(I32);
-  const df = f.local(F32), sb = f.local(F32);
-  const ds = f.local(V128), zero = f.local(V128);
+  const pgw = f.local(I32),
+    pgb = f.local(I32),
+    pdc = f.local(I32),
+    pin = f.local(I32),
+    pd = f.local(I32),
+    r = f.local(I32),
+    o = f.local(I32);
+  const pdi = f.local(I32),
+    pm = f.local(I32),
+    pwo = f.local(I32),
+    pdo = f.local(I32);
+  const df = f.local(F32),
+    sb = f.local(F32);
+  const ds = f.local(V128),
+    zero = f.local(V128);
   const acc = Array.from({ length: MAX_VECS }, () => f.local(V128));
   const tl = Array.from({ length: 3 }, () => f.local(F32));
   const bl = blocks(nin);
@@ -165,16 +231,38 @@ function backwardKernel(fnName: string, nin: number, nout: number, withInputGrad
     f.get(input).set(pin).get(pdc).set(pd).get(rows).set(r);
     f.loop();
     f.get(pd).f32Load(0).tee(df).splat().set(ds);
-    for (let u = 0; u < blk.vecs; u++) f.get(acc[u]!).get(ds).get(pin).v128Load((blk.start + 4 * u) * 4).vMul().vAdd().set(acc[u]!);
-    for (let k = 0; k < blk.tail; k++) f.get(tl[k]!).get(df).get(pin).f32Load((blk.start + 4 * blk.vecs + k) * 4).f32Mul().f32Add().set(tl[k]!);
+    for (let u = 0; u < blk.vecs; u++)
+      f.get(acc[u]!)
+        .get(ds)
+        .get(pin)
+        .v128Load((blk.start + 4 * u) * 4)
+        .vMul()
+        .vAdd()
+        .set(acc[u]!);
+    for (let k = 0; k < blk.tail; k++)
+      f.get(tl[k]!)
+        .get(df)
+        .get(pin)
+        .f32Load((blk.start + 4 * blk.vecs + k) * 4)
+        .f32Mul()
+        .f32Add()
+        .set(tl[k]!);
     if (bi === 0) f.get(sb).get(df).f32Add().set(sb);
     f.addTo(pin, nin * 4).addTo(pd, nout * 4);
     f.get(r).i32(1).i32Sub().tee(r).brIf(0).end();
-    for (let u = 0; u < blk.vecs; u++) f.get(pgw).get(acc[u]!).v128Store((blk.start + 4 * u) * 4);
-    for (let k = 0; k < blk.tail; k++) f.get(pgw).get(tl[k]!).f32Store((blk.start + 4 * blk.vecs + k) * 4);
+    for (let u = 0; u < blk.vecs; u++)
+      f.get(pgw)
+        .get(acc[u]!)
+        .v128Store((blk.start + 4 * u) * 4);
+    for (let k = 0; k < blk.tail; k++)
+      f.get(pgw)
+        .get(tl[k]!)
+        .f32Store((blk.start + 4 * blk.vecs + k) * 4);
     if (bi === 0) f.get(pgb).get(sb).f32Store(0);
   });
-  f.addTo(pgw, nin * 4).addTo(pgb, 4).addTo(pdc, 4);
+  f.addTo(pgw, nin * 4)
+    .addTo(pgb, 4)
+    .addTo(pdc, 4);
   f.get(o).i32(1).i32Sub().tee(o).brIf(0).end();
 
   if (withInputGrad) {
@@ -187,21 +275,59 @@ function backwardKernel(fnName: string, nin: number, nout: number, withInputGrad
       f.get(w).set(pwo).get(pd).set(pdo).i32(nout).set(o);
       f.loop();
       f.get(pdo).f32Load(0).tee(df).splat().set(ds);
-      for (let u = 0; u < blk.vecs; u++) f.get(acc[u]!).get(ds).get(pwo).v128Load((blk.start + 4 * u) * 4).vMul().vAdd().set(acc[u]!);
-      for (let k = 0; k < blk.tail; k++) f.get(tl[k]!).get(df).get(pwo).f32Load((blk.start + 4 * blk.vecs + k) * 4).f32Mul().f32Add().set(tl[k]!);
+      for (let u = 0; u < blk.vecs; u++)
+        f.get(acc[u]!)
+          .get(ds)
+          .get(pwo)
+          .v128Load((blk.start + 4 * u) * 4)
+          .vMul()
+          .vAdd()
+          .set(acc[u]!);
+      for (let k = 0; k < blk.tail; k++)
+        f.get(tl[k]!)
+          .get(df)
+          .get(pwo)
+          .f32Load((blk.start + 4 * blk.vecs + k) * 4)
+          .f32Mul()
+          .f32Add()
+          .set(tl[k]!);
       f.addTo(pwo, nin * 4).addTo(pdo, 4);
       f.get(o).i32(1).i32Sub().tee(o).brIf(0).end();
       for (let u = 0; u < blk.vecs; u++) {
         const off = (blk.start + 4 * u) * 4;
         // [h > 0] is all-ones lanes where h > 0; AND with the mask's bits keeps the mask value there
-        f.get(pdi).get(acc[u]!).get(pin).v128Load(off).get(zero).vGt().get(pm).v128Load(off).vAnd().vMul().v128Store(off);
+        f.get(pdi)
+          .get(acc[u]!)
+          .get(pin)
+          .v128Load(off)
+          .get(zero)
+          .vGt()
+          .get(pm)
+          .v128Load(off)
+          .vAnd()
+          .vMul()
+          .v128Store(off);
       }
       for (let k = 0; k < blk.tail; k++) {
         const off = (blk.start + 4 * blk.vecs + k) * 4;
-        f.get(pdi).get(tl[k]!).get(pm).f32Load(off).f32(0).get(pin).f32Load(off).f32(0).f32Gt().select().f32Mul().f32Store(off);
+        f.get(pdi)
+          .get(tl[k]!)
+          .get(pm)
+          .f32Load(off)
+          .f32(0)
+          .get(pin)
+          .f32Load(off)
+          .f32(0)
+          .f32Gt()
+          .select()
+          .f32Mul()
+          .f32Store(off);
       }
     }
-    f.addTo(pin, nin * 4).addTo(pdi, nin * 4).addTo(pm, nin * 4).addTo(pd, nout * 4);
+    f.addTo(pin, nin * 4)
+      .addTo(pdi, nin * 4)
+      .addTo(pm, nin * 4)
+      .addTo(pd, nout * 4);
     f.get(r).i32(1).i32Sub().tee(r).brIf(0).end();
   }
   f.end();
@@ -220,7 +346,16 @@ export interface TrainKernels {
   /** Evaluation forward (no mask; the mask argument is ignored). */
   eval: ((x: number, w: number, b: number, y: number, mask: number, rows: number) => void)[];
   tr: (((w: number, wt: number) => void) | null)[];
-  bwd: ((input: number, delta: number, w: number, gw: number, gb: number, dIn: number, mask: number, rows: number) => void)[];
+  bwd: ((
+    input: number,
+    delta: number,
+    w: number,
+    gw: number,
+    gb: number,
+    dIn: number,
+    mask: number,
+    rows: number,
+  ) => void)[];
 }
 
 /** Generate, compile and instantiate the kernels for `layers` against `memory`. */

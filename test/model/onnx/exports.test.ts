@@ -9,7 +9,19 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MC_ROWS_DIM, ModelFormatError, inputTilePoint, inspect, mcGraph, probeGraph, evalGraph, relaxBatch, selfCheck, selfCheckPlan, sharedPrefixPoint } from '../../../src/model/onnx/graph.js';
+import {
+  MC_ROWS_DIM,
+  ModelFormatError,
+  inputTilePoint,
+  inspect,
+  mcGraph,
+  probeGraph,
+  evalGraph,
+  relaxBatch,
+  selfCheck,
+  selfCheckPlan,
+  sharedPrefixPoint,
+} from '../../../src/model/onnx/graph.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
@@ -32,7 +44,10 @@ interface Fixture {
   dropout: number[];
   mc: McRef[];
 }
-const habits = JSON.parse(readFileSync(join(fx, 'habits.json'), 'utf8')) as { mc_samples: number; fixtures: Record<string, Fixture> };
+const habits = JSON.parse(readFileSync(join(fx, 'habits.json'), 'utf8')) as {
+  mc_samples: number;
+  fixtures: Record<string, Fixture>;
+};
 const NT = habits.mc_samples;
 const bytesOf = (file: string): Uint8Array => readFileSync(join(fx, file));
 
@@ -69,7 +84,9 @@ describe('export habits: what relaxBatch and the rewrites make of each fixture',
     for (const file of served.filter((f) => !f.includes('fixed'))) expect(relax(file).r).toBeNull();
     const plain = relax('habit_fixed_batch1_op13.onnx');
     expect(plain.r).toMatchObject({ from: 1, outputs: ['y'], reshapes: [] });
-    expect(plain.r!.message).toBe('input "x" was exported with a fixed batch of 1 ([1, 8]); serving any batch size: the first dimension of input "x", output "y" is now symbolic');
+    expect(plain.r!.message).toBe(
+      'input "x" was exported with a fixed batch of 1 ([1, 8]); serving any batch size: the first dimension of input "x", output "y" is now symbolic',
+    );
     expect(plain.info.input.dims).toEqual([null, 8]);
     expect(plain.info.outputs[0]!.dims).toEqual([null, 1]);
     const g = plain.model.graph!;
@@ -78,7 +95,9 @@ describe('export habits: what relaxBatch and the rewrites make of each fixture',
     // x.view(x.size(0), -1) traced at batch 1: Reshape(x, Concat(Unsqueeze(1), Unsqueeze(-1))) → Reshape(x, [0, -1])
     const view = relax('habit_fixed_batch1_view_op13.onnx');
     expect(view.r!.reshapes).toEqual(['/Reshape']);
-    expect(view.r!.message).toContain('Reshape "/Reshape" now keeps the batch dimension (0) instead of the traced size 1');
+    expect(view.r!.message).toContain(
+      'Reshape "/Reshape" now keeps the batch dimension (0) instead of the traced size 1',
+    );
     const ops = view.model.graph!.node.map((n) => n.op_type);
     expect(ops.filter((o) => o !== 'Constant')).toEqual(['Reshape', 'Gemm', 'Relu', 'Dropout', 'Gemm']);
   });
@@ -95,7 +114,9 @@ describe('export habits: what relaxBatch and the rewrites make of each fixture',
     expect(info.input.dims).toEqual([1, 8]);
     const r = relaxBatch(model, info)!;
     expect(r).toMatchObject({ from: 1, outputs: ['y'], valueInfo: 8 });
-    expect(model.graph!.value_info!.every((v) => v.type!.tensor_type!.shape!.dim![0]!.dim_param === 'batch')).toBe(true);
+    expect(model.graph!.value_info!.every((v) => v.type!.tensor_type!.shape!.dim![0]!.dim_param === 'batch')).toBe(
+      true,
+    );
     const s = await serving(fixed);
     expect(s.relaxed).not.toBeNull();
     await selfCheck(s.runs);
@@ -114,16 +135,29 @@ describe('export habits: what relaxBatch and the rewrites make of each fixture',
   it('dynamo value_info: eval and probe graphs keep the (true) declarations, MC graphs drop them and free the output rows', () => {
     const { model, info } = inspect(bytesOf('habit_dynamo_op18.onnx'));
     const declared = model.graph!.value_info!.map((v) => v.name);
-    expect(declared).toEqual(['linear', 'relu', 'dropout_mask', 'dropout', 'linear_1', 'relu_1', 'dropout_1_mask', 'dropout_1']);
+    expect(declared).toEqual([
+      'linear',
+      'relu',
+      'dropout_mask',
+      'dropout',
+      'linear_1',
+      'relu_1',
+      'dropout_1_mask',
+      'dropout_1',
+    ]);
     // the eval graph: Dropout → Identity, so its mask is gone and so is the mask's declaration
     const ev = decodeModel(evalGraph(model, info)).graph!;
     expect(ev.value_info!.map((v) => v.name)).toEqual(['linear', 'relu', 'dropout', 'linear_1', 'relu_1', 'dropout_1']);
-    expect(ev.value_info![0]!.type!.tensor_type!.shape!.dim!.map((d) => d.dim_param || Number(d.dim_value))).toEqual(['s0', 50]);
+    expect(ev.value_info![0]!.type!.tensor_type!.shape!.dim!.map((d) => d.dim_param || Number(d.dim_value))).toEqual([
+      's0',
+      50,
+    ]);
     expect(decodeModel(probeGraph(model, info)).graph!.value_info).toHaveLength(6);
     for (const point of [inputTilePoint(info), sharedPrefixPoint(model, info)!]) {
       const mc = decodeModel(mcGraph(model, info, point)).graph!;
       expect(mc.value_info ?? []).toEqual([]);
-      const dims = (v: (typeof mc.output)[0]) => v.type!.tensor_type!.shape!.dim!.map((d) => d.dim_param || Number(d.dim_value));
+      const dims = (v: (typeof mc.output)[0]) =>
+        v.type!.tensor_type!.shape!.dim!.map((d) => d.dim_param || Number(d.dim_value));
       expect(dims(mc.output[0]!)).toEqual([MC_ROWS_DIM, 1]);
       expect(dims(mc.input[0]!)).toEqual(['s0', 8]);
     }
@@ -140,7 +174,13 @@ describe('export habits: what relaxBatch and the rewrites make of each fixture',
 });
 
 describe('export habits: the load-time self-check (selfCheck over the rewritten graphs)', () => {
-  const all = [...served, 'legacy_train_op13.onnx', 'legacy_train_bn_op15.onnx', 'dynamo_style_op18.onnx', 'eval_op13.onnx'];
+  const all = [
+    ...served,
+    'legacy_train_op13.onnx',
+    'legacy_train_bn_op15.onnx',
+    'dynamo_style_op18.onnx',
+    'eval_op13.onnx',
+  ];
   for (const file of all) {
     it(`${file}: every run shape of selfCheckPlan passes, plain and shared-prefix`, async () => {
       const s = await serving(bytesOf(file), { maxRunRows: 4096 });
@@ -164,7 +204,9 @@ describe('export habits: the load-time self-check (selfCheck over the rewritten 
     expect(s.runs.mcGraphs.map((g) => g.label)).toEqual(['plain', 'shared-prefix']);
     // what the loader checked before: 3 rows, one sample
     await selfCheck(s.runs, [{ rows: 3, samples: 1, why: 'old check' }]);
-    await expect(selfCheck(s.runs)).rejects.toThrow(/^self-check: the shared-prefix Monte Carlo graph for 1 rows × 2 samples \(one row, two samples\) fails: .*Shape mismatch attempting to re-use buffer/);
+    await expect(selfCheck(s.runs)).rejects.toThrow(
+      /^self-check: the shared-prefix Monte Carlo graph for 1 rows × 2 samples \(one row, two samples\) fails: .*Shape mismatch attempting to re-use buffer/,
+    );
     await s.close();
   });
 
@@ -204,8 +246,9 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
         const oi = outputNames.indexOf(output);
         const x3 = Float32Array.from(fixture.mc.flatMap((r) => fixture.inputs[r.row]!));
         // 32 rows: the three reference rows first, then the other inputs repeated
-        const x32 = new Float32Array(32 * x3.length / 3);
-        for (let i = 0; i < 32; i++) x32.set(Float32Array.from(fixture.inputs[i < 3 ? i : i % 5]!), (i * x3.length) / 3);
+        const x32 = new Float32Array((32 * x3.length) / 3);
+        for (let i = 0; i < 32; i++)
+          x32.set(Float32Array.from(fixture.inputs[i < 3 ? i : i % 5]!), (i * x3.length) / 3);
         const F = x3.length / 3;
         const runs: { x: Float32Array; rows: number; T: number; check: number }[] = [
           { x: x3.slice(0, F), rows: 1, T: 20000, check: 1 },
@@ -213,7 +256,12 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
           { x: x32, rows: 32, T: 4000, check: 3 },
         ];
         for (const [n, run] of runs.entries()) {
-          const { stats } = await m.sample(run.x, run.rows, { samples: run.T, interval: 0.9, seed: 11 + n, returnSamples: m.task === 'classification' });
+          const { stats } = await m.sample(run.x, run.rows, {
+            samples: run.T,
+            interval: 0.9,
+            seed: 11 + n,
+            returnSamples: m.task === 'classification',
+          });
           for (let r = 0; r < run.check; r++) {
             const ref = fixture.mc[r]!;
             const o = ref.outputs[oi]!;
@@ -223,7 +271,9 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
               for (let k = 0; k < K; k++) {
                 expect(s.epistemicStd[r * K + k]).toBeGreaterThan(0.005);
                 expect(Math.abs(s.mean[r * K + k]! - o.mean[k]!)).toBeLessThan(meanTol(o.std[k]!, run.T));
-                expect(Math.abs(s.epistemicStd[r * K + k]! / o.std[k]! - 1)).toBeLessThan(stdTol(o.kurtosis[k]!, run.T));
+                expect(Math.abs(s.epistemicStd[r * K + k]! / o.std[k]! - 1)).toBeLessThan(
+                  stdTol(o.kurtosis[k]!, run.T),
+                );
               }
             } else {
               const s = stats as ClassificationStats;
@@ -263,11 +313,18 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
       const fixture = habits.fixtures[file]!;
       const F = fixture.inputs[0]!.length;
       const x = new Float32Array(32 * F);
-      for (let i = 0; i < 32; i++) x.set(fixture.inputs[i % 5]!.map((v) => v + i / 32), i * F);
+      for (let i = 0; i < 32; i++)
+        x.set(
+          fixture.inputs[i % 5]!.map((v) => v + i / 32),
+          i * F,
+        );
       const opts = { samples: 100, interval: 0.9, seed: 5 };
       const a = (await small.sample(x, 32, opts)).stats;
       const b = (await big.sample(x, 32, opts)).stats;
-      const [va, vb] = a.kind === 'regression' ? [a.mean, (b as RegressionStats).mean] : [a.probabilities, (b as ClassificationStats).probabilities];
+      const [va, vb] =
+        a.kind === 'regression'
+          ? [a.mean, (b as RegressionStats).mean]
+          : [a.probabilities, (b as ClassificationStats).probabilities];
       va.forEach((v, i) => expect(Math.abs(v - vb[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(vb[i]!))));
       await small.close();
       await big.close();
@@ -276,32 +333,98 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
 });
 
 describe('relaxBatch on hand-made graphs', () => {
-  const vi = (name: string, dims: (number | string)[]) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } } });
-  const f32 = (name: string, dims: number[], values: number[]) => ({ name, dims, data_type: DataType.FLOAT, float_data: values });
-  const i64 = (name: string, values: number[]) => ({ name, dims: [values.length], data_type: DataType.INT64, int64_data: values });
+  const vi = (name: string, dims: (number | string)[]) => ({
+    name,
+    type: {
+      tensor_type: {
+        elem_type: DataType.FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  });
+  const f32 = (name: string, dims: number[], values: number[]) => ({
+    name,
+    dims,
+    data_type: DataType.FLOAT,
+    float_data: values,
+  });
+  const i64 = (name: string, values: number[]) => ({
+    name,
+    dims: [values.length],
+    data_type: DataType.INT64,
+    int64_data: values,
+  });
   const W = f32('W', [2, 3], [1, 0, -1, 0.5, 2, 1]);
-  const build = (nodes: { op_type: string; input: string[]; output: string[]; attribute?: unknown[] }[], inits: unknown[], batch: number | string = 1, outDims: (number | string)[] = [1, 2]) =>
+  const build = (
+    nodes: { op_type: string; input: string[]; output: string[]; attribute?: unknown[] }[],
+    inits: unknown[],
+    batch: number | string = 1,
+    outDims: (number | string)[] = [1, 2],
+  ) =>
     inspect(
       encodeModel({
         ir_version: 8,
         opset_import: [{ domain: '', version: 17 }],
-        graph: { name: 'g', node: nodes as never, initializer: [W, ...inits] as never, input: [vi('x', [batch, 3])], output: [vi('y', outDims)] },
+        graph: {
+          name: 'g',
+          node: nodes as never,
+          initializer: [W, ...inits] as never,
+          input: [vi('x', [batch, 3])],
+          output: [vi('y', outDims)],
+        },
       }),
     );
-  const gemm = (x: string, y: string) => ({ op_type: 'Gemm', input: [x, 'W'], output: [y], attribute: [{ name: 'transB', type: 2, i: 1 }] });
+  const gemm = (x: string, y: string) => ({
+    op_type: 'Gemm',
+    input: [x, 'W'],
+    output: [y],
+    attribute: [{ name: 'transB', type: 2, i: 1 }],
+  });
   const refused = (nodes: Parameters<typeof build>[0], inits: unknown[], msg: string, batch = 1) => {
     const { model, info } = build(nodes, inits, batch);
     expect(() => relaxBatch(model, info)).toThrow(msg);
   };
 
   it('refuses, naming the node and why, what would mix or drop rows', () => {
-    refused([gemm('x', 'h'), { op_type: 'Squeeze', input: ['h'], output: ['y'] }], [], 'node "y" (Squeeze) has no axes, so it also removes the batch dimension of size 1');
-    refused([gemm('x', 'h'), { op_type: 'Softmax', input: ['h'], output: ['y'], attribute: [{ name: 'axis', type: 2, i: 0 }] }], [], 'works along axis 0, the batch axis');
-    refused([gemm('x', 'h'), { op_type: 'ReduceMean', input: ['h'], output: ['y'], attribute: [{ name: 'axes', type: 7, ints: [0] }] }], [], 'reduces over axis 0, the batch axis');
+    refused(
+      [gemm('x', 'h'), { op_type: 'Squeeze', input: ['h'], output: ['y'] }],
+      [],
+      'node "y" (Squeeze) has no axes, so it also removes the batch dimension of size 1',
+    );
+    refused(
+      [
+        gemm('x', 'h'),
+        { op_type: 'Softmax', input: ['h'], output: ['y'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+      ],
+      [],
+      'works along axis 0, the batch axis',
+    );
+    refused(
+      [
+        gemm('x', 'h'),
+        { op_type: 'ReduceMean', input: ['h'], output: ['y'], attribute: [{ name: 'axes', type: 7, ints: [0] }] },
+      ],
+      [],
+      'reduces over axis 0, the batch axis',
+    );
     refused([gemm('x', 'h'), { op_type: 'Transpose', input: ['h'], output: ['y'] }], [], 'moves the batch axis');
-    refused([gemm('x', 'h'), { op_type: 'Add', input: ['h', 'c'], output: ['y'] }], [f32('c', [3, 2], [1, 2, 3, 4, 5, 6])], 'combines the rows with the constant "c" of shape [3, 2]', 3);
-    refused([gemm('x', 'h'), { op_type: 'LSTM', input: ['h'], output: ['y'] }], [], 'does not know whether this op keeps them apart');
-    refused([{ op_type: 'Reshape', input: ['x', 's'], output: ['r'] }, gemm('r', 'y')], [i64('s', [3, -1])], 'reshapes the rows to a first dimension of 3', 1);
+    refused(
+      [gemm('x', 'h'), { op_type: 'Add', input: ['h', 'c'], output: ['y'] }],
+      [f32('c', [3, 2], [1, 2, 3, 4, 5, 6])],
+      'combines the rows with the constant "c" of shape [3, 2]',
+      3,
+    );
+    refused(
+      [gemm('x', 'h'), { op_type: 'LSTM', input: ['h'], output: ['y'] }],
+      [],
+      'does not know whether this op keeps them apart',
+    );
+    refused(
+      [{ op_type: 'Reshape', input: ['x', 's'], output: ['r'] }, gemm('r', 'y')],
+      [i64('s', [3, -1])],
+      'reshapes the rows to a first dimension of 3',
+      1,
+    );
   });
 
   it('accepts row-wise steps and broadcasts that keep rows; rewrites Reshape of a traced batch of 3', () => {
@@ -329,7 +452,14 @@ describe('relaxBatch on hand-made graphs', () => {
     // exported at batch 2: [2, 3] → Reshape [-1, 6] → [1, 6] joins the two rows. The static walk accepts a
     // leading -1 (it cannot count elements per row); the relaxed graph then fails for one row, and the
     // self-check names it
-    const g = build([{ op_type: 'Reshape', input: ['x', 's'], output: ['r'] }, { op_type: 'MatMul', input: ['r', 'V'], output: ['y'] }], [i64('s', [-1, 6]), f32('V', [6, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])], 2);
+    const g = build(
+      [
+        { op_type: 'Reshape', input: ['x', 's'], output: ['r'] },
+        { op_type: 'MatMul', input: ['r', 'V'], output: ['y'] },
+      ],
+      [i64('s', [-1, 6]), f32('V', [6, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])],
+      2,
+    );
     expect(relaxBatch(g.model, g.info)).not.toBeNull();
     const s = await serving(encodeModel(g.model));
     await expect(selfCheck(s.runs)).rejects.toThrow('self-check: the eval graph fails for 1 rows (one row)');

@@ -10,14 +10,18 @@ import { f32, gemm, model, vi } from '../../helpers/onnx.js';
 
 const relClose = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number): void => {
   expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(b[i]!)));
+  for (let i = 0; i < a.length; i++)
+    expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(b[i]!)));
 };
 
 describe('folding affine steps into Gemm weights (load time)', () => {
   const loaded: OnnxModel[] = [];
   afterAll(() => Promise.all(loaded.map((m) => m.close())));
   const load = async (name: string, fold: boolean) => {
-    const m = await OnnxModel.load(name, `models/${name}/model.onnx`, `models/${name}/model.json`, { ...DEFAULT_RUNTIME_OPTIONS, foldAffine: fold });
+    const m = await OnnxModel.load(name, `models/${name}/model.onnx`, `models/${name}/model.json`, {
+      ...DEFAULT_RUNTIME_OPTIONS,
+      foldAffine: fold,
+    });
     loaded.push(m);
     return m;
   };
@@ -28,7 +32,10 @@ describe('folding affine steps into Gemm weights (load time)', () => {
     const rng = new Rng(3);
     const x = Float32Array.from({ length: 50 }, () => 50 + 40 * rng.normal());
     relClose(await a.predict(x, 5), await b.predict(x, 5), 1e-5);
-    const [ma, mb] = [(await a.sample(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats, (await b.sample(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats];
+    const [ma, mb] = [
+      (await a.sample(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats,
+      (await b.sample(x, 5, { samples: 200, interval: 0.9, seed: 4 })).stats as RegressionStats,
+    ];
     relClose(ma.mean, mb.mean, 1e-5);
     relClose(ma.epistemicStd, mb.epistemicStd, 1e-4);
   });
@@ -38,7 +45,10 @@ describe('folding affine steps into Gemm weights (load time)', () => {
     expect(a.foldedNodes).toBe(2);
     const x = Float32Array.from([13, 2, 2.4, 19, 100, 2, 2, 0.3, 1.5, 5, 1, 2.5, 700]);
     relClose(await a.predict(x, 1), await b.predict(x, 1), 1e-5);
-    const [ma, mb] = [(await a.sample(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats, (await b.sample(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats];
+    const [ma, mb] = [
+      (await a.sample(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats,
+      (await b.sample(x, 1, { samples: 100, interval: 0.9, seed: 1 })).stats as ClassificationStats,
+    ];
     relClose(ma.probabilities, mb.probabilities, 1e-5);
   });
 
@@ -55,7 +65,10 @@ describe('folding affine steps into Gemm weights (load time)', () => {
     return { bytes: encodeModel(m), removed };
   };
   const x = Float32Array.from([1, -2, 3, 0.5, 4, -1]);
-  const chain = (gemmNode: ReturnType<typeof gemm>, extra: { nodes?: ReturnType<typeof gemm>[]; outputs?: string[] } = {}) =>
+  const chain = (
+    gemmNode: ReturnType<typeof gemm>,
+    extra: { nodes?: ReturnType<typeof gemm>[]; outputs?: string[] } = {},
+  ) =>
     model({
       nodes: [
         { op_type: 'Sub', input: ['x', 'c'], output: ['xc'] },
@@ -65,7 +78,15 @@ describe('folding affine steps into Gemm weights (load time)', () => {
         { op_type: 'Add', input: ['gm', 'm'], output: ['y'] },
         ...(extra.nodes ?? []),
       ],
-      inits: [f32('c', [3], [0.5, -1, 2]), f32('s', [3], [2, 0.25, 4]), f32('W', [2, 3], [1, 2, 3, -1, 0.5, 0.25]), f32('Wt', [3, 2], [1, -1, 2, 0.5, 3, 0.25]), f32('b', [2], [0.1, -0.2]), f32('a', [1], [3]), f32('m', [2], [10, -10])],
+      inits: [
+        f32('c', [3], [0.5, -1, 2]),
+        f32('s', [3], [2, 0.25, 4]),
+        f32('W', [2, 3], [1, 2, 3, -1, 0.5, 0.25]),
+        f32('Wt', [3, 2], [1, -1, 2, 0.5, 3, 0.25]),
+        f32('b', [2], [0.1, -0.2]),
+        f32('a', [1], [3]),
+        f32('m', [2], [10, -10]),
+      ],
       inputs: [vi('x', DataType.FLOAT, ['batch', 3])],
       outputs: ['y', ...(extra.outputs ?? [])].map((n) => vi(n, DataType.FLOAT, ['batch', 2])),
     });
@@ -86,7 +107,15 @@ describe('folding affine steps into Gemm weights (load time)', () => {
     expect(f1.removed).toBe(2);
     relClose(await run(f1.bytes, x, 2, 3), await run(shared, x, 2, 3), 1e-6);
     // alpha = 2: nothing folds
-    const scaled = chain({ op_type: 'Gemm', input: ['xs', 'W', 'b'], output: ['g'], attribute: [{ name: 'transB', type: AttributeType.INT, i: 1 }, { name: 'alpha', type: AttributeType.FLOAT, f: 2 }] });
+    const scaled = chain({
+      op_type: 'Gemm',
+      input: ['xs', 'W', 'b'],
+      output: ['g'],
+      attribute: [
+        { name: 'transB', type: AttributeType.INT, i: 1 },
+        { name: 'alpha', type: AttributeType.FLOAT, f: 2 },
+      ],
+    });
     expect(fold(scaled).removed).toBe(0);
   });
 });

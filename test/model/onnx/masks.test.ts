@@ -37,13 +37,22 @@ describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
     const total = 6;
     for (const useWasm of [true, false]) {
       const out = new Float32Array(T * total * rowSize);
-      MaskStream.fillBatch(rows.map((_, j) => new MaskStream(10 + j, useWasm)), rows, T, rowSize, 0.4, out);
+      MaskStream.fillBatch(
+        rows.map((_, j) => new MaskStream(10 + j, useWasm)),
+        rows,
+        T,
+        rowSize,
+        0.4,
+        out,
+      );
       let off = 0;
       rows.forEach((r, j) => {
         const alone = new Float32Array(T * r * rowSize);
         new MaskStream(10 + j, useWasm).fill(alone, 0, alone.length, 0.4);
         for (let t = 0; t < T; t++) {
-          expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)));
+          expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(
+            Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)),
+          );
         }
         off += r;
       });

@@ -11,7 +11,13 @@ import { DataType } from '../../../src/onnx/proto.js';
 import { encodePredictions } from '../../../src/server/protocol/v1.js';
 import { readCsvFile, toDataset } from '../../../src/train/data.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
-import { DEFAULT_TRAIN_OPTIONS, mcRegression, standardise, train, type TrainedModel } from '../../../src/train/train.js';
+import {
+  DEFAULT_TRAIN_OPTIONS,
+  mcRegression,
+  standardise,
+  train,
+  type TrainedModel,
+} from '../../../src/train/train.js';
 import { closedFormOneDropout } from '../../helpers/closed-form.js';
 import { f32, gemm, model, tinyDropoutNet, vi } from '../../helpers/onnx.js';
 
@@ -38,18 +44,21 @@ describe('Monte Carlo dropout statistics', () => {
   it.each([
     ['seed 11', 11],
     ['no seed', undefined],
-  ])('one dropout before the last linear layer, %s: mean and epistemic std match the closed form (T = 4000)', async (_kind, seed) => {
-    const T = 4000;
-    const { stats } = await loaded.sample(row0, 1, { samples: T, interval: 0.9, seed });
-    const s = stats as RegressionStats;
-    // closed form from the weights: E = eval output, Var = Σ_j w_j² h_j² p/(1−p)
-    const { mean: wantMean, std: wantStd } = closedFormOneDropout(single, row0);
-    expect(wantStd).toBeGreaterThan(1);
-    expect(Math.abs(s.mean[0]! - wantMean)).toBeLessThan((4 * wantStd) / Math.sqrt(T));
-    expect(Math.abs(s.epistemicStd[0]! / wantStd - 1)).toBeLessThan(0.05);
-    // the eval prediction is the same number
-    expect((await loaded.predict(row0, 1))[0]).toBeCloseTo(wantMean, 3);
-  });
+  ])(
+    'one dropout before the last linear layer, %s: mean and epistemic std match the closed form (T = 4000)',
+    async (_kind, seed) => {
+      const T = 4000;
+      const { stats } = await loaded.sample(row0, 1, { samples: T, interval: 0.9, seed });
+      const s = stats as RegressionStats;
+      // closed form from the weights: E = eval output, Var = Σ_j w_j² h_j² p/(1−p)
+      const { mean: wantMean, std: wantStd } = closedFormOneDropout(single, row0);
+      expect(wantStd).toBeGreaterThan(1);
+      expect(Math.abs(s.mean[0]! - wantMean)).toBeLessThan((4 * wantStd) / Math.sqrt(T));
+      expect(Math.abs(s.epistemicStd[0]! / wantStd - 1)).toBeLessThan(0.05);
+      // the eval prediction is the same number
+      expect((await loaded.predict(row0, 1))[0]).toBeCloseTo(wantMean, 3);
+    },
+  );
 
   it('the same seed gives the same answer; another seed or none gives another', async () => {
     const a = await loaded.sample(row0, 1, { samples: 50, interval: 0.9, seed: 5 });
@@ -77,7 +86,10 @@ describe('Monte Carlo dropout statistics', () => {
     expect(Math.abs(s.mean[0]! - one.mean[0]!)).toBeLessThan((5 * one.epistemicStd[0]!) / Math.sqrt(3000));
     expect(Math.abs(s.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     // a small maxRunRows splits T into many runs: same distribution
-    const chunked = await OnnxModel.load('chunked', join(dir, 'single.onnx'), null, { ...DEFAULT_RUNTIME_OPTIONS, maxRunRows: 7 });
+    const chunked = await OnnxModel.load('chunked', join(dir, 'single.onnx'), null, {
+      ...DEFAULT_RUNTIME_OPTIONS,
+      maxRunRows: 7,
+    });
     const c = (await chunked.sample(row0, 1, { samples: 3000, interval: 0.9, seed: 3 })).stats as RegressionStats;
     expect(Math.abs(c.epistemicStd[0]! / one.epistemicStd[0]! - 1)).toBeLessThan(0.08);
     await chunked.close();
@@ -107,7 +119,13 @@ describe('Monte Carlo dropout statistics', () => {
     }
     // only the first dropout live: a clearly smaller spread, so a dropped layer would be caught
     const firstOnly = { ...two, spec: { ...two.spec, dropout: [0.5, 0] } };
-    const partial = mcRegression({ ...firstOnly, net: { ...two.net, spec: firstOnly.spec } }, standardise(Float64Array.from(row0), 1, 10, two.xMean, two.xStd), 1, T, 1);
+    const partial = mcRegression(
+      { ...firstOnly, net: { ...two.net, spec: firstOnly.spec } },
+      standardise(Float64Array.from(row0), 1, 10, two.xMean, two.xStd),
+      1,
+      T,
+      1,
+    );
     expect(Math.abs(partial.std[0]! / ts.std[0]! - 1)).toBeGreaterThan(0.1);
     await m.close();
   });
@@ -119,10 +137,14 @@ describe('classification statistics', () => {
     const t = train(wine, { ...opts, hidden: [16], dropout: [0.5] });
     const p = join(dir, 'wine.onnx');
     writeFileSync(p, exportOnnx(t, {}));
-    writeFileSync(join(dir, 'wine.json'), JSON.stringify({ task: 'classification', labels: wine.labels, output: 'logits', output_kind: 'logits' }));
+    writeFileSync(
+      join(dir, 'wine.json'),
+      JSON.stringify({ task: 'classification', labels: wine.labels, output: 'logits', output_kind: 'logits' }),
+    );
     const m = await OnnxModel.load('wine', p, join(dir, 'wine.json'));
     const rows = Float32Array.from(wine.x.subarray(0, 13 * 5));
-    const s = (await m.sample(rows, 5, { samples: 500, interval: 0.9, seed: 1, returnSamples: true })).stats as ClassificationStats;
+    const s = (await m.sample(rows, 5, { samples: 500, interval: 0.9, seed: 1, returnSamples: true }))
+      .stats as ClassificationStats;
     for (let i = 0; i < 5; i++) {
       const probs = Array.from(s.probabilities.subarray(i * 3, i * 3 + 3));
       expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
@@ -139,7 +161,9 @@ describe('classification statistics', () => {
       expect(s.variationRatio[i]).toBeGreaterThanOrEqual(0);
       expect(s.variationRatio[i]).toBeLessThan(1);
     }
-    const [first] = encodePredictions(m, await m.predict(Float32Array.from(wine.x.subarray(0, 13)), 1), 1) as { label: string }[];
+    const [first] = encodePredictions(m, await m.predict(Float32Array.from(wine.x.subarray(0, 13)), 1), 1) as {
+      label: string;
+    }[];
     expect(first!.label).toBe('class_0');
     await m.close();
   });
@@ -159,7 +183,10 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
       const m = await OnnxModel.load(file, join(fx, file), null);
       expect(m.dropoutRates).toEqual(expected.dropout[file]);
       const inputs = toMatrix(expected.inputs, m.features);
-      const preds = encodePredictions(m, await m.predict(inputs.data, inputs.rows), inputs.rows) as (number | number[])[];
+      const preds = encodePredictions(m, await m.predict(inputs.data, inputs.rows), inputs.rows) as (
+        | number
+        | number[]
+      )[];
       const want = expected.outputs[file]!;
       preds.forEach((p, i) => {
         const got = Array.isArray(p) ? p : [p];
@@ -167,10 +194,14 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
       });
       if (expected.dropout[file]!.length === 0) {
         expect(m.mcAvailable).toBe(false);
-        await expect(m.sample(inputs.data, inputs.rows, { samples: 10, interval: 0.9 })).rejects.toThrow(NoDropoutError);
+        await expect(m.sample(inputs.data, inputs.rows, { samples: 10, interval: 0.9 })).rejects.toThrow(
+          NoDropoutError,
+        );
       } else {
         const x = Float32Array.from(expected.inputs[0]!);
-        const ref = file.includes('bn') ? { mean: [expected.bn_mc_row0.mean], std: [expected.bn_mc_row0.std] } : expected.net_mc_row0;
+        const ref = file.includes('bn')
+          ? { mean: [expected.bn_mc_row0.mean], std: [expected.bn_mc_row0.std] }
+          : expected.net_mc_row0;
         for (const seed of [3, undefined]) {
           const s = (await m.sample(x, 1, { samples: 20000, interval: 0.9, seed })).stats as RegressionStats;
           for (let k = 0; k < s.outputs; k++) {
@@ -211,16 +242,27 @@ describe('rows', () => {
   it('names the row and column of every problem', () => {
     expect(bad('x')).toMatchInlineSnapshot(`"instances: expected an array of rows, got the string "x""`);
     expect(bad([])).toMatchInlineSnapshot(`"instances: expected at least one row, got an empty array"`);
-    expect(bad([[1, 2, 3], [1, 2]])).toMatchInlineSnapshot(`"instances[1]: expected 3 values (a, b, c), got 2"`);
+    expect(
+      bad([
+        [1, 2, 3],
+        [1, 2],
+      ]),
+    ).toMatchInlineSnapshot(`"instances[1]: expected 3 values (a, b, c), got 2"`);
     expect(bad([[1, 'x', 3]])).toMatchInlineSnapshot(`"instances[0][1]: expected a finite number, got the string "x""`);
     expect(bad([[1, null, 3]])).toMatchInlineSnapshot(`"instances[0][1]: expected a finite number, got null"`);
     expect(bad([[1, 2, 1e39]])).toMatchInlineSnapshot(`"instances[0][2]: 1e+39 is outside the float32 range"`);
     expect(bad([{ a: 1, b: 2 }])).toMatchInlineSnapshot(`"instances[0]: missing feature(s) "c""`);
-    expect(bad([{ a: 1, b: 2, c: 3, d: 4 }])).toMatchInlineSnapshot(`"instances[0]: unknown feature(s) "d" (expected a, b, c)"`);
-    expect(bad([true])).toMatchInlineSnapshot(`"instances[0]: expected an array of 3 numbers or an object keyed by feature name, got boolean"`);
+    expect(bad([{ a: 1, b: 2, c: 3, d: 4 }])).toMatchInlineSnapshot(
+      `"instances[0]: unknown feature(s) "d" (expected a, b, c)"`,
+    );
+    expect(bad([true])).toMatchInlineSnapshot(
+      `"instances[0]: expected an array of 3 numbers or an object keyed by feature name, got boolean"`,
+    );
   });
   it('rejects an interval outside (0, 1)', async () => {
-    await expect(m.sample(new Float32Array(3), 1, { samples: 5, interval: 1 })).rejects.toThrow('interval: expected a number strictly between 0 and 1, got 1');
+    await expect(m.sample(new Float32Array(3), 1, { samples: 5, interval: 1 })).rejects.toThrow(
+      'interval: expected a number strictly between 0 and 1, got 1',
+    );
   });
 });
 
@@ -239,10 +281,14 @@ describe('bad model files fail at load with the file and the problem', () => {
     throw new Error('expected a ModelLoadError');
   };
   it('unreadable, empty, truncated, not ONNX', async () => {
-    await expect(OnnxModel.load('x', join(dir, 'missing.onnx'), null)).rejects.toThrow(`${join(dir, 'missing.onnx')}: cannot read the file (ENOENT)`);
+    await expect(OnnxModel.load('x', join(dir, 'missing.onnx'), null)).rejects.toThrow(
+      `${join(dir, 'missing.onnx')}: cannot read the file (ENOENT)`,
+    );
     expect(await loadBytes(new Uint8Array())).toMatchInlineSnapshot(`"<dir>/bad.onnx: file is empty"`);
     const good = tinyDropoutNet();
-    expect(await loadBytes(good.subarray(0, good.length - 40))).toMatch(/^<dir>\/bad.onnx: not an ONNX model \(protobuf decode failed: /);
+    expect(await loadBytes(good.subarray(0, good.length - 40))).toMatch(
+      /^<dir>\/bad.onnx: not an ONNX model \(protobuf decode failed: /,
+    );
     expect(await loadBytes('hello, I am a text file')).toMatch(/^<dir>\/bad.onnx: not an ONNX model/);
   });
   it('several inputs, a non-float input, an unsupported opset', async () => {
@@ -252,26 +298,46 @@ describe('bad model files fail at load with the file and the problem', () => {
       inputs: [vi('x', DataType.FLOAT, ['batch', 2]), vi('z', DataType.FLOAT, ['batch', 2])],
       outputs: [vi('y', DataType.FLOAT, ['batch', 2])],
     });
-    expect(await loadBytes(two)).toMatchInlineSnapshot(`"<dir>/bad.onnx: the model has 2 data inputs (x, z); exactly one float tensor [batch, features] is supported"`);
+    expect(await loadBytes(two)).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: the model has 2 data inputs (x, z); exactly one float tensor [batch, features] is supported"`,
+    );
     const ints = model({
       nodes: [{ op_type: 'Identity', input: ['x'], output: ['y'] }],
       inits: [],
       inputs: [vi('x', DataType.INT64, ['batch', 2])],
       outputs: [vi('y', DataType.INT64, ['batch', 2])],
     });
-    expect(await loadBytes(ints)).toMatchInlineSnapshot(`"<dir>/bad.onnx: input "x" is int64; a float32 input is required"`);
-    expect(await loadBytes(tinyDropoutNet(3, 4, 0.5, 99))).toMatchInlineSnapshot(`"<dir>/bad.onnx: unsupported opset 99 (supported: 7–22)"`);
+    expect(await loadBytes(ints)).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: input "x" is int64; a float32 input is required"`,
+    );
+    expect(await loadBytes(tinyDropoutNet(3, 4, 0.5, 99))).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: unsupported opset 99 (supported: 7–22)"`,
+    );
   });
   it('a card that contradicts the graph, or is not valid', async () => {
-    expect(await loadBytes(tinyDropoutNet(), { features: ['a', 'b'] })).toMatchInlineSnapshot(`"<dir>/bad.onnx: the card lists 2 features but the graph input "x" has 3 (card: <dir>/bad.json)"`);
-    expect(await loadBytes(tinyDropoutNet(), { dropout: [0.1] })).toMatchInlineSnapshot(`"<dir>/bad.onnx: the card's dropout rates [0.1] do not match the graph's Dropout nodes [0.5] (card: <dir>/bad.json)"`);
-    expect(await loadBytes(tinyDropoutNet(), { task: 'classification', labels: ['a', 'b'] })).toMatchInlineSnapshot(`"<dir>/bad.onnx: a classifier needs an output with at least 2 classes; "y" has 1 (card: <dir>/bad.json)"`);
+    expect(await loadBytes(tinyDropoutNet(), { features: ['a', 'b'] })).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: the card lists 2 features but the graph input "x" has 3 (card: <dir>/bad.json)"`,
+    );
+    expect(await loadBytes(tinyDropoutNet(), { dropout: [0.1] })).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: the card's dropout rates [0.1] do not match the graph's Dropout nodes [0.5] (card: <dir>/bad.json)"`,
+    );
+    expect(await loadBytes(tinyDropoutNet(), { task: 'classification', labels: ['a', 'b'] })).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: a classifier needs an output with at least 2 classes; "y" has 1 (card: <dir>/bad.json)"`,
+    );
     expect(await loadBytes(tinyDropoutNet(), '{oops')).toMatch(/^<dir>\/bad.json: the card is not valid JSON/);
-    expect(await loadBytes(tinyDropoutNet(), { aleatoric_std: -1 })).toMatchInlineSnapshot(`"<dir>/bad.json: card field "aleatoric_std": Too small: expected number to be >=0"`);
+    expect(await loadBytes(tinyDropoutNet(), { aleatoric_std: -1 })).toMatchInlineSnapshot(
+      `"<dir>/bad.json: card field "aleatoric_std": Too small: expected number to be >=0"`,
+    );
     const stats = { rows: 10, min: [0, 0, 0], max: [1, 1, 1], mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3] };
-    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, std: [1, 2] } })).toMatchInlineSnapshot(`"<dir>/bad.onnx: feature_stats.std has 2 values for 3 features (card: <dir>/bad.json)"`);
-    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, min: [0, 2, 0] } })).toMatchInlineSnapshot(`"<dir>/bad.onnx: feature_stats: a min is above its max (card: <dir>/bad.json)"`);
-    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, std: [1, -1, 1] } })).toMatchInlineSnapshot(`"<dir>/bad.json: card field "feature_stats.std.1": Too small: expected number to be >=0"`);
+    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, std: [1, 2] } })).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: feature_stats.std has 2 values for 3 features (card: <dir>/bad.json)"`,
+    );
+    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, min: [0, 2, 0] } })).toMatchInlineSnapshot(
+      `"<dir>/bad.onnx: feature_stats: a min is above its max (card: <dir>/bad.json)"`,
+    );
+    expect(await loadBytes(tinyDropoutNet(), { feature_stats: { ...stats, std: [1, -1, 1] } })).toMatchInlineSnapshot(
+      `"<dir>/bad.json: card field "feature_stats.std.1": Too small: expected number to be >=0"`,
+    );
   });
   it('a graph onnxruntime cannot run', async () => {
     const broken = model({
@@ -280,7 +346,9 @@ describe('bad model files fail at load with the file and the problem', () => {
       inputs: [vi('x', DataType.FLOAT, ['batch', 3])],
       outputs: [vi('y', DataType.FLOAT, ['batch', 2])],
     });
-    expect(await loadBytes(broken)).toMatch(/^<dir>\/bad.onnx: (onnxruntime cannot load|a test run with 3 features failed)/);
+    expect(await loadBytes(broken)).toMatch(
+      /^<dir>\/bad.onnx: (onnxruntime cannot load|a test run with 3 features failed)/,
+    );
   });
 });
 
@@ -303,9 +371,16 @@ describe('a run stops between chunks once its signal is set', () => {
           return ++reads > stopAfter;
         },
       };
-      const err = await m.sample(x, 1, { samples: 640, interval: 0.9, seed: 1, signal }).then(() => null, (e: unknown) => e);
+      const err = await m.sample(x, 1, { samples: 640, interval: 0.9, seed: 1, signal }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(CancelledError);
-      expect([(err as CancelledError).samplesDone, (err as CancelledError).samples, reads]).toEqual([stopAfter * 64, 640, stopAfter + 1]);
+      expect([(err as CancelledError).samplesDone, (err as CancelledError).samples, reads]).toEqual([
+        stopAfter * 64,
+        640,
+        stopAfter + 1,
+      ]);
       expect((err as CancelledError).kind).toBe('cancelled');
     }
   });
@@ -324,7 +399,7 @@ describe('a run stops between chunks once its signal is set', () => {
     expect(a.stats).toEqual(b.stats);
   });
 
-  it('the card\'s feature_stats reach the model', async () => {
+  it("the card's feature_stats reach the model", async () => {
     const p = join(dir, 'stats.onnx');
     const c = join(dir, 'stats.json');
     writeFileSync(p, tinyDropoutNet());

@@ -17,7 +17,13 @@ const diabetes = toDataset(readCsvFile('data/diabetes.csv').table, { target: 'ta
 
 describe('shared prefix (layers before the first dropout run once per row)', () => {
   // 10 → 32 → 32 → 32 → Dropout(0.4) → 1: three deterministic layers, then the only live dropout
-  const trained = train(diabetes, { ...DEFAULT_TRAIN_OPTIONS, hidden: [32, 32, 32], dropout: [0, 0, 0.4], epochs: 15, mcSamples: 10 });
+  const trained = train(diabetes, {
+    ...DEFAULT_TRAIN_OPTIONS,
+    hidden: [32, 32, 32],
+    dropout: [0, 0, 0.4],
+    epochs: 15,
+    mcSamples: 10,
+  });
   const file = join(dir, 'deep.onnx');
   writeFileSync(file, exportOnnx(trained, {}));
   const rows = Float32Array.from(diabetes.x.subarray(0, 40));

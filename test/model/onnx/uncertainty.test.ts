@@ -12,7 +12,12 @@ import { MAX_LOG_VARIANCE } from '../../../src/model/mc.js';
 import { classProbabilities } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
-import { DEFAULT_UNCERTAINTY, IntervalUnavailableError, conformalRowsNeeded, resolveInterval } from '../../../src/model/uncertainty.js';
+import {
+  DEFAULT_UNCERTAINTY,
+  IntervalUnavailableError,
+  conformalRowsNeeded,
+  resolveInterval,
+} from '../../../src/model/uncertainty.js';
 import { DataType } from '../../../src/onnx/proto.js';
 import { packBatch, unpackBatch } from '../../../src/serving/wire.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
@@ -34,7 +39,14 @@ async function load(bytes: Uint8Array, card: Record<string, unknown> | null): Pr
   return OnnxModel.load(`m${k}`, file, card ? cardPath : null);
 }
 
-const HETERO_CARD = { task: 'regression', features: ['a', 'b'], output: 'prediction', noise: 'heteroscedastic', output_roles: { mean: 'prediction', log_variance: 'log_variance' }, aleatoric_std: 0.4 };
+const HETERO_CARD = {
+  task: 'regression',
+  features: ['a', 'b'],
+  output: 'prediction',
+  noise: 'heteroscedastic',
+  output_roles: { mean: 'prediction', log_variance: 'log_variance' },
+  aleatoric_std: 0.4,
+};
 const ROWS = [
   [1.2, -0.3],
   [-2, 0.8],
@@ -50,13 +62,13 @@ describe('heteroscedastic MC: the served std against independent simulations', (
   });
   afterAll(() => served.close());
 
-  it('the card and graph give a heteroscedastic model with the trainer\'s clamp', () => {
+  it("the card and graph give a heteroscedastic model with the trainer's clamp", () => {
     expect(served.uncertainty.noise).toBe('heteroscedastic');
     expect(served.uncertainty.epistemicScale).toBe(1.5);
     expect(MAX_LOG_VARIANCE).toBe(TRAINER_MAX_LOG_VARIANCE);
   });
 
-  it('mean, epistemic and aleatoric std agree with the trainer\'s mcPredictive and with onnxruntime\'s own Dropout (T = 4000, within MC error)', async () => {
+  it("mean, epistemic and aleatoric std agree with the trainer's mcPredictive and with onnxruntime's own Dropout (T = 4000, within MC error)", async () => {
     const T = 4000;
     const s = 1.5;
     const sigma = 0.4;
@@ -66,11 +78,17 @@ describe('heteroscedastic MC: the served std against independent simulations', (
     // 1. the trainer's predictive on the same network, its own mask generator
     const p = mcPredictive(m, standardise(Float64Array.from(ROWS.flat()), 3, 2, m.xMean, m.xStd), 3, T, 77);
     // 2. onnxruntime's Dropout kernel in train mode on T tiled copies of each row (a third sampler)
-    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } } } as ort.InferenceSession.SessionOptions);
+    const session = await ort.InferenceSession.create(bytes, {
+      graphOptimizationLevel: 'all',
+      extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } },
+    } as ort.InferenceSession.SessionOptions);
     for (let i = 0; i < 3; i++) {
       const tiled = new Float32Array(T * 2);
       for (let t = 0; t < T; t++) tiled.set(ROWS[i]!, 2 * t);
-      const out = await session.run({ input: new ort.Tensor('float32', tiled, [T, 2]), training_mode: new ort.Tensor('bool', [true], []) });
+      const out = await session.run({
+        input: new ort.Tensor('float32', tiled, [T, 2]),
+        training_mode: new ort.Tensor('bool', [true], []),
+      });
       const mu = out.prediction!.data as Float32Array;
       const lv = out.log_variance!.data as Float32Array;
       let mean = 0;
@@ -91,7 +109,10 @@ describe('heteroscedastic MC: the served std against independent simulations', (
       ] as const) {
         const tol = 4 * Math.sqrt(wantEpiVar / T) * Math.SQRT2;
         expect(Math.abs(r.mean[i]! - wantMean), `${what} mean, row ${i}`).toBeLessThan(tol);
-        expect(Math.abs(r.epistemicStd[i]! / (s * Math.sqrt(wantEpiVar)) - 1), `${what} epistemic, row ${i}`).toBeLessThan(0.06);
+        expect(
+          Math.abs(r.epistemicStd[i]! / (s * Math.sqrt(wantEpiVar)) - 1),
+          `${what} epistemic, row ${i}`,
+        ).toBeLessThan(0.06);
         const served2 = r.aleatoricStd[i]! ** 2 - sigma * sigma;
         expect(Math.abs(served2 / wantAleaVar - 1), `${what} aleatoric, row ${i}`).toBeLessThan(0.06);
         const wantStd = Math.sqrt(s * s * wantEpiVar + wantAleaVar + sigma * sigma);
@@ -156,7 +177,13 @@ function exactHetero(yStd: number): Uint8Array {
 describe('heteroscedastic MC: closed form and clamp', () => {
   it('aleatoric_std = √(exp(log_variance) + σ²) per row; log-variances beyond ±20 + 2·log(y_std) are clamped', async () => {
     const yStd = 4;
-    const m = await load(exactHetero(yStd), { features: ['a', 'b'], noise: 'heteroscedastic', output_roles: { mean: 'prediction', log_variance: 'log_variance' }, aleatoric_std: 0.5, epistemic_scale: 2 });
+    const m = await load(exactHetero(yStd), {
+      features: ['a', 'b'],
+      noise: 'heteroscedastic',
+      output_roles: { mean: 'prediction', log_variance: 'log_variance' },
+      aleatoric_std: 0.5,
+      epistemic_scale: 2,
+    });
     // log_variance = x₀: −3, 0.7, 30 (beyond 20 + 2·ln 4 = 22.77) and −30 (below −20 + 2·ln 4 = −17.23)
     const x0 = [-3, 0.7, 30, -30];
     const x = Float32Array.from(x0.flatMap((v) => [v, 0.4]));
@@ -184,7 +211,12 @@ describe('heteroscedastic MC: closed form and clamp', () => {
 describe('epistemic_scale (homoscedastic)', () => {
   it('std² = s²·v + σ² and epistemic_std = s·√v, v the sample variance of the returned samples', async () => {
     const m = await load(tinyDropoutNet(), { epistemic_scale: 2.5, aleatoric_std: 0.3 });
-    const { stats } = await m.sample(Float32Array.from([0.4, -1, 2]), 1, { samples: 300, interval: 0.8, seed: 4, returnSamples: true });
+    const { stats } = await m.sample(Float32Array.from([0.4, -1, 2]), 1, {
+      samples: 300,
+      interval: 0.8,
+      seed: 4,
+      returnSamples: true,
+    });
     const r = stats as RegressionStats;
     const raw = Array.from(r.raw!);
     const mean = raw.reduce((a, b) => a + b, 0) / raw.length;
@@ -196,7 +228,8 @@ describe('epistemic_scale (homoscedastic)', () => {
     expect(r.upper[0]! - r.mean[0]!).toBeCloseTo(normalQuantile(0.9) * r.std[0]!, 9);
     // absent: 1
     const plain = await load(tinyDropoutNet(), { aleatoric_std: 0.3 });
-    const q = (await plain.sample(Float32Array.from([0.4, -1, 2]), 1, { samples: 300, interval: 0.8, seed: 4 })).stats as RegressionStats;
+    const q = (await plain.sample(Float32Array.from([0.4, -1, 2]), 1, { samples: 300, interval: 0.8, seed: 4 }))
+      .stats as RegressionStats;
     expect(q.epistemicStd[0]).toBeCloseTo(Math.sqrt(v), 5);
     await Promise.all([m.close(), plain.close()]);
   });
@@ -210,7 +243,12 @@ function tinyClassifier(): Uint8Array {
       { op_type: 'Relu', input: ['h'], output: ['a'] },
       { op_type: 'Dropout', input: ['a', 'ratio', 'tm'], output: ['d'] },
       gemm('d', 'V', 'c', 'logits'),
-      { op_type: 'Softmax', input: ['logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: 2, i: -1 }] },
+      {
+        op_type: 'Softmax',
+        input: ['logits'],
+        output: ['probabilities'],
+        attribute: [{ name: 'axis', type: 2, i: -1 }],
+      },
     ],
     inits: [
       f32('W', [4, 2], [0.9, -0.4, 0.3, 1.1, -0.7, 0.5, 0.2, -0.9]),
@@ -234,7 +272,13 @@ describe('classifier temperature', () => {
   beforeAll(async () => {
     plain = await load(tinyClassifier(), { task: 'classification', labels, output: 'logits' });
     tempered = await load(tinyClassifier(), { task: 'classification', labels, output: 'logits', temperature: T });
-    probs = await load(tinyClassifier(), { task: 'classification', labels, output: 'probabilities', output_kind: 'probabilities', temperature: T });
+    probs = await load(tinyClassifier(), {
+      task: 'classification',
+      labels,
+      output: 'probabilities',
+      output_kind: 'probabilities',
+      temperature: T,
+    });
   });
   afterAll(() => Promise.all([plain.close(), tempered.close(), probs.close()]));
   const x = Float32Array.from([0.8, -0.3, 2, 1.5]);
@@ -262,9 +306,12 @@ describe('classifier temperature', () => {
 
   it('MC: every sample is softmax(log p_t / T) of the untempered sample (same seed); entropy and MI come from the tempered samples', async () => {
     const S = 64;
-    const a = (await plain.sample(x, 2, { samples: S, interval: 0.9, seed: 8, returnSamples: true })).stats as ClassificationStats;
-    const b = (await tempered.sample(x, 2, { samples: S, interval: 0.9, seed: 8, returnSamples: true })).stats as ClassificationStats;
-    const c = (await probs.sample(x, 2, { samples: S, interval: 0.9, seed: 8, returnSamples: true })).stats as ClassificationStats;
+    const a = (await plain.sample(x, 2, { samples: S, interval: 0.9, seed: 8, returnSamples: true }))
+      .stats as ClassificationStats;
+    const b = (await tempered.sample(x, 2, { samples: S, interval: 0.9, seed: 8, returnSamples: true }))
+      .stats as ClassificationStats;
+    const c = (await probs.sample(x, 2, { samples: S, interval: 0.9, seed: 8, returnSamples: true }))
+      .stats as ClassificationStats;
     for (let i = 0; i < 2; i++) {
       const mean = [0, 0, 0];
       let meanH = 0;
@@ -289,7 +336,8 @@ describe('classifier temperature', () => {
 /** The finite-sample conformal quantile by counting: the smallest score with at least ⌈(n + 1)·level⌉ scores ≤ it. */
 function bruteQuantile(scores: number[], level: number): number {
   const n = scores.length;
-  for (const c of [...scores].sort((a, b) => a - b)) if (scores.filter((s) => s <= c).length >= (n + 1) * level - 1e-9) return c;
+  for (const c of [...scores].sort((a, b) => a - b))
+    if (scores.filter((s) => s <= c).length >= (n + 1) * level - 1e-9) return c;
   return Infinity;
 }
 
@@ -297,7 +345,10 @@ describe('conformal intervals', () => {
   const scores = Array.from({ length: 19 }, (_, i) => 0.2 + 0.15 * i + 0.01 * (i % 3));
   let conformal: OnnxModel;
   beforeAll(async () => {
-    conformal = await load(tinyDropoutNet(), { aleatoric_std: 0.2, conformal: { score: '|y − mean| / std', rows: 19, source: 'test', scores } });
+    conformal = await load(tinyDropoutNet(), {
+      aleatoric_std: 0.2,
+      conformal: { score: '|y − mean| / std', rows: 19, source: 'test', scores },
+    });
   });
   afterAll(() => conformal.close());
   const x = Float32Array.from([0.4, -1, 2, 1, 1, 1]);
@@ -315,7 +366,8 @@ describe('conformal intervals', () => {
       }
     }
     // gaussian on request: z·std with the same mean and std
-    const g = (await conformal.sample(x, 2, { samples: 50, interval: 0.9, intervalMethod: 'gaussian', seed: 2 })).stats as RegressionStats;
+    const g = (await conformal.sample(x, 2, { samples: 50, interval: 0.9, intervalMethod: 'gaussian', seed: 2 }))
+      .stats as RegressionStats;
     const c = (await conformal.sample(x, 2, { samples: 50, interval: 0.9, seed: 2 })).stats as RegressionStats;
     expect(g.intervalMethod).toBe('gaussian');
     expect(g.std).toEqual(c.std);
@@ -332,30 +384,52 @@ describe('conformal intervals', () => {
       `interval 0.96 with interval_method "conformal": model "${conformal.name}" was calibrated on 19 rows, and a finite conformal quantile at level 0.96 needs at least 24; ask for a lower level or interval_method "gaussian"`,
     );
     // the same level is fine with gaussian
-    await expect(conformal.sample(x, 2, { samples: 10, interval: 0.96, intervalMethod: 'gaussian' })).resolves.toBeDefined();
+    await expect(
+      conformal.sample(x, 2, { samples: 10, interval: 0.96, intervalMethod: 'gaussian' }),
+    ).resolves.toBeDefined();
     const none = await load(tinyDropoutNet(), { aleatoric_std: 0.2 });
     expect(none.uncertainty.intervalMethod).toBe('gaussian');
-    await expect(none.sample(x, 2, { samples: 10, interval: 0.9, intervalMethod: 'conformal' })).rejects.toThrow(`interval_method "conformal": model "${none.name}" has no conformal calibration scores in its card; use interval_method "gaussian"`);
+    await expect(none.sample(x, 2, { samples: 10, interval: 0.9, intervalMethod: 'conformal' })).rejects.toThrow(
+      `interval_method "conformal": model "${none.name}" has no conformal calibration scores in its card; use interval_method "gaussian"`,
+    );
     await none.close();
   });
 
   it('conformalRowsNeeded is the smallest n with a finite quantile (brute force)', () => {
     for (const level of [0.5, 0.8, 0.9, 0.95, 0.96, 0.975, 0.99, 0.3, 0.123]) {
       let n = 1;
-      while (!Number.isFinite(bruteQuantile(Array.from({ length: n }, (_, i) => i), level))) n++;
+      while (
+        !Number.isFinite(
+          bruteQuantile(
+            Array.from({ length: n }, (_, i) => i),
+            level,
+          ),
+        )
+      )
+        n++;
       expect(conformalRowsNeeded(level), `level ${level}`).toBe(n);
     }
   });
 
   it('resolveInterval: levels outside (0, 1) and unknown methods are 400s', () => {
     expect(() => resolveInterval('m', DEFAULT_UNCERTAINTY, 1)).toThrow(InputError);
-    expect(() => resolveInterval('m', DEFAULT_UNCERTAINTY, 0.9, 'bogus' as 'gaussian')).toThrow('interval_method: expected one of gaussian, conformal, got bogus');
+    expect(() => resolveInterval('m', DEFAULT_UNCERTAINTY, 0.9, 'bogus' as 'gaussian')).toThrow(
+      'interval_method: expected one of gaussian, conformal, got bogus',
+    );
   });
 
   it('the worker wire carries the interval method', () => {
     const jobs = [
-      { x: Float32Array.from([1, 2, 3]), rows: 1, opts: { samples: 5, interval: 0.8, intervalMethod: 'conformal' as const, seed: 3 } },
-      { x: Float32Array.from([4, 5, 6]), rows: 1, opts: { samples: 5, interval: 0.9, intervalMethod: 'gaussian' as const } },
+      {
+        x: Float32Array.from([1, 2, 3]),
+        rows: 1,
+        opts: { samples: 5, interval: 0.8, intervalMethod: 'conformal' as const, seed: 3 },
+      },
+      {
+        x: Float32Array.from([4, 5, 6]),
+        rows: 1,
+        opts: { samples: 5, interval: 0.9, intervalMethod: 'gaussian' as const },
+      },
       { x: Float32Array.from([7, 8, 9]), rows: 1, opts: { samples: 5, interval: 0.9 } },
     ];
     const back = unpackBatch(packBatch('m', jobs, 3).task, 3);
@@ -367,32 +441,83 @@ describe('card validation at load', () => {
   const base = { features: ['a', 'b'], output: 'prediction' };
   const hetero = exportOnnx(heteroNet(), {});
   it.each([
-    ['noise heteroscedastic without a log-variance role', { ...base, noise: 'heteroscedastic', output_roles: { mean: 'prediction' } }, 'card field "output_roles.log_variance": a heteroscedastic model (noise: heteroscedastic) must name its log-variance output'],
-    ['a log-variance role that is no graph output', { ...base, output_roles: { mean: 'prediction', log_variance: 'logvar' } }, 'the card\'s output_roles.log_variance names output "logvar", the graph has prediction, log_variance'],
-    ['a mean role that is no graph output', { features: ['a', 'b'], output_roles: { mean: 'mu' } }, 'the card names output "mu" (output_roles.mean), the graph has prediction, log_variance'],
-    ['output and output_roles.mean disagree', { ...base, output_roles: { mean: 'log_variance' } }, 'card field "output_roles.mean": "log_variance", but output is "prediction" (they must name the same graph output)'],
-    ['homoscedastic with a log-variance role', { ...base, noise: 'homoscedastic', output_roles: { mean: 'prediction', log_variance: 'log_variance' } }, 'card field "output_roles.log_variance": given, but noise is "homoscedastic"'],
+    [
+      'noise heteroscedastic without a log-variance role',
+      { ...base, noise: 'heteroscedastic', output_roles: { mean: 'prediction' } },
+      'card field "output_roles.log_variance": a heteroscedastic model (noise: heteroscedastic) must name its log-variance output',
+    ],
+    [
+      'a log-variance role that is no graph output',
+      { ...base, output_roles: { mean: 'prediction', log_variance: 'logvar' } },
+      'the card\'s output_roles.log_variance names output "logvar", the graph has prediction, log_variance',
+    ],
+    [
+      'a mean role that is no graph output',
+      { features: ['a', 'b'], output_roles: { mean: 'mu' } },
+      'the card names output "mu" (output_roles.mean), the graph has prediction, log_variance',
+    ],
+    [
+      'output and output_roles.mean disagree',
+      { ...base, output_roles: { mean: 'log_variance' } },
+      'card field "output_roles.mean": "log_variance", but output is "prediction" (they must name the same graph output)',
+    ],
+    [
+      'homoscedastic with a log-variance role',
+      { ...base, noise: 'homoscedastic', output_roles: { mean: 'prediction', log_variance: 'log_variance' } },
+      'card field "output_roles.log_variance": given, but noise is "homoscedastic"',
+    ],
     ['unknown noise', { ...base, noise: 'poisson' }, 'card field "noise"'],
     ['epistemic_scale 0', { ...base, epistemic_scale: 0 }, 'card field "epistemic_scale"'],
     ['epistemic_scale negative', { ...base, epistemic_scale: -1 }, 'card field "epistemic_scale"'],
     ['temperature 0', { ...base, temperature: 0 }, 'card field "temperature"'],
     ['unknown interval_method', { ...base, interval_method: 'bootstrap' }, 'card field "interval_method"'],
-    ['interval_method conformal without scores', { ...base, interval_method: 'conformal' }, 'card field "interval_method": "conformal", but the card has no conformal scores (conformal.scores)'],
-    ['scores out of order', { ...base, conformal: { scores: [0.1, 0.5, 0.3] } }, 'card field "conformal.scores": must be in ascending order (scores[2] = 0.3 < scores[1] = 0.5)'],
+    [
+      'interval_method conformal without scores',
+      { ...base, interval_method: 'conformal' },
+      'card field "interval_method": "conformal", but the card has no conformal scores (conformal.scores)',
+    ],
+    [
+      'scores out of order',
+      { ...base, conformal: { scores: [0.1, 0.5, 0.3] } },
+      'card field "conformal.scores": must be in ascending order (scores[2] = 0.3 < scores[1] = 0.5)',
+    ],
     ['a negative score', { ...base, conformal: { scores: [-0.1, 0.5] } }, 'card field "conformal.scores.0"'],
-    ['rows and scores disagree', { ...base, conformal: { rows: 5, scores: [0.1, 0.5] } }, 'card field "conformal.rows": 5, but conformal.scores holds 2 scores'],
-    ['a classifier with a noise model', { features: ['a', 'b'], task: 'classification', noise: 'homoscedastic' }, 'card field "noise": applies to regression models; this card is a classifier\'s'],
+    [
+      'rows and scores disagree',
+      { ...base, conformal: { rows: 5, scores: [0.1, 0.5] } },
+      'card field "conformal.rows": 5, but conformal.scores holds 2 scores',
+    ],
+    [
+      'a classifier with a noise model',
+      { features: ['a', 'b'], task: 'classification', noise: 'homoscedastic' },
+      'card field "noise": applies to regression models; this card is a classifier\'s',
+    ],
   ])('%s', async (_name, card, message) => {
     await expect(load(hetero, card)).rejects.toThrow(message);
   });
 
   it('a log-variance output of another shape than the mean is refused', async () => {
     const bytes = model({
-      nodes: [gemm('x', 'W', 'b', 'h'), { op_type: 'Dropout', input: ['h', 'ratio'], output: ['d'] }, gemm('d', 'V', 'c', 'prediction'), gemm('d', 'U', 'u0', 'lv')],
-      inits: [f32('W', [3, 2], [1, 2, 3, 4, 5, 6]), f32('b', [3], [0, 0, 0]), f32('ratio', [], [0.2]), f32('V', [1, 3], [1, 1, 1]), f32('c', [1], [0]), f32('U', [2, 3], [1, 1, 1, 1, 1, 1]), f32('u0', [2], [0, 0])],
+      nodes: [
+        gemm('x', 'W', 'b', 'h'),
+        { op_type: 'Dropout', input: ['h', 'ratio'], output: ['d'] },
+        gemm('d', 'V', 'c', 'prediction'),
+        gemm('d', 'U', 'u0', 'lv'),
+      ],
+      inits: [
+        f32('W', [3, 2], [1, 2, 3, 4, 5, 6]),
+        f32('b', [3], [0, 0, 0]),
+        f32('ratio', [], [0.2]),
+        f32('V', [1, 3], [1, 1, 1]),
+        f32('c', [1], [0]),
+        f32('U', [2, 3], [1, 1, 1, 1, 1, 1]),
+        f32('u0', [2], [0, 0]),
+      ],
       inputs: [vi('x', DataType.FLOAT, ['batch', 2])],
       outputs: [vi('prediction', DataType.FLOAT, ['batch', 1]), vi('lv', DataType.FLOAT, ['batch', 2])],
     });
-    await expect(load(bytes, { output_roles: { mean: 'prediction', log_variance: 'lv' } })).rejects.toThrow('the log-variance output "lv" has shape [2, 2] for 2 rows, the mean output "prediction" [2, 1]; they must match');
+    await expect(load(bytes, { output_roles: { mean: 'prediction', log_variance: 'lv' } })).rejects.toThrow(
+      'the log-variance output "lv" has shape [2, 2] for 2 rows, the mean output "prediction" [2, 1]; they must match',
+    );
   });
 });

@@ -8,7 +8,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { V2BinaryError, type V2Datatype, type V2TensorData, binaryOutputSelector, encodeResponse, parseBinaryRequest, parseHeaderLength, toFloat32 } from '../../../src/server/protocol/v2-binary.js';
+import {
+  V2BinaryError,
+  type V2Datatype,
+  type V2TensorData,
+  binaryOutputSelector,
+  encodeResponse,
+  parseBinaryRequest,
+  parseHeaderLength,
+  toFloat32,
+} from '../../../src/server/protocol/v2-binary.js';
 
 const fx = 'test/fixtures/v2';
 interface Case {
@@ -35,8 +44,19 @@ function tritonBody(header: Record<string, unknown>, raws: Uint8Array[]): { body
 const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** tritonclient's InferResult (http/_infer_result.py): JSON header, then each output with binary_data_size at a running offset. */
-function readLikeTritonclient(body: Buffer, headerLength: number | null): Record<string, { datatype: string; shape: number[]; data: unknown }> {
-  const result = JSON.parse(body.subarray(0, headerLength ?? body.length).toString('utf8')) as { outputs: { name: string; datatype: string; shape: number[]; parameters?: { binary_data_size?: number }; data?: unknown[] }[] };
+function readLikeTritonclient(
+  body: Buffer,
+  headerLength: number | null,
+): Record<string, { datatype: string; shape: number[]; data: unknown }> {
+  const result = JSON.parse(body.subarray(0, headerLength ?? body.length).toString('utf8')) as {
+    outputs: {
+      name: string;
+      datatype: string;
+      shape: number[];
+      parameters?: { binary_data_size?: number };
+      data?: unknown[];
+    }[];
+  };
   const buffer = headerLength === null ? Buffer.alloc(0) : body.subarray(headerLength);
   const out: Record<string, { datatype: string; shape: number[]; data: unknown }> = {};
   let index = 0;
@@ -45,7 +65,11 @@ function readLikeTritonclient(body: Buffer, headerLength: number | null): Record
     if (size !== undefined) {
       const bytes = buffer.subarray(index, index + size);
       const copy = new Uint8Array(bytes).buffer; // np.frombuffer
-      out[o.name] = { datatype: o.datatype, shape: o.shape, data: o.datatype === 'FP32' ? new Float32Array(copy) : new Uint8Array(copy) };
+      out[o.name] = {
+        datatype: o.datatype,
+        shape: o.shape,
+        data: o.datatype === 'FP32' ? new Float32Array(copy) : new Uint8Array(copy),
+      };
       index += size;
     } else {
       out[o.name] = { datatype: o.datatype, shape: o.shape, data: o.data };
@@ -55,8 +79,22 @@ function readLikeTritonclient(body: Buffer, headerLength: number | null): Record
 }
 
 /** Float32 values with the awkward cases: −0, NaN, ±Infinity, subnormals, extremes. */
-const awkwardF32 = Float32Array.from([0, -0, Number.NaN, Infinity, -Infinity, 1.4e-45, -1.4e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38, 0.1, 1 / 3]);
-const sameBits = (a: ArrayBufferView, b: ArrayBufferView): void => expect(Buffer.from(bytesOf(a)).equals(Buffer.from(bytesOf(b)))).toBe(true);
+const awkwardF32 = Float32Array.from([
+  0,
+  -0,
+  Number.NaN,
+  Infinity,
+  -Infinity,
+  1.4e-45,
+  -1.4e-45,
+  1.1754942e-38,
+  3.4028235e38,
+  -3.4028235e38,
+  0.1,
+  1 / 3,
+]);
+const sameBits = (a: ArrayBufferView, b: ArrayBufferView): void =>
+  expect(Buffer.from(bytesOf(a)).equals(Buffer.from(bytesOf(b)))).toBe(true);
 
 describe('V2 binary requests as the clients frame them (test/fixtures/v2)', () => {
   for (const [name, c] of Object.entries(cases)) {
@@ -66,7 +104,9 @@ describe('V2 binary requests as the clients frame them (test/fixtures/v2)', () =
       expect(body.length).toBe(c.bytes);
       const req = parseBinaryRequest(body, c.header!);
       expect(req.headerBytes).toBe(Number(c.header));
-      expect(req.inputs.map((i) => [i.name, i.datatype, i.shape, i.binary])).toEqual(c.inputs.map((i) => [i.name, i.datatype, i.shape, i.binary]));
+      expect(req.inputs.map((i) => [i.name, i.datatype, i.shape, i.binary])).toEqual(
+        c.inputs.map((i) => [i.name, i.datatype, i.shape, i.binary]),
+      );
       req.inputs.forEach((inp, k) => {
         const want = c.inputs[k]!;
         if (inp.binary) expect(comparable(inp.data as V2TensorData, inp.datatype)).toEqual(want.values);
@@ -75,7 +115,8 @@ describe('V2 binary requests as the clients frame them (test/fixtures/v2)', () =
       expect(req.headerBytes + req.binaryBytes).toBe(body.length);
       if (c.outputs) {
         const pick = binaryOutputSelector(req.header);
-        for (const [out, wanted] of Object.entries(c.outputs)) if (out !== 'binary_data_output') expect(pick(out)).toBe(wanted);
+        for (const [out, wanted] of Object.entries(c.outputs))
+          if (out !== 'binary_data_output') expect(pick(out)).toBe(wanted);
         if ('binary_data_output' in c.outputs) expect(pick('anything')).toBe(true);
       }
     });
@@ -140,9 +181,19 @@ describe('V2 binary round trips are exact', () => {
     fc.assert(
       fc.property(fc.array(tensor, { minLength: 1, maxLength: 5 }), (tensors) => {
         const inputs = tensors.map((t, k) =>
-          t.datatype === 'JSON' ? { name: `i${k}`, shape: [t.d.length], datatype: 'INT32', data: t.d } : { name: `i${k}`, shape: [t.d.length], datatype: t.datatype, parameters: { binary_data_size: t.d.byteLength } },
+          t.datatype === 'JSON'
+            ? { name: `i${k}`, shape: [t.d.length], datatype: 'INT32', data: t.d }
+            : {
+                name: `i${k}`,
+                shape: [t.d.length],
+                datatype: t.datatype,
+                parameters: { binary_data_size: t.d.byteLength },
+              },
         );
-        const { body, headerLength } = tritonBody({ inputs }, tensors.flatMap((t) => (t.datatype === 'JSON' ? [] : [bytesOf(t.d)])));
+        const { body, headerLength } = tritonBody(
+          { inputs },
+          tensors.flatMap((t) => (t.datatype === 'JSON' ? [] : [bytesOf(t.d)])),
+        );
         const req = parseBinaryRequest(body, headerLength);
         tensors.forEach((t, k) => {
           if (t.datatype === 'JSON') expect(req.inputs[k]!.data).toEqual(t.d);
@@ -156,11 +207,18 @@ describe('V2 binary round trips are exact', () => {
   it('FP32 out: binary outputs are read back bit for bit the way tritonclient reads them; JSON ones keep their data', () => {
     const y = Float32Array.from(awkwardF32);
     const z = Float32Array.from([1.5, -2.25]);
-    const request = { parameters: { binary_data_output: true }, outputs: [{ name: 'y' }, { name: 'z', parameters: { binary_data: false } }] };
-    const res = encodeResponse({ model_name: 'm', model_version: '1', id: 'r1' }, [
-      { name: 'y', shape: [6, 2], datatype: 'FP32', data: y },
-      { name: 'z', shape: [2], datatype: 'FP32', data: z },
-    ], binaryOutputSelector(request));
+    const request = {
+      parameters: { binary_data_output: true },
+      outputs: [{ name: 'y' }, { name: 'z', parameters: { binary_data: false } }],
+    };
+    const res = encodeResponse(
+      { model_name: 'm', model_version: '1', id: 'r1' },
+      [
+        { name: 'y', shape: [6, 2], datatype: 'FP32', data: y },
+        { name: 'z', shape: [2], datatype: 'FP32', data: z },
+      ],
+      binaryOutputSelector(request),
+    );
     expect(res.contentType).toBe('application/octet-stream');
     expect(res.headerLength).toBe(res.body.length - y.byteLength);
     const head = JSON.parse(res.body.subarray(0, res.headerLength!).toString('utf8')) as Record<string, unknown>;
@@ -181,22 +239,43 @@ describe('V2 binary round trips are exact', () => {
   it('several binary outputs follow the header in output order; none binary gives a plain JSON body', () => {
     const a = Float32Array.from([1, 2, 3]);
     const b = Float32Array.from([4, 5]);
-    const both = encodeResponse({ model_name: 'm' }, [
-      { name: 'a', shape: [3], datatype: 'FP32', data: a },
-      { name: 'b', shape: [1, 2], datatype: 'FP32', data: b },
-    ], () => true);
+    const both = encodeResponse(
+      { model_name: 'm' },
+      [
+        { name: 'a', shape: [3], datatype: 'FP32', data: a },
+        { name: 'b', shape: [1, 2], datatype: 'FP32', data: b },
+      ],
+      () => true,
+    );
     const read = readLikeTritonclient(both.body, both.headerLength);
     sameBits(read.a!.data as Float32Array, a);
     sameBits(read.b!.data as Float32Array, b);
-    const none = encodeResponse({ model_name: 'm' }, [{ name: 'a', shape: [3], datatype: 'FP32', data: a }], binaryOutputSelector({}));
+    const none = encodeResponse(
+      { model_name: 'm' },
+      [{ name: 'a', shape: [3], datatype: 'FP32', data: a }],
+      binaryOutputSelector({}),
+    );
     expect(none.headerLength).toBeNull();
     expect(none.contentType).toBe('application/json');
-    expect(JSON.parse(none.body.toString('utf8'))).toEqual({ model_name: 'm', outputs: [{ name: 'a', datatype: 'FP32', shape: [3], data: [1, 2, 3] }] });
+    expect(JSON.parse(none.body.toString('utf8'))).toEqual({
+      model_name: 'm',
+      outputs: [{ name: 'a', datatype: 'FP32', shape: [3], data: [1, 2, 3] }],
+    });
   });
 
   it('per-output binary_data overrides binary_data_output, both ways', () => {
-    expect(binaryOutputSelector({ parameters: { binary_data_output: false }, outputs: [{ name: 'y', parameters: { binary_data: true } }] })('y')).toBe(true);
-    expect(binaryOutputSelector({ parameters: { binary_data_output: true }, outputs: [{ name: 'y', parameters: { binary_data: false } }] })('y')).toBe(false);
+    expect(
+      binaryOutputSelector({
+        parameters: { binary_data_output: false },
+        outputs: [{ name: 'y', parameters: { binary_data: true } }],
+      })('y'),
+    ).toBe(true);
+    expect(
+      binaryOutputSelector({
+        parameters: { binary_data_output: true },
+        outputs: [{ name: 'y', parameters: { binary_data: false } }],
+      })('y'),
+    ).toBe(false);
     expect(binaryOutputSelector({ parameters: { binary_data_output: true } })('y')).toBe(true);
     expect(binaryOutputSelector({ outputs: [{ name: 'y' }] })('y')).toBe(false);
   });
@@ -204,7 +283,10 @@ describe('V2 binary round trips are exact', () => {
 
 describe('V2 binary: malformed bodies name the problem', () => {
   const x = Float32Array.from([1, 2, 3, 4, 5, 6]);
-  const good = tritonBody({ inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', parameters: { binary_data_size: 24 } }] }, [bytesOf(x)]);
+  const good = tritonBody(
+    { inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', parameters: { binary_data_size: 24 } }] },
+    [bytesOf(x)],
+  );
   const withHeader = (header: Record<string, unknown>, raw: Uint8Array = bytesOf(x)) => tritonBody(header, [raw]);
   const fails = (body: Uint8Array, header: string | string[] | undefined, message: string | RegExp, opts = {}) => {
     let err: unknown;
@@ -221,15 +303,28 @@ describe('V2 binary: malformed bodies name the problem', () => {
   it('the Inference-Header-Content-Length value', () => {
     expect(parseBinaryRequest(good.body, good.headerLength).inputs[0]!.data).toEqual(x);
     fails(good.body, undefined, 'the Inference-Header-Content-Length header is missing');
-    for (const bad of ['abc', '-1', '1.5', '', '0x10', '1e3']) fails(good.body, bad, 'Inference-Header-Content-Length must be a non-negative integer');
-    fails(good.body, [good.headerLength, good.headerLength], 'the Inference-Header-Content-Length header is given 2 times');
-    fails(good.body, String(good.body.length + 1), `Inference-Header-Content-Length is ${good.body.length + 1}, but the body has only ${good.body.length} bytes`);
+    for (const bad of ['abc', '-1', '1.5', '', '0x10', '1e3'])
+      fails(good.body, bad, 'Inference-Header-Content-Length must be a non-negative integer');
+    fails(
+      good.body,
+      [good.headerLength, good.headerLength],
+      'the Inference-Header-Content-Length header is given 2 times',
+    );
+    fails(
+      good.body,
+      String(good.body.length + 1),
+      `Inference-Header-Content-Length is ${good.body.length + 1}, but the body has only ${good.body.length} bytes`,
+    );
     expect(parseHeaderLength(['12'])).toBe(12);
     expect(parseHeaderLength(' 7 ')).toBe(7);
   });
 
   it('a header length that cuts the JSON short, or runs into the tensor bytes', () => {
-    fails(good.body, String(Number(good.headerLength) - 1), /^the first \d+ bytes \(Inference-Header-Content-Length\) are not a JSON inference header/);
+    fails(
+      good.body,
+      String(Number(good.headerLength) - 1),
+      /^the first \d+ bytes \(Inference-Header-Content-Length\) are not a JSON inference header/,
+    );
     fails(good.body, String(Number(good.headerLength) + 4), /are not a JSON inference header/);
   });
 
@@ -242,18 +337,38 @@ describe('V2 binary: malformed bodies name the problem', () => {
     fails(...json('{"id":"1"}'), 'the inference header must have a non-empty "inputs" array');
     fails(...json('{"inputs":[]}'), 'the inference header must have a non-empty "inputs" array');
     fails(...json('{"inputs":[7]}'), 'inputs[0] must be an object');
-    fails(...json('{"inputs":[{"shape":[1],"datatype":"FP32","data":[1]}]}'), 'inputs[0]: "name" must be a non-empty string');
-    fails(...json('{"inputs":[{"name":"x","shape":[1],"datatype":"FLOAT","data":[1]}]}'), 'input "x": unknown datatype "FLOAT"');
-    fails(...json('{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}'), 'input "x": "shape" must be an array of non-negative integers');
-    fails(...json('{"inputs":[{"name":"x","shape":[1.5],"datatype":"FP32","data":[1]}]}'), 'input "x": "shape" must be an array of non-negative integers');
-    fails(...json('{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}'), 'input "x" has neither "data" nor parameters.binary_data_size');
-    fails(...json('{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":[]}]}'), 'input "x": "parameters" must be an object');
+    fails(
+      ...json('{"inputs":[{"shape":[1],"datatype":"FP32","data":[1]}]}'),
+      'inputs[0]: "name" must be a non-empty string',
+    );
+    fails(
+      ...json('{"inputs":[{"name":"x","shape":[1],"datatype":"FLOAT","data":[1]}]}'),
+      'input "x": unknown datatype "FLOAT"',
+    );
+    fails(
+      ...json('{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}'),
+      'input "x": "shape" must be an array of non-negative integers',
+    );
+    fails(
+      ...json('{"inputs":[{"name":"x","shape":[1.5],"datatype":"FP32","data":[1]}]}'),
+      'input "x": "shape" must be an array of non-negative integers',
+    );
+    fails(
+      ...json('{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}'),
+      'input "x" has neither "data" nor parameters.binary_data_size',
+    );
+    fails(
+      ...json('{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":[]}]}'),
+      'input "x": "parameters" must be an object',
+    );
     const bad = Buffer.concat([Buffer.from('{"inputs":"'), Buffer.from([0xff]), Buffer.from('"}')]);
     fails(bad, String(bad.length), /are not a JSON inference header/);
   });
 
   it('sizes that do not add up', () => {
-    const hdr = (size: unknown, shape = [2, 3], extra = {}) => ({ inputs: [{ name: 'x', shape, datatype: 'FP32', parameters: { binary_data_size: size }, ...extra }] });
+    const hdr = (size: unknown, shape = [2, 3], extra = {}) => ({
+      inputs: [{ name: 'x', shape, datatype: 'FP32', parameters: { binary_data_size: size }, ...extra }],
+    });
     let r = withHeader(hdr(20));
     fails(r.body, r.headerLength, 'input "x": 6 elements of FP32 take 24 bytes, but binary_data_size is 20');
     r = withHeader(hdr(24, [2, 2]));
@@ -266,63 +381,120 @@ describe('V2 binary: malformed bodies name the problem', () => {
     fails(r.body, r.headerLength, 'input "x": parameters.binary_data_size must be a non-negative integer, got "24"');
     r = withHeader(hdr(24, [2, 3], { data: [1, 2, 3, 4, 5, 6] }));
     fails(r.body, r.headerLength, 'input "x" has both "data" and parameters.binary_data_size');
-    r = withHeader({ inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', parameters: { binary_data_size: 24 } }] }, Buffer.concat([bytesOf(x), Buffer.from([1, 2, 3])]));
-    fails(r.body, r.headerLength, 'the body has 3 bytes after the header and the binary inputs that no input\'s binary_data_size accounts for');
+    r = withHeader(
+      { inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', parameters: { binary_data_size: 24 } }] },
+      Buffer.concat([bytesOf(x), Buffer.from([1, 2, 3])]),
+    );
+    fails(
+      r.body,
+      r.headerLength,
+      "the body has 3 bytes after the header and the binary inputs that no input's binary_data_size accounts for",
+    );
     // a second input runs past the end: the message counts the first input's bytes
-    r = tritonBody({ inputs: [{ name: 'x', shape: [6], datatype: 'FP32', parameters: { binary_data_size: 24 } }, { name: 'w', shape: [2], datatype: 'FP64', parameters: { binary_data_size: 16 } }] }, [bytesOf(x), new Uint8Array(8)]);
+    r = tritonBody(
+      {
+        inputs: [
+          { name: 'x', shape: [6], datatype: 'FP32', parameters: { binary_data_size: 24 } },
+          { name: 'w', shape: [2], datatype: 'FP64', parameters: { binary_data_size: 16 } },
+        ],
+      },
+      [bytesOf(x), new Uint8Array(8)],
+    );
     fails(r.body, r.headerLength, 'input "w": binary_data_size is 16, but only 8 bytes of the body remain after the');
   });
 
-  it("BYTES length prefixes and BOOL bytes", () => {
-    const prefixed = (...parts: (number | string)[]) => Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from(new Uint32Array([p]).buffer) : Buffer.from(p))));
-    const bytesHeader = (size: number, n: number) => ({ inputs: [{ name: 's', shape: [n], datatype: 'BYTES', parameters: { binary_data_size: size } }] });
+  it('BYTES length prefixes and BOOL bytes', () => {
+    const prefixed = (...parts: (number | string)[]) =>
+      Buffer.concat(
+        parts.map((p) => (typeof p === 'number' ? Buffer.from(new Uint32Array([p]).buffer) : Buffer.from(p))),
+      );
+    const bytesHeader = (size: number, n: number) => ({
+      inputs: [{ name: 's', shape: [n], datatype: 'BYTES', parameters: { binary_data_size: size } }],
+    });
     let raw = prefixed(2, 'ab', 0, 3, 'xyz');
     let r = tritonBody(bytesHeader(raw.length, 3), [raw]);
-    expect(parseBinaryRequest(r.body, r.headerLength).inputs[0]!.data).toEqual([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('xyz')].map((b) => new Uint8Array(b)));
+    expect(parseBinaryRequest(r.body, r.headerLength).inputs[0]!.data).toEqual(
+      [Buffer.from('ab'), Buffer.alloc(0), Buffer.from('xyz')].map((b) => new Uint8Array(b)),
+    );
     r = tritonBody(bytesHeader(raw.length, 2), [raw]);
     fails(r.body, r.headerLength, 'input "s": binary_data_size 17 holds 3 BYTES elements, but the shape needs 2');
     raw = prefixed(2, 'ab', 9, 'xyz');
     r = tritonBody(bytesHeader(raw.length, 2), [raw]);
-    fails(r.body, r.headerLength, 'input "s": the length prefix of BYTES element 1 says 9 bytes, but only 3 remain in binary_data_size 13');
+    fails(
+      r.body,
+      r.headerLength,
+      'input "s": the length prefix of BYTES element 1 says 9 bytes, but only 3 remain in binary_data_size 13',
+    );
     raw = Buffer.concat([prefixed(2, 'ab'), Buffer.from([1, 0])]);
     r = tritonBody(bytesHeader(raw.length, 2), [raw]);
-    fails(r.body, r.headerLength, 'input "s": BYTES element 1 starts with a truncated length prefix (2 of 4 bytes left in binary_data_size 8)');
-    r = tritonBody({ inputs: [{ name: 'b', shape: [3], datatype: 'BOOL', parameters: { binary_data_size: 3 } }] }, [Uint8Array.from([1, 0, 2])]);
+    fails(
+      r.body,
+      r.headerLength,
+      'input "s": BYTES element 1 starts with a truncated length prefix (2 of 4 bytes left in binary_data_size 8)',
+    );
+    r = tritonBody({ inputs: [{ name: 'b', shape: [3], datatype: 'BOOL', parameters: { binary_data_size: 3 } }] }, [
+      Uint8Array.from([1, 0, 2]),
+    ]);
     fails(r.body, r.headerLength, 'input "b": BOOL element 2 is the byte 2; only 0 (false) and 1 (true) are allowed');
   });
 
   it('raw binary requests (Inference-Header-Content-Length: 0)', () => {
     const body = Buffer.from(bytesOf(x));
-    fails(body, '0', 'Inference-Header-Content-Length is 0 (a raw binary request without a JSON header), which only a model with a single input accepts');
+    fails(
+      body,
+      '0',
+      'Inference-Header-Content-Length is 0 (a raw binary request without a JSON header), which only a model with a single input accepts',
+    );
     const req = parseBinaryRequest(body, '0', { rawInput: { name: 'x', datatype: 'FP32', shape: [-1, 3] } });
     expect(req.inputs[0]).toMatchObject({ name: 'x', shape: [2, 3], datatype: 'FP32', binary: true });
     sameBits(req.inputs[0]!.data as Float32Array, x);
     expect(binaryOutputSelector(req.header)('y')).toBe(true);
-    fails(body, '0', 'input "x" (raw binary request): 24 bytes are not a whole number of [-1, 5] FP32 rows (20 bytes each)', { rawInput: { name: 'x', datatype: 'FP32', shape: [-1, 5] } });
-    fails(body, '0', 'has more than one variable dimension', { rawInput: { name: 'x', datatype: 'FP32', shape: [-1, -1] } });
+    fails(
+      body,
+      '0',
+      'input "x" (raw binary request): 24 bytes are not a whole number of [-1, 5] FP32 rows (20 bytes each)',
+      { rawInput: { name: 'x', datatype: 'FP32', shape: [-1, 5] } },
+    );
+    fails(body, '0', 'has more than one variable dimension', {
+      rawInput: { name: 'x', datatype: 'FP32', shape: [-1, -1] },
+    });
   });
 
   it('binary output flags must be booleans', () => {
-    expect(() => binaryOutputSelector({ parameters: { binary_data_output: 'yes' } })).toThrow('parameters.binary_data_output must be true or false, got "yes"');
-    expect(() => binaryOutputSelector({ outputs: [{ name: 'y', parameters: { binary_data: 1 } }] })).toThrow('output "y": parameters.binary_data must be true or false, got 1');
+    expect(() => binaryOutputSelector({ parameters: { binary_data_output: 'yes' } })).toThrow(
+      'parameters.binary_data_output must be true or false, got "yes"',
+    );
+    expect(() => binaryOutputSelector({ outputs: [{ name: 'y', parameters: { binary_data: 1 } }] })).toThrow(
+      'output "y": parameters.binary_data must be true or false, got 1',
+    );
     expect(() => binaryOutputSelector({ parameters: 3 })).toThrow('"parameters" must be an object');
   });
 
   it('whatever the bytes, parsing answers a V2BinaryError or a result, never another error (property)', () => {
     const base = tritonBody(
-      { inputs: [{ name: 'x', shape: [2, 3], datatype: 'FP32', parameters: { binary_data_size: 24 } }, { name: 's', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 6 } }] },
+      {
+        inputs: [
+          { name: 'x', shape: [2, 3], datatype: 'FP32', parameters: { binary_data_size: 24 } },
+          { name: 's', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 6 } },
+        ],
+      },
       [bytesOf(x), Uint8Array.from([2, 0, 0, 0, 104, 105])],
     );
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(base.body.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(base.body.length), fc.integer({ min: -3, max: 3 }), (edits, cut, shift) => {
-        const body = Buffer.from(base.body.subarray(0, Math.max(cut, 1)));
-        for (const [at, v] of edits) if (at < body.length) body[at] = v;
-        try {
-          parseBinaryRequest(body, String(Number(base.headerLength) + shift));
-        } catch (err) {
-          expect(err).toBeInstanceOf(V2BinaryError);
-        }
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.nat(base.body.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+        fc.nat(base.body.length),
+        fc.integer({ min: -3, max: 3 }),
+        (edits, cut, shift) => {
+          const body = Buffer.from(base.body.subarray(0, Math.max(cut, 1)));
+          for (const [at, v] of edits) if (at < body.length) body[at] = v;
+          try {
+            parseBinaryRequest(body, String(Number(base.headerLength) + shift));
+          } catch (err) {
+            expect(err).toBeInstanceOf(V2BinaryError);
+          }
+        },
+      ),
       { numRuns: 500, seed: 3 },
     );
   });
@@ -334,7 +506,14 @@ describe('toFloat32: what an FP32 model input gets from other datatypes', () => 
     expect(Array.from(toFloat32(BigInt64Array.from([3n, -(2n ** 40n)]), 'INT64'))).toEqual([3, -(2 ** 40)]);
     expect(Array.from(toFloat32(Int32Array.from([7, -7]), 'INT32'))).toEqual([7, -7]);
     expect(Array.from(toFloat32(Uint8Array.from([1, 0]), 'BOOL'))).toEqual([1, 0]);
-    expect(Array.from(toFloat32(Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001, 0x8000, 0x7c00]), 'FP16'))).toEqual([1, -2, 65504, 2 ** -24, -0, Infinity]);
+    expect(Array.from(toFloat32(Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001, 0x8000, 0x7c00]), 'FP16'))).toEqual([
+      1,
+      -2,
+      65504,
+      2 ** -24,
+      -0,
+      Infinity,
+    ]);
     expect(Number.isNaN(toFloat32(Uint16Array.from([0x7e00]), 'FP16')[0])).toBe(true);
     expect(Array.from(toFloat32(Uint16Array.from([0x3f80, 0xc040, 0x0000]), 'BF16'))).toEqual([1, -3, 0]);
     const f = Float32Array.from([1]);
