@@ -28,7 +28,7 @@ import {
   floatRaw,
   tensorValues,
   toNumber,
-} from '../../onnx/proto.js';
+} from '../../onnx-proto/proto.js';
 
 export class ModelFormatError extends Error {
   override name = 'ModelFormatError';

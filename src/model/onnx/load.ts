@@ -5,7 +5,7 @@
  * (graph.ts selfCheck). Everything is computed here, then the model is constructed once (OnnxModel).
  */
 import { readFile } from 'node:fs/promises';
-import type { Model as OnnxProto } from '../../onnx/proto.js';
+import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import { readCard } from '../card.js';
 import { ModelLoadError } from '../errors.js';
 import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../mc.js';

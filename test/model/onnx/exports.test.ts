@@ -25,7 +25,7 @@ import {
 import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
-import { DataType, decodeModel, encodeModel } from '../../../src/onnx/proto.js';
+import { DataType, decodeModel, encodeModel } from '../../../src/onnx-proto/proto.js';
 import { serving } from '../../helpers/serving.js';
 
 const fx = 'test/fixtures/torch';

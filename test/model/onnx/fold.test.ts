@@ -4,7 +4,7 @@ import type { ClassificationStats, RegressionStats } from '../../../src/model/st
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { createSession } from '../../../src/model/onnx/ort.js';
-import { AttributeType, DataType, encodeModel } from '../../../src/onnx/proto.js';
+import { AttributeType, DataType, encodeModel } from '../../../src/onnx-proto/proto.js';
 import { Rng } from '../../../src/util/rng.js';
 import { f32, gemm, model, vi } from '../../helpers/onnx.js';
 

@@ -11,14 +11,14 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ModelLoadError } from '../../../src/model/errors.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import type { RegressionStats } from '../../../src/model/stats.js';
-import { AttributeType, DataType, type Model as OnnxProto } from '../../../src/onnx/proto.js';
+import { AttributeType, DataType, type Model as OnnxProto } from '../../../src/onnx-proto/proto.js';
 import { f32, model, vi as valueInfo } from '../../helpers/onnx.js';
 
 const control = vi.hoisted(() => ({ breakGraph: null as null | 'plain' | 'shared-prefix' }));
 
 vi.mock('../../../src/model/onnx/graph.js', async (importOriginal) => {
   const graph = await importOriginal<typeof import('../../../src/model/onnx/graph.js')>();
-  const { decodeModel: decode, encodeModel: encode } = await import('../../../src/onnx/proto.js');
+  const { decodeModel: decode, encodeModel: encode } = await import('../../../src/onnx-proto/proto.js');
   return {
     ...graph,
     mcGraph: (

@@ -7,7 +7,7 @@ import type { ClassificationStats, RegressionStats } from '../../../src/model/st
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { toMatrix } from '../../../src/model/rows.js';
-import { DataType } from '../../../src/onnx/proto.js';
+import { DataType } from '../../../src/onnx-proto/proto.js';
 import { encodePredictions } from '../../../src/server/protocol/v1.js';
 import { readCsvFile, toDataset } from '../../../src/train/data.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';

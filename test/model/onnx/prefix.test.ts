@@ -6,7 +6,7 @@ import { inspect, mcGraph, sharedPrefixPoint } from '../../../src/model/onnx/gra
 import type { RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
-import { DataType, decodeModel } from '../../../src/onnx/proto.js';
+import { DataType, decodeModel } from '../../../src/onnx-proto/proto.js';
 import { readCsvFile, toDataset } from '../../../src/train/data.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../../../src/train/train.js';

@@ -18,7 +18,7 @@ import {
   conformalRowsNeeded,
   resolveInterval,
 } from '../../../src/model/uncertainty.js';
-import { DataType } from '../../../src/onnx/proto.js';
+import { DataType } from '../../../src/onnx-proto/proto.js';
 import { packBatch, unpackBatch } from '../../../src/serving/wire.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
 import { MAX_LOG_VARIANCE as TRAINER_MAX_LOG_VARIANCE } from '../../../src/train/mlp.js';
