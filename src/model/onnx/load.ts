@@ -11,23 +11,12 @@ import { ModelLoadError } from '../errors.js';
 import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../mc.js';
 import type { ModelSource, RuntimeOptions } from '../model.js';
 import type { UncertaintySettings } from '../uncertainty.js';
-import {
-  type BatchRelaxation,
-  type GraphInfo,
-  ModelFormatError,
-  type ServingRuns,
-  constantValues,
-  evalGraph,
-  foldAffine,
-  inputTilePoint,
-  inspect,
-  maskInputName,
-  mcGraph,
-  probeGraph,
-  relaxBatch,
-  selfCheck,
-  sharedPrefixPoint,
-} from './graph.js';
+import { foldAffine } from './fold.js';
+import { constantValues } from './graph-query.js';
+import { type GraphInfo, ModelFormatError, inspect } from './inspect.js';
+import { type BatchRelaxation, relaxBatch } from './relax-batch.js';
+import { evalGraph, inputTilePoint, maskInputName, mcGraph, probeGraph, sharedPrefixPoint } from './rewrite.js';
+import { type ServingRuns, selfCheck } from './self-check.js';
 import type { OnnxModelInit } from './model.js';
 import { type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { type GraphIo, type MaskSpec, type McGraphSession, runChunk, runEval } from './run.js';

@@ -21,7 +21,7 @@ import {
 import type { McStats } from '../stats.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
-import type { GraphInfo } from './graph.js';
+import type { GraphInfo } from './inspect.js';
 import { loadOnnxModel } from './load.js';
 import { MaskStream } from './masks.js';
 import type { OrtSession } from './ort.js';
