@@ -1,5 +1,5 @@
 /**
- * Running the rewritten graphs (graph.ts) on onnxruntime sessions: one eval run, and one Monte Carlo
+ * Running the rewritten graphs (rewrite.ts) on onnxruntime sessions: one eval run, and one Monte Carlo
  * run of s samples with the rows repeated inside the graph and the dropout masks fed as inputs.
  */
 import { repeatsInputName } from './rewrite.js';
