@@ -190,7 +190,9 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
       const want = expected.outputs[file]!;
       preds.forEach((p, i) => {
         const got = Array.isArray(p) ? p : [p];
-        got.forEach((v, k) => expect(Math.abs(v - want[i]![k]!)).toBeLessThan(1e-4));
+        got.forEach((v, k) => {
+          expect(Math.abs(v - want[i]![k]!)).toBeLessThan(1e-4);
+        });
       });
       if (expected.dropout[file]!.length === 0) {
         expect(m.mcAvailable).toBe(false);
