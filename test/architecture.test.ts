@@ -58,6 +58,10 @@ describe('import rules (ARCHITECTURE.md)', () => {
     ).toEqual([]);
   });
 
+  it('src/onnx-proto (the protobuf codec) imports only protobufjs', () => {
+    expect(offenders('src/onnx-proto', (s) => s !== 'protobufjs' && !under('src/onnx-proto')(s))).toEqual([]);
+  });
+
   it('outside src/model/onnx, only src/model/formats.ts knows the ONNX implementation (everything else uses the Model interface)', () => {
     expect(
       offenders('src', under('src/model/onnx'), (f) => under('src/model/onnx')(f) || f === 'src/model/formats.ts'),

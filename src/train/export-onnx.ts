@@ -26,7 +26,7 @@ import {
   type ValueInfo,
   encodeModel,
   floatRaw,
-} from '../onnx/proto.js';
+} from '../onnx-proto/proto.js';
 import type { FittedNetwork } from './train.js';
 
 export const OPSET = 17;

@@ -3,6 +3,21 @@
  * 32-bit integer arithmetic only (Math.imul), so a seed gives the same stream on every platform and
  * Node version; fast enough to draw dropout masks for millions of units per request.
  */
+/**
+ * splitmix32: expands one seed (any finite number; the integer part modulo 2^32 plus the high bits)
+ * into a stream of 32-bit words, used to seed xoshiro128** here and the mask lanes (model/onnx/masks.ts).
+ */
+export function splitmix32(seed: number): () => number {
+  let x = (Math.trunc(seed) >>> 0) ^ (Math.trunc(seed / 4294967296) >>> 0);
+  return () => {
+    x = (x + 0x9e3779b9) | 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+}
+
 export class Rng {
   private s0: number;
   private s1: number;
@@ -11,15 +26,7 @@ export class Rng {
   private spareNormal: number | null = null;
 
   constructor(seed: number) {
-    // splitmix32 expands one seed (any finite number; the integer part modulo 2^32 plus the high bits)
-    let x = (Math.trunc(seed) >>> 0) ^ (Math.trunc(seed / 4294967296) >>> 0);
-    const next = (): number => {
-      x = (x + 0x9e3779b9) | 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
+    const next = splitmix32(seed);
     this.s0 = next();
     this.s1 = next();
     this.s2 = next();

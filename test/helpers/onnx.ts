@@ -7,7 +7,7 @@ import {
   type Tensor,
   encodeModel,
   floatRaw,
-} from '../../src/onnx/proto.js';
+} from '../../src/onnx-proto/proto.js';
 
 export const f32 = (name: string, dims: number[], values: number[]): Tensor => ({
   name,

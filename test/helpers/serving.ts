@@ -1,23 +1,21 @@
 /**
- * The graph rewrites of src/model/graph.ts run through onnxruntime directly, the way a loader uses them
+ * The graph rewrites of src/model/onnx/ (inspect, relax-batch, fold, rewrite) run through onnxruntime directly, the way a loader uses them
  * (inspect → relaxBatch → probe → foldAffine → eval and MC graphs), so the export-habit tests and the
  * load-time self-check can be tested without the loader.
  */
+import { foldAffine } from '../../src/model/onnx/fold.js';
+import { type GraphInfo, inspect } from '../../src/model/onnx/inspect.js';
+import { type BatchRelaxation, relaxBatch } from '../../src/model/onnx/relax-batch.js';
 import {
-  type BatchRelaxation,
-  type GraphInfo,
-  type ServingRuns,
   evalGraph,
-  foldAffine,
   inputTilePoint,
-  inspect,
   maskInputName,
   mcGraph,
   probeGraph,
-  relaxBatch,
   repeatsInputName,
   sharedPrefixPoint,
-} from '../../src/model/onnx/graph.js';
+} from '../../src/model/onnx/rewrite.js';
+import type { ServingRuns } from '../../src/model/onnx/self-check.js';
 import { type OrtSession, createSession } from '../../src/model/onnx/ort.js';
 
 export interface Serving {

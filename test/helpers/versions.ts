@@ -1,6 +1,6 @@
 /** Model versions for the repository tests: a trained model whose answers are shifted by a known amount. */
 import { readFileSync } from 'node:fs';
-import { decodeModel, encodeModel, floatRaw, tensorValues } from '../../src/onnx/proto.js';
+import { decodeModel, encodeModel, floatRaw, tensorValues } from '../../src/onnx-proto/proto.js';
 
 /**
  * The shipped diabetes network with `delta` added to `y_mean` (the last Add of the exported graph):

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
-import { decodeModel } from '../../src/onnx/proto.js';
+import { decodeModel } from '../../src/onnx-proto/proto.js';
 import { DEFAULT_TRAIN_OPTIONS, evalForward, standardise, train, type TrainedModel } from '../../src/train/train.js';
 import { Rng } from '../../src/util/rng.js';
 import { closedFormOneDropout } from '../helpers/closed-form.js';

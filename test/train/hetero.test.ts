@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/train/data.js';
-import { decodeModel } from '../../src/onnx/proto.js';
+import { decodeModel } from '../../src/onnx-proto/proto.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
 import {
   backward,

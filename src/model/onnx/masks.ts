@@ -14,22 +14,12 @@
  * referenceFill is a plain-JS implementation of the same stream (tests compare the two; it also serves
  * where WebAssembly SIMD is missing).
  */
+import { splitmix32 } from '../../util/rng.js';
 import { Fn, I32, V128, assemble } from '../../util/wasm-asm.js';
 
 const STATE = 0; // 4 × v128: s0, s1, s2, s3 (lane j in word j of each)
 const LAST = 64; // 2 × v128: the uniforms of the last step (hi halves, lo halves)
 const STREAM = 128; // generated mask values
-
-function splitmix32(seed: number): () => number {
-  let x = (Math.trunc(seed) >>> 0) ^ (Math.trunc(seed / 4294967296) >>> 0);
-  return () => {
-    x = (x + 0x9e3779b9) | 0;
-    let z = x;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-}
 
 /** gen(ptr, steps, threshold, keepBits): `steps` steps of masks at ptr; state in and out at STATE. */
 function generator(): Fn {
@@ -189,9 +179,15 @@ export class MaskStream {
     const n = end - start;
     if (n <= 0) return;
     const k = keepOf(p);
-    if (k.threshold <= 0 || k.threshold >= 65536) return void out.fill(k.threshold <= 0 ? 1 : 0, start, end);
+    if (k.threshold <= 0 || k.threshold >= 65536) {
+      out.fill(k.threshold <= 0 ? 1 : 0, start, end);
+      return;
+    }
     const w = this.useWasm ? instance() : null;
-    if (!w) return this.referenceFill(out, start, n, 1, 0, k.threshold, k.keep);
+    if (!w) {
+      this.referenceFill(out, start, n, 1, 0, k.threshold, k.keep);
+      return;
+    }
     reserve(w, STREAM + (n + 8) * 4);
     this.generate(w, STREAM / 4, n, k);
     out.set(w.f32.subarray(STREAM / 4, STREAM / 4 + n), start);

@@ -1,6 +1,6 @@
 /**
  * The ONNX model: an eval session and up to two Monte Carlo sessions (plain, and with the shared prefix)
- * of the graphs rewritten by graph.ts, behind the Model interface. load.ts builds it (reads the file and
+ * of the graphs rewritten by rewrite.ts, behind the Model interface. load.ts builds it (reads the file and
  * card, probes, creates the sessions, self-checks); this file runs it.
  */
 import type { Card } from '../card.js';
@@ -21,7 +21,7 @@ import {
 import type { McStats } from '../stats.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
-import type { GraphInfo } from './graph.js';
+import type { GraphInfo } from './inspect.js';
 import { loadOnnxModel } from './load.js';
 import { MaskStream } from './masks.js';
 import type { OrtSession } from './ort.js';
@@ -161,7 +161,7 @@ export class OnnxModel implements Model {
     return this.mcPlain !== null;
   }
 
-  /** Whether MC runs the layers before the first dropout once per row (see graph.ts sharedPrefixPoint). */
+  /** Whether MC runs the layers before the first dropout once per row (see rewrite.ts sharedPrefixPoint). */
   get sharedPrefix(): boolean {
     return this.mcShared !== null;
   }

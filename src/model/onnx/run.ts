@@ -1,8 +1,8 @@
 /**
- * Running the rewritten graphs (graph.ts) on onnxruntime sessions: one eval run, and one Monte Carlo
+ * Running the rewritten graphs (rewrite.ts) on onnxruntime sessions: one eval run, and one Monte Carlo
  * run of s samples with the rows repeated inside the graph and the dropout masks fed as inputs.
  */
-import { repeatsInputName } from './graph.js';
+import { repeatsInputName } from './rewrite.js';
 import type { OrtSession } from './ort.js';
 
 /** An MC session and the rank of each tensor it repeats (the length of its repeats input). */

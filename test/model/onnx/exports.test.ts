@@ -9,23 +9,21 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ModelFormatError, inspect } from '../../../src/model/onnx/inspect.js';
+import { relaxBatch } from '../../../src/model/onnx/relax-batch.js';
 import {
   MC_ROWS_DIM,
-  ModelFormatError,
+  evalGraph,
   inputTilePoint,
-  inspect,
   mcGraph,
   probeGraph,
-  evalGraph,
-  relaxBatch,
-  selfCheck,
-  selfCheckPlan,
   sharedPrefixPoint,
-} from '../../../src/model/onnx/graph.js';
+} from '../../../src/model/onnx/rewrite.js';
+import { selfCheck, selfCheckPlan } from '../../../src/model/onnx/self-check.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
-import { DataType, decodeModel, encodeModel } from '../../../src/onnx/proto.js';
+import { DataType, decodeModel, encodeModel } from '../../../src/onnx-proto/proto.js';
 import { serving } from '../../helpers/serving.js';
 
 const fx = 'test/fixtures/torch';
@@ -203,7 +201,7 @@ describe('export habits: the load-time self-check (selfCheck over the rewritten 
     const s = await serving(bytesOf('habit_dynamo_op18.onnx'), { alterMc: keepDeclarations });
     expect(s.runs.mcGraphs.map((g) => g.label)).toEqual(['plain', 'shared-prefix']);
     // what the loader checked before: 3 rows, one sample
-    await selfCheck(s.runs, [{ rows: 3, samples: 1, why: 'old check' }]);
+    await selfCheck(s.runs, { plan: [{ rows: 3, samples: 1, why: 'old check' }] });
     await expect(selfCheck(s.runs)).rejects.toThrow(
       /^self-check: the shared-prefix Monte Carlo graph for 1 rows × 2 samples \(one row, two samples\) fails: .*Shape mismatch attempting to re-use buffer/,
     );
@@ -240,7 +238,9 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
         const raw = await m.predict(Float32Array.from(fixture.inputs.flat()), fixture.inputs.length);
         const flat = want.flat() as number[];
         expect(raw.length).toBe(flat.length);
-        flat.forEach((v, i) => expect(Math.abs(raw[i]! - v)).toBeLessThan(1e-4));
+        flat.forEach((v, i) => {
+          expect(Math.abs(raw[i]! - v)).toBeLessThan(1e-4);
+        });
         expect(m.output.shape.length === 1).toBe(!Array.isArray(want[0]));
 
         const oi = outputNames.indexOf(output);
@@ -325,7 +325,9 @@ describe('export habits: predict and Monte Carlo against PyTorch, through OnnxMo
         a.kind === 'regression'
           ? [a.mean, (b as RegressionStats).mean]
           : [a.probabilities, (b as ClassificationStats).probabilities];
-      va.forEach((v, i) => expect(Math.abs(v - vb[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(vb[i]!))));
+      va.forEach((v, i) => {
+        expect(Math.abs(v - vb[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(vb[i]!)));
+      });
       await small.close();
       await big.close();
     }

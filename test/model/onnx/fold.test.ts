@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { foldAffine, inspect } from '../../../src/model/onnx/graph.js';
+import { foldAffine } from '../../../src/model/onnx/fold.js';
+import { inspect } from '../../../src/model/onnx/inspect.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { createSession } from '../../../src/model/onnx/ort.js';
-import { AttributeType, DataType, encodeModel } from '../../../src/onnx/proto.js';
+import { AttributeType, DataType, encodeModel } from '../../../src/onnx-proto/proto.js';
 import { Rng } from '../../../src/util/rng.js';
 import { f32, gemm, model, vi } from '../../helpers/onnx.js';
 

@@ -2,7 +2,7 @@
  * The loader's use of relaxBatch and the load-time self-check (src/model/onnx/load.ts): a fixed batch
  * is served and said so, a graph that cannot be relaxed or that would fail at request time is refused
  * at load with the reason, and a shared-prefix graph that fails the check is dropped (the plain MC
- * graph serves). To break one MC graph on purpose, graph.ts's mcGraph is wrapped (`breakGraph`).
+ * graph serves). To break one MC graph on purpose, rewrite.ts's mcGraph is wrapped (`breakGraph`).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,14 +11,14 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ModelLoadError } from '../../../src/model/errors.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import type { RegressionStats } from '../../../src/model/stats.js';
-import { AttributeType, DataType, type Model as OnnxProto } from '../../../src/onnx/proto.js';
+import { AttributeType, DataType, type Model as OnnxProto } from '../../../src/onnx-proto/proto.js';
 import { f32, model, vi as valueInfo } from '../../helpers/onnx.js';
 
 const control = vi.hoisted(() => ({ breakGraph: null as null | 'plain' | 'shared-prefix' }));
 
-vi.mock('../../../src/model/onnx/graph.js', async (importOriginal) => {
-  const graph = await importOriginal<typeof import('../../../src/model/onnx/graph.js')>();
-  const { decodeModel: decode, encodeModel: encode } = await import('../../../src/onnx/proto.js');
+vi.mock('../../../src/model/onnx/rewrite.js', async (importOriginal) => {
+  const graph = await importOriginal<typeof import('../../../src/model/onnx/rewrite.js')>();
+  const { decodeModel: decode, encodeModel: encode } = await import('../../../src/onnx-proto/proto.js');
   return {
     ...graph,
     mcGraph: (

@@ -7,7 +7,7 @@ import type { ClassificationStats, RegressionStats } from '../../../src/model/st
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { toMatrix } from '../../../src/model/rows.js';
-import { DataType } from '../../../src/onnx/proto.js';
+import { DataType } from '../../../src/onnx-proto/proto.js';
 import { encodePredictions } from '../../../src/server/protocol/v1.js';
 import { readCsvFile, toDataset } from '../../../src/train/data.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
@@ -190,7 +190,9 @@ describe('PyTorch-exported fixtures (test/fixtures/torch, made by make_fixtures.
       const want = expected.outputs[file]!;
       preds.forEach((p, i) => {
         const got = Array.isArray(p) ? p : [p];
-        got.forEach((v, k) => expect(Math.abs(v - want[i]![k]!)).toBeLessThan(1e-4));
+        got.forEach((v, k) => {
+          expect(Math.abs(v - want[i]![k]!)).toBeLessThan(1e-4);
+        });
       });
       if (expected.dropout[file]!.length === 0) {
         expect(m.mcAvailable).toBe(false);

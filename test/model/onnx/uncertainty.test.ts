@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError, RequestError } from '../../../src/model/errors.js';
+import { InputError, type RequestError } from '../../../src/model/errors.js';
 import { MAX_LOG_VARIANCE } from '../../../src/model/mc.js';
 import { classProbabilities } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
@@ -18,7 +18,7 @@ import {
   conformalRowsNeeded,
   resolveInterval,
 } from '../../../src/model/uncertainty.js';
-import { DataType } from '../../../src/onnx/proto.js';
+import { DataType } from '../../../src/onnx-proto/proto.js';
 import { packBatch, unpackBatch } from '../../../src/serving/wire.js';
 import { exportOnnx } from '../../../src/train/export-onnx.js';
 import { MAX_LOG_VARIANCE as TRAINER_MAX_LOG_VARIANCE } from '../../../src/train/mlp.js';

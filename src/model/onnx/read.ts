@@ -1,0 +1,60 @@
+/**
+ * Reading a model: the file's bytes (or those the repository read already), inspection, a fixed batch
+ * relaxed when the graph allows it, and the card (beside the file, else embedded in the model's
+ * metadata). Problems are ModelLoadErrors naming the file.
+ */
+import { readFile } from 'node:fs/promises';
+import { type Card, readCard } from '../card.js';
+import { ModelLoadError } from '../errors.js';
+import type { ModelSource } from '../model.js';
+import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
+import { type GraphInfo, ModelFormatError, inspect } from './inspect.js';
+import { type BatchRelaxation, relaxBatch } from './relax-batch.js';
+
+/** A model read and inspected, with its card. */
+export interface ReadModel {
+  model: OnnxProto;
+  info: GraphInfo;
+  /** What relaxBatch changed (null: the batch was already symbolic). */
+  relaxed: BatchRelaxation | null;
+  card: Card;
+  /** Where the card came from (null: no card), named in messages. */
+  cardSource: string | null;
+}
+
+/** The key under which a model file may embed its card in metadata_props. */
+const EMBEDDED_CARD_KEY = 'dropout_serve.card';
+
+/** Read `source`: bytes, graph, relaxed batch and card, in that order. */
+export async function readOnnx(source: ModelSource): Promise<ReadModel> {
+  const { file } = source;
+  let bytes: Uint8Array;
+  try {
+    bytes = source.contents?.model ?? (await readFile(file));
+  } catch (err) {
+    throw new ModelLoadError(
+      file,
+      `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  const { model, info } = formatChecked(file, () => inspect(bytes));
+  // before anything reads the input's dims or builds a graph: it rewrites `model` and `info`
+  const relaxed = formatChecked(file, () => relaxBatch(model, info));
+  const embedded = info.metadata[EMBEDDED_CARD_KEY];
+  const { card, source: cardSource } = await readCard(
+    source.card,
+    embedded ? { text: embedded, source: `metadata_props ${EMBEDDED_CARD_KEY}` } : undefined,
+    source.contents?.card,
+  );
+  return { model, info, relaxed, card, cardSource };
+}
+
+/** `step()`, with a ModelFormatError turned into a ModelLoadError naming the file (and the card's source). */
+export function formatChecked<T>(file: string, step: () => T, cardSource: string | null = null): T {
+  try {
+    return step();
+  } catch (err) {
+    if (!(err instanceof ModelFormatError)) throw err;
+    throw new ModelLoadError(file, cardSource ? `${err.message} (card: ${cardSource})` : err.message);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The sessions of a model being loaded: the eval graph, the plain Monte Carlo graph and, when it can
+ * be built, the shared-prefix one; then the self-check of each through the same run functions requests
+ * use (run.ts). Sessions are released when the load fails, and a shared-prefix graph that fails its
+ * check is dropped (the plain one serves).
+ */
+import type { RuntimeOptions } from '../model.js';
+import { ModelLoadError } from '../errors.js';
+import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
+import { type GraphInfo, ModelFormatError } from './inspect.js';
+import { type OrtSession, createSession } from './ort.js';
+import { tensorRanks } from './probe.js';
+import { evalGraph, inputTilePoint, mcGraph, sharedPrefixPoint } from './rewrite.js';
+import { type GraphIo, type McGraphSession, runChunk, runEval } from './run.js';
+import { type SelfCheckOptions, type ServingRuns, selfCheck } from './self-check.js';
+
+const firstLine = (s: string): string => s.split('\n')[0]!.slice(0, 300);
+
+/** The sessions created so far, so that a failed load releases them all. */
+export class SessionSet {
+  private readonly sessions: OrtSession[] = [];
+
+  constructor(
+    readonly file: string,
+    private readonly opts: RuntimeOptions,
+  ) {}
+
+  /** A session of a required graph; ModelLoadError naming `what` when onnxruntime refuses it. */
+  async create(what: string, bytes: Uint8Array): Promise<OrtSession> {
+    try {
+      return this.add(await createSession(bytes, this.opts));
+    } catch (err) {
+      throw new ModelLoadError(
+        this.file,
+        `onnxruntime cannot load the ${what} graph: ${firstLine((err as Error).message)}`,
+      );
+    }
+  }
+
+  /** A session of an optional graph, or null when building or loading it fails. */
+  async tryCreate(graph: () => Uint8Array): Promise<OrtSession | null> {
+    try {
+      return this.add(await createSession(graph(), this.opts));
+    } catch {
+      return null;
+    }
+  }
+
+  async drop(session: OrtSession): Promise<void> {
+    await session.release().catch(() => undefined);
+    this.sessions.splice(this.sessions.indexOf(session), 1);
+  }
+
+  async releaseAll(): Promise<void> {
+    await Promise.all(this.sessions.map((s) => s.release().catch(() => undefined)));
+  }
+
+  private add(session: OrtSession): OrtSession {
+    this.sessions.push(session);
+    return session;
+  }
+}
+
+/** The served sessions. */
+export interface ModelSessions {
+  evalSession: OrtSession;
+  /** MC graph repeating the input rows (null: no live dropout). */
+  mcPlain: McGraphSession | null;
+  /** MC graph repeating after the shared prefix (null: nothing to share, switched off, or it failed). */
+  mcShared: McGraphSession | null;
+}
+
+/** The eval and MC sessions of `model` (after foldAffine); the shared prefix only with opts.sharedPrefix. */
+export async function createModelSessions(
+  set: SessionSet,
+  model: OnnxProto,
+  info: GraphInfo,
+  io: GraphIo,
+  opts: RuntimeOptions,
+): Promise<ModelSessions> {
+  const evalSession = await set.create('eval', evalGraph(model, info));
+  if (!io.masks.length) return { evalSession, mcPlain: null, mcShared: null };
+  const plain = await set.create('Monte Carlo', mcGraph(model, info, inputTilePoint(info)));
+  const mcPlain: McGraphSession = { session: plain, tileRanks: [2] };
+  const point = opts.sharedPrefix ? sharedPrefixPoint(model, info) : null;
+  if (!point) return { evalSession, mcPlain, mcShared: null };
+  // the tensors repeated after the prefix must be float32 with the batch first; a graph that fails
+  // that, or that onnxruntime rejects, is skipped: the plain MC graph serves instead
+  const ranks = await tensorRanks(model, info, point.tensors, io.features, opts);
+  const session = ranks ? await set.tryCreate(() => mcGraph(model, info, point)) : null;
+  return { evalSession, mcPlain, mcShared: ranks && session ? { session, tileRanks: ranks } : null };
+}
+
+/**
+ * Self-check the sessions (self-check.ts): the MC graphs with masks of 1 must equal the eval graph at
+ * every run shape requests produce. The plain graph is required (a model whose MC graph fails would
+ * fail at request time): ModelLoadError. The shared-prefix one is an optimisation: when it fails it is
+ * released, and the returned sessions go without it, with the reason.
+ */
+export async function checkModelSessions(
+  set: SessionSet,
+  sessions: ModelSessions,
+  io: GraphIo & { outputSize: number },
+  opts: RuntimeOptions,
+  check: Partial<SelfCheckOptions> = {},
+): Promise<{ sessions: ModelSessions; sharedPrefixSkipped: string | null }> {
+  const runs = (mcGraphs: ServingRuns['mcGraphs']): ServingRuns => ({
+    features: io.features,
+    outputSize: io.outputSize,
+    maxRunRows: opts.maxRunRows,
+    evalRun: (x, rows) => runEval(io, sessions.evalSession, x, rows),
+    mcGraphs,
+  });
+  const { mcPlain, mcShared } = sessions;
+  try {
+    await selfCheck(runs(mcPlain ? [{ label: 'plain', runOnes: runOnes(io, mcPlain) }] : []), check);
+  } catch (err) {
+    if (err instanceof ModelFormatError) throw new ModelLoadError(set.file, err.message);
+    throw err;
+  }
+  if (!mcShared) return { sessions, sharedPrefixSkipped: null };
+  try {
+    await selfCheck(runs([{ label: 'shared-prefix', runOnes: runOnes(io, mcShared) }]), check);
+    return { sessions, sharedPrefixSkipped: null };
+  } catch (err) {
+    if (!(err instanceof ModelFormatError)) throw err;
+    await set.drop(mcShared.session);
+    return { sessions: { ...sessions, mcShared: null }, sharedPrefixSkipped: err.message };
+  }
+}
+
+/** An MC graph run as a request runs it, with every mask 1. */
+const runOnes = (io: GraphIo, g: McGraphSession) => (x: Float32Array, rows: number, samples: number) =>
+  runChunk(
+    io,
+    g,
+    x,
+    io.masks.map((m) => new Float32Array(samples * rows * m.rowSize)),
+    samples,
+    rows,
+    (b) => b.fill(1),
+  );
