@@ -23,7 +23,7 @@ describe('KServe Open Inference Protocol (V2)', () => {
     const meta = {
       name: 'dropout-serve',
       version: '0.1.0',
-      extensions: ['mc_dropout', 'binary_tensor_data', 'statistics'],
+      extensions: ['mc_dropout', 'binary_tensor_data', 'statistics', 'model_configuration'],
     };
     expect((await app.inject('/v2')).json()).toEqual(meta);
     // the spec's path (open_inference_rest.yaml: /v2/)

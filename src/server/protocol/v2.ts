@@ -375,6 +375,14 @@ export function encodeInferBody(
   };
 }
 
+/** The outputs an eval-mode infer answers with: the model's, plus probabilities for a classifier. */
+export function metadataOutputs(m: Model): TensorMeta[] {
+  const outputs: TensorMeta[] = [{ ...m.output }];
+  if (m.task === 'classification' && m.output.name !== 'probabilities')
+    outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
+  return outputs;
+}
+
 /** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */
 export function encodeMetadata(
   m: Model,
@@ -387,15 +395,12 @@ export function encodeMetadata(
   outputs: TensorMeta[];
   parameters: Record<string, unknown>;
 } {
-  const outputs: TensorMeta[] = [{ ...m.output }];
-  if (m.task === 'classification' && m.output.name !== 'probabilities')
-    outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
   return {
     name: m.name,
     versions,
     platform: m.platform,
     inputs: [{ ...m.input }],
-    outputs,
+    outputs: metadataOutputs(m),
     parameters: {
       task: m.task,
       features: [...m.features],
