@@ -91,7 +91,9 @@ function flatten(data: unknown, shape: number[], where: string): unknown[] {
         `${where}.data${path}: expected ${shape[depth]} elements at depth ${depth} for shape [${shape.join(', ')}], got ${Array.isArray(v) ? v.length : typeof v}`,
       );
     }
-    v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
+    v.forEach((x, i) => {
+      walk(x, depth + 1, `${path}[${i}]`);
+    });
   };
   if (data.some(Array.isArray)) walk(data, 0, '');
   else
