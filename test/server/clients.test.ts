@@ -62,6 +62,7 @@ function send(method: string, path: string, headers: Record<string, string>, bod
 }
 
 /** tritonclient's _raise_if_error + json.loads, or InferResult's header split for binary answers. */
+// biome-ignore lint/suspicious/noExplicitAny: the answers are read by field name, as the clients do
 function parsed(a: Answer): Record<string, any> {
   expect(a.status, a.body.toString('utf8', 0, 300)).toBe(200);
   const hlen = a.headers['inference-header-content-length'];
