@@ -55,29 +55,6 @@ describe('KServe Open Inference Protocol (V2)', () => {
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toEqual({ error: 'unknown model "nope" (available: diabetes, nodrop, torchnet, wine)' });
   });
-  it("Triton's model configuration: the same tensors without the batch, the server's settings; errors in the V2 shape", async () => {
-    const config = (await app.inject('/v2/models/torchnet/config')).json();
-    expect(config).toMatchObject({
-      name: 'torchnet',
-      platform: 'onnxruntime_onnx',
-      backend: 'onnxruntime',
-      max_batch_size: 50,
-      output: [{ name: 'y', data_type: 'TYPE_FP32', dims: [2] }],
-      version_policy: { latest: { num_versions: 1 } },
-    });
-    expect(config.dynamic_batching).toBeUndefined(); // BATCH_MAX_ROWS=0 in these tests
-    expect(config.parameters.mc_available).toEqual({ string_value: 'true' });
-    expect((await app.inject('/v2/models/nodrop/config')).json().parameters.mc_available).toEqual({
-      string_value: 'false',
-    });
-    const v2 = await app.inject('/v2/models/diabetes/versions/2/config');
-    expect([v2.statusCode, v2.json()]).toEqual([404, { error: 'model "diabetes" has no version "2" (versions: 1)' }]);
-    const unknown = await app.inject('/v2/models/nope/config');
-    expect([unknown.statusCode, unknown.json()]).toEqual([
-      404,
-      { error: 'unknown model "nope" (available: diabetes, nodrop, torchnet, wine)' },
-    ]);
-  });
   it('infer: id echoed; flat and nested data give the same answer; FP64 accepted', async () => {
     const flat = await infer('diabetes', { id: 'req-1', ...input([...DIABETES_ROW, ...DIABETES_ROW], [2, 10]) });
     expect(flat.statusCode).toBe(200);
@@ -168,5 +145,31 @@ describe('KServe Open Inference Protocol (V2)', () => {
         "outputs[0].name: unknown output "nope" (available: prediction)",
       ]
     `);
+  });
+});
+
+describe('Triton model configuration extension', () => {
+  it("Triton's model configuration: the same tensors without the batch, the server's settings; errors in the V2 shape", async () => {
+    const config = (await app.inject('/v2/models/torchnet/config')).json();
+    expect(config).toMatchObject({
+      name: 'torchnet',
+      platform: 'onnxruntime_onnx',
+      backend: 'onnxruntime',
+      max_batch_size: 50,
+      output: [{ name: 'y', data_type: 'TYPE_FP32', dims: [2] }],
+      version_policy: { latest: { num_versions: 1 } },
+    });
+    expect(config.dynamic_batching).toBeUndefined(); // BATCH_MAX_ROWS=0 in these tests
+    expect(config.parameters.mc_available).toEqual({ string_value: 'true' });
+    expect((await app.inject('/v2/models/nodrop/config')).json().parameters.mc_available).toEqual({
+      string_value: 'false',
+    });
+    const v2 = await app.inject('/v2/models/diabetes/versions/2/config');
+    expect([v2.statusCode, v2.json()]).toEqual([404, { error: 'model "diabetes" has no version "2" (versions: 1)' }]);
+    const unknown = await app.inject('/v2/models/nope/config');
+    expect([unknown.statusCode, unknown.json()]).toEqual([
+      404,
+      { error: 'unknown model "nope" (available: diabetes, nodrop, torchnet, wine)' },
+    ]);
   });
 });
