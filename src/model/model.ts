@@ -100,7 +100,7 @@ export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = {
   foldAffine: true,
 };
 
-/** What /v1/models shows of a model: its card (passed through) plus what the server read from the graph. */
+/** A model's card (passed through) plus what the server read from the graph: GET /v1/models/{name}/card. */
 export interface ModelDescription {
   [field: string]: unknown;
   name: string;

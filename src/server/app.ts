@@ -80,7 +80,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS });
   await app.register(healthRoutes);
   await app.register(v1Routes(config));
-  await app.register(v2Routes(VERSION, config.ADMIN_API_KEY ? ['model_repository'] : []), { prefix: '/v2' });
+  await app.register(v2Routes(config, VERSION), { prefix: '/v2' });
   await app.register(repositoryRoutes(config.ADMIN_API_KEY), { prefix: '/v2/repository' });
   return app;
 }

@@ -71,7 +71,12 @@ const predictV1 = async (app: FastifyInstance, query = ''): Promise<number> => {
 describe('management routes: ADMIN_API_KEY', () => {
   it('without ADMIN_API_KEY they answer 404 and the extension is not advertised', async () => {
     const { app } = await start(modelsDir(), { ADMIN_API_KEY: '' });
-    expect((await app.inject('/v2')).json().extensions).toEqual(['mc_dropout', 'binary_tensor_data', 'statistics']);
+    expect((await app.inject('/v2')).json().extensions).toEqual([
+      'mc_dropout',
+      'binary_tensor_data',
+      'statistics',
+      'model_configuration',
+    ]);
     for (const url of [
       '/v2/repository/index',
       '/v2/repository/models/diabetes/load',
@@ -92,6 +97,7 @@ describe('management routes: ADMIN_API_KEY', () => {
       'mc_dropout',
       'binary_tensor_data',
       'statistics',
+      'model_configuration',
       'model_repository',
     ]);
     for (const headers of [

@@ -178,8 +178,10 @@ describe('model listings', () => {
     const wine = (await app.inject('/v1/models/wine')).json();
     expect(wine.temperature).toBeGreaterThan(0);
     expect(wine.noise).toBeUndefined();
-    const list = (await app.inject('/v1/models')).json().models as { name: string; noise?: string }[];
-    expect(list.find((m) => m.name === 'hetero')!.noise).toBe('heteroscedastic');
+    const list = (await app.inject('/v1/models')).json().models as { name: string; interval_methods?: string[] }[];
+    expect(list.find((m) => m.name === 'hetero')!.interval_methods).toEqual(['gaussian', 'conformal']);
+    expect(list.find((m) => m.name === 'torchnet')!.interval_methods).toEqual(['gaussian']);
+    expect((await app.inject('/v1/models/hetero/card')).json().noise).toBe('heteroscedastic');
   });
 
   it('V2 model metadata parameters carry the same settings', async () => {

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { buildApp } from '../../src/server/app.js';
 import { DIABETES_ROW, WINE_ROW, testApp } from '../helpers/app.js';
 
 let app: FastifyInstance;
@@ -38,28 +41,78 @@ describe('health', () => {
 });
 
 describe('/v1/models', () => {
-  it('lists every model with card, inputs, outputs and mc_available', async () => {
+  it('lists one short record per model: name, versions, task, inputs, outputs, mc_available, interval methods', async () => {
     const { models } = (await app.inject('/v1/models')).json();
     const byName = Object.fromEntries(models.map((m: { name: string }) => [m.name, m]));
-    expect(byName.diabetes).toMatchObject({
+    expect(byName.diabetes).toEqual({
+      name: 'diabetes',
+      version: '1',
+      versions: ['1'],
       task: 'regression',
-      dropout: [0.2],
-      mc_available: true,
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 10] }],
+      outputs: [{ name: 'prediction', datatype: 'FP32', shape: [-1, 1] }],
+      mc_available: true,
+      interval_methods: ['gaussian', 'conformal'],
     });
-    expect(byName.diabetes.aleatoric_std).toBeGreaterThan(0);
-    expect(byName.diabetes.metrics.test.coverage_90).toBeGreaterThan(0.8);
-    expect(byName.wine).toMatchObject({
-      task: 'classification',
-      labels: ['class_0', 'class_1', 'class_2'],
-      dropout: [0.2, 0.2],
+    expect(byName.wine).toMatchObject({ task: 'classification', mc_available: true });
+    expect(byName.wine.interval_methods).toBeUndefined();
+    expect(byName.nodrop).toMatchObject({ mc_available: false, interval_methods: ['gaussian'] });
+    expect(byName.torchnet).toMatchObject({ mc_available: true, outputs: [{ name: 'y', shape: [-1, 2] }] });
+    for (const m of models) expect(Object.keys(m).sort()).not.toContain('conformal');
+  });
+  it('the two shipped models list in under 4 KB (issue 21: it was 51 KB with every calibration score), their V2 metadata each under 1 KB', async () => {
+    const shipped = await buildApp({ config: loadConfig({ MODELS_DIR: 'models', MC_WORKERS: '0' }) });
+    await shipped.loadModels();
+    const r = await shipped.inject('/v1/models');
+    expect(r.json().models.map((m: { name: string }) => m.name)).toEqual(['diabetes', 'wine']);
+    expect(r.rawPayload.length).toBeLessThan(4096);
+    // the V2 metadata's parameters are as light: the settings, no card data
+    for (const name of ['diabetes', 'wine'])
+      expect((await shipped.inject(`/v2/models/${name}`)).rawPayload.length).toBeLessThan(1024);
+    await shipped.close();
+  });
+  it('one model: the card without raw arrays (conformal scores summarised, curves as their length and last value)', async () => {
+    const d = (await app.inject('/v1/models/diabetes')).json();
+    expect(d).toMatchObject({ task: 'regression', dropout: [0.2], mc_available: true, version: '1', versions: ['1'] });
+    expect(d.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 10] }]);
+    expect(d.aleatoric_std).toBeGreaterThan(0);
+    expect(d.metrics.test.coverage_90).toBeGreaterThan(0.8);
+    expect(d.feature_stats.min).toHaveLength(10); // 10 features: short enough to keep
+    const card = (await app.inject('/v1/models/diabetes/card')).json();
+    const scores = card.conformal.scores as number[];
+    expect(scores).toHaveLength(354);
+    expect(d.conformal.scores).toBeUndefined();
+    // the quantile a conformal interval at that level uses: the ⌈(n + 1)·level⌉-th smallest score
+    expect(d.conformal.scores_summary).toEqual({
+      count: 354,
+      min: scores[0],
+      max: scores[353],
+      quantiles: { '0.5': scores[177], '0.8': scores[283], '0.9': scores[319], '0.95': scores[337] },
     });
-    expect(byName.nodrop).toMatchObject({ mc_available: false, dropout: [], features: ['x0', 'x1', 'x2', 'x3'] });
-    expect(byName.torchnet).toMatchObject({
+    expect(d.history.train_loss).toEqual({
+      points: card.history.train_loss.length,
+      last: card.history.train_loss.at(-1),
+    });
+    expect(JSON.stringify(d).length).toBeLessThan(JSON.stringify(card).length / 3);
+    const w = (await app.inject('/v1/models/wine')).json();
+    expect(w).toMatchObject({ task: 'classification', labels: ['class_0', 'class_1', 'class_2'], dropout: [0.2, 0.2] });
+    expect((await app.inject('/v1/models/nodrop')).json()).toMatchObject({
+      mc_available: false,
+      dropout: [],
+      features: ['x0', 'x1', 'x2', 'x3'],
+    });
+    expect((await app.inject('/v1/models/torchnet')).json()).toMatchObject({
       mc_available: true,
       dropout: [0.25, 0.4],
-      outputs: [{ name: 'y', shape: [-1, 2] }],
     });
+  });
+  it('the card: every field of the card file, and what the server read from the graph', async () => {
+    const file = JSON.parse(readFileSync('models/wine/model.json', 'utf8'));
+    const card = (await app.inject('/v1/models/wine/card')).json();
+    expect(card).toMatchObject(file);
+    expect(card).toMatchObject({ mc_available: true, inputs: [{ name: 'input', shape: [-1, 13] }], version: '1' });
+    expect((await app.inject('/v1/models/wine/card?version=2')).statusCode).toBe(404);
+    expect((await app.inject('/v1/models/nope/card')).statusCode).toBe(404);
   });
   it('one model; 404 for an unknown name', async () => {
     expect((await app.inject('/v1/models/wine')).json().name).toBe('wine');

@@ -23,7 +23,7 @@ describe('KServe Open Inference Protocol (V2)', () => {
     const meta = {
       name: 'dropout-serve',
       version: '0.1.0',
-      extensions: ['mc_dropout', 'binary_tensor_data', 'statistics'],
+      extensions: ['mc_dropout', 'binary_tensor_data', 'statistics', 'model_configuration'],
     };
     expect((await app.inject('/v2')).json()).toEqual(meta);
     // the spec's path (open_inference_rest.yaml: /v2/)
@@ -145,5 +145,31 @@ describe('KServe Open Inference Protocol (V2)', () => {
         "outputs[0].name: unknown output "nope" (available: prediction)",
       ]
     `);
+  });
+});
+
+describe('Triton model configuration extension', () => {
+  it("Triton's model configuration: the same tensors without the batch, the server's settings; errors in the V2 shape", async () => {
+    const config = (await app.inject('/v2/models/torchnet/config')).json();
+    expect(config).toMatchObject({
+      name: 'torchnet',
+      platform: 'onnxruntime_onnx',
+      backend: 'onnxruntime',
+      max_batch_size: 50,
+      output: [{ name: 'y', data_type: 'TYPE_FP32', dims: [2] }],
+      version_policy: { latest: { num_versions: 1 } },
+    });
+    expect(config.dynamic_batching).toBeUndefined(); // BATCH_MAX_ROWS=0 in these tests
+    expect(config.parameters.mc_available).toEqual({ string_value: 'true' });
+    expect((await app.inject('/v2/models/nodrop/config')).json().parameters.mc_available).toEqual({
+      string_value: 'false',
+    });
+    const v2 = await app.inject('/v2/models/diabetes/versions/2/config');
+    expect([v2.statusCode, v2.json()]).toEqual([404, { error: 'model "diabetes" has no version "2" (versions: 1)' }]);
+    const unknown = await app.inject('/v2/models/nope/config');
+    expect([unknown.statusCode, unknown.json()]).toEqual([
+      404,
+      { error: 'unknown model "nope" (available: diabetes, nodrop, torchnet, wine)' },
+    ]);
   });
 });

@@ -80,7 +80,7 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
           );
         }
         if (exceedsJsonDepth(body)) throw new TooDeep();
-        parseJson(req, body as unknown as string, done);
+        void parseJson(req, body as unknown as string, done);
         return;
       }
       const hlen = parseHeaderLength(headerLength);

@@ -8,15 +8,10 @@
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import type { ErrorKind } from '../../model/errors.js';
-import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
+import { type Model, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
-import {
-  DEFAULT_UNCERTAINTY,
-  INTERVAL_METHODS,
-  type IntervalMethod,
-  describeUncertainty,
-} from '../../model/uncertainty.js';
+import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
 import type {
   PredictRequest,
   PredictResult,
@@ -95,27 +90,17 @@ export function encodeUncertainty(r: SampleResult): {
 } {
   const s = r.stats;
   const predictions = encodeStats(s, r.model.labels, r.returnSamples);
-  if (r.outOfRange) r.outOfRange.forEach((names, i) => names.length && (predictions[i]!.out_of_range = names));
+  if (r.outOfRange) {
+    r.outOfRange.forEach((names, i) => {
+      if (names.length) predictions[i]!.out_of_range = names;
+    });
+  }
   return {
     model: r.model.name,
     samples: r.samples,
     ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
     seed: r.seed,
     predictions,
-  };
-}
-
-/**
- * A model entry of /v1/models: its card plus inputs, outputs and MC availability, its version and the
- * served versions, and the uncertainty settings it serves with (noise, epistemic_scale, interval_method,
- * or temperature).
- */
-export function encodeModel(m: Model, versions: string[]): ModelDescription {
-  return {
-    ...m.describe(),
-    ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY),
-    version: m.version,
-    versions,
   };
 }
 

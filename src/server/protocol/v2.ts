@@ -91,7 +91,9 @@ function flatten(data: unknown, shape: number[], where: string): unknown[] {
         `${where}.data${path}: expected ${shape[depth]} elements at depth ${depth} for shape [${shape.join(', ')}], got ${Array.isArray(v) ? v.length : typeof v}`,
       );
     }
-    v.forEach((x, i) => walk(x, depth + 1, `${path}[${i}]`));
+    v.forEach((x, i) => {
+      walk(x, depth + 1, `${path}[${i}]`);
+    });
   };
   if (data.some(Array.isArray)) walk(data, 0, '');
   else
@@ -375,6 +377,14 @@ export function encodeInferBody(
   };
 }
 
+/** The outputs an eval-mode infer answers with: the model's, plus probabilities for a classifier. */
+export function metadataOutputs(m: Model): TensorMeta[] {
+  const outputs: TensorMeta[] = [{ ...m.output }];
+  if (m.task === 'classification' && m.output.name !== 'probabilities')
+    outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
+  return outputs;
+}
+
 /** Model metadata: tensors with -1 for the batch; task, features, labels and MC outputs as parameters. */
 export function encodeMetadata(
   m: Model,
@@ -387,15 +397,12 @@ export function encodeMetadata(
   outputs: TensorMeta[];
   parameters: Record<string, unknown>;
 } {
-  const outputs: TensorMeta[] = [{ ...m.output }];
-  if (m.task === 'classification' && m.output.name !== 'probabilities')
-    outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
   return {
     name: m.name,
     versions,
     platform: m.platform,
     inputs: [{ ...m.input }],
-    outputs,
+    outputs: metadataOutputs(m),
     parameters: {
       task: m.task,
       features: [...m.features],

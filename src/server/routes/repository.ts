@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { auditOutcome, useAdminAuth } from '../plugins/admin.js';
 import { useErrorShape } from '../plugins/errors.js';
+import { useV2Bodies } from '../plugins/v2-body.js';
 import * as v2 from '../protocol/v2.js';
 import * as repo from '../protocol/v2-repository.js';
 import {
@@ -20,13 +21,17 @@ const security = [{ admin: [] }];
 /**
  * The V2 model repository extension, registered under /v2/repository: index, load (or reload), unload.
  * Needs ADMIN_API_KEY (plugins/admin.ts: 404 without it, 401 without the right bearer; an audit line
- * per request). Errors in the V2 shape {"error"}.
+ * per request). Errors in the V2 shape {"error"}; bodies as on the V2 inference routes (JSON with or
+ * without a Content-Type, gzip or deflate).
  */
 export const repositoryRoutes =
   (adminKey: string | undefined): FastifyPluginAsyncZod =>
   async (app) => {
     useErrorShape(app, v2.errorBody);
     useAdminAuth(app, adminKey);
+    // bodies as the V2 inference routes take them: tritonclient posts load/unload as `{}` with no
+    // Content-Type, and may gzip them (plugins/v2-body.ts); no route here has a model's raw input
+    useV2Bodies(app, { rawInput: () => undefined });
     const tags = ['repository'];
     app.post(
       '/index',

@@ -94,45 +94,93 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
   });
 }
 
+const Tensor = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) });
+
+const modelFields = {
+  name: z.string(),
+  task: z.enum(['regression', 'classification']),
+  features: z.array(z.string()),
+  labels: z.array(z.string()).optional(),
+  dropout: z.array(z.number()).describe('Dropout rate of each Dropout node, in graph order'),
+  aleatoric_std: Regression.optional().describe(
+    'Regression: the observation noise σ (homoscedastic) or the floor added to the predicted variance (heteroscedastic)',
+  ),
+  noise: z
+    .enum(['homoscedastic', 'heteroscedastic'])
+    .optional()
+    .describe('Regression: one noise σ for all rows, or a predicted log-variance per row'),
+  epistemic_scale: z
+    .number()
+    .optional()
+    .describe('Regression: epistemic_std = epistemic_scale × the std of the Monte Carlo means'),
+  interval_method: z
+    .enum(INTERVAL_METHODS)
+    .optional()
+    .describe('Regression: the interval a request gets when it names none'),
+  interval_methods: z
+    .array(z.enum(INTERVAL_METHODS))
+    .optional()
+    .describe('Regression: the interval methods the model serves (conformal needs calibration scores in its card)'),
+  temperature: z
+    .number()
+    .optional()
+    .describe(
+      "Classification: every Monte Carlo sample's logits are divided by it before the softmax (and in predict)",
+    ),
+  inputs: z.array(Tensor),
+  outputs: z.array(Tensor),
+  mc_available: z.boolean().describe('false when the graph has no Dropout node'),
+  version: z.string().describe('The version this answer describes'),
+  versions: z.array(z.string()).describe('The served versions of the model, ascending'),
+};
+
+export const ModelCard = z
+  .looseObject(modelFields)
+  .describe('The whole card file (its fields pass through) plus what the server read from the graph');
+
 export const ModelEntry = z
   .looseObject({
-    name: z.string(),
-    task: z.enum(['regression', 'classification']),
-    features: z.array(z.string()),
-    labels: z.array(z.string()).optional(),
-    dropout: z.array(z.number()).describe('Dropout rate of each Dropout node, in graph order'),
-    aleatoric_std: Regression.optional().describe(
-      'Regression: the observation noise σ (homoscedastic) or the floor added to the predicted variance (heteroscedastic)',
-    ),
-    noise: z
-      .enum(['homoscedastic', 'heteroscedastic'])
+    ...modelFields,
+    conformal: z
+      .looseObject({
+        scores_summary: z
+          .object({
+            count: z.number().int(),
+            min: z.number().nullable(),
+            max: z.number().nullable(),
+            quantiles: z
+              .record(z.string(), z.number().nullable())
+              .describe(
+                'level → the split-conformal quantile of the scores (the interval multiplier at that level; null: too few rows)',
+              ),
+          })
+          .optional(),
+      })
       .optional()
-      .describe('Regression: one noise σ for all rows, or a predicted log-variance per row'),
-    epistemic_scale: z
-      .number()
+      .describe('Split-conformal calibration: the scores summarised (the card file has them all)'),
+    history: z
+      .record(z.string(), z.unknown())
       .optional()
-      .describe('Regression: epistemic_std = epistemic_scale × the std of the Monte Carlo means'),
-    interval_method: z
-      .enum(INTERVAL_METHODS)
-      .optional()
-      .describe('Regression: the interval a request gets when it names none'),
-    interval_methods: z
-      .array(z.enum(INTERVAL_METHODS))
-      .optional()
-      .describe('Regression: the interval methods the model serves (conformal needs calibration scores in its card)'),
-    temperature: z
-      .number()
-      .optional()
-      .describe(
-        "Classification: every Monte Carlo sample's logits are divided by it before the softmax (and in predict)",
-      ),
-    inputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
-    outputs: z.array(z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) })),
-    mc_available: z.boolean().describe('false when the graph has no Dropout node'),
+      .describe('Training curves: each as {points, last} (the card file has them all)'),
   })
-  .describe('The model card plus what the server read from the graph');
+  .describe(
+    'The model card without raw arrays (conformal scores and training curves summarised, feature statistics only when short) plus what the server read from the graph',
+  );
 
-export const ModelList = z.object({ models: z.array(ModelEntry) });
+export const ModelSummary = z
+  .object({
+    name: z.string(),
+    version: z.string(),
+    versions: z.array(z.string()),
+    task: z.enum(['regression', 'classification']),
+    inputs: z.array(Tensor),
+    outputs: z.array(Tensor),
+    mc_available: z.boolean(),
+    interval_methods: z.array(z.enum(INTERVAL_METHODS)).optional().describe('Regression: the interval methods served'),
+  })
+  .describe('One short record per model: GET /v1/models/{name} has its card');
+
+export const ModelList = z.object({ models: z.array(ModelSummary) });
 
 export const ClassPrediction = z.object({ label: z.string(), probabilities: z.record(z.string(), z.number()) });
 

@@ -170,3 +170,46 @@ export const V2ModelStats = z
   .describe(
     "Triton's statistics extension (docs/protocol/extension_statistics.md); top-level figures are both modes together",
   );
+
+const TritonTensor = z.object({
+  name: z.string(),
+  data_type: z.string().describe('model_config.proto DataType: TYPE_FP32, …'),
+  dims: z.array(z.number().int()).describe('The shape without the batch dimension (when max_batch_size > 0)'),
+  reshape: z
+    .object({ shape: z.array(z.number().int()) })
+    .optional()
+    .describe('A batch of scalars: dims [1] reshaped to []'),
+});
+
+export const V2ModelConfig = z
+  .object({
+    name: z.string(),
+    platform: z.string().describe('onnxruntime_onnx'),
+    backend: z.string().describe('onnxruntime'),
+    version_policy: z
+      .union([z.object({ latest: z.object({ num_versions: z.number().int() }) }), z.object({ all: z.object({}) })])
+      .describe('MODEL_VERSION_POLICY'),
+    max_batch_size: z.number().int().describe('MAX_BATCH_ROWS (0: the graph does not batch)'),
+    input: z.array(TritonTensor),
+    output: z.array(TritonTensor),
+    dynamic_batching: z
+      .object({
+        preferred_batch_size: z.array(z.number().int()).describe('BATCH_MAX_ROWS'),
+        max_queue_delay_microseconds: z.number().int().describe('BATCH_MAX_WAIT_US'),
+        default_queue_policy: z.object({
+          timeout_action: z.literal('REJECT'),
+          default_timeout_microseconds: z.number().int().describe('MAX_REQUEST_MS × 1000'),
+          allow_timeout_override: z.boolean(),
+          max_queue_size: z.number().int().describe('MAX_QUEUE'),
+        }),
+      })
+      .optional()
+      .describe('The predict batcher; absent when BATCH_MAX_ROWS=0'),
+    instance_group: z.array(z.object({ name: z.string(), kind: z.literal('KIND_CPU'), count: z.number().int() })),
+    parameters: z
+      .record(z.string(), z.object({ string_value: z.string() }))
+      .describe(
+        'Monte Carlo dropout (mc_available, mc_default_samples, mc_max_samples, mc_max_work, mc_outputs) and the uncertainty settings',
+      ),
+  })
+  .describe("Triton's model configuration (model_config.proto ModelConfig as JSON)");
