@@ -9,13 +9,14 @@ import { parseArgs } from 'node:util';
 import { buildCard, type DataRef } from './card.js';
 import { DataError, type Dataset, readCsvFile, splitRows, toDataset, type Task } from './data.js';
 import { OPSET, exportOnnx } from './export-onnx.js';
-import { modelReport, trainCommand, validationRows } from './report-input.js';
+import { modelReport, trainCommand } from './report-input.js';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import {
   DEFAULT_TRAIN_OPTIONS,
   type EpochLog,
   type NoiseModel,
-  train,
+  trainOnSplit,
+  validationSplit,
   type TrainedModel,
   type TrainOptions,
 } from './train.js';
@@ -31,6 +32,7 @@ import {
   type TuneResult,
 } from './tune.js';
 import type { Activation } from './mlp.js';
+import { stream } from '../util/rng.js';
 
 const USAGE = `usage: npm run train -- --data FILE --target COL --name NAME [options]
 
@@ -409,7 +411,7 @@ export async function run(argv: string[]): Promise<number> {
       testRef = { file: args.testData, sha256: t.sha256, rows: test.n };
       testSource = 'test-data';
     } else if (args.testSplit > 0) {
-      [data, test] = splitRows(data, args.testSplit, args.opts.seed * 7919, 'test split');
+      [data, test] = splitRows(data, args.testSplit, stream(args.opts.seed, 'testSplit'), 'test split');
       testSource = `test-split ${args.testSplit} of data (seeded)`;
     }
     if (data.task === 'classification' && args.opts.noise === 'heteroscedastic')
@@ -419,6 +421,7 @@ export async function run(argv: string[]): Promise<number> {
     const cpuStart = process.cpuUsage();
     let model: TrainedModel;
     let tuning: TuneResult | undefined;
+    let validation: TuneResult['validation'];
     if (args.tune) {
       const dflt = defaultGrid(data.task, Math.round(data.n * (1 - opts.valSplit)));
       const grid = customGrid(data.task, Math.round(data.n * (1 - opts.valSplit)), dflt, args.grid);
@@ -443,6 +446,7 @@ export async function run(argv: string[]): Promise<number> {
       );
       progress.done();
       model = tuning.model;
+      validation = tuning.validation;
       opts = tuning.options;
     } else {
       if (!args.quiet) {
@@ -452,7 +456,9 @@ export async function run(argv: string[]): Promise<number> {
         );
       }
       const progress = progressReporter(opts.epochs, process.stderr, args.quiet);
-      model = train(data, opts, test, progress.onEpoch);
+      const [fitRows, valRows] = validationSplit(data, opts);
+      model = trainOnSplit(fitRows, valRows, opts, test, progress.onEpoch);
+      validation = { model, data: valRows };
       progress.done();
     }
     const trainMs = performance.now() - started;
@@ -496,7 +502,6 @@ export async function run(argv: string[]): Promise<number> {
       join(dir, 'report.md'),
       `# ${args.name}\n\n${summary}\n\n${table2}\n\nCommand: \`npm run train -- ${argv.join(' ')}\`\n`,
     );
-    const validation = tuning ? tuning.validation : { model, data: validationRows(data, opts) };
     writeFileSync(
       join(dir, 'report.html'),
       modelReport({ command: trainCommand(argv), card, model, validation, test, opts }),

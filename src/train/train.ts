@@ -2,7 +2,7 @@
  * The training loop: standardise, minibatch Adam with dropout, early stopping with best-weights
  * restore, then calibration (aleatoric σ, conformal scores, temperature) and metrics. Pure: no printing, no files (cli.ts does those).
  */
-import { Rng } from '../util/rng.js';
+import { Rng, stream } from '../util/rng.js';
 import { calibrateScaleAndNoise } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
 import {
@@ -423,9 +423,9 @@ export function fitNetwork(
     if (present.size < 2)
       throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
   }
-  const initRng = new Rng(opts.seed * 7919 + 2);
-  const shuffleRng = new Rng(opts.seed * 7919 + 3);
-  const dropoutRng = new Rng(opts.seed * 7919 + 4);
+  const initRng = new Rng(stream(opts.seed, 'init'));
+  const shuffleRng = new Rng(stream(opts.seed, 'shuffle'));
+  const dropoutRng = new Rng(stream(opts.seed, 'dropout'));
 
   const xs = fitStandardiser(trainSet.x, trainSet.n, trainSet.f);
   const xMean = Float32Array.from(xs.mean);
@@ -627,9 +627,17 @@ export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel 
 }
 
 /**
- * Train a dropout MLP on `data` (validation rows split off with the seed), calibrate it on the
- * validation rows, and measure it on them and on `test` when given. `onEpoch` receives every epoch's
- * losses.
+ * The training rows and the validation rows of a run (`opts.valSplit` of `data`, seeded): the one place
+ * the split is made (train, tune, and the report of the validation rows use it).
+ */
+export function validationSplit(data: Dataset, opts: Pick<TrainOptions, 'valSplit' | 'seed'>): [Dataset, Dataset] {
+  return splitRows(data, opts.valSplit, stream(opts.seed, 'validationSplit'), 'validation split');
+}
+
+/**
+ * Train a dropout MLP on `data` (validation rows split off with the seed: validationSplit), calibrate it
+ * on the validation rows, and measure it on them and on `test` when given. `onEpoch` receives every
+ * epoch's losses.
  */
 export function train(
   data: Dataset,
@@ -637,15 +645,25 @@ export function train(
   test?: Dataset,
   onEpoch?: (log: EpochLog) => void,
 ): TrainedModel {
-  // Separate streams so that changing one (e.g. epochs) does not reshuffle the others.
-  const [trainSet, valSet] = splitRows(data, opts.valSplit, opts.seed * 7919 + 1, 'validation split');
+  const [trainSet, valSet] = validationSplit(data, opts);
+  return trainOnSplit(trainSet, valSet, opts, test, onEpoch);
+}
+
+/** train() on rows already split (validationSplit): fit on `trainSet`, calibrate and validate on `valSet`. */
+export function trainOnSplit(
+  trainSet: Dataset,
+  valSet: Dataset,
+  opts: TrainOptions,
+  test?: Dataset,
+  onEpoch?: (log: EpochLog) => void,
+): TrainedModel {
   const fitted = fitNetwork(trainSet, valSet, opts, { onEpoch });
-  const calSeed = opts.seed * 7919 + 5;
+  const calSeed = stream(opts.seed, 'calibration');
   const model = withCalibration(
     fitted,
     calibrate(fitted, valSet, opts.mcSamples, calSeed, 'validation rows (not used for gradient steps)'),
   );
-  model.metrics.validation = evaluate(model, valSet, calSeed + 1, opts.mcSamples);
-  if (test) model.metrics.test = evaluate(model, test, calSeed + 2, opts.mcSamples);
+  model.metrics.validation = evaluate(model, valSet, stream(opts.seed, 'validationMetrics'), opts.mcSamples);
+  if (test) model.metrics.test = evaluate(model, test, stream(opts.seed, 'testMetrics'), opts.mcSamples);
   return model;
 }

@@ -22,13 +22,13 @@
  * jobs are scheduled.
  */
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { calibrateAleatoricStd } from './calibrate.js';
 import { type Dataset, DataError, fitStandardiser, splitRows, subset } from './data.js';
 import { gaussianLogLik } from './metrics.js';
 import { createMlp } from './mlp.js';
-import { Rng } from '../util/rng.js';
+import { Rng, stream } from '../util/rng.js';
+import { startWorker } from '../util/worker.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';
 import {
   type Calibration,
@@ -47,6 +47,7 @@ import {
   mcPredictive,
   specFor,
   standardise,
+  validationSplit,
   withCalibration,
 } from './train.js';
 
@@ -163,9 +164,6 @@ export function candidateOptions(base: TrainOptions, c: Candidate, epochs: numbe
   };
 }
 
-/** Seed of the Monte Carlo masks that score a checkpoint (one stream for every candidate: paired comparisons). */
-const scoreSeed = (seed: number): number => seed * 7919 + 6;
-
 /**
  * Validation score of a fitted network (higher is better): the mean log-likelihood of the validation
  * rows under the served predictive distribution, with σ (homoscedastic) or the temperature
@@ -264,7 +262,7 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
       onEpoch: onEpoch ? (l) => onEpoch(l.epoch) : undefined,
       onCheckpoint: (epoch, m) => {
         const k = epochs.indexOf(epoch);
-        const { rows, sqErrors } = validationRowScores(m, val, job.base.mcSamples, scoreSeed(job.base.seed));
+        const { rows, sqErrors } = validationRowScores(m, val, job.base.mcSamples, stream(job.base.seed, 'tuneScore'));
         if (sqErrors) mse[k] = sqErrors.reduce((a, b) => a + b, 0) / sqErrors.length;
         const score = rows.reduce((a, b) => a + b, 0) / rows.length;
         scores[k] = Number.isFinite(score) ? score : -Infinity;
@@ -452,8 +450,6 @@ async function runJobs(
     }
     return results;
   }
-  const isTs = import.meta.url.endsWith('.ts');
-  const entry = new URL(isTs ? './tune-worker.ts' : './tune-worker.js', import.meta.url);
   let next = 0;
   const workers: Worker[] = [];
   const retired = new Set<Worker>();
@@ -461,13 +457,7 @@ async function runJobs(
     await new Promise<void>((resolve, reject) => {
       let running = 0;
       const start = (): void => {
-        // TypeScript (tests, tsx): a CommonJS shim loads the entry through tsx's require hook
-        const worker = isTs
-          ? new Worker(new URL('./worker-shim.cjs', import.meta.url), {
-              workerData: { entry: fileURLToPath(entry) },
-              execArgv: [...process.execArgv.filter((a) => !a.startsWith('--input-type')), '--import', 'tsx'],
-            })
-          : new Worker(entry);
+        const worker = startWorker(import.meta.url, 'tune-worker');
         workers.push(worker);
         running++;
         const feed = (): void => {
@@ -517,7 +507,7 @@ export async function tune(
   tuneOpts: TuneOptions,
   test?: Dataset,
 ): Promise<TuneResult> {
-  const [fit, val] = splitRows(data, base.valSplit, base.seed * 7919 + 1, 'validation split');
+  const [fit, val] = validationSplit(data, base);
   const grid = tuneOpts.grid ?? defaultGrid(data.task, fit.n);
   if (grid.epochs.length === 0 || grid.candidates.length === 0) throw new DataError('the tuning grid is empty');
   const epochs = [...grid.epochs].sort((a, b) => a - b);
@@ -600,7 +590,7 @@ export async function tune(
   const chosenEpochs = epochs[winK]!;
   const options = candidateOptions(base, grid.candidates[win]!, chosenEpochs);
   const winnerNet = networkFromParams(fit, options, winner.params[winK]!, chosenEpochs);
-  const calSeed = base.seed * 7919 + 5;
+  const calSeed = stream(base.seed, 'calibration');
 
   let refit: FittedNetwork;
   let cal: Calibration;
@@ -614,7 +604,7 @@ export async function tune(
     // fold fits and the refit run on the workers; fold 0 reuses the winning candidate when it is the
     // tuning split.
     const K = CROSS_FIT_FOLDS;
-    const folds = crossFitFolds(data.n, K, base.seed * 7919 + 1);
+    const folds = crossFitFolds(data.n, K, stream(base.seed, 'validationSplit'));
     const reuse0 = folds[0]!.held.length === val.n;
     const foldData = folds.map((f) => ({ fit: subset(data, f.rest), held: subset(data, f.held) }));
     const crossJobs: TuneJob[] = [
@@ -653,7 +643,7 @@ export async function tune(
         standardise(fd.held.x, fd.held.n, fd.held.f, net.xMean, net.xStd),
         fd.held.n,
         base.mcSamples,
-        calSeed + 10 + k,
+        stream(base.seed, 'crossFitFold', k),
       );
     });
     cal = calibrateRegression(
@@ -667,7 +657,7 @@ export async function tune(
     const [refitRows, calRows] = splitRows(
       data,
       tuneOpts.calibrationFraction,
-      base.seed * 7919 + 7,
+      stream(base.seed, 'calibrationSplit'),
       'calibration split',
     );
     refit = fitNetwork(refitRows, null, options);
@@ -692,8 +682,8 @@ export async function tune(
   const model = withCalibration({ ...refit, valRows: val.n }, cal);
   // validation metrics: the winner (which never saw these rows) with the calibration the model carries
   const validationModel: TrainedModel = { ...withCalibration(winnerNet, cal), metrics: model.metrics };
-  model.metrics.validation = evaluate(validationModel, val, calSeed + 1, base.mcSamples);
-  if (test) model.metrics.test = evaluate(model, test, calSeed + 2, base.mcSamples);
+  model.metrics.validation = evaluate(validationModel, val, stream(base.seed, 'validationMetrics'), base.mcSamples);
+  if (test) model.metrics.test = evaluate(model, test, stream(base.seed, 'testMetrics'), base.mcSamples);
 
   const reg = data.task === 'regression';
   const candidates = grid.candidates.flatMap((c, i) =>
