@@ -6,7 +6,8 @@
 import { basename } from 'node:path';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
-import type { TemperatureMetrics, TrainedModel, TrainOptions } from './train.js';
+import { type TrainOptions, trainingRecord } from './options.js';
+import type { TemperatureMetrics, TrainedModel } from './train.js';
 import type { TuneResult } from './tune.js';
 
 export interface DataRef {
@@ -171,18 +172,7 @@ export function buildCard(
         }),
     feature_stats: { rows: m.trainRows, ...m.featureStats },
     training: {
-      hidden: opts.hidden,
-      dropout: m.spec.dropout,
-      input_dropout: pIn,
-      noise: reg ? m.noise : undefined,
-      activation: opts.activation,
-      epochs: opts.epochs,
-      batch_size: opts.batchSize,
-      lr: opts.lr,
-      weight_decay: opts.weightDecay,
-      patience: opts.patience,
-      val_split: opts.valSplit,
-      seed: opts.seed,
+      ...trainingRecord(opts, m),
       epochs_run: m.epochsRun,
       best_epoch: m.bestEpoch,
       train_rows: m.trainRows,

@@ -15,7 +15,6 @@ import {
   type RegressionMetrics,
 } from './metrics.js';
 import {
-  type Activation,
   type Mlp,
   type MlpSpec,
   MAX_LOG_VARIANCE,
@@ -30,55 +29,10 @@ import {
 } from './mlp.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';
 import { createEngine, type EngineKind } from './engine.js';
+import type { NoiseModel, TrainOptions } from './options.js';
 import { Adam } from './optim.js';
 
-export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
-
-export interface TrainOptions {
-  hidden: number[];
-  /** One rate for every hidden layer, or one per layer. */
-  dropout: number[];
-  /** Dropout rate on the standardised inputs (0 = none). */
-  inputDropout: number;
-  activation: Activation;
-  /**
-   * Regression noise model: homoscedastic (one σ calibrated on validation rows) or heteroscedastic (a
-   * second output, the log-variance, trained under the Gaussian NLL; Kendall & Gal 2017).
-   */
-  noise: NoiseModel;
-  /** β of the β-NLL gradient for heteroscedastic training (0: the plain Gaussian NLL; see gaussianNllLoss). */
-  nllBeta: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  /** Stop after this many epochs without a better validation loss (0 = never). */
-  patience: number;
-  valSplit: number;
-  seed: number;
-  /** Monte Carlo passes used for calibration and metrics. */
-  mcSamples: number;
-  /** Compute engine: auto = WebAssembly SIMD for ReLU networks, JavaScript otherwise. */
-  engine: 'auto' | EngineKind;
-}
-
-export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
-  hidden: [50],
-  dropout: [0.3],
-  inputDropout: 0,
-  activation: 'relu',
-  noise: 'homoscedastic',
-  nllBeta: 0,
-  epochs: 300,
-  batchSize: 32,
-  lr: 1e-3,
-  weightDecay: 1e-4,
-  patience: 0,
-  valSplit: 0.2,
-  seed: 0,
-  mcSamples: 200,
-  engine: 'auto',
-};
+export { DEFAULT_TRAIN_OPTIONS, type NoiseModel, type TrainOptions } from './options.js';
 
 export interface EpochLog {
   epoch: number;

@@ -21,12 +21,12 @@
  * earlier candidate and checkpoint, so the same seed gives the same choice and the same bytes however the
  * jobs are scheduled.
  */
-import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { calibrateAleatoricStd } from './calibrate.js';
 import { type Dataset, DataError, fitStandardiser, splitRows, subset } from './data.js';
 import { gaussianLogLik } from './metrics.js';
 import { createMlp } from './mlp.js';
+import { CALIBRATION_SOURCES } from './options.js';
 import { Rng, stream } from '../util/rng.js';
 import { startWorker } from '../util/worker.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';
@@ -111,19 +111,6 @@ export function defaultGrid(task: 'regression' | 'classification', fitRows: numb
     },
   };
 }
-
-/** The minibatch size of a tuned run unless --batch-size says otherwise: the paper's (their code), and cheaper per row than 32. */
-export const TUNE_BATCH_SIZE = 128;
-
-/**
- * The hidden width of a tuned run unless --hidden says otherwise. Measured on the full UCI benchmark
- * (`npm run bench -- uci --hidden 200` against the default run at 100, the same 20 splits of each
- * dataset, paired test-LL differences): boston +0.024 ± 0.030, concrete +0.019 ± 0.018, energy
- * +0.038 ± 0.016, yacht +0.160 ± 0.051, wine (see README), for 1.4–1.9× the training CPU; concrete's
- * test LL reaches the paper's (−2.946 ± 0.027 against −2.93) only at 200. An earlier look (concrete
- * splits 0–3, p 0.05, 4000 epochs): width 50 → test LL −3.06, 100 → −3.03, 200 → −3.00.
- */
-export const TUNE_HIDDEN = 200;
 
 /** What one worker job needs. Datasets travel by structured clone. */
 export interface TuneJob {
@@ -333,7 +320,7 @@ export interface TuneProgress {
  * `validation`), every training row predicted out of fold (crossFitFolds); `validation`, the tuning
  * validation rows scored by the winning candidate; `holdout`, rows held out of the refit.
  */
-export type CalibrationSource = 'crossfit' | 'validation' | 'holdout';
+export type CalibrationSource = (typeof CALIBRATION_SOURCES)[number];
 
 /** Folds of the cross-fitted calibration. */
 export const CROSS_FIT_FOLDS = 5;
@@ -427,11 +414,6 @@ export interface TuneResult {
     calibration: { source: string; rows: number; folds?: number };
     threads: number;
   };
-}
-
-/** Default worker threads: the machine's parallelism, capped. */
-export function defaultThreads(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
 }
 
 /** Run the jobs on `threads` workers (or inline), in any order; results by job index. */
