@@ -28,7 +28,7 @@ import {
   softmaxRows,
 } from './mlp.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';
-import { createEngine, type EngineKind } from './engine.js';
+import { createEngine, type EngineKind, type TrainEngine } from './engine.js';
 import type { NoiseModel, TrainOptions } from './options.js';
 import { Adam } from './optim.js';
 
@@ -357,6 +357,150 @@ export function specFor(data: Dataset, opts: TrainOptions): MlpSpec {
   };
 }
 
+/** Input standardisation (float32-exact) and, for regression, the target's, from `ds`'s rows. */
+export function standardisationOf(ds: Dataset): Pick<FittedNetwork, 'xMean' | 'xStd' | 'yMean' | 'yStd'> {
+  const xs = fitStandardiser(ds.x, ds.n, ds.f);
+  let yMean = 0;
+  let yStd = 1;
+  if (ds.task === 'regression') {
+    const ys = fitStandardiser(ds.y, ds.n, 1);
+    yMean = Math.fround(ys.mean[0]!);
+    yStd = Math.fround(ys.std[0]!);
+  }
+  return { xMean: Float32Array.from(xs.mean), xStd: Float32Array.from(xs.std), yMean, yStd };
+}
+
+/** The record of network `net` (spec `spec`) trained on `trainSet`, before any epoch. */
+export function fittedNetwork(
+  trainSet: Dataset,
+  opts: TrainOptions,
+  spec: MlpSpec,
+  net: Mlp,
+  engine: EngineKind,
+): FittedNetwork {
+  const task = trainSet.task;
+  return {
+    task,
+    features: trainSet.features,
+    target: trainSet.target,
+    labels: trainSet.labels,
+    spec,
+    net,
+    noise: task === 'regression' ? opts.noise : 'homoscedastic',
+    ...standardisationOf(trainSet),
+    history: [],
+    bestEpoch: 0,
+    epochsRun: 0,
+    engine,
+    trainRows: trainSet.n,
+    valRows: 0,
+    featureStats: featureStats(trainSet),
+  };
+}
+
+type LossFn = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array) => number;
+
+/** The training loss of a network (its gradient written to `d`), by task and noise model. */
+function lossOf(spec: MlpSpec, task: Task, opts: TrainOptions): LossFn {
+  if (task === 'classification') return (out, y, rows, d) => crossEntropyLoss(out, y, rows, spec.outputs, d);
+  if (opts.noise === 'heteroscedastic') return (out, y, rows, d) => gaussianNllLoss(out, y, rows, d, opts.nllBeta);
+  return (out, y, rows, d) => mseLoss(out, y, rows, 1, d);
+}
+
+/** Standardised rows of `ds` (inputs and target) in the network's units. */
+function standardisedRows(m: FittedNetwork, ds: Dataset): { x: Float32Array; y: Float32Array } {
+  const x = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
+  const y = m.task === 'regression' ? Float32Array.from(ds.y, (v) => (v - m.yMean) / m.yStd) : Float32Array.from(ds.y);
+  return { x, y };
+}
+
+/** What one epoch of minibatch steps works with. */
+interface EpochState {
+  spec: MlpSpec;
+  net: Mlp;
+  engine: TrainEngine;
+  adam: Adam;
+  loss: LossFn;
+  x: Float32Array;
+  y: Float32Array;
+  rows: number;
+  batch: number;
+  order: Uint32Array;
+  yb: Float32Array;
+  /** The input-dropout mask of a batch (null: no input dropout). */
+  inMask: Float32Array | null;
+  shuffleRng: Rng;
+  dropoutRng: Rng;
+}
+
+/** One epoch: shuffle, then a step per minibatch; the mean training loss. */
+function trainEpoch(e: EpochState): number {
+  const { spec, engine, x, y, batch, order, yb, inMask } = e;
+  const { xb, masks, dOut } = engine;
+  const f = spec.inputs;
+  e.shuffleRng.shuffle(order);
+  let lossSum = 0;
+  for (let s = 0; s < e.rows; s += batch) {
+    // PyTorch's DataLoader keeps the short last batch (drop_last=False); so do we
+    const rows = Math.min(batch, e.rows - s);
+    for (let r = 0; r < rows; r++) {
+      const i = order[s + r]!;
+      // an index loop: subarray() + set() allocated a view per row
+      for (let j = 0; j < f; j++) xb[r * f + j] = x[i * f + j]!;
+      yb[r] = y[i]!;
+    }
+    if (inMask) {
+      // input dropout: the masked rows are the first layer's input, forward and backward
+      e.dropoutRng.fillDropoutMaskRange(inMask, 0, rows * f, spec.inputDropout!);
+      for (let k = 0; k < rows * f; k++) xb[k]! *= inMask[k]!;
+    }
+    drawMasks(spec, rows, e.dropoutRng, masks);
+    const out = engine.forward(rows);
+    lossSum += e.loss(out, yb, rows, dOut) * rows;
+    engine.backward(rows);
+    e.adam.step(e.net.params, e.net.grads);
+    engine.paramsChanged();
+  }
+  return lossSum / e.rows;
+}
+
+/** The minibatch state of a run: the network on its engine, the optimiser, the buffers and the streams. */
+function epochState(
+  m: FittedNetwork,
+  trainSet: Dataset,
+  xVal: Float32Array,
+  valRows: number,
+  opts: TrainOptions,
+): EpochState {
+  const spec = m.spec;
+  const { x, y } = standardisedRows(m, trainSet);
+  const batch = Math.min(opts.batchSize, trainSet.n);
+  // the engine may move net.params and net.grads into its own memory: create it before the optimiser
+  const engine = createEngine(m.net, batch, xVal, valRows, opts.engine);
+  const adam = new Adam(m.net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
+  const order = new Uint32Array(trainSet.n);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  const inMask = (spec.inputDropout ?? 0) > 0 ? new Float32Array(batch * spec.inputs) : null;
+  const [shuffleRng, dropoutRng] = [new Rng(stream(opts.seed, 'shuffle')), new Rng(stream(opts.seed, 'dropout'))];
+  const loss = lossOf(spec, trainSet.task, opts);
+  return {
+    spec,
+    net: m.net,
+    engine,
+    adam,
+    loss,
+    x,
+    y,
+    rows: trainSet.n,
+    batch,
+    order,
+    yb: new Float32Array(batch),
+    inMask,
+    shuffleRng,
+    dropoutRng,
+  };
+}
+
 /**
  * Fit a network on `trainSet` (minibatch Adam with dropout) with `valSet` for the validation loss,
  * early stopping and checkpoints (null: no validation rows, e.g. a refit on all training rows).
@@ -368,110 +512,27 @@ export function fitNetwork(
   opts: TrainOptions,
   hooks: FitHooks = {},
 ): FittedNetwork {
-  const task = trainSet.task;
   const spec = specFor(trainSet, opts);
-  const outputs = spec.outputs;
-  const hetero = task === 'regression' && opts.noise === 'heteroscedastic';
-  if (task === 'classification') {
-    const present = new Set(trainSet.y);
-    if (present.size < 2)
-      throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
-  }
-  const initRng = new Rng(stream(opts.seed, 'init'));
-  const shuffleRng = new Rng(stream(opts.seed, 'shuffle'));
-  const dropoutRng = new Rng(stream(opts.seed, 'dropout'));
-
-  const xs = fitStandardiser(trainSet.x, trainSet.n, trainSet.f);
-  const xMean = Float32Array.from(xs.mean);
-  const xStd = Float32Array.from(xs.std);
-  let yMean = 0;
-  let yStd = 1;
-  if (task === 'regression') {
-    const ys = fitStandardiser(trainSet.y, trainSet.n, 1);
-    yMean = Math.fround(ys.mean[0]!);
-    yStd = Math.fround(ys.std[0]!);
-  }
+  if (trainSet.task === 'classification' && new Set(trainSet.y).size < 2)
+    throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
+  const net = createMlp(spec, new Rng(stream(opts.seed, 'init')));
+  const fitted = fittedNetwork(trainSet, opts, spec, net, 'js');
   const valRows = valSet ? valSet.n : 0;
-  const xTrain = standardise(trainSet.x, trainSet.n, trainSet.f, xMean, xStd);
-  const xVal = valSet ? standardise(valSet.x, valSet.n, valSet.f, xMean, xStd) : new Float32Array(0);
-  const target = (ds: Dataset): Float32Array =>
-    task === 'regression' ? Float32Array.from(ds.y, (v) => (v - yMean) / yStd) : Float32Array.from(ds.y);
-  const yTrain = target(trainSet);
-  const yVal = valSet ? target(valSet) : new Float32Array(0);
-
-  const net = createMlp(spec, initRng);
-  const batch = Math.min(opts.batchSize, trainSet.n);
-  // the engine may move net.params and net.grads into its own memory: create it before the optimiser
-  const engine = createEngine(net, batch, xVal, valRows, opts.engine);
-  const adam = new Adam(net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
-  const { xb, masks, dOut } = engine;
-  const yb = new Float32Array(batch);
-  const order = new Uint32Array(trainSet.n);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  const valD = new Float32Array(valRows * outputs);
-  const loss = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array): number =>
-    task === 'classification'
-      ? crossEntropyLoss(out, y, rows, outputs, d)
-      : hetero
-        ? gaussianNllLoss(out, y, rows, d, opts.nllBeta)
-        : mseLoss(out, y, rows, 1, d);
+  const val = valSet ? standardisedRows(fitted, valSet) : { x: new Float32Array(0), y: new Float32Array(0) };
+  const e = epochState(fitted, trainSet, val.x, valRows, opts);
+  fitted.engine = e.engine.kind;
+  fitted.valRows = valRows;
+  const valD = new Float32Array(valRows * spec.outputs);
   const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
-  const valLoss = (): number => (trackValidation ? loss(engine.evalOutputs(), yVal, valRows, valD) : NaN);
-  const pIn = spec.inputDropout ?? 0;
-  const inMask = pIn > 0 ? new Float32Array(batch * spec.inputs) : null;
+  const valLoss = (): number => (trackValidation ? e.loss(e.engine.evalOutputs(), val.y, valRows, valD) : NaN);
   const checkpoints = new Set(hooks.checkpoints ?? []);
-
-  const fitted: FittedNetwork = {
-    task,
-    features: trainSet.features,
-    target: trainSet.target,
-    labels: trainSet.labels,
-    spec,
-    net,
-    noise: task === 'regression' ? opts.noise : 'homoscedastic',
-    xMean,
-    xStd,
-    yMean,
-    yStd,
-    history: [],
-    bestEpoch: 0,
-    epochsRun: 0,
-    engine: engine.kind,
-    trainRows: trainSet.n,
-    valRows,
-    featureStats: featureStats(trainSet),
-  };
-  const history = fitted.history;
   let best = Infinity;
   let bestParams = net.params.slice();
   let sinceBest = 0;
   const start = performance.now();
   let epoch = 0;
   for (epoch = 1; epoch <= opts.epochs; epoch++) {
-    shuffleRng.shuffle(order);
-    let lossSum = 0;
-    for (let s = 0; s < trainSet.n; s += batch) {
-      // PyTorch's DataLoader keeps the short last batch (drop_last=False); so do we
-      const rows = Math.min(batch, trainSet.n - s);
-      const f = spec.inputs;
-      for (let r = 0; r < rows; r++) {
-        const i = order[s + r]!;
-        // an index loop: subarray() + set() allocated a view per row
-        for (let j = 0; j < f; j++) xb[r * f + j] = xTrain[i * f + j]!;
-        yb[r] = yTrain[i]!;
-      }
-      if (inMask) {
-        // input dropout: the masked rows are the first layer's input, forward and backward
-        dropoutRng.fillDropoutMaskRange(inMask, 0, rows * f, pIn);
-        for (let k = 0; k < rows * f; k++) xb[k]! *= inMask[k]!;
-      }
-      drawMasks(spec, rows, dropoutRng, masks);
-      const out = engine.forward(rows);
-      lossSum += loss(out, yb, rows, dOut) * rows;
-      engine.backward(rows);
-      adam.step(net.params, net.grads);
-      engine.paramsChanged();
-    }
+    const trainLoss = trainEpoch(e);
     const vl = valLoss();
     const improved = vl < best;
     if (improved) {
@@ -480,14 +541,8 @@ export function fitNetwork(
       if (opts.patience > 0) bestParams = net.params.slice();
       sinceBest = 0;
     } else sinceBest++;
-    const log: EpochLog = {
-      epoch,
-      trainLoss: lossSum / trainSet.n,
-      valLoss: vl,
-      elapsedMs: performance.now() - start,
-      best: improved,
-    };
-    history.push(log);
+    const log: EpochLog = { epoch, trainLoss, valLoss: vl, elapsedMs: performance.now() - start, best: improved };
+    fitted.history.push(log);
     hooks.onEpoch?.(log);
     if (!Number.isFinite(log.trainLoss))
       throw new DataError(`training diverged at epoch ${epoch} (loss ${log.trainLoss}); lower --lr`);
