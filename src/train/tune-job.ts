@@ -112,9 +112,9 @@ export function validationRowScores(
     const pick = (rows: number[]): Float32Array => {
       const sel = new Float32Array(samples * rows.length * K);
       for (let s = 0; s < samples; s++)
-        rows.forEach((r, j) =>
-          sel.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K),
-        );
+        rows.forEach((r, j) => {
+          sel.set(logits.subarray((s * val.n + r) * K, (s * val.n + r + 1) * K), (s * rows.length + j) * K);
+        });
       return sel;
     };
     const t = fitTemperature(
@@ -125,7 +125,9 @@ export function validationRowScores(
       a.map((i) => val.y[i]!),
     );
     const p = averageProbabilities(pick(b), samples, b.length, K, t);
-    b.forEach((i, j) => (out[i] = Math.log(Math.max(p[j * K + val.y[i]!]!, 1e-12))));
+    b.forEach((i, j) => {
+      out[i] = Math.log(Math.max(p[j * K + val.y[i]!]!, 1e-12));
+    });
   }
   return { rows: out, sqErrors: null };
 }

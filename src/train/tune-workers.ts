@@ -30,7 +30,10 @@ export async function runJobs(
         workers.push(worker);
         running++;
         const feed = (): void => {
-          if (next < jobs.length) return worker.postMessage(jobs[next++]);
+          if (next < jobs.length) {
+            worker.postMessage(jobs[next++]);
+            return;
+          }
           retired.add(worker);
           void worker.terminate();
           if (--running === 0) resolve();

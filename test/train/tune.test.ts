@@ -254,7 +254,10 @@ describe('train CLI with --tune', () => {
   let stderr = '';
   beforeEach(() => {
     stderr = '';
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      stderr += String(s);
+      return true;
+    });
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   });
   afterEach(() => vi.restoreAllMocks());
