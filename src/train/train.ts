@@ -358,7 +358,7 @@ export function specFor(data: Dataset, opts: TrainOptions): MlpSpec {
 }
 
 /** Input standardisation (float32-exact) and, for regression, the target's, from `ds`'s rows. */
-export function standardisationOf(ds: Dataset): Pick<FittedNetwork, 'xMean' | 'xStd' | 'yMean' | 'yStd'> {
+function standardisationOf(ds: Dataset): Pick<FittedNetwork, 'xMean' | 'xStd' | 'yMean' | 'yStd'> {
   const xs = fitStandardiser(ds.x, ds.n, ds.f);
   let yMean = 0;
   let yStd = 1;

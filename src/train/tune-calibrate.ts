@@ -4,8 +4,7 @@
  */
 import { Rng, stream } from '../util/rng.js';
 import { type Dataset, DataError, splitRows, subset } from './data.js';
-import type { TrainOptions } from './options.js';
-import { CALIBRATION_SOURCES } from './options.js';
+import { CALIBRATION_SOURCES, type TrainOptions } from './options.js';
 import {
   type Calibration,
   type FittedNetwork,
