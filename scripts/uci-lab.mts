@@ -7,7 +7,7 @@
  *
  *   npx tsx scripts/uci-lab.mts --datasets concrete --splits 0-19 --variants hom-p0.05-c0.01 --folds f0,refit
  *
- * Folds: the training rows shuffled as the tuner shuffles them (seed·7919 + 1), cut into 5 equal parts; f0
+ * Folds: the training rows shuffled as the tuner shuffles them (stream 'validationSplit' of src/util/rng.ts), cut into 5 equal parts; f0
  * is the tuner's validation split (its first 20%), fK trains on the other four parts and predicts part K;
  * `refit` trains on every training row.
  */
@@ -24,7 +24,7 @@ import {
   standardise,
   type FittedNetwork,
 } from '../src/train/train.js';
-import { Rng } from '../src/util/rng.js';
+import { Rng, stream } from '../src/util/rng.js';
 
 export const CHECKPOINTS = [250, 500, 1000, 2000, 4000];
 export const FOLDS = 5;
@@ -87,7 +87,7 @@ export function loadSplit(dataDir: string, name: string, split: number): Split {
   const test = toDataset(te, { target: 'y', task: 'regression', features: data.features });
   const order = new Uint32Array(data.n);
   for (let i = 0; i < data.n; i++) order[i] = i;
-  new Rng(split * 7919 + 1).shuffle(order);
+  new Rng(stream(split, 'validationSplit')).shuffle(order);
   return { data, test, order };
 }
 
@@ -186,8 +186,8 @@ export function runFold(s: Split, split: number, v: Variant, fold: string): Fold
       checkpoints: CHECKPOINTS,
       onCheckpoint: (epoch, m) => {
         const k = CHECKPOINTS.indexOf(epoch);
-        if (heldSet) rec.heldPred[k] = pred(m, heldSet, split * 7919 + 6);
-        rec.testPred[k] = pred(m, s.test, split * 7919 + 8);
+        if (heldSet) rec.heldPred[k] = pred(m, heldSet, stream(split, 'tuneScore'));
+        rec.testPred[k] = pred(m, s.test, stream(split, 'labTest'));
         rec.params[k] = enc(Float32Array.from(m.net.params));
       },
     });

@@ -11,13 +11,13 @@
  * 37 µs per task and 91 µs of wall time per round trip, a bare port 16 µs and 43 µs. Coalesced MC
  * batches are small and frequent, and the main thread is what limits MC throughput under load (bench).
  */
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../model/errors.js';
 import { unpackStats } from '../model/stats.js';
 import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
 import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';
+import { startWorker } from '../util/worker.js';
 
 interface Slot {
   worker: Worker;
@@ -32,8 +32,6 @@ export class McPool {
   private readonly slots: Slot[] = [];
   private nextId = 0;
   private closing = false;
-  private readonly filename: URL;
-  private readonly execArgv: string[] | undefined;
 
   /** The models every worker holds (a replacement worker loads them at start), by key. */
   private readonly models = new Map<string, ModelSource>();
@@ -49,23 +47,18 @@ export class McPool {
     private readonly nice = 0,
   ) {
     for (const s of sources) this.models.set(s.name, s);
-    // under tsx/vitest the worker is TypeScript: load it through tsx; the built dist/ has the .js file
-    const isTs = import.meta.url.endsWith('.ts');
-    this.filename = new URL(isTs ? './mc-worker.ts' : './mc-worker.js', import.meta.url);
-    this.execArgv = isTs
-      ? [...process.execArgv.filter((a) => !a.startsWith('--input-type')), '--import', 'tsx']
-      : undefined;
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
     const models: PoolModel[] = [...this.models].map(([key, source]) => ({ key, source }));
     const cancel = new Int32Array(new SharedArrayBuffer(4 * CANCEL_FLAGS));
-    const workerData = { models, runtime: this.runtime, entry: fileURLToPath(this.filename), cancel, nice: this.nice };
-    // TypeScript (tests, npm run dev): start from a CommonJS shim that requires the entry (see the shim)
-    const worker = this.execArgv
-      ? new Worker(new URL('./worker-shim.cjs', import.meta.url), { workerData, execArgv: this.execArgv })
-      : new Worker(this.filename, { workerData });
+    const worker = startWorker(import.meta.url, 'mc-worker', {
+      models,
+      runtime: this.runtime,
+      cancel,
+      nice: this.nice,
+    });
     const slot: Slot = { worker, pending: new Map(), cancel, started: false };
     worker.unref(); // an idle pool never keeps the process alive
     worker.on('message', (reply: WorkerReply) => {

@@ -6,7 +6,8 @@
 import { basename } from 'node:path';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
-import type { TemperatureMetrics, TrainedModel, TrainOptions } from './train.js';
+import { type TrainOptions, trainingRecord } from './options.js';
+import type { TemperatureMetrics, TrainedModel } from './train.js';
 import type { TuneResult } from './tune.js';
 
 export interface DataRef {
@@ -101,6 +102,87 @@ export interface CardExtras {
   intervalMethod: 'conformal' | 'gaussian';
 }
 
+/** The regression fields: noise model, output roles, calibration, the interval and the conformal scores. */
+function regressionFields(m: TrainedModel, opts: TrainOptions, intervalMethod: CardExtras['intervalMethod']) {
+  const hetero = m.noise === 'heteroscedastic';
+  return {
+    noise: m.noise,
+    output_roles: hetero ? { mean: 'prediction', log_variance: LOG_VARIANCE_NAME } : { mean: 'prediction' },
+    aleatoric_std: m.aleatoricStd,
+    epistemic_scale: m.epistemicScale,
+    calibration: {
+      method: hetero
+        ? 'heteroscedastic (Kendall & Gal 2017): std = √(epistemic_scale²·MC variance of the mean + MC mean of exp(log_variance) + aleatoric_std²); epistemic_scale and aleatoric_std (a floor) jointly by maximum likelihood on calibration rows'
+        : 'Gaussian maximum likelihood of (epistemic_scale, σ) on calibration rows: y ~ N(MC mean, epistemic_scale²·MC variance + σ²) (Gal & Ghahramani 2016, eq. 8, with the MC spread rescaled)',
+      mc_samples: opts.mcSamples,
+      rows: m.calibrationRows,
+      source: m.calibrationSource,
+    },
+    interval_method: intervalMethod,
+    conformal: {
+      score: '|y − mean| / std, std the served total std',
+      rows: m.conformalScores.length,
+      source: m.calibrationSource,
+      scores: Array.from(m.conformalScores),
+    },
+  } satisfies Partial<ModelCard>;
+}
+
+/** The classification fields: the temperature and its calibration. */
+function classificationFields(m: TrainedModel, opts: TrainOptions) {
+  return {
+    temperature: m.temperature,
+    calibration: {
+      method:
+        "temperature scaling of every MC sample's logits, fitted by NLL of the MC-averaged probabilities (Guo et al. 2017)",
+      mc_samples: opts.mcSamples,
+      rows: m.calibrationRows,
+      source: m.calibrationSource,
+    },
+  } satisfies Partial<ModelCard>;
+}
+
+/** The training loss, as the card names it. */
+function lossName(m: TrainedModel, opts: TrainOptions): string {
+  if (m.task !== 'regression') return 'softmax cross-entropy';
+  if (m.noise !== 'heteroscedastic') return 'MSE on the standardised target';
+  return opts.nllBeta > 0
+    ? `β-NLL with a predicted log-variance, β = ${opts.nllBeta} (Seitzer et al. 2022), standardised target`
+    : 'Gaussian NLL with a predicted log-variance, standardised target (Kendall & Gal 2017)';
+}
+
+/** The `training` record: the options (options.ts), then what the run did. */
+function trainingOf(m: TrainedModel, opts: TrainOptions, testSource: string, tuned: boolean): ModelCard['training'] {
+  return {
+    ...trainingRecord(opts, m),
+    epochs_run: m.epochsRun,
+    best_epoch: m.bestEpoch,
+    train_rows: m.trainRows,
+    val_rows: m.valRows,
+    test_source: testSource,
+    engine: m.engine,
+    optimizer: 'Adam (PyTorch semantics, L2 weight decay)',
+    loss: lossName(m, opts),
+    tuned,
+  };
+}
+
+/** Per-epoch losses, at most HISTORY_POINTS epochs evenly spaced, the last always kept. */
+function historyOf(m: TrainedModel): ModelCard['history'] {
+  const step = Math.max(1, Math.ceil(m.history.length / HISTORY_POINTS));
+  const kept = m.history.filter((_, i) => i % step === 0 || i === m.history.length - 1);
+  const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
+  return {
+    epoch: kept.map((h) => h.epoch),
+    train_loss: kept.map((h) => h.trainLoss),
+    val_loss: kept.map((h) => finite(h.valLoss)),
+  };
+}
+
+/**
+ * The card (model.json, and the ONNX metadata) of a trained model: what it is, how the server serves its
+ * uncertainty, how it was trained and measured, and on which data.
+ */
 export function buildCard(
   name: string,
   m: TrainedModel,
@@ -112,12 +194,8 @@ export function buildCard(
   extras: CardExtras = { intervalMethod: 'conformal' },
 ): ModelCard {
   const reg = m.task === 'regression';
-  const hetero = reg && m.noise === 'heteroscedastic';
   const pIn = m.spec.inputDropout ?? 0;
-  const step = Math.max(1, Math.ceil(m.history.length / HISTORY_POINTS));
-  const kept = m.history.filter((_, i) => i % step === 0 || i === m.history.length - 1);
-  const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
-  const card: ModelCard = {
+  return {
     format: 'dropout-serve/1',
     name,
     task: m.task,
@@ -137,73 +215,10 @@ export function buildCard(
       input_dropout: pIn,
       hidden_dropout: m.spec.dropout,
     },
-    ...(reg
-      ? {
-          noise: m.noise,
-          output_roles: hetero ? { mean: 'prediction', log_variance: LOG_VARIANCE_NAME } : { mean: 'prediction' },
-          aleatoric_std: m.aleatoricStd,
-          epistemic_scale: m.epistemicScale,
-          calibration: {
-            method: hetero
-              ? 'heteroscedastic (Kendall & Gal 2017): std = √(epistemic_scale²·MC variance of the mean + MC mean of exp(log_variance) + aleatoric_std²); epistemic_scale and aleatoric_std (a floor) jointly by maximum likelihood on calibration rows'
-              : 'Gaussian maximum likelihood of (epistemic_scale, σ) on calibration rows: y ~ N(MC mean, epistemic_scale²·MC variance + σ²) (Gal & Ghahramani 2016, eq. 8, with the MC spread rescaled)',
-            mc_samples: opts.mcSamples,
-            rows: m.calibrationRows,
-            source: m.calibrationSource,
-          },
-          interval_method: extras.intervalMethod,
-          conformal: {
-            score: '|y − mean| / std, std the served total std',
-            rows: m.conformalScores.length,
-            source: m.calibrationSource,
-            scores: Array.from(m.conformalScores),
-          },
-        }
-      : {
-          temperature: m.temperature,
-          calibration: {
-            method:
-              "temperature scaling of every MC sample's logits, fitted by NLL of the MC-averaged probabilities (Guo et al. 2017)",
-            mc_samples: opts.mcSamples,
-            rows: m.calibrationRows,
-            source: m.calibrationSource,
-          },
-        }),
+    ...(reg ? regressionFields(m, opts, extras.intervalMethod) : classificationFields(m, opts)),
     feature_stats: { rows: m.trainRows, ...m.featureStats },
-    training: {
-      hidden: opts.hidden,
-      dropout: m.spec.dropout,
-      input_dropout: pIn,
-      noise: reg ? m.noise : undefined,
-      activation: opts.activation,
-      epochs: opts.epochs,
-      batch_size: opts.batchSize,
-      lr: opts.lr,
-      weight_decay: opts.weightDecay,
-      patience: opts.patience,
-      val_split: opts.valSplit,
-      seed: opts.seed,
-      epochs_run: m.epochsRun,
-      best_epoch: m.bestEpoch,
-      train_rows: m.trainRows,
-      val_rows: m.valRows,
-      test_source: testSource,
-      engine: m.engine,
-      optimizer: 'Adam (PyTorch semantics, L2 weight decay)',
-      loss: !reg
-        ? 'softmax cross-entropy'
-        : hetero
-          ? opts.nllBeta > 0
-            ? `β-NLL with a predicted log-variance, β = ${opts.nllBeta} (Seitzer et al. 2022), standardised target`
-            : 'Gaussian NLL with a predicted log-variance, standardised target (Kendall & Gal 2017)'
-          : 'MSE on the standardised target',
-      tuned: extras.tuning !== undefined,
-    },
-    history: {
-      epoch: kept.map((h) => h.epoch),
-      train_loss: kept.map((h) => h.trainLoss),
-      val_loss: kept.map((h) => finite(h.valLoss)),
-    },
+    training: trainingOf(m, opts, testSource, extras.tuning !== undefined),
+    history: historyOf(m),
     ...(extras.tuning ? { tuning: extras.tuning.card } : {}),
     metrics: { ...m.metrics, ...(m.temperatureMetrics ? { temperature_scaling: m.temperatureMetrics } : {}) },
     data: { ...data, file: basename(data.file) },
@@ -214,5 +229,4 @@ export function buildCard(
       note: "Feed training_mode=false for predictions (dropout off) and true for Monte Carlo dropout. Disable onnxruntime's EliminateDropout optimizer or it deletes the Dropout nodes.",
     },
   };
-  return card;
 }

@@ -27,6 +27,7 @@ import {
   encodeModel,
   floatRaw,
 } from '../onnx-proto/proto.js';
+import type { MlpSpec } from './mlp.js';
 import type { FittedNetwork } from './train.js';
 
 export const OPSET = 17;
@@ -62,98 +63,139 @@ function tensorValueInfo(name: string, elemType: number, dims: (number | string)
   };
 }
 
-/** Build the ONNX model object; `metadata` is written to metadata_props in key order given. */
-export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string>): Model {
-  const { spec, net } = m;
-  const nodes: Node[] = [];
-  const inits: Tensor[] = [];
-  inits.push(floatTensor('x_mean', [spec.inputs], m.xMean));
-  inits.push(floatTensor('x_std', [spec.inputs], m.xStd));
-  nodes.push(node('Sub', [INPUT_NAME, 'x_mean'], ['x_centered'], 'standardise/sub'));
-  nodes.push(node('Div', ['x_centered', 'x_std'], ['x_standardised'], 'standardise/div'));
-  let prev = 'x_standardised';
-  if ((spec.inputDropout ?? 0) > 0) {
-    inits.push(floatTensor('dropout.input.ratio', [], [spec.inputDropout!]));
-    nodes.push(node('Dropout', [prev, 'dropout.input.ratio', TRAINING_MODE_NAME], ['x_dropout'], 'input/dropout'));
-    prev = 'x_dropout';
+/** The graph being written: nodes and initialisers in the order they are added (fixed: same bytes). */
+interface GraphParts {
+  nodes: Node[];
+  inits: Tensor[];
+}
+
+const GEMM_ATTR = [{ name: 'transB', type: AttributeType.INT, i: 1 }];
+
+/** The nodes of each activation, from `x` to `out` (hidden layer `l`); the constants they read are added once. */
+const ACTIVATIONS: Record<
+  MlpSpec['activation'],
+  { constants?: [string, number][]; nodes: (l: number, x: string, out: string) => Node[] }
+> = {
+  relu: { nodes: (l, x, out) => [node('Relu', [x], [out], `hidden.${l}/relu`)] },
+  tanh: { nodes: (l, x, out) => [node('Tanh', [x], [out], `hidden.${l}/tanh`)] },
+  // exact GELU x·½(1 + erf(x/√2)); opset 17 has no Gelu op
+  gelu: {
+    constants: [
+      ['gelu.sqrt2', Math.SQRT2],
+      ['gelu.one', 1],
+      ['gelu.half', 0.5],
+    ],
+    nodes: (l, x, out) => [
+      node('Div', [x, 'gelu.sqrt2'], [`${out}.scaled`], `hidden.${l}/gelu/div`),
+      node('Erf', [`${out}.scaled`], [`${out}.erf`], `hidden.${l}/gelu/erf`),
+      node('Add', [`${out}.erf`, 'gelu.one'], [`${out}.cdf2`], `hidden.${l}/gelu/add`),
+      node('Mul', [x, `${out}.cdf2`], [`${out}.x_cdf2`], `hidden.${l}/gelu/mul`),
+      node('Mul', [`${out}.x_cdf2`, 'gelu.half'], [out], `hidden.${l}/gelu/half`),
+    ],
+  },
+};
+
+/** Standardisation and the optional input dropout; returns the tensor the first layer reads. */
+function inputNodes(g: GraphParts, m: FittedNetwork): string {
+  const { spec } = m;
+  g.inits.push(floatTensor('x_mean', [spec.inputs], m.xMean));
+  g.inits.push(floatTensor('x_std', [spec.inputs], m.xStd));
+  g.nodes.push(node('Sub', [INPUT_NAME, 'x_mean'], ['x_centered'], 'standardise/sub'));
+  g.nodes.push(node('Div', ['x_centered', 'x_std'], ['x_standardised'], 'standardise/div'));
+  if ((spec.inputDropout ?? 0) === 0) return 'x_standardised';
+  g.inits.push(floatTensor('dropout.input.ratio', [], [spec.inputDropout!]));
+  g.nodes.push(
+    node('Dropout', ['x_standardised', 'dropout.input.ratio', TRAINING_MODE_NAME], ['x_dropout'], 'input/dropout'),
+  );
+  return 'x_dropout';
+}
+
+/** Hidden layer `l`: Gemm, activation, and a Dropout unless its rate is 0; returns its output. */
+function hiddenLayer(g: GraphParts, m: FittedNetwork, l: number, prev: string): string {
+  const layer = m.net.layers[l]!;
+  const [w, b, linOut] = [`layers.${l}.weight`, `layers.${l}.bias`, `hidden.${l}.linear`];
+  g.inits.push(floatTensor(w, [layer.out, layer.in], layer.w));
+  g.inits.push(floatTensor(b, [layer.out], layer.b));
+  g.nodes.push(node('Gemm', [prev, w, b], [linOut], `layers.${l}/gemm`, GEMM_ATTR));
+  const act = `hidden.${l}.${m.spec.activation}`;
+  g.nodes.push(...ACTIVATIONS[m.spec.activation].nodes(l, linOut, act));
+  const rate = m.spec.dropout[l]!;
+  if (rate === 0) return act; // no dropout on this layer: no node (as PyTorch without an nn.Dropout)
+  const ratio = `dropout.${l}.ratio`;
+  g.inits.push(floatTensor(ratio, [], [rate]));
+  g.nodes.push(node('Dropout', [act, ratio, TRAINING_MODE_NAME], [`hidden.${l}.dropout`], `hidden.${l}/dropout`));
+  return `hidden.${l}.dropout`;
+}
+
+/**
+ * The last layer's Gemm; returns its output in the network's units. Heteroscedastic: row 0 of the
+ * layer is the mean, row 1 the log-variance, one Gemm each on the same input.
+ */
+function lastLayer(g: GraphParts, m: FittedNetwork, prev: string): string {
+  const l = m.net.layers.length - 1;
+  const layer = m.net.layers[l]!;
+  const [w, b] = [`layers.${l}.weight`, `layers.${l}.bias`];
+  if (m.task === 'regression' && m.noise === 'heteroscedastic') {
+    g.inits.push(floatTensor(`${w}.mean`, [1, layer.in], layer.w.subarray(0, layer.in)));
+    g.inits.push(floatTensor(`${b}.mean`, [1], [layer.b[0]!]));
+    g.inits.push(floatTensor(`${w}.log_variance`, [1, layer.in], layer.w.subarray(layer.in, 2 * layer.in)));
+    // the network's log-variance is in standardised units: log σ²_target = s + 2·log(y_std)
+    g.inits.push(floatTensor(`${b}.log_variance`, [1], [layer.b[1]! + 2 * Math.log(m.yStd)]));
+    const mean = node(
+      'Gemm',
+      [prev, `${w}.mean`, `${b}.mean`],
+      ['prediction_standardised'],
+      `layers.${l}/gemm_mean`,
+      GEMM_ATTR,
+    );
+    const logVar = node(
+      'Gemm',
+      [prev, `${w}.log_variance`, `${b}.log_variance`],
+      [LOG_VARIANCE_NAME],
+      `layers.${l}/gemm_log_variance`,
+      GEMM_ATTR,
+    );
+    g.nodes.push(mean, logVar);
+    return 'prediction_standardised';
   }
-  const hetero = m.task === 'regression' && m.noise === 'heteroscedastic';
-  const gemmAttr = [{ name: 'transB', type: AttributeType.INT, i: 1 }];
-  if (spec.activation === 'gelu') {
-    inits.push(floatTensor('gelu.sqrt2', [], [Math.SQRT2]));
-    inits.push(floatTensor('gelu.one', [], [1]));
-    inits.push(floatTensor('gelu.half', [], [0.5]));
-  }
-  net.layers.forEach((layer, l) => {
-    const w = `layers.${l}.weight`;
-    const b = `layers.${l}.bias`;
-    const isLast = l === net.layers.length - 1;
-    if (isLast && hetero) {
-      // row 0 of the last layer is the mean, row 1 the log-variance: one Gemm each on the same input
-      inits.push(floatTensor(`${w}.mean`, [1, layer.in], layer.w.subarray(0, layer.in)));
-      inits.push(floatTensor(`${b}.mean`, [1], [layer.b[0]!]));
-      inits.push(floatTensor(`${w}.log_variance`, [1, layer.in], layer.w.subarray(layer.in, 2 * layer.in)));
-      // the network's log-variance is in standardised units: log σ²_target = s + 2·log(y_std)
-      inits.push(floatTensor(`${b}.log_variance`, [1], [layer.b[1]! + 2 * Math.log(m.yStd)]));
-      nodes.push(
-        node('Gemm', [prev, `${w}.mean`, `${b}.mean`], ['prediction_standardised'], `layers.${l}/gemm_mean`, gemmAttr),
-      );
-      nodes.push(
-        node(
-          'Gemm',
-          [prev, `${w}.log_variance`, `${b}.log_variance`],
-          [LOG_VARIANCE_NAME],
-          `layers.${l}/gemm_log_variance`,
-          gemmAttr,
-        ),
-      );
-      prev = 'prediction_standardised';
-      return;
-    }
-    inits.push(floatTensor(w, [layer.out, layer.in], layer.w));
-    inits.push(floatTensor(b, [layer.out], layer.b));
-    const linOut = isLast ? (m.task === 'classification' ? 'logits' : 'prediction_standardised') : `hidden.${l}.linear`;
-    nodes.push(node('Gemm', [prev, w, b], [linOut], `layers.${l}/gemm`, gemmAttr));
-    if (isLast) {
-      prev = linOut;
-      return;
-    }
-    const act = `hidden.${l}.${spec.activation}`;
-    if (spec.activation === 'relu') nodes.push(node('Relu', [linOut], [act], `hidden.${l}/relu`));
-    else if (spec.activation === 'tanh') nodes.push(node('Tanh', [linOut], [act], `hidden.${l}/tanh`));
-    else {
-      // exact GELU x·½(1 + erf(x/√2)); opset 17 has no Gelu op
-      nodes.push(node('Div', [linOut, 'gelu.sqrt2'], [`${act}.scaled`], `hidden.${l}/gelu/div`));
-      nodes.push(node('Erf', [`${act}.scaled`], [`${act}.erf`], `hidden.${l}/gelu/erf`));
-      nodes.push(node('Add', [`${act}.erf`, 'gelu.one'], [`${act}.cdf2`], `hidden.${l}/gelu/add`));
-      nodes.push(node('Mul', [linOut, `${act}.cdf2`], [`${act}.x_cdf2`], `hidden.${l}/gelu/mul`));
-      nodes.push(node('Mul', [`${act}.x_cdf2`, 'gelu.half'], [act], `hidden.${l}/gelu/half`));
-    }
-    if (spec.dropout[l] === 0) {
-      prev = act; // no dropout on this layer: no node (as PyTorch without an nn.Dropout)
-      return;
-    }
-    const ratio = `dropout.${l}.ratio`;
-    inits.push(floatTensor(ratio, [], [spec.dropout[l]!]));
-    const out = `hidden.${l}.dropout`;
-    nodes.push(node('Dropout', [act, ratio, TRAINING_MODE_NAME], [out], `hidden.${l}/dropout`));
-    prev = out;
-  });
-  const outputs: ValueInfo[] = [];
-  if (m.task === 'regression') {
-    inits.push(floatTensor('y_std', [1], [m.yStd]));
-    inits.push(floatTensor('y_mean', [1], [m.yMean]));
-    nodes.push(node('Mul', [prev, 'y_std'], ['prediction_scaled'], 'destandardise/mul'));
-    nodes.push(node('Add', ['prediction_scaled', 'y_mean'], ['prediction'], 'destandardise/add'));
-    outputs.push(tensorValueInfo('prediction', DataType.FLOAT, ['batch', 1]));
-    if (hetero) outputs.push(tensorValueInfo(LOG_VARIANCE_NAME, DataType.FLOAT, ['batch', 1]));
-  } else {
-    nodes.push(
+  g.inits.push(floatTensor(w, [layer.out, layer.in], layer.w));
+  g.inits.push(floatTensor(b, [layer.out], layer.b));
+  const out = m.task === 'classification' ? 'logits' : 'prediction_standardised';
+  g.nodes.push(node('Gemm', [prev, w, b], [out], `layers.${l}/gemm`, GEMM_ATTR));
+  return out;
+}
+
+/** The outputs: the destandardised prediction (and log-variance), or the logits and their softmax. */
+function outputNodes(g: GraphParts, m: FittedNetwork, prev: string): ValueInfo[] {
+  if (m.task === 'classification') {
+    g.nodes.push(
       node('Softmax', ['logits'], ['probabilities'], 'softmax', [{ name: 'axis', type: AttributeType.INT, i: -1 }]),
     );
-    outputs.push(tensorValueInfo('logits', DataType.FLOAT, ['batch', spec.outputs]));
-    outputs.push(tensorValueInfo('probabilities', DataType.FLOAT, ['batch', spec.outputs]));
+    return [
+      tensorValueInfo('logits', DataType.FLOAT, ['batch', m.spec.outputs]),
+      tensorValueInfo('probabilities', DataType.FLOAT, ['batch', m.spec.outputs]),
+    ];
   }
+  g.inits.push(floatTensor('y_std', [1], [m.yStd]));
+  g.inits.push(floatTensor('y_mean', [1], [m.yMean]));
+  g.nodes.push(node('Mul', [prev, 'y_std'], ['prediction_scaled'], 'destandardise/mul'));
+  g.nodes.push(node('Add', ['prediction_scaled', 'y_mean'], ['prediction'], 'destandardise/add'));
+  const outputs = [tensorValueInfo('prediction', DataType.FLOAT, ['batch', 1])];
+  if (m.noise === 'heteroscedastic') outputs.push(tensorValueInfo(LOG_VARIANCE_NAME, DataType.FLOAT, ['batch', 1]));
+  return outputs;
+}
+
+/** Build the ONNX model object; `metadata` is written to metadata_props in key order given. */
+export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string>): Model {
+  const { spec } = m;
+  const g: GraphParts = { nodes: [], inits: [] };
+  let prev = inputNodes(g, m);
+  for (const [name, value] of ACTIVATIONS[spec.activation].constants ?? [])
+    g.inits.push(floatTensor(name, [], [value]));
+  for (let l = 0; l < m.net.layers.length - 1; l++) prev = hiddenLayer(g, m, l, prev);
+  prev = lastLayer(g, m, prev);
+  const outputs = outputNodes(g, m, prev);
+  const hetero = m.task === 'regression' && m.noise === 'heteroscedastic';
   return {
     ir_version: IR_VERSION,
     producer_name: 'dropout-serve',
@@ -162,11 +204,13 @@ export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string
     doc_string: `Dropout MLP (${[spec.inputs, ...spec.hidden, spec.outputs].join('→')}${hetero ? ', outputs: mean and log-variance' : ''}, ${spec.activation}); feed training_mode=true for Monte Carlo dropout.`,
     graph: {
       name: 'dropout_mlp',
-      node: nodes,
-      initializer: inits,
+      node: g.nodes,
+      initializer: g.inits,
       input: [
         tensorValueInfo(INPUT_NAME, DataType.FLOAT, ['batch', spec.inputs]),
-        ...(nodes.some((n) => n.op_type === 'Dropout') ? [tensorValueInfo(TRAINING_MODE_NAME, DataType.BOOL, [])] : []),
+        ...(g.nodes.some((n) => n.op_type === 'Dropout')
+          ? [tensorValueInfo(TRAINING_MODE_NAME, DataType.BOOL, [])]
+          : []),
       ],
       output: outputs,
     },

@@ -202,7 +202,10 @@ function kernels(nin: number, nout: number): LayerKernels | null {
 /** y[r, o] = b[o] + Σ_i x[r, i]·W[o, i] for r < rows. */
 function linear(layer: Layer, x: FloatArray, rows: number, y: FloatArray): void {
   const { in: nin, out: nout, w, b } = layer;
-  if (layer.kernels) return layer.kernels.forward(x, w, b, y, rows);
+  if (layer.kernels) {
+    layer.kernels.forward(x, w, b, y, rows);
+    return;
+  }
   for (let r = 0; r < rows; r++) {
     const xo = r * nin;
     const yo = r * nout;
@@ -422,6 +425,8 @@ export function softmaxRows(logits: ArrayLike<number>, rows: number, classes: nu
 /** Draw one set of dropout masks (one per hidden layer, rows × width) from rng. */
 export function drawMasks(spec: MlpSpec, rows: number, rng: Rng, into?: Float32Array[]): Float32Array[] {
   const masks = into ?? spec.hidden.map((w) => new Float32Array(rows * w));
-  spec.hidden.forEach((w, l) => rng.fillDropoutMask(masks[l]!.subarray(0, rows * w), spec.dropout[l]!));
+  spec.hidden.forEach((w, l) => {
+    rng.fillDropoutMask(masks[l]!.subarray(0, rows * w), spec.dropout[l]!);
+  });
   return masks;
 }

@@ -12,9 +12,10 @@ import {
   type ReportInput,
   type TuningInput,
 } from '../report/report.js';
+import { stream } from '../util/rng.js';
 import { entropy } from '../util/stats.js';
 import type { ModelCard } from './card.js';
-import { type Dataset, splitRows } from './data.js';
+import type { Dataset } from './data.js';
 import { averageProbabilities } from './temperature.js';
 import { mcLogits, mcPredictive, standardise, type TrainedModel, type TrainOptions } from './train.js';
 
@@ -41,15 +42,9 @@ export function trainCommand(argv: readonly string[]): string {
   return ['npm run train --', ...argv.map(quote)].join(' ');
 }
 
-/** The validation rows of a plain run (train() splits them off with this seed). */
-export function validationRows(data: Dataset, opts: Pick<TrainOptions, 'valSplit' | 'seed'>): Dataset {
-  return splitRows(data, opts.valSplit, opts.seed * 7919 + 1, 'validation split')[1];
-}
-
 /** Seeds of the Monte Carlo masks behind card.metrics (train() and tune() pass these to evaluate()). */
 export function metricSeeds(seed: number): { validation: number; test: number } {
-  const calSeed = seed * 7919 + 5;
-  return { validation: calSeed + 1, test: calSeed + 2 };
+  return { validation: stream(seed, 'validationMetrics'), test: stream(seed, 'testMetrics') };
 }
 
 /**

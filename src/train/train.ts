@@ -2,7 +2,7 @@
  * The training loop: standardise, minibatch Adam with dropout, early stopping with best-weights
  * restore, then calibration (aleatoric σ, conformal scores, temperature) and metrics. Pure: no printing, no files (cli.ts does those).
  */
-import { Rng } from '../util/rng.js';
+import { Rng, stream } from '../util/rng.js';
 import { calibrateScaleAndNoise } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
 import {
@@ -15,7 +15,6 @@ import {
   type RegressionMetrics,
 } from './metrics.js';
 import {
-  type Activation,
   type Mlp,
   type MlpSpec,
   MAX_LOG_VARIANCE,
@@ -29,56 +28,11 @@ import {
   softmaxRows,
 } from './mlp.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';
-import { createEngine, type EngineKind } from './engine.js';
+import { createEngine, type EngineKind, type TrainEngine } from './engine.js';
+import type { NoiseModel, TrainOptions } from './options.js';
 import { Adam } from './optim.js';
 
-export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
-
-export interface TrainOptions {
-  hidden: number[];
-  /** One rate for every hidden layer, or one per layer. */
-  dropout: number[];
-  /** Dropout rate on the standardised inputs (0 = none). */
-  inputDropout: number;
-  activation: Activation;
-  /**
-   * Regression noise model: homoscedastic (one σ calibrated on validation rows) or heteroscedastic (a
-   * second output, the log-variance, trained under the Gaussian NLL; Kendall & Gal 2017).
-   */
-  noise: NoiseModel;
-  /** β of the β-NLL gradient for heteroscedastic training (0: the plain Gaussian NLL; see gaussianNllLoss). */
-  nllBeta: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  /** Stop after this many epochs without a better validation loss (0 = never). */
-  patience: number;
-  valSplit: number;
-  seed: number;
-  /** Monte Carlo passes used for calibration and metrics. */
-  mcSamples: number;
-  /** Compute engine: auto = WebAssembly SIMD for ReLU networks, JavaScript otherwise. */
-  engine: 'auto' | EngineKind;
-}
-
-export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
-  hidden: [50],
-  dropout: [0.3],
-  inputDropout: 0,
-  activation: 'relu',
-  noise: 'homoscedastic',
-  nllBeta: 0,
-  epochs: 300,
-  batchSize: 32,
-  lr: 1e-3,
-  weightDecay: 1e-4,
-  patience: 0,
-  valSplit: 0.2,
-  seed: 0,
-  mcSamples: 200,
-  engine: 'auto',
-};
+export { DEFAULT_TRAIN_OPTIONS, type NoiseModel, type TrainOptions } from './options.js';
 
 export interface EpochLog {
   epoch: number;
@@ -403,6 +357,150 @@ export function specFor(data: Dataset, opts: TrainOptions): MlpSpec {
   };
 }
 
+/** Input standardisation (float32-exact) and, for regression, the target's, from `ds`'s rows. */
+function standardisationOf(ds: Dataset): Pick<FittedNetwork, 'xMean' | 'xStd' | 'yMean' | 'yStd'> {
+  const xs = fitStandardiser(ds.x, ds.n, ds.f);
+  let yMean = 0;
+  let yStd = 1;
+  if (ds.task === 'regression') {
+    const ys = fitStandardiser(ds.y, ds.n, 1);
+    yMean = Math.fround(ys.mean[0]!);
+    yStd = Math.fround(ys.std[0]!);
+  }
+  return { xMean: Float32Array.from(xs.mean), xStd: Float32Array.from(xs.std), yMean, yStd };
+}
+
+/** The record of network `net` (spec `spec`) trained on `trainSet`, before any epoch. */
+export function fittedNetwork(
+  trainSet: Dataset,
+  opts: TrainOptions,
+  spec: MlpSpec,
+  net: Mlp,
+  engine: EngineKind,
+): FittedNetwork {
+  const task = trainSet.task;
+  return {
+    task,
+    features: trainSet.features,
+    target: trainSet.target,
+    labels: trainSet.labels,
+    spec,
+    net,
+    noise: task === 'regression' ? opts.noise : 'homoscedastic',
+    ...standardisationOf(trainSet),
+    history: [],
+    bestEpoch: 0,
+    epochsRun: 0,
+    engine,
+    trainRows: trainSet.n,
+    valRows: 0,
+    featureStats: featureStats(trainSet),
+  };
+}
+
+type LossFn = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array) => number;
+
+/** The training loss of a network (its gradient written to `d`), by task and noise model. */
+function lossOf(spec: MlpSpec, task: Task, opts: TrainOptions): LossFn {
+  if (task === 'classification') return (out, y, rows, d) => crossEntropyLoss(out, y, rows, spec.outputs, d);
+  if (opts.noise === 'heteroscedastic') return (out, y, rows, d) => gaussianNllLoss(out, y, rows, d, opts.nllBeta);
+  return (out, y, rows, d) => mseLoss(out, y, rows, 1, d);
+}
+
+/** Standardised rows of `ds` (inputs and target) in the network's units. */
+function standardisedRows(m: FittedNetwork, ds: Dataset): { x: Float32Array; y: Float32Array } {
+  const x = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
+  const y = m.task === 'regression' ? Float32Array.from(ds.y, (v) => (v - m.yMean) / m.yStd) : Float32Array.from(ds.y);
+  return { x, y };
+}
+
+/** What one epoch of minibatch steps works with. */
+interface EpochState {
+  spec: MlpSpec;
+  net: Mlp;
+  engine: TrainEngine;
+  adam: Adam;
+  loss: LossFn;
+  x: Float32Array;
+  y: Float32Array;
+  rows: number;
+  batch: number;
+  order: Uint32Array;
+  yb: Float32Array;
+  /** The input-dropout mask of a batch (null: no input dropout). */
+  inMask: Float32Array | null;
+  shuffleRng: Rng;
+  dropoutRng: Rng;
+}
+
+/** One epoch: shuffle, then a step per minibatch; the mean training loss. */
+function trainEpoch(e: EpochState): number {
+  const { spec, engine, x, y, batch, order, yb, inMask } = e;
+  const { xb, masks, dOut } = engine;
+  const f = spec.inputs;
+  e.shuffleRng.shuffle(order);
+  let lossSum = 0;
+  for (let s = 0; s < e.rows; s += batch) {
+    // PyTorch's DataLoader keeps the short last batch (drop_last=False); so do we
+    const rows = Math.min(batch, e.rows - s);
+    for (let r = 0; r < rows; r++) {
+      const i = order[s + r]!;
+      // an index loop: subarray() + set() allocated a view per row
+      for (let j = 0; j < f; j++) xb[r * f + j] = x[i * f + j]!;
+      yb[r] = y[i]!;
+    }
+    if (inMask) {
+      // input dropout: the masked rows are the first layer's input, forward and backward
+      e.dropoutRng.fillDropoutMaskRange(inMask, 0, rows * f, spec.inputDropout!);
+      for (let k = 0; k < rows * f; k++) xb[k]! *= inMask[k]!;
+    }
+    drawMasks(spec, rows, e.dropoutRng, masks);
+    const out = engine.forward(rows);
+    lossSum += e.loss(out, yb, rows, dOut) * rows;
+    engine.backward(rows);
+    e.adam.step(e.net.params, e.net.grads);
+    engine.paramsChanged();
+  }
+  return lossSum / e.rows;
+}
+
+/** The minibatch state of a run: the network on its engine, the optimiser, the buffers and the streams. */
+function epochState(
+  m: FittedNetwork,
+  trainSet: Dataset,
+  xVal: Float32Array,
+  valRows: number,
+  opts: TrainOptions,
+): EpochState {
+  const spec = m.spec;
+  const { x, y } = standardisedRows(m, trainSet);
+  const batch = Math.min(opts.batchSize, trainSet.n);
+  // the engine may move net.params and net.grads into its own memory: create it before the optimiser
+  const engine = createEngine(m.net, batch, xVal, valRows, opts.engine);
+  const adam = new Adam(m.net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
+  const order = new Uint32Array(trainSet.n);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  const inMask = (spec.inputDropout ?? 0) > 0 ? new Float32Array(batch * spec.inputs) : null;
+  const [shuffleRng, dropoutRng] = [new Rng(stream(opts.seed, 'shuffle')), new Rng(stream(opts.seed, 'dropout'))];
+  const loss = lossOf(spec, trainSet.task, opts);
+  return {
+    spec,
+    net: m.net,
+    engine,
+    adam,
+    loss,
+    x,
+    y,
+    rows: trainSet.n,
+    batch,
+    order,
+    yb: new Float32Array(batch),
+    inMask,
+    shuffleRng,
+    dropoutRng,
+  };
+}
+
 /**
  * Fit a network on `trainSet` (minibatch Adam with dropout) with `valSet` for the validation loss,
  * early stopping and checkpoints (null: no validation rows, e.g. a refit on all training rows).
@@ -414,110 +512,27 @@ export function fitNetwork(
   opts: TrainOptions,
   hooks: FitHooks = {},
 ): FittedNetwork {
-  const task = trainSet.task;
   const spec = specFor(trainSet, opts);
-  const outputs = spec.outputs;
-  const hetero = task === 'regression' && opts.noise === 'heteroscedastic';
-  if (task === 'classification') {
-    const present = new Set(trainSet.y);
-    if (present.size < 2)
-      throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
-  }
-  const initRng = new Rng(opts.seed * 7919 + 2);
-  const shuffleRng = new Rng(opts.seed * 7919 + 3);
-  const dropoutRng = new Rng(opts.seed * 7919 + 4);
-
-  const xs = fitStandardiser(trainSet.x, trainSet.n, trainSet.f);
-  const xMean = Float32Array.from(xs.mean);
-  const xStd = Float32Array.from(xs.std);
-  let yMean = 0;
-  let yStd = 1;
-  if (task === 'regression') {
-    const ys = fitStandardiser(trainSet.y, trainSet.n, 1);
-    yMean = Math.fround(ys.mean[0]!);
-    yStd = Math.fround(ys.std[0]!);
-  }
+  if (trainSet.task === 'classification' && new Set(trainSet.y).size < 2)
+    throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
+  const net = createMlp(spec, new Rng(stream(opts.seed, 'init')));
+  const fitted = fittedNetwork(trainSet, opts, spec, net, 'js');
   const valRows = valSet ? valSet.n : 0;
-  const xTrain = standardise(trainSet.x, trainSet.n, trainSet.f, xMean, xStd);
-  const xVal = valSet ? standardise(valSet.x, valSet.n, valSet.f, xMean, xStd) : new Float32Array(0);
-  const target = (ds: Dataset): Float32Array =>
-    task === 'regression' ? Float32Array.from(ds.y, (v) => (v - yMean) / yStd) : Float32Array.from(ds.y);
-  const yTrain = target(trainSet);
-  const yVal = valSet ? target(valSet) : new Float32Array(0);
-
-  const net = createMlp(spec, initRng);
-  const batch = Math.min(opts.batchSize, trainSet.n);
-  // the engine may move net.params and net.grads into its own memory: create it before the optimiser
-  const engine = createEngine(net, batch, xVal, valRows, opts.engine);
-  const adam = new Adam(net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
-  const { xb, masks, dOut } = engine;
-  const yb = new Float32Array(batch);
-  const order = new Uint32Array(trainSet.n);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  const valD = new Float32Array(valRows * outputs);
-  const loss = (out: Float32Array, y: Float32Array, rows: number, d: Float32Array): number =>
-    task === 'classification'
-      ? crossEntropyLoss(out, y, rows, outputs, d)
-      : hetero
-        ? gaussianNllLoss(out, y, rows, d, opts.nllBeta)
-        : mseLoss(out, y, rows, 1, d);
+  const val = valSet ? standardisedRows(fitted, valSet) : { x: new Float32Array(0), y: new Float32Array(0) };
+  const e = epochState(fitted, trainSet, val.x, valRows, opts);
+  fitted.engine = e.engine.kind;
+  fitted.valRows = valRows;
+  const valD = new Float32Array(valRows * spec.outputs);
   const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
-  const valLoss = (): number => (trackValidation ? loss(engine.evalOutputs(), yVal, valRows, valD) : NaN);
-  const pIn = spec.inputDropout ?? 0;
-  const inMask = pIn > 0 ? new Float32Array(batch * spec.inputs) : null;
+  const valLoss = (): number => (trackValidation ? e.loss(e.engine.evalOutputs(), val.y, valRows, valD) : NaN);
   const checkpoints = new Set(hooks.checkpoints ?? []);
-
-  const fitted: FittedNetwork = {
-    task,
-    features: trainSet.features,
-    target: trainSet.target,
-    labels: trainSet.labels,
-    spec,
-    net,
-    noise: task === 'regression' ? opts.noise : 'homoscedastic',
-    xMean,
-    xStd,
-    yMean,
-    yStd,
-    history: [],
-    bestEpoch: 0,
-    epochsRun: 0,
-    engine: engine.kind,
-    trainRows: trainSet.n,
-    valRows,
-    featureStats: featureStats(trainSet),
-  };
-  const history = fitted.history;
   let best = Infinity;
   let bestParams = net.params.slice();
   let sinceBest = 0;
   const start = performance.now();
   let epoch = 0;
   for (epoch = 1; epoch <= opts.epochs; epoch++) {
-    shuffleRng.shuffle(order);
-    let lossSum = 0;
-    for (let s = 0; s < trainSet.n; s += batch) {
-      // PyTorch's DataLoader keeps the short last batch (drop_last=False); so do we
-      const rows = Math.min(batch, trainSet.n - s);
-      const f = spec.inputs;
-      for (let r = 0; r < rows; r++) {
-        const i = order[s + r]!;
-        // an index loop: subarray() + set() allocated a view per row
-        for (let j = 0; j < f; j++) xb[r * f + j] = xTrain[i * f + j]!;
-        yb[r] = yTrain[i]!;
-      }
-      if (inMask) {
-        // input dropout: the masked rows are the first layer's input, forward and backward
-        dropoutRng.fillDropoutMaskRange(inMask, 0, rows * f, pIn);
-        for (let k = 0; k < rows * f; k++) xb[k]! *= inMask[k]!;
-      }
-      drawMasks(spec, rows, dropoutRng, masks);
-      const out = engine.forward(rows);
-      lossSum += loss(out, yb, rows, dOut) * rows;
-      engine.backward(rows);
-      adam.step(net.params, net.grads);
-      engine.paramsChanged();
-    }
+    const trainLoss = trainEpoch(e);
     const vl = valLoss();
     const improved = vl < best;
     if (improved) {
@@ -526,14 +541,8 @@ export function fitNetwork(
       if (opts.patience > 0) bestParams = net.params.slice();
       sinceBest = 0;
     } else sinceBest++;
-    const log: EpochLog = {
-      epoch,
-      trainLoss: lossSum / trainSet.n,
-      valLoss: vl,
-      elapsedMs: performance.now() - start,
-      best: improved,
-    };
-    history.push(log);
+    const log: EpochLog = { epoch, trainLoss, valLoss: vl, elapsedMs: performance.now() - start, best: improved };
+    fitted.history.push(log);
     hooks.onEpoch?.(log);
     if (!Number.isFinite(log.trainLoss))
       throw new DataError(`training diverged at epoch ${epoch} (loss ${log.trainLoss}); lower --lr`);
@@ -627,9 +636,17 @@ export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel 
 }
 
 /**
- * Train a dropout MLP on `data` (validation rows split off with the seed), calibrate it on the
- * validation rows, and measure it on them and on `test` when given. `onEpoch` receives every epoch's
- * losses.
+ * The training rows and the validation rows of a run (`opts.valSplit` of `data`, seeded): the one place
+ * the split is made (train, tune, and the report of the validation rows use it).
+ */
+export function validationSplit(data: Dataset, opts: Pick<TrainOptions, 'valSplit' | 'seed'>): [Dataset, Dataset] {
+  return splitRows(data, opts.valSplit, stream(opts.seed, 'validationSplit'), 'validation split');
+}
+
+/**
+ * Train a dropout MLP on `data` (validation rows split off with the seed: validationSplit), calibrate it
+ * on the validation rows, and measure it on them and on `test` when given. `onEpoch` receives every
+ * epoch's losses.
  */
 export function train(
   data: Dataset,
@@ -637,15 +654,25 @@ export function train(
   test?: Dataset,
   onEpoch?: (log: EpochLog) => void,
 ): TrainedModel {
-  // Separate streams so that changing one (e.g. epochs) does not reshuffle the others.
-  const [trainSet, valSet] = splitRows(data, opts.valSplit, opts.seed * 7919 + 1, 'validation split');
+  const [trainSet, valSet] = validationSplit(data, opts);
+  return trainOnSplit(trainSet, valSet, opts, test, onEpoch);
+}
+
+/** train() on rows already split (validationSplit): fit on `trainSet`, calibrate and validate on `valSet`. */
+export function trainOnSplit(
+  trainSet: Dataset,
+  valSet: Dataset,
+  opts: TrainOptions,
+  test?: Dataset,
+  onEpoch?: (log: EpochLog) => void,
+): TrainedModel {
   const fitted = fitNetwork(trainSet, valSet, opts, { onEpoch });
-  const calSeed = opts.seed * 7919 + 5;
+  const calSeed = stream(opts.seed, 'calibration');
   const model = withCalibration(
     fitted,
     calibrate(fitted, valSet, opts.mcSamples, calSeed, 'validation rows (not used for gradient steps)'),
   );
-  model.metrics.validation = evaluate(model, valSet, calSeed + 1, opts.mcSamples);
-  if (test) model.metrics.test = evaluate(model, test, calSeed + 2, opts.mcSamples);
+  model.metrics.validation = evaluate(model, valSet, stream(opts.seed, 'validationMetrics'), opts.mcSamples);
+  if (test) model.metrics.test = evaluate(model, test, stream(opts.seed, 'testMetrics'), opts.mcSamples);
   return model;
 }

@@ -3,7 +3,7 @@
  * scores and parameters back, with epoch progress in between.
  */
 import { parentPort } from 'node:worker_threads';
-import { type TuneJob, runJob } from './tune.js';
+import { runJob, type TuneJob } from './tune-job.js';
 
 const port = parentPort;
 if (!port) throw new Error('tune-worker.ts runs as a worker thread');

@@ -165,6 +165,48 @@ function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
 
+/**
+ * The trainer's named random streams: each name's offset k gives the seed `seed · 7919 + k` (7919 a
+ * prime, so the streams of neighbouring seeds do not meet). The offsets are the ones the trainer has
+ * always used, so the shipped models reproduce byte for byte; names sharing an offset share a stream by
+ * that history (validation metrics and tuning scores; test metrics and the calibration split), which is
+ * harmless because they draw on different rows. Separate streams let one change (e.g. the epochs) leave
+ * the others (the split, the initialisation) as they were.
+ */
+export const STREAMS = {
+  /** `--test-split`: the test rows held out of --data. */
+  testSplit: 0,
+  /** The validation rows split off the training rows (and the cross-fitting folds, which extend it). */
+  validationSplit: 1,
+  /** Initial weights. */
+  init: 2,
+  /** Minibatch order. */
+  shuffle: 3,
+  /** Training dropout masks. */
+  dropout: 4,
+  /** MC masks of the calibration. */
+  calibration: 5,
+  /** MC masks of the validation metrics. */
+  validationMetrics: 6,
+  /** MC masks that score a tuning checkpoint (one stream for every candidate: paired comparisons). */
+  tuneScore: 6,
+  /** MC masks of the test metrics. */
+  testMetrics: 7,
+  /** `--calibration holdout`: the calibration rows held out of the refit. */
+  calibrationSplit: 7,
+  /** scripts/uci-lab.mts: MC masks of a lab run's test predictions. */
+  labTest: 8,
+  /** MC masks of cross-fitting fold k: offset 15 + k. */
+  crossFitFold: 15,
+} as const;
+
+export type StreamName = keyof typeof STREAMS;
+
+/** The seed of stream `name` (its `index`-th one for indexed streams such as `crossFitFold`) of a run's `seed`. */
+export function stream(seed: number, name: StreamName, index = 0): number {
+  return seed * 7919 + STREAMS[name] + index;
+}
+
 const seedPool = new Uint32Array(1024);
 let seedPoolNext = seedPool.length;
 

@@ -261,7 +261,9 @@ describe('calibrateRegression', () => {
             c.epistemicScale ** 2 * epistemicVar[i]! + (aleatoricVar ? aleatoricVar[i]! : 0) + c.aleatoricStd ** 2,
           ),
       ).sort((a, b) => a - b);
-      Array.from(c.conformalScores).forEach((s, i) => expect(s).toBeCloseTo(want[i]!, 12));
+      Array.from(c.conformalScores).forEach((s, i) => {
+        expect(s).toBeCloseTo(want[i]!, 12);
+      });
     }
   });
 });

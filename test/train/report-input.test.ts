@@ -25,12 +25,18 @@ import {
   regressionRows,
   reportCard,
   trainCommand,
-  validationRows,
 } from '../../src/train/report-input.js';
-import { DEFAULT_TRAIN_OPTIONS, type TrainedModel, type TrainOptions, train } from '../../src/train/train.js';
+import {
+  DEFAULT_TRAIN_OPTIONS,
+  type TrainedModel,
+  type TrainOptions,
+  train,
+  validationSplit,
+} from '../../src/train/train.js';
 import { tune } from '../../src/train/tune.js';
 import { axisLabels, checkPage, figure, figureIds } from '../report/page.js';
 import { byAttr, elements, textOf } from '../report/xml.js';
+import { stream } from '../../src/util/rng.js';
 
 function dataset(file: string, target: string): Dataset {
   return toDataset(readCsvFile(file).table, { target });
@@ -126,7 +132,7 @@ describe('report of a trained regression model', () => {
     command: trainCommand(['--data', 'data/diabetes.csv', '--name', 'diabetes']),
     card: c,
     model,
-    validation: { model, data: validationRows(data, opts) },
+    validation: { model, data: validationSplit(data, opts)[1] },
     test,
     opts,
   });
@@ -186,7 +192,7 @@ describe('report of a trained regression model', () => {
           command: input.command,
           card: c,
           model,
-          validation: { model, data: validationRows(data, opts) },
+          validation: { model, data: validationSplit(data, opts)[1] },
           test,
           opts,
         }),
@@ -206,7 +212,7 @@ describe('report of a trained regression model', () => {
   });
 
   it("serves the epistemic std scaled as the server does: the model's epistemicScale, else the card's epistemic_scale", () => {
-    const v = validationRows(data, opts);
+    const v = validationSplit(data, opts)[1];
     const base = regressionRows(model, c, v, 30, 1);
     // the trainer fits the scale (calibrate.ts) and writes it to the card: the page uses the same value
     const s0 = epistemicScale(model, c);
@@ -247,7 +253,7 @@ describe('report of a trained heteroscedastic regression model', () => {
       command: 'x',
       card: c,
       model,
-      validation: { model, data: validationRows(data, opts) },
+      validation: { model, data: validationSplit(data, opts)[1] },
       test,
       opts,
     });
@@ -270,7 +276,7 @@ describe('report of a trained classifier', () => {
     command: 'npm run train -- --data data/wine.csv',
     card: c,
     model,
-    validation: { model, data: validationRows(data, opts) },
+    validation: { model, data: validationSplit(data, opts)[1] },
     test,
     opts,
   });
@@ -360,7 +366,7 @@ describe('report of a tuned model', () => {
     expectRegressionAgrees(input.regression!.validation, c.metrics.validation, c.conformal!.scores);
     expectRegressionAgrees(input.regression!.test!, c.metrics.test, c.conformal!.scores);
     // the refit model on the validation rows gives other numbers (it trained on them)
-    const refitRows = regressionRows(tuning.model, c, tuning.validation.data, 20, 6 * 7919 + 6);
+    const refitRows = regressionRows(tuning.model, c, tuning.validation.data, 20, stream(6, 'validationMetrics'));
     expect(metricsOf(refitRows, c.conformal!.scores).rmse_mc).not.toBeCloseTo(
       (c.metrics.validation as RegressionMetrics).rmse_mc,
       6,

@@ -6,9 +6,10 @@ import { run } from '../../src/train/cli.js';
 import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/metrics.js';
-import { assembleOutOfFold, crossFitFolds, defaultGrid, type Grid, tune } from '../../src/train/tune.js';
+import { defaultGrid, type Grid, tune } from '../../src/train/tune.js';
+import { assembleOutOfFold, crossFitFolds } from '../../src/train/tune-calibrate.js';
 import { DEFAULT_TRAIN_OPTIONS, fitNetwork } from '../../src/train/train.js';
-import { Rng } from '../../src/util/rng.js';
+import { Rng, stream } from '../../src/util/rng.js';
 
 /** y = sin(2a) + 0.5·b + ε with σ(ε) from 0.05 (a = 0) to 0.85 (|a| = 2): strongly heteroscedastic. */
 function heteroData(n: number, seed: number): Dataset {
@@ -144,7 +145,7 @@ function homoData(n: number, seed: number): Dataset {
 describe('cross-fitted calibration', () => {
   it('folds: every row held out exactly once, the rest its complement; fold 0 is the tuning validation split, rows in the same order', () => {
     for (const n of [10, 37, 308]) {
-      const folds = crossFitFolds(n, 5, 7919 + 1);
+      const folds = crossFitFolds(n, 5, stream(0, 'validationSplit'));
       const count = new Uint8Array(n);
       for (const f of folds) {
         for (const r of f.held) count[r]!++;
@@ -157,7 +158,7 @@ describe('cross-fitted calibration', () => {
       expect(Array.from(count).every((c) => c === 1)).toBe(true);
       // the tuner's split (splitRows, same seed, fraction 1/5): same rows, same order
       const ds = homoData(n, 1);
-      const [fit, val] = splitRows(ds, 0.2, 7919 + 1, 'validation split');
+      const [fit, val] = splitRows(ds, 0.2, stream(0, 'validationSplit'), 'validation split');
       expect(Array.from(folds[0]!.held, (r) => ds.y[r])).toEqual(Array.from(val.y));
       expect(Array.from(folds[0]!.rest, (r) => ds.y[r])).toEqual(Array.from(fit.y));
     }
@@ -253,7 +254,10 @@ describe('train CLI with --tune', () => {
   let stderr = '';
   beforeEach(() => {
     stderr = '';
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      stderr += String(s);
+      return true;
+    });
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   });
   afterEach(() => vi.restoreAllMocks());

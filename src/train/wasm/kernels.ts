@@ -195,40 +195,42 @@ function transpose(fnName: string, nin: number, nout: number): Fn {
   return f;
 }
 
-/** bwd: (input, delta, w, gw, gb, dIn, mask, rows); dIn = 0 skips the input gradient. */
-function backwardKernel(fnName: string, nin: number, nout: number, withInputGrad: boolean): Fn {
-  const f = new Fn(fnName, [I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [input, delta, w, gw, gb, dIn, mask, rows] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const pgw = f.local(I32),
-    pgb = f.local(I32),
-    pdc = f.local(I32),
-    pin = f.local(I32),
-    pd = f.local(I32),
-    r = f.local(I32),
-    o = f.local(I32);
-  const pdi = f.local(I32),
-    pm = f.local(I32),
-    pwo = f.local(I32),
-    pdo = f.local(I32);
-  const df = f.local(F32),
-    sb = f.local(F32);
-  const ds = f.local(V128),
-    zero = f.local(V128);
-  const acc = Array.from({ length: MAX_VECS }, () => f.local(V128));
-  const tl = Array.from({ length: 3 }, () => f.local(F32));
-  const bl = blocks(nin);
-  f.f32(0).splat().set(zero);
-  f.block().get(rows).i32Eqz().brIf(0);
+/** The locals of a backward kernel (params 0–7: input, delta, w, gw, gb, dIn, mask, rows). */
+interface BackwardLocals {
+  pgw: number;
+  pgb: number;
+  pdc: number;
+  pin: number;
+  pd: number;
+  r: number;
+  o: number;
+  pdi: number;
+  pm: number;
+  pwo: number;
+  pdo: number;
+  df: number;
+  sb: number;
+  ds: number;
+  zero: number;
+  acc: number[];
+  tl: number[];
+}
 
-  // dW[o, :] = Σ_r δ[r, o]·x[r, :] and db[o] = Σ_r δ[r, o]: outputs outer, rows inner, so each
-  // block of dW stays in registers for the whole batch
-  f.get(gw).set(pgw).get(gb).set(pgb).get(delta).set(pdc).i32(nout).set(o);
+const [INPUT, DELTA, W, GW, GB, DIN, MASK, ROWS] = [0, 1, 2, 3, 4, 5, 6, 7];
+
+/**
+ * dW[o, :] = Σ_r δ[r, o]·x[r, :] and db[o] = Σ_r δ[r, o]: outputs outer, rows inner, so each block of dW
+ * stays in registers for the whole batch.
+ */
+function weightGradients(f: Fn, v: BackwardLocals, bl: Block[], nin: number, nout: number): void {
+  const { pgw, pgb, pdc, pin, pd, r, o, df, sb, ds, zero, acc, tl } = v;
+  f.get(GW).set(pgw).get(GB).set(pgb).get(DELTA).set(pdc).i32(nout).set(o);
   f.loop();
   bl.forEach((blk, bi) => {
     for (let u = 0; u < blk.vecs; u++) f.get(zero).set(acc[u]!);
     for (let k = 0; k < blk.tail; k++) f.f32(0).set(tl[k]!);
     if (bi === 0) f.f32(0).set(sb);
-    f.get(input).set(pin).get(pdc).set(pd).get(rows).set(r);
+    f.get(INPUT).set(pin).get(pdc).set(pd).get(ROWS).set(r);
     f.loop();
     f.get(pd).f32Load(0).tee(df).splat().set(ds);
     for (let u = 0; u < blk.vecs; u++)
@@ -264,72 +266,85 @@ function backwardKernel(fnName: string, nin: number, nout: number, withInputGrad
     .addTo(pgb, 4)
     .addTo(pdc, 4);
   f.get(o).i32(1).i32Sub().tee(o).brIf(0).end();
+}
 
-  if (withInputGrad) {
-    // dIn[r, :] = (Σ_o δ[r, o]·W[o, :]) ⊙ [h > 0]·mask
-    f.get(input).set(pin).get(dIn).set(pdi).get(mask).set(pm).get(delta).set(pd).get(rows).set(r);
-    f.loop();
-    for (const blk of bl) {
-      for (let u = 0; u < blk.vecs; u++) f.get(zero).set(acc[u]!);
-      for (let k = 0; k < blk.tail; k++) f.f32(0).set(tl[k]!);
-      f.get(w).set(pwo).get(pd).set(pdo).i32(nout).set(o);
-      f.loop();
-      f.get(pdo).f32Load(0).tee(df).splat().set(ds);
-      for (let u = 0; u < blk.vecs; u++)
-        f.get(acc[u]!)
-          .get(ds)
-          .get(pwo)
-          .v128Load((blk.start + 4 * u) * 4)
-          .vMul()
-          .vAdd()
-          .set(acc[u]!);
-      for (let k = 0; k < blk.tail; k++)
-        f.get(tl[k]!)
-          .get(df)
-          .get(pwo)
-          .f32Load((blk.start + 4 * blk.vecs + k) * 4)
-          .f32Mul()
-          .f32Add()
-          .set(tl[k]!);
-      f.addTo(pwo, nin * 4).addTo(pdo, 4);
-      f.get(o).i32(1).i32Sub().tee(o).brIf(0).end();
-      for (let u = 0; u < blk.vecs; u++) {
-        const off = (blk.start + 4 * u) * 4;
-        // [h > 0] is all-ones lanes where h > 0; AND with the mask's bits keeps the mask value there
-        f.get(pdi)
-          .get(acc[u]!)
-          .get(pin)
-          .v128Load(off)
-          .get(zero)
-          .vGt()
-          .get(pm)
-          .v128Load(off)
-          .vAnd()
-          .vMul()
-          .v128Store(off);
-      }
-      for (let k = 0; k < blk.tail; k++) {
-        const off = (blk.start + 4 * blk.vecs + k) * 4;
-        f.get(pdi)
-          .get(tl[k]!)
-          .get(pm)
-          .f32Load(off)
-          .f32(0)
-          .get(pin)
-          .f32Load(off)
-          .f32(0)
-          .f32Gt()
-          .select()
-          .f32Mul()
-          .f32Store(off);
-      }
-    }
-    f.addTo(pin, nin * 4)
-      .addTo(pdi, nin * 4)
-      .addTo(pm, nin * 4)
-      .addTo(pd, nout * 4);
-    f.get(r).i32(1).i32Sub().tee(r).brIf(0).end();
+/** One block of dIn[r, :] = (Σ_o δ[r, o]·W[o, :]) ⊙ [h > 0]·mask. */
+function inputGradientBlock(f: Fn, v: BackwardLocals, blk: Block, nin: number, nout: number): void {
+  const { pin, pd, o, pdi, pm, pwo, pdo, df, ds, zero, acc, tl } = v;
+  for (let u = 0; u < blk.vecs; u++) f.get(zero).set(acc[u]!);
+  for (let k = 0; k < blk.tail; k++) f.f32(0).set(tl[k]!);
+  f.get(W).set(pwo).get(pd).set(pdo).i32(nout).set(o);
+  f.loop();
+  f.get(pdo).f32Load(0).tee(df).splat().set(ds);
+  for (let u = 0; u < blk.vecs; u++)
+    f.get(acc[u]!)
+      .get(ds)
+      .get(pwo)
+      .v128Load((blk.start + 4 * u) * 4)
+      .vMul()
+      .vAdd()
+      .set(acc[u]!);
+  for (let k = 0; k < blk.tail; k++)
+    f.get(tl[k]!)
+      .get(df)
+      .get(pwo)
+      .f32Load((blk.start + 4 * blk.vecs + k) * 4)
+      .f32Mul()
+      .f32Add()
+      .set(tl[k]!);
+  f.addTo(pwo, nin * 4).addTo(pdo, 4);
+  f.get(o).i32(1).i32Sub().tee(o).brIf(0).end();
+  for (let u = 0; u < blk.vecs; u++) {
+    const off = (blk.start + 4 * u) * 4;
+    // [h > 0] is all-ones lanes where h > 0; AND with the mask's bits keeps the mask value there
+    f.get(pdi).get(acc[u]!).get(pin).v128Load(off).get(zero).vGt().get(pm).v128Load(off).vAnd().vMul().v128Store(off);
   }
+  for (let k = 0; k < blk.tail; k++) {
+    const off = (blk.start + 4 * blk.vecs + k) * 4;
+    f.get(pdi)
+      .get(tl[k]!)
+      .get(pm)
+      .f32Load(off)
+      .f32(0)
+      .get(pin)
+      .f32Load(off)
+      .f32(0)
+      .f32Gt()
+      .select()
+      .f32Mul()
+      .f32Store(off);
+  }
+}
+
+/** dIn for every row, gated by the ReLU and dropout of the layer below. */
+function inputGradients(f: Fn, v: BackwardLocals, bl: Block[], nin: number, nout: number): void {
+  const { pin, pd, r, pdi, pm } = v;
+  f.get(INPUT).set(pin).get(DIN).set(pdi).get(MASK).set(pm).get(DELTA).set(pd).get(ROWS).set(r);
+  f.loop();
+  for (const blk of bl) inputGradientBlock(f, v, blk, nin, nout);
+  f.addTo(pin, nin * 4)
+    .addTo(pdi, nin * 4)
+    .addTo(pm, nin * 4)
+    .addTo(pd, nout * 4);
+  f.get(r).i32(1).i32Sub().tee(r).brIf(0).end();
+}
+
+/** bwd: (input, delta, w, gw, gb, dIn, mask, rows); dIn = 0 skips the input gradient. */
+function backwardKernel(fnName: string, nin: number, nout: number, withInputGrad: boolean): Fn {
+  const f = new Fn(fnName, [I32, I32, I32, I32, I32, I32, I32, I32]);
+  // locals in a fixed order (their indices are part of the generated code)
+  const [pgw, pgb, pdc, pin, pd, r, o] = Array.from({ length: 7 }, () => f.local(I32));
+  const [pdi, pm, pwo, pdo] = Array.from({ length: 4 }, () => f.local(I32));
+  const [df, sb] = [f.local(F32), f.local(F32)];
+  const [ds, zero] = [f.local(V128), f.local(V128)];
+  const acc = Array.from({ length: MAX_VECS }, () => f.local(V128));
+  const tl = Array.from({ length: 3 }, () => f.local(F32));
+  const v = { pgw, pgb, pdc, pin, pd, r, o, pdi, pm, pwo, pdo, df, sb, ds, zero, acc, tl } as BackwardLocals;
+  const bl = blocks(nin);
+  f.f32(0).splat().set(zero);
+  f.block().get(ROWS).i32Eqz().brIf(0);
+  weightGradients(f, v, bl, nin, nout);
+  if (withInputGrad) inputGradients(f, v, bl, nin, nout);
   f.end();
   return f;
 }

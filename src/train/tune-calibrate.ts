@@ -1,0 +1,168 @@
+/**
+ * Calibration and refit of the tuned winner, one way per calibration source (a table): cross-fitted on
+ * every training row, on held-out rows, or on the tuning validation rows.
+ */
+import { Rng, stream } from '../util/rng.js';
+import { type Dataset, DataError, splitRows, subset } from './data.js';
+import { CALIBRATION_SOURCES, type TrainOptions } from './options.js';
+import {
+  type Calibration,
+  type FittedNetwork,
+  type Predictive,
+  calibrate,
+  calibrateRegression,
+  fitNetwork,
+  mcPredictive,
+  standardise,
+} from './train.js';
+import type { Candidate } from './tune.js';
+import { networkFromParams, type TuneJob } from './tune-job.js';
+import { runJobs } from './tune-workers.js';
+
+/**
+ * Where the calibration rows of a tuned model come from: `crossfit` (regression; classifiers fall back to
+ * `validation`), every training row predicted out of fold (crossFitFolds); `validation`, the tuning
+ * validation rows scored by the winning candidate; `holdout`, rows held out of the refit.
+ */
+export type CalibrationSource = (typeof CALIBRATION_SOURCES)[number];
+
+/** Folds of the cross-fitted calibration. */
+export const CROSS_FIT_FOLDS = 5;
+
+/**
+ * K folds of n rows for cross-fitted calibration: the permutation splitRows draws with `seed`, cut into K
+ * consecutive parts of round(k·n/K)…round((k+1)·n/K) positions. With the tuner's seed and a validation
+ * fraction of 1/K, fold 0 is exactly the tuning validation split and its complement, in the same order,
+ * the tuning fit rows. Returns, per fold, the held-out rows and the rest (training order).
+ */
+export function crossFitFolds(n: number, k: number, seed: number): { held: Uint32Array; rest: Uint32Array }[] {
+  if (!(Number.isInteger(k) && k >= 2 && k <= n))
+    throw new DataError(`${n} rows are too few for ${k}-fold cross-fitting`);
+  const idx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  new Rng(seed).shuffle(idx);
+  return Array.from({ length: k }, (_, f) => {
+    const a = Math.round((f * n) / k);
+    const b = Math.round(((f + 1) * n) / k);
+    const rest = new Uint32Array(n - (b - a));
+    rest.set(idx.subarray(0, a), 0);
+    rest.set(idx.subarray(b), a);
+    return { held: idx.slice(a, b), rest };
+  });
+}
+
+/** Out-of-fold predictives in row order: fold f's predictive belongs to rows folds[f].held. */
+export function assembleOutOfFold(n: number, folds: { held: Uint32Array }[], preds: Predictive[]): Predictive {
+  const mean = new Float64Array(n).fill(NaN);
+  const epistemicVar = new Float64Array(n).fill(NaN);
+  const hetero = preds.some((p) => p.aleatoricVar);
+  const aleatoricVar = hetero ? new Float64Array(n).fill(NaN) : null;
+  folds.forEach((f, k) => {
+    const p = preds[k]!;
+    f.held.forEach((r, j) => {
+      if (!Number.isNaN(mean[r]!)) throw new Error(`row ${r} is in two folds`);
+      mean[r] = p.mean[j]!;
+      epistemicVar[r] = p.epistemicVar[j]!;
+      if (aleatoricVar) aleatoricVar[r] = p.aleatoricVar![j]!;
+    });
+  });
+  if (mean.some(Number.isNaN)) throw new Error('a row is in no fold');
+  return { mean, epistemicVar, aleatoricVar };
+}
+
+/** The tuned winner, for its calibration and refit. */
+export interface Winner {
+  /** All training rows, and the tuning split of them. */
+  data: Dataset;
+  fit: Dataset;
+  val: Dataset;
+  base: TrainOptions;
+  candidate: Candidate;
+  /** The winner's options (epochs = the chosen training length). */
+  options: TrainOptions;
+  /** The winning candidate's network (trained on `fit`). */
+  net: FittedNetwork;
+  threads: number;
+  calibrationFraction: number;
+}
+
+interface Calibrated {
+  refit: FittedNetwork;
+  cal: Calibration;
+  folds?: number;
+}
+
+/**
+ * Cross-fitting (e.g. Chernozhukov et al. 2018; the CV+ idea of Barber et al. 2021): the winner's
+ * settings trained on K − 1 folds predict the K-th, so every training row gets an honest predictive;
+ * (s, σ) and the conformal scores are fitted on all of them instead of the one validation fifth. The
+ * fold fits and the refit run on the workers; fold 0 reuses the winning candidate when it is the tuning
+ * split.
+ */
+async function crossFit(w: Winner): Promise<Calibrated> {
+  const { data, base, options } = w;
+  const K = CROSS_FIT_FOLDS;
+  const epochs = [options.epochs];
+  const folds = crossFitFolds(data.n, K, stream(base.seed, 'validationSplit'));
+  const reuse0 = folds[0]!.held.length === w.val.n;
+  const foldData = folds.map((f) => ({ fit: subset(data, f.rest), held: subset(data, f.held) }));
+  const jobs: TuneJob[] = [{ index: 0, candidate: w.candidate, base, fit: data, val: null, epochs }];
+  const jobOfFold = foldData.map((fd, k) => {
+    if (k === 0 && reuse0) return -1;
+    jobs.push({ index: jobs.length, candidate: w.candidate, base, fit: fd.fit, val: null, epochs });
+    return jobs.length - 1;
+  });
+  const noop = (): void => {};
+  const out = await runJobs(jobs, Math.min(w.threads, jobs.length), noop, noop);
+  for (const r of out)
+    if (r.error || !r.params[0])
+      throw new DataError(`a cross-fitting run failed: ${r.error ?? 'diverged'}; lower --lr`);
+  const refit = {
+    ...networkFromParams(data, options, out[0]!.params[0]!, options.epochs),
+    history: out[0]!.history ?? [],
+  };
+  const preds = foldData.map((fd, k) => {
+    const job = jobOfFold[k]!;
+    const net = job < 0 ? w.net : networkFromParams(fd.fit, options, out[job]!.params[0]!, options.epochs);
+    const xs = standardise(fd.held.x, fd.held.n, fd.held.f, net.xMean, net.xStd);
+    return mcPredictive(net, xs, fd.held.n, base.mcSamples, stream(base.seed, 'crossFitFold', k));
+  });
+  const cal = calibrateRegression(
+    assembleOutOfFold(data.n, folds, preds),
+    data.y,
+    refit.yStd,
+    `out-of-fold predictions on all ${data.n} training rows (${K}-fold cross-fitting: the winner's settings trained on the other ${K - 1} folds predict each fold; fold 1 is the tuning validation split), for the refit on all rows`,
+  );
+  return { refit, cal, folds: K };
+}
+
+/** Rows held out of the refit calibrate it. */
+async function holdout(w: Winner): Promise<Calibrated> {
+  const seed = stream(w.base.seed, 'calibrationSplit');
+  const [refitRows, calRows] = splitRows(w.data, w.calibrationFraction, seed, 'calibration split');
+  const refit = fitNetwork(refitRows, null, w.options);
+  const source = `held-out calibration rows (${calRows.n} of the training rows, not used by the refit)`;
+  return { refit, cal: calibrate(refit, calRows, w.base.mcSamples, stream(w.base.seed, 'calibration'), source) };
+}
+
+/** The tuning validation rows, scored by the winning candidate, calibrate the refit. */
+async function validation(w: Winner): Promise<Calibrated> {
+  const refit = fitNetwork(w.data, null, w.options);
+  const source = `tuning validation rows, scored by the winning candidate trained on the other ${w.fit.n} rows (an approximation for the refit model, which also trained on them)`;
+  return { refit, cal: calibrate(w.net, w.val, w.base.mcSamples, stream(w.base.seed, 'calibration'), source) };
+}
+
+const CALIBRATIONS: Record<CalibrationSource, (w: Winner) => Promise<Calibrated>> = {
+  crossfit: crossFit,
+  holdout,
+  validation,
+};
+
+/** The refit on all training rows and its calibration from `requested` (classifiers: crossfit → validation). */
+export async function calibrateAndRefit(
+  w: Winner,
+  requested: CalibrationSource,
+): Promise<Calibrated & { source: CalibrationSource }> {
+  const source = requested === 'crossfit' && w.data.task !== 'regression' ? 'validation' : requested;
+  return { ...(await CALIBRATIONS[source](w)), source };
+}
