@@ -84,11 +84,13 @@ describe('command blocks', () => {
     expect(problems).toEqual([]);
   });
 
-  it('the blocks run by a script name only npm scripts and files that exist', () => {
+  it('the blocks run by a script name only npm scripts and files that exist (scripts, test files, programs)', () => {
     const missing: string[] = [];
     for (const f of ALL_FENCES.filter((x) => x.lang === 'sh' && x.marker?.startsWith('run by:'))) {
       for (const m of f.body.matchAll(/npm run ([\w:-]+)/g)) if (!SCRIPTS.includes(m[1] as string)) missing.push(m[0]);
-      for (const m of f.body.matchAll(/npx tsx (\S+)/g)) if (!existsSync(m[1] as string)) missing.push(m[0]);
+      for (const m of f.body.matchAll(/npx (?:tsx|vitest run) (\S+)/g))
+        if (!existsSync(m[1] as string)) missing.push(m[0]);
+      for (const m of f.body.matchAll(/^(\S*\/\S*)/gm)) if (!existsSync(m[1] as string)) missing.push(m[0]);
     }
     expect(missing).toEqual([]);
   });
