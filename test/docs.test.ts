@@ -236,9 +236,10 @@ describe('the commands shown in the docs, run', () => {
   afterAll(async () => {
     for (const s of open) await s.app?.close();
   });
-  it('there are such blocks in the README and docs/serving.md', () => {
+  it('the README, docs/serving.md, docs/models.md and docs/training.md have such blocks', () => {
     const files = new Set(sessions().map((s) => s.file));
-    expect([...files]).toEqual(expect.arrayContaining(['README.md', 'docs/serving.md', 'docs/training.md']));
+    const expected = ['README.md', 'docs/serving.md', 'docs/models.md', 'docs/training.md'];
+    expect([...files]).toEqual(expect.arrayContaining(expected));
   });
   for (const { file, name, env, blocks } of sessions()) {
     it(`${file}: ${name} (${blocks.length} block${blocks.length > 1 ? 's' : ''})`, async () => {
