@@ -32,10 +32,31 @@ const ALL_FENCES = FILES.flatMap((f) => fences(f, readText(f)));
 const SCRIPTS = Object.keys(JSON.parse(readText('package.json')).scripts as Record<string, string>);
 
 describe('README', () => {
+  const readme = readText('README.md');
   it('is under 250 lines and points to every page under docs/', () => {
-    const readme = readText('README.md');
     expect(readme.split('\n').length).toBeLessThan(250);
     for (const page of FILES.filter((f) => f.startsWith('docs/'))) expect(readme).toContain(`](${page})`);
+  });
+  it('lists every npm script in its table', () => {
+    const table = readme.slice(readme.indexOf('## Scripts'), readme.indexOf('\n## ', readme.indexOf('## Scripts') + 1));
+    const listed = (name: string) =>
+      table.includes(name === 'start' || name === 'test' ? `npm ${name}` : `npm run ${name}`);
+    expect(SCRIPTS.filter((name) => !listed(name))).toEqual([]);
+  });
+});
+
+describe('docs/training.md', () => {
+  const text = readText('docs/training.md');
+  it('holds one option-table region, and every option in it is one that `npm run train -- --help` lists', async () => {
+    const region = /<!-- train-options:begin -->\n([\s\S]*?)<!-- train-options:end -->/.exec(text)?.[1] ?? '';
+    expect(text.split('<!-- train-options:begin -->').length).toBe(2);
+    const flags = new Set(region.match(/--[a-z][a-z-]+/g));
+    expect(flags.size).toBeGreaterThan(20);
+    let usage = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (usage += String(chunk)).length > 0);
+    expect(await trainCli(['--help'])).toBe(0);
+    vi.restoreAllMocks();
+    expect([...flags].filter((f) => !new RegExp(`${f}\\b(?!-)`).test(usage))).toEqual([]);
   });
 });
 
