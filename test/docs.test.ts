@@ -52,10 +52,11 @@ describe('docs/training.md', () => {
     expect(text.split('<!-- train-options:begin -->').length).toBe(2);
     const flags = new Set(region.match(/--[a-z][a-z-]+/g));
     expect(flags.size).toBeGreaterThan(20);
-    let usage = '';
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (usage += String(chunk)).length > 0);
+    const printed: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => printed.push(String(chunk)) > 0);
     expect(await trainCli(['--help'])).toBe(0);
     vi.restoreAllMocks();
+    const usage = printed.join('');
     expect([...flags].filter((f) => !new RegExp(`${f}\\b(?!-)`).test(usage))).toEqual([]);
   });
 });
