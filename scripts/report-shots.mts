@@ -3,13 +3,13 @@
  *
  *   npm run report:shipped      (= npx tsx scripts/report-shots.mts --retrain --docs)
  *
- * retrains every shipped model with its README command (scripts/shipped-models.ts) into models/ — the
+ * retrains every shipped model with its docs/training.md command (scripts/shipped-models.ts) into models/ — the
  * same model.onnx bytes; model.json, report.md and report.html rewritten — and renders each
  * models/NAME/report.html in headless Chromium to docs/report-NAME.png.
  *
  *   npx tsx scripts/report-shots.mts [--retrain] [--docs] [--out DIR] [--from FILE]...
  *
- * --retrain     retrain the shipped models first (npm run train with their README arguments)
+ * --retrain     retrain the shipped models first (npm run train with their docs/training.md arguments)
  * --from FILE   screenshot this report page (repeatable; default: models/NAME/report.html of every
  *               shipped model); the picture's name is the page's folder (models/NAME/report.html) or stem
  * --docs        write docs/report-NAME.png (1000 px CSS width, the whole page) for each page

@@ -1,5 +1,5 @@
 /**
- * The shipped models (models/NAME) and the `npm run train` arguments that make them: the README's
+ * The shipped models (models/NAME) and the `npm run train` arguments that make them: docs/training.md's
  * "Shipped models" commands. test/train/shipped.test.ts checks that they reproduce the files byte for
  * byte; scripts/report-shots.mts --retrain runs them.
  */

@@ -15,10 +15,10 @@ describe('shipped models', () => {
   });
   afterEach(() => vi.restoreAllMocks());
 
-  // The commands of the README's "Shipped models" section (scripts/shipped-models.ts): they must reproduce
+  // The commands of docs/training.md's "Shipped models" section (scripts/shipped-models.ts): they must reproduce
   // models/*/model.onnx and report.html byte for byte (the page has no clock; its command line aside).
   for (const [name, args] of Object.entries(SHIPPED_MODELS)) {
-    it(`the README command reproduces models/${name}/model.onnx and report.html byte for byte`, async () => {
+    it(`the docs/training.md command reproduces models/${name}/model.onnx and report.html byte for byte`, async () => {
       const out = mkdtempSync(join(tmpdir(), `shipped-${name}-`));
       expect(await run([...args, '--out', out, '--quiet'])).toBe(0);
       expect(readFileSync(join(out, name, 'model.onnx')).equals(readFileSync(join('models', name, 'model.onnx')))).toBe(
@@ -27,9 +27,9 @@ describe('shipped models', () => {
       const page = readFileSync(join('models', name, 'report.html'), 'utf8');
       expect(withoutCommand(readFileSync(join(out, name, 'report.html'), 'utf8'))).toBe(withoutCommand(page));
       expect(page).toContain(`<section id="command"><h2>Command</h2><pre><code>npm run train -- ${args.join(' ')}`);
-      const readme = readFileSync('README.md', 'utf8');
-      expect(readme).toContain(`npm run train -- ${args.join(' ')}`);
-      expect(readme).toContain(`docs/report-${name}.png`);
+      const docs = readFileSync('docs/training.md', 'utf8');
+      expect(docs).toContain(`npm run train -- ${args.join(' ')}`);
+      expect(docs).toContain(`](report-${name}.png)`);
     });
   }
 });
