@@ -40,3 +40,22 @@ export const isDropout = (n: Node): boolean => n.op_type === 'Dropout' && (!n.do
 export function cloneModel(model: Model): Model {
   return structuredClone(model, {}) as Model;
 }
+
+/** Ops that sum products (each adds float32 rounding that later layers carry on). */
+const ACCUMULATING_OPS = new Set([
+  'Conv',
+  'ConvTranspose',
+  'ConvInteger',
+  'Gemm',
+  'MatMul',
+  'MatMulInteger',
+  'Einsum',
+  'Attention',
+  'LSTM',
+  'GRU',
+  'RNN',
+]);
+
+/** How many nodes sum products: the depth of a chain, an upper bound for a graph with branches. */
+export const accumulatingLayers = (graph: Graph): number =>
+  graph.node.filter((n) => ACCUMULATING_OPS.has(n.op_type)).length;

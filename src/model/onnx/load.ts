@@ -16,12 +16,15 @@ import {
   probeFetches,
   uncertaintySettings,
 } from './card-check.js';
+import { checkInputFor, readSampleInput } from './check-input.js';
 import { foldAffine } from './fold.js';
+import { accumulatingLayers } from './graph-query.js';
 import { ModelFormatError } from './inspect.js';
 import type { OnnxModelInit } from './model.js';
 import { probeShapes } from './probe.js';
 import { type ReadModel, formatChecked, readOnnx } from './read.js';
 import type { GraphIo } from './run.js';
+import { agreementFor } from './self-check.js';
 import { type ModelSessions, SessionSet, checkModelSessions, createModelSessions } from './sessions.js';
 
 /**
@@ -42,6 +45,14 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     throw err instanceof ModelFormatError ? new ModelLoadError(file, err.message) : err;
   });
   const served = formatChecked(file, () => checkShapes(card, info, match, probed), cardSource);
+  // the self-check runs on rows like real ones, within float32's tolerance for this graph's depth
+  const sample = await readSampleInput(file, F).catch((err: unknown) => {
+    throw err instanceof ModelFormatError ? new ModelLoadError(file, err.message) : err;
+  });
+  const check = {
+    input: checkInputFor(sample, card.feature_stats),
+    agree: agreementFor(accumulatingLayers(model.graph!)),
+  };
   const foldedNodes = opts.foldAffine ? foldAffine(model) : 0;
   const io: GraphIo = { inputName: info.input.name, outputName: match.outputName, features: F, masks: served.masks };
   const set = new SessionSet(file, opts);
@@ -52,6 +63,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       built,
       { ...io, outputSize: served.outputSize },
       opts,
+      check,
     );
     return {
       ...modelInit(source, read, match, served),

@@ -21,7 +21,7 @@ import { cloneModel, consumers, isDropout, isGraphOutput } from './graph-query.j
 import { type GraphInfo, ModelFormatError } from './inspect.js';
 
 /** BatchNormalization exported in training mode → inference mode, keeping only its first output. */
-function freezeBatchNorm(graph: Graph): void {
+export function freezeBatchNorm(graph: Graph): void {
   for (const n of graph.node) {
     if (n.op_type !== 'BatchNormalization') continue;
     const tm = n.attribute?.find((a) => a.name === 'training_mode');
@@ -39,7 +39,7 @@ function freezeBatchNorm(graph: Graph): void {
   }
 }
 
-function dropControlInputs(graph: Graph, control: string[]): void {
+export function dropControlInputs(graph: Graph, control: string[]): void {
   graph.input = graph.input.filter((i) => !control.includes(i.name));
 }
 
@@ -157,10 +157,16 @@ export const repeatsInputName = (j: number): string => `dropout_serve.repeats.${
  * times inside the graph at `at`: each tensor S there goes through Tile(S, dropout_serve.repeats.j)
  * with repeats [T, 1, …], giving T·N rows in sample-major order (row t·N + i is sample t of row i),
  * which every later node reads instead of S. One run computes the prefix once on the N rows and the
- * rest on T·N rows; onnxruntime does the copying in C++.
+ * rest on T·N rows; onnxruntime does the copying in C++. `masking` turns the dropouts into masks
+ * (mask inputs by default; graph-masks.ts hashMaskedModel draws them in the graph).
  */
-export function mcGraph(model: Model, info: GraphInfo, at: TilePoint): Uint8Array {
-  const m = maskedModel(model, info);
+export function mcGraph(
+  model: Model,
+  info: GraphInfo,
+  at: TilePoint,
+  masking: (model: Model, info: GraphInfo) => Model = maskedModel,
+): Uint8Array {
+  const m = masking(model, info);
   const g = m.graph!;
   const tiled = new Map(at.tensors.map((t) => [t, `${t}.dropout_serve_tiled`]));
   const after = g.node.slice(at.index);
