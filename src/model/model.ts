@@ -7,11 +7,12 @@
  * (dataplane.ts); the protocol codecs (src/server/protocol) turn their answers into /v1 JSON or V2
  * tensors.
  */
-import { toProbabilities } from './mc.js';
-import type { McStats, Task } from './stats.js';
+import { toProbabilities } from '../uncertainty/probabilities.js';
+import type { McStats } from '../uncertainty/record.js';
+import type { Task } from '../uncertainty/statistics.js';
 import type { IntervalMethod, UncertaintySettings } from './uncertainty.js';
 
-export type { Task } from './stats.js';
+export type { Task } from '../uncertainty/statistics.js';
 
 /** An input or output tensor as clients see it: FP32, -1 for the batch dimension. */
 export interface TensorSpec {

@@ -4,19 +4,17 @@
  *
  * Every figure is a `<figure id="fig-…" data-plot="…">`; tests and the server rely on those ids.
  */
-import { normalQuantile } from '../util/stats.js';
 import {
+  CALIBRATION_CURVE_LEVELS,
   calibrationCurve,
   conformalCalibrationCurve,
-  confusionMatrix,
-  COVERAGE_LEVELS,
-  histogram,
   pitValues,
-  quantile,
   reliabilityBins,
-  topClass,
-  totalStd,
-} from './stats.js';
+} from '../uncertainty/calibration.js';
+import { totalStd } from '../uncertainty/moments.js';
+import { quantile } from '../uncertainty/quantiles.js';
+import { normalQuantile } from '../util/special-functions.js';
+import { confusionMatrix, histogram, topClass } from './plot-data.js';
 import {
   categoryChart,
   COLORS,
@@ -442,7 +440,7 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: Ar
     { color: '#999', opacity: 0.22 },
   );
   plot.diagonal();
-  const levels = [...COVERAGE_LEVELS];
+  const levels = [...CALIBRATION_CURVE_LEVELS];
   const epi = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, levels);
   plot.line(
     levels,

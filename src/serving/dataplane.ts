@@ -31,14 +31,20 @@
 import type { Config } from '../config.js';
 import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
 import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
-import { type McStats, STATS, statValues } from '../model/stats.js';
+import { type McStats, statValues } from '../uncertainty/record.js';
+import { STATS } from '../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { PredictBatcher } from './batcher.js';
 import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
 import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
-import { type InferenceMode, InferenceStatistics, type ModelStatistics, type RequestTiming } from './statistics.js';
+import {
+  type InferenceMode,
+  InferenceStatistics,
+  type ModelStatistics,
+  type RequestTiming,
+} from './inference-statistics.js';
 
 export type { ClientLink } from './scheduler.js';
 

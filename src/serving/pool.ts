@@ -14,7 +14,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CancelledError } from '../model/errors.js';
-import { unpackStats } from '../model/stats.js';
+import { unpackStats } from '../uncertainty/record-wire.js';
 import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
 import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';

@@ -17,7 +17,7 @@
 import { CancelledError } from '../model/errors.js';
 import type { McJob, McResult, Model, RunSignal } from '../model/model.js';
 import { DeadlineExceededError, OverloadedError } from './errors.js';
-import type { RequestTiming } from './statistics.js';
+import type { RequestTiming } from './inference-statistics.js';
 
 /** The client's connection, as the data plane sees it (the server's routes make one per request). */
 export interface ClientLink {

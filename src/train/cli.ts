@@ -10,7 +10,7 @@ import { buildCard, type DataRef } from './card.js';
 import { DataError, type Dataset, readCsvFile, splitRows, toDataset, type Task } from './data.js';
 import { OPSET, exportOnnx } from './export-onnx.js';
 import { modelReport, trainCommand, validationRows } from './report-input.js';
-import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
+import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
 import {
   DEFAULT_TRAIN_OPTIONS,
   type EpochLog,

@@ -12,7 +12,7 @@ import {
   type ReportInput,
   type TuningInput,
 } from '../report/report.js';
-import { entropy } from '../util/stats.js';
+import { entropy } from '../uncertainty/probabilities.js';
 import type { ModelCard } from './card.js';
 import { type Dataset, splitRows } from './data.js';
 import { averageProbabilities } from './temperature.js';

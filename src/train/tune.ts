@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { calibrateAleatoricStd } from './calibrate.js';
 import { type Dataset, DataError, fitStandardiser, splitRows, subset } from './data.js';
-import { gaussianLogLik } from './metrics.js';
+import { gaussianLogLik } from '../uncertainty/scoring.js';
 import { createMlp } from './mlp.js';
 import { Rng } from '../util/rng.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';

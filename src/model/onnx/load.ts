@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Model as OnnxProto } from '../../onnx/proto.js';
 import { readCard } from '../card.js';
 import { ModelLoadError } from '../errors.js';
-import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../mc.js';
+import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../../uncertainty/moments.js';
 import type { ModelSource, RuntimeOptions } from '../model.js';
 import type { UncertaintySettings } from '../uncertainty.js';
 import {

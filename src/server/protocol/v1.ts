@@ -10,7 +10,8 @@ import { z } from 'zod';
 import type { ErrorKind } from '../../model/errors.js';
 import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
-import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
+import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
+import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import {
   DEFAULT_UNCERTAINTY,
   INTERVAL_METHODS,

@@ -7,7 +7,8 @@
  */
 import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
-import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
+import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
+import { STATS, type Task } from '../../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
 import type {
   PredictRequest,
@@ -23,7 +24,7 @@ import {
   type InferenceMode,
   type ModeStatistics,
   type ModelStatistics,
-} from '../../serving/statistics.js';
+} from '../../serving/inference-statistics.js';
 import {
   type V2BinaryRequest,
   V2BinaryError,

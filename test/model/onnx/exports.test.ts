@@ -22,7 +22,7 @@ import {
   selfCheckPlan,
   sharedPrefixPoint,
 } from '../../../src/model/onnx/graph.js';
-import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { DataType, decodeModel, encodeModel } from '../../../src/onnx/proto.js';

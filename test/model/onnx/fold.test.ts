@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { foldAffine, inspect } from '../../../src/model/onnx/graph.js';
-import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { createSession } from '../../../src/model/onnx/ort.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inspect, mcGraph, sharedPrefixPoint } from '../../../src/model/onnx/graph.js';
-import type { RegressionStats } from '../../../src/model/stats.js';
+import type { RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { DataType, decodeModel } from '../../../src/onnx/proto.js';

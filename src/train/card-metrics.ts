@@ -1,38 +1,15 @@
-/** Evaluation metrics for regression and classification (float64, pure). */
-import { conformalQuantile, erfc, normalQuantile } from '../util/stats.js';
-
-const LOG_2PI = Math.log(2 * Math.PI);
-
-/** Standard normal CDF Φ(z). */
-export function normalCdf(z: number): number {
-  return 0.5 * erfc(-z / Math.SQRT2);
-}
-
-/** Standard normal density φ(z). */
-export function normalPdf(z: number): number {
-  return Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
-}
-
-/** log N(y; mean, std²), nats. */
-export function gaussianLogLik(y: number, mean: number, std: number): number {
-  const s = Math.max(std, 1e-300);
-  const z = (y - mean) / s;
-  return -0.5 * (LOG_2PI + z * z) - Math.log(s);
-}
-
 /**
- * Continuous ranked probability score of N(mean, std²) at y, closed form (Gneiting & Raftery 2007,
- * eq. 21): CRPS = σ·[z·(2Φ(z) − 1) + 2φ(z) − 1/√π], z = (y − mean)/σ. Target units; lower is better;
- * for std → 0 it tends to |y − mean|.
+ * The card's evaluation metrics of a fitted model on held-out rows (float64, pure): accuracy of the
+ * eval-mode prediction, and the scoring rules and calibration of the served MC predictive, computed by
+ * the uncertainty core (src/uncertainty).
  */
-export function gaussianCrps(y: number, mean: number, std: number): number {
-  if (!(std > 0)) return Math.abs(y - mean);
-  const z = (y - mean) / std;
-  return std * (z * (2 * normalCdf(z) - 1) + 2 * normalPdf(z) - 1 / Math.sqrt(Math.PI));
-}
+import { centralCoverage, conformalCalibrationCurve } from '../uncertainty/calibration.js';
+import { conformalQuantile, gaussianMultiplier } from '../uncertainty/intervals.js';
+import { argmaxAt } from '../uncertainty/probabilities.js';
+import { gaussianCrps, gaussianLogLik } from '../uncertainty/scoring.js';
 
-/** Interval levels at which coverage is reported (the UCI benchmark asks for these four). */
-export const COVERAGE_LEVELS = [0.5, 0.8, 0.9, 0.95] as const;
+/** Interval levels at which the card reports coverage (the UCI benchmark asks for these four). */
+export const CARD_COVERAGE_LEVELS = [0.5, 0.8, 0.9, 0.95] as const;
 
 export interface RegressionMetrics {
   /** Root mean squared error of the eval-mode (dropout off) prediction, target units. */
@@ -80,80 +57,81 @@ export function regressionMetrics(
   conformalScores?: ArrayLike<number>,
 ): RegressionMetrics {
   const n = y.length;
-  let sse = 0;
-  let sseMc = 0;
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += y[i]!;
-  mean /= n;
-  let sst = 0;
-  let nll = 0;
-  let crps = 0;
-  let coverEpi = 0;
-  let sumStd = 0;
-  let width90 = 0;
-  const zs = COVERAGE_LEVELS.map((l) => normalQuantile((1 + l) / 2));
-  const cover = COVERAGE_LEVELS.map(() => 0);
-  const qs = conformalScores ? COVERAGE_LEVELS.map((l) => conformalQuantile(conformalScores, l)) : null;
-  const coverConf = COVERAGE_LEVELS.map(() => 0);
-  let confWidth90 = 0;
-  const z90 = normalQuantile(0.95);
-  for (let i = 0; i < n; i++) {
-    const e = y[i]! - evalPred[i]!;
-    sse += e * e;
-    sst += (y[i]! - mean) ** 2;
-    const epi = mcStd[i]!;
+  const std = Float64Array.from({ length: n }, (_, i) => {
     const alea = typeof aleatoricVar === 'number' ? aleatoricVar : aleatoricVar[i]!;
-    const std = Math.sqrt(epi * epi + alea);
-    sumStd += std;
-    const r = y[i]! - mcMean[i]!;
-    sseMc += r * r;
-    nll -= gaussianLogLik(y[i]!, mcMean[i]!, std);
-    crps += gaussianCrps(y[i]!, mcMean[i]!, std);
-    zs.forEach((z, k) => {
-      if (Math.abs(r) <= z * std) cover[k]!++;
-    });
-    width90 += 2 * z90 * std;
-    if (Math.abs(r) <= z90 * epi) coverEpi++;
-    if (qs) {
-      qs.forEach((q, k) => {
-        if (Math.abs(r) <= q * std) coverConf[k]!++;
-      });
-      confWidth90 += 2 * qs[2]! * std;
-    }
-  }
+    return Math.sqrt(mcStd[i]! * mcStd[i]! + alea);
+  });
+  const cover = (level: number): number => centralCoverage(y, mcMean, std, level);
   return {
-    rmse: Math.sqrt(sse / n),
-    r2: sst > 0 ? 1 - sse / sst : 0,
-    rmse_mc: Math.sqrt(sseMc / n),
-    nll: nll / n,
-    crps: crps / n,
-    coverage_90: cover[2]! / n,
-    coverage_90_epistemic_only: coverEpi / n,
-    coverage_50: cover[0]! / n,
-    coverage_80: cover[1]! / n,
-    coverage_95: cover[3]! / n,
-    interval_width_90: width90 / n,
-    ...(qs
-      ? {
-          conformal_coverage_50: coverConf[0]! / n,
-          conformal_coverage_80: coverConf[1]! / n,
-          conformal_coverage_90: coverConf[2]! / n,
-          conformal_coverage_95: coverConf[3]! / n,
-          conformal_interval_width_90: confWidth90 / n,
-        }
-      : {}),
-    mean_std: sumStd / n,
+    ...pointErrors(y, evalPred, mcMean),
+    ...scores(y, mcMean, std),
+    coverage_90: cover(0.9),
+    coverage_90_epistemic_only: centralCoverage(y, mcMean, mcStd, 0.9),
+    coverage_50: cover(0.5),
+    coverage_80: cover(0.8),
+    coverage_95: cover(0.95),
+    interval_width_90: meanWidth(std, gaussianMultiplier(0.9)),
+    ...(conformalScores ? conformalMetrics(y, mcMean, std, conformalScores) : {}),
+    mean_std: meanWidth(std, 0.5),
     rows: n,
   };
 }
 
-/** Split-conformal quantile (in src/util/stats.ts, shared with the serving runtime). */
-export { conformalQuantile };
+/** RMSE and R² of the eval-mode prediction, RMSE of the MC mean. */
+function pointErrors(
+  y: ArrayLike<number>,
+  evalPred: ArrayLike<number>,
+  mcMean: ArrayLike<number>,
+): { rmse: number; r2: number; rmse_mc: number } {
+  const n = y.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += y[i]!;
+  mean /= n;
+  let sse = 0;
+  let sst = 0;
+  let sseMc = 0;
+  for (let i = 0; i < n; i++) {
+    const e = y[i]! - evalPred[i]!;
+    sse += e * e;
+    sst += (y[i]! - mean) ** 2;
+    const r = y[i]! - mcMean[i]!;
+    sseMc += r * r;
+  }
+  return { rmse: Math.sqrt(sse / n), r2: sst > 0 ? 1 - sse / sst : 0, rmse_mc: Math.sqrt(sseMc / n) };
+}
 
-/** Normalised nonconformity scores |y − mean| / std, sorted ascending. */
-export function conformalScores(y: ArrayLike<number>, mean: ArrayLike<number>, std: ArrayLike<number>): Float64Array {
-  const s = Float64Array.from({ length: y.length }, (_, i) => Math.abs(y[i]! - mean[i]!) / Math.max(std[i]!, 1e-300));
-  return s.sort();
+/** Mean negative log-likelihood and mean CRPS of N(mean, std²). */
+function scores(y: ArrayLike<number>, mean: ArrayLike<number>, std: ArrayLike<number>): { nll: number; crps: number } {
+  let nll = 0;
+  let crps = 0;
+  for (let i = 0; i < y.length; i++) {
+    nll -= gaussianLogLik(y[i]!, mean[i]!, std[i]!);
+    crps += gaussianCrps(y[i]!, mean[i]!, std[i]!);
+  }
+  return { nll: nll / y.length, crps: crps / y.length };
+}
+
+/** Mean of 2·m·std: the mean width of the intervals mean ± m·std (m = ½: the mean std). */
+function meanWidth(std: ArrayLike<number>, m: number): number {
+  let sum = 0;
+  for (let i = 0; i < std.length; i++) sum += 2 * m * std[i]!;
+  return sum / std.length;
+}
+
+function conformalMetrics(
+  y: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  std: ArrayLike<number>,
+  sortedScores: ArrayLike<number>,
+): Partial<RegressionMetrics> {
+  const curve = conformalCalibrationCurve(y, mean, std, sortedScores, CARD_COVERAGE_LEVELS);
+  return {
+    conformal_coverage_50: curve[0]!.observed,
+    conformal_coverage_80: curve[1]!.observed,
+    conformal_coverage_90: curve[2]!.observed,
+    conformal_coverage_95: curve[3]!.observed,
+    conformal_interval_width_90: meanWidth(std, conformalQuantile(sortedScores, 0.9)),
+  };
 }
 
 export interface ClassificationMetrics {
@@ -168,12 +146,6 @@ export interface ClassificationMetrics {
   /** Accuracy of the MC-averaged probabilities' argmax. */
   mc_accuracy: number;
   rows: number;
-}
-
-export function argmax(p: ArrayLike<number>, offset: number, k: number): number {
-  let best = 0;
-  for (let j = 1; j < k; j++) if (p[offset + j]! > p[offset + best]!) best = j;
-  return best;
 }
 
 export function classificationMetrics(
@@ -194,8 +166,8 @@ export function classificationMetrics(
   for (let i = 0; i < n; i++) {
     const y = labels[i]!;
     const o = i * k;
-    if (argmax(evalProbs, o, k) === y) correct++;
-    const pred = argmax(mcProbs, o, k);
+    if (argmaxAt(evalProbs, o, k) === y) correct++;
+    const pred = argmaxAt(mcProbs, o, k);
     if (pred === y) mcCorrect++;
     nll -= Math.log(Math.max(mcProbs[o + y]!, 1e-12));
     for (let j = 0; j < k; j++) brier += (mcProbs[o + j]! - (j === y ? 1 : 0)) ** 2;
@@ -225,7 +197,7 @@ export function reliability(labels: ArrayLike<number>, probs: ArrayLike<number>,
   const conf = new Array<number>(bins).fill(0);
   const acc = new Array<number>(bins).fill(0);
   for (let i = 0; i < labels.length; i++) {
-    const pred = argmax(probs, i * k, k);
+    const pred = argmaxAt(probs, i * k, k);
     const c = probs[i * k + pred]!;
     const b = Math.min(bins - 1, Math.floor(c * bins));
     count[b]!++;

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ClassificationAccumulator, RegressionAccumulator } from '../../src/model/mc.js';
-import { type McStats, type RegressionStats, STATS, makeStats, packStats, unpackStats } from '../../src/model/stats.js';
+import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
+import { type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
+import { STATS } from '../../src/uncertainty/statistics.js';
+import { packStats, unpackStats } from '../../src/uncertainty/record-wire.js';
 import { encodeStats, predictionSchema } from '../../src/server/protocol/v1.js';
 import { mcOutputNames, mcOutputs } from '../../src/server/protocol/v2.js';
-import { normalQuantile } from '../../src/util/stats.js';
+import { normalQuantile } from '../../src/util/special-functions.js';
 
 /** Samples of 2 rows × 2 outputs (regression) or 2 rows × 3 classes (logits), sample-major. */
 function regression(
