@@ -1,7 +1,7 @@
 /**
  * The model every format implements (like kserve's Model, python/kserve/kserve/model.py): it knows
  * nothing about protocols, HTTP or JSON shapes. It takes validated float32 rows (rows.ts) and gives raw
- * eval-mode outputs (predict) or a Monte Carlo statistics record (sample, see stats.ts). The ONNX
+ * eval-mode outputs (predict) or a Monte Carlo statistics record (sample, see src/uncertainty/record.ts). The ONNX
  * implementation is src/model/onnx/ (OnnxModel); src/model/formats.ts picks the format of a file.
  * The serving side (src/serving) finds, loads and swaps models (repository.ts) and runs them
  * (dataplane.ts); the protocol codecs (src/server/protocol) turn their answers into /v1 JSON or V2

@@ -26,7 +26,7 @@
  * Answers are checked once, here, for every protocol: a statistic or output that is not finite is a
  * 422 naming the rows and statistics; inputs far outside the training range (the card's
  * feature_stats) are listed per row, or refused with OUT_OF_RANGE=reject.
- * Every request that reached a model is counted in `statistics` (statistics.ts: Triton's extension).
+ * Every request that reached a model is counted in `statistics` (inference-statistics.ts: Triton's extension).
  */
 import type { Config } from '../config.js';
 import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
@@ -172,7 +172,7 @@ export class DataPlane implements ModelHooks {
   private readonly mc: McScheduler;
   /** Predict requests admitted and not answered yet (the predict lane's queue). */
   private predictWaiting = 0;
-  /** Counts and times per model version and mode (Triton's statistics extension; statistics.ts). */
+  /** Counts and times per model version and mode (Triton's statistics extension; inference-statistics.ts). */
   readonly statistics = new InferenceStatistics();
 
   constructor(

@@ -50,7 +50,7 @@ export interface McWork {
   /** The request's timeout, for the message. */
   timeoutMs: number;
   client?: ClientLink;
-  /** The request's moments for the statistics (statistics.ts): the runner sets `started` (and `solo`). */
+  /** The request's moments for the statistics (inference-statistics.ts): the runner sets `started` (and `solo`). */
   timing?: RequestTiming;
 }
 

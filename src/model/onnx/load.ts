@@ -338,7 +338,7 @@ async function tensorRanks(
 
 /**
  * The clamp of a heteroscedastic model's log-variance output in target units²: the trainer clamps its
- * standardised log-variance to ±MAX_LOG_VARIANCE (src/train/mlp.ts), and its export adds 2·log(y_std)
+ * standardised log-variance to ±MAX_LOG_VARIANCE (src/uncertainty/moments.ts), and its export adds 2·log(y_std)
  * (src/train/export-onnx.ts), so the bounds are ±MAX_LOG_VARIANCE + 2·log(y_std), y_std the graph's
  * `y_std` constant. A graph without one (not exported by the trainer) is taken as standardised: ±MAX.
  */

@@ -3,7 +3,7 @@
  * responses, errors → {"error": "..."}. Pure: no Fastify here (the routes are src/server/routes/v2.ts).
  * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
- * Monte Carlo outputs are the statistics with a V2 name in src/model/stats.ts.
+ * Monte Carlo outputs are the statistics with a V2 name in src/uncertainty/statistics.ts.
  */
 import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
@@ -509,7 +509,7 @@ function modeStats(m: ModeStatistics, mode: InferenceMode | null): V2ModeStats {
 /**
  * GET /v2/models[/{name}[/versions/{v}]]/stats: Triton's $stats_model_response. Each model version's
  * top-level figures are predict and Monte Carlo together (what Triton's tools read); `mode_stats` has
- * them per mode. See src/serving/statistics.ts for what each figure measures.
+ * them per mode. See src/serving/inference-statistics.ts for what each figure measures.
  */
 export function encodeStatistics(stats: ModelStatistics[]): { model_stats: V2ModelStat[] } {
   return {
