@@ -61,15 +61,16 @@ export function fakeModel(name: string, value: number, opts: FakeOptions = {}): 
     }
     const n = rows;
     const v = (x: number) => new Float64Array(n).fill(x);
-    // every statistic of the table: these five as named, any other the mean
+    // every statistic of the table: these six as named, any other 0 (so that a new statistic changes no test)
     const fixed: Record<string, number> = {
+      mean: value,
       std: 1,
       epistemicStd: 1,
       aleatoricStd: 0,
       lower: value - 1,
       upper: value + 1,
     };
-    const arrays = Object.fromEntries(REGRESSION_STATS.map((d) => [d.key, v(fixed[d.key] ?? value)]));
+    const arrays = Object.fromEntries(REGRESSION_STATS.map((d) => [d.key, v(fixed[d.key] ?? 0)]));
     if (opts.nanRow !== undefined && opts.nanRow < rows) arrays.mean![opts.nanRow] = Number.NaN;
     return {
       stats: makeStats('regression', { rows, width: 1, samples, level: interval }, arrays),
