@@ -21,12 +21,14 @@
  *                    sample t (target units², Kendall & Gal 2017 eq. 9; σ a calibrated floor);
  *   std = √(epistemic_std² + aleatoric_std²)   (Gal & Ghahramani 2016, eq. 8: τ⁻¹ + sample variance);
  *   interval = mean ± m·std: gaussian m = z = Φ⁻¹((1 + level)/2), the central interval of N(mean, std²);
- *   conformal m = q, the split-conformal quantile of the card's scores (src/model/uncertainty.ts).
+ *   conformal m = q, the split-conformal quantile of the card's scores (src/model/uncertainty.ts);
+ *   quantile_25, quantile_75 = the 0.25 and 0.75 quantiles of the ŷ_t (type 7, quantiles.ts).
  * Classification (per row), with p_t = softmax(logits_t / temperature) (for a model that outputs
  * probabilities, softmax(log p_t / temperature)):
  *   probabilities = p̄ = (1/T) Σ p_t;  entropy = H(p̄);  mutual_information = H(p̄) − (1/T) Σ H(p_t) ≥ 0
  *   (BALD, Houlsby et al. 2011);  variation_ratio = 1 − (count of the modal label)/T.
  */
+import { sortedQuantile } from './quantiles.js';
 
 /** What a statistic is computed from: the running moments (always there) or the T samples (kept for it). */
 export type StatNeeds = 'moments' | 'samples';
@@ -154,6 +156,25 @@ export const REGRESSION_STATS = [
     v2: 'upper',
     description: 'Upper end of the central interval: mean + z·std or mean + q·std',
     value: (e) => e.mean + e.multiplier * e.std,
+  },
+  {
+    key: 'quantile25',
+    shape: 'row×width',
+    needs: 'samples',
+    v1: 'quantile_25',
+    v2: 'quantile_25',
+    description:
+      'First quartile of the Monte Carlo samples of the mean (linear interpolation, numpy type 7): their spread alone, without the noise',
+    value: (e) => sortedQuantile(e.sorted, 0.25),
+  },
+  {
+    key: 'quantile75',
+    shape: 'row×width',
+    needs: 'samples',
+    v1: 'quantile_75',
+    v2: 'quantile_75',
+    description: 'Third quartile of the Monte Carlo samples of the mean (linear interpolation, numpy type 7)',
+    value: (e) => sortedQuantile(e.sorted, 0.75),
   },
 ] as const satisfies readonly RegressionStatDescriptor[];
 
