@@ -10,6 +10,7 @@
 import { gaussianInterval, type IntervalSpec } from './intervals.js';
 import { type LogVarianceBounds, MomentSums } from './moments.js';
 import { entropy, toProbabilities } from './probabilities.js';
+import { quantileInPlace } from './quantiles.js';
 import { type ClassificationStats, makeStatsInOrder, type RegressionStats, allocateStats } from './record.js';
 import {
   CLASSIFICATION_STATS,
@@ -23,7 +24,6 @@ import {
 
 const REGRESSION_NEEDS_SAMPLES = needsSamples(REGRESSION_STATS);
 const CLASSIFICATION_NEEDS_SAMPLES = needsSamples(CLASSIFICATION_STATS);
-const NO_SAMPLES = new Float64Array(0);
 
 export class RegressionAccumulator {
   private readonly moments: MomentSums;
@@ -57,14 +57,14 @@ export class RegressionAccumulator {
     const stride = batchRows * this.outputs;
     const first = rowOffset * this.outputs;
     const { moments, kept } = this;
-    for (let t = 0; t < chunkSamples; t++) {
-      const o = t * stride + first;
-      if (kept) {
-        const at = moments.count * n;
+    if (kept) {
+      for (let t = 0; t < chunkSamples; t++) {
+        const o = t * stride + first;
+        const at = (moments.count + t) * n;
         for (let i = 0; i < n; i++) kept[at + i] = out[o + i]!;
       }
-      moments.add(out, o, logVar);
     }
+    moments.add(out, first, logVar, chunkSamples, stride);
   }
 
   /**
@@ -83,16 +83,9 @@ export class RegressionAccumulator {
     const s2 = epistemicScale * epistemicScale;
     const table: readonly RegressionStatDescriptor[] = REGRESSION_STATS;
     const values = allocateStats(table, rows, outputs);
-    const e: RegressionElement = {
-      mean: 0,
-      epistemicStd: 0,
-      aleatoricStd: 0,
-      std: 0,
-      multiplier: spec.multiplier,
-      samples: T,
-      sorted: REGRESSION_NEEDS_SAMPLES ? new Float64Array(T) : NO_SAMPLES,
-    };
+    const e = new Element(spec.multiplier, T, n, REGRESSION_NEEDS_SAMPLES ? kept! : null);
     for (let i = 0; i < n; i++) {
+      e.at(i);
       const variance = s2 * moments.variance(i);
       const floor = aleatoricStd[i]!;
       const aleaVar = moments.heteroscedastic ? moments.noiseVariance(i) + floor * floor : floor * floor;
@@ -100,7 +93,6 @@ export class RegressionAccumulator {
       e.epistemicStd = Math.sqrt(variance);
       e.aleatoricStd = moments.heteroscedastic ? Math.sqrt(aleaVar) : floor;
       e.std = Math.sqrt(variance + aleaVar);
-      if (REGRESSION_NEEDS_SAMPLES) sortedColumn(kept!, T, n, i, e.sorted);
       for (let j = 0; j < table.length; j++) values[j]![i] = table[j]!.value(e);
     }
     return makeStatsInOrder(
@@ -112,10 +104,44 @@ export class RegressionAccumulator {
   }
 }
 
-/** The T samples of value i (of n per sample, sample-major) into `into`, sorted ascending. */
-function sortedColumn(samples: Float32Array, T: number, n: number, i: number, into: Float64Array): void {
-  for (let t = 0; t < T; t++) into[t] = samples[t * n + i]!;
-  into.sort();
+/** One row and output in finish(), reused for all of them (no allocation per value). */
+class Element implements RegressionElement {
+  mean = 0;
+  epistemicStd = 0;
+  aleatoricStd = 0;
+  std = 0;
+  /** The value this element is (row · outputs + output). */
+  private index = 0;
+  /** Whether `column` holds this element's samples (copied on the first quantile asked for). */
+  private copied = false;
+  private readonly column: Float64Array;
+
+  constructor(
+    readonly multiplier: number,
+    readonly samples: number,
+    /** Values per sample. */
+    private readonly size: number,
+    /** samples × size, sample-major; null when no statistic needs them. */
+    private readonly kept: Float32Array | null,
+  ) {
+    this.column = new Float64Array(kept ? samples : 0);
+  }
+
+  at(index: number): void {
+    this.index = index;
+    this.copied = false;
+  }
+
+  quantile(q: number): number {
+    const { column, kept, size, index } = this;
+    if (!kept) throw new Error('a statistic needs the samples but does not say so (needs: "samples")');
+    if (!this.copied) {
+      for (let t = 0; t < column.length; t++) column[t] = kept[t * size + index]!;
+      this.copied = true;
+    }
+    // selection reorders the copy, which leaves it a copy of the same values for the next quantile
+    return quantileInPlace(column, q);
+  }
 }
 
 export class ClassificationAccumulator {

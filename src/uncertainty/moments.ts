@@ -49,25 +49,31 @@ export class MomentSums {
     return this.varianceSum !== null;
   }
 
-  /** Add one sample: values[offset … offset + size), and the log-variances at the same places. */
-  add(values: ArrayLike<number>, offset: number, logVar?: ArrayLike<number>): void {
+  /**
+   * Add `samples` samples: sample t is values[offset + t·stride … + size), and its log-variances are at
+   * the same places of `logVar` (heteroscedastic).
+   */
+  add(values: ArrayLike<number>, offset: number, logVar?: ArrayLike<number>, samples = 1, stride = this.size): void {
     const { shift, sum, sumSq, varianceSum, size } = this;
+    if (varianceSum && (!logVar || logVar.length < offset + (samples - 1) * stride + size))
+      throw new Error('heteroscedastic MC: the log-variance output is missing or shorter than the mean output');
     if (this.count === 0) for (let i = 0; i < size; i++) shift[i] = values[offset + i]!;
-    for (let i = 0; i < size; i++) {
-      const d = values[offset + i]! - shift[i]!;
-      sum[i]! += d;
-      sumSq[i]! += d * d;
-    }
-    if (varianceSum) {
-      if (!logVar || logVar.length < offset + size)
-        throw new Error('heteroscedastic MC: the log-variance output is missing or shorter than the mean output');
-      const { lo, hi } = this.logVariance!;
+    for (let t = 0; t < samples; t++) {
+      const o = offset + t * stride;
       for (let i = 0; i < size; i++) {
-        const s = logVar[offset + i]!;
-        varianceSum[i]! += Math.exp(s > hi ? hi : s < lo ? lo : s);
+        const d = values[o + i]! - shift[i]!;
+        sum[i]! += d;
+        sumSq[i]! += d * d;
+      }
+      if (varianceSum) {
+        const { lo, hi } = this.logVariance!;
+        for (let i = 0; i < size; i++) {
+          const s = logVar![o + i]!;
+          varianceSum[i]! += Math.exp(s > hi ? hi : s < lo ? lo : s);
+        }
       }
     }
-    this.count++;
+    this.count += samples;
   }
 
   /** (1/T) Σ_t x_t of value i. */

@@ -28,7 +28,6 @@
  *   probabilities = p̄ = (1/T) Σ p_t;  entropy = H(p̄);  mutual_information = H(p̄) − (1/T) Σ H(p_t) ≥ 0
  *   (BALD, Houlsby et al. 2011);  variation_ratio = 1 − (count of the modal label)/T.
  */
-import { sortedQuantile } from './quantiles.js';
 
 /** What a statistic is computed from: the running moments (always there) or the T samples (kept for it). */
 export type StatNeeds = 'moments' | 'samples';
@@ -64,8 +63,11 @@ export interface RegressionElement {
   multiplier: number;
   /** T. */
   samples: number;
-  /** The T samples of this row and output sorted ascending; filled only when a statistic needs 'samples'. */
-  sorted: Float64Array;
+  /**
+   * The q-quantile (type 7, quantiles.ts) of this row and output's T samples: for statistics that need
+   * 'samples' (the samples are kept only when one does).
+   */
+  quantile(q: number): number;
 }
 
 /** One row of a classification, as the accumulator's finish hands it to each statistic. */
@@ -165,7 +167,7 @@ export const REGRESSION_STATS = [
     v2: 'quantile_25',
     description:
       'First quartile of the Monte Carlo samples of the mean (linear interpolation, numpy type 7): their spread alone, without the noise',
-    value: (e) => sortedQuantile(e.sorted, 0.25),
+    value: (e) => e.quantile(0.25),
   },
   {
     key: 'quantile75',
@@ -174,7 +176,7 @@ export const REGRESSION_STATS = [
     v1: 'quantile_75',
     v2: 'quantile_75',
     description: 'Third quartile of the Monte Carlo samples of the mean (linear interpolation, numpy type 7)',
-    value: (e) => sortedQuantile(e.sorted, 0.75),
+    value: (e) => e.quantile(0.75),
   },
 ] as const satisfies readonly RegressionStatDescriptor[];
 
