@@ -3,7 +3,7 @@
  * eval-mode prediction, and the scoring rules and calibration of the served MC predictive, computed by
  * the uncertainty core (src/uncertainty).
  */
-import { centralCoverage, conformalCalibrationCurve } from '../uncertainty/calibration.js';
+import { centralCoverage, conformalCalibrationCurve, reliabilityBins } from '../uncertainty/calibration.js';
 import { conformalQuantile, gaussianMultiplier } from '../uncertainty/intervals.js';
 import { argmaxAt } from '../uncertainty/probabilities.js';
 import { gaussianCrps, gaussianLogLik } from '../uncertainty/scoring.js';
@@ -160,27 +160,15 @@ export function classificationMetrics(
   let mcCorrect = 0;
   let nll = 0;
   let brier = 0;
-  const binCount = new Float64Array(bins);
-  const binConf = new Float64Array(bins);
-  const binAcc = new Float64Array(bins);
   for (let i = 0; i < n; i++) {
     const y = labels[i]!;
     const o = i * k;
     if (argmaxAt(evalProbs, o, k) === y) correct++;
-    const pred = argmaxAt(mcProbs, o, k);
-    if (pred === y) mcCorrect++;
+    if (argmaxAt(mcProbs, o, k) === y) mcCorrect++;
     nll -= Math.log(Math.max(mcProbs[o + y]!, 1e-12));
     for (let j = 0; j < k; j++) brier += (mcProbs[o + j]! - (j === y ? 1 : 0)) ** 2;
-    const conf = mcProbs[o + pred]!;
-    const b = Math.min(bins - 1, Math.floor(conf * bins));
-    binCount[b]!++;
-    binConf[b]! += conf;
-    binAcc[b]! += pred === y ? 1 : 0;
   }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) {
-    if (binCount[b]! > 0) ece += Math.abs(binAcc[b]! - binConf[b]!) / n;
-  }
+  const { ece } = reliabilityBins(mcProbs, labels, k, bins);
   return { accuracy: correct / n, nll: nll / n, ece, brier: brier / n, mc_accuracy: mcCorrect / n, rows: n };
 }
 
@@ -192,22 +180,14 @@ export interface Reliability {
   accuracy: (number | null)[];
 }
 
+/** The card's form of the reliability diagram (src/uncertainty/calibration.ts reliabilityBins): empty bins null. */
 export function reliability(labels: ArrayLike<number>, probs: ArrayLike<number>, k: number, bins = 15): Reliability {
-  const count = new Array<number>(bins).fill(0);
-  const conf = new Array<number>(bins).fill(0);
-  const acc = new Array<number>(bins).fill(0);
-  for (let i = 0; i < labels.length; i++) {
-    const pred = argmaxAt(probs, i * k, k);
-    const c = probs[i * k + pred]!;
-    const b = Math.min(bins - 1, Math.floor(c * bins));
-    count[b]!++;
-    conf[b]! += c;
-    acc[b]! += pred === labels[i] ? 1 : 0;
-  }
+  const diagram = reliabilityBins(probs, labels, k, bins).bins;
+  const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v);
   return {
     bins,
-    count,
-    confidence: conf.map((c, b) => (count[b]! ? c / count[b]! : null)),
-    accuracy: acc.map((a, b) => (count[b]! ? a / count[b]! : null)),
+    count: diagram.map((b) => b.count),
+    confidence: diagram.map((b) => orNull(b.confidence)),
+    accuracy: diagram.map((b) => orNull(b.accuracy)),
   };
 }

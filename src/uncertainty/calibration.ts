@@ -146,7 +146,8 @@ export function reliabilityBins(
       confidence: n > 0 ? conf[b]! / n : NaN,
       accuracy: n > 0 ? hits[b]! / n : NaN,
     };
-    if (n > 0) ece += (n / rows) * Math.abs(bin.accuracy - bin.confidence);
+    // Σ_b (n_b / n)·|acc_b − conf_b| written with the bins' sums, as the card's `ece` has always been computed
+    if (n > 0) ece += Math.abs(hits[b]! - conf[b]!) / rows;
     out.push(bin);
   }
   return { bins: out, ece: rows > 0 ? ece : NaN, rows };

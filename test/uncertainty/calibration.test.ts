@@ -179,7 +179,7 @@ describe('reliabilityBins', () => {
     expect(r.ece).toBeCloseTo(0.5 * 0.4 + 0.25 * 0.5 + 0.25 * 0.4, 12);
   });
 
-  it('agrees with the trainer metric (15 bins) on random probabilities', () => {
+  it('ECE is Σ_b (n_b / n)·|accuracy_b − confidence_b| of its own bins (15) on random probabilities; the card uses it', () => {
     const rng = new Rng(6);
     const n = 400;
     const k = 4;
@@ -193,8 +193,26 @@ describe('reliabilityBins', () => {
     }
     const ours = reliabilityBins(probs, labels, k);
     expect(ours.bins).toHaveLength(15);
-    expect(ours.ece).toBeCloseTo(classificationMetrics(labels, probs, probs, k).ece, 12);
+    const weighted = ours.bins
+      .filter((b) => b.count > 0)
+      .reduce((e, b) => e + (b.count / n) * Math.abs(b.accuracy - b.confidence), 0);
+    expect(ours.ece).toBeCloseTo(weighted, 12);
+    expect(ours.ece).toBeGreaterThan(0.05); // random labels against confident probabilities: far from calibrated
     expect(ours.bins.reduce((a, b) => a + b.count, 0)).toBe(n);
+    // brute count of one bin: rows whose top probability falls in [lo, hi)
+    const bin = ours.bins.find((b) => b.count > 5)!;
+    let rows = 0;
+    let hits = 0;
+    for (let i = 0; i < n; i++) {
+      const row = Array.from(probs.subarray(i * k, i * k + k));
+      const top = Math.max(...row);
+      if (top >= bin.lo && top < bin.hi) {
+        rows++;
+        if (row.indexOf(top) === labels[i]) hits++;
+      }
+    }
+    expect([rows, hits / rows]).toEqual([bin.count, bin.accuracy]);
+    expect(classificationMetrics(labels, probs, probs, k).ece).toBe(ours.ece);
   });
 
   it('skips rows with a bad label or a non-finite probability', () => {
