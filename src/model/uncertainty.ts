@@ -5,6 +5,7 @@
  */
 import {
   conformalQuantile,
+  conformalRowsNeeded,
   INTERVAL_METHODS,
   type IntervalMethod,
   type IntervalSpec,
@@ -15,7 +16,7 @@ import type { Task } from '../uncertainty/statistics.js';
 import { normalQuantile } from '../util/special-functions.js';
 import { InputError, RequestError } from './errors.js';
 
-export { INTERVAL_METHODS, type IntervalMethod, type IntervalSpec };
+export { conformalRowsNeeded, INTERVAL_METHODS, type IntervalMethod, type IntervalSpec };
 
 export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
 
@@ -48,15 +49,6 @@ export class IntervalUnavailableError extends RequestError {
   constructor(message: string) {
     super('interval_unavailable', message);
   }
-}
-
-/** The smallest number of calibration rows n with ⌈(n + 1)·level⌉ ≤ n, i.e. a finite conformal quantile. */
-export function conformalRowsNeeded(level: number): number {
-  // ⌈(n+1)·level⌉ ≤ n  ⇔  (n+1)·level ≤ n (n integer)  ⇔  n ≥ level / (1 − level)
-  // (the same floating-point rank as conformalQuantile, so the two agree at the boundary)
-  let n = Math.max(1, Math.floor(level / (1 - level)) - 1);
-  while (Math.ceil((n + 1) * level - 1e-9) > n) n++;
-  return n;
 }
 
 /**

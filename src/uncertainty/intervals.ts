@@ -45,9 +45,23 @@ export function gaussianInterval(level: number): IntervalSpec {
 export function conformalQuantile(sortedScores: ArrayLike<number>, level: number): number {
   if (!isIntervalLevel(level)) throw new RangeError(intervalLevelMessage('conformal level', level));
   const n = sortedScores.length;
-  // the rank in floating point: (n+1)·level can land a hair above an integer (e.g. 10·0.9 = 9.000000000000002)
-  const k = Math.ceil((n + 1) * level - 1e-9);
+  const k = conformalRank(n, level);
   return k > n ? Infinity : sortedScores[Math.max(k, 1) - 1]!;
+}
+
+/** ⌈(n + 1)·level⌉, the rank of the conformal quantile among n scores. */
+function conformalRank(n: number, level: number): number {
+  // in floating point (n+1)·level can land a hair above an integer (e.g. 10·0.9 = 9.000000000000002)
+  return Math.ceil((n + 1) * level - 1e-9);
+}
+
+/** The smallest number of calibration rows n with ⌈(n + 1)·level⌉ ≤ n, i.e. a finite conformal quantile. */
+export function conformalRowsNeeded(level: number): number {
+  // ⌈(n+1)·level⌉ ≤ n  ⇔  (n+1)·level ≤ n (n integer)  ⇔  n ≥ level / (1 − level); the search uses
+  // conformalQuantile's rank, so the two agree at the boundary
+  let n = Math.max(1, Math.floor(level / (1 - level)) - 1);
+  while (conformalRank(n, level) > n) n++;
+  return n;
 }
 
 /** Normalised nonconformity scores |y − mean| / std per row, sorted ascending (std floored at 1e-300). */
