@@ -16,7 +16,7 @@ import { OnnxModel } from '../src/model/onnx/model.js';
 import { McPool } from '../src/serving/pool.js';
 import { run as trainCli } from '../src/train/cli.js';
 import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
-import type { RegressionMetrics } from '../src/train/metrics.js';
+import type { RegressionMetrics } from '../src/train/card-metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
 import { ab, fmtUs, load, loadTool, record, rows, rssMb, startServer } from './lib.js';

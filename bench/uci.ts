@@ -19,7 +19,8 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { COVERAGE_LEVELS, gaussianCrps, gaussianLogLik } from '../src/train/metrics.js';
+import { CARD_COVERAGE_LEVELS } from '../src/train/card-metrics.js';
+import { gaussianCrps, gaussianLogLik } from '../src/uncertainty/scoring.js';
 
 export const UCI_DATASETS = ['bostonHousing', 'concrete', 'energy', 'wine-quality-red', 'yacht'] as const;
 
@@ -166,7 +167,7 @@ export function scoreSplit(
   const coverage: Record<string, number> = {};
   const conformal: Record<string, number> = {};
   let cWidth = NaN;
-  for (const level of COVERAGE_LEVELS) {
+  for (const level of CARD_COVERAGE_LEVELS) {
     coverage[String(level)] = covered(byLevel[String(level)]!);
     const rows = conformalByLevel[String(level)];
     if (rows) {
@@ -340,7 +341,7 @@ async function queryModel(
       );
     return res.predictions.map((r) => ({ mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper }));
   };
-  for (const level of COVERAGE_LEVELS) {
+  for (const level of CARD_COVERAGE_LEVELS) {
     gaussian[String(level)] = await ask(level, 'gaussian');
     try {
       conformal[String(level)] = await ask(level, 'conformal');
@@ -396,7 +397,7 @@ function verdicts(s: Record<string, [number, number]>, paper: DatasetResult['pap
   }
   const c90 = s['coverage_0.9']![0];
   v.coverage_90 = c90 >= 0.87 && c90 <= 0.93 ? 'ok' : 'miss';
-  const conf = COVERAGE_LEVELS.filter((l) => s[`conformal_coverage_${l}`]).map(
+  const conf = CARD_COVERAGE_LEVELS.filter((l) => s[`conformal_coverage_${l}`]).map(
     (l) => s[`conformal_coverage_${l}`]![0] >= l - 0.02,
   );
   if (conf.length) v.conformal = conf.every(Boolean) ? 'ok' : 'miss';
@@ -413,8 +414,8 @@ export function markdownTable(results: DatasetResult[]): string {
   const lines = results.map((r) => {
     const s = r.summary;
     const cov = (k: string, l: number): string => s[`${k}_${l}`]![0].toFixed(3);
-    const conf = COVERAGE_LEVELS.some((l) => s[`conformal_coverage_${l}`])
-      ? COVERAGE_LEVELS.map((l) => (s[`conformal_coverage_${l}`] ? cov('conformal_coverage', l) : '–')).join(' / ')
+    const conf = CARD_COVERAGE_LEVELS.some((l) => s[`conformal_coverage_${l}`])
+      ? CARD_COVERAGE_LEVELS.map((l) => (s[`conformal_coverage_${l}`] ? cov('conformal_coverage', l) : '–')).join(' / ')
       : '–';
     return `| ${r.name} | ${r.splits} | ${fmt(s.rmse!)} | ${r.paper ? fmt(r.paper.rmse) : '–'} | ${fmt(s.ll!)} | ${r.paper ? fmt(r.paper.ll) : '–'} | ${r.verdict.ll ?? ''} | ${fmt(s.crps!, 3)} | ${fmt(s['coverage_0.9']!, 3)} | ${fmt(s.width_90!)} | ${[0.5, 0.8, 0.95].map((l) => cov('coverage', l)).join(' / ')} | ${conf} | ${r.wall_s.toFixed(0)} s (${r.train_cpu_s.toFixed(0)} s) |`;
   });
@@ -504,14 +505,14 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
         crps: meanSe(perSplit.map((p) => p.crps)),
         width_90: meanSe(perSplit.map((p) => p.width_90)),
       };
-      for (const l of COVERAGE_LEVELS) {
+      for (const l of CARD_COVERAGE_LEVELS) {
         summary[`coverage_${l}`] = meanSe(perSplit.map((p) => p.coverage[String(l)]!));
         if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined))
           summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
       }
       if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined))
         summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
-      const refused = COVERAGE_LEVELS.filter((l) =>
+      const refused = CARD_COVERAGE_LEVELS.filter((l) =>
         perSplit.some((p) => p.conformal_coverage[String(l)] === undefined),
       );
       if (refused.length)

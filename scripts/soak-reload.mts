@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon, { type Result } from 'autocannon';
 import { OnnxModel } from '../src/model/onnx/model.js';
-import type { RegressionStats } from '../src/model/stats.js';
+import type { RegressionStats } from '../src/uncertainty/record.js';
 import { rssMb, startServer } from '../bench/lib.js';
 
 const ADMIN = 'soak-admin-key-0123456789';

@@ -6,8 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import { calibrateAleatoricStd, calibrateScaleAndNoise } from '../src/train/calibrate.js';
-import { gaussianLogLik } from '../src/train/metrics.js';
-import { conformalQuantile, normalQuantile } from '../src/util/stats.js';
+import { gaussianLogLik } from '../src/uncertainty/scoring.js';
+import { conformalQuantile } from '../src/uncertainty/intervals.js';
+import { normalQuantile } from '../src/util/special-functions.js';
 import { type FoldRecord, type Pred, FOLDS, loadSplit, readRecord } from './uci-lab.mjs';
 
 export interface Cal {

@@ -79,8 +79,23 @@ describe('import rules (ARCHITECTURE.md)', () => {
     expect(offenders('src/train', (s) => under('src/serving')(s) || under('src/server')(s))).toEqual([]);
   });
 
-  it('src/report is pure: it imports only src/util (data in, HTML out: no files, no Fastify, no runtime)', () => {
-    expect(offenders('src/report', (s) => !under('src/report')(s) && !under('src/util')(s))).toEqual([]);
+  it('src/report is pure: it imports only src/util and src/uncertainty (data in, HTML out: no files, no Fastify, no runtime)', () => {
+    expect(
+      offenders('src/report', (s) => !['src/report', 'src/util', 'src/uncertainty'].some((d) => under(d)(s))),
+    ).toEqual([]);
+  });
+
+  it('src/uncertainty, the one core of MC statistics and scoring rules, imports only src/util: no package, no model, no trainer', () => {
+    expect(offenders('src/uncertainty', (s) => !under('src/uncertainty')(s) && !under('src/util')(s))).toEqual([]);
+    expect(SOURCES.filter((s) => under('src/uncertainty')(s.file)).length).toBeGreaterThan(5);
+  });
+
+  it('the statistics are computed once: the trainer, the report and the model import them from src/uncertainty', () => {
+    for (const dir of ['src/model', 'src/train', 'src/report'])
+      expect(
+        SOURCES.some((s) => under(dir)(s.file) && s.imports.some(under('src/uncertainty'))),
+        dir,
+      ).toBe(true);
   });
 
   it('the protocol codecs (src/server/protocol) are pure: no Fastify', () => {

@@ -1,17 +1,18 @@
 /**
  * The model every format implements (like kserve's Model, python/kserve/kserve/model.py): it knows
  * nothing about protocols, HTTP or JSON shapes. It takes validated float32 rows (rows.ts) and gives raw
- * eval-mode outputs (predict) or a Monte Carlo statistics record (sample, see stats.ts). The ONNX
+ * eval-mode outputs (predict) or a Monte Carlo statistics record (sample, see src/uncertainty/record.ts). The ONNX
  * implementation is src/model/onnx/ (OnnxModel); src/model/formats.ts picks the format of a file.
  * The serving side (src/serving) finds, loads and swaps models (repository.ts) and runs them
  * (dataplane.ts); the protocol codecs (src/server/protocol) turn their answers into /v1 JSON or V2
  * tensors.
  */
-import { toProbabilities } from './mc.js';
-import type { McStats, Task } from './stats.js';
+import { toProbabilities } from '../uncertainty/probabilities.js';
+import type { McStats } from '../uncertainty/record.js';
+import type { Task } from '../uncertainty/statistics.js';
 import type { IntervalMethod, UncertaintySettings } from './uncertainty.js';
 
-export type { Task } from './stats.js';
+export type { Task } from '../uncertainty/statistics.js';
 
 /** An input or output tensor as clients see it: FP32, -1 for the batch dimension. */
 export interface TensorSpec {

@@ -1,15 +1,24 @@
 /**
  * How a model turns its Monte Carlo samples into the served predictive distribution: the settings its
  * card gives (noise model, epistemic scale, temperature, interval method and conformal scores) and the
- * choice of a request's interval. Protocol-neutral; the formulas are in mc.ts.
+ * choice of a request's interval. Protocol-neutral; the formulas are in src/uncertainty.
  */
-import { conformalQuantile, normalQuantile } from '../util/stats.js';
+import {
+  conformalQuantile,
+  conformalRowsNeeded,
+  INTERVAL_METHODS,
+  type IntervalMethod,
+  type IntervalSpec,
+  intervalLevelMessage,
+  isIntervalLevel,
+} from '../uncertainty/intervals.js';
+import type { Task } from '../uncertainty/statistics.js';
+import { normalQuantile } from '../util/special-functions.js';
 import { InputError, RequestError } from './errors.js';
-import type { Task } from './stats.js';
+
+export { conformalRowsNeeded, INTERVAL_METHODS, type IntervalMethod, type IntervalSpec };
 
 export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
-export const INTERVAL_METHODS = ['gaussian', 'conformal'] as const;
-export type IntervalMethod = (typeof INTERVAL_METHODS)[number];
 
 /** A model's uncertainty settings, read from its card at load (card.ts, onnx/load.ts). */
 export interface UncertaintySettings {
@@ -34,29 +43,12 @@ export const DEFAULT_UNCERTAINTY: UncertaintySettings = {
   conformalScores: null,
 };
 
-/** A resolved interval: mean ± multiplier·std is the central interval at `level`. */
-export interface IntervalSpec {
-  level: number;
-  method: IntervalMethod;
-  /** Gaussian: z = Φ⁻¹((1 + level)/2). Conformal: the finite-sample quantile of the scores. */
-  multiplier: number;
-}
-
 /** The interval asked for cannot be served by this model (no conformal scores, or too few for the level). */
 export class IntervalUnavailableError extends RequestError {
   override name = 'IntervalUnavailableError';
   constructor(message: string) {
     super('interval_unavailable', message);
   }
-}
-
-/** The smallest number of calibration rows n with ⌈(n + 1)·level⌉ ≤ n, i.e. a finite conformal quantile. */
-export function conformalRowsNeeded(level: number): number {
-  // ⌈(n+1)·level⌉ ≤ n  ⇔  (n+1)·level ≤ n (n integer)  ⇔  n ≥ level / (1 − level)
-  // (the same floating-point rank as conformalQuantile, so the two agree at the boundary)
-  let n = Math.max(1, Math.floor(level / (1 - level)) - 1);
-  while (Math.ceil((n + 1) * level - 1e-9) > n) n++;
-  return n;
 }
 
 /**
@@ -71,8 +63,7 @@ export function resolveInterval(
   level: number,
   method?: IntervalMethod,
 ): IntervalSpec {
-  if (!(level > 0 && level < 1))
-    throw new InputError(`interval: expected a number strictly between 0 and 1, got ${level}`);
+  if (!isIntervalLevel(level)) throw new InputError(intervalLevelMessage('interval', level));
   if (method !== undefined && !INTERVAL_METHODS.includes(method))
     throw new InputError(`interval_method: expected one of ${INTERVAL_METHODS.join(', ')}, got ${String(method)}`);
   const m = method ?? settings.intervalMethod;

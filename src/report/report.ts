@@ -4,19 +4,18 @@
  *
  * Every figure is a `<figure id="fig-…" data-plot="…">`; tests and the server rely on those ids.
  */
-import { normalQuantile } from '../util/stats.js';
 import {
+  CALIBRATION_CURVE_LEVELS,
+  type CoveragePoint,
   calibrationCurve,
   conformalCalibrationCurve,
-  confusionMatrix,
-  COVERAGE_LEVELS,
-  histogram,
   pitValues,
-  quantile,
   reliabilityBins,
-  topClass,
-  totalStd,
-} from './stats.js';
+} from '../uncertainty/calibration.js';
+import { totalStd } from '../uncertainty/moments.js';
+import { quantile } from '../uncertainty/quantiles.js';
+import { normalQuantile } from '../util/special-functions.js';
+import { confusionMatrix, histogram, topClass } from './plot-data.js';
 import {
   categoryChart,
   COLORS,
@@ -411,15 +410,58 @@ function regSplit(name: string, rows: RegressionRows): RegSplit {
   return { name, rows, std: totalStd(rows.epistemicStd, aleatoric), aleatoric };
 }
 
+/** The colours of the validation and test splits in the calibration plot. */
+const SPLIT_COLORS = [COLORS.blue, COLORS.vermillion];
+
 function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: ArrayLike<number>): Figure {
-  const colors = [COLORS.blue, COLORS.vermillion];
+  const plot = calibrationPlot(splits, primary, conformal !== undefined);
+  const levels = [...CALIBRATION_CURVE_LEVELS];
+  const epi = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, levels);
+  plot.line(
+    levels,
+    epi.map((c) => c.observed),
+    { color: COLORS.grey, dash: '5 3', width: 1.5 },
+  );
+  const summary = splits.map((s, i) => {
+    drawCoverage(plot, levels, calibrationCurve(s.rows.y, s.rows.mean, s.std, levels), SPLIT_COLORS[i]!, false);
+    return `${esc(s.name)} ${pct(calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed)}`;
+  });
+  const conformalSummary = conformal
+    ? splits.map((s, i) => {
+        const curve = conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, levels);
+        drawCoverage(plot, levels, curve, SPLIT_COLORS[i]!, true);
+        return `${esc(s.name)} ${pct(conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, [0.9])[0]!.observed)}`;
+      })
+    : [];
+  const epi90 = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, [0.9])[0]!.observed;
+  return {
+    id: 'calibration',
+    kind: 'calibration',
+    title: 'Interval calibration',
+    svg: plot.toString(),
+    caption:
+      `Share of rows inside the central interval mean ± z·σ at levels 5%…99%, σ the total predictive std. ` +
+      `On the diagonal the intervals mean what they say; below it they are too narrow, above too wide. ` +
+      `At 90%: ${summary.join(', ')} (MC dropout spread alone: ${pct(epi90)}).` +
+      (conformal
+        ? ` Dashed, open dots: the split-conformal intervals mean ± q·σ, q the level's quantile of the ${conformal.length} calibration scores |y − mean|/σ (∞ where they are too few for the level); at 90%: ${conformalSummary.join(', ')}.`
+        : ''),
+  };
+}
+
+/** The calibration plot's frame: legend, axes, the 95% chance band of a calibrated model, the diagonal. */
+function calibrationPlot(splits: RegSplit[], primary: RegSplit, conformal: boolean): Plot {
   const legend: LegendItem[] = splits.map((s, i) => ({
     label: `${s.name} (${s.rows.y.length} rows)`,
-    color: colors[i]!,
+    color: SPLIT_COLORS[i]!,
   }));
   if (conformal)
     legend.push(
-      ...splits.map((s, i) => ({ label: `${s.name}, conformal interval`, color: colors[i]!, kind: 'dash' as const })),
+      ...splits.map((s, i) => ({
+        label: `${s.name}, conformal interval`,
+        color: SPLIT_COLORS[i]!,
+        kind: 'dash' as const,
+      })),
     );
   legend.push({ label: `${primary.name}, MC spread only`, color: COLORS.grey, kind: 'dash' });
   legend.push({ label: `chance range, ${primary.rows.y.length} rows (95%)`, color: '#d9d9d9', kind: 'box' });
@@ -442,62 +484,14 @@ function calibrationFigure(splits: RegSplit[], primary: RegSplit, conformal?: Ar
     { color: '#999', opacity: 0.22 },
   );
   plot.diagonal();
-  const levels = [...COVERAGE_LEVELS];
-  const epi = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, levels);
-  plot.line(
-    levels,
-    epi.map((c) => c.observed),
-    { color: COLORS.grey, dash: '5 3', width: 1.5 },
-  );
-  const summary: string[] = [];
-  splits.forEach((s, i) => {
-    const curve = calibrationCurve(s.rows.y, s.rows.mean, s.std, levels);
-    plot.line(
-      levels,
-      curve.map((c) => c.observed),
-      { color: colors[i]! },
-    );
-    plot.points(
-      levels,
-      curve.map((c) => c.observed),
-      { color: colors[i]!, r: 2.6, opacity: 1 },
-    );
-    const at90 = calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9])[0]!.observed;
-    summary.push(`${esc(s.name)} ${pct(at90)}`);
-  });
-  const conformalSummary: string[] = [];
-  if (conformal) {
-    splits.forEach((s, i) => {
-      const curve = conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, levels);
-      plot.line(
-        levels,
-        curve.map((c) => c.observed),
-        { color: colors[i]!, dash: '6 3', width: 1.6 },
-      );
-      plot.points(
-        levels,
-        curve.map((c) => c.observed),
-        { color: colors[i]!, r: 2.4, opacity: 1, fill: false },
-      );
-      conformalSummary.push(
-        `${esc(s.name)} ${pct(conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, conformal, [0.9])[0]!.observed)}`,
-      );
-    });
-  }
-  const epi90 = calibrationCurve(primary.rows.y, primary.rows.mean, primary.rows.epistemicStd, [0.9])[0]!.observed;
-  return {
-    id: 'calibration',
-    kind: 'calibration',
-    title: 'Interval calibration',
-    svg: plot.toString(),
-    caption:
-      `Share of rows inside the central interval mean ± z·σ at levels 5%…99%, σ the total predictive std. ` +
-      `On the diagonal the intervals mean what they say; below it they are too narrow, above too wide. ` +
-      `At 90%: ${summary.join(', ')} (MC dropout spread alone: ${pct(epi90)}).` +
-      (conformal
-        ? ` Dashed, open dots: the split-conformal intervals mean ± q·σ, q the level's quantile of the ${conformal.length} calibration scores |y − mean|/σ (∞ where they are too few for the level); at 90%: ${conformalSummary.join(', ')}.`
-        : ''),
-  };
+  return plot;
+}
+
+/** One coverage curve: a solid line with dots (gaussian) or a dashed line with open dots (conformal). */
+function drawCoverage(plot: Plot, levels: number[], curve: CoveragePoint[], color: string, conformal: boolean): void {
+  const observed = curve.map((c) => c.observed);
+  plot.line(levels, observed, conformal ? { color, dash: '6 3', width: 1.6 } : { color });
+  plot.points(levels, observed, conformal ? { color, r: 2.4, opacity: 1, fill: false } : { color, r: 2.6, opacity: 1 });
 }
 
 function pitFigure(s: RegSplit): Figure {
@@ -909,109 +903,147 @@ function glanceItem(value: string, text: string): string {
 
 /** Render the report page for one model. Throws when the input lacks the rows its task needs. */
 export function renderReport(input: ReportInput): string {
-  const card = input.card;
   const figures: Figure[] = [lossFigure(input)];
   if (input.tuning && input.tuning.candidates.length > 0) figures.push(tuningFigure(input.tuning));
-  const uncertainty: Figure[] = [];
+  const { uncertainty, glance } = UNCERTAINTY_SECTIONS[input.task](input);
+  return pageHtml(input, glance, figures, uncertainty);
+}
 
+/** The uncertainty figures and the "at a glance" items of a report. */
+interface UncertaintySection {
+  uncertainty: Figure[];
+  glance: string[];
+}
+
+/** Per task: its uncertainty figures and glance items. */
+const UNCERTAINTY_SECTIONS: Record<ReportInput['task'], (input: ReportInput) => UncertaintySection> = {
+  regression: regressionSection,
+  classification: classificationSection,
+};
+
+function regressionSection(input: ReportInput): UncertaintySection {
+  const card = input.card;
+  const r = input.regression;
+  if (!r) throw new Error('renderReport: a regression report needs input.regression');
+  const splits = [regSplit('validation', r.validation), ...(r.test ? [regSplit('test', r.test)] : [])];
+  const primary = splits[splits.length - 1]!;
+  const heteroscedastic = typeof primary.rows.aleatoricStd !== 'number';
+  const target = card.target ?? 'target';
+  const conformal = r.conformalScores && r.conformalScores.length > 0 ? r.conformalScores : undefined;
+  const served = r.intervalMethod === 'conformal' && conformal ? conformal : undefined;
+  const uncertainty = [
+    calibrationFigure(splits, primary, conformal),
+    pitFigure(primary),
+    errorStdFigure(primary),
+    predictedActualFigure(primary, target),
+    stdSplitFigure(primary, heteroscedastic),
+  ];
   const glance: string[] = [];
-  if (input.task === 'regression') {
-    const r = input.regression;
-    if (!r) throw new Error('renderReport: a regression report needs input.regression');
-    const splits = [regSplit('validation', r.validation), ...(r.test ? [regSplit('test', r.test)] : [])];
-    const primary = splits[splits.length - 1]!;
-    const heteroscedastic = typeof primary.rows.aleatoricStd !== 'number';
-    const target = card.target ?? 'target';
-    const conformal = r.conformalScores && r.conformalScores.length > 0 ? r.conformalScores : undefined;
-    const served = r.intervalMethod === 'conformal' && conformal ? conformal : undefined;
-    uncertainty.push(
-      calibrationFigure(splits, primary, conformal),
-      pitFigure(primary),
-      errorStdFigure(primary),
-      predictedActualFigure(primary, target),
-      stdSplitFigure(primary, heteroscedastic),
-    );
-    for (const s of splits) {
-      const at90 = served
-        ? conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, served, [0.9])
-        : calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9]);
-      glance.push(
-        glanceItem(
-          pct(at90[0]!.observed),
-          `of ${s.name} targets inside their ${served ? 'conformal ' : ''}90% interval (${s.rows.y.length} rows)`,
-        ),
-      );
-    }
-    const mean = (a: ArrayLike<number>): number =>
-      Array.from(a)
-        .filter(Number.isFinite)
-        .reduce((x, y, _, arr) => x + y / arr.length, 0);
-    glance.push(glanceItem(num(mean(primary.std), 4), `mean predictive σ on ${primary.name} rows (${target} units)`));
-    const rm = record(record(card.metrics)?.[primary.name]);
-    if (rm && typeof rm.rmse === 'number')
-      glance.push(
-        glanceItem(num(rm.rmse, 4), `${primary.name} RMSE${typeof rm.r2 === 'number' ? `, R² ${num(rm.r2, 3)}` : ''}`),
-      );
-  } else {
-    const c = input.classification;
-    if (!c) throw new Error('renderReport: a classification report needs input.classification');
-    const k = c.labels.length;
-    const splitRows = c.test ?? c.validation;
-    const s: ClsSplit = { name: c.test ? 'test' : 'validation', rows: splitRows, k };
-    const after = splitRows.probsCalibrated;
-    const served = after ?? splitRows.probs;
-    if (after) {
-      const xLo = confidenceFloor(s, [splitRows.probs, after]);
-      uncertainty.push(
-        reliabilityFigure(s, splitRows.probs, 'before', xLo),
-        reliabilityFigure(s, after, 'after', xLo, c.temperature),
-      );
-    } else {
-      uncertainty.push(reliabilityFigure(s, splitRows.probs, 'only', confidenceFloor(s, [splitRows.probs])));
-    }
-    uncertainty.push(confidenceFigure(s, served), confusionFigure(s, served, c.labels), miFigure(s, served));
-    const t = topClass(served, splitRows.labels, k);
+  for (const s of splits) {
+    const at90 = served
+      ? conformalCalibrationCurve(s.rows.y, s.rows.mean, s.std, served, [0.9])
+      : calibrationCurve(s.rows.y, s.rows.mean, s.std, [0.9]);
     glance.push(
       glanceItem(
-        pct(t.correct.filter(Boolean).length / Math.max(1, t.correct.length)),
-        `accuracy on ${s.name} rows (${t.correct.length})`,
+        pct(at90[0]!.observed),
+        `of ${s.name} targets inside their ${served ? 'conformal ' : ''}90% interval (${s.rows.y.length} rows)`,
       ),
     );
-    const eceBefore = reliabilityBins(splitRows.probs, splitRows.labels, k).ece;
-    if (after) {
-      glance.push(
-        glanceItem(
-          `${num(eceBefore, 3)} → ${num(reliabilityBins(after, splitRows.labels, k).ece, 3)}`,
-          `${s.name} ECE before → after temperature scaling (T = ${num(c.temperature ?? NaN, 3)})`,
-        ),
-      );
-    } else {
-      glance.push(glanceItem(num(eceBefore, 3), `${s.name} expected calibration error (15 bins)`));
-    }
-    const conf = t.confidence.reduce((a, b) => a + b, 0) / Math.max(1, t.confidence.length);
-    glance.push(glanceItem(pct(conf), `mean top-class confidence on ${s.name} rows`));
   }
+  const mean = (a: ArrayLike<number>): number =>
+    Array.from(a)
+      .filter(Number.isFinite)
+      .reduce((x, y, _, arr) => x + y / arr.length, 0);
+  glance.push(glanceItem(num(mean(primary.std), 4), `mean predictive σ on ${primary.name} rows (${target} units)`));
+  const rm = record(record(card.metrics)?.[primary.name]);
+  if (rm && typeof rm.rmse === 'number')
+    glance.push(
+      glanceItem(num(rm.rmse, 4), `${primary.name} RMSE${typeof rm.r2 === 'number' ? `, R² ${num(rm.r2, 3)}` : ''}`),
+    );
+  return { uncertainty, glance };
+}
 
+function classificationSection(input: ReportInput): UncertaintySection {
+  const c = input.classification;
+  if (!c) throw new Error('renderReport: a classification report needs input.classification');
+  const k = c.labels.length;
+  const splitRows = c.test ?? c.validation;
+  const s: ClsSplit = { name: c.test ? 'test' : 'validation', rows: splitRows, k };
+  const after = splitRows.probsCalibrated;
+  const served = after ?? splitRows.probs;
+  const uncertainty: Figure[] = [];
+  if (after) {
+    const xLo = confidenceFloor(s, [splitRows.probs, after]);
+    uncertainty.push(
+      reliabilityFigure(s, splitRows.probs, 'before', xLo),
+      reliabilityFigure(s, after, 'after', xLo, c.temperature),
+    );
+  } else {
+    uncertainty.push(reliabilityFigure(s, splitRows.probs, 'only', confidenceFloor(s, [splitRows.probs])));
+  }
+  uncertainty.push(confidenceFigure(s, served), confusionFigure(s, served, c.labels), miFigure(s, served));
+  const t = topClass(served, splitRows.labels, k);
+  const glance = [
+    glanceItem(
+      pct(t.correct.filter(Boolean).length / Math.max(1, t.correct.length)),
+      `accuracy on ${s.name} rows (${t.correct.length})`,
+    ),
+  ];
+  const eceBefore = reliabilityBins(splitRows.probs, splitRows.labels, k).ece;
+  if (after) {
+    glance.push(
+      glanceItem(
+        `${num(eceBefore, 3)} → ${num(reliabilityBins(after, splitRows.labels, k).ece, 3)}`,
+        `${s.name} ECE before → after temperature scaling (T = ${num(c.temperature ?? NaN, 3)})`,
+      ),
+    );
+  } else {
+    glance.push(glanceItem(num(eceBefore, 3), `${s.name} expected calibration error (15 bins)`));
+  }
+  const conf = t.confidence.reduce((a, b) => a + b, 0) / Math.max(1, t.confidence.length);
+  glance.push(glanceItem(pct(conf), `mean top-class confidence on ${s.name} rows`));
+  return { uncertainty, glance };
+}
+
+/** The page's subtitle: task, target, features, classes, date. */
+function subtitle(input: ReportInput): string {
+  const card = input.card;
+  const features = card.features ?? [];
+  return [
+    input.task,
+    card.target ? `target column: ${card.target}` : '',
+    features.length > 0 ? `${features.length} feature${features.length === 1 ? '' : 's'}` : '',
+    input.task === 'classification' && input.classification ? `${input.classification.labels.length} classes` : '',
+    card.created_at ? `trained ${card.created_at}` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
+}
+
+/** The model card section: metrics, training settings, other fields, the features. */
+function cardSectionHtml(card: ReportInput['card']): string {
   const training = record(card.training);
   const features = card.features ?? [];
   const skip = new Set(['features', 'labels', 'metrics', 'training', 'name', 'format']);
   const other = flatten(
     Object.fromEntries(Object.entries(card as Record<string, unknown>).filter(([k]) => !skip.has(k))),
   );
-  const sub = [
-    input.task,
-    card.target ? `target column: ${card.target}` : '',
-    features.length > 0 ? `${features.length} feature${features.length === 1 ? '' : 's'}` : '',
-    input.task === 'classification' && input.classification ? `${input.classification.labels.length} classes` : '',
-    card.created_at ? `trained ${card.created_at}` : '',
-  ].filter(Boolean);
-  const noTest = input.task === 'regression' ? !input.regression?.test : !input.classification?.test;
+  return (
+    `<section id="card"><h2>Model card</h2><div class="tables">${metricsTable(card)}${keyValueTable('settings-table', 'Training settings', training ? flatten(training) : [])}${keyValueTable('other-table', 'Other card fields', other)}</div>` +
+    (features.length > 0
+      ? `<div class="scroll" id="features"><p class="cap">Features (input order)</p><ol class="chips">${features.map((f) => `<li>${esc(f)}</li>`).join('')}</ol></div>`
+      : '') +
+    `</section>`
+  );
+}
 
+function pageHtml(input: ReportInput, glance: string[], figures: Figure[], uncertainty: Figure[]): string {
+  const noTest = input.task === 'regression' ? !input.regression?.test : !input.classification?.test;
   return (
     `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><meta http-equiv="Content-Security-Policy" content="${esc(REPORT_CSP)}"/>` +
     `<meta name="viewport" content="width=device-width, initial-scale=1"/>` +
     `<meta name="color-scheme" content="light"/><title>${esc(input.name)} — model report</title><style>${STYLE}</style></head><body><main>` +
-    `<header><h1>${esc(input.name)}</h1><p class="sub">${esc(sub.join(' · '))}</p></header>` +
+    `<header><h1>${esc(input.name)}</h1><p class="sub">${esc(subtitle(input))}</p></header>` +
     `<section id="glance"><h2>At a glance</h2><ul class="glance">${glance.join('')}</ul>` +
     (noTest
       ? `<p class="note">No test rows: the plots use the validation rows, which also chose the epoch and calibrated the uncertainty, so they flatter the model.</p>`
@@ -1019,11 +1051,7 @@ export function renderReport(input: ReportInput): string {
     `</section>` +
     `<section id="training"><h2>Training</h2><div class="grid">${figures.map(figureHtml).join('')}</div></section>` +
     `<section id="uncertainty"><h2>Uncertainty</h2><div class="grid">${uncertainty.map(figureHtml).join('')}</div></section>` +
-    `<section id="card"><h2>Model card</h2><div class="tables">${metricsTable(card)}${keyValueTable('settings-table', 'Training settings', training ? flatten(training) : [])}${keyValueTable('other-table', 'Other card fields', other)}</div>` +
-    (features.length > 0
-      ? `<div class="scroll" id="features"><p class="cap">Features (input order)</p><ol class="chips">${features.map((f) => `<li>${esc(f)}</li>`).join('')}</ol></div>`
-      : '') +
-    `</section>` +
+    cardSectionHtml(input.card) +
     `<section id="command"><h2>Command</h2><pre><code>${esc(input.command)}</code></pre></section>` +
     `<footer>dropout-serve model report${input.generatedAt ? ` · generated ${esc(input.generatedAt)}` : ''}. Uncertainty from Monte Carlo dropout (Gal &amp; Ghahramani 2016).</footer>` +
     `</main></body></html>\n`

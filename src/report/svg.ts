@@ -28,6 +28,7 @@ const MAX_PX = 1e4;
 
 // Characters XML 1.0 forbids (C0 controls but tab/LF/CR, U+FFFE/U+FFFF, unpaired surrogates).
 const XML_INVALID =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching these control characters is the point
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** Escape text for XML/HTML text and attribute values; characters XML cannot carry become U+FFFD. */
@@ -648,11 +649,11 @@ export class Plot {
       axes += `<text x="${px(x0 - 7)}" y="${px(y + 4)}" text-anchor="end">${escapeXml(s)}</text>`;
     }
     // Axis titles longer than their axis are shortened rather than cut off at the edge of the figure.
-    const fit = (label: string, room: number): string =>
+    const fitLabel = (label: string, room: number): string =>
       truncate(label, Math.max(8, Math.floor(room / (FONT_SIZE * CHAR_EM * 0.92))));
-    const xLabel = `<text class="axis-label" x="${px((x0 + x1) / 2)}" y="${px(h - 8)}" text-anchor="middle" font-size="${FONT_SIZE}">${escapeXml(fit(spec.x.label, w - 8))}</text>`;
+    const xLabel = `<text class="axis-label" x="${px((x0 + x1) / 2)}" y="${px(h - 8)}" text-anchor="middle" font-size="${FONT_SIZE}">${escapeXml(fitLabel(spec.x.label, w - 8))}</text>`;
     const yMid = Math.min(Math.max((y0 + y1) / 2, h / 2 - 10), h / 2 + 10);
-    const yLabel = `<text class="axis-label" x="${px(14)}" y="${px(yMid)}" text-anchor="middle" font-size="${FONT_SIZE}" transform="rotate(-90 ${px(14)} ${px(yMid)})">${escapeXml(fit(spec.y.label, 2 * Math.min(yMid, h - yMid) - 8))}</text>`;
+    const yLabel = `<text class="axis-label" x="${px(14)}" y="${px(yMid)}" text-anchor="middle" font-size="${FONT_SIZE}" transform="rotate(-90 ${px(14)} ${px(yMid)})">${escapeXml(fitLabel(spec.y.label, 2 * Math.min(yMid, h - yMid) - 8))}</text>`;
     return (
       `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${px(w)} ${px(h)}" width="100%" role="img" aria-labelledby="${id}-title" data-plot-id="${id}">` +
       `<title id="${id}-title">${escapeXml(spec.title)}</title>` +

@@ -26,19 +26,25 @@
  * Answers are checked once, here, for every protocol: a statistic or output that is not finite is a
  * 422 naming the rows and statistics; inputs far outside the training range (the card's
  * feature_stats) are listed per row, or refused with OUT_OF_RANGE=reject.
- * Every request that reached a model is counted in `statistics` (statistics.ts: Triton's extension).
+ * Every request that reached a model is counted in `statistics` (inference-statistics.ts: Triton's extension).
  */
 import type { Config } from '../config.js';
 import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
 import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
-import { type McStats, STATS, statValues } from '../model/stats.js';
+import { type McStats, statValues } from '../uncertainty/record.js';
+import { STATS } from '../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { PredictBatcher } from './batcher.js';
 import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
 import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
-import { type InferenceMode, InferenceStatistics, type ModelStatistics, type RequestTiming } from './statistics.js';
+import {
+  type InferenceMode,
+  InferenceStatistics,
+  type ModelStatistics,
+  type RequestTiming,
+} from './inference-statistics.js';
 
 export type { ClientLink } from './scheduler.js';
 
@@ -166,7 +172,7 @@ export class DataPlane implements ModelHooks {
   private readonly mc: McScheduler;
   /** Predict requests admitted and not answered yet (the predict lane's queue). */
   private predictWaiting = 0;
-  /** Counts and times per model version and mode (Triton's statistics extension; statistics.ts). */
+  /** Counts and times per model version and mode (Triton's statistics extension; inference-statistics.ts). */
   readonly statistics = new InferenceStatistics();
 
   constructor(

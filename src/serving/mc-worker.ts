@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
 import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
-import { packStats } from '../model/stats.js';
+import { packStats } from '../uncertainty/record-wire.js';
 import { CANCEL_FLAGS, type McBatchTask, cancelTag, unpackBatch } from './wire.js';
 
 export interface McTask {

@@ -3,7 +3,7 @@
  * of every model added to the pool (add/remove, by key: the data plane adds a model before it is served
  * and removes it once its last request finished) and answers tasks posted on its port: a large single
  * request, or a coalesced batch packed in transferred typed arrays (wire.ts); results come back packed
- * by the statistics codec (src/model/stats.ts). A task goes to the worker with the
+ * by the statistics codec (src/uncertainty/record-wire.ts). A task goes to the worker with the
  * fewest tasks in flight. A worker that dies fails its in-flight tasks and is replaced (unless it died
  * before answering anything: a worker that cannot start would only die again).
  *
@@ -13,7 +13,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../model/errors.js';
-import { unpackStats } from '../model/stats.js';
+import { unpackStats } from '../uncertainty/record-wire.js';
 import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
 import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';

@@ -17,7 +17,7 @@
 import { CancelledError } from '../model/errors.js';
 import type { McJob, McResult, Model, RunSignal } from '../model/model.js';
 import { DeadlineExceededError, OverloadedError } from './errors.js';
-import type { RequestTiming } from './statistics.js';
+import type { RequestTiming } from './inference-statistics.js';
 
 /** The client's connection, as the data plane sees it (the server's routes make one per request). */
 export interface ClientLink {
@@ -50,7 +50,7 @@ export interface McWork {
   /** The request's timeout, for the message. */
   timeoutMs: number;
   client?: ClientLink;
-  /** The request's moments for the statistics (statistics.ts): the runner sets `started` (and `solo`). */
+  /** The request's moments for the statistics (inference-statistics.ts): the runner sets `started` (and `solo`). */
   timing?: RequestTiming;
 }
 

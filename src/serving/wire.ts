@@ -1,7 +1,7 @@
 /**
  * What crosses the thread boundary between the main thread and an MC worker for a coalesced batch,
  * packed into typed arrays that are transferred instead of cloned (the way back is packStats, the
- * statistics codec of src/model/stats.ts). Kept apart from mc-worker.ts, which has the worker's
+ * statistics codec of src/uncertainty/record-wire.ts). Kept apart from mc-worker.ts, which has the worker's
  * start-up side effects.
  */
 import type { McJob } from '../model/model.js';

@@ -4,7 +4,7 @@
  * aleatoric_std, metrics, ...).
  */
 import { basename } from 'node:path';
-import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
+import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
 import { type TrainOptions, trainingRecord } from './options.js';
 import type { TemperatureMetrics, TrainedModel } from './train.js';

@@ -10,7 +10,7 @@ import { buildCard, type DataRef, type ModelCard } from './card.js';
 import { type CliArgs, parseCli } from './cli-args.js';
 import { DataError, type Dataset, readCsvFile, splitRows, type Task, toDataset } from './data.js';
 import { exportOnnx, OPSET } from './export-onnx.js';
-import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
+import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
 import { type NoiseModel, type TrainOptions, UsageError } from './options.js';
 import { modelReport, trainCommand } from './report-input.js';
 import { type EpochLog, type TrainedModel, trainOnSplit, validationSplit } from './train.js';

@@ -7,7 +7,7 @@
  * probability p and survivors are scaled by 1/(1−p); in evaluation it is the identity.
  */
 import { Rng } from '../util/rng.js';
-import { erf } from '../util/stats.js';
+import { erf } from '../util/special-functions.js';
 
 export type Activation = 'relu' | 'tanh' | 'gelu';
 export type FloatArray = Float32Array | Float64Array;
@@ -375,7 +375,7 @@ export function gaussianNllLoss(out: FloatArray, y: FloatArray, rows: number, dO
 }
 
 /** Bound on a predicted log-variance in standardised units (e^±20: σ from 5e-5 to 2e4 target stds). */
-export const MAX_LOG_VARIANCE = 20;
+import { MAX_LOG_VARIANCE } from '../uncertainty/moments.js';
 const LOG_2PI = Math.log(2 * Math.PI);
 
 /** Mean softmax cross-entropy; `labels[r]` is the class index of row r. Writes dL/dlogits. */

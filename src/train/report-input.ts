@@ -13,7 +13,7 @@ import {
   type TuningInput,
 } from '../report/report.js';
 import { stream } from '../util/rng.js';
-import { entropy } from '../util/stats.js';
+import { entropy } from '../uncertainty/probabilities.js';
 import type { ModelCard } from './card.js';
 import type { Dataset } from './data.js';
 import { averageProbabilities } from './temperature.js';
@@ -82,7 +82,7 @@ export function regressionRows(
 /**
  * Served classification statistics of each row: MC-averaged probabilities with every pass's logits
  * divided by 1 (before) and by the model's temperature (served), and the mutual information
- * H(p̄) − (1/T) Σ H(p_t) of the served ones (src/model/mc.ts computes it the same way).
+ * H(p̄) − (1/T) Σ H(p_t) of the served ones (src/uncertainty/accumulators.ts computes it the same way).
  */
 export function classificationRows(m: TrainedModel, ds: Dataset, samples: number, seed: number): ClassificationRows {
   const K = m.spec.outputs;

@@ -7,17 +7,16 @@ import { calibrateScaleAndNoise } from './calibrate.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
 import {
   classificationMetrics,
-  conformalScores,
   type Reliability,
   regressionMetrics,
   reliability,
   type ClassificationMetrics,
   type RegressionMetrics,
-} from './metrics.js';
+} from './card-metrics.js';
+import { conformalScores } from '../uncertainty/intervals.js';
 import {
   type Mlp,
   type MlpSpec,
-  MAX_LOG_VARIANCE,
   createMlp,
   createWorkspace,
   crossEntropyLoss,
@@ -31,6 +30,7 @@ import { averageProbabilities, fitTemperature } from './temperature.js';
 import { createEngine, type EngineKind, type TrainEngine } from './engine.js';
 import type { NoiseModel, TrainOptions } from './options.js';
 import { Adam } from './optim.js';
+import { logVarianceBounds, MomentSums } from '../uncertainty/moments.js';
 
 export { DEFAULT_TRAIN_OPTIONS, type NoiseModel, type TrainOptions } from './options.js';
 
@@ -204,44 +204,30 @@ export interface Predictive {
 }
 
 /**
- * Monte Carlo predictive of a regression network, the formulas the server uses (src/model/mc.ts):
- * mean = (1/T) Σ μ_t, epistemic variance = Σ (μ_t − mean)² / (T − 1), and for a heteroscedastic network
- * aleatoric variance = (1/T) Σ exp(s_t), s_t the log-variance output in target units (Kendall & Gal 2017,
- * eq. 9). Accumulated in float64 around the first sample (no cancellation when |mean| ≫ std).
+ * Monte Carlo predictive of a regression network, computed by the served statistics' running moments
+ * (src/uncertainty/moments.ts): mean = (1/T) Σ μ_t, epistemic variance = Σ (μ_t − mean)² / (T − 1), and
+ * for a heteroscedastic network aleatoric variance = (1/T) Σ exp(s_t), s_t the log-variance output in
+ * target units, clamped as served (Kendall & Gal 2017, eq. 9).
  */
 export function mcPredictive(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): Predictive {
-  const hetero = m.noise === 'heteroscedastic';
   const K = m.spec.outputs;
-  const shift = new Float64Array(n);
-  const sum = new Float64Array(n);
-  const sumSq = new Float64Array(n);
-  const alea = hetero ? new Float64Array(n) : null;
   const logVarShift = 2 * Math.log(m.yStd);
-  let first = true;
+  const hetero = m.noise === 'heteroscedastic';
+  const sums = new MomentSums(n, hetero ? logVarianceBounds(logVarShift) : null);
+  const mean = new Float64Array(n);
+  const logVar = hetero ? new Float64Array(n) : undefined;
   mcPasses(m.net, xs, n, samples, seed, (out) => {
     for (let i = 0; i < n; i++) {
-      const v = out[i * K]! * m.yStd + m.yMean;
-      if (first) shift[i] = v;
-      const d = v - shift[i]!;
-      sum[i]! += d;
-      sumSq[i]! += d * d;
-      if (alea) alea[i]! += Math.exp(clampLogVar(out[i * K + 1]!) + logVarShift);
+      mean[i] = out[i * K]! * m.yStd + m.yMean;
+      if (logVar) logVar[i] = out[i * K + 1]! + logVarShift;
     }
-    first = false;
+    sums.add(mean, 0, logVar);
   });
-  const mean = new Float64Array(n);
-  const epistemicVar = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const d = sum[i]! / samples;
-    mean[i] = shift[i]! + d;
-    epistemicVar[i] = samples > 1 ? Math.max(0, (sumSq[i]! - samples * d * d) / (samples - 1)) : 0;
-    if (alea) alea[i]! /= samples;
-  }
-  return { mean, epistemicVar, aleatoricVar: alea };
-}
-
-function clampLogVar(s: number): number {
-  return s > MAX_LOG_VARIANCE ? MAX_LOG_VARIANCE : s < -MAX_LOG_VARIANCE ? -MAX_LOG_VARIANCE : s;
+  return {
+    mean: Float64Array.from({ length: n }, (_, i) => sums.mean(i)),
+    epistemicVar: Float64Array.from({ length: n }, (_, i) => sums.variance(i)),
+    aleatoricVar: hetero ? Float64Array.from({ length: n }, (_, i) => sums.noiseVariance(i)) : null,
+  };
 }
 
 /**

@@ -5,7 +5,7 @@
 import { Rng, stream } from '../util/rng.js';
 import { calibrateAleatoricStd } from './calibrate.js';
 import { type Dataset, DataError } from './data.js';
-import { gaussianLogLik } from './metrics.js';
+import { gaussianLogLik } from '../uncertainty/scoring.js';
 import { createMlp } from './mlp.js';
 import { averageProbabilities, fitTemperature } from './temperature.js';
 import {

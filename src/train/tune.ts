@@ -7,7 +7,7 @@
  * rows up to the longest training length; at each checkpoint epoch its served predictive distribution
  * on the validation rows is scored, so training lengths cost nothing extra. The score is the mean
  * validation log-likelihood of what the server would serve: N(MC mean, MC variance + noise) with the
- * server's formulas (src/model/mc.ts). The noise σ (homoscedastic: the noise; heteroscedastic: a floor
+ * server's formulas (src/uncertainty). The noise σ (homoscedastic: the noise; heteroscedastic: a floor
  * added to the predicted variance) is fitted on one half of the validation rows and scored on the other
  * (both ways), so that no candidate is scored on rows it fitted anything on. The served model's epistemic
  * scale (calibrate) is not part of the score: measured on the UCI splits (scripts/uci-lab-eval.mts, test

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_UCI_OPTIONS, loadUci, meanSe, parseUciArgs, runUci, scoreSplit, splitCsv } from '../../bench/uci.js';
-import { gaussianLogLik } from '../../src/train/metrics.js';
+import { gaussianLogLik } from '../../src/uncertainty/scoring.js';
 
 describe('UCI benchmark harness', () => {
   it('reads the published splits: 90/10, disjoint, every row once per split', () => {

@@ -1,7 +1,8 @@
 /** A Model without a runtime, for repository and data plane tests: predict answers `value` per row. */
 import { CancelledError } from '../../src/model/errors.js';
 import type { FeatureStats, McJob, McResult, Model, RunSignal } from '../../src/model/model.js';
-import { makeStats } from '../../src/model/stats.js';
+import { makeStats } from '../../src/uncertainty/record.js';
+import { REGRESSION_STATS } from '../../src/uncertainty/statistics.js';
 
 export interface FakeModel extends Model {
   /** Set by close(). */
@@ -60,14 +61,19 @@ export function fakeModel(name: string, value: number, opts: FakeOptions = {}): 
     }
     const n = rows;
     const v = (x: number) => new Float64Array(n).fill(x);
-    const mean = v(value);
-    if (opts.nanRow !== undefined && opts.nanRow < rows) mean[opts.nanRow] = Number.NaN;
+    // every statistic of the table: these six as named, any other 0 (so that a new statistic changes no test)
+    const fixed: Record<string, number> = {
+      mean: value,
+      std: 1,
+      epistemicStd: 1,
+      aleatoricStd: 0,
+      lower: value - 1,
+      upper: value + 1,
+    };
+    const arrays = Object.fromEntries(REGRESSION_STATS.map((d) => [d.key, v(fixed[d.key] ?? 0)]));
+    if (opts.nanRow !== undefined && opts.nanRow < rows) arrays.mean![opts.nanRow] = Number.NaN;
     return {
-      stats: makeStats(
-        'regression',
-        { rows, width: 1, samples, level: interval },
-        { mean, std: v(1), epistemicStd: v(1), aleatoricStd: v(0), lower: v(value - 1), upper: v(value + 1) },
-      ),
+      stats: makeStats('regression', { rows, width: 1, samples, level: interval }, arrays),
       seed,
     };
   };

@@ -379,13 +379,12 @@ describe('renderReport: classification', () => {
       labels: number[];
     };
     ft.mutualInformation.fill(0);
-    ft.labels.forEach(
-      (_, i) =>
-        (ft.labels[i] = [0, 1, 2].reduce(
-          (b, j) => (ft.probsCalibrated[i * 3 + j]! > ft.probsCalibrated[i * 3 + b]! ? j : b),
-          0,
-        )),
-    );
+    ft.labels.forEach((_, i) => {
+      ft.labels[i] = [0, 1, 2].reduce(
+        (b, j) => (ft.probsCalibrated[i * 3 + j]! > ft.probsCalibrated[i * 3 + b]! ? j : b),
+        0,
+      );
+    });
     checkPage(renderReport(flat));
   });
 });

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { buildApp } from '../../src/server/app.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
-import { conformalQuantile, normalQuantile } from '../../src/util/stats.js';
+import { conformalQuantile } from '../../src/uncertainty/intervals.js';
+import { normalQuantile } from '../../src/util/special-functions.js';
 import { DIABETES_ROW, WINE_ROW } from '../helpers/app.js';
 import { heteroNet } from '../helpers/hetero.js';
 

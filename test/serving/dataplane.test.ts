@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { CancelledError, InputError, NoDropoutError, RequestError } from '../../src/model/errors.js';
 import type { Model } from '../../src/model/model.js';
-import type { RegressionStats } from '../../src/model/stats.js';
+import type { RegressionStats } from '../../src/uncertainty/record.js';
 import {
   type ClientLink,
   DataPlane,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CancelledError, RequestError } from '../../src/model/errors.js';
 import type { McJob, McResult, Model } from '../../src/model/model.js';
-import type { RegressionStats } from '../../src/model/stats.js';
+import type { RegressionStats } from '../../src/uncertainty/record.js';
 import { DeadlineExceededError, OverloadedError } from '../../src/serving/errors.js';
 import {
   type ClientLink,

@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  conformalQuantile,
-  conformalScores,
-  gaussianCrps,
-  gaussianLogLik,
-  normalCdf,
-  regressionMetrics,
-} from '../../src/train/metrics.js';
+import { conformalQuantile, conformalScores } from '../../src/uncertainty/intervals.js';
+import { gaussianCrps, gaussianLogLik } from '../../src/uncertainty/scoring.js';
+import { normalCdf } from '../../src/util/special-functions.js';
+import { regressionMetrics } from '../../src/train/card-metrics.js';
 import { calibrateAleatoricStd, calibrateScaleAndNoise, scaledGaussianNll } from '../../src/train/calibrate.js';
 import { calibrateRegression } from '../../src/train/train.js';
 import { averageProbabilities, fitTemperature } from '../../src/train/temperature.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
-import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/metrics.js';
+import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/card-metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../../src/train/train.js';
 
 describe('model quality on real data (held-out test split)', () => {

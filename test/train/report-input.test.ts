@@ -18,7 +18,7 @@ import {
   type ClassificationMetrics,
   regressionMetrics,
   type RegressionMetrics,
-} from '../../src/train/metrics.js';
+} from '../../src/train/card-metrics.js';
 import {
   buildReportInput,
   epistemicScale,

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/train/cli.js';
 import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
-import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/metrics.js';
+import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/card-metrics.js';
 import { defaultGrid, type Grid, tune } from '../../src/train/tune.js';
 import { assembleOutOfFold, crossFitFolds } from '../../src/train/tune-calibrate.js';
 import { DEFAULT_TRAIN_OPTIONS, fitNetwork } from '../../src/train/train.js';

@@ -5,7 +5,7 @@
  * the disagreement; what passes is what the model serves.
  */
 import type { Card } from '../card.js';
-import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../mc.js';
+import { type LogVarianceBounds, MAX_LOG_VARIANCE } from '../../uncertainty/moments.js';
 import type { Model, Task } from '../model.js';
 import type { UncertaintySettings } from '../uncertainty.js';
 import type { Model as OnnxProto } from '../../onnx-proto/proto.js';

@@ -5,7 +5,9 @@
  */
 import type { Card } from '../card.js';
 import { CancelledError, InputError, NoDropoutError } from '../errors.js';
-import { ClassificationAccumulator, type LogVarianceBounds, RegressionAccumulator } from '../mc.js';
+import { ClassificationAccumulator, RegressionAccumulator } from '../../uncertainty/accumulators.js';
+import { intervalLevelMessage, isIntervalLevel } from '../../uncertainty/intervals.js';
+import type { LogVarianceBounds } from '../../uncertainty/moments.js';
 import {
   DEFAULT_RUNTIME_OPTIONS,
   type FeatureStats,
@@ -18,7 +20,7 @@ import {
   type Task,
   type TensorSpec,
 } from '../model.js';
-import type { McStats } from '../stats.js';
+import type { McStats } from '../../uncertainty/record.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
 import type { GraphInfo } from './inspect.js';
@@ -68,8 +70,7 @@ export interface OnnxModelInit {
 }
 
 function checkInterval(interval: number): void {
-  if (!(interval > 0 && interval < 1))
-    throw new InputError(`interval: expected a number strictly between 0 and 1, got ${interval}`);
+  if (!isIntervalLevel(interval)) throw new InputError(intervalLevelMessage('interval', interval));
 }
 
 export class OnnxModel implements Model {

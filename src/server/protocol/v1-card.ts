@@ -11,7 +11,7 @@
  */
 import type { Model, ModelDescription } from '../../model/model.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
-import { conformalQuantile } from '../../util/stats.js';
+import { conformalQuantile } from '../../uncertainty/intervals.js';
 
 /** The levels whose split-conformal quantile the card view shows (the multipliers intervals use). */
 export const CONFORMAL_SUMMARY_LEVELS = [0.5, 0.8, 0.9, 0.95] as const;

@@ -2,7 +2,7 @@
  * The /v1 codec: REST requests → data plane requests, results → JSON, errors → Fastify's shape
  * {statusCode, error, message, code}. Pure: no Fastify here (the routes are src/server/routes/v1.ts).
  * Monte Carlo predictions and their zod schema are both derived from the descriptor tables in
- * src/model/stats.ts: a statistic is a number per row (an array per row when the model has several
+ * src/uncertainty/statistics.ts: a statistic is a number per row (an array per row when the model has several
  * outputs) unless its /v1 field has a codec in V1_FIELDS.
  */
 import { STATUS_CODES } from 'node:http';
@@ -10,7 +10,8 @@ import { z } from 'zod';
 import type { ErrorKind } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
-import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
+import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
+import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
 import type {
   PredictRequest,

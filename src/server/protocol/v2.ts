@@ -3,11 +3,12 @@
  * responses, errors → {"error": "..."}. Pure: no Fastify here (the routes are src/server/routes/v2.ts).
  * https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
  * Input data may be flat (row-major) or nested to the tensor's shape; the batch is the first dimension.
- * Monte Carlo outputs are the statistics with a V2 name in src/model/stats.ts.
+ * Monte Carlo outputs are the statistics with a V2 name in src/uncertainty/statistics.ts.
  */
 import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
-import { type McStats, STATS, type Task, statValues, statsWidth } from '../../model/stats.js';
+import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
+import { STATS, type Task } from '../../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
 import type {
   PredictRequest,
@@ -23,7 +24,7 @@ import {
   type InferenceMode,
   type ModeStatistics,
   type ModelStatistics,
-} from '../../serving/statistics.js';
+} from '../../serving/inference-statistics.js';
 import {
   type V2BinaryRequest,
   V2BinaryError,
@@ -515,7 +516,7 @@ function modeStats(m: ModeStatistics, mode: InferenceMode | null): V2ModeStats {
 /**
  * GET /v2/models[/{name}[/versions/{v}]]/stats: Triton's $stats_model_response. Each model version's
  * top-level figures are predict and Monte Carlo together (what Triton's tools read); `mode_stats` has
- * them per mode. See src/serving/statistics.ts for what each figure measures.
+ * them per mode. See src/serving/inference-statistics.ts for what each figure measures.
  */
 export function encodeStatistics(stats: ModelStatistics[]): { model_stats: V2ModelStat[] } {
   return {

@@ -7,6 +7,7 @@
  * the first half of that contract against zod on random bodies.
  */
 import type { z } from 'zod';
+import { isIntervalLevel } from '../../uncertainty/intervals.js';
 
 export type FastPath = (data: unknown) => unknown;
 
@@ -68,7 +69,7 @@ export function uncertaintyFastPath(maxSamples: number): FastPath {
       !(Number.isSafeInteger(samples) && (samples as number) >= 1 && (samples as number) <= maxSamples)
     )
       return undefined;
-    if (interval !== undefined && !(typeof interval === 'number' && interval > 0 && interval < 1)) return undefined;
+    if (interval !== undefined && !isIntervalLevel(interval)) return undefined;
     if (seed !== undefined && !(Number.isSafeInteger(seed) && (seed as number) >= 0)) return undefined;
     if (data.return_samples !== undefined && typeof data.return_samples !== 'boolean') return undefined;
     if (

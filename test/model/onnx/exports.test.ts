@@ -20,7 +20,7 @@ import {
   sharedPrefixPoint,
 } from '../../../src/model/onnx/rewrite.js';
 import { selfCheck, selfCheckPlan } from '../../../src/model/onnx/self-check.js';
-import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { DataType, decodeModel, encodeModel } from '../../../src/onnx-proto/proto.js';

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { foldAffine } from '../../../src/model/onnx/fold.js';
 import { inspect } from '../../../src/model/onnx/inspect.js';
-import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { createSession } from '../../../src/model/onnx/ort.js';

@@ -20,7 +20,7 @@ import { inspect } from '../../../src/model/onnx/inspect.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { type OrtSession, createSession } from '../../../src/model/onnx/ort.js';
 import { inputTilePoint, mcGraph, repeatsInputName } from '../../../src/model/onnx/rewrite.js';
-import type { RegressionStats } from '../../../src/model/stats.js';
+import type { RegressionStats } from '../../../src/uncertainty/record.js';
 import { DataType, encodeModel } from '../../../src/onnx-proto/proto.js';
 import { f32, model, vi } from '../../helpers/onnx.js';
 

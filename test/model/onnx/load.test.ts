@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ModelLoadError } from '../../../src/model/errors.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
-import type { RegressionStats } from '../../../src/model/stats.js';
+import type { RegressionStats } from '../../../src/uncertainty/record.js';
 import { AttributeType, DataType, type Model as OnnxProto } from '../../../src/onnx-proto/proto.js';
 import { f32, model, vi as valueInfo } from '../../helpers/onnx.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
-import type { ClassificationStats } from '../../../src/model/stats.js';
+import type { ClassificationStats } from '../../../src/uncertainty/record.js';
 
 const fx = 'test/fixtures/tensor';
 const F = 3 * 96 * 96;

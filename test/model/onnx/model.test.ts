@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, InputError, ModelLoadError, NoDropoutError } from '../../../src/model/errors.js';
-import type { ClassificationStats, RegressionStats } from '../../../src/model/stats.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { toMatrix } from '../../../src/model/rows.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inspect } from '../../../src/model/onnx/inspect.js';
 import { mcGraph, sharedPrefixPoint } from '../../../src/model/onnx/rewrite.js';
-import type { RegressionStats } from '../../../src/model/stats.js';
+import type { RegressionStats } from '../../../src/uncertainty/record.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { DataType, decodeModel } from '../../../src/onnx-proto/proto.js';

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ClassificationAccumulator, RegressionAccumulator } from '../../src/model/mc.js';
-import { type McStats, type RegressionStats, STATS, makeStats, packStats, unpackStats } from '../../src/model/stats.js';
+import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
+import { type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
+import { needsSamples, STATS } from '../../src/uncertainty/statistics.js';
+import { packStats, unpackStats } from '../../src/uncertainty/record-wire.js';
 import { encodeStats, predictionSchema } from '../../src/server/protocol/v1.js';
 import { mcOutputNames, mcOutputs } from '../../src/server/protocol/v2.js';
-import { normalQuantile } from '../../src/util/stats.js';
+import { normalQuantile } from '../../src/util/special-functions.js';
 
 /** Samples of 2 rows × 2 outputs (regression) or 2 rows × 3 classes (logits), sample-major. */
 function regression(
@@ -91,7 +93,9 @@ describe('the worker wire', () => {
     expect(() => unpackStats(tampered)).toThrow(/layout tag .* is not this build's/);
     const count = packed.slice();
     count[9] = STATS.regression.length - 1;
-    expect(() => unpackStats(count)).toThrow(`5 statistics for regression, this build has ${STATS.regression.length}`);
+    expect(() => unpackStats(count)).toThrow(
+      `${STATS.regression.length - 1} statistics for regression, this build has ${STATS.regression.length}`,
+    );
     expect(() => unpackStats(packed.subarray(0, packed.length - 1))).toThrow(/truncated/);
   });
 });
@@ -119,6 +123,8 @@ describe('the protocol codecs follow the tables', () => {
       epistemic_std: reg.epistemicStd[0],
       aleatoric_std: 3,
       interval: { level: 0.9, method: 'gaussian', lower: reg.lower[0], upper: reg.upper[0] },
+      quantile_25: reg.quantile25[0],
+      quantile_75: reg.quantile75[0],
     });
     expect(encodeStats(cls, ['a', 'b', 'c'], false)[1]!.label).toBe(
       ['a', 'b', 'c'][(cls as { label: Int32Array }).label[1]!],
@@ -130,7 +136,16 @@ describe('the protocol codecs follow the tables', () => {
     expect(mcOutputs(reg).map((o) => [o.name, o.shape])).toEqual(
       STATS.regression.filter((d) => d.v2).map((d) => [d.v2, [3, 2]]),
     );
-    expect(mcOutputNames('regression')).toEqual(['mean', 'std', 'epistemic_std', 'aleatoric_std', 'lower', 'upper']);
+    expect(mcOutputNames('regression')).toEqual([
+      'mean',
+      'std',
+      'epistemic_std',
+      'aleatoric_std',
+      'lower',
+      'upper',
+      'quantile_25',
+      'quantile_75',
+    ]);
     expect(mcOutputNames('classification')).toEqual([
       'probabilities',
       'entropy',
@@ -142,5 +157,33 @@ describe('the protocol codecs follow the tables', () => {
     expect(Array.from(cls[1]!.data)).toEqual(
       Array.from((classification(2, 3, 10) as { entropy: Float64Array }).entropy, (v) => Math.fround(v)),
     );
+  });
+});
+
+describe('statistics that need the samples', () => {
+  it('quantile_25 and quantile_75 are the type-7 quartiles of each row and output over the T samples', () => {
+    const rows = 2;
+    const outputs = 2;
+    const T = 41;
+    const s = regression(rows, outputs, T, new Float64Array(rows * outputs));
+    expect(s.raw).toBeUndefined(); // kept for the quartiles, not handed out unasked
+    const n = rows * outputs;
+    for (let i = 0; i < n; i++) {
+      // the same samples regression() feeds, sorted: T = 41, so the quartiles are the 11th and 31st
+      const column = Array.from({ length: T }, (_, t) => Math.fround(Math.sin((t * n + i) * 1.7) * 3 + i)).sort(
+        (a, b) => a - b,
+      );
+      expect(s.quantile25[i]).toBe(column[10]);
+      expect(s.quantile75[i]).toBe(column[30]);
+      expect(s.quantile25[i]!).toBeLessThan(s.quantile75[i]!);
+    }
+    // between order statistics: T = 4 samples 0, 1, 2, 3 give 0.75 and 2.25 (numpy.quantile)
+    const acc = new RegressionAccumulator(1, 1, 4, true);
+    acc.add(Float32Array.from([3, 0, 2, 1]), 4);
+    const q = acc.finish(new Float64Array(1), 0.5);
+    expect([q.quantile25[0], q.quantile75[0]]).toEqual([0.75, 2.25]);
+    expect(Array.from(q.raw!)).toEqual([3, 0, 2, 1]);
+    expect(needsSamples(STATS.regression)).toBe(true);
+    expect(needsSamples(STATS.classification)).toBe(false);
   });
 });

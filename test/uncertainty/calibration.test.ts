@@ -3,19 +3,17 @@ import {
   calibrationCurve,
   centralCoverage,
   conformalCalibrationCurve,
-  confusionMatrix,
-  COVERAGE_LEVELS,
-  histogram,
-  normalCdf,
+  CALIBRATION_CURVE_LEVELS,
   pitValues,
-  quantile,
   reliabilityBins,
-  topClass,
-  totalStd,
-} from '../../src/report/stats.js';
-import { classificationMetrics, conformalScores, regressionMetrics } from '../../src/train/metrics.js';
+} from '../../src/uncertainty/calibration.js';
+import { normalCdf } from '../../src/util/special-functions.js';
+import { quantile } from '../../src/uncertainty/quantiles.js';
+import { totalStd } from '../../src/uncertainty/moments.js';
+import { classificationMetrics, regressionMetrics } from '../../src/train/card-metrics.js';
+import { conformalScores } from '../../src/uncertainty/intervals.js';
 import { Rng } from '../../src/util/rng.js';
-import { erf, normalQuantile } from '../../src/util/stats.js';
+import { erf, normalQuantile } from '../../src/util/special-functions.js';
 
 /** y = mean + std·z_i with z_i the (i + ½)/n quantiles of N(0, 1): a perfectly calibrated sample. */
 function quantileGrid(n: number, rng: Rng): { y: number[]; mean: number[]; std: number[] } {
@@ -58,7 +56,7 @@ describe('centralCoverage', () => {
   it('is the nominal level (to 1/n) on a perfectly calibrated quantile grid', () => {
     const n = 2000;
     const g = quantileGrid(n, new Rng(1));
-    for (const level of COVERAGE_LEVELS)
+    for (const level of CALIBRATION_CURVE_LEVELS)
       expect(Math.abs(centralCoverage(g.y, g.mean, g.std, level) - level)).toBeLessThanOrEqual(1 / n + 1e-12);
   });
 
@@ -85,21 +83,23 @@ describe('centralCoverage', () => {
   });
 
   it('calibrationCurve evaluates every level, 5%…95% and 99% by default', () => {
-    expect(COVERAGE_LEVELS).toHaveLength(20);
-    expect(COVERAGE_LEVELS[0]).toBe(0.05);
-    expect(COVERAGE_LEVELS[18]).toBeCloseTo(0.95, 15);
-    expect(COVERAGE_LEVELS[19]).toBe(0.99);
+    expect(CALIBRATION_CURVE_LEVELS).toHaveLength(20);
+    expect(CALIBRATION_CURVE_LEVELS[0]).toBe(0.05);
+    expect(CALIBRATION_CURVE_LEVELS[18]).toBeCloseTo(0.95, 15);
+    expect(CALIBRATION_CURVE_LEVELS[19]).toBe(0.99);
     const g = quantileGrid(400, new Rng(3));
     const curve = calibrationCurve(g.y, g.mean, g.std);
-    expect(curve.map((c) => c.level)).toEqual([...COVERAGE_LEVELS]);
-    curve.forEach((c) => expect(c.observed).toBe(centralCoverage(g.y, g.mean, g.std, c.level)));
+    expect(curve.map((c) => c.level)).toEqual([...CALIBRATION_CURVE_LEVELS]);
+    for (const c of curve) expect(c.observed).toBe(centralCoverage(g.y, g.mean, g.std, c.level));
     // too narrow intervals (σ halved) cover less at every level
     const narrow = calibrationCurve(
       g.y,
       g.mean,
       g.std.map((s) => s / 2),
     );
-    narrow.forEach((c, i) => expect(c.observed).toBeLessThan(curve[i]!.observed + 1e-12));
+    narrow.forEach((c, i) => {
+      expect(c.observed).toBeLessThan(curve[i]!.observed + 1e-12);
+    });
     expect(narrow[17]!.observed).toBeLessThan(0.7);
   });
 });
@@ -149,42 +149,15 @@ describe('pitValues', () => {
     const n = 300;
     const g = quantileGrid(n, new Rng(4));
     const pit = pitValues(g.y, g.mean, g.std);
-    pit.forEach((v, i) => expect(v).toBeCloseTo((i + 0.5) / n, 9));
+    pit.forEach((v, i) => {
+      expect(v).toBeCloseTo((i + 0.5) / n, 9);
+    });
   });
   it('handles zero std by the sign of the residual and skips unusable rows', () => {
     const pit = Array.from(pitValues([1, -1, 0, NaN, 2], [0, 0, 0, 0, 2], [0, 0, 0, 1, 1]));
     expect(pit.slice(0, 3)).toEqual([1, 0, 0.5]);
     expect(pit).toHaveLength(4);
     expect(pit[3]).toBeCloseTo(0.5, 15);
-  });
-});
-
-describe('histogram', () => {
-  it('counts values into equal bins with the last bin closed, clamping outliers', () => {
-    const h = histogram([0, 0.1, 0.2499, 0.25, 0.5, 0.99, 1, 1.5, -3, NaN, Infinity], 4, 0, 1);
-    expect(h.edges).toEqual([0, 0.25, 0.5, 0.75, 1]);
-    expect(h.counts).toEqual([4, 1, 1, 3]);
-  });
-  it('uses the data range when none is given, widening a flat one', () => {
-    const h = histogram([2, 4, 6, 8], 2);
-    expect(h.edges).toEqual([2, 5, 8]);
-    expect(h.counts).toEqual([2, 2]);
-    const flat = histogram([3, 3], 2);
-    expect(flat.edges[0]).toBeLessThan(3);
-    expect(flat.edges[2]).toBeGreaterThan(3);
-    expect(flat.counts.reduce((a, b) => a + b)).toBe(2);
-    expect(histogram([], 3).counts).toEqual([0, 0, 0]);
-    expect(() => histogram([1], 0)).toThrow(/positive integer bin count/);
-  });
-  it('keeps every finite value (brute count per bin)', () => {
-    const rng = new Rng(5);
-    const xs = Array.from({ length: 1000 }, () => rng.normal());
-    const h = histogram(xs, 13);
-    expect(h.counts.reduce((a, b) => a + b)).toBe(1000);
-    for (let b = 0; b < 13; b++) {
-      const inBin = xs.filter((v) => v >= h.edges[b]! && (b === 12 ? v <= h.edges[13]! : v < h.edges[b + 1]!)).length;
-      expect(Math.abs(h.counts[b]! - inBin)).toBeLessThanOrEqual(1); // a value on an edge may round either way
-    }
   });
 });
 
@@ -206,7 +179,7 @@ describe('reliabilityBins', () => {
     expect(r.ece).toBeCloseTo(0.5 * 0.4 + 0.25 * 0.5 + 0.25 * 0.4, 12);
   });
 
-  it('agrees with the trainer metric (15 bins) on random probabilities', () => {
+  it('ECE is Σ_b (n_b / n)·|accuracy_b − confidence_b| of its own bins (15) on random probabilities; the card uses it', () => {
     const rng = new Rng(6);
     const n = 400;
     const k = 4;
@@ -220,46 +193,32 @@ describe('reliabilityBins', () => {
     }
     const ours = reliabilityBins(probs, labels, k);
     expect(ours.bins).toHaveLength(15);
-    expect(ours.ece).toBeCloseTo(classificationMetrics(labels, probs, probs, k).ece, 12);
+    const weighted = ours.bins
+      .filter((b) => b.count > 0)
+      .reduce((e, b) => e + (b.count / n) * Math.abs(b.accuracy - b.confidence), 0);
+    expect(ours.ece).toBeCloseTo(weighted, 12);
+    expect(ours.ece).toBeGreaterThan(0.05); // random labels against confident probabilities: far from calibrated
     expect(ours.bins.reduce((a, b) => a + b.count, 0)).toBe(n);
+    // brute count of one bin: rows whose top probability falls in [lo, hi)
+    const bin = ours.bins.find((b) => b.count > 5)!;
+    let rows = 0;
+    let hits = 0;
+    for (let i = 0; i < n; i++) {
+      const row = Array.from(probs.subarray(i * k, i * k + k));
+      const top = Math.max(...row);
+      if (top >= bin.lo && top < bin.hi) {
+        rows++;
+        if (row.indexOf(top) === labels[i]) hits++;
+      }
+    }
+    expect([rows, hits / rows]).toEqual([bin.count, bin.accuracy]);
+    expect(classificationMetrics(labels, probs, probs, k).ece).toBe(ours.ece);
   });
 
   it('skips rows with a bad label or a non-finite probability', () => {
     const r = reliabilityBins([1, 0, NaN, 0.5, 0.2, 0.8, 0.3, 0.7], [0, 0, 1, 5], 2, 15);
     expect(r.rows).toBe(2);
     expect(reliabilityBins([], [], 2).ece).toBeNaN();
-  });
-});
-
-describe('confusionMatrix and topClass', () => {
-  it('count argmax against truth (brute count), ties to the first class', () => {
-    const rng = new Rng(7);
-    const n = 300;
-    const k = 3;
-    const probs: number[] = [];
-    const labels: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const row = [rng.next(), rng.next(), rng.next()];
-      probs.push(...row);
-      labels.push(rng.int(k));
-    }
-    const m = confusionMatrix(probs, labels, k);
-    for (let t = 0; t < k; t++) {
-      for (let p = 0; p < k; p++) {
-        let c = 0;
-        for (let i = 0; i < n; i++) {
-          const row = probs.slice(i * k, i * k + k);
-          if (labels[i] === t && row.indexOf(Math.max(...row)) === p) c++;
-        }
-        expect(m[t]![p]).toBe(c);
-      }
-    }
-    expect(confusionMatrix([0.5, 0.5], [1], 2)).toEqual([
-      [0, 0],
-      [1, 0],
-    ]);
-    const top = topClass([0.2, 0.8, 0.6, 0.4, NaN, 1], [1, 1, 0], 2);
-    expect(top).toEqual({ index: [0, 1], confidence: [0.8, 0.6], correct: [true, false] });
   });
 });
 

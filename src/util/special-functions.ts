@@ -1,4 +1,7 @@
-/** Small statistics helpers shared by training metrics and the serving runtime (pure, float64). */
+/**
+ * Special functions of the normal distribution (pure, float64): erfc and erf, the standard normal CDF,
+ * density and quantile. The uncertainty core (src/uncertainty) and the trainer's GELU build on them.
+ */
 
 /**
  * Inverse of the standard normal CDF (Acklam's rational approximation, relative error < 1.15e-9,
@@ -52,7 +55,7 @@ export function erfc(x: number): number {
   const t = 2 / (2 + z);
   const ty = 4 * t - 2;
   const cof = [
-    -1.3026537197817094, 6.4196979235649026e-1, 1.9476473204185836e-2, -9.561514786808631e-3, -9.46595344482036e-4,
+    -1.3026537197817094, 6.419697923564902e-1, 1.9476473204185836e-2, -9.561514786808631e-3, -9.46595344482036e-4,
     3.66839497852761e-4, 4.2523324806907e-5, -2.0278578112534e-5, -1.624290004647e-6, 1.30365583558e-6, 1.5626441722e-8,
     -8.5238095915e-8, 6.529054439e-9, 5.059343495e-9, -9.91364156e-10, -2.27365122e-10, 9.6467911e-11, 2.394038e-12,
     -6.886027e-12, 8.94487e-13, 3.13092e-13, -1.12708e-13, 3.81e-16, 7.106e-15, -1.523e-15, -9.4e-17, 1.21e-16,
@@ -69,31 +72,19 @@ export function erfc(x: number): number {
   return x >= 0 ? r : 2 - r;
 }
 
-/** Shannon entropy (nats) of a probability vector. */
-export function entropy(p: ArrayLike<number>, offset = 0, k = p.length): number {
-  let h = 0;
-  for (let i = 0; i < k; i++) {
-    const v = p[offset + i]!;
-    if (v > 0) h -= v * Math.log(v);
-  }
-  return h;
-}
-
 /** Error function, erf(x) = 1 − erfc(x). */
 export function erf(x: number): number {
   return 1 - erfc(x);
 }
 
-/**
- * Split-conformal quantile of nonconformity scores (Vovk et al. 2005; Lei et al. 2018; Angelopoulos &
- * Bates 2021, §1.1): with n calibration scores sorted ascending, the ⌈(n + 1)·level⌉-th smallest, or +∞
- * when that rank exceeds n (too few rows for the level). Then for an exchangeable test row,
- * P(score ≤ q) ≥ level.
- */
-export function conformalQuantile(sortedScores: ArrayLike<number>, level: number): number {
-  if (!(level > 0 && level < 1)) throw new RangeError(`conformal level must be in (0, 1), got ${level}`);
-  const n = sortedScores.length;
-  // the rank in floating point: (n+1)·level can land a hair above an integer (e.g. 10·0.9 = 9.000000000000002)
-  const k = Math.ceil((n + 1) * level - 1e-9);
-  return k > n ? Infinity : sortedScores[Math.max(k, 1) - 1]!;
+/** Standard normal CDF Φ(z) = ½·erfc(−z/√2); Φ(±∞) = 1 or 0. */
+export function normalCdf(z: number): number {
+  if (z === Infinity) return 1;
+  if (z === -Infinity) return 0;
+  return 0.5 * erfc(-z / Math.SQRT2);
+}
+
+/** Standard normal density φ(z). */
+export function normalPdf(z: number): number {
+  return Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
 }

@@ -1,0 +1,235 @@
+/**
+ * The Monte Carlo accumulators: a run's sample outputs in, chunk by chunk, the statistics record out.
+ * They keep running moments (moments.ts) and the samples themselves only when the record's raw samples
+ * are asked for or a statistic of the table needs them; finish() computes every statistic of the table
+ * (statistics.ts) from them. Format-neutral: any model that yields sample outputs can use these.
+ *
+ * Chunk layout: a run over `s` samples of N rows returns s·N rows ordered sample-major: row t·N + i is
+ * sample t of input row i.
+ */
+import { gaussianInterval, type IntervalSpec } from './intervals.js';
+import { type LogVarianceBounds, MomentSums } from './moments.js';
+import { entropy, toProbabilities } from './probabilities.js';
+import { quantileInPlace } from './quantiles.js';
+import { type ClassificationStats, makeStatsInOrder, type RegressionStats, allocateStats } from './record.js';
+import {
+  CLASSIFICATION_STATS,
+  type ClassificationRow,
+  type ClassificationStatDescriptor,
+  needsSamples,
+  REGRESSION_STATS,
+  type RegressionElement,
+  type RegressionStatDescriptor,
+} from './statistics.js';
+
+const REGRESSION_NEEDS_SAMPLES = needsSamples(REGRESSION_STATS);
+const CLASSIFICATION_NEEDS_SAMPLES = needsSamples(CLASSIFICATION_STATS);
+
+export class RegressionAccumulator {
+  private readonly moments: MomentSums;
+  /** samples × rows × outputs, sample-major: for the record's raw samples or a statistic that needs them. */
+  private readonly kept?: Float32Array;
+
+  /**
+   * `keepSamples`: the record carries the raw samples. `logVariance`: the clamp bounds of a
+   * heteroscedastic model's log-variance output (add() then needs that output with every chunk); absent
+   * or null for a homoscedastic model.
+   */
+  constructor(
+    private readonly rows: number,
+    private readonly outputs: number,
+    samples: number,
+    private readonly keepSamples: boolean,
+    logVariance: LogVarianceBounds | null = null,
+  ) {
+    this.moments = new MomentSums(rows * outputs, logVariance);
+    if (keepSamples || REGRESSION_NEEDS_SAMPLES) this.kept = new Float32Array(samples * rows * outputs);
+  }
+
+  /**
+   * Add `chunkSamples` samples from a sample-major output of chunkSamples × batchRows rows, of which this
+   * request's rows are rowOffset … rowOffset + rows − 1 in every sample (a coalesced run holds several
+   * requests; alone, batchRows = rows and rowOffset = 0). `logVar`: the log-variance output of the same
+   * run, same layout (heteroscedastic models).
+   */
+  add(out: Float32Array, chunkSamples: number, batchRows = this.rows, rowOffset = 0, logVar?: Float32Array): void {
+    const n = this.moments.size;
+    const stride = batchRows * this.outputs;
+    const first = rowOffset * this.outputs;
+    const { moments, kept } = this;
+    if (kept) {
+      for (let t = 0; t < chunkSamples; t++) {
+        const o = t * stride + first;
+        const at = (moments.count + t) * n;
+        for (let i = 0; i < n; i++) kept[at + i] = out[o + i]!;
+      }
+    }
+    moments.add(out, first, logVar, chunkSamples, stride);
+  }
+
+  /**
+   * `aleatoricStd`: the card's σ per row and output (rows × outputs): the noise of a homoscedastic model,
+   * the floor of a heteroscedastic one (whose served aleatoric_std is √(MC mean of the predicted
+   * variance + σ²), per row). `interval`: the resolved interval (a bare level means gaussian).
+   * `epistemicScale` multiplies the MC std of the mean.
+   */
+  finish(aleatoricStd: Float64Array, interval: number | IntervalSpec, epistemicScale = 1): RegressionStats {
+    const { moments, kept, rows, outputs } = this;
+    const T = moments.count;
+    const n = moments.size;
+    if (aleatoricStd.length !== n)
+      throw new Error(`aleatoric_std: ${aleatoricStd.length} values for ${rows} rows × ${outputs} outputs`);
+    const spec = typeof interval === 'number' ? gaussianInterval(interval) : interval;
+    const s2 = epistemicScale * epistemicScale;
+    const table: readonly RegressionStatDescriptor[] = REGRESSION_STATS;
+    const values = allocateStats(table, rows, outputs);
+    const e = new Element(spec.multiplier, T, n, REGRESSION_NEEDS_SAMPLES ? kept! : null);
+    for (let i = 0; i < n; i++) {
+      e.at(i);
+      const variance = s2 * moments.variance(i);
+      const floor = aleatoricStd[i]!;
+      const aleaVar = moments.heteroscedastic ? moments.noiseVariance(i) + floor * floor : floor * floor;
+      e.mean = moments.mean(i);
+      e.epistemicStd = Math.sqrt(variance);
+      e.aleatoricStd = moments.heteroscedastic ? Math.sqrt(aleaVar) : floor;
+      e.std = Math.sqrt(variance + aleaVar);
+      for (let j = 0; j < table.length; j++) values[j]![i] = table[j]!.value(e);
+    }
+    return makeStatsInOrder(
+      'regression',
+      { rows, width: outputs, samples: T, level: spec.level, intervalMethod: spec.method },
+      values,
+      this.keepSamples ? kept : undefined,
+    ) as RegressionStats;
+  }
+}
+
+/** One row and output in finish(), reused for all of them (no allocation per value). */
+class Element implements RegressionElement {
+  mean = 0;
+  epistemicStd = 0;
+  aleatoricStd = 0;
+  std = 0;
+  /** The value this element is (row · outputs + output). */
+  private index = 0;
+  /** Whether `column` holds this element's samples (copied on the first quantile asked for). */
+  private copied = false;
+  private readonly column: Float64Array;
+
+  constructor(
+    readonly multiplier: number,
+    readonly samples: number,
+    /** Values per sample. */
+    private readonly size: number,
+    /** samples × size, sample-major; null when no statistic needs them. */
+    private readonly kept: Float32Array | null,
+  ) {
+    this.column = new Float64Array(kept ? samples : 0);
+  }
+
+  at(index: number): void {
+    this.index = index;
+    this.copied = false;
+  }
+
+  quantile(q: number): number {
+    const { column, kept, size, index } = this;
+    if (!kept) throw new Error('a statistic needs the samples but does not say so (needs: "samples")');
+    if (!this.copied) {
+      for (let t = 0; t < column.length; t++) column[t] = kept[t * size + index]!;
+      this.copied = true;
+    }
+    // selection reorders the copy, which leaves it a copy of the same values for the next quantile
+    return quantileInPlace(column, q);
+  }
+}
+
+export class ClassificationAccumulator {
+  private readonly probSum: Float64Array;
+  private readonly entropySum: Float64Array;
+  private readonly votes: Int32Array;
+  private readonly p: Float64Array;
+  private seen = 0;
+  /** samples × rows × classes probabilities: for the record's raw samples or a statistic that needs them. */
+  private readonly kept?: Float32Array;
+
+  constructor(
+    private readonly rows: number,
+    private readonly classes: number,
+    samples: number,
+    private readonly keepSamples: boolean,
+    /** true when the model outputs logits (softmax is applied here), false for probabilities */
+    private readonly logits: boolean,
+    /** Every sample's logits (or log-probabilities) are divided by it before the softmax. */
+    private readonly temperature = 1,
+  ) {
+    this.probSum = new Float64Array(rows * classes);
+    this.entropySum = new Float64Array(rows);
+    this.votes = new Int32Array(rows * classes);
+    this.p = new Float64Array(classes);
+    if (keepSamples || CLASSIFICATION_NEEDS_SAMPLES) this.kept = new Float32Array(samples * rows * classes);
+  }
+
+  /** Like RegressionAccumulator.add: this request's rows are rowOffset … of batchRows per sample. */
+  add(out: Float32Array, chunkSamples: number, batchRows = this.rows, rowOffset = 0): void {
+    const { rows, classes: K, p, kept } = this;
+    for (let t = 0; t < chunkSamples; t++) {
+      for (let i = 0; i < rows; i++) {
+        const o = (t * batchRows + rowOffset + i) * K;
+        toProbabilities(out, o, K, this.logits, p, this.temperature);
+        let best = 0;
+        for (let k = 0; k < K; k++) {
+          this.probSum[i * K + k]! += p[k]!;
+          if (p[k]! > p[best]!) best = k;
+        }
+        this.entropySum[i]! += entropy(p, 0, K);
+        this.votes[i * K + best]!++;
+        if (kept) for (let k = 0; k < K; k++) kept[(this.seen + t) * rows * K + i * K + k] = p[k]!;
+      }
+    }
+    this.seen += chunkSamples;
+  }
+
+  finish(): ClassificationStats {
+    const { rows, classes: K, kept } = this;
+    const T = this.seen;
+    const table: readonly ClassificationStatDescriptor[] = CLASSIFICATION_STATS;
+    const values = allocateStats(table, rows, K);
+    const r: ClassificationRow = {
+      probabilities: new Float64Array(K),
+      label: 0,
+      entropy: 0,
+      meanEntropy: 0,
+      modalVotes: 0,
+      samples: T,
+      sampled: CLASSIFICATION_NEEDS_SAMPLES ? kept! : new Float32Array(0),
+      row: 0,
+    };
+    for (let i = 0; i < rows; i++) {
+      let best = 0;
+      let modal = 0;
+      for (let k = 0; k < K; k++) {
+        r.probabilities[k] = this.probSum[i * K + k]! / T;
+        if (r.probabilities[k]! > r.probabilities[best]!) best = k;
+        modal = Math.max(modal, this.votes[i * K + k]!);
+      }
+      r.label = best;
+      r.entropy = entropy(r.probabilities, 0, K);
+      r.meanEntropy = this.entropySum[i]! / T;
+      r.modalVotes = modal;
+      r.row = i;
+      for (let j = 0; j < table.length; j++) {
+        const d = table[j]!;
+        const a = values[j]!;
+        if (d.shape === 'row') a[i] = d.value(r, 0);
+        else for (let k = 0; k < K; k++) a[i * K + k] = d.value(r, k);
+      }
+    }
+    return makeStatsInOrder(
+      'classification',
+      { rows, width: K, samples: T },
+      values,
+      this.keepSamples ? kept : undefined,
+    ) as ClassificationStats;
+  }
+}

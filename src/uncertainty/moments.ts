@@ -1,0 +1,108 @@
+/**
+ * Running moments of Monte Carlo samples, in float64, sample by sample, so that T × N samples never need
+ * to be held at once: per value the sum and sum of squares around the first sample (no cancellation
+ * when |mean| ≫ std) and, for a heteroscedastic regression, the sum of the predicted variance.
+ */
+
+/**
+ * Bound on a predicted log-variance in the network's standardised units: the trainer clamps to it
+ * (src/train/mlp.ts) and the served statistics clamp to it shifted to target units (logVarianceBounds).
+ */
+export const MAX_LOG_VARIANCE = 20;
+
+/** Bounds of a heteroscedastic model's log-variance output (target units²): values beyond are clamped. */
+export interface LogVarianceBounds {
+  lo: number;
+  hi: number;
+}
+
+/**
+ * The clamp in target units of a network whose standardised log-variance is clamped to ±MAX_LOG_VARIANCE
+ * and shifted by `centre` = 2·log(y_std) on the way out.
+ */
+export function logVarianceBounds(centre: number): LogVarianceBounds {
+  return { lo: centre - MAX_LOG_VARIANCE, hi: centre + MAX_LOG_VARIANCE };
+}
+
+/** Running sums of `size` values per sample: see the file comment. */
+export class MomentSums {
+  private readonly shift: Float64Array;
+  private readonly sum: Float64Array;
+  private readonly sumSq: Float64Array;
+  /** Heteroscedastic: Σ_t exp(clamp(log-variance_t)) per value; null for homoscedastic. */
+  private readonly varianceSum: Float64Array | null;
+  /** Samples added so far (T). */
+  count = 0;
+
+  /** `logVariance`: the clamp of a heteroscedastic model's log-variance (add() then needs it); else null. */
+  constructor(
+    readonly size: number,
+    private readonly logVariance: LogVarianceBounds | null = null,
+  ) {
+    this.shift = new Float64Array(size);
+    this.sum = new Float64Array(size);
+    this.sumSq = new Float64Array(size);
+    this.varianceSum = logVariance ? new Float64Array(size) : null;
+  }
+
+  get heteroscedastic(): boolean {
+    return this.varianceSum !== null;
+  }
+
+  /**
+   * Add `samples` samples: sample t is values[offset + t·stride … + size), and its log-variances are at
+   * the same places of `logVar` (heteroscedastic).
+   */
+  add(values: ArrayLike<number>, offset: number, logVar?: ArrayLike<number>, samples = 1, stride = this.size): void {
+    const { shift, sum, sumSq, varianceSum, size } = this;
+    if (varianceSum && (!logVar || logVar.length < offset + (samples - 1) * stride + size))
+      throw new Error('heteroscedastic MC: the log-variance output is missing or shorter than the mean output');
+    if (this.count === 0) for (let i = 0; i < size; i++) shift[i] = values[offset + i]!;
+    for (let t = 0; t < samples; t++) {
+      const o = offset + t * stride;
+      for (let i = 0; i < size; i++) {
+        const d = values[o + i]! - shift[i]!;
+        sum[i]! += d;
+        sumSq[i]! += d * d;
+      }
+      if (varianceSum) {
+        const { lo, hi } = this.logVariance!;
+        for (let i = 0; i < size; i++) {
+          const s = logVar![o + i]!;
+          varianceSum[i]! += Math.exp(s > hi ? hi : s < lo ? lo : s);
+        }
+      }
+    }
+    this.count += samples;
+  }
+
+  /** (1/T) Σ_t x_t of value i. */
+  mean(i: number): number {
+    return this.shift[i]! + this.sum[i]! / this.count;
+  }
+
+  /** Unbiased sample variance Σ_t (x_t − mean)² / (T − 1) of value i (0 for T = 1). */
+  variance(i: number): number {
+    const T = this.count;
+    const m = this.sum[i]! / T;
+    return T > 1 ? Math.max(0, (this.sumSq[i]! - T * m * m) / (T - 1)) : 0;
+  }
+
+  /** Heteroscedastic: (1/T) Σ_t exp(clamp(log-variance_t)) of value i, the MC mean predicted variance; else 0. */
+  noiseVariance(i: number): number {
+    return this.varianceSum ? this.varianceSum[i]! / this.count : 0;
+  }
+}
+
+/**
+ * Total predictive std per row, √(epistemic² + aleatoric²) (variances add: Gal & Ghahramani 2016, eq. 8).
+ * `aleatoric` is one number (homoscedastic) or one per row (heteroscedastic).
+ */
+export function totalStd(epistemic: ArrayLike<number>, aleatoric: number | ArrayLike<number>): Float64Array {
+  const out = new Float64Array(epistemic.length);
+  for (let i = 0; i < out.length; i++) {
+    const a = typeof aleatoric === 'number' ? aleatoric : aleatoric[i]!;
+    out[i] = Math.sqrt(epistemic[i]! * epistemic[i]! + a * a);
+  }
+  return out;
+}

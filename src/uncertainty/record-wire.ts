@@ -1,0 +1,118 @@
+/**
+ * The worker wire of the statistics record: several requests' records in one Float64Array (a worker hands
+ * a batch's results back as one transferred buffer), tagged with a fingerprint of the tables and
+ * length-checked on the way in.
+ */
+import { type McStats, makeStats, statLength, statValues, statsWidth } from './record.js';
+import { STATS, type Task } from './statistics.js';
+
+/**
+ * A fingerprint of both tables (keys, shapes, order): it opens every packed record, so that a reader
+ * built from other tables refuses to read instead of misreading.
+ */
+const WIRE_TAG = (() => {
+  let h = 0x811c9dc5;
+  const text = (['regression', 'classification'] as const)
+    .map((t) => `${t}:${STATS[t].map((d) => `${d.key}/${d.shape}${d.int ? '/int' : ''}`).join(',')}`)
+    .join(';');
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+})();
+const HEADER = 10;
+
+/**
+ * Statistics of several requests in one Float64Array, so that a worker hands a batch's results back as
+ * one transferred buffer (structured-cloning several typed arrays per request cost the main thread more
+ * than the Monte Carlo itself). Per result: a header [tag, task (0 regression, 1 classification), rows,
+ * width, samples, level, interval method (0 gaussian, 1 conformal), seed, raw length, statistic count],
+ * the statistics in table order (integers
+ * as floats), then the raw samples. unpackStats checks the tag, the count and every length.
+ */
+export function packStats(results: readonly { stats: McStats; seed: number }[]): Float64Array {
+  let size = 0;
+  for (const { stats: s } of results) {
+    size += HEADER + (s.raw ? s.raw.length : 0);
+    for (const d of STATS[s.kind]) size += statLength(d, s.rows, statsWidth(s));
+  }
+  const data = new Float64Array(size);
+  let o = 0;
+  for (const { stats: s, seed } of results) {
+    const table = STATS[s.kind];
+    const method = s.kind === 'regression' && s.intervalMethod === 'conformal' ? 1 : 0;
+    data.set(
+      [
+        WIRE_TAG,
+        s.kind === 'regression' ? 0 : 1,
+        s.rows,
+        statsWidth(s),
+        s.samples,
+        s.kind === 'regression' ? s.level : 0,
+        method,
+        seed,
+        s.raw ? s.raw.length : 0,
+        table.length,
+      ],
+      o,
+    );
+    o += HEADER;
+    for (const d of table) {
+      const a = statValues(s, d);
+      data.set(a, o);
+      o += a.length;
+    }
+    if (s.raw) {
+      data.set(s.raw, o);
+      o += s.raw.length;
+    }
+  }
+  return data;
+}
+
+/** The inverse of packStats: statistics are views into `data` (labels and raw samples are copied back). */
+export function unpackStats(data: Float64Array): { stats: McStats; seed: number }[] {
+  const out: { stats: McStats; seed: number }[] = [];
+  let o = 0;
+  const take = (n: number): Float64Array => {
+    if (o + n > data.length) throw new Error(`MC wire: truncated (${data.length} values, record needs ${o + n})`);
+    const from = o;
+    o += n;
+    return data.subarray(from, o);
+  };
+  while (o < data.length) {
+    const h = take(HEADER);
+    const [tag, task, rows, width, samples, level, method, seed, rawLength, count] = [
+      h[0]!,
+      h[1]!,
+      h[2]!,
+      h[3]!,
+      h[4]!,
+      h[5]!,
+      h[6]!,
+      h[7]!,
+      h[8]!,
+      h[9]!,
+    ];
+    if (tag !== WIRE_TAG)
+      throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
+    const kind: Task = task === 0 ? 'regression' : 'classification';
+    const table = STATS[kind];
+    if (count !== table.length)
+      throw new Error(`MC wire: ${count} statistics for ${kind}, this build has ${table.length}`);
+    const arrays: Record<string, Float64Array | Int32Array> = {};
+    for (const d of table) {
+      const a = take(statLength(d, rows, width));
+      arrays[d.key] = d.int ? Int32Array.from(a) : a;
+    }
+    const raw = rawLength > 0 ? Float32Array.from(take(rawLength)) : undefined;
+    out.push({
+      stats: makeStats(
+        kind,
+        { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian' },
+        arrays,
+        raw,
+      ),
+      seed,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+/**
+ * The Monte Carlo statistics record: one typed record per request, its type derived from the tables of
+ * statistics.ts, made in one canonical field order by makeStats.
+ */
+import type { IntervalMethod } from './intervals.js';
+import { CLASSIFICATION_STATS, REGRESSION_STATS, STATS, type StatDescriptor, type Task } from './statistics.js';
+
+type Arrays<T extends readonly StatDescriptor[]> = {
+  [D in T[number] as D['key']]: D extends { int: true } ? Int32Array : Float64Array;
+};
+
+export type RegressionStats = {
+  kind: 'regression';
+  rows: number;
+  outputs: number;
+  samples: number;
+  /** The central interval's level. */
+  level: number;
+  /** How the interval was made: mean ± z·std (gaussian) or mean ± q·std (conformal). */
+  intervalMethod: IntervalMethod;
+  /** samples × rows × outputs, when asked for */
+  raw?: Float32Array;
+} & Arrays<typeof REGRESSION_STATS>;
+
+export type ClassificationStats = {
+  kind: 'classification';
+  rows: number;
+  classes: number;
+  samples: number;
+  /** samples × rows × classes (probabilities), when asked for */
+  raw?: Float32Array;
+} & Arrays<typeof CLASSIFICATION_STATS>;
+
+export type McStats = RegressionStats | ClassificationStats;
+
+/** Outputs (regression) or classes (classification): the width of a 'row×width' statistic. */
+export function statsWidth(s: McStats): number {
+  return s.kind === 'regression' ? s.outputs : s.classes;
+}
+
+/** The values of one statistic of the record. */
+export function statValues(s: McStats, d: StatDescriptor): Float64Array | Int32Array {
+  return (s as unknown as Record<string, Float64Array | Int32Array>)[d.key]!;
+}
+
+/** Elements of a statistic for `rows` rows of `width` values. */
+export function statLength(d: StatDescriptor, rows: number, width: number): number {
+  return d.shape === 'row' ? rows : rows * width;
+}
+
+/** A zeroed array for each statistic of a table, in table order (Int32Array for integer ones). */
+export function allocateStats(
+  table: readonly StatDescriptor[],
+  rows: number,
+  width: number,
+): (Float64Array | Int32Array)[] {
+  return table.map((d) => {
+    const n = statLength(d, rows, width);
+    return d.int ? new Int32Array(n) : new Float64Array(n);
+  });
+}
+
+/**
+ * A record in its canonical field order (the header, then the table's order, then raw samples), from
+ * the arrays keyed by descriptor. Every record is made here, so that two records with equal contents
+ * are equal field by field, whichever side of the worker wire they come from.
+ */
+export function makeStats(
+  kind: Task,
+  header: { rows: number; width: number; samples: number; level?: number; intervalMethod?: IntervalMethod },
+  arrays: Readonly<Record<string, Float64Array | Int32Array>>,
+  raw?: Float32Array,
+): McStats {
+  const s: Record<string, unknown> =
+    kind === 'regression'
+      ? {
+          kind,
+          rows: header.rows,
+          outputs: header.width,
+          samples: header.samples,
+          level: header.level ?? Number.NaN,
+          intervalMethod: header.intervalMethod ?? 'gaussian',
+        }
+      : { kind, rows: header.rows, classes: header.width, samples: header.samples };
+  for (const d of STATS[kind]) {
+    const a = arrays[d.key];
+    const n = statLength(d, header.rows, header.width);
+    if (!a || a.length !== n)
+      throw new Error(`statistics record: "${d.key}" needs ${n} values, got ${a ? a.length : 'none'}`);
+    s[d.key] = a;
+  }
+  if (raw) s.raw = raw;
+  return s as unknown as McStats;
+}
+
+/** makeStats from arrays in table order (as allocateStats made them). */
+export function makeStatsInOrder(
+  kind: Task,
+  header: Parameters<typeof makeStats>[1],
+  values: readonly (Float64Array | Int32Array)[],
+  raw?: Float32Array,
+): McStats {
+  const arrays: Record<string, Float64Array | Int32Array> = {};
+  STATS[kind].forEach((d, j) => {
+    arrays[d.key] = values[j]!;
+  });
+  return makeStats(kind, header, arrays, raw);
+}
