@@ -83,7 +83,7 @@ export class RegressionAccumulator {
     const s2 = epistemicScale * epistemicScale;
     const table: readonly RegressionStatDescriptor[] = REGRESSION_STATS;
     const values = allocateStats(table, rows, outputs);
-    const e = new Element(spec.multiplier, T, n, REGRESSION_NEEDS_SAMPLES ? kept! : null);
+    const e = new Element(spec.multiplier, T, n, REGRESSION_NEEDS_SAMPLES ? kept! : null, epistemicScale);
     for (let i = 0; i < n; i++) {
       e.at(i);
       const variance = s2 * moments.variance(i);
@@ -123,6 +123,8 @@ class Element implements RegressionElement {
     private readonly size: number,
     /** samples × size, sample-major; null when no statistic needs them. */
     private readonly kept: Float32Array | null,
+    /** The card's epistemic_scale s: quantiles are of mean + s·(ŷ_t − mean), as epistemic_std is s × their std. */
+    private readonly scale = 1,
   ) {
     this.column = new Float64Array(kept ? samples : 0);
   }
@@ -140,7 +142,8 @@ class Element implements RegressionElement {
       this.copied = true;
     }
     // selection reorders the copy, which leaves it a copy of the same values for the next quantile
-    return quantileInPlace(column, q);
+    const raw = quantileInPlace(column, q);
+    return this.scale === 1 ? raw : this.mean + this.scale * (raw - this.mean);
   }
 }
 

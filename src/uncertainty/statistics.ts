@@ -22,7 +22,8 @@
  *   std = √(epistemic_std² + aleatoric_std²)   (Gal & Ghahramani 2016, eq. 8: τ⁻¹ + sample variance);
  *   interval = mean ± m·std: gaussian m = z = Φ⁻¹((1 + level)/2), the central interval of N(mean, std²);
  *   conformal m = q, the split-conformal quantile of the card's scores (src/model/uncertainty.ts);
- *   quantile_25, quantile_75 = the 0.25 and 0.75 quantiles of the ŷ_t (type 7, quantiles.ts).
+ *   quantile_25, quantile_75 = the 0.25 and 0.75 quantiles of mean + s·(ŷ_t − mean) (type 7, quantiles.ts):
+ *   the samples scaled as epistemic_std is, so the two describe the same distribution.
  * Classification (per row), with p_t = softmax(logits_t / temperature) (for a model that outputs
  * probabilities, softmax(log p_t / temperature)):
  *   probabilities = p̄ = (1/T) Σ p_t;  entropy = H(p̄);  mutual_information = H(p̄) − (1/T) Σ H(p_t) ≥ 0
@@ -64,8 +65,8 @@ export interface RegressionElement {
   /** T. */
   samples: number;
   /**
-   * The q-quantile (type 7, quantiles.ts) of this row and output's T samples: for statistics that need
-   * 'samples' (the samples are kept only when one does).
+   * The q-quantile (type 7, quantiles.ts) of this row and output's T samples, scaled about the mean by the
+   * card's epistemic_scale as epistemic_std is: for statistics that need 'samples' (kept only when one does).
    */
   quantile(q: number): number;
 }
@@ -166,7 +167,7 @@ export const REGRESSION_STATS = [
     v1: 'quantile_25',
     v2: 'quantile_25',
     description:
-      'First quartile of the Monte Carlo samples of the mean (linear interpolation, numpy type 7): their spread alone, without the noise',
+      "First quartile of the Monte Carlo samples of the mean, scaled about the mean by the card's epistemic_scale (linear interpolation, numpy type 7): their spread alone, without the noise",
     value: (e) => e.quantile(0.25),
   },
   {
@@ -175,7 +176,8 @@ export const REGRESSION_STATS = [
     needs: 'samples',
     v1: 'quantile_75',
     v2: 'quantile_75',
-    description: 'Third quartile of the Monte Carlo samples of the mean (linear interpolation, numpy type 7)',
+    description:
+      "Third quartile of the Monte Carlo samples of the mean, scaled about the mean by the card's epistemic_scale (linear interpolation, numpy type 7)",
     value: (e) => e.quantile(0.75),
   },
 ] as const satisfies readonly RegressionStatDescriptor[];

@@ -183,6 +183,12 @@ describe('statistics that need the samples', () => {
     const q = acc.finish(new Float64Array(1), 0.5);
     expect([q.quantile25[0], q.quantile75[0]]).toEqual([0.75, 2.25]);
     expect(Array.from(q.raw!)).toEqual([3, 0, 2, 1]);
+    // with the card's epistemic_scale s the quartiles are those of mean + s·(ŷ_t − mean), as epistemic_std is
+    const scaled = new RegressionAccumulator(1, 1, 4, false);
+    scaled.add(Float32Array.from([3, 0, 2, 1]), 4);
+    const h = scaled.finish(new Float64Array(1), 0.5, 0.5);
+    expect([h.quantile25[0], h.quantile75[0]]).toEqual([1.125, 1.875]);
+    expect(h.epistemicStd[0]).toBeCloseTo(0.5 * Math.sqrt(5 / 3), 12);
     expect(needsSamples(STATS.regression)).toBe(true);
     expect(needsSamples(STATS.classification)).toBe(false);
   });
