@@ -69,7 +69,8 @@ function load({ key, source }: PoolModel): Promise<Model> {
 }
 
 // loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
-for (const m of initial) load(m);
+// (a failed load is reported to the ping or load task that waits for it)
+for (const m of initial) void load(m);
 
 /** Task `id` is to stop: the pool set the shared flag to its tag (a single read between chunks). */
 const signalOf = (id: number): RunSignal => {
