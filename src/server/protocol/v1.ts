@@ -7,7 +7,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import type { ErrorKind } from '../../model/errors.js';
+import { ERROR_KINDS, type ErrorKind } from '../../model/errors.js';
 import { type Model, type ModelDescription, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, STATS, type StatDescriptor, type Task, statValues, statsWidth } from '../../model/stats.js';
@@ -120,7 +120,7 @@ export function encodeModel(m: Model, versions: string[]): ModelDescription {
 }
 
 /** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */
-export const errorCode = (kind: ErrorKind): string => `DS_${kind.toUpperCase()}`;
+export const errorCode = (kind: ErrorKind): string => ERROR_KINDS[kind].code;
 
 /** Fastify's error shape. */
 export function errorBody(
