@@ -255,8 +255,10 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
         rows,
         (b) => b.fill(1),
       );
+    // a copy of a model the main thread has checked (an MC worker's: RuntimeOptions.selfCheck) skips it
+    const check = opts.selfCheck === false ? async (_: ServingRuns) => {} : selfCheck;
     try {
-      await selfCheck(runs(mcPlain ? [{ label: 'plain', runOnes: runOnes(mcPlain) }] : []));
+      await check(runs(mcPlain ? [{ label: 'plain', runOnes: runOnes(mcPlain) }] : []));
     } catch (err) {
       if (err instanceof ModelFormatError) throw new ModelLoadError(file, err.message);
       throw err;
@@ -264,7 +266,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     let sharedPrefixSkipped: string | null = null;
     if (mcShared) {
       try {
-        await selfCheck(runs([{ label: 'shared-prefix', runOnes: runOnes(mcShared) }]));
+        await check(runs([{ label: 'shared-prefix', runOnes: runOnes(mcShared) }]));
       } catch (err) {
         if (!(err instanceof ModelFormatError)) throw err;
         sharedPrefixSkipped = err.message;

@@ -332,6 +332,11 @@ export class OnnxModel implements Model {
     };
   }
 
+  /** The self-check passed here: a copy skips it, and serves the shared prefix only if it passed here. */
+  copyOptions(): Partial<RuntimeOptions> {
+    return { selfCheck: false, sharedPrefix: this.sharedPrefix };
+  }
+
   loadInfo(): Record<string, unknown> {
     return {
       path: this.file,
