@@ -39,7 +39,7 @@ describe('a worker copy of a model', () => {
     checks.count = 0;
     const main = await loadModel(source, DEFAULT_RUNTIME_OPTIONS);
     expect(checks.count).toBe(2); // the plain and the shared-prefix graph
-    expect(main.copyOptions?.()).toEqual({ selfCheck: false, sharedPrefix: true });
+    expect(main.copyOptions?.()).toEqual({ ...DEFAULT_RUNTIME_OPTIONS, selfCheck: false, sharedPrefix: true });
     checks.count = 0;
     const copy = await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, ...main.copyOptions?.() });
     expect(checks.count).toBe(0);
@@ -48,10 +48,12 @@ describe('a worker copy of a model', () => {
     await Promise.all([main.close(), copy.close()]);
   });
 
-  it('a main model without the shared prefix gives copies without it, whatever the pool options say', async () => {
-    const main = await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false });
-    expect(main.copyOptions?.()).toEqual({ selfCheck: false, sharedPrefix: false });
-    const copy = await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, ...main.copyOptions?.() });
+  it('a copy gets the main model options: without the shared prefix when it has none, whatever the pool options say', async () => {
+    const main = await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, sharedPrefix: false, maxRunRows: 1000 });
+    const options = main.copyOptions?.();
+    expect(options).toEqual({ ...DEFAULT_RUNTIME_OPTIONS, selfCheck: false, sharedPrefix: false, maxRunRows: 1000 });
+    const copy = await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, ...options });
+    expect(copy.maxRunRows).toBe(1000);
     expect(copy.describe().shared_prefix).toBe(false);
     expect((await copy.sample(x, 2, opts)).stats).toEqual((await main.sample(x, 2, opts)).stats);
     await Promise.all([main.close(), copy.close()]);
