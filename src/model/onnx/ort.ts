@@ -31,12 +31,6 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     interOpNumThreads: 1,
-    // without memory patterns a run takes its tensors from the arena one by one instead of a block
-    // planned per input shape: about 10 MB less per MC worker thread after 4096-row runs, and no
-    // measured cost in CPU per MC request (paired, in process: 1.01× for 1 row × 100 samples, 0.98× for
-    // 20 × 2000; issue 20). The arena stays on: without it glibc keeps the freed blocks of every
-    // thread (measured: +60 MB per worker thread after MC instead of +30).
-    enableMemPattern: false,
     ...(opts.intraOpThreads > 0 ? { intraOpNumThreads: opts.intraOpThreads } : {}),
     logSeverityLevel: 3,
     extra: {
