@@ -92,6 +92,11 @@ export interface RuntimeOptions {
   sharedPrefix: boolean;
   /** Fold constant affine steps next to a Gemm into its weights (onnx/graph.ts foldAffine). */
   foldAffine: boolean;
+  /**
+   * false: skip the load-time self-check runs. Only for a copy of a model already loaded and checked
+   * from the same bytes with the same options (an MC worker thread's: Model.copyOptions).
+   */
+  selfCheck?: boolean;
 }
 
 export const DEFAULT_RUNTIME_OPTIONS: RuntimeOptions = {
@@ -162,6 +167,11 @@ export interface Model {
   sampleBatch(jobs: readonly McJob[]): Promise<McResult[]>;
   /** Fields of the one-line "model loaded" log. */
   loadInfo(): Record<string, unknown>;
+  /**
+   * The runtime options under which a copy of this model (an MC worker thread's) loads from the same
+   * bytes into the same model without repeating the load's checks, their outcome included.
+   */
+  copyOptions?(): Partial<RuntimeOptions>;
   /** Release the model's resources (sessions); the repository calls it once no request uses the model. */
   close(): Promise<void>;
 }

@@ -538,7 +538,7 @@ export class DataPlane implements ModelHooks {
     if (this.config.MC_WORKERS <= 0 || !model.mcAvailable) return;
     this.pool ??= new McPool([], runtimeOptions(this.config), this.config.MC_WORKERS, this.config.MC_WORKER_NICE);
     const key = `${model.name}#${this.nextKey++}`;
-    await this.pool.add(source, key);
+    await this.pool.add(source, key, model.copyOptions?.());
     this.poolKeys.set(model, key);
   }
 

@@ -1,15 +1,12 @@
 /**
- * The data plane's errors (protocol-neutral; the codecs in src/server/protocol render them). With the
- * core errors of src/model/errors.ts (InputError, NoDropoutError) they are every RequestError kind.
+ * The data plane's errors (protocol-neutral; the codecs in src/server/protocol render them), made from
+ * the error catalogue (src/model/errors.ts: a kind gives the status and the /v1 code). With the core
+ * errors there (InputError, NoDropoutError, CancelledError) they are every RequestError kind.
  */
-import { RequestError } from '../model/errors.js';
+import { createError } from '../model/errors.js';
 
-export class ModelNotFoundError extends RequestError {
-  override name = 'ModelNotFoundError';
-  constructor(message: string) {
-    super('model_not_found', message);
-  }
-
+/** A model or version that is not served (or not on disk, for the management load). */
+export class ModelNotFoundError extends createError('ModelNotFoundError', 'model_not_found') {
   /** `unknown model "x" (available: a, b)`; long names are cut. */
   static unknown(name: string, available: readonly string[]): ModelNotFoundError {
     return new ModelNotFoundError(
@@ -19,37 +16,24 @@ export class ModelNotFoundError extends RequestError {
 }
 
 /** A request over a size limit (MAX_BATCH_ROWS, MC_MAX_WORK). */
-export class TooLargeError extends RequestError {
-  override name = 'TooLargeError';
-  constructor(message: string) {
-    super('too_large', message);
-  }
-}
+export const TooLargeError = createError('TooLargeError', 'too_large');
+export type TooLargeError = InstanceType<typeof TooLargeError>;
 
 /** Loading or shutting down. */
-export class NotReadyError extends RequestError {
-  override name = 'NotReadyError';
-  constructor(message: string) {
-    super('not_ready', message);
-  }
-}
+export const NotReadyError = createError('NotReadyError', 'not_ready');
+export type NotReadyError = InstanceType<typeof NotReadyError>;
 
 /** A model load asked for by a client (the repository extension) failed; the message says why. */
-export class ModelLoadFailedError extends RequestError {
-  override name = 'ModelLoadFailedError';
-  constructor(message: string) {
-    super('load_failed', message);
-  }
-}
+export const ModelLoadFailedError = createError('ModelLoadFailedError', 'load_failed');
+export type ModelLoadFailedError = InstanceType<typeof ModelLoadFailedError>;
 
-/** The queue of a lane is full (MAX_QUEUE): 503 with Retry-After. */
-export class OverloadedError extends RequestError {
-  override name = 'OverloadedError';
-  constructor(message: string, retryAfterSeconds: number) {
-    super('overloaded', message);
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}
+/** A statistic or output came out NaN or infinite (422): the message names the rows and statistics. */
+export const NonFiniteError = createError('NonFiniteError', 'non_finite');
+export type NonFiniteError = InstanceType<typeof NonFiniteError>;
+
+/** Inputs far outside the training range with OUT_OF_RANGE=reject (422). */
+export const OutOfRangeError = createError('OutOfRangeError', 'out_of_range');
+export type OutOfRangeError = InstanceType<typeof OutOfRangeError>;
 
 /**
  * The request's deadline (x-request-timeout, V2 parameters.timeout, at most MAX_REQUEST_MS) passed:
@@ -57,39 +41,29 @@ export class OverloadedError extends RequestError {
  * the request; its time budget ran out (gRPC's DEADLINE_EXCEEDED maps to 504), and a 503 means "retry
  * after Retry-After", which a client should not do blindly with the same deadline.
  */
-export class DeadlineExceededError extends RequestError {
-  override name = 'DeadlineExceededError';
-  constructor(timeoutMs: number, where: 'queued' | 'running') {
-    super(
-      'deadline_exceeded',
-      `the request's deadline of ${Math.round(timeoutMs * 1000) / 1000} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`,
-    );
-  }
-}
-
-/** A statistic or output came out NaN or infinite (422): the message names the rows and statistics. */
-export class NonFiniteError extends RequestError {
-  override name = 'NonFiniteError';
-  constructor(message: string) {
-    super('non_finite', message);
-  }
-}
-
-/** Inputs far outside the training range with OUT_OF_RANGE=reject (422). */
-export class OutOfRangeError extends RequestError {
-  override name = 'OutOfRangeError';
-  constructor(message: string) {
-    super('out_of_range', message);
-  }
-}
+export const DeadlineExceededError = createError(
+  'DeadlineExceededError',
+  'deadline_exceeded',
+  (timeoutMs: number, where: 'queued' | 'running') =>
+    `the request's deadline of ${Math.round(timeoutMs * 1000) / 1000} ms passed while it was ${where === 'queued' ? 'waiting in the queue' : 'running'}`,
+);
+export type DeadlineExceededError = InstanceType<typeof DeadlineExceededError>;
 
 /**
  * The client's connection closed before its request was validated (its body had already arrived): the
  * request is dropped without validating or running it. Never sent (499, nginx's "client closed request").
  */
-export class ClientGoneError extends RequestError {
-  override name = 'ClientGoneError';
-  constructor() {
-    super('cancelled', 'the client closed the connection before its request was handled');
+export const ClientGoneError = createError(
+  'ClientGoneError',
+  'cancelled',
+  () => 'the client closed the connection before its request was handled',
+);
+export type ClientGoneError = InstanceType<typeof ClientGoneError>;
+
+/** The queue of a lane is full (MAX_QUEUE): 503 with Retry-After. */
+export class OverloadedError extends createError('OverloadedError', 'overloaded') {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }

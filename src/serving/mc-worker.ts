@@ -21,10 +21,12 @@ export interface McTask {
   opts: McOptions;
 }
 
-/** A model the pool serves: its key in tasks, and where to load it from. */
+/** A model the pool serves: its key in tasks, where to load it from, and options over the pool's. */
 export interface PoolModel {
   key: string;
   source: ModelSource;
+  /** The main thread's model's copyOptions (its checks are not repeated here). */
+  runtime?: Partial<RuntimeOptions>;
 }
 
 export interface WorkerRequest {
@@ -59,17 +61,18 @@ if (nice > 0) {
 }
 const models = new Map<string, Promise<Model>>();
 
-function load({ key, source }: PoolModel): Promise<Model> {
+function load({ key, source, runtime: own }: PoolModel): Promise<Model> {
   const known = models.get(key);
   if (known) return known; // a replacement worker loads the pool's models at start
-  const loading = loadModel(source, runtime);
+  const loading = loadModel(source, { ...runtime, ...own });
   models.set(key, loading);
   loading.catch(() => models.get(key) === loading && models.delete(key)); // reported to the load's sender
   return loading;
 }
 
 // loading starts with the worker; no top-level await (tsx cannot load such a worker under vitest)
-for (const m of initial) load(m);
+// (a failed load is reported to the ping or load task that waits for it)
+for (const m of initial) void load(m);
 
 /** Task `id` is to stop: the pool set the shared flag to its tag (a single read between chunks). */
 const signalOf = (id: number): RunSignal => {

@@ -34,7 +34,7 @@ export class McPool {
   private closing = false;
 
   /** The models every worker holds (a replacement worker loads them at start), by key. */
-  private readonly models = new Map<string, ModelSource>();
+  private readonly models = new Map<string, PoolModel>();
 
   /**
    * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
@@ -46,12 +46,12 @@ export class McPool {
     threads: number,
     private readonly nice = 0,
   ) {
-    for (const s of sources) this.models.set(s.name, s);
+    for (const s of sources) this.models.set(s.name, { key: s.name, source: s });
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
-    const models: PoolModel[] = [...this.models].map(([key, source]) => ({ key, source }));
+    const models: PoolModel[] = [...this.models.values()];
     const cancel = new Int32Array(new SharedArrayBuffer(4 * CANCEL_FLAGS));
     const worker = startWorker(import.meta.url, 'mc-worker', {
       models,
@@ -120,13 +120,15 @@ export class McPool {
   }
 
   /**
-   * Load a model on every worker under `key` (default: its name); resolves once all have it, rejects
-   * (and removes it again) when a worker cannot load it.
+   * Load a model on every worker under `key` (default: its name), with `runtime` over the pool's
+   * options (the main thread's model's copyOptions: its checks are not repeated); resolves once all
+   * have it, rejects (and removes it again) when a worker cannot load it.
    */
-  async add(source: ModelSource, key = source.name): Promise<void> {
-    this.models.set(key, source);
+  async add(source: ModelSource, key = source.name, runtime?: Partial<RuntimeOptions>): Promise<void> {
+    const model: PoolModel = { key, source, ...(runtime ? { runtime } : {}) };
+    this.models.set(key, model);
     try {
-      await Promise.all(this.slots.map((s) => this.post(s, { load: { key, source } })));
+      await Promise.all(this.slots.map((s) => this.post(s, { load: model })));
     } catch (err) {
       await this.remove(key).catch(() => undefined);
       throw err;

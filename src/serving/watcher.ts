@@ -13,7 +13,8 @@
  * stable but still broken fails its load once (logged; the served version keeps serving) and is tried
  * again when it changes.
  */
-import type { FoundVersion, ModelRepository, RefreshReport } from './repository.js';
+import type { FoundVersion } from './discovery.js';
+import type { ModelRepository, RefreshReport } from './repository.js';
 
 export interface WatcherOptions {
   intervalMs: number;

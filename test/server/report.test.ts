@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { REPORT_CSP } from '../../src/report/report.js';
 import { buildApp } from '../../src/server/app.js';
-import { reportPath } from '../../src/serving/repository.js';
+import { reportPath } from '../../src/serving/discovery.js';
 
 let app: FastifyInstance;
 let dir: string;

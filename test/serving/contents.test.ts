@@ -11,7 +11,8 @@ import { ModelLoadError } from '../../src/model/errors.js';
 import { loadModel } from '../../src/model/formats.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
 import { McPool } from '../../src/serving/pool.js';
-import { ModelRepository, readContents } from '../../src/serving/repository.js';
+import { readContents } from '../../src/serving/discovery.js';
+import { ModelRepository } from '../../src/serving/repository.js';
 
 const row = Float32Array.from([59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]);
 const dir = mkdtempSync(join(tmpdir(), 'ds-contents-'));

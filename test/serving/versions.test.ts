@@ -11,7 +11,7 @@ import type { VersionPolicy } from '../../src/config.js';
 import { InputError, ModelLoadError } from '../../src/model/errors.js';
 import type { Model } from '../../src/model/model.js';
 import { ModelLoadFailedError, ModelNotFoundError } from '../../src/serving/errors.js';
-import { ModelRepository, scanModels, selectVersions } from '../../src/serving/repository.js';
+import { ModelRepository, selectVersions } from '../../src/serving/repository.js';
 import { RepositoryWatcher } from '../../src/serving/watcher.js';
 import { type FakeModel, fakeModel } from '../helpers/fake-model.js';
 
@@ -56,38 +56,6 @@ const answer = async (r: ModelRepository, name: string, version?: string): Promi
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('version layout and policy', () => {
-  it('finds <name>/<version>/model.onnx folders and the flat file as version 1; other folders are ignored', () => {
-    const dir = folder({
-      'a/1/model.onnx': '1',
-      'a/3/model.onnx': '3',
-      'a/3/model.json': '{}',
-      'a/02/model.onnx': '2', // leading zero: not a version (as Triton)
-      'a/0/model.onnx': '0',
-      'a/data/model.onnx': '9',
-      'a/12/readme.txt': 'no model here',
-      'b/model.onnx': '5',
-      'b/model.json': '{}',
-      'c/model.onnx': '7',
-      'c/1/model.onnx': '8',
-      'd/2/model.onnx': '2',
-      'd/model.onnx': '1',
-    });
-    const { sources, skipped } = scanModels({ modelsDir: dir });
-    expect(
-      sources.map((s) => [s.name, s.version, s.file.slice(dir.length + 1), s.card?.slice(dir.length + 1) ?? null]),
-    ).toEqual([
-      ['a', '1', 'a/1/model.onnx', null],
-      ['a', '3', 'a/3/model.onnx', 'a/3/model.json'],
-      ['b', '1', 'b/model.onnx', 'b/model.json'],
-      ['c', '1', 'c/1/model.onnx', null],
-      ['d', '1', 'd/model.onnx', null],
-      ['d', '2', 'd/2/model.onnx', null],
-    ]);
-    expect(skipped).toEqual([
-      `${join(dir, 'c/model.onnx')}: version 1 is also in ${join(dir, 'c/1')}/, which is served`,
-    ]);
-  });
-
   it('selectVersions: the N highest by number, or all', () => {
     expect(selectVersions(['10', '9', '2', '1'], { kind: 'latest', count: 1 })).toEqual(['10']);
     expect(selectVersions(['10', '9', '2', '1'], { kind: 'latest', count: 2 })).toEqual(['9', '10']);

@@ -103,6 +103,7 @@ export class OnnxModel implements Model {
   private readonly mcPlain: McGraphSession | null;
   private readonly mcShared: McGraphSession | null;
   private readonly maskBuffers: MaskBuffers;
+  private readonly runtime: RuntimeOptions;
 
   constructor(init: OnnxModelInit) {
     this.name = init.name;
@@ -119,6 +120,7 @@ export class OnnxModel implements Model {
       shape: init.outputIsVector ? [-1] : [-1, init.outputSize],
     };
     this.maxRunRows = init.runtime.maxRunRows;
+    this.runtime = init.runtime;
     this.featureStats = init.card.feature_stats ?? null;
     this.file = init.file;
     this.cardPath = init.cardPath;
@@ -331,6 +333,14 @@ export class OnnxModel implements Model {
       opset: this.info.opset,
       producer: this.info.producer,
     };
+  }
+
+  /**
+   * This model's options: the self-check passed with them, so a copy skips it, and serves the shared
+   * prefix only if it passed here.
+   */
+  copyOptions(): Partial<RuntimeOptions> {
+    return { ...this.runtime, selfCheck: false, sharedPrefix: this.sharedPrefix };
   }
 
   loadInfo(): Record<string, unknown> {

@@ -104,6 +104,9 @@ export async function checkModelSessions(
   opts: RuntimeOptions,
   check: Partial<SelfCheckOptions> = {},
 ): Promise<{ sessions: ModelSessions; sharedPrefixSkipped: string | null }> {
+  // a copy of a model the main thread has checked (an MC worker's: RuntimeOptions.selfCheck) skips the runs,
+  // which would leave their buffers (every shape up to maxRunRows) in onnxruntime's arena in every thread
+  if (opts.selfCheck === false) return { sessions, sharedPrefixSkipped: null };
   const runs = (mcGraphs: ServingRuns['mcGraphs']): ServingRuns => ({
     features: io.features,
     outputSize: io.outputSize,

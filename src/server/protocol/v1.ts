@@ -7,7 +7,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import type { ErrorKind } from '../../model/errors.js';
+import { ERROR_KINDS, type ErrorKind } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
@@ -106,7 +106,7 @@ export function encodeUncertainty(r: SampleResult): {
 }
 
 /** The error code of a request error kind: DS_MODEL_NOT_FOUND, DS_TOO_LARGE, … */
-export const errorCode = (kind: ErrorKind): string => `DS_${kind.toUpperCase()}`;
+export const errorCode = (kind: ErrorKind): string => ERROR_KINDS[kind].code;
 
 /** Fastify's error shape. */
 export function errorBody(
