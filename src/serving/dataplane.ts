@@ -34,10 +34,10 @@ import type { McOptions, McResult, Model, ModelSource } from '../model/model.js'
 import { type McStats, STATS, statValues } from '../model/stats.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { PredictBatcher } from './batcher.js';
-import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError, TooLargeError } from './errors.js';
+import { DeadlineExceededError, NonFiniteError, OutOfRangeError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
-import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
+import { type ClientLink, type LaneObserver, type McEntry, McScheduler, refusalError } from './scheduler.js';
 import { type InferenceMode, InferenceStatistics, type ModelStatistics, type RequestTiming } from './statistics.js';
 
 export type { ClientLink } from './scheduler.js';
@@ -249,7 +249,7 @@ export class DataPlane implements ModelHooks {
       const max = this.config.MAX_QUEUE;
       if (this.predictWaiting >= max) {
         this.observer.rejected?.('predict');
-        throw new OverloadedError(
+        throw refusalError(
           `server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`,
           1,
         );
