@@ -72,7 +72,7 @@ class SeriesTable<S> {
     if (s === undefined) {
       const values = [a, b, c];
       const labels: Record<string, string> = {};
-      this.labelNames.forEach((name, i) => (labels[name] = values[i]!));
+      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]!] = values[i]!;
       s = this.make(labels);
       level.set(last, s);
       this.all.push(s);
@@ -82,7 +82,10 @@ class SeriesTable<S> {
 
   private static child(level: Map<string, unknown>, key: string): Map<string, unknown> {
     let next = level.get(key) as Map<string, unknown> | undefined;
-    if (!next) level.set(key, (next = new Map()));
+    if (!next) {
+      next = new Map();
+      level.set(key, next);
+    }
     return next;
   }
 
