@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { type ChildServer, load, loadTool, record, startServer } from './lib.js';
+import { type ChildServer, freePort, load, loadTool, record, startServer } from './lib.js';
 
 const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
 const HEAVY = { instances: Array(64).fill(ROW), samples: 1000 };
@@ -100,7 +100,8 @@ async function closedLoop(
 
 /** The echo's CPU per request (µs) for the heavy body under the storm's closed loop. */
 async function echoCpuUs(): Promise<number> {
-  const echo: ChildServer = await startServer('bench/echo-server.ts', { PORT: '18932' }, 18932);
+  const port = await freePort();
+  const echo: ChildServer = await startServer('bench/echo-server.ts', { PORT: String(port) }, port);
   try {
     const url = `${echo.url}/v1/models/diabetes/predict`;
     await closedLoop(url, HEAVY, STORM_CONNECTIONS, 2); // warm-up
@@ -118,7 +119,7 @@ export async function storm(): Promise<void> {
   const server = await startServer(
     'src/server/server.ts',
     { MC_MAX_SAMPLES: '1000000', MC_MAX_WORK: '100000000' },
-    18931,
+    await freePort(),
   );
   try {
     const mcUrl = `${server.url}/v1/models/diabetes/uncertainty`;
