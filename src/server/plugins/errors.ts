@@ -97,19 +97,27 @@ function logRefusal(req: FastifyRequest, message: string): void {
 }
 
 /**
- * Send a refusal (503 overloaded), held when its connection retried before its Retry-After
- * (refusal-pacing.ts). Returns the reply when it was sent now, undefined when it will be.
+ * Send a refusal (503 overloaded) at once; when its connection retried before its Retry-After, the
+ * connection is not read again for a while (refusal-pacing.ts): the retry waits in the kernel's socket
+ * buffer, and the server holds nothing of it meanwhile.
  */
 function sendRefusal(req: FastifyRequest, reply: FastifyReply, body: unknown, retryAfterSeconds: number) {
-  const socket = req.raw.socket as object | null;
-  const holdMs = socket ? refusalHoldMs(socket, retryAfterSeconds, performance.now()) : 0;
-  const send = (): FastifyReply => {
-    if (socket) refusalAnswered(socket, performance.now());
-    return reply.send(body);
-  };
-  if (holdMs === 0) return send();
-  setTimeout(send, holdMs);
-  return undefined;
+  const socket = req.raw.socket;
+  const pauseMs = socket ? refusalHoldMs(socket, retryAfterSeconds, performance.now()) : 0;
+  if (pauseMs > 0) {
+    const pause = (): void => {
+      socket.pause();
+      setTimeout(() => {
+        refusalAnswered(socket, performance.now());
+        socket.resume();
+      }, pauseMs);
+    };
+    // once Node is done with the refused request: it reads an unread body to its end (resuming the
+    // socket) after the answer, so the pause starts at that end
+    if (req.raw.readableEnded) reply.raw.once('finish', pause);
+    else req.raw.once('end', pause);
+  } else if (socket) refusalAnswered(socket, performance.now());
+  return reply.send(body);
 }
 
 /** Answer errors and unknown routes of `app`'s context in `shape`. */

@@ -3,21 +3,23 @@
  * pools) resends as soon as it is answered: 256 such connections sending heavy Monte Carlo got about
  * 5,400 answers of 503 per second, and the main thread answering them took the CPU the work needed
  * (goodput 2–21 requests/s against a capacity of 34; issue 20). A refusal that arrives at once only
- * invites the next one. So the first refusal on a connection is answered at once, and each one that
- * follows on the same connection before its Retry-After is held a little longer (50 ms, doubling, at
- * most 1 s): a timer per held answer, no work. A client that waits its Retry-After is never held.
- * The state lives on the socket (once per connection), so nothing is kept for a connection that closed.
+ * invites the next one. So every refusal is answered at once, but after one that follows on the same
+ * connection before its Retry-After the server stops reading that connection for a while (50 ms,
+ * doubling, at most 1 s): the retry waits in the kernel's socket buffer, and the server spends
+ * nothing and holds nothing for it meanwhile (a paused socket and a timer). A client that waits its
+ * Retry-After is never paused. The state lives on the socket (once per connection), so nothing is
+ * kept for a connection that closed.
  */
 
-/** The first hold on a connection that retried before its Retry-After (ms); it doubles from there. */
+/** The first pause of a connection that retried before its Retry-After (ms); it doubles from there. */
 export const FIRST_HOLD_MS = 50;
-/** The longest hold (ms): never more than the smallest Retry-After (1 s). */
+/** The longest pause (ms): never more than the smallest Retry-After (1 s). */
 export const MAX_HOLD_MS = 1000;
 
 interface Streak {
   /** Refusals in a row on this connection, each sent before the previous one's Retry-After. */
   count: number;
-  /** When the last refusal was answered (performance.now(), ms) and its Retry-After (ms). */
+  /** When the connection was last free to send again (the refusal answered, or its pause over; ms) and the Retry-After (ms). */
   answeredAt: number;
   retryAfterMs: number;
 }
@@ -26,9 +28,9 @@ const STREAK = Symbol('refusalStreak');
 type Paced = { [STREAK]?: Streak };
 
 /**
- * How long to hold a refusal on `connection` (ms, 0: answer now), counting it. `retryAfterSeconds`
- * is the Retry-After the answer carries; `now` the clock (performance.now()). Call `answered` when the
- * refusal is sent.
+ * How long to stop reading `connection` after this refusal (ms, 0: not at all), counting it.
+ * `retryAfterSeconds` is the Retry-After the answer carries; `now` the clock (performance.now()). Call
+ * `refusalAnswered` when the connection may send again (the refusal sent, or the pause over).
  */
 export function refusalHoldMs(connection: object, retryAfterSeconds: number, now: number): number {
   const c = connection as Paced;
@@ -45,7 +47,7 @@ export function refusalHoldMs(connection: object, retryAfterSeconds: number, now
   return s.count === 0 ? 0 : Math.min(MAX_HOLD_MS, FIRST_HOLD_MS * 2 ** (s.count - 1));
 }
 
-/** The refusal on `connection` was sent at `now`. */
+/** `connection` may send again from `now` on (its refusal was sent, or its pause is over). */
 export function refusalAnswered(connection: object, now: number): void {
   const s = (connection as Paced)[STREAK];
   if (s) s.answeredAt = now;
