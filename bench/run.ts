@@ -592,7 +592,13 @@ function prober(url: string, body?: unknown, everyMs = 20): { stop: () => Promis
       await sleep(everyMs);
     }
   })();
-  return { stop: async () => ((stop = true), await loop, lat) };
+  return {
+    stop: async () => {
+      stop = true;
+      await loop;
+      return lat;
+    },
+  };
 }
 
 interface OpenLoopResult {

@@ -524,7 +524,7 @@ export class DataPlane implements ModelHooks {
       for (const e of live) if (!e.aborted) await alone(e);
       return;
     }
-    live.forEach((e, i) => e.resolve(results[i]!));
+    for (let i = 0; i < live.length; i++) live[i]!.resolve(results[i]!);
   }
 
   /** Repository hook: a model with dropout is loaded on the worker threads before it is served. */
@@ -570,7 +570,10 @@ export function checkFiniteStats(s: McStats): void {
   const mark = (row: number, name: string): void => {
     bad ??= new Map();
     let names = bad.get(row);
-    if (!names) bad.set(row, (names = new Set()));
+    if (!names) {
+      names = new Set();
+      bad.set(row, names);
+    }
     names.add(name);
   };
   for (const d of STATS[s.kind]) {
