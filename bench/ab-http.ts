@@ -13,6 +13,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort } from './lib.js';
 
 const [dirA, dirB] = process.argv.slice(2, 4).map((d) => resolve(d ?? ''));
 const rounds = Number(process.argv[4] ?? 9);
@@ -78,18 +79,14 @@ function wrk(port: number, path: string, body: unknown, pid: number, secs: numbe
   return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), cpuUs: ((ticks(pid) - t0) * 10_000) / requests };
 }
 
-const sides = [
-  {
-    name: 'A',
-    port: 18951,
-    proc: await start(dirA, 18951, JSON.parse(process.env.A_ENV ?? '{}') as Record<string, string>),
-  },
-  {
-    name: 'B',
-    port: 18952,
-    proc: await start(dirB, 18952, JSON.parse(process.env.B_ENV ?? '{}') as Record<string, string>),
-  },
-];
+const sides: { name: string; port: number; proc: ChildProcess }[] = [];
+for (const [name, dir, env] of [
+  ['A', dirA, process.env.A_ENV],
+  ['B', dirB, process.env.B_ENV],
+] as const) {
+  const port = await freePort();
+  sides.push({ name, port, proc: await start(dir, port, JSON.parse(env ?? '{}') as Record<string, string>) });
+}
 try {
   for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2); // warm-up
   const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;

@@ -1,6 +1,7 @@
 /** Helpers for the benchmark suite: A/B timing, child servers, load, RSS, the result table. */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -112,6 +113,18 @@ export async function startServer(
         proc.kill('SIGTERM');
       }),
   };
+}
+
+/** A port no one listens on now: fixed ports collide when several people run benches on one machine. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** Resident set size of a process, MB (Linux /proc). */

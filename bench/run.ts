@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- section ...]`: every figure is a ratio against a reference measured in the same
  * run, A and B alternated (the machine is shared and noisy). Prints one table and writes
- * bench/results.json. Sections: inproc, prefix, http, responsiveness, train, overload (default: all).
+ * bench/results.json. Sections: inproc, prefix, http, responsiveness, train, overload, storm (default: all).
  * `npm run bench -- uci [options]` runs the UCI regression benchmark instead (bench/uci.ts).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
@@ -20,6 +20,7 @@ import type { RegressionMetrics } from '../src/train/card-metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
 import { ab, fmtUs, load, loadTool, record, rows, rssMb, startServer } from './lib.js';
+import { storm } from './storm.js';
 
 // `npm run bench -- uci [options]`: the UCI regression benchmark alone (long; never part of the default run)
 if (process.argv[2] === 'uci') {
@@ -591,7 +592,13 @@ function prober(url: string, body?: unknown, everyMs = 20): { stop: () => Promis
       await sleep(everyMs);
     }
   })();
-  return { stop: async () => ((stop = true), await loop, lat) };
+  return {
+    stop: async () => {
+      stop = true;
+      await loop;
+      return lat;
+    },
+  };
 }
 
 interface OpenLoopResult {
@@ -974,6 +981,7 @@ if (want('http')) await http();
 if (want('responsiveness')) await responsiveness();
 if (want('train')) await training();
 if (want('overload')) await overload();
+if (want('storm')) await storm();
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? ''}, HTTP load: ${loadTool}`;
 const header = '| section | measurement | A | B | ratio | target | |\n|---|---|---|---|---:|---|---|';

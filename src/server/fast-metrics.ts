@@ -1,20 +1,12 @@
 /**
  * Histograms and counters for the per-request hot path. prom-client validates and hashes the label
  * object on every observation; measured on the predict route that was ≈ 9% of the server's throughput
- * (three observations per request). Here a label set is resolved once to a series, and an observation
- * is a Map lookup and a few additions. The metrics register in a prom-client Registry (they implement
- * its get(), in its format), so /metrics, the default process metrics and the text format are
- * prom-client's own.
+ * (three observations per request). Here a label set is resolved once to a series, and `at(a, b, c)`
+ * finds it again through nested Maps, one per label: recording builds no key string and no label
+ * object. The metrics register in a prom-client Registry (they implement its get(), in its format),
+ * so /metrics, the default process metrics and the text format are prom-client's own.
  */
 import type { Registry } from 'prom-client';
-
-interface HistogramSeries {
-  labels: Record<string, string>;
-  /** Non-cumulative counts per bucket, the last one for +Inf. */
-  counts: Float64Array;
-  sum: number;
-  count: number;
-}
 
 interface MetricValue {
   value: number;
@@ -24,13 +16,89 @@ interface MetricValue {
   metricName?: string;
 }
 
-/** The series key of label values: they are joined with a separator no label value we use contains. */
-const keyOf = (values: readonly string[]): string => (values.length === 1 ? values[0]! : values.join('\u0000'));
+/** One histogram series: non-cumulative counts per bucket (the last one for +Inf), sum and count. */
+export class HistogramSeries {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(
+    readonly labels: Record<string, string>,
+    private readonly bounds: Float64Array,
+  ) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  observe(value: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && value > b[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/** One counter series. */
+export class CounterSeries {
+  value = 0;
+
+  constructor(readonly labels: Record<string, string>) {}
+
+  inc(by = 1): void {
+    this.value += by;
+  }
+}
+
+/** Series by label values (one to three labels), one nested Map per label. */
+class SeriesTable<S> {
+  private readonly root = new Map<string, unknown>();
+  readonly all: S[] = [];
+
+  constructor(
+    private readonly labelNames: readonly string[],
+    private readonly make: (labels: Record<string, string>) => S,
+  ) {
+    if (labelNames.length < 1 || labelNames.length > 3) throw new Error('fast metrics take 1 to 3 labels');
+  }
+
+  at(a: string, b?: string, c?: string): S {
+    const n = this.labelNames.length;
+    let level = this.root;
+    if (n > 1) level = SeriesTable.child(level, a);
+    if (n > 2) level = SeriesTable.child(level, b!);
+    const last = n === 1 ? a : n === 2 ? b! : c!;
+    let s = level.get(last) as S | undefined;
+    if (s === undefined) {
+      const values = [a, b, c];
+      const labels: Record<string, string> = {};
+      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]!] = values[i]!;
+      s = this.make(labels);
+      level.set(last, s);
+      this.all.push(s);
+    }
+    return s;
+  }
+
+  private static child(level: Map<string, unknown>, key: string): Map<string, unknown> {
+    let next = level.get(key) as Map<string, unknown> | undefined;
+    if (!next) {
+      next = new Map();
+      level.set(key, next);
+    }
+    return next;
+  }
+
+  clear(): void {
+    this.root.clear();
+    this.all.length = 0;
+  }
+}
 
 export class FastHistogram<L extends string> {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  private readonly series = new Map<string, HistogramSeries>();
+  private readonly series: SeriesTable<HistogramSeries>;
   private readonly bounds: Float64Array;
 
   constructor(
@@ -41,25 +109,18 @@ export class FastHistogram<L extends string> {
     registry: Registry,
   ) {
     this.bounds = Float64Array.from([...buckets].sort((a, b) => a - b));
+    this.series = new SeriesTable(labelNames, (labels) => new HistogramSeries(labels, this.bounds));
     registry.registerMetric(this as never);
+  }
+
+  /** The series of the label values given in labelNames order (found again without allocating). */
+  at(a: string, b?: string, c?: string): HistogramSeries {
+    return this.series.at(a, b, c);
   }
 
   /** Record `value` for the label values given in labelNames order. */
   observeValues(values: readonly string[], value: number): void {
-    const key = keyOf(values);
-    let s = this.series.get(key);
-    if (!s) {
-      const labels: Record<string, string> = {};
-      this.labelNames.forEach((n, i) => (labels[n] = values[i]!));
-      s = { labels, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
-      this.series.set(key, s);
-    }
-    const b = this.bounds;
-    let i = 0;
-    while (i < b.length && value > b[i]!) i++;
-    s.counts[i]!++;
-    s.sum += value;
-    s.count++;
+    this.series.at(values[0]!, values[1], values[2]).observe(value);
   }
 
   /** prom-client style: observe({label: value, …}, value). */
@@ -72,7 +133,7 @@ export class FastHistogram<L extends string> {
 
   async get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
     const values: MetricValue[] = [];
-    for (const s of this.series.values()) {
+    for (const s of this.series.all) {
       let acc = 0;
       this.bounds.forEach((le, i) => {
         acc += s.counts[i]!;
@@ -98,7 +159,7 @@ export class FastHistogram<L extends string> {
 export class FastCounter<L extends string> {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  private readonly series = new Map<string, { labels: Record<string, string>; value: number }>();
+  private readonly series: SeriesTable<CounterSeries>;
 
   constructor(
     readonly name: string,
@@ -106,19 +167,17 @@ export class FastCounter<L extends string> {
     private readonly labelNames: readonly L[],
     registry: Registry,
   ) {
+    this.series = new SeriesTable(labelNames, (labels) => new CounterSeries(labels));
     registry.registerMetric(this as never);
   }
 
+  /** The series of the label values given in labelNames order (found again without allocating). */
+  at(a: string, b?: string, c?: string): CounterSeries {
+    return this.series.at(a, b, c);
+  }
+
   incValues(values: readonly string[], by = 1): void {
-    const key = keyOf(values);
-    let s = this.series.get(key);
-    if (!s) {
-      const labels: Record<string, string> = {};
-      this.labelNames.forEach((n, i) => (labels[n] = values[i]!));
-      s = { labels, value: 0 };
-      this.series.set(key, s);
-    }
-    s.value += by;
+    this.series.at(values[0]!, values[1], values[2]).inc(by);
   }
 
   inc(labels: Record<L, string>, by = 1): void {
@@ -133,7 +192,7 @@ export class FastCounter<L extends string> {
       name: this.name,
       help: this.help,
       type: this.type,
-      values: [...this.series.values()].map((s) => ({ value: s.value, labels: s.labels })),
+      values: this.series.all.map((s) => ({ value: s.value, labels: s.labels })),
       aggregator: this.aggregator,
     };
   }

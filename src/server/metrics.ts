@@ -29,11 +29,11 @@ export interface Metrics {
   cancelled: FastCounter<'lane' | 'stage'>;
 }
 
-export function createMetrics(): Metrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const m: Metrics = {
-    registry,
+/** The series every request writes to: HTTP duration, inference duration, samples, rows, batch sizes. */
+function requestSeries(
+  registry: Registry,
+): Pick<Metrics, 'httpDuration' | 'inferenceDuration' | 'mcSamples' | 'rows' | 'batchSize' | 'mcBatchRequests'> {
+  return {
     httpDuration: new FastHistogram(
       'http_request_duration_seconds',
       'HTTP request duration by route and status',
@@ -56,7 +56,6 @@ export function createMetrics(): Metrics {
       registry,
     ),
     rows: new FastCounter('inference_rows_total', 'Rows scored by model and mode', ['model', 'mode'], registry),
-    modelsLoaded: new Gauge({ name: 'models_loaded', help: 'Models loaded and served', registers: [registry] }),
     batchSize: new FastHistogram(
       'predict_batch_rows',
       'Rows per coalesced predict run (dynamic batching)',
@@ -71,42 +70,60 @@ export function createMetrics(): Metrics {
       [1, 2, 4, 8, 16, 32, 64, 128],
       registry,
     ),
+  };
+}
+
+/** The repository's series: models served, loads, failures, unloads, load duration. */
+function modelSeries(
+  registry: Registry,
+): Pick<Metrics, 'modelsLoaded' | 'modelLoads' | 'modelLoadFailures' | 'modelUnloads' | 'modelLoadDuration'> {
+  const registers = [registry];
+  return {
+    modelsLoaded: new Gauge({ name: 'models_loaded', help: 'Models loaded and served', registers }),
     modelLoads: new Counter({
       name: 'model_loads_total',
       help: 'Model versions loaded and served (start-up, repository load, hot reload)',
       labelNames: ['model'],
-      registers: [registry],
+      registers,
     }),
     modelLoadFailures: new Counter({
       name: 'model_load_failures_total',
       help: 'Model loads that failed (the version served before, if any, kept serving)',
       labelNames: ['model'],
-      registers: [registry],
+      registers,
     }),
     modelUnloads: new Counter({
       name: 'model_unloads_total',
       help: 'Model versions no longer served, by reason: replaced (a new load of the same version) or unloaded',
       labelNames: ['model', 'reason'],
-      registers: [registry],
+      registers,
     }),
     modelLoadDuration: new Histogram({
       name: 'model_load_duration_seconds',
       help: 'Model load duration: read, check, sessions, self-check and worker copies, until served',
       labelNames: ['model'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
+      registers,
     }),
+  };
+}
+
+/** The lanes' series: queue depth (read at scrape time from `depth`), refused, timed out, cancelled. */
+function laneSeries(
+  registry: Registry,
+  depth: () => Record<'mc' | 'predict', number> | undefined,
+): Pick<Metrics, 'queueDepth' | 'rejected' | 'timedOut' | 'cancelled'> {
+  return {
     queueDepth: new Gauge({
       name: 'queue_depth',
       help: 'Requests waiting for a run, by lane (mc: Monte Carlo, up to MAX_QUEUE; predict)',
       labelNames: ['lane'],
       registers: [registry],
       collect() {
-        const depth = m.queueSource?.();
-        if (depth) for (const lane of ['mc', 'predict'] as const) this.set({ lane }, depth[lane]);
+        const d = depth();
+        if (d) for (const lane of ['mc', 'predict'] as const) this.set({ lane }, d[lane]);
       },
     }),
-    queueSource: null,
     rejected: new FastCounter(
       'requests_rejected_total',
       "Requests refused at admission with 503 (the lane's queue held MAX_QUEUE requests or, for MC, more than MAX_QUEUE_WAIT_MS of estimated work), by lane",
@@ -126,6 +143,19 @@ export function createMetrics(): Metrics {
       registry,
     ),
   };
+}
+
+/** The app's metrics: a registry of its own (tests build several apps) with the process metrics. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m: Metrics = {
+    registry,
+    ...requestSeries(registry),
+    ...modelSeries(registry),
+    ...laneSeries(registry, () => m.queueSource?.() ?? undefined),
+    queueSource: null,
+  };
   return m;
 }
 
@@ -133,16 +163,15 @@ export function createMetrics(): Metrics {
 export function metricsObserver(m: Metrics): DataPlaneObserver {
   return {
     inference: (model, mode, seconds, rows) => {
-      const labels = [model, mode];
-      m.inferenceDuration.observeValues(labels, seconds);
-      m.rows.incValues(labels, rows);
+      m.inferenceDuration.at(model, mode).observe(seconds);
+      m.rows.at(model, mode).inc(rows);
     },
-    mcSamples: (model, samples) => m.mcSamples.observeValues([model], samples),
-    predictBatch: (model, rows) => m.batchSize.observeValues([model], rows),
-    mcBatch: (model, requests) => m.mcBatchRequests.observeValues([model], requests),
-    rejected: (lane) => m.rejected.incValues([lane]),
-    timedOut: (lane, stage) => m.timedOut.incValues([lane, stage]),
-    cancelled: (lane, stage) => m.cancelled.incValues([lane, stage]),
+    mcSamples: (model, samples) => m.mcSamples.at(model).observe(samples),
+    predictBatch: (model, rows) => m.batchSize.at(model).observe(rows),
+    mcBatch: (model, requests) => m.mcBatchRequests.at(model).observe(requests),
+    rejected: (lane) => m.rejected.at(lane).inc(),
+    timedOut: (lane, stage) => m.timedOut.at(lane, stage).inc(),
+    cancelled: (lane, stage) => m.cancelled.at(lane, stage).inc(),
   };
 }
 

@@ -22,21 +22,34 @@ export interface RequestContext {
   elapsedMs: number;
 }
 
+/**
+ * The client link of one HTTP request. A class, not an object literal with a getter: a literal's
+ * accessor is a new closure per request, and V8 gave each such object a map of its own, allocated in
+ * old space (predict under wrk c=32: 3.5 KB promoted per request against 0.5 with the class, and
+ * roughly twice the server CPU per request; bench notes in the h7 report).
+ */
+class HttpClientLink implements ClientLink {
+  constructor(
+    private readonly res: FastifyReply['raw'],
+    private readonly socket: { destroyed?: boolean } | null,
+  ) {}
+
+  get closed(): boolean {
+    return this.socket?.destroyed === true && !this.res.writableFinished;
+  }
+
+  onClose(cb: () => void): () => void {
+    const res = this.res;
+    const f = (): void => {
+      if (!res.writableFinished) cb();
+    };
+    res.once('close', f);
+    return () => res.removeListener('close', f);
+  }
+}
+
 export function requestContext(req: FastifyRequest, reply: FastifyReply): RequestContext {
-  const res = reply.raw;
-  const socket = req.raw.socket as { destroyed?: boolean } | null;
-  const client: ClientLink = {
-    get closed() {
-      return socket?.destroyed === true && !res.writableFinished;
-    },
-    onClose(cb) {
-      const f = (): void => {
-        if (!res.writableFinished) cb();
-      };
-      res.once('close', f);
-      return () => res.removeListener('close', f);
-    },
-  };
+  const client = new HttpClientLink(reply.raw, req.raw.socket as { destroyed?: boolean } | null);
   const header = req.headers['x-request-timeout'];
   const elapsedMs = reply.elapsedTime;
   if (header === undefined) return { client, elapsedMs };

@@ -35,10 +35,10 @@ import { type McStats, statValues } from '../uncertainty/record.js';
 import { STATS } from '../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { PredictBatcher } from './batcher.js';
-import { DeadlineExceededError, NonFiniteError, OutOfRangeError, OverloadedError, TooLargeError } from './errors.js';
+import { DeadlineExceededError, NonFiniteError, OutOfRangeError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
-import { type ClientLink, type LaneObserver, type McEntry, McScheduler } from './scheduler.js';
+import { type ClientLink, type LaneObserver, type McEntry, McScheduler, refusalError } from './scheduler.js';
 import {
   type InferenceMode,
   InferenceStatistics,
@@ -255,7 +255,7 @@ export class DataPlane implements ModelHooks {
       const max = this.config.MAX_QUEUE;
       if (this.predictWaiting >= max) {
         this.observer.rejected?.('predict');
-        throw new OverloadedError(
+        throw refusalError(
           `server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`,
           1,
         );
@@ -530,7 +530,7 @@ export class DataPlane implements ModelHooks {
       for (const e of live) if (!e.aborted) await alone(e);
       return;
     }
-    live.forEach((e, i) => e.resolve(results[i]!));
+    for (let i = 0; i < live.length; i++) live[i]!.resolve(results[i]!);
   }
 
   /** Repository hook: a model with dropout is loaded on the worker threads before it is served. */
@@ -576,7 +576,10 @@ export function checkFiniteStats(s: McStats): void {
   const mark = (row: number, name: string): void => {
     bad ??= new Map();
     let names = bad.get(row);
-    if (!names) bad.set(row, (names = new Set()));
+    if (!names) {
+      names = new Set();
+      bad.set(row, names);
+    }
     names.add(name);
   };
   for (const d of STATS[s.kind]) {

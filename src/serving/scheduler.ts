@@ -113,6 +113,20 @@ export class McEntry implements RunSignal {
   }
 }
 
+/**
+ * An OverloadedError without a stack trace: a refusal is the answer the server gives most often under
+ * a retry storm, its stack is never shown or logged, and capturing one is most of an error's cost.
+ */
+export function refusalError(message: string, retryAfterSeconds: number): OverloadedError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new OverloadedError(message, retryAfterSeconds);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** Runs one task: a single entry, or a batch of entries that share model and sample count. */
 export type McRunner = (batch: McEntry[]) => Promise<void>;
 
@@ -191,7 +205,7 @@ export class McScheduler {
       this.waiting >= max
         ? `(MAX_QUEUE=${max})`
         : `(about ${Math.round(wait)} ms of work ahead, MAX_QUEUE_WAIT_MS=${maxWait})`;
-    return new OverloadedError(
+    return refusalError(
       `server busy: ${this.waiting} Monte Carlo requests are waiting ${why}; retry later`,
       this.retryAfterSeconds(),
     );

@@ -46,4 +46,35 @@ describe('FastHistogram and FastCounter write exactly what prom-client writes', 
     b.inc({ model: 'x' }, 2);
     expect(await ours.metrics()).toBe(await theirs.metrics());
   });
+
+  it('at(): the same series object for the same label values (three labels), and the same text as prom-client', async () => {
+    const ours = new Registry();
+    const theirs = new Registry();
+    const a = new FastHistogram('http_seconds', 'HTTP', ['method', 'route', 'status_code'], [0.01, 0.1], ours);
+    const b = new Histogram({
+      name: 'http_seconds',
+      help: 'HTTP',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.01, 0.1],
+      registers: [theirs],
+    });
+    const s = a.at('POST', '/p', '200');
+    expect(a.at('POST', '/p', '200')).toBe(s);
+    expect(a.at('POST', '/p', '503')).not.toBe(s);
+    expect(a.at('GET', '/p', '200')).not.toBe(s);
+    s.observe(0.005);
+    a.at('POST', '/p', '503').observe(0.5);
+    a.at('GET', '/p', '200').observe(0.05);
+    b.observe({ method: 'POST', route: '/p', status_code: '200' }, 0.005);
+    b.observe({ method: 'POST', route: '/p', status_code: '503' }, 0.5);
+    b.observe({ method: 'GET', route: '/p', status_code: '200' }, 0.05);
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    const c = new FastCounter('n_total', 'N', ['lane'], ours);
+    c.at('mc').inc();
+    c.at('mc').inc(2);
+    expect(await ours.metrics()).toContain('n_total{lane="mc"} 3');
+    a.reset();
+    expect(await ours.metrics()).not.toContain('http_seconds_bucket');
+    expect(() => new FastCounter('four', 'x', ['a', 'b', 'c', 'd'], new Registry())).toThrow('1 to 3 labels');
+  });
 });

@@ -4,6 +4,7 @@
  * (flagged or 422), the JSON depth limit (400).
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
 import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
+import { FIRST_HOLD_MS, MAX_HOLD_MS, refusalAnswered, refusalHoldMs } from '../../src/server/plugins/refusal-pacing.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
 import { loadConfig } from '../../src/config.js';
 import { buildApp } from '../../src/server/app.js';
@@ -151,6 +153,72 @@ describe('admission control and deadlines over HTTP', () => {
       400,
       { error: 'body.parameters.timeout: Invalid input: expected number, received string' },
     ]);
+  });
+});
+
+describe('refusals on a connection that retries at once (retry storm)', () => {
+  it('a connection that retries before Retry-After is paused 50 ms, doubling, at most 1 s; the first refusal and a polite client not at all', () => {
+    const conn = {};
+    const holds = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => {
+      const hold = refusalHoldMs(conn, 1, i * 10);
+      refusalAnswered(conn, i * 10);
+      return hold;
+    });
+    expect(holds).toEqual([0, 50, 100, 200, 400, 800, 1000, 1000]);
+    // a client that waited its Retry-After (most of it) is answered at once again; another connection too
+    expect(refusalHoldMs(conn, 1, 70 + 950)).toBe(0);
+    expect(refusalHoldMs({}, 1, 0)).toBe(0);
+    expect(FIRST_HOLD_MS * 2 ** 5).toBeGreaterThan(MAX_HOLD_MS);
+  });
+
+  it('over HTTP: refusals are sent at once; a keep-alive connection that retries at once is read more and more slowly', async () => {
+    const { app } = await testApp({ MAX_QUEUE: '1', ...HEAVY_ENV });
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const heavy = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { 'x-request-timeout': '2000' },
+      payload: HEAVY,
+    });
+    await until(() => running(app) === 1);
+    const queued = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { 'x-request-timeout': '2000' },
+      payload: { instances: [DIABETES_ROW], samples: 10 },
+    });
+    await until(() => app.dataPlane.queueDepth().mc === 1);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const body = JSON.stringify({ instances: [DIABETES_ROW], samples: 10 });
+    const post = (a: Agent): Promise<{ status: number; ms: number; socket: unknown }> =>
+      new Promise((resolve, reject) => {
+        const t0 = performance.now();
+        const req = httpRequest(
+          { host: url.hostname, port: url.port, path: '/v1/models/diabetes/uncertainty', method: 'POST', agent: a },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode!, ms: performance.now() - t0, socket: req.socket }));
+          },
+        );
+        req.on('error', reject);
+        req.setHeader('content-type', 'application/json');
+        req.end(body);
+      });
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await post(agent));
+    expect(answers.map((a) => a.status)).toEqual([503, 503, 503, 503, 503]);
+    expect(new Set(answers.map((a) => a.socket)).size).toBe(1);
+    // each refusal is sent at once; the connection is then not read for 0, 50, 100, 200 ms: the next
+    // request waits that long (lower bounds only: a loaded machine may delay any answer)
+    expect(answers[2]!.ms).toBeGreaterThanOrEqual(45);
+    expect(answers[3]!.ms).toBeGreaterThanOrEqual(95);
+    expect(answers[4]!.ms).toBeGreaterThanOrEqual(195);
+    expect((await post(new Agent({ keepAlive: false }))).status).toBe(503);
+    agent.destroy();
+    expect(await metric(app, 'requests_rejected_total{lane="mc"}')).toBe(6);
+    expect((await heavy).statusCode).toBe(504);
+    expect((await queued).statusCode).toBe(200);
+    await app.close();
   });
 });
 

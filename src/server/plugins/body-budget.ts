@@ -9,23 +9,25 @@
  * the allocator setting that returns it, MALLOC_MMAP_THRESHOLD_=8192, cost half the throughput). The
  * budget bounds that high-water mark.
  */
-import { OverloadedError } from '../../serving/errors.js';
+import { refusalError } from '../../serving/scheduler.js';
 import { appPlugin } from './app-plugin.js';
 
 export const bodyBudget = appPlugin<{ maxBytes: number; bodyLimit: number }>(async (app, { maxBytes, bodyLimit }) => {
   if (maxBytes <= 0) return;
   let inFlight = 0;
-  // a callback-style hook: it runs on every request, and an async one costs a promise each
-  app.addHook('onRequest', (req, reply, done) => {
+  // preParsing: after the onRequest hooks and the routes' own (the Monte Carlo admission), so that a
+  // request refused there reserves nothing; before the body is read. Callback-style: an async hook
+  // costs a promise per request.
+  app.addHook('preParsing', (req, reply, payload, done) => {
     const raw = req.raw;
     const length = raw.headers['content-length'];
-    if (length === undefined && raw.headers['transfer-encoding'] === undefined) return done();
+    if (length === undefined && raw.headers['transfer-encoding'] === undefined) return done(null, payload);
     const bytes = Math.min(bodyLimit, length === undefined ? bodyLimit : Number(length) || 0);
-    if (bytes === 0) return done();
+    if (bytes === 0) return done(null, payload);
     if (inFlight + bytes > maxBytes) {
       reply.header('connection', 'close');
       return done(
-        new OverloadedError(
+        refusalError(
           `server busy: ${inFlight} bytes of request bodies are being received (MAX_BODY_BYTES_IN_FLIGHT=${maxBytes}); retry later`,
           1,
         ),
@@ -34,6 +36,6 @@ export const bodyBudget = appPlugin<{ maxBytes: number; bodyLimit: number }>(asy
     inFlight += bytes;
     // 'close': the body was read (Node emits it once the message is consumed) or the connection is gone
     raw.once('close', () => (inFlight -= bytes));
-    done();
+    done(null, payload);
   });
 });

@@ -8,8 +8,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { RequestError } from '../../model/errors.js';
+import { OverloadedError } from '../../serving/errors.js';
 import * as v1 from '../protocol/v1.js';
 import { appPlugin } from './app-plugin.js';
+import { refusalAnswered, refusalHoldMs } from './refusal-pacing.js';
 
 /** A protocol's error body. */
 export type ErrorShape = (status: number, message: string, code?: string) => unknown;
@@ -65,23 +67,69 @@ export function describeError(
   return { status: typeof status === 'number' && status >= 500 ? status : 500, message: 'internal server error' };
 }
 
+/** Log a request that was not served; refusals (503 overloaded) are summed, one line a second at most. */
+function logFailure(err: Error, req: FastifyRequest, status: number, message: string): void {
+  // overload, deadlines and clients that left are the server working as designed: no stack, info level
+  if (status >= 500 && !(err instanceof RequestError)) req.log.error({ err, req }, 'request failed');
+  else if (err instanceof OverloadedError) logRefusal(req, message);
+  else if (status >= 499)
+    req.log.info(
+      { statusCode: status, message },
+      err instanceof RequestError && err.kind === 'cancelled'
+        ? 'request cancelled: the client left'
+        : 'request not served',
+    );
+  else req.log.info({ statusCode: status, message }, 'client error');
+}
+
+/** Refusals since the last line, and when that line was written (performance.now(), ms). */
+const refusals = { count: 0, loggedAt: Number.NEGATIVE_INFINITY };
+const REFUSAL_LOG_EVERY_MS = 1000;
+
+/** A line per refusal would cost more than the refusal itself under a retry storm: one line a second. */
+function logRefusal(req: FastifyRequest, message: string): void {
+  refusals.count++;
+  const now = performance.now();
+  if (now - refusals.loggedAt < REFUSAL_LOG_EVERY_MS) return;
+  req.log.info({ statusCode: 503, message, refused: refusals.count }, 'request not served (refused: server busy)');
+  refusals.count = 0;
+  refusals.loggedAt = now;
+}
+
+/**
+ * Send a refusal (503 overloaded) at once; when its connection retried before its Retry-After, the
+ * connection is not read again for a while (refusal-pacing.ts): the retry waits in the kernel's socket
+ * buffer, and the server holds nothing of it meanwhile.
+ */
+function sendRefusal(req: FastifyRequest, reply: FastifyReply, body: unknown, retryAfterSeconds: number) {
+  const socket = req.raw.socket;
+  const pauseMs = socket ? refusalHoldMs(socket, retryAfterSeconds, performance.now()) : 0;
+  if (pauseMs > 0) {
+    const pause = (): void => {
+      socket.pause();
+      setTimeout(() => {
+        refusalAnswered(socket, performance.now());
+        socket.resume();
+      }, pauseMs);
+    };
+    // once Node is done with the refused request: it reads an unread body to its end (resuming the
+    // socket) after the answer, so the pause starts at that end
+    if (req.raw.readableEnded) reply.raw.once('finish', pause);
+    else req.raw.once('end', pause);
+  } else if (socket) refusalAnswered(socket, performance.now());
+  return reply.send(body);
+}
+
 /** Answer errors and unknown routes of `app`'s context in `shape`. */
 export function useErrorShape(app: FastifyInstance, shape: ErrorShape): void {
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const { status, message, code } = describeError(err, req);
-    if (err instanceof RequestError && err.retryAfterSeconds !== undefined)
-      reply.header('retry-after', String(err.retryAfterSeconds));
-    // overload, deadlines and clients that left are the server working as designed: no stack, info level
-    if (status >= 500 && !(err instanceof RequestError)) req.log.error({ err, req }, 'request failed');
-    else if (status >= 499)
-      req.log.info(
-        { statusCode: status, message },
-        err instanceof RequestError && err.kind === 'cancelled'
-          ? 'request cancelled: the client left'
-          : 'request not served',
-      );
-    else req.log.info({ statusCode: status, message }, 'client error');
-    return reply.code(status).send(shape(status, message, code));
+    const retryAfter = err instanceof RequestError ? err.retryAfterSeconds : undefined;
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    logFailure(err, req, status, message);
+    reply.code(status);
+    if (err instanceof OverloadedError) return sendRefusal(req, reply, shape(status, message, code), retryAfter ?? 1);
+    return reply.send(shape(status, message, code));
   });
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send(shape(404, `route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)} not found`)),

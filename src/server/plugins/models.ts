@@ -7,10 +7,11 @@
  * On close, the hot reload stops, requests in flight finish, then the models and the worker threads are
  * released.
  */
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import { DataPlane } from '../../serving/dataplane.js';
 import { NotReadyError } from '../../serving/errors.js';
-import { ModelRepository, runtimeOptions } from '../../serving/repository.js';
+import { ModelRepository, type RepositoryEvents, runtimeOptions } from '../../serving/repository.js';
 import { RepositoryWatcher } from '../../serving/watcher.js';
 import { metricsObserver, repositoryMetrics } from '../metrics.js';
 import { appPlugin } from './app-plugin.js';
@@ -27,64 +28,57 @@ declare module 'fastify' {
   }
 }
 
-export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
+/** The repository's events: the metrics, and a log line each. `repository` is read when an event fires. */
+function repositoryEvents(app: FastifyInstance, repository: () => ModelRepository): RepositoryEvents {
   const metered = repositoryMetrics(app.metrics);
-  const repository = new ModelRepository({
-    modelsDir: config.MODELS_DIR,
-    modelPath: config.MODEL_PATH,
-    skipInvalid: config.MODELS_SKIP_INVALID,
-    runtime: runtimeOptions(config),
-    versionPolicy: config.MODEL_VERSION_POLICY,
-    events: {
-      loaded: (m, source, seconds) => {
-        metered.loaded?.(m, source, seconds);
-        app.log.info(
-          { model: m.name, version: m.version, ...m.loadInfo(), ms_until_served: Math.round(seconds * 1000) },
-          'model loaded',
-        );
-      },
-      failed: (source, error) => {
-        metered.failed?.(source, error);
-        // at start-up the failure is logged by loadModels (skipped) or server.ts (fatal)
-        if (repository.state !== 'ready') return;
-        const served = repository.versions(source.name);
-        app.log.error(
-          {
-            model: source.name,
-            version: source.version,
-            path: source.file,
-            error: error.message,
-            served_versions: served,
-          },
-          served.length ? 'model load failed; the served version keeps serving' : 'model load failed',
-        );
-      },
-      unloaded: (m, reason) => {
-        metered.unloaded?.(m, reason);
-        app.log.info(
-          { model: m.name, version: m.version, reason },
-          reason === 'replaced'
-            ? 'model version replaced; it closes after its last request'
-            : 'model unloaded; it closes after its last request',
-        );
-      },
-      closed: (m) =>
-        app.log.info({ model: m.name, version: m.version }, 'model closed (sessions and worker copies released)'),
-      served: (n) => metered.served?.(n),
+  return {
+    loaded: (m, source, seconds) => {
+      metered.loaded?.(m, source, seconds);
+      app.log.info(
+        { model: m.name, version: m.version, ...m.loadInfo(), ms_until_served: Math.round(seconds * 1000) },
+        'model loaded',
+      );
     },
-  });
-  const dataPlane = new DataPlane(repository, config, metricsObserver(app.metrics));
-  const watcher = config.MODELS_WATCH
-    ? new RepositoryWatcher(repository, {
-        intervalMs: config.MODELS_POLL_MS,
-        onError: (err) => app.log.error({ error: err.message }, 'hot reload: poll failed'),
-      })
-    : null;
-  app.metrics.queueSource = () => dataPlane.queueDepth();
-  app.decorate('repository', repository);
-  app.decorate('dataPlane', dataPlane);
-  app.decorate('modelWatcher', watcher);
-  app.decorate('loadModels', async () => {
+    failed: (source, error) => {
+      metered.failed?.(source, error);
+      // at start-up the failure is logged by loadModels (skipped) or server.ts (fatal)
+      if (repository().state !== 'ready') return;
+      const served = repository().versions(source.name);
+      app.log.error(
+        {
+          model: source.name,
+          version: source.version,
+          path: source.file,
+          error: error.message,
+          served_versions: served,
+        },
+        served.length ? 'model load failed; the served version keeps serving' : 'model load failed',
+      );
+    },
+    unloaded: (m, reason) => {
+      metered.unloaded?.(m, reason);
+      app.log.info(
+        { model: m.name, version: m.version, reason },
+        reason === 'replaced'
+          ? 'model version replaced; it closes after its last request'
+          : 'model unloaded; it closes after its last request',
+      );
+    },
+    closed: (m) =>
+      app.log.info({ model: m.name, version: m.version }, 'model closed (sessions and worker copies released)'),
+    served: (n) => metered.served?.(n),
+  };
+}
+
+/** `app.loadModels()`: every model, the log lines of what was skipped, then the hot reload. */
+function modelLoader(
+  app: FastifyInstance,
+  config: Config,
+  repository: ModelRepository,
+  dataPlane: DataPlane,
+  watcher: RepositoryWatcher | null,
+): () => Promise<void> {
+  return async () => {
     const report = await repository.loadAll();
     for (const f of report.failed)
       app.log.error(
@@ -101,8 +95,11 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
         'hot reload on (MODELS_WATCH)',
       );
     }
-  });
+  };
+}
 
+/** 503 while loading or shutting down (health and metrics stay open); keep-alive ends while shutting down. */
+function readinessGate(app: FastifyInstance, repository: ModelRepository): void {
   // callback-style hooks: they run on every request, and async ones cost a promise each
   app.addHook('onRequest', (req, _reply, done) => {
     if (repository.state !== 'ready' && !isPublic(req.url)) {
@@ -119,6 +116,30 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
     if (repository.state === 'closing') reply.header('connection', 'close');
     done(null, payload);
   });
+}
+
+export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
+  const repository: ModelRepository = new ModelRepository({
+    modelsDir: config.MODELS_DIR,
+    modelPath: config.MODEL_PATH,
+    skipInvalid: config.MODELS_SKIP_INVALID,
+    runtime: runtimeOptions(config),
+    versionPolicy: config.MODEL_VERSION_POLICY,
+    events: repositoryEvents(app, () => repository),
+  });
+  const dataPlane = new DataPlane(repository, config, metricsObserver(app.metrics));
+  const watcher = config.MODELS_WATCH
+    ? new RepositoryWatcher(repository, {
+        intervalMs: config.MODELS_POLL_MS,
+        onError: (err) => app.log.error({ error: err.message }, 'hot reload: poll failed'),
+      })
+    : null;
+  app.metrics.queueSource = () => dataPlane.queueDepth();
+  app.decorate('repository', repository);
+  app.decorate('dataPlane', dataPlane);
+  app.decorate('modelWatcher', watcher);
+  app.decorate('loadModels', modelLoader(app, config, repository, dataPlane, watcher));
+  readinessGate(app, repository);
   app.addHook('onClose', async () => {
     await watcher?.stop();
     await repository.close();
