@@ -70,8 +70,7 @@ class Chromium {
     });
     (this.proc.stdio[4] as Readable).on('data', (chunk: Buffer) => {
       this.buf += chunk.toString('utf8');
-      let end;
-      while ((end = this.buf.indexOf('\0')) >= 0) {
+      for (let end = this.buf.indexOf('\0'); end >= 0; end = this.buf.indexOf('\0')) {
         const msg = JSON.parse(this.buf.slice(0, end)) as {
           id?: number;
           method?: string;

@@ -127,6 +127,7 @@ const meanRss = (from: number, to: number) => {
 // background load, every answer checked
 const json = { 'content-type': 'application/json' };
 const wrong: string[] = [];
+// biome-ignore lint/suspicious/noExplicitAny: each `pick` reads its own answer's JSON shape
 const check = (kind: 'predict' | 'mc' | 'worker', pick: (body: any) => number) => (status: number, body: string) => {
   if (status !== 200) wrong.push(`${kind}: ${status} ${body.slice(0, 200)}`);
   else if (which(pick(JSON.parse(body)), kind) === null)

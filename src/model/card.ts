@@ -63,7 +63,7 @@ export async function readCard(
   embedded?: { text: string; source: string },
   contents?: string | null,
 ): Promise<{ card: Card; source: string | null }> {
-  let raw: unknown = undefined;
+  let raw: unknown;
   let source = '';
   if (cardPath) {
     // `contents`: the card's text already read (ModelSource.contents); null: there was no card file

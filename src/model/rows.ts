@@ -40,7 +40,7 @@ export function toMatrix(
       for (let j = 0; j < f; j++) data[r * f + j] = checkValue(row[j], `${at}[${j}]`);
     } else if (row !== null && typeof row === 'object') {
       const obj = row as Record<string, unknown>;
-      const missing = features.filter((k) => !Object.prototype.hasOwnProperty.call(obj, k));
+      const missing = features.filter((k) => !Object.hasOwn(obj, k));
       if (missing.length)
         throw new InputError(`${at}: missing feature(s) ${missing.map((k) => JSON.stringify(k)).join(', ')}`);
       const unknown = Object.keys(obj).filter((k) => !features.includes(k));

@@ -320,9 +320,9 @@ export function tensorValues(t: Tensor): number[] {
         throw new Error(`tensor ${t.name ?? '?'} has unsupported data type ${type}`);
     }
   }
-  if (t.float_data && t.float_data.length) return t.float_data.slice();
-  if (t.double_data && t.double_data.length) return t.double_data.slice();
-  if (t.int64_data && t.int64_data.length) return t.int64_data.map(toNumber);
-  if (t.int32_data && t.int32_data.length) return t.int32_data.slice();
+  if (t.float_data?.length) return t.float_data.slice();
+  if (t.double_data?.length) return t.double_data.slice();
+  if (t.int64_data?.length) return t.int64_data.map(toNumber);
+  if (t.int32_data?.length) return t.int32_data.slice();
   return [];
 }

@@ -4,12 +4,12 @@
  * SHUTDOWN_GRACE_MS; a second signal exits at once). A bad model or config exits non-zero.
  */
 import closeWithGrace from 'close-with-grace';
-import { ConfigError, loadConfig } from '../config.js';
+import { type Config, ConfigError, loadConfig } from '../config.js';
 import { ModelLoadError } from '../model/errors.js';
 import { buildApp } from './app.js';
 
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {

@@ -9,9 +9,7 @@
  * (Monte Carlo requests are coalesced by the queue that admits them: scheduler.ts.)
  */
 
-export interface BatchRunner {
-  (x: Float32Array, rows: number): Promise<Float32Array>;
-}
+export type BatchRunner = (x: Float32Array, rows: number) => Promise<Float32Array>;
 
 interface Pending {
   x: Float32Array;

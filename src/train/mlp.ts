@@ -6,7 +6,7 @@
  * Dropout is inverted dropout exactly like torch.nn.Dropout: in training a unit is zeroed with
  * probability p and survivors are scaled by 1/(1−p); in evaluation it is the identity.
  */
-import { Rng } from '../util/rng.js';
+import type { Rng } from '../util/rng.js';
 import { erf } from '../util/special-functions.js';
 
 export type Activation = 'relu' | 'tanh' | 'gelu';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClassificationStats, type RegressionStats } from '../../src/uncertainty/record.js';
+import type { ClassificationStats, RegressionStats } from '../../src/uncertainty/record.js';
 import { packStats, unpackStats } from '../../src/uncertainty/record-wire.js';
 import { packBatch, unpackBatch } from '../../src/serving/wire.js';
 import type { McJob } from '../../src/model/model.js';

@@ -197,9 +197,9 @@ describe('export habits over HTTP, from their original files', () => {
       const K = m.want[0]!.length;
       const close = (got: number[], want: number[], what: string) => {
         expect(got.length, what).toBe(want.length);
-        got.forEach((v, k) =>
-          expect(Math.abs(v - want[k]!), `${what}[${k}]: ${v} vs torch ${want[k]}`).toBeLessThan(1e-4),
-        );
+        got.forEach((v, k) => {
+          expect(Math.abs(v - want[k]!), `${what}[${k}]: ${v} vs torch ${want[k]}`).toBeLessThan(1e-4);
+        });
       };
       const asRow = (p: unknown): number[] =>
         m.task === 'classification'
@@ -211,9 +211,9 @@ describe('export habits over HTTP, from their original files', () => {
       for (const rows of [[m.inputs[0]!], batch32(m.inputs)]) {
         const r = await post(`/v1/models/${name}/predict`, { instances: rows });
         expect(r.statusCode, r.body.slice(0, 300)).toBe(200);
-        (r.json().predictions as unknown[]).forEach((p, i) =>
-          close(asRow(p), m.want[i % m.inputs.length]!, `/v1 row ${i}`),
-        );
+        (r.json().predictions as unknown[]).forEach((p, i) => {
+          close(asRow(p), m.want[i % m.inputs.length]!, `/v1 row ${i}`);
+        });
       }
       // V2 JSON at batch 32: the served tensor (probabilities for the classifier), flat
       const meta = (await app.inject(`/v2/models/${name}`)).json() as {

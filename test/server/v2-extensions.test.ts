@@ -384,6 +384,7 @@ describe('Triton statistics extension', () => {
     );
     expect((await infer('wine', v2(1, { mc_samples: 1e9 }))).statusCode).toBe(400);
 
+    // biome-ignore lint/suspicious/noExplicitAny: the test reads fields of Triton's statistics JSON
     const s = (await stats('/v2/models/wine/stats')).model_stats[0]! as Record<string, any>;
     expect(s.name).toBe('wine');
     expect(s.version).toBe('1');

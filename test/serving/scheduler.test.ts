@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CancelledError, RequestError } from '../../src/model/errors.js';
+import { CancelledError, type RequestError } from '../../src/model/errors.js';
 import type { McJob, McResult, Model } from '../../src/model/model.js';
 import type { RegressionStats } from '../../src/uncertainty/record.js';
 import { DeadlineExceededError, OverloadedError } from '../../src/serving/errors.js';

@@ -129,7 +129,7 @@ class AffineFolder {
     for (const sub of this.g.node) {
       if (sub.op_type !== 'Sub' || !sub.output[0]) continue;
       const div = this.soleConsumer(sub.output[0]);
-      if (!div || div.op_type !== 'Div' || div.input[0] !== sub.output[0] || !div.output[0]) continue;
+      if (div?.op_type !== 'Div' || div.input[0] !== sub.output[0] || !div.output[0]) continue;
       const gemm = this.soleConsumer(div.output[0]);
       if (!gemm || gemm.input[0] !== div.output[0]) continue;
       const p = this.gemmParams(gemm);
@@ -160,9 +160,9 @@ class AffineFolder {
       const p = this.gemmParams(gemm);
       if (!p) continue;
       const mul = this.soleConsumer(gemm.output[0]);
-      if (!mul || mul.op_type !== 'Mul' || mul.input[0] !== gemm.output[0] || !mul.output[0]) continue;
+      if (mul?.op_type !== 'Mul' || mul.input[0] !== gemm.output[0] || !mul.output[0]) continue;
       const add = this.soleConsumer(mul.output[0]);
-      if (!add || add.op_type !== 'Add' || add.input[0] !== mul.output[0] || !add.output[0]) continue;
+      if (add?.op_type !== 'Add' || add.input[0] !== mul.output[0] || !add.output[0]) continue;
       const a = perIndex(this.constValues(mul.input[1] ?? ''), p.out);
       const m = perIndex(this.constValues(add.input[1] ?? ''), p.out);
       if (!a || !m) continue;

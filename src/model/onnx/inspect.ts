@@ -118,7 +118,7 @@ function dropoutsOf(graph: Graph): { dropouts: DropoutInfo[]; trainingModeSource
     if (attr) ratio = attr.f ?? 0.5;
     else if (n.input[1]) {
       const v = consts.get(n.input[1]);
-      if (!v || v.length !== 1)
+      if (v?.length !== 1)
         throw new ModelFormatError(`Dropout ${name}: its ratio "${n.input[1]}" is not a constant scalar`);
       ratio = v[0]!;
     }

@@ -53,8 +53,7 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
       const out: Record<string, { data: Float32Array; dims: number[] }> = {};
       for (const name of fetch) {
         const t = res[name];
-        if (!t || t.type !== 'float32')
-          throw new Error(`output ${name} is ${t ? t.type : 'missing'}, expected float32`);
+        if (t?.type !== 'float32') throw new Error(`output ${name} is ${t ? t.type : 'missing'}, expected float32`);
         out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
       }
       return out;

@@ -25,7 +25,7 @@ export const validation = appPlugin(async (app) => {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     if (exceedsJsonDepth(body)) return done(new TooDeep(), undefined);
-    parseJson(req, body.toString('utf8'), done);
+    void parseJson(req, body.toString('utf8'), done);
   });
   app.setValidatorCompiler((route) => {
     const zod = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
