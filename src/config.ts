@@ -86,7 +86,7 @@ const EnvSchema = z.object({
   MODELS_POLL_MS: int(100, 3_600_000).default(1000),
   /**
    * Admission control: requests that may wait for a Monte Carlo runner (and, separately, for a predict
-   * run); beyond it, 503 with Retry-After. README "Operating" says how the default was sized.
+   * run); beyond it, 503 with Retry-After. docs/operating.md "Under overload" says how the default was sized.
    */
   MAX_QUEUE: int(1, 1_000_000).default(128),
   /** The longest deadline of a request (x-request-timeout and V2 parameters.timeout are capped by it). */

@@ -20,7 +20,7 @@ export { conformalRowsNeeded, INTERVAL_METHODS, type IntervalMethod, type Interv
 
 export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
 
-/** A model's uncertainty settings, read from its card at load (card.ts, onnx/load.ts). */
+/** A model's uncertainty settings, read from its card at load (card.ts, onnx/card-check.ts). */
 export interface UncertaintySettings {
   /** Regression: one noise σ for all rows, or a predicted log-variance per row (a second output). */
   noise: NoiseModel;

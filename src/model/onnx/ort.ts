@@ -24,7 +24,7 @@ export interface OrtSession {
  * Create a session with every graph optimisation on except EliminateDropout: that rule deletes
  * Dropout nodes even when training_mode is true (measured with onnxruntime-node 1.30), which would
  * silently turn Monte Carlo dropout into repeated eval passes. Our served graphs have no Dropout left
- * (see graph.ts), but sessions made from a user's file must never lose one either.
+ * (see rewrite.ts), but sessions made from a user's file must never lose one either.
  */
 export async function createSession(bytes: Uint8Array, opts: SessionOptions): Promise<OrtSession> {
   const options: ort.InferenceSession.SessionOptions = {

@@ -4,7 +4,7 @@
  * stays: heap objects, and the Buffers that held request bodies (external memory: 1 MB per stalled
  * upload). With MAX_BODY_BYTES_IN_FLIGHT bounding the bodies, what this still buys is measured on the
  * heap after an MC overload: RSS 5 s after 15 s at 160 req/s, 214 → 229 MB with it, 218 → 244 MB
- * without (one run each, README "Operating"). It forces collections, so IDLE_GC=false turns it off.
+ * without (one run each, docs/operating.md). It forces collections, so IDLE_GC=false turns it off.
  *
  * Every second this checks whether the server was quiet (no request arrived, no connection closed);
  * at the first quiet second after activity, if the heap plus external memory exceed the lowest level
