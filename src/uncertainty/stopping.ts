@@ -32,18 +32,19 @@ export const AUTO_DEFAULT_TOLERANCE = 0.05;
 export const AUTO_DEFAULT_MAX_SAMPLES = 1000;
 
 /**
- * A chunk after the first grows with the samples done (1/8 of them), so the rule checks often while T is
- * small and the stop overshoots the first T within tolerance by at most ~12.5% (plus the run's limit).
+ * The checks after the first are spaced by an eighth of the samples done, so the rule checks often while
+ * T is small and the stop overshoots the first T within tolerance by at most ~12.5%.
  */
 const GROWTH = 8;
 
 /**
- * The next chunk's samples: AUTO_MIN_SAMPLES first, then max(AUTO_MIN_SAMPLES, ⌈done/8⌉), never more
- * than `perRun` (one run's samples) or what is left of `maxSamples`.
+ * The sample count of the next check after `done` samples: AUTO_MIN_SAMPLES first, then
+ * done + max(AUTO_MIN_SAMPLES, ⌈done/8⌉), never more than `maxSamples`. The checks depend on nothing
+ * else (not on the run size), so the same seed stops at the same T on any server configuration.
  */
-export function nextAutoChunk(done: number, maxSamples: number, perRun: number): number {
-  const want = done === 0 ? AUTO_MIN_SAMPLES : Math.max(AUTO_MIN_SAMPLES, Math.ceil(done / GROWTH));
-  return Math.max(1, Math.min(want, perRun, maxSamples - done));
+export function nextAutoCheck(done: number, maxSamples: number): number {
+  const step = done === 0 ? AUTO_MIN_SAMPLES : Math.max(AUTO_MIN_SAMPLES, Math.ceil(done / GROWTH));
+  return Math.min(done + step, maxSamples);
 }
 
 /**

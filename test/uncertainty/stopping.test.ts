@@ -7,7 +7,7 @@ import { ClassificationAccumulator, RegressionAccumulator } from '../../src/unce
 import { MomentSums } from '../../src/uncertainty/moments.js';
 import {
   AUTO_MIN_SAMPLES,
-  nextAutoChunk,
+  nextAutoCheck,
   probabilityError,
   regressionError,
   withinTolerance,
@@ -20,12 +20,11 @@ function runAuto(
   worst: () => number,
   tol: number,
   max: number,
-  perRun = 4096,
 ): { used: number; ends: number[] } {
   const ends: number[] = [];
   let done = 0;
   while (done < max) {
-    const s = nextAutoChunk(done, max, perRun);
+    const s = nextAutoCheck(done, max) - done;
     add(s);
     done += s;
     ends.push(done);
@@ -44,15 +43,14 @@ function alternating(sigma: number) {
   };
 }
 
-describe('the chunk schedule', () => {
-  it('starts with AUTO_MIN_SAMPLES, grows by an eighth, and respects the run and the maximum', () => {
+describe('the checks', () => {
+  it('start at AUTO_MIN_SAMPLES, then every eighth more (at least 30), never past the maximum', () => {
     expect(AUTO_MIN_SAMPLES).toBe(30);
-    expect(nextAutoChunk(0, 1000, 4096)).toBe(30);
-    expect(nextAutoChunk(30, 1000, 4096)).toBe(30);
-    expect(nextAutoChunk(400, 1000, 4096)).toBe(50);
-    expect(nextAutoChunk(990, 1000, 4096)).toBe(10);
-    expect(nextAutoChunk(0, 1000, 7)).toBe(7);
-    expect(nextAutoChunk(0, 12, 4096)).toBe(12);
+    expect(nextAutoCheck(0, 1000)).toBe(30);
+    expect(nextAutoCheck(30, 1000)).toBe(60);
+    expect(nextAutoCheck(400, 1000)).toBe(450);
+    expect(nextAutoCheck(990, 1000)).toBe(1000);
+    expect(nextAutoCheck(0, 12)).toBe(12);
   });
 });
 

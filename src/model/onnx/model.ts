@@ -21,7 +21,7 @@ import {
   type TensorSpec,
 } from '../model.js';
 import type { McStats } from '../../uncertainty/record.js';
-import { nextAutoChunk, withinTolerance } from '../../uncertainty/stopping.js';
+import { nextAutoCheck, withinTolerance } from '../../uncertainty/stopping.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
 import type { GraphInfo } from './inspect.js';
@@ -184,8 +184,8 @@ export class OnnxModel implements Model {
    * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
    * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
    * `opts.signal` is checked before every chunk (a chunk is at most maxRunRows tiled rows).
-   * With `opts.tolerance` (`samples: "auto"`), chunks grow from AUTO_MIN_SAMPLES and sampling stops at
-   * the first chunk end where the accumulator's worst MC error is within it (src/uncertainty/stopping.ts),
+   * With `opts.tolerance` (`samples: "auto"`), sampling stops at the first check (AUTO_MIN_SAMPLES,
+   * then every eighth more: stopping.ts nextAutoCheck) where the accumulator's worst MC error is within it (src/uncertainty/stopping.ts),
    * `opts.samples` at most. The mask stream runs on across chunks, so with one live dropout the answer
    * equals a fixed-T request of the samples used with the same seed (with several, the stream interleaves
    * the dropouts per chunk, so it equals a fixed-T run with the same chunks).
@@ -204,14 +204,17 @@ export class OnnxModel implements Model {
     const maskBufs = this.maskBuffers.take(perRun * rows);
     const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
     try {
-      for (let done = 0; done < T; ) {
+      // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts
+      for (let done = 0, check = auto ? nextAutoCheck(0, T) : T; done < T; ) {
         // a request whose client left or whose deadline passed stops here, between chunks
         if (opts.signal?.aborted) throw new CancelledError(done, T);
-        const s = auto ? nextAutoChunk(done, T, perRun) : Math.min(perRun, T - done);
+        const s = Math.min(perRun, check - done);
         const { out, logVar } = await runMcChunk(this.io, graph, x, maskBufs, s, rows, fill);
         acc.add(out, s, rows, 0, logVar ?? undefined);
         done += s;
-        if (auto && done < T && withinTolerance(done, this.worstError(acc, rows), opts.tolerance!)) break;
+        if (done < check || done === T) continue;
+        if (withinTolerance(done, this.worstError(acc, rows), opts.tolerance!)) break;
+        check = nextAutoCheck(done, T);
       }
     } finally {
       this.maskBuffers.give(maskBufs);
