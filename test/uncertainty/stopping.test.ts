@@ -54,7 +54,7 @@ describe('the checks', () => {
   });
 });
 
-describe('the stopping rule', () => {
+describe('the errors', () => {
   it('regressionError: se(mean)/σ = 1/√T without noise, the std term from the kurtosis, 0 without spread', () => {
     expect(regressionError(400, 4, 3, 1, 0)).toBeCloseTo(1 / 20, 12);
     // a heavy tail (κ = 9): se(s)/s = √(8/(4T)) = √2/√T > 1/√T
@@ -75,8 +75,10 @@ describe('the stopping rule', () => {
     expect(m.kurtosis(1)).toBeCloseTo(1, 12);
     expect(new MomentSums(1).kurtosis(0)).toBeNaN();
   });
+});
 
-  it('stops at the first chunk end with se/σ ≤ tol: T = ⌈1/tol²⌉ within one chunk', () => {
+describe('the stopping rule on fake streams', () => {
+  it('stops at the first check with se/σ ≤ tol: T = ⌈1/tol²⌉ within one chunk', () => {
     for (const tol of [0.2, 0.1, 0.05, 0.02]) {
       const acc = new RegressionAccumulator(1, 1, 100000, false, null, true);
       const next = alternating(3);
@@ -141,8 +143,10 @@ describe('the stopping rule', () => {
       ).used,
     ).toBe(1000);
   });
+});
 
-  it('classification: the standard error of each mean probability, absolute', () => {
+describe('the stopping rule for classifiers', () => {
+  it('the standard error of each mean probability, absolute', () => {
     // p = 0.2, 0.8, 0.2, 0.8: Σp = 2, Σp² = 1.36, unbiased var 0.12, se = √(0.12/4)
     expect(probabilityError(4, 2, 1.36)).toBeCloseTo(Math.sqrt(0.03), 12);
     expect(probabilityError(1, 0.5, 0.25)).toBe(Number.POSITIVE_INFINITY);
