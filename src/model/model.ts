@@ -31,7 +31,14 @@ export interface RunSignal {
 }
 
 export interface McOptions {
+  /** T; with `tolerance`, the most samples (max_samples). */
   samples: number;
+  /**
+   * Sequential stopping (`samples: "auto"`): sample in chunks and stop at the first chunk end, after at
+   * least AUTO_MIN_SAMPLES, where every served value's Monte Carlo error is within this tolerance
+   * (src/uncertainty/stopping.ts); the record's `samples` says how many were used. Absent: exactly `samples`.
+   */
+  tolerance?: number;
   /** Central interval level in (0, 1) (regression). */
   interval: number;
   /** gaussian (mean ± z·std) or conformal (mean ± q·std); the model's default when absent. */

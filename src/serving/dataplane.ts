@@ -33,6 +33,7 @@ import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
 import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
 import { type McStats, statValues } from '../uncertainty/record.js';
 import { STATS } from '../uncertainty/statistics.js';
+import { AUTO_DEFAULT_MAX_SAMPLES } from '../uncertainty/stopping.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { PredictBatcher } from './batcher.js';
 import { DeadlineExceededError, NonFiniteError, OutOfRangeError, TooLargeError } from './errors.js';
@@ -122,6 +123,8 @@ export interface SampleRequest extends PredictRequest {
   intervalMethod?: IntervalMethod;
   seed?: number;
   returnSamples?: boolean;
+  /** `samples: "auto"`: stop at this MC error (McOptions.tolerance); `samples` is then the most. Runs inline. */
+  tolerance?: number;
   fields: SampleFields;
 }
 
@@ -137,7 +140,10 @@ export interface PredictResult {
 export interface SampleResult {
   model: Model;
   rows: number;
+  /** The samples asked for (with `tolerance`, the most); stats.samples is how many were used. */
   samples: number;
+  /** As SampleRequest.tolerance (absent for a fixed T). */
+  tolerance?: number;
   interval: number;
   /** Whether the raw samples were asked for (they are in stats.raw). */
   returnSamples: boolean;
@@ -300,8 +306,9 @@ export class DataPlane implements ModelHooks {
     try {
       const m = lease.model;
       if (!m.mcAvailable) throw new NoDropoutError(m.name);
-      samples = req.samples ?? this.config.MC_DEFAULT_SAMPLES;
       const max = this.config.MC_MAX_SAMPLES;
+      const auto = req.tolerance !== undefined;
+      samples = req.samples ?? (auto ? Math.min(AUTO_DEFAULT_MAX_SAMPLES, max) : this.config.MC_DEFAULT_SAMPLES);
       if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
       const interval = req.interval ?? DEFAULT_INTERVAL;
       // an interval the model cannot serve (422) is refused before any row is read or run
@@ -323,13 +330,33 @@ export class DataPlane implements ModelHooks {
           m,
           x,
           rows,
-          { samples, interval, intervalMethod: req.intervalMethod, seed: req.seed, returnSamples: req.returnSamples },
+          {
+            samples,
+            interval,
+            intervalMethod: req.intervalMethod,
+            seed: req.seed,
+            returnSamples: req.returnSamples,
+            ...(auto ? { tolerance: req.tolerance } : {}),
+          },
           req,
           t,
         );
         checkFiniteStats(stats);
         ok = true;
-        return { model: m, rows, samples, interval, returnSamples: !!req.returnSamples, stats, seed, outOfRange };
+        const tolerance = auto ? { tolerance: req.tolerance } : {};
+        const result = {
+          model: m,
+          rows,
+          samples,
+          ...tolerance,
+          interval,
+          returnSamples: !!req.returnSamples,
+          stats,
+          seed,
+          outOfRange,
+        };
+        samples = stats.samples; // the statistics count the samples used ("auto" may stop early)
+        return result;
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
       }
@@ -468,9 +495,11 @@ export class DataPlane implements ModelHooks {
     req: SampleRequest,
     timing: RequestTiming,
   ): Promise<McResult> {
+    // "auto" (a tolerance) runs inline: the worker wire and a coalesced run carry a fixed T
+    const auto = opts.tolerance !== undefined;
     const onWorker =
-      this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
-    const coalesce = !onWorker && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
+      !auto && this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
+    const coalesce = !onWorker && !auto && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
     const timeoutMs = this.timeoutOf(req);
     return this.mc.submit({
       model: m,
@@ -500,7 +529,7 @@ export class DataPlane implements ModelHooks {
       const { x, rows, opts } = e.job;
       DataPlane.runsAlone(e.work.timing);
       try {
-        if (pool && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
+        if (pool && opts.tolerance === undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
           const task = pool.start(key!, x, rows, opts);
           e.stop = task.cancel;
           e.resolve(await task.result);

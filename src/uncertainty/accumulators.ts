@@ -11,6 +11,7 @@ import { gaussianInterval, type IntervalSpec } from './intervals.js';
 import { type LogVarianceBounds, MomentSums } from './moments.js';
 import { entropy, toProbabilities } from './probabilities.js';
 import { quantileInPlace } from './quantiles.js';
+import { probabilityError, regressionError } from './stopping.js';
 import { type ClassificationStats, makeStatsInOrder, type RegressionStats, allocateStats } from './record.js';
 import {
   CLASSIFICATION_STATS,
@@ -33,7 +34,8 @@ export class RegressionAccumulator {
   /**
    * `keepSamples`: the record carries the raw samples. `logVariance`: the clamp bounds of a
    * heteroscedastic model's log-variance output (add() then needs that output with every chunk); absent
-   * or null for a homoscedastic model.
+   * or null for a homoscedastic model. `samples`: the most samples add() will get (the kept samples'
+   * room). `trackError`: keep what worstError() needs (sequential stopping).
    */
   constructor(
     private readonly rows: number,
@@ -41,8 +43,9 @@ export class RegressionAccumulator {
     samples: number,
     private readonly keepSamples: boolean,
     logVariance: LogVarianceBounds | null = null,
+    private readonly trackError = false,
   ) {
-    this.moments = new MomentSums(rows * outputs, logVariance);
+    this.moments = new MomentSums(rows * outputs, logVariance, trackError);
     if (keepSamples || REGRESSION_NEEDS_SAMPLES) this.kept = new Float32Array(samples * rows * outputs);
   }
 
@@ -67,6 +70,33 @@ export class RegressionAccumulator {
     moments.add(out, first, logVar, chunkSamples, stride);
   }
 
+  /** The served aleatoric variance of value i: σ², plus the MC mean predicted variance when heteroscedastic. */
+  private aleatoricVariance(i: number, floor: number): number {
+    return this.moments.heteroscedastic ? this.moments.noiseVariance(i) + floor * floor : floor * floor;
+  }
+
+  /**
+   * The largest Monte Carlo error, relative to the served predictive std, of any row and output's mean
+   * or std after the samples so far (stopping.ts regressionError); needs `trackError`. Arguments as
+   * finish()'s.
+   */
+  worstError(aleatoricStd: Float64Array, epistemicScale = 1): number {
+    const { moments } = this;
+    if (!this.trackError) throw new Error('worstError needs an accumulator made with trackError');
+    let worst = 0;
+    for (let i = 0; i < moments.size; i++) {
+      const e = regressionError(
+        moments.count,
+        moments.variance(i),
+        moments.kurtosis(i),
+        epistemicScale,
+        this.aleatoricVariance(i, aleatoricStd[i]!),
+      );
+      if (!(e <= worst)) worst = e;
+    }
+    return worst;
+  }
+
   /**
    * `aleatoricStd`: the card's σ per row and output (rows × outputs): the noise of a homoscedastic model,
    * the floor of a heteroscedastic one (whose served aleatoric_std is √(MC mean of the predicted
@@ -88,7 +118,7 @@ export class RegressionAccumulator {
       e.at(i);
       const variance = s2 * moments.variance(i);
       const floor = aleatoricStd[i]!;
-      const aleaVar = moments.heteroscedastic ? moments.noiseVariance(i) + floor * floor : floor * floor;
+      const aleaVar = this.aleatoricVariance(i, floor);
       e.mean = moments.mean(i);
       e.epistemicStd = Math.sqrt(variance);
       e.aleatoricStd = moments.heteroscedastic ? Math.sqrt(aleaVar) : floor;
@@ -99,7 +129,7 @@ export class RegressionAccumulator {
       'regression',
       { rows, width: outputs, samples: T, level: spec.level, intervalMethod: spec.method },
       values,
-      this.keepSamples ? kept : undefined,
+      this.keepSamples ? firstSamples(kept!, T * n) : undefined,
     ) as RegressionStats;
   }
 }
@@ -147,8 +177,15 @@ class Element implements RegressionElement {
   }
 }
 
+/** The first `length` values of the kept samples (a copy when the room was for more samples than were drawn). */
+function firstSamples(kept: Float32Array, length: number): Float32Array {
+  return kept.length === length ? kept : kept.slice(0, length);
+}
+
 export class ClassificationAccumulator {
   private readonly probSum: Float64Array;
+  /** Σp² per row and class, for worstError(); null unless `trackError`. */
+  private readonly probSqSum: Float64Array | null;
   private readonly entropySum: Float64Array;
   private readonly votes: Int32Array;
   private readonly p: Float64Array;
@@ -165,8 +202,11 @@ export class ClassificationAccumulator {
     private readonly logits: boolean,
     /** Every sample's logits (or log-probabilities) are divided by it before the softmax. */
     private readonly temperature = 1,
+    /** Keep what worstError() needs (sequential stopping). */
+    trackError = false,
   ) {
     this.probSum = new Float64Array(rows * classes);
+    this.probSqSum = trackError ? new Float64Array(rows * classes) : null;
     this.entropySum = new Float64Array(rows);
     this.votes = new Int32Array(rows * classes);
     this.p = new Float64Array(classes);
@@ -185,12 +225,28 @@ export class ClassificationAccumulator {
           this.probSum[i * K + k]! += p[k]!;
           if (p[k]! > p[best]!) best = k;
         }
+        if (this.probSqSum) for (let k = 0; k < K; k++) this.probSqSum[i * K + k]! += p[k]! * p[k]!;
         this.entropySum[i]! += entropy(p, 0, K);
         this.votes[i * K + best]!++;
         if (kept) for (let k = 0; k < K; k++) kept[(this.seen + t) * rows * K + i * K + k] = p[k]!;
       }
     }
     this.seen += chunkSamples;
+  }
+
+  /**
+   * The largest standard error of any row and class's mean probability after the samples so far
+   * (stopping.ts probabilityError); needs `trackError`.
+   */
+  worstError(): number {
+    const sq = this.probSqSum;
+    if (!sq) throw new Error('worstError needs an accumulator made with trackError');
+    let worst = 0;
+    for (let j = 0; j < sq.length; j++) {
+      const e = probabilityError(this.seen, this.probSum[j]!, sq[j]!);
+      if (!(e <= worst)) worst = e;
+    }
+    return worst;
   }
 
   finish(): ClassificationStats {
@@ -232,7 +288,7 @@ export class ClassificationAccumulator {
       'classification',
       { rows, width: K, samples: T },
       values,
-      this.keepSamples ? kept : undefined,
+      this.keepSamples ? firstSamples(kept!, T * rows * K) : undefined,
     ) as ClassificationStats;
   }
 }

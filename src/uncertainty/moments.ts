@@ -31,18 +31,25 @@ export class MomentSums {
   private readonly sumSq: Float64Array;
   /** Heteroscedastic: Σ_t exp(clamp(log-variance_t)) per value; null for homoscedastic. */
   private readonly varianceSum: Float64Array | null;
+  /** Σd³ and Σd⁴ around the shift, for the kurtosis (sequential stopping, stopping.ts); null when not kept. */
+  private readonly higher: { cube: Float64Array; fourth: Float64Array } | null;
   /** Samples added so far (T). */
   count = 0;
 
-  /** `logVariance`: the clamp of a heteroscedastic model's log-variance (add() then needs it); else null. */
+  /**
+   * `logVariance`: the clamp of a heteroscedastic model's log-variance (add() then needs it); else null.
+   * `keepKurtosis`: also keep the third and fourth power sums (kurtosis()).
+   */
   constructor(
     readonly size: number,
     private readonly logVariance: LogVarianceBounds | null = null,
+    keepKurtosis = false,
   ) {
     this.shift = new Float64Array(size);
     this.sum = new Float64Array(size);
     this.sumSq = new Float64Array(size);
     this.varianceSum = logVariance ? new Float64Array(size) : null;
+    this.higher = keepKurtosis ? { cube: new Float64Array(size), fourth: new Float64Array(size) } : null;
   }
 
   get heteroscedastic(): boolean {
@@ -65,6 +72,15 @@ export class MomentSums {
         sum[i]! += d;
         sumSq[i]! += d * d;
       }
+      if (this.higher) {
+        const { cube, fourth } = this.higher;
+        for (let i = 0; i < size; i++) {
+          const d = values[o + i]! - shift[i]!;
+          const d2 = d * d;
+          cube[i]! += d2 * d;
+          fourth[i]! += d2 * d2;
+        }
+      }
       if (varianceSum) {
         const { lo, hi } = this.logVariance!;
         for (let i = 0; i < size; i++) {
@@ -86,6 +102,21 @@ export class MomentSums {
     const T = this.count;
     const m = this.sum[i]! / T;
     return T > 1 ? Math.max(0, (this.sumSq[i]! - T * m * m) / (T - 1)) : 0;
+  }
+
+  /**
+   * The sample kurtosis m4/m2² of value i (central moments with 1/T; 3 for a normal distribution), from
+   * the power sums around the shift; NaN unless made with keepKurtosis, 0 when the values do not vary.
+   */
+  kurtosis(i: number): number {
+    if (!this.higher) return Number.NaN;
+    const T = this.count;
+    const m = this.sum[i]! / T;
+    const s2 = this.sumSq[i]! / T;
+    const m2 = s2 - m * m;
+    if (!(m2 > 0)) return 0;
+    const m4 = this.higher.fourth[i]! / T - 4 * m * (this.higher.cube[i]! / T) + 6 * m * m * s2 - 3 * m ** 4;
+    return Math.max(0, m4) / (m2 * m2);
   }
 
   /** Heteroscedastic: (1/T) Σ_t exp(clamp(log-variance_t)) of value i, the MC mean predicted variance; else 0. */

@@ -21,6 +21,7 @@ import {
   type TensorSpec,
 } from '../model.js';
 import type { McStats } from '../../uncertainty/record.js';
+import { nextAutoCheck, withinTolerance } from '../../uncertainty/stopping.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
 import type { GraphInfo } from './inspect.js';
@@ -185,11 +186,17 @@ export class OnnxModel implements Model {
    * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
    * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
    * `opts.signal` is checked before every chunk (a chunk is at most maxRunRows tiled rows).
+   * With `opts.tolerance` (`samples: "auto"`), sampling stops at the first check (AUTO_MIN_SAMPLES,
+   * then every eighth more: stopping.ts nextAutoCheck) where the accumulator's worst MC error is within it (src/uncertainty/stopping.ts),
+   * `opts.samples` at most. The mask stream runs on across chunks, so with one live dropout the answer
+   * equals a fixed-T request of the samples used with the same seed (with several, the stream interleaves
+   * the dropouts per chunk, so it equals a fixed-T run with the same chunks).
    */
   async sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
     if (!this.mcPlain) throw new NoDropoutError(this.name);
     const interval = this.interval(opts);
     const T = opts.samples;
+    const auto = opts.tolerance !== undefined;
     const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
     const masks = new MaskStream(seed);
@@ -199,13 +206,17 @@ export class OnnxModel implements Model {
     const maskBufs = this.maskBuffers.take(perRun * rows);
     const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
     try {
-      for (let done = 0; done < T; ) {
+      // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts
+      for (let done = 0, check = auto ? nextAutoCheck(0, T) : T; done < T; ) {
         // a request whose client left or whose deadline passed stops here, between chunks
         if (opts.signal?.aborted) throw new CancelledError(done, T);
-        const s = Math.min(perRun, T - done);
+        const s = Math.min(perRun, check - done);
         const { out, logVar } = await runMcChunk(this.io, graph, x, maskBufs, s, rows, fill);
         acc.add(out, s, rows, 0, logVar ?? undefined);
         done += s;
+        if (done < check || done === T) continue;
+        if (withinTolerance(done, this.worstError(acc, rows), opts.tolerance!)) break;
+        check = nextAutoCheck(done, T);
       }
     } finally {
       this.maskBuffers.give(maskBufs);
@@ -287,8 +298,9 @@ export class OnnxModel implements Model {
     opts: McOptions,
   ): RegressionAccumulator | ClassificationAccumulator {
     const K = this.outputSize;
+    const trackError = opts.tolerance !== undefined;
     return this.task === 'regression'
-      ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples, this.logVarianceBounds)
+      ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples, this.logVarianceBounds, trackError)
       : new ClassificationAccumulator(
           rows,
           K,
@@ -296,7 +308,23 @@ export class OnnxModel implements Model {
           !!opts.returnSamples,
           this.outputKind === 'logits',
           this.uncertainty.temperature,
+          trackError,
         );
+  }
+
+  /** The card's σ per row and output (rows × outputs): the same for every row. */
+  private aleatoricStds(rows: number): Float64Array {
+    const K = this.outputSize;
+    const alea = new Float64Array(rows * K);
+    for (let i = 0; i < alea.length; i++) alea[i] = this.aleatoricStd[i % K] ?? this.aleatoricStd[0] ?? 0;
+    return alea;
+  }
+
+  /** The accumulator's worst MC error of a served value so far (stopping.ts). */
+  private worstError(acc: RegressionAccumulator | ClassificationAccumulator, rows: number): number {
+    return acc instanceof RegressionAccumulator
+      ? acc.worstError(this.aleatoricStds(rows), this.uncertainty.epistemicScale)
+      : acc.worstError();
   }
 
   private finishStats(
@@ -306,10 +334,7 @@ export class OnnxModel implements Model {
   ): McStats {
     if (!(acc instanceof RegressionAccumulator)) return acc.finish();
     // the card's σ is per output: the same for every row (a heteroscedastic model adds its predicted variance per row)
-    const K = this.outputSize;
-    const alea = new Float64Array(rows * K);
-    for (let i = 0; i < alea.length; i++) alea[i] = this.aleatoricStd[i % K] ?? this.aleatoricStd[0] ?? 0;
-    return acc.finish(alea, interval!, this.uncertainty.epistemicScale);
+    return acc.finish(this.aleatoricStds(rows), interval!, this.uncertainty.epistemicScale);
   }
 
   describe(): ModelDescription {

@@ -13,6 +13,7 @@ import { toMatrix } from '../../model/rows.js';
 import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
 import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
+import { AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
 import type {
   PredictRequest,
   PredictResult,
@@ -27,7 +28,10 @@ export type Row = number[] | Record<string, number>;
 export type PredictBody = { instances: Row[] } | Row[];
 export interface UncertaintyBody {
   instances: Row[];
-  samples?: number;
+  /** "auto": sequential stopping at `tolerance`, `max_samples` at most (src/uncertainty/stopping.ts). */
+  samples?: number | 'auto';
+  tolerance?: number;
+  max_samples?: number;
   interval?: number;
   interval_method?: IntervalMethod;
   seed?: number;
@@ -40,6 +44,25 @@ export const V1_SAMPLE_FIELDS: SampleFields = {
   samplesName: 'samples',
   workAdvice: 'send fewer rows or samples',
 };
+
+/** With `samples: "auto"` the limits apply to max_samples. */
+export const V1_AUTO_SAMPLE_FIELDS: SampleFields = {
+  samples: 'max_samples',
+  samplesName: 'max_samples',
+  workAdvice: 'send fewer rows or a lower max_samples',
+};
+
+/** The data plane's samples, tolerance and limit names of a request's samples field. */
+export function samplesOf(
+  samples: number | 'auto' | undefined,
+  tolerance: number | undefined,
+  maxSamples: number | undefined,
+  fields: { fixed: SampleFields; auto: SampleFields },
+): Pick<SampleRequest, 'samples' | 'tolerance' | 'fields'> {
+  return samples === 'auto'
+    ? { samples: maxSamples, tolerance: tolerance ?? AUTO_DEFAULT_TOLERANCE, fields: fields.auto }
+    : { samples, fields: fields.fixed };
+}
 
 const rowsInput = (instances: Row[]): RowsInput => ({
   decode: (model, count) => {
@@ -58,12 +81,14 @@ export function uncertaintyRequest(name: string, body: UncertaintyBody, version?
     model: name,
     version,
     input: rowsInput(body.instances),
-    samples: body.samples,
+    ...samplesOf(body.samples, body.tolerance, body.max_samples, {
+      fixed: V1_SAMPLE_FIELDS,
+      auto: V1_AUTO_SAMPLE_FIELDS,
+    }),
     interval: body.interval,
     ...(body.interval_method !== undefined ? { intervalMethod: body.interval_method } : {}),
     seed: body.seed,
     returnSamples: body.return_samples,
-    fields: V1_SAMPLE_FIELDS,
   };
 }
 
@@ -83,7 +108,10 @@ export function encodePredict(r: PredictResult): {
 /** A row with inputs far outside the training range has `out_of_range`: their feature names. */
 export function encodeUncertainty(r: SampleResult): {
   model: string;
-  samples: number;
+  samples: number | 'auto';
+  samples_used?: number;
+  tolerance?: number;
+  max_samples?: number;
   interval?: number;
   interval_method?: IntervalMethod;
   seed: number;
@@ -98,7 +126,9 @@ export function encodeUncertainty(r: SampleResult): {
   }
   return {
     model: r.model.name,
-    samples: r.samples,
+    ...(r.tolerance !== undefined
+      ? { samples: 'auto' as const, samples_used: s.samples, tolerance: r.tolerance, max_samples: r.samples }
+      : { samples: r.samples }),
     ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
     seed: r.seed,
     predictions,

@@ -36,6 +36,7 @@ import {
   encodeResponse,
   toFloat32,
 } from './v2-binary.js';
+import { samplesOf } from './v1.js';
 
 export interface V2Tensor {
   name: string;
@@ -242,7 +243,10 @@ export interface V2InferRequest {
   id?: string;
   /** `timeout`: the request's deadline in µs, as Triton's. */
   parameters?: {
-    mc_samples?: number;
+    /** "auto": sequential stopping at mc_tolerance, mc_max_samples at most (src/uncertainty/stopping.ts). */
+    mc_samples?: number | 'auto';
+    mc_tolerance?: number;
+    mc_max_samples?: number;
     seed?: number;
     interval?: number;
     interval_method?: IntervalMethod;
@@ -269,6 +273,12 @@ export interface V2ModelParams {
 
 /** How V2 names the Monte Carlo fields in limit messages. */
 export const V2_SAMPLE_FIELDS: SampleFields = { samples: 'parameters.mc_samples', samplesName: 'mc_samples' };
+
+/** With `mc_samples: "auto"` the limits apply to mc_max_samples. */
+export const V2_AUTO_SAMPLE_FIELDS: SampleFields = {
+  samples: 'parameters.mc_max_samples',
+  samplesName: 'mc_max_samples',
+};
 
 const rowsInput = (inputs: V2Tensor[], binary: V2BinaryRequest | null): RowsInput => ({
   decode: (model, count) => inputRows(model, inputs, count, binary),
@@ -300,11 +310,13 @@ export function sampleRequest(
     model: params.name,
     version: params.version,
     input: rowsInput(body.inputs, binary),
-    samples: p.mc_samples,
+    ...samplesOf(p.mc_samples, p.mc_tolerance, p.mc_max_samples, {
+      fixed: V2_SAMPLE_FIELDS,
+      auto: V2_AUTO_SAMPLE_FIELDS,
+    }),
     interval: p.interval,
     ...(p.interval_method !== undefined ? { intervalMethod: p.interval_method } : {}),
     seed: p.seed,
-    fields: V2_SAMPLE_FIELDS,
     ...timeoutMs(body),
   };
 }
@@ -342,7 +354,9 @@ export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferRe
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
   const s = r.stats;
   return response(r.model, body, mcOutputs(s), {
-    mc_samples: r.samples,
+    ...(r.tolerance !== undefined
+      ? { mc_samples: 'auto', mc_samples_used: s.samples, mc_tolerance: r.tolerance, mc_max_samples: r.samples }
+      : { mc_samples: r.samples }),
     seed: r.seed,
     ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
     ...rangeParameters(r),

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { INTERVAL_METHODS } from '../../model/uncertainty.js';
+import { AUTO_DEFAULT_MAX_SAMPLES, AUTO_DEFAULT_TOLERANCE, AUTO_MIN_SAMPLES } from '../../uncertainty/stopping.js';
 import { Regression, predictionSchema } from '../protocol/v1.js';
 import {
   modelParamsFastPath,
@@ -64,34 +65,64 @@ export function uncertaintyBody(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFA
   return withFastPath(uncertaintySchema(config), uncertaintyFastPath(config.MC_MAX_SAMPLES));
 }
 
+/** "auto"'s tolerance: a relative (regression) or absolute (probabilities) MC error in (0, 1]. */
+export const Tolerance = z.number().gt(0).max(1);
+
+/** The refinement of a body whose auto fields (`fields`: [tolerance, max_samples]) need `samples: "auto"`. */
+export function autoOnly<T extends Record<string, unknown>>(
+  samplesKey: keyof T & string,
+  fields: readonly (keyof T & string)[],
+): (body: T, ctx: z.RefinementCtx) => void {
+  return (body, ctx) => {
+    if (body[samplesKey] === 'auto') return;
+    for (const f of fields)
+      if (body[f] !== undefined)
+        ctx.addIssue({ code: 'custom', path: [f], message: `${f} applies only with ${samplesKey} "auto"` });
+  };
+}
+
+const autoSamplesHelp = (maxSamples: number): string =>
+  `"auto": sample in chunks until the Monte Carlo error of every served mean and std (relative to the row's predictive std; of every class probability, absolute) is within \`tolerance\`, at least ${AUTO_MIN_SAMPLES} and at most \`max_samples\` (default min(${AUTO_DEFAULT_MAX_SAMPLES}, MC_MAX_SAMPLES=${maxSamples})); the answer says \`samples_used\``;
+
 function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
-  return z.object({
-    instances: Instances,
-    samples: z
-      .number()
-      .int()
-      .min(1)
-      .max(config.MC_MAX_SAMPLES)
-      .optional()
-      .describe(
-        `Monte Carlo passes T (1..MC_MAX_SAMPLES=${config.MC_MAX_SAMPLES}, default MC_DEFAULT_SAMPLES=${config.MC_DEFAULT_SAMPLES})`,
+  return z
+    .object({
+      instances: Instances,
+      samples: z
+        .union([z.number().int().min(1).max(config.MC_MAX_SAMPLES), z.literal('auto')])
+        .optional()
+        .describe(
+          `Monte Carlo passes T (1..MC_MAX_SAMPLES=${config.MC_MAX_SAMPLES}, default MC_DEFAULT_SAMPLES=${config.MC_DEFAULT_SAMPLES}), or ${autoSamplesHelp(config.MC_MAX_SAMPLES)}`,
+        ),
+      tolerance: Tolerance.optional().describe(
+        `With samples "auto": the largest Monte Carlo error, 0 < x ≤ 1 (default ${AUTO_DEFAULT_TOLERANCE})`,
       ),
-    interval: z.number().gt(0).lt(1).optional().describe('Central interval level, 0 < x < 1 (default 0.9)'),
-    interval_method: z
-      .enum(INTERVAL_METHODS)
-      .optional()
-      .describe(
-        "Regression: gaussian (mean ± z·std) or conformal (mean ± q·std, q the split-conformal quantile of the card's calibration scores; 422 when the model has none or too few for the level). Default: the model's interval_method",
-      ),
-    seed: z
-      .number()
-      .int()
-      .min(0)
-      .max(Number.MAX_SAFE_INTEGER)
-      .optional()
-      .describe('Seed of the dropout masks: the same seed gives the same answer'),
-    return_samples: z.boolean().optional().describe('Also return the raw per-sample predictions'),
-  });
+      max_samples: z
+        .number()
+        .int()
+        .min(1)
+        .max(config.MC_MAX_SAMPLES)
+        .optional()
+        .describe(
+          `With samples "auto": the most samples (1..MC_MAX_SAMPLES; default min(${AUTO_DEFAULT_MAX_SAMPLES}, MC_MAX_SAMPLES)); rows × max_samples ≤ MC_MAX_WORK`,
+        ),
+      interval: z.number().gt(0).lt(1).optional().describe('Central interval level, 0 < x < 1 (default 0.9)'),
+      interval_method: z
+        .enum(INTERVAL_METHODS)
+        .optional()
+        .describe(
+          "Regression: gaussian (mean ± z·std) or conformal (mean ± q·std, q the split-conformal quantile of the card's calibration scores; 422 when the model has none or too few for the level). Default: the model's interval_method",
+        ),
+      seed: z
+        .number()
+        .int()
+        .min(0)
+        .max(Number.MAX_SAFE_INTEGER)
+        .optional()
+        .describe('Seed of the dropout masks: the same seed gives the same answer'),
+      return_samples: z.boolean().optional().describe('Also return the raw per-sample predictions'),
+    })
+    .superRefine(autoOnly('samples', ['tolerance', 'max_samples']));
 }
 
 const Tensor = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) });
@@ -201,7 +232,10 @@ export const PredictResponse = z.object({
 
 export const UncertaintyResponse = z.object({
   model: z.string(),
-  samples: z.number().int(),
+  samples: z.union([z.number().int(), z.literal('auto')]),
+  samples_used: z.number().int().optional().describe('samples "auto": the samples drawn for every row'),
+  tolerance: z.number().optional().describe('samples "auto": the tolerance used'),
+  max_samples: z.number().int().optional().describe('samples "auto": the most samples it could have drawn'),
   interval: z.number().optional(),
   interval_method: z.enum(INTERVAL_METHODS).optional().describe('Regression: how the intervals were made'),
   seed: z

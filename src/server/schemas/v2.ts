@@ -1,6 +1,8 @@
 /** zod schemas of the KServe Open Inference Protocol (V2) REST routes. */
 import { z } from 'zod';
 import { INTERVAL_METHODS } from '../../model/uncertainty.js';
+import { AUTO_DEFAULT_MAX_SAMPLES, AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
+import { Tolerance, autoOnly } from './v1.js';
 
 export const V2Error = z.object({ error: z.string() }).describe('V2 error shape');
 
@@ -29,12 +31,21 @@ export const V2InferRequest = z.object({
   parameters: z
     .looseObject({
       mc_samples: z
+        .union([z.number().int().min(1), z.literal('auto')])
+        .optional()
+        .describe(
+          'Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information), or "auto": sample until every served value\'s Monte Carlo error is within mc_tolerance, mc_max_samples at most (parameters of the answer: mc_samples_used)',
+        ),
+      mc_tolerance: Tolerance.optional().describe(
+        `With mc_samples "auto": the largest Monte Carlo error, 0 < x ≤ 1 (default ${AUTO_DEFAULT_TOLERANCE})`,
+      ),
+      mc_max_samples: z
         .number()
         .int()
         .min(1)
         .optional()
         .describe(
-          'Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information)',
+          `With mc_samples "auto": the most samples (≤ MC_MAX_SAMPLES; default min(${AUTO_DEFAULT_MAX_SAMPLES}, MC_MAX_SAMPLES)); rows × mc_max_samples ≤ MC_MAX_WORK`,
         ),
       seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
       interval: z.number().gt(0).lt(1).optional(),
@@ -59,6 +70,7 @@ export const V2InferRequest = z.object({
           'Binary tensor data extension: every output in binary after the JSON header (Inference-Header-Content-Length)',
         ),
     })
+    .superRefine(autoOnly('mc_samples', ['mc_tolerance', 'mc_max_samples']))
     .optional(),
   inputs: z
     .array(
@@ -110,7 +122,7 @@ export const V2InferResponse = z.object({
     .record(z.string(), z.unknown())
     .optional()
     .describe(
-      'MC: mc_samples, seed, interval; out_of_range: per row, the features far outside the training range (when any is)',
+      'MC: mc_samples, seed, interval (mc_samples "auto": also mc_samples_used, mc_tolerance, mc_max_samples); out_of_range: per row, the features far outside the training range (when any is)',
     ),
   outputs: z.array(
     z.object({

@@ -1,0 +1,81 @@
+/**
+ * Sequential stopping of Monte Carlo sampling (`samples: "auto"`): sample in chunks and stop once the
+ * Monte Carlo error of every served value is below a tolerance, in the style of Chow & Robbins (1965):
+ * the sample count is not fixed in advance but the first T, checked at chunk ends after a minimum, at
+ * which the estimated standard error is small enough. The errors, for T samples:
+ *
+ *   regression, per row and output, in units of the served predictive std σ = √(s²v + a²) (v the sample
+ *   variance of the T outputs, s the card's epistemic_scale, a the aleatoric std):
+ *     mean:           se = √(v/T)                                       (the served mean's MC error)
+ *     epistemic std:  se ≈ s·√v·√((κ − 1)/(4T))                         (delta method on var(v) ≈ v²(κ − 1)/T,
+ *                     κ the sample kurtosis; the total std's error is smaller: ∂σ/∂(s√v) = s√v/σ ≤ 1)
+ *     error = max(se_mean, se_std) / σ   (0 when σ = 0: every sample was the same)
+ *   classification, per row and class, absolute (a probability is its own scale):
+ *     probability:    se = √(var(p_t)/T), var the unbiased sample variance of the class's T probabilities.
+ *
+ * With normal outputs and no aleatoric noise (κ = 3) the mean dominates: se/σ = 1/√T, so the rule stops
+ * at the first check with T ≥ 1/tol² (400 at the default 0.05). Statistics of the tails (quantiles,
+ * entropies, votes) are not in the rule: a quantile's error is ≈ 1.4× the mean's under normality.
+ */
+
+/**
+ * Fewest samples before the rule may stop: below ~30 the sample variance and above all the kurtosis are
+ * too noisy to trust (a lucky small variance would stop too early, the classic failure the Chow–Robbins
+ * rule guards against with its 1/T term); 30 is also the first chunk, so the first check is at T = 30.
+ */
+export const AUTO_MIN_SAMPLES = 30;
+
+/** The tolerance when a request asks for `"auto"` without one. */
+export const AUTO_DEFAULT_TOLERANCE = 0.05;
+
+/** The most samples an `"auto"` request draws when it does not say (capped by MC_MAX_SAMPLES). */
+export const AUTO_DEFAULT_MAX_SAMPLES = 1000;
+
+/**
+ * The checks after the first are spaced by an eighth of the samples done, so the rule checks often while
+ * T is small and the stop overshoots the first T within tolerance by at most ~12.5%.
+ */
+const GROWTH = 8;
+
+/**
+ * The sample count of the next check after `done` samples: AUTO_MIN_SAMPLES first, then
+ * done + max(AUTO_MIN_SAMPLES, ⌈done/8⌉), never more than `maxSamples`. The checks depend on nothing
+ * else (not on the run size), so the same seed stops at the same T on any server configuration.
+ */
+export function nextAutoCheck(done: number, maxSamples: number): number {
+  const step = done === 0 ? AUTO_MIN_SAMPLES : Math.max(AUTO_MIN_SAMPLES, Math.ceil(done / GROWTH));
+  return Math.min(done + step, maxSamples);
+}
+
+/**
+ * The MC error of one regression row and output relative to its served predictive std (see the file
+ * comment). `variance`: the unbiased sample variance of the T outputs; `kurtosis`: m4/m2² of them;
+ * `epistemicScale`: the card's s; `aleatoricVariance`: a² (target units²).
+ */
+export function regressionError(
+  samples: number,
+  variance: number,
+  kurtosis: number,
+  epistemicScale: number,
+  aleatoricVariance: number,
+): number {
+  const epistemicVariance = epistemicScale * epistemicScale * variance;
+  const total = epistemicVariance + aleatoricVariance;
+  if (!(total > 0)) return 0;
+  const seMean = Math.sqrt(variance / samples);
+  const seStd = Math.sqrt((epistemicVariance * Math.max(0, kurtosis - 1)) / (4 * samples));
+  return Math.max(seMean, seStd) / Math.sqrt(total);
+}
+
+/** The standard error of a class's mean probability over T samples, from the sums Σp and Σp². */
+export function probabilityError(samples: number, sum: number, sumSq: number): number {
+  if (samples < 2) return Number.POSITIVE_INFINITY;
+  const mean = sum / samples;
+  const variance = Math.max(0, (sumSq - samples * mean * mean) / (samples - 1));
+  return Math.sqrt(variance / samples);
+}
+
+/** Whether sampling may stop: at least AUTO_MIN_SAMPLES done and the worst error within the tolerance. */
+export function withinTolerance(samples: number, worstError: number, tolerance: number): boolean {
+  return samples >= AUTO_MIN_SAMPLES && worstError <= tolerance;
+}

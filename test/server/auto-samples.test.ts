@@ -1,0 +1,127 @@
+/**
+ * samples "auto" over HTTP (issue 22): /v1 `samples: "auto"` with `tolerance` and `max_samples`, V2
+ * `parameters.mc_samples: "auto"` with `mc_tolerance` and `mc_max_samples`; the answer's samples_used,
+ * the same seed → the same answer (and the fixed-T answer of the samples used), the limits on
+ * max_samples, and 400s naming the field.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUTO_DEFAULT_MAX_SAMPLES, AUTO_DEFAULT_TOLERANCE, AUTO_MIN_SAMPLES } from '../../src/uncertainty/stopping.js';
+import { DIABETES_ROW, WINE_ROW, testApp } from '../helpers/app.js';
+
+let app: FastifyInstance;
+let pooled: FastifyInstance;
+
+beforeAll(async () => {
+  app = (await testApp({ MC_MAX_SAMPLES: '5000', MC_MAX_WORK: '20000' })).app;
+  // workers and coalescing on: "auto" still runs inline and gives the same answer
+  pooled = (await testApp({ MC_WORKERS: '1', MC_WORKER_MIN_WORK: '1', MC_COALESCE: 'true' })).app;
+});
+afterAll(async () => {
+  await app?.close();
+  await pooled?.close();
+});
+
+const v1 = (body: Record<string, unknown>, model = 'diabetes', a = app) =>
+  a.inject({ method: 'POST', url: `/v1/models/${model}/uncertainty`, payload: body });
+
+const v2 = (parameters: Record<string, unknown>, a = app) =>
+  a.inject({
+    method: 'POST',
+    url: '/v2/models/diabetes/infer',
+    payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }], parameters },
+  });
+
+describe('/v1 samples "auto"', () => {
+  it('answers with samples_used, the tolerance and max_samples; the same seed gives the fixed-T answer', async () => {
+    const res = await v1({ instances: [DIABETES_ROW], samples: 'auto', seed: 3 });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({
+      samples: 'auto',
+      tolerance: AUTO_DEFAULT_TOLERANCE,
+      max_samples: AUTO_DEFAULT_MAX_SAMPLES,
+      seed: 3,
+    });
+    expect(body.samples_used).toBeGreaterThanOrEqual(AUTO_MIN_SAMPLES);
+    expect(body.samples_used).toBeLessThan(AUTO_DEFAULT_MAX_SAMPLES);
+    const fixed = (await v1({ instances: [DIABETES_ROW], samples: body.samples_used, seed: 3 })).json();
+    expect(body.predictions).toEqual(fixed.predictions);
+    expect(fixed.samples_used).toBeUndefined();
+    const again = (await v1({ instances: [DIABETES_ROW], samples: 'auto', seed: 3 }, 'diabetes', pooled)).json();
+    expect(again.predictions).toEqual(body.predictions);
+  });
+
+  it('a tighter tolerance uses more samples, max_samples caps them; a classifier too', async () => {
+    const loose = (await v1({ instances: [DIABETES_ROW], samples: 'auto', tolerance: 0.2, seed: 1 })).json();
+    const tight = (await v1({ instances: [DIABETES_ROW], samples: 'auto', tolerance: 0.02, seed: 1 })).json();
+    expect(loose.samples_used).toBe(AUTO_MIN_SAMPLES);
+    expect(tight.samples_used).toBeGreaterThan(loose.samples_used);
+    const capped = (await v1({ instances: [DIABETES_ROW], samples: 'auto', tolerance: 0.001, max_samples: 77 })).json();
+    expect(capped).toMatchObject({ samples_used: 77, max_samples: 77, tolerance: 0.001 });
+    const wine = await v1({ instances: [WINE_ROW], samples: 'auto', seed: 2 }, 'wine');
+    expect(wine.statusCode).toBe(200);
+    expect(wine.json().samples_used).toBeGreaterThanOrEqual(AUTO_MIN_SAMPLES);
+    expect(Object.keys(wine.json().predictions[0].probabilities)).toHaveLength(3);
+  });
+
+  it('400 naming the field: bad tolerance, bad max_samples, either without "auto", a bad samples', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ samples: 'auto', tolerance: 0 }, 'tolerance'],
+      [{ samples: 'auto', tolerance: 1.5 }, 'tolerance'],
+      [{ samples: 'auto', tolerance: 'x' }, 'tolerance'],
+      [{ samples: 'auto', max_samples: 0 }, 'max_samples'],
+      [{ samples: 'auto', max_samples: 5001 }, 'max_samples'],
+      [{ samples: 'auto', max_samples: 2.5 }, 'max_samples'],
+      [{ samples: 100, tolerance: 0.05 }, 'tolerance'],
+      [{ max_samples: 100 }, 'max_samples'],
+      [{ samples: 'many' }, 'samples'],
+    ];
+    for (const [extra, field] of cases) {
+      const res = await v1({ instances: [DIABETES_ROW], ...extra });
+      expect(res.statusCode, JSON.stringify(extra)).toBe(400);
+      expect(res.json().message, JSON.stringify(extra)).toContain(field);
+    }
+  });
+
+  it('the work limit applies to max_samples before any sampling (413 naming it)', async () => {
+    const rows = Array.from({ length: 30 }, () => DIABETES_ROW);
+    const res = await v1({ instances: rows, samples: 'auto', max_samples: 1000 });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().message).toMatchInlineSnapshot(
+      `"rows × max_samples = 30 × 1000 = 30000 exceeds MC_MAX_WORK=20000; send fewer rows or a lower max_samples"`,
+    );
+    // the default max_samples counts too: 30 × 1000 > 20000
+    expect((await v1({ instances: rows, samples: 'auto' })).statusCode).toBe(413);
+    expect((await v1({ instances: rows, samples: 'auto', max_samples: 600 })).statusCode).toBe(200);
+  });
+});
+
+describe('V2 mc_samples "auto"', () => {
+  it('answers with mc_samples_used; the same seed gives the fixed-T answer', async () => {
+    const res = await v2({ mc_samples: 'auto', mc_tolerance: 0.1, seed: 9 });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.parameters).toMatchObject({ mc_samples: 'auto', mc_tolerance: 0.1, mc_max_samples: 1000, seed: 9 });
+    const used = body.parameters.mc_samples_used;
+    expect(used).toBeGreaterThanOrEqual(AUTO_MIN_SAMPLES);
+    const fixed = (await v2({ mc_samples: used, seed: 9 })).json();
+    expect(body.outputs).toEqual(fixed.outputs);
+    expect(fixed.parameters.mc_samples_used).toBeUndefined();
+  });
+
+  it('errors name the field: bad mc_tolerance, mc_max_samples over MC_MAX_SAMPLES, either without "auto"', async () => {
+    const bad = async (parameters: Record<string, unknown>): Promise<string> => {
+      const res = await v2(parameters);
+      expect(res.statusCode, JSON.stringify(parameters)).toBe(400);
+      return res.json().error;
+    };
+    expect(await bad({ mc_samples: 'auto', mc_tolerance: -1 })).toContain('mc_tolerance');
+    expect(await bad({ mc_samples: 'auto', mc_max_samples: 0 })).toContain('mc_max_samples');
+    expect(await bad({ mc_samples: 'auto', mc_max_samples: 5001 })).toMatchInlineSnapshot(
+      `"parameters.mc_max_samples: 5001 exceeds MC_MAX_SAMPLES=5000"`,
+    );
+    expect(await bad({ mc_samples: 10, mc_tolerance: 0.1 })).toContain('mc_tolerance');
+    expect(await bad({ mc_samples: 'some' })).toContain('mc_samples');
+  });
+});
