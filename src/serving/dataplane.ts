@@ -123,7 +123,7 @@ export interface SampleRequest extends PredictRequest {
   intervalMethod?: IntervalMethod;
   seed?: number;
   returnSamples?: boolean;
-  /** `samples: "auto"`: stop at this MC error (McOptions.tolerance); `samples` is then the most. Runs inline. */
+  /** `samples: "auto"`: stop at this MC error (McOptions.tolerance); `samples` is then the most. Never coalesced. */
   tolerance?: number;
   fields: SampleFields;
 }
@@ -495,10 +495,12 @@ export class DataPlane implements ModelHooks {
     req: SampleRequest,
     timing: RequestTiming,
   ): Promise<McResult> {
-    // "auto" (a tolerance) runs inline: the worker wire and a coalesced run carry a fixed T
+    // "auto" (a tolerance) is never coalesced (a coalesced run has one fixed T); a single task carries its
+    // options to the worker (structured clone) and the record the samples used, so large ones still go there
+    // rather than block the main thread for up to max_samples
     const auto = opts.tolerance !== undefined;
     const onWorker =
-      !auto && this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
+      this.pool !== null && this.poolKeys.has(m) && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK;
     const coalesce = !onWorker && !auto && this.config.MC_COALESCE && m.fitsOneRun(rows, opts.samples);
     const timeoutMs = this.timeoutOf(req);
     return this.mc.submit({

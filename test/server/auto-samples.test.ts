@@ -14,7 +14,7 @@ let pooled: FastifyInstance;
 
 beforeAll(async () => {
   app = (await testApp({ MC_MAX_SAMPLES: '5000', MC_MAX_WORK: '20000' })).app;
-  // workers and coalescing on: "auto" still runs inline and gives the same answer
+  // workers and coalescing on: "auto" runs on the worker (MC_WORKER_MIN_WORK 1), never coalesced, same answer
   pooled = (await testApp({ MC_WORKERS: '1', MC_WORKER_MIN_WORK: '1', MC_COALESCE: 'true' })).app;
 });
 afterAll(async () => {
@@ -50,6 +50,7 @@ describe('/v1 samples "auto"', () => {
     expect(fixed.samples_used).toBeUndefined();
     const again = (await v1({ instances: [DIABETES_ROW], samples: 'auto', seed: 3 }, 'diabetes', pooled)).json();
     expect(again.predictions).toEqual(body.predictions);
+    expect(again.samples_used).toBe(body.samples_used);
   });
 
   it('a tighter tolerance uses more samples, max_samples caps them; a classifier too', async () => {
