@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { stream } from '../util/rng.js';
 import { buildCard, type DataRef, type ModelCard } from './card.js';
 import { type CliArgs, parseCli } from './cli-args.js';
-import { DataError, type Dataset, readCsvFile, splitRows, type Task, toDataset } from './data.js';
+import { DataError, type Dataset, readDataset, splitRows, type Task } from './data.js';
 import { exportOnnx, OPSET } from './export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from './metrics.js';
 import { type NoiseModel, type TrainOptions, UsageError } from './options.js';
@@ -133,17 +133,16 @@ function readInputs(args: CliArgs): Inputs {
 }
 
 function readRows(args: CliArgs): Inputs {
-  const { table, sha256 } = readCsvFile(args.data);
-  const data = toDataset(table, { target: args.target, task: args.task });
-  const dataRef = { file: args.data, sha256, rows: table.rows.length };
+  const { data, sha256 } = readDataset(args.data, { target: args.target, task: args.task });
+  const dataRef = { file: args.data, sha256, rows: data.n };
   if (args.testData) {
-    const t = readCsvFile(args.testData);
-    const test = toDataset(t.table, {
+    const t = readDataset(args.testData, {
       target: args.target,
       task: data.task,
       features: data.features,
       labels: data.task === 'classification' ? data.labels : undefined,
     });
+    const test = t.data;
     return {
       data,
       dataRef,
