@@ -68,8 +68,13 @@ export function estimateTuning(
   const foldSteps = crossfit ? (CROSS_FIT_FOLDS - 1) * longest * stepsPerEpoch(foldRows, batchSize) : 0;
   const stepMs = measureStepMs(data, opts);
   const threads = Math.max(1, run.threads);
-  // the longest job bounds a parallel phase: the slowest worker's share, at least one whole run
-  const searchMs = (stepMs * searchSteps) / Math.min(threads, c);
+  // each phase runs its jobs on at most as many threads as it has jobs (halving's last rung: one)
+  const searchMs = plan
+    ? plan.rungs.reduce((a, r) => {
+        const steps = r.candidates * (r.checkpoints[r.checkpoints.length - 1]! - r.from) * plan.stepsPerEpoch;
+        return a + (stepMs * steps) / Math.min(threads, r.candidates);
+      }, 0)
+    : (stepMs * searchSteps) / Math.min(threads, c);
   const afterMs = crossfit
     ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
     : stepMs * refitSteps;

@@ -4,6 +4,7 @@ import { type Dataset, DataError } from '../../src/train/data.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/train/train.js';
 import { type Grid, type TuneProgress, tune } from '../../src/train/tune.js';
 import { budgetBatchSize, halvingPlan } from '../../src/train/tune-halving.js';
+import { estimateTuning } from '../../src/train/tune-estimate.js';
 import { runJob } from '../../src/train/tune-job.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -56,6 +57,23 @@ describe('successive halving plan', () => {
       128, 128, 256, 512, 1024,
     ]);
     expect(budgetBatchSize(100, 500)).toBe(500);
+  });
+});
+
+describe('the estimate before tuning', () => {
+  it('counts the steps of the search and of the calibration and refit, timed at the measured speed', () => {
+    const all = data(200, 3);
+    // 160 fit rows in batches of 32: 5 steps an epoch; 200 rows: 7; crossfit folds of 160 rows: 5
+    const g = estimateTuning(all, base, { ...grid, epochs: [10, 20] }, { threads: 2, calibration: 'crossfit' });
+    expect([g.searchSteps, g.afterSteps, g.batchSize]).toEqual([4 * 20 * 5, 20 * 7 + 4 * 20 * 5, 32]);
+    expect(g.stepMs).toBeGreaterThan(0);
+    expect(g.searchMs).toBeCloseTo((g.stepMs * 400) / 2, 6);
+    expect(g.afterMs).toBeCloseTo((g.stepMs * 540) / 2, 6);
+    // halving in 600 steps: rungs of 4 × 15, 2 × 15 and 1 × 30 epochs of 5 steps on at most 2, 2 and 1 threads
+    const h = estimateTuning(all, base, grid, { threads: 2, calibration: 'validation', budget: { steps: 600 } });
+    expect([h.searchSteps, h.afterSteps]).toEqual([600, 60 * 7]);
+    expect(h.searchMs).toBeCloseTo(h.stepMs * (300 / 2 + 150 / 2 + 150), 6);
+    expect(h.afterMs).toBeCloseTo(h.stepMs * 420, 6);
   });
 });
 
