@@ -154,6 +154,10 @@ describe('bad CSV files give named errors', () => {
       `"<dir>/nope.csv: cannot read the file (ENOENT)"`,
     );
   });
+  it('unterminated quote, and a quoted last field without a final newline', () => {
+    expect(errorOf(() => load('a,y\n1,2\n3,"4\n'))).toMatchInlineSnapshot(`"<dir>/t.csv:3: unterminated quoted field"`);
+    expect(Array.from(load('a,y\n1,2.5\n3,"4.5"').y)).toEqual([2.5, 4.5]);
+  });
   it('infinite number', () => {
     expect(errorOf(() => load('a,y\n1e999,1.5\n'))).toMatchInlineSnapshot(
       `"<dir>/t.csv:2: column "a": "1e999" is out of range"`,
