@@ -16,12 +16,14 @@ import {
   UsageError,
 } from './options.js';
 
-type GridFlags = 'tuneDropout' | 'tuneWeightDecay' | 'tuneEpochs' | 'tuneNoise' | 'help';
+type GridFlags = 'tuneDropout' | 'tuneWeightDecay' | 'tuneEpochs' | 'tuneNoise' | 'tuneBudget' | 'help';
 
 export interface CliArgs extends Omit<RunOptions, GridFlags> {
   opts: TrainOptions;
   /** Grid overrides (undefined: the default grid's). */
   grid: { dropout?: number[]; decayTimesN?: number[]; epochs?: number[]; noise?: NoiseModel[] };
+  /** --tune-budget: the search's optimiser steps, and the batch size when --batch-size is given. */
+  budget?: { steps: number; batchSize?: number };
 }
 
 type Texts = Record<string, string | boolean | undefined>;
@@ -82,10 +84,13 @@ export function parseCli(argv: string[]): CliArgs {
   const run = valuesOf<RunOptions>(RUN_OPTIONS, given, DEFAULT_RUN_OPTIONS);
   const opts = valuesOf<TrainOptions>(TRAIN_OPTIONS, given, trainDefaults(run.tune));
   checkValues(run, opts);
-  const { tuneDropout, tuneWeightDecay, tuneEpochs, tuneNoise, help: _help, ...rest } = run;
+  const { tuneDropout, tuneWeightDecay, tuneEpochs, tuneNoise, tuneBudget, help: _help, ...rest } = run;
+  if (tuneBudget !== undefined && tuneEpochs) throw new UsageError('give --tune-budget or --tune-epochs, not both');
+  const batchSize = given['batch-size'] !== undefined ? opts.batchSize : undefined;
   return {
     ...rest,
     opts,
     grid: { dropout: tuneDropout, decayTimesN: tuneWeightDecay, epochs: tuneEpochs, noise: tuneNoise },
+    ...(tuneBudget !== undefined ? { budget: { steps: tuneBudget, batchSize } } : {}),
   };
 }

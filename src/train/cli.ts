@@ -8,20 +8,24 @@ import { fileURLToPath } from 'node:url';
 import { stream } from '../util/rng.js';
 import { buildCard, type DataRef, type ModelCard } from './card.js';
 import { type CliArgs, parseCli } from './cli-args.js';
-import { DataError, type Dataset, readCsvFile, splitRows, type Task, toDataset } from './data.js';
+import { DataError, type Dataset, readDataset, splitRows, type Task } from './data.js';
 import { exportOnnx, OPSET } from './export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
 import { type NoiseModel, type TrainOptions, UsageError } from './options.js';
 import { modelReport, trainCommand } from './report-input.js';
 import { type EpochLog, type TrainedModel, trainOnSplit, validationSplit } from './train.js';
 import { defaultGrid, type Grid, type TuneProgress, type TuneResult, tune } from './tune.js';
+import { estimateTuning, type TuningEstimate } from './tune-estimate.js';
 import { usageText } from './usage.js';
 
 export { type CliArgs, parseCli } from './cli-args.js';
 
 function formatEta(ms: number): string {
   if (!Number.isFinite(ms)) return '?';
-  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
 /** A one-line progress bar on a TTY, plain lines (every tenth of the run) otherwise. */
@@ -63,18 +67,20 @@ function tuneReporter(
   return {
     onProgress(p) {
       if (quiet) return;
-      const eta = p.epochsDone > 0 ? (p.elapsedMs / p.epochsDone) * (p.epochsTotal - p.epochsDone) : NaN;
+      // the remaining steps at the speed measured so far
+      const eta = p.stepsDone > 0 ? (p.elapsedMs / p.stepsDone) * (p.stepsTotal - p.stepsDone) : NaN;
       const best = Number.isFinite(p.best) ? p.best.toFixed(4) : '-';
-      const text = `tuning: candidate ${p.candidatesDone}/${p.candidates} done  best score ${best}  ETA ${formatEta(eta)}`;
+      const steps = `${Math.round((100 * p.stepsDone) / p.stepsTotal)}% of ${p.stepsTotal} steps`;
+      const text = `tuning: ${p.unit} ${p.runsDone}/${p.runs} done  best score ${best}  ${steps}  ETA ${formatEta(eta)}`;
       if (tty) {
         const now = performance.now();
-        if (now - lastDraw < 100 && p.candidatesDone === lastCandidates) return;
+        if (now - lastDraw < 100 && p.runsDone === lastCandidates) return;
         lastDraw = now;
-        lastCandidates = p.candidatesDone;
-        const filled = Math.round((p.epochsDone / p.epochsTotal) * width);
+        lastCandidates = p.runsDone;
+        const filled = Math.round((p.stepsDone / p.stepsTotal) * width);
         stream.write(`\r[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${text}\x1b[K`);
-      } else if (p.candidatesDone !== lastCandidates) {
-        lastCandidates = p.candidatesDone;
+      } else if (p.runsDone !== lastCandidates) {
+        lastCandidates = p.runsDone;
         stream.write(`${text}  (${formatEta(p.elapsedMs)} elapsed)\n`);
       }
     },
@@ -133,17 +139,16 @@ function readInputs(args: CliArgs): Inputs {
 }
 
 function readRows(args: CliArgs): Inputs {
-  const { table, sha256 } = readCsvFile(args.data);
-  const data = toDataset(table, { target: args.target, task: args.task });
-  const dataRef = { file: args.data, sha256, rows: table.rows.length };
+  const { data, sha256 } = readDataset(args.data, { target: args.target, task: args.task });
+  const dataRef = { file: args.data, sha256, rows: data.n };
   if (args.testData) {
-    const t = readCsvFile(args.testData);
-    const test = toDataset(t.table, {
+    const t = readDataset(args.testData, {
       target: args.target,
       task: data.task,
       features: data.features,
       labels: data.task === 'classification' ? data.labels : undefined,
     });
+    const test = t.data;
     return {
       data,
       dataRef,
@@ -170,15 +175,35 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
     const threads = Math.max(1, Math.min(args.threads, grid.candidates.length));
     process.stderr.write(
       `tuning ${args.name}: ${rowsText(inputs)}; ` +
-        `${grid.candidates.length} candidates × ${grid.epochs.length} training lengths on ${threads} thread(s), seed ${args.opts.seed}\n`,
+        `${grid.candidates.length} candidates × ${args.budget ? 'successive halving' : `${grid.epochs.length} training lengths`} on ${threads} thread(s), seed ${args.opts.seed}\n`,
     );
+    process.stderr.write(`${estimateText(estimateTuning(data, args.opts, grid, args), threads, args.budget)}\n`);
   }
   const progress = tuneReporter(process.stderr, args.quiet);
   const { threads, calibration, calibrationFraction } = args;
-  const tuneOpts = { threads, grid, calibration, calibrationFraction, onProgress: progress.onProgress };
+  const tuneOpts = {
+    threads,
+    grid,
+    calibration,
+    calibrationFraction,
+    onProgress: progress.onProgress,
+    budget: args.budget,
+  };
   const tuning = await tune(data, args.opts, tuneOpts, test);
   progress.done();
   return { model: tuning.model, opts: tuning.options, tuning, validation: tuning.validation };
+}
+
+const count = (n: number): string => n.toLocaleString('en-US');
+
+/** The line before tuning: the steps and the time they will take at the speed measured. */
+function estimateText(e: TuningEstimate, threads: number, budget: CliArgs['budget']): string {
+  const search = budget ? `successive halving in ${count(budget.steps)} steps` : 'the full grid';
+  return (
+    `estimate: ${search}: ${count(e.searchSteps)} steps ≈ ${formatEta(e.searchMs)} on ${threads} thread(s), ` +
+    `then calibration and refit ≤ ${count(e.afterSteps)} steps ≈ ${formatEta(e.afterMs)} ` +
+    `(batch ${e.batchSize}, ${e.stepMs.toPrecision(3)} ms a step measured)`
+  );
 }
 
 function trainRun(args: CliArgs, inputs: Inputs): Omit<Trained, 'trainMs' | 'cpuS'> {

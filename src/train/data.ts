@@ -3,12 +3,15 @@
  * file, the 1-based line and the column, so a user can open the file at the right place.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { Rng } from '../util/rng.js';
+import { CsvRecords, checkHeader } from './csv-records.js';
+import { DataError } from './data-error.js';
+import { DatasetBuilder, MAX_INFERRED_CLASSES, NUMBER_RE, ReadAgainAsClassification } from './dataset-builder.js';
 
-export class DataError extends Error {
-  override name = 'DataError';
-}
+export { DataError } from './data-error.js';
+export { MAX_INFERRED_CLASSES } from './dataset-builder.js';
 
 export type Task = 'regression' | 'classification';
 
@@ -22,72 +25,17 @@ export interface CsvTable {
 }
 
 /**
- * Parse RFC 4180 CSV: comma separator, double-quoted fields with "" escapes and embedded newlines,
- * CRLF or LF line ends, an optional UTF-8 BOM. Blank lines are skipped. Ragged rows are errors.
+ * Parse RFC 4180 CSV text into a table of strings (csv-records.ts has the rules). Small files only:
+ * readDataset reads a file of any size into a Dataset without the table.
  */
 export function parseCsv(text: string, file = '<csv>'): CsvTable {
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const records: { cells: string[]; line: number }[] = [];
-  let cells: string[] = [];
-  let field = '';
-  let inQuotes = false;
-  let fieldQuoted = false;
-  let line = 1;
-  let recordLine = 1;
-  const endField = (): void => {
-    cells.push(fieldQuoted ? field : field.trim());
-    field = '';
-    fieldQuoted = false;
-  };
-  const endRecord = (): void => {
-    endField();
-    const blank = cells.length === 1 && cells[0] === '';
-    if (!blank) records.push({ cells, line: recordLine });
-    cells = [];
-  };
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inQuotes) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else inQuotes = false;
-      } else {
-        if (c === '\n') line++;
-        field += c;
-      }
-      continue;
-    }
-    if (c === '"') {
-      if (field.trim() !== '') {
-        throw new DataError(`${file}:${line}: a quote inside an unquoted field (column ${cells.length + 1})`);
-      }
-      field = '';
-      inQuotes = true;
-      fieldQuoted = true;
-    } else if (c === ',') {
-      endField();
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      endRecord();
-      line++;
-      recordLine = line;
-    } else {
-      field += c;
-    }
-  }
-  if (inQuotes) throw new DataError(`${file}:${recordLine}: unterminated quoted field`);
-  if (field !== '' || cells.length > 0) endRecord();
-
+  const csv = new CsvRecords(file, (cells, line) => records.push({ cells, line }));
+  csv.push(text);
+  csv.end();
   if (records.length === 0) throw new DataError(`${file}: the file is empty (no header row)`);
   const header = records[0]!.cells;
-  const seen = new Set<string>();
-  header.forEach((h, j) => {
-    if (h === '') throw new DataError(`${file}:${records[0]!.line}: column ${j + 1} has an empty name in the header`);
-    if (seen.has(h)) throw new DataError(`${file}:${records[0]!.line}: column name "${h}" appears twice in the header`);
-    seen.add(h);
-  });
+  checkHeader(header, records[0]!.line, file);
   const rows: string[][] = [];
   const lines: number[] = [];
   for (const r of records.slice(1)) {
@@ -101,29 +49,21 @@ export function parseCsv(text: string, file = '<csv>'): CsvTable {
   return { file, header, rows, lines };
 }
 
+function cannotRead(file: string, err: unknown): DataError {
+  return new DataError(
+    `${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+  );
+}
+
 export function readCsvFile(file: string): { table: CsvTable; sha256: string } {
   let buf: Buffer;
   try {
     buf = readFileSync(file);
   } catch (err) {
-    throw new DataError(
-      `${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
+    throw cannotRead(file, err);
   }
   const sha256 = createHash('sha256').update(buf).digest('hex');
   return { table: parseCsv(buf.toString('utf8'), file), sha256 };
-}
-
-const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-function parseNumber(table: CsvTable, row: number, col: number): number {
-  const text = table.rows[row]![col]!;
-  const where = `${table.file}:${table.lines[row]}: column "${table.header[col]}"`;
-  if (text === '') throw new DataError(`${where}: missing value`);
-  if (!NUMBER_RE.test(text)) throw new DataError(`${where}: "${text}" is not a number`);
-  const v = Number(text);
-  if (!Number.isFinite(v)) throw new DataError(`${where}: "${text}" is out of range`);
-  return v;
 }
 
 export interface Dataset {
@@ -148,9 +88,6 @@ export interface DatasetOptions {
   labels?: string[];
 }
 
-/** Few distinct integer values (≤ this many) make a numeric target a classification target. */
-export const MAX_INFERRED_CLASSES = 10;
-
 export function inferTask(values: string[]): Task {
   const numeric = values.every((v) => NUMBER_RE.test(v));
   if (!numeric) return 'classification';
@@ -159,65 +96,83 @@ export function inferTask(values: string[]): Task {
   return nums.every(Number.isInteger) && distinct.size <= MAX_INFERRED_CLASSES ? 'classification' : 'regression';
 }
 
+/**
+ * Build a Dataset with `read(builder)`, once more as a classification target when an inferred target
+ * shows a text value after it was kept as numbers (ReadAgainAsClassification).
+ */
+function build(file: string, opts: DatasetOptions, read: (b: DatasetBuilder) => void): Dataset {
+  try {
+    const b = new DatasetBuilder(file, opts);
+    read(b);
+    return b.finish();
+  } catch (err) {
+    if (!(err instanceof ReadAgainAsClassification)) throw err;
+    const b = new DatasetBuilder(file, { ...opts, task: 'classification' });
+    read(b);
+    return b.finish();
+  }
+}
+
 /** Turn a parsed table into a numeric dataset. */
 export function toDataset(table: CsvTable, opts: DatasetOptions): Dataset {
-  const targetCol = table.header.indexOf(opts.target);
-  if (targetCol < 0) {
-    throw new DataError(`${table.file}: unknown target column "${opts.target}" (columns: ${table.header.join(', ')})`);
-  }
-  let features = table.header.filter((_, j) => j !== targetCol);
-  if (opts.features) {
-    const missing = opts.features.filter((f) => !table.header.includes(f));
-    if (missing.length) throw new DataError(`${table.file}: missing feature column(s): ${missing.join(', ')}`);
-    const extra = features.filter((f) => !opts.features!.includes(f));
-    if (extra.length)
-      throw new DataError(`${table.file}: unexpected column(s) not in the training data: ${extra.join(', ')}`);
-    features = opts.features;
-  }
-  if (features.length === 0)
-    throw new DataError(`${table.file}: no feature columns besides the target "${opts.target}"`);
-  const featureCols = features.map((f) => table.header.indexOf(f));
-  const n = table.rows.length;
-  const f = features.length;
-  const x = new Float64Array(n * f);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < f; j++) x[i * f + j] = parseNumber(table, i, featureCols[j]!);
-  }
-  const targetText = table.rows.map((r, i) => {
-    const v = r[targetCol]!;
-    if (v === '') throw new DataError(`${table.file}:${table.lines[i]}: column "${opts.target}": missing value`);
-    return v;
+  return build(table.file, opts, (b) => {
+    b.header(table.header);
+    for (let i = 0; i < table.rows.length; i++) b.row(table.rows[i]!, table.lines[i]!);
   });
-  const task = opts.task ?? inferTask(targetText);
-  const y = new Float64Array(n);
-  let labels: string[] = [];
-  if (task === 'regression') {
-    for (let i = 0; i < n; i++) y[i] = parseNumber(table, i, targetCol);
-  } else {
-    if (opts.labels) {
-      labels = opts.labels;
-    } else {
-      const distinct = [...new Set(targetText)];
-      const allNumeric = distinct.every((v) => NUMBER_RE.test(v));
-      labels = allNumeric ? distinct.sort((a, b) => Number(a) - Number(b)) : distinct.sort();
-      if (labels.length < 2) {
-        throw new DataError(
-          `${table.file}: the target column "${opts.target}" has a single class ("${labels[0]}"); classification needs at least two`,
-        );
-      }
-    }
-    const index = new Map(labels.map((l, k) => [l, k]));
-    for (let i = 0; i < n; i++) {
-      const k = index.get(targetText[i]!);
-      if (k === undefined) {
-        throw new DataError(
-          `${table.file}:${table.lines[i]}: column "${opts.target}": unknown class "${targetText[i]}" (known: ${labels.join(', ')})`,
-        );
-      }
-      y[i] = k;
-    }
+}
+
+/** Bytes read at a time: large enough for few system calls, small against the dataset's own arrays. */
+const CHUNK_BYTES = 1 << 20;
+
+/** Feed the file's text to `onText` in chunks (UTF-8 decoded across chunk ends); its SHA-256, hex. */
+function readChunks(file: string, onText: (text: string) => void): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    throw cannotRead(file, err);
   }
-  return { task, features, target: opts.target, x, y, labels, n, f };
+  try {
+    const hash = createHash('sha256');
+    const decoder = new StringDecoder('utf8');
+    const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+    for (;;) {
+      let got: number;
+      try {
+        got = readSync(fd, buf, 0, CHUNK_BYTES, null);
+      } catch (err) {
+        throw cannotRead(file, err);
+      }
+      if (got === 0) break;
+      hash.update(buf.subarray(0, got));
+      onText(decoder.write(buf.subarray(0, got)));
+    }
+    onText(decoder.end());
+    return hash.digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Read a CSV file straight into a Dataset, in chunks (memory: the typed arrays, not the text or its
+ * rows), with the errors of parseCsv and toDataset. Returns the dataset and the file's SHA-256.
+ */
+export function readDataset(file: string, opts: DatasetOptions): { data: Dataset; sha256: string } {
+  let sha256 = '';
+  const data = build(file, opts, (b) => {
+    let header = true;
+    const csv = new CsvRecords(file, (cells, line) => {
+      if (!header) return b.row(cells, line);
+      checkHeader(cells, line, file);
+      b.header(cells);
+      header = false;
+    });
+    sha256 = readChunks(file, (text) => csv.push(text));
+    csv.end();
+    if (header) throw new DataError(`${file}: the file is empty (no header row)`);
+  });
+  return { data, sha256 };
 }
 
 /** Select rows of a dataset by index. */

@@ -397,6 +397,16 @@ export const RUN_OPTIONS = {
     parse: (text, flag) => text.split(',').map((v) => oneOf(NOISE_MODELS)(v.trim(), flag)),
     tuneOnly: true,
   }),
+  tuneBudget: option<number | undefined>({
+    flag: 'tune-budget',
+    arg: 'STEPS',
+    section: 'tuning',
+    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); without it every candidate trains to the longest length',
+    default: undefined,
+    shownDefault: 'the full grid',
+    parse: num((x) => int(x) && x >= 1, 'a positive integer number of steps'),
+    tuneOnly: true,
+  }),
   out: option({
     flag: 'out',
     arg: 'DIR',

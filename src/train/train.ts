@@ -321,6 +321,8 @@ export interface FitHooks {
   onCheckpoint?: (epoch: number, m: FittedNetwork) => void;
   /** Compute the validation loss every epoch (history, early stopping); default true. */
   trackValidation?: boolean;
+  /** Start from these parameters instead of the seeded initialisation (successive halving's next rung). */
+  initialParams?: Float32Array;
 }
 
 /** The network spec of a run (validates the dropout rates against the layers). */
@@ -502,6 +504,7 @@ export function fitNetwork(
   if (trainSet.task === 'classification' && new Set(trainSet.y).size < 2)
     throw new DataError('the training split holds a single class; add rows or change --seed/--val-split');
   const net = createMlp(spec, new Rng(stream(opts.seed, 'init')));
+  if (hooks.initialParams) net.params.set(hooks.initialParams);
   const fitted = fittedNetwork(trainSet, opts, spec, net, 'js');
   const valRows = valSet ? valSet.n : 0;
   const val = valSet ? standardisedRows(fitted, valSet) : { x: new Float32Array(0), y: new Float32Array(0) };

@@ -30,6 +30,11 @@ export interface TuneJob {
   /** Rows scored at each checkpoint; null: train only (a cross-fitting fold or the refit), no scores. */
   val: Dataset | null;
   epochs: number[];
+  /**
+   * Successive halving's later rungs: the run continues a candidate from these parameters at epoch
+   * `startEpoch` (fresh optimiser moments), so `epochs` count from the candidate's first epoch.
+   */
+  resume?: { startEpoch: number; params: Float32Array };
 }
 
 export interface TuneJobResult {
@@ -139,15 +144,20 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
   const params: (Float32Array | null)[] = epochs.map(() => null);
   const rowScores: (Float64Array | null)[] = epochs.map(() => null);
   const mse = epochs.map(() => NaN);
-  const opts = candidateOptions(job.base, job.candidate, epochs[epochs.length - 1]!);
+  const start = job.resume?.startEpoch ?? 0;
+  const opts = candidateOptions(job.base, job.candidate, epochs[epochs.length - 1]! - start);
+  const common = {
+    checkpoints: epochs.map((e) => e - start),
+    initialParams: job.resume?.params,
+    onEpoch: onEpoch ? (l: EpochLog) => onEpoch(start + l.epoch) : undefined,
+  };
   try {
     const val = job.val;
     if (!val) {
       const m = fitNetwork(job.fit, null, opts, {
-        checkpoints: epochs,
-        onEpoch: onEpoch ? (l) => onEpoch(l.epoch) : undefined,
+        ...common,
         onCheckpoint: (epoch, net) => {
-          const k = epochs.indexOf(epoch);
+          const k = epochs.indexOf(start + epoch);
           scores[k] = 0;
           params[k] = Float32Array.from(net.net.params);
         },
@@ -155,11 +165,10 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
       return { index: job.index, scores, params, rowScores, mse, history: m.history };
     }
     fitNetwork(job.fit, val, opts, {
+      ...common,
       trackValidation: false,
-      checkpoints: epochs,
-      onEpoch: onEpoch ? (l) => onEpoch(l.epoch) : undefined,
       onCheckpoint: (epoch, m) => {
-        const k = epochs.indexOf(epoch);
+        const k = epochs.indexOf(start + epoch);
         const { rows, sqErrors } = validationRowScores(m, val, job.base.mcSamples, stream(job.base.seed, 'tuneScore'));
         if (sqErrors) mse[k] = sqErrors.reduce((a, b) => a + b, 0) / sqErrors.length;
         const score = rows.reduce((a, b) => a + b, 0) / rows.length;

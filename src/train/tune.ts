@@ -28,6 +28,7 @@ import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration 
 import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
 import { candidateOptions, networkFromParams, type TuneJob, type TuneJobResult } from './tune-job.js';
 import { type Choice, chooseWinner } from './tune-select.js';
+import { budgetBatchSize, type HalvingPlan, halvingPlan, searchHalving } from './tune-halving.js';
 import { runJobs } from './tune-workers.js';
 
 /** One point of the grid (the training length is scored at every checkpoint of the same run). */
@@ -92,11 +93,13 @@ export function defaultGrid(task: 'regression' | 'classification', fitRows: numb
 }
 
 export interface TuneProgress {
-  /** Epochs trained so far over all candidates, and in total. */
-  epochsDone: number;
-  epochsTotal: number;
-  candidatesDone: number;
-  candidates: number;
+  /** Optimiser steps trained so far over all runs, and in the whole search. */
+  stepsDone: number;
+  stepsTotal: number;
+  /** Training runs finished, and in all (the grid: one per candidate; successive halving: one per rung and candidate). */
+  runsDone: number;
+  runs: number;
+  unit: 'candidate' | 'run';
   elapsedMs: number;
   /** Best score so far (−Infinity before the first). */
   best: number;
@@ -110,6 +113,8 @@ export interface TuneOptions {
   /** Fraction of the training rows held out of the refit for calibration (calibration = holdout). */
   calibrationFraction: number;
   onProgress?: (p: TuneProgress) => void;
+  /** Search in this many optimiser steps by successive halving (tune-halving.ts) instead of the full grid. */
+  budget?: { steps: number /** The minibatch size (default: budgetBatchSize of the fit rows). */; batchSize?: number };
 }
 
 export interface TuneResult {
@@ -152,37 +157,94 @@ export interface TuneResult {
   };
 }
 
-/** Run every candidate of the grid to the last training length, reporting progress; results by candidate. */
-async function searchGrid(
-  jobs: TuneJob[],
+/**
+ * Runs jobs on the workers, reporting the search's progress in optimiser steps: `stepsPerEpoch` of the fit
+ * rows per epoch of every job (a resumed job counts from its start).
+ */
+function progressRunner(
+  plan: { stepsTotal: number; runs: number; stepsPerEpoch: number; unit: TuneProgress['unit'] },
   threads: number,
   onProgress: TuneOptions['onProgress'],
-): Promise<TuneJobResult[]> {
-  const lastEpoch = jobs[0]!.epochs[jobs[0]!.epochs.length - 1]!;
-  const done = new Array<number>(jobs.length).fill(0);
-  let candidatesDone = 0;
+): (jobs: TuneJob[]) => Promise<TuneJobResult[]> {
+  let stepsFinished = 0;
+  let runsDone = 0;
   let best = -Infinity;
   const started = performance.now();
-  const report = (): void =>
-    onProgress?.({
-      epochsDone: done.reduce((a, b) => a + b, 0),
-      epochsTotal: jobs.length * lastEpoch,
-      candidatesDone,
-      candidates: jobs.length,
-      elapsedMs: performance.now() - started,
-      best,
-    });
-  const onEpoch = (index: number, epoch: number): void => {
-    done[index] = epoch;
-    report();
+  return async (jobs) => {
+    const inFlight = new Map<number, number>();
+    const from = new Map(jobs.map((j) => [j.index, j.resume?.startEpoch ?? 0]));
+    const report = (): void => {
+      let steps = stepsFinished;
+      for (const s of inFlight.values()) steps += s;
+      const elapsedMs = performance.now() - started;
+      const { stepsTotal, runs, unit } = plan;
+      onProgress?.({ stepsDone: steps, stepsTotal, runsDone, runs, unit, elapsedMs, best });
+    };
+    const onEpoch = (index: number, epoch: number): void => {
+      inFlight.set(index, (epoch - from.get(index)!) * plan.stepsPerEpoch);
+      report();
+    };
+    const onDone = (r: TuneJobResult): void => {
+      const job = jobs.find((j) => j.index === r.index)!;
+      inFlight.delete(r.index);
+      stepsFinished += (job.epochs[job.epochs.length - 1]! - from.get(r.index)!) * plan.stepsPerEpoch;
+      runsDone++;
+      for (const s of r.scores) best = Math.max(best, s);
+      report();
+    };
+    return runJobs(jobs, Math.min(threads, jobs.length), onEpoch, onDone);
   };
-  const onDone = (r: TuneJobResult): void => {
-    candidatesDone++;
-    done[r.index] = lastEpoch;
-    for (const s of r.scores) best = Math.max(best, s);
-    report();
-  };
-  return runJobs(jobs, threads, onEpoch, onDone);
+}
+
+/** The steps of one epoch of `rows` rows in minibatches of `batchSize`. */
+export const stepsPerEpoch = (rows: number, batchSize: number): number => Math.ceil(rows / Math.min(batchSize, rows));
+
+/**
+ * The search: every candidate to the grid's last training length, or successive halving within
+ * `budget`. Returns one result per candidate over the training lengths scored (`epochs`).
+ */
+async function search(
+  jobs: TuneJob[],
+  grid: Grid,
+  base: TrainOptions,
+  tuneOpts: TuneOptions,
+): Promise<{ results: TuneJobResult[]; epochs: number[]; halving?: HalvingPlan }> {
+  const fitRows = jobs[0]!.fit.n;
+  const spe = stepsPerEpoch(fitRows, base.batchSize);
+  if (tuneOpts.budget) {
+    const plan = halvingPlan(grid.candidates.length, fitRows, base.batchSize, tuneOpts.budget.steps);
+    const runs = plan.rungs.reduce((a, r) => a + r.candidates, 0);
+    const run = progressRunner(
+      { stepsTotal: plan.steps, runs, stepsPerEpoch: spe, unit: 'run' as const },
+      tuneOpts.threads,
+      tuneOpts.onProgress,
+    );
+    return { results: await searchHalving(jobs, plan, run), epochs: plan.checkpoints, halving: plan };
+  }
+  const epochs = jobs[0]!.epochs;
+  const stepsTotal = jobs.length * epochs[epochs.length - 1]! * spe;
+  const run = progressRunner(
+    { stepsTotal, runs: jobs.length, stepsPerEpoch: spe, unit: 'candidate' as const },
+    tuneOpts.threads,
+    tuneOpts.onProgress,
+  );
+  return { results: await run(jobs), epochs };
+}
+
+/** The options of a budgeted search: the batch size given, or budgetBatchSize of the fit rows. */
+function withBudgetBatch(
+  base: TrainOptions,
+  budget: NonNullable<TuneOptions['budget']>,
+  fitRows: number,
+): TrainOptions {
+  return { ...base, batchSize: budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize) };
+}
+
+/** The grid's record with the successive-halving plan the search followed. */
+function withHalving(grid: Grid, plan: HalvingPlan, budgetSteps: number): Grid {
+  const rungs = plan.rungs.map((r) => ({ candidates: r.candidates, from_epoch: r.from, checkpoints: r.checkpoints }));
+  const halving = { budget_steps: budgetSteps, steps: plan.steps, batch_size: plan.batchSize, rungs };
+  return { ...grid, rule: { ...grid.rule, epochs: plan.checkpoints, successive_halving: halving } };
 }
 
 /** The card's record of a tuning run: the grid, every candidate's scores, the choice, refit and calibration. */
@@ -229,18 +291,26 @@ function tuningRecord(
  */
 export async function tune(
   data: Dataset,
-  base: TrainOptions,
+  given: TrainOptions,
   tuneOpts: TuneOptions,
   test?: Dataset,
 ): Promise<TuneResult> {
-  const [fit, val] = validationSplit(data, base);
+  const [fit, val] = validationSplit(data, given);
+  const base = tuneOpts.budget ? withBudgetBatch(given, tuneOpts.budget, fit.n) : given;
   const grid = tuneOpts.grid ?? defaultGrid(data.task, fit.n);
   if (grid.epochs.length === 0 || grid.candidates.length === 0) throw new DataError('the tuning grid is empty');
-  const epochs = [...grid.epochs].sort((a, b) => a - b);
-  for (const c of grid.candidates) specFor(fit, candidateOptions(base, c, epochs[0]!)); // bad settings fail here, not in a worker
-  const jobs: TuneJob[] = grid.candidates.map((candidate, index) => ({ index, candidate, base, fit, val, epochs }));
+  const gridEpochs = [...grid.epochs].sort((a, b) => a - b);
+  for (const c of grid.candidates) specFor(fit, candidateOptions(base, c, gridEpochs[0]!)); // bad settings fail here, not in a worker
+  const jobs: TuneJob[] = grid.candidates.map((candidate, index) => ({
+    index,
+    candidate,
+    base,
+    fit,
+    val,
+    epochs: gridEpochs,
+  }));
   const threads = Math.min(tuneOpts.threads, jobs.length);
-  const results = await searchGrid(jobs, threads, tuneOpts.onProgress);
+  const { results, epochs, halving } = await search(jobs, grid, base, tuneOpts);
   const choice = chooseWinner(grid.candidates, results);
   if (choice.candidate < 0) throw new DataError('every tuning candidate diverged; lower --lr');
   const candidate = grid.candidates[choice.candidate]!;
@@ -262,6 +332,13 @@ export async function tune(
     model,
     validation: { model: validationModel, data: val },
     options,
-    card: tuningRecord(grid, epochs, results, choice, run, calibration),
+    card: tuningRecord(
+      halving ? withHalving(grid, halving, tuneOpts.budget!.steps) : grid,
+      epochs,
+      results,
+      choice,
+      run,
+      calibration,
+    ),
   };
 }

@@ -8,9 +8,11 @@ import {
   inferTask,
   parseCsv,
   readCsvFile,
+  readDataset,
   splitRows,
   toDataset,
 } from '../../src/train/data.js';
+import { CsvRecords } from '../../src/train/csv-records.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-data-'));
 function file(name: string, text: string): string {
@@ -18,9 +20,21 @@ function file(name: string, text: string): string {
   writeFileSync(p, text);
   return p;
 }
+/** The file read both ways, streamed (readDataset) and as a table (toDataset): the same dataset or the same error. */
 function load(text: string, target = 'y', task?: 'regression' | 'classification') {
   const p = file('t.csv', text);
-  return toDataset(readCsvFile(p).table, { target, task });
+  const outcome = (fn: () => unknown) => {
+    try {
+      return { ok: fn() };
+    } catch (err) {
+      return { err };
+    }
+  };
+  const streamed = outcome(() => readDataset(p, { target, task }).data);
+  const table = outcome(() => toDataset(readCsvFile(p).table, { target, task }));
+  expect(streamed).toEqual(table);
+  if (streamed.err) throw streamed.err;
+  return streamed.ok as ReturnType<typeof toDataset>;
 }
 function errorOf(fn: () => unknown): string {
   try {
@@ -41,6 +55,55 @@ describe('parseCsv', () => {
       ['4', 'two\nlines', '6'],
     ]);
     expect(t.lines).toEqual([2, 3]);
+  });
+  it('gives the same records however the text is cut into chunks', () => {
+    const text = '\ufeffa,"b, c",d\r\n1,"say ""hi""",3\r\n4,"two\nlines",6\r\n\r\n7, 8 ,""\r\n';
+    const recordsOf = (chunks: string[]) => {
+      const out: [string[], number][] = [];
+      const csv = new CsvRecords('x.csv', (cells, line) => out.push([cells, line]));
+      for (const c of chunks) csv.push(c);
+      csv.end();
+      return out;
+    };
+    const whole = recordsOf([text]);
+    expect(whole).toEqual([
+      [['a', 'b, c', 'd'], 1],
+      [['1', 'say "hi"', '3'], 2],
+      [['4', 'two\nlines', '6'], 3],
+      [['7', '8', ''], 6],
+    ]);
+    // every cut point, including inside "" escapes, CRLFs and the BOM's neighbour
+    for (let cut = 1; cut < text.length; cut++) expect(recordsOf([text.slice(0, cut), text.slice(cut)])).toEqual(whole);
+    expect(recordsOf([...text])).toEqual(whole);
+  });
+  it('streams a file larger than its read chunk into the same dataset as the table', () => {
+    const lines = Array.from({ length: 60_000 }, (_, i) => `${i * 0.5},"${i % 7}",${(i * 37) % 101}.25`);
+    const p = file('big.csv', `a,b,y\r\n${lines.join('\r\n')}\r\n`);
+    const streamed = readDataset(p, { target: 'y' });
+    const table = readCsvFile(p);
+    expect(streamed.sha256).toBe(table.sha256);
+    expect(streamed.data).toEqual(toDataset(table.table, { target: 'y' }));
+    expect([streamed.data.n, streamed.data.x[2 * 59_999], streamed.data.y[59_999]]).toEqual([60_000, 29_999.5, 84.25]);
+  });
+  it('reads an inferred target again as classes when a text value follows many numbers', () => {
+    const rows = Array.from({ length: 30 }, (_, i) => `${i},${i}.5`);
+    const ds = load(`a,y\n${rows.join('\n')}\nx,cat\n`.replace('x,cat', '30,cat'));
+    expect([ds.task, ds.labels.length, ds.labels[0], ds.labels[30], ds.y[0], ds.y[30]]).toEqual([
+      'classification',
+      31,
+      '0.5',
+      'cat',
+      0,
+      30,
+    ]);
+    const few = load('a,y\n1,3\n2,10\n3,3\n4,1.0\n5,1\n');
+    expect([few.task, few.labels, Array.from(few.y)]).toEqual([
+      'classification',
+      ['1.0', '1', '3', '10'],
+      [2, 3, 2, 0, 1],
+    ]);
+    const reg = load('a,y\n1,3\n2,10\n3,3.5\n');
+    expect([reg.task, Array.from(reg.y)]).toEqual(['regression', [3, 10, 3.5]]);
   });
   it('skips blank lines and keeps true line numbers', () => {
     const t = parseCsv('a,y\n\n1,2\n\n3,4\n', 'x.csv');
@@ -90,6 +153,10 @@ describe('bad CSV files give named errors', () => {
     expect(errorOf(() => readCsvFile(join(dir, 'nope.csv')))).toMatchInlineSnapshot(
       `"<dir>/nope.csv: cannot read the file (ENOENT)"`,
     );
+  });
+  it('unterminated quote, and a quoted last field without a final newline', () => {
+    expect(errorOf(() => load('a,y\n1,2\n3,"4\n'))).toMatchInlineSnapshot(`"<dir>/t.csv:3: unterminated quoted field"`);
+    expect(Array.from(load('a,y\n1,2.5\n3,"4.5"').y)).toEqual([2.5, 4.5]);
   });
   it('infinite number', () => {
     expect(errorOf(() => load('a,y\n1e999,1.5\n'))).toMatchInlineSnapshot(

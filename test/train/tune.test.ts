@@ -295,6 +295,11 @@ describe('train CLI with --tune', () => {
       'tuning t: regression, 354 rows × 10 features, 88 test rows; 4 candidates × 2 training lengths on 2 thread(s)',
     );
     expect(stderr).toMatch(/tuning: candidate 4\/4 done {2}best score -?\d/);
+    // 283 fit rows in batches of 128: 3 steps an epoch; 4 candidates × 15 epochs
+    expect(stderr).toMatch(
+      /estimate: the full grid: 180 steps ≈ \d+(\.\d)?m?s on 2 thread\(s\), then calibration and refit ≤ \d+ steps/,
+    );
+    expect(stderr).toMatch(/tuning: candidate 4\/4 done {2}best score -?\d\.\d+ {2}100% of 180 steps {2}ETA 0ms/);
     const card = JSON.parse(readFileSync(join(a, 't', 'model.json'), 'utf8'));
     expect(card.tuning.candidates).toHaveLength(8);
     expect(card.tuning.candidates[0]).toEqual({

@@ -1,0 +1,69 @@
+/**
+ * `--tune` against `--tune-budget` on one published UCI split (issue 22, "bigger data in bounded time"):
+ * the trainer's own tune() with the CLI's --tune defaults and the seed the benchmark gives the split, the
+ * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
+ * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
+ *
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000] [--threads 2]
+ *
+ * Prints one JSON line. CPU seconds are the process's (worker threads included), for a shared machine.
+ */
+import { parseArgs } from 'node:util';
+import { loadUci, splitCsv } from '../bench/uci.js';
+import { parseCsv, toDataset } from '../src/train/data.js';
+import type { RegressionMetrics } from '../src/train/card-metrics.js';
+import { DEFAULT_RUN_OPTIONS, trainDefaults } from '../src/train/options.js';
+import { tune } from '../src/train/tune.js';
+
+const { values } = parseArgs({
+  options: {
+    dataset: { type: 'string', default: 'power-plant' },
+    split: { type: 'string', default: '0' },
+    budget: { type: 'string' },
+    threads: { type: 'string', default: '2' },
+  },
+});
+const split = Number(values.split);
+const ds = loadUci('data/uci', values.dataset!);
+const data = toDataset(parseCsv(splitCsv(ds, ds.train(split)), 'train'), { target: 'y', task: 'regression' });
+const test = toDataset(parseCsv(splitCsv(ds, ds.test(split)), 'test'), {
+  target: 'y',
+  task: 'regression',
+  features: data.features,
+});
+const base = { ...trainDefaults(true), seed: split };
+const budget = values.budget ? { steps: Number(values.budget) } : undefined;
+const started = performance.now();
+const cpu = process.cpuUsage();
+const r = await tune(
+  data,
+  base,
+  {
+    threads: Number(values.threads),
+    calibration: DEFAULT_RUN_OPTIONS.calibration,
+    calibrationFraction: DEFAULT_RUN_OPTIONS.calibrationFraction,
+    budget,
+  },
+  test,
+);
+const c = process.cpuUsage(cpu);
+const m = r.model.metrics.test as RegressionMetrics;
+const round = (v: number, d = 4): number => Number(v.toFixed(d));
+const line = {
+  dataset: values.dataset,
+  split,
+  search: budget ? `budget ${budget.steps} steps` : 'full grid',
+  train_rows: data.n,
+  wall_s: round((performance.now() - started) / 1000, 1),
+  cpu_s: round((c.user + c.system) / 1e6, 1),
+  test_ll: round(-m.nll),
+  test_rmse: round(m.rmse_mc),
+  coverage_90: round(m.coverage_90),
+  chosen: {
+    dropout: r.options.dropout[0],
+    weight_decay_n: round(r.options.weightDecay * r.card.fit_rows),
+    epochs: r.options.epochs,
+  },
+  batch_size: r.options.batchSize,
+};
+process.stdout.write(`${JSON.stringify(line)}\n`);
