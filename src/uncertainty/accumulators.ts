@@ -1,8 +1,8 @@
 /**
  * The Monte Carlo accumulators: a run's sample outputs in, chunk by chunk, the statistics record out.
  * They keep running moments (moments.ts) and the samples themselves only when the record's raw samples
- * are asked for or a statistic of the table needs them; finish() computes every statistic of the table
- * (statistics.ts) from them. Format-neutral: any model that yields sample outputs can use these.
+ * are asked for or a statistic served to the request needs them; finish() computes every statistic
+ * served to the request (statistics.ts servedTable: those served always and the on-request ones asked for). Format-neutral: any model that yields sample outputs can use these.
  *
  * Chunk layout: a run over `s` samples of N rows returns s·N rows ordered sample-major: row t·N + i is
  * sample t of input row i.
