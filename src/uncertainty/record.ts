@@ -3,7 +3,13 @@
  * statistics.ts, made in one canonical field order by makeStats.
  */
 import type { IntervalMethod } from './intervals.js';
-import { type CLASSIFICATION_STATS, type REGRESSION_STATS, STATS, type StatDescriptor, type Task } from './statistics.js';
+import {
+  type CLASSIFICATION_STATS,
+  type REGRESSION_STATS,
+  STATS,
+  type StatDescriptor,
+  type Task,
+} from './statistics.js';
 
 type ArrayOf<D> = D extends { int: true } ? Int32Array : Float64Array;
 
