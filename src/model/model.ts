@@ -45,6 +45,11 @@ export interface McOptions {
   intervalMethod?: IntervalMethod;
   seed?: number;
   returnSamples?: boolean;
+  /**
+   * The record keys of the statistics served on request that this request asks for
+   * (src/uncertainty/statistics.ts `served`); absent or empty: only those served always.
+   */
+  statistics?: readonly string[];
   /** Checked between chunks (not sent to workers: they get their own). */
   signal?: RunSignal;
 }

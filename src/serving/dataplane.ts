@@ -31,8 +31,8 @@
 import type { Config } from '../config.js';
 import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
 import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
-import { type McStats, statValues } from '../uncertainty/record.js';
-import { STATS } from '../uncertainty/statistics.js';
+import { type McStats, servedStats, statValues } from '../uncertainty/record.js';
+import { onRequestKeys, onRequestNames } from '../uncertainty/statistics.js';
 import { AUTO_DEFAULT_MAX_SAMPLES } from '../uncertainty/stopping.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
 import { PredictBatcher } from './batcher.js';
@@ -125,6 +125,11 @@ export interface SampleRequest extends PredictRequest {
   returnSamples?: boolean;
   /** `samples: "auto"`: stop at this MC error (McOptions.tolerance); `samples` is then the most. Never coalesced. */
   tolerance?: number;
+  /**
+   * Statistics served on request that the request asks for, by their protocol names (/v1 fields or V2
+   * tensors); `field` names where in the request, for the 400 of a name that is none of the model's.
+   */
+  statistics?: { names: readonly string[]; by: 'v1' | 'v2'; field: string };
   fields: SampleFields;
 }
 
@@ -314,6 +319,7 @@ export class DataPlane implements ModelHooks {
       // an interval the model cannot serve (422) is refused before any row is read or run
       if (m.task === 'regression')
         resolveInterval(m.name, m.uncertainty ?? DEFAULT_UNCERTAINTY, interval, req.intervalMethod);
+      const statistics = askedStatistics(m, req.statistics);
       let field = 'rows';
       const { x, rows: n } = req.input.decode(m, (n, f) => {
         this.checkRows(n, f);
@@ -336,6 +342,7 @@ export class DataPlane implements ModelHooks {
             intervalMethod: req.intervalMethod,
             seed: req.seed,
             returnSamples: req.returnSamples,
+            ...(statistics ? { statistics } : {}),
             ...(auto ? { tolerance: req.tolerance } : {}),
           },
           req,
@@ -600,6 +607,19 @@ function describeRows(bad: Map<number, Set<string>>): string {
 const ADVICE =
   'the inputs drive the model beyond what float32 can represent; check them against the training range (GET the model: feature_stats)';
 
+/** The record keys of the on-request statistics a request names (undefined for none); a 400 naming an unknown one. */
+function askedStatistics(m: Model, asked: SampleRequest['statistics']): string[] | undefined {
+  if (!asked || asked.names.length === 0) return undefined;
+  const r = onRequestKeys(m.task, asked.names, asked.by);
+  if ('unknown' in r) {
+    const known = onRequestNames(m.task, asked.by);
+    throw new InputError(
+      `${asked.field}: "${r.unknown}" is not a statistic served on request by ${m.task} models (${known.length ? known.join(', ') : 'they have none'})`,
+    );
+  }
+  return r.keys;
+}
+
 /** Every statistic of the record finite, else a 422 naming the rows and statistics (raw samples too, when kept). */
 export function checkFiniteStats(s: McStats): void {
   const width = s.kind === 'regression' ? s.outputs : s.classes;
@@ -613,7 +633,7 @@ export function checkFiniteStats(s: McStats): void {
     }
     names.add(name);
   };
-  for (const d of STATS[s.kind]) {
+  for (const d of servedStats(s)) {
     const a = statValues(s, d);
     const per = d.shape === 'row' ? 1 : width;
     for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) mark(Math.floor(i / per), statName(d));

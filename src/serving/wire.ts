@@ -6,11 +6,13 @@
  */
 import type { McJob } from '../model/model.js';
 import { INTERVAL_METHODS } from '../model/uncertainty.js';
+import { maskStatistics, statisticsMask } from '../uncertainty/statistics.js';
 
 /**
  * Several coalesced requests in one run (Model.sampleBatch), packed for a cheap hand-off: the
  * rows of every request concatenated (transferred), and per request [rows, interval, seed or −1,
- * return samples 0/1, interval method (−1 the model's default, else its index in INTERVAL_METHODS)].
+ * return samples 0/1, interval method (−1 the model's default, else its index in INTERVAL_METHODS), the
+ * on-request statistics asked for (statisticsMask)].
  * The answer is packStats of the results (transferred back).
  */
 export interface McBatchTask {
@@ -21,7 +23,7 @@ export interface McBatchTask {
 }
 
 /** Values per request in McBatchTask.meta. */
-const META = 5;
+const META = 6;
 
 export function packBatch(
   model: string,
@@ -36,7 +38,8 @@ export function packBatch(
     x.set(j.x.subarray(0, j.rows * features), at * features);
     at += j.rows;
     const method = j.opts.intervalMethod === undefined ? -1 : INTERVAL_METHODS.indexOf(j.opts.intervalMethod);
-    meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0, method], META * k);
+    const statistics = statisticsMask(j.opts.statistics);
+    meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0, method, statistics], META * k);
   });
   return {
     task: { model, samples: jobs[0]!.opts.samples, x, meta },
@@ -48,7 +51,8 @@ export function unpackBatch(task: McBatchTask, features: number): McJob[] {
   const jobs: McJob[] = [];
   let at = 0;
   for (let k = 0; k < task.meta.length; k += META) {
-    const [rows, interval, seed, returnSamples, method] = Array.from(task.meta.subarray(k, k + META)) as [
+    const [rows, interval, seed, returnSamples, method, statistics] = Array.from(task.meta.subarray(k, k + META)) as [
+      number,
       number,
       number,
       number,
@@ -65,6 +69,7 @@ export function unpackBatch(task: McBatchTask, features: number): McJob[] {
         ...(intervalMethod ? { intervalMethod } : {}),
         ...(seed >= 0 ? { seed } : {}),
         returnSamples: returnSamples === 1,
+        ...(statistics !== 0 ? { statistics: maskStatistics(statistics) } : {}),
       },
     });
     at += rows;

@@ -1,8 +1,8 @@
 /**
  * The Monte Carlo accumulators: a run's sample outputs in, chunk by chunk, the statistics record out.
  * They keep running moments (moments.ts) and the samples themselves only when the record's raw samples
- * are asked for or a statistic of the table needs them; finish() computes every statistic of the table
- * (statistics.ts) from them. Format-neutral: any model that yields sample outputs can use these.
+ * are asked for or a statistic served to the request needs them; finish() computes every statistic
+ * served to the request (statistics.ts servedTable: those served always and the on-request ones asked for). Format-neutral: any model that yields sample outputs can use these.
  *
  * Chunk layout: a run over `s` samples of N rows returns s·N rows ordered sample-major: row t·N + i is
  * sample t of input row i.
@@ -19,23 +19,25 @@ import {
   type ClassificationStatDescriptor,
   needsSamples,
   REGRESSION_STATS,
+  servedTable,
   type RegressionElement,
   type RegressionStatDescriptor,
 } from './statistics.js';
-
-const REGRESSION_NEEDS_SAMPLES = needsSamples(REGRESSION_STATS);
-const CLASSIFICATION_NEEDS_SAMPLES = needsSamples(CLASSIFICATION_STATS);
 
 export class RegressionAccumulator {
   private readonly moments: MomentSums;
   /** samples × rows × outputs, sample-major: for the record's raw samples or a statistic that needs them. */
   private readonly kept?: Float32Array;
+  /** The statistics this request is served (servedTable). */
+  private readonly table: readonly RegressionStatDescriptor[];
 
   /**
    * `keepSamples`: the record carries the raw samples. `logVariance`: the clamp bounds of a
    * heteroscedastic model's log-variance output (add() then needs that output with every chunk); absent
    * or null for a homoscedastic model. `samples`: the most samples add() will get (the kept samples'
-   * room). `trackError`: keep what worstError() needs (sequential stopping).
+   * room). `trackError`: keep what worstError() needs (sequential stopping). `statistics`: the record keys
+   * of the on-request statistics asked for (none: only those served always; the samples are then kept
+   * only for `keepSamples`).
    */
   constructor(
     private readonly rows: number,
@@ -44,9 +46,11 @@ export class RegressionAccumulator {
     private readonly keepSamples: boolean,
     logVariance: LogVarianceBounds | null = null,
     private readonly trackError = false,
+    statistics?: readonly string[],
   ) {
     this.moments = new MomentSums(rows * outputs, logVariance, trackError);
-    if (keepSamples || REGRESSION_NEEDS_SAMPLES) this.kept = new Float32Array(samples * rows * outputs);
+    this.table = servedTable<RegressionStatDescriptor>(REGRESSION_STATS, 'regression', statistics);
+    if (keepSamples || needsSamples(this.table)) this.kept = new Float32Array(samples * rows * outputs);
   }
 
   /**
@@ -111,9 +115,9 @@ export class RegressionAccumulator {
       throw new Error(`aleatoric_std: ${aleatoricStd.length} values for ${rows} rows × ${outputs} outputs`);
     const spec = typeof interval === 'number' ? gaussianInterval(interval) : interval;
     const s2 = epistemicScale * epistemicScale;
-    const table: readonly RegressionStatDescriptor[] = REGRESSION_STATS;
+    const { table } = this;
     const values = allocateStats(table, rows, outputs);
-    const e = new Element(spec.multiplier, T, n, REGRESSION_NEEDS_SAMPLES ? kept! : null, epistemicScale);
+    const e = new Element(spec.multiplier, T, n, needsSamples(table) ? kept! : null, epistemicScale);
     for (let i = 0; i < n; i++) {
       e.at(i);
       const variance = s2 * moments.variance(i);
@@ -128,6 +132,7 @@ export class RegressionAccumulator {
     return makeStatsInOrder(
       'regression',
       { rows, width: outputs, samples: T, level: spec.level, intervalMethod: spec.method },
+      table,
       values,
       this.keepSamples ? firstSamples(kept!, T * n) : undefined,
     ) as RegressionStats;
@@ -192,6 +197,8 @@ export class ClassificationAccumulator {
   private seen = 0;
   /** samples × rows × classes probabilities: for the record's raw samples or a statistic that needs them. */
   private readonly kept?: Float32Array;
+  /** The statistics this request is served (servedTable). */
+  private readonly table: readonly ClassificationStatDescriptor[];
 
   constructor(
     private readonly rows: number,
@@ -204,13 +211,16 @@ export class ClassificationAccumulator {
     private readonly temperature = 1,
     /** Keep what worstError() needs (sequential stopping). */
     trackError = false,
+    /** As RegressionAccumulator's: the on-request statistics asked for. */
+    statistics?: readonly string[],
   ) {
+    this.table = servedTable<ClassificationStatDescriptor>(CLASSIFICATION_STATS, 'classification', statistics);
     this.probSum = new Float64Array(rows * classes);
     this.probSqSum = trackError ? new Float64Array(rows * classes) : null;
     this.entropySum = new Float64Array(rows);
     this.votes = new Int32Array(rows * classes);
     this.p = new Float64Array(classes);
-    if (keepSamples || CLASSIFICATION_NEEDS_SAMPLES) this.kept = new Float32Array(samples * rows * classes);
+    if (keepSamples || needsSamples(this.table)) this.kept = new Float32Array(samples * rows * classes);
   }
 
   /** Like RegressionAccumulator.add: this request's rows are rowOffset … of batchRows per sample. */
@@ -252,7 +262,7 @@ export class ClassificationAccumulator {
   finish(): ClassificationStats {
     const { rows, classes: K, kept } = this;
     const T = this.seen;
-    const table: readonly ClassificationStatDescriptor[] = CLASSIFICATION_STATS;
+    const { table } = this;
     const values = allocateStats(table, rows, K);
     const r: ClassificationRow = {
       probabilities: new Float64Array(K),
@@ -261,7 +271,7 @@ export class ClassificationAccumulator {
       meanEntropy: 0,
       modalVotes: 0,
       samples: T,
-      sampled: CLASSIFICATION_NEEDS_SAMPLES ? kept! : new Float32Array(0),
+      sampled: needsSamples(table) ? kept! : new Float32Array(0),
       row: 0,
     };
     for (let i = 0; i < rows; i++) {
@@ -287,6 +297,7 @@ export class ClassificationAccumulator {
     return makeStatsInOrder(
       'classification',
       { rows, width: K, samples: T },
+      table,
       values,
       this.keepSamples ? firstSamples(kept!, T * rows * K) : undefined,
     ) as ClassificationStats;

@@ -3,7 +3,7 @@
  * a batch's results back as one transferred buffer), tagged with a fingerprint of the tables and
  * length-checked on the way in.
  */
-import { type McStats, makeStats, statLength, statValues, statsWidth } from './record.js';
+import { type McStats, makeStats, servedStats, statLength, statValues, statsWidth } from './record.js';
 import { STATS, type Task } from './statistics.js';
 
 /**
@@ -13,7 +13,7 @@ import { STATS, type Task } from './statistics.js';
 const WIRE_TAG = (() => {
   let h = 0x811c9dc5;
   const text = (['regression', 'classification'] as const)
-    .map((t) => `${t}:${STATS[t].map((d) => `${d.key}/${d.shape}${d.int ? '/int' : ''}`).join(',')}`)
+    .map((t) => `${t}:${STATS[t].map((d) => `${d.key}/${d.shape}/${d.served}${d.int ? '/int' : ''}`).join(',')}`)
     .join(';');
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h;
@@ -24,20 +24,22 @@ const HEADER = 10;
  * Statistics of several requests in one Float64Array, so that a worker hands a batch's results back as
  * one transferred buffer (structured-cloning several typed arrays per request cost the main thread more
  * than the Monte Carlo itself). Per result: a header [tag, task (0 regression, 1 classification), rows,
- * width, samples, level, interval method (0 gaussian, 1 conformal), seed, raw length, statistic count],
- * the statistics in table order (integers
- * as floats), then the raw samples. unpackStats checks the tag, the count and every length.
+ * width, samples, level, interval method (0 gaussian, 1 conformal), seed, raw length, held], `held` a bit
+ * mask of the statistics the record holds (bit j: the table's row j; an on-request one only when asked
+ * for), those statistics in table order (integers as floats), then the raw samples. unpackStats checks
+ * the tag, that every statistic served always is held, and every length.
  */
 export function packStats(results: readonly { stats: McStats; seed: number }[]): Float64Array {
   let size = 0;
   for (const { stats: s } of results) {
     size += HEADER + (s.raw ? s.raw.length : 0);
-    for (const d of STATS[s.kind]) size += statLength(d, s.rows, statsWidth(s));
+    for (const d of servedStats(s)) size += statLength(d, s.rows, statsWidth(s));
   }
   const data = new Float64Array(size);
   let o = 0;
   for (const { stats: s, seed } of results) {
     const table = STATS[s.kind];
+    const held = servedStats(s);
     const method = s.kind === 'regression' && s.intervalMethod === 'conformal' ? 1 : 0;
     data.set(
       [
@@ -50,12 +52,12 @@ export function packStats(results: readonly { stats: McStats; seed: number }[]):
         method,
         seed,
         s.raw ? s.raw.length : 0,
-        table.length,
+        held.reduce((mask, d) => mask | (1 << table.indexOf(d)), 0),
       ],
       o,
     );
     o += HEADER;
-    for (const d of table) {
+    for (const d of held) {
       const a = statValues(s, d);
       data.set(a, o);
       o += a.length;
@@ -80,7 +82,7 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
   };
   while (o < data.length) {
     const h = take(HEADER);
-    const [tag, task, rows, width, samples, level, method, seed, rawLength, count] = [
+    const [tag, task, rows, width, samples, level, method, seed, rawLength, held] = [
       h[0]!,
       h[1]!,
       h[2]!,
@@ -96,10 +98,13 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
       throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
     const kind: Task = task === 0 ? 'regression' : 'classification';
     const table = STATS[kind];
-    if (count !== table.length)
-      throw new Error(`MC wire: ${count} statistics for ${kind}, this build has ${table.length}`);
     const arrays: Record<string, Float64Array | Int32Array> = {};
-    for (const d of table) {
+    for (let j = 0; j < table.length; j++) {
+      const d = table[j]!;
+      if ((held & (1 << j)) === 0) {
+        if (d.served === 'always') throw new Error(`MC wire: the ${kind} record lacks "${d.key}"`);
+        continue;
+      }
       const a = take(statLength(d, rows, width));
       arrays[d.key] = d.int ? Int32Array.from(a) : a;
     }

@@ -3,10 +3,21 @@
  * statistics.ts, made in one canonical field order by makeStats.
  */
 import type { IntervalMethod } from './intervals.js';
-import { CLASSIFICATION_STATS, REGRESSION_STATS, STATS, type StatDescriptor, type Task } from './statistics.js';
+import {
+  type CLASSIFICATION_STATS,
+  type REGRESSION_STATS,
+  STATS,
+  type StatDescriptor,
+  type Task,
+} from './statistics.js';
 
+type ArrayOf<D> = D extends { int: true } ? Int32Array : Float64Array;
+
+/** A field per statistic: those served on request only when the request asked for them. */
 type Arrays<T extends readonly StatDescriptor[]> = {
-  [D in T[number] as D['key']]: D extends { int: true } ? Int32Array : Float64Array;
+  [D in T[number] as D extends { served: 'on-request' } ? never : D['key']]: ArrayOf<D>;
+} & {
+  [D in T[number] as D extends { served: 'on-request' } ? D['key'] : never]?: ArrayOf<D>;
 };
 
 export type RegressionStats = {
@@ -38,9 +49,16 @@ export function statsWidth(s: McStats): number {
   return s.kind === 'regression' ? s.outputs : s.classes;
 }
 
-/** The values of one statistic of the record. */
+/** The values of one statistic of the record (of one it holds: servedStats). */
 export function statValues(s: McStats, d: StatDescriptor): Float64Array | Int32Array {
   return (s as unknown as Record<string, Float64Array | Int32Array>)[d.key]!;
+}
+
+/** The statistics the record holds, in table order: those served always and the on-request ones asked for. */
+export function servedStats(s: McStats): readonly StatDescriptor[] {
+  const table = STATS[s.kind];
+  const held = table.filter((d) => d.served === 'always' || d.key in s);
+  return held.length === table.length ? table : held;
 }
 
 /** Elements of a statistic for `rows` rows of `width` values. */
@@ -62,7 +80,7 @@ export function allocateStats(
 
 /**
  * A record in its canonical field order (the header, then the table's order, then raw samples), from
- * the arrays keyed by descriptor. Every record is made here, so that two records with equal contents
+ * the arrays keyed by descriptor: every statistic served always, and those on request that are given. Every record is made here, so that two records with equal contents
  * are equal field by field, whichever side of the worker wire they come from.
  */
 export function makeStats(
@@ -84,6 +102,7 @@ export function makeStats(
       : { kind, rows: header.rows, classes: header.width, samples: header.samples };
   for (const d of STATS[kind]) {
     const a = arrays[d.key];
+    if (!a && d.served === 'on-request') continue;
     const n = statLength(d, header.rows, header.width);
     if (!a || a.length !== n)
       throw new Error(`statistics record: "${d.key}" needs ${n} values, got ${a ? a.length : 'none'}`);
@@ -93,15 +112,16 @@ export function makeStats(
   return s as unknown as McStats;
 }
 
-/** makeStats from arrays in table order (as allocateStats made them). */
+/** makeStats from arrays in the order of `table` (as allocateStats made them; a servedTable of the task's). */
 export function makeStatsInOrder(
   kind: Task,
   header: Parameters<typeof makeStats>[1],
+  table: readonly StatDescriptor[],
   values: readonly (Float64Array | Int32Array)[],
   raw?: Float32Array,
 ): McStats {
   const arrays: Record<string, Float64Array | Int32Array> = {};
-  STATS[kind].forEach((d, j) => {
+  table.forEach((d, j) => {
     arrays[d.key] = values[j]!;
   });
   return makeStats(kind, header, arrays, raw);

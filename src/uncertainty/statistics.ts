@@ -30,6 +30,9 @@
  *   (BALD, Houlsby et al. 2011);  variation_ratio = 1 − (count of the modal label)/T.
  */
 
+/** Whether a statistic is in every answer or only in those that ask for it. */
+export type StatServed = 'always' | 'on-request';
+
 /** What a statistic is computed from: the running moments (always there) or the T samples (kept for it). */
 export type StatNeeds = 'moments' | 'samples';
 
@@ -40,6 +43,12 @@ export interface StatDescriptor {
   /** Integer values (class indices): an Int32Array in the record. */
   readonly int?: boolean;
   readonly needs: StatNeeds;
+  /**
+   * 'always': in every record and answer. 'on-request': only when the request names it (McOptions.statistics;
+   * /v1 `statistics`, V2 `outputs`), so a request that does not pays nothing for it: every statistic that
+   * needs the samples is served on request.
+   */
+  readonly served: StatServed;
   /**
    * The field of a /v1 uncertainty prediction, or null to leave it out. Plain statistics are a number
    * per row (an array per row when the model has several outputs); a field with a codec in
@@ -108,6 +117,7 @@ export const REGRESSION_STATS = [
     key: 'mean',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'mean',
     v2: 'mean',
     description: 'Mean of the Monte Carlo samples',
@@ -117,6 +127,7 @@ export const REGRESSION_STATS = [
     key: 'std',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'std',
     v2: 'std',
     description: 'Total predictive std √(epistemic_std² + aleatoric_std²)',
@@ -126,6 +137,7 @@ export const REGRESSION_STATS = [
     key: 'epistemicStd',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'epistemic_std',
     v2: 'epistemic_std',
     description: "Std of the Monte Carlo samples of the mean × the card's epistemic_scale",
@@ -135,6 +147,7 @@ export const REGRESSION_STATS = [
     key: 'aleatoricStd',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'aleatoric_std',
     v2: 'aleatoric_std',
     description:
@@ -145,6 +158,7 @@ export const REGRESSION_STATS = [
     key: 'lower',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'interval',
     v2: 'lower',
     description:
@@ -155,6 +169,7 @@ export const REGRESSION_STATS = [
     key: 'upper',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'interval',
     v2: 'upper',
     description: 'Upper end of the central interval: mean + z·std or mean + q·std',
@@ -164,6 +179,7 @@ export const REGRESSION_STATS = [
     key: 'quantile25',
     shape: 'row×width',
     needs: 'samples',
+    served: 'on-request',
     v1: 'quantile_25',
     v2: 'quantile_25',
     description:
@@ -174,6 +190,7 @@ export const REGRESSION_STATS = [
     key: 'quantile75',
     shape: 'row×width',
     needs: 'samples',
+    served: 'on-request',
     v1: 'quantile_75',
     v2: 'quantile_75',
     description:
@@ -188,6 +205,7 @@ export const CLASSIFICATION_STATS = [
     shape: 'row',
     int: true,
     needs: 'moments',
+    served: 'always',
     v1: 'label',
     v2: null,
     description: 'The class with the highest mean probability',
@@ -197,6 +215,7 @@ export const CLASSIFICATION_STATS = [
     key: 'probabilities',
     shape: 'row×width',
     needs: 'moments',
+    served: 'always',
     v1: 'probabilities',
     v2: 'probabilities',
     description: "Mean of the per-sample softmax of logits / the card's temperature",
@@ -206,6 +225,7 @@ export const CLASSIFICATION_STATS = [
     key: 'entropy',
     shape: 'row',
     needs: 'moments',
+    served: 'always',
     v1: 'entropy',
     v2: 'entropy',
     description: 'Entropy of the mean probabilities (nats): total uncertainty',
@@ -215,6 +235,7 @@ export const CLASSIFICATION_STATS = [
     key: 'mutualInformation',
     shape: 'row',
     needs: 'moments',
+    served: 'always',
     v1: 'mutual_information',
     v2: 'mutual_information',
     description: 'Entropy of the mean − mean entropy (nats): epistemic part (BALD)',
@@ -225,6 +246,7 @@ export const CLASSIFICATION_STATS = [
     key: 'variationRatio',
     shape: 'row',
     needs: 'moments',
+    served: 'always',
     v1: 'variation_ratio',
     v2: 'variation_ratio',
     description: '1 − share of samples voting for the modal label',
@@ -243,4 +265,69 @@ export const STATS: { readonly [T in Task]: readonly StatDescriptor[] } = {
 /** Whether a table has a statistic computed from the samples (the accumulator then keeps them). */
 export function needsSamples(table: readonly StatDescriptor[]): boolean {
   return table.some((d) => d.needs === 'samples');
+}
+
+/** Each task's statistics served always: the table of a request that asks for none on request. */
+const ALWAYS: { readonly [T in Task]: readonly StatDescriptor[] } = {
+  regression: REGRESSION_STATS.filter((d) => d.served === 'always'),
+  classification: CLASSIFICATION_STATS.filter((d) => d.served === 'always'),
+};
+
+/**
+ * The statistics a request is served, in table order: those served always, plus the on-request ones whose
+ * record key is in `asked` (McOptions.statistics; keys of the other task's table are not this task's).
+ */
+export function servedTable<D extends StatDescriptor>(
+  table: readonly D[],
+  task: Task,
+  asked: readonly string[] | undefined,
+): readonly D[] {
+  if (!asked || asked.length === 0) return ALWAYS[task] as readonly D[];
+  return table.filter((d) => d.served === 'always' || asked.includes(d.key));
+}
+
+/**
+ * The record keys of a task's on-request statistics named by `names` (their /v1 fields, or V2 tensors),
+ * or the first name that is none of them (the caller's 400).
+ */
+export function onRequestKeys(
+  task: Task,
+  names: readonly string[],
+  by: 'v1' | 'v2',
+): { keys: string[] } | { unknown: string } {
+  const keys: string[] = [];
+  for (const name of names) {
+    const d = STATS[task].find((x) => x.served === 'on-request' && x[by] === name);
+    if (!d) return { unknown: name };
+    if (!keys.includes(d.key)) keys.push(d.key);
+  }
+  return { keys };
+}
+
+/** The names (/v1 fields, or V2 tensors) of a task's on-request statistics, for messages and docs. */
+export function onRequestNames(task: Task, by: 'v1' | 'v2'): string[] {
+  return STATS[task].filter((d) => d.served === 'on-request' && d[by] !== null).map((d) => d[by]!);
+}
+
+/**
+ * Every on-request statistic's record key, both tables: bit j of a mask (the coalesced batch's wire,
+ * src/serving/wire.ts) stands for ON_REQUEST_KEYS[j].
+ */
+export const ON_REQUEST_KEYS: readonly string[] = [...REGRESSION_STATS, ...CLASSIFICATION_STATS]
+  .filter((d) => d.served === 'on-request')
+  .map((d) => d.key);
+
+/** The on-request keys as a bit mask (ON_REQUEST_KEYS), and back. */
+export function statisticsMask(keys: readonly string[] | undefined): number {
+  let mask = 0;
+  for (const k of keys ?? []) {
+    const j = ON_REQUEST_KEYS.indexOf(k);
+    if (j < 0) throw new Error(`"${k}" is not a statistic served on request`);
+    mask |= 1 << j;
+  }
+  return mask;
+}
+
+export function maskStatistics(mask: number): string[] {
+  return ON_REQUEST_KEYS.filter((_, j) => (mask & (1 << j)) !== 0);
 }

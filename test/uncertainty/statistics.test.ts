@@ -1,11 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
 import { type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
-import { needsSamples, STATS } from '../../src/uncertainty/statistics.js';
+import {
+  maskStatistics,
+  needsSamples,
+  onRequestKeys,
+  STATS,
+  statisticsMask,
+} from '../../src/uncertainty/statistics.js';
 import { packStats, unpackStats } from '../../src/uncertainty/record-wire.js';
 import { encodeStats, predictionSchema } from '../../src/server/protocol/v1.js';
 import { mcOutputNames, mcOutputs } from '../../src/server/protocol/v2.js';
 import { normalQuantile } from '../../src/util/special-functions.js';
+
+/** The record keys of the on-request quartiles. */
+const QUARTILES = ['quantile25', 'quantile75'];
 
 /** Samples of 2 rows × 2 outputs (regression) or 2 rows × 3 classes (logits), sample-major. */
 function regression(
@@ -15,8 +24,9 @@ function regression(
   aleatoric: Float64Array,
   level = 0.9,
   keep = false,
+  statistics?: readonly string[],
 ): RegressionStats {
-  const acc = new RegressionAccumulator(rows, outputs, T, keep);
+  const acc = new RegressionAccumulator(rows, outputs, T, keep, null, false, statistics);
   const out = new Float32Array(T * rows * outputs);
   for (let i = 0; i < out.length; i++) out[i] = Math.sin(i * 1.7) * 3 + (i % (rows * outputs));
   acc.add(out, T);
@@ -74,7 +84,9 @@ describe('the statistics record', () => {
 
 describe('the worker wire', () => {
   const results = () => [
-    { stats: regression(2, 2, 30, Float64Array.from([1, 2, 3, 4]), 0.9, true), seed: 2 ** 52 + 3 },
+    { stats: regression(2, 2, 30, Float64Array.from([1, 2, 3, 4]), 0.9, true, QUARTILES), seed: 2 ** 52 + 3 },
+    { stats: regression(1, 1, 8, Float64Array.from([1])), seed: 5 },
+    { stats: regression(1, 2, 8, Float64Array.from([1, 1]), 0.5, false, ['quantile75']), seed: 6 },
     { stats: classification(3, 3, 20), seed: 7 },
     { stats: classification(1, 4, 10, true), seed: 0 },
   ];
@@ -86,23 +98,32 @@ describe('the worker wire', () => {
     expect(plain(unpackStats(packStats(r)))).toBe(plain(r));
   });
 
-  it('fails loudly on a layout it was not built for, a wrong statistic count or a truncated buffer', () => {
+  it('carries an on-request statistic only when the record holds it', () => {
+    const [asked, plainRecord, one] = results().map((r) => unpackStats(packStats([r]))[0]!.stats);
+    expect('quantile25' in asked! && 'quantile75' in asked!).toBe(true);
+    expect('quantile25' in plainRecord! || 'quantile75' in plainRecord!).toBe(false);
+    expect(['quantile25' in one!, 'quantile75' in one!]).toEqual([false, true]);
+    // the record without them packs two fewer arrays of rows × outputs
+    const rec = regression(3, 2, 8, new Float64Array(6));
+    const withQ = regression(3, 2, 8, new Float64Array(6), 0.9, false, QUARTILES);
+    expect(packStats([{ stats: withQ, seed: 1 }]).length - packStats([{ stats: rec, seed: 1 }]).length).toBe(12);
+  });
+
+  it('fails loudly on a layout it was not built for, a record lacking a statistic served always or a truncated buffer', () => {
     const packed = packStats(results());
     const tampered = packed.slice();
     tampered[0] = tampered[0]! + 1;
     expect(() => unpackStats(tampered)).toThrow(/layout tag .* is not this build's/);
-    const count = packed.slice();
-    count[9] = STATS.regression.length - 1;
-    expect(() => unpackStats(count)).toThrow(
-      `${STATS.regression.length - 1} statistics for regression, this build has ${STATS.regression.length}`,
-    );
+    const held = packed.slice();
+    held[9] = held[9]! & ~1; // bit 0: mean
+    expect(() => unpackStats(held)).toThrow('MC wire: the regression record lacks "mean"');
     expect(() => unpackStats(packed.subarray(0, packed.length - 1))).toThrow(/truncated/);
   });
 });
 
 describe('the protocol codecs follow the tables', () => {
   it('/v1: every statistic with a v1 field is in the JSON and in its schema, in table order; the JSON validates', () => {
-    const reg = regression(2, 1, 20, Float64Array.from([3, 3]), 0.9, true);
+    const reg = regression(2, 1, 20, Float64Array.from([3, 3]), 0.9, true, QUARTILES);
     const cls = classification(2, 3, 20, true);
     for (const [s, labels] of [
       [reg, []],
@@ -123,18 +144,26 @@ describe('the protocol codecs follow the tables', () => {
       epistemic_std: reg.epistemicStd[0],
       aleatoric_std: 3,
       interval: { level: 0.9, method: 'gaussian', lower: reg.lower[0], upper: reg.upper[0] },
-      quantile_25: reg.quantile25[0],
-      quantile_75: reg.quantile75[0],
+      quantile_25: reg.quantile25![0],
+      quantile_75: reg.quantile75![0],
     });
+    // not asked for: no such field, and the default JSON validates too
+    const unasked = encodeStats(regression(2, 1, 20, Float64Array.from([3, 3])), [], false);
+    expect(Object.keys(unasked[0]!)).toEqual(['mean', 'std', 'epistemic_std', 'aleatoric_std', 'interval']);
+    for (const r of unasked) expect(predictionSchema('regression').strict().parse(r)).toEqual(r);
     expect(encodeStats(cls, ['a', 'b', 'c'], false)[1]!.label).toBe(
       ['a', 'b', 'c'][(cls as { label: Int32Array }).label[1]!],
     );
   });
 
   it('V2: one FP32 tensor per statistic with a V2 name, batch first', () => {
-    const reg = regression(3, 2, 10, new Float64Array(6));
+    const reg = regression(3, 2, 10, new Float64Array(6), 0.9, false, QUARTILES);
     expect(mcOutputs(reg).map((o) => [o.name, o.shape])).toEqual(
       STATS.regression.filter((d) => d.v2).map((d) => [d.v2, [3, 2]]),
+    );
+    // not asked for: the tensors served always only
+    expect(mcOutputs(regression(3, 2, 10, new Float64Array(6))).map((o) => o.name)).toEqual(
+      STATS.regression.filter((d) => d.v2 && d.served === 'always').map((d) => d.v2),
     );
     expect(mcOutputNames('regression')).toEqual([
       'mean',
@@ -165,7 +194,7 @@ describe('statistics that need the samples', () => {
     const rows = 2;
     const outputs = 2;
     const T = 41;
-    const s = regression(rows, outputs, T, new Float64Array(rows * outputs));
+    const s = regression(rows, outputs, T, new Float64Array(rows * outputs), 0.9, false, QUARTILES);
     expect(s.raw).toBeUndefined(); // kept for the quartiles, not handed out unasked
     const n = rows * outputs;
     for (let i = 0; i < n; i++) {
@@ -173,23 +202,57 @@ describe('statistics that need the samples', () => {
       const column = Array.from({ length: T }, (_, t) => Math.fround(Math.sin((t * n + i) * 1.7) * 3 + i)).sort(
         (a, b) => a - b,
       );
-      expect(s.quantile25[i]).toBe(column[10]);
-      expect(s.quantile75[i]).toBe(column[30]);
-      expect(s.quantile25[i]!).toBeLessThan(s.quantile75[i]!);
+      expect(s.quantile25![i]).toBe(column[10]);
+      expect(s.quantile75![i]).toBe(column[30]);
+      expect(s.quantile25![i]!).toBeLessThan(s.quantile75![i]!);
     }
     // between order statistics: T = 4 samples 0, 1, 2, 3 give 0.75 and 2.25 (numpy.quantile)
-    const acc = new RegressionAccumulator(1, 1, 4, true);
+    const acc = new RegressionAccumulator(1, 1, 4, true, null, false, QUARTILES);
     acc.add(Float32Array.from([3, 0, 2, 1]), 4);
     const q = acc.finish(new Float64Array(1), 0.5);
-    expect([q.quantile25[0], q.quantile75[0]]).toEqual([0.75, 2.25]);
+    expect([q.quantile25![0], q.quantile75![0]]).toEqual([0.75, 2.25]);
     expect(Array.from(q.raw!)).toEqual([3, 0, 2, 1]);
     // with the card's epistemic_scale s the quartiles are those of mean + s·(ŷ_t − mean), as epistemic_std is
-    const scaled = new RegressionAccumulator(1, 1, 4, false);
+    const scaled = new RegressionAccumulator(1, 1, 4, false, null, false, QUARTILES);
     scaled.add(Float32Array.from([3, 0, 2, 1]), 4);
     const h = scaled.finish(new Float64Array(1), 0.5, 0.5);
-    expect([h.quantile25[0], h.quantile75[0]]).toEqual([1.125, 1.875]);
+    expect([h.quantile25![0], h.quantile75![0]]).toEqual([1.125, 1.875]);
     expect(h.epistemicStd[0]).toBeCloseTo(0.5 * Math.sqrt(5 / 3), 12);
     expect(needsSamples(STATS.regression)).toBe(true);
     expect(needsSamples(STATS.classification)).toBe(false);
+  });
+
+  it('are served on request only: unasked, the accumulator keeps no samples and the record has no quartiles', () => {
+    for (const d of [...STATS.regression, ...STATS.classification])
+      if (d.needs === 'samples') expect(d.served).toBe('on-request');
+    const out = Float32Array.from([3, 0, 2, 1]);
+    const plain = new RegressionAccumulator(1, 1, 4, false);
+    plain.add(out, 4);
+    expect((plain as unknown as { kept?: Float32Array }).kept).toBeUndefined();
+    const r = plain.finish(new Float64Array(1), 0.5);
+    expect('quantile25' in r || 'quantile75' in r).toBe(false);
+    // asked for one: that one only, equal to the value of both asked for
+    const one = new RegressionAccumulator(1, 1, 4, false, null, false, ['quantile75']);
+    one.add(out, 4);
+    const o = one.finish(new Float64Array(1), 0.5);
+    expect(['quantile25' in o, o.quantile75![0]]).toEqual([false, 2.25]);
+    // the statistics served always are the same with or without the quartiles
+    const both = new RegressionAccumulator(1, 1, 4, false, null, false, QUARTILES);
+    both.add(out, 4);
+    const b = both.finish(new Float64Array(1), 0.5);
+    for (const k of ['mean', 'std', 'epistemicStd', 'aleatoricStd', 'lower', 'upper'] as const)
+      expect(b[k]).toEqual(r[k]);
+  });
+
+  it('names resolve per task, by /v1 field or V2 tensor; an unknown one is reported', () => {
+    expect(onRequestKeys('regression', ['quantile_75', 'quantile_25', 'quantile_75'], 'v1')).toEqual({
+      keys: ['quantile75', 'quantile25'],
+    });
+    expect(onRequestKeys('regression', ['quantile_25'], 'v2')).toEqual({ keys: ['quantile25'] });
+    expect(onRequestKeys('regression', ['mean'], 'v1')).toEqual({ unknown: 'mean' });
+    expect(onRequestKeys('classification', ['quantile_25'], 'v1')).toEqual({ unknown: 'quantile_25' });
+    expect(maskStatistics(statisticsMask(['quantile75']))).toEqual(['quantile75']);
+    expect(statisticsMask(undefined)).toBe(0);
+    expect(() => statisticsMask(['mean'])).toThrow('"mean" is not a statistic served on request');
   });
 });

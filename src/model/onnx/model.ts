@@ -300,7 +300,15 @@ export class OnnxModel implements Model {
     const K = this.outputSize;
     const trackError = opts.tolerance !== undefined;
     return this.task === 'regression'
-      ? new RegressionAccumulator(rows, K, samples, !!opts.returnSamples, this.logVarianceBounds, trackError)
+      ? new RegressionAccumulator(
+          rows,
+          K,
+          samples,
+          !!opts.returnSamples,
+          this.logVarianceBounds,
+          trackError,
+          opts.statistics,
+        )
       : new ClassificationAccumulator(
           rows,
           K,
@@ -309,6 +317,7 @@ export class OnnxModel implements Model {
           this.outputKind === 'logits',
           this.uncertainty.temperature,
           trackError,
+          opts.statistics,
         );
   }
 

@@ -36,6 +36,8 @@ export interface UncertaintyBody {
   interval_method?: IntervalMethod;
   seed?: number;
   return_samples?: boolean;
+  /** Statistics served on request, by their /v1 field names (quantile_25, quantile_75). */
+  statistics?: string[];
 }
 
 /** How /v1 names the Monte Carlo fields in limit messages. */
@@ -89,6 +91,7 @@ export function uncertaintyRequest(name: string, body: UncertaintyBody, version?
     ...(body.interval_method !== undefined ? { intervalMethod: body.interval_method } : {}),
     seed: body.seed,
     returnSamples: body.return_samples,
+    ...(body.statistics?.length ? { statistics: { names: body.statistics, by: 'v1', field: 'statistics' } } : {}),
   };
 }
 
@@ -247,9 +250,17 @@ function fieldsOf(task: Task): { name: string; descriptor: StatDescriptor; encod
 
 const FIELDS = { regression: fieldsOf('regression'), classification: fieldsOf('classification') };
 
+/** The /v1 fields of the statistics the record holds: an on-request one only when it was asked for. */
+function heldFields(s: McStats): typeof FIELDS.regression {
+  const all = FIELDS[s.kind];
+  return all.every((f) => f.descriptor.served === 'always' || f.descriptor.key in s)
+    ? all
+    : all.filter((f) => f.descriptor.served === 'always' || f.descriptor.key in s);
+}
+
 /** JSON rows of an uncertainty response (with the raw samples of each row when asked for). */
 export function encodeStats(s: McStats, labels: readonly string[], withSamples: boolean): Record<string, unknown>[] {
-  const fields = FIELDS[s.kind];
+  const fields = heldFields(s);
   const width = statsWidth(s);
   const rows: Record<string, unknown>[] = [];
   for (let i = 0; i < s.rows; i++) {
@@ -273,11 +284,15 @@ export function predictionSchema(task: Task) {
   const shape: Record<string, z.ZodType> = {};
   for (const f of FIELDS[task]) {
     const special = V1_FIELDS[f.name];
-    shape[f.name] = special
+    const field = special
       ? special.schema(f.descriptor)
       : f.descriptor.shape === 'row'
         ? z.number().describe(f.descriptor.description)
         : Regression.describe(f.descriptor.description);
+    shape[f.name] =
+      f.descriptor.served === 'on-request'
+        ? field.optional().describe(`${f.descriptor.description}. On request only (\`statistics\`)`)
+        : field;
   }
   shape.samples = (task === 'regression' ? z.array(Regression) : z.array(z.array(z.number()))).optional();
   shape.out_of_range = z

@@ -7,8 +7,8 @@
  */
 import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
-import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
-import { STATS, type Task } from '../../uncertainty/statistics.js';
+import { type McStats, servedStats, statValues, statsWidth } from '../../uncertainty/record.js';
+import { ON_REQUEST_KEYS, STATS, type Task } from '../../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
 import type {
   PredictRequest,
@@ -211,17 +211,34 @@ const MC_OUTPUTS = {
   classification: STATS.classification.filter((d) => d.v2 !== null),
 };
 
-/** The output names of an MC infer for a task (model metadata `mc_outputs`). */
+/** The output names of an MC infer for a task (model metadata `mc_outputs`; on-request ones included). */
 export function mcOutputNames(task: Task): string[] {
   return MC_OUTPUTS[task].map((d) => d.v2!);
 }
 
-/** Outputs of an MC infer: one FP32 tensor per statistic with a V2 name, [rows] or [rows, width]. */
+/** The V2 names of every on-request statistic (both tasks): naming one in `outputs` asks for it. */
+const ON_REQUEST_V2 = new Set(
+  [...STATS.regression, ...STATS.classification]
+    .filter((d) => ON_REQUEST_KEYS.includes(d.key) && d.v2 !== null)
+    .map((d) => d.v2!),
+);
+
+/**
+ * Outputs of an MC infer: one FP32 tensor per statistic with a V2 name that the record holds (an
+ * on-request one only when `outputs` named it), [rows] or [rows, width].
+ */
 export function mcOutputs(stats: McStats): V2Output[] {
   const width = statsWidth(stats);
-  return MC_OUTPUTS[stats.kind].map((d) =>
-    tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)),
-  );
+  const held = servedStats(stats);
+  return MC_OUTPUTS[stats.kind]
+    .filter((d) => held.includes(d))
+    .map((d) => tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)));
+}
+
+/** The on-request statistics a request's `outputs` names (the data plane resolves them per task). */
+function askedStatistics(body: V2InferRequest): Pick<SampleRequest, 'statistics'> {
+  const names = body.outputs?.map((o) => o.name).filter((n) => ON_REQUEST_V2.has(n));
+  return names?.length ? { statistics: { names, by: 'v2', field: 'outputs' } } : {};
 }
 
 /** Keep only the requested outputs (the request's `outputs` list), in the requested order. */
@@ -317,6 +334,7 @@ export function sampleRequest(
     interval: p.interval,
     ...(p.interval_method !== undefined ? { intervalMethod: p.interval_method } : {}),
     seed: p.seed,
+    ...askedStatistics(body),
     ...timeoutMs(body),
   };
 }

@@ -1,5 +1,6 @@
 /** zod schemas of the /v1 and health routes: validator, TypeScript type and OpenAPI at once. */
 import { z } from 'zod';
+import { onRequestNames } from '../../uncertainty/statistics.js';
 import type { Config } from '../../config.js';
 import { INTERVAL_METHODS } from '../../model/uncertainty.js';
 import { AUTO_DEFAULT_MAX_SAMPLES, AUTO_DEFAULT_TOLERANCE, AUTO_MIN_SAMPLES } from '../../uncertainty/stopping.js';
@@ -121,6 +122,13 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
         .optional()
         .describe('Seed of the dropout masks: the same seed gives the same answer'),
       return_samples: z.boolean().optional().describe('Also return the raw per-sample predictions'),
+      statistics: z
+        .array(z.string().max(64))
+        .max(16)
+        .optional()
+        .describe(
+          `Statistics served on request, by their field names (regression: ${onRequestNames('regression', 'v1').join(', ')}): each row then has them too; without, it has none of them and the server keeps no samples for them. A name that is not one of the model's is a 400`,
+        ),
     })
     .superRefine(autoOnly('samples', ['tolerance', 'max_samples']));
 }

@@ -1,5 +1,6 @@
 /** zod schemas of the KServe Open Inference Protocol (V2) REST routes. */
 import { z } from 'zod';
+import { onRequestNames } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS } from '../../model/uncertainty.js';
 import { AUTO_DEFAULT_MAX_SAMPLES, AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
 import { Tolerance, autoOnly } from './v1.js';
@@ -111,7 +112,10 @@ export const V2InferRequest = z.object({
           .optional(),
       }),
     )
-    .optional(),
+    .optional()
+    .describe(
+      `The outputs to answer with, in this order (default: the model's, or with mc_samples every Monte Carlo statistic served always). A statistic served on request (${onRequestNames('regression', 'v2').join(', ')}) is computed only when named here`,
+    ),
 });
 
 export const V2InferResponse = z.object({
