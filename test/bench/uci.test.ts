@@ -89,6 +89,11 @@ describe('UCI benchmark harness', () => {
     });
     expect(r.datasets).toHaveLength(1);
     const d = r.datasets[0]!;
+    // the verdict against the best published NN (yacht: −1.03): reached within one SE, or below it
+    const [ll, se] = d.summary.ll!;
+    expect(d.verdict.best_nn).toBe(ll >= -1.03 - se ? 'reached' : 'below');
+    expect(r.table).toContain('| best NN LL | vs best NN |');
+    expect(r.table).toContain(`| -1.03 | ${d.verdict.best_nn} |`);
     expect(d.per_split).toHaveLength(2);
     for (const s of d.per_split) {
       // yacht's target spans 0–62 (std ≈ 15): a short run still predicts far better than the mean
