@@ -180,3 +180,29 @@ async function wrkLoad(
   const errors = non2xx + (sock ? sock.slice(1).reduce((a, v) => a + Number(v), 0) : 0);
   return { rps, p99: Math.round(p99 * 10) / 10, errors };
 }
+
+/** GET or POST `url` every `everyMs` until stopped; the latencies (ms, Infinity for a non-200). */
+export function prober(url: string, body?: unknown, everyMs = 20): { stop: () => Promise<number[]> } {
+  const lat: number[] = [];
+  let stop = false;
+  const init =
+    body === undefined
+      ? {}
+      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+  const loop = (async () => {
+    while (!stop) {
+      const t0 = performance.now();
+      const r = await fetch(url, init);
+      await r.arrayBuffer();
+      lat.push(r.ok ? performance.now() - t0 : Number.POSITIVE_INFINITY);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stop = true;
+      await loop;
+      return lat;
+    },
+  };
+}

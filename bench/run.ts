@@ -19,7 +19,7 @@ import { readCsvFile, splitRows, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/card-metrics.js';
 import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
-import { ab, fmtUs, load, loadTool, record, rows, rssMb, startServer } from './lib.js';
+import { ab, fmtUs, load, loadTool, prober, record, rows, rssMb, startServer } from './lib.js';
 import { storm } from './storm.js';
 
 // `npm run bench -- uci [options]`: the UCI regression benchmark alone (long; never part of the default run)
@@ -574,32 +574,6 @@ interface CpuSplit {
 /** `generatorMs`: the load generator's CPU when it is a process of its own and measured (open loop); the rest of the machine's busy time is other processes. */
 const fmtSplit = (c: CpuSplit, generatorMs = 0): string =>
   `others ${((c.machineMs - c.serverMs - c.benchMs - generatorMs) / c.wallMs).toFixed(2)} cores; worker on CPU ${((100 * c.worker.run) / c.wallMs).toFixed(0)}% + waiting for a CPU ${((100 * c.worker.wait) / c.wallMs).toFixed(0)}% of wall; main thread on CPU ${((100 * c.main.run) / c.wallMs).toFixed(0)}% (+${((100 * c.main.wait) / c.wallMs).toFixed(0)}% waiting); server ${(c.serverMs / c.wallMs).toFixed(2)} cores, bench process ${(c.benchMs / c.wallMs).toFixed(2)}, machine ${(c.machineMs / c.wallMs).toFixed(2)} of ${cpus().length}`;
-
-/** GET or POST `url` every `everyMs` until stopped; the latencies (ms). */
-function prober(url: string, body?: unknown, everyMs = 20): { stop: () => Promise<number[]> } {
-  const lat: number[] = [];
-  let stop = false;
-  const init =
-    body === undefined
-      ? {}
-      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
-  const loop = (async () => {
-    while (!stop) {
-      const t0 = performance.now();
-      const r = await fetch(url, init);
-      await r.arrayBuffer();
-      lat.push(r.ok ? performance.now() - t0 : Number.POSITIVE_INFINITY);
-      await sleep(everyMs);
-    }
-  })();
-  return {
-    stop: async () => {
-      stop = true;
-      await loop;
-      return lat;
-    },
-  };
-}
 
 interface OpenLoopResult {
   sent: number;

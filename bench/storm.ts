@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { type ChildServer, freePort, load, loadTool, record, startServer } from './lib.js';
+import { type ChildServer, freePort, load, loadTool, prober, record, startServer } from './lib.js';
 
 const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
 const HEAVY = { instances: Array(64).fill(ROW), samples: 1000 };
@@ -34,32 +34,6 @@ function threadCpuMs(pid: number, tid: number): number {
 function processCpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** GET or POST `url` every 20 ms until stopped; the latencies (ms, Infinity for a non-200). */
-function prober(url: string, body?: unknown): { stop: () => Promise<number[]> } {
-  const lat: number[] = [];
-  let stop = false;
-  const init =
-    body === undefined
-      ? {}
-      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
-  const loop = (async () => {
-    while (!stop) {
-      const t0 = performance.now();
-      const r = await fetch(url, init);
-      await r.arrayBuffer();
-      lat.push(r.ok ? performance.now() - t0 : Number.POSITIVE_INFINITY);
-      await sleep(20);
-    }
-  })();
-  return {
-    stop: async () => {
-      stop = true;
-      await loop;
-      return lat;
-    },
-  };
 }
 
 /** A closed loop of `connections` for `seconds`: requests answered, and of them non-2xx. */
