@@ -5,6 +5,7 @@
  * Carlo sessions and self-check them at every run shape requests produce (sessions.ts). Everything is
  * computed here, then the model is constructed once (OnnxModel).
  */
+import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import { ModelLoadError } from '../errors.js';
 import type { ModelSource, RuntimeOptions } from '../model.js';
 import {
@@ -24,7 +25,7 @@ import type { OnnxModelInit } from './model.js';
 import { probeShapes } from './probe.js';
 import { type ReadModel, formatChecked, readOnnx } from './read.js';
 import type { GraphIo } from './run.js';
-import { agreementFor } from './self-check.js';
+import { type SelfCheckOptions, agreementFor } from './self-check.js';
 import { type ModelSessions, SessionSet, checkModelSessions, createModelSessions } from './sessions.js';
 
 /**
@@ -45,14 +46,9 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     throw err instanceof ModelFormatError ? new ModelLoadError(file, err.message) : err;
   });
   const served = formatChecked(file, () => checkShapes(card, info, match, probed), cardSource);
-  // the self-check runs on rows like real ones, within float32's tolerance for this graph's depth
-  const sample = await readSampleInput(file, F).catch((err: unknown) => {
-    throw err instanceof ModelFormatError ? new ModelLoadError(file, err.message) : err;
-  });
-  const check = {
-    input: checkInputFor(sample, card.feature_stats),
-    agree: agreementFor(accumulatingLayers(model.graph!)),
-  };
+  // the self-check runs on rows like real ones, within float32's tolerance for this graph's depth; a copy
+  // that skips it (an MC worker's, RuntimeOptions.selfCheck) reads no sample file
+  const check = opts.selfCheck === false ? {} : await selfCheckOptions(file, F, model, card.feature_stats);
   const foldedNodes = opts.foldAffine ? foldAffine(model) : 0;
   const io: GraphIo = { inputName: info.input.name, outputName: match.outputName, features: F, masks: served.masks };
   const set = new SessionSet(file, opts);
@@ -78,6 +74,19 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     await set.releaseAll();
     throw err;
   }
+}
+
+/** The self-check's rows (the sample beside the model, the card's feature statistics, else a bounded range) and tolerance. */
+async function selfCheckOptions(
+  file: string,
+  features: number,
+  model: OnnxProto,
+  featureStats: Parameters<typeof checkInputFor>[1],
+): Promise<Partial<SelfCheckOptions>> {
+  const sample = await readSampleInput(file, features).catch((err: unknown) => {
+    throw err instanceof ModelFormatError ? new ModelLoadError(file, err.message) : err;
+  });
+  return { input: checkInputFor(sample, featureStats), agree: agreementFor(accumulatingLayers(model.graph!)) };
 }
 
 /** The parts of an OnnxModelInit that come from the file, the card and the probe. */
