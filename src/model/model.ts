@@ -14,11 +14,60 @@ import type { IntervalMethod, UncertaintySettings } from './uncertainty.js';
 
 export type { Task } from '../uncertainty/statistics.js';
 
-/** An input or output tensor as clients see it: FP32, -1 for the batch dimension. */
+/** The tensor datatypes a model's inputs and outputs may have (the Open Inference Protocol's names). */
+export type Datatype = 'FP32' | 'FP16' | 'FP64' | 'INT64' | 'INT32' | 'BOOL' | 'UINT8';
+
+/**
+ * An input or output tensor as clients see it: its datatype as the graph declares it, -1 for the batch
+ * dimension (always the first) and for any other dimension the graph leaves free.
+ */
 export interface TensorSpec {
   name: string;
-  datatype: 'FP32';
+  datatype: Datatype;
   shape: number[];
+}
+
+/**
+ * The values of a tensor in the type onnxruntime takes for its datatype: FP32 Float32Array, FP64
+ * Float64Array, INT64 BigInt64Array, INT32 Int32Array, BOOL and UINT8 Uint8Array, FP16 Uint16Array (the
+ * IEEE half bits).
+ */
+export type TensorValues = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
+
+/** One input of a tensor request: a name of `Model.inputs`, its full dims (the rows first) and values. */
+export interface InputTensor {
+  name: string;
+  dims: number[];
+  data: TensorValues;
+}
+
+/**
+ * How a tensor model's output is laid out, for the codecs (tensor models only: `Model.layout === 'tensor'`).
+ *
+ * `dims` is the output's shape for one row (without the batch axis, -1 where it depends on the input).
+ * Regression: the statistics record has `rows` = the request's rows and `outputs` = the product of a
+ * row's output dims, in the output's C order. Classification: `classAxis` is the class axis in the full
+ * output shape (1 for [N, K, H, W], 2 for [N, L, K]); the record's rows are the request's rows times the
+ * positions P (the product of the other non-batch dims), row index n·P + p with p the C-order index over
+ * the output's dims without the batch and class axes; each record row holds the K classes. So a
+ * segmentation model's entropy is record `entropy` read as [N, H, W], its probabilities [N, H, W, K]
+ * (the codec moves the class axis back to where the output has it).
+ */
+export interface OutputLayout {
+  dims: readonly number[];
+  classAxis: number | null;
+}
+
+/** A tensor request's MC answer: the record (laid out as `OutputLayout` says) and this request's output dims. */
+export interface TensorMcResult extends McResult {
+  /** The full output dims of this request (rows first), e.g. [N, K, H, W]. */
+  outputDims: number[];
+}
+
+/** A tensor request's eval answer: the raw output and its full dims (rows first). */
+export interface TensorOutput {
+  data: Float32Array;
+  dims: number[];
 }
 
 /**
@@ -133,6 +182,22 @@ export interface ModelDescription {
 }
 
 export interface Model {
+  /**
+   * 'tabular': one FP32 input [batch, features], an output [batch] or [batch, K]; predict() and
+   * sample() take rows × features. 'tensor': any named inputs of any rank and datatype, the batch first,
+   * and an output of any rank: predictTensors() and sampleTensors(); `features` is empty and `input` is
+   * `inputs[0]`. Absent: 'tabular'.
+   */
+  readonly layout?: 'tabular' | 'tensor';
+  /** Every data input, in the graph's order (a tabular model: [input]). */
+  readonly inputs?: readonly TensorSpec[];
+  /** A tensor model's output layout (dims per row, class axis). */
+  readonly outputLayout?: OutputLayout;
+  /**
+   * A tensor model's estimated activation bytes of one row in one MC pass (the part of the graph that
+   * repeats per sample), from the load-time probe: the data plane's work limit in bytes.
+   */
+  readonly runBytesPerRow?: number;
   readonly name: string;
   /** "1" for now (versions come with the repository's version layout). */
   readonly version: string;
@@ -170,6 +235,13 @@ export interface Model {
    * With `opts.signal`, stops between chunks once it is aborted (CancelledError).
    */
   sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult>;
+  /** Tensor models: eval-mode outputs of validated input tensors (each checked against `inputs`). */
+  predictTensors?(inputs: readonly InputTensor[], rows: number): Promise<TensorOutput>;
+  /**
+   * Tensor models: Monte Carlo dropout over validated input tensors, statistics per output element
+   * (`OutputLayout`), in chunks that fit `maxRunBytes`; same seed, same answer.
+   */
+  sampleTensors?(inputs: readonly InputTensor[], rows: number, opts: McOptions): Promise<TensorMcResult>;
   /** Whether MC on `rows` × `samples` fits one run, and so may share a run with other requests. */
   fitsOneRun(rows: number, samples: number): boolean;
   /**
