@@ -154,6 +154,11 @@ export interface RuntimeOptions {
   /** Fold constant affine steps next to a Gemm into its weights (onnx/graph.ts foldAffine). */
   foldAffine: boolean;
   /**
+   * Largest activation bytes of one MC run (tensor models: the rows × samples of one run are chosen so
+   * that the run's estimated activations, from the load-time probe, fit). Absent: the sampler's default.
+   */
+  maxRunBytes?: number;
+  /**
    * false: skip the load-time self-check runs. Only for a copy of a model already loaded and checked
    * from the same bytes with the same options (an MC worker thread's: Model.copyOptions).
    */
