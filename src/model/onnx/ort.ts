@@ -3,6 +3,7 @@
  * (createSession, run, inputNames/outputNames), as transformers.js does with its ONNX backend.
  */
 import * as ort from 'onnxruntime-node';
+import type { Datatype, TensorValues } from '../model.js';
 
 export interface SessionOptions {
   /** Threads for one operator (0 = onnxruntime's default, one per core). */
@@ -17,7 +18,42 @@ export interface OrtSession {
     feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>,
     fetch: string[],
   ): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+  /** Run with feeds of any datatype; returns the requested outputs of any type (the tensor models' runs and probes). */
+  runTyped(feeds: Record<string, TypedFeed>, fetch: string[]): Promise<Record<string, TypedOutput>>;
   release(): Promise<void>;
+}
+
+/** A feed of any datatype: `type` is needed only where the array does not say it (BOOL is a Uint8Array). */
+export interface TypedFeed {
+  data: TensorValues;
+  dims: readonly number[];
+  type?: Datatype;
+}
+
+/** An output as onnxruntime returns it (bool and uint8 as Uint8Array, int64 as BigInt64Array). */
+export interface TypedOutput {
+  data: TensorValues;
+  dims: number[];
+}
+
+const ORT_TYPES: Record<Datatype, ort.Tensor.Type> = {
+  FP32: 'float32',
+  FP16: 'float16',
+  FP64: 'float64',
+  INT64: 'int64',
+  INT32: 'int32',
+  BOOL: 'bool',
+  UINT8: 'uint8',
+};
+
+/** The datatype a typed array stands for when the feed does not say (TensorValues' convention). */
+function datatypeOf(data: TensorValues): Datatype {
+  if (data instanceof Float32Array) return 'FP32';
+  if (data instanceof Float64Array) return 'FP64';
+  if (data instanceof BigInt64Array) return 'INT64';
+  if (data instanceof Int32Array) return 'INT32';
+  if (data instanceof Uint16Array) return 'FP16';
+  return 'UINT8';
 }
 
 /**
@@ -56,6 +92,15 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
         if (t?.type !== 'float32') throw new Error(`output ${name} is ${t ? t.type : 'missing'}, expected float32`);
         out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
       }
+      return out;
+    },
+    async runTyped(feeds, fetch) {
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, f] of Object.entries(feeds))
+        ortFeeds[name] = new ort.Tensor(ORT_TYPES[f.type ?? datatypeOf(f.data)], f.data as never, [...f.dims]);
+      const res = await session.run(ortFeeds, fetch);
+      const out: Record<string, TypedOutput> = {};
+      for (const name of fetch) out[name] = { data: res[name]!.data as TensorValues, dims: [...res[name]!.dims] };
       return out;
     },
     release: () => session.release(),
