@@ -6,7 +6,7 @@
  */
 import type { InputTensor, TensorSpec } from '../model.js';
 import { ModelFormatError } from './inspect.js';
-import type { OrtSession, TypedFeed } from './ort.js';
+import type { OrtSession, Feed } from './ort.js';
 import { repeatsInputName } from './rewrite.js';
 import type { McPlan } from './tensor-mc-graph.js';
 import { dimsAt, feedsOf, sizeOf } from './tensor-mc-shapes.js';
@@ -77,7 +77,7 @@ export async function runMc(
   bufs: MaskBufs,
 ): Promise<{ data: Float32Array; dims: number[] }> {
   const n = inputs[0]!.dims[0]!;
-  const feeds: Record<string, TypedFeed> = feedsOf(inputs, ctx.specs);
+  const feeds: Record<string, Feed> = feedsOf(inputs, ctx.specs);
   ctx.plan.tiles.forEach((t, j) => {
     const repeats = new BigInt64Array(t.rank).fill(1n);
     repeats[t.axis] = BigInt(samples);

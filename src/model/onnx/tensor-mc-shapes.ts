@@ -10,7 +10,7 @@ import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import type { InputTensor, TensorValues } from '../model.js';
 import { cloneModel, isDropout } from './graph-query.js';
 import { ModelFormatError } from './inspect.js';
-import type { OrtSession, SessionOptions, TypedFeed, TypedOutput } from './ort.js';
+import type { OrtSession, SessionOptions, Feed, TypedOutput } from './ort.js';
 import { createSession } from './ort.js';
 import { type DropoutGraph, evalGraph } from './rewrite.js';
 import type { TensorSpec } from '../model.js';
@@ -77,11 +77,11 @@ export function firstRows(t: InputTensor, rows: number): InputTensor {
 }
 
 /** Feeds of input tensors in their declared datatypes (BOOL is a Uint8Array that only the spec tells apart). */
-export function feedsOf(inputs: readonly InputTensor[], specs: readonly TensorSpec[]): Record<string, TypedFeed> {
-  const out: Record<string, TypedFeed> = {};
+export function feedsOf(inputs: readonly InputTensor[], specs: readonly TensorSpec[]): Record<string, Feed> {
+  const out: Record<string, Feed> = {};
   for (const t of inputs) {
     const spec = specs.find((s) => s.name === t.name);
-    out[t.name] = { data: t.data, dims: t.dims, ...(spec ? { type: spec.datatype } : {}) };
+    out[t.name] = { data: t.data, dims: t.dims, ...(spec ? { datatype: spec.datatype } : {}) };
   }
   return out;
 }
