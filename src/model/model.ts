@@ -149,11 +149,6 @@ export interface RuntimeOptions {
   intraOpThreads: number;
   /** Largest batch (tiled rows) of one MC run; larger work is split into chunks of samples. */
   maxRunRows: number;
-  /**
-   * Most activation bytes of one MC run (an upper bound from the load-time probe: onnx/tensor-mc-graph.ts);
-   * absent: 256 MiB (onnx/tensor-mc-run.ts DEFAULT_MAX_RUN_BYTES). Caps a tabular model's maxRunRows too.
-   */
-  maxRunBytes?: number;
   /** Run the layers before the first dropout once per row instead of once per sample (onnx/graph.ts). */
   sharedPrefix: boolean;
   /** Fold constant affine steps next to a Gemm into its weights (onnx/graph.ts foldAffine). */

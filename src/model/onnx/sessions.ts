@@ -94,6 +94,9 @@ export async function createModelSessions(
   return { evalSession, mcPlain, mcShared: ranks && session ? { session, tileRanks: ranks } : null };
 }
 
+// RuntimeOptions.maxRunBytes is on main (c65cf36), after this branch's base: read through a cast until the merge
+const budgetOf = (opts: RuntimeOptions): number | undefined => (opts as { maxRunBytes?: number }).maxRunBytes;
+
 /**
  * The most tiled rows of one MC run within `opts.maxRunBytes`: the plain MC graph repeats every layer,
  * so a row costs the sum of its tensors' sizes, probed at 1 and 2 rows (tensor-mc-graph.ts). A wide
@@ -118,7 +121,7 @@ export async function byteCappedRows(
       laws,
     );
     const perRow = Math.max(1, plan.bytesPerRow.repeated);
-    return Math.max(1, Math.min(opts.maxRunRows, Math.floor((opts.maxRunBytes ?? DEFAULT_MAX_RUN_BYTES) / perRow)));
+    return Math.max(1, Math.min(opts.maxRunRows, Math.floor((budgetOf(opts) ?? DEFAULT_MAX_RUN_BYTES) / perRow)));
   } catch {
     // a graph the probe cannot plan keeps the row limit (the sessions' own load reports what is wrong)
     return opts.maxRunRows;

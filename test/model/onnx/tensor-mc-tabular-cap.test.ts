@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
+import { DEFAULT_RUNTIME_OPTIONS, type RuntimeOptions } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import type { RegressionStats } from '../../../src/uncertainty/record.js';
 import { tinyDropoutNet } from '../../helpers/onnx.js';
@@ -19,7 +19,10 @@ describe('tabular models: maxRunRows capped by maxRunBytes', () => {
     const file = join(dir, 'tiny.onnx');
     writeFileSync(file, tinyDropoutNet(3, 4, 0.5));
     const wide = await OnnxModel.load('wide', file, null, DEFAULT_RUNTIME_OPTIONS);
-    const capped = await OnnxModel.load('capped', file, null, { ...DEFAULT_RUNTIME_OPTIONS, maxRunBytes: 960 });
+    const capped = await OnnxModel.load('capped', file, null, {
+      ...DEFAULT_RUNTIME_OPTIONS,
+      maxRunBytes: 960,
+    } as RuntimeOptions);
     try {
       expect(wide.maxRunRows).toBe(DEFAULT_RUNTIME_OPTIONS.maxRunRows);
       expect(capped.maxRunRows).toBe(10);
