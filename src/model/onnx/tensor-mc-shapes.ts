@@ -7,13 +7,11 @@
  * (for tiling it), and the bytes a tensor adds per row.
  */
 import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
-import type { InputTensor, TensorValues } from '../model.js';
+import type { InputTensor, TensorSpec, TensorValues } from '../model.js';
 import { cloneModel, isDropout } from './graph-query.js';
 import { ModelFormatError } from './inspect.js';
-import type { OrtSession, SessionOptions, Feed, TypedOutput } from './ort.js';
-import { createSession } from './ort.js';
+import { type Feed, type OrtSession, type SessionOptions, type TypedOutput, createSession } from './ort.js';
 import { type DropoutGraph, evalGraph } from './rewrite.js';
-import type { TensorSpec } from '../model.js';
 
 /** One dimension as a function of the batch B: c + k·B. */
 export interface DimLaw {
@@ -118,7 +116,7 @@ function probeAllGraph(model: OnnxProto, info: DropoutGraph): Uint8Array {
   return evalGraph(m, info);
 }
 
-/** A probe of one model: a session kept for the request shapes not seen yet, released with the sampler. */
+/** The probe session of one model (every node output fetched): the caller releases it after `laws`. */
 export class ShapeProbe {
   private constructor(
     private readonly session: OrtSession,

@@ -87,9 +87,7 @@ const CHECK_MAX_SAMPLES = 128;
  * cannot tell, onnxruntime refusing the graph).
  */
 export async function createTensorSampler(init: TensorSamplerInit): Promise<TensorSampler> {
-  const info = { dropouts: [...init.dropouts], controlInputs: [...init.controlInputs] };
-  const probe = await ShapeProbe.create(init.model, info, init.inputs, init.runtime);
-  const sampler = new TensorSampler(init, probe);
+  const sampler = new TensorSampler(init);
   try {
     await sampler.prepare(init.probeInputs);
     return sampler;
@@ -106,10 +104,7 @@ export class TensorSampler {
   private readonly maxRunBytes: number;
   private first: ShapeState | null = null;
 
-  constructor(
-    private readonly init: TensorSamplerInit,
-    private readonly probe: ShapeProbe,
-  ) {
+  constructor(private readonly init: TensorSamplerInit) {
     this.planInput = {
       model: init.model,
       info: { dropouts: [...init.dropouts], controlInputs: [...init.controlInputs] },
@@ -213,7 +208,7 @@ export class TensorSampler {
 
   async close(): Promise<void> {
     const sessions = await Promise.all([...this.sessions.values()].map((s) => s.catch(() => null)));
-    await Promise.all([this.probe.release(), ...sessions.map((s) => s?.release())]);
+    await Promise.all(sessions.map((s) => s?.release()));
     this.sessions.clear();
     this.states.clear();
   }
@@ -285,7 +280,9 @@ export class TensorSampler {
   }
 
   private async newState(inputs: readonly InputTensor[]): Promise<ShapeState> {
-    const laws = await this.probe.laws(inputs);
+    // the probe session fetches every tensor: made for each new input shape and released, not kept
+    const probe = await ShapeProbe.create(this.init.model, this.planInput.info, this.init.inputs, this.init.runtime);
+    const laws = await probe.laws(inputs).finally(() => probe.release());
     const plan = planMc(this.planInput, laws);
     const output = laws.get(this.init.outputName)?.dims;
     if (!output || output.length === 0 || output[0]!.c !== 0 || output[0]!.k !== 1)
