@@ -133,13 +133,27 @@ describe('tensor MC: the shared prefix', () => {
   });
 });
 
-/** x [N, 3, 4] → Reshape [-1, 3, 2] ([2N, 3, 2]) → Dropout(p) → Reshape [-1, 3, 4] → y: each output element is one mask value. */
-function reshapedDropout(p: number): Uint8Array {
+/**
+ * x [N, 3, 4] → Reshape [-1, 3, 2] ([2N, 3, 2]) → Dropout(p) → Reshape [-1, 3, 4] → y: each output
+ * element is one mask value. The rate as torch writes it: an attribute (opset 10) or a `ratio` input
+ * with a `training_mode` input (opset ≥ 12).
+ */
+function reshapedDropout(p: number, opset: 10 | 13): Uint8Array {
+  const dropout =
+    opset === 10
+      ? {
+          op_type: 'Dropout',
+          input: ['h'],
+          output: ['d', 'm'],
+          name: 'drop',
+          attribute: [{ name: 'ratio', type: 1, f: p }],
+        }
+      : { op_type: 'Dropout', input: ['h', 'ratio', 'train'], output: ['d'], name: 'drop' };
   return buildModel({
-    opset: 13,
+    opset,
     nodes: [
       { op_type: 'Reshape', input: ['x', 'half'], output: ['h'] },
-      { op_type: 'Dropout', input: ['h', 'ratio', 'train'], output: ['d'], name: 'drop' },
+      dropout,
       { op_type: 'Reshape', input: ['d', 'whole'], output: ['y'] },
     ],
     inits: [
@@ -192,37 +206,44 @@ function regressionInit(bytes: Uint8Array, dims: number[], x: Float32Array, rows
 }
 
 describe("tensor MC: masks of the Dropout input's own shape", () => {
-  it('a Dropout on [2N, 3, 2]: every element kept at rate 1 − p, scaled by 1/(1 − p)', async () => {
-    const p = 0.3;
-    const rows = 2;
-    const s = await createTensorSampler(regressionInit(reshapedDropout(p), [3, 4], new Float32Array(24).fill(1), rows));
-    try {
-      const T = 2000;
-      const r = await s.sample([{ name: 'x', dims: [rows, 3, 4], data: new Float32Array(24).fill(1) }], rows, {
-        samples: T,
-        interval: 0.9,
-        seed: 11,
-        returnSamples: true,
-      });
-      const raw = r.stats.raw!;
-      const kept = new Float64Array(24);
-      let other = 0;
-      for (let t = 0; t < T; t++)
-        for (let i = 0; i < 24; i++) {
-          const v = raw[t * 24 + i]!;
-          if (v !== 0) kept[i]!++;
-          if (v !== 0 && Math.abs(v - 1 / (1 - p)) > 1e-3) other++;
-        }
-      expect(other).toBe(0);
-      const sd = Math.sqrt((p * (1 - p)) / T);
-      for (const k of kept) expect(Math.abs(k / T - (1 - p))).toBeLessThan(5 * sd);
-      // the mean of an inverted-dropout mask is 1, its std √(p/(1 − p))
-      for (const m of (r.stats as RegressionStats).mean)
-        expect(Math.abs(m - 1)).toBeLessThan(5 * Math.sqrt(p / (1 - p) / T));
-    } finally {
-      await s.close();
-    }
-  });
+  it.each([
+    [10, 0.3],
+    [13, 0.15],
+  ] as const)(
+    'a Dropout on [2N, 3, 2] (opset %i, p = %f): every element kept at rate 1 − p, scaled by 1/(1 − p)',
+    async (opset, p) => {
+      const rows = 2;
+      const s = await createTensorSampler(
+        regressionInit(reshapedDropout(p, opset), [3, 4], new Float32Array(24).fill(1), rows),
+      );
+      try {
+        const T = 1000;
+        const r = await s.sample([{ name: 'x', dims: [rows, 3, 4], data: new Float32Array(24).fill(1) }], rows, {
+          samples: T,
+          interval: 0.9,
+          seed: 11,
+          returnSamples: true,
+        });
+        const raw = r.stats.raw!;
+        const kept = new Float64Array(24);
+        let other = 0;
+        for (let t = 0; t < T; t++)
+          for (let i = 0; i < 24; i++) {
+            const v = raw[t * 24 + i]!;
+            if (v !== 0) kept[i]!++;
+            if (v !== 0 && Math.abs(v - 1 / (1 - p)) > 1e-3) other++;
+          }
+        expect(other).toBe(0);
+        const sd = Math.sqrt((p * (1 - p)) / T);
+        for (const k of kept) expect(Math.abs(k / T - (1 - p))).toBeLessThan(5 * sd);
+        // the mean of an inverted-dropout mask is 1, its std √(p/(1 − p))
+        for (const m of (r.stats as RegressionStats).mean)
+          expect(Math.abs(m - 1)).toBeLessThan(5 * Math.sqrt(p / (1 - p) / T));
+      } finally {
+        await s.close();
+      }
+    },
+  );
 
   it('a batch size computed before the Dropout is recomputed after the tiling (its nodes move out of the prefix)', async () => {
     const x = Float32Array.from({ length: 12 }, (_, i) => i + 1);
