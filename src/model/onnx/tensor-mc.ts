@@ -53,6 +53,8 @@ export interface TensorSamplerInit extends StatsSettings {
   outputName: string;
   layout: OutputLayout;
   runtime: Pick<RuntimeOptions, 'intraOpThreads' | 'sharedPrefix'> & { maxRunBytes?: number };
+  /** The model's name, for error messages (e.g. a conformal interval it cannot serve); absent: the output's. */
+  name?: string;
   /** Inputs like real ones (≥ 1 row; the load check's): the load-time probe learns shapes and bytes from them. */
   probeInputs: readonly InputTensor[];
 }
@@ -192,7 +194,11 @@ export class TensorSampler {
     const largest = runSize(1, CHECK_MAX_SAMPLES, st.plan.bytesPerRow, this.maxRunBytes).samples;
     for (const run of checkRuns(rows, largest)) {
       const block = inputs.map((t) => rowBlock(t, 0, run.rows));
-      const { data } = await runMc(ctx, block, run.samples, (b) => b.fill(1), new MaskBufs());
+      const { data } = await runMc(ctx, block, run.samples, (b) => b.fill(1), new MaskBufs()).catch((err: Error) => {
+        throw new ModelFormatError(
+          `the Monte Carlo graph fails for ${run.rows} rows × ${run.samples} samples: ${err.message.split('\n')[0]}`,
+        );
+      });
       for (let r = 0; r < run.samples * run.rows; r++) {
         for (let j = 0; j < width; j++) {
           const a = data[r * width + j]!;
@@ -221,7 +227,12 @@ export class TensorSampler {
   private interval(opts: McOptions): IntervalSpec | null {
     if (!isIntervalLevel(opts.interval)) throw new InputError(intervalLevelMessage('interval', opts.interval));
     return this.init.task === 'regression'
-      ? resolveInterval(this.init.outputName, this.init.uncertainty, opts.interval, opts.intervalMethod)
+      ? resolveInterval(
+          this.init.name ?? this.init.outputName,
+          this.init.uncertainty,
+          opts.interval,
+          opts.intervalMethod,
+        )
       : null;
   }
 

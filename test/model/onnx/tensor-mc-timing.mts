@@ -1,7 +1,7 @@
 /**
  * Times of the tensor sampler on the fixtures (issue 19's performance targets), one onnxruntime thread:
  * mobilenet 1 image T = 100 MC against its eval predict; the transformer batch 8 T = 100; the UNet 1 image
- * T = 50. Each figure is the median of 5 runs after one warm-up run.
+ * T = 50. Each figure is the median of 11 runs after 3 warm-up runs (the accumulators need the JIT).
  *   npx tsx test/model/onnx/tensor-mc-timing.mts
  */
 import { createSession } from '../../../src/model/onnx/ort.js';
@@ -9,8 +9,8 @@ import { evalGraph } from '../../../src/model/onnx/rewrite.js';
 import { feedsOf, firstRows } from '../../../src/model/onnx/tensor-mc-shapes.js';
 import { inputsOf, samplerInit, samplerOf } from './tensor-mc-fixtures.js';
 
-async function median(f: () => Promise<unknown>, runs = 5): Promise<number> {
-  await f();
+async function median(f: () => Promise<unknown>, runs = 11): Promise<number> {
+  for (let i = 0; i < 3; i++) await f();
   const ms: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
@@ -22,7 +22,9 @@ async function median(f: () => Promise<unknown>, runs = 5): Promise<number> {
 
 async function evalMs(name: string, rows: number): Promise<number> {
   const init = samplerInit(name);
-  const session = await createSession(evalGraph(init.model, { dropouts: [...init.dropouts], controlInputs: [] }), { intraOpThreads: 1 });
+  const session = await createSession(evalGraph(init.model, { dropouts: [...init.dropouts], controlInputs: [] }), {
+    intraOpThreads: 1,
+  });
   const feeds = feedsOf(
     inputsOf(name).map((t) => firstRows(t, rows)),
     init.inputs,
