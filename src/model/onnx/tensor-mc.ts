@@ -18,7 +18,7 @@ import { randomSeed } from '../../util/rng.js';
 import { type DropoutInfo, ModelFormatError } from './inspect.js';
 import { MaskStream } from './masks.js';
 import { type OrtSession, createSession } from './ort.js';
-import type { Agreement } from './self-check.js';
+import { type Agreement, magnitude } from './self-check.js';
 import { type McPlan, type PlanInput, mcGraphOf, planMc } from './tensor-mc-graph.js';
 import {
   DEFAULT_MAX_RUN_BYTES,
@@ -189,8 +189,7 @@ export class TensorSampler {
     const st = await this.stateFor(inputs);
     const ctx = this.context(st);
     const width = evalOut.length / rows;
-    let scale = 0;
-    for (const v of evalOut) scale = Math.max(scale, Math.abs(v));
+    const scale = magnitude(evalOut);
     const largest = runSize(1, CHECK_MAX_SAMPLES, st.plan.bytesPerRow, this.maxRunBytes).samples;
     for (const run of checkRuns(rows, largest)) {
       const block = inputs.map((t) => rowBlock(t, 0, run.rows));
