@@ -260,3 +260,39 @@ describe("tensor MC: masks of the Dropout input's own shape", () => {
     }
   });
 });
+
+describe('tensor MC: free non-batch dimensions', () => {
+  it('a free dimension: each input shape gets its own probed mask and output shapes (x [N, F] → Dropout → y at F = 4, then 6, then 4 again)', async () => {
+    const bytes = buildModel({
+      opset: 13,
+      nodes: [{ op_type: 'Dropout', input: ['x', 'ratio'], output: ['y'], name: 'drop' }],
+      inits: [{ name: 'ratio', dims: [], data_type: DataType.FLOAT, float_data: [0.5] }],
+      inputs: [vi('x', DataType.FLOAT, ['N', 'F'])],
+      outputs: [vi('y', DataType.FLOAT, ['N', 'F'])],
+    });
+    const x = (F: number) => Float32Array.from({ length: 2 * F }, (_, i) => i + 1);
+    const s = await createTensorSampler({
+      ...regressionInit(bytes, [4], x(4), 2, [-1]),
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, -1] }],
+    });
+    try {
+      for (const F of [4, 6, 4]) {
+        const r = await s.sample([{ name: 'x', dims: [2, F], data: x(F) }], 2, {
+          samples: 200,
+          interval: 0.9,
+          seed: F,
+        });
+        expect(r.outputDims).toEqual([2, F]);
+        const { mean, epistemicStd } = r.stats as RegressionStats;
+        expect(mean.length).toBe(2 * F);
+        // a p = 0.5 inverted-dropout mask: mean x, std x (0 or 2x)
+        for (let i = 0; i < 2 * F; i++) {
+          expect(Math.abs(mean[i]! - (i + 1))).toBeLessThan(5 * (i + 1) * Math.sqrt(1 / 200));
+          expect(Math.abs(epistemicStd[i]! - (i + 1))).toBeLessThan(0.25 * (i + 1));
+        }
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
