@@ -39,6 +39,11 @@ export function runSize(rows: number, T: number, perRow: McPlan['bytesPerRow'], 
 export class MaskBufs {
   private readonly bufs: Float32Array[] = [];
 
+  /** Bytes held. */
+  get bytes(): number {
+    return this.bufs.reduce((sum, b) => sum + (b?.byteLength ?? 0), 0);
+  }
+
   take(k: number, size: number): Float32Array {
     const have = this.bufs[k];
     if (have && have.length >= size) return have.subarray(0, size);
