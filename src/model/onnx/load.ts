@@ -26,7 +26,7 @@ import { probeShapes } from './probe.js';
 import { type ReadModel, formatChecked, readOnnx } from './read.js';
 import type { GraphIo } from './run.js';
 import { type SelfCheckOptions, agreementFor } from './self-check.js';
-import { type ModelSessions, SessionSet, checkModelSessions, createModelSessions } from './sessions.js';
+import { type ModelSessions, SessionSet, byteCappedRows, checkModelSessions, createModelSessions } from './sessions.js';
 
 /**
  * Everything an OnnxModel needs, from `source.file` (and `source.card` when it exists). Throws
@@ -51,6 +51,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
   const check = opts.selfCheck === false ? {} : await selfCheckOptions(file, F, model, card.feature_stats);
   const foldedNodes = opts.foldAffine ? foldAffine(model) : 0;
   const io: GraphIo = { inputName: info.input.name, outputName: match.outputName, features: F, masks: served.masks };
+  const runtime = { ...opts, maxRunRows: await byteCappedRows(model, info, io, opts) };
   const set = new SessionSet(file, opts);
   try {
     const built = await createModelSessions(set, model, info, io, opts);
@@ -58,14 +59,14 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
       set,
       built,
       { ...io, outputSize: served.outputSize },
-      opts,
+      runtime,
       check,
     );
     return {
       ...modelInit(source, read, match, served),
       logVarianceBounds: served.task === 'regression' ? logVarianceBounds : null,
       ...sessions,
-      runtime: opts,
+      runtime,
       loadMs: performance.now() - started,
       foldedNodes,
       sharedPrefixSkipped,

@@ -72,8 +72,11 @@ function fixDeclaredShapes(graph: Graph, mode: 'same-rows' | 'mc-rows'): void {
 /** The symbolic first dimension of an MC graph's outputs (samples × rows). */
 export const MC_ROWS_DIM = 'dropout_serve_mc_rows';
 
+/** What the Dropout rewrites read of a graph's inspection: its Dropouts in node order and its switch inputs. */
+export type DropoutGraph = Pick<GraphInfo, 'dropouts' | 'controlInputs'>;
+
 /** The eval graph: Dropout → Identity. */
-export function evalGraph(model: Model, info: GraphInfo): Uint8Array {
+export function evalGraph(model: Model, info: DropoutGraph): Uint8Array {
   const m = cloneModel(model);
   const g = m.graph!;
   for (const n of g.node) {
@@ -98,7 +101,7 @@ export const maskInputName = (k: number): string => `dropout_serve.mask.${k}`;
  * seeded generator, so a request's seed reproduces its answer. Rate-0 dropouts become Identity. Node
  * order and count are unchanged.
  */
-function maskedModel(model: Model, info: GraphInfo): Model {
+function maskedModel(model: Model, info: DropoutGraph): Model {
   const m = cloneModel(model);
   const g = m.graph!;
   let k = 0;
@@ -160,11 +163,11 @@ export const repeatsInputName = (j: number): string => `dropout_serve.repeats.${
  * rest on T·N rows; onnxruntime does the copying in C++. `masking` turns the dropouts into masks
  * (mask inputs by default; graph-masks.ts hashMaskedModel draws them in the graph).
  */
-export function mcGraph(
+export function mcGraph<I extends DropoutGraph>(
   model: Model,
-  info: GraphInfo,
+  info: I,
   at: TilePoint,
-  masking: (model: Model, info: GraphInfo) => Model = maskedModel,
+  masking: (model: Model, info: I) => Model = maskedModel,
 ): Uint8Array {
   const m = masking(model, info);
   const g = m.graph!;

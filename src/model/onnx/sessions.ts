@@ -13,6 +13,9 @@ import { tensorRanks } from './probe.js';
 import { evalGraph, inputTilePoint, mcGraph, sharedPrefixPoint } from './rewrite.js';
 import { type GraphIo, type McGraphSession, runChunk, runEval } from './run.js';
 import { type SelfCheckOptions, type ServingRuns, selfCheck } from './self-check.js';
+import { planMc } from './tensor-mc-graph.js';
+import { DEFAULT_MAX_RUN_BYTES } from './tensor-mc-run.js';
+import { ShapeProbe } from './tensor-mc-shapes.js';
 
 const firstLine = (s: string): string => s.split('\n')[0]!.slice(0, 300);
 
@@ -89,6 +92,42 @@ export async function createModelSessions(
   const ranks = await tensorRanks(model, info, point.tensors, io.features, opts);
   const session = ranks ? await set.tryCreate(() => mcGraph(model, info, point)) : null;
   return { evalSession, mcPlain, mcShared: ranks && session ? { session, tileRanks: ranks } : null };
+}
+
+// RuntimeOptions.maxRunBytes is on main (c65cf36), after this branch's base: read through a cast until the merge
+const budgetOf = (opts: RuntimeOptions): number | undefined => (opts as { maxRunBytes?: number }).maxRunBytes;
+
+/**
+ * The most tiled rows of one MC run within `opts.maxRunBytes`: the plain MC graph repeats every layer,
+ * so a row costs the sum of its tensors' sizes, probed at 1 and 2 rows (tensor-mc-graph.ts). A wide
+ * network (the flat mobilenet: megabytes a row) then runs, and self-checks, far fewer than maxRunRows
+ * rows at once. A copy that skips the self-check keeps the rows it was given (the checked model's).
+ */
+export async function byteCappedRows(
+  model: OnnxProto,
+  info: GraphInfo,
+  io: GraphIo,
+  opts: RuntimeOptions,
+): Promise<number> {
+  if (!io.masks.length || opts.selfCheck === false) return opts.maxRunRows;
+  const F = io.features;
+  const spec = { name: io.inputName, datatype: 'FP32' as const, shape: [-1, F] };
+  const probe = await ShapeProbe.create(model, info, [spec], opts).catch(() => null);
+  try {
+    const laws = await probe?.laws([{ name: io.inputName, dims: [2, F], data: new Float32Array(2 * F) }]);
+    if (!laws) return opts.maxRunRows;
+    const plan = planMc(
+      { model, info, dataInputs: [io.inputName], outputName: io.outputName, sharedPrefix: false },
+      laws,
+    );
+    const perRow = Math.max(1, plan.bytesPerRow.repeated);
+    return Math.max(1, Math.min(opts.maxRunRows, Math.floor((budgetOf(opts) ?? DEFAULT_MAX_RUN_BYTES) / perRow)));
+  } catch {
+    // a graph the probe cannot plan keeps the row limit (the sessions' own load reports what is wrong)
+    return opts.maxRunRows;
+  } finally {
+    await probe?.release();
+  }
 }
 
 /**
