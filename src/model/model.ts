@@ -149,6 +149,8 @@ export interface RuntimeOptions {
   intraOpThreads: number;
   /** Largest batch (tiled rows) of one MC run; larger work is split into chunks of samples. */
   maxRunRows: number;
+  /** Tensor models: largest activation bytes of one MC run (MC_MAX_RUN_BYTES); samples are chunked to fit. */
+  maxRunBytes?: number;
   /** Run the layers before the first dropout once per row instead of once per sample (onnx/graph.ts). */
   sharedPrefix: boolean;
   /** Fold constant affine steps next to a Gemm into its weights (onnx/graph.ts foldAffine). */
