@@ -7,12 +7,14 @@
  * - segmentation: `image` FP32 [N,1,4,4] → `logits` FP32 [N,3,4,4], logit k = (k − 1)·x (class axis 1);
  * - text: `input_ids` and `attention_mask` INT64 [N,16] → `logits` [N,2]: logit 1 = Σ ids·mask / 100,
  *   logit 0 = −logit 1;
- * - regression: `series` FP32 [N,4,8] → `y` [N,1], the mean of the row.
+ * - regression: `series` FP32 [N,4,8] → `y` [N,1], the mean of the row;
+ * - mixed: one [N,2] input of each other datatype (`half` FP16, `double` FP64, `int` INT32, `flag` BOOL,
+ *   `byte` UINT8) → `y` [N,1], the sum of the row's values (FP16 decoded from its bits).
  */
 import type { InputTensor, McOptions, Model, TensorMcResult, TensorSpec } from '../../src/model/model.js';
 import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
 
-export type TensorKind = 'segmentation' | 'text' | 'regression';
+export type TensorKind = 'segmentation' | 'text' | 'regression' | 'mixed';
 
 export interface FakeTensorModel extends Model {
   /** The inputs of every predictTensors/sampleTensors call, as they arrived. */
@@ -30,6 +32,13 @@ interface KindSpec {
 }
 
 const num = (v: number | bigint): number => Number(v);
+
+/** The value of IEEE half bits. */
+function half(h: number): number {
+  const exp = (h >> 10) & 0x1f;
+  const v = exp === 0 ? (h & 0x3ff) * 2 ** -24 : (1 + (h & 0x3ff) / 1024) * 2 ** (exp - 15);
+  return h & 0x8000 ? -v : v;
+}
 
 /** Values of row n of a tensor. */
 function rowOf(t: InputTensor, n: number): number[] {
@@ -75,6 +84,21 @@ const KINDS: Record<TensorKind, KindSpec> = {
       const x = rowOf(inputs[0]!, n);
       return [x.reduce((a, b) => a + b, 0) / x.length];
     },
+  },
+  mixed: {
+    task: 'regression',
+    inputs: (['FP16', 'FP64', 'INT32', 'BOOL', 'UINT8'] as const).map((datatype, j) => ({
+      name: ['half', 'double', 'int', 'flag', 'byte'][j]!,
+      datatype,
+      shape: [-1, 2],
+    })),
+    output: { name: 'y', datatype: 'FP32', shape: [-1, 1] },
+    classAxis: null,
+    labels: [],
+    row: (inputs, n) => [
+      // inputs in the model's order: the first is FP16
+      inputs.reduce((a, t, j) => a + rowOf(t, n).reduce((b, v) => b + (j === 0 ? half(v) : v), 0), 0),
+    ],
   },
 };
 

@@ -14,6 +14,7 @@ import { type McStats, statValues, statsWidth } from '../../uncertainty/record.j
 import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
 import { AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
+import { instanceTensors, tensorPredictions, tensorStatsRows } from './v1-tensors.js';
 import type {
   PredictRequest,
   PredictResult,
@@ -25,9 +26,14 @@ import type {
 
 /** A row: feature values in the card's order, or keyed by feature name. */
 export type Row = number[] | Record<string, number>;
-export type PredictBody = { instances: Row[] } | Row[];
+/**
+ * An instance: a tabular row, or a tensor model's row (a nested array of its input's row shape, or an
+ * object of those keyed by input name).
+ */
+export type Instance = Row | unknown[] | Record<string, unknown>;
+export type PredictBody = { instances: Instance[] } | Instance[];
 export interface UncertaintyBody {
-  instances: Row[];
+  instances: Instance[];
   /** "auto": sequential stopping at `tolerance`, `max_samples` at most (src/uncertainty/stopping.ts). */
   samples?: number | 'auto';
   tolerance?: number;
@@ -66,23 +72,30 @@ export function samplesOf(
     : { samples, fields: fields.fixed };
 }
 
-const rowsInput = (instances: Row[]): RowsInput => ({
-  decode: (model, count) => {
-    count(instances.length, 'instances');
-    const { data, rows } = toMatrix(instances, model.features);
+/** A request's instances for the data plane: rows for a tabular model, input tensors for a tensor model. */
+class V1Input implements RowsInput {
+  constructor(private readonly instances: Instance[]) {}
+
+  decode(model: Model, count: (rows: number, field: string) => void): { x: Float32Array; rows: number } {
+    count(this.instances.length, 'instances');
+    const { data, rows } = toMatrix(this.instances as Row[], model.features);
     return { x: data, rows };
-  },
-});
+  }
+
+  tensors(model: Model, count: (rows: number, field: string) => void): ReturnType<typeof instanceTensors> {
+    return instanceTensors(model, this.instances, count);
+  }
+}
 
 export function predictRequest(name: string, body: PredictBody, version?: string): PredictRequest {
-  return { model: name, version, input: rowsInput(Array.isArray(body) ? body : body.instances) };
+  return { model: name, version, input: new V1Input(Array.isArray(body) ? body : body.instances) };
 }
 
 export function uncertaintyRequest(name: string, body: UncertaintyBody, version?: string): SampleRequest {
   return {
     model: name,
     version,
-    input: rowsInput(body.instances),
+    input: new V1Input(body.instances),
     ...samplesOf(body.samples, body.tolerance, body.max_samples, {
       fixed: V1_SAMPLE_FIELDS,
       auto: V1_AUTO_SAMPLE_FIELDS,
@@ -98,12 +111,12 @@ export function uncertaintyRequest(name: string, body: UncertaintyBody, version?
 /** Predictions, and `out_of_range` (per row, the features far outside the training range) when a row has any. */
 export function encodePredict(r: PredictResult): {
   model: string;
-  predictions: ReturnType<typeof encodePredictions>;
+  predictions: ReturnType<typeof encodePredictions> | unknown[];
   out_of_range?: string[][];
 } {
   return {
     model: r.model.name,
-    predictions: encodePredictions(r.model, r.output, r.rows),
+    predictions: r.dims ? tensorPredictions(r.model, r.output, r.dims) : encodePredictions(r.model, r.output, r.rows),
     ...(r.outOfRange ? { out_of_range: r.outOfRange } : {}),
   };
 }
@@ -121,7 +134,9 @@ export function encodeUncertainty(r: SampleResult): {
   predictions: Record<string, unknown>[];
 } {
   const s = r.stats;
-  const predictions = encodeStats(s, r.model.labels, r.returnSamples);
+  const predictions = r.outputDims
+    ? tensorStatsRows(r.model, s, r.outputDims, r.model.outputLayout?.classAxis ?? null)
+    : encodeStats(s, r.model.labels, r.returnSamples);
   if (r.outOfRange) {
     r.outOfRange.forEach((names, i) => {
       if (names.length) predictions[i]!.out_of_range = names;

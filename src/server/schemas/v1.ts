@@ -45,14 +45,32 @@ export const VersionQuery = withFastPath(
   versionQueryFastPath,
 );
 
+/**
+ * Numbers nested to a tensor's row shape ([[1, 2], [3, 4]] for a [-1, 2, 2] input), rows of rank 7 at
+ * most (V2's shapes have 8 dims at most). Spelt out level by level: a recursive zod schema (z.lazy)
+ * becomes a dangling $ref in the OpenAPI document.
+ */
+const nestedTo = (depth: number): z.ZodType =>
+  depth === 0 ? z.number() : z.union([z.number(), z.array(nestedTo(depth - 1))]);
+const NestedNumbers = z.array(nestedTo(6));
+
 const Row = z
   .union([
     z.array(z.number()).describe('Feature values in the order of the model card `features`'),
     z.record(z.string(), z.number()).describe('Feature values keyed by feature name'),
+    NestedNumbers.describe("A tensor model with one input: the values of one row, nested to the input's row shape"),
+    z
+      .record(z.string(), z.union([z.number(), NestedNumbers]))
+      .describe("A tensor model: each input's row (nested to its row shape) keyed by input name"),
   ])
   .describe('One row');
 
-export const Instances = z.array(Row).min(1).describe('Rows to score (1..MAX_BATCH_ROWS)');
+export const Instances = z
+  .array(Row)
+  .min(1)
+  .describe(
+    "Rows to score (1..MAX_BATCH_ROWS). Tensor models take TF Serving's row format: each instance a nested array of the input's row shape, or an object keyed by input name",
+  );
 
 export const PredictBody = withFastPath(
   z.union([
@@ -223,12 +241,19 @@ export const ModelList = z.object({ models: z.array(ModelSummary) });
 
 export const ClassPrediction = z.object({ label: z.string(), probabilities: z.record(z.string(), z.number()) });
 
+/** A tensor model's row answer: nested to the output's row shape (the schema cannot name the shape). */
+const TensorRow = z
+  .unknown()
+  .describe(
+    "Tensor models: the output's row as nested arrays; a classifier {label, probabilities}: labels per position, probabilities with the class axis where the output has it",
+  );
+
 export const PredictResponse = z.object({
   model: z.string(),
   predictions: z
-    .array(z.union([Regression, ClassPrediction]))
+    .array(z.union([Regression, ClassPrediction, TensorRow]))
     .describe(
-      'Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}',
+      'Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}; tensor models: nested arrays of the output row shape',
     ),
   out_of_range: z
     .array(z.array(z.string()))
