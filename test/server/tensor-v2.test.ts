@@ -12,7 +12,7 @@ let app: FastifyInstance;
 const models = {} as Record<TensorKind | 'heavy', FakeTensorModel>;
 beforeAll(async () => {
   ({ app } = await testApp({ MAX_BATCH_ROWS: '50', MC_MAX_WORK_BYTES: '1000000', MC_MAX_RUN_BYTES: '1048576' }));
-  for (const kind of ['segmentation', 'text', 'regression'] as const) {
+  for (const kind of ['segmentation', 'text', 'regression', 'mixed'] as const) {
     models[kind] = fakeTensorModel(kind);
     await app.repository.swap(models[kind], { name: kind, file: `${kind}.onnx`, card: null });
   }
@@ -150,6 +150,81 @@ describe('V2 infer of tensor models: predict', () => {
     expect(tr.statusCode).toBe(200);
     expect(models.text.calls.at(-1)!.inputs[1]!.data).toEqual(maskBin);
     expect(tr.json().outputs[0].data[1]).toBeCloseTo(0.55, 6);
+  });
+});
+
+describe('V2 inputs of every datatype', () => {
+  // row 0 and row 1 of each input; FP16 0x3c00 = 1, 0xc000 = −2, 0x3800 = 0.5
+  const rows = {
+    half: [1, -2, 0.5, 0.5],
+    double: [0.25, 1e30, 2, 3],
+    int: [-3, 2_000_000_000, 4, 5],
+    flag: [1, 0, 1, 1],
+    byte: [255, 7, 8, 9],
+  };
+  const sums = [1 - 2 + 0.25 + 1e30 - 3 + 2_000_000_000 + 1 + 255 + 7, 0.5 + 0.5 + 2 + 3 + 4 + 5 + 1 + 1 + 8 + 9];
+  const typed = {
+    half: Uint16Array.from([0x3c00, 0xc000, 0x3800, 0x3800]),
+    double: Float64Array.from(rows.double),
+    int: Int32Array.from(rows.int),
+    flag: Uint8Array.from(rows.flag),
+    byte: Uint8Array.from(rows.byte),
+  };
+  const datatypes = { half: 'FP16', double: 'FP64', int: 'INT32', flag: 'BOOL', byte: 'UINT8' } as const;
+  it('JSON: each in its declared datatype, read into its typed array (BOOL as true/false)', async () => {
+    const inputs = Object.entries(rows).map(([name, v]) => ({
+      name,
+      datatype: datatypes[name as keyof typeof datatypes],
+      shape: [2, 2],
+      data: name === 'flag' ? v.map((b) => b === 1) : v,
+    }));
+    const res = await infer('mixed', { inputs });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().outputs[0].data).toEqual(sums.map((v) => Math.fround(v)));
+    const call = models.mixed.calls.at(-1)!;
+    expect(call.inputs.map((t) => t.data.constructor.name)).toEqual([
+      'Uint16Array',
+      'Float64Array',
+      'Int32Array',
+      'Uint8Array',
+      'Uint8Array',
+    ]);
+    expect(call.inputs[0]!.data).toEqual(typed.half);
+    expect(call.inputs[1]!.data).toEqual(typed.double);
+    expect(call.inputs[2]!.data).toEqual(typed.int);
+  });
+  it('binary: the same answer', async () => {
+    const names = Object.keys(typed) as (keyof typeof typed)[];
+    const { body, headers } = binaryBody(
+      {
+        inputs: names.map((name) => ({
+          name,
+          datatype: datatypes[name],
+          shape: [2, 2],
+          parameters: { binary_data_size: typed[name].byteLength },
+        })),
+      },
+      names.map((n) => typed[n]),
+    );
+    const res = await app.inject({ method: 'POST', url: '/v2/models/mixed/infer', payload: body, headers });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().outputs[0].data).toEqual(sums.map((v) => Math.fround(v)));
+  });
+  it.each([
+    ['half', 70000, 'input "half": element 0: 70000 is outside the float16 range'],
+    ['int', 2 ** 31, 'input "int": element 0: 2147483648 is outside the INT32 range [-2147483648, 2147483647]'],
+    ['byte', -1, 'input "byte": element 0: -1 is outside the UINT8 range [0, 255]'],
+    ['flag', 2, 'input "flag": element 0: expected true or false, got 2'],
+  ])('JSON %s out of its range: %s → 400', async (name, value, error) => {
+    const inputs = Object.entries(rows).map(([n, v]) => ({
+      name: n,
+      datatype: datatypes[n as keyof typeof datatypes],
+      shape: [2, 2],
+      data: n === name ? [value, ...v.slice(1)] : v,
+    }));
+    const res = await infer('mixed', { inputs });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error });
   });
 });
 
