@@ -149,12 +149,15 @@ export interface RuntimeOptions {
   intraOpThreads: number;
   /** Largest batch (tiled rows) of one MC run; larger work is split into chunks of samples. */
   maxRunRows: number;
-  /** Tensor models: largest activation bytes of one MC run (MC_MAX_RUN_BYTES); samples are chunked to fit. */
-  maxRunBytes?: number;
   /** Run the layers before the first dropout once per row instead of once per sample (onnx/graph.ts). */
   sharedPrefix: boolean;
   /** Fold constant affine steps next to a Gemm into its weights (onnx/graph.ts foldAffine). */
   foldAffine: boolean;
+  /**
+   * Largest activation bytes of one MC run (tensor models: the rows × samples of one run are chosen so
+   * that the run's estimated activations, from the load-time probe, fit). Absent: the sampler's default.
+   */
+  maxRunBytes?: number;
   /**
    * false: skip the load-time self-check runs. Only for a copy of a model already loaded and checked
    * from the same bytes with the same options (an MC worker thread's: Model.copyOptions).
