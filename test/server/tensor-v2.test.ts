@@ -153,6 +153,31 @@ describe('V2 infer of tensor models: predict', () => {
   });
 });
 
+describe('V2 raw binary requests (Inference-Header-Content-Length: 0) to tensor models', () => {
+  it('a single-input model: the body is the input, its batch deduced from the byte count', async () => {
+    const x = new Float32Array(3 * 16).map((_, i) => (i % 16) - 7.5);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v2/models/segmentation/infer',
+      payload: Buffer.from(x.buffer),
+      headers: { 'inference-header-content-length': '0' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(binaryOutputs(res).label!.shape).toEqual([3, 4, 4]);
+    expect(models.segmentation.calls.at(-1)!.inputs[0]!.dims).toEqual([3, 1, 4, 4]);
+  });
+  it('a model of two inputs cannot take one', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v2/models/text/infer',
+      payload: Buffer.alloc(256),
+      headers: { 'inference-header-content-length': '0' },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatch(/only a model with a single input accepts/);
+  });
+});
+
 describe('V2 inputs of every datatype', () => {
   // row 0 and row 1 of each input; FP16 0x3c00 = 1, 0xc000 = −2, 0x3800 = 0.5
   const rows = {
@@ -274,6 +299,13 @@ describe('V2 infer of tensor models: Monte Carlo', () => {
     expect(head.outputs.map((o: { name: string }) => o.name)).toEqual(['entropy', 'label']);
     expect(head.outputs[0].parameters).toEqual({ binary_data_size: 64 });
     expect(res.rawPayload.length).toBe(hlen + 64);
+  });
+  it('an output the model does not have: 400 listing those it has', async () => {
+    const res = await infer('segmentation', { inputs: [image(1)], outputs: [{ name: 'mean' }] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({
+      error: 'outputs[0].name: unknown output "mean" (available: logits, probabilities, label)',
+    });
   });
   it('mc_samples "auto" passes through', async () => {
     const res = await infer('regression', {
