@@ -115,6 +115,79 @@ describe('/v1 uncertainty of tensor models', () => {
   });
 });
 
+describe("/v1 columnar inputs (TF Serving's `inputs`)", () => {
+  it('one input: its batch; several: keyed by input name; the same answers as instances', async () => {
+    const cols = await post('/v1/models/segmentation/predict', { inputs: [IMAGE, IMAGE] });
+    const rows = await post('/v1/models/segmentation/predict', { instances: [IMAGE, IMAGE] });
+    expect(cols.statusCode).toBe(200);
+    expect(cols.json()).toEqual(rows.json());
+    const keyed = await post('/v1/models/text/uncertainty', {
+      inputs: { attention_mask: [mask], input_ids: [ids] },
+      samples: 4,
+      seed: 1,
+    });
+    const byRow = await post('/v1/models/text/uncertainty', {
+      instances: [{ input_ids: ids, attention_mask: mask }],
+      samples: 4,
+      seed: 1,
+    });
+    expect(keyed.statusCode).toBe(200);
+    expect(keyed.json()).toEqual(byRow.json());
+    expect(models.text.calls.at(-1)!.inputs.map((t) => t.dims)).toEqual([
+      [1, 16],
+      [1, 16],
+    ]);
+  });
+  it.each([
+    [
+      'batches disagree',
+      '/v1/models/text/predict',
+      { inputs: { input_ids: [ids, ids], attention_mask: [mask] } },
+      400,
+      'input "attention_mask": axis 0 (the batch) has 1 rows, but input "input_ids" has 2; every input needs the same batch',
+    ],
+    [
+      'one batch for two inputs',
+      '/v1/models/text/predict',
+      { inputs: [ids] },
+      400,
+      'inputs: the model takes 2 inputs ("input_ids", "attention_mask"); send an object keyed by input name',
+    ],
+    [
+      'a tabular model',
+      '/v1/models/diabetes/predict',
+      { inputs: [DIABETES_ROW] },
+      400,
+      'inputs: model "diabetes" takes rows of features; send them as "instances" (the columnar "inputs" is for tensor models)',
+    ],
+    [
+      'instances and inputs',
+      '/v1/models/regression/uncertainty',
+      { instances: [[[1]]], inputs: [[[1]]] },
+      400,
+      'body.inputs: send either instances or inputs, not both',
+    ],
+    [
+      'neither',
+      '/v1/models/regression/uncertainty',
+      { samples: 3 },
+      400,
+      'body.instances: Invalid input: expected array, received undefined',
+    ],
+    [
+      'too many rows',
+      '/v1/models/regression/predict',
+      { inputs: Array(51).fill(Array(4).fill(Array(8).fill(0))) },
+      413,
+      'inputs: 51 rows exceed MAX_BATCH_ROWS=50',
+    ],
+  ])('%s → %i', async (_what, url, body, status, message) => {
+    const res = await post(url, body);
+    expect(res.statusCode).toBe(status);
+    expect(res.json().message).toBe(message);
+  });
+});
+
 describe('/v1 errors of tensor models', () => {
   it.each([
     [

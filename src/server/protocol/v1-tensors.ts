@@ -10,6 +10,7 @@ import type { InputTensor, Model } from '../../model/model.js';
 import { type McStats, servedStats, statValues } from '../../uncertainty/record.js';
 import { STATS } from '../../uncertainty/statistics.js';
 import {
+  checkSameBatch,
   checkShape,
   flattenNested,
   inputName,
@@ -64,6 +65,42 @@ export function instanceTensors(
     };
   });
   return { inputs, rows: instances.length };
+}
+
+/**
+ * A tensor model's input tensors from TF Serving's columnar `inputs`: the batch of a one-input model,
+ * or each input's batch keyed by name; every input's shape is read, checked and `count` told the rows
+ * before any value is read.
+ */
+export function columnTensors(
+  model: Model,
+  columns: unknown[] | Record<string, unknown>,
+  count: (rows: number, field: string) => void,
+): { inputs: InputTensor[]; rows: number } {
+  const specs = modelInputs(model);
+  let batches: unknown[];
+  if (Array.isArray(columns)) {
+    if (specs.length > 1)
+      throw new InputError(
+        `inputs: the model takes ${specs.length} inputs (${specs.map((s) => `"${s.name}"`).join(', ')}); send an object keyed by input name`,
+      );
+    batches = [columns];
+  } else {
+    const names = Object.keys(columns);
+    batches = matchInputs(model, names, 'inputs').map((i) => columns[names[i]!]);
+  }
+  const shaped = specs.map((spec, j) => {
+    const dims = nestedShape(batches[j]);
+    checkShape(spec, dims);
+    return { name: spec.name, dims, data: new Float32Array(0) };
+  });
+  const rows = checkSameBatch(shaped);
+  count(rows, 'inputs');
+  const inputs = shaped.map((t, j) => {
+    const where = inputName(t.name);
+    return { ...t, data: jsonValues(flattenNested(batches[j], t.dims, where, 'inputs'), specs[j]!.datatype, where) };
+  });
+  return { inputs, rows };
 }
 
 /** Class indices as the model's labels (the index itself when the model has none for it). */

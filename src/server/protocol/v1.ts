@@ -7,14 +7,14 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import { ERROR_KINDS, type ErrorKind } from '../../model/errors.js';
+import { ERROR_KINDS, type ErrorKind, InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
 import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
 import { AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
-import { instanceTensors, tensorPredictions, tensorStatsRows } from './v1-tensors.js';
+import { columnTensors, instanceTensors, tensorPredictions, tensorStatsRows } from './v1-tensors.js';
 import type {
   PredictRequest,
   PredictResult,
@@ -31,9 +31,13 @@ export type Row = number[] | Record<string, number>;
  * object of those keyed by input name).
  */
 export type Instance = Row | unknown[] | Record<string, unknown>;
-export type PredictBody = { instances: Instance[] } | Instance[];
+/** TF Serving's columnar `inputs`: one input's batch, or each input's keyed by name (tensor models). */
+export type Columns = unknown[] | Record<string, unknown>;
+export type PredictBody = { instances: Instance[] } | { inputs: Columns } | Instance[];
 export interface UncertaintyBody {
-  instances: Instance[];
+  /** Exactly one of `instances` and `inputs` (the schema checks it). */
+  instances?: Instance[];
+  inputs?: Columns;
   /** "auto": sequential stopping at `tolerance`, `max_samples` at most (src/uncertainty/stopping.ts). */
   samples?: number | 'auto';
   tolerance?: number;
@@ -44,6 +48,21 @@ export interface UncertaintyBody {
   return_samples?: boolean;
   /** Statistics served on request, by their /v1 field names (quantile_25, quantile_75). */
   statistics?: string[];
+}
+
+/** TF Serving's columnar `inputs`: tensor models only. */
+class V1Columns implements RowsInput {
+  constructor(private readonly inputs: Columns) {}
+
+  decode(model: Model): never {
+    throw new InputError(
+      `inputs: model "${model.name}" takes rows of features; send them as "instances" (the columnar "inputs" is for tensor models)`,
+    );
+  }
+
+  tensors(model: Model, count: (rows: number, field: string) => void): ReturnType<typeof columnTensors> {
+    return columnTensors(model, this.inputs, count);
+  }
 }
 
 /** How /v1 names the Monte Carlo fields in limit messages. */
@@ -87,15 +106,23 @@ class V1Input implements RowsInput {
   }
 }
 
+/** The request's rows (`instances`) or columns (`inputs`). */
+const inputOf = (body: PredictBody | UncertaintyBody): RowsInput =>
+  Array.isArray(body)
+    ? new V1Input(body)
+    : 'inputs' in body && body.inputs !== undefined
+      ? new V1Columns(body.inputs)
+      : new V1Input((body as { instances: Instance[] }).instances);
+
 export function predictRequest(name: string, body: PredictBody, version?: string): PredictRequest {
-  return { model: name, version, input: new V1Input(Array.isArray(body) ? body : body.instances) };
+  return { model: name, version, input: inputOf(body) };
 }
 
 export function uncertaintyRequest(name: string, body: UncertaintyBody, version?: string): SampleRequest {
   return {
     model: name,
     version,
-    input: new V1Input(body.instances),
+    input: inputOf(body),
     ...samplesOf(body.samples, body.tolerance, body.max_samples, {
       fixed: V1_SAMPLE_FIELDS,
       auto: V1_AUTO_SAMPLE_FIELDS,

@@ -72,13 +72,32 @@ export const Instances = z
     "Rows to score (1..MAX_BATCH_ROWS). Tensor models take TF Serving's row format: each instance a nested array of the input's row shape, or an object keyed by input name",
   );
 
+/** TF Serving's columnar format: each input's whole batch (tensor models). */
+export const Columnar = z
+  .union([
+    NestedNumbers.describe("A model with one input: its batch, nested to the input's shape (the rows first)"),
+    z.record(z.string(), NestedNumbers).describe("Each input's batch, nested to its shape, keyed by input name"),
+  ])
+  .describe(
+    'Tensor models, instead of `instances`: the columnar format of TF Serving (`inputs`), every input holding the same rows',
+  );
+
 export const PredictBody = withFastPath(
   z.union([
     z.object({ instances: Instances }),
+    z.object({ inputs: Columnar }),
     Instances.describe('A bare array of rows (same as {"instances": [...]})'),
   ]),
   predictFastPath,
 );
+
+/** `instances`, or `inputs` (columnar), exactly one of them. */
+function rowsOrColumns(body: { instances?: unknown; inputs?: unknown }, ctx: z.RefinementCtx): void {
+  if (body.instances === undefined && body.inputs === undefined)
+    ctx.addIssue({ code: 'custom', path: ['instances'], message: 'Invalid input: expected array, received undefined' });
+  else if (body.instances !== undefined && body.inputs !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['inputs'], message: 'send either instances or inputs, not both' });
+}
 
 export function uncertaintyBody(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
   return withFastPath(uncertaintySchema(config), uncertaintyFastPath(config.MC_MAX_SAMPLES));
@@ -106,7 +125,8 @@ const autoSamplesHelp = (maxSamples: number): string =>
 function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
   return z
     .object({
-      instances: Instances,
+      instances: Instances.optional(),
+      inputs: Columnar.optional(),
       samples: z
         .union([z.number().int().min(1).max(config.MC_MAX_SAMPLES), z.literal('auto')])
         .optional()
@@ -148,7 +168,8 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
           `Statistics served on request, by their field names (regression: ${onRequestNames('regression', 'v1').join(', ')}): each row then has them too; without, it has none of them and the server keeps no samples for them. A name that is not one of the model's is a 400`,
         ),
     })
-    .superRefine(autoOnly('samples', ['tolerance', 'max_samples']));
+    .superRefine(autoOnly('samples', ['tolerance', 'max_samples']))
+    .superRefine(rowsOrColumns);
 }
 
 const Tensor = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) });
