@@ -46,6 +46,10 @@ const EnvSchema = z.object({
   MC_DEFAULT_SAMPLES: int(1, 1_000_000).default(100),
   MC_MAX_SAMPLES: int(1, 1_000_000).default(10000),
   MC_MAX_WORK: int(1, 1_000_000_000).default(1_000_000),
+  /** Tensor models: the largest rows × samples × the model's activation bytes of one row in one pass (runBytesPerRow). */
+  MC_MAX_WORK_BYTES: int(1, 2 ** 50).default(64 * 1024 ** 3),
+  /** Tensor models: the largest activation bytes of one MC run (RuntimeOptions.maxRunBytes); samples are chunked to fit. */
+  MC_MAX_RUN_BYTES: int(1 << 20, 2 ** 40).default(256 * 1024 ** 2),
   MAX_BATCH_ROWS: int(1, 1_000_000).default(1024),
   BODY_LIMIT_BYTES: int(1024, 1024 ** 3).default(1_048_576),
   API_KEY: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),

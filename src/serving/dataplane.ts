@@ -30,7 +30,7 @@
  */
 import type { Config } from '../config.js';
 import { CancelledError, InputError, NoDropoutError } from '../model/errors.js';
-import type { McOptions, McResult, Model, ModelSource } from '../model/model.js';
+import type { InputTensor, McOptions, McResult, Model, ModelSource, TensorMcResult } from '../model/model.js';
 import { type McStats, servedStats, statValues } from '../uncertainty/record.js';
 import { onRequestKeys, onRequestNames } from '../uncertainty/statistics.js';
 import { AUTO_DEFAULT_MAX_SAMPLES } from '../uncertainty/stopping.js';
@@ -38,7 +38,7 @@ import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../mo
 import { PredictBatcher } from './batcher.js';
 import { DeadlineExceededError, NonFiniteError, OutOfRangeError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
-import { type ModelHooks, type ModelRepository, runtimeOptions } from './repository.js';
+import { type ModelHooks, type ModelLease, type ModelRepository, runtimeOptions } from './repository.js';
 import { type ClientLink, type LaneObserver, type McEntry, McScheduler, refusalError } from './scheduler.js';
 import {
   type InferenceMode,
@@ -55,6 +55,8 @@ export type DataPlaneConfig = Pick<
   | 'MC_DEFAULT_SAMPLES'
   | 'MC_MAX_SAMPLES'
   | 'MC_MAX_WORK'
+  | 'MC_MAX_WORK_BYTES'
+  | 'MC_MAX_RUN_BYTES'
   | 'MC_WORKERS'
   | 'MC_WORKER_MIN_WORK'
   | 'MC_COALESCE'
@@ -90,6 +92,11 @@ export interface DataPlaneObserver extends LaneObserver {
  */
 export interface RowsInput {
   decode(model: Model, count: (rows: number, field: string) => void): { x: Float32Array; rows: number };
+  /**
+   * A tensor model's inputs (`model.layout === 'tensor'`): one per model input, in the model's order,
+   * each checked against its declared datatype and shape, the same batch in all; `count` as for decode.
+   */
+  tensors?(model: Model, count: (rows: number, field: string) => void): { inputs: InputTensor[]; rows: number };
 }
 
 /** How a protocol names the Monte Carlo fields, for the limit messages. */
@@ -140,6 +147,8 @@ export interface PredictResult {
   output: Float32Array;
   /** Per row, the features far outside the training range; null when none is (or the model has no feature_stats). */
   outOfRange: string[][] | null;
+  /** A tensor model's output dims, rows first (`output` is that tensor); absent for a tabular model. */
+  dims?: number[];
 }
 
 export interface SampleResult {
@@ -156,6 +165,8 @@ export interface SampleResult {
   seed: number;
   /** As PredictResult.outOfRange. */
   outOfRange: string[][] | null;
+  /** A tensor model's output dims, rows first: how the record is laid out (model.ts OutputLayout). */
+  outputDims?: number[];
 }
 
 const DEFAULT_INTERVAL = 0.9;
@@ -250,6 +261,7 @@ export class DataPlane implements ModelHooks {
 
   async predict(req: PredictRequest): Promise<PredictResult> {
     const lease = this.repository.acquire(req.model, req.version);
+    if (lease.model.layout === 'tensor') return this.predictTensors(lease, req);
     const t: RequestTiming = { received: performance.now(), ended: 0 };
     let rows = 0;
     let ok = false;
@@ -263,28 +275,7 @@ export class DataPlane implements ModelHooks {
       rows = n;
       const outOfRange = this.outOfRange(m, x, rows, field);
       t.decoded = performance.now();
-      const max = this.config.MAX_QUEUE;
-      if (this.predictWaiting >= max) {
-        this.observer.rejected?.('predict');
-        throw refusalError(
-          `server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`,
-          1,
-        );
-      }
-      const timeoutMs = this.timeoutOf(req);
-      const deadline = performance.now() + timeoutMs - (req.elapsedMs ?? 0);
-      // checked when the run starts: work whose client left or whose deadline passed is not run
-      const check = (): Error | null => {
-        if (req.client?.closed) {
-          this.observer.cancelled?.('predict', 'queued');
-          return new CancelledError();
-        }
-        if (performance.now() > deadline) {
-          this.observer.timedOut?.('predict', 'queued');
-          return new DeadlineExceededError(timeoutMs, 'queued');
-        }
-        return null;
-      };
+      const check = this.admitPredict(req);
       this.predictWaiting++;
       const started = performance.now();
       try {
@@ -304,6 +295,7 @@ export class DataPlane implements ModelHooks {
 
   async sample(req: SampleRequest): Promise<SampleResult> {
     const lease = this.repository.acquire(req.model, req.version);
+    if (lease.model.layout === 'tensor') return this.sampleTensors(lease, req);
     const t: RequestTiming = { received: performance.now(), ended: 0 };
     let rows = 0;
     let samples = 0;
@@ -371,6 +363,172 @@ export class DataPlane implements ModelHooks {
       this.record(lease.model, 'mc', ok, rows, samples, t);
       this.repository.release(lease);
     }
+  }
+
+  /**
+   * Admit a predict request to its lane (503 beyond MAX_QUEUE waiting) and return the check asked when
+   * its run starts: work whose client left or whose deadline passed is not run.
+   */
+  private admitPredict(req: PredictRequest): () => Error | null {
+    const max = this.config.MAX_QUEUE;
+    if (this.predictWaiting >= max) {
+      this.observer.rejected?.('predict');
+      throw refusalError(
+        `server busy: ${this.predictWaiting} predict requests are waiting (MAX_QUEUE=${max}); retry later`,
+        1,
+      );
+    }
+    const timeoutMs = this.timeoutOf(req);
+    const deadline = performance.now() + timeoutMs - (req.elapsedMs ?? 0);
+    return (): Error | null => {
+      if (req.client?.closed) {
+        this.observer.cancelled?.('predict', 'queued');
+        return new CancelledError();
+      }
+      if (performance.now() > deadline) {
+        this.observer.timedOut?.('predict', 'queued');
+        return new DeadlineExceededError(timeoutMs, 'queued');
+      }
+      return null;
+    };
+  }
+
+  /**
+   * A tensor model's predict (issue 19): its input tensors → predictTensors, run alone (no batcher:
+   * requests of a tensor model rarely share every input's shape). Limits: MAX_BATCH_ROWS.
+   */
+  private async predictTensors(lease: ModelLease, req: PredictRequest): Promise<PredictResult> {
+    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    let rows = 0;
+    let ok = false;
+    try {
+      const m = lease.model;
+      const decoded = tensorsOf(m, req.input, (n, f) => this.checkRows(n, f));
+      rows = decoded.rows;
+      t.decoded = performance.now();
+      const check = this.admitPredict(req);
+      this.predictWaiting++;
+      const started = performance.now();
+      try {
+        const err = check();
+        if (err) throw err;
+        DataPlane.runsAlone(t);
+        const out = await m.predictTensors!(decoded.inputs, rows);
+        checkFiniteOutput(out.data, rows, out.data.length / rows);
+        ok = true;
+        return { model: m, rows, output: out.data, outOfRange: null, dims: out.dims };
+      } finally {
+        this.predictWaiting--;
+        this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
+      }
+    } finally {
+      this.record(lease.model, 'predict', ok, rows, 1, t);
+      this.repository.release(lease);
+    }
+  }
+
+  /**
+   * A tensor model's Monte Carlo (issue 19): its input tensors → sampleTensors, on a worker thread when
+   * the pool holds the model (onnxruntime's run blocks its thread, and a tensor model's run is heavy),
+   * never coalesced. Limits: MAX_BATCH_ROWS, MC_MAX_SAMPLES, MC_MAX_RUN_BYTES and MC_MAX_WORK_BYTES.
+   */
+  private async sampleTensors(lease: ModelLease, req: SampleRequest): Promise<SampleResult> {
+    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    let rows = 0;
+    let samples = 0;
+    let ok = false;
+    try {
+      const m = lease.model;
+      const opts = this.mcSettings(m, req);
+      samples = opts.samples;
+      if (req.returnSamples) throw new InputError(`return_samples: the raw samples of a tensor model are not served`);
+      const decoded = tensorsOf(m, req.input, (n, f) => {
+        this.checkRows(n, f);
+        this.checkWorkBytes(m, n, samples, req.fields);
+      });
+      rows = decoded.rows;
+      t.decoded = performance.now();
+      this.observer.mcSamples?.(m.name, samples);
+      const started = performance.now();
+      try {
+        const timeoutMs = this.timeoutOf(req);
+        const r = (await this.mc.submit({
+          model: m,
+          job: { x: NO_ROWS, rows, opts },
+          tensors: decoded.inputs,
+          coalesce: false,
+          deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0),
+          timeoutMs,
+          client: req.client,
+          timing: t,
+        })) as TensorMcResult;
+        checkFiniteStats(r.stats);
+        ok = true;
+        samples = r.stats.samples;
+        return {
+          model: m,
+          rows,
+          samples: opts.samples,
+          ...(opts.tolerance !== undefined ? { tolerance: opts.tolerance } : {}),
+          interval: opts.interval,
+          returnSamples: false,
+          stats: r.stats,
+          seed: r.seed,
+          outOfRange: null,
+          outputDims: r.outputDims,
+        };
+      } finally {
+        this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
+      }
+    } finally {
+      this.record(lease.model, 'mc', ok, rows, samples, t);
+      this.repository.release(lease);
+    }
+  }
+
+  /** A tensor MC request's options: the samples (MC_MAX_SAMPLES), interval (422 when not served) and statistics. */
+  private mcSettings(m: Model, req: SampleRequest): McOptions {
+    if (!m.mcAvailable) throw new NoDropoutError(m.name);
+    const max = this.config.MC_MAX_SAMPLES;
+    const auto = req.tolerance !== undefined;
+    const samples = req.samples ?? (auto ? Math.min(AUTO_DEFAULT_MAX_SAMPLES, max) : this.config.MC_DEFAULT_SAMPLES);
+    if (samples > max) throw new InputError(`${req.fields.samples}: ${samples} exceeds MC_MAX_SAMPLES=${max}`);
+    const interval = req.interval ?? DEFAULT_INTERVAL;
+    if (m.task === 'regression')
+      resolveInterval(m.name, m.uncertainty ?? DEFAULT_UNCERTAINTY, interval, req.intervalMethod);
+    const statistics = askedStatistics(m, req.statistics);
+    return {
+      samples,
+      interval,
+      ...(req.intervalMethod !== undefined ? { intervalMethod: req.intervalMethod } : {}),
+      ...(req.seed !== undefined ? { seed: req.seed } : {}),
+      ...(statistics ? { statistics } : {}),
+      ...(auto ? { tolerance: req.tolerance } : {}),
+    };
+  }
+
+  /**
+   * A tensor model's Monte Carlo work in bytes: rows × samples × its activation bytes of one row in one
+   * pass (runBytesPerRow), against MC_MAX_WORK_BYTES; one row's pass must fit one run (MC_MAX_RUN_BYTES).
+   * A model that does not say its bytes is held to MC_MAX_WORK (rows × samples).
+   */
+  private checkWorkBytes(m: Model, rows: number, samples: number, fields: SampleFields): void {
+    const perRow = m.runBytesPerRow;
+    if (perRow === undefined || perRow <= 0) {
+      this.checkWork(rows, samples, fields);
+      return;
+    }
+    const run = this.config.MC_MAX_RUN_BYTES;
+    if (perRow > run)
+      throw new TooLargeError(
+        `one row of model "${m.name}" needs about ${perRow} bytes of activations per Monte Carlo pass, over the run budget MC_MAX_RUN_BYTES=${run}`,
+      );
+    const max = this.config.MC_MAX_WORK_BYTES;
+    const bytes = rows * samples * perRow;
+    if (bytes > max)
+      throw new TooLargeError(
+        `rows × ${fields.samplesName} × bytes per row and pass = ${rows} × ${samples} × ${perRow} = ${bytes} bytes of Monte Carlo work exceeds the work budget MC_MAX_WORK_BYTES=${max}${fields.workAdvice ? `; ${fields.workAdvice}` : ''}`,
+      );
   }
 
   /** A request's end, in the statistics. */
@@ -538,6 +696,13 @@ export class DataPlane implements ModelHooks {
       const { x, rows, opts } = e.job;
       DataPlane.runsAlone(e.work.timing);
       try {
+        if (e.work.tensors) {
+          const tensors = e.work.tensors;
+          if (!pool) return e.resolve(await m.sampleTensors!(tensors, rows, { ...opts, signal: e }));
+          const task = pool.startTensors(key!, tensors, rows, opts);
+          e.stop = task.cancel;
+          return e.resolve(await task.result);
+        }
         if (pool && opts.tolerance === undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
           const task = pool.start(key!, x, rows, opts);
           e.stop = task.cancel;
@@ -593,6 +758,19 @@ export class DataPlane implements ModelHooks {
     await this.pool?.close();
     this.pool = null;
   }
+}
+
+/** The rows of a tensor request's job (its values are its input tensors). */
+const NO_ROWS = new Float32Array(0);
+
+/** A tensor model's input tensors from a protocol's input (400 when the protocol has no tensor form). */
+function tensorsOf(
+  m: Model,
+  input: RowsInput,
+  count: (rows: number, field: string) => void,
+): { inputs: InputTensor[]; rows: number } {
+  if (!input.tensors) throw new InputError(`model "${m.name}" takes tensor inputs, which this request cannot carry`);
+  return input.tensors(m, count);
 }
 
 /** The name clients know a statistic by: its V2 output, else its /v1 field, else its key. */

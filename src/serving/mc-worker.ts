@@ -12,7 +12,7 @@ import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
 import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../uncertainty/record-wire.js';
-import { CANCEL_FLAGS, type McBatchTask, cancelTag, unpackBatch } from './wire.js';
+import { CANCEL_FLAGS, type McBatchTask, type McTensorTask, cancelTag, packTensorResult, unpackBatch } from './wire.js';
 
 export interface McTask {
   model: string;
@@ -35,7 +35,7 @@ export interface WorkerRequest {
    * A single request, a packed batch, a ping (answered once the models are loaded), or loading and
    * unloading a model. Every result comes back packed (packStats).
    */
-  task: McTask | McBatchTask | { ping: true } | { load: PoolModel } | { unload: string };
+  task: McTask | McBatchTask | McTensorTask | { ping: true } | { load: PoolModel } | { unload: string };
 }
 
 export type WorkerReply =
@@ -105,6 +105,10 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
   }
   const m = await models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
+  if ('tensors' in task) {
+    if (!m.sampleTensors) throw new Error(`model "${task.model}" is not a tensor model`);
+    return packTensorResult(await m.sampleTensors(task.tensors, task.rows, { ...task.opts, signal: signalOf(id) }));
+  }
   if ('meta' in task) return packStats(await m.sampleBatch(unpackBatch(task, m.features.length)));
   return packStats([await m.sample(task.x, task.rows, { ...task.opts, signal: signalOf(id) })]);
 }

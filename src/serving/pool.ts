@@ -14,9 +14,17 @@
 import type { Worker } from 'node:worker_threads';
 import { CancelledError } from '../model/errors.js';
 import { unpackStats } from '../uncertainty/record-wire.js';
-import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
+import type {
+  InputTensor,
+  McJob,
+  McOptions,
+  McResult,
+  ModelSource,
+  RuntimeOptions,
+  TensorMcResult,
+} from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
-import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';
+import { CANCEL_FLAGS, cancelTag, packBatch, packTensorTask, unpackTensorResult } from './wire.js';
 import { startWorker } from '../util/worker.js';
 
 interface Slot {
@@ -163,6 +171,23 @@ export class McPool {
     const result = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id).then(
       (data) => unpackStats(data)[0]!,
     );
+    return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
+  }
+
+  /**
+   * A tensor model's request on a worker (Model.sampleTensors), stoppable as `start`'s: the input
+   * tensors' buffers are transferred (wire.ts packTensorTask), so the caller must not use them after.
+   */
+  startTensors(
+    model: string,
+    tensors: readonly InputTensor[],
+    rows: number,
+    opts: McOptions,
+  ): { result: Promise<TensorMcResult>; cancel: () => void } {
+    const slot = this.pick();
+    const id = this.nextId++;
+    const { task, transfer } = packTensorTask(model, tensors, rows, opts);
+    const result = this.post<Float64Array>(slot, task, transfer, id).then(unpackTensorResult);
     return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
   }
 

@@ -39,13 +39,14 @@ export const DEFAULT_VERSION_POLICY: VersionPolicy = { kind: 'latest', count: 1 
 
 /** The runtime options of the configuration. */
 export function runtimeOptions(
-  config: Pick<Config, 'ORT_INTRA_OP_THREADS' | 'MC_MAX_RUN_ROWS' | 'MC_SHARED_PREFIX'>,
+  config: Pick<Config, 'ORT_INTRA_OP_THREADS' | 'MC_MAX_RUN_ROWS' | 'MC_SHARED_PREFIX' | 'MC_MAX_RUN_BYTES'>,
 ): RuntimeOptions {
   return {
     ...DEFAULT_RUNTIME_OPTIONS,
     intraOpThreads: config.ORT_INTRA_OP_THREADS,
     maxRunRows: config.MC_MAX_RUN_ROWS,
     sharedPrefix: config.MC_SHARED_PREFIX,
+    maxRunBytes: config.MC_MAX_RUN_BYTES,
   };
 }
 

@@ -15,7 +15,7 @@
  * of that turn, so that concurrent requests share a run even when the runners are idle.
  */
 import { CancelledError } from '../model/errors.js';
-import type { McJob, McResult, Model, RunSignal } from '../model/model.js';
+import type { InputTensor, McJob, McResult, Model, RunSignal } from '../model/model.js';
 import { DeadlineExceededError, OverloadedError } from './errors.js';
 import type { RequestTiming } from './inference-statistics.js';
 
@@ -43,6 +43,8 @@ export interface LaneObserver {
 export interface McWork {
   model: Model;
   job: McJob;
+  /** A tensor model's request: its input tensors (`job.x` is then empty; never coalesced). */
+  tensors?: readonly InputTensor[];
   /** May share a run with other requests of the same model object and sample count. */
   coalesce: boolean;
   /** performance.now() at which the request is dropped or stopped. */

@@ -4,7 +4,8 @@
  * statistics codec of src/uncertainty/record-wire.ts). Kept apart from mc-worker.ts, which has the worker's
  * start-up side effects.
  */
-import type { McJob } from '../model/model.js';
+import type { InputTensor, McJob, McOptions, TensorMcResult } from '../model/model.js';
+import { packStats, unpackStats } from '../uncertainty/record-wire.js';
 import { INTERVAL_METHODS } from '../model/uncertainty.js';
 import { maskStatistics, statisticsMask } from '../uncertainty/statistics.js';
 
@@ -86,3 +87,52 @@ export const CANCEL_FLAGS = 16;
  * worker's running Model.sample reads it between chunks, with no message to wait for.
  */
 export const cancelTag = (id: number): number => (id % 0x7ffffffe) + 1;
+
+/**
+ * A tensor model's Monte Carlo request (Model.sampleTensors) for a worker: its input tensors, whose
+ * buffers are transferred (a tensor that shares its buffer with another, or is a view into a larger
+ * one, is copied first), and its options (structured clone; the signal stays behind).
+ */
+export interface McTensorTask {
+  model: string;
+  tensors: InputTensor[];
+  rows: number;
+  opts: McOptions;
+}
+
+export function packTensorTask(
+  model: string,
+  tensors: readonly InputTensor[],
+  rows: number,
+  opts: McOptions,
+): { task: McTensorTask; transfer: ArrayBuffer[] } {
+  const transfer = new Set<ArrayBuffer>();
+  const sent = tensors.map((t) => {
+    const whole = t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength;
+    const buffer = t.data.buffer as ArrayBuffer;
+    const data = whole && !transfer.has(buffer) && !(buffer instanceof SharedArrayBuffer) ? t.data : t.data.slice();
+    transfer.add(data.buffer as ArrayBuffer);
+    return { name: t.name, dims: [...t.dims], data };
+  });
+  const { signal: _signal, ...plain } = opts;
+  return { task: { model, tensors: sent, rows, opts: plain }, transfer: [...transfer] };
+}
+
+/**
+ * A tensor MC answer as one Float64Array for the way back: [rank, ...outputDims, ...packStats([result])].
+ */
+export function packTensorResult(r: TensorMcResult): Float64Array {
+  const stats = packStats([r]);
+  const out = new Float64Array(1 + r.outputDims.length + stats.length);
+  out[0] = r.outputDims.length;
+  out.set(r.outputDims, 1);
+  out.set(stats, 1 + r.outputDims.length);
+  return out;
+}
+
+export function unpackTensorResult(data: Float64Array): TensorMcResult {
+  const rank = data[0]!;
+  const outputDims = Array.from(data.subarray(1, 1 + rank));
+  const r = unpackStats(data.subarray(1 + rank))[0]!;
+  return { ...r, outputDims };
+}

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIABETES_ROW, testApp } from '../helpers/app.js';
+import { fakeTensorModel } from '../helpers/fake-tensor-model.js';
 
 let app: FastifyInstance;
 beforeAll(async () => {
@@ -13,7 +14,11 @@ beforeAll(async () => {
     MC_MAX_WORK: '50000',
     MC_MAX_SAMPLES: '2000',
     BODY_LIMIT_BYTES: '65536',
+    MC_MAX_WORK_BYTES: '1000000',
   }));
+  // tensor models (issue 19): a segmentation net [N,1,4,4] and a text classifier (INT64 ids and mask [N,16])
+  for (const kind of ['segmentation', 'text'] as const)
+    await app.repository.swap(fakeTensorModel(kind), { name: kind, file: `${kind}.onnx`, card: null });
 });
 afterAll(() => app.close());
 
@@ -69,7 +74,109 @@ const binInput = (size: number, extra: Record<string, unknown> = {}) => ({
 const P = '/v1/models/diabetes/predict';
 const U = '/v1/models/diabetes/uncertainty';
 const I = '/v2/models/diabetes/infer';
+const SEG = '/v2/models/segmentation/infer';
+const TEXT = '/v2/models/text/infer';
+const image = (extra: Record<string, unknown> = {}) => ({
+  inputs: [{ name: 'image', shape: [1, 1, 4, 4], datatype: 'FP32', data: Array(16).fill(0.5), ...extra }],
+});
+const ids16 = Array.from({ length: 16 }, (_, j) => j);
+const textInputs = (ids: unknown = [ids16], mask: unknown = [ids16.map(() => 1)], shape = [1, 16]) => ({
+  inputs: [
+    { name: 'input_ids', shape, datatype: 'INT64', data: ids },
+    { name: 'attention_mask', shape, datatype: 'INT64', data: mask },
+  ],
+});
+/** Tensor models: every case names the input, and the axis and extent where there is one. */
+const tensorCases: Case[] = [
+  ['tensor: unknown input', 'POST', SEG, image({ name: 'img' }), 400, /unknown input "img".*"image"/],
+  ['tensor: missing input', 'POST', TEXT, { inputs: [textInputs().inputs[0]] }, 400, /missing input "attention_mask"/],
+  ['tensor: datatype', 'POST', SEG, image({ datatype: 'FP64' }), 400, /input "image": datatype FP64, expected FP32/],
+  [
+    'tensor: rank',
+    'POST',
+    SEG,
+    image({ shape: [1, 16] }),
+    400,
+    /input "image": shape \[1, 16\] has rank 2, expected rank 4/,
+  ],
+  [
+    'tensor: extent',
+    'POST',
+    SEG,
+    image({ shape: [1, 1, 4, 5] }),
+    400,
+    /input "image": axis 3 has 5 values, expected 4/,
+  ],
+  ['tensor: empty batch', 'POST', SEG, image({ shape: [0, 1, 4, 4], data: [] }), 400, /input "image": axis 0/],
+  [
+    'tensor: batches disagree',
+    'POST',
+    TEXT,
+    { inputs: [textInputs().inputs[0], { ...textInputs().inputs[1], shape: [2, 16], data: [ids16, ids16] }] },
+    400,
+    /input "attention_mask": axis 0 \(the batch\) has 2 rows, but input "input_ids" has 1/,
+  ],
+  ['tensor: float id', 'POST', TEXT, textInputs([[0.5, ...ids16.slice(1)]]), 400, /input "input_ids": element 0/],
+  ['tensor: string id', 'POST', TEXT, textInputs([['a', ...ids16.slice(1)]]), 400, /input "input_ids": element 0/],
+  [
+    'tensor: ragged data',
+    'POST',
+    TEXT,
+    textInputs([ids16.slice(1)]),
+    400,
+    /input "input_ids": data\[0\] has 15 values on axis 1, expected 16/,
+  ],
+  [
+    'tensor: too many bytes of work',
+    'POST',
+    SEG,
+    { ...image(), parameters: { mc_samples: 1000 } },
+    413,
+    /MC_MAX_WORK_BYTES=1000000/,
+  ],
+  [
+    'tensor /v1: bare row for two inputs',
+    'POST',
+    '/v1/models/text/predict',
+    { instances: [ids16] },
+    400,
+    /instances\[0\]: the model takes 2 inputs/,
+  ],
+  [
+    'tensor /v1: wrong row extent',
+    'POST',
+    '/v1/models/segmentation/predict',
+    { instances: [[[ids16.slice(0, 4), ids16.slice(0, 4), ids16.slice(0, 4)]]] },
+    400,
+    /input "image": axis 2 has 3 values, expected 4/,
+  ],
+  [
+    'tensor: binary data of the wrong size',
+    'POST',
+    SEG,
+    Buffer.concat([
+      Buffer.from(
+        JSON.stringify({
+          inputs: [{ name: 'image', shape: [1, 1, 4, 4], datatype: 'FP32', parameters: { binary_data_size: 60 } }],
+        }),
+      ),
+      Buffer.alloc(60),
+    ]),
+    400,
+    /input "image": 16 elements of FP32 take 64 bytes, but binary_data_size is 60/,
+    null,
+    {
+      'inference-header-content-length': String(
+        JSON.stringify({
+          inputs: [{ name: 'image', shape: [1, 1, 4, 4], datatype: 'FP32', parameters: { binary_data_size: 60 } }],
+        }).length,
+      ),
+    },
+  ],
+];
+
 const cases: Case[] = [
+  ...tensorCases,
   ['empty body', 'POST', P, '', 400, /body/i],
   ['invalid JSON', 'POST', P, '{"instances": [1,', 400, /JSON/],
   ['JSON string', 'POST', P, '"hello"', 400, /body/],

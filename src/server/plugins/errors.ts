@@ -9,6 +9,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { RequestError } from '../../model/errors.js';
 import { OverloadedError } from '../../serving/errors.js';
+import { bodyTooLarge } from '../protocol/v2-binary.js';
 import * as v1 from '../protocol/v1.js';
 import { appPlugin } from './app-plugin.js';
 import { refusalAnswered, refusalHoldMs } from './refusal-pacing.js';
@@ -61,6 +62,8 @@ export function describeError(
       message: `content-type "${String(req.headers['content-type'] ?? '').slice(0, 100)}" is not supported; send application/json`,
       code,
     };
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return { status: 413, message: bodyTooLarge(req.routeOptions.bodyLimit), code };
   // client errors, and our own 503s, carry their message to the client
   if (typeof status === 'number' && ((status >= 400 && status < 500) || code?.startsWith('DS_')))
     return { status, message: err.message, code };

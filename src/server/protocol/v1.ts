@@ -7,13 +7,14 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import { ERROR_KINDS, type ErrorKind } from '../../model/errors.js';
+import { ERROR_KINDS, type ErrorKind, InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
 import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
 import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
 import { AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
+import { columnTensors, instanceTensors, tensorPredictions, tensorStatsRows } from './v1-tensors.js';
 import type {
   PredictRequest,
   PredictResult,
@@ -25,9 +26,18 @@ import type {
 
 /** A row: feature values in the card's order, or keyed by feature name. */
 export type Row = number[] | Record<string, number>;
-export type PredictBody = { instances: Row[] } | Row[];
+/**
+ * An instance: a tabular row, or a tensor model's row (a nested array of its input's row shape, or an
+ * object of those keyed by input name).
+ */
+export type Instance = Row | unknown[] | Record<string, unknown>;
+/** TF Serving's columnar `inputs`: one input's batch, or each input's keyed by name (tensor models). */
+export type Columns = unknown[] | Record<string, unknown>;
+export type PredictBody = { instances: Instance[] } | { inputs: Columns } | Instance[];
 export interface UncertaintyBody {
-  instances: Row[];
+  /** Exactly one of `instances` and `inputs` (the schema checks it). */
+  instances?: Instance[];
+  inputs?: Columns;
   /** "auto": sequential stopping at `tolerance`, `max_samples` at most (src/uncertainty/stopping.ts). */
   samples?: number | 'auto';
   tolerance?: number;
@@ -38,6 +48,21 @@ export interface UncertaintyBody {
   return_samples?: boolean;
   /** Statistics served on request, by their /v1 field names (quantile_25, quantile_75). */
   statistics?: string[];
+}
+
+/** TF Serving's columnar `inputs`: tensor models only. */
+class V1Columns implements RowsInput {
+  constructor(private readonly inputs: Columns) {}
+
+  decode(model: Model): never {
+    throw new InputError(
+      `inputs: model "${model.name}" takes rows of features; send them as "instances" (the columnar "inputs" is for tensor models)`,
+    );
+  }
+
+  tensors(model: Model, count: (rows: number, field: string) => void): ReturnType<typeof columnTensors> {
+    return columnTensors(model, this.inputs, count);
+  }
 }
 
 /** How /v1 names the Monte Carlo fields in limit messages. */
@@ -66,23 +91,38 @@ export function samplesOf(
     : { samples, fields: fields.fixed };
 }
 
-const rowsInput = (instances: Row[]): RowsInput => ({
-  decode: (model, count) => {
-    count(instances.length, 'instances');
-    const { data, rows } = toMatrix(instances, model.features);
+/** A request's instances for the data plane: rows for a tabular model, input tensors for a tensor model. */
+class V1Input implements RowsInput {
+  constructor(private readonly instances: Instance[]) {}
+
+  decode(model: Model, count: (rows: number, field: string) => void): { x: Float32Array; rows: number } {
+    count(this.instances.length, 'instances');
+    const { data, rows } = toMatrix(this.instances as Row[], model.features);
     return { x: data, rows };
-  },
-});
+  }
+
+  tensors(model: Model, count: (rows: number, field: string) => void): ReturnType<typeof instanceTensors> {
+    return instanceTensors(model, this.instances, count);
+  }
+}
+
+/** The request's rows (`instances`) or columns (`inputs`). */
+const inputOf = (body: PredictBody | UncertaintyBody): RowsInput =>
+  Array.isArray(body)
+    ? new V1Input(body)
+    : 'inputs' in body && body.inputs !== undefined
+      ? new V1Columns(body.inputs)
+      : new V1Input((body as { instances: Instance[] }).instances);
 
 export function predictRequest(name: string, body: PredictBody, version?: string): PredictRequest {
-  return { model: name, version, input: rowsInput(Array.isArray(body) ? body : body.instances) };
+  return { model: name, version, input: inputOf(body) };
 }
 
 export function uncertaintyRequest(name: string, body: UncertaintyBody, version?: string): SampleRequest {
   return {
     model: name,
     version,
-    input: rowsInput(body.instances),
+    input: inputOf(body),
     ...samplesOf(body.samples, body.tolerance, body.max_samples, {
       fixed: V1_SAMPLE_FIELDS,
       auto: V1_AUTO_SAMPLE_FIELDS,
@@ -98,12 +138,12 @@ export function uncertaintyRequest(name: string, body: UncertaintyBody, version?
 /** Predictions, and `out_of_range` (per row, the features far outside the training range) when a row has any. */
 export function encodePredict(r: PredictResult): {
   model: string;
-  predictions: ReturnType<typeof encodePredictions>;
+  predictions: ReturnType<typeof encodePredictions> | unknown[];
   out_of_range?: string[][];
 } {
   return {
     model: r.model.name,
-    predictions: encodePredictions(r.model, r.output, r.rows),
+    predictions: r.dims ? tensorPredictions(r.model, r.output, r.dims) : encodePredictions(r.model, r.output, r.rows),
     ...(r.outOfRange ? { out_of_range: r.outOfRange } : {}),
   };
 }
@@ -121,7 +161,9 @@ export function encodeUncertainty(r: SampleResult): {
   predictions: Record<string, unknown>[];
 } {
   const s = r.stats;
-  const predictions = encodeStats(s, r.model.labels, r.returnSamples);
+  const predictions = r.outputDims
+    ? tensorStatsRows(r.model, s, r.outputDims, r.model.outputLayout?.classAxis ?? null)
+    : encodeStats(s, r.model.labels, r.returnSamples);
   if (r.outOfRange) {
     r.outOfRange.forEach((names, i) => {
       if (names.length) predictions[i]!.out_of_range = names;

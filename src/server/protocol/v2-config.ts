@@ -8,7 +8,7 @@
 import type { Config, VersionPolicy } from '../../config.js';
 import type { Model, TensorSpec } from '../../model/model.js';
 import { DEFAULT_UNCERTAINTY, describeUncertainty } from '../../model/uncertainty.js';
-import { mcOutputNames, metadataOutputs } from './v2.js';
+import { metadataOutputs, modelMcOutputs } from './v2.js';
 
 /** The settings the configuration reports (the server's, the same for every model). */
 export type ModelConfigSettings = Pick<
@@ -130,7 +130,7 @@ export function encodeModelConfig(m: Model, s: ModelConfigSettings): TritonModel
     ...runtime,
     version_policy: versionPolicy(s.MODEL_VERSION_POLICY),
     max_batch_size: batched ? s.MAX_BATCH_ROWS : 0,
-    input: [tritonTensor(m.input, batched)],
+    input: (m.layout === 'tensor' ? (m.inputs ?? [m.input]) : [m.input]).map((t) => tritonTensor(t, batched)),
     output: metadataOutputs(m).map((t) => tritonTensor(t, batched)),
     ...(batching ? { dynamic_batching: batching } : {}),
     instance_group: [{ name: m.name, kind: 'KIND_CPU', count: 1 }],
@@ -140,7 +140,7 @@ export function encodeModelConfig(m: Model, s: ModelConfigSettings): TritonModel
       mc_default_samples: s.MC_DEFAULT_SAMPLES,
       mc_max_samples: s.MC_MAX_SAMPLES,
       mc_max_work: s.MC_MAX_WORK,
-      mc_outputs: mcOutputNames(m.task),
+      mc_outputs: modelMcOutputs(m),
       ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY),
     }),
   };

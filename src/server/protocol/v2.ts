@@ -37,6 +37,13 @@ import {
   toFloat32,
 } from './v2-binary.js';
 import { samplesOf } from './v1.js';
+import {
+  tensorInputs,
+  tensorMcExtraOutputs,
+  tensorMcOutputs,
+  tensorMetadataOutputs,
+  tensorPredictOutputs,
+} from './v2-tensors.js';
 
 export interface V2Tensor {
   name: string;
@@ -50,8 +57,9 @@ export interface V2Tensor {
 export interface V2Output {
   name: string;
   shape: number[];
-  datatype: 'FP32';
-  data: Float32Array;
+  /** INT32: a tensor classifier's label per position. */
+  datatype: 'FP32' | 'INT32';
+  data: Float32Array | Int32Array;
 }
 
 const FLOAT_TYPES = new Set(['FP32', 'FP64', 'FP16']);
@@ -216,6 +224,11 @@ export function mcOutputNames(task: Task): string[] {
   return MC_OUTPUTS[task].map((d) => d.v2!);
 }
 
+/** A model's MC output names: its task's, and a tensor classifier's label per position. */
+export function modelMcOutputs(m: Model): string[] {
+  return m.layout === 'tensor' ? [...mcOutputNames(m.task), ...tensorMcExtraOutputs(m)] : mcOutputNames(m.task);
+}
+
 /** The V2 names of every on-request statistic (both tasks): naming one in `outputs` asks for it. */
 const ON_REQUEST_V2 = new Set(
   [...STATS.regression, ...STATS.classification]
@@ -297,9 +310,21 @@ export const V2_AUTO_SAMPLE_FIELDS: SampleFields = {
   samplesName: 'mc_max_samples',
 };
 
-const rowsInput = (inputs: V2Tensor[], binary: V2BinaryRequest | null): RowsInput => ({
-  decode: (model, count) => inputRows(model, inputs, count, binary),
-});
+/** A request's inputs for the data plane: rows for a tabular model, input tensors for a tensor model. */
+class V2Input implements RowsInput {
+  constructor(
+    private readonly inputs: V2Tensor[],
+    private readonly binary: V2BinaryRequest | null,
+  ) {}
+
+  decode(model: Model, count: (rows: number, field: string) => void): { x: Float32Array; rows: number } {
+    return inputRows(model, this.inputs, count, this.binary);
+  }
+
+  tensors(model: Model, count: (rows: number, field: string) => void): ReturnType<typeof tensorInputs> {
+    return tensorInputs(model, this.inputs, count, this.binary);
+  }
+}
 
 /** Whether an infer request asks for Monte Carlo dropout (parameters.mc_samples). */
 export const isSampleRequest = (body: V2InferRequest): boolean => body.parameters?.mc_samples !== undefined;
@@ -314,7 +339,7 @@ export function predictRequest(
   body: V2InferRequest,
   binary: V2BinaryRequest | null = null,
 ): PredictRequest {
-  return { model: params.name, version: params.version, input: rowsInput(body.inputs, binary), ...timeoutMs(body) };
+  return { model: params.name, version: params.version, input: new V2Input(body.inputs, binary), ...timeoutMs(body) };
 }
 
 export function sampleRequest(
@@ -326,7 +351,7 @@ export function sampleRequest(
   return {
     model: params.name,
     version: params.version,
-    input: rowsInput(body.inputs, binary),
+    input: new V2Input(body.inputs, binary),
     ...samplesOf(p.mc_samples, p.mc_tolerance, p.mc_max_samples, {
       fixed: V2_SAMPLE_FIELDS,
       auto: V2_AUTO_SAMPLE_FIELDS,
@@ -339,9 +364,15 @@ export function sampleRequest(
   };
 }
 
-/** The model input a raw binary request (Inference-Header-Content-Length: 0) fills: FP32 [-1, features]. */
-export function rawInput(model: Model): V2RawInput {
-  return { name: model.input.name, datatype: 'FP32', shape: [-1, model.features.length] };
+/**
+ * The model input a raw binary request (Inference-Header-Content-Length: 0) fills: FP32 [-1, features],
+ * or a tensor model's single input as declared (none for several inputs).
+ */
+export function rawInput(model: Model): V2RawInput | undefined {
+  if (model.layout !== 'tensor')
+    return { name: model.input.name, datatype: 'FP32', shape: [-1, model.features.length] };
+  const inputs = model.inputs ?? [model.input];
+  return inputs.length === 1 ? { ...inputs[0]! } : undefined;
 }
 
 /** Rows with inputs far outside the training range: `out_of_range`, a list of feature names per row. */
@@ -365,13 +396,17 @@ function response(
 
 /** A predict infer: the model's output tensor (+ probabilities for classifiers), the requested ones. */
 export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferResponse {
-  return response(r.model, body, predictOutputs(r.model, r.output, r.rows), rangeParameters(r));
+  const outputs = r.dims ? tensorPredictOutputs(r.model, r.output, r.dims) : predictOutputs(r.model, r.output, r.rows);
+  return response(r.model, body, outputs, rangeParameters(r));
 }
 
 /** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval and its method). */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
   const s = r.stats;
-  return response(r.model, body, mcOutputs(s), {
+  const outputs = r.outputDims
+    ? tensorMcOutputs(s, r.outputDims, r.model.outputLayout?.classAxis ?? null)
+    : mcOutputs(s);
+  return response(r.model, body, outputs, {
     ...(r.tolerance !== undefined
       ? { mc_samples: 'auto', mc_samples_used: s.samples, mc_tolerance: r.tolerance, mc_max_samples: r.samples }
       : { mc_samples: r.samples }),
@@ -412,6 +447,7 @@ export function encodeInferBody(
 
 /** The outputs an eval-mode infer answers with: the model's, plus probabilities for a classifier. */
 export function metadataOutputs(m: Model): TensorMeta[] {
+  if (m.layout === 'tensor') return tensorMetadataOutputs(m);
   const outputs: TensorMeta[] = [{ ...m.output }];
   if (m.task === 'classification' && m.output.name !== 'probabilities')
     outputs.push({ name: 'probabilities', datatype: 'FP32', shape: [-1, m.outputSize] });
@@ -434,14 +470,15 @@ export function encodeMetadata(
     name: m.name,
     versions,
     platform: m.platform,
-    inputs: [{ ...m.input }],
+    inputs: m.layout === 'tensor' ? (m.inputs ?? [m.input]).map((t) => ({ ...t })) : [{ ...m.input }],
     outputs: metadataOutputs(m),
     parameters: {
       task: m.task,
       features: [...m.features],
       ...(m.task === 'classification' ? { labels: [...m.labels] } : {}),
+      ...(m.layout === 'tensor' ? { layout: 'tensor', class_axis: m.outputLayout?.classAxis ?? null } : {}),
       mc_available: m.mcAvailable,
-      mc_outputs: mcOutputNames(m.task),
+      mc_outputs: modelMcOutputs(m),
       ...describeUncertainty(m.task, m.uncertainty ?? DEFAULT_UNCERTAINTY),
     },
   };

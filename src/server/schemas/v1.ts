@@ -45,22 +45,59 @@ export const VersionQuery = withFastPath(
   versionQueryFastPath,
 );
 
+/**
+ * Numbers nested to a tensor's row shape ([[1, 2], [3, 4]] for a [-1, 2, 2] input), rows of rank 7 at
+ * most (V2's shapes have 8 dims at most). Spelt out level by level: a recursive zod schema (z.lazy)
+ * becomes a dangling $ref in the OpenAPI document.
+ */
+const nestedTo = (depth: number): z.ZodType =>
+  depth === 0 ? z.number() : z.union([z.number(), z.array(nestedTo(depth - 1))]);
+const NestedNumbers = z.array(nestedTo(6));
+
 const Row = z
   .union([
     z.array(z.number()).describe('Feature values in the order of the model card `features`'),
     z.record(z.string(), z.number()).describe('Feature values keyed by feature name'),
+    NestedNumbers.describe("A tensor model with one input: the values of one row, nested to the input's row shape"),
+    z
+      .record(z.string(), z.union([z.number(), NestedNumbers]))
+      .describe("A tensor model: each input's row (nested to its row shape) keyed by input name"),
   ])
   .describe('One row');
 
-export const Instances = z.array(Row).min(1).describe('Rows to score (1..MAX_BATCH_ROWS)');
+export const Instances = z
+  .array(Row)
+  .min(1)
+  .describe(
+    "Rows to score (1..MAX_BATCH_ROWS). Tensor models take TF Serving's row format: each instance a nested array of the input's row shape, or an object keyed by input name",
+  );
+
+/** TF Serving's columnar format: each input's whole batch (tensor models). */
+export const Columnar = z
+  .union([
+    NestedNumbers.describe("A model with one input: its batch, nested to the input's shape (the rows first)"),
+    z.record(z.string(), NestedNumbers).describe("Each input's batch, nested to its shape, keyed by input name"),
+  ])
+  .describe(
+    'Tensor models, instead of `instances`: the columnar format of TF Serving (`inputs`), every input holding the same rows',
+  );
 
 export const PredictBody = withFastPath(
   z.union([
     z.object({ instances: Instances }),
+    z.object({ inputs: Columnar }),
     Instances.describe('A bare array of rows (same as {"instances": [...]})'),
   ]),
   predictFastPath,
 );
+
+/** `instances`, or `inputs` (columnar), exactly one of them. */
+function rowsOrColumns(body: { instances?: unknown; inputs?: unknown }, ctx: z.RefinementCtx): void {
+  if (body.instances === undefined && body.inputs === undefined)
+    ctx.addIssue({ code: 'custom', path: ['instances'], message: 'Invalid input: expected array, received undefined' });
+  else if (body.instances !== undefined && body.inputs !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['inputs'], message: 'send either instances or inputs, not both' });
+}
 
 export function uncertaintyBody(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
   return withFastPath(uncertaintySchema(config), uncertaintyFastPath(config.MC_MAX_SAMPLES));
@@ -88,7 +125,8 @@ const autoSamplesHelp = (maxSamples: number): string =>
 function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
   return z
     .object({
-      instances: Instances,
+      instances: Instances.optional(),
+      inputs: Columnar.optional(),
       samples: z
         .union([z.number().int().min(1).max(config.MC_MAX_SAMPLES), z.literal('auto')])
         .optional()
@@ -130,7 +168,8 @@ function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_S
           `Statistics served on request, by their field names (regression: ${onRequestNames('regression', 'v1').join(', ')}): each row then has them too; without, it has none of them and the server keeps no samples for them. A name that is not one of the model's is a 400`,
         ),
     })
-    .superRefine(autoOnly('samples', ['tolerance', 'max_samples']));
+    .superRefine(autoOnly('samples', ['tolerance', 'max_samples']))
+    .superRefine(rowsOrColumns);
 }
 
 const Tensor = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number()) });
@@ -223,12 +262,19 @@ export const ModelList = z.object({ models: z.array(ModelSummary) });
 
 export const ClassPrediction = z.object({ label: z.string(), probabilities: z.record(z.string(), z.number()) });
 
+/** A tensor model's row answer: nested to the output's row shape (the schema cannot name the shape). */
+const TensorRow = z
+  .unknown()
+  .describe(
+    "Tensor models: the output's row as nested arrays; a classifier {label, probabilities}: labels per position, probabilities with the class axis where the output has it",
+  );
+
 export const PredictResponse = z.object({
   model: z.string(),
   predictions: z
-    .array(z.union([Regression, ClassPrediction]))
+    .array(z.union([Regression, ClassPrediction, TensorRow]))
     .describe(
-      'Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}',
+      'Regression: a number per row (an array when the model has several outputs); classification: {label, probabilities}; tensor models: nested arrays of the output row shape',
     ),
   out_of_range: z
     .array(z.array(z.string()))

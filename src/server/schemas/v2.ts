@@ -93,7 +93,7 @@ export const V2InferRequest = z.object({
           .array(z.union([Scalar, z.array(z.unknown())]))
           .optional()
           .describe(
-            'Row-major flat, or nested to the shape; absent when the tensor is sent in binary (parameters.binary_data_size)',
+            "Row-major flat, or nested to the shape, in the input's datatype (INT64 ids as JSON integers, BOOL as true/false); absent when the tensor is sent in binary (parameters.binary_data_size)",
           ),
       }),
     )
@@ -132,7 +132,7 @@ export const V2InferResponse = z.object({
     z.object({
       name: z.string(),
       shape: z.array(z.number().int()),
-      datatype: z.literal('FP32'),
+      datatype: z.enum(['FP32', 'INT32']).describe("FP32; INT32 for a tensor classifier's label per position"),
       parameters: z
         .object({ binary_data_size: z.number().int() })
         .optional()
