@@ -3,22 +3,62 @@
  * (createSession, run, inputNames/outputNames), as transformers.js does with its ONNX backend.
  */
 import * as ort from 'onnxruntime-node';
+import type { Datatype, TensorValues } from '../model.js';
 
 export interface SessionOptions {
   /** Threads for one operator (0 = onnxruntime's default, one per core). */
   intraOpThreads: number;
 }
 
+/**
+ * One feed: values in the array type of their datatype (model.ts TensorValues). `datatype` tells BOOL
+ * from UINT8 (both Uint8Array); absent, the array type decides (a Uint8Array is UINT8).
+ */
+export interface Feed {
+  data: TensorValues;
+  dims: number[];
+  datatype?: Datatype;
+}
+
 export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  /** Run with float32 (or int64) feeds; returns the requested float32 outputs' data and dims. */
-  run(
-    feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>,
-    fetch: string[],
-  ): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+  /** Run with feeds of any datatype; returns the requested float32 outputs' data and dims. */
+  run(feeds: Record<string, Feed>, fetch: string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+  /** Run with feeds of any datatype; returns the requested outputs of any type (the tensor sampler's probe and runs). */
+  runTyped(feeds: Record<string, Feed>, fetch: string[]): Promise<Record<string, TypedOutput>>;
   release(): Promise<void>;
 }
+
+/** An output as onnxruntime gives it, in the array type of its datatype (bool as Uint8Array). */
+export interface TypedOutput {
+  data: TensorValues;
+  dims: number[];
+}
+
+/** onnxruntime's name of each datatype. */
+const ORT_TYPES: Record<Datatype, ort.Tensor.Type> = {
+  FP32: 'float32',
+  FP16: 'float16',
+  FP64: 'float64',
+  INT64: 'int64',
+  INT32: 'int32',
+  BOOL: 'bool',
+  UINT8: 'uint8',
+};
+
+/** The datatype of a feed without one, by its array type (the tabular feeds: float32 rows, int64 repeats). */
+function datatypeOf(data: TensorValues): Datatype {
+  if (data instanceof Float32Array) return 'FP32';
+  if (data instanceof BigInt64Array) return 'INT64';
+  if (data instanceof Float64Array) return 'FP64';
+  if (data instanceof Int32Array) return 'INT32';
+  if (data instanceof Uint16Array) return 'FP16';
+  return 'UINT8';
+}
+
+const toOrtTensor = (f: Feed): ort.Tensor =>
+  new ort.Tensor(ORT_TYPES[f.datatype ?? datatypeOf(f.data)], f.data as ort.Tensor.DataType, f.dims);
 
 /**
  * Create a session with every graph optimisation on except EliminateDropout: that rule deletes
@@ -44,11 +84,7 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
     outputNames: session.outputNames,
     async run(feeds, fetch) {
       const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, f] of Object.entries(feeds))
-        ortFeeds[name] =
-          f.data instanceof BigInt64Array
-            ? new ort.Tensor('int64', f.data, f.dims)
-            : new ort.Tensor('float32', f.data, f.dims);
+      for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(f);
       const res = await session.run(ortFeeds, fetch);
       const out: Record<string, { data: Float32Array; dims: number[] }> = {};
       for (const name of fetch) {
@@ -56,6 +92,14 @@ export async function createSession(bytes: Uint8Array, opts: SessionOptions): Pr
         if (t?.type !== 'float32') throw new Error(`output ${name} is ${t ? t.type : 'missing'}, expected float32`);
         out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
       }
+      return out;
+    },
+    async runTyped(feeds, fetch) {
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(f);
+      const res = await session.run(ortFeeds, fetch);
+      const out: Record<string, TypedOutput> = {};
+      for (const name of fetch) out[name] = { data: res[name]!.data as TensorValues, dims: [...res[name]!.dims] };
       return out;
     },
     release: () => session.release(),
