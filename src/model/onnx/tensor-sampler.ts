@@ -4,7 +4,15 @@
  * loader gives it, and the one call that creates it.
  */
 import { createError } from '../errors.js';
-import type { InputTensor, McOptions, Model, OutputLayout, RuntimeOptions, TensorMcResult, TensorSpec } from '../model.js';
+import type {
+  InputTensor,
+  McOptions,
+  Model,
+  OutputLayout,
+  RuntimeOptions,
+  TensorMcResult,
+  TensorSpec,
+} from '../model.js';
 import type { UncertaintySettings } from '../uncertainty.js';
 import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import type { DropoutInfo } from './inspect.js';
