@@ -25,7 +25,7 @@ import { SessionSet } from './sessions.js';
 import { type TensorCheckInput, readTensorSample, sampleCheckInput, syntheticInput } from './tensor-check-input.js';
 import { inputSpec } from './tensor-io.js';
 import { TensorModel, type TensorModelInit } from './tensor-model.js';
-import { type ServedOutput, servedOutput } from './tensor-output.js';
+import { type ServedOutput, checkOutputType, servedOutput } from './tensor-output.js';
 import { type TensorMcSampler, createSampler } from './tensor-sampler.js';
 import { checkTensorEval } from './tensor-self-check.js';
 
@@ -64,11 +64,13 @@ async function readTensorGraph(
   const { card, cardSource } = await readModelCard(source, info);
   const specs = formatChecked(file, () => info.inputs.map(inputSpec), cardSource);
   const outputName = card.output ?? info.outputs[0]!.name;
-  if (!info.outputs.some((o) => o.name === outputName))
+  const output = info.outputs.find((o) => o.name === outputName);
+  if (!output)
     throw new ModelLoadError(
       file,
-      `the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')}`,
+      `the card names output "${outputName}", the graph has ${info.outputs.map((o) => o.name).join(', ')} (card: ${cardSource})`,
     );
+  formatChecked(file, () => checkOutputType(output), cardSource);
   return { card, cardSource, specs, relaxed: relaxed?.message ?? null, outputName };
 }
 

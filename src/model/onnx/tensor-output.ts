@@ -49,7 +49,7 @@ export function servedOutput(
   inputsFixed: boolean,
 ): ServedOutput {
   const name = `output "${output.name}"`;
-  if (output.elemType !== DataType.FLOAT) fail(`${name} is not float32; a tensor model's output must be float32`);
+  checkOutputType(output);
   if (probed[0] !== rows)
     fail(`${name} has shape [${probed.join(', ')}] for ${rows} rows; the batch must be its first axis`);
   const dims = probed.slice(1).map((d, i) => {
@@ -63,6 +63,12 @@ export function servedOutput(
       : 'regression');
   if (task === 'regression') return regressionOutput(card, output.name, dims);
   return classifierOutput(card, output.name, dims);
+}
+
+/** A tensor model's output must be float32 (checked before the probe runs it). */
+export function checkOutputType(output: TensorInfo): void {
+  if (output.elemType !== DataType.FLOAT)
+    fail(`output "${output.name}" is not float32; a tensor model's output must be float32`);
 }
 
 function regressionOutput(card: Card, name: string, dims: number[]): ServedOutput {
