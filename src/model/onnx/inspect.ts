@@ -78,6 +78,8 @@ export function inspect(bytes: Uint8Array): { model: Model; info: GraphInfo } {
 /** A graph inspected for the tensor loader: every data input, in graph order (GraphInfo.input is the first). */
 export interface TensorGraphInfo extends GraphInfo {
   inputs: TensorInfo[];
+  /** Per input, the symbolic name of each dim (null: fixed or unnamed): inputs sharing a name share its extent. */
+  inputDimParams: (string | null)[][];
 }
 
 /**
@@ -86,12 +88,14 @@ export interface TensorGraphInfo extends GraphInfo {
  */
 export function inspectTensor(bytes: Uint8Array): { model: Model; info: TensorGraphInfo } {
   let inputs: TensorInfo[] = [];
+  let inputDimParams: (string | null)[][] = [];
   const { model, info } = inspectWith(bytes, (dataInputs) => {
     if (dataInputs.length === 0) throw new ModelFormatError('the model has no data inputs');
     inputs = dataInputs.map(tensorInfo);
+    inputDimParams = dataInputs.map((v) => (v.type?.tensor_type?.shape?.dim ?? []).map((d) => d.dim_param || null));
     return inputs[0]!;
   });
-  return { model, info: { ...info, inputs } };
+  return { model, info: { ...info, inputs, inputDimParams } };
 }
 
 /**

@@ -42,6 +42,7 @@ export function checkInputTensors(
   specs: readonly TensorSpec[],
   inputs: readonly InputTensor[],
   rows: number,
+  shared: readonly SharedDim[] = [],
 ): InputTensor[] {
   const names = specs.map((s) => s.name);
   for (const t of inputs) {
@@ -49,12 +50,42 @@ export function checkInputTensors(
       throw new InputError(`unknown input "${t.name}"; the model's inputs are ${names.join(', ')}`);
     if (inputs.filter((u) => u.name === t.name).length > 1) throw new InputError(`input "${t.name}" is given twice`);
   }
-  return specs.map((spec) => {
+  const ordered = specs.map((spec) => {
     const t = inputs.find((u) => u.name === spec.name);
     if (!t) throw new InputError(`input "${spec.name}" is missing; the model's inputs are ${names.join(', ')}`);
     checkInputTensor(spec, t, rows);
     return t;
   });
+  for (const d of shared) checkSharedDim(d, ordered);
+  return ordered;
+}
+
+/** A free dim several inputs share (the same symbolic name: a sequence length), each as [input index, axis]. */
+export interface SharedDim {
+  param: string;
+  at: [number, number][];
+}
+
+/** The free dims (other than the batch) that more than one input axis shares, from each input's dim names. */
+export function sharedDims(dimParams: readonly (readonly (string | null)[])[]): SharedDim[] {
+  const byName = new Map<string, [number, number][]>();
+  dimParams.forEach((params, k) =>
+    params.forEach((p, axis) => {
+      if (axis > 0 && p) byName.set(p, [...(byName.get(p) ?? []), [k, axis]]);
+    }),
+  );
+  return [...byName].filter(([, at]) => at.length > 1).map(([param, at]) => ({ param, at }));
+}
+
+function checkSharedDim(d: SharedDim, inputs: readonly InputTensor[]): void {
+  const [[k0, a0], ...rest] = d.at as [[number, number], ...[number, number][]];
+  const want = inputs[k0]!.dims[a0]!;
+  for (const [k, axis] of rest) {
+    if (inputs[k]!.dims[axis] !== want)
+      throw new InputError(
+        `input "${inputs[k]!.name}" axis ${axis} has extent ${inputs[k]!.dims[axis]}; ${want} expected (the free dim "${d.param}" of input "${inputs[k0]!.name}" axis ${a0})`,
+      );
+  }
 }
 
 function checkInputTensor(spec: TensorSpec, t: InputTensor, rows: number): void {

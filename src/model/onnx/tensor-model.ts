@@ -24,7 +24,7 @@ import type {
 import type { UncertaintySettings } from '../uncertainty.js';
 import type { TensorGraphInfo } from './inspect.js';
 import type { OrtSession } from './ort.js';
-import { checkInputTensors } from './tensor-io.js';
+import { type SharedDim, checkInputTensors, sharedDims } from './tensor-io.js';
 import type { ServedOutput } from './tensor-output.js';
 import { McNotAvailableError, type TensorMcSampler } from './tensor-sampler.js';
 
@@ -72,6 +72,8 @@ export class TensorModel implements Model {
   readonly uncertainty: UncertaintySettings;
   readonly featureStats = null;
   readonly runBytesPerRow: number;
+  /** Free dims several inputs share (a sequence length): their extents must agree in a request. */
+  private readonly shared: SharedDim[];
 
   constructor(private readonly init: TensorModelInit) {
     const { served } = init;
@@ -88,6 +90,7 @@ export class TensorModel implements Model {
     this.maxRunRows = init.runtime.maxRunRows;
     this.uncertainty = init.uncertainty;
     this.runBytesPerRow = init.sampler?.runBytesPerRow ?? 0;
+    this.shared = sharedDims(init.info.inputDimParams);
   }
 
   /** Whether the graph has a live dropout and a sampler for it. */
@@ -101,7 +104,7 @@ export class TensorModel implements Model {
    * refused as an InputError when the model has free dims (their extents must agree between inputs).
    */
   async predictTensors(inputs: readonly InputTensor[], rows: number): Promise<TensorOutput> {
-    const ordered = checkInputTensors(this.inputs, inputs, rows);
+    const ordered = checkInputTensors(this.inputs, inputs, rows, this.shared);
     const feeds = Object.fromEntries(
       ordered.map((t, k) => [t.name, { data: t.data, dims: t.dims, datatype: this.inputs[k]!.datatype }]),
     );
@@ -116,7 +119,7 @@ export class TensorModel implements Model {
 
   /** Monte Carlo dropout over validated input tensors, statistics per output element (OutputLayout). */
   async sampleTensors(inputs: readonly InputTensor[], rows: number, opts: McOptions): Promise<TensorMcResult> {
-    const ordered = checkInputTensors(this.inputs, inputs, rows);
+    const ordered = checkInputTensors(this.inputs, inputs, rows, this.shared);
     const { sampler } = this.init;
     if (!sampler) {
       if (this.init.info.dropouts.some((d) => d.ratio > 0)) throw new McNotAvailableError(this.name);

@@ -156,6 +156,33 @@ describe('graphs the tabular loader refused now load as tensor models', () => {
   });
 });
 
+describe('free dims', () => {
+  it('any extent; inputs sharing a free dim by name must agree on it (InputError naming both)', async () => {
+    const m = await load(
+      model({
+        nodes: [{ op_type: 'Add', input: ['a', 'b'], output: ['y'] }],
+        inits: [],
+        inputs: [vi('a', DataType.FLOAT, ['batch', 'seq']), vi('b', DataType.FLOAT, ['batch', 'seq'])],
+        outputs: [vi('y', DataType.FLOAT, ['batch', 'seq'])],
+      }),
+    );
+    try {
+      expect([m.inputs![1]!.shape, m.outputLayout!.dims]).toEqual([[-1, -1], [-1]]);
+      const t = (name: string, n: number) => ({ name, dims: [1, n], data: new Float32Array(n).fill(n) });
+      const out = await m.predictTensors!([t('a', 5), t('b', 5)], 1);
+      expect([out.dims, Array.from(out.data)]).toEqual([
+        [1, 5],
+        [10, 10, 10, 10, 10],
+      ]);
+      await expect(m.predictTensors!([t('a', 3), t('b', 4)], 1)).rejects.toThrow(
+        'input "b" axis 1 has extent 4; 3 expected (the free dim "seq" of input "a" axis 1)',
+      );
+    } finally {
+      await m.close();
+    }
+  });
+});
+
 describe('what a tensor model still refuses, and why', () => {
   it('a non-float output, a fixed batch on several inputs, a string input', async () => {
     expect(
