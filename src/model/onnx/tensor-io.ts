@@ -69,11 +69,11 @@ export interface SharedDim {
 /** The free dims (other than the batch) that more than one input axis shares, from each input's dim names. */
 export function sharedDims(dimParams: readonly (readonly (string | null)[])[]): SharedDim[] {
   const byName = new Map<string, [number, number][]>();
-  dimParams.forEach((params, k) =>
+  dimParams.forEach((params, k) => {
     params.forEach((p, axis) => {
       if (axis > 0 && p) byName.set(p, [...(byName.get(p) ?? []), [k, axis]]);
-    }),
-  );
+    });
+  });
   return [...byName].filter(([, at]) => at.length > 1).map(([param, at]) => ({ param, at }));
 }
 
