@@ -156,6 +156,37 @@ describe('graphs the tabular loader refused now load as tensor models', () => {
   });
 });
 
+describe('without a card: the task from the output name', () => {
+  it('an output named like probabilities is a classifier reading probabilities, its class axis the last of [N, L, K]', async () => {
+    const m = await load(
+      model({
+        nodes: [
+          {
+            op_type: 'Softmax',
+            input: ['x'],
+            output: ['class_probabilities'],
+            attribute: [{ name: 'axis', type: AttributeType.INT, i: -1 }],
+          },
+        ],
+        inits: [],
+        inputs: [vi('x', DataType.FLOAT, ['batch', 2, 4])],
+        outputs: [vi('class_probabilities', DataType.FLOAT, ['batch', 2, 4])],
+      }),
+    );
+    try {
+      expect([m.task, m.outputKind, m.outputLayout, m.labels]).toEqual([
+        'classification',
+        'probabilities',
+        { dims: [2, 4], classAxis: 2 },
+        ['0', '1', '2', '3'],
+      ]);
+      expect(m.loadInfo()).toMatchObject({ class_axis: 2, class_axis_from: 'inferred' });
+    } finally {
+      await m.close();
+    }
+  });
+});
+
 describe('free dims', () => {
   it('any extent; inputs sharing a free dim by name must agree on it (InputError naming both)', async () => {
     const m = await load(
