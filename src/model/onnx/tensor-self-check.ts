@@ -57,6 +57,10 @@ export async function checkTensorEval(run: TensorEvalRun, input: TensorCheckInpu
   const size = single[0]!.length;
   for (const rows of TENSOR_CHECK_BATCHES) {
     const out = await evalRows(run, sliceRows(x, 0, rows), rows, `a batch of ${rows}`);
+    if (out.length !== rows * size)
+      throw new ModelFormatError(
+        `self-check: the eval graph gives ${out.length} values for a batch of ${rows}, ${size} for one row: its output does not grow with the rows`,
+      );
     for (let i = 0; i < rows; i++) {
       for (let e = 0; e < size; e++) {
         const [a, b] = [out[i * size + e]!, single[i]![e]!];
