@@ -169,8 +169,22 @@ describe('what a tensor model shows', () => {
     });
   });
 
-  it('a worker copy skips the self-check', () => {
-    expect(models.get('bayes_cnn')!.copyOptions!()).toMatchObject({ selfCheck: false, intraOpThreads: 1 });
+  it('a worker copy skips the self-check (no sample read, no check runs) and predicts the same', async () => {
+    const main = models.get('bayes_cnn')!;
+    expect(main.copyOptions!()).toMatchObject({ selfCheck: false, intraOpThreads: 1 });
+    expect(main.loadInfo().checked_on).toMatch(/synthetic/);
+    const file = `${DIR}/bayes_cnn.onnx`;
+    const copy = await loadModel(
+      { name: 'bayes_cnn', file, card: null },
+      { ...DEFAULT_RUNTIME_OPTIONS, ...main.copyOptions!() },
+    );
+    try {
+      expect(copy.loadInfo().checked_on).toBeUndefined();
+      const x = referenceInputs('bayes_cnn', 3);
+      expect((await copy.predictTensors!(x, 3)).data).toEqual((await main.predictTensors!(x, 3)).data);
+    } finally {
+      await copy.close();
+    }
   });
 });
 
