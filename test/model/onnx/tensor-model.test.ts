@@ -13,6 +13,7 @@ import { DEFAULT_RUNTIME_OPTIONS, type InputTensor, type Model } from '../../../
 import { graphLayout, inspectTensor } from '../../../src/model/onnx/inspect.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { TensorModel } from '../../../src/model/onnx/tensor-model.js';
+import { decodeModel, encodeModel } from '../../../src/onnx-proto/proto.js';
 
 const DIR = 'test/fixtures/tensor';
 
@@ -96,6 +97,43 @@ describe('tensor fixtures load as tensor models and predict what PyTorch gives',
     const ref = references.conv1d_regressor!;
     const out = await models.get('conv1d_regressor')!.predictTensors!(referenceInputs('conv1d_regressor'), 8);
     expect(worst(out.data.subarray(1), ref.eval.batch8.slice(0, 7))).toBeGreaterThan(1);
+  });
+});
+
+/** The fixture's bytes with its inputs' and outputs' batch fixed at 1 (torch.onnx.export without dynamic_axes). */
+function fixedBatch(name: string): Uint8Array {
+  const m = decodeModel(readFileSync(`${DIR}/${name}.onnx`));
+  for (const v of [...m.graph!.input, ...m.graph!.output]) v.type!.tensor_type!.shape!.dim![0] = { dim_value: 1 };
+  return encodeModel(m);
+}
+
+describe('a fixed batch of 1', () => {
+  it('a CNN exported at batch 1 is relaxed (relax-batch.ts) and predicts PyTorch at batch 8', async () => {
+    const file = `${DIR}/bayes_cnn.onnx`;
+    const m = await loadModel(
+      { name: 'fixed', file, card: null, contents: { model: fixedBatch('bayes_cnn'), card: null } },
+      DEFAULT_RUNTIME_OPTIONS,
+    );
+    try {
+      expect(m.loadInfo().batch_relaxed).toMatch(/fixed batch of 1 \(\[1, 1, 28, 28\]\); serving any batch size/);
+      const ref = references.bayes_cnn!;
+      const out = await m.predictTensors!(referenceInputs('bayes_cnn', 8), 8);
+      expect(worst(out.data, ref.eval.batch8)).toBeLessThan(1e-4 * Math.max(...ref.eval.batch8.map(Math.abs)));
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('a transformer exported at batch 1 is refused, naming the node and the re-export', async () => {
+    const file = `${DIR}/text_classifier_nomask.onnx`;
+    await expect(
+      loadModel(
+        { name: 'fixed', file, card: null, contents: { model: fixedBatch('text_classifier_nomask'), card: null } },
+        DEFAULT_RUNTIME_OPTIONS,
+      ),
+    ).rejects.toThrow(
+      /Transpose\) moves the batch axis, so the graph cannot serve another batch size. Re-export with a dynamic batch/,
+    );
   });
 });
 
