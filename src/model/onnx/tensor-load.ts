@@ -115,6 +115,7 @@ export async function loadTensorModel(
     const evalSession = await set.create('eval', evalGraph(model, info));
     sampler = await step(() =>
       createSampler({
+        name: source.name,
         model,
         dropouts: info.dropouts,
         controlInputs: info.controlInputs,

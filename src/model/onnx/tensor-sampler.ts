@@ -39,6 +39,8 @@ export interface TensorSamplerInit {
   outputName: string;
   layout: OutputLayout;
   runtime: Pick<RuntimeOptions, 'intraOpThreads' | 'sharedPrefix'> & { maxRunBytes?: number };
+  /** The model's name, for the sampler's error messages. */
+  name?: string;
   probeInputs: readonly InputTensor[];
   task: Model['task'];
   outputKind: Model['outputKind'];

@@ -5,9 +5,10 @@
  * (card or inferred), and refuses bad input tensors with InputErrors naming the input, the axis and the
  * extent. Tabular graphs keep OnnxModel.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, RequestError } from '../../../src/model/errors.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { loadModel } from '../../../src/model/formats.js';
 import { DEFAULT_RUNTIME_OPTIONS, type InputTensor, type Model } from '../../../src/model/model.js';
 import { graphLayout, inspectTensor } from '../../../src/model/onnx/inspect.js';
@@ -328,8 +329,16 @@ describe('dispatch: one decision, tabular graphs unchanged', () => {
       await m.close();
     }
   });
+});
 
-  it('Monte Carlo: a 422 (no_dropout) saying not yet, until the sampler is wired (tensor-sampler.ts)', async () => {
+/**
+ * The Monte Carlo sampler is branch t2's (src/model/onnx/tensor-mc.ts); once it is merged and wired
+ * (tensor-sampler.ts createSampler), the model's MC is tested here, and until then its refusal.
+ */
+const HAS_SAMPLER = existsSync('src/model/onnx/tensor-mc.ts');
+
+describe.runIf(!HAS_SAMPLER)('Monte Carlo before the sampler (tensor-mc.ts) is merged', () => {
+  it('a 422 (no_dropout) saying not yet', async () => {
     const m = models.get('conv1d_regressor')!;
     expect(m.mcAvailable).toBe(false);
     const err = await m.sampleTensors!(referenceInputs('conv1d_regressor', 1), 1, { samples: 4, interval: 0.9 }).catch(
@@ -338,5 +347,46 @@ describe('dispatch: one decision, tabular graphs unchanged', () => {
     expect(err).toBeInstanceOf(RequestError);
     expect((err as RequestError).kind).toBe('no_dropout');
     expect((err as Error).message).toMatch(/Monte Carlo dropout is not available yet for tensor models/);
+  });
+});
+
+describe.runIf(HAS_SAMPLER)('Monte Carlo through the model (tensor-mc.ts, wired by tensor-sampler.ts)', () => {
+  it('conv1d_regressor: mean and std per row agree with PyTorch MC within sampling error; same seed, same answer', async () => {
+    const m = models.get('conv1d_regressor')!;
+    expect(m.mcAvailable).toBe(true);
+    const mc = (references.conv1d_regressor as unknown as { mc: { passes: number; mean: number[]; std: number[] } }).mc;
+    const T = 2000;
+    const opts = { samples: T, interval: 0.9, seed: 7 };
+    const r = await m.sampleTensors!(referenceInputs('conv1d_regressor'), 8, opts);
+    expect(r.outputDims).toEqual([8, 1]);
+    const stats = r.stats as RegressionStats;
+    for (let i = 0; i < 8; i++) {
+      const sd = mc.std[i]!;
+      expect(Math.abs(stats.mean[i]! - mc.mean[i]!)).toBeLessThan(5 * sd * Math.sqrt(1 / T + 1 / mc.passes));
+      expect(Math.abs(stats.epistemicStd[i]! - sd)).toBeLessThan(5 * sd * Math.sqrt(1 / (2 * T) + 1 / (2 * mc.passes)));
+    }
+    const again = await m.sampleTensors!(referenceInputs('conv1d_regressor'), 8, opts);
+    expect((again.stats as RegressionStats).mean).toEqual(stats.mean);
+  });
+
+  it('token_tagger: per-token probabilities (8 rows × 16 tokens records of 5 classes)', async () => {
+    const r = await models.get('token_tagger')!.sampleTensors!(referenceInputs('token_tagger', 2), 2, {
+      samples: 20,
+      interval: 0.9,
+      seed: 1,
+    });
+    const stats = r.stats as ClassificationStats;
+    expect([r.outputDims, stats.rows, stats.classes]).toEqual([[2, 16, 5], 32, 5]);
+    for (let p = 0; p < 32; p++) {
+      const sum = stats.probabilities.slice(p * 5, p * 5 + 5).reduce((a, b) => a + b, 0);
+      expect(sum).toBeCloseTo(1, 6);
+    }
+  });
+
+  it('bad tensors are refused before any sampling, as in predict', async () => {
+    const [ids] = referenceInputs('text_classifier', 1);
+    await expect(
+      models.get('text_classifier')!.sampleTensors!([ids!], 1, { samples: 4, interval: 0.9 }),
+    ).rejects.toThrow('input "attention_mask" is missing; the model\'s inputs are input_ids, attention_mask');
   });
 });
