@@ -325,6 +325,15 @@ describe('dispatch: one decision, tabular graphs unchanged', () => {
     try {
       expect(m).toBeInstanceOf(OnnxModel);
       expect(m.layout ?? 'tabular').toBe('tabular');
+      // the same model as the tabular loader alone makes
+      const direct = await OnnxModel.load('diabetes', file, 'models/diabetes/model.json');
+      try {
+        expect(m.describe()).toEqual(direct.describe());
+        const x = Float32Array.from({ length: 20 }, (_, i) => Math.sin(i) / 10);
+        expect(await m.predict(x, 2)).toEqual(await direct.predict(x, 2));
+      } finally {
+        await direct.close();
+      }
     } finally {
       await m.close();
     }
