@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ModelLoadError, NoDropoutError } from '../../../src/model/errors.js';
+import { InputError, ModelLoadError, NoDropoutError } from '../../../src/model/errors.js';
 import { loadModel } from '../../../src/model/formats.js';
 import { DEFAULT_RUNTIME_OPTIONS, type Model, type TensorSpec } from '../../../src/model/model.js';
 import { AttributeType, DataType } from '../../../src/onnx-proto/proto.js';
@@ -208,6 +208,27 @@ describe('free dims', () => {
       await expect(m.predictTensors!([t('a', 3), t('b', 4)], 1)).rejects.toThrow(
         'input "b" axis 1 has extent 4; 3 expected (the free dim "seq" of input "a" axis 1)',
       );
+    } finally {
+      await m.close();
+    }
+  });
+});
+
+describe('free dims the file does not tie together', () => {
+  it('a run onnxruntime refuses on shapes that passed the checks is a 400 (InputError), not a 500', async () => {
+    const m = await load(
+      model({
+        nodes: [{ op_type: 'Add', input: ['a', 'b'], output: ['y'] }],
+        inits: [],
+        inputs: [vi('a', DataType.FLOAT, ['batch', 's1']), vi('b', DataType.FLOAT, ['batch', 's2'])],
+        outputs: [vi('y', DataType.FLOAT, ['batch', 's1'])],
+      }),
+    );
+    try {
+      const t = (name: string, n: number) => ({ name, dims: [1, n], data: new Float32Array(n) });
+      const err = await m.predictTensors!([t('a', 3), t('b', 4)], 1).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as Error).message).toMatch(/^the model cannot run these input shapes: /);
     } finally {
       await m.close();
     }
