@@ -14,6 +14,11 @@ export const CardSchema = z.looseObject({
   labels: z.array(z.string()).min(2).optional(),
   output: z.string().optional(),
   output_kind: z.enum(['regression', 'logits', 'probabilities']).optional(),
+  /**
+   * A tensor classifier's class axis in the full output shape (the batch is axis 0): 1 for [N, K, H, W],
+   * 2 for [N, L, K]. Absent: inferred (src/model/onnx/tensor-output.ts).
+   */
+  class_axis: z.number().int().min(1).optional(),
   dropout: z.array(z.number().min(0).lt(1)).optional(),
   /**
    * Regression: homoscedastic, the observation noise σ; heteroscedastic, a floor whose square is added
@@ -114,13 +119,17 @@ export function cardProblem(card: Card): string | null {
     if (card.conformal!.rows !== undefined && card.conformal!.rows !== scores.length)
       return `card field "conformal.rows": ${card.conformal!.rows}, but conformal.scores holds ${scores.length} scores`;
   }
-  const classifier = card.task === 'classification' || (card.task === undefined && card.labels !== undefined);
+  const classifier =
+    card.task === 'classification' ||
+    (card.task === undefined && (card.labels !== undefined || card.class_axis !== undefined));
   if (classifier) {
     for (const f of ['noise', 'output_roles', 'interval_method', 'conformal'] as const) {
       if (card[f] !== undefined) return `card field "${f}": applies to regression models; this card is a classifier's`;
     }
     return null;
   }
+  if (card.class_axis !== undefined)
+    return 'card field "class_axis": applies to classifiers; this card is for regression';
   const roles = card.output_roles;
   if (card.noise === 'heteroscedastic' && !roles?.log_variance)
     return 'card field "output_roles.log_variance": a heteroscedastic model (noise: heteroscedastic) must name its log-variance output';

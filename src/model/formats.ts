@@ -5,8 +5,7 @@
  * src/model/<format>/ and add an entry here.
  */
 import type { Model, ModelSource, RuntimeOptions } from './model.js';
-import { OnnxModel } from './onnx/model.js';
-import { loadOnnxModel } from './onnx/load.js';
+import { loadOnnx } from './onnx/tensor-load.js';
 
 export interface ModelFormat {
   /** The file extension, with its dot: a model folder holds `model<extension>`. */
@@ -15,7 +14,8 @@ export interface ModelFormat {
 }
 
 export const FORMATS: readonly ModelFormat[] = [
-  { extension: '.onnx', load: async (source, runtime) => new OnnxModel(await loadOnnxModel(source, runtime)) },
+  // tabular graphs (one float32 [batch, features]) load as OnnxModel, any other as TensorModel (issue 19)
+  { extension: '.onnx', load: loadOnnx },
 ];
 
 /** The format of a file by its extension; ONNX, the first, for any other file (as MODEL_PATH always was). */

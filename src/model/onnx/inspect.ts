@@ -63,8 +63,59 @@ function tensorInfo(v: ValueInfo): TensorInfo {
   return { name: v.name, elemType: t?.elem_type ?? 0, dims };
 }
 
-/** Decode and inspect a model; throws ModelFormatError naming what is wrong. */
+/**
+ * A graph's data inputs as inspection found them, before a loader decides how to serve them: the
+ * tabular loader requires exactly one float32 [batch, features] (tabularInput), the tensor loader takes
+ * them all (TensorGraphInfo).
+ */
+type InputPick = (dataInputs: ValueInfo[]) => TensorInfo;
+
+/** Decode and inspect a model for the tabular loader; throws ModelFormatError naming what is wrong. */
 export function inspect(bytes: Uint8Array): { model: Model; info: GraphInfo } {
+  return inspectWith(bytes, tabularInput);
+}
+
+/** A graph inspected for the tensor loader: every data input, in graph order (GraphInfo.input is the first). */
+export interface TensorGraphInfo extends GraphInfo {
+  inputs: TensorInfo[];
+  /** Per input, the symbolic name of each dim (null: fixed or unnamed): inputs sharing a name share its extent. */
+  inputDimParams: (string | null)[][];
+}
+
+/**
+ * Decode and inspect a model with any data inputs (issue 19): like inspect, without its one-float-matrix
+ * rule; throws ModelFormatError when the graph has no data input.
+ */
+export function inspectTensor(bytes: Uint8Array): { model: Model; info: TensorGraphInfo } {
+  let inputs: TensorInfo[] = [];
+  let inputDimParams: (string | null)[][] = [];
+  const { model, info } = inspectWith(bytes, (dataInputs) => {
+    if (dataInputs.length === 0) throw new ModelFormatError('the model has no data inputs');
+    inputs = dataInputs.map(tensorInfo);
+    inputDimParams = dataInputs.map((v) => (v.type?.tensor_type?.shape?.dim ?? []).map((d) => d.dim_param || null));
+    return inputs[0]!;
+  });
+  return { model, info: { ...info, inputs, inputDimParams } };
+}
+
+/**
+ * How a graph is served: 'tabular' (OnnxModel, load.ts) when it has one float32 data input of rank 2
+ * (or undeclared rank) and no output of declared rank above 2, exactly the graphs the tabular loader
+ * served before tensor models existed; 'tensor' (TensorModel, tensor-load.ts) otherwise. A graph with
+ * no data input goes to the tabular loader, which names the problem as it always did.
+ */
+export function graphLayout(info: TensorGraphInfo): 'tabular' | 'tensor' {
+  const [first, ...rest] = info.inputs;
+  if (!first) return 'tabular';
+  const tabular =
+    rest.length === 0 &&
+    first.elemType === DataType.FLOAT &&
+    (first.dims === null || first.dims.length === 2) &&
+    info.outputs.every((o) => o.dims === null || o.dims.length <= 2);
+  return tabular ? 'tabular' : 'tensor';
+}
+
+function inspectWith(bytes: Uint8Array, pick: InputPick): { model: Model; info: GraphInfo } {
   let model: Model;
   try {
     model = decodeModel(bytes);
@@ -75,7 +126,8 @@ export function inspect(bytes: Uint8Array): { model: Model; info: GraphInfo } {
   const opset = checkedOpset(model);
   if (graph.node.length === 0) throw new ModelFormatError('the graph has no nodes');
   const { dropouts, trainingModeSources } = dropoutsOf(graph);
-  const { input, controlInputs } = dataInput(graph, trainingModeSources);
+  const { dataInputs, controlInputs } = graphInputs(graph, trainingModeSources);
+  const input = pick(dataInputs);
   const outputs = graph.output.map(tensorInfo);
   if (outputs.length === 0) throw new ModelFormatError('the graph has no outputs');
   const metadata: Record<string, string> = {};
@@ -133,11 +185,11 @@ function dropoutsOf(graph: Graph): { dropouts: DropoutInfo[]; trainingModeSource
   return { dropouts, trainingModeSources };
 }
 
-/**
- * The one data input (float32, rank 2 when declared) and the control inputs: an input used only as
- * Dropout's training_mode is a switch, not data.
- */
-function dataInput(graph: Graph, trainingModeSources: Set<string>): { input: TensorInfo; controlInputs: string[] } {
+/** The data inputs and the control inputs: an input used only as Dropout's training_mode is a switch, not data. */
+function graphInputs(
+  graph: Graph,
+  trainingModeSources: Set<string>,
+): { dataInputs: ValueInfo[]; controlInputs: string[] } {
   const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
   const realInputs = graph.input.filter((i) => !initNames.has(i.name));
   const controlInputs = realInputs
@@ -149,7 +201,11 @@ function dataInput(graph: Graph, trainingModeSources: Set<string>): { input: Ten
         ),
     )
     .map((i) => i.name);
-  const dataInputs = realInputs.filter((i) => !controlInputs.includes(i.name));
+  return { dataInputs: realInputs.filter((i) => !controlInputs.includes(i.name)), controlInputs };
+}
+
+/** The tabular loader's one data input: float32, rank 2 when declared. */
+function tabularInput(dataInputs: ValueInfo[]): TensorInfo {
   if (dataInputs.length !== 1) {
     throw new ModelFormatError(
       `the model has ${dataInputs.length} data inputs (${dataInputs.map((i) => i.name).join(', ') || 'none'}); exactly one float tensor [batch, features] is supported`,
@@ -166,7 +222,7 @@ function dataInput(graph: Graph, trainingModeSources: Set<string>): { input: Ten
       `input "${input.name}" has rank ${input.dims.length}; a rank-2 input [batch, features] is required`,
     );
   }
-  return { input, controlInputs };
+  return input;
 }
 
 /** The shortest decimal that rounds to the same float32 (0.30000001192092896 → 0.3). */

@@ -6,7 +6,7 @@
 import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import type { ProbedShapes } from './card-check.js';
 import { type GraphInfo, ModelFormatError } from './inspect.js';
-import { type OrtSession, type SessionOptions, createSession } from './ort.js';
+import { type Feed, type OrtSession, type SessionOptions, createSession } from './ort.js';
 import { probeGraph } from './rewrite.js';
 
 /** Rows of a probe run: more than one, so a dimension equal to the batch shows as the batch. */
@@ -71,5 +71,36 @@ export async function tensorRanks(
     return null;
   } finally {
     await probe?.release();
+  }
+}
+
+/**
+ * A tensor model's probe (tensor-load.ts): the shapes of `fetch` for the PROBE_ROWS rows of `feeds`
+ * (its check input: every data input, each in its datatype). Throws ModelFormatError when onnxruntime
+ * cannot load the probe graph or the run fails.
+ */
+export async function probeTensorShapes(
+  model: OnnxProto,
+  info: GraphInfo,
+  fetch: string[],
+  feeds: Record<string, Feed>,
+  opts: SessionOptions,
+): Promise<ProbedShapes> {
+  let probe: OrtSession;
+  try {
+    probe = await createSession(probeGraph(model, info), opts);
+  } catch (err) {
+    throw new ModelFormatError(`onnxruntime cannot load the probe graph: ${firstLine((err as Error).message)}`);
+  }
+  try {
+    const out = await probe.run(feeds, fetch);
+    return { rows: PROBE_ROWS, dims: Object.fromEntries(fetch.map((t) => [t, out[t]!.dims])) };
+  } catch (err) {
+    const shapes = Object.entries(feeds)
+      .map(([name, f]) => `${name} [${f.dims.join(', ')}]`)
+      .join(', ');
+    throw new ModelFormatError(`a test run with ${shapes} failed: ${firstLine((err as Error).message)}`);
+  } finally {
+    await probe.release();
   }
 }

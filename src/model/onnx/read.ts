@@ -28,25 +28,38 @@ const EMBEDDED_CARD_KEY = 'dropout_serve.card';
 /** Read `source`: bytes, graph, relaxed batch and card, in that order. */
 export async function readOnnx(source: ModelSource): Promise<ReadModel> {
   const { file } = source;
-  let bytes: Uint8Array;
-  try {
-    bytes = source.contents?.model ?? (await readFile(file));
-  } catch (err) {
-    throw new ModelLoadError(
-      file,
-      `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
+  const bytes = await readModelBytes(source);
   const { model, info } = formatChecked(file, () => inspect(bytes));
   // before anything reads the input's dims or builds a graph: it rewrites `model` and `info`
   const relaxed = formatChecked(file, () => relaxBatch(model, info));
+  const { card, cardSource } = await readModelCard(source, info);
+  return { model, info, relaxed, card, cardSource };
+}
+
+/** The model file's bytes: those the repository read already, else the file's. ModelLoadError when unreadable. */
+export async function readModelBytes(source: ModelSource): Promise<Uint8Array> {
+  try {
+    return source.contents?.model ?? (await readFile(source.file));
+  } catch (err) {
+    throw new ModelLoadError(
+      source.file,
+      `cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+}
+
+/** The card beside the file (or read already), else the one embedded in the model's metadata, else none. */
+export async function readModelCard(
+  source: ModelSource,
+  info: GraphInfo,
+): Promise<{ card: Card; cardSource: string | null }> {
   const embedded = info.metadata[EMBEDDED_CARD_KEY];
   const { card, source: cardSource } = await readCard(
     source.card,
     embedded ? { text: embedded, source: `metadata_props ${EMBEDDED_CARD_KEY}` } : undefined,
     source.contents?.card,
   );
-  return { model, info, relaxed, card, cardSource };
+  return { card, cardSource };
 }
 
 /** `step()`, with a ModelFormatError turned into a ModelLoadError naming the file (and the card's source). */
