@@ -26,7 +26,7 @@ import type { TensorGraphInfo } from './inspect.js';
 import type { OrtSession } from './ort.js';
 import { type SharedDim, checkInputTensors, sharedDims } from './tensor-io.js';
 import type { ServedOutput } from './tensor-output.js';
-import { McNotAvailableError, type TensorMcSampler } from './tensor-sampler.js';
+import type { TensorMcSampler } from './tensor-sampler.js';
 
 /** Everything a TensorModel is made of, computed by tensor-load.ts. */
 export interface TensorModelInit {
@@ -121,10 +121,7 @@ export class TensorModel implements Model {
   async sampleTensors(inputs: readonly InputTensor[], rows: number, opts: McOptions): Promise<TensorMcResult> {
     const ordered = checkInputTensors(this.inputs, inputs, rows, this.shared);
     const { sampler } = this.init;
-    if (!sampler) {
-      if (this.init.info.dropouts.some((d) => d.ratio > 0)) throw new McNotAvailableError(this.name);
-      throw new NoDropoutError(this.name);
-    }
+    if (!sampler) throw new NoDropoutError(this.name);
     return sampler.sample(ordered, rows, opts);
   }
 

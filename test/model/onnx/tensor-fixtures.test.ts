@@ -3,8 +3,8 @@
  * by scripts/export_torch.py with their dropouts live) are what the references say: with every Dropout
  * switched off (made an Identity), onnxruntime gives PyTorch's eval outputs for the stored inputs within
  * 1e-4 of the output's scale, and each file keeps as many Dropout nodes as the references count (the
- * attention dropouts of the transformers included). The server does not load these models yet; this pins
- * the fixtures that work will be measured against.
+ * attention dropouts of the transformers included). The loader's own tests (tensor-model, tensor-load,
+ * tensor-mc*) are measured against these fixtures.
  */
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';

@@ -5,9 +5,9 @@
  * (card or inferred), and refuses bad input tensors with InputErrors naming the input, the axis and the
  * extent. Tabular graphs keep OnnxModel.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError, RequestError } from '../../../src/model/errors.js';
+import { InputError } from '../../../src/model/errors.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
 import { loadModel } from '../../../src/model/formats.js';
 import { DEFAULT_RUNTIME_OPTIONS, type InputTensor, type Model } from '../../../src/model/model.js';
@@ -340,26 +340,8 @@ describe('dispatch: one decision, tabular graphs unchanged', () => {
   });
 });
 
-/**
- * The Monte Carlo sampler is branch t2's (src/model/onnx/tensor-mc.ts); once it is merged and wired
- * (tensor-sampler.ts createSampler), the model's MC is tested here, and until then its refusal.
- */
-const HAS_SAMPLER = existsSync('src/model/onnx/tensor-mc.ts');
-
-describe.runIf(!HAS_SAMPLER)('Monte Carlo before the sampler (tensor-mc.ts) is merged', () => {
-  it('a 422 (no_dropout) saying not yet', async () => {
-    const m = models.get('conv1d_regressor')!;
-    expect(m.mcAvailable).toBe(false);
-    const err = await m.sampleTensors!(referenceInputs('conv1d_regressor', 1), 1, { samples: 4, interval: 0.9 }).catch(
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(RequestError);
-    expect((err as RequestError).kind).toBe('no_dropout');
-    expect((err as Error).message).toMatch(/Monte Carlo dropout is not available yet for tensor models/);
-  });
-});
-
-describe.runIf(HAS_SAMPLER)('Monte Carlo through the model (tensor-mc.ts, wired by tensor-sampler.ts)', () => {
+/** The model's Monte Carlo (tensor-mc.ts, through tensor-sampler.ts createSampler). */
+describe('Monte Carlo through the model (tensor-mc.ts, wired by tensor-sampler.ts)', () => {
   it('conv1d_regressor: mean and std per row agree with PyTorch MC within sampling error; same seed, same answer', async () => {
     const m = models.get('conv1d_regressor')!;
     expect(m.mcAvailable).toBe(true);
