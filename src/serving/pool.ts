@@ -16,8 +16,16 @@ import { CancelledError } from '../model/errors.js';
 import { unpackStats } from '../uncertainty/record-wire.js';
 import type { McJob, McOptions, McResult, ModelSource, RuntimeOptions } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
+import { type WorkerHeld, namedHeld } from './worker-held.js';
 import { CANCEL_FLAGS, cancelTag, packBatch } from './wire.js';
 import { startWorker } from '../util/worker.js';
+
+/**
+ * A worker renews its model copies after this long without MC work: long enough that a server under
+ * load never does (a renewal costs about 15 ms of a worker's CPU per small model), short enough that an
+ * idle one soon returns what a burst grew (issue 20: 20 MB a worker for the two shipped models).
+ */
+export const RENEW_AFTER_MS = 10_000;
 
 interface Slot {
   worker: Worker;
@@ -26,6 +34,18 @@ interface Slot {
   cancel: Int32Array;
   /** It has answered a message: a worker that dies before that is not restarted (it would again). */
   started: boolean;
+}
+
+/**
+ * `source` with its bytes in shared memory: the workers' copies (each keeps what it loaded from, to renew
+ * it) then hold one copy of a model's file between them, not one each.
+ */
+export function sharedBytes(source: ModelSource): ModelSource {
+  const contents = source.contents;
+  if (!contents || contents.model.buffer instanceof SharedArrayBuffer) return source;
+  const model = new Uint8Array(new SharedArrayBuffer(contents.model.byteLength));
+  model.set(contents.model);
+  return { ...source, contents: { ...contents, model } };
 }
 
 export class McPool {
@@ -38,15 +58,18 @@ export class McPool {
 
   /**
    * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
-   * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it.
+   * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it. `renewAfterMs`: a
+   * worker idle that long after MC work loads the models that ran again, which returns what their runs
+   * grew (mc-worker.ts; 0: never).
    */
   constructor(
     sources: ModelSource[],
     private readonly runtime: RuntimeOptions,
     threads: number,
     private readonly nice = 0,
+    private readonly renewAfterMs = RENEW_AFTER_MS,
   ) {
-    for (const s of sources) this.models.set(s.name, { key: s.name, source: s });
+    for (const s of sources) this.models.set(s.name, { key: s.name, source: sharedBytes(s) });
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 
@@ -58,6 +81,7 @@ export class McPool {
       runtime: this.runtime,
       cancel,
       nice: this.nice,
+      renewAfterMs: this.renewAfterMs,
     });
     const slot: Slot = { worker, pending: new Map(), cancel, started: false };
     worker.unref(); // an idle pool never keeps the process alive
@@ -125,7 +149,7 @@ export class McPool {
    * have it, rejects (and removes it again) when a worker cannot load it.
    */
   async add(source: ModelSource, key = source.name, runtime?: Partial<RuntimeOptions>): Promise<void> {
-    const model: PoolModel = { key, source, ...(runtime ? { runtime } : {}) };
+    const model: PoolModel = { key, source: sharedBytes(source), ...(runtime ? { runtime } : {}) };
     this.models.set(key, model);
     try {
       await Promise.all(this.slots.map((s) => this.post(s, { load: model })));
@@ -139,6 +163,12 @@ export class McPool {
   async remove(key: string): Promise<void> {
     this.models.delete(key);
     await Promise.all(this.slots.map((s) => this.post(s, { unload: key })));
+  }
+
+  /** What each worker holds once its MC queue is empty: its V8 heap and buffers, and how many times it renewed its models. */
+  async held(): Promise<WorkerHeld[]> {
+    const figures = await Promise.all(this.slots.map((s) => this.post<Float64Array>(s, { held: true })));
+    return figures.map(namedHeld);
   }
 
   /** A single request on a worker (Model.sample). */
@@ -174,11 +204,13 @@ export class McPool {
 
   /**
    * Stop accepting tasks, let the running ones finish (terminating a worker inside onnxruntime's native
-   * run aborts the process), then end the workers.
+   * run aborts the process), and a renewal a worker started (drain), then end the workers.
    */
   async close(): Promise<void> {
+    const drained = Promise.all(this.slots.map((s) => this.post(s, { drain: true }).catch(() => undefined)));
     this.closing = true;
     while (this.slots.some((s) => s.pending.size > 0)) await new Promise((r) => setTimeout(r, 5));
+    await drained;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError } from '../../src/model/errors.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
 import { OnnxModel } from '../../src/model/onnx/model.js';
-import { McPool } from '../../src/serving/pool.js';
+import { McPool, sharedBytes } from '../../src/serving/pool.js';
 
 const row = Float32Array.from([59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]);
 const source = { name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };
@@ -120,5 +120,78 @@ describe('McPool (worker threads)', () => {
     await other.close();
     await expect(running).resolves.toBeDefined();
     await expect(other.run('diabetes', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/closed/);
+  });
+});
+
+describe('McPool: a worker idle after MC work renews the models that ran', () => {
+  it('after renewAfterMs without MC tasks it loads them again (once), and answers as before', async () => {
+    const pool = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 150);
+    try {
+      await pool.ready();
+      const opts = { samples: 2000, interval: 0.9, seed: 5 };
+      const before = await pool.run('diabetes', row, 1, opts);
+      // tasks keep arriving within renewAfterMs: no renewal meanwhile
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 60));
+        await pool.run('diabetes', row, 1, { samples: 10, interval: 0.9, seed: i });
+      }
+      expect((await pool.held())[0]!.renewals).toBe(0);
+      await new Promise((r) => setTimeout(r, 600));
+      const [held] = await pool.held();
+      expect(held!.renewals).toBe(1);
+      expect(held!.heapUsedMb).toBeGreaterThan(1);
+      // idle with no MC task since: no further renewal
+      await new Promise((r) => setTimeout(r, 400));
+      expect((await pool.held())[0]!.renewals).toBe(1);
+      expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual(before.stats);
+      await new Promise((r) => setTimeout(r, 600));
+      expect((await pool.held())[0]!.renewals).toBe(2);
+      // close while a renewal may run: the worker is ended once it is done (ending it inside
+      // onnxruntime would abort the process)
+      await pool.run('diabetes', row, 1, opts);
+      await new Promise((r) => setTimeout(r, 150));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('renewAfterMs 0 never renews; an unloaded model is not renewed', async () => {
+    const never = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 0);
+    const soon = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 100);
+    try {
+      await Promise.all([never.ready(), soon.ready()]);
+      const opts = { samples: 100, interval: 0.9, seed: 1 };
+      await Promise.all([never.run('diabetes', row, 1, opts), soon.run('diabetes', row, 1, opts)]);
+      await soon.remove('diabetes');
+      await new Promise((r) => setTimeout(r, 400));
+      expect((await never.held())[0]!.renewals).toBe(0);
+      expect((await soon.held())[0]!.renewals).toBe(0);
+      await expect(soon.run('diabetes', row, 1, opts)).rejects.toThrow(/no model "diabetes"/);
+    } finally {
+      await Promise.all([never.close(), soon.close()]);
+    }
+  });
+});
+
+describe('McPool: model bytes', () => {
+  it('workers load from one shared copy of the bytes and answer as a model loaded from the file does', async () => {
+    const bytes = new Uint8Array(readFileSync(source.file));
+    const card = readFileSync(source.card, 'utf8');
+    const shared = sharedBytes({ ...source, contents: { model: bytes, card } });
+    expect(shared.contents!.model.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(shared.contents!.model).toEqual(bytes);
+    expect(sharedBytes(shared)).toBe(shared); // already shared: not copied again
+    const pool = new McPool([], DEFAULT_RUNTIME_OPTIONS, 2);
+    const local = await OnnxModel.load('diabetes', source.file, source.card);
+    try {
+      await pool.add({ ...source, contents: { model: bytes, card } });
+      const held = (pool as unknown as { models: Map<string, { source: typeof shared }> }).models;
+      expect(held.get('diabetes')!.source.contents!.model.buffer).toBeInstanceOf(SharedArrayBuffer);
+      const opts = { samples: 300, interval: 0.9, seed: 4 };
+      const want = (await local.sample(row, 1, opts)).stats;
+      for (let i = 0; i < 2; i++) expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual(want);
+    } finally {
+      await Promise.all([pool.close(), local.close()]);
+    }
   });
 });
