@@ -1,18 +1,17 @@
 /**
- * When to renew an MC worker's model copies (mc-worker.ts): once no task has run for `afterMs`, with the
- * keys of the models that ran since the last renewal. A worker under steady load never renews; one that
- * goes idle after a burst renews once.
+ * When to renew an MC worker (pool.ts): once no task has run on it for `afterMs` after it did work. A
+ * worker under steady load is never renewed; one that goes idle after a burst is renewed once.
  */
 export class IdleRenewal {
-  private readonly ran = new Set<string>();
   private running = 0;
+  private ran = false;
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   /** `afterMs` 0: never. */
   constructor(
     private readonly afterMs: number,
-    private readonly renew: (keys: string[]) => void,
+    private readonly renew: () => void,
   ) {}
 
   /** No renewal from now on. */
@@ -21,10 +20,10 @@ export class IdleRenewal {
     clearTimeout(this.timer);
   }
 
-  /** A task on model `key` started; `done` settles when it has ended. */
-  started(key: string, done: Promise<unknown>): void {
+  /** A task started; `done` settles when it has ended. */
+  started(done: Promise<unknown>): void {
     if (this.afterMs <= 0 || this.stopped) return;
-    this.ran.add(key);
+    this.ran = true;
     this.running++;
     clearTimeout(this.timer);
     const end = () => {
@@ -35,10 +34,10 @@ export class IdleRenewal {
 
   private arm(): void {
     this.timer = setTimeout(() => {
-      const keys = [...this.ran];
-      this.ran.clear();
-      this.renew(keys);
+      if (!this.ran) return;
+      this.ran = false;
+      this.renew();
     }, this.afterMs);
-    this.timer.unref(); // an idle worker is never kept alive for it
+    this.timer.unref(); // an idle pool never keeps the process alive for it
   }
 }

@@ -13,7 +13,6 @@ import { CancelledError } from '../model/errors.js';
 import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../uncertainty/record-wire.js';
 import { CANCEL_FLAGS, type McBatchTask, cancelTag, unpackBatch } from './wire.js';
-import { IdleRenewal } from './idle-renewal.js';
 import { measureHeld } from './worker-held.js';
 
 export interface McTask {
@@ -35,9 +34,9 @@ export interface WorkerRequest {
   id: number;
   /**
    * A single request, a packed batch, a ping (answered once the models are loaded), loading and
-   * unloading a model, what the worker holds (`held`: worker-held.ts, once the MC queue is empty), or `drain` (before the pool
-   * ends the worker: no more renewals, answered once the MC queue is empty). Every result comes back
-   * packed (packStats) or as a Float64Array.
+   * unloading a model, what the thread holds (`held`, worker-held.ts) or `drain` (answered once no
+   * Monte Carlo task runs or waits: the pool then ends the worker). Every result comes back packed
+   * (packStats) or as a Float64Array.
    */
   task:
     | McTask
@@ -59,14 +58,7 @@ const {
   runtime,
   cancel,
   nice,
-  renewAfterMs,
-} = workerData as {
-  models: PoolModel[];
-  runtime: RuntimeOptions;
-  cancel: Int32Array;
-  nice: number;
-  renewAfterMs: number;
-};
+} = workerData as { models: PoolModel[]; runtime: RuntimeOptions; cancel: Int32Array; nice: number };
 
 // a lower CPU priority for this thread only (Linux: setpriority on the thread's id), so that the main
 // thread (HTTP, health, predict) wins the CPU when both want it; elsewhere, or if refused, nothing
@@ -78,16 +70,12 @@ if (nice > 0) {
   }
 }
 const models = new Map<string, Promise<Model>>();
-/** What each model was loaded from (a renewal loads it again). */
-const sources = new Map<string, PoolModel>();
 
-function load(pm: PoolModel): Promise<Model> {
-  const { key, source, runtime: own } = pm;
+function load({ key, source, runtime: own }: PoolModel): Promise<Model> {
   const known = models.get(key);
   if (known) return known; // a replacement worker loads the pool's models at start
   const loading = loadModel(source, { ...runtime, ...own });
   models.set(key, loading);
-  sources.set(key, pm);
   loading.catch(() => models.get(key) === loading && models.delete(key)); // reported to the load's sender
   return loading;
 }
@@ -119,16 +107,14 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
     await load(task.load);
     return null;
   }
-  if ('held' in task) return mcTasks.then(() => measureHeld(renewals));
+  if ('held' in task) return measureHeld();
   if ('drain' in task) {
-    renewal.stop();
     await mcTasks;
     return null;
   }
   if ('unload' in task) {
     const m = models.get(task.unload);
     models.delete(task.unload);
-    sources.delete(task.unload);
     await (await m?.catch(() => undefined))?.close();
     return null;
   }
@@ -145,42 +131,10 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
  */
 let mcTasks: Promise<unknown> = Promise.resolve();
 
-/**
- * MC runs grow what a model copy holds, and it keeps it: onnxruntime's arena stays at the largest run's
- * peak (its arena-shrinkage run option is not passed on by onnxruntime-node 1.30) and the mask buffers
- * are kept for reuse. Once no MC task has run for `renewAfterMs`, each model that ran is loaded again
- * from its bytes, in the MC task queue (no task runs on the copy it closes).
- */
-const renewal = new IdleRenewal(renewAfterMs, (keys) => {
-  mcTasks = mcTasks.then(() => renew(keys)).catch(() => undefined);
-});
-
-/** Models `keys` loaded again and swapped in; the grown copies closed. */
-async function renew(keys: string[]): Promise<void> {
-  for (const key of keys) {
-    const pm = sources.get(key);
-    const old = models.get(key);
-    if (!pm || !old) continue;
-    const fresh = await loadModel(pm.source, { ...runtime, ...pm.runtime }).catch(() => null);
-    if (!fresh) continue; // the grown copy serves on
-    if (models.get(key) !== old) {
-      await fresh.close(); // unloaded meanwhile
-      continue;
-    }
-    models.set(key, Promise.resolve(fresh));
-    renewals++;
-    await (await old).close();
-  }
-}
-let renewals = 0;
-
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {
   const isMc = 'model' in task;
   const started = isMc ? mcTasks.then(() => run(id, task)) : run(id, task);
-  if (isMc) {
-    mcTasks = started.catch(() => undefined);
-    renewal.started(task.model, started);
-  }
+  if (isMc) mcTasks = started.catch(() => undefined);
   started.then(
     (result) =>
       parentPort!.postMessage({ id, result } satisfies WorkerReply, result ? [result.buffer as ArrayBuffer] : []),

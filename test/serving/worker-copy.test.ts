@@ -90,7 +90,6 @@ describe('the worker module graph', () => {
     expect(files).toContain(join('src', 'model', 'onnx', 'load.ts'));
     expect(files.filter((f) => /^src\/(train|server|report)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.startsWith('src/serving/')).sort()).toEqual([
-      'src/serving/idle-renewal.ts',
       'src/serving/mc-worker.ts',
       'src/serving/wire.ts',
       'src/serving/worker-held.ts',
