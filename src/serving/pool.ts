@@ -37,6 +37,8 @@ interface Slot {
   started: boolean;
   /** When to replace it (renew). */
   idle: IdleRenewal;
+  /** The thread has ended: a task posted to it fails at once (it would wait for ever). */
+  exited: boolean;
 }
 
 /**
@@ -95,6 +97,7 @@ export class McPool {
       pending: new Map(),
       cancel,
       started: false,
+      exited: false,
       idle: new IdleRenewal(this.renewAfterMs, () => void this.renew(slot)),
     };
     worker.unref(); // an idle pool never keeps the process alive
@@ -114,6 +117,7 @@ export class McPool {
     };
     worker.on('error', (err) => fail(err instanceof Error ? err : new Error(String(err))));
     worker.on('exit', (code) => {
+      slot.exited = true;
       fail(new Error(`MC worker exited (code ${code})`));
       const i = this.slots.indexOf(slot);
       if (!this.closing && slot.started && i >= 0) this.slots[i] = this.spawn();
@@ -176,6 +180,7 @@ export class McPool {
     id = this.nextId++,
   ): Promise<T> {
     if (this.closing) return Promise.reject(new Error('the MC worker pool is closed'));
+    if (slot.exited) return Promise.reject(new Error('the MC worker exited'));
     return new Promise<T>((resolve, reject) => {
       slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       if (slot.pending.size === 1) slot.worker.ref();

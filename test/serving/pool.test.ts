@@ -112,6 +112,14 @@ describe('McPool (worker threads)', () => {
     expect(results.map((r) => r.seed)).toEqual([1, 2, 3, 4]);
   });
 
+  it('a task for a worker that ended before it answered anything fails at once (no replacement: it would end again)', async () => {
+    const empty = new McPool([], DEFAULT_RUNTIME_OPTIONS, 1);
+    await (empty as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker.terminate();
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(empty.run('diabetes', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/exited/);
+    await empty.close();
+  });
+
   it('close waits for running tasks, then refuses new ones', async () => {
     const other = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1);
     await other.ready();
