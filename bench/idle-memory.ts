@@ -45,6 +45,12 @@ async function mcLoad(url: string, seconds: number): Promise<number> {
         headers: { 'content-type': 'application/json' },
         body,
       });
+      // a busy machine may refuse (503, the admission limit): wait and send again
+      if (res.status === 503) {
+        await res.arrayBuffer();
+        await sleep(100);
+        continue;
+      }
       if (!res.ok) throw new Error(`${name}: ${res.status} ${await res.text()}`);
       await res.arrayBuffer();
       sent++;
