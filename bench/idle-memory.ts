@@ -85,6 +85,17 @@ async function start(workers: number, port: number) {
   return { url, pid: proc.pid!, stop };
 }
 
+/** RSS idle, 3 s after a short MC load and once the workers were renewed. */
+async function measure(server: { url: string; pid: number }) {
+  await sleep(3000);
+  const idle = memory(server.pid);
+  const sent = await mcLoad(server.url, 3);
+  await sleep(3000);
+  const after = memory(server.pid);
+  await sleep(RENEW_AFTER_MS);
+  return { idle, sent, after, settled: memory(server.pid) };
+}
+
 /** Issue 20's targets, MB. */
 const TARGET = { oneWorker: 150, perWorker: 25 };
 /** What counts as no growth: one run's noise (a GC cycle, a page of code touched), MB. */
@@ -94,14 +105,8 @@ const results: { workers: number; idle: number; after: number; settled: number }
 let port = 18_400;
 for (const n of workers) {
   const server = await start(n, port++);
-  await sleep(3000);
-  const idle = memory(server.pid);
-  const sent = await mcLoad(server.url, 3);
-  await sleep(3000);
-  const after = memory(server.pid);
-  await sleep(RENEW_AFTER_MS);
-  const settled = memory(server.pid);
-  await server.stop();
+  const measured = await measure(server).finally(server.stop);
+  const { idle, sent, after, settled } = measured;
   results.push({ workers: n, idle: idle.rss, after: after.rss, settled: settled.rss });
   process.stdout.write(
     `MC_WORKERS=${n}: idle ${fmt(idle)}; ${sent} MC requests; 3 s after ${fmt(after)}; settled ${fmt(settled)}; growth ${(settled.rss - idle.rss).toFixed(1)} MB\n`,
