@@ -2,14 +2,18 @@
  * `npx tsx bench/idle-memory.ts [DIR] [workers…]`: the idle memory of the built server (DIR, default `.`,
  * with `npm run build` done and its models/) at each MC_WORKERS (default 0 1 2 4). For each: start
  * `node dist/server/server.js` (`NODE_ARGS`, e.g. `--max-semi-space-size=4` as `npm start` adds it;
- * other variables pass through, e.g. the image's MALLOC_*), wait for ready and 3 s more, read RSS; send a short
- * Monte Carlo load large enough to run on the workers (both shipped models, 20 rows × 2000 samples,
- * 4 at a time for 3 s); idle 3 s and read RSS again. Prints RSS and /proc/PID/smaps_rollup's anonymous
- * and file-backed parts, the difference per extra worker and the growth after load. Linux only.
+ * other variables pass through, e.g. the image's MALLOC_*), wait for ready and 3 s more, read RSS (idle);
+ * send a short Monte Carlo load large enough to run on the workers (both shipped models, 20 rows × 2000
+ * samples, 4 at a time for 3 s); read RSS 3 s later (after load) and once the workers have renewed their
+ * model copies (RENEW_AFTER_MS and 3 s more: settled). Prints RSS and /proc/PID/smaps_rollup's anonymous
+ * and file-backed parts, the difference per extra worker, the growth (settled − idle) and the verdict
+ * against issue 20's targets: ≤ 150 MB idle with one worker, ≤ 25 MB more per extra worker, no growth
+ * after load (≤ GROWTH_MB, the noise of one run). Linux only.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { RENEW_AFTER_MS } from '../src/serving/pool.js';
 
 const dir = resolve(process.argv[2] ?? '.');
 const counts = process.argv.slice(3).map(Number);
@@ -41,6 +45,12 @@ async function mcLoad(url: string, seconds: number): Promise<number> {
         headers: { 'content-type': 'application/json' },
         body,
       });
+      // a busy machine may refuse (503, the admission limit): wait and send again
+      if (res.status === 503) {
+        await res.arrayBuffer();
+        await sleep(100);
+        continue;
+      }
       if (!res.ok) throw new Error(`${name}: ${res.status} ${await res.text()}`);
       await res.arrayBuffer();
       sent++;
@@ -75,22 +85,48 @@ async function start(workers: number, port: number) {
   return { url, pid: proc.pid!, stop };
 }
 
-const results: { workers: number; idle: number; after: number }[] = [];
-let port = 18_400;
-for (const n of workers) {
-  const server = await start(n, port++);
+/** RSS idle, 3 s after a short MC load and once the workers were renewed. */
+async function measure(server: { url: string; pid: number }) {
   await sleep(3000);
   const idle = memory(server.pid);
   const sent = await mcLoad(server.url, 3);
   await sleep(3000);
   const after = memory(server.pid);
-  await server.stop();
-  results.push({ workers: n, idle: idle.rss, after: after.rss });
-  process.stdout.write(`MC_WORKERS=${n}: loaded ${fmt(idle)}; after ${sent} MC requests, idle ${fmt(after)}\n`);
+  await sleep(RENEW_AFTER_MS);
+  return { idle, sent, after, settled: memory(server.pid) };
 }
-const base = results[0]!;
-for (const r of results.slice(1))
-  if (r.workers > base.workers)
+
+/** Issue 20's targets, MB. */
+const TARGET = { oneWorker: 150, perWorker: 25 };
+/** What counts as no growth: one run's noise (a GC cycle, a page of code touched), MB. */
+const GROWTH_MB = 5;
+
+const results: { workers: number; idle: number; after: number; settled: number }[] = [];
+let port = 18_400;
+for (const n of workers) {
+  const server = await start(n, port++);
+  const measured = await measure(server).finally(server.stop);
+  const { idle, sent, after, settled } = measured;
+  results.push({ workers: n, idle: idle.rss, after: after.rss, settled: settled.rss });
+  process.stdout.write(
+    `MC_WORKERS=${n}: idle ${fmt(idle)}; ${sent} MC requests; 3 s after ${fmt(after)}; settled ${fmt(settled)}; growth ${(settled.rss - idle.rss).toFixed(1)} MB\n`,
+  );
+}
+const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+const one = results.find((r) => r.workers === 1);
+if (one)
+  process.stdout.write(
+    `one worker: idle ${one.idle.toFixed(1)} MB, settled ${one.settled.toFixed(1)} MB (target ≤ ${TARGET.oneWorker}): ${verdict(Math.max(one.idle, one.settled) <= TARGET.oneWorker)}\n`,
+  );
+const base = one ?? results[0]!;
+for (const r of results)
+  if (r.workers > base.workers) {
+    const per = (m: 'idle' | 'settled') => (r[m] - base[m]) / (r.workers - base.workers);
     process.stdout.write(
-      `MC_WORKERS=${r.workers}: +${((r.after - base.after) / (r.workers - base.workers)).toFixed(1)} MB per worker over MC_WORKERS=${base.workers} (after load)\n`,
+      `MC_WORKERS=${r.workers}: per worker over MC_WORKERS=${base.workers} idle +${per('idle').toFixed(1)} MB, settled +${per('settled').toFixed(1)} MB (target ≤ ${TARGET.perWorker}): ${verdict(Math.max(per('idle'), per('settled')) <= TARGET.perWorker)}\n`,
     );
+  }
+const grown = results.filter((r) => r.settled - r.idle > GROWTH_MB);
+process.stdout.write(
+  `growth after load (settled − idle ≤ ${GROWTH_MB} MB): ${verdict(grown.length === 0)}${grown.length ? ` (MC_WORKERS=${grown.map((r) => r.workers).join(', ')})` : ''}\n`,
+);

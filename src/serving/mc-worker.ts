@@ -13,6 +13,7 @@ import { CancelledError } from '../model/errors.js';
 import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../uncertainty/record-wire.js';
 import { CANCEL_FLAGS, type McBatchTask, type McTensorTask, cancelTag, packTensorResult, unpackBatch } from './wire.js';
+import { measureHeld } from './worker-held.js';
 
 export interface McTask {
   model: string;
@@ -32,10 +33,20 @@ export interface PoolModel {
 export interface WorkerRequest {
   id: number;
   /**
-   * A single request, a packed batch, a ping (answered once the models are loaded), or loading and
-   * unloading a model. Every result comes back packed (packStats).
+   * A single request, a packed batch, a ping (answered once the models are loaded), loading and
+   * unloading a model, what the thread holds (`held`, worker-held.ts) or `drain` (answered once no
+   * Monte Carlo task runs or waits: the pool then ends the worker). Every result comes back packed
+   * (packStats) or as a Float64Array.
    */
-  task: McTask | McBatchTask | McTensorTask | { ping: true } | { load: PoolModel } | { unload: string };
+  task:
+    | McTask
+    | McBatchTask
+    | McTensorTask
+    | { ping: true }
+    | { load: PoolModel }
+    | { unload: string }
+    | { held: true }
+    | { drain: true };
 }
 
 export type WorkerReply =
@@ -95,6 +106,11 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
   }
   if ('load' in task) {
     await load(task.load);
+    return null;
+  }
+  if ('held' in task) return measureHeld();
+  if ('drain' in task) {
+    await mcTasks;
     return null;
   }
   if ('unload' in task) {

@@ -24,8 +24,17 @@ import type {
   TensorMcResult,
 } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
+import { type WorkerHeld, namedHeld } from './worker-held.js';
 import { CANCEL_FLAGS, cancelTag, packBatch, packTensorTask, unpackTensorResult } from './wire.js';
 import { startWorker } from '../util/worker.js';
+import { IdleRenewal } from './idle-renewal.js';
+
+/**
+ * A worker idle this long after Monte Carlo work is replaced by a fresh one: long enough that a server
+ * under load never does it (a fresh worker costs a thread start and loading its copies, about 15 ms of
+ * CPU per small model), short enough that an idle server soon returns what a burst grew (issue 20).
+ */
+export const RENEW_AFTER_MS = 10_000;
 
 interface Slot {
   worker: Worker;
@@ -34,11 +43,30 @@ interface Slot {
   cancel: Int32Array;
   /** It has answered a message: a worker that dies before that is not restarted (it would again). */
   started: boolean;
+  /** When to replace it (renew). */
+  idle: IdleRenewal;
+  /** The thread has ended: a task posted to it fails at once (it would wait for ever). */
+  exited: boolean;
+}
+
+/**
+ * `source` with its bytes in shared memory: the workers' copies (each keeps what it loaded from, to renew
+ * it) then hold one copy of a model's file between them, not one each.
+ */
+export function sharedBytes(source: ModelSource): ModelSource {
+  const contents = source.contents;
+  if (!contents || contents.model.buffer instanceof SharedArrayBuffer) return source;
+  const model = new Uint8Array(new SharedArrayBuffer(contents.model.byteLength));
+  model.set(contents.model);
+  return { ...source, contents: { ...contents, model } };
 }
 
 export class McPool {
   private readonly slots: Slot[] = [];
+  /** Fresh workers loading their models, each to replace one in slots (renew). */
+  private readonly starting = new Set<Slot>();
   private nextId = 0;
+  private renewed = 0;
   private closing = false;
 
   /** The models every worker holds (a replacement worker loads them at start), by key. */
@@ -46,15 +74,20 @@ export class McPool {
 
   /**
    * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
-   * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it.
+   * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it. `renewAfterMs`: a
+   * worker idle that long after MC work is replaced by a fresh one (0: never). Its runs grew what it
+   * holds, and it keeps it: onnxruntime's arenas stay at the largest run's peak (the arena-shrinkage
+   * run option is not passed on by onnxruntime-node 1.30), the mask buffers are kept for reuse, V8's
+   * young generation stays grown and garbage waits for allocations that an idle thread does not make.
    */
   constructor(
     sources: ModelSource[],
     private readonly runtime: RuntimeOptions,
     threads: number,
     private readonly nice = 0,
+    private readonly renewAfterMs = RENEW_AFTER_MS,
   ) {
-    for (const s of sources) this.models.set(s.name, { key: s.name, source: s });
+    for (const s of sources) this.models.set(s.name, { key: s.name, source: sharedBytes(s) });
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
   }
 
@@ -67,7 +100,14 @@ export class McPool {
       cancel,
       nice: this.nice,
     });
-    const slot: Slot = { worker, pending: new Map(), cancel, started: false };
+    const slot: Slot = {
+      worker,
+      pending: new Map(),
+      cancel,
+      started: false,
+      exited: false,
+      idle: new IdleRenewal(this.renewAfterMs, () => void this.renew(slot)),
+    };
     worker.unref(); // an idle pool never keeps the process alive
     worker.on('message', (reply: WorkerReply) => {
       slot.started = true;
@@ -85,6 +125,7 @@ export class McPool {
     };
     worker.on('error', (err) => fail(err instanceof Error ? err : new Error(String(err))));
     worker.on('exit', (code) => {
+      slot.exited = true;
       fail(new Error(`MC worker exited (code ${code})`));
       const i = this.slots.indexOf(slot);
       if (!this.closing && slot.started && i >= 0) this.slots[i] = this.spawn();
@@ -94,6 +135,45 @@ export class McPool {
 
   get threads(): number {
     return this.slots.length;
+  }
+
+  /** How many workers were replaced by fresh ones after going idle (renewAfterMs). */
+  get renewals(): number {
+    return this.renewed;
+  }
+
+  /** The workers, with those starting to replace one (they get every load and unload too). */
+  private everySlot(): Slot[] {
+    return [...this.slots, ...this.starting];
+  }
+
+  /** `old` replaced by a fresh worker once that has loaded the models; then `old` is ended. */
+  private async renew(old: Slot): Promise<void> {
+    if (this.closing || !this.slots.includes(old)) return;
+    const fresh = this.spawn();
+    this.starting.add(fresh);
+    const ready = await this.post(fresh, { ping: true }).then(
+      () => true,
+      () => false,
+    );
+    this.starting.delete(fresh);
+    if (this.closing) return; // close() ends both
+    const i = this.slots.indexOf(old);
+    if (!ready || i < 0) return this.retire(fresh);
+    this.slots[i] = fresh;
+    this.renewed++;
+    await this.retire(old);
+  }
+
+  /**
+   * End a worker no task can reach any more, once what it was given has finished (ending it inside
+   * onnxruntime's native code aborts the process).
+   */
+  private async retire(slot: Slot): Promise<void> {
+    slot.idle.stop();
+    await this.post(slot, { drain: true }).catch(() => undefined);
+    while (slot.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
+    await slot.worker.terminate();
   }
 
   /** Models each worker holds now (by key: a swapped-out model stays until its last request finished). */
@@ -108,6 +188,7 @@ export class McPool {
     id = this.nextId++,
   ): Promise<T> {
     if (this.closing) return Promise.reject(new Error('the MC worker pool is closed'));
+    if (slot.exited) return Promise.reject(new Error('the MC worker exited'));
     return new Promise<T>((resolve, reject) => {
       slot.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       if (slot.pending.size === 1) slot.worker.ref();
@@ -133,10 +214,10 @@ export class McPool {
    * have it, rejects (and removes it again) when a worker cannot load it.
    */
   async add(source: ModelSource, key = source.name, runtime?: Partial<RuntimeOptions>): Promise<void> {
-    const model: PoolModel = { key, source, ...(runtime ? { runtime } : {}) };
+    const model: PoolModel = { key, source: sharedBytes(source), ...(runtime ? { runtime } : {}) };
     this.models.set(key, model);
     try {
-      await Promise.all(this.slots.map((s) => this.post(s, { load: model })));
+      await Promise.all(this.everySlot().map((s) => this.post(s, { load: model })));
     } catch (err) {
       await this.remove(key).catch(() => undefined);
       throw err;
@@ -146,7 +227,13 @@ export class McPool {
   /** Unload a model from every worker (no task on it may be running). */
   async remove(key: string): Promise<void> {
     this.models.delete(key);
-    await Promise.all(this.slots.map((s) => this.post(s, { unload: key })));
+    await Promise.all(this.everySlot().map((s) => this.post(s, { unload: key })));
+  }
+
+  /** What each worker's thread holds: its V8 heap and buffers. */
+  async held(): Promise<WorkerHeld[]> {
+    const figures = await Promise.all(this.slots.map((s) => this.post<Float64Array>(s, { held: true })));
+    return figures.map(namedHeld);
   }
 
   /** A single request on a worker (Model.sample). */
@@ -168,9 +255,9 @@ export class McPool {
     const slot = this.pick();
     const id = this.nextId++;
     const { signal: _signal, ...plain } = opts;
-    const result = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id).then(
-      (data) => unpackStats(data)[0]!,
-    );
+    const posted = this.post<Float64Array>(slot, { model, x, rows, opts: plain } satisfies McTask, [], id);
+    slot.idle.started(posted);
+    const result = posted.then((data) => unpackStats(data)[0]!);
     return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
   }
 
@@ -194,16 +281,23 @@ export class McPool {
   /** Coalesced requests of one sample count in one run on a worker (Model.sampleBatch). */
   async runCoalesced(model: string, jobs: McJob[], features: number): Promise<McResult[]> {
     const { task, transfer } = packBatch(model, jobs, features);
-    return unpackStats(await this.post<Float64Array>(this.pick(), task, transfer));
+    const slot = this.pick();
+    const posted = this.post<Float64Array>(slot, task, transfer);
+    slot.idle.started(posted);
+    return unpackStats(await posted);
   }
 
   /**
    * Stop accepting tasks, let the running ones finish (terminating a worker inside onnxruntime's native
-   * run aborts the process), then end the workers.
+   * run aborts the process) and the fresh workers load their models, then end the workers.
    */
   async close(): Promise<void> {
+    const all = this.everySlot();
+    for (const s of all) s.idle.stop();
+    const drained = Promise.all(all.map((s) => this.post(s, { drain: true }).catch(() => undefined)));
     this.closing = true;
-    while (this.slots.some((s) => s.pending.size > 0)) await new Promise((r) => setTimeout(r, 5));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    while (all.some((s) => s.pending.size > 0)) await new Promise((r) => setTimeout(r, 5));
+    await drained;
+    await Promise.all(all.map((s) => s.worker.terminate()));
   }
 }

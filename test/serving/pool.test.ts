@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError } from '../../src/model/errors.js';
 import { DEFAULT_RUNTIME_OPTIONS } from '../../src/model/model.js';
 import { OnnxModel } from '../../src/model/onnx/model.js';
-import { McPool } from '../../src/serving/pool.js';
+import { McPool, sharedBytes } from '../../src/serving/pool.js';
 
 const row = Float32Array.from([59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]);
 const source = { name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' };
@@ -112,6 +112,14 @@ describe('McPool (worker threads)', () => {
     expect(results.map((r) => r.seed)).toEqual([1, 2, 3, 4]);
   });
 
+  it('a task for a worker that ended before it answered anything fails at once (no replacement: it would end again)', async () => {
+    const empty = new McPool([], DEFAULT_RUNTIME_OPTIONS, 1);
+    await (empty as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots[0]!.worker.terminate();
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(empty.run('diabetes', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/exited/);
+    await empty.close();
+  });
+
   it('close waits for running tasks, then refuses new ones', async () => {
     const other = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1);
     await other.ready();
@@ -120,5 +128,85 @@ describe('McPool (worker threads)', () => {
     await other.close();
     await expect(running).resolves.toBeDefined();
     await expect(other.run('diabetes', row, 1, { samples: 10, interval: 0.9 })).rejects.toThrow(/closed/);
+  });
+});
+
+describe('McPool: a worker idle after MC work is replaced by a fresh one', () => {
+  const slots = (p: McPool) => (p as unknown as { slots: { worker: unknown }[] }).slots;
+
+  it('after renewAfterMs without MC tasks, once, and the fresh worker answers as the old one did', async () => {
+    const pool = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 150);
+    try {
+      await pool.ready();
+      const first = slots(pool)[0]!.worker;
+      const opts = { samples: 2000, interval: 0.9, seed: 5 };
+      const before = await pool.run('diabetes', row, 1, opts);
+      // tasks keep arriving within renewAfterMs: no renewal meanwhile
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 60));
+        await pool.run('diabetes', row, 1, { samples: 10, interval: 0.9, seed: i });
+      }
+      expect(pool.renewals).toBe(0);
+      for (let waited = 0; pool.renewals === 0 && waited < 10_000; waited += 50)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(pool.renewals).toBe(1);
+      expect(slots(pool)[0]!.worker).not.toBe(first);
+      expect(pool.threads).toBe(1);
+      const [held] = await pool.held();
+      expect(held!.heapUsedMb).toBeGreaterThan(1);
+      // idle with no MC task since: no further renewal
+      await new Promise((r) => setTimeout(r, 400));
+      expect(pool.renewals).toBe(1);
+      expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual(before.stats);
+      // closing while a fresh worker may be loading its models: it is ended once they are loaded
+      await new Promise((r) => setTimeout(r, 160));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('renewAfterMs 0 never renews; models added or removed meanwhile are on the fresh worker as on the others', async () => {
+    const never = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 0);
+    const soon = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 2, 0, 100);
+    try {
+      await Promise.all([never.ready(), soon.ready()]);
+      const opts = { samples: 100, interval: 0.9, seed: 1 };
+      await Promise.all([never.run('diabetes', row, 1, opts), soon.run('diabetes', row, 1, opts)]);
+      await soon.add(source, 'second');
+      await soon.remove('diabetes');
+      for (let waited = 0; soon.renewals === 0 && waited < 10_000; waited += 50)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(soon.renewals).toBe(1);
+      expect(never.renewals).toBe(0);
+      for (let i = 0; i < 4; i++) {
+        await expect(soon.run('diabetes', row, 1, opts)).rejects.toThrow(/no model "diabetes"/);
+        expect((await soon.run('second', row, 1, opts)).seed).toBe(1);
+      }
+    } finally {
+      await Promise.all([never.close(), soon.close()]);
+    }
+  });
+});
+
+describe('McPool: model bytes', () => {
+  it('workers load from one shared copy of the bytes and answer as a model loaded from the file does', async () => {
+    const bytes = new Uint8Array(readFileSync(source.file));
+    const card = readFileSync(source.card, 'utf8');
+    const shared = sharedBytes({ ...source, contents: { model: bytes, card } });
+    expect(shared.contents!.model.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(shared.contents!.model).toEqual(bytes);
+    expect(sharedBytes(shared)).toBe(shared); // already shared: not copied again
+    const pool = new McPool([], DEFAULT_RUNTIME_OPTIONS, 2);
+    const local = await OnnxModel.load('diabetes', source.file, source.card);
+    try {
+      await pool.add({ ...source, contents: { model: bytes, card } });
+      const held = (pool as unknown as { models: Map<string, { source: typeof shared }> }).models;
+      expect(held.get('diabetes')!.source.contents!.model.buffer).toBeInstanceOf(SharedArrayBuffer);
+      const opts = { samples: 300, interval: 0.9, seed: 4 };
+      const want = (await local.sample(row, 1, opts)).stats;
+      for (let i = 0; i < 2; i++) expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual(want);
+    } finally {
+      await Promise.all([pool.close(), local.close()]);
+    }
   });
 });

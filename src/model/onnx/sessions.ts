@@ -22,6 +22,8 @@ const firstLine = (s: string): string => s.split('\n')[0]!.slice(0, 300);
 /** The sessions created so far, so that a failed load releases them all. */
 export class SessionSet {
   private readonly sessions: OrtSession[] = [];
+  /** Each session's graph, until the load ends: renew() creates it again. */
+  private readonly graphs = new Map<OrtSession, Uint8Array>();
 
   constructor(
     readonly file: string,
@@ -31,7 +33,7 @@ export class SessionSet {
   /** A session of a required graph; ModelLoadError naming `what` when onnxruntime refuses it. */
   async create(what: string, bytes: Uint8Array): Promise<OrtSession> {
     try {
-      return this.add(await createSession(bytes, this.opts));
+      return this.add(await createSession(bytes, this.opts), bytes);
     } catch (err) {
       throw new ModelLoadError(
         this.file,
@@ -43,7 +45,8 @@ export class SessionSet {
   /** A session of an optional graph, or null when building or loading it fails. */
   async tryCreate(graph: () => Uint8Array): Promise<OrtSession | null> {
     try {
-      return this.add(await createSession(graph(), this.opts));
+      const bytes = graph();
+      return this.add(await createSession(bytes, this.opts), bytes);
     } catch {
       return null;
     }
@@ -52,14 +55,28 @@ export class SessionSet {
   async drop(session: OrtSession): Promise<void> {
     await session.release().catch(() => undefined);
     this.sessions.splice(this.sessions.indexOf(session), 1);
+    this.graphs.delete(session);
+  }
+
+  /**
+   * The same graph in a new session with the same options, this one released. onnxruntime's arena
+   * keeps its peak for the session's life, and the self-check's runs (every shape up to maxRunRows, on
+   * every graph) would leave it there: 57 → 19 MB for the two shipped models (bench/worker-memory.ts).
+   */
+  async renew(session: OrtSession): Promise<OrtSession> {
+    const fresh = await createSession(this.graphs.get(session)!, this.opts);
+    this.add(fresh, this.graphs.get(session)!);
+    await this.drop(session);
+    return fresh;
   }
 
   async releaseAll(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.release().catch(() => undefined)));
   }
 
-  private add(session: OrtSession): OrtSession {
+  private add(session: OrtSession, graph: Uint8Array): OrtSession {
     this.sessions.push(session);
+    this.graphs.set(session, graph);
     return session;
   }
 }
@@ -134,7 +151,8 @@ export async function byteCappedRows(
  * Self-check the sessions (self-check.ts): the MC graphs with masks of 1 must equal the eval graph at
  * every run shape requests produce. The plain graph is required (a model whose MC graph fails would
  * fail at request time): ModelLoadError. The shared-prefix one is an optimisation: when it fails it is
- * released, and the returned sessions go without it, with the reason.
+ * released, and the returned sessions go without it, with the reason. The sessions returned are new
+ * ones of the checked graphs (SessionSet.renew), without the arena the check's runs grew.
  */
 export async function checkModelSessions(
   set: SessionSet,
@@ -146,6 +164,28 @@ export async function checkModelSessions(
   // a copy of a model the main thread has checked (an MC worker's: RuntimeOptions.selfCheck) skips the runs,
   // which would leave their buffers (every shape up to maxRunRows) in onnxruntime's arena in every thread
   if (opts.selfCheck === false) return { sessions, sharedPrefixSkipped: null };
+  const checked = await selfCheckSessions(set, sessions, io, opts, check);
+  return { ...checked, sessions: await renewSessions(set, checked.sessions) };
+}
+
+/** The served sessions created again (SessionSet.renew). */
+async function renewSessions(set: SessionSet, s: ModelSessions): Promise<ModelSessions> {
+  const renewMc = async (g: McGraphSession | null) => (g ? { ...g, session: await set.renew(g.session) } : null);
+  return {
+    evalSession: await set.renew(s.evalSession),
+    mcPlain: await renewMc(s.mcPlain),
+    mcShared: await renewMc(s.mcShared),
+  };
+}
+
+/** The self-check runs of checkModelSessions. */
+async function selfCheckSessions(
+  set: SessionSet,
+  sessions: ModelSessions,
+  io: GraphIo & { outputSize: number },
+  opts: RuntimeOptions,
+  check: Partial<SelfCheckOptions>,
+): Promise<{ sessions: ModelSessions; sharedPrefixSkipped: string | null }> {
   const runs = (mcGraphs: ServingRuns['mcGraphs']): ServingRuns => ({
     features: io.features,
     outputSize: io.outputSize,
