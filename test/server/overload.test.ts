@@ -285,6 +285,17 @@ describe('a client gone before its request is validated', () => {
       headers: { 'x-test-gone': '1' },
     });
     expect(invalid.statusCode).toBe(499);
+    // the V2 body parser asks too
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: {
+        inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }],
+        parameters: { mc_samples: 10 },
+      },
+      headers: { 'x-test-gone': '1' },
+    });
+    expect(v2.statusCode).toBe(499);
     expect(sampled).toBe(0);
     const ok = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: body });
     expect(ok.statusCode).toBe(200);
