@@ -181,10 +181,12 @@ describe('refusals on a connection that retries at once (retry storm)', () => {
       payload: HEAVY,
     });
     await until(() => running(app) === 1);
+    // its deadline well after the heavy one's: it runs once that one stops (with the same 2 s it timed
+    // out too on a loaded machine, where stopping the heavy run took longer than the gap between them)
     const queued = app.inject({
       method: 'POST',
       url: '/v1/models/diabetes/uncertainty',
-      headers: { 'x-request-timeout': '2000' },
+      headers: { 'x-request-timeout': '6000' },
       payload: { instances: [DIABETES_ROW], samples: 10 },
     });
     await until(() => app.dataPlane.queueDepth().mc === 1);
