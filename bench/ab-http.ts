@@ -9,7 +9,8 @@
  * `A_ENV` / `B_ENV` (JSON objects) add environment variables to one side: the same build under two
  * settings, e.g. `B_ENV='{"MALLOC_MMAP_THRESHOLD_":"131072"}' npx tsx bench/ab-http.ts . .`. `AB_CASES` (a comma
  * list of case numbers from 0: predict, MC /v1, MC V2) runs only those; `A_SERVER` / `B_SERVER` the server
- * script of a side (default dist/server/server.js).
+ * script of a side (default dist/server/server.js), e.g. predict against a bare Fastify echo of the same
+ * body: `A_SERVER=bench/echo-server.ts AB_CASES=0 npx tsx bench/ab-http.ts . . 5 3`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -50,7 +51,9 @@ async function start(
   extraEnv: Record<string, string>,
   script = 'dist/server/server.js',
 ): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--max-semi-space-size=4', script], {
+  // a .ts script (bench/echo-server.ts: predict against a bare Fastify echo) runs through tsx
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const proc = spawn(process.execPath, ['--max-semi-space-size=4', ...loader, script], {
     cwd: dir,
     env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...extraEnv },
     stdio: ['ignore', 'ignore', 'inherit'],
