@@ -7,7 +7,10 @@
  * and best of the rounds, and every round) and of the server's CPU time per request (/proc, worker
  * threads included), which is less sensitive to other load on a shared machine. Needs wrk and Linux.
  * `A_ENV` / `B_ENV` (JSON objects) add environment variables to one side: the same build under two
- * settings, e.g. `B_ENV='{"MALLOC_MMAP_THRESHOLD_":"131072"}' npx tsx bench/ab-http.ts . .`.
+ * settings, e.g. `B_ENV='{"MALLOC_MMAP_THRESHOLD_":"131072"}' npx tsx bench/ab-http.ts . .`. `AB_CASES` (a comma
+ * list of case numbers from 0: predict, MC /v1, MC V2) runs only those; `A_SERVER` / `B_SERVER` the server
+ * script of a side (default dist/server/server.js), e.g. predict against a bare Fastify echo of the same
+ * body: `A_SERVER=bench/echo-server.ts AB_CASES=0 npx tsx bench/ab-http.ts . . 5 3`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +27,7 @@ if (!dirA || !dirB || process.argv.length < 4) {
 }
 
 const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
-const CASES: [string, string, unknown][] = [
+const ALL_CASES: [string, string, unknown][] = [
   ['predict', '/v1/models/diabetes/predict', { instances: [ROW] }],
   ['MC T=100 (/v1)', '/v1/models/diabetes/uncertainty', { instances: [ROW], samples: 100 }],
   [
@@ -33,6 +36,7 @@ const CASES: [string, string, unknown][] = [
     { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } },
   ],
 ];
+const CASES = process.env.AB_CASES ? process.env.AB_CASES.split(',').map((i) => ALL_CASES[Number(i)]!) : ALL_CASES;
 const tmp = mkdtempSync(join(tmpdir(), 'ab-http-'));
 
 /** utime + stime of a process, in clock ticks (100 per second). */
@@ -41,8 +45,15 @@ const ticks = (pid: number): number => {
   return Number(fields[11]) + Number(fields[12]);
 };
 
-async function start(dir: string, port: number, extraEnv: Record<string, string>): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--max-semi-space-size=4', 'dist/server/server.js'], {
+async function start(
+  dir: string,
+  port: number,
+  extraEnv: Record<string, string>,
+  script = 'dist/server/server.js',
+): Promise<ChildProcess> {
+  // a .ts script (bench/echo-server.ts: predict against a bare Fastify echo) runs through tsx
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const proc = spawn(process.execPath, ['--max-semi-space-size=4', ...loader, script], {
     cwd: dir,
     env: { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...extraEnv },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -80,12 +91,13 @@ function wrk(port: number, path: string, body: unknown, pid: number, secs: numbe
 }
 
 const sides: { name: string; port: number; proc: ChildProcess }[] = [];
-for (const [name, dir, env] of [
-  ['A', dirA, process.env.A_ENV],
-  ['B', dirB, process.env.B_ENV],
+for (const [name, dir, env, script] of [
+  ['A', dirA, process.env.A_ENV, process.env.A_SERVER],
+  ['B', dirB, process.env.B_ENV, process.env.B_SERVER],
 ] as const) {
   const port = await freePort();
-  sides.push({ name, port, proc: await start(dir, port, JSON.parse(env ?? '{}') as Record<string, string>) });
+  const extraEnv = JSON.parse(env ?? '{}') as Record<string, string>;
+  sides.push({ name, port, proc: await start(dir, port, extraEnv, script) });
 }
 try {
   for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2); // warm-up

@@ -11,7 +11,6 @@ import type { Config } from '../config.js';
 import { VERSION } from '../version.js';
 import { auth } from './plugins/auth.js';
 import { bodyBudget } from './plugins/body-budget.js';
-import { clientGone } from './plugins/client-gone.js';
 import { corsPlugin } from './plugins/cors.js';
 import { docs } from './plugins/docs.js';
 import { errors } from './plugins/errors.js';
@@ -71,7 +70,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(docs);
   await app.register(securityHeaders);
   await app.register(bodyBudget, { maxBytes: config.MAX_BODY_BYTES_IN_FLIGHT, bodyLimit: config.BODY_LIMIT_BYTES });
-  await app.register(clientGone);
   await app.register(auth, { apiKey: config.API_KEY });
   await app.register(metrics);
   if (config.IDLE_GC) await app.register(idleGc);

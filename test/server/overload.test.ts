@@ -181,10 +181,12 @@ describe('refusals on a connection that retries at once (retry storm)', () => {
       payload: HEAVY,
     });
     await until(() => running(app) === 1);
+    // its deadline well after the heavy one's: it runs once that one stops (with the same 2 s it timed
+    // out too on a loaded machine, where stopping the heavy run took longer than the gap between them)
     const queued = app.inject({
       method: 'POST',
       url: '/v1/models/diabetes/uncertainty',
-      headers: { 'x-request-timeout': '2000' },
+      headers: { 'x-request-timeout': '6000' },
       payload: { instances: [DIABETES_ROW], samples: 10 },
     });
     await until(() => app.dataPlane.queueDepth().mc === 1);
@@ -285,6 +287,17 @@ describe('a client gone before its request is validated', () => {
       headers: { 'x-test-gone': '1' },
     });
     expect(invalid.statusCode).toBe(499);
+    // the V2 body parser asks too
+    const v2 = await app.inject({
+      method: 'POST',
+      url: '/v2/models/diabetes/infer',
+      payload: {
+        inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }],
+        parameters: { mc_samples: 10 },
+      },
+      headers: { 'x-test-gone': '1' },
+    });
+    expect(v2.statusCode).toBe(499);
     expect(sampled).toBe(0);
     const ok = await app.inject({ method: 'POST', url: '/v1/models/diabetes/uncertainty', payload: body });
     expect(ok.statusCode).toBe(200);

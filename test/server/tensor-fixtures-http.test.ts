@@ -163,7 +163,7 @@ describe('Monte Carlo on the worker, per element, against PyTorch MC', () => {
     });
     expect(v2.statusCode).toBe(200);
     const v2Probabilities = outputOf(v2.json(), 'probabilities').data;
-    v2Probabilities.forEach((p, i) => expect(p).toBeCloseTo(v1Probabilities[i]!, 6));
+    for (const [i, p] of v2Probabilities.entries()) expect(p).toBeCloseTo(v1Probabilities[i]!, 6);
   });
 
   it('conv1d_regressor (/v1 nested instances): mean per row within sampling error of PyTorch MC', async () => {

@@ -1,7 +1,6 @@
 /**
  * Tensor models over /v1 (issue 19), in the TF Serving row format of KServe's v1 protocol: instances
  * nested to one row's shape, or keyed by input name; answers per row nested to the output's row shape.
- * And the body limit's 413, which points at the V2 binary tensor data extension.
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import { type FakeTensorModel, type TensorKind, fakeTensorModel } from '../helpe
 let app: FastifyInstance;
 const models = {} as Record<TensorKind, FakeTensorModel>;
 beforeAll(async () => {
-  ({ app } = await testApp({ MAX_BATCH_ROWS: '50', BODY_LIMIT_BYTES: '8192' }));
+  ({ app } = await testApp({ MAX_BATCH_ROWS: '50' }));
   for (const kind of ['segmentation', 'text', 'regression'] as const) {
     models[kind] = fakeTensorModel(kind);
     await app.repository.swap(models[kind], { name: kind, file: `${kind}.onnx`, card: null });
@@ -251,26 +250,5 @@ describe('/v1 errors of tensor models', () => {
     const res = await post(`/v1/models/${model}/${route}`, body);
     expect(res.statusCode).toBe(status);
     expect(res.json().message).toBe(message);
-  });
-});
-
-describe('a body over BODY_LIMIT_BYTES', () => {
-  it('413 names the limit, its variable, and the binary tensor data extension', async () => {
-    // 40 images of 16 pixels, each written with 19 characters: 13 kB of JSON for 2.5 kB of float32
-    const image = [Array(4).fill(Array(4).fill(0.12345678912345678))];
-    const big = JSON.stringify({ instances: Array(40).fill(image) });
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/models/segmentation/predict',
-      payload: big,
-      headers: { 'content-type': 'application/json' },
-    });
-    expect(res.statusCode).toBe(413);
-    expect(res.json().message).toBe(
-      "the request body is over the body limit of 8192 bytes (BODY_LIMIT_BYTES); send large tensors with the V2 binary tensor data extension (POST /v2/models/{name}/infer, the JSON header's length in Inference-Header-Content-Length, then each input's raw little-endian bytes, parameters.binary_data_size), which carries them without JSON's cost, or raise BODY_LIMIT_BYTES",
-    );
-    const v2 = await app.inject({ method: 'POST', url: '/v2/models/segmentation/infer', payload: big });
-    expect(v2.statusCode).toBe(413);
-    expect(v2.json().error).toMatch(/^the request body is over the body limit of 8192 bytes \(BODY_LIMIT_BYTES\)/);
   });
 });

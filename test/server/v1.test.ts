@@ -326,4 +326,26 @@ describe('metrics', () => {
       expect(r.body).toContain(name);
     }
   });
+
+  it('HTTP durations are labelled by the route matched (prefix included), unmatched requests as such', async () => {
+    const count = async (labels: string): Promise<number> => {
+      const line = (await app.inject('/metrics')).body
+        .split('\n')
+        .find((l) => l.startsWith(`http_request_duration_seconds_count{${labels}}`));
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    const predict = 'method="POST",route="/v1/models/:name/predict",status_code="200"';
+    const v2 = 'method="GET",route="/v2/models/:name/ready",status_code="200"';
+    const nope = 'method="GET",route="unmatched",status_code="404"';
+    const before = [await count(predict), await count(v2), await count(nope)];
+    await post('/v1/models/diabetes/predict', { instances: [DIABETES_ROW] });
+    await app.inject('/v2/models/diabetes/ready');
+    await app.inject('/nope');
+    await app.inject('/nope');
+    expect([await count(predict), await count(v2), await count(nope)]).toEqual([
+      before[0]! + 1,
+      before[1]! + 1,
+      before[2]! + 2,
+    ]);
+  });
 });

@@ -9,8 +9,13 @@
  * the allocator setting that returns it, MALLOC_MMAP_THRESHOLD_=8192, cost half the throughput). The
  * budget bounds that high-water mark.
  */
+import type { IncomingMessage } from 'node:http';
 import { refusalError } from '../../serving/scheduler.js';
 import { appPlugin } from './app-plugin.js';
+
+/** The bytes a request reserved, kept on its message. */
+const RESERVED = Symbol('bodyBytesReserved');
+type Reserving = IncomingMessage & { [RESERVED]?: number };
 
 export const bodyBudget = appPlugin<{ maxBytes: number; bodyLimit: number }>(async (app, { maxBytes, bodyLimit }) => {
   if (maxBytes <= 0) return;
@@ -34,8 +39,13 @@ export const bodyBudget = appPlugin<{ maxBytes: number; bodyLimit: number }>(asy
       );
     }
     inFlight += bytes;
-    // 'close': the body was read (Node emits it once the message is consumed) or the connection is gone
-    raw.once('close', () => (inFlight -= bytes));
+    // 'close': the body was read (Node emits it once the message is consumed) or the connection is gone.
+    // One listener for every request, the bytes on the message: no closure per request.
+    (raw as Reserving)[RESERVED] = bytes;
+    raw.on('close', release);
     done(null, payload);
   });
+  function release(this: Reserving): void {
+    inFlight -= this[RESERVED] ?? 0;
+  }
 });

@@ -2,6 +2,7 @@
  * Prometheus metrics: `app.metrics` (../metrics.ts), HTTP durations by route and status (an onResponse
  * hook), and GET /metrics. The data plane reports through metricsObserver (../metrics.ts).
  */
+import type { FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import { type Metrics, createMetrics } from '../metrics.js';
 import { appPlugin } from './app-plugin.js';
 
@@ -18,11 +19,21 @@ const statusLabel = (code: number): string => STATUS_LABELS[code] ?? String(code
 export const metrics = appPlugin(async (app) => {
   const m = createMetrics();
   app.decorate('metrics', m);
-  // a callback-style hook: it runs on every request, and an async one costs a promise each
+  const observe = (req: FastifyRequest, reply: FastifyReply, route: string): void =>
+    m.httpDuration.at(req.method, route, statusLabel(reply.statusCode)).observe(reply.elapsedTime / 1000);
+  // each route's own hook knows its URL: Fastify's req.routeOptions builds an object of twelve fields on
+  // every read. Callback-style hooks: they run on every request, and async ones cost a promise each.
+  app.addHook('onRoute', (route) => {
+    const url = route.url;
+    const hook: onResponseHookHandler = (req, reply, done) => {
+      observe(req, reply, url);
+      done();
+    };
+    route.onResponse = route.onResponse === undefined ? [hook] : [...[route.onResponse].flat(), hook];
+  });
+  // requests that matched no route have no route hook
   app.addHook('onResponse', (req, reply, done) => {
-    m.httpDuration
-      .at(req.method, req.routeOptions.url ?? 'unmatched', statusLabel(reply.statusCode))
-      .observe(reply.elapsedTime / 1000);
+    if (req.is404) observe(req, reply, 'unmatched');
     done();
   });
   app.get(

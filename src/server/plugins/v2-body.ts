@@ -17,7 +17,7 @@
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InputError } from '../../model/errors.js';
-import { TooLargeError } from '../../serving/errors.js';
+import { ClientGoneError, TooLargeError } from '../../serving/errors.js';
 import { exceedsJsonDepth } from '../json-depth.js';
 import {
   type V2BinaryRequest,
@@ -26,6 +26,7 @@ import {
   parseBinaryRequest,
   parseHeaderLength,
 } from '../protocol/v2-binary.js';
+import { clientLeft } from './client-gone.js';
 import { TooDeep } from './validation.js';
 
 declare module 'fastify' {
@@ -63,6 +64,7 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
   app.removeAllContentTypeParsers();
   // '*' also serves requests without a Content-Type header
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, raw, done) => {
+    if (clientLeft(req)) return done(new ClientGoneError(), undefined);
     try {
       const type = req.headers['content-type'];
       const media = type === undefined ? undefined : type.split(';')[0]!.trim().toLowerCase();

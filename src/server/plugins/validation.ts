@@ -4,13 +4,16 @@
  * (schemas/fast-path.ts), and leave everything else to zod. Responses are built by our own code and their
  * zod schemas document them (OpenAPI); encoding them through zod on every request cost ~10% of predict
  * throughput, so they are serialised directly. JSON only: a text/plain body is a 415. JSON nested
- * deeper than MAX_JSON_DEPTH is a 400 before it is parsed (json-depth.ts).
+ * deeper than MAX_JSON_DEPTH is a 400 before it is parsed (json-depth.ts); a body whose client has gone
+ * is not parsed (499, plugins/client-gone.ts).
  */
 import createError from '@fastify/error';
 import { validatorCompiler } from 'fastify-type-provider-zod';
+import { ClientGoneError } from '../../serving/errors.js';
 import { MAX_JSON_DEPTH, exceedsJsonDepth } from '../json-depth.js';
 import { fastPathOf } from '../schemas/fast-path.js';
 import { appPlugin } from './app-plugin.js';
+import { clientLeft } from './client-gone.js';
 
 export const TooDeep = createError(
   'DS_JSON_TOO_DEEP',
@@ -24,6 +27,7 @@ export const validation = appPlugin(async (app) => {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    if (clientLeft(req)) return done(new ClientGoneError(), undefined);
     if (exceedsJsonDepth(body)) return done(new TooDeep(), undefined);
     void parseJson(req, body.toString('utf8'), done);
   });

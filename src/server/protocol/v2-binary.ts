@@ -13,15 +13,6 @@
  * V2BinaryError whose message names the problem (the routes answer it with a V2 400).
  */
 
-/**
- * The 413 of a body over BODY_LIMIT_BYTES: the limit, its variable, and the way around it for tensors
- * (issue 19: 8 images of 3×96×96 are 4.6 MB of JSON, 0.9 MB of FP32 bytes in binary, read without
- * parsing).
- */
-export function bodyTooLarge(limitBytes: number): string {
-  return `the request body is over the body limit of ${limitBytes} bytes (BODY_LIMIT_BYTES); send large tensors with the V2 binary tensor data extension (POST /v2/models/{name}/infer, the JSON header's length in Inference-Header-Content-Length, then each input's raw little-endian bytes, parameters.binary_data_size), which carries them without JSON's cost, or raise BODY_LIMIT_BYTES`;
-}
-
 /** A body the binary extension cannot read; the message says why. */
 export class V2BinaryError extends Error {
   override name = 'V2BinaryError';

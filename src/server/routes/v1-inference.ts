@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Config } from '../../config.js';
 import * as v1 from '../protocol/v1.js';
-import { requestContext } from '../request-context.js';
+import { withContext } from '../request-context.js';
 import {
   ModelParams,
   PredictBody,
@@ -31,10 +31,9 @@ export const v1InferenceRoutes =
       },
       async (req, reply) =>
         v1.encodePredict(
-          await app.dataPlane.predict({
-            ...v1.predictRequest(req.params.name, req.body, req.query.version),
-            ...requestContext(req, reply),
-          }),
+          await app.dataPlane.predict(
+            withContext(v1.predictRequest(req.params.name, req.body, req.query.version), req, reply),
+          ),
         ),
     );
     app.post(
@@ -60,10 +59,9 @@ export const v1InferenceRoutes =
       },
       async (req, reply) =>
         v1.encodeUncertainty(
-          await app.dataPlane.sample({
-            ...v1.uncertaintyRequest(req.params.name, req.body, req.query.version),
-            ...requestContext(req, reply),
-          }),
+          await app.dataPlane.sample(
+            withContext(v1.uncertaintyRequest(req.params.name, req.body, req.query.version), req, reply),
+          ),
         ),
     );
   };
