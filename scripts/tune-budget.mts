@@ -4,7 +4,7 @@
  * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
  * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
  *
- *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000] [--threads 2]
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000] [--threads 2] [--calibration validation]
  *
  * Prints one JSON line. CPU seconds are the process's (worker threads included), for a shared machine.
  */
@@ -14,6 +14,7 @@ import { parseCsv, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/card-metrics.js';
 import { DEFAULT_RUN_OPTIONS, trainDefaults } from '../src/train/options.js';
 import { tune } from '../src/train/tune.js';
+import type { CalibrationSource } from '../src/train/tune-calibrate.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     split: { type: 'string', default: '0' },
     budget: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    calibration: { type: 'string' },
   },
 });
 const split = Number(values.split);
@@ -40,7 +42,7 @@ const r = await tune(
   base,
   {
     threads: Number(values.threads),
-    calibration: DEFAULT_RUN_OPTIONS.calibration,
+    calibration: (values.calibration as CalibrationSource | undefined) ?? DEFAULT_RUN_OPTIONS.calibration,
     calibrationFraction: DEFAULT_RUN_OPTIONS.calibrationFraction,
     budget,
   },
@@ -53,6 +55,7 @@ const line = {
   dataset: values.dataset,
   split,
   search: budget ? `budget ${budget.steps} steps` : 'full grid',
+  calibration: r.card.calibration.source,
   train_rows: data.n,
   wall_s: round((performance.now() - started) / 1000, 1),
   cpu_s: round((c.user + c.system) / 1e6, 1),
