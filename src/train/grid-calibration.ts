@@ -13,8 +13,8 @@
  * the likelihood of that model, p(r) = [Φ((r + g/2)/√v) − Φ((r − g/2)/√v)] / g (the probability of the
  * grid cell, i.e. interval censoring), and the served σ is the one whose 90% Gaussian interval covers 90%
  * of the calibration rows under the fitted model (the server's intervals stay mean ± z·std). It applies
- * only when the grid is coarse, g²/12 ≥ σ²/2 for the Gaussian fit's σ: below that the sum u + e is
- * Gaussian enough that the 90% coverage moves by less than 0.002 (scripts/uci-lab-grid.mts), and models
+ * only when the grid is coarse: the rounding's variance g²/12 is at least half the Gaussian fit's mean
+ * predictive variance (s²·MC variance [+ predicted variance] + σ²); below that the sum u + e is Gaussian enough that the 90% coverage moves by less than 0.002 (scripts/uci-lab-grid.mts), and models
  * of finer or no grid (every shipped model) are calibrated exactly as before.
  */
 import { normalPdf } from '../util/special-functions.js';
@@ -123,9 +123,21 @@ export interface GridCalibration {
   step: number;
 }
 
+/** Mean over rows of s²·e_i + k_i + σ²: the mean predictive variance of a calibration. */
+function meanVariance(
+  epistemicVar: ArrayLike<number>,
+  otherVar: ArrayLike<number> | null,
+  fit: { epistemicScale: number; sigma: number },
+): number {
+  const a = fit.epistemicScale * fit.epistemicScale;
+  let total = 0;
+  for (let i = 0; i < epistemicVar.length; i++) total += a * epistemicVar[i]! + (otherVar ? otherVar[i]! : 0);
+  return total / epistemicVar.length + fit.sigma * fit.sigma;
+}
+
 /**
  * Calibration of a target on a coarse grid (see the file comment), or null when `y` is not on a grid or
- * the grid is fine next to the Gaussian fit's σ (`gaussianSigma`): then that fit stands.
+ * the grid is fine next to the Gaussian fit (`gaussian`): then that fit stands.
  */
 export function calibrateOnGrid(
   residuals: ArrayLike<number>,
@@ -133,10 +145,10 @@ export function calibrateOnGrid(
   epistemicVar: ArrayLike<number>,
   otherVar: ArrayLike<number> | null,
   scale: number,
-  gaussianSigma: number,
+  gaussian: { epistemicScale: number; sigma: number },
 ): GridCalibration | null {
   const step = targetGridStep(y);
-  if (step === 0 || (step * step) / 12 < (gaussianSigma * gaussianSigma) / 2) return null;
+  if (step === 0 || (step * step) / 12 < meanVariance(epistemicVar, otherVar, gaussian) / 2) return null;
   const nll = (r: ArrayLike<number>, k: ArrayLike<number>, sigma: number): number => gridCellNll(r, k, sigma, step);
   const { epistemicScale, sigma: latentStd } = calibrateScaleAndNoise(residuals, epistemicVar, otherVar, scale, nll);
   const a = epistemicScale * epistemicScale;

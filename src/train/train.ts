@@ -611,7 +611,7 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
 export function calibrateRegression(p: Predictive, y: ArrayLike<number>, yScale: number, source: string): Calibration {
   const residuals = Float64Array.from({ length: p.mean.length }, (_, i) => y[i]! - p.mean[i]!);
   const gaussian = calibrateScaleAndNoise(residuals, p.epistemicVar, p.aleatoricVar, yScale);
-  const grid = calibrateOnGrid(residuals, y, p.epistemicVar, p.aleatoricVar, yScale, gaussian.sigma);
+  const grid = calibrateOnGrid(residuals, y, p.epistemicVar, p.aleatoricVar, yScale, gaussian);
   const { epistemicScale, sigma } = grid ?? gaussian;
   const std = totalStd(p, sigma, epistemicScale);
   return {
