@@ -4,7 +4,9 @@
  * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
  * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
  *
- *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000] [--threads 2] [--calibration validation]
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation]
+ *
+ * Without --budget the trainer's default: the full grid on small data, successive halving on large data.
  *
  * Prints one JSON line. CPU seconds are the process's (worker threads included), for a shared machine.
  */
@@ -34,7 +36,9 @@ const test = toDataset(parseCsv(splitCsv(ds, ds.test(split)), 'test'), {
   features: data.features,
 });
 const base = { ...trainDefaults(true), seed: split };
-const budget = values.budget ? { steps: Number(values.budget) } : undefined;
+// --budget grid: the full grid at any size; absent: the trainer's rule (tune-search.ts)
+const budget =
+  values.budget === 'grid' ? ('grid' as const) : values.budget ? { steps: Number(values.budget) } : undefined;
 const started = performance.now();
 const cpu = process.cpuUsage();
 const r = await tune(
@@ -50,11 +54,14 @@ const r = await tune(
 );
 const c = process.cpuUsage(cpu);
 const m = r.model.metrics.test as RegressionMetrics;
+const halving = r.card.grid.successive_halving as { budget_steps: number; chosen_by?: string } | undefined;
 const round = (v: number, d = 4): number => Number(v.toFixed(d));
 const line = {
   dataset: values.dataset,
   split,
-  search: budget ? `budget ${budget.steps} steps` : 'full grid',
+  search: halving
+    ? `budget ${halving.budget_steps} steps${halving.chosen_by ? ' (by the data size)' : ''}`
+    : 'full grid',
   calibration: r.card.calibration.source,
   train_rows: data.n,
   wall_s: round((performance.now() - started) / 1000, 1),
