@@ -4,7 +4,7 @@
  * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
  * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
  *
- *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation]
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation] [--lr 0.002]
  *
  * Without --budget the trainer's default: the full grid on small data, successive halving on large data.
  *
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     budget: { type: 'string' },
     threads: { type: 'string', default: '2' },
     calibration: { type: 'string' },
+    lr: { type: 'string' },
   },
 });
 const split = Number(values.split);
@@ -35,7 +36,7 @@ const test = toDataset(parseCsv(splitCsv(ds, ds.test(split)), 'test'), {
   task: 'regression',
   features: data.features,
 });
-const base = { ...trainDefaults(true), seed: split };
+const base = { ...trainDefaults(true), seed: split, ...(values.lr ? { lr: Number(values.lr) } : {}) };
 // --budget grid: the full grid at any size; absent: the trainer's rule (tune-search.ts)
 const budget =
   values.budget === 'grid' ? ('grid' as const) : values.budget ? { steps: Number(values.budget) } : undefined;
@@ -75,5 +76,6 @@ const line = {
     epochs: r.options.epochs,
   },
   batch_size: r.options.batchSize,
+  lr: r.options.lr,
 };
 process.stdout.write(`${JSON.stringify(line)}\n`);
