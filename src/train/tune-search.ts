@@ -8,7 +8,7 @@ import type { CalibrationSource } from './tune-calibrate.js';
  * Fit rows × the grid's longest training length from which `--tune` searches by successive halving
  * unless told otherwise (issue 22: the full grid's cost grows with rows × epochs). 5·10⁷ keeps the full
  * grid for every dataset up to about 12,500 fit rows at 4000 epochs (the five small UCI sets, power-plant,
- * kin8nm, naval and the shipped models: their results unchanged) and halves protein (29,267 × 4000).
+ * kin8nm, naval and the shipped models: their results unchanged) and halves protein (32,926 × 4000).
  */
 export const HALVING_ROW_EPOCHS = 5e7;
 
@@ -40,7 +40,7 @@ export function chooseSearch(given: SearchOption, fitRows: number, longestEpochs
 /**
  * The calibration source of a search: as asked, except that a search halved by the rule (large data)
  * calibrates `crossfit` on the tuning validation rows: at that size they are thousands of rows (protein:
- * 7,317), as many as a cross-fit needs, and the K − 1 extra fits at the chosen length would cost more
+ * 8,231), as many as a cross-fit needs, and the K − 1 extra fits at the chosen length would cost more
  * than the search.
  */
 export function searchCalibration(search: SearchChoice, asked: CalibrationSource): CalibrationSource {

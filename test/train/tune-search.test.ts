@@ -20,7 +20,7 @@ describe('the default search from the data size (issue 22)', () => {
     for (const fitRows of [364, 824, 614, 1279, 246, 6123, 5898, 8592]) {
       expect(chooseSearch(undefined, fitRows, 4000)).toEqual({ kind: 'grid' });
     }
-    expect(chooseSearch(undefined, 29_267, 4000)).toEqual({ kind: 'halving', steps: DEFAULT_BUDGET_STEPS, auto: true });
+    expect(chooseSearch(undefined, 32_926, 4000)).toEqual({ kind: 'halving', steps: DEFAULT_BUDGET_STEPS, auto: true });
     expect(chooseSearch(undefined, 12_500, 4000).kind).toBe('halving');
     expect(chooseSearch(undefined, 12_499, 4000).kind).toBe('grid');
     // what is asked for wins: a budget (not by the rule), or the full grid
@@ -29,10 +29,10 @@ describe('the default search from the data size (issue 22)', () => {
   });
 
   it('calibrates a search halved by the rule on the validation rows instead of cross-fitting', () => {
-    const auto = chooseSearch(undefined, 29_267, 4000);
+    const auto = chooseSearch(undefined, 32_926, 4000);
     expect(searchCalibration(auto, 'crossfit')).toBe('validation');
     expect(searchCalibration(auto, 'holdout')).toBe('holdout');
-    expect(searchCalibration(chooseSearch({ steps: 9 }, 29_267, 4000), 'crossfit')).toBe('crossfit');
+    expect(searchCalibration(chooseSearch({ steps: 9 }, 32_926, 4000), 'crossfit')).toBe('crossfit');
     expect(searchCalibration(chooseSearch(undefined, 300, 4000), 'crossfit')).toBe('crossfit');
   });
 
