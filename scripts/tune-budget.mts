@@ -4,7 +4,9 @@
  * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
  * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
  *
- *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000] [--threads 2]
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation] [--lr 0.002]
+ *
+ * Without --budget the trainer's default: the full grid on small data, successive halving on large data.
  *
  * Prints one JSON line. CPU seconds are the process's (worker threads included), for a shared machine.
  */
@@ -14,6 +16,7 @@ import { parseCsv, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/card-metrics.js';
 import { DEFAULT_RUN_OPTIONS, trainDefaults } from '../src/train/options.js';
 import { tune } from '../src/train/tune.js';
+import type { CalibrationSource } from '../src/train/tune-calibrate.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +24,8 @@ const { values } = parseArgs({
     split: { type: 'string', default: '0' },
     budget: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    calibration: { type: 'string' },
+    lr: { type: 'string' },
   },
 });
 const split = Number(values.split);
@@ -31,8 +36,10 @@ const test = toDataset(parseCsv(splitCsv(ds, ds.test(split)), 'test'), {
   task: 'regression',
   features: data.features,
 });
-const base = { ...trainDefaults(true), seed: split };
-const budget = values.budget ? { steps: Number(values.budget) } : undefined;
+const base = { ...trainDefaults(true), seed: split, ...(values.lr ? { lr: Number(values.lr) } : {}) };
+// --budget grid: the full grid at any size; absent: the trainer's rule (tune-search.ts)
+const budget =
+  values.budget === 'grid' ? ('grid' as const) : values.budget ? { steps: Number(values.budget) } : undefined;
 const started = performance.now();
 const cpu = process.cpuUsage();
 const r = await tune(
@@ -40,7 +47,7 @@ const r = await tune(
   base,
   {
     threads: Number(values.threads),
-    calibration: DEFAULT_RUN_OPTIONS.calibration,
+    calibration: (values.calibration as CalibrationSource | undefined) ?? DEFAULT_RUN_OPTIONS.calibration,
     calibrationFraction: DEFAULT_RUN_OPTIONS.calibrationFraction,
     budget,
   },
@@ -48,11 +55,15 @@ const r = await tune(
 );
 const c = process.cpuUsage(cpu);
 const m = r.model.metrics.test as RegressionMetrics;
+const halving = r.card.grid.successive_halving as { budget_steps: number; chosen_by?: string } | undefined;
 const round = (v: number, d = 4): number => Number(v.toFixed(d));
 const line = {
   dataset: values.dataset,
   split,
-  search: budget ? `budget ${budget.steps} steps` : 'full grid',
+  search: halving
+    ? `budget ${halving.budget_steps} steps${halving.chosen_by ? ' (by the data size)' : ''}`
+    : 'full grid',
+  calibration: r.card.calibration.source,
   train_rows: data.n,
   wall_s: round((performance.now() - started) / 1000, 1),
   cpu_s: round((c.user + c.system) / 1e6, 1),
@@ -65,5 +76,6 @@ const line = {
     epochs: r.options.epochs,
   },
   batch_size: r.options.batchSize,
+  lr: r.options.lr,
 };
 process.stdout.write(`${JSON.stringify(line)}\n`);

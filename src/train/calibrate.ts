@@ -11,6 +11,9 @@
  * Validation rows are not used for gradient steps, so the residuals are honest estimates of the noise.
  */
 
+/** A mean NLL of residuals r_i given known variances k_i and the noise σ. */
+export type ResidualNll = (residuals: ArrayLike<number>, knownVar: ArrayLike<number>, sigma: number) => number;
+
 /** Mean Gaussian NLL of residuals r_i under variance s2_i + sigma². */
 export function gaussianNll(residuals: ArrayLike<number>, epistemicVar: ArrayLike<number>, sigma: number): number {
   const n = residuals.length;
@@ -133,13 +136,15 @@ export const EPISTEMIC_SCALE_RANGE: readonly [number, number] = [0.1, 100];
  * its size follows the dropout rate, not the posterior), σ ≥ 0 the noise. σ is profiled out for each s
  * (log-spaced grid over [1e-6·scale, 10·scale] refined by golden section, 0 at the lower edge); log s is
  * searched the same way over EPISTEMIC_SCALE_RANGE. Without any epistemic variance s is not identified
- * and is 1.
+ * and is 1. `nll` is the mean NLL of the residuals under known variances + σ² (default the Gaussian's;
+ * grid-calibration.ts passes the likelihood of a target recorded on a grid).
  */
 export function calibrateScaleAndNoise(
   residuals: ArrayLike<number>,
   epistemicVar: ArrayLike<number>,
   otherVar: ArrayLike<number> | null,
   scale: number,
+  nll: ResidualNll = gaussianNll,
 ): { epistemicScale: number; sigma: number } {
   const n = residuals.length;
   if (n === 0) throw new Error('calibration needs at least one row');
@@ -149,10 +154,10 @@ export function calibrateScaleAndNoise(
   const profile = (s: number): { sigma: number; nll: number } => {
     const a = s * s;
     for (let i = 0; i < n; i++) known[i] = a * epistemicVar[i]! + (otherVar ? otherVar[i]! : 0);
-    const { x } = minimiseOnGrid((ls) => gaussianNll(residuals, known, Math.exp(ls)), loS, hiS, 48, 30);
+    const { x } = minimiseOnGrid((ls) => nll(residuals, known, Math.exp(ls)), loS, hiS, 48, 30);
     // at the lower edge the noise is negligible next to the known variance: 0
     const sigma = x <= loS + 1e-4 ? 0 : Math.exp(x);
-    return { sigma, nll: gaussianNll(residuals, known, sigma) };
+    return { sigma, nll: nll(residuals, known, sigma) };
   };
   let anyEpistemic = false;
   for (let i = 0; i < n; i++) if (epistemicVar[i]! > 0) anyEpistemic = true;

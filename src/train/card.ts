@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
 import { type TrainOptions, trainingRecord } from './options.js';
-import type { TemperatureMetrics, TrainedModel } from './train.js';
+import type { TargetGrid, TemperatureMetrics, TrainedModel } from './train.js';
 import type { TuneResult } from './tune.js';
 
 export interface DataRef {
@@ -61,7 +61,14 @@ export interface ModelCard {
    * aleatoric_std by maximum likelihood on the calibration rows.
    */
   epistemic_scale?: number;
-  calibration?: { method: string; mc_samples: number; rows: number; source: string };
+  calibration?: {
+    method: string;
+    mc_samples: number;
+    rows: number;
+    source: string;
+    /** A target on a coarse grid: its step, the noise before rounding, and how σ was chosen (grid-calibration.ts). */
+    grid?: { step: number; latent_std: number; method: string };
+  };
   /** Default interval of the uncertainty route (regression): `conformal` or `gaussian`. */
   interval_method?: 'conformal' | 'gaussian';
   /**
@@ -102,6 +109,14 @@ export interface CardExtras {
   intervalMethod: 'conformal' | 'gaussian';
 }
 
+/** The card's record of a target on a coarse grid. */
+const gridRecord = (g: TargetGrid) => ({
+  step: g.step,
+  latent_std: g.latentStd,
+  method:
+    'the target is recorded on a grid of this step: (epistemic_scale, latent_std) by the likelihood of the grid cell (y − mean = uniform rounding ± step/2 + N(0, epistemic_scale²·MC variance + latent_std²)), and aleatoric_std chosen so the Gaussian 90% interval covers 90% of the calibration rows under that model',
+});
+
 /** The regression fields: noise model, output roles, calibration, the interval and the conformal scores. */
 function regressionFields(m: TrainedModel, opts: TrainOptions, intervalMethod: CardExtras['intervalMethod']) {
   const hetero = m.noise === 'heteroscedastic';
@@ -117,6 +132,7 @@ function regressionFields(m: TrainedModel, opts: TrainOptions, intervalMethod: C
       mc_samples: opts.mcSamples,
       rows: m.calibrationRows,
       source: m.calibrationSource,
+      ...(m.targetGrid ? { grid: gridRecord(m.targetGrid) } : {}),
     },
     interval_method: intervalMethod,
     conformal: {
@@ -138,6 +154,7 @@ function classificationFields(m: TrainedModel, opts: TrainOptions) {
       mc_samples: opts.mcSamples,
       rows: m.calibrationRows,
       source: m.calibrationSource,
+      ...(m.targetGrid ? { grid: gridRecord(m.targetGrid) } : {}),
     },
   } satisfies Partial<ModelCard>;
 }

@@ -22,8 +22,11 @@ export interface CliArgs extends Omit<RunOptions, GridFlags> {
   opts: TrainOptions;
   /** Grid overrides (undefined: the default grid's). */
   grid: { dropout?: number[]; decayTimesN?: number[]; epochs?: number[]; noise?: NoiseModel[] };
-  /** --tune-budget: the search's optimiser steps, and the batch size when --batch-size is given. */
-  budget?: { steps: number; batchSize?: number };
+  /**
+   * --tune-budget: the search's optimiser steps, and the batch size when --batch-size is given; 'grid' for
+   * the full grid (also with --tune-epochs); absent: by the data size (tune-search.ts).
+   */
+  budget?: { steps: number; batchSize?: number } | 'grid';
 }
 
 type Texts = Record<string, string | boolean | undefined>;
@@ -91,6 +94,7 @@ export function parseCli(argv: string[]): CliArgs {
     ...rest,
     opts,
     grid: { dropout: tuneDropout, decayTimesN: tuneWeightDecay, epochs: tuneEpochs, noise: tuneNoise },
-    ...(tuneBudget !== undefined ? { budget: { steps: tuneBudget, batchSize } } : {}),
+    ...(tuneBudget === 'grid' || tuneEpochs ? { budget: 'grid' as const } : {}),
+    ...(typeof tuneBudget === 'number' ? { budget: { steps: tuneBudget, batchSize } } : {}),
   };
 }

@@ -16,17 +16,10 @@ import { modelReport, trainCommand } from './report-input.js';
 import { type EpochLog, type TrainedModel, trainOnSplit, validationSplit } from './train.js';
 import { defaultGrid, type Grid, type TuneProgress, type TuneResult, tune } from './tune.js';
 import { estimateTuning, type TuningEstimate } from './tune-estimate.js';
+import { formatEta, type PhaseEstimate, tuneProgressText } from './tune-progress.js';
 import { usageText } from './usage.js';
 
 export { type CliArgs, parseCli } from './cli-args.js';
-
-function formatEta(ms: number): string {
-  if (!Number.isFinite(ms)) return '?';
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  const s = Math.round(ms / 1000);
-  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-}
 
 /** A one-line progress bar on a TTY, plain lines (every tenth of the run) otherwise. */
 function progressReporter(
@@ -59,6 +52,7 @@ function progressReporter(
 function tuneReporter(
   stream: NodeJS.WriteStream,
   quiet: boolean,
+  estimate: PhaseEstimate | null,
 ): { onProgress: (p: TuneProgress) => void; done: () => void } {
   const tty = stream.isTTY === true;
   const width = 24;
@@ -67,11 +61,7 @@ function tuneReporter(
   return {
     onProgress(p) {
       if (quiet) return;
-      // the remaining steps at the speed measured so far
-      const eta = p.stepsDone > 0 ? (p.elapsedMs / p.stepsDone) * (p.stepsTotal - p.stepsDone) : NaN;
-      const best = Number.isFinite(p.best) ? p.best.toFixed(4) : '-';
-      const steps = `${Math.round((100 * p.stepsDone) / p.stepsTotal)}% of ${p.stepsTotal} steps`;
-      const text = `tuning: ${p.unit} ${p.runsDone}/${p.runs} done  best score ${best}  ${steps}  ETA ${formatEta(eta)}`;
+      const text = tuneProgressText(p, estimate);
       if (tty) {
         const now = performance.now();
         if (now - lastDraw < 100 && p.runsDone === lastCandidates) return;
@@ -171,15 +161,17 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
   const { data, test } = inputs;
   const fitRows = Math.round(data.n * (1 - args.opts.valSplit));
   const grid = customGrid(data.task, fitRows, defaultGrid(data.task, fitRows), args.grid);
-  if (!args.quiet) {
+  const estimate = args.quiet ? null : estimateTuning(data, args.opts, grid, args);
+  if (estimate) {
     const threads = Math.max(1, Math.min(args.threads, grid.candidates.length));
+    const halving = estimate.search.kind === 'halving';
     process.stderr.write(
       `tuning ${args.name}: ${rowsText(inputs)}; ` +
-        `${grid.candidates.length} candidates × ${args.budget ? 'successive halving' : `${grid.epochs.length} training lengths`} on ${threads} thread(s), seed ${args.opts.seed}\n`,
+        `${grid.candidates.length} candidates × ${halving ? 'successive halving' : `${grid.epochs.length} training lengths`} on ${threads} thread(s), seed ${args.opts.seed}\n`,
     );
-    process.stderr.write(`${estimateText(estimateTuning(data, args.opts, grid, args), threads, args.budget)}\n`);
+    process.stderr.write(`${estimateText(estimate, threads)}\n`);
   }
-  const progress = tuneReporter(process.stderr, args.quiet);
+  const progress = tuneReporter(process.stderr, args.quiet, estimate);
   const { threads, calibration, calibrationFraction } = args;
   const tuneOpts = {
     threads,
@@ -197,8 +189,10 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
 const count = (n: number): string => n.toLocaleString('en-US');
 
 /** The line before tuning: the steps and the time they will take at the speed measured. */
-function estimateText(e: TuningEstimate, threads: number, budget: CliArgs['budget']): string {
-  const search = budget ? `successive halving in ${count(budget.steps)} steps` : 'the full grid';
+function estimateText(e: TuningEstimate, threads: number): string {
+  const s = e.search;
+  const rule = s.kind === 'halving' && s.auto ? ` (by the data size; calibration on the ${e.calibration} rows)` : '';
+  const search = s.kind === 'halving' ? `successive halving in ${count(s.steps)} steps${rule}` : 'the full grid';
   return (
     `estimate: ${search}: ${count(e.searchSteps)} steps ≈ ${formatEta(e.searchMs)} on ${threads} thread(s), ` +
     `then calibration and refit ≤ ${count(e.afterSteps)} steps ≈ ${formatEta(e.afterMs)} ` +

@@ -397,14 +397,17 @@ export const RUN_OPTIONS = {
     parse: (text, flag) => text.split(',').map((v) => oneOf(NOISE_MODELS)(v.trim(), flag)),
     tuneOnly: true,
   }),
-  tuneBudget: option<number | undefined>({
+  tuneBudget: option<number | 'grid' | undefined>({
     flag: 'tune-budget',
-    arg: 'STEPS',
+    arg: 'STEPS|grid',
     section: 'tuning',
-    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); without it every candidate trains to the longest length',
+    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); grid: every candidate trains to the longest length. Default: the full grid while fit rows × the longest length stay under 5·10⁷, else 400,000 steps with the calibration on the tuning validation rows',
     default: undefined,
-    shownDefault: 'the full grid',
-    parse: num((x) => int(x) && x >= 1, 'a positive integer number of steps'),
+    shownDefault: 'by the data size',
+    parse: (text, flag) =>
+      text === 'grid'
+        ? 'grid'
+        : num((x) => int(x) && x >= 1, 'a positive integer number of steps, or grid')(text, flag),
     tuneOnly: true,
   }),
   out: option({

@@ -4,6 +4,7 @@
  */
 import { Rng, stream } from '../util/rng.js';
 import { calibrateScaleAndNoise } from './calibrate.js';
+import { calibrateOnGrid } from './grid-calibration.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
 import {
   classificationMetrics,
@@ -96,6 +97,11 @@ export interface Calibration {
   aleatoricStd: number;
   /** s, fitted jointly with σ: the served epistemic std is s × the MC std of the mean. */
   epistemicScale: number;
+  /**
+   * A target on a coarse grid (grid-calibration.ts): its step and the noise before rounding; then s and σ
+   * come from the grid's likelihood and σ is matched to the 90% coverage.
+   */
+  grid?: TargetGrid;
   /** Sorted |y − mean| / std of the calibration rows (regression; empty for classification). */
   conformalScores: Float64Array;
   /** Logit temperature (classification; 1 for regression). */
@@ -106,9 +112,16 @@ export interface Calibration {
   source: string;
 }
 
+/** The grid a regression target is recorded on, as calibration found it (target units). */
+export interface TargetGrid {
+  step: number;
+  latentStd: number;
+}
+
 export interface TrainedModel extends FittedNetwork {
   aleatoricStd: number;
   epistemicScale: number;
+  targetGrid?: TargetGrid;
   conformalScores: Float64Array;
   temperature: number;
   temperatureMetrics?: TemperatureMetrics;
@@ -597,11 +610,14 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
  */
 export function calibrateRegression(p: Predictive, y: ArrayLike<number>, yScale: number, source: string): Calibration {
   const residuals = Float64Array.from({ length: p.mean.length }, (_, i) => y[i]! - p.mean[i]!);
-  const { epistemicScale, sigma } = calibrateScaleAndNoise(residuals, p.epistemicVar, p.aleatoricVar, yScale);
+  const gaussian = calibrateScaleAndNoise(residuals, p.epistemicVar, p.aleatoricVar, yScale);
+  const grid = calibrateOnGrid(residuals, y, p.epistemicVar, p.aleatoricVar, yScale, gaussian);
+  const { epistemicScale, sigma } = grid ?? gaussian;
   const std = totalStd(p, sigma, epistemicScale);
   return {
     aleatoricStd: sigma,
     epistemicScale,
+    ...(grid ? { grid: { step: grid.step, latentStd: grid.latentStd } } : {}),
     conformalScores: conformalScores(y, p.mean, std),
     temperature: 1,
     rows: p.mean.length,
@@ -615,6 +631,7 @@ export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel 
     ...m,
     aleatoricStd: c.aleatoricStd,
     epistemicScale: c.epistemicScale,
+    ...(c.grid ? { targetGrid: c.grid } : {}),
     conformalScores: c.conformalScores,
     temperature: c.temperature,
     ...(c.temperatureMetrics ? { temperatureMetrics: c.temperatureMetrics } : {}),

@@ -4,7 +4,7 @@
  */
 import { Rng, stream } from '../util/rng.js';
 import { type Dataset, DataError, splitRows, subset } from './data.js';
-import { CALIBRATION_SOURCES, type TrainOptions } from './options.js';
+import type { CALIBRATION_SOURCES, TrainOptions } from './options.js';
 import {
   type Calibration,
   type FittedNetwork,

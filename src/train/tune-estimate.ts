@@ -11,6 +11,7 @@ import { CROSS_FIT_FOLDS } from './tune-calibrate.js';
 import { budgetBatchSize, halvingPlan } from './tune-halving.js';
 import { candidateOptions } from './tune-job.js';
 import { type Grid, stepsPerEpoch } from './tune.js';
+import { chooseSearch, type SearchChoice, type SearchOption, searchCalibration } from './tune-search.js';
 
 export interface TuningEstimate {
   /** Optimiser steps of the search, and at most those of the calibration and refit after it. */
@@ -21,6 +22,9 @@ export interface TuningEstimate {
   searchMs: number;
   afterMs: number;
   batchSize: number;
+  /** The search the data size gives (tune-search.ts), and the calibration source it runs with. */
+  search: SearchChoice;
+  calibration: CalibrationSource;
 }
 
 /** Batches of rows the speed is measured on, and the epochs measured after a first one (warm-up). */
@@ -53,16 +57,19 @@ export function estimateTuning(
   data: Dataset,
   base: TrainOptions,
   grid: Grid,
-  run: { threads: number; calibration: CalibrationSource; budget?: { steps: number; batchSize?: number } },
+  run: { threads: number; calibration: CalibrationSource; budget?: SearchOption },
 ): TuningEstimate {
   const fitRows = Math.round(data.n * (1 - base.valSplit));
-  const batchSize = run.budget ? (run.budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize)) : base.batchSize;
+  const search = chooseSearch(run.budget, fitRows, Math.max(...grid.epochs));
+  const budget = search.kind === 'halving' ? search : null;
+  const batchSize = budget ? (budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize)) : base.batchSize;
   const opts = candidateOptions({ ...base, batchSize }, grid.candidates[0]!, 1);
   const c = grid.candidates.length;
-  const plan = run.budget ? halvingPlan(c, fitRows, batchSize, run.budget.steps) : null;
+  const plan = budget ? halvingPlan(c, fitRows, batchSize, budget.steps) : null;
   const longest = plan ? plan.checkpoints[plan.checkpoints.length - 1]! : Math.max(...grid.epochs);
   const searchSteps = plan ? plan.steps : c * longest * stepsPerEpoch(fitRows, batchSize);
-  const crossfit = run.calibration === 'crossfit' && data.task === 'regression';
+  const calibration = searchCalibration(search, run.calibration);
+  const crossfit = calibration === 'crossfit' && data.task === 'regression';
   const foldRows = Math.round((data.n * (CROSS_FIT_FOLDS - 1)) / CROSS_FIT_FOLDS);
   const refitSteps = longest * stepsPerEpoch(data.n, batchSize);
   const foldSteps = crossfit ? (CROSS_FIT_FOLDS - 1) * longest * stepsPerEpoch(foldRows, batchSize) : 0;
@@ -78,5 +85,5 @@ export function estimateTuning(
   const afterMs = crossfit
     ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
     : stepMs * refitSteps;
-  return { searchSteps, afterSteps: refitSteps + foldSteps, stepMs, searchMs, afterMs, batchSize };
+  return { searchSteps, afterSteps: refitSteps + foldSteps, stepMs, searchMs, afterMs, batchSize, search, calibration };
 }

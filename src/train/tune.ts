@@ -29,6 +29,13 @@ import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
 import { candidateOptions, networkFromParams, type TuneJob, type TuneJobResult } from './tune-job.js';
 import { type Choice, chooseWinner } from './tune-select.js';
 import { budgetBatchSize, type HalvingPlan, halvingPlan, searchHalving } from './tune-halving.js';
+import {
+  chooseSearch,
+  HALVING_ROW_EPOCHS,
+  type SearchChoice,
+  type SearchOption,
+  searchCalibration,
+} from './tune-search.js';
 import { runJobs } from './tune-workers.js';
 
 /** One point of the grid (the training length is scored at every checkpoint of the same run). */
@@ -113,8 +120,12 @@ export interface TuneOptions {
   /** Fraction of the training rows held out of the refit for calibration (calibration = holdout). */
   calibrationFraction: number;
   onProgress?: (p: TuneProgress) => void;
-  /** Search in this many optimiser steps by successive halving (tune-halving.ts) instead of the full grid. */
-  budget?: { steps: number /** The minibatch size (default: budgetBatchSize of the fit rows). */; batchSize?: number };
+  /**
+   * Search in this many optimiser steps by successive halving (tune-halving.ts; the minibatch size by
+   * default budgetBatchSize of the fit rows), or the full grid (`'grid'`); undefined: by the data size
+   * (tune-search.ts chooseSearch).
+   */
+  budget?: SearchOption;
 }
 
 export interface TuneResult {
@@ -208,11 +219,12 @@ async function search(
   grid: Grid,
   base: TrainOptions,
   tuneOpts: TuneOptions,
+  budget: Halving | undefined,
 ): Promise<{ results: TuneJobResult[]; epochs: number[]; halving?: HalvingPlan }> {
   const fitRows = jobs[0]!.fit.n;
   const spe = stepsPerEpoch(fitRows, base.batchSize);
-  if (tuneOpts.budget) {
-    const plan = halvingPlan(grid.candidates.length, fitRows, base.batchSize, tuneOpts.budget.steps);
+  if (budget) {
+    const plan = halvingPlan(grid.candidates.length, fitRows, base.batchSize, budget.steps);
     const runs = plan.rungs.reduce((a, r) => a + r.candidates, 0);
     const run = progressRunner(
       { stepsTotal: plan.steps, runs, stepsPerEpoch: spe, unit: 'run' as const },
@@ -231,19 +243,24 @@ async function search(
   return { results: await run(jobs), epochs };
 }
 
+/** A search by successive halving, as chooseSearch gives it. */
+type Halving = Extract<SearchChoice, { kind: 'halving' }>;
+
 /** The options of a budgeted search: the batch size given, or budgetBatchSize of the fit rows. */
-function withBudgetBatch(
-  base: TrainOptions,
-  budget: NonNullable<TuneOptions['budget']>,
-  fitRows: number,
-): TrainOptions {
+function withBudgetBatch(base: TrainOptions, budget: Halving, fitRows: number): TrainOptions {
   return { ...base, batchSize: budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize) };
 }
 
 /** The grid's record with the successive-halving plan the search followed. */
-function withHalving(grid: Grid, plan: HalvingPlan, budgetSteps: number): Grid {
+function withHalving(grid: Grid, plan: HalvingPlan, budget: Halving): Grid {
   const rungs = plan.rungs.map((r) => ({ candidates: r.candidates, from_epoch: r.from, checkpoints: r.checkpoints }));
-  const halving = { budget_steps: budgetSteps, steps: plan.steps, batch_size: plan.batchSize, rungs };
+  const halving = {
+    budget_steps: budget.steps,
+    ...(budget.auto ? { chosen_by: `the data size: fit rows × longest grid epochs ≥ ${HALVING_ROW_EPOCHS}` } : {}),
+    steps: plan.steps,
+    batch_size: plan.batchSize,
+    rungs,
+  };
   return { ...grid, rule: { ...grid.rule, epochs: plan.checkpoints, successive_halving: halving } };
 }
 
@@ -296,10 +313,12 @@ export async function tune(
   test?: Dataset,
 ): Promise<TuneResult> {
   const [fit, val] = validationSplit(data, given);
-  const base = tuneOpts.budget ? withBudgetBatch(given, tuneOpts.budget, fit.n) : given;
   const grid = tuneOpts.grid ?? defaultGrid(data.task, fit.n);
   if (grid.epochs.length === 0 || grid.candidates.length === 0) throw new DataError('the tuning grid is empty');
   const gridEpochs = [...grid.epochs].sort((a, b) => a - b);
+  const searchChoice = chooseSearch(tuneOpts.budget, fit.n, gridEpochs[gridEpochs.length - 1]!);
+  const budget = searchChoice.kind === 'halving' ? searchChoice : undefined;
+  const base = budget ? withBudgetBatch(given, budget, fit.n) : given;
   for (const c of grid.candidates) specFor(fit, candidateOptions(base, c, gridEpochs[0]!)); // bad settings fail here, not in a worker
   const jobs: TuneJob[] = grid.candidates.map((candidate, index) => ({
     index,
@@ -310,7 +329,7 @@ export async function tune(
     epochs: gridEpochs,
   }));
   const threads = Math.min(tuneOpts.threads, jobs.length);
-  const { results, epochs, halving } = await search(jobs, grid, base, tuneOpts);
+  const { results, epochs, halving } = await search(jobs, grid, base, tuneOpts, budget);
   const choice = chooseWinner(grid.candidates, results);
   if (choice.candidate < 0) throw new DataError('every tuning candidate diverged; lower --lr');
   const candidate = grid.candidates[choice.candidate]!;
@@ -319,7 +338,10 @@ export async function tune(
   const net = networkFromParams(fit, options, results[choice.candidate]!.params[choice.checkpoint]!, chosenEpochs);
   const { calibrationFraction } = tuneOpts;
   const winner = { data, fit, val, base, candidate, options, net, threads: tuneOpts.threads, calibrationFraction };
-  const { refit, cal, source, folds } = await calibrateAndRefit(winner, tuneOpts.calibration);
+  const { refit, cal, source, folds } = await calibrateAndRefit(
+    winner,
+    searchCalibration(searchChoice, tuneOpts.calibration),
+  );
 
   const model = withCalibration({ ...refit, valRows: val.n }, cal);
   // validation metrics: the winner (which never saw these rows) with the calibration the model carries
@@ -333,7 +355,7 @@ export async function tune(
     validation: { model: validationModel, data: val },
     options,
     card: tuningRecord(
-      halving ? withHalving(grid, halving, tuneOpts.budget!.steps) : grid,
+      halving && budget ? withHalving(grid, halving, budget) : grid,
       epochs,
       results,
       choice,
