@@ -196,4 +196,23 @@ describe('Monte Carlo on the worker, per element, against PyTorch MC', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toMatch(/input.*axis 3.*28/);
   });
+
+  it('the example of docs/serving.md (Tensor models): its answer and its 400', async () => {
+    const ids = [12, 7, 33, 5, 9, 41, 2, 8, 19, 27, 3, 6, 0, 0, 0, 0];
+    const mask = ids.map((v) => (v ? 1 : 0));
+    const url = '/v1/models/text_classifier/uncertainty';
+    const res = await post(url, { instances: [{ input_ids: ids, attention_mask: mask }], samples: 200, seed: 1 });
+    expect(res.statusCode).toBe(200);
+    const row = res.json().predictions[0];
+    expect(row.label).toBe('0');
+    expect(row.probabilities.map((p: number) => p.toFixed(4))).toEqual(['0.4936', '0.4838', '0.0226']);
+    expect([row.entropy.toFixed(4), row.mutual_information.toFixed(4), row.variation_ratio]).toEqual([
+      '0.7854',
+      '0.1769',
+      expect.closeTo(0.49, 6),
+    ]);
+    const short = await post(url, { instances: [{ input_ids: ids.slice(1), attention_mask: mask }] });
+    expect(short.statusCode).toBe(400);
+    expect(short.json().message).toBe('input "input_ids": axis 1 has 15 values, expected 16');
+  });
 });
