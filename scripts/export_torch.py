@@ -143,6 +143,8 @@ def export(model, example_inputs, path, input_names, output_names, opset=14, sam
     Dropout1d/2d/3d rewritten, "sample_input": the file written or None}."""
     import onnx
 
+    if sample_input is not None:
+        check_sample_input(sample_input, example_inputs)  # before writing anything
     feature = replace_feature_dropout(model)
     live = mc_mode(model)
     warn_fast_path(model)
@@ -180,6 +182,17 @@ def write_sample_input(model_path, tensors, example_inputs):
     """Write NAME.sample_input.bin: each input's rows in order, C order, little-endian, in the input's own datatype
     (one float32 input: rows × values per row, the tabular format). Each tensor must match its example input's
     datatype and non-batch dims, and all must have the same rows."""
+    tensors = check_sample_input(tensors, example_inputs)
+    out = sample_input_path(model_path)
+    with open(out, "wb") as f:
+        for t in tensors:
+            array = t.detach().contiguous().numpy()
+            f.write(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    return out
+
+
+def check_sample_input(tensors, example_inputs):
+    """The sample tensors as a list, checked against the example inputs (ValueError naming the input)."""
     tensors = list(tensors)
     if len(tensors) != len(example_inputs):
         raise ValueError(f"sample_input: {len(tensors)} tensors for {len(example_inputs)} inputs")
@@ -190,12 +203,7 @@ def write_sample_input(model_path, tensors, example_inputs):
         if t.dtype != ex.dtype or tuple(t.shape[1:]) != tuple(ex.shape[1:]):
             raise ValueError(f"sample_input {i}: {t.dtype} {list(t.shape)} does not match {ex.dtype} [N, "
                              f"{', '.join(str(d) for d in ex.shape[1:])}]")
-    out = sample_input_path(model_path)
-    with open(out, "wb") as f:
-        for t in tensors:
-            array = t.detach().contiguous().numpy()
-            f.write(array.astype(array.dtype.newbyteorder("<")).tobytes())
-    return out
+    return tensors
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64,
