@@ -217,7 +217,8 @@ def parse_input(spec):
         raise SystemExit(f"--input {spec}: expected name:dims[:dtype], dtype one of {', '.join(DTYPES)}")
     shape = [int(d) for d in parts[1].split(",")]
     dtype = DTYPES[parts[2] if len(parts) > 2 else "float32"]
-    tensor = torch.randn(shape).to(dtype) if dtype.is_floating_point else torch.zeros(shape, dtype=dtype)
+    # integer inputs are ids or masks: ones are a valid token (0 is often padding) and an all-true mask
+    tensor = torch.randn(shape).to(dtype) if dtype.is_floating_point else torch.ones(shape, dtype=dtype)
     return parts[0], tensor
 
 
