@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- section ...]`: every figure is a ratio against a reference measured in the same
  * run, A and B alternated (the machine is shared and noisy). Prints one table and writes
- * bench/results.json. Sections: inproc, prefix, http, responsiveness, train, overload, storm (default: all).
+ * bench/results.json. Sections: inproc, prefix, http, responsiveness, train, overload, storm, tensors (default:
+ * all); `--smoke` makes the tensors section a quick check (bench/tensors.ts).
  * `npm run bench -- uci [options]` runs the UCI regression benchmark instead (bench/uci.ts).
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
@@ -21,6 +22,7 @@ import { DEFAULT_TRAIN_OPTIONS, train } from '../src/train/train.js';
 import { Rng } from '../src/util/rng.js';
 import { ab, fmtUs, load, loadTool, prober, record, rows, rssMb, startServer } from './lib.js';
 import { storm } from './storm.js';
+import { tensors } from './tensors.js';
 
 // `npm run bench -- uci [options]`: the UCI regression benchmark alone (long; never part of the default run)
 if (process.argv[2] === 'uci') {
@@ -28,7 +30,8 @@ if (process.argv[2] === 'uci') {
   process.exit(await runUciMain(process.argv.slice(3)));
 }
 
-const wanted = new Set(process.argv.slice(2));
+const wanted = new Set(process.argv.slice(2).filter((a) => !a.startsWith('--')));
+const smoke = process.argv.includes('--smoke');
 const want = (s: string): boolean => wanted.size === 0 || wanted.has(s);
 const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
 const extra: Record<string, unknown> = {};
@@ -956,6 +959,7 @@ if (want('responsiveness')) await responsiveness();
 if (want('train')) await training();
 if (want('overload')) await overload();
 if (want('storm')) await storm();
+if (want('tensors')) await tensors(smoke);
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? ''}, HTTP load: ${loadTool}`;
 const header = '| section | measurement | A | B | ratio | target | |\n|---|---|---|---|---:|---|---|';
