@@ -57,8 +57,16 @@ function datatypeOf(data: TensorValues): Datatype {
   return 'UINT8';
 }
 
-const toOrtTensor = (f: Feed): ort.Tensor =>
-  new ort.Tensor(ORT_TYPES[f.datatype ?? datatypeOf(f.data)], f.data as ort.Tensor.DataType, f.dims);
+function toOrtTensor(f: Feed): ort.Tensor {
+  const type = ORT_TYPES[f.datatype ?? datatypeOf(f.data)];
+  if (type !== 'float16') return new ort.Tensor(type, f.data as ort.Tensor.DataType, f.dims);
+  // Where the runtime has Float16Array (Node 24), onnxruntime-common wraps half bits in one, which
+  // onnxruntime-node 1.30's binding reads as 0 bytes ("not enough space"); the same bits as uint16 are
+  // read as they are, so the tensor is made as uint16 and then called float16.
+  const t = new ort.Tensor('uint16', f.data as Uint16Array, f.dims);
+  (t as { type: ort.Tensor.Type }).type = 'float16';
+  return t;
+}
 
 /**
  * Create a session with every graph optimisation on except EliminateDropout: that rule deletes
