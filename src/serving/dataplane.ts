@@ -395,7 +395,9 @@ export class DataPlane implements ModelHooks {
 
   /**
    * A tensor model's predict (issue 19): its input tensors → predictTensors, run alone (no batcher:
-   * requests of a tensor model rarely share every input's shape). Limits: MAX_BATCH_ROWS.
+   * requests of a tensor model rarely share every input's shape), on a worker thread when the pool holds
+   * the model (an image or text model's eval run would otherwise block the event loop: health, other
+   * requests). Limits: MAX_BATCH_ROWS.
    */
   private async predictTensors(lease: ModelLease, req: PredictRequest): Promise<PredictResult> {
     const t: RequestTiming = { received: performance.now(), ended: 0 };
@@ -413,7 +415,11 @@ export class DataPlane implements ModelHooks {
         const err = check();
         if (err) throw err;
         DataPlane.runsAlone(t);
-        const out = await m.predictTensors!(decoded.inputs, rows);
+        const key = this.poolKeys.get(m);
+        const out =
+          key !== undefined && this.pool
+            ? await this.pool.predictTensors(key, decoded.inputs, rows)
+            : await m.predictTensors!(decoded.inputs, rows);
         checkFiniteOutput(out.data, rows, out.data.length / rows);
         ok = true;
         return { model: m, rows, output: out.data, outOfRange: null, dims: out.dims };

@@ -12,7 +12,16 @@ import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
 import type { McOptions, Model, ModelSource, RuntimeOptions, RunSignal } from '../model/model.js';
 import { packStats } from '../uncertainty/record-wire.js';
-import { CANCEL_FLAGS, type McBatchTask, type McTensorTask, cancelTag, packTensorResult, unpackBatch } from './wire.js';
+import {
+  CANCEL_FLAGS,
+  type McBatchTask,
+  type McTensorTask,
+  type TensorPredictTask,
+  cancelTag,
+  packTensorOutput,
+  packTensorResult,
+  unpackBatch,
+} from './wire.js';
 import { measureHeld } from './worker-held.js';
 
 export interface McTask {
@@ -42,6 +51,7 @@ export interface WorkerRequest {
     | McTask
     | McBatchTask
     | McTensorTask
+    | TensorPredictTask
     | { ping: true }
     | { load: PoolModel }
     | { unload: string }
@@ -121,6 +131,10 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
   }
   const m = await models.get(task.model);
   if (!m) throw new Error(`worker has no model "${task.model}"`);
+  if ('predict' in task) {
+    if (!m.predictTensors) throw new Error(`model "${task.model}" is not a tensor model`);
+    return packTensorOutput(await m.predictTensors(task.predict, task.rows));
+  }
   if ('tensors' in task) {
     if (!m.sampleTensors) throw new Error(`model "${task.model}" is not a tensor model`);
     return packTensorResult(await m.sampleTensors(task.tensors, task.rows, { ...task.opts, signal: signalOf(id) }));

@@ -22,10 +22,19 @@ import type {
   ModelSource,
   RuntimeOptions,
   TensorMcResult,
+  TensorOutput,
 } from '../model/model.js';
 import type { McTask, PoolModel, WorkerReply, WorkerRequest } from './mc-worker.js';
 import { type WorkerHeld, namedHeld } from './worker-held.js';
-import { CANCEL_FLAGS, cancelTag, packBatch, packTensorTask, unpackTensorResult } from './wire.js';
+import {
+  CANCEL_FLAGS,
+  cancelTag,
+  packBatch,
+  packTensorPredictTask,
+  packTensorTask,
+  unpackTensorOutput,
+  unpackTensorResult,
+} from './wire.js';
 import { startWorker } from '../util/worker.js';
 import { IdleRenewal } from './idle-renewal.js';
 
@@ -274,8 +283,22 @@ export class McPool {
     const slot = this.pick();
     const id = this.nextId++;
     const { task, transfer } = packTensorTask(model, tensors, rows, opts);
-    const result = this.post<Float64Array>(slot, task, transfer, id).then(unpackTensorResult);
+    const posted = this.post<Float64Array>(slot, task, transfer, id);
+    slot.idle.started(posted);
+    const result = posted.then(unpackTensorResult);
     return { result, cancel: () => Atomics.store(slot.cancel, id % CANCEL_FLAGS, cancelTag(id)) };
+  }
+
+  /**
+   * A tensor model's predict on a worker (Model.predictTensors): an image or text model's eval run is
+   * heavy, and onnxruntime's run blocks its thread. The input buffers are transferred.
+   */
+  async predictTensors(model: string, tensors: readonly InputTensor[], rows: number): Promise<TensorOutput> {
+    const { task, transfer } = packTensorPredictTask(model, tensors, rows);
+    const slot = this.pick();
+    const posted = this.post<Float64Array>(slot, task, transfer);
+    slot.idle.started(posted);
+    return unpackTensorOutput(await posted);
   }
 
   /** Coalesced requests of one sample count in one run on a worker (Model.sampleBatch). */

@@ -4,7 +4,7 @@
  * statistics codec of src/uncertainty/record-wire.ts). Kept apart from mc-worker.ts, which has the worker's
  * start-up side effects.
  */
-import type { InputTensor, McJob, McOptions, TensorMcResult } from '../model/model.js';
+import type { InputTensor, McJob, McOptions, TensorMcResult, TensorOutput } from '../model/model.js';
 import { packStats, unpackStats } from '../uncertainty/record-wire.js';
 import { INTERVAL_METHODS } from '../model/uncertainty.js';
 import { maskStatistics, statisticsMask } from '../uncertainty/statistics.js';
@@ -106,6 +106,29 @@ export function packTensorTask(
   rows: number,
   opts: McOptions,
 ): { task: McTensorTask; transfer: ArrayBuffer[] } {
+  const { sent, transfer } = transferable(tensors);
+  const { signal: _signal, ...plain } = opts;
+  return { task: { model, tensors: sent, rows, opts: plain }, transfer };
+}
+
+/** A tensor model's predict for a worker (Model.predictTensors): its input tensors, transferred as McTensorTask's. */
+export interface TensorPredictTask {
+  model: string;
+  predict: InputTensor[];
+  rows: number;
+}
+
+export function packTensorPredictTask(
+  model: string,
+  tensors: readonly InputTensor[],
+  rows: number,
+): { task: TensorPredictTask; transfer: ArrayBuffer[] } {
+  const { sent, transfer } = transferable(tensors);
+  return { task: { model, predict: sent, rows }, transfer };
+}
+
+/** The tensors to post and the buffers to transfer: a view or a buffer shared by two tensors is copied first. */
+function transferable(tensors: readonly InputTensor[]): { sent: InputTensor[]; transfer: ArrayBuffer[] } {
   const transfer = new Set<ArrayBuffer>();
   const sent = tensors.map((t) => {
     const whole = t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength;
@@ -114,8 +137,21 @@ export function packTensorTask(
     transfer.add(data.buffer as ArrayBuffer);
     return { name: t.name, dims: [...t.dims], data };
   });
-  const { signal: _signal, ...plain } = opts;
-  return { task: { model, tensors: sent, rows, opts: plain }, transfer: [...transfer] };
+  return { sent, transfer: [...transfer] };
+}
+
+/** A tensor predict answer for the way back: [rank, ...dims, ...values] (float32 values are exact in float64). */
+export function packTensorOutput(out: TensorOutput): Float64Array {
+  const packed = new Float64Array(1 + out.dims.length + out.data.length);
+  packed[0] = out.dims.length;
+  packed.set(out.dims, 1);
+  packed.set(out.data, 1 + out.dims.length);
+  return packed;
+}
+
+export function unpackTensorOutput(data: Float64Array): TensorOutput {
+  const rank = data[0]!;
+  return { dims: Array.from(data.subarray(1, 1 + rank)), data: Float32Array.from(data.subarray(1 + rank)) };
 }
 
 /**

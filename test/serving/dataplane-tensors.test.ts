@@ -1,7 +1,7 @@
 /**
  * The data plane with tensor models (issue 19): dispatch on model.layout to predictTensors and
  * sampleTensors, the limits (MAX_BATCH_ROWS, MC_MAX_RUN_BYTES, MC_MAX_WORK_BYTES) checked before any
- * value is read, and tensor Monte Carlo sent to the worker pool when the pool holds the model.
+ * value is read, and tensor Monte Carlo and predict sent to the worker pool when the pool holds the model.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -105,9 +105,9 @@ describe('DataPlane with tensor models', () => {
 });
 
 describe('DataPlane with worker threads and a tensor model', () => {
-  // the workers load their copy from the source's files: here a tabular model's (there is no tensor
-  // ONNX fixture on this branch), so a task that reaches a worker fails there, naming it; a request
-  // that runs inline would succeed on the fake. That tells which way the request went.
+  // the workers load their copy from the source's files: here a tabular model's, so a task that reaches
+  // a worker fails there, naming it; a request that runs inline would succeed on the fake. That tells
+  // which way the request went (test/server/tensor-fixtures-http.test.ts serves real tensor models on a worker).
   const fake = fakeTensorModel('regression', { name: 'diabetes', runBytesPerRow: 100 });
   const repository = new ModelRepository({ loader: async () => fake });
   const dp = new DataPlane(repository, loadConfig({ MC_WORKERS: '1' }));
@@ -116,13 +116,15 @@ describe('DataPlane with worker threads and a tensor model', () => {
     await dp.close();
   });
 
-  it('tensor Monte Carlo goes to the worker (never coalesced, whatever its size); predict stays inline', async () => {
+  it('tensor Monte Carlo and predict go to the worker (never coalesced, whatever their size)', async () => {
     await repository.load({ name: 'diabetes', file: 'models/diabetes/model.onnx', card: 'models/diabetes/model.json' });
     repository.state = 'ready';
     expect(dp.workerThreads).toBe(1);
     const req = { model: 'diabetes', input: series(1), samples: 2, fields: FIELDS };
     await expect(dp.sample(req)).rejects.toThrow('model "diabetes#0" is not a tensor model');
+    await expect(dp.predict({ model: 'diabetes', input: series(1, 3) })).rejects.toThrow(
+      'model "diabetes#0" is not a tensor model',
+    );
     expect(fake.calls).toHaveLength(0);
-    expect((await dp.predict({ model: 'diabetes', input: series(1, 3) })).output[0]).toBe(3);
   });
 });

@@ -6,7 +6,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RUNTIME_OPTIONS, type InputTensor } from '../../src/model/model.js';
 import { McPool } from '../../src/serving/pool.js';
-import { packTensorTask, packTensorResult, unpackTensorResult } from '../../src/serving/wire.js';
+import {
+  packTensorOutput,
+  packTensorPredictTask,
+  packTensorResult,
+  packTensorTask,
+  unpackTensorOutput,
+  unpackTensorResult,
+} from '../../src/serving/wire.js';
 import { fakeTensorModel } from '../helpers/fake-tensor-model.js';
 
 const opts = { samples: 6, interval: 0.9, seed: 4 };
@@ -36,6 +43,18 @@ describe('the tensor task on the wire', () => {
     expect(transfer).toHaveLength(3);
     expect(new Set(transfer).size).toBe(3);
     expect(transfer).not.toContain(backing.buffer);
+  });
+
+  it('a predict task transfers its inputs; its answer round-trips bit for bit with its dims', () => {
+    const image: InputTensor = { name: 'image', dims: [1, 3, 2, 2], data: new Float32Array(12).fill(0.1) };
+    const { task, transfer } = packTensorPredictTask('unet', [image], 1);
+    expect(task).toMatchObject({ model: 'unet', rows: 1, predict: [{ name: 'image', dims: [1, 3, 2, 2] }] });
+    expect(transfer).toEqual([image.data.buffer]);
+    const out = {
+      data: Float32Array.from({ length: 12 }, (_, i) => Math.fround(Math.sin(i) * 1e3)),
+      dims: [1, 3, 2, 2],
+    };
+    expect(unpackTensorOutput(packTensorOutput(out))).toEqual(out);
   });
 
   it('the answer round-trips with its output dims', async () => {
