@@ -3,7 +3,7 @@
  * schema (card-schema.ts, loaded only to validate) and for consistency between its fields.
  */
 import { readFile } from 'node:fs/promises';
-import type { Card } from './card-schema.js';
+import type { Card, CardSchema } from './card-schema.js';
 import { ModelLoadError } from './errors.js';
 
 export type { Card } from './card-schema.js';
@@ -55,9 +55,7 @@ export async function readCard(
   if (raw === undefined) return { card: {}, source: null };
   // the schema's parse returns the JSON as it is (no defaults or transforms), so a checked card is the same object
   if (checked) return { card: raw as Card, source };
-  // imported here, not at the top: a thread that only takes checked cards never loads zod
-  const { CardSchema } = await import('./card-schema.js');
-  const parsed = CardSchema.safeParse(raw);
+  const parsed = (await cardSchema()).safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ModelLoadError(source, `card field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
@@ -65,6 +63,18 @@ export async function readCard(
   const problem = cardProblem(parsed.data);
   if (problem) throw new ModelLoadError(source, problem);
   return { card: parsed.data, source };
+}
+
+/** The card schema, imported on first use, not at the top: a thread that only takes checked cards never loads zod. */
+async function cardSchema(): Promise<typeof CardSchema> {
+  try {
+    return (await import('./card-schema.js')).CardSchema;
+  } catch (err) {
+    // a worker thread started from TypeScript (src/util/worker-shim.cjs) has tsx's require hook, not its
+    // ESM hooks, so its import() finds no .ts file; its require does
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || typeof require !== 'function') throw err;
+    return (require('./card-schema.js') as typeof import('./card-schema.js')).CardSchema;
+  }
 }
 
 /** What is inconsistent between a card's fields (each alone already valid), or null. */
