@@ -4,8 +4,8 @@
  * (shared libraries mapped), then `workers` (default 2) more, each kept alive; the figure is the growth
  * of this process's anonymous memory (/proc/self/smaps_rollup) per further thread. Stages: an empty
  * thread; onnxruntime-node imported; the model code imported (src/model/formats.ts and what it
- * imports); the two models loaded as a worker loads them (the main model's copyOptions: no
- * self-check); loaded as the main thread loads them (self-check); the worker's way, then 10 MC requests
+ * imports); the two models loaded as a worker loads them (from the bytes the repository read,
+ * ModelSource.contents, with the main model's copyOptions: no self-check, the card not validated again); loaded as the main thread loads them (self-check); the worker's way, then 10 MC requests
  * of 20 rows × 2000 samples on each (4080-row runs). Each stage runs in a process of its own; the
  * environment passes through (MALLOC_*, …).
  */
@@ -21,11 +21,15 @@ const anonMb = (): number =>
   Number(/^Anonymous:\s+(\d+)/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))![1]) / 1024;
 
 const load = (check: boolean) => `
+const { readFileSync } = await import('node:fs');
 const { loadModel } = await import('${dist}/model/formats.js');
 const { DEFAULT_RUNTIME_OPTIONS } = await import('${dist}/model/model.js');
 const models = [];
 for (const [name, features] of [['diabetes', 10], ['wine', 13]]) {
-  const source = { name, file: 'models/' + name + '/model.onnx', card: 'models/' + name + '/model.json' };
+  const file = 'models/' + name + '/model.onnx', card = 'models/' + name + '/model.json';
+  // the bytes read once, as the repository passes them (ModelSource.contents): a worker's copy takes its card as validated
+  const contents = { model: readFileSync(file), card: readFileSync(card, 'utf8') };
+  const source = { name, file, card, contents };
   models.push([await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, ${check ? '' : 'selfCheck: false'} }), features]);
 }
 globalThis.models = models;`;

@@ -1,72 +1,26 @@
 /**
- * The model card as the runtime reads it (the trainer writes it: src/train/card.ts). Only these fields
- * are read; any other field is kept and passed through to clients (/v1/models).
+ * Reading a model's card: the file beside the model, or the one embedded in it, validated against the
+ * schema (card-schema.ts, loaded only to validate) and for consistency between its fields.
  */
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import type { Card, CardSchema } from './card-schema.js';
 import { ModelLoadError } from './errors.js';
 
-export const CardSchema = z.looseObject({
-  name: z.string().optional(),
-  task: z.enum(['regression', 'classification']).optional(),
-  features: z.array(z.string().min(1)).min(1).optional(),
-  target: z.string().optional(),
-  labels: z.array(z.string()).min(2).optional(),
-  output: z.string().optional(),
-  output_kind: z.enum(['regression', 'logits', 'probabilities']).optional(),
-  /**
-   * A tensor classifier's class axis in the full output shape (the batch is axis 0): 1 for [N, K, H, W],
-   * 2 for [N, L, K]. Absent: inferred (src/model/onnx/tensor-output.ts).
-   */
-  class_axis: z.number().int().min(1).optional(),
-  dropout: z.array(z.number().min(0).lt(1)).optional(),
-  /**
-   * Regression: homoscedastic, the observation noise σ; heteroscedastic, a floor whose square is added
-   * to the predicted variance.
-   */
-  aleatoric_std: z.union([z.number().nonnegative(), z.array(z.number().nonnegative())]).optional(),
-  /** Regression noise model (absent: heteroscedastic when output_roles names a log_variance output). */
-  noise: z.enum(['homoscedastic', 'heteroscedastic']).optional(),
-  /** Graph outputs by meaning: the mean, and for a heteroscedastic model the log-variance (target units²). */
-  output_roles: z.object({ mean: z.string().min(1), log_variance: z.string().min(1).optional() }).optional(),
-  /** The served epistemic std is epistemic_scale × the MC std of the mean (default 1). */
-  epistemic_scale: z.number().positive().optional(),
-  /** Classification: every MC sample's logits are divided by it before the softmax (default 1). */
-  temperature: z.number().positive().optional(),
-  /** The default interval of the uncertainty route (absent: conformal when the card has scores). */
-  interval_method: z.enum(['gaussian', 'conformal']).optional(),
-  /** Split-conformal calibration: scores |y − mean| / std of the calibration rows, ascending. */
-  conformal: z
-    .object({
-      score: z.string().optional(),
-      rows: z.number().int().nonnegative().optional(),
-      source: z.string().optional(),
-      scores: z.array(z.number().nonnegative()),
-    })
-    .optional(),
-  /** Per-feature statistics of the training rows, arrays in feature order (the loader checks the lengths). */
-  feature_stats: z
-    .object({
-      rows: z.number().int().nonnegative(),
-      min: z.array(z.number()),
-      max: z.array(z.number()),
-      mean: z.array(z.number()),
-      std: z.array(z.number().nonnegative()),
-    })
-    .optional(),
-});
-export type Card = z.infer<typeof CardSchema>;
+export type { Card } from './card-schema.js';
 
 /**
  * The card from `cardPath` (a missing file is no card), else from `embedded` (a card stored in the model
  * file, e.g. ONNX metadata_props; ignored when it is not JSON), else empty. `source` names where it came
- * from, for messages. `contents` is the card file's text when the caller read it already. Throws
- * ModelLoadError for an unreadable or invalid card.
+ * from, for messages. `contents` is the card file's text when the caller read it already. `checked`:
+ * that text (or the embedded one) was validated already, by the thread that read it (an MC worker's copy
+ * of a model: the main thread's card), so it is parsed, not validated again. Throws ModelLoadError for an
+ * unreadable or invalid card.
  */
 export async function readCard(
   cardPath: string | null,
   embedded?: { text: string; source: string },
   contents?: string | null,
+  checked = false,
 ): Promise<{ card: Card; source: string | null }> {
   let raw: unknown;
   let source = '';
@@ -99,7 +53,9 @@ export async function readCard(
     }
   }
   if (raw === undefined) return { card: {}, source: null };
-  const parsed = CardSchema.safeParse(raw);
+  // the schema's parse returns the JSON as it is (no defaults or transforms), so a checked card is the same object
+  if (checked) return { card: raw as Card, source };
+  const parsed = (await cardSchema()).safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ModelLoadError(source, `card field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
@@ -107,6 +63,18 @@ export async function readCard(
   const problem = cardProblem(parsed.data);
   if (problem) throw new ModelLoadError(source, problem);
   return { card: parsed.data, source };
+}
+
+/** The card schema, imported on first use, not at the top: a thread that only takes checked cards never loads zod. */
+async function cardSchema(): Promise<typeof CardSchema> {
+  try {
+    return (await import('./card-schema.js')).CardSchema;
+  } catch (err) {
+    // a worker thread started from TypeScript (src/util/worker-shim.cjs) has tsx's require hook, not its
+    // ESM hooks, so its import() finds no .ts file; its require does
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || typeof require !== 'function') throw err;
+    return (require('./card-schema.js') as typeof import('./card-schema.js')).CardSchema;
+  }
 }
 
 /** What is inconsistent between a card's fields (each alone already valid), or null. */

@@ -2,7 +2,8 @@
  * What an MC worker thread holds (issue 20): its copy of a model is loaded from the main thread's bytes
  * with the main model's copyOptions, so the load-time self-check (runs at every shape up to
  * MC_MAX_RUN_ROWS, whose buffers the thread would keep) is not repeated and its outcome (the shared
- * prefix kept or dropped) is the main thread's; and the worker's module graph has no training, server
+ * prefix kept or dropped) is the main thread's; it takes the card the main thread validated, so it never
+ * loads zod (about 6 MB of every worker thread); and the worker's module graph has no training, server
  * or report code in it.
  */
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { loadModel } from '../../src/model/formats.js';
 import { DEFAULT_RUNTIME_OPTIONS, type ModelSource } from '../../src/model/model.js';
 
-const checks = vi.hoisted(() => ({ count: 0 }));
+const checks = vi.hoisted(() => ({ count: 0, cards: 0 }));
 
 vi.mock('../../src/model/onnx/self-check.js', async (importOriginal) => {
   const graph = await importOriginal<typeof import('../../src/model/onnx/self-check.js')>();
@@ -22,6 +23,15 @@ vi.mock('../../src/model/onnx/self-check.js', async (importOriginal) => {
       return graph.selfCheck(...args);
     },
   };
+});
+
+vi.mock('../../src/model/card-schema.js', async (importOriginal) => {
+  const schema = await importOriginal<typeof import('../../src/model/card-schema.js')>();
+  const safeParse: typeof schema.CardSchema.safeParse = (...args) => {
+    checks.cards++;
+    return schema.CardSchema.safeParse(...args);
+  };
+  return { ...schema, CardSchema: { ...schema.CardSchema, safeParse } };
 });
 
 const source: ModelSource = {
@@ -60,16 +70,56 @@ describe('a worker copy of a model', () => {
   });
 });
 
-/** The project files a module imports, transitively (static and dynamic relative imports), and its packages. */
-function moduleGraph(entry: string): { files: string[]; packages: string[] } {
+/** `source` with its files read, as the repository passes it (ModelSource.contents). */
+function withContents(source: ModelSource): ModelSource {
+  const card = source.card ? readFileSync(source.card, 'utf8') : null;
+  return { ...source, contents: { model: readFileSync(source.file), card } };
+}
+
+describe("a worker copy takes the main thread's card, not validating it again (issue 20: no zod in a worker)", () => {
+  const tensorCard = { task: 'classification', temperature: 1.5, note: 'passed through' };
+  const tensorSource: ModelSource = {
+    name: 'bayes_cnn',
+    file: 'test/fixtures/tensor/bayes_cnn.onnx',
+    card: 'test/fixtures/tensor/bayes_cnn.json',
+    contents: { model: readFileSync('test/fixtures/tensor/bayes_cnn.onnx'), card: JSON.stringify(tensorCard) },
+  };
+
+  it.each([
+    ['a tabular model', withContents(source)],
+    ['a tensor model', tensorSource],
+  ])('%s: the main thread validates the card once, its copy not at all, and both serve the same card', async (_, s) => {
+    checks.cards = 0;
+    const main = await loadModel(s, DEFAULT_RUNTIME_OPTIONS);
+    expect(checks.cards).toBe(1);
+    const copy = await loadModel(s, { ...DEFAULT_RUNTIME_OPTIONS, ...main.copyOptions?.() });
+    expect(checks.cards).toBe(1);
+    expect(copy.describe()).toEqual(main.describe());
+    await Promise.all([main.close(), copy.close()]);
+  });
+
+  it('a copy without the bytes the main thread read (its card read from the disk again) validates it', async () => {
+    checks.cards = 0;
+    const copy = await loadModel(source, { ...DEFAULT_RUNTIME_OPTIONS, selfCheck: false });
+    expect(checks.cards).toBe(1);
+    await copy.close();
+  });
+});
+
+/**
+ * The project files a module imports, transitively (static relative imports, and dynamic ones unless
+ * `staticOnly`; type-only imports are erased), and its packages.
+ */
+function moduleGraph(entry: string, staticOnly = false): { files: string[]; packages: string[] } {
   const files = new Set<string>();
   const packages = new Set<string>();
   const visit = (file: string): void => {
     if (files.has(file)) return;
     files.add(file);
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'([^']+)'|import\('([^']+)'\)/g)) {
-      const spec = m[1] ?? m[2]!;
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s([^;]*?)from\s+'([^']+)'|import\('([^']+)'\)/g)) {
+      if (m[1]?.startsWith('type ') || (staticOnly && m[3])) continue;
+      const spec = m[2] ?? m[3]!;
       if (spec.startsWith('.')) visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
       else if (!spec.startsWith('node:'))
         packages.add(
@@ -95,5 +145,15 @@ describe('the worker module graph', () => {
       'src/serving/worker-held.ts',
     ]);
     expect(packages).toEqual(['onnxruntime-node', 'protobufjs', 'zod']);
+  });
+
+  it('imports zod only through the card schema, imported only when a card is validated (never by a copy: above)', () => {
+    const { files, packages } = moduleGraph('src/serving/mc-worker.ts', true);
+    expect(packages).toEqual(['onnxruntime-node', 'protobufjs']);
+    expect(files).not.toContain(join('src', 'model', 'card-schema.ts'));
+    const zodImporters = moduleGraph('src/serving/mc-worker.ts').files.filter((f) =>
+      /from 'zod'|import\('zod'\)/.test(readFileSync(f, 'utf8')),
+    );
+    expect(zodImporters).toEqual([join('src', 'model', 'card-schema.ts')]);
   });
 });

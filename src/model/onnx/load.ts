@@ -36,7 +36,7 @@ import { type ModelSessions, SessionSet, byteCappedRows, checkModelSessions, cre
 export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): Promise<OnnxModelInit> {
   const started = performance.now();
   const { file } = source;
-  const read = await readOnnx(source);
+  const read = await readOnnx(source, opts);
   const { model, info, card, cardSource } = read;
   const match = formatChecked(file, () => checkCard(card, info), cardSource);
   // read before foldAffine, which folds y_std into the last Gemm

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Card, readCard } from '../card.js';
 import { ModelLoadError } from '../errors.js';
-import type { ModelSource } from '../model.js';
+import type { ModelSource, RuntimeOptions } from '../model.js';
 import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import { type GraphInfo, ModelFormatError, inspect } from './inspect.js';
 import { type BatchRelaxation, relaxBatch } from './relax-batch.js';
@@ -25,14 +25,14 @@ export interface ReadModel {
 /** The key under which a model file may embed its card in metadata_props. */
 const EMBEDDED_CARD_KEY = 'dropout_serve.card';
 
-/** Read `source`: bytes, graph, relaxed batch and card, in that order. */
-export async function readOnnx(source: ModelSource): Promise<ReadModel> {
+/** Read `source`: bytes, graph, relaxed batch and card (see readModelCard for `runtime`), in that order. */
+export async function readOnnx(source: ModelSource, runtime?: Partial<RuntimeOptions>): Promise<ReadModel> {
   const { file } = source;
   const bytes = await readModelBytes(source);
   const { model, info } = formatChecked(file, () => inspect(bytes));
   // before anything reads the input's dims or builds a graph: it rewrites `model` and `info`
   const relaxed = formatChecked(file, () => relaxBatch(model, info));
-  const { card, cardSource } = await readModelCard(source, info);
+  const { card, cardSource } = await readModelCard(source, info, runtime);
   return { model, info, relaxed, card, cardSource };
 }
 
@@ -48,16 +48,23 @@ export async function readModelBytes(source: ModelSource): Promise<Uint8Array> {
   }
 }
 
-/** The card beside the file (or read already), else the one embedded in the model's metadata, else none. */
+/**
+ * The card beside the file (or read already), else the one embedded in the model's metadata, else none.
+ * A copy of a model loaded from the bytes the repository read (`source.contents`) with the self-check
+ * off (`runtime.selfCheck === false`: an MC worker's, Model.copyOptions) takes the card as the main
+ * thread validated it from those same bytes, so it does not validate it again (nor load zod).
+ */
 export async function readModelCard(
   source: ModelSource,
   info: GraphInfo,
+  runtime?: Partial<RuntimeOptions>,
 ): Promise<{ card: Card; cardSource: string | null }> {
   const embedded = info.metadata[EMBEDDED_CARD_KEY];
   const { card, source: cardSource } = await readCard(
     source.card,
     embedded ? { text: embedded, source: `metadata_props ${EMBEDDED_CARD_KEY}` } : undefined,
     source.contents?.card,
+    runtime?.selfCheck === false && source.contents !== undefined,
   );
   return { card, cardSource };
 }

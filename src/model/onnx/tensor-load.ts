@@ -53,6 +53,7 @@ async function readTensorGraph(
   source: ModelSource,
   model: OnnxProto,
   info: TensorGraphInfo,
+  runtime: RuntimeOptions,
 ): Promise<{ card: Card; cardSource: string | null; specs: TensorSpec[]; relaxed: string | null; outputName: string }> {
   const { file } = source;
   // a one-input graph exported at a fixed batch is relaxed as the tabular path does (relax-batch.ts);
@@ -61,7 +62,7 @@ async function readTensorGraph(
     info.inputs.length === 1 && typeof info.inputs[0]!.dims?.[0] === 'number'
       ? formatChecked(file, () => relaxBatch(model, info))
       : null;
-  const { card, cardSource } = await readModelCard(source, info);
+  const { card, cardSource } = await readModelCard(source, info, runtime);
   const specs = formatChecked(file, () => info.inputs.map(inputSpec), cardSource);
   const outputName = card.output ?? info.outputs[0]!.name;
   const output = info.outputs.find((o) => o.name === outputName);
@@ -99,7 +100,7 @@ export async function loadTensorModel(
   const started = performance.now();
   const { file } = source;
   const { model, info } = graph;
-  const read = await readTensorGraph(source, model, info);
+  const read = await readTensorGraph(source, model, info, runtime);
   const { card, cardSource, specs, outputName } = read;
   const step = <T>(run: () => Promise<T>): Promise<T> =>
     run().catch((err: unknown) => {
