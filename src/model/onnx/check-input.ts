@@ -98,7 +98,8 @@ export const sampleInputFiles = (modelFile: string): { bin: string; json: string
   return { bin: `${stem}.sample_input.bin`, json: `${stem}.sample_input.json` };
 };
 
-async function readIfPresent(file: string): Promise<Buffer | null> {
+/** A file's bytes, or null when it does not exist (a sample beside the model is optional). */
+export async function readIfPresent(file: string): Promise<Buffer | null> {
   try {
     return await readFile(file);
   } catch (err) {

@@ -22,27 +22,14 @@ const zeros = (info: GraphInfo, features: number) => ({
  * The shapes of `fetch` (tensors of the graph: outputs or intermediates) for PROBE_ROWS rows of zeros.
  * Throws ModelFormatError when onnxruntime cannot load the probe graph or the run fails.
  */
-export async function probeShapes(
+export function probeShapes(
   model: OnnxProto,
   info: GraphInfo,
   fetch: string[],
   features: number,
   opts: SessionOptions,
 ): Promise<ProbedShapes> {
-  let probe: OrtSession;
-  try {
-    probe = await createSession(probeGraph(model, info), opts);
-  } catch (err) {
-    throw new ModelFormatError(`onnxruntime cannot load the probe graph: ${firstLine((err as Error).message)}`);
-  }
-  try {
-    const out = await probe.run(zeros(info, features), fetch);
-    return { rows: PROBE_ROWS, dims: Object.fromEntries(fetch.map((t) => [t, out[t]!.dims])) };
-  } catch (err) {
-    throw new ModelFormatError(`a test run with ${features} features failed: ${firstLine((err as Error).message)}`);
-  } finally {
-    await probe.release();
-  }
+  return probeRun(model, info, fetch, zeros(info, features), opts, `${features} features`);
 }
 
 /**
@@ -79,12 +66,27 @@ export async function tensorRanks(
  * (its check input: every data input, each in its datatype). Throws ModelFormatError when onnxruntime
  * cannot load the probe graph or the run fails.
  */
-export async function probeTensorShapes(
+export function probeTensorShapes(
   model: OnnxProto,
   info: GraphInfo,
   fetch: string[],
   feeds: Record<string, Feed>,
   opts: SessionOptions,
+): Promise<ProbedShapes> {
+  const shapes = Object.entries(feeds)
+    .map(([name, f]) => `${name} [${f.dims.join(', ')}]`)
+    .join(', ');
+  return probeRun(model, info, fetch, feeds, opts, shapes);
+}
+
+/** One probe run of `feeds`; `what` names them in the error of a failed run. */
+async function probeRun(
+  model: OnnxProto,
+  info: GraphInfo,
+  fetch: string[],
+  feeds: Record<string, Feed>,
+  opts: SessionOptions,
+  what: string,
 ): Promise<ProbedShapes> {
   let probe: OrtSession;
   try {
@@ -96,10 +98,7 @@ export async function probeTensorShapes(
     const out = await probe.run(feeds, fetch);
     return { rows: PROBE_ROWS, dims: Object.fromEntries(fetch.map((t) => [t, out[t]!.dims])) };
   } catch (err) {
-    const shapes = Object.entries(feeds)
-      .map(([name, f]) => `${name} [${f.dims.join(', ')}]`)
-      .join(', ');
-    throw new ModelFormatError(`a test run with ${shapes} failed: ${firstLine((err as Error).message)}`);
+    throw new ModelFormatError(`a test run with ${what} failed: ${firstLine((err as Error).message)}`);
   } finally {
     await probe.release();
   }

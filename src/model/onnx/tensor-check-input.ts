@@ -10,9 +10,8 @@
  * A dim the graph leaves free gets FREE_DIM_EXTENT (synthetic) or the sample's extent. Row i never
  * depends on how many rows are asked for.
  */
-import { readFile } from 'node:fs/promises';
 import type { InputTensor, TensorSpec } from '../model.js';
-import { boundedInput, sampleInputFiles } from './check-input.js';
+import { boundedInput, readIfPresent, sampleInputFiles } from './check-input.js';
 import { ModelFormatError } from './inspect.js';
 import { DATATYPES } from './tensor-datatypes.js';
 
@@ -93,15 +92,6 @@ export function sampleCheckInput(specs: readonly TensorSpec[], sample: TensorSam
 export async function tensorCheckInput(modelFile: string, specs: readonly TensorSpec[]): Promise<TensorCheckInput> {
   const sample = await readTensorSample(modelFile, specs);
   return sample ? sampleCheckInput(specs, sample) : syntheticInput(specs);
-}
-
-async function readIfPresent(file: string): Promise<Buffer | null> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
 }
 
 /**

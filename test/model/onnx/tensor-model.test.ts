@@ -15,34 +15,13 @@ import { graphLayout, inspectTensor } from '../../../src/model/onnx/inspect.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { TensorModel } from '../../../src/model/onnx/tensor-model.js';
 import { decodeModel, encodeModel } from '../../../src/onnx-proto/proto.js';
+import { firstRows } from '../../../src/model/onnx/tensor-mc-shapes.js';
+import { DIR, inputsOf, references } from './tensor-mc-fixtures.js';
 
-const DIR = 'test/fixtures/tensor';
-
-interface Reference {
-  inputs: { name: string; datatype: 'FP32' | 'INT64'; shape: number[]; offset: number }[];
-  outputs: { name: string; shape: number[] }[];
-  task: 'classification' | 'regression';
-  class_axis: number | null;
-  dropout_nodes: number;
-  eval: { batch8: number[]; batch1: number[] };
-}
-
-const references = JSON.parse(readFileSync(`${DIR}/references.json`, 'utf8')).fixtures as Record<string, Reference>;
 const NAMES = Object.keys(references);
 
 /** The reference inputs (rows 0 … rows − 1 of the stored batch of 8), each in its own datatype. */
-function referenceInputs(name: string, rows = 8): InputTensor[] {
-  const ref = references[name]!;
-  const bin = readFileSync(`${DIR}/${name}.input.bin`);
-  return ref.inputs.map((input) => {
-    const rowSize = input.shape.slice(1).reduce((a, b) => a * b, 1);
-    const width = input.datatype === 'FP32' ? 4 : 8;
-    const start = bin.byteOffset + input.offset;
-    const bytes = bin.buffer.slice(start, start + rows * rowSize * width);
-    const data = input.datatype === 'FP32' ? new Float32Array(bytes) : new BigInt64Array(bytes);
-    return { name: input.name, dims: [rows, ...input.shape.slice(1)], data };
-  });
-}
+const referenceInputs = (name: string, rows = 8): InputTensor[] => inputsOf(name).map((t) => firstRows(t, rows));
 
 /** Load a fixture as the repository does (formats.ts), with an optional card. */
 function loadFixture(name: string, card: object | null = null): Promise<Model> {
