@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
 import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import { FIRST_HOLD_MS, MAX_HOLD_MS, refusalAnswered, refusalHoldMs } from '../../src/server/plugins/refusal-pacing.js';
@@ -642,6 +642,18 @@ describe('memory held by request bodies', () => {
     idle.tick(12_000);
     idle.tick(13_000);
     expect(idle.collections).toBe(2);
+  });
+
+  it('the server reports each model load to the idle collector', async () => {
+    const app = await buildApp({ config: loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0' }) });
+    try {
+      const loaded = vi.spyOn(app.idleGc!, 'loaded');
+      await app.loadModels();
+      expect(app.repository.names().length).toBeGreaterThan(0);
+      expect(loaded).toHaveBeenCalledTimes(app.repository.names().length);
+    } finally {
+      await app.close();
+    }
   });
 
   it("the server gets V8's gc without --expose-gc", () => {
