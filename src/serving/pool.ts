@@ -72,6 +72,8 @@ export function sharedBytes(source: ModelSource): ModelSource {
 
 export class McPool {
   private readonly slots: Slot[] = [];
+  /** Fresh workers loading their models, each to replace one in slots (renew). */
+  private readonly starting = new Set<Slot>();
   private nextId = 0;
   private renewed = 0;
   private closing = false;
@@ -149,30 +151,38 @@ export class McPool {
     return this.renewed;
   }
 
-  /** The workers (a copy: a renewal may replace one meanwhile). */
+  /** The workers, with those starting to replace one (they get every load and unload too). */
   private everySlot(): Slot[] {
-    return [...this.slots];
+    return [...this.slots, ...this.starting];
+  }
+
+  /** `old` replaced by a fresh worker once that has loaded the models; then `old` is ended. */
+  private async renew(old: Slot): Promise<void> {
+    if (this.closing || !this.slots.includes(old)) return;
+    const fresh = this.spawn();
+    this.starting.add(fresh);
+    const ready = await this.post(fresh, { ping: true }).then(
+      () => true,
+      () => false,
+    );
+    this.starting.delete(fresh);
+    if (this.closing) return; // close() ends both
+    const i = this.slots.indexOf(old);
+    if (!ready || i < 0) return this.retire(fresh);
+    this.slots[i] = fresh;
+    this.renewed++;
+    await this.retire(old);
   }
 
   /**
-   * `old` replaced by a fresh worker: once `old` has finished its tasks (ending a thread inside
-   * onnxruntime's native run aborts the process), the fresh one takes its slot in the same turn, so no
-   * task can reach `old` any more (tasks wait in the fresh one until its models are loaded), and `old`
-   * is ended. Started before `old` ended, the
-   * fresh thread's memory lay above what `old` then freed, which glibc cannot return: one worker settled
-   * 0.4 and 6.5 MB over its idle RSS after an MC load that way, 3.0 and 3.7 MB under it this way
-   * (bench/idle-memory.ts, two runs each).
+   * End a worker no task can reach any more, once what it was given has finished (ending it inside
+   * onnxruntime's native code aborts the process).
    */
-  private async renew(old: Slot): Promise<void> {
-    if (this.closing || !this.slots.includes(old)) return;
-    old.idle.stop();
-    await this.post(old, { drain: true }).catch(() => undefined);
-    while (old.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
-    const i = this.slots.indexOf(old);
-    if (this.closing || i < 0) return; // close() ends it
-    this.slots[i] = this.spawn();
-    this.renewed++;
-    await old.worker.terminate();
+  private async retire(slot: Slot): Promise<void> {
+    slot.idle.stop();
+    await this.post(slot, { drain: true }).catch(() => undefined);
+    while (slot.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
+    await slot.worker.terminate();
   }
 
   /** Models each worker holds now (by key: a swapped-out model stays until its last request finished). */
