@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
 import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import { FIRST_HOLD_MS, MAX_HOLD_MS, refusalAnswered, refusalHoldMs } from '../../src/server/plugins/refusal-pacing.js';
@@ -615,6 +615,45 @@ describe('memory held by request bodies', () => {
     bytes = 100 * MB;
     idle.tick(20_000); // no activity since: nothing to collect
     expect(idle.collections).toBe(2);
+  });
+
+  it('idle collection: a model load is collected at the next quiet second whatever its size, and the level after it is the floor', () => {
+    const MB = 1024 * 1024;
+    let bytes = 20 * MB;
+    const idle = new IdleGc(
+      () => {
+        bytes = 24 * MB; // the loaded model stays
+      },
+      () => bytes,
+    );
+    bytes = 32 * MB; // 12 MB above the floor: under the threshold, but a load's garbage
+    idle.loaded();
+    idle.tick(1000); // busy loading
+    expect(idle.collections).toBe(0);
+    idle.tick(2000); // quiet after the load: collect
+    expect(idle.collections).toBe(1);
+    bytes = 36 * MB; // 12 MB above the new floor of 24 MB (16 above the old one)
+    idle.activity();
+    idle.tick(10_000);
+    idle.tick(11_000); // quiet, under the threshold over the new floor: no collection
+    expect(idle.collections).toBe(1);
+    bytes = 41 * MB; // 17 MB above it
+    idle.activity();
+    idle.tick(12_000);
+    idle.tick(13_000);
+    expect(idle.collections).toBe(2);
+  });
+
+  it('the server reports each model load to the idle collector', async () => {
+    const app = await buildApp({ config: loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0' }) });
+    try {
+      const loaded = vi.spyOn(app.idleGc!, 'loaded');
+      await app.loadModels();
+      expect(app.repository.names().length).toBeGreaterThan(0);
+      expect(loaded).toHaveBeenCalledTimes(app.repository.names().length);
+    } finally {
+      await app.close();
+    }
   });
 
   it("the server gets V8's gc without --expose-gc", () => {

@@ -165,6 +165,30 @@ describe('McPool: a worker idle after MC work is replaced by a fresh one', () =>
     }
   });
 
+  it('tasks that arrive while a worker is renewed are answered, by it or by the fresh one', async () => {
+    const pool = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 0);
+    const renew = (slot: unknown) => (pool as unknown as { renew(s: unknown): Promise<void> }).renew(slot);
+    try {
+      await pool.ready();
+      const opts = { samples: 3000, interval: 0.9, seed: 7 };
+      const alone = await pool.run('diabetes', row, 1, opts);
+      const old = slots(pool)[0]!;
+      const tasks = [pool.run('diabetes', row, 1, opts)];
+      const renewing = renew(old); // the old worker drains: tasks still reach it
+      tasks.push(pool.run('diabetes', row, 1, opts));
+      await new Promise((r) => setTimeout(r, 0));
+      tasks.push(pool.run('diabetes', row, 1, opts));
+      await renewing;
+      tasks.push(pool.run('diabetes', row, 1, opts)); // the fresh worker, perhaps still loading
+      for (const answer of await Promise.all(tasks)) expect(answer.stats).toEqual(alone.stats);
+      expect(pool.renewals).toBe(1);
+      expect(slots(pool)[0]).not.toBe(old);
+      expect(pool.threads).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('renewAfterMs 0 never renews; models added or removed meanwhile are on the fresh worker as on the others', async () => {
     const never = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 0);
     const soon = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 2, 0, 100);

@@ -34,6 +34,7 @@ function repositoryEvents(app: FastifyInstance, repository: () => ModelRepositor
   return {
     loaded: (m, source, seconds) => {
       metered.loaded?.(m, source, seconds);
+      app.idleGc?.loaded();
       app.log.info(
         { model: m.name, version: m.version, ...m.loadInfo(), ms_until_served: Math.round(seconds * 1000) },
         'model loaded',
