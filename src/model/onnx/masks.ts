@@ -147,6 +147,22 @@ function reserve(w: Wasm, bytes: number): void {
   w.f32 = new Float32Array(w.memory.buffer);
 }
 
+/**
+ * The masks fillBatch lent to a run: a view into the memory, fed to onnxruntime in place of a copy
+ * (one copy of every mask value fewer per batch; issue 20). Until it is given back (MaskStream.release)
+ * nothing may write its bytes or grow the memory (a grow detaches the view): fills meanwhile use the
+ * memory below it when they fit there, else the reference fill.
+ */
+let lent: { view: Float32Array; start: number } | null = null;
+
+/** The memory when `bytes` of it may be written now (grown if needed and nothing is lent), else null. */
+function usable(w: Wasm | null, bytes: number): Wasm | null {
+  if (!w) return null;
+  if (lent) return bytes <= lent.start ? w : null;
+  reserve(w, bytes);
+  return w;
+}
+
 const f32bits = new Float32Array(1);
 const i32bits = new Int32Array(f32bits.buffer);
 
@@ -183,12 +199,11 @@ export class MaskStream {
       out.fill(k.threshold <= 0 ? 1 : 0, start, end);
       return;
     }
-    const w = this.useWasm ? instance() : null;
+    const w = usable(this.useWasm ? instance() : null, STREAM + (n + 8) * 4);
     if (!w) {
       this.referenceFill(out, start, n, 1, 0, k.threshold, k.keep);
       return;
     }
-    reserve(w, STREAM + (n + 8) * 4);
     this.generate(w, STREAM / 4, n, k);
     out.set(w.f32.subarray(STREAM / 4, STREAM / 4 + n), start);
   }
@@ -196,7 +211,9 @@ export class MaskStream {
   /**
    * Masks of a coalesced batch in one pass: T samples of rows[j] rows per stream j, laid out sample-major
    * like the batch (row t·Σrows + offset_j + i), each stream continuing in its own order: exactly the
-   * units fill() would give each request alone for its T × rows[j] × rowSize values.
+   * units fill() would give each request alone for its T × rows[j] × rowSize values. Returns the array
+   * that holds them: `out`, or with `lend` a view into the generator's memory (no copy), which the
+   * caller gives back with release() once its run has read it.
    */
   static fillBatch(
     streams: readonly MaskStream[],
@@ -205,23 +222,23 @@ export class MaskStream {
     rowSize: number,
     p: number,
     out: Float32Array,
-  ): void {
+    lend = false,
+  ): Float32Array {
     const total = rows.reduce((a, b) => a + b, 0);
     const size = samples * total * rowSize;
     const k = keepOf(p);
-    if (k.threshold <= 0 || k.threshold >= 65536) return void out.fill(k.threshold <= 0 ? 1 : 0, 0, size);
-    const w = streams[0]?.useWasm ? instance() : null;
+    if (k.threshold <= 0 || k.threshold >= 65536) return out.fill(k.threshold <= 0 ? 1 : 0, 0, size);
+    const most = Math.max(...rows) * samples * rowSize;
+    const batchAt = Math.ceil((STREAM + (most + 8) * 4) / 16) * 16;
+    const w = usable(streams[0]?.useWasm ? instance() : null, batchAt + size * 4);
     if (!w) {
       let off = 0;
       streams.forEach((st, j) => {
         st.referenceFill(out, off * rowSize, rows[j]! * rowSize, samples, total * rowSize, k.threshold, k.keep);
         off += rows[j]!;
       });
-      return;
+      return out;
     }
-    const most = Math.max(...rows) * samples * rowSize;
-    const batchAt = Math.ceil((STREAM + (most + 8) * 4) / 16) * 16;
-    reserve(w, batchAt + size * 4);
     let off = 0;
     streams.forEach((st, j) => {
       const seg = rows[j]! * rowSize;
@@ -229,7 +246,18 @@ export class MaskStream {
       w.scatter(STREAM, batchAt + off * rowSize * 4, seg * 4, samples, total * rowSize * 4);
       off += rows[j]!;
     });
-    out.set(w.f32.subarray(batchAt / 4, batchAt / 4 + size), 0);
+    const masks = w.f32.subarray(batchAt / 4, batchAt / 4 + size);
+    if (!lend || lent) {
+      out.set(masks, 0);
+      return out;
+    }
+    lent = { view: masks, start: batchAt };
+    return masks;
+  }
+
+  /** Give back the masks fillBatch lent (a no-op for any other array). */
+  static release(masks: Float32Array): void {
+    if (lent?.view === masks) lent = null;
   }
 
   /** Write the next n units at float index `at` of the memory: left-over units first, then whole steps. */

@@ -204,7 +204,10 @@ export class OnnxModel implements Model {
     const perRun = Math.max(1, Math.min(T, Math.floor(this.maxRunRows / rows)));
     // mask buffers serve every chunk of this request, then go back for the next one
     const maskBufs = this.maskBuffers.take(perRun * rows);
-    const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
+    const fill = (buf: Float32Array, ratio: number): Float32Array => {
+      masks.fill(buf, 0, buf.length, ratio);
+      return buf;
+    };
     try {
       // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts
       for (let done = 0, check = auto ? nextAutoCheck(0, T) : T; done < T; ) {
@@ -259,6 +262,9 @@ export class OnnxModel implements Model {
     const streams = seeds.map((seed) => new MaskStream(seed));
     const rows = jobs.map((j) => j.rows);
     const maskBufs = this.maskBuffers.take(T * total);
+    // with one dropout input the run reads its masks where they were made (no copy; issue 20)
+    const lend = this.io.masks.length === 1;
+    let lent: Float32Array | null = null;
     try {
       const { out, logVar } = await runMcChunk(
         this.io,
@@ -267,7 +273,11 @@ export class OnnxModel implements Model {
         maskBufs,
         T,
         total,
-        (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf),
+        (buf, ratio, rowSize) => {
+          const masks = MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf, lend);
+          if (masks !== buf) lent = masks;
+          return masks;
+        },
       );
       let offset = 0;
       return jobs.map((j, k) => {
@@ -277,6 +287,7 @@ export class OnnxModel implements Model {
         return { stats: this.finishStats(acc, j.rows, intervals[k]!), seed: seeds[k]! };
       });
     } finally {
+      if (lent) MaskStream.release(lent);
       this.maskBuffers.give(maskBufs);
     }
   }

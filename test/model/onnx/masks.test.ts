@@ -59,6 +59,38 @@ describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
     }
   });
 
+  it('fillBatch lends its masks in place: the same values, untouched by fills while lent, then given back', () => {
+    const rows = [2, 1];
+    const [T, rowSize, total] = [9, 6, 3];
+    const streams = (): MaskStream[] => rows.map((_, j) => new MaskStream(40 + j));
+    const copied = new Float32Array(T * total * rowSize);
+    expect(MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, copied)).toBe(copied);
+    const out = new Float32Array(T * total * rowSize);
+    const lent = MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, out, true);
+    expect(lent).not.toBe(out);
+    expect(lent).toEqual(copied);
+    const kept = Float32Array.from(lent);
+    // while lent: a second batch and fills small and large (these would grow the memory) leave it alone
+    const second = new Float32Array(T * total * rowSize);
+    expect(MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, second, true)).toBe(second);
+    expect(second).toEqual(copied);
+    const small = new Float32Array(20);
+    const large = new Float32Array(70_000);
+    new MaskStream(5).fill(small, 0, small.length, 0.5);
+    new MaskStream(6).fill(large, 0, large.length, 0.5);
+    expect(lent).toEqual(kept);
+    const [refSmall, refLarge] = [new Float32Array(20), new Float32Array(70_000)];
+    new MaskStream(5, false).fill(refSmall, 0, refSmall.length, 0.5);
+    new MaskStream(6, false).fill(refLarge, 0, refLarge.length, 0.5);
+    expect(small).toEqual(refSmall);
+    expect(large).toEqual(refLarge);
+    // given back, the next batch may borrow again
+    MaskStream.release(lent);
+    const again = MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, new Float32Array(T * total * rowSize), true);
+    expect(again).toEqual(copied);
+    MaskStream.release(again);
+  });
+
   it('is a dropout mask: zero with probability p, survivors 1/(1−p), mean 1; lanes uncorrelated', () => {
     const n = 1_000_000;
     for (const p of [0.1, 0.3, 0.5]) {
