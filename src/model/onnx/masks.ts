@@ -21,13 +21,17 @@ const STATE = 0; // 4 × v128: s0, s1, s2, s3 (lane j in word j of each)
 const LAST = 64; // 2 × v128: the uniforms of the last step (hi halves, lo halves)
 const STREAM = 128; // generated mask values
 
-/** gen(ptr, steps, threshold, keepBits): `steps` steps of masks at ptr; state in and out at STATE. */
+/**
+ * gen(ptr, steps, threshold, keepBits, segSteps, gapBytes): `steps` steps of masks from ptr, skipping
+ * gapBytes after every segSteps steps (segSteps = steps: contiguous); state in and out at STATE.
+ */
 function generator(): Fn {
-  const f = new Fn('gen', [I32, I32, I32, I32]);
-  const [ptr, steps, threshold, keepBits] = [0, 1, 2, 3];
+  const f = new Fn('gen', [I32, I32, I32, I32, I32, I32]);
+  const [ptr, steps, threshold, keepBits, segSteps, gapBytes] = [0, 1, 2, 3, 4, 5];
   const v = (): number => f.local(V128);
   const [s0, s1, s2, s3, r, t, thr, keep, m16, hi, lo] = [v(), v(), v(), v(), v(), v(), v(), v(), v(), v(), v()];
   const p = f.local(I32);
+  const left = f.local(I32); // steps left in this segment
   const rotl = (k: number): void =>
     void f
       .tee(t)
@@ -50,7 +54,7 @@ function generator(): Fn {
     .v128Load(STATE + 48)
     .set(s3);
   f.get(threshold).iSplat().set(thr).get(keepBits).iSplat().set(keep).i32(0xffff).iSplat().set(m16);
-  f.get(ptr).set(p);
+  f.get(ptr).set(p).get(segSteps).set(left);
   f.block().get(steps).i32Eqz().brIf(0);
   f.loop();
   // r = rotl(s1 · 5, 7) · 9
@@ -72,6 +76,10 @@ function generator(): Fn {
   f.get(p).get(hi).get(thr).iGeU().get(keep).vAnd().v128Store(0);
   f.get(p).get(lo).get(thr).iGeU().get(keep).vAnd().v128Store(16);
   f.addTo(p, 32);
+  // at a segment's end, skip the gap
+  f.block().get(left).i32(1).i32Sub().tee(left).brIf(0);
+  f.get(p).get(gapBytes).i32Add().set(p).get(segSteps).set(left);
+  f.end();
   f.get(steps).i32(1).i32Sub().tee(steps).brIf(0).end();
   f.end();
   f.i32(0)
@@ -111,7 +119,7 @@ function scatter(): Fn {
 
 interface Wasm {
   memory: WebAssembly.Memory;
-  gen: (ptr: number, steps: number, threshold: number, keepBits: number) => void;
+  gen: (ptr: number, steps: number, threshold: number, keepBits: number, segSteps: number, gapBytes: number) => void;
   scatter: (src: number, dst: number, segBytes: number, segs: number, strideBytes: number) => void;
   i32: Int32Array;
   f32: Float32Array;
@@ -242,8 +250,14 @@ export class MaskStream {
     let off = 0;
     streams.forEach((st, j) => {
       const seg = rows[j]! * rowSize;
-      st.generate(w, STREAM / 4, seg * samples, k);
-      w.scatter(STREAM, batchAt + off * rowSize * 4, seg * 4, samples, total * rowSize * 4);
+      const at = batchAt + off * rowSize * 4;
+      const stride = total * rowSize * 4;
+      // whole steps per sample: generated in place, sample by sample (no scatter copy); else via the stream area
+      if (seg % 8 === 0 && st.pending.length === 0) st.generateStrided(w, at, seg / 8, samples, stride - seg * 4, k);
+      else {
+        st.generate(w, STREAM / 4, seg * samples, k);
+        w.scatter(STREAM, at, seg * 4, samples, stride);
+      }
       off += rows[j]!;
     });
     const masks = w.f32.subarray(batchAt / 4, batchAt / 4 + size);
@@ -269,10 +283,28 @@ export class MaskStream {
     if (rest === 0) return;
     const steps = Math.ceil(rest / 8);
     w.i32.set(this.state, STATE / 4);
-    w.gen((at + head) * 4, steps, k.threshold, k.keepBits);
+    w.gen((at + head) * 4, steps, k.threshold, k.keepBits, steps, 0);
     this.state.set(w.i32.subarray(STATE / 4, STATE / 4 + 16));
     const used = rest - (steps - 1) * 8; // units taken from the last step (1…8)
     if (used < 8) this.pending = Array.from(w.i32.subarray(LAST / 4 + used, LAST / 4 + 8));
+  }
+
+  /**
+   * The next segs·segSteps·8 units (no left-over units pending) written as segs runs of segSteps steps
+   * from byte `at`, gapBytes apart: what generate and a scatter would write, with nothing left over.
+   */
+  private generateStrided(
+    w: Wasm,
+    at: number,
+    segSteps: number,
+    segs: number,
+    gapBytes: number,
+    k: { threshold: number; keepBits: number },
+  ): void {
+    if (segs === 0 || segSteps === 0) return;
+    w.i32.set(this.state, STATE / 4);
+    w.gen(at, segSteps * segs, k.threshold, k.keepBits, segSteps, gapBytes);
+    this.state.set(w.i32.subarray(STATE / 4, STATE / 4 + 16));
   }
 
   /** The same stream in plain JavaScript, one lane step at a time: segs runs of segLen at out[start + k·stride]. */

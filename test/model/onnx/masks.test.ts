@@ -33,29 +33,56 @@ describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
   it('fillBatch lays each stream out sample-major exactly as its own contiguous fill', () => {
     const rows = [1, 3, 2];
     const T = 7;
-    const rowSize = 5;
     const total = 6;
-    for (const useWasm of [true, false]) {
-      const out = new Float32Array(T * total * rowSize);
-      MaskStream.fillBatch(
-        rows.map((_, j) => new MaskStream(10 + j, useWasm)),
-        rows,
-        T,
-        rowSize,
-        0.4,
-        out,
-      );
-      let off = 0;
-      rows.forEach((r, j) => {
-        const alone = new Float32Array(T * r * rowSize);
-        new MaskStream(10 + j, useWasm).fill(alone, 0, alone.length, 0.4);
-        for (let t = 0; t < T; t++) {
-          expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(
-            Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)),
-          );
-        }
-        off += r;
-      });
+    // rowSize 5: no stream's sample is whole steps of 8 (generated, then scattered); 8: every stream's is
+    // (generated in place); 4: some are. `used`: units a stream gave before the batch (left-over units pending)
+    for (const [rowSize, used] of [
+      [5, 0],
+      [8, 0],
+      [4, 0],
+      [8, 3],
+      [16, 8],
+    ] as const) {
+      for (const useWasm of [true, false]) {
+        const stream = (j: number): MaskStream => {
+          const st = new MaskStream(10 + j, useWasm);
+          if (used) st.fill(new Float32Array(used), 0, used, 0.4);
+          return st;
+        };
+        const out = new Float32Array(T * total * rowSize);
+        MaskStream.fillBatch(
+          rows.map((_, j) => stream(j)),
+          rows,
+          T,
+          rowSize,
+          0.4,
+          out,
+        );
+        let off = 0;
+        rows.forEach((r, j) => {
+          const alone = new Float32Array(T * r * rowSize);
+          stream(j).fill(alone, 0, alone.length, 0.4);
+          for (let t = 0; t < T; t++) {
+            expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(
+              Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)),
+            );
+          }
+          off += r;
+        });
+      }
+    }
+  });
+
+  it('a stream goes on after fillBatch as it would after a fill of the same units', () => {
+    for (const rowSize of [8, 5]) {
+      const a = new MaskStream(3);
+      const b = new MaskStream(3, false);
+      MaskStream.fillBatch([a], [2], 5, rowSize, 0.3, new Float32Array(10 * rowSize));
+      b.fill(new Float32Array(10 * rowSize), 0, 10 * rowSize, 0.3);
+      const [next, ref] = [new Float32Array(37), new Float32Array(37)];
+      a.fill(next, 0, 37, 0.3);
+      b.fill(ref, 0, 37, 0.3);
+      expect(next).toEqual(ref);
     }
   });
 
