@@ -250,7 +250,8 @@ export class OnnxModel implements Model {
     if (total * T > this.maxRunRows) throw new Error(`coalesced MC of ${total} rows × ${T} samples exceeds one run`);
     const f = this.features.length;
     let x = jobs[0]!.x;
-    if (jobs.length > 1) {
+    if (jobs.length > 1 && adjacent(jobs, f)) x = new Float32Array(x.buffer, x.byteOffset, total * f);
+    else if (jobs.length > 1) {
       x = new Float32Array(total * f);
       let at = 0;
       for (const j of jobs) {
@@ -407,4 +408,15 @@ export class OnnxModel implements Model {
     const all = [this.evalSession, this.mcPlain?.session, this.mcShared?.session];
     await Promise.all(all.filter((s): s is OrtSession => !!s).map((s) => s.release()));
   }
+}
+
+/** The jobs' rows follow one another in one buffer (as a worker's unpackBatch hands them over). */
+function adjacent(jobs: readonly McJob[], features: number): boolean {
+  const buffer = jobs[0]!.x.buffer;
+  let end = jobs[0]!.x.byteOffset;
+  for (const j of jobs) {
+    if (j.x.buffer !== buffer || j.x.byteOffset !== end) return false;
+    end += j.rows * features * Float32Array.BYTES_PER_ELEMENT;
+  }
+  return true;
 }
