@@ -138,10 +138,14 @@ describe('the worker hand-off format', () => {
     // the same buffer with a gap between the rows, and out of order
     const buf = new Float32Array(70);
     const apart = [buf.subarray(0, 10), buf.subarray(20, 40), buf.subarray(50, 60)];
-    apart.forEach((v, k) => v.set(rows[k]!));
+    apart.forEach((v, k) => {
+      v.set(rows[k]!);
+    });
     const buf2 = new Float32Array(40);
     const reordered = [buf2.subarray(30, 40), buf2.subarray(0, 20), buf2.subarray(20, 30)];
-    reordered.forEach((v, k) => v.set(rows[k]!));
+    reordered.forEach((v, k) => {
+      v.set(rows[k]!);
+    });
     const cases = [
       unpacked,
       apart.map((x, k) => ({ x, rows: n[k]!, opts: opts(k + 1) })),
