@@ -38,9 +38,13 @@ export function packBatch(
   jobs.forEach((j, k) => {
     x.set(j.x.subarray(0, j.rows * features), at * features);
     at += j.rows;
-    const method = j.opts.intervalMethod === undefined ? -1 : INTERVAL_METHODS.indexOf(j.opts.intervalMethod);
-    const statistics = statisticsMask(j.opts.statistics);
-    meta.set([j.rows, j.opts.interval, j.opts.seed ?? -1, j.opts.returnSamples ? 1 : 0, method, statistics], META * k);
+    const o = META * k;
+    meta[o] = j.rows;
+    meta[o + 1] = j.opts.interval;
+    meta[o + 2] = j.opts.seed ?? -1;
+    meta[o + 3] = j.opts.returnSamples ? 1 : 0;
+    meta[o + 4] = j.opts.intervalMethod === undefined ? -1 : INTERVAL_METHODS.indexOf(j.opts.intervalMethod);
+    meta[o + 5] = statisticsMask(j.opts.statistics);
   });
   return {
     task: { model, samples: jobs[0]!.opts.samples, x, meta },
@@ -50,29 +54,17 @@ export function packBatch(
 
 export function unpackBatch(task: McBatchTask, features: number): McJob[] {
   const jobs: McJob[] = [];
+  const m = task.meta;
   let at = 0;
-  for (let k = 0; k < task.meta.length; k += META) {
-    const [rows, interval, seed, returnSamples, method, statistics] = Array.from(task.meta.subarray(k, k + META)) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    const intervalMethod = INTERVAL_METHODS[method];
-    jobs.push({
-      x: task.x.subarray(at * features, (at + rows) * features),
-      rows,
-      opts: {
-        samples: task.samples,
-        interval,
-        ...(intervalMethod ? { intervalMethod } : {}),
-        ...(seed >= 0 ? { seed } : {}),
-        returnSamples: returnSamples === 1,
-        ...(statistics !== 0 ? { statistics: maskStatistics(statistics) } : {}),
-      },
-    });
+  for (let k = 0; k < m.length; k += META) {
+    const rows = m[k]!;
+    const opts: McOptions = { samples: task.samples, interval: m[k + 1]!, returnSamples: m[k + 3] === 1 };
+    const intervalMethod = INTERVAL_METHODS[m[k + 4]!];
+    if (intervalMethod) opts.intervalMethod = intervalMethod;
+    if (m[k + 2]! >= 0) opts.seed = m[k + 2]!;
+    if (m[k + 5] !== 0) opts.statistics = maskStatistics(m[k + 5]!);
+    // views into the one transferred array, one after another (sampleBatch runs them without a copy)
+    jobs.push({ x: task.x.subarray(at * features, (at + rows) * features), rows, opts });
     at += rows;
   }
   return jobs;

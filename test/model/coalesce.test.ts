@@ -120,6 +120,46 @@ describe('the worker hand-off format', () => {
     ]);
   });
 
+  it('sampleBatch gives the same answers for rows in separate arrays, adjacent in one buffer (as unpacked) or apart in one', async () => {
+    const diabetes = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
+    const opts = (seed: number) => ({ samples: 30, interval: 0.9, seed });
+    const rows = [row(10, 1), Float32Array.from([...row(10, 2), ...row(10, 3)]), row(10, 4)];
+    const n = [1, 2, 1];
+    const separate = await diabetes.sampleBatch(rows.map((x, k) => ({ x, rows: n[k]!, opts: opts(k + 1) })));
+    const unpacked = unpackBatch(
+      packBatch(
+        'diabetes',
+        separate.map((_, k) => ({ x: rows[k]!, rows: n[k]!, opts: opts(k + 1) })),
+        10,
+      ).task,
+      10,
+    );
+    expect(unpacked[1]!.x.buffer).toBe(unpacked[0]!.x.buffer);
+    // the same buffer with a gap between the rows, and out of order
+    const buf = new Float32Array(70);
+    const apart = [buf.subarray(0, 10), buf.subarray(20, 40), buf.subarray(50, 60)];
+    apart.forEach((v, k) => {
+      v.set(rows[k]!);
+    });
+    const buf2 = new Float32Array(40);
+    const reordered = [buf2.subarray(30, 40), buf2.subarray(0, 20), buf2.subarray(20, 30)];
+    reordered.forEach((v, k) => {
+      v.set(rows[k]!);
+    });
+    const cases = [
+      unpacked,
+      apart.map((x, k) => ({ x, rows: n[k]!, opts: opts(k + 1) })),
+      reordered.map((x, k) => ({ x, rows: n[k]!, opts: opts(k + 1) })),
+    ];
+    for (const jobs of cases) {
+      const got = await diabetes.sampleBatch(jobs);
+      expect(got.map((r) => Array.from((r.stats as RegressionStats).mean))).toEqual(
+        separate.map((r) => Array.from((r.stats as RegressionStats).mean)),
+      );
+    }
+    await diabetes.close();
+  });
+
   it('packs statistics of both kinds, with and without raw samples, into one Float64Array and back', async () => {
     const diabetes = await OnnxModel.load('diabetes', 'models/diabetes/model.onnx', 'models/diabetes/model.json');
     const wine = await OnnxModel.load('wine', 'models/wine/model.onnx', 'models/wine/model.json');

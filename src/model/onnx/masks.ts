@@ -21,13 +21,17 @@ const STATE = 0; // 4 × v128: s0, s1, s2, s3 (lane j in word j of each)
 const LAST = 64; // 2 × v128: the uniforms of the last step (hi halves, lo halves)
 const STREAM = 128; // generated mask values
 
-/** gen(ptr, steps, threshold, keepBits): `steps` steps of masks at ptr; state in and out at STATE. */
+/**
+ * gen(ptr, steps, threshold, keepBits, segSteps, gapBytes): `steps` steps of masks from ptr, skipping
+ * gapBytes after every segSteps steps (segSteps = steps: contiguous); state in and out at STATE.
+ */
 function generator(): Fn {
-  const f = new Fn('gen', [I32, I32, I32, I32]);
-  const [ptr, steps, threshold, keepBits] = [0, 1, 2, 3];
+  const f = new Fn('gen', [I32, I32, I32, I32, I32, I32]);
+  const [ptr, steps, threshold, keepBits, segSteps, gapBytes] = [0, 1, 2, 3, 4, 5];
   const v = (): number => f.local(V128);
   const [s0, s1, s2, s3, r, t, thr, keep, m16, hi, lo] = [v(), v(), v(), v(), v(), v(), v(), v(), v(), v(), v()];
   const p = f.local(I32);
+  const left = f.local(I32); // steps left in this segment
   const rotl = (k: number): void =>
     void f
       .tee(t)
@@ -50,7 +54,7 @@ function generator(): Fn {
     .v128Load(STATE + 48)
     .set(s3);
   f.get(threshold).iSplat().set(thr).get(keepBits).iSplat().set(keep).i32(0xffff).iSplat().set(m16);
-  f.get(ptr).set(p);
+  f.get(ptr).set(p).get(segSteps).set(left);
   f.block().get(steps).i32Eqz().brIf(0);
   f.loop();
   // r = rotl(s1 · 5, 7) · 9
@@ -72,6 +76,10 @@ function generator(): Fn {
   f.get(p).get(hi).get(thr).iGeU().get(keep).vAnd().v128Store(0);
   f.get(p).get(lo).get(thr).iGeU().get(keep).vAnd().v128Store(16);
   f.addTo(p, 32);
+  // at a segment's end, skip the gap
+  f.block().get(left).i32(1).i32Sub().tee(left).brIf(0);
+  f.get(p).get(gapBytes).i32Add().set(p).get(segSteps).set(left);
+  f.end();
   f.get(steps).i32(1).i32Sub().tee(steps).brIf(0).end();
   f.end();
   f.i32(0)
@@ -111,7 +119,7 @@ function scatter(): Fn {
 
 interface Wasm {
   memory: WebAssembly.Memory;
-  gen: (ptr: number, steps: number, threshold: number, keepBits: number) => void;
+  gen: (ptr: number, steps: number, threshold: number, keepBits: number, segSteps: number, gapBytes: number) => void;
   scatter: (src: number, dst: number, segBytes: number, segs: number, strideBytes: number) => void;
   i32: Int32Array;
   f32: Float32Array;
@@ -145,6 +153,22 @@ function reserve(w: Wasm, bytes: number): void {
   (w.memory as unknown as { grow(pages: number): number }).grow(Math.ceil((bytes - have) / 65536));
   w.i32 = new Int32Array(w.memory.buffer);
   w.f32 = new Float32Array(w.memory.buffer);
+}
+
+/**
+ * The masks fillBatch lent to a run: a view into the memory, fed to onnxruntime in place of a copy
+ * (one copy of every mask value fewer per batch; issue 20). Until it is given back (MaskStream.release)
+ * nothing may write its bytes or grow the memory (a grow detaches the view): fills meanwhile use the
+ * memory below it when they fit there, else the reference fill.
+ */
+let lent: { view: Float32Array; start: number } | null = null;
+
+/** The memory when `bytes` of it may be written now (grown if needed and nothing is lent), else null. */
+function usable(w: Wasm | null, bytes: number): Wasm | null {
+  if (!w) return null;
+  if (lent) return bytes <= lent.start ? w : null;
+  reserve(w, bytes);
+  return w;
 }
 
 const f32bits = new Float32Array(1);
@@ -183,12 +207,11 @@ export class MaskStream {
       out.fill(k.threshold <= 0 ? 1 : 0, start, end);
       return;
     }
-    const w = this.useWasm ? instance() : null;
+    const w = usable(this.useWasm ? instance() : null, STREAM + (n + 8) * 4);
     if (!w) {
       this.referenceFill(out, start, n, 1, 0, k.threshold, k.keep);
       return;
     }
-    reserve(w, STREAM + (n + 8) * 4);
     this.generate(w, STREAM / 4, n, k);
     out.set(w.f32.subarray(STREAM / 4, STREAM / 4 + n), start);
   }
@@ -196,7 +219,9 @@ export class MaskStream {
   /**
    * Masks of a coalesced batch in one pass: T samples of rows[j] rows per stream j, laid out sample-major
    * like the batch (row t·Σrows + offset_j + i), each stream continuing in its own order: exactly the
-   * units fill() would give each request alone for its T × rows[j] × rowSize values.
+   * units fill() would give each request alone for its T × rows[j] × rowSize values. Returns the array
+   * that holds them: `out`, or with `lend` a view into the generator's memory (no copy), which the
+   * caller gives back with release() once its run has read it.
    */
   static fillBatch(
     streams: readonly MaskStream[],
@@ -205,31 +230,48 @@ export class MaskStream {
     rowSize: number,
     p: number,
     out: Float32Array,
-  ): void {
+    lend = false,
+  ): Float32Array {
     const total = rows.reduce((a, b) => a + b, 0);
     const size = samples * total * rowSize;
     const k = keepOf(p);
-    if (k.threshold <= 0 || k.threshold >= 65536) return void out.fill(k.threshold <= 0 ? 1 : 0, 0, size);
-    const w = streams[0]?.useWasm ? instance() : null;
+    if (k.threshold <= 0 || k.threshold >= 65536) return out.fill(k.threshold <= 0 ? 1 : 0, 0, size);
+    const most = Math.max(...rows) * samples * rowSize;
+    const batchAt = Math.ceil((STREAM + (most + 8) * 4) / 16) * 16;
+    const w = usable(streams[0]?.useWasm ? instance() : null, batchAt + size * 4);
     if (!w) {
       let off = 0;
       streams.forEach((st, j) => {
         st.referenceFill(out, off * rowSize, rows[j]! * rowSize, samples, total * rowSize, k.threshold, k.keep);
         off += rows[j]!;
       });
-      return;
+      return out;
     }
-    const most = Math.max(...rows) * samples * rowSize;
-    const batchAt = Math.ceil((STREAM + (most + 8) * 4) / 16) * 16;
-    reserve(w, batchAt + size * 4);
     let off = 0;
     streams.forEach((st, j) => {
       const seg = rows[j]! * rowSize;
-      st.generate(w, STREAM / 4, seg * samples, k);
-      w.scatter(STREAM, batchAt + off * rowSize * 4, seg * 4, samples, total * rowSize * 4);
+      const at = batchAt + off * rowSize * 4;
+      const stride = total * rowSize * 4;
+      // whole steps per sample: generated in place, sample by sample (no scatter copy); else via the stream area
+      if (seg % 8 === 0 && st.pending.length === 0) st.generateStrided(w, at, seg / 8, samples, stride - seg * 4, k);
+      else {
+        st.generate(w, STREAM / 4, seg * samples, k);
+        w.scatter(STREAM, at, seg * 4, samples, stride);
+      }
       off += rows[j]!;
     });
-    out.set(w.f32.subarray(batchAt / 4, batchAt / 4 + size), 0);
+    const masks = w.f32.subarray(batchAt / 4, batchAt / 4 + size);
+    if (!lend || lent) {
+      out.set(masks, 0);
+      return out;
+    }
+    lent = { view: masks, start: batchAt };
+    return masks;
+  }
+
+  /** Give back the masks fillBatch lent (a no-op for any other array). */
+  static release(masks: Float32Array): void {
+    if (lent?.view === masks) lent = null;
   }
 
   /** Write the next n units at float index `at` of the memory: left-over units first, then whole steps. */
@@ -241,10 +283,28 @@ export class MaskStream {
     if (rest === 0) return;
     const steps = Math.ceil(rest / 8);
     w.i32.set(this.state, STATE / 4);
-    w.gen((at + head) * 4, steps, k.threshold, k.keepBits);
+    w.gen((at + head) * 4, steps, k.threshold, k.keepBits, steps, 0);
     this.state.set(w.i32.subarray(STATE / 4, STATE / 4 + 16));
     const used = rest - (steps - 1) * 8; // units taken from the last step (1…8)
     if (used < 8) this.pending = Array.from(w.i32.subarray(LAST / 4 + used, LAST / 4 + 8));
+  }
+
+  /**
+   * The next segs·segSteps·8 units (no left-over units pending) written as segs runs of segSteps steps
+   * from byte `at`, gapBytes apart: what generate and a scatter would write, with nothing left over.
+   */
+  private generateStrided(
+    w: Wasm,
+    at: number,
+    segSteps: number,
+    segs: number,
+    gapBytes: number,
+    k: { threshold: number; keepBits: number },
+  ): void {
+    if (segs === 0 || segSteps === 0) return;
+    w.i32.set(this.state, STATE / 4);
+    w.gen(at, segSteps * segs, k.threshold, k.keepBits, segSteps, gapBytes);
+    this.state.set(w.i32.subarray(STATE / 4, STATE / 4 + 16));
   }
 
   /** The same stream in plain JavaScript, one lane step at a time: segs runs of segLen at out[start + k·stride]. */

@@ -204,7 +204,10 @@ export class OnnxModel implements Model {
     const perRun = Math.max(1, Math.min(T, Math.floor(this.maxRunRows / rows)));
     // mask buffers serve every chunk of this request, then go back for the next one
     const maskBufs = this.maskBuffers.take(perRun * rows);
-    const fill = (buf: Float32Array, ratio: number): void => masks.fill(buf, 0, buf.length, ratio);
+    const fill = (buf: Float32Array, ratio: number): Float32Array => {
+      masks.fill(buf, 0, buf.length, ratio);
+      return buf;
+    };
     try {
       // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts
       for (let done = 0, check = auto ? nextAutoCheck(0, T) : T; done < T; ) {
@@ -247,7 +250,8 @@ export class OnnxModel implements Model {
     if (total * T > this.maxRunRows) throw new Error(`coalesced MC of ${total} rows × ${T} samples exceeds one run`);
     const f = this.features.length;
     let x = jobs[0]!.x;
-    if (jobs.length > 1) {
+    if (jobs.length > 1 && adjacent(jobs, f)) x = new Float32Array(x.buffer, x.byteOffset, total * f);
+    else if (jobs.length > 1) {
       x = new Float32Array(total * f);
       let at = 0;
       for (const j of jobs) {
@@ -259,6 +263,9 @@ export class OnnxModel implements Model {
     const streams = seeds.map((seed) => new MaskStream(seed));
     const rows = jobs.map((j) => j.rows);
     const maskBufs = this.maskBuffers.take(T * total);
+    // with one dropout input the run reads its masks where they were made (no copy; issue 20)
+    const lend = this.io.masks.length === 1;
+    let lent: Float32Array | null = null;
     try {
       const { out, logVar } = await runMcChunk(
         this.io,
@@ -267,7 +274,11 @@ export class OnnxModel implements Model {
         maskBufs,
         T,
         total,
-        (buf, ratio, rowSize) => MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf),
+        (buf, ratio, rowSize) => {
+          const masks = MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf, lend);
+          if (masks !== buf) lent = masks;
+          return masks;
+        },
       );
       let offset = 0;
       return jobs.map((j, k) => {
@@ -277,6 +288,7 @@ export class OnnxModel implements Model {
         return { stats: this.finishStats(acc, j.rows, intervals[k]!), seed: seeds[k]! };
       });
     } finally {
+      if (lent) MaskStream.release(lent);
       this.maskBuffers.give(maskBufs);
     }
   }
@@ -396,4 +408,15 @@ export class OnnxModel implements Model {
     const all = [this.evalSession, this.mcPlain?.session, this.mcShared?.session];
     await Promise.all(all.filter((s): s is OrtSession => !!s).map((s) => s.release()));
   }
+}
+
+/** The jobs' rows follow one another in one buffer (as a worker's unpackBatch hands them over). */
+function adjacent(jobs: readonly McJob[], features: number): boolean {
+  const buffer = jobs[0]!.x.buffer;
+  let end = jobs[0]!.x.byteOffset;
+  for (const j of jobs) {
+    if (j.x.buffer !== buffer || j.x.byteOffset !== end) return false;
+    end += j.rows * features * Float32Array.BYTES_PER_ELEMENT;
+  }
+  return true;
 }

@@ -30,7 +30,8 @@ export interface GraphIo {
   masks: readonly MaskSpec[];
 }
 
-export type MaskFiller = (buf: Float32Array, ratio: number, rowSize: number) => void;
+/** Fills a run's masks into `buf` and returns the array that holds them: `buf`, or one lent in its place (fillBatch). */
+export type MaskFiller = (buf: Float32Array, ratio: number, rowSize: number) => Float32Array;
 
 export async function runEval(io: GraphIo, session: OrtSession, x: Float32Array, rows: number): Promise<Float32Array> {
   const res = await session.run({ [io.inputName]: { data: x, dims: [rows, io.features] } }, [io.outputName]);
@@ -81,8 +82,7 @@ export async function runMcChunk(
   });
   io.masks.forEach((m, k) => {
     const buf = maskBufs[k]!.subarray(0, batch * m.rowSize);
-    fillMask(buf, m.ratio, m.rowSize);
-    feeds[m.input] = { data: buf, dims: [batch, ...m.rowDims] };
+    feeds[m.input] = { data: fillMask(buf, m.ratio, m.rowSize), dims: [batch, ...m.rowDims] };
   });
   const lv = io.logVarianceName ?? null;
   const res = await g.session.run(feeds, lv ? [io.outputName, lv] : [io.outputName]);

@@ -33,30 +33,89 @@ describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
   it('fillBatch lays each stream out sample-major exactly as its own contiguous fill', () => {
     const rows = [1, 3, 2];
     const T = 7;
-    const rowSize = 5;
     const total = 6;
-    for (const useWasm of [true, false]) {
-      const out = new Float32Array(T * total * rowSize);
-      MaskStream.fillBatch(
-        rows.map((_, j) => new MaskStream(10 + j, useWasm)),
-        rows,
-        T,
-        rowSize,
-        0.4,
-        out,
-      );
-      let off = 0;
-      rows.forEach((r, j) => {
-        const alone = new Float32Array(T * r * rowSize);
-        new MaskStream(10 + j, useWasm).fill(alone, 0, alone.length, 0.4);
-        for (let t = 0; t < T; t++) {
-          expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(
-            Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)),
-          );
-        }
-        off += r;
-      });
+    // rowSize 5: no stream's sample is whole steps of 8 (generated, then scattered); 8: every stream's is
+    // (generated in place); 4: some are. `used`: units a stream gave before the batch (left-over units pending)
+    for (const [rowSize, used] of [
+      [5, 0],
+      [8, 0],
+      [4, 0],
+      [8, 3],
+      [16, 8],
+    ] as const) {
+      for (const useWasm of [true, false]) {
+        const stream = (j: number): MaskStream => {
+          const st = new MaskStream(10 + j, useWasm);
+          if (used) st.fill(new Float32Array(used), 0, used, 0.4);
+          return st;
+        };
+        const out = new Float32Array(T * total * rowSize);
+        MaskStream.fillBatch(
+          rows.map((_, j) => stream(j)),
+          rows,
+          T,
+          rowSize,
+          0.4,
+          out,
+        );
+        let off = 0;
+        rows.forEach((r, j) => {
+          const alone = new Float32Array(T * r * rowSize);
+          stream(j).fill(alone, 0, alone.length, 0.4);
+          for (let t = 0; t < T; t++) {
+            expect(Array.from(out.subarray((t * total + off) * rowSize, (t * total + off + r) * rowSize))).toEqual(
+              Array.from(alone.subarray(t * r * rowSize, (t + 1) * r * rowSize)),
+            );
+          }
+          off += r;
+        });
+      }
     }
+  });
+
+  it('a stream goes on after fillBatch as it would after a fill of the same units', () => {
+    for (const rowSize of [8, 5]) {
+      const a = new MaskStream(3);
+      const b = new MaskStream(3, false);
+      MaskStream.fillBatch([a], [2], 5, rowSize, 0.3, new Float32Array(10 * rowSize));
+      b.fill(new Float32Array(10 * rowSize), 0, 10 * rowSize, 0.3);
+      const [next, ref] = [new Float32Array(37), new Float32Array(37)];
+      a.fill(next, 0, 37, 0.3);
+      b.fill(ref, 0, 37, 0.3);
+      expect(next).toEqual(ref);
+    }
+  });
+
+  it('fillBatch lends its masks in place: the same values, untouched by fills while lent, then given back', () => {
+    const rows = [2, 1];
+    const [T, rowSize, total] = [9, 6, 3];
+    const streams = (): MaskStream[] => rows.map((_, j) => new MaskStream(40 + j));
+    const copied = new Float32Array(T * total * rowSize);
+    expect(MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, copied)).toBe(copied);
+    const out = new Float32Array(T * total * rowSize);
+    const lent = MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, out, true);
+    expect(lent).not.toBe(out);
+    expect(lent).toEqual(copied);
+    const kept = Float32Array.from(lent);
+    // while lent: a second batch and fills small and large (these would grow the memory) leave it alone
+    const second = new Float32Array(T * total * rowSize);
+    expect(MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, second, true)).toBe(second);
+    expect(second).toEqual(copied);
+    const small = new Float32Array(20);
+    const large = new Float32Array(70_000);
+    new MaskStream(5).fill(small, 0, small.length, 0.5);
+    new MaskStream(6).fill(large, 0, large.length, 0.5);
+    expect(lent).toEqual(kept);
+    const [refSmall, refLarge] = [new Float32Array(20), new Float32Array(70_000)];
+    new MaskStream(5, false).fill(refSmall, 0, refSmall.length, 0.5);
+    new MaskStream(6, false).fill(refLarge, 0, refLarge.length, 0.5);
+    expect(small).toEqual(refSmall);
+    expect(large).toEqual(refLarge);
+    // given back, the next batch may borrow again
+    MaskStream.release(lent);
+    const again = MaskStream.fillBatch(streams(), rows, T, rowSize, 0.3, new Float32Array(T * total * rowSize), true);
+    expect(again).toEqual(copied);
+    MaskStream.release(again);
   });
 
   it('is a dropout mask: zero with probability p, survivors 1/(1−p), mean 1; lanes uncorrelated', () => {
