@@ -21,7 +21,7 @@ import {
 } from './train.js';
 import type { Candidate } from './tune.js';
 
-/** What one worker job needs. Datasets travel by structured clone. */
+/** What one worker job needs. Datasets travel in shared memory (tune-workers.ts jobMessage). */
 export interface TuneJob {
   index: number;
   candidate: Candidate;

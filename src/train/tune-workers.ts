@@ -1,7 +1,28 @@
 /** Tuning jobs on worker threads (tune-worker.ts), or inline on this thread. */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker.js';
+import { type Dataset, sharedDataset } from './data.js';
 import { runJob, type TuneJob, type TuneJobResult } from './tune-job.js';
+
+/** Shared copies of datasets that were not in shared memory (built by hand), made once per dataset. */
+const sharedCopies = new WeakMap<Dataset, Dataset>();
+
+function shared(ds: Dataset): Dataset {
+  let copy = sharedCopies.get(ds);
+  if (!copy) {
+    copy = sharedDataset(ds);
+    sharedCopies.set(ds, copy);
+  }
+  return copy;
+}
+
+/**
+ * The message that posts `job` to a worker: its rows in shared memory, so that every worker reads the
+ * main thread's copy (postMessage clones an ArrayBuffer but shares a SharedArrayBuffer).
+ */
+export function jobMessage(job: TuneJob): TuneJob {
+  return { ...job, fit: shared(job.fit), val: job.val && shared(job.val) };
+}
 
 /** Run the jobs on `threads` workers (or inline), in any order; results by job index. */
 export async function runJobs(
@@ -31,7 +52,7 @@ export async function runJobs(
         running++;
         const feed = (): void => {
           if (next < jobs.length) {
-            worker.postMessage(jobs[next++]);
+            worker.postMessage(jobMessage(jobs[next++]!));
             return;
           }
           retired.add(worker);
