@@ -407,6 +407,11 @@ export interface FitHooks {
   trackValidation?: boolean;
   /** Start from these parameters instead of the seeded initialisation (successive halving's next rung). */
   initialParams?: Float32Array;
+  /**
+   * The training rows already standardised (standardisedTrainRows of the same rows): made once for every
+   * run on them, in shared memory, instead of a copy per run and per tuning worker.
+   */
+  trainRows?: StandardisedRows;
 }
 
 /** The network spec of a run (validates the dropout rates against the layers). */
@@ -479,11 +484,34 @@ function lossOf(spec: MlpSpec, task: Task, opts: TrainOptions): LossFn {
   return (out, y, rows, d) => mseLoss(out, y, rows, 1, d);
 }
 
+/** Rows (inputs and target) in a network's units. */
+export interface StandardisedRows {
+  x: Float32Array;
+  y: Float32Array;
+}
+
 /** Standardised rows of `ds` (inputs and target) in the network's units. */
-function standardisedRows(m: FittedNetwork, ds: Dataset): { x: Float32Array; y: Float32Array } {
+function standardisedRows(
+  m: Pick<FittedNetwork, 'task' | 'xMean' | 'xStd' | 'yMean' | 'yStd'>,
+  ds: Dataset,
+): StandardisedRows {
   const x = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
   const y = m.task === 'regression' ? Float32Array.from(ds.y, (v) => (v - m.yMean) / m.yStd) : Float32Array.from(ds.y);
   return { x, y };
+}
+
+/**
+ * A training set's rows standardised by its own statistics, as fitNetwork trains on them, in shared
+ * memory (FitHooks.trainRows: one copy for every candidate and worker).
+ */
+export function standardisedTrainRows(ds: Dataset): StandardisedRows {
+  const { x, y } = standardisedRows({ task: ds.task, ...standardisationOf(ds) }, ds);
+  const share = (a: Float32Array): Float32Array => {
+    const out = new Float32Array(new SharedArrayBuffer(a.byteLength));
+    out.set(a);
+    return out;
+  };
+  return { x: share(x), y: share(y) };
 }
 
 /** What one epoch of minibatch steps works with. */
@@ -543,9 +571,10 @@ function epochState(
   xVal: Float32Array,
   valRows: number,
   opts: TrainOptions,
+  trainRows: StandardisedRows | undefined,
 ): EpochState {
   const spec = m.spec;
-  const { x, y } = standardisedRows(m, trainSet);
+  const { x, y } = trainRows ?? standardisedRows(m, trainSet);
   const batch = Math.min(opts.batchSize, trainSet.n);
   // the engine may move net.params and net.grads into its own memory: create it before the optimiser
   const engine = createEngine(m.net, batch, xVal, valRows, opts.engine);
@@ -590,13 +619,14 @@ export function fitNetwork(
   const net = createMlp(spec, new Rng(stream(opts.seed, 'init')));
   if (hooks.initialParams) net.params.set(hooks.initialParams);
   const fitted = fittedNetwork(trainSet, opts, spec, net, 'js');
-  const valRows = valSet ? valSet.n : 0;
-  const val = valSet ? standardisedRows(fitted, valSet) : { x: new Float32Array(0), y: new Float32Array(0) };
-  const e = epochState(fitted, trainSet, val.x, valRows, opts);
+  fitted.valRows = valSet ? valSet.n : 0;
+  const trackValidation = fitted.valRows > 0 && (hooks.trackValidation ?? true);
+  // the engine holds the validation rows only when it computes their loss
+  const valRows = trackValidation ? fitted.valRows : 0;
+  const val = trackValidation ? standardisedRows(fitted, valSet!) : { x: new Float32Array(0), y: new Float32Array(0) };
+  const e = epochState(fitted, trainSet, val.x, valRows, opts, hooks.trainRows);
   fitted.engine = e.engine.kind;
-  fitted.valRows = valRows;
   const valD = new Float32Array(valRows * spec.outputs);
-  const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
   const valLoss = (): number => (trackValidation ? e.loss(e.engine.evalOutputs(), val.y, valRows, valD) : NaN);
   const checkpoints = new Set(hooks.checkpoints ?? []);
   let best = Infinity;

@@ -10,7 +10,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { type Dataset, readDataset, splitRows, subset } from '../../src/train/data.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../src/train/options.js';
-import type { TuneJob } from '../../src/train/tune-job.js';
+import { runJob, type TuneJob } from '../../src/train/tune-job.js';
 import { jobMessage } from '../../src/train/tune-workers.js';
 import { isShared } from '../../src/train/shared-memory.js';
 
@@ -81,5 +81,24 @@ describe('rows in shared memory', () => {
     const got = await delivered(first);
     got.fit.y[0] = 9;
     expect(first.fit.y[0]).toBe(9);
+  });
+
+  it('the standardised fit rows are made once, shared, and train exactly as the rows a run makes itself', async () => {
+    const data = csvDataset();
+    const [fit, val] = splitRows(data, 0.25, 1, 'validation split');
+    const a = jobMessage(job(fit, val));
+    const b = jobMessage({ ...job(fit, val), index: 1 });
+    expect(a.trainRows).toBeDefined();
+    expect(b.trainRows).toBe(a.trainRows);
+    expect(isShared(a.trainRows!.x)).toBe(true);
+    expect(isShared(a.trainRows!.y)).toBe(true);
+    expect(a.trainRows!.x.length).toBe(fit.n * fit.f);
+    const own = runJob(job(fit, val));
+    const given = runJob(a);
+    expect(given.scores).toEqual(own.scores);
+    expect(Buffer.from(given.params[0]!.buffer).equals(Buffer.from(own.params[0]!.buffer))).toBe(true);
+    const got = await delivered(a);
+    got.trainRows!.x[0] = 42;
+    expect(a.trainRows!.x[0]).toBe(42);
   });
 });
