@@ -25,6 +25,8 @@ export interface TuningEstimate {
   scoreMs: number;
   searchMs: number;
   afterMs: number;
+  /** Successive halving: the estimated time at the end of each rung, cumulative (tune-progress.ts PhaseEstimate). */
+  searchProfile?: { steps: number; ms: number }[];
   batchSize: number;
   /** The search the data size gives (tune-search.ts), and the calibration source it runs with. */
   search: SearchChoice;
@@ -89,12 +91,17 @@ export function estimateTuning(
   const scoreMs = mcRowMs * valRows * base.mcSamples;
   const threads = Math.max(1, run.threads);
   // each phase runs its jobs on at most as many threads as it has jobs (halving's last rung: one)
+  // the time at the end of each rung (the progress line's share of time done: tune-progress.ts)
+  const searchProfile: { steps: number; ms: number }[] = [];
+  for (const r of plan?.rungs ?? []) {
+    const steps = r.candidates * (r.checkpoints[r.checkpoints.length - 1]! - r.from) * plan!.stepsPerEpoch;
+    const scores = r.candidates * r.checkpoints.length;
+    const last = searchProfile[searchProfile.length - 1] ?? { steps: 0, ms: 0 };
+    const ms = (stepMs * steps + scoreMs * scores) / Math.min(threads, r.candidates);
+    searchProfile.push({ steps: last.steps + steps, ms: last.ms + ms });
+  }
   const searchMs = plan
-    ? plan.rungs.reduce((a, r) => {
-        const steps = r.candidates * (r.checkpoints[r.checkpoints.length - 1]! - r.from) * plan.stepsPerEpoch;
-        const scores = r.candidates * r.checkpoints.length;
-        return a + (stepMs * steps + scoreMs * scores) / Math.min(threads, r.candidates);
-      }, 0)
+    ? searchProfile[searchProfile.length - 1]!.ms
     : (stepMs * searchSteps + scoreMs * c * grid.epochs.length) / Math.min(threads, c);
   const calibrationRows = crossfit
     ? data.n
@@ -110,5 +117,18 @@ export function estimateTuning(
       ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
       : stepMs * refitSteps);
   const afterSteps = refitSteps + foldSteps;
-  return { searchSteps, afterSteps, stepMs, mcRowMs, scoreMs, searchMs, afterMs, batchSize, search, calibration };
+  const profile = plan ? { searchProfile } : {};
+  return {
+    searchSteps,
+    afterSteps,
+    stepMs,
+    mcRowMs,
+    scoreMs,
+    searchMs,
+    afterMs,
+    ...profile,
+    batchSize,
+    search,
+    calibration,
+  };
 }

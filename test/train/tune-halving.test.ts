@@ -79,6 +79,11 @@ describe('the estimate before tuning', () => {
     // scores: rung 0 at 2 checkpoints of 4 candidates, rung 1 at 1 of 2, rung 2 at 1 of 1
     expect(h.searchMs).toBeCloseTo(h.stepMs * (300 / 2 + 150 / 2 + 150) + h.scoreMs * (8 / 2 + 2 / 2 + 1), 6);
     expect(h.afterMs).toBeCloseTo(h.stepMs * 420 + h.mcRowMs * (40 + 2 * 40) * 10, 6);
+    // the time at the end of each rung, for the progress line
+    expect(h.searchProfile!.map((r) => r.steps)).toEqual([300, 450, 600]);
+    expect(h.searchProfile![0]!.ms).toBeCloseTo((h.stepMs * 300 + h.scoreMs * 8) / 2, 6);
+    expect(h.searchProfile![2]!.ms).toBe(h.searchMs);
+    expect(g.searchProfile).toBeUndefined();
     // test rows add their metrics' and report's passes
     const t = estimateTuning(all, base, grid, {
       threads: 2,
