@@ -161,7 +161,7 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
   const { data, test } = inputs;
   const fitRows = Math.round(data.n * (1 - args.opts.valSplit));
   const grid = customGrid(data.task, fitRows, defaultGrid(data.task, fitRows), args.grid);
-  const estimate = args.quiet ? null : estimateTuning(data, args.opts, grid, args);
+  const estimate = args.quiet ? null : estimateTuning(data, args.opts, grid, { ...args, testRows: test?.n });
   if (estimate) {
     const threads = Math.max(1, Math.min(args.threads, grid.candidates.length));
     const halving = estimate.search.kind === 'halving';
@@ -196,7 +196,7 @@ function estimateText(e: TuningEstimate, threads: number): string {
   return (
     `estimate: ${search}: ${count(e.searchSteps)} steps ≈ ${formatEta(e.searchMs)} on ${threads} thread(s), ` +
     `then calibration and refit ≤ ${count(e.afterSteps)} steps ≈ ${formatEta(e.afterMs)} ` +
-    `(batch ${e.batchSize}, ${e.stepMs.toPrecision(3)} ms a step measured)`
+    `(batch ${e.batchSize}, ${e.stepMs.toPrecision(3)} ms a step and ${formatEta(e.scoreMs)} a checkpoint's Monte Carlo score measured)`
   );
 }
 

@@ -8,6 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Rng } from '../util/rng.js';
 import { CsvRecords, checkHeader } from './csv-records.js';
 import { DataError } from './data-error.js';
+import { isShared, sharedFloat64 } from './shared-memory.js';
 import { DatasetBuilder, MAX_INFERRED_CLASSES, NUMBER_RE, ReadAgainAsClassification } from './dataset-builder.js';
 
 export { DataError } from './data-error.js';
@@ -175,11 +176,21 @@ export function readDataset(file: string, opts: DatasetOptions): { data: Dataset
   return { data, sha256 };
 }
 
-/** Select rows of a dataset by index. */
+/** `ds` itself when its arrays are in shared memory, else a copy of it that is (sharedFloat64). */
+export function sharedDataset(ds: Dataset): Dataset {
+  if (isShared(ds.x) && isShared(ds.y)) return ds;
+  const x = sharedFloat64(ds.x.length);
+  const y = sharedFloat64(ds.y.length);
+  x.set(ds.x);
+  y.set(ds.y);
+  return { ...ds, x, y };
+}
+
+/** Select rows of a dataset by index (into shared memory: sharedFloat64). */
 export function subset(ds: Dataset, idx: ArrayLike<number>): Dataset {
   const f = ds.f;
-  const x = new Float64Array(idx.length * f);
-  const y = new Float64Array(idx.length);
+  const x = sharedFloat64(idx.length * f);
+  const y = sharedFloat64(idx.length);
   for (let i = 0; i < idx.length; i++) {
     const r = idx[i]!;
     x.set(ds.x.subarray(r * f, r * f + f), i * f);

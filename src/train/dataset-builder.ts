@@ -5,6 +5,7 @@
  */
 import { DataError } from './data-error.js';
 import type { Dataset, DatasetOptions, Task } from './data.js';
+import { sharedFloat64 } from './shared-memory.js';
 
 export const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -29,9 +30,11 @@ class Growing {
     }
     this.data[this.length++] = v;
   }
-  /** The values, in an array of their own size. */
+  /** The values, in an array of their own size in shared memory (data.ts sharedFloat64). */
   done(): Float64Array {
-    return this.data.slice(0, this.length);
+    const out = sharedFloat64(this.length);
+    out.set(this.data.subarray(0, this.length));
+    return out;
   }
 }
 

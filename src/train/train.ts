@@ -155,16 +155,65 @@ export function standardise(
   return out;
 }
 
+/**
+ * Rows a Monte Carlo or evaluation pass runs at a time: its buffers (rows × widths, and the masks) stay
+ * a few MB however many rows a validation, calibration or test set has (issue 22: 100,000 validation rows
+ * of a 200-wide network held 400 MB at once).
+ */
+export const PASS_CHUNK_ROWS = 2048;
+
 /** Eval-mode outputs (rows × outputs) of standardised inputs, in the network's own (standardised) units. */
 export function evalForward(net: Mlp, xs: Float32Array, n: number): Float32Array {
-  const ws = createWorkspace(net.spec, n);
-  return Float32Array.from(forward(net, xs, n, ws, null));
+  const f = net.spec.inputs;
+  const K = net.spec.outputs;
+  const ws = createWorkspace(net.spec, Math.min(n, PASS_CHUNK_ROWS));
+  const out = new Float32Array(n * K);
+  for (let a = 0; a < n; a += PASS_CHUNK_ROWS) {
+    const rows = Math.min(PASS_CHUNK_ROWS, n - a);
+    out.set(forward(net, xs.subarray(a * f, (a + rows) * f), rows, ws, null).subarray(0, rows * K), a * K);
+  }
+  return out;
+}
+
+/** The dropout masks of one pass, in the order they are drawn: the input's (when any), then each hidden layer's. */
+interface MaskBlock {
+  width: number;
+  p: number;
+  /** The chunk's mask (chunk rows × width). */
+  mask: Float32Array;
 }
 
 /**
- * T stochastic passes (dropout on) over n standardised rows; calls `each(out)` with the rows × outputs
- * result of every pass. Masks come from a generator seeded with `seed`: per pass the input mask (when
- * the network has input dropout), then one mask per hidden layer.
+ * One generator per mask block of a pass over n rows, each at the block's first unit: the blocks are
+ * drawn one after the other over all n rows (mcPasses' stream), so a block's start is found by drawing
+ * the blocks before it once more. `rng` itself serves the last block and ends the pass where the
+ * unchunked draw would.
+ */
+function blockCursors(rng: Rng, blocks: MaskBlock[], n: number): Rng[] {
+  const cursors: Rng[] = [];
+  for (const b of blocks.slice(0, -1)) {
+    cursors.push(rng.clone());
+    skipBlock(rng, b, n);
+  }
+  cursors.push(rng);
+  return cursors;
+}
+
+/** Draw (and drop) block `b`'s units over n rows. */
+function skipBlock(rng: Rng, b: MaskBlock, n: number): void {
+  for (let a = 0; a < n; a += PASS_CHUNK_ROWS) {
+    const rows = Math.min(PASS_CHUNK_ROWS, n - a);
+    rng.fillDropoutMaskRange(b.mask, 0, rows * b.width, b.p);
+  }
+}
+
+/**
+ * T stochastic passes (dropout on) over n standardised rows; calls `each(out, start, rows)` with the
+ * rows × outputs result of rows [start, start + rows) of every pass, pass by pass and in row order within
+ * a pass, PASS_CHUNK_ROWS rows at a time. Masks come from a generator seeded with `seed`: per pass the
+ * input mask over all n rows (when the network has input dropout), then one mask over all n rows per
+ * hidden layer; the chunks draw exactly those units (blockCursors), so the outputs do not depend on the
+ * chunk size.
  */
 export function mcPasses(
   net: Mlp,
@@ -172,23 +221,37 @@ export function mcPasses(
   n: number,
   samples: number,
   seed: number,
-  each: (out: Float32Array) => void,
+  each: (out: Float32Array, start: number, rows: number) => void,
 ): void {
-  const ws = createWorkspace(net.spec, n);
+  const { spec } = net;
+  const f = spec.inputs;
+  const chunk = Math.min(n, PASS_CHUNK_ROWS);
+  const ws = createWorkspace(spec, chunk);
   const rng = new Rng(seed);
-  const masks = drawMasks(net.spec, n, rng);
-  const pIn = net.spec.inputDropout ?? 0;
-  const xMasked = pIn > 0 ? new Float32Array(xs.length) : null;
-  const inMask = pIn > 0 ? new Float32Array(n * net.spec.inputs) : null;
+  const pIn = spec.inputDropout ?? 0;
+  const input: MaskBlock[] = pIn > 0 ? [{ width: f, p: pIn, mask: new Float32Array(chunk * f) }] : [];
+  const hidden = spec.hidden.map((w, l) => ({ width: w, p: spec.dropout[l]!, mask: new Float32Array(chunk * w) }));
+  const blocks = [...input, ...hidden];
+  const masks = hidden.map((b) => b.mask);
+  // the stream has always begun with one set of hidden masks that no pass used: kept, so that the
+  // tuning scores and calibrations (and the shipped models' bytes) stay what they were
+  for (const b of hidden) skipBlock(rng, b, n);
+  const xMasked = pIn > 0 ? new Float32Array(chunk * f) : null;
   for (let t = 0; t < samples; t++) {
-    let input = xs;
-    if (xMasked && inMask) {
-      rng.fillDropoutMask(inMask, pIn);
-      for (let i = 0; i < inMask.length; i++) xMasked[i] = xs[i]! * inMask[i]!;
-      input = xMasked;
+    const cursors = blockCursors(rng, blocks, n);
+    for (let a = 0; a < n; a += chunk) {
+      const rows = Math.min(chunk, n - a);
+      blocks.forEach((b, k) => {
+        cursors[k]!.fillDropoutMaskRange(b.mask, 0, rows * b.width, b.p);
+      });
+      let x = xs.subarray(a * f, (a + rows) * f);
+      if (xMasked) {
+        const m = input[0]!.mask;
+        for (let i = 0; i < rows * f; i++) xMasked[i] = x[i]! * m[i]!;
+        x = xMasked;
+      }
+      each(forward(net, x, rows, ws, masks) as Float32Array, a, rows);
     }
-    drawMasks(net.spec, n, rng, masks);
-    each(forward(net, input, n, ws, masks) as Float32Array);
   }
 }
 
@@ -220,26 +283,33 @@ export interface Predictive {
  * Monte Carlo predictive of a regression network, computed by the served statistics' running moments
  * (src/uncertainty/moments.ts): mean = (1/T) Σ μ_t, epistemic variance = Σ (μ_t − mean)² / (T − 1), and
  * for a heteroscedastic network aleatoric variance = (1/T) Σ exp(s_t), s_t the log-variance output in
- * target units, clamped as served (Kendall & Gal 2017, eq. 9).
+ * target units, clamped as served (Kendall & Gal 2017, eq. 9). Memory: the running sums of every row
+ * (one MomentSums per chunk of mcPasses: each row's sums see its samples in the same order as one over
+ * all rows would), never the T samples.
  */
 export function mcPredictive(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): Predictive {
   const K = m.spec.outputs;
   const logVarShift = 2 * Math.log(m.yStd);
   const hetero = m.noise === 'heteroscedastic';
-  const sums = new MomentSums(n, hetero ? logVarianceBounds(logVarShift) : null);
-  const mean = new Float64Array(n);
-  const logVar = hetero ? new Float64Array(n) : undefined;
-  mcPasses(m.net, xs, n, samples, seed, (out) => {
-    for (let i = 0; i < n; i++) {
+  const bounds = hetero ? logVarianceBounds(logVarShift) : null;
+  const chunks: MomentSums[] = [];
+  for (let a = 0; a < n; a += PASS_CHUNK_ROWS) chunks.push(new MomentSums(Math.min(PASS_CHUNK_ROWS, n - a), bounds));
+  const mean = new Float64Array(Math.min(n, PASS_CHUNK_ROWS));
+  const logVar = hetero ? new Float64Array(mean.length) : undefined;
+  mcPasses(m.net, xs, n, samples, seed, (out, start, rows) => {
+    for (let i = 0; i < rows; i++) {
       mean[i] = out[i * K]! * m.yStd + m.yMean;
       if (logVar) logVar[i] = out[i * K + 1]! + logVarShift;
     }
-    sums.add(mean, 0, logVar);
+    chunks[start / PASS_CHUNK_ROWS]!.add(mean, 0, logVar);
   });
+  const sumsOf = (i: number): [MomentSums, number] => [chunks[Math.floor(i / PASS_CHUNK_ROWS)]!, i % PASS_CHUNK_ROWS];
+  const per = (stat: (s: MomentSums, j: number) => number): Float64Array =>
+    Float64Array.from({ length: n }, (_, i) => stat(...sumsOf(i)));
   return {
-    mean: Float64Array.from({ length: n }, (_, i) => sums.mean(i)),
-    epistemicVar: Float64Array.from({ length: n }, (_, i) => sums.variance(i)),
-    aleatoricVar: hetero ? Float64Array.from({ length: n }, (_, i) => sums.noiseVariance(i)) : null,
+    mean: per((s, j) => s.mean(j)),
+    epistemicVar: per((s, j) => s.variance(j)),
+    aleatoricVar: hetero ? per((s, j) => s.noiseVariance(j)) : null,
   };
 }
 
@@ -259,8 +329,9 @@ export function mcLogits(m: FittedNetwork, xs: Float32Array, n: number, samples:
   const K = m.spec.outputs;
   const out = new Float32Array(samples * n * K);
   let t = 0;
-  mcPasses(m.net, xs, n, samples, seed, (o) => {
-    out.set(o.subarray(0, n * K), t++ * n * K);
+  mcPasses(m.net, xs, n, samples, seed, (o, start, rows) => {
+    out.set(o.subarray(0, rows * K), (t * n + start) * K);
+    if (start + rows === n) t++;
   });
   return out;
 }
@@ -336,6 +407,11 @@ export interface FitHooks {
   trackValidation?: boolean;
   /** Start from these parameters instead of the seeded initialisation (successive halving's next rung). */
   initialParams?: Float32Array;
+  /**
+   * The training rows already standardised (standardisedTrainRows of the same rows): made once for every
+   * run on them, in shared memory, instead of a copy per run and per tuning worker.
+   */
+  trainRows?: StandardisedRows;
 }
 
 /** The network spec of a run (validates the dropout rates against the layers). */
@@ -408,11 +484,34 @@ function lossOf(spec: MlpSpec, task: Task, opts: TrainOptions): LossFn {
   return (out, y, rows, d) => mseLoss(out, y, rows, 1, d);
 }
 
+/** Rows (inputs and target) in a network's units. */
+export interface StandardisedRows {
+  x: Float32Array;
+  y: Float32Array;
+}
+
 /** Standardised rows of `ds` (inputs and target) in the network's units. */
-function standardisedRows(m: FittedNetwork, ds: Dataset): { x: Float32Array; y: Float32Array } {
+function standardisedRows(
+  m: Pick<FittedNetwork, 'task' | 'xMean' | 'xStd' | 'yMean' | 'yStd'>,
+  ds: Dataset,
+): StandardisedRows {
   const x = standardise(ds.x, ds.n, ds.f, m.xMean, m.xStd);
   const y = m.task === 'regression' ? Float32Array.from(ds.y, (v) => (v - m.yMean) / m.yStd) : Float32Array.from(ds.y);
   return { x, y };
+}
+
+/**
+ * A training set's rows standardised by its own statistics, as fitNetwork trains on them, in shared
+ * memory (FitHooks.trainRows: one copy for every candidate and worker).
+ */
+export function standardisedTrainRows(ds: Dataset): StandardisedRows {
+  const { x, y } = standardisedRows({ task: ds.task, ...standardisationOf(ds) }, ds);
+  const share = (a: Float32Array): Float32Array => {
+    const out = new Float32Array(new SharedArrayBuffer(a.byteLength));
+    out.set(a);
+    return out;
+  };
+  return { x: share(x), y: share(y) };
 }
 
 /** What one epoch of minibatch steps works with. */
@@ -472,9 +571,10 @@ function epochState(
   xVal: Float32Array,
   valRows: number,
   opts: TrainOptions,
+  trainRows: StandardisedRows | undefined,
 ): EpochState {
   const spec = m.spec;
-  const { x, y } = standardisedRows(m, trainSet);
+  const { x, y } = trainRows ?? standardisedRows(m, trainSet);
   const batch = Math.min(opts.batchSize, trainSet.n);
   // the engine may move net.params and net.grads into its own memory: create it before the optimiser
   const engine = createEngine(m.net, batch, xVal, valRows, opts.engine);
@@ -519,13 +619,14 @@ export function fitNetwork(
   const net = createMlp(spec, new Rng(stream(opts.seed, 'init')));
   if (hooks.initialParams) net.params.set(hooks.initialParams);
   const fitted = fittedNetwork(trainSet, opts, spec, net, 'js');
-  const valRows = valSet ? valSet.n : 0;
-  const val = valSet ? standardisedRows(fitted, valSet) : { x: new Float32Array(0), y: new Float32Array(0) };
-  const e = epochState(fitted, trainSet, val.x, valRows, opts);
+  fitted.valRows = valSet ? valSet.n : 0;
+  const trackValidation = fitted.valRows > 0 && (hooks.trackValidation ?? true);
+  // the engine holds the validation rows only when it computes their loss
+  const valRows = trackValidation ? fitted.valRows : 0;
+  const val = trackValidation ? standardisedRows(fitted, valSet!) : { x: new Float32Array(0), y: new Float32Array(0) };
+  const e = epochState(fitted, trainSet, val.x, valRows, opts, hooks.trainRows);
   fitted.engine = e.engine.kind;
-  fitted.valRows = valRows;
   const valD = new Float32Array(valRows * spec.outputs);
-  const trackValidation = valRows > 0 && (hooks.trackValidation ?? true);
   const valLoss = (): number => (trackValidation ? e.loss(e.engine.evalOutputs(), val.y, valRows, valD) : NaN);
   const checkpoints = new Set(hooks.checkpoints ?? []);
   let best = Infinity;

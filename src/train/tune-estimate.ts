@@ -5,7 +5,8 @@
  */
 import { type Dataset, subset } from './data.js';
 import type { TrainOptions } from './options.js';
-import { fitNetwork } from './train.js';
+import { fitNetwork, specFor } from './train.js';
+import { afterSearchRowPasses, measureMcRowMs } from './tune-mc-cost.js';
 import type { CalibrationSource } from './tune-calibrate.js';
 import { CROSS_FIT_FOLDS } from './tune-calibrate.js';
 import { budgetBatchSize, halvingPlan } from './tune-halving.js';
@@ -19,8 +20,13 @@ export interface TuningEstimate {
   afterSteps: number;
   /** Milliseconds per step measured, and the estimated wall time of each part on the threads given. */
   stepMs: number;
+  /** Milliseconds per row and Monte Carlo pass measured, and of scoring one checkpoint (the validation rows × T). */
+  mcRowMs: number;
+  scoreMs: number;
   searchMs: number;
   afterMs: number;
+  /** Successive halving: the estimated time at the end of each rung, cumulative (tune-progress.ts PhaseEstimate). */
+  searchProfile?: { steps: number; ms: number }[];
   batchSize: number;
   /** The search the data size gives (tune-search.ts), and the calibration source it runs with. */
   search: SearchChoice;
@@ -57,7 +63,13 @@ export function estimateTuning(
   data: Dataset,
   base: TrainOptions,
   grid: Grid,
-  run: { threads: number; calibration: CalibrationSource; budget?: SearchOption },
+  run: {
+    threads: number;
+    calibration: CalibrationSource;
+    budget?: SearchOption;
+    calibrationFraction?: number;
+    testRows?: number;
+  },
 ): TuningEstimate {
   const fitRows = Math.round(data.n * (1 - base.valSplit));
   const search = chooseSearch(run.budget, fitRows, Math.max(...grid.epochs));
@@ -74,16 +86,49 @@ export function estimateTuning(
   const refitSteps = longest * stepsPerEpoch(data.n, batchSize);
   const foldSteps = crossfit ? (CROSS_FIT_FOLDS - 1) * longest * stepsPerEpoch(foldRows, batchSize) : 0;
   const stepMs = measureStepMs(data, opts);
+  const mcRowMs = measureMcRowMs(data, specFor(data, opts));
+  const valRows = data.n - fitRows;
+  const scoreMs = mcRowMs * valRows * base.mcSamples;
   const threads = Math.max(1, run.threads);
   // each phase runs its jobs on at most as many threads as it has jobs (halving's last rung: one)
+  // the time at the end of each rung (the progress line's share of time done: tune-progress.ts)
+  const searchProfile: { steps: number; ms: number }[] = [];
+  for (const r of plan?.rungs ?? []) {
+    const steps = r.candidates * (r.checkpoints[r.checkpoints.length - 1]! - r.from) * plan!.stepsPerEpoch;
+    const scores = r.candidates * r.checkpoints.length;
+    const last = searchProfile[searchProfile.length - 1] ?? { steps: 0, ms: 0 };
+    const ms = (stepMs * steps + scoreMs * scores) / Math.min(threads, r.candidates);
+    searchProfile.push({ steps: last.steps + steps, ms: last.ms + ms });
+  }
   const searchMs = plan
-    ? plan.rungs.reduce((a, r) => {
-        const steps = r.candidates * (r.checkpoints[r.checkpoints.length - 1]! - r.from) * plan.stepsPerEpoch;
-        return a + (stepMs * steps) / Math.min(threads, r.candidates);
-      }, 0)
-    : (stepMs * searchSteps) / Math.min(threads, c);
-  const afterMs = crossfit
-    ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
-    : stepMs * refitSteps;
-  return { searchSteps, afterSteps: refitSteps + foldSteps, stepMs, searchMs, afterMs, batchSize, search, calibration };
+    ? searchProfile[searchProfile.length - 1]!.ms
+    : (stepMs * searchSteps + scoreMs * c * grid.epochs.length) / Math.min(threads, c);
+  const calibrationRows = crossfit
+    ? data.n
+    : calibration === 'holdout'
+      ? Math.round(data.n * (run.calibrationFraction ?? 0))
+      : valRows;
+  const testRows = run.testRows ?? 0;
+  const afterMcMs =
+    mcRowMs * afterSearchRowPasses({ calibrationRows, validationRows: valRows, testRows }, base.mcSamples);
+  const afterMs =
+    afterMcMs +
+    (crossfit
+      ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
+      : stepMs * refitSteps);
+  const afterSteps = refitSteps + foldSteps;
+  const profile = plan ? { searchProfile } : {};
+  return {
+    searchSteps,
+    afterSteps,
+    stepMs,
+    mcRowMs,
+    scoreMs,
+    searchMs,
+    afterMs,
+    ...profile,
+    batchSize,
+    search,
+    calibration,
+  };
 }

@@ -11,6 +11,7 @@ import { averageProbabilities, fitTemperature } from './temperature.js';
 import {
   type EpochLog,
   type FittedNetwork,
+  type StandardisedRows,
   type TrainOptions,
   fitNetwork,
   mcLogits,
@@ -21,7 +22,7 @@ import {
 } from './train.js';
 import type { Candidate } from './tune.js';
 
-/** What one worker job needs. Datasets travel by structured clone. */
+/** What one worker job needs. Datasets travel in shared memory (tune-workers.ts jobMessage). */
 export interface TuneJob {
   index: number;
   candidate: Candidate;
@@ -35,6 +36,8 @@ export interface TuneJob {
    * `startEpoch` (fresh optimiser moments), so `epochs` count from the candidate's first epoch.
    */
   resume?: { startEpoch: number; params: Float32Array };
+  /** `fit`'s rows standardised, shared by the jobs on them (tune-workers.ts). */
+  trainRows?: StandardisedRows;
 }
 
 export interface TuneJobResult {
@@ -149,6 +152,7 @@ export function runJob(job: TuneJob, onEpoch?: (epoch: number) => void): TuneJob
   const common = {
     checkpoints: epochs.map((e) => e - start),
     initialParams: job.resume?.params,
+    trainRows: job.trainRows,
     onEpoch: onEpoch ? (l: EpochLog) => onEpoch(start + l.epoch) : undefined,
   };
   try {

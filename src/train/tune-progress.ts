@@ -18,18 +18,36 @@ export function formatEta(ms: number): string {
 export interface PhaseEstimate {
   searchMs: number;
   afterMs: number;
+  /**
+   * The search's estimated time at the end of each of its phases (successive halving's rungs), cumulative:
+   * a rung that scores more checkpoints a step costs more a step, so the steps done are not the share of
+   * the time done. Absent: the time is taken as even over the steps.
+   */
+  searchProfile?: { steps: number; ms: number }[];
+}
+
+/** The estimated milliseconds of the search's first `steps` steps (linear within a phase of the profile). */
+function estimatedMsAt(estimate: PhaseEstimate, steps: number, stepsTotal: number): number {
+  let from = { steps: 0, ms: 0 };
+  for (const to of estimate.searchProfile ?? [{ steps: stepsTotal, ms: estimate.searchMs }]) {
+    if (steps <= to.steps) return from.ms + ((to.ms - from.ms) * (steps - from.steps)) / (to.steps - from.steps || 1);
+    from = to;
+  }
+  return from.ms;
 }
 
 /**
- * The time left, ms: the search's remaining steps at its speed so far, and the estimate's calibration
- * and refit scaled by (elapsed / the estimate's time for the steps done). NaN before the first step.
+ * The time left, ms: without an estimate, the search's remaining steps at its speed so far; with one, the
+ * estimate's remaining search time and its calibration and refit, each scaled by (elapsed / the estimate's
+ * time for the steps done). NaN before the first step.
  */
 export function timeLeft(p: TuneProgress, estimate: PhaseEstimate | null): { searchMs: number; afterMs: number } {
   if (!(p.stepsDone > 0)) return { searchMs: NaN, afterMs: NaN };
   const searchMs = (p.elapsedMs / p.stepsDone) * (p.stepsTotal - p.stepsDone);
   if (!estimate || !(estimate.searchMs > 0)) return { searchMs, afterMs: estimate ? estimate.afterMs : 0 };
-  const slower = p.elapsedMs / ((estimate.searchMs * p.stepsDone) / p.stepsTotal);
-  return { searchMs, afterMs: estimate.afterMs * slower };
+  const done = estimatedMsAt(estimate, p.stepsDone, p.stepsTotal);
+  const slower = p.elapsedMs / done;
+  return { searchMs: (estimate.searchMs - done) * slower, afterMs: estimate.afterMs * slower };
 }
 
 /** One progress line: runs done, the best score, the share of steps, the search's ETA and the time left in all. */

@@ -1,7 +1,42 @@
 /** Tuning jobs on worker threads (tune-worker.ts), or inline on this thread. */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker.js';
+import { type Dataset, sharedDataset } from './data.js';
 import { runJob, type TuneJob, type TuneJobResult } from './tune-job.js';
+import { type StandardisedRows, standardisedTrainRows } from './train.js';
+
+/** Shared copies of datasets that were not in shared memory (built by hand), made once per dataset. */
+const sharedCopies = new WeakMap<Dataset, Dataset>();
+/** The standardised training rows of a dataset, made once for every job on it. */
+const trainRowsOf = new WeakMap<Dataset, StandardisedRows>();
+
+/** `job` with its fit rows standardised once for all the jobs on them (FitHooks.trainRows). */
+function withTrainRows(job: TuneJob): TuneJob {
+  let rows = trainRowsOf.get(job.fit);
+  if (!rows) {
+    rows = standardisedTrainRows(job.fit);
+    trainRowsOf.set(job.fit, rows);
+  }
+  return { ...job, trainRows: rows };
+}
+
+function shared(ds: Dataset): Dataset {
+  let copy = sharedCopies.get(ds);
+  if (!copy) {
+    copy = sharedDataset(ds);
+    sharedCopies.set(ds, copy);
+  }
+  return copy;
+}
+
+/**
+ * The message that posts `job` to a worker: its rows, and its fit rows standardised, in shared memory, so
+ * that every worker reads the main thread's copy (postMessage clones an ArrayBuffer but shares a
+ * SharedArrayBuffer).
+ */
+export function jobMessage(job: TuneJob): TuneJob {
+  return { ...withTrainRows(job), fit: shared(job.fit), val: job.val && shared(job.val) };
+}
 
 /** Run the jobs on `threads` workers (or inline), in any order; results by job index. */
 export async function runJobs(
@@ -13,7 +48,7 @@ export async function runJobs(
   const results: TuneJobResult[] = new Array(jobs.length);
   if (threads <= 0) {
     for (const job of jobs) {
-      const r = runJob(job, (e) => onEpoch(job.index, e));
+      const r = runJob(withTrainRows(job), (e) => onEpoch(job.index, e));
       results[job.index] = r;
       onDone(r);
     }
@@ -31,7 +66,7 @@ export async function runJobs(
         running++;
         const feed = (): void => {
           if (next < jobs.length) {
-            worker.postMessage(jobs[next++]);
+            worker.postMessage(jobMessage(jobs[next++]!));
             return;
           }
           retired.add(worker);

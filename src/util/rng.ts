@@ -34,6 +34,11 @@ export class Rng {
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
   }
 
+  /** A generator in this one's exact state (it continues the same stream independently). */
+  clone(): Rng {
+    return Object.assign(Object.create(Rng.prototype) as Rng, this);
+  }
+
   /** Uniform 32-bit unsigned integer. */
   nextU32(): number {
     const s0 = this.s0,

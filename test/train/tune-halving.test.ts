@@ -67,13 +67,31 @@ describe('the estimate before tuning', () => {
     const g = estimateTuning(all, base, { ...grid, epochs: [10, 20] }, { threads: 2, calibration: 'crossfit' });
     expect([g.searchSteps, g.afterSteps, g.batchSize]).toEqual([4 * 20 * 5, 20 * 7 + 4 * 20 * 5, 32]);
     expect(g.stepMs).toBeGreaterThan(0);
-    expect(g.searchMs).toBeCloseTo((g.stepMs * 400) / 2, 6);
-    expect(g.afterMs).toBeCloseTo((g.stepMs * 540) / 2, 6);
+    expect(g.mcRowMs).toBeGreaterThan(0);
+    // each checkpoint scores the 40 validation rows with 10 MC passes; after the search the MC passes of
+    // the 200 cross-fitted calibration rows, then the validation rows' metrics and report
+    expect(g.scoreMs).toBeCloseTo(g.mcRowMs * 40 * 10, 9);
+    expect(g.searchMs).toBeCloseTo((g.stepMs * 400 + g.scoreMs * 4 * 2) / 2, 6);
+    expect(g.afterMs).toBeCloseTo((g.stepMs * 540) / 2 + g.mcRowMs * (200 + 2 * 40) * 10, 6);
     // halving in 600 steps: rungs of 4 × 15, 2 × 15 and 1 × 30 epochs of 5 steps on at most 2, 2 and 1 threads
     const h = estimateTuning(all, base, grid, { threads: 2, calibration: 'validation', budget: { steps: 600 } });
     expect([h.searchSteps, h.afterSteps]).toEqual([600, 60 * 7]);
-    expect(h.searchMs).toBeCloseTo(h.stepMs * (300 / 2 + 150 / 2 + 150), 6);
-    expect(h.afterMs).toBeCloseTo(h.stepMs * 420, 6);
+    // scores: rung 0 at 2 checkpoints of 4 candidates, rung 1 at 1 of 2, rung 2 at 1 of 1
+    expect(h.searchMs).toBeCloseTo(h.stepMs * (300 / 2 + 150 / 2 + 150) + h.scoreMs * (8 / 2 + 2 / 2 + 1), 6);
+    expect(h.afterMs).toBeCloseTo(h.stepMs * 420 + h.mcRowMs * (40 + 2 * 40) * 10, 6);
+    // the time at the end of each rung, for the progress line
+    expect(h.searchProfile!.map((r) => r.steps)).toEqual([300, 450, 600]);
+    expect(h.searchProfile![0]!.ms).toBeCloseTo((h.stepMs * 300 + h.scoreMs * 8) / 2, 6);
+    expect(h.searchProfile![2]!.ms).toBe(h.searchMs);
+    expect(g.searchProfile).toBeUndefined();
+    // test rows add their metrics' and report's passes
+    const t = estimateTuning(all, base, grid, {
+      threads: 2,
+      calibration: 'validation',
+      budget: { steps: 600 },
+      testRows: 50,
+    });
+    expect(t.afterMs - t.stepMs * 420).toBeCloseTo(t.mcRowMs * (40 + 2 * 40 + 2 * 50) * 10, 6);
   });
 });
 

@@ -95,4 +95,25 @@ describe('the tuning progress line', () => {
     );
     expect([formatEta(850), formatEta(12_500), formatEta(187_000)]).toEqual(['850ms', '12.5s', '3m07s']);
   });
+
+  it("follows the estimate's profile of the search when its phases cost differently a step", () => {
+    // successive halving: the first rung scores more checkpoints a step, 60 s for its 500 steps, the rest 20 s
+    const estimate = {
+      searchMs: 80_000,
+      afterMs: 60_000,
+      searchProfile: [
+        { steps: 500, ms: 60_000 },
+        { steps: 1000, ms: 80_000 },
+      ],
+    };
+    // 250 steps in 30 s: on time (the profile gave them 30 s), so 50 s of search and 60 s after are left;
+    // steps alone would have said 90 s of search
+    expect(timeLeft(p, estimate)).toEqual({ searchMs: 50_000, afterMs: 60_000 });
+    // 750 steps in 140 s: twice the 70 s the profile gave them, so twice its last 10 s and its 60 s after
+    expect(timeLeft({ ...p, stepsDone: 750, elapsedMs: 140_000 }, estimate)).toEqual({
+      searchMs: 20_000,
+      afterMs: 120_000,
+    });
+    expect(timeLeft({ ...p, stepsDone: 1000, elapsedMs: 80_000 }, estimate)).toEqual({ searchMs: 0, afterMs: 60_000 });
+  });
 });
