@@ -17,7 +17,7 @@ export interface TuningEstimate {
   /** Optimiser steps of the search, and at most those of the calibration and refit after it. */
   searchSteps: number;
   afterSteps: number;
-  /** Milliseconds per step measured, and the estimated wall time of each part on the threads given. */
+  /** Milliseconds per step measured (the mean over the candidates), and the estimated wall time of each part on the threads given. */
   stepMs: number;
   searchMs: number;
   afterMs: number;
@@ -49,6 +49,22 @@ export function measureStepMs(fit: Dataset, opts: TrainOptions): number {
 }
 
 /**
+ * Milliseconds per step of the grid's candidates: the mean over candidates (each architecture measured
+ * once; a step's cost is the network's, not its dropout's or weight decay's), and the slowest.
+ */
+function gridStepMs(data: Dataset, base: TrainOptions, grid: Grid): { stepMs: number; slowestMs: number } {
+  const byArchitecture = new Map<string, number>();
+  const perCandidate = grid.candidates.map((cand) => {
+    const opts = candidateOptions(base, cand, 1);
+    const key = opts.hidden.join(',');
+    if (!byArchitecture.has(key)) byArchitecture.set(key, measureStepMs(data, opts));
+    return byArchitecture.get(key)!;
+  });
+  const stepMs = perCandidate.reduce((a, b) => a + b, 0) / perCandidate.length;
+  return { stepMs, slowestMs: Math.max(...perCandidate) };
+}
+
+/**
  * The estimate for tuning `data` (the training rows) with `grid`, or successive halving in `budget`
  * steps, on `threads` workers, then calibrating from `calibration` and refitting (at most the longest
  * training length: the chosen one is not known yet).
@@ -63,7 +79,6 @@ export function estimateTuning(
   const search = chooseSearch(run.budget, fitRows, Math.max(...grid.epochs));
   const budget = search.kind === 'halving' ? search : null;
   const batchSize = budget ? (budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize)) : base.batchSize;
-  const opts = candidateOptions({ ...base, batchSize }, grid.candidates[0]!, 1);
   const c = grid.candidates.length;
   const plan = budget ? halvingPlan(c, fitRows, batchSize, budget.steps) : null;
   const longest = plan ? plan.checkpoints[plan.checkpoints.length - 1]! : Math.max(...grid.epochs);
@@ -73,7 +88,7 @@ export function estimateTuning(
   const foldRows = Math.round((data.n * (CROSS_FIT_FOLDS - 1)) / CROSS_FIT_FOLDS);
   const refitSteps = longest * stepsPerEpoch(data.n, batchSize);
   const foldSteps = crossfit ? (CROSS_FIT_FOLDS - 1) * longest * stepsPerEpoch(foldRows, batchSize) : 0;
-  const stepMs = measureStepMs(data, opts);
+  const { stepMs, slowestMs } = gridStepMs(data, { ...base, batchSize }, grid);
   const threads = Math.max(1, run.threads);
   // each phase runs its jobs on at most as many threads as it has jobs (halving's last rung: one)
   const searchMs = plan
@@ -82,8 +97,9 @@ export function estimateTuning(
         return a + (stepMs * steps) / Math.min(threads, r.candidates);
       }, 0)
     : (stepMs * searchSteps) / Math.min(threads, c);
+  // the winner is not known yet: the slowest architecture bounds the calibration and refit
   const afterMs = crossfit
-    ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
-    : stepMs * refitSteps;
+    ? slowestMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
+    : slowestMs * refitSteps;
   return { searchSteps, afterSteps: refitSteps + foldSteps, stepMs, searchMs, afterMs, batchSize, search, calibration };
 }
