@@ -119,8 +119,10 @@ export const TRAIN_OPTIONS = {
     flag: 'hidden',
     arg: 'N[,N…]',
     section: 'network',
-    help: 'hidden widths, a comma list for several layers (64,64); with --tune it fixes the architecture (else searched: --tune-hidden)',
+    help: "hidden widths, a comma list for several layers (64,64); given with --tune it fixes the architecture, else the grid searches --tune-hidden's",
     default: [50],
+    // a tuned run's base options (the grid's candidates carry their own widths)
+    tuneDefault: [TUNE_HIDDEN],
     parse: (text, flag) => hiddenWidths(text, flag),
     card: 'hidden',
   }),

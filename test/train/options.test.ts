@@ -35,7 +35,7 @@ describe('trainer options, declared once', () => {
       expect(usage).toContain(`--${o.flag}`);
       expect(table).toContain(`\`--${o.flag}`);
     }
-    expect(table).toContain('| `--hidden N[,N…]` | 50 |');
+    expect(table).toContain('| `--hidden N[,N…]` | 50 (--tune: 200) |');
     expect(table).toContain('| `--tune-hidden N[,N…]/N[,N…]…` | 200/50,50 |');
     expect(usage).toContain(
       '--threads N\n      tuning worker threads (0 = inline) (default: available cores, at most 8; needs --tune)',
@@ -52,8 +52,8 @@ describe('trainer options, declared once', () => {
       expect(o.parse(text, o.flag)).toEqual(o.default);
     }
     expect(parseCli(base).opts).toEqual(DEFAULT_TRAIN_OPTIONS);
-    expect(parseCli([...base, '--tune']).opts).toEqual({ ...DEFAULT_TRAIN_OPTIONS, batchSize: 128 });
-    expect(trainDefaults(true)).toEqual({ ...DEFAULT_TRAIN_OPTIONS, batchSize: 128 });
+    expect(parseCli([...base, '--tune']).opts).toEqual({ ...DEFAULT_TRAIN_OPTIONS, hidden: [200], batchSize: 128 });
+    expect(trainDefaults(true)).toEqual({ ...DEFAULT_TRAIN_OPTIONS, hidden: [200], batchSize: 128 });
     expect(parseCli([...base, '--tune', '--hidden', '7']).opts.hidden).toEqual([7]);
     // the architectures searched: the default grid's, the one --hidden gives, or --tune-hidden's
     expect(parseCli([...base, '--tune']).grid.hidden).toBeUndefined();
