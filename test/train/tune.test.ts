@@ -281,6 +281,8 @@ describe('train CLI with --tune', () => {
       '1',
       '--tune-noise',
       'homoscedastic,heteroscedastic',
+      '--tune-hidden',
+      '200/50,50',
       '--mc-samples',
       '20',
       '--threads',
@@ -331,7 +333,7 @@ describe('train CLI with --tune', () => {
     expect(card.history.epoch.at(-1)).toBe(card.tuning.refit.epochs);
   });
 
-  it('the default grid: four (dropout, c) pairs × two architectures; --tune-epochs alone keeps them, --tune-dropout makes the product, --hidden fixes the architecture, --tune-hidden lists them', async () => {
+  it('the default grid: four (dropout, c) pairs at width 200; --tune-epochs alone keeps them, --tune-dropout makes the product, --hidden fixes the architecture, --tune-hidden lists them', async () => {
     const g = defaultGrid('regression', 200);
     const pairs = [
       [0.005, 0.01],
@@ -339,9 +341,13 @@ describe('train CLI with --tune', () => {
       [0.2, 0.01],
       [0.2, 1],
     ];
-    expect(g.candidates.map((c) => [c.hidden, c.dropout, c.weightDecay * 200])).toEqual([
-      ...pairs.map((p) => [[200], ...p]),
-      ...pairs.map((p) => [[50, 50], ...p]),
+    expect(g.candidates.map((c) => [c.hidden, c.dropout, c.weightDecay * 200])).toEqual(
+      pairs.map((p) => [[200], ...p]),
+    );
+    // two architectures: every pair with each, the first architecture first
+    expect(defaultGrid('regression', 200, [[200], [50, 50]]).candidates.map((c) => [c.hidden, c.dropout])).toEqual([
+      ...pairs.map((p) => [[200], p[0]]),
+      ...pairs.map((p) => [[50, 50], p[0]]),
     ]);
     expect(defaultGrid('regression', 200, [[7]]).candidates.map((c) => c.hidden)).toEqual([[7], [7], [7], [7]]);
     const args = [
@@ -366,10 +372,11 @@ describe('train CLI with --tune', () => {
       expect(await run([...args, ...extra])).toBe(0);
       return /(\d+) candidates × 1 training lengths/.exec(stderr)?.[1];
     };
-    expect(await candidates([])).toBe('8');
-    expect(await candidates(['--tune-dropout', '0.1,0.3'])).toBe('8');
-    expect(await candidates(['--tune-dropout', '0.1,0.3,0.4'])).toBe('12');
+    expect(await candidates([])).toBe('4');
+    expect(await candidates(['--tune-dropout', '0.1,0.3'])).toBe('4');
+    expect(await candidates(['--tune-dropout', '0.1,0.3,0.4'])).toBe('6');
     expect(await candidates(['--hidden', '16'])).toBe('4');
+    expect(await candidates(['--tune-hidden', '200/50,50'])).toBe('8');
     expect(await candidates(['--tune-hidden', '8/8,8/4,4,4', '--tune-dropout', '0.1'])).toBe('6');
   });
 
