@@ -4,9 +4,10 @@
  * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
  * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
  *
- *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation] [--lr 0.002]
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation] [--lr 0.002] [--tune-hidden 200]
  *
  * Without --budget the trainer's default: the full grid on small data, successive halving on large data.
+ * --tune-hidden: the architectures searched, as the CLI's flag (200: the grid before issue 22's depth).
  *
  * Prints one JSON line. CPU seconds are the process's (worker threads included), for a shared machine.
  */
@@ -14,8 +15,8 @@ import { parseArgs } from 'node:util';
 import { loadUci, splitCsv } from '../bench/uci.js';
 import { parseCsv, toDataset } from '../src/train/data.js';
 import type { RegressionMetrics } from '../src/train/card-metrics.js';
-import { DEFAULT_RUN_OPTIONS, trainDefaults } from '../src/train/options.js';
-import { tune } from '../src/train/tune.js';
+import { DEFAULT_RUN_OPTIONS, RUN_OPTIONS, trainDefaults } from '../src/train/options.js';
+import { customGrid, tune } from '../src/train/tune.js';
 import type { CalibrationSource } from '../src/train/tune-calibrate.js';
 
 const { values } = parseArgs({
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     calibration: { type: 'string' },
     lr: { type: 'string' },
+    'tune-hidden': { type: 'string' },
   },
 });
 const split = Number(values.split);
@@ -40,6 +42,8 @@ const base = { ...trainDefaults(true), seed: split, ...(values.lr ? { lr: Number
 // --budget grid: the full grid at any size; absent: the trainer's rule (tune-search.ts)
 const budget =
   values.budget === 'grid' ? ('grid' as const) : values.budget ? { steps: Number(values.budget) } : undefined;
+const hidden = values['tune-hidden'] ? RUN_OPTIONS.tuneHidden.parse!(values['tune-hidden'], 'tune-hidden') : undefined;
+const grid = customGrid('regression', Math.round(data.n * (1 - base.valSplit)), { hidden });
 const started = performance.now();
 const cpu = process.cpuUsage();
 const r = await tune(
@@ -47,6 +51,7 @@ const r = await tune(
   base,
   {
     threads: Number(values.threads),
+    grid,
     calibration: (values.calibration as CalibrationSource | undefined) ?? DEFAULT_RUN_OPTIONS.calibration,
     calibrationFraction: DEFAULT_RUN_OPTIONS.calibrationFraction,
     budget,
@@ -71,6 +76,7 @@ const line = {
   test_rmse: round(m.rmse_mc),
   coverage_90: round(m.coverage_90),
   chosen: {
+    hidden: r.options.hidden,
     dropout: r.options.dropout[0],
     weight_decay_n: round(r.options.weightDecay * r.card.fit_rows),
     epochs: r.options.epochs,

@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import {
   ALL_OPTIONS,
   DEFAULT_RUN_OPTIONS,
-  type NoiseModel,
   type OptionSpec,
   RUN_OPTIONS,
   type RunOptions,
@@ -15,13 +14,14 @@ import {
   trainDefaults,
   UsageError,
 } from './options.js';
+import type { GridOverrides } from './tune.js';
 
-type GridFlags = 'tuneDropout' | 'tuneWeightDecay' | 'tuneEpochs' | 'tuneNoise' | 'tuneBudget' | 'help';
+type GridFlags = 'tuneDropout' | 'tuneWeightDecay' | 'tuneEpochs' | 'tuneNoise' | 'tuneHidden' | 'tuneBudget' | 'help';
 
 export interface CliArgs extends Omit<RunOptions, GridFlags> {
   opts: TrainOptions;
-  /** Grid overrides (undefined: the default grid's). */
-  grid: { dropout?: number[]; decayTimesN?: number[]; epochs?: number[]; noise?: NoiseModel[] };
+  /** Grid overrides (undefined: the default grid's; hidden: --tune-hidden, or the one --hidden gives). */
+  grid: GridOverrides;
   /**
    * --tune-budget: the search's optimiser steps, and the batch size when --batch-size is given; 'grid' for
    * the full grid (also with --tune-epochs); absent: by the data size (tune-search.ts).
@@ -87,13 +87,21 @@ export function parseCli(argv: string[]): CliArgs {
   const run = valuesOf<RunOptions>(RUN_OPTIONS, given, DEFAULT_RUN_OPTIONS);
   const opts = valuesOf<TrainOptions>(TRAIN_OPTIONS, given, trainDefaults(run.tune));
   checkValues(run, opts);
-  const { tuneDropout, tuneWeightDecay, tuneEpochs, tuneNoise, tuneBudget, help: _help, ...rest } = run;
+  const { tuneDropout, tuneWeightDecay, tuneEpochs, tuneNoise, tuneHidden, tuneBudget, help: _help, ...rest } = run;
   if (tuneBudget !== undefined && tuneEpochs) throw new UsageError('give --tune-budget or --tune-epochs, not both');
+  if (tuneHidden && given.hidden !== undefined) throw new UsageError('give --hidden or --tune-hidden, not both');
+  const hidden = tuneHidden ?? (given.hidden !== undefined ? [opts.hidden] : undefined);
   const batchSize = given['batch-size'] !== undefined ? opts.batchSize : undefined;
   return {
     ...rest,
     opts,
-    grid: { dropout: tuneDropout, decayTimesN: tuneWeightDecay, epochs: tuneEpochs, noise: tuneNoise },
+    grid: {
+      dropout: tuneDropout,
+      decayTimesN: tuneWeightDecay,
+      epochs: tuneEpochs,
+      noise: tuneNoise,
+      ...(hidden ? { hidden } : {}),
+    },
     ...(tuneBudget === 'grid' || tuneEpochs ? { budget: 'grid' as const } : {}),
     ...(typeof tuneBudget === 'number' ? { budget: { steps: tuneBudget, batchSize } } : {}),
   };

@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { stream } from '../util/rng.js';
 import { buildCard, type DataRef, type ModelCard } from './card.js';
 import { type CliArgs, parseCli } from './cli-args.js';
-import { DataError, type Dataset, readDataset, splitRows, type Task } from './data.js';
+import { DataError, type Dataset, readDataset, splitRows } from './data.js';
 import { exportOnnx, OPSET } from './export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
-import { type NoiseModel, type TrainOptions, UsageError } from './options.js';
+import { type TrainOptions, UsageError } from './options.js';
 import { modelReport, trainCommand } from './report-input.js';
 import { type EpochLog, type TrainedModel, trainOnSplit, validationSplit } from './train.js';
-import { defaultGrid, type Grid, type TuneProgress, type TuneResult, tune } from './tune.js';
+import { customGrid, type TuneProgress, type TuneResult, tune } from './tune.js';
 import { estimateTuning, type TuningEstimate } from './tune-estimate.js';
 import { formatEta, type PhaseEstimate, tuneProgressText } from './tune-progress.js';
 import { usageText } from './usage.js';
@@ -160,7 +160,7 @@ const rowsText = ({ data, test }: Inputs): string =>
 async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'trainMs' | 'cpuS'>> {
   const { data, test } = inputs;
   const fitRows = Math.round(data.n * (1 - args.opts.valSplit));
-  const grid = customGrid(data.task, fitRows, defaultGrid(data.task, fitRows), args.grid);
+  const grid = customGrid(data.task, fitRows, args.grid);
   const estimate = args.quiet ? null : estimateTuning(data, args.opts, grid, { ...args, testRows: test?.n });
   if (estimate) {
     const threads = Math.max(1, Math.min(args.threads, grid.candidates.length));
@@ -228,7 +228,7 @@ async function trainOrTune(args: CliArgs, inputs: Inputs): Promise<Trained> {
 function summaryOf({ model, opts, tuning, trainMs, cpuS }: Trained, card: ModelCard): string {
   const steps = model.history.length * Math.ceil(model.trainRows / Math.min(opts.batchSize, model.trainRows));
   const chosen = tuning
-    ? `tuned: dropout ${opts.dropout[0]}, weight decay ${opts.weightDecay.toPrecision(3)}, ${opts.epochs} epochs, ${model.task === 'regression' ? `${model.noise}, ` : ''}refit on ${model.trainRows} rows; `
+    ? `tuned: hidden ${opts.hidden.join(',')}, dropout ${opts.dropout[0]}, weight decay ${opts.weightDecay.toPrecision(3)}, ${opts.epochs} epochs, ${model.task === 'regression' ? `${model.noise}, ` : ''}refit on ${model.trainRows} rows; `
     : '';
   return (
     `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +
@@ -292,29 +292,6 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${err.message}\n`);
     return 1;
   }
-}
-
-/** The default grid with the CLI's overrides applied (the overrides replace a dimension's values). */
-function customGrid(task: Task, fitRows: number, dflt: Grid, o: CliArgs['grid']): Grid {
-  if (!o.dropout && !o.decayTimesN && !o.epochs && !o.noise) return dflt;
-  const r = dflt.rule as { dropout: number[]; noise: NoiseModel[]; epochs: number[]; decay_times_n: number[] };
-  const dropout = o.dropout ?? r.dropout;
-  const decay = o.decayTimesN ?? r.decay_times_n;
-  const noise = task === 'regression' ? (o.noise ?? r.noise) : ['homoscedastic' as const];
-  const epochs = o.epochs ?? r.epochs;
-  // dropout and weight decay as given: their product; else the default grid's (dropout, c) pairs
-  const pairs: [number, number][] =
-    o.dropout || o.decayTimesN
-      ? dropout.flatMap((p) => decay.map((c): [number, number] => [p, c]))
-      : (dflt.rule.pairs as [number, number][]);
-  const candidates = noise.flatMap((nm) =>
-    pairs.map(([p, c]) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm })),
-  );
-  return {
-    candidates,
-    epochs,
-    rule: { ...dflt.rule, dropout, decay_times_n: decay, pairs, noise, epochs, overridden: true },
-  };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url))

@@ -18,7 +18,7 @@ export interface TuningEstimate {
   /** Optimiser steps of the search, and at most those of the calibration and refit after it. */
   searchSteps: number;
   afterSteps: number;
-  /** Milliseconds per step measured, and the estimated wall time of each part on the threads given. */
+  /** Milliseconds per step measured (the mean over the candidates), and the estimated wall time of each part on the threads given. */
   stepMs: number;
   /** Milliseconds per row and Monte Carlo pass measured, and of scoring one checkpoint (the validation rows × T). */
   mcRowMs: number;
@@ -55,6 +55,22 @@ export function measureStepMs(fit: Dataset, opts: TrainOptions): number {
 }
 
 /**
+ * Milliseconds per step of the grid's candidates: the mean over candidates (each architecture measured
+ * once; a step's cost is the network's, not its dropout's or weight decay's), and the slowest.
+ */
+function gridStepMs(data: Dataset, base: TrainOptions, grid: Grid): { stepMs: number; slowestMs: number } {
+  const byArchitecture = new Map<string, number>();
+  const perCandidate = grid.candidates.map((cand) => {
+    const opts = candidateOptions(base, cand, 1);
+    const key = opts.hidden.join(',');
+    if (!byArchitecture.has(key)) byArchitecture.set(key, measureStepMs(data, opts));
+    return byArchitecture.get(key)!;
+  });
+  const stepMs = perCandidate.reduce((a, b) => a + b, 0) / perCandidate.length;
+  return { stepMs, slowestMs: Math.max(...perCandidate) };
+}
+
+/**
  * The estimate for tuning `data` (the training rows) with `grid`, or successive halving in `budget`
  * steps, on `threads` workers, then calibrating from `calibration` and refitting (at most the longest
  * training length: the chosen one is not known yet).
@@ -75,7 +91,6 @@ export function estimateTuning(
   const search = chooseSearch(run.budget, fitRows, Math.max(...grid.epochs));
   const budget = search.kind === 'halving' ? search : null;
   const batchSize = budget ? (budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize)) : base.batchSize;
-  const opts = candidateOptions({ ...base, batchSize }, grid.candidates[0]!, 1);
   const c = grid.candidates.length;
   const plan = budget ? halvingPlan(c, fitRows, batchSize, budget.steps) : null;
   const longest = plan ? plan.checkpoints[plan.checkpoints.length - 1]! : Math.max(...grid.epochs);
@@ -85,8 +100,8 @@ export function estimateTuning(
   const foldRows = Math.round((data.n * (CROSS_FIT_FOLDS - 1)) / CROSS_FIT_FOLDS);
   const refitSteps = longest * stepsPerEpoch(data.n, batchSize);
   const foldSteps = crossfit ? (CROSS_FIT_FOLDS - 1) * longest * stepsPerEpoch(foldRows, batchSize) : 0;
-  const stepMs = measureStepMs(data, opts);
-  const mcRowMs = measureMcRowMs(data, specFor(data, opts));
+  const { stepMs, slowestMs } = gridStepMs(data, { ...base, batchSize }, grid);
+  const mcRowMs = measureMcRowMs(data, specFor(data, candidateOptions({ ...base, batchSize }, grid.candidates[0]!, 1)));
   const valRows = data.n - fitRows;
   const scoreMs = mcRowMs * valRows * base.mcSamples;
   const threads = Math.max(1, run.threads);
@@ -111,11 +126,12 @@ export function estimateTuning(
   const testRows = run.testRows ?? 0;
   const afterMcMs =
     mcRowMs * afterSearchRowPasses({ calibrationRows, validationRows: valRows, testRows }, base.mcSamples);
+  // the winner is not known yet: the slowest architecture bounds the calibration and refit
   const afterMs =
     afterMcMs +
     (crossfit
-      ? stepMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
-      : stepMs * refitSteps);
+      ? slowestMs * Math.max(refitSteps, (refitSteps + foldSteps) / Math.min(threads, CROSS_FIT_FOLDS))
+      : slowestMs * refitSteps);
   const afterSteps = refitSteps + foldSteps;
   const profile = plan ? { searchProfile } : {};
   return {

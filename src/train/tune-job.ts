@@ -55,10 +55,11 @@ export interface TuneJobResult {
   error?: string;
 }
 
-/** The options of a candidate's run. */
+/** The options of a candidate's run (its hidden widths, else the base's). */
 export function candidateOptions(base: TrainOptions, c: Candidate, epochs: number): TrainOptions {
   return {
     ...base,
+    ...(c.hidden ? { hidden: c.hidden } : {}),
     dropout: [c.dropout],
     inputDropout: c.inputDropout,
     weightDecay: c.weightDecay,

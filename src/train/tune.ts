@@ -22,7 +22,7 @@
  * jobs are scheduled.
  */
 import { DataError, type Dataset } from './data.js';
-import type { NoiseModel, TrainOptions } from './options.js';
+import { type NoiseModel, TUNE_ARCHITECTURES, type TrainOptions } from './options.js';
 import { stream } from '../util/rng.js';
 import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration } from './train.js';
 import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
@@ -45,6 +45,8 @@ export interface Candidate {
   inputDropout: number;
   weightDecay: number;
   noise: NoiseModel;
+  /** The hidden widths (absent: the run's options'). */
+  hidden?: number[];
 }
 
 export interface Grid {
@@ -54,6 +56,22 @@ export interface Grid {
   /** How the grid was made (recorded in the card). */
   rule: Record<string, unknown>;
 }
+
+/** What a user's flags replace in the default grid (undefined: the default's values). */
+export interface GridOverrides {
+  dropout?: number[];
+  decayTimesN?: number[];
+  epochs?: number[];
+  noise?: NoiseModel[];
+  /** The architectures searched (--tune-hidden), or the one --hidden fixes. */
+  hidden?: number[][];
+}
+
+/** The default grid's (dropout, c) pairs: every rate at c = 0.01, and the strongest regularisation (p 0.2, c 1). */
+const DEFAULT_DROPOUT = [0.005, 0.05, 0.2];
+const DEFAULT_DECAY_TIMES_N = [0.01, 1];
+const DEFAULT_PAIRS: [number, number][] = [...DEFAULT_DROPOUT.map((p): [number, number] => [p, 0.01]), [0.2, 1]];
+const DEFAULT_EPOCHS = [250, 500, 1000, 2000, 4000];
 
 /**
  * The default grid, the same for every dataset. Dropout spans the paper's range (Gal & Ghahramani 2016
@@ -67,36 +85,81 @@ export interface Grid {
  * wine −0.939 / −0.942, yacht −0.367 / −0.367 (c = 1 at p 0.005 or 0.05 almost never won); the two
  * candidates saved pay for most of the cross-fitted calibration (CROSS_FIT_FOLDS).
  *
+ * Each pair is tried with every architecture of `architectures` (TUNE_ARCHITECTURES in options.ts), the
+ * first one first, so that ties go to it.
+ *
  * The noise model: homoscedastic only by default; `--tune-noise homoscedastic,heteroscedastic` lets the
  * tuner choose (under the noise rule in `tune`). Measured on the UCI benchmark (width 100, 20 splits,
  * both noise models in the grid): the rule kept a heteroscedastic network on 2 of 20 concrete splits, one
  * of them the worst split of the run (test LL −3.55, RMSE 5.82, against a mean of −2.99), and on 2 of 20
  * boston splits (one with test RMSE 4.63 against a mean of 2.80); the candidates cost half the tuning time.
  */
-export function defaultGrid(task: 'regression' | 'classification', fitRows: number): Grid {
-  const dropout = [0.005, 0.05, 0.2];
-  const decayTimesN = [0.01, 1];
-  // (dropout, c) pairs: every rate at c = 0.01, and the strongest regularisation (p 0.2, c 1)
-  const pairs: [number, number][] = [...dropout.map((p): [number, number] => [p, 0.01]), [0.2, 1]];
-  const noise: NoiseModel[] = ['homoscedastic'];
-  const epochs = [250, 500, 1000, 2000, 4000];
-  const candidates: Candidate[] = [];
-  for (const nm of noise)
-    for (const [p, c] of pairs) candidates.push({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm });
+export function defaultGrid(
+  task: 'regression' | 'classification',
+  fitRows: number,
+  architectures: number[][] = TUNE_ARCHITECTURES,
+): Grid {
+  return gridOf(task, fitRows, {
+    dropout: DEFAULT_DROPOUT,
+    decayTimesN: DEFAULT_DECAY_TIMES_N,
+    pairs: DEFAULT_PAIRS,
+    noise: ['homoscedastic'],
+    epochs: DEFAULT_EPOCHS,
+    hidden: architectures,
+  });
+}
+
+/** The grid's dimensions: the candidates are hidden × noise × (dropout, c) pairs. */
+interface GridAxes {
+  dropout: number[];
+  decayTimesN: number[];
+  pairs: [number, number][];
+  noise: NoiseModel[];
+  epochs: number[];
+  hidden: number[][];
+}
+
+function gridOf(task: 'regression' | 'classification', fitRows: number, a: GridAxes): Grid {
+  const noise: NoiseModel[] = task === 'regression' ? a.noise : ['homoscedastic'];
+  const candidates = a.hidden.flatMap((hidden) =>
+    noise.flatMap((nm) =>
+      a.pairs.map(([p, c]) => ({ dropout: p, inputDropout: 0, weightDecay: c / fitRows, noise: nm, hidden })),
+    ),
+  );
   return {
     candidates,
-    epochs,
+    epochs: a.epochs,
     rule: {
-      dropout,
+      hidden: a.hidden,
+      dropout: a.dropout,
       input_dropout: [0],
       weight_decay: 'c / N, N = fit rows',
-      decay_times_n: decayTimesN,
-      pairs,
+      decay_times_n: a.decayTimesN,
+      pairs: a.pairs,
       fit_rows: fitRows,
       noise: task === 'regression' ? noise : undefined,
-      epochs,
+      epochs: a.epochs,
     },
   };
+}
+
+/**
+ * The default grid with a user's overrides (each replaces a dimension's values): dropout or weight decay
+ * given make their product, else the default (dropout, c) pairs.
+ */
+export function customGrid(task: 'regression' | 'classification', fitRows: number, o: GridOverrides): Grid {
+  const dflt = defaultGrid(task, fitRows, o.hidden);
+  if (!o.dropout && !o.decayTimesN && !o.epochs && !o.noise) return dflt;
+  const dropout = o.dropout ?? DEFAULT_DROPOUT;
+  const decayTimesN = o.decayTimesN ?? DEFAULT_DECAY_TIMES_N;
+  const pairs =
+    o.dropout || o.decayTimesN
+      ? dropout.flatMap((p) => decayTimesN.map((c): [number, number] => [p, c]))
+      : DEFAULT_PAIRS;
+  const noise = o.noise ?? ['homoscedastic'];
+  const axes = { dropout, decayTimesN, pairs, noise, epochs: o.epochs ?? DEFAULT_EPOCHS };
+  const grid = gridOf(task, fitRows, { ...axes, hidden: o.hidden ?? TUNE_ARCHITECTURES });
+  return { ...grid, rule: { ...grid.rule, overridden: true } };
 }
 
 export interface TuneProgress {
@@ -146,6 +209,7 @@ export interface TuneResult {
     mc_samples: number;
     grid: Record<string, unknown>;
     candidates: {
+      hidden?: number[];
       dropout: number;
       input_dropout: number;
       weight_decay: number;
@@ -276,6 +340,7 @@ function tuningRecord(
   const reg = run.fit.task === 'regression';
   const candidates = grid.candidates.flatMap((c, i) =>
     epochs.map((e, k) => ({
+      ...(c.hidden ? { hidden: c.hidden } : {}),
       dropout: c.dropout,
       input_dropout: c.inputDropout,
       weight_decay: c.weightDecay,

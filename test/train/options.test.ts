@@ -36,6 +36,7 @@ describe('trainer options, declared once', () => {
       expect(table).toContain(`\`--${o.flag}`);
     }
     expect(table).toContain('| `--hidden N[,N…]` | 50 (--tune: 200) |');
+    expect(table).toContain('| `--tune-hidden N[,N…]/N[,N…]…` | 200 |');
     expect(usage).toContain(
       '--threads N\n      tuning worker threads (0 = inline) (default: available cores, at most 8; needs --tune)',
     );
@@ -54,6 +55,14 @@ describe('trainer options, declared once', () => {
     expect(parseCli([...base, '--tune']).opts).toEqual({ ...DEFAULT_TRAIN_OPTIONS, hidden: [200], batchSize: 128 });
     expect(trainDefaults(true)).toEqual({ ...DEFAULT_TRAIN_OPTIONS, hidden: [200], batchSize: 128 });
     expect(parseCli([...base, '--tune', '--hidden', '7']).opts.hidden).toEqual([7]);
+    // the architectures searched: the default grid's, the one --hidden gives, or --tune-hidden's
+    expect(parseCli([...base, '--tune']).grid.hidden).toBeUndefined();
+    expect(parseCli([...base, '--tune', '--hidden', '7,3']).grid.hidden).toEqual([[7, 3]]);
+    expect(parseCli([...base, '--tune', '--tune-hidden', '100/50,50/20,20,20']).grid.hidden).toEqual([
+      [100],
+      [50, 50],
+      [20, 20, 20],
+    ]);
   });
 
   it('parses every kind of flag into CliArgs, and rejects with the flag named', () => {

@@ -110,6 +110,35 @@ describe('--tune-budget', () => {
     expect(next.scores[0]!).toBeGreaterThan(two.scores[0]!);
   });
 
+  it('takes the architecture as one more candidate dimension: each run resumes its own network', async () => {
+    const all = data(200, 3);
+    const arch: Grid = {
+      candidates: [[16], [8, 8]].flatMap((hidden) =>
+        [0.05, 0.3].map((p) => ({
+          dropout: p,
+          inputDropout: 0,
+          weightDecay: 1e-3,
+          noise: 'homoscedastic' as const,
+          hidden,
+        })),
+      ),
+      epochs: [1],
+      rule: {},
+    };
+    const opts = { threads: 0, grid: arch, calibration: 'validation' as const, calibrationFraction: 0.2 };
+    const r = await tune(all, base, { ...opts, budget: { steps: 600 } });
+    // 4 candidates × 4 checkpoints, each with its architecture
+    expect(r.card.candidates.map((c) => c.hidden)).toEqual([...Array(8).fill([16]), ...Array(8).fill([8, 8])]);
+    const chosen = r.card.candidates[r.card.chosen]!;
+    expect(r.options.hidden).toEqual(chosen.hidden);
+    expect(r.model.spec.hidden).toEqual(chosen.hidden);
+    // a rung resumed from parameters of the wrong network would fail or score otherwise: every candidate
+    // that continued has a finite score at each of its later checkpoints
+    const later = r.card.candidates.filter((c) => c.epochs > 15);
+    expect(later.filter((c) => c.score !== null).length).toBe(3);
+    for (const c of later.filter((x) => x.score !== null)) expect(Number.isFinite(c.score)).toBe(true);
+  });
+
   it('keeps the better half at each rung, reports every step, and chooses the same on workers as inline', async () => {
     const all = data(200, 2);
     const progress: TuneProgress[] = [];

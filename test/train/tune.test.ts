@@ -281,6 +281,8 @@ describe('train CLI with --tune', () => {
       '1',
       '--tune-noise',
       'homoscedastic,heteroscedastic',
+      '--tune-hidden',
+      '200/50,50',
       '--mc-samples',
       '20',
       '--threads',
@@ -292,17 +294,20 @@ describe('train CLI with --tune', () => {
     expect(await run([...args, '--out', b, '--quiet'])).toBe(0);
     expect(readFileSync(join(a, 't', 'model.onnx')).equals(readFileSync(join(b, 't', 'model.onnx')))).toBe(true);
     expect(stderr).toContain(
-      'tuning t: regression, 354 rows × 10 features, 88 test rows; 4 candidates × 2 training lengths on 2 thread(s)',
+      'tuning t: regression, 354 rows × 10 features, 88 test rows; 8 candidates × 2 training lengths on 2 thread(s)',
     );
-    expect(stderr).toMatch(/tuning: candidate 4\/4 done {2}best score -?\d/);
-    // 283 fit rows in batches of 128: 3 steps an epoch; 4 candidates × 15 epochs
+    expect(stderr).toMatch(/tuning: candidate 8\/8 done {2}best score -?\d/);
+    // 283 fit rows in batches of 128: 3 steps an epoch; 8 candidates (4 × 2 architectures) × 15 epochs
     expect(stderr).toMatch(
-      /estimate: the full grid: 180 steps ≈ \d+(\.\d)?m?s on 2 thread\(s\), then calibration and refit ≤ \d+ steps/,
+      /estimate: the full grid: 360 steps ≈ \d+(\.\d)?m?s on 2 thread\(s\), then calibration and refit ≤ \d+ steps/,
     );
-    expect(stderr).toMatch(/tuning: candidate 4\/4 done {2}best score -?\d\.\d+ {2}100% of 180 steps {2}ETA 0ms/);
+    expect(stderr).toMatch(/tuning: candidate 8\/8 done {2}best score -?\d\.\d+ {2}100% of 360 steps {2}ETA 0ms/);
     const card = JSON.parse(readFileSync(join(a, 't', 'model.json'), 'utf8'));
-    expect(card.tuning.candidates).toHaveLength(8);
+    expect(card.tuning.candidates).toHaveLength(16);
+    expect(card.tuning.grid.hidden).toEqual([[200], [50, 50]]);
+    expect(card.tuning.candidates[8]).toMatchObject({ hidden: [50, 50], dropout: 0.05, epochs: 5 });
     expect(card.tuning.candidates[0]).toEqual({
+      hidden: [200],
       dropout: 0.05,
       input_dropout: 0,
       weight_decay: 1 / 283,
@@ -311,6 +316,8 @@ describe('train CLI with --tune', () => {
       score: expect.any(Number),
     });
     expect(card.tuning.candidates[card.tuning.chosen].dropout).toBe(card.dropout[0]);
+    // the chosen architecture is the model's
+    expect(card.training.hidden).toEqual(card.tuning.candidates[card.tuning.chosen].hidden);
     expect(card.training).toMatchObject({ tuned: true, epochs: card.tuning.refit.epochs, train_rows: 354 });
     expect(card.noise).toMatch(/^(homo|hetero)scedastic$/);
     expect(card.output_roles.mean).toBe('prediction');
@@ -326,14 +333,23 @@ describe('train CLI with --tune', () => {
     expect(card.history.epoch.at(-1)).toBe(card.tuning.refit.epochs);
   });
 
-  it('the default grid: four (dropout, c) pairs; --tune-epochs alone keeps them, --tune-dropout makes the product', async () => {
+  it('the default grid: four (dropout, c) pairs at width 200; --tune-epochs alone keeps them, --tune-dropout makes the product, --hidden fixes the architecture, --tune-hidden lists them', async () => {
     const g = defaultGrid('regression', 200);
-    expect(g.candidates.map((c) => [c.dropout, c.weightDecay * 200])).toEqual([
+    const pairs = [
       [0.005, 0.01],
       [0.05, 0.01],
       [0.2, 0.01],
       [0.2, 1],
+    ];
+    expect(g.candidates.map((c) => [c.hidden, c.dropout, c.weightDecay * 200])).toEqual(
+      pairs.map((p) => [[200], ...p]),
+    );
+    // two architectures: every pair with each, the first architecture first
+    expect(defaultGrid('regression', 200, [[200], [50, 50]]).candidates.map((c) => [c.hidden, c.dropout])).toEqual([
+      ...pairs.map((p) => [[200], p[0]]),
+      ...pairs.map((p) => [[50, 50], p[0]]),
     ]);
+    expect(defaultGrid('regression', 200, [[7]]).candidates.map((c) => c.hidden)).toEqual([[7], [7], [7], [7]]);
     const args = [
       '--data',
       'data/diabetes.csv',
@@ -351,12 +367,17 @@ describe('train CLI with --tune', () => {
       '--out',
       mkdtempSync(join(tmpdir(), 'tune-g-')),
     ];
-    expect(await run(args)).toBe(0);
-    expect(stderr).toContain('4 candidates × 1 training lengths');
-    expect(await run([...args, '--tune-dropout', '0.1,0.3'])).toBe(0);
-    expect(stderr).toContain('4 candidates × 1 training lengths');
-    expect(await run([...args, '--tune-dropout', '0.1,0.3,0.4'])).toBe(0);
-    expect(stderr).toContain('6 candidates × 1 training lengths');
+    const candidates = async (extra: string[]): Promise<string | undefined> => {
+      stderr = '';
+      expect(await run([...args, ...extra])).toBe(0);
+      return /(\d+) candidates × 1 training lengths/.exec(stderr)?.[1];
+    };
+    expect(await candidates([])).toBe('4');
+    expect(await candidates(['--tune-dropout', '0.1,0.3'])).toBe('4');
+    expect(await candidates(['--tune-dropout', '0.1,0.3,0.4'])).toBe('6');
+    expect(await candidates(['--hidden', '16'])).toBe('4');
+    expect(await candidates(['--tune-hidden', '200/50,50'])).toBe('8');
+    expect(await candidates(['--tune-hidden', '8/8,8/4,4,4', '--tune-dropout', '0.1'])).toBe('6');
   });
 
   it('rejects options that --tune chooses, and tuning options without --tune', async () => {
@@ -365,6 +386,12 @@ describe('train CLI with --tune', () => {
     expect(stderr).toContain('--dropout is chosen by --tune');
     expect(await run([...base, '--tune-epochs', '10'])).toBe(2);
     expect(stderr).toContain('--tune-epochs needs --tune');
+    expect(await run([...base, '--tune-hidden', '50,50'])).toBe(2);
+    expect(stderr).toContain('--tune-hidden needs --tune');
+    expect(await run([...base, '--tune', '--tune-hidden', '50/0'])).toBe(2);
+    expect(stderr).toContain('--tune-hidden 0: expected positive integer widths (≤ 4096)');
+    expect(await run([...base, '--tune', '--tune-hidden', '50', '--hidden', '20'])).toBe(2);
+    expect(stderr).toContain('give --hidden or --tune-hidden, not both');
     expect(await run([...base, '--noise', 'sometimes'])).toBe(2);
     expect(stderr).toContain('--noise sometimes: expected homoscedastic or heteroscedastic');
   });
