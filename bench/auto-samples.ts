@@ -3,12 +3,12 @@
  * the trainer writes it: the shipped models, a UCI split's model kept by `npm run bench -- uci --keep`).
  * One-row requests through the model core (OnnxModel.sample, what a worker runs), over rows spread across
  * the model's data and several seeds. Per method (fixed T = 100 and 1000, auto at each tolerance): the
- * mean samples used, the time per request, and the Monte Carlo error of what is served against a
+ * mean samples used, the CPU time per request (this process: user + system, all its threads), and the Monte Carlo error of what is served against a
  * reference of `--truth` samples: the served std's RMS relative error and the mean's RMS error in units
  * of the std (regression), the class probabilities' RMS error (classification); and the fixed T that
  * would give the same error of what is served (the std, or the probabilities): 1000·(error at T = 1000 /
- * error)², as the error goes with 1/√T. Times: the fastest of `--passes` interleaved passes (run it under
- * `flock /tmp/perf.lock`: the machine is shared). Then the whole-request stop: all the rows in one
+ * error)², as the error goes with 1/√T. Times: the pass with the least CPU of `--passes` interleaved passes
+ * (run it under `flock /tmp/perf.lock`: the machine is shared). Then the whole-request stop: all the rows in one
  * request, whose T is the slowest row's, against each row's own stop.
  *
  *   npx tsx bench/auto-samples.ts [--model DIR [--data CSV]]... [--rows 20] [--seeds 10] [--truth 20000]
@@ -127,8 +127,10 @@ export interface MethodResult {
   samples: number;
   /** Mean samples per request, per row (its own stop, for the auto methods). */
   rowSamples: number[];
-  /** Milliseconds per request, the fastest pass. */
-  ms: number;
+  /** CPU milliseconds per request (this process, user + system), the pass with the least. */
+  cpuMs: number;
+  /** Wall milliseconds per request in that pass. */
+  wallMs: number;
   /** RMS relative error of the served std (regression; NaN for a classifier). */
   stdError: number;
   /** RMS error of the mean in units of the reference std (regression), of the probabilities (classification). */
@@ -154,7 +156,8 @@ function methodsFor(tolerances: number[]): Method[] {
 type Truth = ReturnType<typeof served>;
 
 async function measure(m: OnnxModel, rows: Float32Array[], method: Method, truth: Truth[], seeds: number) {
-  let ms = 0;
+  let wallMs = 0;
+  let cpuUs = 0;
   let stdErr2 = 0;
   let meanErr2 = 0;
   let n = 0;
@@ -163,8 +166,11 @@ async function measure(m: OnnxModel, rows: Float32Array[], method: Method, truth
     const ref = truth[i]!;
     for (let seed = 1; seed <= seeds; seed++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       const { stats } = await m.sample(rows[i]!, 1, method.opts(seed));
-      ms += performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      wallMs += performance.now() - t0;
+      cpuUs += c.user + c.system;
       rowSamples[i]! += stats.samples / seeds;
       const got = served(stats);
       for (let k = 0; k < got.mean.length; k++) {
@@ -179,7 +185,8 @@ async function measure(m: OnnxModel, rows: Float32Array[], method: Method, truth
   return {
     samples: rowSamples.reduce((a, b) => a + b, 0) / rows.length,
     rowSamples,
-    ms: ms / (rows.length * seeds),
+    cpuMs: cpuUs / 1000 / (rows.length * seeds),
+    wallMs: wallMs / (rows.length * seeds),
     stdError: m.task === 'regression' ? Math.sqrt(stdErr2 / n) : NaN,
     meanError: Math.sqrt(meanErr2 / n),
   };
@@ -240,7 +247,7 @@ async function timedPasses(m: OnnxModel, rows: Float32Array[], truth: Truth[], o
   for (let p = 0; p < o.passes; p++)
     for (const [k, method] of methods.entries()) {
       const r = await measure(m, rows, method, truth, o.seeds);
-      if (!best[k] || r.ms < best[k].ms) best[k] = r;
+      if (!best[k] || r.cpuMs < best[k].cpuMs) best[k] = r;
     }
   // the served quantity: the std (regression), the probabilities (classification)
   const error = (r: (typeof best)[number]): number => (m.task === 'regression' ? r.stdError : r.meanError);
@@ -280,11 +287,11 @@ function printModel(r: ModelAutoResult, o: AutoBenchOptions): void {
     `\n${r.model} (${r.task}, ${r.dir}; ${r.rows} rows of ${r.data} × ${o.seeds} seeds, one-row requests; reference ${o.truth} samples)`,
   );
   const reg = r.task === 'regression';
-  o.log('| method | samples | ms/request | std rel. RMSE | mean RMSE | fixed T at equal error |');
-  o.log('|---|---:|---:|---:|---:|---:|');
+  o.log('| method | samples | CPU ms/request | wall ms/request | std rel. RMSE | mean RMSE | fixed T at equal error |');
+  o.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const x of r.methods)
     o.log(
-      `| ${x.method} | ${x.samples.toFixed(1)} | ${x.ms.toFixed(3)} | ${reg ? x.stdError.toExponential(2) : '–'} | ${x.meanError.toExponential(2)} | ${x.fixedTSameError} |`,
+      `| ${x.method} | ${x.samples.toFixed(1)} | ${x.cpuMs.toFixed(3)} | ${x.wallMs.toFixed(3)} | ${reg ? x.stdError.toExponential(2) : '–'} | ${x.meanError.toExponential(2)} | ${x.fixedTSameError} |`,
     );
   o.log(`whole-request stop, all ${r.rows} rows in one request:`);
   for (const b of r.batch)
