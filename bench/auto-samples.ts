@@ -3,13 +3,14 @@
  * the trainer writes it: the shipped models, a UCI split's model kept by `npm run bench -- uci --keep`).
  * One-row requests through the model core (OnnxModel.sample, what a worker runs), over rows spread across
  * the model's data and several seeds. Per method (fixed T = 100 and 1000, auto at each tolerance): the
- * mean samples used, the CPU time per request (this process: user + system, all its threads), and the Monte Carlo error of what is served against a
- * reference of `--truth` samples: the served std's RMS relative error and the mean's RMS error in units
- * of the std (regression), the class probabilities' RMS error (classification); and the fixed T that
- * would give the same error of what is served (the std, or the probabilities): 1000·(error at T = 1000 /
- * error)², as the error goes with 1/√T. Times: the pass with the least CPU of `--passes` interleaved passes
- * (run it under `flock /tmp/perf.lock`: the machine is shared). Then the whole-request stop: all the rows in one
- * request, whose T is the slowest row's, against each row's own stop.
+ * mean samples used, the CPU time per request (this process: user + system, all its threads), and the
+ * Monte Carlo error of what is served against a reference of `--truth` samples: the served std's RMS
+ * relative error and the mean's RMS error in units of the std (regression), the class probabilities' RMS
+ * error (classification); and the fixed T that would give the same error of what is served (the std, or
+ * the probabilities): 1000·(error at T = 1000 / error)², as the error goes with 1/√T, and its CPU on the
+ * line through the two fixed T. Times: the pass with the least CPU of `--passes` interleaved passes (run
+ * it under `flock /tmp/perf.lock`: the machine is shared). Then the whole-request stop: all the rows in
+ * one request, whose T is the slowest row's, against each row's own stop.
  *
  *   npx tsx bench/auto-samples.ts [--model DIR [--data CSV]]... [--rows 20] [--seeds 10] [--truth 20000]
  *     [--tolerances 0.1,0.05,0.02,0.01] [--passes 3] [--out FILE.json]
@@ -136,6 +137,8 @@ export interface MethodResult {
   /** RMS error of the mean in units of the reference std (regression), of the probabilities (classification). */
   meanError: number;
   fixedTSameError: number;
+  /** The CPU ms of that fixed T, on the line through fixed T = 100 and 1000 (a run's cost is affine in T). */
+  fixedCpuMsSameError: number;
 }
 
 function methodsFor(tolerances: number[]): Method[] {
@@ -252,11 +255,16 @@ async function timedPasses(m: OnnxModel, rows: Float32Array[], truth: Truth[], o
   // the served quantity: the std (regression), the probabilities (classification)
   const error = (r: (typeof best)[number]): number => (m.task === 'regression' ? r.stdError : r.meanError);
   const anchor = error(best[1]!);
-  return methods.map((method, k) => ({
-    method: method.name,
-    ...best[k]!,
-    fixedTSameError: fixedTAtEqualError(anchor, error(best[k]!)),
-  }));
+  const [c100, c1000] = [best[0]!.cpuMs, best[1]!.cpuMs];
+  return methods.map((method, k) => {
+    const T = fixedTAtEqualError(anchor, error(best[k]!));
+    return {
+      method: method.name,
+      ...best[k]!,
+      fixedTSameError: T,
+      fixedCpuMsSameError: c100 + ((c1000 - c100) * (T - 100)) / 900,
+    };
+  });
 }
 
 /** Measure one model folder (see the file comment). */
@@ -287,11 +295,13 @@ function printModel(r: ModelAutoResult, o: AutoBenchOptions): void {
     `\n${r.model} (${r.task}, ${r.dir}; ${r.rows} rows of ${r.data} × ${o.seeds} seeds, one-row requests; reference ${o.truth} samples)`,
   );
   const reg = r.task === 'regression';
-  o.log('| method | samples | CPU ms/request | wall ms/request | std rel. RMSE | mean RMSE | fixed T at equal error |');
-  o.log('|---|---:|---:|---:|---:|---:|---:|');
+  o.log(
+    '| method | samples | CPU ms/request | wall ms/request | std rel. RMSE | mean RMSE | fixed T at equal error | its CPU ms |',
+  );
+  o.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const x of r.methods)
     o.log(
-      `| ${x.method} | ${x.samples.toFixed(1)} | ${x.cpuMs.toFixed(3)} | ${x.wallMs.toFixed(3)} | ${reg ? x.stdError.toExponential(2) : '–'} | ${x.meanError.toExponential(2)} | ${x.fixedTSameError} |`,
+      `| ${x.method} | ${x.samples.toFixed(1)} | ${x.cpuMs.toFixed(3)} | ${x.wallMs.toFixed(3)} | ${reg ? x.stdError.toExponential(2) : '–'} | ${x.meanError.toExponential(2)} | ${x.fixedTSameError} | ${x.fixedCpuMsSameError.toFixed(3)} |`,
     );
   o.log(`whole-request stop, all ${r.rows} rows in one request:`);
   for (const b of r.batch)

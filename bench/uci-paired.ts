@@ -73,6 +73,9 @@ export function pairedDeltas(
 const pm = (x: [number, number], d = 3): string =>
   `${x[0] >= 0 ? '+' : ''}${x[0].toFixed(d)} ± ${Number.isFinite(x[1]) ? x[1].toFixed(d) : '–'}`;
 
+/** Seconds, or – when the run did not train (it served a kept run's models). */
+const cpu = (s: number): string => (Number.isFinite(s) ? `${s.toFixed(0)} s` : '–');
+
 /** The paired figures as a markdown table. */
 export function pairedTable(deltas: PairedDelta[]): string {
   const head =
@@ -80,7 +83,7 @@ export function pairedTable(deltas: PairedDelta[]): string {
   const sep = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = deltas.map(
     (p) =>
-      `| ${p.dataset} | ${p.splits.length} | ${pm(p.ll)} | ${pm(p.rmse)} | ${pm(p.coverage_90)} | ${pm(p.conformal_90)} | ${p.mean.ll.toFixed(3)} | ${p.mean.rmse.toFixed(3)} | ${p.mean.coverage_90.toFixed(3)} | ${p.train_cpu_s[0].toFixed(0)} s / ${p.train_cpu_s[1].toFixed(0)} s | ${p.heteroscedastic} of ${p.splits.length} |`,
+      `| ${p.dataset} | ${p.splits.length} | ${pm(p.ll)} | ${pm(p.rmse)} | ${pm(p.coverage_90)} | ${pm(p.conformal_90)} | ${p.mean.ll.toFixed(3)} | ${p.mean.rmse.toFixed(3)} | ${p.mean.coverage_90.toFixed(3)} | ${cpu(p.train_cpu_s[0])} / ${cpu(p.train_cpu_s[1])} | ${p.heteroscedastic} of ${p.splits.length} |`,
   );
   return [head, sep, ...lines].join('\n');
 }

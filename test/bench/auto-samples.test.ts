@@ -95,6 +95,12 @@ describe('bench/auto-samples.ts', () => {
     const [t100, t1000, auto] = r.methods;
     expect([t100!.samples, t1000!.samples]).toEqual([100, 1000]);
     expect(t1000!.fixedTSameError).toBe(1000);
+    // the equal-error CPU lies on the line through the two fixed T
+    expect(t1000!.fixedCpuMsSameError).toBeCloseTo(t1000!.cpuMs, 12);
+    expect(t100!.fixedCpuMsSameError).toBeCloseTo(
+      t100!.cpuMs + ((t1000!.cpuMs - t100!.cpuMs) * (t100!.fixedTSameError - 100)) / 900,
+      12,
+    );
     // 200 requests per method (a few rows carry most of the std's error, so fewer are noisy): the
     // equal-error T of fixed T = 100 lands near 100
     expect(t100!.fixedTSameError).toBeGreaterThan(50);
