@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { CARD_COVERAGE_LEVELS } from '../src/train/card-metrics.js';
 import { gaussianCrps, gaussianLogLik } from '../src/uncertainty/scoring.js';
+import { pairedDeltas, pairedTable } from './uci-paired.js';
 
 export const UCI_DATASETS = [
   'bostonHousing',
@@ -69,8 +70,12 @@ export interface UciOptions {
   datasets: string[];
   /** The first N of the 20 splits. */
   splits: number;
-  /** Monte Carlo samples per uncertainty request. */
-  samples: number;
+  /**
+   * Monte Carlo samples per uncertainty request, or "auto": sequential stopping at `tolerance` (the
+   * server's default when null), at most the server's default max_samples (1000).
+   */
+  samples: number | 'auto';
+  tolerance: number | null;
   /** Seed of the server's dropout masks (the same for every request). */
   seed: number;
   /** Training arguments after the harness's own (--data, --target, --name, --out, --seed, --quiet). */
@@ -83,6 +88,13 @@ export interface UciOptions {
   out: string | null;
   dataDir: string;
   keep: boolean;
+  /**
+   * Serve the models a kept run trained (the folder `--keep` names: <dataset>/models/<dataset>-<split>)
+   * instead of training; null: train.
+   */
+  trained: string | null;
+  /** A results file to pair every split with (same dataset and split): test LL, RMSE, coverage differences. */
+  pairedWith: string | null;
   log: (line: string) => void;
 }
 
@@ -90,6 +102,7 @@ export const DEFAULT_UCI_OPTIONS: UciOptions = {
   datasets: [...UCI_DATASETS],
   splits: 20,
   samples: 1000,
+  tolerance: null,
   seed: 12345,
   trainArgs: ['--tune'],
   jobs: Math.max(1, availableParallelism()),
@@ -97,6 +110,8 @@ export const DEFAULT_UCI_OPTIONS: UciOptions = {
   out: 'bench/uci-results.json',
   dataDir: 'data/uci',
   keep: false,
+  trained: null,
+  pairedWith: null,
   log: (line) => process.stderr.write(`${line}\n`),
 };
 
@@ -352,19 +367,32 @@ async function queryModel(
   name: string,
   x: number[][],
   opts: UciOptions,
-): Promise<{ gaussian: Record<string, ServedRow[]>; conformal: Record<string, ServedRow[] | null> }> {
+): Promise<{
+  gaussian: Record<string, ServedRow[]>;
+  conformal: Record<string, ServedRow[] | null>;
+  samplesUsed: number;
+}> {
   const gaussian: Record<string, ServedRow[]> = {};
   const conformal: Record<string, ServedRow[] | null> = {};
+  let samplesUsed = Number(opts.samples);
   const ask = async (level: number, method: 'gaussian' | 'conformal'): Promise<ServedRow[]> => {
-    const body = { instances: x, samples: opts.samples, seed: opts.seed, interval: level, interval_method: method };
+    const body = {
+      instances: x,
+      ...samplesField(opts),
+      seed: opts.seed,
+      interval: level,
+      interval_method: method,
+    };
     const res = (await post(`${url}/v1/models/${name}/uncertainty`, body)) as {
       interval_method?: string;
+      samples_used?: number;
       predictions: UncertaintyRow[];
     };
     if (res.interval_method !== method)
       throw new Error(
         `${name}: asked for interval_method ${method}, the server answered ${String(res.interval_method)}`,
       );
+    if (opts.samples === 'auto') samplesUsed = Number(res.samples_used);
     return res.predictions.map((r) => ({ mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper }));
   };
   for (const level of CARD_COVERAGE_LEVELS) {
@@ -376,7 +404,13 @@ async function queryModel(
       conformal[String(level)] = null;
     }
   }
-  return { gaussian, conformal };
+  return { gaussian, conformal, samplesUsed };
+}
+
+/** The request's sample fields: a fixed T, or "auto" with its tolerance when one is set. */
+function samplesField(opts: UciOptions): Record<string, unknown> {
+  if (opts.samples !== 'auto') return { samples: opts.samples };
+  return { samples: 'auto', ...(opts.tolerance !== null ? { tolerance: opts.tolerance } : {}) };
 }
 
 export interface DatasetResult {
@@ -395,6 +429,8 @@ export interface DatasetResult {
     train_cpu_s: number;
     chosen?: Record<string, unknown>;
     noise?: string;
+    /** The samples the server used for the split's requests (the fixed T, or "auto"'s stop). */
+    samples_used?: number;
   })[];
   summary: Record<string, [number, number]>;
   paper: { rmse: [number, number]; ll: [number, number] } | null;
@@ -455,6 +491,139 @@ export function markdownTable(results: DatasetResult[]): string {
   return [head, sep, ...lines].join('\n');
 }
 
+/** Train every split of a dataset with the CLI (`opts.jobs` at a time); wall ms and CPU s per split. */
+async function trainSplits(
+  opts: UciOptions,
+  ds: UciDataset,
+  splits: number,
+  dir: string,
+  modelsDir: string,
+): Promise<{ trainMs: number[]; trainCpu: number[] }> {
+  opts.log(`${ds.name}: training ${splits} split(s), ${opts.jobs} at a time: ${opts.trainArgs.join(' ')}`);
+  const trainMs: number[] = new Array(splits).fill(0);
+  const trainCpu: number[] = new Array(splits).fill(0);
+  let next = 0;
+  let finished = 0;
+  const worker = async (): Promise<void> => {
+    while (next < splits) {
+      const s = next++;
+      const csv = join(dir, `train_${s}.csv`);
+      writeFileSync(csv, splitCsv(ds, ds.train(s)));
+      const t = await trainProcess(opts, [
+        ...['--data', csv, '--target', 'y', '--task', 'regression', '--name', `${ds.name}-${s}`],
+        ...['--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs],
+      ]);
+      trainMs[s] = t.wallMs;
+      trainCpu[s] = t.cpuS;
+      finished++;
+      opts.log(
+        `  ${ds.name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
+  return { trainMs, trainCpu };
+}
+
+/** Serve a dataset's split models with the real server and score each split's test rows. */
+async function serveSplits(
+  opts: UciOptions,
+  ds: UciDataset,
+  splits: number,
+  modelsDir: string,
+  trained: { trainMs: number[]; trainCpu: number[] },
+): Promise<DatasetResult['per_split']> {
+  const server = await startServer(opts, modelsDir);
+  const perSplit: DatasetResult['per_split'] = [];
+  try {
+    for (let s = 0; s < splits; s++) {
+      const card = JSON.parse(readFileSync(join(modelsDir, `${ds.name}-${s}`, 'model.json'), 'utf8')) as Card;
+      const idx = ds.test(s);
+      const x = idx.map((r) => ds.features.map((c) => Number(ds.rows[r]![c])));
+      const y = idx.map((r) => Number(ds.rows[r]![ds.target]));
+      const q = await queryModel(server.url, `${ds.name}-${s}`, x, opts);
+      const chosen = card.tuning ? card.tuning.candidates[card.tuning.chosen] : undefined;
+      perSplit.push({
+        split: s,
+        train_ms: trained.trainMs[s]!,
+        train_cpu_s: trained.trainCpu[s]!,
+        ...scoreSplit(y, q.gaussian, q.conformal),
+        ...(chosen ? { chosen } : {}),
+        noise: card.noise,
+        samples_used: q.samplesUsed,
+      });
+    }
+  } finally {
+    await server.stop();
+  }
+  return perSplit;
+}
+
+/** Mean ± SE over splits of every score (a conformal level only when every split served it). */
+function summariseSplits(opts: UciOptions, perSplit: DatasetResult['per_split']): Record<string, [number, number]> {
+  const summary: Record<string, [number, number]> = {
+    rmse: meanSe(perSplit.map((p) => p.rmse)),
+    ll: meanSe(perSplit.map((p) => p.ll)),
+    crps: meanSe(perSplit.map((p) => p.crps)),
+    width_90: meanSe(perSplit.map((p) => p.width_90)),
+    samples_used: meanSe(perSplit.map((p) => p.samples_used ?? NaN)),
+  };
+  for (const l of CARD_COVERAGE_LEVELS) {
+    summary[`coverage_${l}`] = meanSe(perSplit.map((p) => p.coverage[String(l)]!));
+    if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined))
+      summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
+  }
+  if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined))
+    summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
+  const refused = CARD_COVERAGE_LEVELS.filter((l) =>
+    perSplit.some((p) => p.conformal_coverage[String(l)] === undefined),
+  );
+  if (refused.length)
+    opts.log(
+      `  conformal intervals refused (422) on some splits at level(s) ${refused.join(', ')}: too few calibration rows; those levels are not summarised`,
+    );
+  return summary;
+}
+
+/** One dataset: train (or take the kept run's models), serve, score, summarise. */
+async function runDataset(opts: UciOptions, name: string, tmp: string): Promise<DatasetResult> {
+  const ds = loadUci(opts.dataDir, name);
+  const splits = Math.min(opts.splits, ds.splits);
+  const t0 = performance.now();
+  let modelsDir: string;
+  let trained: { trainMs: number[]; trainCpu: number[] };
+  if (opts.trained) {
+    // a kept run's models (the training is deterministic: the same options give the same models)
+    modelsDir = join(opts.trained, name, 'models');
+    trained = { trainMs: new Array(splits).fill(NaN), trainCpu: new Array(splits).fill(NaN) };
+    opts.log(`${name}: serving ${splits} split(s) trained in ${opts.trained}`);
+  } else {
+    const dir = join(tmp, name);
+    modelsDir = join(dir, 'models');
+    mkdirSync(modelsDir, { recursive: true });
+    trained = await trainSplits(opts, ds, splits, dir, modelsDir);
+  }
+  const t1 = performance.now();
+  const perSplit = await serveSplits(opts, ds, splits, modelsDir, trained);
+  const t2 = performance.now();
+  const summary = summariseSplits(opts, perSplit);
+  const paper = PAPER[name] ?? null;
+  return {
+    name,
+    splits,
+    train_rows: ds.train(0).length,
+    test_rows: ds.test(0).length,
+    wall_s: (t2 - t0) / 1000,
+    train_s: (t1 - t0) / 1000,
+    train_cpu_s: trained.trainCpu.reduce((a, b) => a + b, 0),
+    serve_s: (t2 - t1) / 1000,
+    per_split: perSplit,
+    summary,
+    paper,
+    verdict: verdicts(name, summary, paper),
+  };
+}
+
 /** Run the benchmark; returns (and writes, unless out is null) the results. */
 export async function runUci(opts: UciOptions): Promise<UciResult> {
   const started = performance.now();
@@ -462,120 +631,17 @@ export async function runUci(opts: UciOptions): Promise<UciResult> {
   const results: DatasetResult[] = [];
   try {
     for (const name of opts.datasets) {
-      const ds = loadUci(opts.dataDir, name);
-      const splits = Math.min(opts.splits, ds.splits);
-      const dir = join(tmp, name);
-      const modelsDir = join(dir, 'models');
-      mkdirSync(modelsDir, { recursive: true });
-      const t0 = performance.now();
-      opts.log(`${name}: training ${splits} split(s), ${opts.jobs} at a time: ${opts.trainArgs.join(' ')}`);
-      // train every split (jobs at a time)
-      const trainMs: number[] = new Array(splits).fill(0);
-      const trainCpu: number[] = new Array(splits).fill(0);
-      let next = 0;
-      let finished = 0;
-      const worker = async (): Promise<void> => {
-        while (next < splits) {
-          const s = next++;
-          const csv = join(dir, `train_${s}.csv`);
-          writeFileSync(csv, splitCsv(ds, ds.train(s)));
-          const t = await trainProcess(opts, [
-            '--data',
-            csv,
-            '--target',
-            'y',
-            '--task',
-            'regression',
-            '--name',
-            `${name}-${s}`,
-            '--out',
-            modelsDir,
-            '--seed',
-            String(s),
-            '--quiet',
-            ...opts.trainArgs,
-          ]);
-          trainMs[s] = t.wallMs;
-          trainCpu[s] = t.cpuS;
-          finished++;
-          opts.log(
-            `  ${name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`,
-          );
-        }
-      };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
-      const t1 = performance.now();
-      const cards: Card[] = [];
-      for (let s = 0; s < splits; s++)
-        cards.push(JSON.parse(readFileSync(join(modelsDir, `${name}-${s}`, 'model.json'), 'utf8')) as Card);
-      const server = await startServer(opts, modelsDir);
-      const perSplit: DatasetResult['per_split'] = [];
-      try {
-        for (let s = 0; s < splits; s++) {
-          const idx = ds.test(s);
-          const x = idx.map((r) => ds.features.map((c) => Number(ds.rows[r]![c])));
-          const y = idx.map((r) => Number(ds.rows[r]![ds.target]));
-          const card = cards[s]!;
-          const q = await queryModel(server.url, `${name}-${s}`, x, opts);
-          const scores = scoreSplit(y, q.gaussian, q.conformal);
-          const chosen = card.tuning ? card.tuning.candidates[card.tuning.chosen] : undefined;
-          perSplit.push({
-            split: s,
-            train_ms: trainMs[s]!,
-            train_cpu_s: trainCpu[s]!,
-            ...scores,
-            ...(chosen ? { chosen } : {}),
-            noise: card.noise,
-          });
-        }
-      } finally {
-        await server.stop();
-      }
-      const t2 = performance.now();
-      const summary: Record<string, [number, number]> = {
-        rmse: meanSe(perSplit.map((p) => p.rmse)),
-        ll: meanSe(perSplit.map((p) => p.ll)),
-        crps: meanSe(perSplit.map((p) => p.crps)),
-        width_90: meanSe(perSplit.map((p) => p.width_90)),
-      };
-      for (const l of CARD_COVERAGE_LEVELS) {
-        summary[`coverage_${l}`] = meanSe(perSplit.map((p) => p.coverage[String(l)]!));
-        if (perSplit.every((p) => p.conformal_coverage[String(l)] !== undefined))
-          summary[`conformal_coverage_${l}`] = meanSe(perSplit.map((p) => p.conformal_coverage[String(l)]!));
-      }
-      if (perSplit.every((p) => p.conformal_coverage['0.9'] !== undefined))
-        summary.conformal_width_90 = meanSe(perSplit.map((p) => p.conformal_width_90));
-      const refused = CARD_COVERAGE_LEVELS.filter((l) =>
-        perSplit.some((p) => p.conformal_coverage[String(l)] === undefined),
-      );
-      if (refused.length)
-        opts.log(
-          `  conformal intervals refused (422) on some splits at level(s) ${refused.join(', ')}: too few calibration rows; those levels are not summarised`,
-        );
-      const paper = PAPER[name] ?? null;
-      const r: DatasetResult = {
-        name,
-        splits,
-        train_rows: ds.train(0).length,
-        test_rows: ds.test(0).length,
-        wall_s: (t2 - t0) / 1000,
-        train_s: (t1 - t0) / 1000,
-        train_cpu_s: trainCpu.reduce((a, b) => a + b, 0),
-        serve_s: (t2 - t1) / 1000,
-        per_split: perSplit,
-        summary,
-        paper,
-        verdict: verdicts(name, summary, paper),
-      };
+      const r = await runDataset(opts, name, tmp);
       results.push(r);
       // written after every dataset, so that a long run that fails later keeps what it measured
       if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, results, started, true), null, 2)}\n`);
+      const s = r.summary;
       opts.log(
-        `${name}: RMSE ${fmt(summary.rmse!)}, test LL ${fmt(summary.ll!)}, 90% coverage ${fmt(summary['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`,
+        `${name}: RMSE ${fmt(s.rmse!)}, test LL ${fmt(s.ll!)}, 90% coverage ${fmt(s['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`,
       );
     }
   } finally {
-    if (!opts.keep) rmSync(tmp, { recursive: true, force: true });
+    if (!opts.keep || opts.trained) rmSync(tmp, { recursive: true, force: true });
     else opts.log(`kept ${tmp}`);
   }
   const result = summarise(opts, results, started, false);
@@ -598,38 +664,52 @@ function summarise(opts: UciOptions, results: DatasetResult[], started: number, 
   };
 }
 
+/** The harness's own options (every other argument goes to the training CLI). */
+const OWN_OPTIONS = {
+  datasets: { type: 'string' },
+  splits: { type: 'string' },
+  samples: { type: 'string' },
+  tolerance: { type: 'string' },
+  'server-seed': { type: 'string' },
+  jobs: { type: 'string' },
+  'no-tune': { type: 'boolean' },
+  out: { type: 'string' },
+  keep: { type: 'boolean' },
+  runtime: { type: 'string' },
+  trained: { type: 'string' },
+  'paired-with': { type: 'string' },
+} as const;
+
+function positiveInt(name: string, v: unknown, def: number): number {
+  if (v === undefined) return def;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} ${String(v)}: expected a positive integer`);
+  return x;
+}
+
+/** `--samples N|auto` and `--tolerance` (only with auto, in (0, 1]). */
+function parseSamples(samples: unknown, tolerance: unknown): Pick<UciOptions, 'samples' | 'tolerance'> {
+  if (samples !== 'auto') {
+    if (tolerance !== undefined) throw new Error('--tolerance: only with --samples auto');
+    return { samples: positiveInt('samples', samples, DEFAULT_UCI_OPTIONS.samples as number), tolerance: null };
+  }
+  if (tolerance === undefined) return { samples: 'auto', tolerance: null };
+  const t = Number(tolerance);
+  if (!(t > 0 && t <= 1)) throw new Error(`--tolerance ${String(tolerance)}: expected a number in (0, 1]`);
+  return { samples: 'auto', tolerance: t };
+}
+
 /** Parse `npm run bench -- uci [options]`: the harness's options; every other argument goes to the training CLI. */
 export function parseUciArgs(argv: string[]): UciOptions {
-  const { values, tokens } = parseArgs({
-    args: argv,
-    options: {
-      datasets: { type: 'string' },
-      splits: { type: 'string' },
-      samples: { type: 'string' },
-      'server-seed': { type: 'string' },
-      jobs: { type: 'string' },
-      'no-tune': { type: 'boolean' },
-      out: { type: 'string' },
-      keep: { type: 'boolean' },
-      runtime: { type: 'string' },
-    },
-    strict: false,
-    tokens: true,
-  });
-  const own = new Set(['datasets', 'splits', 'samples', 'server-seed', 'jobs', 'no-tune', 'out', 'keep', 'runtime']);
+  const { values, tokens } = parseArgs({ args: argv, options: OWN_OPTIONS, strict: false, tokens: true });
   // everything that is not the harness's own option is passed through to the training CLI, in order
   const pass: string[] = [];
   for (const t of tokens ?? []) {
-    if (t.kind === 'option' && !own.has(t.name)) pass.push(t.inlineValue ? `${t.rawName}=${t.value}` : t.rawName);
+    if (t.kind === 'option' && !(t.name in OWN_OPTIONS))
+      pass.push(t.inlineValue ? `${t.rawName}=${t.value}` : t.rawName);
     else if (t.kind === 'positional') pass.push(t.value);
   }
   const d = DEFAULT_UCI_OPTIONS;
-  const int = (name: string, v: unknown, def: number): number => {
-    if (v === undefined) return def;
-    const x = Number(v);
-    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} ${String(v)}: expected a positive integer`);
-    return x;
-  };
   const datasets = typeof values.datasets === 'string' ? values.datasets.split(',').map((s) => s.trim()) : d.datasets;
   for (const ds of datasets)
     if (!(UCI_DATASETS as readonly string[]).includes(ds))
@@ -637,24 +717,28 @@ export function parseUciArgs(argv: string[]): UciOptions {
   const rt = values.runtime;
   if (rt !== undefined && rt !== 'dist' && rt !== 'tsx')
     throw new Error(`--runtime ${String(rt)}: expected dist or tsx`);
+  const jobs = positiveInt('jobs', values.jobs, d.jobs);
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
   return {
     ...d,
     datasets,
-    splits: int('splits', values.splits, d.splits),
-    samples: int('samples', values.samples, d.samples),
-    seed: int('server-seed', values['server-seed'], d.seed),
-    jobs: int('jobs', values.jobs, d.jobs),
+    splits: positiveInt('splits', values.splits, d.splits),
+    ...parseSamples(values.samples, values.tolerance),
+    seed: positiveInt('server-seed', values['server-seed'], d.seed),
+    jobs,
     // jobs × tuning threads ≈ the cores, unless --threads is given
     trainArgs: [
       ...(values['no-tune'] ? [] : ['--tune']),
       ...(pass.some((a) => a === '--threads' || a.startsWith('--threads=')) || values['no-tune']
         ? []
-        : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / int('jobs', values.jobs, d.jobs))))]),
+        : ['--threads', String(Math.max(1, Math.floor(availableParallelism() / jobs)))]),
       ...pass,
     ],
-    out: typeof values.out === 'string' ? values.out : d.out,
+    out: str(values.out) ?? d.out,
     keep: values.keep === true,
     runtime: (rt as UciOptions['runtime'] | undefined) ?? d.runtime,
+    trained: str(values.trained),
+    pairedWith: str(values['paired-with']),
   };
 }
 
@@ -673,6 +757,14 @@ export async function runUciMain(argv: string[]): Promise<number> {
   process.stdout.write(
     `\n${r.machine}; ${r.wall_s.toFixed(0)} s in all, training ${cpu.toFixed(0)} s CPU (${r.datasets.map((d) => `${d.name} ${d.wall_s.toFixed(0)} s`).join(', ')})\n\n${r.table}\n`,
   );
+  if (opts.samples === 'auto')
+    for (const d of r.datasets)
+      process.stdout.write(`${d.name}: samples used per split ${d.per_split.map((p) => p.samples_used).join(', ')}\n`);
+  if (opts.pairedWith) {
+    const reference = JSON.parse(readFileSync(opts.pairedWith, 'utf8')) as Pick<UciResult, 'datasets'>;
+    process.stdout.write(`\npaired with ${opts.pairedWith} (this run − that one, same splits):\n\n`);
+    process.stdout.write(`${pairedTable(pairedDeltas(r, reference))}\n`);
+  }
   if (opts.out) process.stdout.write(`\nwrote ${opts.out}\n`);
   return 0;
 }

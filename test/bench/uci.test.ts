@@ -1,6 +1,8 @@
+import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_UCI_OPTIONS, loadUci, meanSe, parseUciArgs, runUci, scoreSplit, splitCsv } from '../../bench/uci.js';
 import { gaussianLogLik } from '../../src/uncertainty/scoring.js';
+import { nextAutoCheck } from '../../src/uncertainty/stopping.js';
 
 describe('UCI benchmark harness', () => {
   it('reads the published splits: 90/10, disjoint, every row once per split', () => {
@@ -59,16 +61,47 @@ describe('UCI benchmark harness', () => {
     expect(() => parseUciArgs(['--datasets', 'iris'])).toThrow('--datasets: unknown dataset iris');
   });
 
-  it('smoke run: yacht, 2 splits, short tuning → real server process → HTTP → finite, sane scores', async () => {
-    const r = await runUci({
+  it('parses --samples auto with --tolerance, --trained and --paired-with as its own options', () => {
+    const o = parseUciArgs([
+      '--samples',
+      'auto',
+      '--tolerance',
+      '0.02',
+      '--trained',
+      '/tmp/kept',
+      '--paired-with',
+      'ref.json',
+      '--jobs',
+      '1',
+      '--nll-beta',
+      '0.5',
+    ]);
+    expect([o.samples, o.tolerance, o.trained, o.pairedWith]).toEqual(['auto', 0.02, '/tmp/kept', 'ref.json']);
+    expect(o.trainArgs).toEqual(['--tune', '--threads', expect.any(String), '--nll-beta', '0.5']);
+    expect(parseUciArgs(['--samples', 'auto'])).toMatchObject({ samples: 'auto', tolerance: null });
+    expect(parseUciArgs([])).toMatchObject({ samples: 1000, tolerance: null, trained: null, pairedWith: null });
+    expect(() => parseUciArgs(['--tolerance', '0.02'])).toThrow('--tolerance: only with --samples auto');
+    expect(() => parseUciArgs(['--samples', 'auto', '--tolerance', '0'])).toThrow(
+      '--tolerance 0: expected a number in (0, 1]',
+    );
+    expect(() => parseUciArgs(['--samples', 'many'])).toThrow('--samples many: expected a positive integer');
+  });
+
+  it('smoke run: yacht, 2 splits, short tuning → real server process → HTTP → finite, sane scores; the kept models served again, fixed and "auto"', async () => {
+    const logs: string[] = [];
+    const base = {
       ...DEFAULT_UCI_OPTIONS,
       datasets: ['yacht'],
       splits: 2,
       samples: 50,
       jobs: 2,
-      runtime: 'tsx',
+      runtime: 'tsx' as const,
       out: null,
-      log: () => {},
+      log: (line: string) => logs.push(line),
+    };
+    const r = await runUci({
+      ...base,
+      keep: true,
       trainArgs: [
         '--tune',
         '--tune-epochs',
@@ -87,38 +120,63 @@ describe('UCI benchmark harness', () => {
         '64',
       ],
     });
-    expect(r.datasets).toHaveLength(1);
-    const d = r.datasets[0]!;
-    // the verdict against the best published NN (yacht: −1.03): reached within one SE, or below it
-    const [ll, se] = d.summary.ll!;
-    expect(d.verdict.best_nn).toBe(ll >= -1.03 - se ? 'reached' : 'below');
-    expect(r.table).toContain('| best NN LL | vs best NN |');
-    expect(r.table).toContain(`| -1.03 | ${d.verdict.best_nn} |`);
-    expect(d.per_split).toHaveLength(2);
-    for (const s of d.per_split) {
-      // yacht's target spans 0–62 (std ≈ 15): a short run still predicts far better than the mean
-      expect(s.rmse).toBeGreaterThan(0);
-      expect(s.rmse).toBeLessThan(8);
-      expect(Number.isFinite(s.ll)).toBe(true);
-      expect(s.ll).toBeGreaterThan(-6);
-      expect(s.crps).toBeGreaterThan(0);
-      expect(s.crps).toBeLessThan(s.rmse);
-      for (const l of ['0.5', '0.8', '0.9', '0.95']) {
-        expect(s.coverage[l]).toBeGreaterThanOrEqual(0);
-        expect(s.coverage[l]).toBeLessThanOrEqual(1);
+    const kept = /^kept (.+)$/.exec(logs.find((l) => l.startsWith('kept ')) ?? '')?.[1];
+    expect(kept).toBeDefined();
+    try {
+      checkSmokeRun(r);
+      // the kept models served again: the same answers at the same samples and seed, no training
+      const again = await runUci({ ...base, trained: kept!, trainArgs: [] });
+      const split = (x: typeof r) => x.datasets[0]!.per_split.map(({ train_ms: _m, train_cpu_s: _c, ...s }) => s);
+      expect(split(again)).toEqual(split(r));
+      expect(again.datasets[0]!.train_cpu_s).toBeNaN();
+      // "auto": each split's requests stop at one of the rule's checks (30, 60, …, 270, 304, …, 1000)
+      const auto = await runUci({ ...base, trained: kept!, trainArgs: [], samples: 'auto', tolerance: 0.1 });
+      const checks = [nextAutoCheck(0, 1000)];
+      while (checks.at(-1)! < 1000) checks.push(nextAutoCheck(checks.at(-1)!, 1000));
+      expect(checks.slice(0, 10)).toEqual([30, 60, 90, 120, 150, 180, 210, 240, 270, 304]);
+      for (const s of auto.datasets[0]!.per_split) {
+        expect(checks, `split ${s.split}: ${s.samples_used}`).toContain(s.samples_used);
+        expect(Number.isFinite(s.ll)).toBe(true);
       }
-      expect(s.coverage['0.95']!).toBeGreaterThanOrEqual(s.coverage['0.5']!);
-      expect(s.coverage['0.9']!).toBeGreaterThan(0.5);
-      expect(s.width_90).toBeGreaterThan(0);
-      // the server's conformal intervals (the card's scores: about 55 validation rows reach every level)
-      expect(Object.keys(s.conformal_coverage)).toHaveLength(4);
-      expect(s.conformal_coverage['0.95']!).toBeGreaterThanOrEqual(s.conformal_coverage['0.5']!);
-      expect(s.conformal_width_90).toBeGreaterThan(0);
-      expect(s.conformal_width_90).not.toBeCloseTo(s.width_90, 6);
-      expect(s.chosen).toMatchObject({ dropout: 0.05 });
+      expect(r.datasets[0]!.per_split.map((s) => s.samples_used)).toEqual([50, 50]);
+    } finally {
+      rmSync(kept!, { recursive: true, force: true });
     }
-    expect(d.summary.ll![1]).toBeGreaterThanOrEqual(0);
-    expect(d.paper).toEqual({ rmse: [0.67, 0.05], ll: [-1.25, 0.01] });
-    expect(r.table).toContain('| yacht | 2 |');
   });
 });
+
+function checkSmokeRun(r: Awaited<ReturnType<typeof runUci>>): void {
+  expect(r.datasets).toHaveLength(1);
+  const d = r.datasets[0]!;
+  // the verdict against the best published NN (yacht: −1.03): reached within one SE, or below it
+  const [ll, se] = d.summary.ll!;
+  expect(d.verdict.best_nn).toBe(ll >= -1.03 - se ? 'reached' : 'below');
+  expect(r.table).toContain('| best NN LL | vs best NN |');
+  expect(r.table).toContain(`| -1.03 | ${d.verdict.best_nn} |`);
+  expect(d.per_split).toHaveLength(2);
+  for (const s of d.per_split) {
+    // yacht's target spans 0–62 (std ≈ 15): a short run still predicts far better than the mean
+    expect(s.rmse).toBeGreaterThan(0);
+    expect(s.rmse).toBeLessThan(8);
+    expect(Number.isFinite(s.ll)).toBe(true);
+    expect(s.ll).toBeGreaterThan(-6);
+    expect(s.crps).toBeGreaterThan(0);
+    expect(s.crps).toBeLessThan(s.rmse);
+    for (const l of ['0.5', '0.8', '0.9', '0.95']) {
+      expect(s.coverage[l]).toBeGreaterThanOrEqual(0);
+      expect(s.coverage[l]).toBeLessThanOrEqual(1);
+    }
+    expect(s.coverage['0.95']!).toBeGreaterThanOrEqual(s.coverage['0.5']!);
+    expect(s.coverage['0.9']!).toBeGreaterThan(0.5);
+    expect(s.width_90).toBeGreaterThan(0);
+    // the server's conformal intervals (the card's scores: about 55 validation rows reach every level)
+    expect(Object.keys(s.conformal_coverage)).toHaveLength(4);
+    expect(s.conformal_coverage['0.95']!).toBeGreaterThanOrEqual(s.conformal_coverage['0.5']!);
+    expect(s.conformal_width_90).toBeGreaterThan(0);
+    expect(s.conformal_width_90).not.toBeCloseTo(s.width_90, 6);
+    expect(s.chosen).toMatchObject({ dropout: 0.05 });
+  }
+  expect(d.summary.ll![1]).toBeGreaterThanOrEqual(0);
+  expect(d.paper).toEqual({ rmse: [0.67, 0.05], ll: [-1.25, 0.01] });
+  expect(r.table).toContain('| yacht | 2 |');
+}
