@@ -47,6 +47,24 @@ export function nextAutoCheck(done: number, maxSamples: number): number {
   return Math.min(done + step, maxSamples);
 }
 
+/** A run of an "auto" request draws at most this many times the samples done before it. */
+const MAX_RUN_GROWTH = 4;
+
+/**
+ * Where the next Monte Carlo run of an "auto" request ends, after a check at `done` samples found the
+ * worst error `worstError`: at the first check count at or past T·(worstError/tolerance)², where an error
+ * shrinking as 1/√T reaches the tolerance; at least the next check, at most MAX_RUN_GROWTH·done and
+ * `maxSamples`. The rule still stops at the first check within tolerance (a run's samples are checked at
+ * every check count they pass), so this sets only how many samples one run draws: fewer, larger runs,
+ * whose samples past the stop are dropped.
+ */
+export function autoRunEnd(done: number, maxSamples: number, worstError: number, tolerance: number): number {
+  const predicted = Math.min(done * (worstError / tolerance) ** 2, MAX_RUN_GROWTH * done);
+  let end = nextAutoCheck(done, maxSamples);
+  while (end < predicted && end < maxSamples) end = nextAutoCheck(end, maxSamples);
+  return end;
+}
+
 /**
  * The MC error of one regression row and output relative to its served predictive std (see the file
  * comment). `variance`: the unbiased sample variance of the T outputs; `kurtosis`: m4/m2² of them;

@@ -7,6 +7,7 @@ import { ClassificationAccumulator, RegressionAccumulator } from '../../src/unce
 import { MomentSums } from '../../src/uncertainty/moments.js';
 import {
   AUTO_MIN_SAMPLES,
+  autoRunEnd,
   nextAutoCheck,
   probabilityError,
   regressionError,
@@ -51,6 +52,22 @@ describe('the checks', () => {
     expect(nextAutoCheck(400, 1000)).toBe(450);
     expect(nextAutoCheck(990, 1000)).toBe(1000);
     expect(nextAutoCheck(0, 12)).toBe(12);
+  });
+});
+
+describe('how far a run goes (autoRunEnd)', () => {
+  it('to the first check past T·(error/tol)², at least the next check, at most 4·T and the maximum', () => {
+    // 30·(0.1/0.05)² = 120: the checks 60, 90, 120
+    expect(autoRunEnd(30, 1000, 0.1, 0.05)).toBe(120);
+    // 30·(0.06/0.05)² = 43.2: the next check, 60
+    expect(autoRunEnd(30, 1000, 0.06, 0.05)).toBe(60);
+    // 240·(0.07/0.05)² = 470.4: 270, 304, 342, 385, 434, 489
+    expect(autoRunEnd(240, 1000, 0.07, 0.05)).toBe(489);
+    // 30·400 = 12000, capped at 4·30 = 120
+    expect(autoRunEnd(30, 1000, 1, 0.05)).toBe(120);
+    expect(autoRunEnd(900, 1000, 0.2, 0.05)).toBe(1000);
+    expect(autoRunEnd(30, 1000, Number.POSITIVE_INFINITY, 0.05)).toBe(120);
+    expect(autoRunEnd(30, 1000, Number.NaN, 0.05)).toBe(60);
   });
 });
 
