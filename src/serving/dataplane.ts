@@ -78,6 +78,7 @@ export type DataPlaneConfig = Pick<
 export interface DataPlaneObserver extends LaneObserver {
   /** One request's inference: its duration and rows. */
   inference?(model: string, mode: 'predict' | 'mc', seconds: number, rows: number): void;
+  /** The samples a Monte Carlo request drew (an "auto" request's samples used), after its run. */
   mcSamples?(model: string, samples: number): void;
   /** Rows of one coalesced predict run. */
   predictBatch?(model: string, rows: number): void;
@@ -321,7 +322,6 @@ export class DataPlane implements ModelHooks {
       rows = n;
       const outOfRange = this.outOfRange(m, x, rows, field);
       t.decoded = performance.now();
-      this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
       try {
         const { stats, seed } = await this.submitMc(
@@ -358,6 +358,7 @@ export class DataPlane implements ModelHooks {
         return result;
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
+        this.observer.mcSamples?.(m.name, samples);
       }
     } finally {
       this.record(lease.model, 'mc', ok, rows, samples, t);
@@ -454,7 +455,6 @@ export class DataPlane implements ModelHooks {
       });
       rows = decoded.rows;
       t.decoded = performance.now();
-      this.observer.mcSamples?.(m.name, samples);
       const started = performance.now();
       try {
         const timeoutMs = this.timeoutOf(req);
@@ -485,6 +485,7 @@ export class DataPlane implements ModelHooks {
         };
       } finally {
         this.observer.inference?.(m.name, 'mc', (performance.now() - started) / 1000, rows);
+        this.observer.mcSamples?.(m.name, samples);
       }
     } finally {
       this.record(lease.model, 'mc', ok, rows, samples, t);

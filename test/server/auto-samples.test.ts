@@ -32,7 +32,22 @@ const v2 = (parameters: Record<string, unknown>, a = app) =>
     payload: { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: DIABETES_ROW }], parameters },
   });
 
+/** The mc_samples histogram's sum for diabetes. */
+const samplesSum = async (): Promise<number> => {
+  const line = (await app.inject('/metrics')).body
+    .split('\n')
+    .find((l) => l.startsWith('mc_samples_sum{model="diabetes"}'));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+};
+
 describe('/v1 samples "auto"', () => {
+  it('the mc_samples metric records the samples used, not max_samples', async () => {
+    const before = await samplesSum();
+    const body = (await v1({ instances: [DIABETES_ROW], samples: 'auto', max_samples: 4000, seed: 5 })).json();
+    expect(body.samples_used).toBeLessThan(4000);
+    expect((await samplesSum()) - before).toBe(body.samples_used);
+  });
+
   it('answers with samples_used, the tolerance and max_samples; the same seed gives the fixed-T answer', async () => {
     const res = await v1({ instances: [DIABETES_ROW], samples: 'auto', seed: 3 });
     expect(res.statusCode).toBe(200);
