@@ -116,11 +116,12 @@ describe('DataPlane', () => {
       'batch a 5',
       'predict a 2 true',
       'predict a 3 true',
-      'samples a 7',
-      'samples a 7',
       'mc batch a 2',
+      // the samples drawn, reported after each request's run
       'mc a 1 true',
+      'samples a 7',
       'mc a 1 true',
+      'samples a 7',
     ]);
   });
 
