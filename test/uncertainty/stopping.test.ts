@@ -68,6 +68,9 @@ describe('how far a run goes (autoRunEnd)', () => {
     expect(autoRunEnd(900, 1000, 0.2, 0.05)).toBe(1000);
     expect(autoRunEnd(30, 1000, Number.POSITIVE_INFINITY, 0.05)).toBe(120);
     expect(autoRunEnd(30, 1000, Number.NaN, 0.05)).toBe(60);
+    // at most maxExtra samples past `done` (but always the next check): 30 + 40 → 90; 30 + 4 → 60
+    expect(autoRunEnd(30, 1000, 0.1, 0.05, 40)).toBe(90);
+    expect(autoRunEnd(30, 1000, 0.1, 0.05, 4)).toBe(60);
   });
 });
 

@@ -21,7 +21,7 @@ import {
   type TensorSpec,
 } from '../model.js';
 import type { McStats } from '../../uncertainty/record.js';
-import { autoRunEnd, nextAutoCheck, withinTolerance } from '../../uncertainty/stopping.js';
+import { AUTO_RUN_EXTRA_ROW_SAMPLES, addChecked, autoPlan } from '../../uncertainty/stopping.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
 import type { GraphInfo } from './inspect.js';
@@ -210,59 +210,22 @@ export class OnnxModel implements Model {
     };
     // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts, and a run goes on
     // to where the errors so far say the tolerance will be reached (stopping.ts autoRunEnd)
-    const plan = { check: auto ? nextAutoCheck(0, T) : T, end: auto ? nextAutoCheck(0, T) : T, stopped: false };
+    const plan = autoPlan(auto, T);
+    const add = (out: Float32Array, s: number, logVar?: Float32Array) => acc.add(out, s, rows, 0, logVar);
+    const worst = () => this.worstError(acc, rows);
     try {
       for (let done = 0; done < T && !plan.stopped; ) {
         // a request whose client left or whose deadline passed stops here, between chunks
         if (opts.signal?.aborted) throw new CancelledError(done, T);
         const s = Math.min(perRun, plan.end - done);
         const { out, logVar } = await runMcChunk(this.io, graph, x, maskBufs, s, rows, fill);
-        done = this.addChecked(acc, plan, { out, logVar, s, rows, done, T, tolerance: opts.tolerance });
+        const at = { done, maxSamples: T, tolerance: opts.tolerance, maxExtra: AUTO_RUN_EXTRA_ROW_SAMPLES / rows };
+        done = addChecked(plan, { out, logVar, samples: s }, at, add, worst);
       }
     } finally {
       this.maskBuffers.give(maskBufs);
     }
     return { stats: this.finishStats(acc, rows, interval), seed };
-  }
-
-  /**
-   * Add a run's `s` samples to `acc`, checking the stopping rule at every check count they pass (a fixed
-   * T: one segment, no check); the samples past a stop are dropped. Returns the samples added so far.
-   */
-  private addChecked(
-    acc: RegressionAccumulator | ClassificationAccumulator,
-    plan: { check: number; end: number; stopped: boolean },
-    run: {
-      out: Float32Array;
-      logVar: Float32Array | null;
-      s: number;
-      rows: number;
-      done: number;
-      T: number;
-      tolerance?: number;
-    },
-  ): number {
-    const { out, logVar, s, rows, T } = run;
-    const per = out.length / s;
-    const perLv = logVar ? logVar.length / s : 0;
-    let n = run.done;
-    for (let at = 0; at < s; ) {
-      const seg = Math.min(s - at, plan.check - n);
-      const part = seg === s ? out : out.subarray(at * per, (at + seg) * per);
-      const lv = logVar && seg !== s ? logVar.subarray(at * perLv, (at + seg) * perLv) : logVar;
-      acc.add(part, seg, rows, 0, lv ?? undefined);
-      at += seg;
-      n += seg;
-      if (n < plan.check || n === T) continue;
-      const worst = this.worstError(acc, rows);
-      if (withinTolerance(n, worst, run.tolerance!)) {
-        plan.stopped = true;
-        return n;
-      }
-      plan.check = nextAutoCheck(n, T);
-      if (n >= plan.end) plan.end = autoRunEnd(n, T, worst, run.tolerance!);
-    }
-    return n;
   }
 
   fitsOneRun(rows: number, samples: number): boolean {
