@@ -10,7 +10,7 @@
  */
 import { CancelledError, InputError } from '../errors.js';
 import { intervalLevelMessage, isIntervalLevel } from '../../uncertainty/intervals.js';
-import { nextAutoCheck, withinTolerance } from '../../uncertainty/stopping.js';
+import { addChecked, autoPlan } from '../../uncertainty/stopping.js';
 import type { Model as OnnxProto } from '../../onnx-proto/proto.js';
 import type { InputTensor, McOptions, OutputLayout, RuntimeOptions, TensorMcResult, TensorSpec } from '../model.js';
 import { type IntervalSpec, resolveInterval } from '../uncertainty.js';
@@ -209,15 +209,17 @@ export class TensorSampler {
     const T = opts.samples;
     const stream = new MaskStream(r.seed);
     const fill: MaskFill = (buf, ratio) => stream.fill(buf, 0, buf.length, ratio);
-    // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts
-    for (let done = 0, check = opts.tolerance !== undefined ? nextAutoCheck(0, T) : T; done < T; ) {
-      if (opts.signal?.aborted) throw new CancelledError(done, T);
-      const s = Math.min(size.samples, check - done);
-      acc.add(await this.chunk(st, inputs, rows, { rows: size.rows, samples: s }, shape, fill, bufs), s);
-      done += s;
-      if (done < check || done === T) continue;
-      if (withinTolerance(done, worstError(this.init, acc, records, shape.width), opts.tolerance!)) break;
-      check = nextAutoCheck(done, T);
+    // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts, one run per check
+    // (maxExtra 0: longer runs measured no faster here, where the work grows with the samples)
+    const plan = autoPlan(opts.tolerance !== undefined, T);
+    const add = (out: Float32Array, s: number) => acc.add(out, s);
+    const worst = () => worstError(this.init, acc, records, shape.width);
+    const at = { done: 0, maxSamples: T, tolerance: opts.tolerance, maxExtra: 0 };
+    while (at.done < T && !plan.stopped) {
+      if (opts.signal?.aborted) throw new CancelledError(at.done, T);
+      const s = Math.min(size.samples, plan.end - at.done);
+      const out = await this.chunk(st, inputs, rows, { rows: size.rows, samples: s }, shape, fill, bufs);
+      at.done = addChecked(plan, { out, samples: s }, at, add, worst);
     }
     return {
       stats: finishStats(this.init, acc, records, shape.width, r.interval),
