@@ -4,7 +4,7 @@
  * (flagged or 422), the JSON depth limit (400).
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent, type IncomingMessage, type ServerResponse, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,14 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exceedsJsonDepth } from '../../src/server/json-depth.js';
 import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
-import { FIRST_HOLD_MS, MAX_HOLD_MS, refusalAnswered, refusalHoldMs } from '../../src/server/plugins/refusal-pacing.js';
+import {
+  FIRST_HOLD_MS,
+  heldConnections,
+  MAX_HOLD_MS,
+  paceRefusal,
+  refusalAnswered,
+  refusalHoldMs,
+} from '../../src/server/plugins/refusal-pacing.js';
 import { readCsvFile, toDataset } from '../../src/train/data.js';
 import { loadConfig } from '../../src/config.js';
 import { buildApp } from '../../src/server/app.js';
@@ -169,6 +176,41 @@ describe('refusals on a connection that retries at once (retry storm)', () => {
     expect(refusalHoldMs(conn, 1, 70 + 950)).toBe(0);
     expect(refusalHoldMs({}, 1, 0)).toBe(0);
     expect(FIRST_HOLD_MS * 2 ** 5).toBeGreaterThan(MAX_HOLD_MS);
+  });
+
+  it('the paused connections share one timer: pauses that end within one tick resume together, none before its hold', async () => {
+    const resumedAt = new Map<string, number>();
+    /** A refused request on a connection of its own that has already retried once (its next hold: 50 ms). */
+    const refused = (name: string) => {
+      const socket = { pause: vi.fn(), resume: () => resumedAt.set(name, performance.now()) };
+      refusalHoldMs(socket, 1, performance.now());
+      refusalAnswered(socket, performance.now());
+      const finished: (() => void)[] = [];
+      const req = { socket, readableEnded: true } as unknown as IncomingMessage;
+      const res = { once: (_: string, f: () => void) => finished.push(f) } as unknown as ServerResponse;
+      paceRefusal(req, res, 1);
+      const pausedAt = performance.now();
+      for (const f of finished) f(); // the refusal is sent
+      expect(socket.pause).toHaveBeenCalledOnce();
+      return pausedAt;
+    };
+    const a = refused('a');
+    await sleep(20);
+    const b = refused('b');
+    await sleep(10);
+    const c = refused('c');
+    expect(heldConnections()).toBe(3);
+    await until(() => resumedAt.size === 3);
+    expect(heldConnections()).toBe(0);
+    for (const [name, t0] of [
+      ['a', a],
+      ['b', b],
+      ['c', c],
+    ] as const)
+      expect(resumedAt.get(name)! - t0).toBeGreaterThanOrEqual(FIRST_HOLD_MS - 1);
+    // b's and c's pauses ended between the same two ticks: one wake of the event loop resumed both
+    expect(Math.abs(resumedAt.get('b')! - resumedAt.get('c')!)).toBeLessThan(2);
+    expect(resumedAt.get('a')).toBeLessThan(resumedAt.get('b')!);
   });
 
   it('over HTTP: refusals are sent at once; a keep-alive connection that retries at once is read more and more slowly', async () => {

@@ -12,7 +12,7 @@ import { OverloadedError } from '../../serving/errors.js';
 import * as v1 from '../protocol/v1.js';
 import { appPlugin } from './app-plugin.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH } from './v2-body.js';
-import { refusalAnswered, refusalHoldMs } from './refusal-pacing.js';
+import { paceRefusal } from './refusal-pacing.js';
 
 /** A protocol's error body. */
 export type ErrorShape = (status: number, message: string, code?: string) => unknown;
@@ -117,21 +117,7 @@ function logRefusal(req: FastifyRequest, message: string): void {
  * buffer, and the server holds nothing of it meanwhile.
  */
 function sendRefusal(req: FastifyRequest, reply: FastifyReply, body: unknown, retryAfterSeconds: number) {
-  const socket = req.raw.socket;
-  const pauseMs = socket ? refusalHoldMs(socket, retryAfterSeconds, performance.now()) : 0;
-  if (pauseMs > 0) {
-    const pause = (): void => {
-      socket.pause();
-      setTimeout(() => {
-        refusalAnswered(socket, performance.now());
-        socket.resume();
-      }, pauseMs);
-    };
-    // once Node is done with the refused request: it reads an unread body to its end (resuming the
-    // socket) after the answer, so the pause starts at that end
-    if (req.raw.readableEnded) reply.raw.once('finish', pause);
-    else req.raw.once('end', pause);
-  } else if (socket) refusalAnswered(socket, performance.now());
+  paceRefusal(req.raw, reply.raw, retryAfterSeconds);
   return reply.send(body);
 }
 
