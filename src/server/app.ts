@@ -13,6 +13,7 @@ import { auth } from './plugins/auth.js';
 import { bodyBudget } from './plugins/body-budget.js';
 import { corsPlugin } from './plugins/cors.js';
 import { docs } from './plugins/docs.js';
+import { earlyRefusal } from './plugins/early-refusal.js';
 import { errors } from './plugins/errors.js';
 import { idleGc } from './plugins/idle-gc.js';
 import { metrics } from './plugins/metrics.js';
@@ -74,6 +75,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(metrics);
   if (config.IDLE_GC) await app.register(idleGc);
   await app.register(models, { config });
+  await app.register(earlyRefusal, { config });
   await app.register(corsPlugin, { origin: config.CORS_ORIGIN });
   await app.register(rateLimitPlugin, { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS });
   await app.register(healthRoutes);

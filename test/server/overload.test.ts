@@ -7,6 +7,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import { Agent, type IncomingMessage, type ServerResponse, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
@@ -264,6 +265,93 @@ describe('refusals on a connection that retries at once (retry storm)', () => {
     expect(await metric(app, 'requests_rejected_total{lane="mc"}')).toBe(6);
     expect((await heavy).statusCode).toBe(504);
     expect((await queued).statusCode).toBe(200);
+    await app.close();
+  });
+});
+
+describe('refusals before Fastify (early-refusal.ts)', () => {
+  it("while the Monte Carlo lane is full, /v1 uncertainty is refused from the server's request event: the route's 503 (headers, body), counted and summarised the same, its body never read", async () => {
+    const lines: { msg: string; reqId?: string }[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const config = loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0', MAX_QUEUE: '1', ...HEAVY_ENV });
+    const app = await buildApp({ config, logger: { level: 'info', stream } });
+    await app.loadModels();
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const heavy = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { 'x-request-timeout': '3000' },
+      payload: HEAVY,
+    });
+    await until(() => running(app) === 1);
+    const queued = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { 'x-request-timeout': '8000' },
+      payload: { instances: [DIABETES_ROW], samples: 10 },
+    });
+    await until(() => app.dataPlane.queueDepth().mc === 1);
+    const durations = () =>
+      metric(
+        app,
+        'http_request_duration_seconds_count{method="POST",route="/v1/models/:name/uncertainty",status_code="503"}',
+      );
+    // through Fastify (inject does not go through the server's request event)
+    const viaFastify = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      payload: { instances: [DIABETES_ROW], samples: 10 },
+    });
+    expect(viaFastify.statusCode).toBe(503);
+    expect(await durations()).toBe(1);
+    // over HTTP, a body that is not even JSON: refused before it is read
+    const early = await fetch(`${url.origin}/v1/models/diabetes/uncertainty?version=1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{not json',
+    });
+    expect(early.status).toBe(503);
+    expect(await early.text()).toBe(viaFastify.body);
+    const headers = (h: Record<string, unknown>) => {
+      const { date, connection, 'keep-alive': _k, 'x-request-id': id, ...rest } = h;
+      expect(id).toMatch(/^[\w.:-]+$/);
+      return rest;
+    };
+    expect(headers(Object.fromEntries(early.headers))).toEqual(headers(viaFastify.headers));
+    expect(Object.keys(Object.fromEntries(early.headers))).toEqual(
+      expect.arrayContaining(['retry-after', 'x-request-id']),
+    );
+    await until(() => lines.length > 0);
+    const earlyId = early.headers.get('x-request-id');
+    // Fastify never saw it: no "incoming request" line with its id; the refusal summary was written once
+    expect(lines.filter((l) => l.reqId === earlyId)).toEqual([]);
+    expect(lines.filter((l) => l.reqId === viaFastify.headers['x-request-id']).map((l) => l.msg)).toContain(
+      'incoming request',
+    );
+    expect(lines.filter((l) => l.msg === 'request not served (refused: server busy)')).toHaveLength(1);
+    await sleep(50); // the duration is observed once the answer is flushed
+    expect(await durations()).toBe(2);
+    expect(await metric(app, 'requests_rejected_total{lane="mc"}')).toBe(2);
+    // other routes, and MC once there is room, still go through Fastify
+    const predict = await fetch(`${url.origin}/v1/models/diabetes/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ instances: [DIABETES_ROW] }),
+    });
+    expect(predict.status).toBe(200);
+    expect((await heavy).statusCode).toBe(504);
+    expect((await queued).statusCode).toBe(200);
+    const after = await fetch(`${url.origin}/v1/models/diabetes/uncertainty`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ instances: [DIABETES_ROW], samples: 10 }),
+    });
+    expect(after.status).toBe(200);
     await app.close();
   });
 });

@@ -5,7 +5,7 @@
  * This plugin installs the /v1 shape for the whole app; a protocol's route plugin installs its own for
  * its encapsulated context with useErrorShape (routes/v2.ts), so the shape follows the route, not the URL.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { RequestError } from '../../model/errors.js';
 import { OverloadedError } from '../../serving/errors.js';
@@ -86,7 +86,7 @@ export function describeError(
 function logFailure(err: Error, req: FastifyRequest, status: number, message: string): void {
   // overload, deadlines and clients that left are the server working as designed: no stack, info level
   if (status >= 500 && !(err instanceof RequestError)) req.log.error({ err, req }, 'request failed');
-  else if (err instanceof OverloadedError) logRefusal(req, message);
+  else if (err instanceof OverloadedError) logRefusal(req.log, message);
   else if (status >= 499)
     req.log.info(
       { statusCode: status, message },
@@ -102,11 +102,11 @@ const refusals = { count: 0, loggedAt: Number.NEGATIVE_INFINITY };
 const REFUSAL_LOG_EVERY_MS = 1000;
 
 /** A line per refusal would cost more than the refusal itself under a retry storm: one line a second. */
-function logRefusal(req: FastifyRequest, message: string): void {
+export function logRefusal(log: FastifyBaseLogger, message: string): void {
   refusals.count++;
   const now = performance.now();
   if (now - refusals.loggedAt < REFUSAL_LOG_EVERY_MS) return;
-  req.log.info({ statusCode: 503, message, refused: refusals.count }, 'request not served (refused: server busy)');
+  log.info({ statusCode: 503, message, refused: refusals.count }, 'request not served (refused: server busy)');
   refusals.count = 0;
   refusals.loggedAt = now;
 }
