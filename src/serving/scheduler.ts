@@ -148,6 +148,11 @@ export class McScheduler {
   private lastDone = 0;
   /** Every runner got a new task at the last completion: the lane has been saturated since. */
   private saturated = false;
+  /**
+   * The last refusal: the next one with the same message and Retry-After is the same error (under a
+   * retry storm the lane refuses hundreds of requests a second with one answer; nothing writes to it).
+   */
+  private lastRefusal: OverloadedError | null = null;
 
   constructor(
     /**
@@ -207,10 +212,12 @@ export class McScheduler {
       this.waiting >= max
         ? `(MAX_QUEUE=${max})`
         : `(about ${Math.round(wait)} ms of work ahead, MAX_QUEUE_WAIT_MS=${maxWait})`;
-    return refusalError(
-      `server busy: ${this.waiting} Monte Carlo requests are waiting ${why}; retry later`,
-      this.retryAfterSeconds(),
-    );
+    const message = `server busy: ${this.waiting} Monte Carlo requests are waiting ${why}; retry later`;
+    const retryAfter = this.retryAfterSeconds();
+    const last = this.lastRefusal;
+    if (last?.message === message && last.retryAfterSeconds === retryAfter) return last;
+    this.lastRefusal = refusalError(message, retryAfter);
+    return this.lastRefusal;
   }
 
   /**

@@ -140,6 +140,9 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
     ]).toEqual([503, 'overloaded', 'server busy: 2 Monte Carlo requests are waiting (MAX_QUEUE=2); retry later']);
     expect((refused as RequestError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(events).toEqual(['rejected mc']);
+    // the same answer is the same error, counted again
+    expect(s.refusal()).toBe(refused);
+    expect(events).toEqual(['rejected mc', 'rejected mc']);
     gates.shift()!();
     await running;
     await tick();

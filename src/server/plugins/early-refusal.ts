@@ -41,6 +41,15 @@ export const earlyRefusal = appPlugin<{ config: Config }>(async (app, { config }
       throw err;
     }
   };
+  // the scheduler hands out the same error while its answer is the same: its body is written once
+  let answered: { err: OverloadedError; body: string; length: string } | null = null;
+  const answer = (err: OverloadedError) => {
+    if (answered?.err !== err) {
+      const body = JSON.stringify(v1.errorBody(err.status, err.message, v1.errorCode(err.kind)));
+      answered = { err, body, length: String(Buffer.byteLength(body)) };
+    }
+    return answered;
+  };
   const handler: Handler = (req, res) => {
     const err = refusal(req);
     if (!err) return fastify[0]!(req, res);
@@ -48,13 +57,13 @@ export const earlyRefusal = appPlugin<{ config: Config }>(async (app, { config }
     app.idleGc?.activity();
     logRefusal(app.log, err.message);
     const retryAfter = err.retryAfterSeconds ?? 1;
-    const body = JSON.stringify(v1.errorBody(err.status, err.message, v1.errorCode(err.kind)));
+    const { body, length } = answer(err);
     res.writeHead(err.status, {
       ...SECURITY_HEADERS,
       'x-request-id': genReqId(req),
       'retry-after': String(retryAfter),
       'content-type': 'application/json; charset=utf-8',
-      'content-length': String(Buffer.byteLength(body)),
+      'content-length': length,
     });
     paceRefusal(req, res, retryAfter);
     res.end(body, () => duration.observe((performance.now() - started) / 1000));
