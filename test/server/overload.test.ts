@@ -354,6 +354,38 @@ describe('refusals before Fastify (early-refusal.ts)', () => {
     expect(after.status).toBe(200);
     await app.close();
   });
+
+  it('with API_KEY the early path is off: an unauthenticated request is still a 401 while the lane is full', async () => {
+    const key = 'k'.repeat(16);
+    const { app } = await testApp({ MAX_QUEUE: '1', API_KEY: key, ...HEAVY_ENV });
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const auth = { authorization: `Bearer ${key}` };
+    const heavy = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { ...auth, 'x-request-timeout': '2000' },
+      payload: HEAVY,
+    });
+    await until(() => running(app) === 1);
+    const queued = app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/uncertainty',
+      headers: { ...auth, 'x-request-timeout': '6000' },
+      payload: { instances: [DIABETES_ROW], samples: 10 },
+    });
+    await until(() => app.dataPlane.queueDepth().mc === 1);
+    const post = (headers: Record<string, string>) =>
+      fetch(`${url.origin}/v1/models/diabetes/uncertainty`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ instances: [DIABETES_ROW], samples: 10 }),
+      });
+    expect((await post({})).status).toBe(401);
+    expect((await post(auth)).status).toBe(503);
+    expect((await heavy).statusCode).toBe(504);
+    expect((await queued).statusCode).toBe(200);
+    await app.close();
+  });
 });
 
 describe('a client that disconnects cancels its work', () => {
