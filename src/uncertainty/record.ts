@@ -31,6 +31,8 @@ export type RegressionStats = {
   intervalMethod: IntervalMethod;
   /** samples × rows × outputs, when asked for */
   raw?: Float32Array;
+  /** `samples: "auto"` with per-row stopping: each row's samples, when rows differ (`samples` is their maximum). */
+  rowSamples?: Int32Array;
 } & Arrays<typeof REGRESSION_STATS>;
 
 export type ClassificationStats = {
@@ -40,6 +42,8 @@ export type ClassificationStats = {
   samples: number;
   /** samples × rows × classes (probabilities), when asked for */
   raw?: Float32Array;
+  /** As RegressionStats': each row's samples, when rows differ. */
+  rowSamples?: Int32Array;
 } & Arrays<typeof CLASSIFICATION_STATS>;
 
 export type McStats = RegressionStats | ClassificationStats;
@@ -85,7 +89,15 @@ export function allocateStats(
  */
 export function makeStats(
   kind: Task,
-  header: { rows: number; width: number; samples: number; level?: number; intervalMethod?: IntervalMethod },
+  header: {
+    rows: number;
+    width: number;
+    samples: number;
+    level?: number;
+    intervalMethod?: IntervalMethod;
+    /** Each row's samples: kept (as `rowSamples`) only when they differ. */
+    rowSamples?: Int32Array;
+  },
   arrays: Readonly<Record<string, Float64Array | Int32Array>>,
   raw?: Float32Array,
 ): McStats {
@@ -109,6 +121,12 @@ export function makeStats(
     s[d.key] = a;
   }
   if (raw) s.raw = raw;
+  if (header.rowSamples) {
+    const r = header.rowSamples;
+    if (r.length !== header.rows)
+      throw new Error(`statistics record: ${r.length} row sample counts for ${header.rows} rows`);
+    if (r.some((t) => t !== r[0])) s.rowSamples = r;
+  }
   return s as unknown as McStats;
 }
 
@@ -125,4 +143,37 @@ export function makeStatsInOrder(
     arrays[d.key] = values[j]!;
   });
   return makeStats(kind, header, arrays, raw);
+}
+
+/**
+ * One record of the rows of `parts` (records of one row each, in row order, made with one table and
+ * interval), each row with its own sample count: `samples` the largest, `rowSamples` when they differ.
+ * Raw samples are joined sample-major, so the parts that carry them must share their sample count.
+ */
+export function joinRows(parts: readonly McStats[]): McStats {
+  const first = parts[0]!;
+  const rows = parts.length;
+  const width = statsWidth(first);
+  const rowSamples = Int32Array.from(parts, (p) => p.samples);
+  const samples = Math.max(...rowSamples);
+  const arrays: Record<string, Float64Array | Int32Array> = {};
+  for (const d of servedStats(first)) {
+    const per = statLength(d, 1, width);
+    const a = d.int ? new Int32Array(rows * per) : new Float64Array(rows * per);
+    for (let i = 0; i < rows; i++) a.set(statValues(parts[i]!, d), i * per);
+    arrays[d.key] = a;
+  }
+  let raw: Float32Array | undefined;
+  if (first.raw) {
+    if (rowSamples.some((t) => t !== samples)) throw new Error('joinRows: raw samples need one sample count');
+    raw = new Float32Array(samples * rows * width);
+    parts.forEach((p, i) => {
+      for (let t = 0; t < samples; t++) raw!.set(p.raw!.subarray(t * width, (t + 1) * width), (t * rows + i) * width);
+    });
+  }
+  const header =
+    first.kind === 'regression'
+      ? { rows, width, samples, level: first.level, intervalMethod: first.intervalMethod, rowSamples }
+      : { rows, width, samples, rowSamples };
+  return makeStats(first.kind, header, arrays, raw);
 }
