@@ -90,7 +90,7 @@ export async function sampleRows(
   } finally {
     ctx.maskBuffers.give(maskBufs);
   }
-  return joinRows(accs.map((a) => a.finish()));
+  return rows === 1 ? accs[0]!.finish() : joinRows(accs.map((a) => a.finish()));
 }
 
 /** The rows `which` of x (rows × features), one after another. */
