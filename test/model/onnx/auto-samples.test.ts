@@ -122,5 +122,12 @@ describe('samples "auto" on a model', () => {
     expect(a.stats.samples).toBeGreaterThanOrEqual(AUTO_MIN_SAMPLES);
     expect(a.stats.samples).toBeLessThanOrEqual(2000);
     expect((await wine.sample(w, 1, opts)).stats).toEqual(a.stats);
+    // several rows of a model with several dropouts: each its own count, the same seed the same answer
+    const w3 = toMatrix([WINE_ROW, WINE_ROW.map((v) => v * 1.2), WINE_ROW.map((v) => v * 0.8)], wine.features).data;
+    const b = await wine.sample(w3, 3, { ...opts, tolerance: 0.02 });
+    expect(b.stats.rowSamples).toBeDefined();
+    for (const t of b.stats.rowSamples!) expect(t).toBeGreaterThanOrEqual(AUTO_MIN_SAMPLES);
+    expect(b.stats.samples).toBe(Math.max(...b.stats.rowSamples!));
+    expect((await wine.sample(w3, 3, { ...opts, tolerance: 0.02 })).stats).toEqual(b.stats);
   });
 });
