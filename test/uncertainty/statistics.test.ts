@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
-import { joinRows, type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
+import { type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
+import { joinRows } from '../helpers/records.js';
 import {
   maskStatistics,
   needsSamples,

@@ -1,6 +1,6 @@
 /**
- * `samples: "auto"` with per-row stopping (issue 22) for tabular models: every row has its own
- * accumulator and its own mask stream (masks.ts rowSeed), all live rows are checked at the same sample
+ * `samples: "auto"` with per-row stopping (issue 22) for tabular models: every row has its own sample
+ * count in the request's accumulator (addRow) and its own mask stream (masks.ts rowSeed), all live rows are checked at the same sample
  * counts (stopping.ts nextAutoCheck), and a row within tolerance leaves at that check with its own T;
  * later runs feed onnxruntime only the rows still going. With one live dropout, row i's answer is exactly
  * that of a one-row "auto" request of seed rowSeed(seed, i) (row 0: the seed itself), whatever its
@@ -9,18 +9,18 @@
  */
 import { CancelledError } from '../errors.js';
 import type { McOptions } from '../model.js';
-import { joinRows, type McStats } from '../../uncertainty/record.js';
+import type { McStats } from '../../uncertainty/record.js';
 import { AUTO_RUN_EXTRA_ROW_SAMPLES, addCheckedRows, autoPlan } from '../../uncertainty/stopping.js';
 import { MaskStream, rowSeed } from './masks.js';
 import { type GraphIo, type MaskBuffers, type McGraphSession, runMcChunk } from './run.js';
 
-/** What one row's accumulator does (RegressionAccumulator or ClassificationAccumulator behind the model's settings). */
+/** The request's accumulator, row by row (RegressionAccumulator or ClassificationAccumulator behind the model's settings). */
 export interface RowAccumulator {
-  /** Add samples of the row at position `k` of a sample-major batch of `batchRows` rows. */
-  add(out: Float32Array, samples: number, batchRows: number, k: number, logVar?: Float32Array): void;
-  /** The row's worst MC error so far (stopping.ts). */
-  error(): number;
-  /** The row's record (one row). */
+  /** Add samples of batch row `k` of a sample-major batch of `batchRows` rows to the request's row `row`. */
+  addRow(out: Float32Array, samples: number, batchRows: number, k: number, row: number, logVar?: Float32Array): void;
+  /** Row `row`'s worst MC error so far (stopping.ts). */
+  rowError(row: number): number;
+  /** The record, each row with its own samples. */
   finish(): McStats;
 }
 
@@ -30,8 +30,8 @@ export interface RowsContext {
   graph: McGraphSession;
   maskBuffers: MaskBuffers;
   maxRunRows: number;
-  /** A fresh one-row accumulator for at most `samples` samples. */
-  accumulator(samples: number): RowAccumulator;
+  /** A fresh accumulator of `rows` rows for at most `samples` samples each. */
+  accumulator(rows: number, samples: number): RowAccumulator;
 }
 
 /**
@@ -48,7 +48,7 @@ export async function sampleRows(
 ): Promise<McStats> {
   const T = opts.samples;
   const f = ctx.io.features;
-  const accs = Array.from({ length: rows }, () => ctx.accumulator(T));
+  const acc = ctx.accumulator(rows, T);
   const streams = Array.from({ length: rows }, (_, i) => new MaskStream(rowSeed(seed, i)));
   let going = Array.from({ length: rows }, (_, i) => i);
   let xs = x;
@@ -78,8 +78,8 @@ export async function sampleRows(
         { out: run.out, logVar: run.logVar, samples: s },
         at,
         state,
-        (k, out, seg, lv) => accs[going[k]!]!.add(out, seg, B, k, lv),
-        (k) => accs[going[k]!]!.error(),
+        (k, out, seg, lv) => acc.addRow(out, seg, B, k, going[k]!, lv),
+        (k) => acc.rowError(going[k]!),
         () => {}, // a row's samples are its accumulator's
       );
       if (state.live.includes(0)) {
@@ -90,7 +90,7 @@ export async function sampleRows(
   } finally {
     ctx.maskBuffers.give(maskBufs);
   }
-  return rows === 1 ? accs[0]!.finish() : joinRows(accs.map((a) => a.finish()));
+  return acc.finish();
 }
 
 /** The rows `which` of x (rows × features), one after another. */

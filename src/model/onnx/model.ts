@@ -203,7 +203,7 @@ export class OnnxModel implements Model {
         graph,
         maskBuffers: this.maskBuffers,
         maxRunRows: this.maxRunRows,
-        accumulator: (samples: number) => this.rowAccumulator(samples, opts, interval),
+        accumulator: (n: number, samples: number) => this.rowAccumulator(n, samples, opts, interval),
       };
       return { stats: await sampleRows(ctx, x, rows, opts, seed), seed };
     }
@@ -340,15 +340,27 @@ export class OnnxModel implements Model {
         );
   }
 
-  /** One row's accumulator of an "auto" request (auto-rows.ts), its error and record by this model's settings. */
-  private rowAccumulator(samples: number, opts: McOptions, interval: IntervalSpec | null): RowAccumulator {
-    const acc = this.accumulator(1, samples, opts);
-    const alea = this.aleatoricStds(1);
+  /** An "auto" request's accumulator row by row (auto-rows.ts), its errors and record by this model's settings. */
+  private rowAccumulator(
+    rows: number,
+    samples: number,
+    opts: McOptions,
+    interval: IntervalSpec | null,
+  ): RowAccumulator {
+    const acc = this.accumulator(rows, samples, opts);
+    const finish = () => this.finishStats(acc, rows, interval);
+    if (!(acc instanceof RegressionAccumulator))
+      return {
+        addRow: (out, s, b, k, row) => acc.addRow(out, s, b, k, row),
+        rowError: (row) => acc.rowError(row),
+        finish,
+      };
+    const alea = this.aleatoricStds(rows);
     const scale = this.uncertainty.epistemicScale;
     return {
-      add: (out, s, batchRows, k, logVar) => acc.add(out, s, batchRows, k, logVar),
-      error: acc instanceof RegressionAccumulator ? () => acc.worstError(alea, scale) : () => acc.worstError(),
-      finish: () => this.finishStats(acc, 1, interval),
+      addRow: (out, s, b, k, row, logVar) => acc.addRow(out, s, b, k, row, logVar),
+      rowError: (row) => acc.rowError(row, alea, scale),
+      finish,
     };
   }
 

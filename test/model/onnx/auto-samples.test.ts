@@ -8,7 +8,8 @@ import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import { toMatrix } from '../../../src/model/rows.js';
 import { rowSeed } from '../../../src/model/onnx/masks.js';
-import { joinRows, type RegressionStats } from '../../../src/uncertainty/record.js';
+import type { RegressionStats } from '../../../src/uncertainty/record.js';
+import { joinRows } from '../../helpers/records.js';
 import { AUTO_MIN_SAMPLES, nextAutoCheck } from '../../../src/uncertainty/stopping.js';
 import { DIABETES_ROW, WINE_ROW } from '../../helpers/app.js';
 

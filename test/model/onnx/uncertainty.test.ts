@@ -11,7 +11,8 @@ import { InputError, type RequestError } from '../../../src/model/errors.js';
 import { MAX_LOG_VARIANCE } from '../../../src/uncertainty/moments.js';
 import { classProbabilities } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
-import { type ClassificationStats, joinRows, type RegressionStats } from '../../../src/uncertainty/record.js';
+import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
+import { joinRows } from '../../helpers/records.js';
 import { rowSeed } from '../../../src/model/onnx/masks.js';
 import {
   DEFAULT_UNCERTAINTY,
