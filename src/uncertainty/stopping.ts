@@ -148,15 +148,7 @@ export function addChecked(
 ): number {
   const rows = { live: Uint8Array.of(1), together: true };
   const at = { ...at0, extraRowSamples: at0.maxExtra };
-  return addCheckedRows(
-    plan,
-    run,
-    at,
-    rows,
-    (_k, out, s, lv) => add(out, s, lv),
-    worst,
-    () => {},
-  );
+  return addCheckedRows(plan, run, at, rows, (_k, out, s, lv) => add(out, s, lv), worst);
 }
 
 /**
@@ -172,8 +164,8 @@ export interface RowsState {
 /**
  * addChecked row by row: a run's output holds its samples of the batch's live rows (out.length / samples
  * values per sample, a row's at its position k). At every check count the run passes, each live row
- * whose `error(k)` is within tolerance stops there (`stop(k, T)`; its later samples in the run are not
- * added), and the next run's end follows the worst error of the rows left, past the next check by at
+ * whose `error(k)` is within tolerance stops there (its `live[k]` cleared; its later samples in the run
+ * are not added), and the next run's end follows the worst error of the rows left, past the next check by at
  * most `extraRowSamples` / (rows left) samples. `plan.stopped` once no row is left. Returns the samples
  * the live rows have after the run.
  */
@@ -184,7 +176,6 @@ export function addCheckedRows(
   rows: RowsState,
   add: (k: number, out: Float32Array, samples: number, logVar?: Float32Array) => void,
   error: (k: number) => number,
-  stop: (k: number, samples: number) => void,
 ): number {
   const { out, logVar, samples: s } = run;
   const { live } = rows;
@@ -200,7 +191,7 @@ export function addCheckedRows(
     at += seg;
     n += seg;
     if (n < plan.check || n === at0.maxSamples) continue;
-    const worst = checkRows(n, at0.tolerance!, rows, error, stop);
+    const worst = checkRows(n, at0.tolerance!, rows, error);
     if (worst < 0) {
       plan.stopped = true;
       return n;
@@ -219,13 +210,7 @@ export function addCheckedRows(
  * One check at `n` samples: the live rows within tolerance stop (all or none when `together`). Returns
  * the worst error of the rows left, or −1 when none is left.
  */
-function checkRows(
-  n: number,
-  tolerance: number,
-  rows: RowsState,
-  error: (k: number) => number,
-  stop: (k: number, samples: number) => void,
-): number {
+function checkRows(n: number, tolerance: number, rows: RowsState, error: (k: number) => number): number {
   const { live } = rows;
   const errors = new Float64Array(live.length);
   let worst = 0;
@@ -239,10 +224,8 @@ function checkRows(
   let worstLeft = 0;
   for (let k = 0; k < live.length; k++) {
     if (!live[k]) continue;
-    if (withinTolerance(n, rows.together ? worst : errors[k]!, tolerance)) {
-      live[k] = 0;
-      stop(k, n);
-    } else {
+    if (withinTolerance(n, rows.together ? worst : errors[k]!, tolerance)) live[k] = 0;
+    else {
       left++;
       if (!(errors[k]! <= worstLeft)) worstLeft = errors[k]!;
     }

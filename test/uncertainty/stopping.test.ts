@@ -211,7 +211,6 @@ describe('per-row stopping (addCheckedRows)', () => {
   /** Rows of error c_k/√(samples added) in runs of `run` samples (as the model's loop, rows leaving as they stop). */
   const drive = (cs: number[], tol: number, max: number, run: number, together = false) => {
     const added = new Array<number>(cs.length).fill(0);
-    const stopped = new Array<number>(cs.length).fill(0);
     let going = cs.map((_, i) => i);
     const plan = autoPlan(true, max);
     let done = 0;
@@ -232,15 +231,11 @@ describe('per-row stopping (addCheckedRows)', () => {
           added[going[k]!]! += seg;
         },
         (k) => cs[going[k]!]! / Math.sqrt(added[going[k]!]!),
-        (k, n) => {
-          stopped[going[k]!] = n;
-        },
       );
       going = going.filter((_, k) => rows.live[k]);
       runs++;
     }
-    for (const i of going) stopped[i] = done;
-    return { added, stopped, runs };
+    return { stopped: added, going, done, runs };
   };
 
   it('rows of known errors stop at known checks, each with its own samples, in runs of any size', () => {
@@ -249,16 +244,15 @@ describe('per-row stopping (addCheckedRows)', () => {
     const expected = cs.map((c) => closedForm(c, 0.05, 1000));
     expect(expected).toEqual([120, 434, 30, 1000]);
     for (const run of [1, 7, 50, 1000]) {
-      const { added, stopped } = drive(cs, 0.05, 1000, run);
+      // each row's samples are its stop: none past it is added
+      const { stopped, going, done } = drive(cs, 0.05, 1000, run);
       expect(stopped).toEqual(expected);
-      expect(added).toEqual(expected); // no sample past a row's stop is added
+      expect([going, done]).toEqual([[3], 1000]); // c = 3 never settles: to the maximum
     }
   });
 
   it("together: every row stops at the slowest row's check", () => {
-    const { added, stopped } = drive([0.5, 1, 0.1], 0.05, 1000, 50, true);
-    expect(stopped).toEqual([434, 434, 434]);
-    expect(added).toEqual([434, 434, 434]);
+    expect(drive([0.5, 1, 0.1], 0.05, 1000, 50, true).stopped).toEqual([434, 434, 434]);
   });
 
   it('the next run follows the rows left: fewer runs once the fast rows are gone', () => {

@@ -80,7 +80,6 @@ export async function sampleRows(
         state,
         (k, out, seg, lv) => acc.addRow(out, seg, B, k, going[k]!, lv),
         (k) => acc.rowError(going[k]!),
-        () => {}, // a row's samples are its accumulator's
       );
       if (state.live.includes(0)) {
         going = going.filter((_, k) => state.live[k]);
