@@ -146,6 +146,11 @@ export function addChecked(
   add: (out: Float32Array, samples: number, logVar?: Float32Array) => void,
   worst: () => number,
 ): number {
+  if (at0.tolerance === undefined) {
+    // a fixed T: its one check is at the end (autoPlan), so a run's samples are added whole
+    add(run.out, run.samples, run.logVar ?? undefined);
+    return at0.done + run.samples;
+  }
   const rows = { live: Uint8Array.of(1), together: true };
   const at = { ...at0, extraRowSamples: at0.maxExtra };
   return addCheckedRows(plan, run, at, rows, (_k, out, s, lv) => add(out, s, lv), worst);
