@@ -9,11 +9,17 @@
  * error (classification); and the fixed T that would give the same error of what is served (the std, or
  * the probabilities): 1000·(error at T = 1000 / error)², as the error goes with 1/√T, and its CPU on the
  * line through the two fixed T. Times: the pass with the least CPU of `--passes` interleaved passes (run
- * it under `flock /tmp/perf.lock`: the machine is shared). Then the whole-request stop: all the rows in
- * one request, whose T is the slowest row's, against each row's own stop.
+ * it under `flock /tmp/perf.lock`: the machine is shared). Then all the rows in one request: the
+ * row-samples it draws (each row stops on its own: the sum of the rows' samples) against each row alone.
+ * Then multi-row requests (`--batch-rows`, default 64 rows of the data): per tolerance, the CPU per
+ * request, samples_used (the slowest row's), the mean samples per row, and the row-samples drawn against
+ * the whole-request stop's rows × samples_used (what a request that stops at its slowest row draws at
+ * least); a build without per-row stopping (no `rowSamples` in its record) draws rows × samples_used.
  *
  *   npx tsx bench/auto-samples.ts [--model DIR [--data CSV]]... [--rows 20] [--seeds 10] [--truth 20000]
- *     [--tolerances 0.1,0.05,0.02,0.01] [--passes 3] [--out FILE.json]
+ *     [--tolerances 0.1,0.05,0.02,0.01] [--passes 3] [--batch-rows 64] [--batch-only] [--out FILE.json]
+ *
+ * `--batch-only`: only the multi-row requests (no reference, no one-row methods).
  *
  * Without --model: the shipped models. A model's rows come from its --data (paired in order), else
  * data/<name>.csv, else the training CSV the UCI harness keeps beside its models (<dataset>-<split> →
@@ -34,6 +40,10 @@ export interface AutoBenchOptions {
   truth: number;
   tolerances: number[];
   passes: number;
+  /** Rows of the multi-row requests. */
+  batchRows: number;
+  /** Only the multi-row requests. */
+  batchOnly: boolean;
   out: string | null;
   log: (line: string) => void;
 }
@@ -50,6 +60,8 @@ export function parseAutoArgs(argv: string[]): AutoBenchOptions {
       truth: { type: 'string', default: '20000' },
       tolerances: { type: 'string', default: '0.1,0.05,0.02,0.01' },
       passes: { type: 'string', default: '3' },
+      'batch-rows': { type: 'string', default: '64' },
+      'batch-only': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   });
@@ -70,6 +82,8 @@ export function parseAutoArgs(argv: string[]): AutoBenchOptions {
     truth: int('truth', values.truth),
     tolerances,
     passes: int('passes', values.passes),
+    batchRows: int('batch-rows', values['batch-rows']),
+    batchOnly: values['batch-only'],
     out: values.out ?? null,
     log: (line) => process.stdout.write(`${line}\n`),
   };
@@ -199,12 +213,14 @@ async function measure(m: OnnxModel, rows: Float32Array[], method: Method, truth
 export interface BatchWaste {
   tolerance: number;
   rows: number;
-  /** Mean samples_used of the all-rows request (over seeds). */
+  /** Mean samples_used of the all-rows request (over seeds): its slowest row's. */
   requestSamples: number;
+  /** Mean samples per row it drew (each row stops on its own; rows × samples_used without per-row stopping). */
+  drawnPerRow: number;
   /** Mean over rows of the row's own stop (one-row requests, mean over seeds). */
   rowMeanSamples: number;
   rowMaxSamples: number;
-  /** Share of the request's row-samples beyond each row's own stop: 1 − rowMean / request. */
+  /** Share of the request's row-samples beyond each row's own stop alone: 1 − rowMean / drawnPerRow. */
   wasted: number;
 }
 
@@ -218,17 +234,62 @@ async function batchWaste(
   const x = new Float32Array(rows.length * rows[0]!.length);
   for (const [i, row] of rows.entries()) x.set(row, i * row.length);
   let used = 0;
-  for (let seed = 1; seed <= seeds; seed++)
-    used += (await m.sample(x, rows.length, { samples: 1000, interval: 0.9, seed, tolerance })).stats.samples / seeds;
+  let drawn = 0;
+  for (let seed = 1; seed <= seeds; seed++) {
+    const { stats } = await m.sample(x, rows.length, { samples: 1000, interval: 0.9, seed, tolerance });
+    used += stats.samples / seeds;
+    drawn += rowSamplesDrawn(stats) / rows.length / seeds;
+  }
   const rowMean = r.rowSamples.reduce((a, b) => a + b, 0) / rows.length;
   return {
     tolerance,
     rows: rows.length,
     requestSamples: used,
+    drawnPerRow: drawn,
     rowMeanSamples: rowMean,
     rowMaxSamples: Math.max(...r.rowSamples),
-    wasted: 1 - rowMean / used,
+    wasted: 1 - rowMean / drawn,
   };
+}
+
+/** The row-samples a request drew: the sum of its rows' samples (rows × samples when they agree). */
+function rowSamplesDrawn(s: McStats): number {
+  return s.rowSamples ? s.rowSamples.reduce((a, b) => a + b, 0) : s.rows * s.samples;
+}
+
+/** Multi-row "auto" requests at one tolerance (see the file comment). */
+export interface MultiRowResult {
+  tolerance: number;
+  rows: number;
+  /** CPU ms per request (this process, user + system), the pass with the least. */
+  cpuMs: number;
+  /** Mean samples_used (the slowest row's). */
+  requestSamples: number;
+  /** Mean samples per row drawn. */
+  drawnPerRow: number;
+  /** Share of the whole-request stop's rows × samples_used not drawn: 1 − drawnPerRow / requestSamples. */
+  saved: number;
+}
+
+async function multiRow(m: OnnxModel, x: Float32Array, rows: number, tolerance: number, o: AutoBenchOptions) {
+  const run = (seed: number) => m.sample(x, rows, { samples: 1000, interval: 0.9, seed, tolerance });
+  await run(0); // warm-up
+  let best = Number.POSITIVE_INFINITY;
+  let used = 0;
+  let drawn = 0;
+  for (let p = 0; p < o.passes; p++) {
+    used = 0;
+    drawn = 0;
+    const c0 = process.cpuUsage();
+    for (let seed = 1; seed <= o.seeds; seed++) {
+      const { stats } = await run(seed);
+      used += stats.samples / o.seeds;
+      drawn += rowSamplesDrawn(stats) / rows / o.seeds;
+    }
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) / 1000 / o.seeds);
+  }
+  return { tolerance, rows, cpuMs: best, requestSamples: used, drawnPerRow: drawn, saved: 1 - drawn / used };
 }
 
 /** One model's results. */
@@ -240,6 +301,7 @@ export interface ModelAutoResult {
   rows: number;
   methods: MethodResult[];
   batch: BatchWaste[];
+  multiRow: MultiRowResult[];
 }
 
 async function timedPasses(m: OnnxModel, rows: Float32Array[], truth: Truth[], o: AutoBenchOptions) {
@@ -276,6 +338,13 @@ export async function benchModel(
   const m = await OnnxModel.load(name, join(spec.dir, 'model.onnx'), join(spec.dir, 'model.json'));
   try {
     const data = dataCsvFor(spec.dir, spec.data);
+    const many = dataRows(data, m.features, o.batchRows);
+    const x = new Float32Array(many.length * m.features.length);
+    for (const [i, row] of many.entries()) x.set(row, i * row.length);
+    const multi: MultiRowResult[] = [];
+    for (const tolerance of o.tolerances) multi.push(await multiRow(m, x, many.length, tolerance, o));
+    const base = { model: name, dir: spec.dir, data, task: m.task, multiRow: multi };
+    if (o.batchOnly) return { ...base, rows: 0, methods: [], batch: [] };
     const rows = dataRows(data, m.features, o.rows);
     const truth: Truth[] = [];
     for (const x of rows)
@@ -284,13 +353,21 @@ export async function benchModel(
     const batch: BatchWaste[] = [];
     for (const [k, tolerance] of o.tolerances.entries())
       batch.push(await batchWaste(m, rows, methods[2 + k]!, tolerance, o.seeds));
-    return { model: name, dir: spec.dir, data, task: m.task, rows: rows.length, methods, batch };
+    return { ...base, rows: rows.length, methods, batch };
   } finally {
     await m.close();
   }
 }
 
 function printModel(r: ModelAutoResult, o: AutoBenchOptions): void {
+  o.log(`\n${r.model}: multi-row "auto" requests (${o.seeds} seeds; the pass with the least CPU of ${o.passes})`);
+  o.log('| rows | tolerance | CPU ms/request | samples_used | samples per row drawn | saved vs whole-request stop |');
+  o.log('|---:|---:|---:|---:|---:|---:|');
+  for (const b of r.multiRow)
+    o.log(
+      `| ${b.rows} | ${b.tolerance} | ${b.cpuMs.toFixed(3)} | ${b.requestSamples.toFixed(1)} | ${b.drawnPerRow.toFixed(1)} | ${(100 * b.saved).toFixed(0)}% |`,
+    );
+  if (o.batchOnly) return;
   o.log(
     `\n${r.model} (${r.task}, ${r.dir}; ${r.rows} rows of ${r.data} × ${o.seeds} seeds, one-row requests; reference ${o.truth} samples)`,
   );
@@ -303,10 +380,10 @@ function printModel(r: ModelAutoResult, o: AutoBenchOptions): void {
     o.log(
       `| ${x.method} | ${x.samples.toFixed(1)} | ${x.cpuMs.toFixed(3)} | ${x.wallMs.toFixed(3)} | ${reg ? x.stdError.toExponential(2) : '–'} | ${x.meanError.toExponential(2)} | ${x.fixedTSameError} | ${x.fixedCpuMsSameError.toFixed(3)} |`,
     );
-  o.log(`whole-request stop, all ${r.rows} rows in one request:`);
+  o.log(`all ${r.rows} rows in one request:`);
   for (const b of r.batch)
     o.log(
-      `  tol ${b.tolerance}: request T ${b.requestSamples.toFixed(1)}; rows alone: mean ${b.rowMeanSamples.toFixed(1)}, slowest ${b.rowMaxSamples.toFixed(1)}; row-samples past each row's own stop ${(100 * b.wasted).toFixed(0)}%`,
+      `  tol ${b.tolerance}: request T ${b.requestSamples.toFixed(1)}, drawn per row ${b.drawnPerRow.toFixed(1)}; rows alone: mean ${b.rowMeanSamples.toFixed(1)}, slowest ${b.rowMaxSamples.toFixed(1)}; row-samples past each row's own stop ${(100 * b.wasted).toFixed(0)}%`,
     );
 }
 

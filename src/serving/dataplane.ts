@@ -710,7 +710,7 @@ export class DataPlane implements ModelHooks {
           e.stop = task.cancel;
           return e.resolve(await task.result);
         }
-        if (pool && opts.tolerance === undefined && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
+        if (pool && rows * opts.samples >= this.config.MC_WORKER_MIN_WORK) {
           const task = pool.start(key!, x, rows, opts);
           e.stop = task.cancel;
           e.resolve(await task.result);

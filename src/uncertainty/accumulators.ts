@@ -74,6 +74,35 @@ export class RegressionAccumulator {
     moments.add(out, first, logVar, chunkSamples, stride);
   }
 
+  /**
+   * Add `chunkSamples` samples of batch row `k` (of batchRows per sample) to this request's row `row`
+   * only: rows that stop apart (samples "auto", each row its own count; finish() then says each row's).
+   */
+  addRow(
+    out: Float32Array,
+    chunkSamples: number,
+    batchRows: number,
+    k: number,
+    row: number,
+    logVar?: Float32Array,
+  ): void {
+    const K = this.outputs;
+    const { moments, kept } = this;
+    const n = moments.size;
+    const stride = batchRows * K;
+    if (kept) {
+      const done = moments.countOf(row * K);
+      for (let t = 0; t < chunkSamples; t++)
+        for (let j = 0; j < K; j++) kept[(done + t) * n + row * K + j] = out[t * stride + k * K + j]!;
+    }
+    moments.addValues(out, k * K, logVar, chunkSamples, stride, row * K, K);
+  }
+
+  /** worstError over one row's outputs (rows that stop apart). */
+  rowError(row: number, aleatoricStd: Float64Array, epistemicScale = 1): number {
+    return this.worstOf(row * this.outputs, (row + 1) * this.outputs, aleatoricStd, epistemicScale);
+  }
+
   /** The served aleatoric variance of value i: σ², plus the MC mean predicted variance when heteroscedastic. */
   private aleatoricVariance(i: number, floor: number): number {
     return this.moments.heteroscedastic ? this.moments.noiseVariance(i) + floor * floor : floor * floor;
@@ -85,12 +114,16 @@ export class RegressionAccumulator {
    * finish()'s.
    */
   worstError(aleatoricStd: Float64Array, epistemicScale = 1): number {
+    return this.worstOf(0, this.moments.size, aleatoricStd, epistemicScale);
+  }
+
+  private worstOf(from: number, to: number, aleatoricStd: Float64Array, epistemicScale: number): number {
     const { moments } = this;
     if (!this.trackError) throw new Error('worstError needs an accumulator made with trackError');
     let worst = 0;
-    for (let i = 0; i < moments.size; i++) {
+    for (let i = from; i < to; i++) {
       const e = regressionError(
-        moments.count,
+        moments.countOf(i),
         moments.variance(i),
         moments.kurtosis(i),
         epistemicScale,
@@ -119,7 +152,7 @@ export class RegressionAccumulator {
     const values = allocateStats(table, rows, outputs);
     const e = new Element(spec.multiplier, T, n, needsSamples(table) ? kept! : null, epistemicScale);
     for (let i = 0; i < n; i++) {
-      e.at(i);
+      e.at(i, moments.countOf(i));
       const variance = s2 * moments.variance(i);
       const floor = aleatoricStd[i]!;
       const aleaVar = this.aleatoricVariance(i, floor);
@@ -129,9 +162,12 @@ export class RegressionAccumulator {
       e.std = Math.sqrt(variance + aleaVar);
       for (let j = 0; j < table.length; j++) values[j]![i] = table[j]!.value(e);
     }
+    const rowSamples = moments.perValue
+      ? Int32Array.from({ length: rows }, (_, r) => moments.countOf(r * outputs))
+      : undefined;
     return makeStatsInOrder(
       'regression',
-      { rows, width: outputs, samples: T, level: spec.level, intervalMethod: spec.method },
+      { rows, width: outputs, samples: T, level: spec.level, intervalMethod: spec.method, rowSamples },
       table,
       values,
       this.keepSamples ? firstSamples(kept!, T * n) : undefined,
@@ -141,6 +177,8 @@ export class RegressionAccumulator {
 
 /** One row and output in finish(), reused for all of them (no allocation per value). */
 class Element implements RegressionElement {
+  /** This element's samples (its row's count). */
+  samples: number;
   mean = 0;
   epistemicStd = 0;
   aleatoricStd = 0;
@@ -153,7 +191,7 @@ class Element implements RegressionElement {
 
   constructor(
     readonly multiplier: number,
-    readonly samples: number,
+    samples: number,
     /** Values per sample. */
     private readonly size: number,
     /** samples × size, sample-major; null when no statistic needs them. */
@@ -161,17 +199,20 @@ class Element implements RegressionElement {
     /** The card's epistemic_scale s: quantiles are of mean + s·(ŷ_t − mean), as epistemic_std is s × their std. */
     private readonly scale = 1,
   ) {
+    this.samples = samples;
     this.column = new Float64Array(kept ? samples : 0);
   }
 
-  at(index: number): void {
+  at(index: number, samples: number): void {
     this.index = index;
+    this.samples = samples;
     this.copied = false;
   }
 
   quantile(q: number): number {
-    const { column, kept, size, index } = this;
+    const { kept, size, index } = this;
     if (!kept) throw new Error('a statistic needs the samples but does not say so (needs: "samples")');
+    const column = this.samples === this.column.length ? this.column : this.column.subarray(0, this.samples);
     if (!this.copied) {
       for (let t = 0; t < column.length; t++) column[t] = kept[t * size + index]!;
       this.copied = true;
@@ -194,7 +235,10 @@ export class ClassificationAccumulator {
   private readonly entropySum: Float64Array;
   private readonly votes: Int32Array;
   private readonly p: Float64Array;
+  /** Samples added (with addRow, the most any row has). */
   private seen = 0;
+  /** Per row, its samples: once addRow() is used (null until then: every row has `seen`). */
+  private rowSeen: Int32Array | null = null;
   /** samples × rows × classes probabilities: for the record's raw samples or a statistic that needs them. */
   private readonly kept?: Float32Array;
   /** The statistics this request is served (servedTable). */
@@ -225,23 +269,46 @@ export class ClassificationAccumulator {
 
   /** Like RegressionAccumulator.add: this request's rows are rowOffset … of batchRows per sample. */
   add(out: Float32Array, chunkSamples: number, batchRows = this.rows, rowOffset = 0): void {
+    if (this.rowSeen) throw new Error('ClassificationAccumulator: add() after addRow(); add to each row with addRow()');
+    for (let i = 0; i < this.rows; i++) this.addSamples(out, chunkSamples, batchRows, rowOffset + i, i, this.seen);
+    this.seen += chunkSamples;
+  }
+
+  /** Like RegressionAccumulator.addRow: batch row k's samples to row `row` only (each row its own count). */
+  addRow(out: Float32Array, chunkSamples: number, batchRows: number, k: number, row: number): void {
+    if (!this.rowSeen) this.rowSeen = new Int32Array(this.rows).fill(this.seen);
+    this.addSamples(out, chunkSamples, batchRows, k, row, this.rowSeen[row]!);
+    this.rowSeen[row]! += chunkSamples;
+    if (this.rowSeen[row]! > this.seen) this.seen = this.rowSeen[row]!;
+  }
+
+  /** Samples added to row i. */
+  private seenOf(i: number): number {
+    return this.rowSeen ? this.rowSeen[i]! : this.seen;
+  }
+
+  private addSamples(
+    out: Float32Array,
+    chunkSamples: number,
+    batchRows: number,
+    k: number,
+    i: number,
+    done: number,
+  ): void {
     const { rows, classes: K, p, kept } = this;
     for (let t = 0; t < chunkSamples; t++) {
-      for (let i = 0; i < rows; i++) {
-        const o = (t * batchRows + rowOffset + i) * K;
-        toProbabilities(out, o, K, this.logits, p, this.temperature);
-        let best = 0;
-        for (let k = 0; k < K; k++) {
-          this.probSum[i * K + k]! += p[k]!;
-          if (p[k]! > p[best]!) best = k;
-        }
-        if (this.probSqSum) for (let k = 0; k < K; k++) this.probSqSum[i * K + k]! += p[k]! * p[k]!;
-        this.entropySum[i]! += entropy(p, 0, K);
-        this.votes[i * K + best]!++;
-        if (kept) for (let k = 0; k < K; k++) kept[(this.seen + t) * rows * K + i * K + k] = p[k]!;
+      const o = (t * batchRows + k) * K;
+      toProbabilities(out, o, K, this.logits, p, this.temperature);
+      let best = 0;
+      for (let c = 0; c < K; c++) {
+        this.probSum[i * K + c]! += p[c]!;
+        if (p[c]! > p[best]!) best = c;
       }
+      if (this.probSqSum) for (let c = 0; c < K; c++) this.probSqSum[i * K + c]! += p[c]! * p[c]!;
+      this.entropySum[i]! += entropy(p, 0, K);
+      this.votes[i * K + best]!++;
+      if (kept) for (let c = 0; c < K; c++) kept[(done + t) * rows * K + i * K + c] = p[c]!;
     }
-    this.seen += chunkSamples;
   }
 
   /**
@@ -249,13 +316,24 @@ export class ClassificationAccumulator {
    * (stopping.ts probabilityError); needs `trackError`.
    */
   worstError(): number {
+    return this.worstOf(0, this.rows);
+  }
+
+  /** worstError over one row's classes (rows that stop apart). */
+  rowError(row: number): number {
+    return this.worstOf(row, row + 1);
+  }
+
+  private worstOf(from: number, to: number): number {
     const sq = this.probSqSum;
     if (!sq) throw new Error('worstError needs an accumulator made with trackError');
+    const K = this.classes;
     let worst = 0;
-    for (let j = 0; j < sq.length; j++) {
-      const e = probabilityError(this.seen, this.probSum[j]!, sq[j]!);
-      if (!(e <= worst)) worst = e;
-    }
+    for (let i = from; i < to; i++)
+      for (let j = i * K; j < (i + 1) * K; j++) {
+        const e = probabilityError(this.seenOf(i), this.probSum[j]!, sq[j]!);
+        if (!(e <= worst)) worst = e;
+      }
     return worst;
   }
 
@@ -275,16 +353,18 @@ export class ClassificationAccumulator {
       row: 0,
     };
     for (let i = 0; i < rows; i++) {
+      const Ti = this.seenOf(i);
+      r.samples = Ti;
       let best = 0;
       let modal = 0;
       for (let k = 0; k < K; k++) {
-        r.probabilities[k] = this.probSum[i * K + k]! / T;
+        r.probabilities[k] = this.probSum[i * K + k]! / Ti;
         if (r.probabilities[k]! > r.probabilities[best]!) best = k;
         modal = Math.max(modal, this.votes[i * K + k]!);
       }
       r.label = best;
       r.entropy = entropy(r.probabilities, 0, K);
-      r.meanEntropy = this.entropySum[i]! / T;
+      r.meanEntropy = this.entropySum[i]! / Ti;
       r.modalVotes = modal;
       r.row = i;
       for (let j = 0; j < table.length; j++) {
@@ -296,7 +376,7 @@ export class ClassificationAccumulator {
     }
     return makeStatsInOrder(
       'classification',
-      { rows, width: K, samples: T },
+      { rows, width: K, samples: T, ...(this.rowSeen ? { rowSamples: this.rowSeen } : {}) },
       table,
       values,
       this.keepSamples ? firstSamples(kept!, T * rows * K) : undefined,

@@ -33,8 +33,10 @@ export class MomentSums {
   private readonly varianceSum: Float64Array | null;
   /** Σd³ and Σd⁴ around the shift, for the kurtosis (sequential stopping, stopping.ts); null when not kept. */
   private readonly higher: { cube: Float64Array; fourth: Float64Array } | null;
-  /** Samples added so far (T). */
+  /** Samples added so far (T; with addValues, the most any value has). */
   count = 0;
+  /** Per value, its samples: once addValues() is used (null until then: every value has `count`). */
+  private counts: Int32Array | null = null;
 
   /**
    * `logVariance`: the clamp of a heteroscedastic model's log-variance (add() then needs it); else null.
@@ -61,20 +63,67 @@ export class MomentSums {
    * the same places of `logVar` (heteroscedastic).
    */
   add(values: ArrayLike<number>, offset: number, logVar?: ArrayLike<number>, samples = 1, stride = this.size): void {
-    const { shift, sum, sumSq, varianceSum, size } = this;
-    if (varianceSum && (!logVar || logVar.length < offset + (samples - 1) * stride + size))
+    if (this.counts) throw new Error('MomentSums: add() after addValues(); add to each value with addValues()');
+    this.accumulate(values, offset, logVar, samples, stride, 0, this.size, this.count === 0);
+    this.count += samples;
+  }
+
+  /**
+   * Add `samples` samples to the values first … first + len − 1 only (rows that stop apart: each value
+   * then has its own count, countOf): sample t of them is values[offset + t·stride … + len).
+   */
+  addValues(
+    values: ArrayLike<number>,
+    offset: number,
+    logVar: ArrayLike<number> | undefined,
+    samples: number,
+    stride: number,
+    first: number,
+    len: number,
+  ): void {
+    if (!this.counts) this.counts = new Int32Array(this.size).fill(this.count);
+    const counts = this.counts;
+    this.accumulate(values, offset, logVar, samples, stride, first, len, counts[first] === 0);
+    for (let i = first; i < first + len; i++) counts[i]! += samples;
+    if (counts[first]! > this.count) this.count = counts[first]!;
+  }
+
+  /** Whether the values have their own counts (addValues was used). */
+  get perValue(): boolean {
+    return this.counts !== null;
+  }
+
+  /** Samples added to value i. */
+  countOf(i: number): number {
+    return this.counts ? this.counts[i]! : this.count;
+  }
+
+  private accumulate(
+    values: ArrayLike<number>,
+    offset: number,
+    logVar: ArrayLike<number> | undefined,
+    samples: number,
+    stride: number,
+    first: number,
+    len: number,
+    setShift: boolean,
+  ): void {
+    const { shift, sum, sumSq, varianceSum } = this;
+    if (varianceSum && (!logVar || logVar.length < offset + (samples - 1) * stride + len))
       throw new Error('heteroscedastic MC: the log-variance output is missing or shorter than the mean output');
-    if (this.count === 0) for (let i = 0; i < size; i++) shift[i] = values[offset + i]!;
+    const end = first + len;
+    const base = offset - first; // values[base + i] is value i's in sample 0
+    if (setShift) for (let i = first; i < end; i++) shift[i] = values[base + i]!;
     for (let t = 0; t < samples; t++) {
-      const o = offset + t * stride;
-      for (let i = 0; i < size; i++) {
+      const o = base + t * stride;
+      for (let i = first; i < end; i++) {
         const d = values[o + i]! - shift[i]!;
         sum[i]! += d;
         sumSq[i]! += d * d;
       }
       if (this.higher) {
         const { cube, fourth } = this.higher;
-        for (let i = 0; i < size; i++) {
+        for (let i = first; i < end; i++) {
           const d = values[o + i]! - shift[i]!;
           const d2 = d * d;
           cube[i]! += d2 * d;
@@ -83,23 +132,22 @@ export class MomentSums {
       }
       if (varianceSum) {
         const { lo, hi } = this.logVariance!;
-        for (let i = 0; i < size; i++) {
+        for (let i = first; i < end; i++) {
           const s = logVar![o + i]!;
           varianceSum[i]! += Math.exp(s > hi ? hi : s < lo ? lo : s);
         }
       }
     }
-    this.count += samples;
   }
 
   /** (1/T) Σ_t x_t of value i. */
   mean(i: number): number {
-    return this.shift[i]! + this.sum[i]! / this.count;
+    return this.shift[i]! + this.sum[i]! / this.countOf(i);
   }
 
   /** Unbiased sample variance Σ_t (x_t − mean)² / (T − 1) of value i (0 for T = 1). */
   variance(i: number): number {
-    const T = this.count;
+    const T = this.countOf(i);
     const m = this.sum[i]! / T;
     return T > 1 ? Math.max(0, (this.sumSq[i]! - T * m * m) / (T - 1)) : 0;
   }
@@ -110,7 +158,7 @@ export class MomentSums {
    */
   kurtosis(i: number): number {
     if (!this.higher) return Number.NaN;
-    const T = this.count;
+    const T = this.countOf(i);
     const m = this.sum[i]! / T;
     const s2 = this.sumSq[i]! / T;
     const m2 = s2 - m * m;
@@ -121,7 +169,7 @@ export class MomentSums {
 
   /** Heteroscedastic: (1/T) Σ_t exp(clamp(log-variance_t)) of value i, the MC mean predicted variance; else 0. */
   noiseVariance(i: number): number {
-    return this.varianceSum ? this.varianceSum[i]! / this.count : 0;
+    return this.varianceSum ? this.varianceSum[i]! / this.countOf(i) : 0;
   }
 }
 

@@ -18,21 +18,22 @@ const WIRE_TAG = (() => {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h;
 })();
-const HEADER = 10;
+const HEADER = 11;
 
 /**
  * Statistics of several requests in one Float64Array, so that a worker hands a batch's results back as
  * one transferred buffer (structured-cloning several typed arrays per request cost the main thread more
  * than the Monte Carlo itself). Per result: a header [tag, task (0 regression, 1 classification), rows,
- * width, samples, level, interval method (0 gaussian, 1 conformal), seed, raw length, held], `held` a bit
- * mask of the statistics the record holds (bit j: the table's row j; an on-request one only when asked
- * for), those statistics in table order (integers as floats), then the raw samples. unpackStats checks
+ * width, samples, level, interval method (0 gaussian, 1 conformal), seed, raw length, held, row sample
+ * counts (0, or rows when they differ: rowSamples)], `held` a bit mask of the statistics the record holds
+ * (bit j: the table's row j; an on-request one only when asked for), those statistics in table order
+ * (integers as floats), the raw samples, then each row's sample count. unpackStats checks
  * the tag, that every statistic served always is held, and every length.
  */
 export function packStats(results: readonly { stats: McStats; seed: number }[]): Float64Array {
   let size = 0;
   for (const { stats: s } of results) {
-    size += HEADER + (s.raw ? s.raw.length : 0);
+    size += HEADER + (s.raw ? s.raw.length : 0) + (s.rowSamples ? s.rows : 0);
     for (const d of servedStats(s)) size += statLength(d, s.rows, statsWidth(s));
   }
   const data = new Float64Array(size);
@@ -53,6 +54,7 @@ export function packStats(results: readonly { stats: McStats; seed: number }[]):
         seed,
         s.raw ? s.raw.length : 0,
         held.reduce((mask, d) => mask | (1 << table.indexOf(d)), 0),
+        s.rowSamples ? s.rows : 0,
       ],
       o,
     );
@@ -65,6 +67,10 @@ export function packStats(results: readonly { stats: McStats; seed: number }[]):
     if (s.raw) {
       data.set(s.raw, o);
       o += s.raw.length;
+    }
+    if (s.rowSamples) {
+      data.set(s.rowSamples, o);
+      o += s.rows;
     }
   }
   return data;
@@ -82,7 +88,7 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
   };
   while (o < data.length) {
     const h = take(HEADER);
-    const [tag, task, rows, width, samples, level, method, seed, rawLength, held] = [
+    const [tag, task, rows, width, samples, level, method, seed, rawLength, held, counted] = [
       h[0]!,
       h[1]!,
       h[2]!,
@@ -93,6 +99,7 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
       h[7]!,
       h[8]!,
       h[9]!,
+      h[10]!,
     ];
     if (tag !== WIRE_TAG)
       throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
@@ -109,10 +116,12 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
       arrays[d.key] = d.int ? Int32Array.from(a) : a;
     }
     const raw = rawLength > 0 ? Float32Array.from(take(rawLength)) : undefined;
+    if (counted !== 0 && counted !== rows) throw new Error(`MC wire: ${counted} row sample counts for ${rows} rows`);
+    const rowSamples = counted > 0 ? Int32Array.from(take(counted)) : undefined;
     out.push({
       stats: makeStats(
         kind,
-        { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian' },
+        { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian', rowSamples },
         arrays,
         raw,
       ),

@@ -31,6 +31,8 @@ export type RegressionStats = {
   intervalMethod: IntervalMethod;
   /** samples × rows × outputs, when asked for */
   raw?: Float32Array;
+  /** `samples: "auto"` with per-row stopping: each row's samples, when rows differ (`samples` is their maximum). */
+  rowSamples?: Int32Array;
 } & Arrays<typeof REGRESSION_STATS>;
 
 export type ClassificationStats = {
@@ -40,6 +42,8 @@ export type ClassificationStats = {
   samples: number;
   /** samples × rows × classes (probabilities), when asked for */
   raw?: Float32Array;
+  /** As RegressionStats': each row's samples, when rows differ. */
+  rowSamples?: Int32Array;
 } & Arrays<typeof CLASSIFICATION_STATS>;
 
 export type McStats = RegressionStats | ClassificationStats;
@@ -85,7 +89,15 @@ export function allocateStats(
  */
 export function makeStats(
   kind: Task,
-  header: { rows: number; width: number; samples: number; level?: number; intervalMethod?: IntervalMethod },
+  header: {
+    rows: number;
+    width: number;
+    samples: number;
+    level?: number;
+    intervalMethod?: IntervalMethod;
+    /** Each row's samples: kept (as `rowSamples`) only when they differ. */
+    rowSamples?: Int32Array;
+  },
   arrays: Readonly<Record<string, Float64Array | Int32Array>>,
   raw?: Float32Array,
 ): McStats {
@@ -109,6 +121,12 @@ export function makeStats(
     s[d.key] = a;
   }
   if (raw) s.raw = raw;
+  if (header.rowSamples) {
+    const r = header.rowSamples;
+    if (r.length !== header.rows)
+      throw new Error(`statistics record: ${r.length} row sample counts for ${header.rows} rows`);
+    if (r.some((t) => t !== r[0])) s.rowSamples = r;
+  }
   return s as unknown as McStats;
 }
 

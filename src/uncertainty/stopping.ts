@@ -136,7 +136,8 @@ export interface RunOutput {
  * Feed a run's samples to `add` after `done` earlier ones, checking the rule at every check count they
  * pass (a fixed T: one segment, no check) with `worst` (the accumulator's worst MC error so far); at a
  * stop the samples past it are dropped and `plan.stopped` is set, else `plan.end` moves on (autoRunEnd)
- * once the run reaches it. Returns the samples added in all.
+ * once the run reaches it. Returns the samples added in all. The whole request is one row of
+ * addCheckedRows.
  */
 export function addChecked(
   plan: AutoPlan,
@@ -145,28 +146,94 @@ export function addChecked(
   add: (out: Float32Array, samples: number, logVar?: Float32Array) => void,
   worst: () => number,
 ): number {
+  if (at0.tolerance === undefined) {
+    // a fixed T: its one check is at the end (autoPlan), so a run's samples are added whole
+    add(run.out, run.samples, run.logVar ?? undefined);
+    return at0.done + run.samples;
+  }
+  const rows = { live: Uint8Array.of(1), together: true };
+  const at = { ...at0, extraRowSamples: at0.maxExtra };
+  return addCheckedRows(plan, run, at, rows, (_k, out, s, lv) => add(out, s, lv), worst);
+}
+
+/**
+ * Per-row stopping: where each row of a run stands. `live[k]`: batch row k still samples (1) or has
+ * stopped (0; addCheckedRows clears it at the row's stop). `together`: no row stops before all may (the
+ * whole request stops at its slowest row, as when the raw samples are returned).
+ */
+export interface RowsState {
+  live: Uint8Array;
+  together: boolean;
+}
+
+/**
+ * addChecked row by row: a run's output holds its samples of the batch's live rows (out.length / samples
+ * values per sample, a row's at its position k). At every check count the run passes, each live row
+ * whose `error(k)` is within tolerance stops there (its `live[k]` cleared; its later samples in the run
+ * are not added), and the next run's end follows the worst error of the rows left, past the next check by at
+ * most `extraRowSamples` / (rows left) samples. `plan.stopped` once no row is left. Returns the samples
+ * the live rows have after the run.
+ */
+export function addCheckedRows(
+  plan: AutoPlan,
+  run: RunOutput,
+  at0: { done: number; maxSamples: number; tolerance?: number; extraRowSamples?: number },
+  rows: RowsState,
+  add: (k: number, out: Float32Array, samples: number, logVar?: Float32Array) => void,
+  error: (k: number) => number,
+): number {
   const { out, logVar, samples: s } = run;
+  const { live } = rows;
   const per = out.length / s;
   const perLv = logVar ? logVar.length / s : 0;
   let n = at0.done;
   for (let at = 0; at < s; ) {
     const seg = Math.min(s - at, plan.check - n);
     const whole = seg === s;
-    add(
-      whole ? out : out.subarray(at * per, (at + seg) * per),
-      seg,
-      (whole ? logVar : logVar?.subarray(at * perLv, (at + seg) * perLv)) ?? undefined,
-    );
+    const o = whole ? out : out.subarray(at * per, (at + seg) * per);
+    const lv = (whole ? logVar : logVar?.subarray(at * perLv, (at + seg) * perLv)) ?? undefined;
+    for (let k = 0; k < live.length; k++) if (live[k]) add(k, o, seg, lv);
     at += seg;
     n += seg;
     if (n < plan.check || n === at0.maxSamples) continue;
-    const e = worst();
-    if (withinTolerance(n, e, at0.tolerance!)) {
+    const worst = checkRows(n, at0.tolerance!, rows, error);
+    if (worst < 0) {
       plan.stopped = true;
       return n;
     }
     plan.check = nextAutoCheck(n, at0.maxSamples);
-    if (n >= plan.end) plan.end = autoRunEnd(n, at0.maxSamples, e, at0.tolerance!, at0.maxExtra);
+    if (n >= plan.end) {
+      const going = live.reduce((c, v) => c + v, 0);
+      const extra = (at0.extraRowSamples ?? Number.POSITIVE_INFINITY) / going;
+      plan.end = autoRunEnd(n, at0.maxSamples, worst, at0.tolerance!, extra);
+    }
   }
   return n;
+}
+
+/**
+ * One check at `n` samples: the live rows within tolerance stop (all or none when `together`). Returns
+ * the worst error of the rows left, or −1 when none is left.
+ */
+function checkRows(n: number, tolerance: number, rows: RowsState, error: (k: number) => number): number {
+  const { live } = rows;
+  const errors = new Float64Array(live.length);
+  let worst = 0;
+  for (let k = 0; k < live.length; k++) {
+    if (!live[k]) continue;
+    const e = error(k);
+    errors[k] = e;
+    if (!(e <= worst)) worst = e;
+  }
+  let left = 0;
+  let worstLeft = 0;
+  for (let k = 0; k < live.length; k++) {
+    if (!live[k]) continue;
+    if (withinTolerance(n, rows.together ? worst : errors[k]!, tolerance)) live[k] = 0;
+    else {
+      left++;
+      if (!(errors[k]! <= worstLeft)) worstLeft = errors[k]!;
+    }
+  }
+  return left === 0 ? -1 : worstLeft;
 }

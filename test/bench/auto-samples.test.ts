@@ -15,12 +15,14 @@ describe('bench/auto-samples.ts', () => {
       { dir: 'models/diabetes', data: null },
       { dir: 'models/wine', data: null },
     ]);
-    expect([d.rows, d.seeds, d.truth, d.tolerances, d.passes, d.out]).toEqual([
+    expect([d.rows, d.seeds, d.truth, d.tolerances, d.passes, d.batchRows, d.batchOnly, d.out]).toEqual([
       20,
       10,
       20000,
       [0.1, 0.05, 0.02, 0.01],
       3,
+      64,
+      false,
       null,
     ]);
     const o = parseAutoArgs([
@@ -87,6 +89,8 @@ describe('bench/auto-samples.ts', () => {
         truth: 20000,
         tolerances: [0.05],
         passes: 1,
+        batchRows: 16,
+        batchOnly: false,
         out: null,
         log: (l) => logs.push(l),
       },
@@ -112,7 +116,13 @@ describe('bench/auto-samples.ts', () => {
     const [b] = r.batch;
     expect(b!.rows).toBe(20);
     expect(b!.requestSamples).toBeGreaterThanOrEqual(30);
-    expect(b!.wasted).toBeCloseTo(1 - b!.rowMeanSamples / b!.requestSamples, 12);
+    expect(b!.wasted).toBeCloseTo(1 - b!.rowMeanSamples / b!.drawnPerRow, 12);
     expect(b!.rowMaxSamples).toBe(Math.max(...auto!.rowSamples));
+    // each row stops on its own: the request draws fewer row-samples than rows × its slowest row's
+    expect(b!.drawnPerRow).toBeLessThan(b!.requestSamples);
+    const [multi] = r.multiRow;
+    expect(multi!.rows).toBe(16);
+    expect(multi!.saved).toBeCloseTo(1 - multi!.drawnPerRow / multi!.requestSamples, 12);
+    expect(multi!.saved).toBeGreaterThan(0);
   });
 });

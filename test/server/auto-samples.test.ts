@@ -113,6 +113,92 @@ describe('/v1 samples "auto"', () => {
   });
 });
 
+/** Two rows that stop apart: row 1's bmi doubled gives its std a larger epistemic share (more samples). */
+const TWO_ROWS = [DIABETES_ROW, DIABETES_ROW.map((v, j) => (j === 2 ? v * 2 : v))];
+
+describe('per-row samples_used (each row stops on its own)', () => {
+  it('/v1: the request says the most, each row its own when they differ; the worker path says the same', async () => {
+    const body = (await v1({ instances: TWO_ROWS, samples: 'auto', seed: 4 })).json();
+    const [a, b] = body.predictions.map((p: { samples_used: number }) => p.samples_used);
+    expect(a).toBe(AUTO_MIN_SAMPLES);
+    expect(b).toBeGreaterThan(a);
+    expect(body.samples_used).toBe(b);
+    // each row is the one-row fixed-T answer of its samples (row 0 with the request's seed)
+    const first = (await v1({ instances: [DIABETES_ROW], samples: a, seed: 4 })).json();
+    expect({ ...body.predictions[0], samples_used: undefined }).toEqual({
+      ...first.predictions[0],
+      samples_used: undefined,
+    });
+    // the worker (MC_WORKER_MIN_WORK 1): the same answer, counts and all
+    expect((await v1({ instances: TWO_ROWS, samples: 'auto', seed: 4 }, 'diabetes', pooled)).json()).toEqual(body);
+    // one row: no per-row field
+    const one = (await v1({ instances: [DIABETES_ROW], samples: 'auto', seed: 4 })).json();
+    expect(one.predictions[0].samples_used).toBeUndefined();
+  });
+
+  it('V2: the output mc_samples_used (INT32 [rows]) when rows differ or when asked for, JSON and binary', async () => {
+    const infer = (
+      parameters: Record<string, unknown>,
+      rows = TWO_ROWS,
+      extra: Record<string, unknown> = {},
+      a = app,
+    ) =>
+      a.inject({
+        method: 'POST',
+        url: '/v2/models/diabetes/infer',
+        payload: {
+          inputs: [{ name: 'input', shape: [rows.length, 10], datatype: 'FP32', data: rows.flat() }],
+          parameters,
+          ...extra,
+        },
+      });
+    const params = { mc_samples: 'auto', seed: 4 };
+    const body = (await infer(params)).json();
+    const used = body.outputs.find((o: { name: string }) => o.name === 'mc_samples_used');
+    const v1Body = (await v1({ instances: TWO_ROWS, samples: 'auto', seed: 4 })).json();
+    expect(used).toEqual({
+      name: 'mc_samples_used',
+      datatype: 'INT32',
+      shape: [2],
+      data: v1Body.predictions.map((p: { samples_used: number }) => p.samples_used),
+    });
+    expect(body.parameters.mc_samples_used).toBe(v1Body.samples_used);
+    expect((await infer(params, TWO_ROWS, {}, pooled)).json()).toEqual(body);
+    // one row: not there unless asked for; asked for, it is there
+    const one = (await infer(params, [DIABETES_ROW])).json();
+    expect(one.outputs.map((o: { name: string }) => o.name)).not.toContain('mc_samples_used');
+    const asked = (
+      await infer(params, [DIABETES_ROW], { outputs: [{ name: 'mean' }, { name: 'mc_samples_used' }] })
+    ).json();
+    expect(asked.outputs[1]).toEqual({
+      name: 'mc_samples_used',
+      datatype: 'INT32',
+      shape: [1],
+      data: [asked.parameters.mc_samples_used],
+    });
+    // a fixed T has no such output: naming it is a 400 listing the outputs
+    const fixed = await infer({ mc_samples: 10 }, [DIABETES_ROW], { outputs: [{ name: 'mc_samples_used' }] });
+    expect(fixed.statusCode).toBe(400);
+    // binary: the INT32 values after the JSON header, at the offset of the outputs before it
+    const bin = await infer({ ...params, binary_data_output: true });
+    expect(bin.statusCode).toBe(200);
+    const headerLength = Number(bin.headers['inference-header-content-length']);
+    const head = JSON.parse(bin.rawPayload.subarray(0, headerLength).toString()) as {
+      outputs: { name: string; datatype: string; parameters: { binary_data_size: number } }[];
+    };
+    let at = headerLength;
+    for (const o of head.outputs) {
+      if (o.name === 'mc_samples_used') {
+        expect(o.datatype).toBe('INT32');
+        const bytes = bin.rawPayload.subarray(at, at + o.parameters.binary_data_size);
+        expect(Array.from(new Int32Array(Uint8Array.from(bytes).buffer))).toEqual(used.data);
+      }
+      at += o.parameters.binary_data_size;
+    }
+    expect(head.outputs.some((o) => o.name === 'mc_samples_used')).toBe(true);
+  });
+});
+
 describe('V2 mc_samples "auto"', () => {
   it('answers with mc_samples_used; the same seed gives the fixed-T answer', async () => {
     const res = await v2({ mc_samples: 'auto', mc_tolerance: 0.1, seed: 9 });

@@ -58,3 +58,27 @@ describe('totalStd', () => {
     expect(Array.from(totalStd([3, 6], [4, 8]))).toEqual([5, 10]);
   });
 });
+
+describe('values with their own counts (addValues: rows that stop apart)', () => {
+  it('each value equals a MomentSums of its own samples; add() after addValues() is refused', () => {
+    // 3 values per sample, 50 samples; value 1 takes only the first 20, values 0 and 2 all 50
+    const out = Float32Array.from({ length: 150 }, (_, i) => Math.sin(i * 0.9) * 4 + (i % 3));
+    const m = new MomentSums(3, null, true);
+    m.addValues(out, 0, undefined, 20, 3, 0, 3);
+    m.addValues(out, 60, undefined, 30, 3, 0, 1);
+    m.addValues(out, 62, undefined, 30, 3, 2, 1);
+    expect([m.countOf(0), m.countOf(1), m.countOf(2), m.count]).toEqual([50, 20, 50, 50]);
+    for (const [i, T] of [
+      [0, 50],
+      [1, 20],
+      [2, 50],
+    ] as const) {
+      const alone = new MomentSums(1, null, true);
+      alone.add(out, i, undefined, T, 3);
+      expect(m.mean(i)).toBe(alone.mean(0));
+      expect(m.variance(i)).toBe(alone.variance(0));
+      expect(m.kurtosis(i)).toBe(alone.kurtosis(0));
+    }
+    expect(() => m.add(out, 0)).toThrow('add() after addValues()');
+  });
+});

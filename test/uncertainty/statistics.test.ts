@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
 import { type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
+import { joinRows } from '../helpers/records.js';
 import {
   maskStatistics,
   needsSamples,
@@ -109,6 +110,26 @@ describe('the worker wire', () => {
     expect(packStats([{ stats: withQ, seed: 1 }]).length - packStats([{ stats: rec, seed: 1 }]).length).toBe(12);
   });
 
+  it('carries per-row sample counts (joinRows: rows stopped apart), and the codecs show them', () => {
+    const parts = [30, 60, 30].map((T, i) => regression(1, 2, T, Float64Array.from([i, 1])));
+    const joined = joinRows(parts);
+    expect(joined.samples).toBe(60);
+    expect(Array.from(joined.rowSamples!)).toEqual([30, 60, 30]);
+    expect((joined as RegressionStats).mean.subarray(2, 4)).toEqual(parts[1]!.mean);
+    const back = unpackStats(packStats([{ stats: joined, seed: 7 }]))[0]!;
+    expect(plain([back])).toBe(plain([{ stats: joined, seed: 7 }]));
+    expect(Array.from(back.stats.rowSamples!)).toEqual([30, 60, 30]);
+    // rows that agree: no counts (the record's samples says it all)
+    expect(joinRows([parts[0]!, parts[2]!]).rowSamples).toBeUndefined();
+    // /v1: each row says its own; V2 mcOutputs stays the statistics' (the codec adds mc_samples_used)
+    const json = encodeStats(joined, [], false);
+    expect(json.map((r) => r.samples_used)).toEqual([30, 60, 30]);
+    for (const row of json) expect(predictionSchema('regression').strict().parse(row)).toEqual(row);
+    const tampered = packStats([{ stats: joined, seed: 7 }]);
+    tampered[10] = 2; // two counts for three rows
+    expect(() => unpackStats(tampered)).toThrow('MC wire: 2 row sample counts for 3 rows');
+  });
+
   it('fails loudly on a layout it was not built for, a record lacking a statistic served always or a truncated buffer', () => {
     const packed = packStats(results());
     const tampered = packed.slice();
@@ -133,7 +154,7 @@ describe('the protocol codecs follow the tables', () => {
       const json = encodeStats(s, labels, true);
       expect(Object.keys(json[0]!)).toEqual([...fields, 'samples']);
       const schema = predictionSchema(s.kind);
-      expect(Object.keys(schema.shape)).toEqual([...fields, 'samples', 'out_of_range']);
+      expect(Object.keys(schema.shape)).toEqual([...fields, 'samples', 'samples_used', 'out_of_range']);
       for (const row of json) expect(schema.strict().parse(row)).toEqual(row);
     }
     // one output: numbers, not arrays; the interval carries the level and its method

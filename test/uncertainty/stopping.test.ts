@@ -7,6 +7,8 @@ import { ClassificationAccumulator, RegressionAccumulator } from '../../src/unce
 import { MomentSums } from '../../src/uncertainty/moments.js';
 import {
   AUTO_MIN_SAMPLES,
+  addCheckedRows,
+  autoPlan,
   autoRunEnd,
   nextAutoCheck,
   probabilityError,
@@ -195,5 +197,69 @@ describe('the stopping rule for classifiers', () => {
     expect(withinTolerance(29, 0, 0.05)).toBe(false);
     expect(withinTolerance(30, 0.05, 0.05)).toBe(true);
     expect(withinTolerance(30, Number.NaN, 0.05)).toBe(false);
+  });
+});
+
+describe('per-row stopping (addCheckedRows)', () => {
+  /** The first check count n (nextAutoCheck's) with c/√n ≤ tol, else max: where a row of error c/√n stops. */
+  const closedForm = (c: number, tol: number, max: number): number => {
+    let n = nextAutoCheck(0, max);
+    while (n < max && c / Math.sqrt(n) > tol) n = nextAutoCheck(n, max);
+    return n;
+  };
+
+  /** Rows of error c_k/√(samples added) in runs of `run` samples (as the model's loop, rows leaving as they stop). */
+  const drive = (cs: number[], tol: number, max: number, run: number, together = false) => {
+    const added = new Array<number>(cs.length).fill(0);
+    let going = cs.map((_, i) => i);
+    const plan = autoPlan(true, max);
+    let done = 0;
+    let runs = 0;
+    while (done < max && !plan.stopped) {
+      const B = going.length;
+      const s = Math.min(run, plan.end - done);
+      const out = new Float32Array(s * B);
+      const rows = { live: new Uint8Array(B).fill(1), together };
+      const at = { done, maxSamples: max, tolerance: tol, extraRowSamples: 256 };
+      done = addCheckedRows(
+        plan,
+        { out, samples: s },
+        at,
+        rows,
+        (k, o, seg) => {
+          expect(o.length).toBe(seg * B);
+          added[going[k]!]! += seg;
+        },
+        (k) => cs[going[k]!]! / Math.sqrt(added[going[k]!]!),
+      );
+      going = going.filter((_, k) => rows.live[k]);
+      runs++;
+    }
+    return { stopped: added, going, done, runs };
+  };
+
+  it('rows of known errors stop at known checks, each with its own samples, in runs of any size', () => {
+    // c/√n ≤ 0.05 ⇔ n ≥ 400c²: c = 0.5 → 100 → check 120; c = 1 → 400 → check 434 (…, 342, 385, 434); c = 0.1 → 30; c = 3 → max
+    const cs = [0.5, 1, 0.1, 3];
+    const expected = cs.map((c) => closedForm(c, 0.05, 1000));
+    expect(expected).toEqual([120, 434, 30, 1000]);
+    for (const run of [1, 7, 50, 1000]) {
+      // each row's samples are its stop: none past it is added
+      const { stopped, going, done } = drive(cs, 0.05, 1000, run);
+      expect(stopped).toEqual(expected);
+      expect([going, done]).toEqual([[3], 1000]); // c = 3 never settles: to the maximum
+    }
+  });
+
+  it("together: every row stops at the slowest row's check", () => {
+    expect(drive([0.5, 1, 0.1], 0.05, 1000, 50, true).stopped).toEqual([434, 434, 434]);
+  });
+
+  it('the next run follows the rows left: fewer runs once the fast rows are gone', () => {
+    // all at c = 1 stop at 434; with one slow row the runs' ends follow its error, not the stopped rows'
+    const one = drive([1], 0.05, 1000, 1000);
+    const mixed = drive([0.05, 0.05, 0.05, 1], 0.05, 1000, 1000);
+    expect(mixed.stopped).toEqual([30, 30, 30, 434]);
+    expect(mixed.runs).toBeLessThanOrEqual(one.runs + 1);
   });
 });

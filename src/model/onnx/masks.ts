@@ -354,6 +354,16 @@ export class MaskStream {
   }
 }
 
+/**
+ * The seed of row `row`'s own mask stream in a per-row "auto" request of seed `seed` (auto-rows.ts): row 0
+ * draws from `seed` itself, so a one-row request's masks are those of its seed; row i > 0 from a 32-bit
+ * hash of seed and i. Row i's masks are then those of a one-row request with this seed.
+ */
+export function rowSeed(seed: number, row: number): number {
+  if (row === 0) return seed;
+  return splitmix32((splitmix32(seed)() + Math.imul(row, 0x9e3779b9)) >>> 0)();
+}
+
 /** Whether the WebAssembly SIMD generator is in use in this thread (else the reference fill). */
 export function wasmMasks(): boolean {
   return instance() !== null;

@@ -21,9 +21,10 @@ import {
   type TensorSpec,
 } from '../model.js';
 import type { McStats } from '../../uncertainty/record.js';
-import { AUTO_RUN_EXTRA_ROW_SAMPLES, addChecked, autoPlan } from '../../uncertainty/stopping.js';
+import { addChecked, autoPlan } from '../../uncertainty/stopping.js';
 import { type IntervalSpec, type UncertaintySettings, resolveInterval } from '../uncertainty.js';
 import { randomSeed } from '../../util/rng.js';
+import { type RowAccumulator, sampleRows } from './auto-rows.js';
 import type { GraphInfo } from './inspect.js';
 import { loadOnnxModel } from './load.js';
 import { MaskStream } from './masks.js';
@@ -186,19 +187,26 @@ export class OnnxModel implements Model {
    * gives the same answer, across calls and restarts, and the seed used is returned. Drawing masks in
    * JS and feeding them to Mul nodes measured faster than onnxruntime's own Dropout kernel (bench).
    * `opts.signal` is checked before every chunk (a chunk is at most maxRunRows tiled rows).
-   * With `opts.tolerance` (`samples: "auto"`), sampling stops at the first check (AUTO_MIN_SAMPLES,
-   * then every eighth more: stopping.ts nextAutoCheck) where the accumulator's worst MC error is within it (src/uncertainty/stopping.ts),
-   * `opts.samples` at most. The mask stream runs on across chunks, so with one live dropout the answer
-   * equals a fixed-T request of the samples used with the same seed (with several, the stream interleaves
-   * the dropouts per chunk, so it equals a fixed-T run with the same chunks).
+   * With `opts.tolerance` (`samples: "auto"`), each row stops on its own (auto-rows.ts sampleRows): at
+   * the first check (AUTO_MIN_SAMPLES, then every eighth more: stopping.ts nextAutoCheck) where its MC
+   * errors are within the tolerance, `opts.samples` at most, with its own mask stream.
    */
   async sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
     if (!this.mcPlain) throw new NoDropoutError(this.name);
     const interval = this.interval(opts);
     const T = opts.samples;
-    const auto = opts.tolerance !== undefined;
     const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
+    if (opts.tolerance !== undefined) {
+      const ctx = {
+        io: this.io,
+        graph,
+        maskBuffers: this.maskBuffers,
+        maxRunRows: this.maxRunRows,
+        accumulator: (n: number, samples: number) => this.rowAccumulator(n, samples, opts, interval),
+      };
+      return { stats: await sampleRows(ctx, x, rows, opts, seed), seed };
+    }
     const masks = new MaskStream(seed);
     const acc = this.accumulator(rows, T, opts);
     const perRun = Math.max(1, Math.min(T, Math.floor(this.maxRunRows / rows)));
@@ -208,9 +216,8 @@ export class OnnxModel implements Model {
       masks.fill(buf, 0, buf.length, ratio);
       return buf;
     };
-    // a fixed T has one check, at T; "auto" checks at nextAutoCheck's sample counts, and a run goes on
-    // to where the errors so far say the tolerance will be reached (stopping.ts autoRunEnd)
-    const plan = autoPlan(auto, T);
+    // a fixed T has one check, at T
+    const plan = autoPlan(false, T);
     const add = (out: Float32Array, s: number, logVar?: Float32Array) => acc.add(out, s, rows, 0, logVar);
     const worst = () => this.worstError(acc, rows);
     try {
@@ -219,8 +226,7 @@ export class OnnxModel implements Model {
         if (opts.signal?.aborted) throw new CancelledError(done, T);
         const s = Math.min(perRun, plan.end - done);
         const { out, logVar } = await runMcChunk(this.io, graph, x, maskBufs, s, rows, fill);
-        const at = { done, maxSamples: T, tolerance: opts.tolerance, maxExtra: AUTO_RUN_EXTRA_ROW_SAMPLES / rows };
-        done = addChecked(plan, { out, logVar, samples: s }, at, add, worst);
+        done = addChecked(plan, { out, logVar, samples: s }, { done, maxSamples: T }, add, worst);
       }
     } finally {
       this.maskBuffers.give(maskBufs);
@@ -332,6 +338,30 @@ export class OnnxModel implements Model {
           trackError,
           opts.statistics,
         );
+  }
+
+  /** An "auto" request's accumulator row by row (auto-rows.ts), its errors and record by this model's settings. */
+  private rowAccumulator(
+    rows: number,
+    samples: number,
+    opts: McOptions,
+    interval: IntervalSpec | null,
+  ): RowAccumulator {
+    const acc = this.accumulator(rows, samples, opts);
+    const finish = () => this.finishStats(acc, rows, interval);
+    if (!(acc instanceof RegressionAccumulator))
+      return {
+        addRow: (out, s, b, k, row) => acc.addRow(out, s, b, k, row),
+        rowError: (row) => acc.rowError(row),
+        finish,
+      };
+    const alea = this.aleatoricStds(rows);
+    const scale = this.uncertainty.epistemicScale;
+    return {
+      addRow: (out, s, b, k, row, logVar) => acc.addRow(out, s, b, k, row, logVar),
+      rowError: (row) => acc.rowError(row, alea, scale),
+      finish,
+    };
   }
 
   /** The card's σ per row and output (rows × outputs): the same for every row. */

@@ -316,6 +316,7 @@ export function encodeStats(s: McStats, labels: readonly string[], withSamples: 
       }
       row.samples = samples;
     }
+    if (s.rowSamples) row.samples_used = s.rowSamples[i]!;
     rows.push(row);
   }
   return rows;
@@ -337,6 +338,11 @@ export function predictionSchema(task: Task) {
         : field;
   }
   shape.samples = (task === 'regression' ? z.array(Regression) : z.array(z.array(z.number()))).optional();
+  shape.samples_used = z
+    .number()
+    .int()
+    .optional()
+    .describe('samples "auto": the samples this row used, when rows used different counts (each row stops on its own)');
   shape.out_of_range = z
     .array(z.string())
     .optional()

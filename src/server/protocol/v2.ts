@@ -248,6 +248,18 @@ export function mcOutputs(stats: McStats): V2Output[] {
     .map((d) => tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)));
 }
 
+/**
+ * The output of an "auto" answer's samples per row (issue 22: each row stops on its own): INT32 [rows],
+ * there when the rows' counts differ or the request names it in `outputs`.
+ */
+export const SAMPLES_USED_OUTPUT = 'mc_samples_used';
+
+function samplesUsedOutputs(s: McStats, body: V2InferRequest): V2Output[] {
+  if (!s.rowSamples && !body.outputs?.some((o) => o.name === SAMPLES_USED_OUTPUT)) return [];
+  const data = s.rowSamples ?? new Int32Array(s.rows).fill(s.samples);
+  return [{ name: SAMPLES_USED_OUTPUT, datatype: 'INT32', shape: [s.rows], data }];
+}
+
 /** The on-request statistics a request's `outputs` names (the data plane resolves them per task). */
 function askedStatistics(body: V2InferRequest): Pick<SampleRequest, 'statistics'> {
   const names = body.outputs?.map((o) => o.name).filter((n) => ON_REQUEST_V2.has(n));
@@ -400,12 +412,16 @@ export function encodePredict(body: V2InferRequest, r: PredictResult): V2InferRe
   return response(r.model, body, outputs, rangeParameters(r));
 }
 
-/** A Monte Carlo infer: the statistics' tensors, and the parameters used (samples, seed, interval and its method). */
+/**
+ * A Monte Carlo infer: the statistics' tensors (and an "auto" answer's mc_samples_used), and the
+ * parameters used (samples, seed, interval and its method).
+ */
 export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResponse {
   const s = r.stats;
   const outputs = r.outputDims
     ? tensorMcOutputs(s, r.outputDims, r.model.outputLayout?.classAxis ?? null)
     : mcOutputs(s);
+  if (r.tolerance !== undefined) outputs.push(...samplesUsedOutputs(s, body));
   return response(r.model, body, outputs, {
     ...(r.tolerance !== undefined
       ? { mc_samples: 'auto', mc_samples_used: s.samples, mc_tolerance: r.tolerance, mc_max_samples: r.samples }

@@ -120,7 +120,7 @@ export function autoOnly<T extends Record<string, unknown>>(
 }
 
 const autoSamplesHelp = (maxSamples: number): string =>
-  `"auto": sample in chunks until the Monte Carlo error of every served mean and std (relative to the row's predictive std; of every class probability, absolute) is within \`tolerance\`, at least ${AUTO_MIN_SAMPLES} and at most \`max_samples\` (default min(${AUTO_DEFAULT_MAX_SAMPLES}, MC_MAX_SAMPLES=${maxSamples})); the answer says \`samples_used\``;
+  `"auto": sample in chunks until the Monte Carlo error of every served mean and std (relative to the row's predictive std; of every class probability, absolute) is within \`tolerance\`, at least ${AUTO_MIN_SAMPLES} and at most \`max_samples\` (default min(${AUTO_DEFAULT_MAX_SAMPLES}, MC_MAX_SAMPLES=${maxSamples})); each row stops on its own (tabular models); the answer says \`samples_used\`, and each row its own when they differ`;
 
 function uncertaintySchema(config: Pick<Config, 'MC_MAX_SAMPLES' | 'MC_DEFAULT_SAMPLES'>) {
   return z
@@ -287,7 +287,13 @@ export const PredictResponse = z.object({
 export const UncertaintyResponse = z.object({
   model: z.string(),
   samples: z.union([z.number().int(), z.literal('auto')]),
-  samples_used: z.number().int().optional().describe('samples "auto": the samples drawn for every row'),
+  samples_used: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      'samples "auto": the most samples any row used (each row stops on its own; rows that used fewer say so in their own `samples_used`)',
+    ),
   tolerance: z.number().optional().describe('samples "auto": the tolerance used'),
   max_samples: z.number().int().optional().describe('samples "auto": the most samples it could have drawn'),
   interval: z.number().optional(),

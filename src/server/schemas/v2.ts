@@ -35,7 +35,7 @@ export const V2InferRequest = z.object({
         .union([z.number().int().min(1), z.literal('auto')])
         .optional()
         .describe(
-          'Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information), or "auto": sample until every served value\'s Monte Carlo error is within mc_tolerance, mc_max_samples at most (parameters of the answer: mc_samples_used)',
+          'Monte Carlo dropout with this many samples (outputs mean/std or probabilities/entropy/mutual_information), or "auto": sample until every served value\'s Monte Carlo error is within mc_tolerance, mc_max_samples at most (parameters of the answer: mc_samples_used, the most any row used; each row stops on its own, and the output mc_samples_used, INT32 [rows], says each row\'s when they differ)',
         ),
       mc_tolerance: Tolerance.optional().describe(
         `With mc_samples "auto": the largest Monte Carlo error, 0 < x ≤ 1 (default ${AUTO_DEFAULT_TOLERANCE})`,

@@ -12,6 +12,8 @@ import { MAX_LOG_VARIANCE } from '../../../src/uncertainty/moments.js';
 import { classProbabilities } from '../../../src/model/model.js';
 import { OnnxModel } from '../../../src/model/onnx/model.js';
 import type { ClassificationStats, RegressionStats } from '../../../src/uncertainty/record.js';
+import { joinRows } from '../../helpers/records.js';
+import { rowSeed } from '../../../src/model/onnx/masks.js';
 import {
   DEFAULT_UNCERTAINTY,
   IntervalUnavailableError,
@@ -65,6 +67,18 @@ describe('heteroscedastic MC: the served std against independent simulations', (
   it('the card and graph give a heteroscedastic model', () => {
     expect(served.uncertainty.noise).toBe('heteroscedastic');
     expect(served.uncertainty.epistemicScale).toBe(1.5);
+  });
+
+  it('samples "auto": each row stops on its own with its predicted variance, the one-row answer of its row seed', async () => {
+    const x = Float32Array.from(ROWS.flat());
+    const opts = { samples: 2000, interval: 0.9, seed: 11, tolerance: 0.02 };
+    const auto = (await served.sample(x, 3, opts)).stats as RegressionStats;
+    const alone = [];
+    for (let i = 0; i < 3; i++)
+      alone.push((await served.sample(x.slice(2 * i, 2 * i + 2), 1, { ...opts, seed: rowSeed(11, i) })).stats);
+    expect(auto).toEqual(joinRows(alone));
+    expect(new Set(alone.map((a) => a.samples)).size).toBeGreaterThan(1); // rows stopped apart
+    expect((await served.sample(x, 3, opts)).stats).toEqual(auto);
   });
 
   it("mean, epistemic and aleatoric std agree with the trainer's mcPredictive and with onnxruntime's own Dropout (T = 4000, within MC error)", async () => {
