@@ -22,7 +22,7 @@
  * jobs are scheduled.
  */
 import { DataError, type Dataset } from './data.js';
-import { type NoiseModel, TUNE_ARCHITECTURE_RULE, type TrainOptions, tuneArchitectures } from './options.js';
+import { type NoiseModel, TUNE_ARCHITECTURE_RULE, TUNE_DEEP, type TrainOptions, tuneArchitectures } from './options.js';
 import { stream } from '../util/rng.js';
 import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration } from './train.js';
 import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
@@ -101,9 +101,20 @@ export function defaultGrid(task: 'regression' | 'classification', fitRows: numb
     pairs: DEFAULT_PAIRS,
     noise: ['homoscedastic'],
     epochs: DEFAULT_EPOCHS,
-    hidden: architectures ?? tuneArchitectures(task, fitRows),
-    ...(architectures ? {} : { hiddenRule: TUNE_ARCHITECTURE_RULE }),
+    ...(architectures ? { hidden: architectures } : defaultArchitectures(task, fitRows)),
   });
+}
+
+/**
+ * The default architecture for the fit rows (options.ts tuneArchitectures), and the rule in words when it
+ * chose two layers (a one-layer grid's card reads as before the rule, so the shipped models stay the same).
+ */
+function defaultArchitectures(
+  task: 'regression' | 'classification',
+  fitRows: number,
+): Pick<GridAxes, 'hidden' | 'hiddenRule'> {
+  const hidden = tuneArchitectures(task, fitRows);
+  return hidden[0] === TUNE_DEEP ? { hidden, hiddenRule: TUNE_ARCHITECTURE_RULE } : { hidden };
 }
 
 /** The grid's dimensions: the candidates are hidden × noise × (dropout, c) pairs. */
@@ -158,9 +169,7 @@ export function customGrid(task: 'regression' | 'classification', fitRows: numbe
       : DEFAULT_PAIRS;
   const noise = o.noise ?? ['homoscedastic'];
   const axes = { dropout, decayTimesN, pairs, noise, epochs: o.epochs ?? DEFAULT_EPOCHS };
-  const hidden = o.hidden
-    ? { hidden: o.hidden }
-    : { hidden: tuneArchitectures(task, fitRows), hiddenRule: TUNE_ARCHITECTURE_RULE };
+  const hidden = o.hidden ? { hidden: o.hidden } : defaultArchitectures(task, fitRows);
   const grid = gridOf(task, fitRows, { ...axes, ...hidden });
   return { ...grid, rule: { ...grid.rule, overridden: true } };
 }
