@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import { loadUci, splitCsv } from '../bench/uci.js';
 import { parseCsv, toDataset } from '../src/train/data.js';
-import { RUN_OPTIONS, TUNE_ARCHITECTURES, trainDefaults } from '../src/train/options.js';
+import { RUN_OPTIONS, TUNE_DEEP, TUNE_HIDDEN, trainDefaults } from '../src/train/options.js';
 import { fitNetwork } from '../src/train/train.js';
 import { stepsPerEpoch } from '../src/train/tune.js';
 
@@ -23,7 +23,9 @@ const { values } = parseArgs({
 });
 const ds = loadUci('data/uci', values.dataset!);
 const data = toDataset(parseCsv(splitCsv(ds, ds.train(0)), 'train'), { target: 'y', task: 'regression' });
-const architectures = values.hidden ? RUN_OPTIONS.tuneHidden.parse!(values.hidden, 'hidden')! : TUNE_ARCHITECTURES;
+const architectures = values.hidden
+  ? RUN_OPTIONS.tuneHidden.parse!(values.hidden, 'hidden')!
+  : [[TUNE_HIDDEN], TUNE_DEEP];
 const epochs = Number(values.epochs);
 for (const hidden of architectures) {
   const opts = { ...trainDefaults(true), hidden, dropout: [0.05], patience: 0 };

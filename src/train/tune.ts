@@ -22,7 +22,7 @@
  * jobs are scheduled.
  */
 import { DataError, type Dataset } from './data.js';
-import { type NoiseModel, TUNE_ARCHITECTURES, type TrainOptions } from './options.js';
+import { type NoiseModel, TUNE_ARCHITECTURE_RULE, TUNE_DEEP, type TrainOptions, tuneArchitectures } from './options.js';
 import { stream } from '../util/rng.js';
 import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration } from './train.js';
 import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
@@ -85,8 +85,8 @@ const DEFAULT_EPOCHS = [250, 500, 1000, 2000, 4000];
  * wine −0.939 / −0.942, yacht −0.367 / −0.367 (c = 1 at p 0.005 or 0.05 almost never won); the two
  * candidates saved pay for most of the cross-fitted calibration (CROSS_FIT_FOLDS).
  *
- * Each pair is tried with every architecture of `architectures` (TUNE_ARCHITECTURES in options.ts), the
- * first one first, so that ties go to it.
+ * Each pair is tried with every architecture of `architectures` (by default tuneArchitectures of the fit
+ * rows, options.ts), the first one first, so that ties go to it.
  *
  * The noise model: homoscedastic only by default; `--tune-noise homoscedastic,heteroscedastic` lets the
  * tuner choose (under the noise rule in `tune`). Measured on the UCI benchmark (width 100, 20 splits,
@@ -94,19 +94,27 @@ const DEFAULT_EPOCHS = [250, 500, 1000, 2000, 4000];
  * of them the worst split of the run (test LL −3.55, RMSE 5.82, against a mean of −2.99), and on 2 of 20
  * boston splits (one with test RMSE 4.63 against a mean of 2.80); the candidates cost half the tuning time.
  */
-export function defaultGrid(
-  task: 'regression' | 'classification',
-  fitRows: number,
-  architectures: number[][] = TUNE_ARCHITECTURES,
-): Grid {
+export function defaultGrid(task: 'regression' | 'classification', fitRows: number, architectures?: number[][]): Grid {
   return gridOf(task, fitRows, {
     dropout: DEFAULT_DROPOUT,
     decayTimesN: DEFAULT_DECAY_TIMES_N,
     pairs: DEFAULT_PAIRS,
     noise: ['homoscedastic'],
     epochs: DEFAULT_EPOCHS,
-    hidden: architectures,
+    ...(architectures ? { hidden: architectures } : defaultArchitectures(task, fitRows)),
   });
+}
+
+/**
+ * The default architecture for the fit rows (options.ts tuneArchitectures), and the rule in words when it
+ * chose two layers (a one-layer grid's card reads as before the rule, so the shipped models stay the same).
+ */
+function defaultArchitectures(
+  task: 'regression' | 'classification',
+  fitRows: number,
+): Pick<GridAxes, 'hidden' | 'hiddenRule'> {
+  const hidden = tuneArchitectures(task, fitRows);
+  return hidden[0] === TUNE_DEEP ? { hidden, hiddenRule: TUNE_ARCHITECTURE_RULE } : { hidden };
 }
 
 /** The grid's dimensions: the candidates are hidden × noise × (dropout, c) pairs. */
@@ -117,6 +125,8 @@ interface GridAxes {
   noise: NoiseModel[];
   epochs: number[];
   hidden: number[][];
+  /** How `hidden` was chosen when the default chose it (recorded in the card's grid rule). */
+  hiddenRule?: string;
 }
 
 function gridOf(task: 'regression' | 'classification', fitRows: number, a: GridAxes): Grid {
@@ -131,6 +141,7 @@ function gridOf(task: 'regression' | 'classification', fitRows: number, a: GridA
     epochs: a.epochs,
     rule: {
       hidden: a.hidden,
+      ...(a.hiddenRule ? { hidden_rule: a.hiddenRule } : {}),
       dropout: a.dropout,
       input_dropout: [0],
       weight_decay: 'c / N, N = fit rows',
@@ -158,7 +169,8 @@ export function customGrid(task: 'regression' | 'classification', fitRows: numbe
       : DEFAULT_PAIRS;
   const noise = o.noise ?? ['homoscedastic'];
   const axes = { dropout, decayTimesN, pairs, noise, epochs: o.epochs ?? DEFAULT_EPOCHS };
-  const grid = gridOf(task, fitRows, { ...axes, hidden: o.hidden ?? TUNE_ARCHITECTURES });
+  const hidden = o.hidden ? { hidden: o.hidden } : defaultArchitectures(task, fitRows);
+  const grid = gridOf(task, fitRows, { ...axes, ...hidden });
   return { ...grid, rule: { ...grid.rule, overridden: true } };
 }
 

@@ -36,7 +36,7 @@ describe('trainer options, declared once', () => {
       expect(table).toContain(`\`--${o.flag}`);
     }
     expect(table).toContain('| `--hidden N[,N…]` | 50 (--tune: 200) |');
-    expect(table).toContain('| `--tune-hidden N[,N…]/N[,N…]…` | 200 |');
+    expect(table).toContain('| `--tune-hidden N[,N…]/N[,N…]…` | 200; 50,50 for regression from 600 fit rows |');
     expect(usage).toContain(
       '--threads N\n      tuning worker threads (0 = inline) (default: available cores, at most 8; needs --tune)',
     );

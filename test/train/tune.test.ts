@@ -6,7 +6,8 @@ import { run } from '../../src/train/cli.js';
 import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/card-metrics.js';
-import { defaultGrid, type Grid, tune } from '../../src/train/tune.js';
+import { TUNE_DEEP_FIT_ROWS } from '../../src/train/options.js';
+import { customGrid, defaultGrid, type Grid, tune } from '../../src/train/tune.js';
 import { assembleOutOfFold, crossFitFolds } from '../../src/train/tune-calibrate.js';
 import { DEFAULT_TRAIN_OPTIONS, fitNetwork } from '../../src/train/train.js';
 import { Rng, stream } from '../../src/util/rng.js';
@@ -350,6 +351,15 @@ describe('train CLI with --tune', () => {
       ...pairs.map((p) => [[50, 50], p[0]]),
     ]);
     expect(defaultGrid('regression', 200, [[7]]).candidates.map((c) => c.hidden)).toEqual([[7], [7], [7], [7]]);
+    // the architecture by the fit rows: two layers of 50 for regression from TUNE_DEEP_FIT_ROWS, the rule in the card
+    expect(defaultGrid('regression', TUNE_DEEP_FIT_ROWS - 1).rule).toMatchObject({ hidden: [[200]] });
+    expect(defaultGrid('regression', TUNE_DEEP_FIT_ROWS - 1).rule).not.toHaveProperty('hidden_rule');
+    const deep = defaultGrid('regression', TUNE_DEEP_FIT_ROWS);
+    expect(deep.candidates.map((c) => [c.hidden, c.dropout])).toEqual(pairs.map((p) => [[50, 50], p[0]]));
+    expect(deep.rule.hidden_rule).toBe(`200; 50,50 for regression from ${TUNE_DEEP_FIT_ROWS} fit rows`);
+    expect(defaultGrid('classification', 10 * TUNE_DEEP_FIT_ROWS).rule.hidden).toEqual([[200]]);
+    expect(customGrid('regression', TUNE_DEEP_FIT_ROWS, { epochs: [5] }).rule.hidden).toEqual([[50, 50]]);
+    expect(customGrid('regression', TUNE_DEEP_FIT_ROWS, { hidden: [[9]] }).rule).not.toHaveProperty('hidden_rule');
     const args = [
       '--data',
       'data/diabetes.csv',
