@@ -704,6 +704,20 @@ describe('memory held by request bodies', () => {
     }
   });
 
+  it('each request counts as activity for the idle collector, refused ones too', async () => {
+    const app = await buildApp({ config: loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0' }) });
+    try {
+      const activity = vi.spyOn(app.idleGc!, 'activity');
+      await app.inject({ method: 'GET', url: '/v1/models' }); // loading: 503
+      await app.loadModels();
+      await app.inject({ method: 'GET', url: '/v1/models' });
+      await app.inject({ method: 'GET', url: '/health/ready' });
+      expect(activity).toHaveBeenCalledTimes(3);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("the server gets V8's gc without --expose-gc", () => {
     expect(typeof exposeGc()).toBe('function');
   });
