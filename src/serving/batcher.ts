@@ -24,7 +24,9 @@ interface Pending {
 export class PredictBatcher {
   private queue: Pending[] = [];
   private queuedRows = 0;
-  private timer: { cancel: () => void } | null = null;
+  /** The pending flush: an immediate below 1 ms of wait, else a timeout (made once per batch, no wrapper). */
+  private timer: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  private readonly flushNow = (): void => this.flush();
 
   constructor(
     private readonly run: BatchRunner,
@@ -53,20 +55,20 @@ export class PredictBatcher {
       this.queuedRows += rows;
       if (this.queuedRows >= this.maxRows) this.flush();
       else if (!this.timer) {
-        if (this.maxWaitUs < 1000) {
-          const h = setImmediate(() => this.flush());
-          this.timer = { cancel: () => clearImmediate(h) };
-        } else {
-          const h = setTimeout(() => this.flush(), Math.round(this.maxWaitUs / 1000));
-          this.timer = { cancel: () => clearTimeout(h) };
-        }
+        this.timer =
+          this.maxWaitUs < 1000
+            ? setImmediate(this.flushNow)
+            : setTimeout(this.flushNow, Math.round(this.maxWaitUs / 1000));
       }
     });
   }
 
   private flush(): void {
-    this.timer?.cancel();
-    this.timer = null;
+    if (this.timer) {
+      if (this.maxWaitUs < 1000) clearImmediate(this.timer as NodeJS.Immediate);
+      else clearTimeout(this.timer as NodeJS.Timeout);
+      this.timer = null;
+    }
     const batch = this.queue;
     const rows = this.queuedRows;
     this.queue = [];
