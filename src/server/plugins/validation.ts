@@ -60,9 +60,10 @@ export const validation = appPlugin(async (app) => {
     const zod = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
     const fast = fastPathOf(route.schema);
     if (!fast) return zod;
+    // `true` when the fast path accepts the value unchanged (Fastify keeps it: no result object per part)
     return (data) => {
       const value = fast(data);
-      return value === undefined ? zod(data) : { value };
+      return value === undefined ? zod(data) : value === data ? true : { value };
     };
   });
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
