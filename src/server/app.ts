@@ -10,6 +10,7 @@ import type { ServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
 import { VERSION } from '../version.js';
+import { lazyChildLogger } from './lazy-logger.js';
 import { bodyBudget } from './plugins/body-budget.js';
 import { corsPlugin } from './plugins/cors.js';
 import { docs } from './plugins/docs.js';
@@ -59,6 +60,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const app = Fastify({
     logger: opts.logger ?? false,
+    // a request's child logger is made when it first logs (lazy-logger.ts)
+    ...(opts.logger ? { childLoggerFactory: lazyChildLogger } : {}),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: false,
     genReqId,
