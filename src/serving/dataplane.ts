@@ -35,7 +35,7 @@ import { type McStats, servedStats, statValues } from '../uncertainty/record.js'
 import { onRequestKeys, onRequestNames } from '../uncertainty/statistics.js';
 import { AUTO_DEFAULT_MAX_SAMPLES } from '../uncertainty/stopping.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
-import { PredictBatcher } from './batcher.js';
+import { PredictBatcher, type RunCheck } from './batcher.js';
 import { DeadlineExceededError, NonFiniteError, OutOfRangeError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelLease, type ModelRepository, runtimeOptions } from './repository.js';
@@ -383,7 +383,7 @@ export class DataPlane implements ModelHooks {
    * Admit a predict request to its lane (503 beyond MAX_QUEUE waiting) and return the check asked when
    * its run starts: work whose client left or whose deadline passed is not run.
    */
-  private admitPredict(req: PredictRequest, now: number): () => Error | null {
+  private admitPredict(req: PredictRequest, now: number): RunCheck {
     const max = this.config.MAX_QUEUE;
     if (this.predictWaiting >= max) {
       this.observer.rejected?.('predict');
@@ -394,12 +394,12 @@ export class DataPlane implements ModelHooks {
     }
     const timeoutMs = this.timeoutOf(req);
     const deadline = now + timeoutMs - (req.elapsedMs ?? 0);
-    return (): Error | null => {
+    return (at: number): Error | null => {
       if (req.client?.closed) {
         this.observer.cancelled?.('predict', 'queued');
         return new CancelledError();
       }
-      if (performance.now() > deadline) {
+      if (at > deadline) {
         this.observer.timedOut?.('predict', 'queued');
         return new DeadlineExceededError(timeoutMs, 'queued');
       }
@@ -426,7 +426,7 @@ export class DataPlane implements ModelHooks {
       this.predictWaiting++;
       const started = t.decoded;
       try {
-        const err = check();
+        const err = check(performance.now());
         if (err) throw err;
         DataPlane.runsAlone(t);
         const key = this.poolKeys.get(m);
@@ -640,11 +640,11 @@ export class DataPlane implements ModelHooks {
     m: Model,
     x: Float32Array,
     rows: number,
-    check: () => Error | null,
+    check: RunCheck,
     t: RequestTiming,
   ): Promise<Float32Array> {
     if (this.config.BATCH_MAX_ROWS <= 0) {
-      const err = check();
+      const err = check(performance.now());
       if (err) return Promise.reject(err);
       DataPlane.runsAlone(t);
       return m.predict(x, rows);
@@ -662,9 +662,7 @@ export class DataPlane implements ModelHooks {
       );
       this.predictBatchers.set(m, batcher);
     }
-    return batcher.predict(x, rows, check, () => {
-      t.started = performance.now();
-    });
+    return batcher.predict(x, rows, check, t);
   }
 
   /**
