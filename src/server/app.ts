@@ -1,7 +1,8 @@
 /**
  * buildApp(opts) → a Fastify instance with every plugin and route, never listening (tests use
  * app.inject; server.ts listens). The models are loaded by `app.loadModels()` (plugins/models.ts).
- * Plugin order matters: hooks run in registration order (headers, auth, readiness, CORS, rate limit);
+ * Plugin order matters: hooks run in registration order (the request gate: headers, auth, readiness;
+ * then CORS, rate limit);
  * the validator, the error handler (a route keeps the handler of the moment it is added) and swagger
  * (it collects routes as they are added) come before any route.
  */
@@ -9,7 +10,7 @@ import type { ServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
 import { VERSION } from '../version.js';
-import { auth } from './plugins/auth.js';
+import { lazyChildLogger } from './lazy-logger.js';
 import { bodyBudget } from './plugins/body-budget.js';
 import { corsPlugin } from './plugins/cors.js';
 import { docs } from './plugins/docs.js';
@@ -19,7 +20,8 @@ import { idleGc } from './plugins/idle-gc.js';
 import { metrics } from './plugins/metrics.js';
 import { models } from './plugins/models.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
-import { genReqId, securityHeaders } from './plugins/security-headers.js';
+import { requestGate } from './plugins/request-gate.js';
+import { genReqId } from './plugins/security-headers.js';
 import { validation } from './plugins/validation.js';
 import { healthRoutes } from './routes/health.js';
 import { repositoryRoutes } from './routes/repository.js';
@@ -59,6 +61,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { config } = opts;
   const app = Fastify({
     logger: opts.logger ?? false,
+    // a request's child logger is made when it first logs (lazy-logger.ts)
+    ...(opts.logger ? { childLoggerFactory: lazyChildLogger } : {}),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: false,
     genReqId,
@@ -69,9 +73,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(validation);
   await app.register(errors);
   await app.register(docs);
-  await app.register(securityHeaders);
+  await app.register(requestGate, { apiKey: config.API_KEY });
   await app.register(bodyBudget, { maxBytes: config.MAX_BODY_BYTES_IN_FLIGHT, bodyLimit: config.BODY_LIMIT_BYTES });
-  await app.register(auth, { apiKey: config.API_KEY });
   await app.register(metrics);
   if (config.IDLE_GC) await app.register(idleGc);
   await app.register(models, { config });

@@ -17,22 +17,34 @@ KIND[0x5d] = 2; // ]
 KIND[0x7d] = 2; // }
 KIND[0x22] = 3; // "
 
+/** What scanJson found: nothing to fear, nesting past the limit, or a string that may be a forbidden key. */
+export const JSON_PLAIN = 0;
+export const JSON_TOO_DEEP = 1;
+export const JSON_SUSPECT = 2;
+export type JsonScan = typeof JSON_PLAIN | typeof JSON_TOO_DEEP | typeof JSON_SUSPECT;
+
 /**
- * Whether the UTF-8 JSON text `bytes` nests arrays and objects deeper than `max`. Brackets inside
- * strings do not count (escapes are honoured; bytes of multi-byte characters are ≥ 0x80 and never
- * match); the text need not be valid JSON (JSON.parse judges that afterwards).
+ * One pass over the UTF-8 JSON text `bytes`: JSON_TOO_DEEP when it nests arrays and objects deeper than
+ * `max`; else JSON_SUSPECT when a string starts with `_`, `c` or a backslash (it may be a `__proto__` or
+ * `constructor` key, which secure-json-parse looks for with two regular expressions over the whole
+ * text, so such a body is left to it); else JSON_PLAIN (JSON.parse alone is then as safe). Brackets
+ * inside strings do not count (escapes are honoured; bytes of multi-byte characters are ≥ 0x80 and
+ * never match); the text need not be valid JSON (JSON.parse judges that afterwards).
  */
-export function exceedsJsonDepth(bytes: Uint8Array, max = MAX_JSON_DEPTH): boolean {
+export function scanJson(bytes: Uint8Array, max = MAX_JSON_DEPTH): JsonScan {
   let depth = 0;
+  let suspect = false;
   const n = bytes.length;
   for (let i = 0; i < n; i++) {
     const k = KIND[bytes[i]!]!;
     if (k === 0) continue;
     if (k === 1) {
-      if (++depth > max) return true;
+      if (++depth > max) return JSON_TOO_DEEP;
     } else if (k === 2) {
       depth--;
     } else {
+      const first = bytes[i + 1];
+      if (first === 0x5f || first === 0x63 || first === 0x5c) suspect = true;
       for (i++; i < n; i++) {
         const c = bytes[i]!;
         if (c === 0x5c) i++;
@@ -40,5 +52,10 @@ export function exceedsJsonDepth(bytes: Uint8Array, max = MAX_JSON_DEPTH): boole
       }
     }
   }
-  return false;
+  return suspect ? JSON_SUSPECT : JSON_PLAIN;
+}
+
+/** Whether the UTF-8 JSON text `bytes` nests arrays and objects deeper than `max` (scanJson). */
+export function exceedsJsonDepth(bytes: Uint8Array, max = MAX_JSON_DEPTH): boolean {
+  return scanJson(bytes, max) === JSON_TOO_DEEP;
 }

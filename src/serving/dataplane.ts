@@ -35,7 +35,7 @@ import { type McStats, servedStats, statValues } from '../uncertainty/record.js'
 import { onRequestKeys, onRequestNames } from '../uncertainty/statistics.js';
 import { AUTO_DEFAULT_MAX_SAMPLES } from '../uncertainty/stopping.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, resolveInterval } from '../model/uncertainty.js';
-import { PredictBatcher } from './batcher.js';
+import { PredictBatcher, type RunCheck } from './batcher.js';
 import { DeadlineExceededError, NonFiniteError, OutOfRangeError, TooLargeError } from './errors.js';
 import { McPool } from './pool.js';
 import { type ModelHooks, type ModelLease, type ModelRepository, runtimeOptions } from './repository.js';
@@ -185,6 +185,18 @@ interface Bounds {
   high: Float64Array;
 }
 
+/**
+ * A request's timing, received now, with every field it will get (set later on a literal that lacks
+ * them, each field changed the object's shape on the main path of every request).
+ */
+const timing = (): RequestTiming => ({
+  received: performance.now(),
+  decoded: undefined,
+  started: undefined,
+  ended: 0,
+  solo: undefined,
+});
+
 export class DataPlane implements ModelHooks {
   private pool: McPool | null = null;
   /** The pool's key of each model it holds. */
@@ -263,7 +275,7 @@ export class DataPlane implements ModelHooks {
   async predict(req: PredictRequest): Promise<PredictResult> {
     const lease = this.repository.acquire(req.model, req.version);
     if (lease.model.layout === 'tensor') return this.predictTensors(lease, req);
-    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    const t = timing();
     let rows = 0;
     let ok = false;
     try {
@@ -275,10 +287,10 @@ export class DataPlane implements ModelHooks {
       });
       rows = n;
       const outOfRange = this.outOfRange(m, x, rows, field);
-      t.decoded = performance.now();
-      const check = this.admitPredict(req);
+      const decoded = performance.now();
+      t.decoded = decoded;
+      const check = this.admitPredict(req, decoded);
       this.predictWaiting++;
-      const started = performance.now();
       try {
         const output = await this.runPredict(m, x, rows, check, t);
         checkFiniteOutput(output, rows, m.outputSize);
@@ -286,7 +298,8 @@ export class DataPlane implements ModelHooks {
         return { model: m, rows, output, outOfRange };
       } finally {
         this.predictWaiting--;
-        this.observer.inference?.(m.name, 'predict', (performance.now() - started) / 1000, rows);
+        t.ended = performance.now();
+        this.observer.inference?.(m.name, 'predict', (t.ended - decoded) / 1000, rows);
       }
     } finally {
       this.record(lease.model, 'predict', ok, rows, 1, t);
@@ -297,7 +310,7 @@ export class DataPlane implements ModelHooks {
   async sample(req: SampleRequest): Promise<SampleResult> {
     const lease = this.repository.acquire(req.model, req.version);
     if (lease.model.layout === 'tensor') return this.sampleTensors(lease, req);
-    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    const t = timing();
     let rows = 0;
     let samples = 0;
     let ok = false;
@@ -321,8 +334,8 @@ export class DataPlane implements ModelHooks {
       });
       rows = n;
       const outOfRange = this.outOfRange(m, x, rows, field);
-      t.decoded = performance.now();
       const started = performance.now();
+      t.decoded = started;
       try {
         const { stats, seed } = await this.submitMc(
           m,
@@ -370,7 +383,7 @@ export class DataPlane implements ModelHooks {
    * Admit a predict request to its lane (503 beyond MAX_QUEUE waiting) and return the check asked when
    * its run starts: work whose client left or whose deadline passed is not run.
    */
-  private admitPredict(req: PredictRequest): () => Error | null {
+  private admitPredict(req: PredictRequest, now: number): RunCheck {
     const max = this.config.MAX_QUEUE;
     if (this.predictWaiting >= max) {
       this.observer.rejected?.('predict');
@@ -380,13 +393,13 @@ export class DataPlane implements ModelHooks {
       );
     }
     const timeoutMs = this.timeoutOf(req);
-    const deadline = performance.now() + timeoutMs - (req.elapsedMs ?? 0);
-    return (): Error | null => {
+    const deadline = now + timeoutMs - (req.elapsedMs ?? 0);
+    return (at: number): Error | null => {
       if (req.client?.closed) {
         this.observer.cancelled?.('predict', 'queued');
         return new CancelledError();
       }
-      if (performance.now() > deadline) {
+      if (at > deadline) {
         this.observer.timedOut?.('predict', 'queued');
         return new DeadlineExceededError(timeoutMs, 'queued');
       }
@@ -401,7 +414,7 @@ export class DataPlane implements ModelHooks {
    * requests). Limits: MAX_BATCH_ROWS.
    */
   private async predictTensors(lease: ModelLease, req: PredictRequest): Promise<PredictResult> {
-    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    const t = timing();
     let rows = 0;
     let ok = false;
     try {
@@ -409,11 +422,11 @@ export class DataPlane implements ModelHooks {
       const decoded = tensorsOf(m, req.input, (n, f) => this.checkRows(n, f));
       rows = decoded.rows;
       t.decoded = performance.now();
-      const check = this.admitPredict(req);
+      const check = this.admitPredict(req, t.decoded);
       this.predictWaiting++;
-      const started = performance.now();
+      const started = t.decoded;
       try {
-        const err = check();
+        const err = check(performance.now());
         if (err) throw err;
         DataPlane.runsAlone(t);
         const key = this.poolKeys.get(m);
@@ -440,7 +453,7 @@ export class DataPlane implements ModelHooks {
    * never coalesced. Limits: MAX_BATCH_ROWS, MC_MAX_SAMPLES, MC_MAX_RUN_BYTES and MC_MAX_WORK_BYTES.
    */
   private async sampleTensors(lease: ModelLease, req: SampleRequest): Promise<SampleResult> {
-    const t: RequestTiming = { received: performance.now(), ended: 0 };
+    const t = timing();
     let rows = 0;
     let samples = 0;
     let ok = false;
@@ -454,8 +467,8 @@ export class DataPlane implements ModelHooks {
         this.checkWorkBytes(m, n, samples, req.fields);
       });
       rows = decoded.rows;
-      t.decoded = performance.now();
       const started = performance.now();
+      t.decoded = started;
       try {
         const timeoutMs = this.timeoutOf(req);
         const r = (await this.mc.submit({
@@ -538,9 +551,9 @@ export class DataPlane implements ModelHooks {
       );
   }
 
-  /** A request's end, in the statistics. */
+  /** A request's end, in the statistics (`t.ended` now unless set). */
   private record(m: Model, mode: InferenceMode, ok: boolean, rows: number, samples: number, t: RequestTiming): void {
-    t.ended = performance.now();
+    if (t.ended === 0) t.ended = performance.now();
     this.statistics.request(m.name, m.version, mode, ok, rows, samples, t);
   }
 
@@ -627,11 +640,11 @@ export class DataPlane implements ModelHooks {
     m: Model,
     x: Float32Array,
     rows: number,
-    check: () => Error | null,
+    check: RunCheck,
     t: RequestTiming,
   ): Promise<Float32Array> {
     if (this.config.BATCH_MAX_ROWS <= 0) {
-      const err = check();
+      const err = check(performance.now());
       if (err) return Promise.reject(err);
       DataPlane.runsAlone(t);
       return m.predict(x, rows);
@@ -649,9 +662,7 @@ export class DataPlane implements ModelHooks {
       );
       this.predictBatchers.set(m, batcher);
     }
-    return batcher.predict(x, rows, check, () => {
-      t.started = performance.now();
-    });
+    return batcher.predict(x, rows, check, t);
   }
 
   /**
@@ -679,7 +690,7 @@ export class DataPlane implements ModelHooks {
       model: m,
       job: { x, rows, opts },
       coalesce,
-      deadline: performance.now() + timeoutMs - (req.elapsedMs ?? 0),
+      deadline: (timing.decoded ?? performance.now()) + timeoutMs - (req.elapsedMs ?? 0),
       timeoutMs,
       client: req.client,
       timing,

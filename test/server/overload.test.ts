@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { exceedsJsonDepth } from '../../src/server/json-depth.js';
+import { JSON_PLAIN, JSON_SUSPECT, exceedsJsonDepth, scanJson } from '../../src/server/json-depth.js';
 import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import {
   FIRST_HOLD_MS,
@@ -643,6 +643,54 @@ describe('JSON nesting depth', () => {
     expect(exceedsJsonDepth(b(`[{"é": [${'{"a":'.repeat(40)}1`))).toBe(true);
   });
 
+  it('the same scan marks a string that may be a __proto__ or constructor key (first byte _, c or a backslash)', () => {
+    const b = (s: string) => Buffer.from(s);
+    expect(scanJson(b('{"instances": [[1, 2.5]], "seed": 3}'))).toBe(JSON_PLAIN);
+    expect(scanJson(b('{"a": "x\\"}'))).toBe(JSON_PLAIN);
+    for (const s of ['{"__proto__": 1}', '{"constructor": 1}', '{"\\u005f_proto__": 1}', '["a", "\\"", "c"]'])
+      expect([s, scanJson(b(s))]).toEqual([s, JSON_SUSPECT]);
+  });
+
+  it("__proto__ and constructor.prototype keys are a 400 as with Fastify's parser, escaped or not, /v1 and V2", async () => {
+    const { app } = await testApp();
+    const row = JSON.stringify(DIABETES_ROW);
+    const bodies = [
+      `{"instances": [${row}], "__proto__": {"x": 1}}`,
+      `{"instances": [${row}], "\\u005f_proto__": {"x": 1}}`,
+      `{"instances": [${row}], "constructor": {"prototype": {"x": 1}}}`,
+      `{"instances": [${row}], "\\u0063onstructor": {"prototype": {"x": 1}}}`,
+    ];
+    for (const payload of bodies) {
+      const r = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload });
+      expect([payload, r.statusCode, r.json().code]).toEqual([payload, 400, 'FST_ERR_CTP_INVALID_JSON_BODY']);
+      const v2 = await app.inject({
+        method: 'POST',
+        url: '/v2/models/diabetes/infer',
+        headers: json,
+        payload: payload.replace('"instances"', '"id": "a", "x"'),
+      });
+      expect([payload, v2.statusCode]).toEqual([payload, 400]);
+    }
+    // invalid and empty JSON keep Fastify's errors; a plain body parses
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: json,
+      payload: '{"a": ',
+    });
+    expect([bad.statusCode, bad.json().code]).toEqual([400, 'FST_ERR_CTP_INVALID_JSON_BODY']);
+    const empty = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload: '' });
+    expect([empty.statusCode, empty.json().code]).toEqual([400, 'FST_ERR_CTP_EMPTY_JSON_BODY']);
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/v1/models/diabetes/predict',
+      headers: json,
+      payload: `{"instances": [${row}]}`,
+    });
+    expect(ok.statusCode).toBe(200);
+    await app.close();
+  });
+
   it('a body nested deeper than 32 is a 400 before it is parsed, in each shape; valid V2 nesting passes', async () => {
     const { app } = await testApp();
     const deep = '['.repeat(300_000);
@@ -813,6 +861,20 @@ describe('memory held by request bodies', () => {
       await app.loadModels();
       expect(app.repository.names().length).toBeGreaterThan(0);
       expect(loaded).toHaveBeenCalledTimes(app.repository.names().length);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('each request counts as activity for the idle collector, refused ones too', async () => {
+    const app = await buildApp({ config: loadConfig({ MODELS_DIR: testModelsDir(), MC_WORKERS: '0' }) });
+    try {
+      const activity = vi.spyOn(app.idleGc!, 'activity');
+      await app.inject({ method: 'GET', url: '/v1/models' }); // loading: 503
+      await app.loadModels();
+      await app.inject({ method: 'GET', url: '/v1/models' });
+      await app.inject({ method: 'GET', url: '/health/ready' });
+      expect(activity).toHaveBeenCalledTimes(3);
     } finally {
       await app.close();
     }

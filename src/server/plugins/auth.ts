@@ -5,8 +5,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import createError from '@fastify/error';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isAdminPath } from './admin.js';
-import { appPlugin } from './app-plugin.js';
 
 export const Unauthorized = createError(
   'DS_UNAUTHORIZED',
@@ -30,17 +30,21 @@ export function bearerToken(header: string | undefined): string {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-export const auth = appPlugin<{ apiKey: string | undefined }>(async (app, { apiKey }) => {
-  if (!apiKey) return;
+/**
+ * With an API key, the check of a request's bearer token (request-gate.ts calls it first thing after
+ * the headers): the Unauthorized error, with WWW-Authenticate set, or undefined. null without a key.
+ */
+export function bearerCheck(
+  apiKey: string | undefined,
+): ((req: FastifyRequest, reply: FastifyReply) => Error | undefined) | null {
+  if (!apiKey) return null;
   const keyDigest = digest(apiKey);
-  app.addHook('onRequest', (req, reply, done) => {
-    if (isPublic(req.url) || isAdminPath(req.url)) return done();
+  return (req, reply) => {
+    if (isPublic(req.url) || isAdminPath(req.url)) return undefined;
     const token = bearerToken(req.headers.authorization);
     // constant-time: compare fixed-length digests
-    if (!timingSafeEqual(digest(token), keyDigest)) {
-      reply.header('www-authenticate', 'Bearer');
-      return done(new Unauthorized());
-    }
-    done();
-  });
-});
+    if (timingSafeEqual(digest(token), keyDigest)) return undefined;
+    reply.header('www-authenticate', 'Bearer');
+    return new Unauthorized();
+  };
+}

@@ -108,11 +108,7 @@ export const idleGc = appPlugin(async (app) => {
   const gc = exposeGc();
   if (!gc) return;
   const idle = new IdleGc(gc);
-  app.decorate('idleGc', idle);
-  app.addHook('onRequest', (_req, _reply, done) => {
-    idle.activity();
-    done();
-  });
+  app.decorate('idleGc', idle); // each request counts as activity through request-gate.ts
   app.server.on('connection', (socket) => socket.once('close', () => idle.activity()));
   const timer = setInterval(() => idle.tick(performance.now()), CHECK_MS);
   timer.unref();

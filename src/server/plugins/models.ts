@@ -99,19 +99,20 @@ function modelLoader(
   };
 }
 
-/** 503 while loading or shutting down (health and metrics stay open); keep-alive ends while shutting down. */
-function readinessGate(app: FastifyInstance, repository: ModelRepository): void {
-  // callback-style hooks: they run on every request, and async ones cost a promise each
-  app.addHook('onRequest', (req, _reply, done) => {
-    if (repository.state !== 'ready' && !isPublic(req.url)) {
-      return done(
-        new NotReadyError(
-          repository.state === 'loading' ? 'models are loading; retry shortly' : 'the server is shutting down',
-        ),
-      );
-    }
-    done();
-  });
+/**
+ * The readiness gate (request-gate.ts asks it of every request): a 503 while loading or shutting
+ * down, except for health and metrics; undefined when serving.
+ */
+export function notReady(repository: ModelRepository, url: string): NotReadyError | undefined {
+  if (repository.state === 'ready' || isPublic(url)) return undefined;
+  return new NotReadyError(
+    repository.state === 'loading' ? 'models are loading; retry shortly' : 'the server is shutting down',
+  );
+}
+
+/** Keep-alive ends while shutting down. */
+function endKeepAliveWhenClosing(app: FastifyInstance, repository: ModelRepository): void {
+  // callback-style: an async hook costs a promise per request
   // while shutting down, end each keep-alive connection after its response so that close() can finish
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (repository.state === 'closing') reply.header('connection', 'close');
@@ -140,7 +141,7 @@ export const models = appPlugin<{ config: Config }>(async (app, { config }) => {
   app.decorate('dataPlane', dataPlane);
   app.decorate('modelWatcher', watcher);
   app.decorate('loadModels', modelLoader(app, config, repository, dataPlane, watcher));
-  readinessGate(app, repository);
+  endKeepAliveWhenClosing(app, repository);
   app.addHook('onClose', async () => {
     await watcher?.stop();
     await repository.close();

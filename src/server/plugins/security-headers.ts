@@ -7,8 +7,7 @@
  * the CSP forbids everything; the Swagger UI under /docs replaces it with its own (plugins/docs.ts).
  */
 import { randomUUID } from 'node:crypto';
-import type { FastifyServerOptions } from 'fastify';
-import { appPlugin } from './app-plugin.js';
+import type { FastifyReply, FastifyServerOptions } from 'fastify';
 
 export const SECURITY_HEADERS = {
   'cache-control': 'no-store',
@@ -33,11 +32,8 @@ export const genReqId: NonNullable<FastifyServerOptions['genReqId']> = (req) => 
     : `${REQUEST_ID_PREFIX}-${(requestCounter++).toString(36)}`;
 };
 
-export const securityHeaders = appPlugin(async (app) => {
-  // a callback-style hook: it runs on every request, and an async one costs a promise each
-  app.addHook('onRequest', (req, reply, done) => {
-    reply.headers(SECURITY_HEADERS);
-    reply.header('x-request-id', req.id);
-    done();
-  });
-});
+/** The headers of every response, set when its request comes (request-gate.ts). */
+export function setSecurityHeaders(reply: FastifyReply, requestId: string): void {
+  reply.headers(SECURITY_HEADERS);
+  reply.header('x-request-id', requestId);
+}

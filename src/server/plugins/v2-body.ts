@@ -27,7 +27,7 @@ import {
   parseHeaderLength,
 } from '../protocol/v2-binary.js';
 import { clientLeft } from './client-gone.js';
-import { TooDeep } from './validation.js';
+import { TooDeep, jsonBodyParser } from './validation.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -57,9 +57,9 @@ export interface V2BodyOptions {
 /** Install the V2 body parsers in `app`'s (encapsulated) context. */
 export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
   const bodyLimit = app.initialConfig.bodyLimit ?? 1048576;
-  // the same parser as Fastify's own application/json one (secure-json-parse: __proto__ and
-  // constructor keys are refused), applied to every V2 body without binary tensors
-  const parseJson = app.getDefaultJsonParser('error', 'error');
+  // the same JSON parser as the rest of the app's (plugins/validation.ts: the depth limit, then as
+  // Fastify's own, __proto__ and constructor keys refused), applied to every V2 body without binary tensors
+  const parseJson = jsonBodyParser(app);
   app.decorateRequest('v2Binary', null);
   app.removeAllContentTypeParsers();
   // '*' also serves requests without a Content-Type header
@@ -81,8 +81,7 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
             'an application/octet-stream body holds binary tensors after a JSON header whose length must be given in the Inference-Header-Content-Length header',
           );
         }
-        if (exceedsJsonDepth(body)) throw new TooDeep();
-        void parseJson(req, body as unknown as string, done);
+        parseJson(req, body, done);
         return;
       }
       const hlen = parseHeaderLength(headerLength);

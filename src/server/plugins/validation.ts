@@ -8,9 +8,10 @@
  * is not parsed (499, plugins/client-gone.ts).
  */
 import createError from '@fastify/error';
+import type { FastifyBodyParser, FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../../serving/errors.js';
-import { MAX_JSON_DEPTH, exceedsJsonDepth } from '../json-depth.js';
+import { JSON_PLAIN, JSON_TOO_DEEP, MAX_JSON_DEPTH, scanJson } from '../json-depth.js';
 import { fastPathOf } from '../schemas/fast-path.js';
 import { appPlugin } from './app-plugin.js';
 import { clientLeft } from './client-gone.js';
@@ -21,23 +22,48 @@ export const TooDeep = createError(
   400,
 );
 
+/**
+ * JSON bytes → a value, as Fastify's own JSON parser (secure-json-parse: `__proto__` and `constructor`
+ * keys refused) would, after the depth limit: one scan of the bytes (json-depth.ts scanJson) finds both
+ * the depth and whether a string could be such a key; a body with none is parsed by JSON.parse alone,
+ * anything else (a suspect string, invalid or empty JSON: its error) by Fastify's parser.
+ */
+export function jsonBodyParser(app: FastifyInstance): FastifyBodyParser<Buffer> {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  return (req, body, done) => {
+    const scan = scanJson(body);
+    if (scan === JSON_TOO_DEEP) return done(new TooDeep(), undefined);
+    const text = body.toString('utf8');
+    if (scan === JSON_PLAIN && text.length > 0) {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        return void parseJson(req, text, done); // its error
+      }
+      return done(null, value);
+    }
+    void parseJson(req, text, done);
+  };
+}
+
 export const validation = appPlugin(async (app) => {
   app.removeContentTypeParser('text/plain');
-  // JSON: the nesting depth is checked on the raw bytes before Fastify's parser (secure-json-parse) runs
-  const parseJson = app.getDefaultJsonParser('error', 'error');
+  // JSON: the nesting depth is checked on the raw bytes before it is parsed
+  const parseJson = jsonBodyParser(app);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     if (clientLeft(req)) return done(new ClientGoneError(), undefined);
-    if (exceedsJsonDepth(body)) return done(new TooDeep(), undefined);
-    void parseJson(req, body.toString('utf8'), done);
+    parseJson(req, body, done);
   });
   app.setValidatorCompiler((route) => {
     const zod = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
     const fast = fastPathOf(route.schema);
     if (!fast) return zod;
+    // `true` when the fast path accepts the value unchanged (Fastify keeps it: no result object per part)
     return (data) => {
       const value = fast(data);
-      return value === undefined ? zod(data) : { value };
+      return value === undefined ? zod(data) : value === data ? true : { value };
     };
   });
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
