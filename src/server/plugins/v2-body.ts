@@ -81,7 +81,7 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
             'an application/octet-stream body holds binary tensors after a JSON header whose length must be given in the Inference-Header-Content-Length header',
           );
         }
-        parseJson(req, body, done);
+        void parseJson(req, body, done);
         return;
       }
       const hlen = parseHeaderLength(headerLength);

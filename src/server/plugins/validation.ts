@@ -54,7 +54,7 @@ export const validation = appPlugin(async (app) => {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     if (clientLeft(req)) return done(new ClientGoneError(), undefined);
-    parseJson(req, body, done);
+    void parseJson(req, body, done);
   });
   app.setValidatorCompiler((route) => {
     const zod = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
