@@ -16,7 +16,7 @@ export class UsageError extends Error {}
 export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
 
 /** Where the calibration rows of a tuned model come from (tune.ts). */
-export const CALIBRATION_SOURCES = ['crossfit', 'validation', 'holdout'] as const;
+export const CALIBRATION_SOURCES = ['crossfit', 'validation', 'holdout', 'winner'] as const;
 
 /** The groups of the usage text and the docs table, in their order. */
 export const SECTIONS = {
@@ -358,7 +358,7 @@ export const RUN_OPTIONS = {
     flag: 'calibration',
     arg: CALIBRATION_SOURCES.join('|'),
     section: 'tuning',
-    help: 'tuned models: fit the noise, epistemic scale and conformal scores on out-of-fold predictions of every training row (crossfit, 5 folds; regression), on the tuning validation rows, or on rows held out of the refit (--calibration-fraction)',
+    help: 'tuned models: fit the noise, epistemic scale and conformal scores on out-of-fold predictions of every training row (crossfit, 5 folds; regression), on the tuning validation rows, on rows held out of the refit (--calibration-fraction), or on the tuning validation rows with the winning candidate served as it is, without a refit (winner)',
     default: 'crossfit',
     parse: oneOf(CALIBRATION_SOURCES),
     tuneOnly: true,
