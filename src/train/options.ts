@@ -426,7 +426,7 @@ export const RUN_OPTIONS = {
     flag: 'tune-budget',
     arg: 'STEPS|grid',
     section: 'tuning',
-    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); grid: every candidate trains to the longest length. Default: the full grid while fit rows × the longest length stay under 5·10⁷, else 400,000 steps with the calibration on the tuning validation rows',
+    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); grid: every candidate trains to the longest length. Default: the full grid while fit rows × the longest length stay under 10⁷, else 800,000 steps (the longest run at most the grid longest length) at 4 × the learning rate, the winner served without a refit and calibrated on the tuning validation rows (--calibration winner)',
     default: undefined,
     shownDefault: 'by the data size',
     parse: (text, flag) =>
