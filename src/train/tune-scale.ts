@@ -7,7 +7,7 @@
  *
  * The batch grows with the data (budgetBatchSize: 128, doubled per doubling of the fit rows past 16,384,
  * at most 1024), so that the budget's steps cover more rows; the search then trains each candidate for a
- * fraction of the full grid's 4000 epochs (protein: at most 3096 epochs of batch 256 where the grid trains
+ * fraction of the full grid's 4000 epochs (protein: at most 3100 epochs of batch 256 where the grid trains
  * 4000 of batch 128), and Adam at the default 10⁻³ is still far from done. LARGE_DATA_LR_FACTOR scales
  * the learning rate on such a search (measured on protein split 0, scripts/tune-budget.mts, 400,000 steps
  * of batch 256 with the refit, test LL: lr 0.001 −2.848, 0.002 −2.838, 0.004 −2.831; docs/benchmarks.md).
