@@ -491,38 +491,66 @@ export function markdownTable(results: DatasetResult[]): string {
   return [head, sep, ...lines].join('\n');
 }
 
-/** Train every split of a dataset with the CLI (`opts.jobs` at a time); wall ms and CPU s per split. */
-async function trainSplits(
-  opts: UciOptions,
-  ds: UciDataset,
-  splits: number,
-  dir: string,
-  modelsDir: string,
-): Promise<{ trainMs: number[]; trainCpu: number[] }> {
-  opts.log(`${ds.name}: training ${splits} split(s), ${opts.jobs} at a time: ${opts.trainArgs.join(' ')}`);
-  const trainMs: number[] = new Array(splits).fill(0);
-  const trainCpu: number[] = new Array(splits).fill(0);
+/** One dataset of a run: its splits, where its CSV files and models go, and per split the training wall ms and CPU s. */
+interface DatasetRun {
+  ds: UciDataset;
+  splits: number;
+  dir: string;
+  modelsDir: string;
+  trained: { trainMs: number[]; trainCpu: number[] };
+  /** performance.now() when its first split started training, and when its last one finished. */
+  t0: number;
+  t1: number;
+}
+
+/**
+ * The order the splits train in: one queue over every dataset's splits, the largest training sets first
+ * (ties in the given order, splits ascending), so that the long runs start first and the short ones fill
+ * the cores at the end instead of a core idling at the end of every dataset.
+ */
+export function trainingOrder(datasets: { rows: number; splits: number }[]): { dataset: number; split: number }[] {
+  const byRows = datasets.map((d, i) => ({ ...d, i })).sort((a, b) => b.rows - a.rows || a.i - b.i);
+  return byRows.flatMap((d) => Array.from({ length: d.splits }, (_, split) => ({ dataset: d.i, split })));
+}
+
+/**
+ * Train every split of every dataset with the CLI (`opts.jobs` at a time, in trainingOrder); `onDataset`
+ * is called for a dataset as soon as its last split is trained (not awaited: the queue goes on).
+ */
+async function trainAll(opts: UciOptions, runs: DatasetRun[], onDataset: (run: DatasetRun) => void): Promise<void> {
+  const order = trainingOrder(runs.map((r) => ({ rows: r.ds.train(0).length, splits: r.splits })));
+  const left = runs.map((r) => r.splits);
+  const total = order.length;
+  opts.log(
+    `training ${total} split(s) of ${runs.length} dataset(s), ${opts.jobs} at a time, largest first: ${opts.trainArgs.join(' ')}`,
+  );
   let next = 0;
   let finished = 0;
   const worker = async (): Promise<void> => {
-    while (next < splits) {
-      const s = next++;
-      const csv = join(dir, `train_${s}.csv`);
-      writeFileSync(csv, splitCsv(ds, ds.train(s)));
+    while (next < total) {
+      const { dataset, split: s } = order[next++]!;
+      const run = runs[dataset]!;
+      const name = run.ds.name;
+      if (Number.isNaN(run.t0)) run.t0 = performance.now();
+      const csv = join(run.dir, `train_${s}.csv`);
+      writeFileSync(csv, splitCsv(run.ds, run.ds.train(s)));
       const t = await trainProcess(opts, [
-        ...['--data', csv, '--target', 'y', '--task', 'regression', '--name', `${ds.name}-${s}`],
-        ...['--out', modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs],
+        ...['--data', csv, '--target', 'y', '--task', 'regression', '--name', `${name}-${s}`],
+        ...['--out', run.modelsDir, '--seed', String(s), '--quiet', ...opts.trainArgs],
       ]);
-      trainMs[s] = t.wallMs;
-      trainCpu[s] = t.cpuS;
+      run.trained.trainMs[s] = t.wallMs;
+      run.trained.trainCpu[s] = t.cpuS;
       finished++;
       opts.log(
-        `  ${ds.name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${splits})`,
+        `  ${name} split ${s}: trained in ${(t.wallMs / 1000).toFixed(1)} s, ${t.cpuS.toFixed(1)} s CPU (${finished}/${total})`,
       );
+      if (--left[dataset]! === 0) {
+        run.t1 = performance.now();
+        onDataset(run);
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, splits)) }, worker));
-  return { trainMs, trainCpu };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.jobs, total)) }, worker));
 }
 
 /** Serve a dataset's split models with the real server and score each split's test rows. */
@@ -585,66 +613,83 @@ function summariseSplits(opts: UciOptions, perSplit: DatasetResult['per_split'])
   return summary;
 }
 
-/** One dataset: train (or take the kept run's models), serve, score, summarise. */
-async function runDataset(opts: UciOptions, name: string, tmp: string): Promise<DatasetResult> {
+/** One dataset's folders and, with --trained, the kept run's models (the training is deterministic). */
+function prepareDataset(opts: UciOptions, name: string, tmp: string): DatasetRun {
   const ds = loadUci(opts.dataDir, name);
   const splits = Math.min(opts.splits, ds.splits);
-  const t0 = performance.now();
-  let modelsDir: string;
-  let trained: { trainMs: number[]; trainCpu: number[] };
-  if (opts.trained) {
-    // a kept run's models (the training is deterministic: the same options give the same models)
-    modelsDir = join(opts.trained, name, 'models');
-    trained = { trainMs: new Array(splits).fill(NaN), trainCpu: new Array(splits).fill(NaN) };
-    opts.log(`${name}: serving ${splits} split(s) trained in ${opts.trained}`);
-  } else {
-    const dir = join(tmp, name);
-    modelsDir = join(dir, 'models');
-    mkdirSync(modelsDir, { recursive: true });
-    trained = await trainSplits(opts, ds, splits, dir, modelsDir);
-  }
+  const dir = join(tmp, name);
+  const modelsDir = opts.trained ? join(opts.trained, name, 'models') : join(dir, 'models');
+  if (!opts.trained) mkdirSync(modelsDir, { recursive: true });
+  const trained = { trainMs: new Array(splits).fill(NaN), trainCpu: new Array(splits).fill(NaN) };
+  return { ds, splits, dir, modelsDir, trained, t0: Number.NaN, t1: Number.NaN };
+}
+
+/** A trained dataset: serve, score, summarise. */
+async function serveDataset(opts: UciOptions, run: DatasetRun): Promise<DatasetResult> {
+  const { ds, splits, modelsDir, trained } = run;
   const t1 = performance.now();
+  const t0 = Number.isNaN(run.t0) ? t1 : run.t0;
   const perSplit = await serveSplits(opts, ds, splits, modelsDir, trained);
   const t2 = performance.now();
   const summary = summariseSplits(opts, perSplit);
-  const paper = PAPER[name] ?? null;
+  const paper = PAPER[ds.name] ?? null;
   return {
-    name,
+    name: ds.name,
     splits,
     train_rows: ds.train(0).length,
     test_rows: ds.test(0).length,
     wall_s: (t2 - t0) / 1000,
-    train_s: (t1 - t0) / 1000,
+    train_s: ((Number.isNaN(run.t1) ? t1 : run.t1) - t0) / 1000,
     train_cpu_s: trained.trainCpu.reduce((a, b) => a + b, 0),
     serve_s: (t2 - t1) / 1000,
     per_split: perSplit,
     summary,
     paper,
-    verdict: verdicts(name, summary, paper),
+    verdict: verdicts(ds.name, summary, paper),
   };
 }
 
-/** Run the benchmark; returns (and writes, unless out is null) the results. */
+/**
+ * Run the benchmark; returns (and writes, unless out is null) the results. Every dataset's splits train
+ * in one queue (trainingOrder); a dataset is served as soon as its splits are trained, one server at a
+ * time, while the queue goes on.
+ */
 export async function runUci(opts: UciOptions): Promise<UciResult> {
   const started = performance.now();
   const tmp = mkdtempSync(join(tmpdir(), 'uci-'));
   const results: DatasetResult[] = [];
-  try {
-    for (const name of opts.datasets) {
-      const r = await runDataset(opts, name, tmp);
+  const ordered = (): DatasetResult[] => opts.datasets.flatMap((n) => results.filter((r) => r.name === n));
+  let serving: Promise<void> = Promise.resolve();
+  const serve = (run: DatasetRun): void => {
+    serving = serving.then(async () => {
+      const r = await serveDataset(opts, run);
       results.push(r);
       // written after every dataset, so that a long run that fails later keeps what it measured
-      if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, results, started, true), null, 2)}\n`);
+      if (opts.out) writeFileSync(opts.out, `${JSON.stringify(summarise(opts, ordered(), started, true), null, 2)}\n`);
       const s = r.summary;
       opts.log(
-        `${name}: RMSE ${fmt(s.rmse!)}, test LL ${fmt(s.ll!)}, 90% coverage ${fmt(s['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`,
+        `${r.name}: RMSE ${fmt(s.rmse!)}, test LL ${fmt(s.ll!)}, 90% coverage ${fmt(s['coverage_0.9']!, 3)} (${r.wall_s.toFixed(0)} s)`,
       );
+    });
+    serving.catch(() => {}); // handled: awaited below (a failure ends the run once the queue stops)
+  };
+  try {
+    const runs = opts.datasets.map((name) => prepareDataset(opts, name, tmp));
+    if (opts.trained) {
+      for (const run of runs) {
+        opts.log(`${run.ds.name}: serving ${run.splits} split(s) trained in ${opts.trained}`);
+        serve(run);
+      }
+    } else {
+      await trainAll(opts, runs, serve);
     }
+    await serving;
   } finally {
+    await serving.catch(() => {});
     if (!opts.keep || opts.trained) rmSync(tmp, { recursive: true, force: true });
     else opts.log(`kept ${tmp}`);
   }
-  const result = summarise(opts, results, started, false);
+  const result = summarise(opts, ordered(), started, false);
   if (opts.out) writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
   return result;
 }

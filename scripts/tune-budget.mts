@@ -4,9 +4,11 @@
  * wall and CPU time of the whole tuning (search, calibration, refit) and the test scores of the served
  * predictive in the target's units (the trainer's test metrics: the served formulas, its own MC seed).
  *
- *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation] [--lr 0.002] [--tune-hidden 200]
+ *   npx tsx scripts/tune-budget.mts --dataset power-plant --split 0 [--budget 400000|grid] [--threads 2] [--calibration validation|winner] [--lr 0.004] [--tune-hidden 200]
  *
  * Without --budget the trainer's default: the full grid on small data, successive halving on large data.
+ * (there at 4 × the learning rate, the winner served without a refit); with --budget, --lr and --calibration
+ * as given (the CLI's defaults: 0.001, crossfit).
  * --tune-hidden: the architectures searched, as the CLI's flag (200: the grid before issue 22's depth).
  *
  * Prints one JSON line. CPU seconds are the process's (worker threads included), for a shared machine.

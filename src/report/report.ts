@@ -327,13 +327,17 @@ function lossFigure(input: ReportInput): Figure {
     kind: 'loss',
     title: 'Loss curves',
     svg: plot.toString(),
-    caption: hasVal
-      ? `Train loss is the mean minibatch loss with dropout active, so it usually sits above the validation loss (dropout off). ` +
-        (best ? `Lowest validation loss ${esc(num(best.valLoss))} at epoch ${best.epoch}` : 'No best epoch recorded') +
-        (last ? `; ${last.epoch} epochs run, final validation loss ${esc(num(last.valLoss))}.` : '.')
-      : `Train loss is the mean minibatch loss with dropout active. No validation loss: the final fit used every training row` +
-        (input.tuning ? ' for the training length the tuning candidates chose on validation rows (below).' : '.') +
-        (last ? ` ${last.epoch} epochs run, final train loss ${esc(num(last.trainLoss))}.` : ''),
+    caption: !last
+      ? 'No loss curve: the model is the winning tuning candidate itself, served without a refit (--calibration winner); the validation scores of every candidate are below.'
+      : hasVal
+        ? `Train loss is the mean minibatch loss with dropout active, so it usually sits above the validation loss (dropout off). ` +
+          (best
+            ? `Lowest validation loss ${esc(num(best.valLoss))} at epoch ${best.epoch}`
+            : 'No best epoch recorded') +
+          (last ? `; ${last.epoch} epochs run, final validation loss ${esc(num(last.valLoss))}.` : '.')
+        : `Train loss is the mean minibatch loss with dropout active. No validation loss: the final fit used every training row` +
+          (input.tuning ? ' for the training length the tuning candidates chose on validation rows (below).' : '.') +
+          (last ? ` ${last.epoch} epochs run, final train loss ${esc(num(last.trainLoss))}.` : ''),
   };
 }
 

@@ -191,11 +191,14 @@ const count = (n: number): string => n.toLocaleString('en-US');
 /** The line before tuning: the steps and the time they will take at the speed measured. */
 function estimateText(e: TuningEstimate, threads: number): string {
   const s = e.search;
-  const rule = s.kind === 'halving' && s.auto ? ` (by the data size; calibration on the ${e.calibration} rows)` : '';
+  const cal =
+    e.calibration === 'winner' ? 'the winner served without a refit' : `calibration on the ${e.calibration} rows`;
+  const rule = s.kind === 'halving' && s.auto ? ` (by the data size; ${cal})` : '';
+  const after = e.afterSteps > 0 ? `calibration and refit ≤ ${count(e.afterSteps)} steps` : 'calibration (no refit)';
   const search = s.kind === 'halving' ? `successive halving in ${count(s.steps)} steps${rule}` : 'the full grid';
   return (
     `estimate: ${search}: ${count(e.searchSteps)} steps ≈ ${formatEta(e.searchMs)} on ${threads} thread(s), ` +
-    `then calibration and refit ≤ ${count(e.afterSteps)} steps ≈ ${formatEta(e.afterMs)} ` +
+    `then ${after} ≈ ${formatEta(e.afterMs)} ` +
     `(batch ${e.batchSize}, ${e.stepMs.toPrecision(3)} ms a step and ${formatEta(e.scoreMs)} a checkpoint's Monte Carlo score measured)`
   );
 }

@@ -16,7 +16,7 @@ export class UsageError extends Error {}
 export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
 
 /** Where the calibration rows of a tuned model come from (tune.ts). */
-export const CALIBRATION_SOURCES = ['crossfit', 'validation', 'holdout'] as const;
+export const CALIBRATION_SOURCES = ['crossfit', 'validation', 'holdout', 'winner'] as const;
 
 /** The groups of the usage text and the docs table, in their order. */
 export const SECTIONS = {
@@ -375,7 +375,7 @@ export const RUN_OPTIONS = {
     flag: 'calibration',
     arg: CALIBRATION_SOURCES.join('|'),
     section: 'tuning',
-    help: 'tuned models: fit the noise, epistemic scale and conformal scores on out-of-fold predictions of every training row (crossfit, 5 folds; regression), on the tuning validation rows, or on rows held out of the refit (--calibration-fraction)',
+    help: 'tuned models: fit the noise, epistemic scale and conformal scores on out-of-fold predictions of every training row (crossfit, 5 folds; regression), on the tuning validation rows, on rows held out of the refit (--calibration-fraction), or on the tuning validation rows with the winning candidate served as it is, without a refit (winner)',
     default: 'crossfit',
     parse: oneOf(CALIBRATION_SOURCES),
     tuneOnly: true,
@@ -443,7 +443,7 @@ export const RUN_OPTIONS = {
     flag: 'tune-budget',
     arg: 'STEPS|grid',
     section: 'tuning',
-    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); grid: every candidate trains to the longest length. Default: the full grid while fit rows × the longest length stay under 5·10⁷, else 400,000 steps with the calibration on the tuning validation rows',
+    help: 'search in this many optimiser steps by successive halving (score every candidate, the better half trains on to twice the length, until one is left), the batch size and training lengths from the data size (batch 128, doubled per doubling of the fit rows past 16,384, at most 1024, unless --batch-size); grid: every candidate trains to the longest length. Default: the full grid while fit rows × the longest length stay under 10⁷, else 800,000 steps (the longest run at most the grid longest length) at 4 × the learning rate, the winner served without a refit and calibrated on the tuning validation rows (--calibration winner)',
     default: undefined,
     shownDefault: 'by the data size',
     parse: (text, flag) =>

@@ -22,7 +22,8 @@ import { runJobs } from './tune-workers.js';
 /**
  * Where the calibration rows of a tuned model come from: `crossfit` (regression; classifiers fall back to
  * `validation`), every training row predicted out of fold (crossFitFolds); `validation`, the tuning
- * validation rows scored by the winning candidate; `holdout`, rows held out of the refit.
+ * validation rows scored by the winning candidate; `holdout`, rows held out of the refit; `winner`, the
+ * tuning validation rows calibrating the winning candidate itself, served without a refit.
  */
 export type CalibrationSource = (typeof CALIBRATION_SOURCES)[number];
 
@@ -152,10 +153,21 @@ async function validation(w: Winner): Promise<Calibrated> {
   return { refit, cal: calibrate(w.net, w.val, w.base.mcSamples, stream(w.base.seed, 'calibration'), source) };
 }
 
+/**
+ * No refit: the winning candidate, trained on the fit rows, is the model, calibrated on the tuning
+ * validation rows it never saw (the exact split-conformal guarantee, as holdout, with no training after
+ * the search; the price: the validation rows are not trained on).
+ */
+async function winner(w: Winner): Promise<Calibrated> {
+  const source = `tuning validation rows, scored by the winning candidate, which is the model (no refit: it trained on the other ${w.fit.n} rows)`;
+  return { refit: w.net, cal: calibrate(w.net, w.val, w.base.mcSamples, stream(w.base.seed, 'calibration'), source) };
+}
+
 const CALIBRATIONS: Record<CalibrationSource, (w: Winner) => Promise<Calibrated>> = {
   crossfit: crossFit,
   holdout,
   validation,
+  winner,
 };
 
 /** The refit on all training rows and its calibration from `requested` (classifiers: crossfit → validation). */

@@ -5,12 +5,12 @@
  * the default grid's 4 candidates the rungs train 4 × e, 2 × e more and 1 × 2e more epochs: 8e epochs
  * where the full grid to the same longest length (4e) trains 16e.
  *
- * Not the default (it would change the shipped models and the UCI results). Measured on split 0, seed 0,
- * 2 threads, shared machine (scripts/tune-budget.mts; CPU seconds of the whole tune, test LL of the served
- * predictive): power-plant, the full grid 235 s CPU, −2.8045 / budget 400,000 steps 112 s, −2.8155;
- * protein, budget 400,000 steps 509 s, −2.8475 / 800,000 steps 917 s, −2.8353 (the full grid not rerun:
- * issue 22 reports −2.829 in 978 s). Most of a budgeted run's time is the cross-fitted calibration and
- * refit after the search, at the chosen length.
+ * The default on large data (tune-search.ts chooseSearch; small data keep the full grid). Measured on
+ * split 0, seed 0, 2 threads, shared machine (scripts/tune-budget.mts; CPU seconds of the whole tune, test
+ * LL of the served predictive), cross-fitted, lr 0.001: power-plant, the full grid 235 s CPU, −2.8045 /
+ * budget 400,000 steps 112 s, −2.8155; protein, budget 400,000 steps 509 s, −2.8475 / 800,000 steps
+ * 917 s, −2.8353 (issue 22: the full grid −2.829 in 978 s). Most of such a run's time was the cross-fitted
+ * calibration and refit after the search, at the chosen length: the default now has neither.
  *
  * The batch size and the training lengths follow from the data size: the budget is in steps, so a larger
  * dataset gets fewer epochs of the same number of steps, and a larger batch (budgetBatchSize).
@@ -49,14 +49,27 @@ export function budgetBatchSize(fitRows: number, base: number): number {
   return Math.max(base, Math.min(MAX_BUDGET_BATCH, base * 2 ** doublings));
 }
 
-/** Successive halving's rungs for `candidates` in `budgetSteps` optimiser steps (see the file comment). */
-export function halvingPlan(candidates: number, fitRows: number, batchSize: number, budgetSteps: number): HalvingPlan {
+/**
+ * Successive halving's rungs for `candidates` in `budgetSteps` optimiser steps (see the file comment),
+ * with the longest run at most `maxEpochs` (the search halved by the data size: the grid's longest length).
+ */
+export function halvingPlan(
+  candidates: number,
+  fitRows: number,
+  batchSize: number,
+  budgetSteps: number,
+  maxEpochs = Number.POSITIVE_INFINITY,
+): HalvingPlan {
   const stepsPerEpoch = Math.ceil(fitRows / Math.min(batchSize, fitRows));
   const counts = [candidates];
   while (counts[counts.length - 1]! > 1) counts.push(Math.ceil(counts[counts.length - 1]! / 2));
   // epochs per e: all candidates for e, then rung k's survivors for 2^(k−1)·e more
   const perE = counts.reduce((a, n, k) => a + (k === 0 ? n : n * 2 ** (k - 1)), 0);
-  const e = Math.floor(budgetSteps / (stepsPerEpoch * perE));
+  // the last rung trains its survivor to e · 2^(rungs − 1)
+  const e = Math.min(
+    Math.floor(budgetSteps / (stepsPerEpoch * perE)),
+    Math.floor(maxEpochs / 2 ** (counts.length - 1)),
+  );
   if (e < 2) {
     throw new DataError(
       `a tuning budget of ${budgetSteps} steps is too small: ${candidates} candidates need at least ${2 * perE * stepsPerEpoch} (${stepsPerEpoch} steps an epoch)`,

@@ -28,7 +28,8 @@ import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration 
 import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
 import { candidateOptions, networkFromParams, type TuneJob, type TuneJobResult } from './tune-job.js';
 import { type Choice, chooseWinner } from './tune-select.js';
-import { budgetBatchSize, type HalvingPlan, halvingPlan, searchHalving } from './tune-halving.js';
+import { type HalvingPlan, halvingPlan, searchHalving } from './tune-halving.js';
+import { largeDataTraining } from './tune-scale.js';
 import {
   chooseSearch,
   HALVING_ROW_EPOCHS,
@@ -300,7 +301,7 @@ async function search(
   const fitRows = jobs[0]!.fit.n;
   const spe = stepsPerEpoch(fitRows, base.batchSize);
   if (budget) {
-    const plan = halvingPlan(grid.candidates.length, fitRows, base.batchSize, budget.steps);
+    const plan = halvingPlan(grid.candidates.length, fitRows, base.batchSize, budget.steps, budget.maxEpochs);
     const runs = plan.rungs.reduce((a, r) => a + r.candidates, 0);
     const run = progressRunner(
       { stepsTotal: plan.steps, runs, stepsPerEpoch: spe, unit: 'run' as const },
@@ -322,9 +323,9 @@ async function search(
 /** A search by successive halving, as chooseSearch gives it. */
 type Halving = Extract<SearchChoice, { kind: 'halving' }>;
 
-/** The options of a budgeted search: the batch size given, or budgetBatchSize of the fit rows. */
+/** The options of a budgeted search: its batch size and learning rate (tune-scale.ts largeDataTraining). */
 function withBudgetBatch(base: TrainOptions, budget: Halving, fitRows: number): TrainOptions {
-  return { ...base, batchSize: budget.batchSize ?? budgetBatchSize(fitRows, base.batchSize) };
+  return { ...base, ...largeDataTraining(fitRows, base, budget) };
 }
 
 /** The grid's record with the successive-halving plan the search followed. */

@@ -1,6 +1,15 @@
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_UCI_OPTIONS, loadUci, meanSe, parseUciArgs, runUci, scoreSplit, splitCsv } from '../../bench/uci.js';
+import {
+  DEFAULT_UCI_OPTIONS,
+  loadUci,
+  meanSe,
+  parseUciArgs,
+  runUci,
+  scoreSplit,
+  splitCsv,
+  trainingOrder,
+} from '../../bench/uci.js';
 import { gaussianLogLik } from '../../src/uncertainty/scoring.js';
 import { nextAutoCheck } from '../../src/uncertainty/stopping.js';
 
@@ -39,6 +48,17 @@ describe('UCI benchmark harness', () => {
     expect(s.conformal_width_90).toBeCloseTo(14, 12);
     expect(scoreSplit(y, byLevel, {}).conformal_width_90).toBeNaN();
     expect(meanSe([1, 2, 3])).toEqual([2, Math.sqrt(1 / 3)]);
+  });
+
+  it('trains every split in one queue, the largest training sets first (ties in the given order)', () => {
+    const order = trainingOrder([
+      { rows: 455, splits: 2 },
+      { rows: 41157, splits: 2 },
+      { rows: 455, splits: 1 },
+      { rows: 8611, splits: 1 },
+    ]);
+    expect(order.map((o) => `${o.dataset}.${o.split}`)).toEqual(['1.0', '1.1', '3.0', '0.0', '0.1', '2.0']);
+    expect(trainingOrder([])).toEqual([]);
   });
 
   it('parses its options and passes everything else to the training CLI', () => {

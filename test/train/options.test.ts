@@ -77,7 +77,7 @@ describe('trainer options, declared once', () => {
       out: 'models',
     });
     expect(() => parseCli([...base, '--tune', '--calibration', 'later'])).toThrow(
-      '--calibration later: expected crossfit, validation or holdout',
+      '--calibration later: expected crossfit, validation, holdout or winner',
     );
     expect(() => parseCli([...base, '--engine', 'wasm', '--activation', 'tanh'])).toThrow(
       '--engine wasm supports --activation relu only (got tanh)',

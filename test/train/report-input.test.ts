@@ -400,5 +400,10 @@ describe('report of a tuned model', () => {
     const other = textOf(byAttr(root, 'id', 'other-table')[0]!);
     expect(other).toContain('tuning.candidates4');
     expect(other).not.toContain('threads');
+    // --calibration winner: the model is the candidate itself, with no training history of its own
+    const noRefit = checkPage(renderReport({ ...input, history: [] }));
+    expect(textOf(figure(noRefit, 'loss'))).toContain(
+      'No loss curve: the model is the winning tuning candidate itself',
+    );
   });
 });

@@ -47,6 +47,10 @@ describe('successive halving plan', () => {
     const q = halvingPlan(3, 1000, 100, 8000);
     expect([q.rungs.map((r) => r.candidates), q.checkpoints, q.steps]).toEqual([[3, 2, 1], [57, 114, 228, 456], 7980]);
     expect(halvingPlan(1, 1000, 100, 8000).rungs).toEqual([{ candidates: 1, from: 0, checkpoints: [400, 800] }]);
+    // the longest run at most maxEpochs: e ≤ 300 / 2² = 75, the steps under the budget
+    const capped = halvingPlan(4, 1000, 100, 8000, 300);
+    expect([capped.checkpoints, capped.steps]).toEqual([[37, 75, 150, 300], 6000]);
+    expect(halvingPlan(4, 1000, 100, 8000, 400).checkpoints).toEqual(p.checkpoints);
     expect(() => halvingPlan(4, 1000, 100, 100)).toThrow(DataError);
     expect(() => halvingPlan(4, 1000, 100, 100)).toThrow(
       'a tuning budget of 100 steps is too small: 4 candidates need at least 160',

@@ -14,23 +14,31 @@ import {
 import { Rng } from '../../src/util/rng.js';
 
 describe('the default search from the data size (issue 22)', () => {
-  it('keeps the full grid below 5·10⁷ fit rows × epochs and halves in 400,000 steps from there', () => {
-    expect(HALVING_ROW_EPOCHS).toBe(5e7);
-    // the UCI training splits at the default grid's 4000 epochs: boston … naval keep the grid, protein halves
-    for (const fitRows of [364, 824, 614, 1279, 246, 6123, 5898, 8592]) {
+  it('keeps the full grid below 10⁷ fit rows × epochs and halves in 800,000 steps from there', () => {
+    expect([HALVING_ROW_EPOCHS, DEFAULT_BUDGET_STEPS]).toEqual([1e7, 800_000]);
+    // the UCI training splits at the default grid's 4000 epochs: the five small sets keep the grid
+    for (const fitRows of [364, 741, 553, 1151, 222]) {
       expect(chooseSearch(undefined, fitRows, 4000)).toEqual({ kind: 'grid' });
     }
-    expect(chooseSearch(undefined, 32_926, 4000)).toEqual({ kind: 'halving', steps: DEFAULT_BUDGET_STEPS, auto: true });
-    expect(chooseSearch(undefined, 12_500, 4000).kind).toBe('halving');
-    expect(chooseSearch(undefined, 12_499, 4000).kind).toBe('grid');
+    // power-plant, kin8nm, naval and protein halve, their longest run at most the grid's longest length
+    for (const fitRows of [6889, 5898, 8592, 32_926])
+      expect(chooseSearch(undefined, fitRows, 4000)).toEqual({
+        kind: 'halving',
+        steps: 800_000,
+        auto: true,
+        maxEpochs: 4000,
+      });
+    expect(chooseSearch(undefined, 2500, 4000).kind).toBe('halving');
+    expect(chooseSearch(undefined, 2499, 4000).kind).toBe('grid');
     // what is asked for wins: a budget (not by the rule), or the full grid
     expect(chooseSearch({ steps: 1000 }, 100, 10)).toEqual({ kind: 'halving', steps: 1000, auto: false });
     expect(chooseSearch('grid', 1_000_000, 4000)).toEqual({ kind: 'grid' });
   });
 
-  it('calibrates a search halved by the rule on the validation rows instead of cross-fitting', () => {
+  it('serves the winner of a search halved by the rule, calibrated on the validation rows, instead of cross-fitting', () => {
     const auto = chooseSearch(undefined, 32_926, 4000);
-    expect(searchCalibration(auto, 'crossfit')).toBe('validation');
+    expect(searchCalibration(auto, 'crossfit')).toBe('winner');
+    expect(searchCalibration(auto, 'validation')).toBe('validation');
     expect(searchCalibration(auto, 'holdout')).toBe('holdout');
     expect(searchCalibration(chooseSearch({ steps: 9 }, 32_926, 4000), 'crossfit')).toBe('crossfit');
     expect(searchCalibration(chooseSearch(undefined, 300, 4000), 'crossfit')).toBe('crossfit');
@@ -49,11 +57,12 @@ describe('the default search from the data size (issue 22)', () => {
     };
     const opts = { ...DEFAULT_TRAIN_OPTIONS, hidden: [8], batchSize: 128 };
     const e = estimateTuning(data, opts, grid, { threads: 2, calibration: 'crossfit' });
-    // 12,800 fit rows × 4000 epochs ≥ 5·10⁷; 2 candidates: 2·e + 1·e epochs of 100 steps in 400,000 steps
-    expect(e.search).toEqual({ kind: 'halving', steps: 400_000, auto: true });
-    expect([e.calibration, e.batchSize, e.searchSteps]).toEqual(['validation', 128, 3 * 1333 * 100]);
-    // no cross-fitting: the refit alone, at the longest length (2·1333 epochs of 125 steps)
-    expect(e.afterSteps).toBe(2 * 1333 * 125);
+    // 12,800 fit rows × 4000 epochs ≥ 10⁷; 2 candidates: 2·e + 1·e epochs of 100 steps in 800,000 steps,
+    // e = 2666 capped at 2000 (the last rung's 2·e at most the grid's 4000 epochs)
+    expect(e.search).toEqual({ kind: 'halving', steps: 800_000, auto: true, maxEpochs: 4000 });
+    expect([e.calibration, e.batchSize, e.searchSteps]).toEqual(['winner', 128, 3 * 2000 * 100]);
+    // no cross-fitting and no refit: the winner is the model
+    expect(e.afterSteps).toBe(0);
     const asked = estimateTuning(data, opts, grid, { threads: 2, calibration: 'crossfit', budget: 'grid' });
     expect([asked.search.kind, asked.calibration, asked.searchSteps]).toEqual(['grid', 'crossfit', 2 * 4000 * 100]);
   });

@@ -73,6 +73,23 @@ describe('--tune', () => {
     expect(r.card.refit.rows).toBe(225);
   });
 
+  it('--calibration winner: no refit, the winning candidate is the model, calibrated on the validation rows', async () => {
+    const data = heteroData(300, 9);
+    const grid: Grid = {
+      candidates: [{ dropout: 0.05, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' }],
+      epochs: [20],
+      rule: {},
+    };
+    const r = await tune(data, base, { threads: 0, grid, calibration: 'winner', calibrationFraction: 0.2 });
+    expect(r.model.trainRows).toBe(240);
+    expect(r.card.refit).toEqual({ rows: 240, epochs: 20 });
+    expect(r.card.calibration).toEqual({ source: 'winner', rows: 60 });
+    expect(r.model.calibrationSource).toContain('no refit');
+    // the served network is the one the validation metrics measured, parameter for parameter
+    expect(Array.from(r.model.net.params)).toEqual(Array.from(r.validation.model.net.params));
+    expect(r.model.metrics.validation).toEqual(r.validation.model.metrics.validation);
+  });
+
   it('workers and the main thread give the same choice and the same bytes (regression and classification)', async () => {
     const data = heteroData(300, 5);
     const grid: Grid = {
