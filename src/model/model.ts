@@ -261,6 +261,11 @@ export interface Model {
    * bytes into the same model without repeating the load's checks, their outcome included.
    */
   copyOptions?(): Partial<RuntimeOptions>;
+  /**
+   * Give back the memory runs left behind (runtime arenas, cached buffers) while the server is quiet
+   * (server/plugins/idle-gc.ts); the model keeps serving, requests arriving meanwhile are served.
+   */
+  releaseIdle?(): Promise<void>;
   /** Release the model's resources (sessions); the repository calls it once no request uses the model. */
   close(): Promise<void>;
 }

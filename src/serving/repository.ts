@@ -480,6 +480,12 @@ export class ModelRepository {
     return this.names().map((n) => this.latest.get(n)!.model);
   }
 
+  /** Every served model gives back what its runs left (Model.releaseIdle): called at a quiet moment. */
+  async releaseIdle(): Promise<void> {
+    const models = [...this.served.values()].flatMap((versions) => [...versions.values()].map((e) => e.model));
+    await Promise.all(models.map((m) => m.releaseIdle?.().catch(() => undefined)));
+  }
+
   /** Stop serving every model; resolves once all are closed (requests in flight finish first). */
   async close(): Promise<void> {
     this.state = 'closing';

@@ -26,7 +26,14 @@ import { probeShapes } from './probe.js';
 import { type ReadModel, formatChecked, readOnnx } from './read.js';
 import type { GraphIo } from './run.js';
 import { type SelfCheckOptions, agreementFor } from './self-check.js';
-import { type ModelSessions, SessionSet, byteCappedRows, checkModelSessions, createModelSessions } from './sessions.js';
+import {
+  LiveSessions,
+  SessionSet,
+  byteCappedRows,
+  checkModelSessions,
+  createModelSessions,
+  graphsOf,
+} from './sessions.js';
 
 /**
  * Everything an OnnxModel needs, from `source.file` (and `source.card` when it exists). Throws
@@ -65,7 +72,7 @@ export async function loadOnnxModel(source: ModelSource, opts: RuntimeOptions): 
     return {
       ...modelInit(source, read, match, served),
       logVarianceBounds: served.task === 'regression' ? logVarianceBounds : null,
-      ...sessions,
+      sessions: new LiveSessions(sessions, graphsOf(set, sessions), opts),
       runtime,
       loadMs: performance.now() - started,
       foldedNodes,
@@ -98,7 +105,7 @@ function modelInit(
   served: ServedShape,
 ): Omit<
   OnnxModelInit,
-  keyof ModelSessions | 'logVarianceBounds' | 'runtime' | 'loadMs' | 'foldedNodes' | 'sharedPrefixSkipped'
+  'sessions' | 'logVarianceBounds' | 'runtime' | 'loadMs' | 'foldedNodes' | 'sharedPrefixSkipped'
 > {
   const { name, file, card: cardPath } = source;
   const { task } = served;

@@ -28,7 +28,7 @@ import { type RowAccumulator, sampleRows } from './auto-rows.js';
 import type { GraphInfo } from './inspect.js';
 import { loadOnnxModel } from './load.js';
 import { MaskStream } from './masks.js';
-import type { OrtSession } from './ort.js';
+import type { LiveSessions } from './sessions.js';
 import { type GraphIo, MaskBuffers, type MaskSpec, type McGraphSession, runEval, runMcChunk } from './run.js';
 
 /** Everything an OnnxModel is made of, computed by load.ts before the model is constructed. */
@@ -56,11 +56,11 @@ export interface OnnxModelInit {
   /** Per output (one value for all outputs when the card gives one). */
   aleatoricStd: number[];
   masks: MaskSpec[];
-  evalSession: OrtSession;
-  /** MC graph repeating the input rows (null: no live dropout). */
-  mcPlain: McGraphSession | null;
-  /** MC graph repeating after the shared prefix (null: nothing to share, or switched off). */
-  mcShared: McGraphSession | null;
+  /**
+   * The eval session, the MC graph repeating the input rows (mcPlain, null: no live dropout) and the
+   * one repeating after the shared prefix (mcShared, null: nothing to share, or switched off), renewable.
+   */
+  sessions: LiveSessions;
   runtime: RuntimeOptions;
   loadMs: number;
   /** Nodes removed by folding affine steps into Gemm weights at load. */
@@ -101,9 +101,7 @@ export class OnnxModel implements Model {
   readonly batchRelaxed: string | null;
   readonly sharedPrefixSkipped: string | null;
   private readonly io: GraphIo;
-  private readonly evalSession: OrtSession;
-  private readonly mcPlain: McGraphSession | null;
-  private readonly mcShared: McGraphSession | null;
+  private readonly live: LiveSessions;
   private readonly maskBuffers: MaskBuffers;
   private readonly runtime: RuntimeOptions;
 
@@ -142,9 +140,7 @@ export class OnnxModel implements Model {
       features: init.features.length,
       masks: init.masks,
     };
-    this.evalSession = init.evalSession;
-    this.mcPlain = init.mcPlain;
-    this.mcShared = init.mcShared;
+    this.live = init.sessions;
     this.maskBuffers = new MaskBuffers(init.masks);
   }
 
@@ -163,12 +159,12 @@ export class OnnxModel implements Model {
   }
 
   get mcAvailable(): boolean {
-    return this.mcPlain !== null;
+    return this.live.sessions.mcPlain !== null;
   }
 
   /** Whether MC runs the layers before the first dropout once per row (see rewrite.ts sharedPrefixPoint). */
   get sharedPrefix(): boolean {
-    return this.mcShared !== null;
+    return this.live.sessions.mcShared !== null;
   }
 
   get dropoutRates(): number[] {
@@ -176,7 +172,7 @@ export class OnnxModel implements Model {
   }
 
   predict(x: Float32Array, rows: number): Promise<Float32Array> {
-    return runEval(this.io, this.evalSession, x, rows);
+    return this.live.use((s) => runEval(this.io, s.evalSession, x, rows));
   }
 
   /**
@@ -191,11 +187,15 @@ export class OnnxModel implements Model {
    * the first check (AUTO_MIN_SAMPLES, then every eighth more: stopping.ts nextAutoCheck) where its MC
    * errors are within the tolerance, `opts.samples` at most, with its own mask stream.
    */
-  async sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
-    if (!this.mcPlain) throw new NoDropoutError(this.name);
+  sample(x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
+    if (!this.mcAvailable) return Promise.reject(new NoDropoutError(this.name));
+    return this.live.use((s) => this.sampleOn(s.mcShared ?? s.mcPlain!, x, rows, opts));
+  }
+
+  /** sample() on the MC graph `graph`. */
+  private async sampleOn(graph: McGraphSession, x: Float32Array, rows: number, opts: McOptions): Promise<McResult> {
     const interval = this.interval(opts);
     const T = opts.samples;
-    const graph = this.mcShared ?? this.mcPlain;
     const seed = opts.seed ?? randomSeed();
     if (opts.tolerance !== undefined) {
       const ctx = {
@@ -235,7 +235,7 @@ export class OnnxModel implements Model {
   }
 
   fitsOneRun(rows: number, samples: number): boolean {
-    return this.mcPlain !== null && rows * samples <= this.maxRunRows;
+    return this.mcAvailable && rows * samples <= this.maxRunRows;
   }
 
   /**
@@ -246,7 +246,7 @@ export class OnnxModel implements Model {
    * sample() with the same seed.
    */
   async sampleBatch(jobs: readonly McJob[]): Promise<McResult[]> {
-    if (!this.mcPlain) throw new NoDropoutError(this.name);
+    if (!this.mcAvailable) throw new NoDropoutError(this.name);
     const T = jobs[0]!.opts.samples;
     let total = 0;
     const intervals = jobs.map((j) => this.interval(j.opts));
@@ -274,18 +274,13 @@ export class OnnxModel implements Model {
     const lend = this.io.masks.length === 1;
     let lent: Float32Array | null = null;
     try {
-      const { out, logVar } = await runMcChunk(
-        this.io,
-        this.mcShared ?? this.mcPlain,
-        x,
-        maskBufs,
-        T,
-        total,
-        (buf, ratio, rowSize) => {
-          const masks = MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf, lend);
-          if (masks !== buf) lent = masks;
-          return masks;
-        },
+      const fill = (buf: Float32Array, ratio: number, rowSize: number) => {
+        const masks = MaskStream.fillBatch(streams, rows, T, rowSize, ratio, buf, lend);
+        if (masks !== buf) lent = masks;
+        return masks;
+      };
+      const { out, logVar } = await this.live.use((s) =>
+        runMcChunk(this.io, s.mcShared ?? s.mcPlain!, x, maskBufs, T, total, fill),
       );
       let offset = 0;
       return jobs.map((j, k) => {
@@ -435,9 +430,17 @@ export class OnnxModel implements Model {
     };
   }
 
-  async close(): Promise<void> {
-    const all = [this.evalSession, this.mcPlain?.session, this.mcShared?.session];
-    await Promise.all(all.filter((s): s is OrtSession => !!s).map((s) => s.release()));
+  /**
+   * Give back what runs left (called at a quiet moment, server/plugins/idle-gc.ts): the cached mask
+   * buffers, and onnxruntime's arenas by new sessions (LiveSessions.renew; not while a run is running).
+   */
+  async releaseIdle(): Promise<void> {
+    this.maskBuffers.clear();
+    await this.live.renew();
+  }
+
+  close(): Promise<void> {
+    return this.live.close();
   }
 }
 

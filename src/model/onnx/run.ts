@@ -109,4 +109,9 @@ export class MaskBuffers {
   give(bufs: Float32Array[]): void {
     if (this.free.length < 8) this.free.push(bufs);
   }
+
+  /** Drop the buffers kept for reuse (an idle model's: they are as large as its largest run's masks). */
+  clear(): void {
+    this.free.length = 0;
+  }
 }

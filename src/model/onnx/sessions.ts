@@ -70,6 +70,11 @@ export class SessionSet {
     return fresh;
   }
 
+  /** The graph of a session this set created (kept while the set lives: LiveSessions.renew). */
+  graphOf(session: OrtSession): Uint8Array {
+    return this.graphs.get(session)!;
+  }
+
   async releaseAll(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.release().catch(() => undefined)));
   }
@@ -222,3 +227,140 @@ const runOnes = (io: GraphIo, g: McGraphSession) => (x: Float32Array, rows: numb
     rows,
     (b) => b.fill(1),
   );
+
+/**
+ * The served sessions of a loaded model, renewable at a quiet moment. onnxruntime-node 1.30 has no call
+ * to shrink a session's arena, which keeps the peak of the session's runs (a Monte Carlo load: about
+ * 15 MB in the main thread with MC_WORKERS=0, bench/idle-memory.ts); renew() creates the sessions again
+ * from their graphs' bytes (kept: a tabular model's graphs are KBs) and releases the old ones. Runs hold
+ * the sessions they started on (use()): a renewal never starts while one runs, a run that starts during
+ * one uses the old sessions, and those are released when their last run ends.
+ */
+export class LiveSessions {
+  private current: ModelSessions;
+  private users = 0;
+  /** Sessions replaced by a renewal, with the runs still on them. */
+  private readonly retired = new Map<ModelSessions, number>();
+  /** A run since the last renewal (a model that did not run has nothing to give back). */
+  private ran = false;
+  private renewing = false;
+  private closed = false;
+  renewals = 0;
+
+  constructor(
+    sessions: ModelSessions,
+    private readonly graphs: SessionGraphs,
+    private readonly opts: RuntimeOptions,
+  ) {
+    this.current = sessions;
+  }
+
+  /** The served sessions (their graphs and whether each exists do not change with renewals). */
+  get sessions(): ModelSessions {
+    return this.current;
+  }
+
+  /** Run `fn` on the current sessions, holding them until it settles. */
+  async use<T>(fn: (s: ModelSessions) => Promise<T>): Promise<T> {
+    const s = this.current;
+    this.ran = true;
+    this.hold(s, +1);
+    try {
+      return await fn(s);
+    } finally {
+      this.hold(s, -1);
+    }
+  }
+
+  /**
+   * New sessions of the same graphs in place of the current ones, when runs happened since the last
+   * renewal and none is running; false when it did nothing. A failure keeps the current sessions.
+   */
+  async renew(): Promise<boolean> {
+    if (!this.ran || this.users > 0 || this.renewing || this.closed) return false;
+    this.renewing = true;
+    try {
+      const old = this.current;
+      const fresh = await this.create(old);
+      if (this.closed) {
+        await releaseSessions(fresh);
+        return false;
+      }
+      this.current = fresh;
+      this.ran = false;
+      this.renewals++;
+      if (this.users === 0) await releaseSessions(old);
+      else {
+        // runs that started during the creation finish on the old sessions, then release them
+        this.retired.set(old, this.users);
+        this.users = 0;
+      }
+      return true;
+    } catch {
+      return false;
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await releaseSessions(this.current);
+  }
+
+  private hold(s: ModelSessions, delta: number): void {
+    if (s === this.current) {
+      this.users += delta;
+      return;
+    }
+    const left = this.retired.get(s)! + delta;
+    if (left > 0) this.retired.set(s, left);
+    else {
+      this.retired.delete(s);
+      void releaseSessions(s);
+    }
+  }
+
+  private async create(s: ModelSessions): Promise<ModelSessions> {
+    const made: OrtSession[] = [];
+    const again = async (bytes: Uint8Array) => {
+      const fresh = await createSession(bytes, this.opts);
+      made.push(fresh);
+      return fresh;
+    };
+    const mc = async (g: McGraphSession | null, bytes: Uint8Array | null) =>
+      g && bytes ? { ...g, session: await again(bytes) } : null;
+    try {
+      return {
+        evalSession: await again(this.graphs.evalSession),
+        mcPlain: await mc(s.mcPlain, this.graphs.mcPlain),
+        mcShared: await mc(s.mcShared, this.graphs.mcShared),
+      };
+    } catch (err) {
+      await Promise.all(made.map((m) => m.release().catch(() => undefined)));
+      throw err;
+    }
+  }
+}
+
+/** The graph bytes of each served session. */
+export interface SessionGraphs {
+  evalSession: Uint8Array;
+  mcPlain: Uint8Array | null;
+  mcShared: Uint8Array | null;
+}
+
+/** The graphs of `sessions`, from the set that created them. */
+export function graphsOf(set: SessionSet, sessions: ModelSessions): SessionGraphs {
+  return {
+    evalSession: set.graphOf(sessions.evalSession),
+    mcPlain: sessions.mcPlain ? set.graphOf(sessions.mcPlain.session) : null,
+    mcShared: sessions.mcShared ? set.graphOf(sessions.mcShared.session) : null,
+  };
+}
+
+/** Release a model's sessions (errors ignored: a released session has nothing more to give back). */
+export async function releaseSessions(s: ModelSessions): Promise<void> {
+  const all = [s.evalSession, s.mcPlain?.session, s.mcShared?.session];
+  await Promise.all(all.filter((x): x is OrtSession => !!x).map((x) => x.release().catch(() => undefined)));
+}

@@ -13,9 +13,15 @@
  * --expose-gc: it is fetched once through v8.setFlagsFromString (as the expose-gc package does); if
  * that fails, nothing happens. Whether the freed memory leaves the process is the allocator's choice:
  * glibc keeps freed body buffers for reuse (plugins/body-budget.ts).
+ *
+ * At the same quiet seconds (at most once per IDLE_GC_MIN_INTERVAL_MS) the served models give back what
+ * their runs left (Model.releaseIdle: an ONNX model's cached mask buffers and onnxruntime's arenas, by
+ * new sessions), which no collection reaches: with MC_WORKERS=0 about 15 MB after an MC load
+ * (docs/operating.md).
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { ModelRepository } from '../../serving/repository.js';
 import { appPlugin } from './app-plugin.js';
 
 const CHECK_MS = 1000;
@@ -51,11 +57,16 @@ export class IdleGc {
   private lastGc = Number.NEGATIVE_INFINITY;
   /** A model was loaded since the last collection (loaded()). */
   private loadPending = false;
+  /** Activity since the models last released (the `release` hook). */
+  private releaseDue = false;
+  private lastRelease = Number.NEGATIVE_INFINITY;
   collections = 0;
+  releases = 0;
 
   constructor(
     private readonly gc: () => void,
     private readonly bytesInUse: () => number = inUse,
+    private readonly release: () => void = () => undefined,
   ) {
     this.floor = bytesInUse();
   }
@@ -78,7 +89,14 @@ export class IdleGc {
     if (this.activityCount > 0) {
       this.activityCount = 0;
       this.dirty = true;
+      this.releaseDue = true;
       return;
+    }
+    if (this.releaseDue && nowMs - this.lastRelease >= IDLE_GC_MIN_INTERVAL_MS) {
+      this.releaseDue = false;
+      this.lastRelease = nowMs;
+      this.releases++;
+      this.release();
     }
     if (
       !this.dirty ||
@@ -107,7 +125,9 @@ declare module 'fastify' {
 export const idleGc = appPlugin(async (app) => {
   const gc = exposeGc();
   if (!gc) return;
-  const idle = new IdleGc(gc);
+  // the repository is decorated after this plugin (plugins/models.ts): read when a quiet second comes
+  const served = app as { repository?: ModelRepository };
+  const idle = new IdleGc(gc, inUse, () => void served.repository?.releaseIdle());
   app.decorate('idleGc', idle); // each request counts as activity through request-gate.ts
   app.server.on('connection', (socket) => socket.once('close', () => idle.activity()));
   const timer = setInterval(() => idle.tick(performance.now()), CHECK_MS);

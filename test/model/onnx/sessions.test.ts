@@ -6,7 +6,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { loadModel } from '../../../src/model/formats.js';
-import { DEFAULT_RUNTIME_OPTIONS } from '../../../src/model/model.js';
+import { DEFAULT_RUNTIME_OPTIONS, type McResult } from '../../../src/model/model.js';
 import type { OrtSession } from '../../../src/model/onnx/ort.js';
 import { SessionSet } from '../../../src/model/onnx/sessions.js';
 import { DataType } from '../../../src/onnx-proto/proto.js';
@@ -94,5 +94,68 @@ describe('sessions after the self-check', () => {
     await expect(old.run(feeds, ['y'])).rejects.toThrow();
     await set.releaseAll(); // releases the new session only (the old one is not released twice)
     expect(created.map((s) => s.released)).toEqual([true]);
+  });
+});
+
+describe('releaseIdle (issue 20: the arena a load of requests grew, given back at a quiet moment)', () => {
+  const x = Float32Array.from({ length: 40 }, (_, i) => (i % 7) * 0.3);
+  const mc = { samples: 200, interval: 0.9, seed: 11 };
+
+  it('answers the same on new sessions, and releases the ones that ran', async () => {
+    created.length = 0;
+    const model = await loadModel(source, DEFAULT_RUNTIME_OPTIONS);
+    const served = created.filter((s) => !s.released);
+    const before = [await model.predict(x, 4), (await model.sample(x, 4, mc)).stats];
+    await model.releaseIdle!();
+    expect(served.every((s) => s.released)).toBe(true);
+    const fresh = created.filter((s) => !s.released);
+    expect(fresh).toHaveLength(3);
+    expect(fresh.map((s) => s.runs)).toEqual([0, 0, 0]);
+    expect([await model.predict(x, 4), (await model.sample(x, 4, mc)).stats]).toEqual(before);
+    await model.close();
+    expect(created.every((s) => s.released)).toBe(true);
+  });
+
+  it('does nothing for a model that did not run since, nor while a run is running', async () => {
+    created.length = 0;
+    const model = await loadModel(source, DEFAULT_RUNTIME_OPTIONS);
+    const count = created.length;
+    await model.releaseIdle!();
+    expect(created).toHaveLength(count);
+    const running = model.sample(x, 4, { ...mc, samples: 20_000 });
+    await model.releaseIdle!();
+    expect(created).toHaveLength(count);
+    await running;
+    await model.releaseIdle!();
+    expect(created).toHaveLength(count + 3);
+    await model.close();
+  });
+
+  it('requests arriving during a renewal are served, on the old sessions, which are released after them', async () => {
+    created.length = 0;
+    const model = await loadModel(source, DEFAULT_RUNTIME_OPTIONS);
+    const served = created.filter((s) => !s.released);
+    const long = { ...mc, samples: 20_000 }; // many runs: still running when the new sessions are in place
+    const expected = [(await model.sample(x, 4, mc)).stats, (await model.sample(x, 4, long)).stats];
+    const renewal = model.releaseIdle!();
+    const during = [
+      model.sample(x, 4, long),
+      model.sample(x, 4, mc),
+      model.sampleBatch([{ x, rows: 4, opts: mc }]),
+      model.predict(x, 4),
+    ];
+    await renewal;
+    expect(created.filter((s) => !s.released)).toHaveLength(6); // the old sessions wait for their runs
+    const [a, b, c] = await Promise.all(during);
+    expect([(a as McResult).stats, (b as McResult).stats, (c as McResult[])[0]!.stats]).toEqual([
+      expected[1],
+      expected[0],
+      expected[0],
+    ]);
+    expect(served.every((s) => s.released)).toBe(true);
+    expect(created.filter((s) => !s.released)).toHaveLength(3);
+    expect((await model.sample(x, 4, mc)).stats).toEqual(expected[0]);
+    await model.close();
+    expect(created.every((s) => s.released)).toBe(true);
   });
 });
