@@ -230,9 +230,9 @@ const runOnes = (io: GraphIo, g: McGraphSession) => (x: Float32Array, rows: numb
 
 /**
  * The served sessions of a loaded model, renewable at a quiet moment. onnxruntime-node 1.30 has no call
- * to shrink a session's arena, which keeps the peak of the session's runs (a Monte Carlo load: about
- * 15 MB in the main thread with MC_WORKERS=0, bench/idle-memory.ts); renew() creates the sessions again
- * from their graphs' bytes (kept: a tabular model's graphs are KBs) and releases the old ones. Runs hold
+ * to shrink a session's arena, which keeps the peak of the session's runs (with the mask buffers, RSS
+ * +20 to +24 MB after a short MC load with MC_WORKERS=0, bench/idle-memory.ts); renew() creates the
+ * sessions again from their graphs' bytes (kept: a tabular model's graphs are 39–45 KB each) and releases the old ones. Runs hold
  * the sessions they started on (use()): a renewal never starts while one runs, a run that starts during
  * one uses the old sessions, and those are released when their last run ends.
  */

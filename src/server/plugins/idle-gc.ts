@@ -16,8 +16,8 @@
  *
  * At the same quiet seconds (at most once per IDLE_GC_MIN_INTERVAL_MS) the served models give back what
  * their runs left (Model.releaseIdle: an ONNX model's cached mask buffers and onnxruntime's arenas, by
- * new sessions), which no collection reaches: with MC_WORKERS=0 about 15 MB after an MC load
- * (docs/operating.md).
+ * new sessions), which no collection reaches: with MC_WORKERS=0 RSS 20–24 MB above idle
+ * after a short MC load without it, 3–6 MB with it (docs/benchmarks.md).
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
