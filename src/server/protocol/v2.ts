@@ -450,18 +450,30 @@ export function encodeInferBody(
   request: V2InferRequest,
   res: V2InferResponse,
 ): { body: string | Buffer; headerLength: number | null; contentType: V2ResponseBody['contentType'] } {
-  let binary: (name: string) => boolean;
-  try {
-    binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
-  } catch (err) {
-    if (err instanceof V2BinaryError) throw new InputError(err.message);
-    throw err;
+  // the head without copying the answer with an object rest (undefined id and parameters are left out)
+  const head = { model_name: res.model_name, model_version: res.model_version, id: res.id, parameters: res.parameters };
+  const outputs = res.outputs;
+  if (!allJson(request)) {
+    let binary: (name: string) => boolean;
+    try {
+      binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
+    } catch (err) {
+      if (err instanceof V2BinaryError) throw new InputError(err.message);
+      throw err;
+    }
+    if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
   }
-  const { outputs, ...head } = res;
-  if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
   // all JSON (the common case): one string, as the serializer would write it
   return { body: inferJson(head, outputs), headerLength: null, contentType: 'application/json' };
 }
+
+/**
+ * No output can be asked for in binary: no `outputs` and binary_data_output absent or false (the
+ * common case, decided without building binaryOutputSelector's map per request).
+ */
+const allJson = (request: V2InferRequest): boolean =>
+  request.outputs === undefined &&
+  (request.parameters?.binary_data_output === undefined || request.parameters.binary_data_output === false);
 
 /**
  * JSON.stringify({...head, outputs}) with each output's data as a JSON array, written directly: copying
