@@ -199,7 +199,7 @@ function binaryRows(data: V2TensorData, datatype: V2Datatype, where: string): Fl
 }
 
 function tensor(name: string, shape: number[], data: ArrayLike<number>): V2Output {
-  return { name, shape, datatype: 'FP32', data: data instanceof Float32Array ? data : Float32Array.from(data) };
+  return { name, shape, datatype: 'FP32', data: data instanceof Float32Array ? data : new Float32Array(data) };
 }
 
 /** Outputs of a predict (eval-mode) infer: the model's output tensor (+ probabilities for classifiers). */
@@ -254,16 +254,16 @@ export function mcOutputs(stats: McStats): V2Output[] {
  */
 export const SAMPLES_USED_OUTPUT = 'mc_samples_used';
 
-function samplesUsedOutputs(s: McStats, body: V2InferRequest): V2Output[] {
-  if (!s.rowSamples && !body.outputs?.some((o) => o.name === SAMPLES_USED_OUTPUT)) return [];
+function samplesUsedOutput(s: McStats, body: V2InferRequest): V2Output | null {
+  if (!s.rowSamples && !body.outputs?.some((o) => o.name === SAMPLES_USED_OUTPUT)) return null;
   const data = s.rowSamples ?? new Int32Array(s.rows).fill(s.samples);
-  return [{ name: SAMPLES_USED_OUTPUT, datatype: 'INT32', shape: [s.rows], data }];
+  return { name: SAMPLES_USED_OUTPUT, datatype: 'INT32', shape: [s.rows], data };
 }
 
 /** The on-request statistics a request's `outputs` names (the data plane resolves them per task). */
-function askedStatistics(body: V2InferRequest): Pick<SampleRequest, 'statistics'> {
+function askedStatistics(body: V2InferRequest): SampleRequest['statistics'] {
   const names = body.outputs?.map((o) => o.name).filter((n) => ON_REQUEST_V2.has(n));
-  return names?.length ? { statistics: { names, by: 'v2', field: 'outputs' } } : {};
+  return names?.length ? { names, by: 'v2', field: 'outputs' } : undefined;
 }
 
 /** Keep only the requested outputs (the request's `outputs` list), in the requested order. */
@@ -322,6 +322,8 @@ export const V2_AUTO_SAMPLE_FIELDS: SampleFields = {
   samplesName: 'mc_max_samples',
 };
 
+const SAMPLE_FIELDS = { fixed: V2_SAMPLE_FIELDS, auto: V2_AUTO_SAMPLE_FIELDS };
+
 /** A request's inputs for the data plane: rows for a tabular model, input tensors for a tensor model. */
 class V2Input implements RowsInput {
   constructor(
@@ -360,20 +362,18 @@ export function sampleRequest(
   binary: V2BinaryRequest | null = null,
 ): SampleRequest {
   const p = body.parameters ?? {};
-  return {
-    model: params.name,
-    version: params.version,
-    input: new V2Input(body.inputs, binary),
-    ...samplesOf(p.mc_samples, p.mc_tolerance, p.mc_max_samples, {
-      fixed: V2_SAMPLE_FIELDS,
-      auto: V2_AUTO_SAMPLE_FIELDS,
-    }),
-    interval: p.interval,
-    ...(p.interval_method !== undefined ? { intervalMethod: p.interval_method } : {}),
-    seed: p.seed,
-    ...askedStatistics(body),
-    ...timeoutMs(body),
-  };
+  // built in place: each conditional spread was an object copied per request (issue 20)
+  const r = samplesOf(p.mc_samples, p.mc_tolerance, p.mc_max_samples, SAMPLE_FIELDS) as SampleRequest;
+  r.model = params.name;
+  r.version = params.version;
+  r.input = new V2Input(body.inputs, binary);
+  r.interval = p.interval;
+  if (p.interval_method !== undefined) r.intervalMethod = p.interval_method;
+  r.seed = p.seed;
+  const statistics = askedStatistics(body);
+  if (statistics) r.statistics = statistics;
+  if (p.timeout !== undefined) r.timeoutMs = p.timeout / 1000;
+  return r;
 }
 
 /**
@@ -397,13 +397,15 @@ function response(
   outputs: V2Output[],
   parameters?: Record<string, unknown>,
 ): V2InferResponse {
-  return {
+  // the keys in this order, id and parameters only when there is one (JSON order of the answer)
+  const r: Partial<V2InferResponse> & Pick<V2InferResponse, 'model_name' | 'model_version'> = {
     model_name: model.name,
     model_version: model.version,
-    ...(body.id !== undefined ? { id: body.id } : {}),
-    ...(parameters ? { parameters } : {}),
-    outputs: selectOutputs(outputs, body.outputs),
   };
+  if (body.id !== undefined) r.id = body.id;
+  if (parameters) r.parameters = parameters;
+  r.outputs = selectOutputs(outputs, body.outputs);
+  return r as V2InferResponse;
 }
 
 /** A predict infer: the model's output tensor (+ probabilities for classifiers), the requested ones. */
@@ -421,15 +423,22 @@ export function encodeSample(body: V2InferRequest, r: SampleResult): V2InferResp
   const outputs = r.outputDims
     ? tensorMcOutputs(s, r.outputDims, r.model.outputLayout?.classAxis ?? null)
     : mcOutputs(s);
-  if (r.tolerance !== undefined) outputs.push(...samplesUsedOutputs(s, body));
-  return response(r.model, body, outputs, {
-    ...(r.tolerance !== undefined
+  if (r.tolerance !== undefined) {
+    const used = samplesUsedOutput(s, body);
+    if (used) outputs.push(used);
+  }
+  // built in place, in this key order (the conditional spreads were objects copied per request)
+  const parameters: Record<string, unknown> =
+    r.tolerance !== undefined
       ? { mc_samples: 'auto', mc_samples_used: s.samples, mc_tolerance: r.tolerance, mc_max_samples: r.samples }
-      : { mc_samples: r.samples }),
-    seed: r.seed,
-    ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
-    ...rangeParameters(r),
-  });
+      : { mc_samples: r.samples };
+  parameters.seed = r.seed;
+  if (s.kind === 'regression') {
+    parameters.interval = r.interval;
+    parameters.interval_method = s.intervalMethod;
+  }
+  if (r.outOfRange) parameters.out_of_range = r.outOfRange;
+  return response(r.model, body, outputs, parameters);
 }
 
 /**
@@ -441,18 +450,30 @@ export function encodeInferBody(
   request: V2InferRequest,
   res: V2InferResponse,
 ): { body: string | Buffer; headerLength: number | null; contentType: V2ResponseBody['contentType'] } {
-  let binary: (name: string) => boolean;
-  try {
-    binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
-  } catch (err) {
-    if (err instanceof V2BinaryError) throw new InputError(err.message);
-    throw err;
+  // the head without copying the answer with an object rest (undefined id and parameters are left out)
+  const head = { model_name: res.model_name, model_version: res.model_version, id: res.id, parameters: res.parameters };
+  const outputs = res.outputs;
+  if (!allJson(request)) {
+    let binary: (name: string) => boolean;
+    try {
+      binary = binaryOutputSelector(request as unknown as Record<string, unknown>);
+    } catch (err) {
+      if (err instanceof V2BinaryError) throw new InputError(err.message);
+      throw err;
+    }
+    if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
   }
-  const { outputs, ...head } = res;
-  if (outputs.some((o) => binary(o.name))) return encodeResponse(head, outputs, binary);
   // all JSON (the common case): one string, as the serializer would write it
   return { body: inferJson(head, outputs), headerLength: null, contentType: 'application/json' };
 }
+
+/**
+ * No output can be asked for in binary: no `outputs` and binary_data_output absent or false (the
+ * common case, decided without building binaryOutputSelector's map per request).
+ */
+const allJson = (request: V2InferRequest): boolean =>
+  request.outputs === undefined &&
+  (request.parameters?.binary_data_output === undefined || request.parameters.binary_data_output === false);
 
 /**
  * JSON.stringify({...head, outputs}) with each output's data as a JSON array, written directly: copying
