@@ -77,8 +77,8 @@ describe('the masked one-column head (mc-head.ts)', () => {
       'Reshape',
       'Mul',
       'ReduceSum',
-      'Reshape',
       'Add',
+      'Reshape',
     ]);
     for (const [N, T] of [
       [1, 1],
@@ -98,6 +98,8 @@ describe('the masked one-column head (mc-head.ts)', () => {
     for (let k = 0; k < want.length; k++) expect(y[k]).toBeCloseTo(want[k]!, 4);
     const noBias = sharedGraph(net({ input: ['d', 'W2'] }));
     expect(ops(noBias)).not.toContain('Add');
+    // a bias of several values (a fixed batch's) is left to the Gemm
+    expect(ops(sharedGraph(net({ input: ['d', 'W2', 'W1'] })))).toContain('Tile');
     const res = await runShared(noBias, 2, 3);
     for (let k = 0; k < res.want.length; k++) expect(res.y[k]! + B2[0]!).toBeCloseTo(res.want[k]!, 4);
   });

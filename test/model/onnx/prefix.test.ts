@@ -38,7 +38,7 @@ describe('shared prefix (layers before the first dropout run once per row)', () 
     // the one-column head after the dropout reads the prefix's rows by broadcast, without a Tile (mc-head.ts)
     const head = ops.indexOf('Reshape');
     expect(ops.slice(0, head).filter((o) => o === 'Gemm')).toHaveLength(3);
-    expect(ops.slice(head, head + 5)).toEqual(['Reshape', 'Mul', 'ReduceSum', 'Reshape', 'Add']);
+    expect(ops.slice(head, head + 5)).toEqual(['Reshape', 'Mul', 'ReduceSum', 'Add', 'Reshape']);
     expect(ops).not.toContain('Tile');
   });
 
