@@ -19,6 +19,7 @@
 import { DataType, type Graph, type Model, type Node, encodeModel, toNumber } from '../../onnx-proto/proto.js';
 import { cloneModel, consumers, isDropout, isGraphOutput } from './graph-query.js';
 import { type GraphInfo, ModelFormatError } from './inspect.js';
+import { rewriteMaskedHeads } from './mc-head.js';
 
 /** BatchNormalization exported in training mode → inference mode, keeping only its first output. */
 export function freezeBatchNorm(graph: Graph): void {
@@ -93,7 +94,8 @@ export function evalGraph(model: Model, info: DropoutGraph): Uint8Array {
   return encodeModel(m);
 }
 
-export const maskInputName = (k: number): string => `dropout_serve.mask.${k}`;
+const MASK_INPUT = 'dropout_serve.mask.';
+export const maskInputName = (k: number): string => `${MASK_INPUT}${k}`;
 
 /**
  * The graph for Monte Carlo passes: the k-th live Dropout becomes Mul(x, dropout_serve.mask.k), a
@@ -187,6 +189,8 @@ export function mcGraph<I extends DropoutGraph>(
       type: { tensor_type: { elem_type: DataType.INT64, shape: { dim: [{ dim_param: 'rank' }] } } },
     });
   }
+  // a masked one-column head reads its masks by broadcast instead of a Tile (mc-head.ts)
+  rewriteMaskedHeads(m, (name) => name.startsWith(MASK_INPUT));
   fixDeclaredShapes(g, 'mc-rows');
   return encodeModel(m);
 }
