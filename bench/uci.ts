@@ -375,9 +375,9 @@ async function queryModel(
   const gaussian: Record<string, ServedRow[]> = {};
   const conformal: Record<string, ServedRow[] | null> = {};
   let samplesUsed = Number(opts.samples);
-  const ask = async (level: number, method: 'gaussian' | 'conformal'): Promise<ServedRow[]> => {
+  const askChunk = async (rows: number[][], level: number, method: 'gaussian' | 'conformal'): Promise<ServedRow[]> => {
     const body = {
-      instances: x,
+      instances: rows,
       ...samplesField(opts),
       seed: opts.seed,
       interval: level,
@@ -392,9 +392,16 @@ async function queryModel(
       throw new Error(
         `${name}: asked for interval_method ${method}, the server answered ${String(res.interval_method)}`,
       );
-    if (opts.samples === 'auto') samplesUsed = Number(res.samples_used);
+    if (opts.samples === 'auto') samplesUsed = Math.max(samplesUsed, Number(res.samples_used));
     return res.predictions.map((r) => ({ mean: r.mean, std: r.std, lower: r.interval.lower, upper: r.interval.upper }));
   };
+  // the test rows in requests of at most QUERY_ROWS (the server's MAX_BATCH_ROWS is 1024: protein has 4573)
+  const ask = async (level: number, method: 'gaussian' | 'conformal'): Promise<ServedRow[]> => {
+    const out: ServedRow[] = [];
+    for (const rows of chunkRows(x, QUERY_ROWS)) out.push(...(await askChunk(rows, level, method)));
+    return out;
+  };
+  if (opts.samples === 'auto') samplesUsed = 0;
   for (const level of CARD_COVERAGE_LEVELS) {
     gaussian[String(level)] = await ask(level, 'gaussian');
     try {
@@ -405,6 +412,16 @@ async function queryModel(
     }
   }
   return { gaussian, conformal, samplesUsed };
+}
+
+/** Test rows per request: under the server's default MAX_BATCH_ROWS (1024). */
+export const QUERY_ROWS = 1000;
+
+/** Rows in consecutive chunks of at most `size` (one chunk when they fit: the small sets' requests are unchanged). */
+export function chunkRows<T>(rows: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+  return out;
 }
 
 /** The request's sample fields: a fixed T, or "auto" with its tolerance when one is set. */

@@ -1,8 +1,10 @@
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  chunkRows,
   DEFAULT_UCI_OPTIONS,
   loadUci,
+  QUERY_ROWS,
   meanSe,
   parseUciArgs,
   runUci,
@@ -200,3 +202,15 @@ function checkSmokeRun(r: Awaited<ReturnType<typeof runUci>>): void {
   expect(d.paper).toEqual({ rmse: [0.67, 0.05], ll: [-1.25, 0.01] });
   expect(r.table).toContain('| yacht | 2 |');
 }
+
+describe('the test rows in requests the server takes', () => {
+  it('splits protein-sized test sets under MAX_BATCH_ROWS and keeps smaller ones in one request', () => {
+    const rows = Array.from({ length: 4573 }, (_, i) => [i]);
+    const chunks = chunkRows(rows, QUERY_ROWS);
+    expect(QUERY_ROWS).toBeLessThanOrEqual(1024);
+    expect(chunks.map((c) => c.length)).toEqual([1000, 1000, 1000, 1000, 573]);
+    expect(chunks.flat()).toEqual(rows);
+    expect(chunkRows(rows.slice(0, 957), QUERY_ROWS)).toEqual([rows.slice(0, 957)]);
+    expect(chunkRows([], QUERY_ROWS)).toEqual([]);
+  });
+});
