@@ -12,29 +12,25 @@
  * calls V8's runtime per property (`Runtime_DefineKeyedOwnPropertyInLiteral`, `JSObject::MigrateToMap`).
  * Measured in docs/benchmarks.md ("Two builds under the same load", the v8 paragraph).
  *
- * The object is caught through the public async_hooks API: a hook with only `init`, enabled for one
- * `nextTick` call (synchronous), then disabled. Call this before anything that may collect: the first
- * import of the server's entry point.
+ * The object is caught without async hooks: inside a tick's callback, `executionAsyncResource()` is that
+ * tick object. (A first version caught it with an `init` async hook enabled for one call: predict's
+ * server CPU per request 1.35× in the A/B against the merge base, docs/benchmarks.md; our reading, not
+ * verified: the hook sets V8's promise hooks, and V8 then drops its promise fast paths for good.) The tick queue holds the object until its
+ * callback runs, so its maps are never unheld from the call on: make it the first import of the
+ * server's entry point, before anything may collect.
  */
-import { createHook } from 'node:async_hooks';
+import { executionAsyncResource } from 'node:async_hooks';
 
 let pinned: object | undefined;
 
-/** The pinned tick object (the same one on every call; undefined if Node gave none). */
-export function pinTickObjectMaps(): object | undefined {
-  if (pinned !== undefined) return pinned;
-  const hook = createHook({
-    init(_asyncId, type, _triggerAsyncId, resource) {
-      if (type === 'TickObject' && pinned === undefined) pinned = resource as object;
-    },
-  });
-  hook.enable();
-  try {
-    process.nextTick(() => {});
-  } finally {
-    hook.disable();
-  }
-  return pinned;
+/** Resolves to the pinned tick object (the same one on every call). */
+export function pinTickObjectMaps(): Promise<object> {
+  return new Promise((resolve) =>
+    process.nextTick(() => {
+      pinned ??= executionAsyncResource();
+      resolve(pinned);
+    }),
+  );
 }
 
-pinTickObjectMaps();
+void pinTickObjectMaps();
