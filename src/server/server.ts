@@ -3,6 +3,8 @@
  * SIGTERM/SIGINT (readiness 503, in-flight requests finish, sessions released, exit 0 within
  * SHUTDOWN_GRACE_MS; a second signal exits at once). A bad model or config exits non-zero.
  */
+// First: pins nextTick's tick object maps before anything can collect them (tick-maps.ts says why).
+import './tick-maps.js';
 import closeWithGrace from 'close-with-grace';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { ModelLoadError } from '../model/errors.js';
