@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js';
+import { ensembleRecord } from './ensemble.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
 import { type TrainOptions, trainingRecord } from './options.js';
 import type { TargetGrid, TemperatureMetrics, TrainedModel } from './train.js';
@@ -32,6 +33,8 @@ export interface ModelCard {
   dropout: number[];
   /** Dropout rate on the standardised inputs (0: no input Dropout node). */
   input_dropout: number;
+  /** An ensemble (--members): its members and how the served answer is formed (ensemble.ts). */
+  ensemble?: ReturnType<typeof ensembleRecord>;
   architecture: {
     inputs: number;
     hidden: number[];
@@ -196,6 +199,15 @@ function historyOf(m: TrainedModel): ModelCard['history'] {
   };
 }
 
+/** The rate of every Dropout node in graph order (export-onnx.ts): input, each member's layers, the selectors. */
+function graphDropout(m: TrainedModel): number[] {
+  const pIn = m.spec.inputDropout ?? 0;
+  const members = 1 + (m.ensemble?.length ?? 0);
+  const layers = Array.from({ length: members }, () => m.spec.dropout).flat();
+  const selectors = members > 1 ? ensembleRecord(members).selector_dropout : [];
+  return [...(pIn > 0 ? [pIn] : []), ...layers, ...selectors];
+}
+
 /**
  * The card (model.json, and the ONNX metadata) of a trained model: what it is, how the server serves its
  * uncertainty, how it was trained and measured, and on which data.
@@ -222,7 +234,7 @@ export function buildCard(
     input: 'input',
     output: reg ? 'prediction' : 'logits',
     output_kind: reg ? 'regression' : 'logits',
-    dropout: pIn > 0 ? [pIn, ...m.spec.dropout] : m.spec.dropout,
+    dropout: graphDropout(m),
     input_dropout: pIn,
     architecture: {
       inputs: m.spec.inputs,
@@ -232,6 +244,7 @@ export function buildCard(
       input_dropout: pIn,
       hidden_dropout: m.spec.dropout,
     },
+    ...(m.ensemble?.length ? { ensemble: ensembleRecord(m.ensemble.length + 1) } : {}),
     ...(reg ? regressionFields(m, opts, extras.intervalMethod) : classificationFields(m, opts)),
     feature_stats: { rows: m.trainRows, ...m.featureStats },
     training: trainingOf(m, opts, testSource, extras.tuning !== undefined),

@@ -180,6 +180,7 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
     calibrationFraction,
     onProgress: progress.onProgress,
     budget: args.budget,
+    members: args.members,
   };
   const tuning = await tune(data, args.opts, tuneOpts, test);
   progress.done();
@@ -231,7 +232,7 @@ async function trainOrTune(args: CliArgs, inputs: Inputs): Promise<Trained> {
 function summaryOf({ model, opts, tuning, trainMs, cpuS }: Trained, card: ModelCard): string {
   const steps = model.history.length * Math.ceil(model.trainRows / Math.min(opts.batchSize, model.trainRows));
   const chosen = tuning
-    ? `tuned: hidden ${opts.hidden.join(',')}, dropout ${opts.dropout[0]}, weight decay ${opts.weightDecay.toPrecision(3)}, ${opts.epochs} epochs, ${model.task === 'regression' ? `${model.noise}, ` : ''}refit on ${model.trainRows} rows; `
+    ? `tuned: hidden ${opts.hidden.join(',')}, dropout ${opts.dropout[0]}, weight decay ${opts.weightDecay.toPrecision(3)}, ${opts.epochs} epochs, ${model.task === 'regression' ? `${model.noise}, ` : ''}refit on ${model.trainRows} rows${model.ensemble?.length ? ` (${model.ensemble.length + 1} members)` : ''}; `
     : '';
   return (
     `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +

@@ -8,7 +8,9 @@
  *                     log-variance row, bias + 2·log(y_std) → log_variance [batch, 1] (log σ², target units²)
  *     classification: → logits [batch, K] ─ Softmax → probabilities [batch, K]
  * The input dropout (optional, `spec.inputDropout`) acts on the standardised inputs, as in the paper's
- * network (Gal & Ghahramani 2016).
+ * network (Gal & Ghahramani 2016). An ensemble (`m.ensemble`, regression) has one such network per member
+ * on the shared standardisation (names prefixed `members.j.`), mixed before the destandardisation by
+ * selectors that are Dropout ops too (mixNodes).
  *
  * Every dropout is a real ONNX Dropout op. Its `training_mode` input is the graph input
  * `training_mode` (bool scalar), so any ONNX runtime runs the model in eval mode with
@@ -27,6 +29,7 @@ import {
   encodeModel,
   floatRaw,
 } from '../onnx-proto/proto.js';
+import { selectorKeeps } from './ensemble.js';
 import type { MlpSpec } from './mlp.js';
 import type { FittedNetwork } from './train.js';
 
@@ -110,59 +113,63 @@ function inputNodes(g: GraphParts, m: FittedNetwork): string {
   return 'x_dropout';
 }
 
-/** Hidden layer `l`: Gemm, activation, and a Dropout unless its rate is 0; returns its output. */
-function hiddenLayer(g: GraphParts, m: FittedNetwork, l: number, prev: string): string {
+/** Hidden layer `l` (names prefixed by `p`: an ensemble's member): Gemm, activation, and a Dropout unless its rate is 0. */
+function hiddenLayer(g: GraphParts, m: FittedNetwork, l: number, prev: string, p: string): string {
   const layer = m.net.layers[l]!;
-  const [w, b, linOut] = [`layers.${l}.weight`, `layers.${l}.bias`, `hidden.${l}.linear`];
+  const [w, b, linOut] = [`${p}layers.${l}.weight`, `${p}layers.${l}.bias`, `${p}hidden.${l}.linear`];
   g.inits.push(floatTensor(w, [layer.out, layer.in], layer.w));
   g.inits.push(floatTensor(b, [layer.out], layer.b));
-  g.nodes.push(node('Gemm', [prev, w, b], [linOut], `layers.${l}/gemm`, GEMM_ATTR));
-  const act = `hidden.${l}.${m.spec.activation}`;
-  g.nodes.push(...ACTIVATIONS[m.spec.activation].nodes(l, linOut, act));
+  g.nodes.push(node('Gemm', [prev, w, b], [linOut], `${p}layers.${l}/gemm`, GEMM_ATTR));
+  const act = `${p}hidden.${l}.${m.spec.activation}`;
+  g.nodes.push(...ACTIVATIONS[m.spec.activation].nodes(l, linOut, act).map((n) => ({ ...n, name: `${p}${n.name}` })));
   const rate = m.spec.dropout[l]!;
   if (rate === 0) return act; // no dropout on this layer: no node (as PyTorch without an nn.Dropout)
-  const ratio = `dropout.${l}.ratio`;
+  const ratio = `${p}dropout.${l}.ratio`;
   g.inits.push(floatTensor(ratio, [], [rate]));
-  g.nodes.push(node('Dropout', [act, ratio, TRAINING_MODE_NAME], [`hidden.${l}.dropout`], `hidden.${l}/dropout`));
-  return `hidden.${l}.dropout`;
+  const out = `${p}hidden.${l}.dropout`;
+  g.nodes.push(node('Dropout', [act, ratio, TRAINING_MODE_NAME], [out], `${p}hidden.${l}/dropout`));
+  return out;
+}
+
+/** A network's outputs before destandardisation: the mean (or logits) and the log-variance of a heteroscedastic one. */
+interface Head {
+  mean: string;
+  logVariance?: string;
 }
 
 /**
- * The last layer's Gemm; returns its output in the network's units. Heteroscedastic: row 0 of the
- * layer is the mean, row 1 the log-variance, one Gemm each on the same input.
+ * The last layer's Gemm (names prefixed by `p`); returns its outputs in the network's units.
+ * Heteroscedastic: row 0 of the layer is the mean, row 1 the log-variance, one Gemm each on the same input.
  */
-function lastLayer(g: GraphParts, m: FittedNetwork, prev: string): string {
+function lastLayer(g: GraphParts, m: FittedNetwork, prev: string, p: string): Head {
   const l = m.net.layers.length - 1;
   const layer = m.net.layers[l]!;
-  const [w, b] = [`layers.${l}.weight`, `layers.${l}.bias`];
+  const [w, b] = [`${p}layers.${l}.weight`, `${p}layers.${l}.bias`];
+  const gemm = (weight: string, bias: string, out: string, name: string): Node =>
+    node('Gemm', [prev, weight, bias], [out], `${p}layers.${l}/${name}`, GEMM_ATTR);
   if (m.task === 'regression' && m.noise === 'heteroscedastic') {
     g.inits.push(floatTensor(`${w}.mean`, [1, layer.in], layer.w.subarray(0, layer.in)));
     g.inits.push(floatTensor(`${b}.mean`, [1], [layer.b[0]!]));
     g.inits.push(floatTensor(`${w}.log_variance`, [1, layer.in], layer.w.subarray(layer.in, 2 * layer.in)));
     // the network's log-variance is in standardised units: log σ²_target = s + 2·log(y_std)
     g.inits.push(floatTensor(`${b}.log_variance`, [1], [layer.b[1]! + 2 * Math.log(m.yStd)]));
-    const mean = node(
-      'Gemm',
-      [prev, `${w}.mean`, `${b}.mean`],
-      ['prediction_standardised'],
-      `layers.${l}/gemm_mean`,
-      GEMM_ATTR,
-    );
-    const logVar = node(
-      'Gemm',
-      [prev, `${w}.log_variance`, `${b}.log_variance`],
-      [LOG_VARIANCE_NAME],
-      `layers.${l}/gemm_log_variance`,
-      GEMM_ATTR,
-    );
-    g.nodes.push(mean, logVar);
-    return 'prediction_standardised';
+    const head = { mean: `${p}prediction_standardised`, logVariance: `${p}${LOG_VARIANCE_NAME}` };
+    g.nodes.push(gemm(`${w}.mean`, `${b}.mean`, head.mean, 'gemm_mean'));
+    g.nodes.push(gemm(`${w}.log_variance`, `${b}.log_variance`, head.logVariance, 'gemm_log_variance'));
+    return head;
   }
   g.inits.push(floatTensor(w, [layer.out, layer.in], layer.w));
   g.inits.push(floatTensor(b, [layer.out], layer.b));
-  const out = m.task === 'classification' ? 'logits' : 'prediction_standardised';
-  g.nodes.push(node('Gemm', [prev, w, b], [out], `layers.${l}/gemm`, GEMM_ATTR));
-  return out;
+  const out = `${p}${m.task === 'classification' ? 'logits' : 'prediction_standardised'}`;
+  g.nodes.push(gemm(w, b, out, 'gemm'));
+  return { mean: out };
+}
+
+/** One network from the (shared) standardised input to its head; `p` prefixes its names. */
+function memberNodes(g: GraphParts, m: FittedNetwork, input: string, p: string): Head {
+  let prev = input;
+  for (let l = 0; l < m.net.layers.length - 1; l++) prev = hiddenLayer(g, m, l, prev, p);
+  return lastLayer(g, m, prev, p);
 }
 
 /** The outputs: the destandardised prediction (and log-variance), or the logits and their softmax. */
@@ -185,15 +192,80 @@ function outputNodes(g: GraphParts, m: FittedNetwork, prev: string): ValueInfo[]
   return outputs;
 }
 
+const int64Tensor = (name: string, values: number[]): Tensor => ({
+  name,
+  dims: [values.length],
+  data_type: DataType.INT64,
+  raw_data: new Uint8Array(BigInt64Array.from(values, BigInt).buffer),
+});
+
+/**
+ * An ensemble's mixture (ensemble.ts): selectors s_k ∈ {0, 1} per row, s_k = min(Dropout(q_k, 1 − q_k), 1)
+ * of a constant q_k = 1/(M − k) ([batch, 1]; Min removes the mask's rounding of 1/q_k), and
+ * out = rest + s_k·(o_k − rest) folded from the last member, so that each Monte Carlo pass takes member k
+ * with probability 1/M. With dropout off s_k = q_k, and the same fold averages the members' outputs.
+ */
+function mixNodes(g: GraphParts, heads: Head[]): Head {
+  const M = heads.length;
+  g.inits.push(int64Tensor('ensemble.start', [0]), int64Tensor('ensemble.one_row', [1]));
+  g.inits.push(floatTensor('ensemble.one', [], [1]));
+  g.nodes.push(node('Shape', [INPUT_NAME], ['ensemble.input_shape'], 'ensemble/shape'));
+  g.nodes.push(
+    node('Slice', ['ensemble.input_shape', 'ensemble.start', 'ensemble.one_row'], ['ensemble.batch'], 'ensemble/batch'),
+  );
+  const concatAxis = [{ name: 'axis', type: AttributeType.INT, i: 0 }];
+  g.nodes.push(
+    node(
+      'Concat',
+      ['ensemble.batch', 'ensemble.one_row'],
+      ['ensemble.selector_shape'],
+      'ensemble/selector_shape',
+      concatAxis,
+    ),
+  );
+  const select = selectorKeeps(M).map((q, k) => {
+    const [c, ratio, kept, s] = ['keep', 'ratio', 'dropout', 'select'].map((x) => `ensemble.${k}.${x}`) as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    const value = [{ name: 'value', type: AttributeType.TENSOR, t: floatTensor('', [1], [q]) }];
+    g.inits.push(floatTensor(ratio, [], [1 - q]));
+    g.nodes.push(node('ConstantOfShape', ['ensemble.selector_shape'], [c], `ensemble.${k}/keep`, value));
+    g.nodes.push(node('Dropout', [c, ratio, TRAINING_MODE_NAME], [kept], `ensemble.${k}/dropout`));
+    g.nodes.push(node('Min', [kept, 'ensemble.one'], [s], `ensemble.${k}/select`));
+    return s;
+  });
+  const fold = (role: keyof Head, out: string): string => {
+    let acc = heads[M - 1]![role]!;
+    for (let k = M - 2; k >= 0; k--) {
+      const t = (x: string): string => `ensemble.${k}.${role}.${x}`;
+      const rest = acc;
+      g.nodes.push(node('Sub', [heads[k]![role]!, rest], [t('difference')], `ensemble.${k}/${role}/sub`));
+      g.nodes.push(node('Mul', [select[k]!, t('difference')], [t('taken')], `ensemble.${k}/${role}/mul`));
+      acc = k === 0 ? out : t('mixed');
+      g.nodes.push(node('Add', [rest, t('taken')], [acc], `ensemble.${k}/${role}/add`));
+    }
+    return acc;
+  };
+  return {
+    mean: fold('mean', 'prediction_standardised'),
+    ...(heads[0]!.logVariance ? { logVariance: fold('logVariance', LOG_VARIANCE_NAME) } : {}),
+  };
+}
+
 /** Build the ONNX model object; `metadata` is written to metadata_props in key order given. */
 export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string>): Model {
   const { spec } = m;
   const g: GraphParts = { nodes: [], inits: [] };
-  let prev = inputNodes(g, m);
+  const input = inputNodes(g, m);
   for (const [name, value] of ACTIVATIONS[spec.activation].constants ?? [])
     g.inits.push(floatTensor(name, [], [value]));
-  for (let l = 0; l < m.net.layers.length - 1; l++) prev = hiddenLayer(g, m, l, prev);
-  prev = lastLayer(g, m, prev);
+  const members = [m, ...(m.ensemble ?? [])];
+  if (members.length > 1 && m.task !== 'regression') throw new Error('an ensemble must be a regression model');
+  const heads = members.map((e, j) => memberNodes(g, e, input, members.length > 1 ? `members.${j}.` : ''));
+  const prev = members.length > 1 ? mixNodes(g, heads).mean : heads[0]!.mean;
   const outputs = outputNodes(g, m, prev);
   const hetero = m.task === 'regression' && m.noise === 'heteroscedastic';
   return {
@@ -201,7 +273,7 @@ export function buildOnnxModel(m: FittedNetwork, metadata: Record<string, string
     producer_name: 'dropout-serve',
     producer_version: '0.1.0',
     opset_import: [{ domain: '', version: OPSET }],
-    doc_string: `Dropout MLP (${[spec.inputs, ...spec.hidden, spec.outputs].join('→')}${hetero ? ', outputs: mean and log-variance' : ''}, ${spec.activation}); feed training_mode=true for Monte Carlo dropout.`,
+    doc_string: `${members.length > 1 ? `Ensemble of ${members.length} dropout MLPs, each Monte Carlo pass one member's` : 'Dropout MLP'} (${[spec.inputs, ...spec.hidden, spec.outputs].join('→')}${hetero ? ', outputs: mean and log-variance' : ''}, ${spec.activation}); feed training_mode=true for Monte Carlo dropout.`,
     graph: {
       name: 'dropout_mlp',
       node: g.nodes,

@@ -389,6 +389,15 @@ export const RUN_OPTIONS = {
     parse: num(fraction, 'a fraction in (0, 1)'),
     tuneOnly: true,
   }),
+  members: option({
+    flag: 'members',
+    arg: 'M',
+    section: 'tuning',
+    help: "networks in the served ensemble where the calibration is cross-fitted (regression, the full grid: small data; elsewhere 1): the winner's settings trained with M seeds (folds and refit), served as their uniform mixture (each Monte Carlo pass is one member's, the prediction their average); M times the calibration's training and the serving's compute",
+    default: 1,
+    parse: num((x) => int(x) && x >= 1 && x <= 10, 'an integer in [1, 10]'),
+    tuneOnly: true,
+  }),
   tuneDropout: option<number[] | undefined>({
     flag: 'tune-dropout',
     arg: 'P,P…',

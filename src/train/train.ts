@@ -4,6 +4,7 @@
  */
 import { Rng, stream } from '../util/rng.js';
 import { calibrateScaleAndNoise } from './calibrate.js';
+import { memberSeed, mixPredictives } from './ensemble.js';
 import { calibrateOnGrid } from './grid-calibration.js';
 import { type Dataset, type Task, DataError, fitStandardiser, splitRows } from './data.js';
 import {
@@ -76,6 +77,12 @@ export interface FittedNetwork {
   trainRows: number;
   valRows: number;
   featureStats: FeatureStats;
+  /**
+   * The other members of an ensemble (--members): networks with the same architecture, options and
+   * standardisation, trained with their own seeds. The model is the uniform mixture of this network and
+   * these: each Monte Carlo pass is one member's, the prediction the members' average (ensemble.ts).
+   */
+  ensemble?: FittedNetwork[];
 }
 
 export interface TemperatureMetrics {
@@ -208,6 +215,21 @@ function skipBlock(rng: Rng, b: MaskBlock, n: number): void {
 }
 
 /**
+ * A regression model's prediction (dropout off) in target units: its network's output, or for an
+ * ensemble the members' average (what the exported graph's predict gives).
+ */
+export function ensemblePrediction(m: FittedNetwork, xs: Float32Array, n: number): Float64Array {
+  const members = [m, ...(m.ensemble ?? [])];
+  const K = m.spec.outputs;
+  const pred = new Float64Array(n);
+  for (const e of members) {
+    const out = evalForward(e.net, xs, n);
+    for (let i = 0; i < n; i++) pred[i]! += (out[i * K]! * e.yStd + e.yMean) / members.length;
+  }
+  return pred;
+}
+
+/**
  * T stochastic passes (dropout on) over n standardised rows; calls `each(out, start, rows)` with the
  * rows × outputs result of rows [start, start + rows) of every pass, pass by pass and in row order within
  * a pass, PASS_CHUNK_ROWS rows at a time. Masks come from a generator seeded with `seed`: per pass the
@@ -288,6 +310,13 @@ export interface Predictive {
  * all rows would), never the T samples.
  */
 export function mcPredictive(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): Predictive {
+  if (!m.ensemble?.length) return memberPredictive(m, xs, n, samples, seed);
+  const members = [m, ...m.ensemble];
+  return mixPredictives(members.map((e, j) => memberPredictive(e, xs, n, samples, memberSeed(seed, j))));
+}
+
+/** mcPredictive of one network (an ensemble's member alone). */
+function memberPredictive(m: FittedNetwork, xs: Float32Array, n: number, samples: number, seed: number): Predictive {
   const K = m.spec.outputs;
   const logVarShift = 2 * Math.log(m.yStd);
   const hetero = m.noise === 'heteroscedastic';
@@ -359,7 +388,7 @@ export function evaluate(
   const evalOut = evalForward(m.net, xs, ds.n);
   const K = m.spec.outputs;
   if (m.task === 'regression') {
-    const pred = Float64Array.from({ length: ds.n }, (_, i) => evalOut[i * K]! * m.yStd + m.yMean);
+    const pred = ensemblePrediction(m, xs, ds.n);
     const p = mcPredictive(m, xs, ds.n, samples, seed);
     // the served epistemic std: epistemic_scale × the MC std
     const epiStd = p.epistemicVar.map((v) => m.epistemicScale * Math.sqrt(v));

@@ -3,6 +3,7 @@
  * every training row, on held-out rows, or on the tuning validation rows.
  */
 import { Rng, stream } from '../util/rng.js';
+import { memberSeed } from './ensemble.js';
 import { type Dataset, DataError, splitRows, subset } from './data.js';
 import type { CALIBRATION_SOURCES, TrainOptions } from './options.js';
 import {
@@ -85,12 +86,16 @@ export interface Winner {
   net: FittedNetwork;
   threads: number;
   calibrationFraction: number;
+  /** Networks in the served ensemble (1: one network; more: crossfit only). */
+  members: number;
 }
 
 interface Calibrated {
   refit: FittedNetwork;
   cal: Calibration;
   folds?: number;
+  /** An ensemble's networks trained on the tuning fit rows (fold 0), for the validation metrics. */
+  validationNet?: FittedNetwork;
 }
 
 /**
@@ -98,43 +103,51 @@ interface Calibrated {
  * settings trained on K − 1 folds predict the K-th, so every training row gets an honest predictive;
  * (s, σ) and the conformal scores are fitted on all of them instead of the one validation fifth. The
  * fold fits and the refit run on the workers; fold 0 reuses the winning candidate when it is the tuning
- * split.
+ * split. An ensemble (`members` > 1, ensemble.ts) repeats the folds and the refit for every member with
+ * its own seed, and each fold's predictive is the mixture of its members', as the served model's is.
  */
 async function crossFit(w: Winner): Promise<Calibrated> {
   const { data, base, options } = w;
   const K = CROSS_FIT_FOLDS;
-  const epochs = [options.epochs];
   const folds = crossFitFolds(data.n, K, stream(base.seed, 'validationSplit'));
   const reuse0 = folds[0]!.held.length === w.val.n;
   const foldData = folds.map((f) => ({ fit: subset(data, f.rest), held: subset(data, f.held) }));
-  const jobs: TuneJob[] = [{ index: 0, candidate: w.candidate, base, fit: data, val: null, epochs }];
-  const jobOfFold = foldData.map((fd, k) => {
-    if (k === 0 && reuse0) return -1;
-    jobs.push({ index: jobs.length, candidate: w.candidate, base, fit: fd.fit, val: null, epochs });
-    return jobs.length - 1;
-  });
+  const members = Array.from({ length: w.members }, (_, j) => ({ ...base, seed: memberSeed(base.seed, j) }));
+  const jobs: TuneJob[] = [];
+  const job = (b: TrainOptions, fit: Dataset): number =>
+    jobs.push({ index: jobs.length, candidate: w.candidate, base: b, fit, val: null, epochs: [options.epochs] }) - 1;
+  const plan = members.map((b, j) => ({
+    refit: job(b, data),
+    folds: foldData.map((fd, k) => (j === 0 && k === 0 && reuse0 ? -1 : job(b, fd.fit))),
+  }));
   const noop = (): void => {};
   const out = await runJobs(jobs, Math.min(w.threads, jobs.length), noop, noop);
   for (const r of out)
     if (r.error || !r.params[0])
       throw new DataError(`a cross-fitting run failed: ${r.error ?? 'diverged'}; lower --lr`);
-  const refit = {
-    ...networkFromParams(data, options, out[0]!.params[0]!, options.epochs),
-    history: out[0]!.history ?? [],
-  };
+  const net = (b: TrainOptions, fit: Dataset, i: number): FittedNetwork =>
+    i < 0 ? w.net : networkFromParams(fit, { ...options, seed: b.seed }, out[i]!.params[0]!, options.epochs);
+  const refits = plan.map((p, j) => ({
+    ...net(members[j]!, data, p.refit),
+    history: out[p.refit]!.history ?? [],
+  }));
   const preds = foldData.map((fd, k) => {
-    const job = jobOfFold[k]!;
-    const net = job < 0 ? w.net : networkFromParams(fd.fit, options, out[job]!.params[0]!, options.epochs);
-    const xs = standardise(fd.held.x, fd.held.n, fd.held.f, net.xMean, net.xStd);
-    return mcPredictive(net, xs, fd.held.n, base.mcSamples, stream(base.seed, 'crossFitFold', k));
+    const nets = plan.map((p, j) => net(members[j]!, fd.fit, p.folds[k]!));
+    const ensemble: FittedNetwork = { ...nets[0]!, ensemble: nets.slice(1) };
+    const xs = standardise(fd.held.x, fd.held.n, fd.held.f, ensemble.xMean, ensemble.xStd);
+    return mcPredictive(ensemble, xs, fd.held.n, base.mcSamples, stream(base.seed, 'crossFitFold', k));
   });
+  const refit: FittedNetwork = refits.length > 1 ? { ...refits[0]!, ensemble: refits.slice(1) } : refits[0]!;
+  const what = w.members > 1 ? `the ${w.members} members of the winner's settings` : "the winner's settings";
   const cal = calibrateRegression(
     assembleOutOfFold(data.n, folds, preds),
     data.y,
     refit.yStd,
-    `out-of-fold predictions on all ${data.n} training rows (${K}-fold cross-fitting: the winner's settings trained on the other ${K - 1} folds predict each fold; fold 1 is the tuning validation split), for the refit on all rows`,
+    `out-of-fold predictions on all ${data.n} training rows (${K}-fold cross-fitting: ${what} trained on the other ${K - 1} folds predict each fold; fold 1 is the tuning validation split), for the refit on all rows`,
   );
-  return { refit, cal, folds: K };
+  const fold0 = plan.map((p, j) => net(members[j]!, foldData[0]!.fit, p.folds[0]!));
+  const validationNet = reuse0 && fold0.length > 1 ? { ...fold0[0]!, ensemble: fold0.slice(1) } : undefined;
+  return { refit, cal, folds: K, ...(validationNet ? { validationNet } : {}) };
 }
 
 /** Rows held out of the refit calibrate it. */
@@ -170,11 +183,15 @@ const CALIBRATIONS: Record<CalibrationSource, (w: Winner) => Promise<Calibrated>
   winner,
 };
 
-/** The refit on all training rows and its calibration from `requested` (classifiers: crossfit → validation). */
+/** The calibration source a `task` gets when `requested` (classifiers: crossfit → validation). */
+export const calibrationFor = (requested: CalibrationSource, task: string): CalibrationSource =>
+  requested === 'crossfit' && task !== 'regression' ? 'validation' : requested;
+
+/** The refit on all training rows and its calibration from `requested` (calibrationFor). */
 export async function calibrateAndRefit(
   w: Winner,
   requested: CalibrationSource,
 ): Promise<Calibrated & { source: CalibrationSource }> {
-  const source = requested === 'crossfit' && w.data.task !== 'regression' ? 'validation' : requested;
+  const source = calibrationFor(requested, w.data.task);
   return { ...(await CALIBRATIONS[source](w)), source };
 }

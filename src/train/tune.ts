@@ -25,7 +25,7 @@ import { DataError, type Dataset } from './data.js';
 import { type NoiseModel, TUNE_ARCHITECTURE_RULE, TUNE_DEEP, type TrainOptions, tuneArchitectures } from './options.js';
 import { stream } from '../util/rng.js';
 import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration } from './train.js';
-import { calibrateAndRefit, type CalibrationSource } from './tune-calibrate.js';
+import { calibrateAndRefit, calibrationFor, type CalibrationSource } from './tune-calibrate.js';
 import { candidateOptions, networkFromParams, type TuneJob, type TuneJobResult } from './tune-job.js';
 import { type Choice, chooseWinner } from './tune-select.js';
 import { type HalvingPlan, halvingPlan, searchHalving } from './tune-halving.js';
@@ -38,6 +38,7 @@ import {
   searchCalibration,
 } from './tune-search.js';
 import { runJobs } from './tune-workers.js';
+import { ensembleMembers } from './ensemble.js';
 
 /** One point of the grid (the training length is scored at every checkpoint of the same run). */
 export interface Candidate {
@@ -202,6 +203,8 @@ export interface TuneOptions {
    * (tune-search.ts chooseSearch).
    */
   budget?: SearchOption;
+  /** Networks in the served ensemble where the calibration is cross-fitted (ensembleMembers); default 1. */
+  members?: number;
 }
 
 export interface TuneResult {
@@ -240,7 +243,7 @@ export interface TuneResult {
       kept: NoiseModel;
     };
     refit: { rows: number; epochs: number };
-    calibration: { source: string; rows: number; folds?: number };
+    calibration: { source: string; rows: number; folds?: number; members?: number };
     threads: number;
   };
 }
@@ -415,19 +418,30 @@ export async function tune(
   const options = candidateOptions(base, candidate, chosenEpochs);
   const net = networkFromParams(fit, options, results[choice.candidate]!.params[choice.checkpoint]!, chosenEpochs);
   const { calibrationFraction } = tuneOpts;
-  const winner = { data, fit, val, base, candidate, options, net, threads: tuneOpts.threads, calibrationFraction };
-  const { refit, cal, source, folds } = await calibrateAndRefit(
-    winner,
-    searchCalibration(searchChoice, tuneOpts.calibration),
-  );
+  const source = calibrationFor(searchCalibration(searchChoice, tuneOpts.calibration), data.task);
+  const members = ensembleMembers(tuneOpts.members ?? 1, data.task, source);
+  const winner = {
+    data,
+    fit,
+    val,
+    base,
+    candidate,
+    options,
+    net,
+    threads: tuneOpts.threads,
+    calibrationFraction,
+    members,
+  };
+  const { refit, cal, folds, validationNet } = await calibrateAndRefit(winner, source);
 
   const model = withCalibration({ ...refit, valRows: val.n }, cal);
-  // validation metrics: the winner (which never saw these rows) with the calibration the model carries
-  const validationModel: TrainedModel = { ...withCalibration(net, cal), metrics: model.metrics };
+  // validation metrics: the winner (an ensemble: its members on the fit rows), which never saw these
+  // rows, with the calibration the model carries
+  const validationModel: TrainedModel = { ...withCalibration(validationNet ?? net, cal), metrics: model.metrics };
   model.metrics.validation = evaluate(validationModel, val, stream(base.seed, 'validationMetrics'), base.mcSamples);
   if (test) model.metrics.test = evaluate(model, test, stream(base.seed, 'testMetrics'), base.mcSamples);
   const run = { fit, val, base, refitRows: refit.trainRows, threads };
-  const calibration = { source, rows: cal.rows, ...(folds ? { folds } : {}) };
+  const calibration = { source, rows: cal.rows, ...(folds ? { folds } : {}), ...(members > 1 ? { members } : {}) };
   return {
     model,
     validation: { model: validationModel, data: val },

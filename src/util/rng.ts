@@ -203,6 +203,8 @@ export const STREAMS = {
   labTest: 8,
   /** MC masks of cross-fitting fold k: offset 15 + k. */
   crossFitFold: 15,
+  /** An ensemble's member j ≥ 1 (src/train/ensemble.ts): its run's seed, and its MC masks' of a stream: offset 40 + j. */
+  ensembleMember: 40,
 } as const;
 
 export type StreamName = keyof typeof STREAMS;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/train/cli.js';
 import { type Dataset, readCsvFile, splitRows, toDataset } from '../../src/train/data.js';
+import { memberSeed } from '../../src/train/ensemble.js';
 import { exportOnnx } from '../../src/train/export-onnx.js';
 import type { ClassificationMetrics, RegressionMetrics } from '../../src/train/card-metrics.js';
 import { TUNE_DEEP_FIT_ROWS } from '../../src/train/options.js';
@@ -235,6 +236,30 @@ describe('cross-fitted calibration', () => {
       calibrationFraction: 0.2,
     });
     expect(c.card.calibration).toEqual({ source: 'validation', rows: 36 });
+  });
+
+  it('--members 2: member 0 is the one-network refit, member 1 its own seed; calibrated on the mixture; workers and inline give the same bytes', async () => {
+    const data = heteroData(300, 9);
+    const grid: Grid = {
+      candidates: [{ dropout: 0.1, inputDropout: 0, weightDecay: 1e-3, noise: 'homoscedastic' as const }],
+      epochs: [20],
+      rule: {},
+    };
+    const opts = { grid, calibration: 'crossfit' as const, calibrationFraction: 0.2 };
+    const one = await tune(data, base, { ...opts, threads: 0 });
+    const two = await tune(data, base, { ...opts, threads: 0, members: 2 });
+    expect(two.card.calibration).toEqual({ source: 'crossfit', rows: 300, folds: 5, members: 2 });
+    expect(two.model.ensemble?.length).toBe(1);
+    expect(Array.from(two.model.net.params)).toEqual(Array.from(one.model.net.params));
+    const second = fitNetwork(data, null, { ...two.options, seed: memberSeed(base.seed, 1) });
+    expect(Array.from(two.model.ensemble![0]!.net.params)).toEqual(Array.from(second.net.params));
+    expect(two.model.aleatoricStd).not.toBe(one.model.aleatoricStd); // the mixture's calibration, not member 0's
+    expect(two.model.calibrationSource).toContain('the 2 members');
+    const bytes = (r: typeof one) => Buffer.from(exportOnnx(r.model, {}));
+    expect(bytes(await tune(data, base, { ...opts, threads: 2, members: 2 })).equals(bytes(two))).toBe(true);
+    // large data (calibrated on 'winner') and classifiers serve one network whatever is asked
+    const winner = await tune(data, base, { ...opts, calibration: 'winner', threads: 0, members: 2 });
+    expect(winner.model.ensemble).toBeUndefined();
   });
 
   it('calibrates better than the validation fifth: test log-likelihood on fresh rows (homoscedastic data, σ = 0.3, 8 seeds)', async () => {
