@@ -77,8 +77,8 @@ describe('UCI benchmark harness', () => {
     ]);
     expect(o.datasets).toEqual(['yacht', 'energy']);
     expect([o.splits, o.samples]).toEqual([3, 200]);
-    expect(o.trainArgs).toEqual(['--tune', '--members', '2', '--threads', '1', '--tune-epochs=10,20']);
-    expect(parseUciArgs(['--members', '3']).trainArgs.slice(-2)).toEqual(['--members', '3']);
+    expect(o.trainArgs).toEqual(['--tune', '--members', '3', '--threads', '1', '--tune-epochs=10,20']);
+    expect(parseUciArgs(['--members', '2']).trainArgs.slice(-2)).toEqual(['--members', '2']);
     expect(parseUciArgs(['--no-tune', '--epochs', '5']).trainArgs).toEqual(['--epochs', '5']);
     expect(parseUciArgs(['--jobs', '1']).trainArgs.slice(0, 2)).toEqual(['--tune', '--threads']);
     expect(() => parseUciArgs(['--datasets', 'iris'])).toThrow('--datasets: unknown dataset iris');
@@ -100,7 +100,7 @@ describe('UCI benchmark harness', () => {
       '0.5',
     ]);
     expect([o.samples, o.tolerance, o.trained, o.pairedWith]).toEqual(['auto', 0.02, '/tmp/kept', 'ref.json']);
-    expect(o.trainArgs).toEqual(['--tune', '--threads', expect.any(String), '--members', '2', '--nll-beta', '0.5']);
+    expect(o.trainArgs).toEqual(['--tune', '--threads', expect.any(String), '--members', '3', '--nll-beta', '0.5']);
     expect(parseUciArgs(['--samples', 'auto'])).toMatchObject({ samples: 'auto', tolerance: null });
     expect(parseUciArgs([])).toMatchObject({ samples: 1000, tolerance: null, trained: null, pairedWith: null });
     expect(() => parseUciArgs(['--tolerance', '0.02'])).toThrow('--tolerance: only with --samples auto');
