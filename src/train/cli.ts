@@ -184,6 +184,10 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
   };
   const tuning = await tune(data, args.opts, tuneOpts, test);
   progress.done();
+  if (args.members > 1 && !tuning.model.ensemble && !args.quiet)
+    process.stderr.write(
+      `note: --members ${args.members} applies where the calibration is cross-fitted (regression, the full grid); this run calibrated on '${tuning.card.calibration.source}', so it serves one network\n`,
+    );
   return { model: tuning.model, opts: tuning.options, tuning, validation: tuning.validation };
 }
 

@@ -181,3 +181,27 @@ describe('the training CLI with --members 2', () => {
     }
   });
 });
+
+describe('--members where the calibration is not cross-fitted', () => {
+  it('serves one network and says so', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ds-ensemble-note-'));
+    let stderr = '';
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      stderr += String(s);
+      return true;
+    });
+    const quiet = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const code = await run([
+      ...['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'v2', '--out', out, '--seed', '1'],
+      ...['--tune', '--tune-epochs', '5', '--tune-dropout', '0.1', '--tune-weight-decay', '1'],
+      ...['--members', '2', '--calibration', 'validation', '--threads', '0'],
+    ]);
+    err.mockRestore();
+    quiet.mockRestore();
+    expect(code).toBe(0);
+    expect(stderr).toContain(
+      "note: --members 2 applies where the calibration is cross-fitted (regression, the full grid); this run calibrated on 'validation', so it serves one network",
+    );
+    expect(JSON.parse(readFileSync(join(out, 'v2', 'model.json'), 'utf8')).ensemble).toBeUndefined();
+  });
+});
