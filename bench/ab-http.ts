@@ -5,7 +5,8 @@
  * them, with their own models/, one after the other under the same load (wrk, c=32, one row: predict,
  * MC T=100 on /v1 and on V2), in alternated rounds after a warm-up. Prints per case B/A of req/s (median
  * and best of the rounds, and every round) and of the server's CPU time per request (/proc, worker
- * threads included), which is less sensitive to other load on a shared machine. Needs wrk and Linux.
+ * threads included), which is less sensitive to other load on a shared machine, and of its main thread
+ * alone (the event loop: HTTP, codecs, the data plane; /proc/PID/task/PID). Needs wrk and Linux.
  * `A_ENV` / `B_ENV` (JSON objects) add environment variables to one side: the same build under two
  * settings, e.g. `B_ENV='{"MALLOC_MMAP_THRESHOLD_":"131072"}' npx tsx bench/ab-http.ts . .`. `AB_CASES` (a comma
  * list of case numbers from 0: predict, MC /v1, MC V2) runs only those; `A_SERVER` / `B_SERVER` the server
@@ -39,9 +40,11 @@ const ALL_CASES: [string, string, unknown][] = [
 const CASES = process.env.AB_CASES ? process.env.AB_CASES.split(',').map((i) => ALL_CASES[Number(i)]!) : ALL_CASES;
 const tmp = mkdtempSync(join(tmpdir(), 'ab-http-'));
 
-/** utime + stime of a process, in clock ticks (100 per second). */
-const ticks = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/** utime + stime of a process (or, `main`, of its main thread alone), in clock ticks (100 per second). */
+const ticks = (pid: number, main = false): number => {
+  const fields = readFileSync(main ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
+    .split(') ')[1]!
+    .split(' ');
   return Number(fields[11]) + Number(fields[12]);
 };
 
@@ -70,13 +73,20 @@ async function start(
   }
 }
 
-function wrk(port: number, path: string, body: unknown, pid: number, secs: number): { rps: number; cpuUs: number } {
+function wrk(
+  port: number,
+  path: string,
+  body: unknown,
+  pid: number,
+  secs: number,
+): { rps: number; cpuUs: number; mainUs: number } {
   const script = join(tmp, 'post.lua');
   writeFileSync(
     script,
     `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\nwrk.headers["Content-Type"] = "application/json"\n`,
   );
   const t0 = ticks(pid);
+  const m0 = ticks(pid, true);
   const out = execFileSync('wrk', [
     '-t1',
     '-c32',
@@ -87,7 +97,11 @@ function wrk(port: number, path: string, body: unknown, pid: number, secs: numbe
   ]).toString();
   if (/Non-2xx|Socket errors/.test(out)) throw new Error(`errors under load:\n${out}`);
   const requests = Number(/(\d+) requests in/.exec(out)![1]);
-  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), cpuUs: ((ticks(pid) - t0) * 10_000) / requests };
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]),
+    cpuUs: ((ticks(pid) - t0) * 10_000) / requests,
+    mainUs: ((ticks(pid, true) - m0) * 10_000) / requests,
+  };
 }
 
 const sides: { name: string; port: number; proc: ChildProcess }[] = [];
@@ -108,7 +122,11 @@ try {
     `${rounds} alternated rounds of ${seconds} s, wrk -t1 -c32`,
     '',
   ];
-  const results = CASES.map(() => ({ rps: [[], []] as number[][], cpu: [[], []] as number[][] }));
+  const results = CASES.map(() => ({
+    rps: [[], []] as number[][],
+    cpu: [[], []] as number[][],
+    main: [[], []] as number[][],
+  }));
   for (let r = 0; r < rounds; r++) {
     CASES.forEach(([name, path, body], c) => {
       const order = r % 2 === 0 ? [0, 1] : [1, 0];
@@ -116,6 +134,7 @@ try {
         const m = wrk(sides[k]!.port, path, body, sides[k]!.proc.pid!, seconds);
         results[c]!.rps[k]!.push(m.rps);
         results[c]!.cpu[k]!.push(m.cpuUs);
+        results[c]!.main[k]!.push(m.mainUs);
       }
       const x = results[c]!;
       process.stderr.write(
@@ -124,12 +143,14 @@ try {
     });
   }
   CASES.forEach(([name], c) => {
-    const { rps, cpu } = results[c]!;
+    const { rps, cpu, main } = results[c]!;
     const ratios = rps[0]!.map((a, i) => rps[1]![i]! / a);
     const cpuRatios = cpu[0]!.map((a, i) => cpu[1]![i]! / a);
+    const mainRatios = main[0]!.map((a, i) => main[1]![i]! / a);
     lines.push(
       `${name}: req/s B/A median ${(median(rps[1]!) / median(rps[0]!)).toFixed(3)}, best ${(Math.max(...rps[1]!) / Math.max(...rps[0]!)).toFixed(3)} (A median ${median(rps[0]!).toFixed(0)}, B ${median(rps[1]!).toFixed(0)}); rounds ${ratios.map((v) => v.toFixed(2)).join(' ')}`,
       `  server CPU per request B/A median ${median(cpuRatios).toFixed(3)} (A ${median(cpu[0]!).toFixed(1)} µs, B ${median(cpu[1]!).toFixed(1)} µs); rounds ${cpuRatios.map((v) => v.toFixed(2)).join(' ')}`,
+      `  main thread's CPU per request B/A median ${median(mainRatios).toFixed(3)} (A ${median(main[0]!).toFixed(1)} µs, B ${median(main[1]!).toFixed(1)} µs); rounds ${mainRatios.map((v) => v.toFixed(2)).join(' ')}`,
     );
   });
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -232,9 +232,11 @@ export class McScheduler {
       const left = work.deadline - performance.now();
       if (left <= 0) return e.abort(new DeadlineExceededError(work.timeoutMs, 'queued'));
       if (work.client?.closed) return e.abort(new CancelledError());
+      // whole milliseconds: Node keeps a timer list per distinct delay, and a fractional one made a list
+      // (and a priority-queue entry) per request; requests of one timeout now share a list
       e.timer = setTimeout(
         () => this.abort(e, new DeadlineExceededError(work.timeoutMs, e.state === 'running' ? 'running' : 'queued')),
-        left,
+        Math.ceil(left),
       );
       if (work.client) e.unlisten = work.client.onClose(() => this.abort(e, new CancelledError()));
       this.queue.push(e);
