@@ -299,6 +299,9 @@ export class McScheduler {
       }
       for (const e of batch) e.state = 'running';
       this.waiting -= batch.length;
+      // the array would keep every entry taken since it last ran empty, which under steady load it
+      // never does: their requests and responses survived into the old generation (issue 20)
+      if (this.head > 64 && this.head * 2 > this.queue.length) this.compact();
       this.busy++;
       this.runner(batch)
         .catch((err: unknown) => {
