@@ -12,6 +12,9 @@
  * list of case numbers from 0: predict, MC /v1, MC V2) runs only those; `A_SERVER` / `B_SERVER` the server
  * script of a side (default dist/server/server.js), e.g. predict against a bare Fastify echo of the same
  * body: `A_SERVER=bench/echo-server.ts AB_CASES=0 npx tsx bench/ab-http.ts . . 5 3`.
+ * `AB_RESTART=1` starts both servers afresh (and warms them up) for every round: a server keeps for its
+ * lifetime the speed it settled into at start (two instances of one build differed by a quarter in main-
+ * thread CPU per MC request, docs/benchmarks.md), so without it a run compares instances, not builds.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -104,22 +107,35 @@ function wrk(
   };
 }
 
-const sides: { name: string; port: number; proc: ChildProcess }[] = [];
-for (const [name, dir, env, script] of [
+const SIDES = [
   ['A', dirA, process.env.A_ENV, process.env.A_SERVER],
   ['B', dirB, process.env.B_ENV, process.env.B_SERVER],
-] as const) {
-  const port = await freePort();
-  const extraEnv = JSON.parse(env ?? '{}') as Record<string, string>;
-  sides.push({ name, port, proc: await start(dir, port, extraEnv, script) });
+] as const;
+/** AB_RESTART=1: fresh servers (started and warmed up again) for every round. */
+const restart = process.env.AB_RESTART === '1';
+let sides: { name: string; port: number; proc: ChildProcess }[] = [];
+
+/** Both servers started and warmed up (2 s of each case), the previous ones stopped. */
+async function startSides(): Promise<void> {
+  await Promise.all(
+    sides.map((s) => new Promise((r) => (s.proc.exitCode !== null ? r(null) : s.proc.once('exit', r).kill('SIGTERM')))),
+  );
+  sides = [];
+  for (const [name, dir, env, script] of SIDES) {
+    const port = await freePort();
+    const extraEnv = JSON.parse(env ?? '{}') as Record<string, string>;
+    sides.push({ name, port, proc: await start(dir, port, extraEnv, script) });
+  }
+  for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2);
 }
+
 try {
-  for (const [, path, body] of CASES) for (const s of sides) wrk(s.port, path, body, s.proc.pid!, 2); // warm-up
+  await startSides();
   const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
   const lines: string[] = [
     `A = ${dirA}`,
     `B = ${dirB}`,
-    `${rounds} alternated rounds of ${seconds} s, wrk -t1 -c32`,
+    `${rounds} alternated rounds of ${seconds} s, wrk -t1 -c32${restart ? ', fresh servers each round' : ''}`,
     '',
   ];
   const results = CASES.map(() => ({
@@ -128,6 +144,7 @@ try {
     main: [[], []] as number[][],
   }));
   for (let r = 0; r < rounds; r++) {
+    if (restart && r > 0) await startSides();
     CASES.forEach(([name, path, body], c) => {
       const order = r % 2 === 0 ? [0, 1] : [1, 0];
       for (const k of order) {
