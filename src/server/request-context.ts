@@ -14,16 +14,27 @@ import type { ClientLink, PredictRequest } from '../serving/dataplane.js';
 
 const TIMEOUT_RE = /^\s*\d{1,10}\s*$/;
 
+/** A connection's close callbacks of its requests in flight, on the socket: one listener per connection. */
+const CLOSE_CALLBACKS = Symbol('closeCallbacks');
+interface LinkSocket {
+  destroyed?: boolean;
+  once?: (event: 'close', f: () => void) => unknown;
+  [CLOSE_CALLBACKS]?: Set<() => void>;
+}
+
 /**
  * The client link of one HTTP request. A class, not an object literal with a getter: a literal's
  * accessor is a new closure per request, and V8 gave each such object a map of its own, allocated in
  * old space (predict under wrk c=32: 3.5 KB promoted per request against 0.5 with the class, and
- * roughly twice the server CPU per request; bench notes in the h7 report).
+ * roughly twice the server CPU per request; bench notes in the h7 report). `onClose` listens on the
+ * socket, once per connection (a keep-alive connection carries many requests), rather than with a
+ * listener added to and removed from each response (issue 20: the EventEmitter's bookkeeping was a
+ * Monte Carlo request's cost); the response's own 'close' only where there is no socket to listen to.
  */
 class HttpClientLink implements ClientLink {
   constructor(
     private readonly res: FastifyReply['raw'],
-    private readonly socket: { destroyed?: boolean } | null,
+    private readonly socket: LinkSocket | null,
   ) {}
 
   get closed(): boolean {
@@ -35,8 +46,23 @@ class HttpClientLink implements ClientLink {
     const f = (): void => {
       if (!res.writableFinished) cb();
     };
-    res.once('close', f);
-    return () => res.removeListener('close', f);
+    const socket = this.socket;
+    if (typeof socket?.once !== 'function') {
+      res.once('close', f);
+      return () => res.removeListener('close', f);
+    }
+    let callbacks = socket[CLOSE_CALLBACKS];
+    if (callbacks === undefined) {
+      const all = new Set<() => void>();
+      socket.once('close', () => {
+        for (const g of all) g();
+        all.clear();
+      });
+      socket[CLOSE_CALLBACKS] = all;
+      callbacks = all;
+    }
+    callbacks.add(f);
+    return () => callbacks.delete(f);
   }
 }
 
@@ -47,7 +73,7 @@ class HttpClientLink implements ClientLink {
  * Throws InputError for a bad header.
  */
 export function withContext<R extends PredictRequest>(r: R, req: FastifyRequest, reply: FastifyReply): R {
-  r.client = new HttpClientLink(reply.raw, req.raw.socket as { destroyed?: boolean } | null);
+  r.client = new HttpClientLink(reply.raw, req.raw.socket as LinkSocket | null);
   r.elapsedMs = reply.elapsedTime;
   const header = req.headers['x-request-timeout'];
   if (header === undefined) return r;

@@ -336,6 +336,9 @@ export class DataPlane implements ModelHooks {
       const outOfRange = this.outOfRange(m, x, rows, field);
       const started = performance.now();
       t.decoded = started;
+      // literals of one shape whatever the request asks (an absent option is undefined): a spread of a
+      // conditional literal copied its keys on every request
+      const tolerance = auto ? req.tolerance : undefined;
       try {
         const { stats, seed } = await this.submitMc(
           m,
@@ -347,20 +350,19 @@ export class DataPlane implements ModelHooks {
             intervalMethod: req.intervalMethod,
             seed: req.seed,
             returnSamples: req.returnSamples,
-            ...(statistics ? { statistics } : {}),
-            ...(auto ? { tolerance: req.tolerance } : {}),
+            statistics,
+            tolerance,
           },
           req,
           t,
         );
         checkFiniteStats(stats);
         ok = true;
-        const tolerance = auto ? { tolerance: req.tolerance } : {};
-        const result = {
+        const result: SampleResult = {
           model: m,
           rows,
           samples,
-          ...tolerance,
+          tolerance,
           interval,
           returnSamples: !!req.returnSamples,
           stats,

@@ -16,6 +16,7 @@
  */
 import { CancelledError } from '../model/errors.js';
 import type { InputTensor, McJob, McResult, Model, RunSignal } from '../model/model.js';
+import { type Deadlined, Deadlines } from './deadlines.js';
 import { DeadlineExceededError, OverloadedError } from './errors.js';
 import type { RequestTiming } from './inference-statistics.js';
 
@@ -61,19 +62,26 @@ export interface McWork {
  * first, after which the runner's outcome is ignored. It is the RunSignal of its own run: `aborted`
  * once settled by an abort.
  */
-export class McEntry implements RunSignal {
+export class McEntry implements RunSignal, Deadlined {
   state: 'queued' | 'running' | 'done' = 'queued';
   /** Set by a runner whose work can be stopped (a worker task): called on an abort while running. */
   stop: (() => void) | null = null;
   private abortReason: Error | null = null;
-  timer: ReturnType<typeof setTimeout> | null = null;
+  /** Its place among the lane's deadlines (deadlines.ts; −1: not there). */
+  heapIndex = -1;
   unlisten: (() => void) | null = null;
 
   constructor(
     readonly work: McWork,
     private readonly done: (r: McResult) => void,
     private readonly failed: (err: unknown) => void,
+    /** Called once when it is settled (the lane forgets its deadline). */
+    private readonly settled: (e: McEntry) => void = () => {},
   ) {}
+
+  get deadline(): number {
+    return this.work.deadline;
+  }
 
   get aborted(): boolean {
     return this.abortReason !== null;
@@ -107,9 +115,8 @@ export class McEntry implements RunSignal {
   private finish(): boolean {
     if (this.state === 'done') return false;
     this.state = 'done';
-    if (this.timer) clearTimeout(this.timer);
+    this.settled(this);
     this.unlisten?.();
-    this.timer = null;
     this.unlisten = null;
     return true;
   }
@@ -153,6 +160,11 @@ export class McScheduler {
    * retry storm the lane refuses hundreds of requests a second with one answer; nothing writes to it).
    */
   private lastRefusal: OverloadedError | null = null;
+  /** The deadlines of the entries admitted and not settled, under one timer. */
+  private readonly deadlines = new Deadlines<McEntry>((e) =>
+    this.abort(e, new DeadlineExceededError(e.work.timeoutMs, e.state === 'running' ? 'running' : 'queued')),
+  );
+  private readonly forget = (e: McEntry): void => this.deadlines.remove(e);
 
   constructor(
     /**
@@ -228,14 +240,10 @@ export class McScheduler {
     const full = this.refusal();
     if (full) return Promise.reject(full);
     return new Promise<McResult>((resolve, reject) => {
-      const e = new McEntry(work, resolve, reject);
-      const left = work.deadline - performance.now();
-      if (left <= 0) return e.abort(new DeadlineExceededError(work.timeoutMs, 'queued'));
+      const e = new McEntry(work, resolve, reject, this.forget);
+      if (work.deadline <= performance.now()) return e.abort(new DeadlineExceededError(work.timeoutMs, 'queued'));
       if (work.client?.closed) return e.abort(new CancelledError());
-      e.timer = setTimeout(
-        () => this.abort(e, new DeadlineExceededError(work.timeoutMs, e.state === 'running' ? 'running' : 'queued')),
-        left,
-      );
+      this.deadlines.add(e);
       if (work.client) e.unlisten = work.client.onClose(() => this.abort(e, new CancelledError()));
       this.queue.push(e);
       this.waiting++;
@@ -297,6 +305,9 @@ export class McScheduler {
       }
       for (const e of batch) e.state = 'running';
       this.waiting -= batch.length;
+      // the array would keep every entry taken since it last ran empty, which under steady load it
+      // never does: their requests and responses survived into the old generation (issue 20)
+      if (this.head > 64 && this.head * 2 > this.queue.length) this.compact();
       this.busy++;
       this.runner(batch)
         .catch((err: unknown) => {

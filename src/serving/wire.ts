@@ -36,7 +36,8 @@ export function packBatch(
   const meta = new Float64Array(META * jobs.length);
   let at = 0;
   jobs.forEach((j, k) => {
-    x.set(j.x.subarray(0, j.rows * features), at * features);
+    const n = j.rows * features;
+    x.set(j.x.length === n ? j.x : j.x.subarray(0, n), at * features);
     at += j.rows;
     const o = META * k;
     meta[o] = j.rows;

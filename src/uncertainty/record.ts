@@ -58,8 +58,26 @@ export function statValues(s: McStats, d: StatDescriptor): Float64Array | Int32A
   return (s as unknown as Record<string, Float64Array | Int32Array>)[d.key]!;
 }
 
-/** The statistics the record holds, in table order: those served always and the on-request ones asked for. */
+/** Per task, the statistics served always and those on request (table order). */
+const SERVED = {
+  regression: servedSplit(STATS.regression),
+  classification: servedSplit(STATS.classification),
+};
+
+function servedSplit(table: readonly StatDescriptor[]): {
+  always: readonly StatDescriptor[];
+  onRequest: readonly StatDescriptor[];
+} {
+  return { always: table.filter((d) => d.served === 'always'), onRequest: table.filter((d) => d.served !== 'always') };
+}
+
+/**
+ * The statistics the record holds, in table order: those served always and the on-request ones asked
+ * for. A record without on-request ones (most) gets a shared list: no array is made per call.
+ */
 export function servedStats(s: McStats): readonly StatDescriptor[] {
+  const { always, onRequest } = SERVED[s.kind];
+  if (!onRequest.some((d) => d.key in s)) return always;
   const table = STATS[s.kind];
   const held = table.filter((d) => d.served === 'always' || d.key in s);
   return held.length === table.length ? table : held;

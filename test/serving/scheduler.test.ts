@@ -285,4 +285,25 @@ describe('McScheduler (admission control for Monte Carlo)', () => {
     expect(((await errorOf(s.submit(w))) as Error).message).toBe('boom');
     expect(s.running).toBe(0);
   });
+
+  it('under steady load (the queue never runs empty) it does not keep the entries it handed out', async () => {
+    const { s, runs, gates, work } = harness(1000, 1, 100);
+    const answers: Promise<unknown>[] = [];
+    for (let seed = 0; seed < 3; seed++) answers.push(s.submit(work(seed)));
+    await tick();
+    for (let seed = 3; seed < 600; seed++) {
+      answers.push(s.submit(work(seed)));
+      gates.shift()!();
+      await tick();
+      expect(s.depth).toBeGreaterThan(0);
+    }
+    // the array holds the waiting entries and at most a bounded tail of those already taken
+    expect((s as unknown as { queue: McEntry[] }).queue.length).toBeLessThan(140);
+    while (gates.length > 0) {
+      gates.shift()!();
+      await tick();
+    }
+    await Promise.all(answers);
+    expect(runs.flat()).toEqual(Array.from({ length: 600 }, (_, i) => i));
+  });
 });

@@ -67,7 +67,7 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
     if (clientLeft(req)) return done(new ClientGoneError(), undefined);
     try {
       const type = req.headers['content-type'];
-      const media = type === undefined ? undefined : type.split(';')[0]!.trim().toLowerCase();
+      const media = type === undefined ? undefined : mediaType(type);
       if (media !== undefined && !V2_MEDIA_TYPES.has(media)) {
         throw new UnsupportedMediaTypeError(
           `content-type "${type!.slice(0, 100)}" is not supported; send application/json (or no content-type), or binary tensors with Inference-Header-Content-Length`,
@@ -94,6 +94,12 @@ export function useV2Bodies(app: FastifyInstance, opts: V2BodyOptions): void {
       done(err instanceof V2BinaryError ? new InputError(err.message) : (err as Error), undefined);
     }
   });
+}
+
+/** A Content-Type's media type, lower case, without its parameters (no array per request, as split made). */
+function mediaType(type: string): string {
+  const semicolon = type.indexOf(';');
+  return (semicolon < 0 ? type : type.slice(0, semicolon)).trim().toLowerCase();
 }
 
 /** The body without its Content-Encoding (gzip, deflate or identity), at most `limit` bytes. */

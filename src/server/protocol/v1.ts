@@ -79,6 +79,8 @@ export const V1_AUTO_SAMPLE_FIELDS: SampleFields = {
   workAdvice: 'send fewer rows or a lower max_samples',
 };
 
+const V1_FIELD_NAMES = { fixed: V1_SAMPLE_FIELDS, auto: V1_AUTO_SAMPLE_FIELDS };
+
 /** The data plane's samples, tolerance and limit names of a request's samples field. */
 export function samplesOf(
   samples: number | 'auto' | undefined,
@@ -119,20 +121,27 @@ export function predictRequest(name: string, body: PredictBody, version?: string
   return { model: name, version, input: inputOf(body), timeoutMs: undefined, elapsedMs: undefined, client: undefined };
 }
 
+/**
+ * One literal of one shape whatever the body holds (an absent field is undefined, and every field
+ * withContext sets is there): a spread of a conditional literal copied its keys on every request.
+ */
 export function uncertaintyRequest(name: string, body: UncertaintyBody, version?: string): SampleRequest {
+  const { samples, tolerance, fields } = samplesOf(body.samples, body.tolerance, body.max_samples, V1_FIELD_NAMES);
   return {
     model: name,
     version,
     input: inputOf(body),
-    ...samplesOf(body.samples, body.tolerance, body.max_samples, {
-      fixed: V1_SAMPLE_FIELDS,
-      auto: V1_AUTO_SAMPLE_FIELDS,
-    }),
+    samples,
+    tolerance,
+    fields,
     interval: body.interval,
-    ...(body.interval_method !== undefined ? { intervalMethod: body.interval_method } : {}),
+    intervalMethod: body.interval_method,
     seed: body.seed,
     returnSamples: body.return_samples,
-    ...(body.statistics?.length ? { statistics: { names: body.statistics, by: 'v1', field: 'statistics' } } : {}),
+    statistics: body.statistics?.length ? { names: body.statistics, by: 'v1', field: 'statistics' } : undefined,
+    timeoutMs: undefined,
+    elapsedMs: undefined,
+    client: undefined,
   };
 }
 
@@ -172,11 +181,24 @@ export function encodeUncertainty(r: SampleResult): {
       if (names.length) predictions[i]!.out_of_range = names;
     });
   }
+  // the keys in this order; a fixed T's answers are literals (a spread of a conditional one copied its keys)
+  if (r.tolerance === undefined)
+    return s.kind === 'regression'
+      ? {
+          model: r.model.name,
+          samples: r.samples,
+          interval: r.interval,
+          interval_method: s.intervalMethod,
+          seed: r.seed,
+          predictions,
+        }
+      : { model: r.model.name, samples: r.samples, seed: r.seed, predictions };
   return {
     model: r.model.name,
-    ...(r.tolerance !== undefined
-      ? { samples: 'auto' as const, samples_used: s.samples, tolerance: r.tolerance, max_samples: r.samples }
-      : { samples: r.samples }),
+    samples: 'auto',
+    samples_used: s.samples,
+    tolerance: r.tolerance,
+    max_samples: r.samples,
     ...(s.kind === 'regression' ? { interval: r.interval, interval_method: s.intervalMethod } : {}),
     seed: r.seed,
     predictions,
