@@ -40,7 +40,7 @@ export function ensembleRecord(M: number): { members: number; selector_dropout: 
   };
 }
 
-/** Member j's seed of a Monte Carlo stream `seed` (member 0: the seed itself, so one member is unchanged). */
+/** Member j's seed from `seed`, a run's or a Monte Carlo stream's (member 0: the seed itself, so one member is unchanged). */
 export const memberSeed = (seed: number, j: number): number => (j === 0 ? seed : stream(seed, 'ensembleMember', j));
 
 /** The uniform mixture of the members' predictives (same rows, in target units). */
