@@ -234,12 +234,13 @@ async function trainOrTune(args: CliArgs, inputs: Inputs): Promise<Trained> {
 
 /** The run's one-paragraph summary (stdout and report.md). */
 function summaryOf({ model, opts, tuning, trainMs, cpuS }: Trained, card: ModelCard): string {
+  // a model served without a refit (calibration winner) keeps no history: its steps are not counted here
   const steps = model.history.length * Math.ceil(model.trainRows / Math.min(opts.batchSize, model.trainRows));
   const chosen = tuning
     ? `tuned: hidden ${opts.hidden.join(',')}, dropout ${opts.dropout[0]}, weight decay ${opts.weightDecay.toPrecision(3)}, ${opts.epochs} epochs, ${model.task === 'regression' ? `${model.noise}, ` : ''}refit on ${model.trainRows} rows${model.ensemble?.length ? ` (${model.ensemble.length + 1} members)` : ''}; `
     : '';
   return (
-    `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps} steps, ${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +
+    `${chosen}epochs run ${model.epochsRun} (best ${model.bestEpoch}), ${steps > 0 ? `${steps} steps, ` : ''}${(trainMs / 1000).toFixed(2)} s (${cpuS.toFixed(2)} s CPU)` +
     (model.task === 'regression'
       ? `, aleatoric σ ${model.aleatoricStd.toPrecision(4)} (${card.target} units${model.noise === 'heteroscedastic' ? ', a floor on the predicted variance' : ''}), epistemic scale ${model.epistemicScale.toPrecision(4)}`
       : `, temperature ${model.temperature.toPrecision(4)}`)

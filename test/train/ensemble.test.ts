@@ -204,4 +204,24 @@ describe('--members where the calibration is not cross-fitted', () => {
     );
     expect(JSON.parse(readFileSync(join(out, 'v2', 'model.json'), 'utf8')).ensemble).toBeUndefined();
   });
+
+  it("a model served without a refit (calibration winner): its summary counts no '0 steps'", async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ds-ensemble-winner-'));
+    let stdout = '';
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const quiet = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      stdout += String(s);
+      return true;
+    });
+    const code = await run([
+      ...['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'w', '--out', out, '--seed', '1'],
+      ...['--tune', '--tune-epochs', '5', '--tune-dropout', '0.1', '--tune-weight-decay', '1'],
+      ...['--members', '2', '--calibration', 'winner', '--threads', '0'],
+    ]);
+    err.mockRestore();
+    quiet.mockRestore();
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/epochs run 5 \(best 5\), \d+\.\d+ s \(/);
+    expect(stdout).not.toContain(' 0 steps');
+  });
 });
