@@ -7,7 +7,6 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OnnxModel } from '../../src/model/onnx/model.js';
 import { inspect } from '../../src/model/onnx/inspect.js';
@@ -19,6 +18,7 @@ import { createMlp } from '../../src/train/mlp.js';
 import { type FittedNetwork, ensemblePrediction, mcPredictive, standardise } from '../../src/train/train.js';
 import { Rng } from '../../src/util/rng.js';
 import { heteroNet } from '../helpers/hetero.js';
+import { tiledTrainRuns } from '../helpers/ort-tiled.js';
 
 /** A member: heteroNet's shape and standardisation with its own weights (seed), homoscedastic or not. */
 function member(seed: number, hetero: boolean): FittedNetwork {
@@ -115,21 +115,13 @@ for (const hetero of [false, true]) {
       const T = 6000;
       const r = (await served.sample(x, 3, { samples: T, interval: 0.9, seed: 5 })).stats as RegressionStats;
       const p = mcPredictive(m, xs, 3, T, 77);
-      const session = await ort.InferenceSession.create(bytes, {
-        graphOptimizationLevel: 'all',
-        extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } },
-      } as ort.InferenceSession.SessionOptions);
+      const ortRuns = await tiledTrainRuns(bytes);
       for (let i = 0; i < 3; i++) {
-        const tiled = new Float32Array(T * 2);
-        for (let t = 0; t < T; t++) tiled.set(ROWS[i]!, 2 * t);
-        const out = await session.run({
-          input: new ort.Tensor('float32', tiled, [T, 2]),
-          training_mode: new ort.Tensor('bool', [true], []),
-        });
-        const mu = out.prediction!.data as Float32Array;
+        const out = await ortRuns.run(ROWS[i]!, T);
+        const mu = out.prediction!;
         const mean = mu.reduce((a, b) => a + b, 0) / T;
         const epi = mu.reduce((a, b) => a + (b - mean) ** 2, 0) / (T - 1);
-        const alea = hetero ? (out.log_variance!.data as Float32Array).reduce((a, b) => a + Math.exp(b), 0) / T : 0;
+        const alea = hetero ? out.log_variance!.reduce((a, b) => a + Math.exp(b), 0) / T : 0;
         for (const [what, wantMean, wantVar, wantAlea] of [
           ['trainer', p.mean[i]!, p.epistemicVar[i]!, hetero ? p.aleatoricVar![i]! : 0],
           ['onnxruntime', mean, epi, alea],
@@ -147,27 +139,45 @@ for (const hetero of [false, true]) {
         const within = alone.reduce((a, q) => a + q.epistemicVar[i]!, 0) / 3;
         expect(p.epistemicVar[i]!).toBeGreaterThan(within * 1.05);
       }
-      await session.release();
+      await ortRuns.release();
     });
   });
 }
 
+/** The training CLI on diabetes (a 5-epoch grid of one candidate) with `extra`: exit code, its output, the model's folder. */
+async function tinyTune(
+  name: string,
+  extra: string[],
+): Promise<{ code: number; stdout: string; stderr: string; dir: string }> {
+  const out = mkdtempSync(join(tmpdir(), `ds-ensemble-${name}-`));
+  const text = { stdout: '', stderr: '' };
+  const capture = (k: 'stdout' | 'stderr') =>
+    vi.spyOn(process[k], 'write').mockImplementation((s) => {
+      text[k] += String(s);
+      return true;
+    });
+  const spies = [capture('stdout'), capture('stderr')];
+  try {
+    const code = await run([
+      ...['--data', 'data/diabetes.csv', '--target', 'target', '--name', name, '--out', out, '--seed', '1'],
+      ...['--tune', '--tune-epochs', '5', '--tune-dropout', '0.1', '--tune-weight-decay', '1', '--threads', '0'],
+      ...extra,
+    ]);
+    return { code, ...text, dir: join(out, name) };
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+}
+
 describe('the training CLI with --members 2', () => {
   it('writes an ensemble the server loads against its card, which says how the answer is formed', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'ds-ensemble-cli-'));
-    const quiet = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const code = await run([
-      ...['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'e2', '--out', out, '--seed', '1'],
-      ...['--tune', '--tune-epochs', '5', '--tune-dropout', '0.1', '--tune-weight-decay', '1'],
-      ...['--members', '2', '--threads', '0', '--quiet'],
-    ]);
-    quiet.mockRestore();
+    const { code, dir } = await tinyTune('e2', ['--members', '2', '--quiet']);
     expect(code).toBe(0);
-    const card = JSON.parse(readFileSync(join(out, 'e2', 'model.json'), 'utf8'));
+    const card = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
     expect(card.ensemble).toEqual(ensembleRecord(2));
     expect(card.tuning.calibration).toMatchObject({ source: 'crossfit', members: 2 });
     expect(card.dropout).toEqual([0.1, 0.1, 0.5]);
-    const served = await OnnxModel.load('e2', join(out, 'e2', 'model.onnx'), join(out, 'e2', 'model.json'));
+    const served = await OnnxModel.load('e2', join(dir, 'model.onnx'), join(dir, 'model.json'));
     try {
       expect((served.describe() as { ensemble?: unknown }).ensemble).toEqual(ensembleRecord(2));
       const r = await served.sample(Float32Array.from(card.feature_stats.mean), 1, {
@@ -184,42 +194,16 @@ describe('the training CLI with --members 2', () => {
 
 describe('--members where the calibration is not cross-fitted', () => {
   it('serves one network and says so', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'ds-ensemble-note-'));
-    let stderr = '';
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-      stderr += String(s);
-      return true;
-    });
-    const quiet = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const code = await run([
-      ...['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'v2', '--out', out, '--seed', '1'],
-      ...['--tune', '--tune-epochs', '5', '--tune-dropout', '0.1', '--tune-weight-decay', '1'],
-      ...['--members', '2', '--calibration', 'validation', '--threads', '0'],
-    ]);
-    err.mockRestore();
-    quiet.mockRestore();
+    const { code, stderr, dir } = await tinyTune('v2', ['--members', '2', '--calibration', 'validation']);
     expect(code).toBe(0);
     expect(stderr).toContain(
       "note: --members 2 applies where the calibration is cross-fitted (regression, the full grid); this run calibrated on 'validation', so it serves one network",
     );
-    expect(JSON.parse(readFileSync(join(out, 'v2', 'model.json'), 'utf8')).ensemble).toBeUndefined();
+    expect(JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')).ensemble).toBeUndefined();
   });
 
   it("a model served without a refit (calibration winner): its summary counts no '0 steps'", async () => {
-    const out = mkdtempSync(join(tmpdir(), 'ds-ensemble-winner-'));
-    let stdout = '';
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const quiet = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-      stdout += String(s);
-      return true;
-    });
-    const code = await run([
-      ...['--data', 'data/diabetes.csv', '--target', 'target', '--name', 'w', '--out', out, '--seed', '1'],
-      ...['--tune', '--tune-epochs', '5', '--tune-dropout', '0.1', '--tune-weight-decay', '1'],
-      ...['--members', '2', '--calibration', 'winner', '--threads', '0'],
-    ]);
-    err.mockRestore();
-    quiet.mockRestore();
+    const { code, stdout } = await tinyTune('w', ['--members', '2', '--calibration', 'winner']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/epochs run 5 \(best 5\), \d+\.\d+ s \(/);
     expect(stdout).not.toContain(' 0 steps');

@@ -5,7 +5,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, type RequestError } from '../../../src/model/errors.js';
 import { MAX_LOG_VARIANCE } from '../../../src/uncertainty/moments.js';
@@ -27,6 +26,7 @@ import { mcPredictive, standardise } from '../../../src/train/train.js';
 import { entropy } from '../../../src/uncertainty/probabilities.js';
 import { normalQuantile } from '../../../src/util/special-functions.js';
 import { heteroNet } from '../../helpers/hetero.js';
+import { tiledTrainRuns } from '../../helpers/ort-tiled.js';
 import { f32, gemm, model, tinyDropoutNet, vi } from '../../helpers/onnx.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-uncertainty-'));
@@ -91,19 +91,11 @@ describe('heteroscedastic MC: the served std against independent simulations', (
     // 1. the trainer's predictive on the same network, its own mask generator
     const p = mcPredictive(m, standardise(Float64Array.from(ROWS.flat()), 3, 2, m.xMean, m.xStd), 3, T, 77);
     // 2. onnxruntime's Dropout kernel in train mode on T tiled copies of each row (a third sampler)
-    const session = await ort.InferenceSession.create(bytes, {
-      graphOptimizationLevel: 'all',
-      extra: { optimization: { disable_specified_optimizers: 'EliminateDropout' } },
-    } as ort.InferenceSession.SessionOptions);
+    const ortRuns = await tiledTrainRuns(bytes);
     for (let i = 0; i < 3; i++) {
-      const tiled = new Float32Array(T * 2);
-      for (let t = 0; t < T; t++) tiled.set(ROWS[i]!, 2 * t);
-      const out = await session.run({
-        input: new ort.Tensor('float32', tiled, [T, 2]),
-        training_mode: new ort.Tensor('bool', [true], []),
-      });
-      const mu = out.prediction!.data as Float32Array;
-      const lv = out.log_variance!.data as Float32Array;
+      const out = await ortRuns.run(ROWS[i]!, T);
+      const mu = out.prediction!;
+      const lv = out.log_variance!;
       let mean = 0;
       let alea = 0;
       for (let t = 0; t < T; t++) {
@@ -138,7 +130,7 @@ describe('heteroscedastic MC: the served std against independent simulations', (
     // the rows get their own aleatoric std
     expect(new Set(Array.from(r.aleatoricStd, (v) => v.toFixed(6))).size).toBe(3);
     expect(r.intervalMethod).toBe('gaussian');
-    await session.release();
+    await ortRuns.release();
   });
 
   it('predict serves the mean output; a coalesced batch gives each request its sample() answer', async () => {
