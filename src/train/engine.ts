@@ -8,7 +8,8 @@
  *   - JsEngine: the JavaScript kernels of mlp.ts, for every activation.
  */
 import { type Mlp, type Workspace, backward, createWorkspace, drawMasks, forward } from './mlp.js';
-import { Rng } from '../util/rng.js';
+import { type MaskPairKernel, Rng } from '../util/rng.js';
+import type { AdamKernel } from './optim.js';
 import { Fn, V128, assemble } from '../util/wasm-asm.js';
 import { buildKernels, isWide, type TrainKernels } from './wasm/kernels.js';
 
@@ -20,6 +21,10 @@ export interface TrainEngine {
   readonly xb: Float32Array;
   readonly masks: Float32Array[];
   readonly dOut: Float32Array;
+  /** Adam's loop over this engine's parameters and gradients, if it has one (give it to the optimiser). */
+  readonly adamKernel?: AdamKernel;
+  /** Draw the masks of `rows` rows from rng (the stream of mlp.ts's drawMasks, on either engine). */
+  drawMasks(rng: Rng, rows: number): void;
   /** Training forward of the first `rows` rows of xb with masks; returns the outputs buffer. */
   forward(rows: number): Float32Array;
   /** Gradients of the last forward given dOut, written into net.grads. */
@@ -84,6 +89,9 @@ class JsEngine implements TrainEngine {
     this.ws = createWorkspace(spec, batch);
     this.valWs = createWorkspace(spec, valRows);
   }
+  drawMasks(rng: Rng, rows: number): void {
+    drawMasks(this.net.spec, rows, rng, this.masks);
+  }
   forward(rows: number): Float32Array {
     return forward(this.net, this.xb, rows, this.ws, this.masks) as Float32Array;
   }
@@ -138,6 +146,8 @@ class WasmEngine implements TrainEngine {
   private readonly xVal: Float32Array;
   private readonly valH: Float32Array[];
   private readonly valOut: Float32Array;
+  private readonly maskKernel: MaskPairKernel;
+  readonly adamKernel: AdamKernel;
 
   constructor(
     private readonly net: Mlp,
@@ -164,6 +174,10 @@ class WasmEngine implements TrainEngine {
       xVal: a.reserve(valRows * spec.inputs),
       valH: spec.hidden.map((w) => a.reserve(chunk * w)),
       valOut: a.reserve(valRows * spec.outputs),
+      rngState: a.reserve(4),
+      // Adam's float64 moments
+      m: a.reserve(2 * net.params.length),
+      v: a.reserve(2 * net.params.length),
     };
     a.commit();
     // move the parameters into the memory: net.params, net.grads and every layer's views now point there
@@ -197,7 +211,36 @@ class WasmEngine implements TrainEngine {
       layers.map((l, i) => ({ nin: l.in, nout: l.out, hidden: i < layers.length - 1 })),
       a.memory!,
     );
+    const state = new Int32Array(a.memory!.buffer, a.view(r.rngState).byteOffset, 4);
+    const mask = this.k.mask;
+    this.maskKernel = {
+      state,
+      fill: (out, from, pairs, threshold, keep) => mask(ptr(out) + 4 * from, pairs, threshold, keep, state.byteOffset),
+    };
+    this.adamKernel = this.adamOn(a.view(r.m), a.view(r.v));
     this.paramsChanged();
+  }
+
+  private adamOn(mView: Float32Array, vView: Float32Array): AdamKernel {
+    const n = this.net.params.length;
+    const [m, v] = [mView, vView].map((w) => new Float64Array(w.buffer, w.byteOffset, n)) as [
+      Float64Array,
+      Float64Array,
+    ];
+    const [adam, params, grads] = [
+      this.k.adam,
+      ptr(this.net.params as Float32Array),
+      ptr(this.net.grads as Float32Array),
+    ];
+    const pairs = n >> 1;
+    return {
+      m,
+      v,
+      run: (...hyper) => {
+        adam(params, grads, m.byteOffset, v.byteOffset, pairs, ...hyper);
+        return 2 * pairs;
+      },
+    };
   }
 
   /** W for dot-product layers, Wᵀ for broadcast layers. */
@@ -212,6 +255,12 @@ class WasmEngine implements TrainEngine {
       const tr = this.k.tr[l];
       if (tr) tr(ptr(layers[l]!.w as Float32Array), ptr(this.wt[l]!));
     }
+  }
+
+  drawMasks(rng: Rng, rows: number): void {
+    const { spec } = this.net;
+    for (let l = 0; l < spec.hidden.length; l++)
+      rng.fillDropoutMaskRange(this.masks[l]!, 0, rows * spec.hidden[l]!, spec.dropout[l]!, this.maskKernel);
   }
 
   forward(rows: number): Float32Array {

@@ -22,7 +22,6 @@ import {
   createMlp,
   createWorkspace,
   crossEntropyLoss,
-  drawMasks,
   forward,
   gaussianNllLoss,
   mseLoss,
@@ -565,7 +564,7 @@ interface EpochState {
 /** One epoch: shuffle, then a step per minibatch; the mean training loss. */
 function trainEpoch(e: EpochState): number {
   const { spec, engine, x, y, batch, order, yb, inMask } = e;
-  const { xb, masks, dOut } = engine;
+  const { xb, dOut } = engine;
   const f = spec.inputs;
   e.shuffleRng.shuffle(order);
   let lossSum = 0;
@@ -583,7 +582,7 @@ function trainEpoch(e: EpochState): number {
       e.dropoutRng.fillDropoutMaskRange(inMask, 0, rows * f, spec.inputDropout!);
       for (let k = 0; k < rows * f; k++) xb[k]! *= inMask[k]!;
     }
-    drawMasks(spec, rows, e.dropoutRng, masks);
+    engine.drawMasks(e.dropoutRng, rows);
     const out = engine.forward(rows);
     lossSum += e.loss(out, yb, rows, dOut) * rows;
     engine.backward(rows);
@@ -607,7 +606,7 @@ function epochState(
   const batch = Math.min(opts.batchSize, trainSet.n);
   // the engine may move net.params and net.grads into its own memory: create it before the optimiser
   const engine = createEngine(m.net, batch, xVal, valRows, opts.engine);
-  const adam = new Adam(m.net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay });
+  const adam = new Adam(m.net.params.length, { lr: opts.lr, weightDecay: opts.weightDecay }, engine.adamKernel);
   const order = new Uint32Array(trainSet.n);
   for (let i = 0; i < order.length; i++) order[i] = i;
   const inMask = (spec.inputDropout ?? 0) > 0 ? new Float32Array(batch * spec.inputs) : null;

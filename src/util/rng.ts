@@ -118,7 +118,7 @@ export class Rng {
    * masks here; Monte Carlo serving uses the faster SIMD stream in model/onnx/masks.ts, which has the same
    * property).
    */
-  fillDropoutMaskRange(out: Float32Array, start: number, end: number, p: number): void {
+  fillDropoutMaskRange(out: Float32Array, start: number, end: number, p: number, kernel?: MaskPairKernel): void {
     const threshold = Math.round(p * 65536);
     if (threshold <= 0) {
       out.fill(1, start, end);
@@ -134,12 +134,24 @@ export class Rng {
       out[i++] = keep * (((this.maskHalf - threshold) >>> 31) ^ 1);
       this.maskHalf = -1;
     }
+    // pairs of units here; an odd last unit below, whose draw's unused half is kept for the next call
+    const pairsEnd = end - ((end - i) & 1);
+    if (kernel) this.kernelPairs(kernel, out, i, pairsEnd, threshold, keep);
+    else this.pairs(out, i, pairsEnd, threshold, keep);
+    i = pairsEnd;
+    if (i < end) {
+      const r = this.nextU32();
+      out[i] = keep * ((((r >>> 16) - threshold) >>> 31) ^ 1);
+      this.maskHalf = r & 0xffff;
+    }
+  }
+
+  /** The pair loop of fillDropoutMaskRange: out[i, pairsEnd), two units per draw. */
+  private pairs(out: Float32Array, i: number, pairsEnd: number, threshold: number, keep: number): void {
     let s0 = this.s0,
       s1 = this.s1,
       s2 = this.s2,
       s3 = this.s3;
-    // pairs of units here; an odd last unit below, whose draw's unused half is kept for the next call
-    const pairsEnd = end - ((end - i) & 1);
     for (; i < pairsEnd; i += 2) {
       // xoshiro128** inlined on local state
       const m = Math.imul(s1, 5);
@@ -158,12 +170,39 @@ export class Rng {
     this.s1 = s1;
     this.s2 = s2;
     this.s3 = s3;
-    if (i < end) {
-      const r = this.nextU32();
-      out[i] = keep * ((((r >>> 16) - threshold) >>> 31) ^ 1);
-      this.maskHalf = r & 0xffff;
-    }
   }
+
+  /** The same pair loop run by `kernel`, from this generator's state, which it advances. */
+  private kernelPairs(
+    kernel: MaskPairKernel,
+    out: Float32Array,
+    i: number,
+    pairsEnd: number,
+    threshold: number,
+    keep: number,
+  ): void {
+    const st = kernel.state;
+    st[0] = this.s0;
+    st[1] = this.s1;
+    st[2] = this.s2;
+    st[3] = this.s3;
+    kernel.fill(out, i, (pairsEnd - i) / 2, threshold, keep);
+    this.s0 = st[0]!;
+    this.s1 = st[1]!;
+    this.s2 = st[2]!;
+    this.s3 = st[3]!;
+  }
+}
+
+/**
+ * A compiled copy of fillDropoutMaskRange's pair loop (the trainer's WebAssembly kernel, train/engine.ts):
+ * the same stream and the same float32 values, faster than the JavaScript loop.
+ */
+export interface MaskPairKernel {
+  /** xoshiro128**'s four state words: written before fill, read back after. */
+  readonly state: Int32Array;
+  /** out[from, from + 2·pairs) from `state`, advancing it by `pairs` draws. */
+  fill(out: Float32Array, from: number, pairs: number, threshold: number, keep: number): void;
 }
 
 function rotl(x: number, k: number): number {

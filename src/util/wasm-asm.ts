@@ -8,8 +8,9 @@
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValType = typeof I32 | typeof F32 | typeof V128;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 function uleb(out: number[], n: number): void {
   do {
@@ -124,6 +125,30 @@ export class Fn {
   i32Eqz(): this {
     return this.op(0x45);
   }
+  i32Load(offset: number): this {
+    return this.op(0x28).memarg(2, offset);
+  }
+  i32Store(offset: number): this {
+    return this.op(0x36).memarg(2, offset);
+  }
+  i32And(): this {
+    return this.op(0x71);
+  }
+  i32Xor(): this {
+    return this.op(0x73);
+  }
+  i32Shl(): this {
+    return this.op(0x74);
+  }
+  i32ShrU(): this {
+    return this.op(0x76);
+  }
+  i32Rotl(): this {
+    return this.op(0x77);
+  }
+  i32GeU(): this {
+    return this.op(0x4f);
+  }
   /** local i += n */
   addTo(i: number, n: number): this {
     return this.get(i).i32(n).i32Add().set(i);
@@ -226,6 +251,42 @@ export class Fn {
   }
   vXor(): this {
     return this.simd(0x51);
+  }
+
+  // v128 (f64x2)
+  /** v128.load64_zero: two float32 into the low half. */
+  load64Zero(offset: number): this {
+    return this.simd(0x5d).memarg(3, offset);
+  }
+  /** v128.store64_lane 0: the low half (two float32). */
+  store64Low(offset: number): this {
+    return this.simd(0x5b).memarg(3, offset).op(0);
+  }
+  /** f64x2.promote_low_f32x4 */
+  promoteLow(): this {
+    return this.simd(0x5f);
+  }
+  /** f32x4.demote_f64x2_zero */
+  demoteZero(): this {
+    return this.simd(0x5e);
+  }
+  dSplat(): this {
+    return this.simd(0x14);
+  }
+  dAdd(): this {
+    return this.simd(0xf0);
+  }
+  dSub(): this {
+    return this.simd(0xf1);
+  }
+  dMul(): this {
+    return this.simd(0xf2);
+  }
+  dDiv(): this {
+    return this.simd(0xf3);
+  }
+  dSqrt(): this {
+    return this.simd(0xef);
   }
 
   // bulk memory

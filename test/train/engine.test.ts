@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createEngine, wasmSupported } from '../../src/train/engine.js';
 import { backward, createMlp, createWorkspace, drawMasks, forward, type MlpSpec } from '../../src/train/mlp.js';
 import { blocks } from '../../src/train/wasm/kernels.js';
+import { Adam } from '../../src/train/optim.js';
 import { Rng } from '../../src/util/rng.js';
 
 /** max |a − b| relative to the largest |b| (float32 kernels against a float64 reference). */
@@ -125,6 +126,48 @@ describe.runIf(wasmSupported())('WebAssembly SIMD training kernels', () => {
     const want = Float64Array.from(forward(net, xVal, n, createWorkspace(spec, n), null));
     const got = createEngine(net, 32, xVal, n, 'wasm').evalOutputs();
     expect(relErr(got, want)).toBeLessThan(2e-6);
+  });
+
+  it("draws the JavaScript loop's dropout masks to the bit, and leaves the stream where it leaves it", () => {
+    // odd widths and rows: leftover half draws cross layers and calls; rates at both ends of the 16-bit grid
+    for (const [hidden, dropout, rows] of [
+      [[7, 5], [0.3, 0.5], 3],
+      [[200], [0.05], 128],
+      [[50, 50, 9], [0.2, 1 / 65536, 0.99998], 33],
+    ] as [number[], number[], number][]) {
+      const spec: MlpSpec = { inputs: 3, hidden, outputs: 1, activation: 'relu', dropout };
+      const engine = createEngine(createMlp(spec, new Rng(1)), rows, new Float32Array(3), 1, 'wasm');
+      const [viaKernel, viaJs] = [new Rng(9), new Rng(9)];
+      for (const n of [rows, rows - 1, 1, rows]) {
+        engine.drawMasks(viaKernel, n);
+        const want = drawMasks(spec, n, viaJs);
+        for (const [l, m] of want.entries()) expect(engine.masks[l]!.subarray(0, m.length)).toEqual(m);
+      }
+      expect(viaKernel.nextU32()).toBe(viaJs.nextU32());
+      expect(viaKernel.fillDropoutMask(new Float32Array(3), 0.5)).toEqual(
+        viaJs.fillDropoutMask(new Float32Array(3), 0.5),
+      );
+    }
+  });
+
+  it("updates the parameters as Adam's JavaScript loop does, to the bit (moments included)", () => {
+    const spec: MlpSpec = { inputs: 2, hidden: [5], outputs: 1, activation: 'relu', dropout: [0.1] };
+    const net = createMlp(spec, new Rng(4));
+    expect(net.params.length % 2).toBe(1); // an odd count: the last parameter is left to the loop
+    const engine = createEngine(net, 4, new Float32Array(2), 1, 'wasm');
+    const ref = Float32Array.from(net.params);
+    const opts = { lr: 0.01, weightDecay: 3e-3 };
+    const [viaKernel, viaJs] = [new Adam(ref.length, opts, engine.adamKernel), new Adam(ref.length, opts)];
+    const rng = new Rng(5);
+    for (let step = 0; step < 5; step++) {
+      for (let i = 0; i < ref.length; i++) net.grads[i] = rng.normal() * 10 ** (step - 2);
+      const grads = Float32Array.from(net.grads);
+      viaKernel.step(net.params, net.grads);
+      viaJs.step(ref, grads);
+      expect(net.params).toEqual(ref);
+    }
+    expect(engine.adamKernel!.m).toEqual((viaJs as unknown as { m: Float64Array }).m);
+    expect(engine.adamKernel!.v).toEqual((viaJs as unknown as { v: Float64Array }).v);
   });
 
   it('falls back to JavaScript for other activations, and refuses to force wasm for them', () => {
