@@ -235,6 +235,11 @@ export class DataPlane implements ModelHooks {
     if (refusal) throw refusal;
   }
 
+  /** Monte Carlo requests waiting (0: a Monte Carlo request would be admitted now). */
+  get mcWaiting(): number {
+    return this.mc.depth;
+  }
+
   /** Requests waiting in each lane (metrics). */
   queueDepth(): { mc: number; predict: number } {
     return { mc: this.mc.depth, predict: this.predictWaiting };
