@@ -16,6 +16,7 @@ import { corsPlugin } from './plugins/cors.js';
 import { docs } from './plugins/docs.js';
 import { earlyRefusal } from './plugins/early-refusal.js';
 import { errors } from './plugins/errors.js';
+import { idleConnections } from './plugins/idle-connections.js';
 import { idleGc } from './plugins/idle-gc.js';
 import { metrics } from './plugins/metrics.js';
 import { models } from './plugins/models.js';
@@ -42,13 +43,12 @@ const CONNECTIONS_CHECK_MS = 1000;
  * arrive whole, headers and body, within REQUEST_TIMEOUT_MS (Node answers 408 and closes; a stalled
  * upload's buffers are then released), the headers within at most 10 s of it, checked every second;
  * a connection silent for CONNECTION_TIMEOUT_MS is closed (longer than MAX_REQUEST_MS, the longest an
- * answer may take).
+ * answer may take) by one sweep (plugins/idle-connections.ts), not by Node's per-socket timer.
  */
-function slowClientOptions(config: Config): { requestTimeout: number; connectionTimeout: number; http: ServerOptions } {
+function slowClientOptions(config: Config): { requestTimeout: number; http: ServerOptions } {
   const requestTimeout = config.REQUEST_TIMEOUT_MS;
   return {
     requestTimeout,
-    connectionTimeout: config.CONNECTION_TIMEOUT_MS,
     http: {
       requestTimeout,
       headersTimeout: Math.min(10_000, requestTimeout),
@@ -77,6 +77,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(bodyBudget, { maxBytes: config.MAX_BODY_BYTES_IN_FLIGHT, bodyLimit: config.BODY_LIMIT_BYTES });
   await app.register(metrics);
   if (config.IDLE_GC) await app.register(idleGc);
+  await app.register(idleConnections, { timeoutMs: config.CONNECTION_TIMEOUT_MS });
   await app.register(models, { config });
   await app.register(earlyRefusal, { config });
   await app.register(corsPlugin, { origin: config.CORS_ORIGIN });

@@ -235,6 +235,11 @@ export class DataPlane implements ModelHooks {
     if (refusal) throw refusal;
   }
 
+  /** Monte Carlo requests waiting (0: a Monte Carlo request would be admitted now). */
+  get mcWaiting(): number {
+    return this.mc.depth;
+  }
+
   /** Requests waiting in each lane (metrics). */
   queueDepth(): { mc: number; predict: number } {
     return { mc: this.mc.depth, predict: this.predictWaiting };
@@ -820,6 +825,7 @@ function askedStatistics(m: Model, asked: SampleRequest['statistics']): string[]
 
 /** Every statistic of the record finite, else a 422 naming the rows and statistics (raw samples too, when kept). */
 export function checkFiniteStats(s: McStats): void {
+  if (allFinite(s)) return; // the common case: one pass, nothing allocated
   const width = s.kind === 'regression' ? s.outputs : s.classes;
   let bad: Map<number, Set<string>> | null = null;
   const mark = (row: number, name: string): void => {
@@ -841,6 +847,17 @@ export function checkFiniteStats(s: McStats): void {
       if (!Number.isFinite(s.raw[i]!)) mark(Math.floor(i / width) % s.rows, 'samples');
   }
   if (bad) throw new NonFiniteError(`statistics are not finite for ${describeRows(bad)}: ${ADVICE}`);
+}
+
+/** Whether every served statistic and raw sample of the record is finite. */
+function allFinite(s: McStats): boolean {
+  for (const d of servedStats(s)) {
+    const a = statValues(s, d);
+    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  }
+  const raw = s.raw;
+  if (raw) for (let i = 0; i < raw.length; i++) if (!Number.isFinite(raw[i]!)) return false;
+  return true;
 }
 
 /** Every predict output finite, else a 422 naming the rows. */

@@ -31,10 +31,14 @@ export const earlyRefusal = appPlugin<{ config: Config }>(async (app, { config }
   if (fastify.length !== 1) return; // not the server Fastify made (a serverFactory): leave it alone
   const duration = app.metrics.httpDuration.at('POST', UNCERTAINTY_ROUTE, '503');
   /** The refusal a request would get now, or null. */
+  const plane = app.dataPlane;
   const refusal = (req: IncomingMessage): OverloadedError | null => {
-    if (req.method !== 'POST' || !UNCERTAINTY_URL.test(req.url ?? '') || app.repository.state !== 'ready') return null;
+    // an empty Monte Carlo queue refuses nothing (MAX_QUEUE ≥ 1): every request while the lane is
+    // not full pays one comparison, not the URL's test
+    if (plane.mcWaiting === 0 || req.method !== 'POST' || !UNCERTAINTY_URL.test(req.url ?? '')) return null;
+    if (app.repository.state !== 'ready') return null;
     try {
-      app.dataPlane.checkMcAdmission();
+      plane.checkMcAdmission();
       return null;
     } catch (err) {
       if (err instanceof OverloadedError) return err;

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ERROR_KINDS, type ErrorKind, InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { toMatrix } from '../../model/rows.js';
-import { type McStats, statValues, statsWidth } from '../../uncertainty/record.js';
+import { type McStats, servedStats, statValues, statsWidth } from '../../uncertainty/record.js';
 import { STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { INTERVAL_METHODS, type IntervalMethod } from '../../model/uncertainty.js';
 import { AUTO_DEFAULT_TOLERANCE } from '../../uncertainty/stopping.js';
@@ -317,12 +317,21 @@ function fieldsOf(task: Task): { name: string; descriptor: StatDescriptor; encod
 
 const FIELDS = { regression: fieldsOf('regression'), classification: fieldsOf('classification') };
 
+/**
+ * The /v1 fields of each list of statistics a record can hold (servedStats: the same array for every
+ * record without on-request statistics), worked out once per list rather than per answer.
+ */
+const FIELDS_OF_HELD = new WeakMap<readonly StatDescriptor[], typeof FIELDS.regression>();
+
 /** The /v1 fields of the statistics the record holds: an on-request one only when it was asked for. */
 function heldFields(s: McStats): typeof FIELDS.regression {
-  const all = FIELDS[s.kind];
-  return all.every((f) => f.descriptor.served === 'always' || f.descriptor.key in s)
-    ? all
-    : all.filter((f) => f.descriptor.served === 'always' || f.descriptor.key in s);
+  const held = servedStats(s);
+  let fields = FIELDS_OF_HELD.get(held);
+  if (fields === undefined) {
+    fields = FIELDS[s.kind].filter((f) => held.includes(f.descriptor));
+    FIELDS_OF_HELD.set(held, fields);
+  }
+  return fields;
 }
 
 /** JSON rows of an uncertainty response (with the raw samples of each row when asked for). */

@@ -8,7 +8,7 @@
 import { InputError } from '../../model/errors.js';
 import { type Model, classProbabilities } from '../../model/model.js';
 import { type McStats, servedStats, statValues, statsWidth } from '../../uncertainty/record.js';
-import { ON_REQUEST_KEYS, STATS, type Task } from '../../uncertainty/statistics.js';
+import { ON_REQUEST_KEYS, STATS, type StatDescriptor, type Task } from '../../uncertainty/statistics.js';
 import { DEFAULT_UNCERTAINTY, type IntervalMethod, describeUncertainty } from '../../model/uncertainty.js';
 import type {
   PredictRequest,
@@ -243,10 +243,21 @@ const ON_REQUEST_V2 = new Set(
 export function mcOutputs(stats: McStats): V2Output[] {
   const width = statsWidth(stats);
   const held = servedStats(stats);
-  return MC_OUTPUTS[stats.kind]
-    .filter((d) => held.includes(d))
-    .map((d) => tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)));
+  let outputs = OUTPUTS_OF_HELD.get(held);
+  if (outputs === undefined) {
+    outputs = MC_OUTPUTS[stats.kind].filter((d) => held.includes(d));
+    OUTPUTS_OF_HELD.set(held, outputs);
+  }
+  return outputs.map((d) =>
+    tensor(d.v2!, d.shape === 'row' ? [stats.rows] : [stats.rows, width], statValues(stats, d)),
+  );
 }
+
+/**
+ * The V2 outputs of each list of statistics a record can hold (servedStats: the same array for every
+ * record without on-request statistics), worked out once per list rather than per answer.
+ */
+const OUTPUTS_OF_HELD = new WeakMap<readonly StatDescriptor[], StatDescriptor[]>();
 
 /**
  * The output of an "auto" answer's samples per row (issue 22: each row stops on its own): INT32 [rows],
