@@ -8,7 +8,8 @@ import type { ClassificationMetrics, RegressionMetrics } from './card-metrics.js
 import { ensembleRecord } from './ensemble.js';
 import { LOG_VARIANCE_NAME } from './export-onnx.js';
 import { type TrainOptions, trainingRecord } from './options.js';
-import type { TargetGrid, TemperatureMetrics, TrainedModel } from './train.js';
+import { MIN_RATIO } from './refit-correction.js';
+import type { AppliedRefitCorrection, TargetGrid, TemperatureMetrics, TrainedModel } from './train.js';
 import type { TuneResult } from './tune.js';
 
 export interface DataRef {
@@ -136,6 +137,7 @@ function regressionFields(m: TrainedModel, opts: TrainOptions, intervalMethod: C
       rows: m.calibrationRows,
       source: m.calibrationSource,
       ...(m.targetGrid ? { grid: gridRecord(m.targetGrid) } : {}),
+      ...(m.refitCorrection ? { refit_correction: refitCorrectionRecord(m.refitCorrection) } : {}),
     },
     interval_method: intervalMethod,
     conformal: {
@@ -145,6 +147,18 @@ function regressionFields(m: TrainedModel, opts: TrainOptions, intervalMethod: C
       scores: Array.from(m.conformalScores),
     },
   } satisfies Partial<ModelCard>;
+}
+
+/** The card's record of the refit's correction of a cross-fitted calibration (refit-correction.ts). */
+function refitCorrectionRecord(c: AppliedRefitCorrection) {
+  return {
+    method: `Burman (1989): the out-of-fold residuals scaled by √ratio, ratio = (cv_mse + refit_mse − folds_mse) / cv_mse in [${MIN_RATIO}, 1]: how much less the refit on all rows errs than the fold networks, both measured on every training row (dropout off); not applied to a target on a coarse grid`,
+    cv_mse: c.cvMse,
+    refit_mse: c.refitMse,
+    folds_mse: c.foldsMse,
+    ratio: c.ratio,
+    residual_scale: c.residualScale,
+  };
 }
 
 /** The classification fields: the temperature and its calibration. */

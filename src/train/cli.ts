@@ -172,12 +172,13 @@ async function tuneRun(args: CliArgs, inputs: Inputs): Promise<Omit<Trained, 'tr
     process.stderr.write(`${estimateText(estimate, threads)}\n`);
   }
   const progress = tuneReporter(process.stderr, args.quiet, estimate);
-  const { threads, calibration, calibrationFraction } = args;
+  const { threads, calibration, calibrationFraction, refitCorrection } = args;
   const tuneOpts = {
     threads,
     grid,
     calibration,
     calibrationFraction,
+    refitCorrection,
     onProgress: progress.onProgress,
     budget: args.budget,
     members: args.members,

@@ -18,6 +18,10 @@ export type NoiseModel = 'homoscedastic' | 'heteroscedastic';
 /** Where the calibration rows of a tuned model come from (tune.ts). */
 export const CALIBRATION_SOURCES = ['crossfit', 'validation', 'holdout', 'winner'] as const;
 
+/** How a cross-fitted calibration accounts for the refit training on every row (refit-correction.ts). */
+export const REFIT_CORRECTIONS = ['burman', 'off'] as const;
+export type RefitCorrectionKind = (typeof REFIT_CORRECTIONS)[number];
+
 /** The groups of the usage text and the docs table, in their order. */
 export const SECTIONS = {
   data: 'Data',
@@ -378,6 +382,15 @@ export const RUN_OPTIONS = {
     help: 'tuned models: fit the noise, epistemic scale and conformal scores on out-of-fold predictions of every training row (crossfit, 5 folds; regression), on the tuning validation rows, on rows held out of the refit (--calibration-fraction), or on the tuning validation rows with the winning candidate served as it is, without a refit (winner)',
     default: 'crossfit',
     parse: oneOf(CALIBRATION_SOURCES),
+    tuneOnly: true,
+  }),
+  refitCorrection: option<RefitCorrectionKind>({
+    flag: 'refit-correction',
+    arg: REFIT_CORRECTIONS.join('|'),
+    section: 'tuning',
+    help: "--calibration crossfit: scale the out-of-fold residuals by Burman's (1989) estimate of how much less the refit on all rows errs than the fold networks (both measured on the same rows), so that the noise, epistemic scale and conformal scores are fitted to the served refit rather than to networks trained on 4/5 of the rows (not for a target on a coarse grid); off: the fold networks' residuals as they are",
+    default: 'burman',
+    parse: oneOf(REFIT_CORRECTIONS),
     tuneOnly: true,
   }),
   calibrationFraction: option({

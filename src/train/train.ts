@@ -32,6 +32,7 @@ import { createEngine, type EngineKind, type TrainEngine } from './engine.js';
 import type { NoiseModel, TrainOptions } from './options.js';
 import { Adam } from './optim.js';
 import { logVarianceBounds, MomentSums } from '../uncertainty/moments.js';
+import type { RefitCorrection } from './refit-correction.js';
 
 export { DEFAULT_TRAIN_OPTIONS, type NoiseModel, type TrainOptions } from './options.js';
 
@@ -116,7 +117,12 @@ export interface Calibration {
   rows: number;
   /** Where the calibration rows come from (recorded in the card). */
   source: string;
+  /** A cross-fitted calibration's correction for the refit, and the residual scale applied (1: none). */
+  refitCorrection?: AppliedRefitCorrection;
 }
+
+/** The refit's correction as calibrateRegression applied it. */
+export type AppliedRefitCorrection = RefitCorrection & { residualScale: number };
 
 /** The grid a regression target is recorded on, as calibration found it (target units). */
 export interface TargetGrid {
@@ -133,6 +139,7 @@ export interface TrainedModel extends FittedNetwork {
   temperatureMetrics?: TemperatureMetrics;
   calibrationRows: number;
   calibrationSource: string;
+  refitCorrection?: AppliedRefitCorrection;
   metrics: { validation: RegressionMetrics | ClassificationMetrics; test?: RegressionMetrics | ClassificationMetrics };
 }
 
@@ -737,17 +744,29 @@ export function calibrate(m: FittedNetwork, cal: Dataset, samples: number, seed:
  * predicted variance, 0 when the predicted variances already fit the rows, which guards against
  * over-confident rows), then the conformal scores with the served std.
  */
-export function calibrateRegression(p: Predictive, y: ArrayLike<number>, yScale: number, source: string): Calibration {
+export function calibrateRegression(
+  p: Predictive,
+  y: ArrayLike<number>,
+  yScale: number,
+  source: string,
+  correction?: RefitCorrection,
+): Calibration {
   const residuals = Float64Array.from({ length: p.mean.length }, (_, i) => y[i]! - p.mean[i]!);
   const gaussian = calibrateScaleAndNoise(residuals, p.epistemicVar, p.aleatoricVar, yScale);
   const grid = calibrateOnGrid(residuals, y, p.epistemicVar, p.aleatoricVar, yScale, gaussian);
-  const { epistemicScale, sigma } = grid ?? gaussian;
+  // the refit's correction (refit-correction.ts) scales every residual; not on a grid, whose rounding
+  // sets the residuals and does not shrink with more rows
+  const scale = grid || !correction ? 1 : Math.sqrt(correction.ratio);
+  const scaled = scale === 1 ? residuals : residuals.map((r) => r * scale);
+  const { epistemicScale, sigma } =
+    grid ?? (scale === 1 ? gaussian : calibrateScaleAndNoise(scaled, p.epistemicVar, p.aleatoricVar, yScale));
   const std = totalStd(p, sigma, epistemicScale);
   return {
     aleatoricStd: sigma,
     epistemicScale,
     ...(grid ? { grid: { step: grid.step, latentStd: grid.latentStd } } : {}),
-    conformalScores: conformalScores(y, p.mean, std),
+    ...(correction ? { refitCorrection: { ...correction, residualScale: scale } } : {}),
+    conformalScores: conformalScores(scale === 1 ? y : scaled.map((r, i) => p.mean[i]! + r), p.mean, std),
     temperature: 1,
     rows: p.mean.length,
     source,
@@ -766,6 +785,7 @@ export function withCalibration(m: FittedNetwork, c: Calibration): TrainedModel 
     ...(c.temperatureMetrics ? { temperatureMetrics: c.temperatureMetrics } : {}),
     calibrationRows: c.rows,
     calibrationSource: c.source,
+    ...(c.refitCorrection ? { refitCorrection: c.refitCorrection } : {}),
     metrics: { validation: undefined as unknown as RegressionMetrics },
   };
 }

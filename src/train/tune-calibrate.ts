@@ -5,13 +5,14 @@
 import { Rng, stream } from '../util/rng.js';
 import { memberSeed } from './ensemble.js';
 import { type Dataset, DataError, splitRows, subset } from './data.js';
-import type { CALIBRATION_SOURCES, TrainOptions } from './options.js';
+import type { CALIBRATION_SOURCES, RefitCorrectionKind, TrainOptions } from './options.js';
 import {
   type Calibration,
   type FittedNetwork,
   type Predictive,
   calibrate,
   calibrateRegression,
+  ensemblePrediction,
   fitNetwork,
   mcPredictive,
   standardise,
@@ -19,6 +20,7 @@ import {
 import type { Candidate } from './tune.js';
 import { networkFromParams, type TuneJob } from './tune-job.js';
 import { runJobs } from './tune-workers.js';
+import { type RefitCorrection, refitCorrection } from './refit-correction.js';
 
 /**
  * Where the calibration rows of a tuned model come from: `crossfit` (regression; classifiers fall back to
@@ -88,6 +90,8 @@ export interface Winner {
   calibrationFraction: number;
   /** Networks in the served ensemble (1: one network; more: crossfit only). */
   members: number;
+  /** Crossfit: Burman's correction of the residuals for the refit, or none. */
+  refitCorrection: RefitCorrectionKind;
 }
 
 interface Calibrated {
@@ -131,23 +135,43 @@ async function crossFit(w: Winner): Promise<Calibrated> {
     ...net(members[j]!, data, p.refit),
     history: out[p.refit]!.history ?? [],
   }));
-  const preds = foldData.map((fd, k) => {
-    const nets = plan.map((p, j) => net(members[j]!, fd.fit, p.folds[k]!));
-    const ensemble: FittedNetwork = { ...nets[0]!, ensemble: nets.slice(1) };
-    const xs = standardise(fd.held.x, fd.held.n, fd.held.f, ensemble.xMean, ensemble.xStd);
-    return mcPredictive(ensemble, xs, fd.held.n, base.mcSamples, stream(base.seed, 'crossFitFold', k));
+  const asEnsemble = (nets: FittedNetwork[]): FittedNetwork =>
+    nets.length > 1 ? { ...nets[0]!, ensemble: nets.slice(1) } : nets[0]!;
+  const foldNets = foldData.map((fd, k) => asEnsemble(plan.map((p, j) => net(members[j]!, fd.fit, p.folds[k]!))));
+  const preds = foldNets.map((e, k) => {
+    const { held } = foldData[k]!;
+    const xs = standardise(held.x, held.n, held.f, e.xMean, e.xStd);
+    return mcPredictive(e, xs, held.n, base.mcSamples, stream(base.seed, 'crossFitFold', k));
   });
-  const refit: FittedNetwork = refits.length > 1 ? { ...refits[0]!, ensemble: refits.slice(1) } : refits[0]!;
+  const refit = asEnsemble(refits);
+  const correction = w.refitCorrection === 'burman' ? burman(data, folds, foldNets, refit) : undefined;
   const what = w.members > 1 ? `the ${w.members} members of the winner's settings` : "the winner's settings";
   const cal = calibrateRegression(
     assembleOutOfFold(data.n, folds, preds),
     data.y,
     refit.yStd,
-    `out-of-fold predictions on all ${data.n} training rows (${K}-fold cross-fitting: ${what} trained on the other ${K - 1} folds predict each fold; fold 1 is the tuning validation split), for the refit on all rows`,
+    `out-of-fold predictions on all ${data.n} training rows (${K}-fold cross-fitting: ${what} trained on the other ${K - 1} folds predict each fold; fold 1 is the tuning validation split), for the refit on all rows${correction ? ", their residuals scaled by Burman's correction for the refit (refit_correction)" : ''}`,
+    correction,
   );
-  const fold0 = plan.map((p, j) => net(members[j]!, foldData[0]!.fit, p.folds[0]!));
-  const validationNet = reuse0 && fold0.length > 1 ? { ...fold0[0]!, ensemble: fold0.slice(1) } : undefined;
+  const validationNet = reuse0 && w.members > 1 ? foldNets[0] : undefined;
   return { refit, cal, folds: K, ...(validationNet ? { validationNet } : {}) };
+}
+
+/** Burman's correction (refit-correction.ts) from every training row predicted by the refit and each fold's networks. */
+function burman(
+  data: Dataset,
+  folds: { held: Uint32Array }[],
+  foldNets: FittedNetwork[],
+  refit: FittedNetwork,
+): RefitCorrection {
+  const everyRow = (m: FittedNetwork): Float64Array =>
+    ensemblePrediction(m, standardise(data.x, data.n, data.f, m.xMean, m.xStd), data.n);
+  return refitCorrection(
+    data.y,
+    everyRow(refit),
+    foldNets.map(everyRow),
+    folds.map((f) => f.held),
+  );
 }
 
 /** Rows held out of the refit calibrate it. */

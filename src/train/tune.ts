@@ -22,7 +22,14 @@
  * jobs are scheduled.
  */
 import { DataError, type Dataset } from './data.js';
-import { type NoiseModel, TUNE_ARCHITECTURE_RULE, TUNE_DEEP, type TrainOptions, tuneArchitectures } from './options.js';
+import {
+  type NoiseModel,
+  type RefitCorrectionKind,
+  TUNE_ARCHITECTURE_RULE,
+  TUNE_DEEP,
+  type TrainOptions,
+  tuneArchitectures,
+} from './options.js';
 import { stream } from '../util/rng.js';
 import { type TrainedModel, evaluate, specFor, validationSplit, withCalibration } from './train.js';
 import { calibrateAndRefit, calibrationFor, type CalibrationSource } from './tune-calibrate.js';
@@ -205,6 +212,8 @@ export interface TuneOptions {
   budget?: SearchOption;
   /** Networks in the served ensemble where the calibration is cross-fitted (ensembleMembers); default 1. */
   members?: number;
+  /** The cross-fitted calibration's correction for the refit (refit-correction.ts); default 'burman'. */
+  refitCorrection?: RefitCorrectionKind;
 }
 
 export interface TuneResult {
@@ -431,6 +440,7 @@ export async function tune(
     threads: tuneOpts.threads,
     calibrationFraction,
     members,
+    refitCorrection: tuneOpts.refitCorrection ?? 'burman',
   };
   const { refit, cal, folds, validationNet } = await calibrateAndRefit(winner, source);
 

@@ -223,6 +223,21 @@ describe('cross-fitted calibration', () => {
     const direct = fitNetwork(data, null, a.options);
     expect(Array.from(a.model.net.params)).toEqual(Array.from(direct.net.params));
     expect(a.model.history.map((h) => h.trainLoss)).toEqual(direct.history.map((h) => h.trainLoss));
+    // the refit's correction (on by default) shrinks the residuals, so σ, by √ratio; off, it is not there
+    const off = await tune(data, base, {
+      threads: 0,
+      grid,
+      calibration: 'crossfit',
+      calibrationFraction: 0.2,
+      refitCorrection: 'off',
+    });
+    expect(off.model.refitCorrection).toBeUndefined();
+    expect(Array.from(off.model.net.params)).toEqual(Array.from(a.model.net.params));
+    const rc = a.model.refitCorrection!;
+    expect(rc.ratio).toBeLessThan(1);
+    expect(rc.residualScale).toBe(Math.sqrt(rc.ratio));
+    expect(a.model.aleatoricStd).toBeLessThan(off.model.aleatoricStd);
+    expect(a.model.calibrationSource).toContain("Burman's correction");
     const b = await run1(2);
     const bytes = (r: typeof a) =>
       Buffer.from(exportOnnx(r.model, { card: JSON.stringify({ ...r.card, threads: 0 }) }));
@@ -369,6 +384,11 @@ describe('train CLI with --tune', () => {
     expect(card.conformal.rows).toBe(354);
     expect(card.tuning.calibration).toEqual({ source: 'crossfit', rows: 354, folds: 5 });
     expect(card.calibration.source).toContain('out-of-fold predictions on all 354 training rows');
+    // Burman's correction for the refit, recorded with its terms
+    const rc = card.calibration.refit_correction;
+    expect(rc.ratio).toBeCloseTo(Math.min(1, Math.max(0.5, (rc.cv_mse + rc.refit_mse - rc.folds_mse) / rc.cv_mse)), 12);
+    expect(rc.residual_scale).toBeCloseTo(Math.sqrt(rc.ratio), 12);
+    expect(rc.refit_mse).toBeLessThan(rc.cv_mse);
     expect(card.conformal.scores).toEqual([...card.conformal.scores].sort((x: number, y: number) => x - y));
     expect(card.feature_stats.min).toHaveLength(10);
     expect(card.feature_stats.rows).toBe(354);
