@@ -39,9 +39,10 @@ import { startWorker } from '../util/worker.js';
 import { IdleRenewal } from './idle-renewal.js';
 
 /**
- * A worker idle this long after Monte Carlo work is replaced by a fresh one: long enough that a server
- * under load never does it (a fresh worker costs a thread start and loading its copies, about 15 ms of
- * CPU per small model), short enough that an idle server soon returns what a burst grew (issue 20).
+ * A worker idle this long after Monte Carlo work gives back what the work grew (renew): long enough
+ * that a server under load never does it (it costs creating the sessions again, about 8 ms of CPU for
+ * the two shipped models, and the next run grows onnxruntime's arena again), short enough that an idle
+ * server soon returns what a burst grew (issue 20).
  */
 export const RENEW_AFTER_MS = 10_000;
 
@@ -52,15 +53,15 @@ interface Slot {
   cancel: Int32Array;
   /** It has answered a message: a worker that dies before that is not restarted (it would again). */
   started: boolean;
-  /** When to replace it (renew). */
+  /** When it gives back what its runs grew (renew). */
   idle: IdleRenewal;
   /** The thread has ended: a task posted to it fails at once (it would wait for ever). */
   exited: boolean;
 }
 
 /**
- * `source` with its bytes in shared memory: the workers' copies (each keeps what it loaded from, to renew
- * it) then hold one copy of a model's file between them, not one each.
+ * `source` with its bytes in shared memory: the workers' copies (a worker that dies is replaced by one that
+ * loads them again) then hold one copy of a model's file between them, not one each.
  */
 export function sharedBytes(source: ModelSource): ModelSource {
   const contents = source.contents;
@@ -72,8 +73,6 @@ export function sharedBytes(source: ModelSource): ModelSource {
 
 export class McPool {
   private readonly slots: Slot[] = [];
-  /** Fresh workers loading their models, each to replace one in slots (renew). */
-  private readonly starting = new Set<Slot>();
   private nextId = 0;
   private renewed = 0;
   private closing = false;
@@ -84,10 +83,10 @@ export class McPool {
   /**
    * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
    * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it. `renewAfterMs`: a
-   * worker idle that long after MC work is replaced by a fresh one (0: never). Its runs grew what it
-   * holds, and it keeps it: onnxruntime's arenas stay at the largest run's peak (the arena-shrinkage
-   * run option is not passed on by onnxruntime-node 1.30), the mask buffers are kept for reuse, V8's
-   * young generation stays grown and garbage waits for allocations that an idle thread does not make.
+   * worker idle that long after MC work gives back what its runs grew (renew; 0: never). It would keep
+   * it: onnxruntime's arenas stay at the largest run's peak (the arena-shrinkage run option is not passed
+   * on by onnxruntime-node 1.30), the mask buffers are kept for reuse, V8's young generation stays grown
+   * and garbage waits for allocations that an idle thread does not make.
    */
   constructor(
     sources: ModelSource[],
@@ -146,43 +145,27 @@ export class McPool {
     return this.slots.length;
   }
 
-  /** How many workers were replaced by fresh ones after going idle (renewAfterMs). */
+  /** How many times a worker gave back what its runs grew after going idle (renewAfterMs). */
   get renewals(): number {
     return this.renewed;
   }
 
-  /** The workers, with those starting to replace one (they get every load and unload too). */
-  private everySlot(): Slot[] {
-    return [...this.slots, ...this.starting];
-  }
-
-  /** `old` replaced by a fresh worker once that has loaded the models; then `old` is ended. */
-  private async renew(old: Slot): Promise<void> {
-    if (this.closing || !this.slots.includes(old)) return;
-    const fresh = this.spawn();
-    this.starting.add(fresh);
-    const ready = await this.post(fresh, { ping: true }).then(
+  /**
+   * The worker gives back what its runs grew (mc-worker.ts `release`: its models' sessions created
+   * again, its mask buffers dropped, its heap collected), after the tasks handed to it before. In the
+   * worker's own thread: a fresh thread in its place (this pool's first way) freed the same, but glibc
+   * (MALLOC_ARENA_MAX=2) could give the fresh thread the other heap, and the old one's freed blocks then
+   * stayed resident (RSS +4 to +6 MB a renewal, bench/idle-memory.ts); it also cost a thread's start.
+   */
+  private async renew(slot: Slot): Promise<void> {
+    if (this.closing || slot.exited) return;
+    const done = this.post(slot, { release: true });
+    slot.idle.started(done, false);
+    const released = await done.then(
       () => true,
       () => false,
     );
-    this.starting.delete(fresh);
-    if (this.closing) return; // close() ends both
-    const i = this.slots.indexOf(old);
-    if (!ready || i < 0) return this.retire(fresh);
-    this.slots[i] = fresh;
-    this.renewed++;
-    await this.retire(old);
-  }
-
-  /**
-   * End a worker no task can reach any more, once what it was given has finished (ending it inside
-   * onnxruntime's native code aborts the process).
-   */
-  private async retire(slot: Slot): Promise<void> {
-    slot.idle.stop();
-    await this.post(slot, { drain: true }).catch(() => undefined);
-    while (slot.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
-    await slot.worker.terminate();
+    if (released) this.renewed++;
   }
 
   /** Models each worker holds now (by key: a swapped-out model stays until its last request finished). */
@@ -226,7 +209,7 @@ export class McPool {
     const model: PoolModel = { key, source: sharedBytes(source), ...(runtime ? { runtime } : {}) };
     this.models.set(key, model);
     try {
-      await Promise.all(this.everySlot().map((s) => this.post(s, { load: model })));
+      await Promise.all([...this.slots].map((s) => this.post(s, { load: model })));
     } catch (err) {
       await this.remove(key).catch(() => undefined);
       throw err;
@@ -236,7 +219,7 @@ export class McPool {
   /** Unload a model from every worker (no task on it may be running). */
   async remove(key: string): Promise<void> {
     this.models.delete(key);
-    await Promise.all(this.everySlot().map((s) => this.post(s, { unload: key })));
+    await Promise.all([...this.slots].map((s) => this.post(s, { unload: key })));
   }
 
   /** What each worker's thread holds: its V8 heap and buffers. */
@@ -312,10 +295,10 @@ export class McPool {
 
   /**
    * Stop accepting tasks, let the running ones finish (terminating a worker inside onnxruntime's native
-   * run aborts the process) and the fresh workers load their models, then end the workers.
+   * run aborts the process), then end the workers.
    */
   async close(): Promise<void> {
-    const all = this.everySlot();
+    const all = [...this.slots];
     for (const s of all) s.idle.stop();
     const drained = Promise.all(all.map((s) => this.post(s, { drain: true }).catch(() => undefined)));
     this.closing = true;
