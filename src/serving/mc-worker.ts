@@ -46,7 +46,8 @@ export interface WorkerRequest {
   /**
    * A single request, a packed batch, a ping (answered once the models are loaded), loading and
    * unloading a model, what the thread holds (`held`, worker-held.ts), `release` (give back what the
-   * runs grew: after the Monte Carlo tasks before it, release) or `drain` (answered once no Monte Carlo
+   * runs grew, after the Monte Carlo tasks before it: answers [1] when a model could not, and the
+   * thread is to be replaced) or `drain` (answered once no Monte Carlo
    * task runs or waits: the pool then ends the worker). Every result comes back packed (packStats) or
    * as a Float64Array.
    */
@@ -123,10 +124,7 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
     return null;
   }
   if ('held' in task) return measureHeld();
-  if ('release' in task) {
-    await release();
-    return null;
-  }
+  if ('release' in task) return Float64Array.of((await release()) ? 0 : 1);
   if ('drain' in task) {
     await mcTasks;
     return null;
@@ -178,12 +176,19 @@ function fetchGc(): (() => void) | null {
  * and a collection after the load has ended shrinks the young generation the load grew. In place of
  * ending the thread for a fresh one, which freed the same but whose successor could be given another of
  * glibc's heaps (MALLOC_ARENA_MAX=2), leaving this one's freed blocks resident (RSS +4 MB a renewal).
+ * false when a model has no such release (the tensor models): the pool then replaces the thread.
  */
-async function release(): Promise<void> {
-  for (const loading of models.values()) await (await loading.catch(() => undefined))?.releaseIdle?.();
+async function release(): Promise<boolean> {
+  let inPlace = true;
+  for (const loading of models.values()) {
+    const m = await loading.catch(() => undefined);
+    if (m && !m.releaseIdle) inPlace = false;
+    await m?.releaseIdle?.();
+  }
   gc ??= fetchGc();
   gc?.();
   gc?.();
+  return inPlace;
 }
 
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {

@@ -74,6 +74,8 @@ export function sharedBytes(source: ModelSource): ModelSource {
 export class McPool {
   private readonly slots: Slot[] = [];
   private nextId = 0;
+  /** Fresh workers loading their models, each to replace one in slots (replace). */
+  private readonly starting = new Set<Slot>();
   private renewed = 0;
   private closing = false;
 
@@ -150,22 +152,58 @@ export class McPool {
     return this.renewed;
   }
 
+  /** The workers, with those starting to replace one (they get every load and unload too). */
+  private everySlot(): Slot[] {
+    return [...this.slots, ...this.starting];
+  }
+
   /**
    * The worker gives back what its runs grew (mc-worker.ts `release`: its models' sessions created
    * again, its mask buffers dropped, its heap collected), after the tasks handed to it before. In the
-   * worker's own thread: a fresh thread in its place (this pool's first way) freed the same, but glibc
-   * (MALLOC_ARENA_MAX=2) could give the fresh thread the other heap, and the old one's freed blocks then
-   * stayed resident (RSS +4 to +6 MB a renewal, bench/idle-memory.ts); it also cost a thread's start.
+   * worker's own thread: a fresh thread in its place freed the same, but glibc (MALLOC_ARENA_MAX=2) could
+   * give the fresh thread the other heap, and the old one's freed blocks then stayed resident (RSS +4 to
+   * +6 MB a renewal, bench/idle-memory.ts), and it cost a thread's start. A worker holding a model that
+   * cannot give back in place (no Model.releaseIdle: the tensor models) is still replaced whole.
    */
   private async renew(slot: Slot): Promise<void> {
     if (this.closing || slot.exited) return;
-    const done = this.post(slot, { release: true });
+    const done = this.post<Float64Array>(slot, { release: true });
     slot.idle.started(done, false);
-    const released = await done.then(
+    const whole = await done.then(
+      (kept) => kept[0] === 1,
+      () => false,
+    );
+    if (whole) await this.replace(slot);
+    else if (!slot.exited) this.renewed++;
+  }
+
+  /** `old` replaced by a fresh worker once that has loaded the models; then `old` is ended. */
+  private async replace(old: Slot): Promise<void> {
+    if (this.closing || !this.slots.includes(old)) return;
+    const fresh = this.spawn();
+    this.starting.add(fresh);
+    const ready = await this.post(fresh, { ping: true }).then(
       () => true,
       () => false,
     );
-    if (released) this.renewed++;
+    this.starting.delete(fresh);
+    if (this.closing) return; // close() ends both
+    const i = this.slots.indexOf(old);
+    if (!ready || i < 0) return this.retire(fresh);
+    this.slots[i] = fresh;
+    this.renewed++;
+    await this.retire(old);
+  }
+
+  /**
+   * End a worker no task can reach any more, once what it was given has finished (ending it inside
+   * onnxruntime's native code aborts the process).
+   */
+  private async retire(slot: Slot): Promise<void> {
+    slot.idle.stop();
+    await this.post(slot, { drain: true }).catch(() => undefined);
+    while (slot.pending.size > 0) await new Promise((r) => setTimeout(r, 5));
+    await slot.worker.terminate();
   }
 
   /** Models each worker holds now (by key: a swapped-out model stays until its last request finished). */
@@ -209,7 +247,7 @@ export class McPool {
     const model: PoolModel = { key, source: sharedBytes(source), ...(runtime ? { runtime } : {}) };
     this.models.set(key, model);
     try {
-      await Promise.all([...this.slots].map((s) => this.post(s, { load: model })));
+      await Promise.all(this.everySlot().map((s) => this.post(s, { load: model })));
     } catch (err) {
       await this.remove(key).catch(() => undefined);
       throw err;
@@ -219,7 +257,7 @@ export class McPool {
   /** Unload a model from every worker (no task on it may be running). */
   async remove(key: string): Promise<void> {
     this.models.delete(key);
-    await Promise.all([...this.slots].map((s) => this.post(s, { unload: key })));
+    await Promise.all(this.everySlot().map((s) => this.post(s, { unload: key })));
   }
 
   /** What each worker's thread holds: its V8 heap and buffers. */
@@ -295,10 +333,10 @@ export class McPool {
 
   /**
    * Stop accepting tasks, let the running ones finish (terminating a worker inside onnxruntime's native
-   * run aborts the process), then end the workers.
+   * run aborts the process) and the fresh workers load their models, then end the workers.
    */
   async close(): Promise<void> {
-    const all = [...this.slots];
+    const all = this.everySlot();
     for (const s of all) s.idle.stop();
     const drained = Promise.all(all.map((s) => this.post(s, { drain: true }).catch(() => undefined)));
     this.closing = true;

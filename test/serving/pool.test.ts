@@ -189,6 +189,25 @@ describe('McPool: a worker idle after MC work gives back what its runs grew, in 
     }
   });
 
+  it('a worker holding a model that cannot give back in place (a tensor model) is replaced whole', async () => {
+    const file = 'test/fixtures/tensor/conv1d_regressor.onnx';
+    const tensor = { name: 'conv', file, card: null, contents: { model: readFileSync(file), card: null } };
+    const pool = new McPool([source, tensor], DEFAULT_RUNTIME_OPTIONS, 1, 0, 0);
+    const renew = (slot: unknown) => (pool as unknown as { renew(s: unknown): Promise<void> }).renew(slot);
+    try {
+      await pool.ready();
+      const opts = { samples: 300, interval: 0.9, seed: 3 };
+      const before = await pool.run('diabetes', row, 1, opts);
+      const old = slots(pool)[0]!;
+      await renew(old);
+      expect(pool.renewals).toBe(1);
+      expect(slots(pool)[0]).not.toBe(old);
+      expect((await pool.run('diabetes', row, 1, opts)).stats).toEqual(before.stats);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('renewAfterMs 0 never renews; models added or removed meanwhile are served as on the others', async () => {
     const never = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 1, 0, 0);
     const soon = new McPool([source], DEFAULT_RUNTIME_OPTIONS, 2, 0, 100);
