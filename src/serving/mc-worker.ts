@@ -47,9 +47,8 @@ export interface WorkerRequest {
    * A single request, a packed batch, a ping (answered once the models are loaded), loading and
    * unloading a model, what the thread holds (`held`, worker-held.ts), `release` (give back what the
    * runs grew, after the Monte Carlo tasks before it: answers [1] when a model could not, and the
-   * thread is to be replaced) or `drain` (answered once no Monte Carlo
-   * task runs or waits: the pool then ends the worker). Every result comes back packed (packStats) or
-   * as a Float64Array.
+   * thread is to be replaced) or `drain` (answered once no Monte Carlo task runs or waits: the pool then
+   * ends the worker). Every result comes back packed (packStats) or as a Float64Array.
    */
   task:
     | McTask
