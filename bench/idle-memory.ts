@@ -2,25 +2,24 @@
  * `npx tsx bench/idle-memory.ts [DIR] [workers…]`: the idle memory of the built server (DIR, default `.`,
  * with `npm run build` done and its models/) at each MC_WORKERS (default 0 1 2 4). For each: start
  * `node dist/server/server.js` (`NODE_ARGS`, e.g. `--max-semi-space-size=4` as `npm start` adds it;
- * other variables pass through, e.g. the image's MALLOC_*), wait for ready and 3 s more, read RSS (idle),
- * and again QUIET_MS after ready (idle, quiet); send a short Monte Carlo load large enough to run on the
- * workers (both shipped models, 20 rows × 2000 samples, 4 at a time for 3 s); read RSS 3 s later (after
- * load), once the workers have renewed their model copies (RENEW_AFTER_MS and 3 s more: settled) and
- * QUIET_MS after that (settled, quiet). Prints RSS and /proc/PID/smaps_rollup's anonymous and file-backed
- * parts, the difference per extra worker, the growth (settled − idle) and the verdict against issue 20's
- * targets: ≤ 150 MB idle with one worker, ≤ 25 MB more per extra worker, no growth after load
- * (≤ GROWTH_MB, the noise of one run), on the 3 s readings and on the quiet ones. Linux only.
+ * other variables pass through, e.g. the image's MALLOC_*), wait for ready, read RSS 3 s, 30 s and 60 s
+ * after it (idle); send a short Monte Carlo load large enough to run on the workers (both shipped
+ * models, 20 rows × 2000 samples, 4 at a time for 3 s); read RSS 3 s, 30 s and 60 s after the load's
+ * end. Prints RSS and /proc/PID/smaps_rollup's anonymous and file-backed parts, the difference per
+ * extra worker, the growth (each reading after the load − the idle reading just before it, at 60 s) and
+ * the verdicts against issue 20's targets: ≤ 150 MB idle with one worker, ≤ 25 MB more per extra
+ * worker, no growth after load (≤ GROWTH_MB, the noise of one run, at each of the three readings).
+ * Linux only.
  *
- * Why two readings: V8's memory reducer shrinks an isolate that went quiet (its young generation back
- * to one page, a collection of the old one) about 20 s after its last activity, and a fresh worker, at
- * start and after a renewal, is such an isolate: a worker thread's heap 17.1 → 8.6 MB, RSS −8.5 MB per
- * worker between 15 and 25 s. The 3 s readings are the server just after a start or a renewal, the quiet
- * ones the server left alone.
+ * Why three readings: V8's memory reducer shrinks an isolate that went quiet (its young generation back
+ * to one page, a collection of the old one) some 8–25 s after its last collection, a worker idle for
+ * RENEW_AFTER_MS (10 s) after Monte Carlo work is replaced by a fresh one (src/serving/pool.ts), and the
+ * idle collector runs at the first quiet second (src/server/plugins/idle-gc.ts): the 3 s reading is
+ * the server before any of these, the 60 s one the server left alone.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { RENEW_AFTER_MS } from '../src/serving/pool.js';
 
 const dir = resolve(process.argv[2] ?? '.');
 const counts = process.argv.slice(3).map(Number);
@@ -92,22 +91,24 @@ async function start(workers: number, port: number) {
   return { url, pid: proc.pid!, stop };
 }
 
-/** How long after its last activity an idle server is read again (the memory reducer has run; see above). */
-const QUIET_MS = 30_000;
+/** When RSS is read, in ms after ready (idle) and after the load's end (after): 3 s, 30 s and 60 s. */
+const READ_AT = [3000, 30_000, 60_000] as const;
+type Memory = ReturnType<typeof memory>;
 
-/** RSS idle (3 s and QUIET_MS after ready), 3 s after a short MC load, once the workers were renewed, and QUIET_MS later. */
+/** RSS at READ_AT after ready, a short MC load, and RSS at READ_AT after its end. */
 async function measure(server: { url: string; pid: number }) {
-  await sleep(3000);
-  const idle = memory(server.pid);
-  await sleep(QUIET_MS - 3000);
-  const idleQuiet = memory(server.pid);
+  const readings = async (): Promise<Memory[]> => {
+    const out: Memory[] = [];
+    const t0 = Date.now();
+    for (const at of READ_AT) {
+      await sleep(t0 + at - Date.now());
+      out.push(memory(server.pid));
+    }
+    return out;
+  };
+  const idle = await readings();
   const sent = await mcLoad(server.url, 3);
-  await sleep(3000);
-  const after = memory(server.pid);
-  await sleep(RENEW_AFTER_MS);
-  const settled = memory(server.pid);
-  await sleep(QUIET_MS);
-  return { idle, idleQuiet, sent, after, settled, settledQuiet: memory(server.pid) };
+  return { idle, sent, after: await readings() };
 }
 
 /** Issue 20's targets, MB. */
@@ -115,56 +116,51 @@ const TARGET = { oneWorker: 150, perWorker: 25 };
 /** What counts as no growth: one run's noise (a GC cycle, a page of code touched), MB. */
 const GROWTH_MB = 5;
 
-type Reading = 'idle' | 'settled';
 interface Result {
   workers: number;
-  idle: number;
-  settled: number;
+  idle: number[];
+  after: number[];
 }
 
-const runs: { at3s: Result; quiet: Result }[] = [];
+const secs = (ms: number) => `${ms / 1000} s`;
+const runs: Result[] = [];
 let port = 18_400;
 for (const n of workers) {
   const server = await start(n, port++);
   const m = await measure(server).finally(server.stop);
-  runs.push({
-    at3s: { workers: n, idle: m.idle.rss, settled: m.settled.rss },
-    quiet: { workers: n, idle: m.idleQuiet.rss, settled: m.settledQuiet.rss },
-  });
+  runs.push({ workers: n, idle: m.idle.map((r) => r.rss), after: m.after.map((r) => r.rss) });
+  const before = m.idle.at(-1)!.rss;
+  const idleText = m.idle.map((r, i) => `${secs(READ_AT[i]!)} ${fmt(r)}`).join(', ');
+  const afterText = m.after
+    .map((r, i) => `${secs(READ_AT[i]!)} ${fmt(r)} (${r.rss - before >= 0 ? '+' : ''}${(r.rss - before).toFixed(1)})`)
+    .join(', ');
   process.stdout.write(
-    `MC_WORKERS=${n}: idle ${fmt(m.idle)}, quiet ${fmt(m.idleQuiet)}; ${m.sent} MC requests; 3 s after ${fmt(m.after)}; settled ${fmt(m.settled)}, quiet ${fmt(m.settledQuiet)}; growth ${(m.settled.rss - m.idle.rss).toFixed(1)} MB, quiet ${(m.settledQuiet.rss - m.idleQuiet.rss).toFixed(1)} MB\n`,
+    `MC_WORKERS=${n}: idle after ready ${idleText}; ${m.sent} MC requests; after the load ${afterText}\n`,
   );
 }
 
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const list = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(' / ');
 
-/** The three targets on one set of readings. */
-function verdicts(label: string, results: Result[]): void {
-  const say = (line: string) => process.stdout.write(`${label}: ${line}\n`);
-  const one = results.find((r) => r.workers === 1);
-  if (one)
-    say(
-      `one worker: idle ${one.idle.toFixed(1)} MB, settled ${one.settled.toFixed(1)} MB (target ≤ ${TARGET.oneWorker}): ${verdict(Math.max(one.idle, one.settled) <= TARGET.oneWorker)}`,
-    );
-  const base = one ?? results[0]!;
-  for (const r of results)
-    if (r.workers > base.workers) {
-      const per = (m: Reading) => (r[m] - base[m]) / (r.workers - base.workers);
-      say(
-        `MC_WORKERS=${r.workers}: per worker over MC_WORKERS=${base.workers} idle +${per('idle').toFixed(1)} MB, settled +${per('settled').toFixed(1)} MB (target ≤ ${TARGET.perWorker}): ${verdict(Math.max(per('idle'), per('settled')) <= TARGET.perWorker)}`,
-      );
-    }
-  const grown = results.filter((r) => r.settled - r.idle > GROWTH_MB);
+const one = runs.find((r) => r.workers === 1);
+if (one)
   say(
-    `growth after load (settled − idle ≤ ${GROWTH_MB} MB): ${verdict(grown.length === 0)}${grown.length ? ` (MC_WORKERS=${grown.map((r) => r.workers).join(', ')})` : ''}`,
+    `one worker idle at ${READ_AT.map(secs).join(' / ')} after ready: ${list(one.idle)} MB (target ≤ ${TARGET.oneWorker}): ${verdict(Math.max(...one.idle) <= TARGET.oneWorker)}`,
+  );
+const base = one ?? runs[0]!;
+for (const r of runs)
+  if (r.workers > base.workers) {
+    const per = (a: number[], b: number[]) => a.map((x, i) => (x - b[i]!) / (r.workers - base.workers));
+    const idle = per(r.idle, base.idle);
+    const after = per(r.after, base.after);
+    say(
+      `MC_WORKERS=${r.workers}: per worker over MC_WORKERS=${base.workers} idle +${list(idle)} MB, after the load +${list(after)} MB (target ≤ ${TARGET.perWorker}): ${verdict(Math.max(...idle, ...after) <= TARGET.perWorker)}`,
+    );
+  }
+for (const r of runs) {
+  const growth = r.after.map((x) => x - r.idle.at(-1)!);
+  say(
+    `MC_WORKERS=${r.workers}: growth after the load at ${READ_AT.map(secs).join(' / ')} over idle before it: ${growth.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} MB (target ≤ ${GROWTH_MB} at each): ${verdict(growth.every((g) => g <= GROWTH_MB))}`,
   );
 }
-
-verdicts(
-  '3 s readings',
-  runs.map((r) => r.at3s),
-);
-verdicts(
-  `quiet readings (${QUIET_MS / 1000} s)`,
-  runs.map((r) => r.quiet),
-);

@@ -20,10 +20,13 @@ export class IdleRenewal {
     clearTimeout(this.timer);
   }
 
-  /** A task started; `done` settles when it has ended. */
-  started(done: Promise<unknown>): void {
+  /**
+   * A task started; `done` settles when it has ended. `work` false: the renewal's own task, which holds
+   * off another renewal while it runs but does not call for one after it.
+   */
+  started(done: Promise<unknown>, work = true): void {
     if (this.afterMs <= 0 || this.stopped) return;
-    this.ran = true;
+    if (work) this.ran = true;
     this.running++;
     clearTimeout(this.timer);
     const end = () => {

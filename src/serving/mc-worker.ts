@@ -7,6 +7,8 @@
  */
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
@@ -43,9 +45,10 @@ export interface WorkerRequest {
   id: number;
   /**
    * A single request, a packed batch, a ping (answered once the models are loaded), loading and
-   * unloading a model, what the thread holds (`held`, worker-held.ts) or `drain` (answered once no
-   * Monte Carlo task runs or waits: the pool then ends the worker). Every result comes back packed
-   * (packStats) or as a Float64Array.
+   * unloading a model, what the thread holds (`held`, worker-held.ts), `release` (give back what the
+   * runs grew, after the Monte Carlo tasks before it: answers [1] when a model could not, and the
+   * thread is to be replaced) or `drain` (answered once no Monte Carlo task runs or waits: the pool then
+   * ends the worker). Every result comes back packed (packStats) or as a Float64Array.
    */
   task:
     | McTask
@@ -56,6 +59,7 @@ export interface WorkerRequest {
     | { load: PoolModel }
     | { unload: string }
     | { held: true }
+    | { release: true }
     | { drain: true };
 }
 
@@ -119,6 +123,7 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
     return null;
   }
   if ('held' in task) return measureHeld();
+  if ('release' in task) return Float64Array.of((await release()) ? 0 : 1);
   if ('drain' in task) {
     await mcTasks;
     return null;
@@ -150,8 +155,44 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
  */
 let mcTasks: Promise<unknown> = Promise.resolve();
 
+/** This thread's full collection (fetched once, as the server's idle collector does); null when refused. */
+let gc: (() => void) | null | undefined;
+function fetchGc(): (() => void) | null {
+  try {
+    setFlagsFromString('--expose-gc');
+    const fn = runInNewContext('gc') as unknown;
+    setFlagsFromString('--no-expose-gc');
+    return typeof fn === 'function' ? (fn as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Give back what the runs grew, in this thread (issue 20): each model's idle release (an ONNX model's
+ * sessions released and created again, which returns onnxruntime's arenas, and its cached mask buffers
+ * dropped), then two full collections of this thread's heap: the dropped buffers are freed by the second,
+ * and a collection after the load has ended shrinks the young generation the load grew. In place of
+ * ending the thread for a fresh one, which freed the same but whose successor could be given another of
+ * glibc's heaps (MALLOC_ARENA_MAX=2), leaving this one's freed blocks resident (RSS +4 MB a renewal).
+ * false when a model has no such release (the tensor models): the pool then replaces the thread.
+ */
+async function release(): Promise<boolean> {
+  let inPlace = true;
+  for (const loading of models.values()) {
+    const m = await loading.catch(() => undefined);
+    if (m && !m.releaseIdle) inPlace = false;
+    await m?.releaseIdle?.();
+  }
+  gc ??= fetchGc();
+  gc?.();
+  gc?.();
+  return inPlace;
+}
+
 parentPort!.on('message', ({ id, task }: WorkerRequest) => {
-  const isMc = 'model' in task;
+  // a release waits for the Monte Carlo tasks handed over before it, and they for it
+  const isMc = 'model' in task || 'release' in task;
   const started = isMc ? mcTasks.then(() => run(id, task)) : run(id, task);
   if (isMc) mcTasks = started.catch(() => undefined);
   started.then(

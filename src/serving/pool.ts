@@ -39,9 +39,10 @@ import { startWorker } from '../util/worker.js';
 import { IdleRenewal } from './idle-renewal.js';
 
 /**
- * A worker idle this long after Monte Carlo work is replaced by a fresh one: long enough that a server
- * under load never does it (a fresh worker costs a thread start and loading its copies, about 15 ms of
- * CPU per small model), short enough that an idle server soon returns what a burst grew (issue 20).
+ * A worker idle this long after Monte Carlo work gives back what the work grew (renew): long enough
+ * that a server under load never does it (it costs creating the sessions again, about 8 ms of CPU for
+ * the two shipped models, and the next run grows onnxruntime's arena again), short enough that an idle
+ * server soon returns what a burst grew (issue 20).
  */
 export const RENEW_AFTER_MS = 10_000;
 
@@ -52,15 +53,15 @@ interface Slot {
   cancel: Int32Array;
   /** It has answered a message: a worker that dies before that is not restarted (it would again). */
   started: boolean;
-  /** When to replace it (renew). */
+  /** When it gives back what its runs grew (renew). */
   idle: IdleRenewal;
   /** The thread has ended: a task posted to it fails at once (it would wait for ever). */
   exited: boolean;
 }
 
 /**
- * `source` with its bytes in shared memory: the workers' copies (each keeps what it loaded from, to renew
- * it) then hold one copy of a model's file between them, not one each.
+ * `source` with its bytes in shared memory: the workers' copies (a worker that dies is replaced by one that
+ * loads them again) then hold one copy of a model's file between them, not one each.
  */
 export function sharedBytes(source: ModelSource): ModelSource {
   const contents = source.contents;
@@ -72,9 +73,9 @@ export function sharedBytes(source: ModelSource): ModelSource {
 
 export class McPool {
   private readonly slots: Slot[] = [];
-  /** Fresh workers loading their models, each to replace one in slots (renew). */
-  private readonly starting = new Set<Slot>();
   private nextId = 0;
+  /** Fresh workers loading their models, each to replace one in slots (replace). */
+  private readonly starting = new Set<Slot>();
   private renewed = 0;
   private closing = false;
 
@@ -84,10 +85,10 @@ export class McPool {
   /**
    * `sources`: models to load at start, keyed by name. `nice`: the workers' CPU priority (Linux nice,
    * 0..19; 0 leaves it), so that the main thread wins the CPU when both want it. `renewAfterMs`: a
-   * worker idle that long after MC work is replaced by a fresh one (0: never). Its runs grew what it
-   * holds, and it keeps it: onnxruntime's arenas stay at the largest run's peak (the arena-shrinkage
-   * run option is not passed on by onnxruntime-node 1.30), the mask buffers are kept for reuse, V8's
-   * young generation stays grown and garbage waits for allocations that an idle thread does not make.
+   * worker idle that long after MC work gives back what its runs grew (renew; 0: never). It would keep
+   * it: onnxruntime's arenas stay at the largest run's peak (the arena-shrinkage run option is not passed
+   * on by onnxruntime-node 1.30), the mask buffers are kept for reuse, V8's young generation stays grown
+   * and garbage waits for allocations that an idle thread does not make.
    */
   constructor(
     sources: ModelSource[],
@@ -146,7 +147,7 @@ export class McPool {
     return this.slots.length;
   }
 
-  /** How many workers were replaced by fresh ones after going idle (renewAfterMs). */
+  /** How many times a worker gave back what its runs grew after going idle (renewAfterMs). */
   get renewals(): number {
     return this.renewed;
   }
@@ -156,8 +157,28 @@ export class McPool {
     return [...this.slots, ...this.starting];
   }
 
+  /**
+   * The worker gives back what its runs grew (mc-worker.ts `release`: its models' sessions created
+   * again, its mask buffers dropped, its heap collected), after the tasks handed to it before. In the
+   * worker's own thread: a fresh thread in its place freed the same, but glibc (MALLOC_ARENA_MAX=2) could
+   * give the fresh thread the other heap, and the old one's freed blocks then stayed resident (RSS +4 to
+   * +6 MB a renewal, bench/idle-memory.ts), and it cost a thread's start. A worker holding a model that
+   * cannot give back in place (no Model.releaseIdle: the tensor models) is still replaced whole.
+   */
+  private async renew(slot: Slot): Promise<void> {
+    if (this.closing || slot.exited) return;
+    const done = this.post<Float64Array>(slot, { release: true });
+    slot.idle.started(done, false);
+    const whole = await done.then(
+      (kept) => kept[0] === 1,
+      () => false,
+    );
+    if (whole) await this.replace(slot);
+    else if (!slot.exited) this.renewed++;
+  }
+
   /** `old` replaced by a fresh worker once that has loaded the models; then `old` is ended. */
-  private async renew(old: Slot): Promise<void> {
+  private async replace(old: Slot): Promise<void> {
     if (this.closing || !this.slots.includes(old)) return;
     const fresh = this.spawn();
     this.starting.add(fresh);

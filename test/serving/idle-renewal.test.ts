@@ -45,6 +45,27 @@ describe('IdleRenewal', () => {
     expect(calls).toBe(1);
   });
 
+  it("the renewal's own task (work false) does not call for another; work that starts during it does", async () => {
+    let calls = 0;
+    const r = new IdleRenewal(1000, () => calls++);
+    r.started(Promise.resolve());
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(1);
+    const renewal = task();
+    r.started(renewal.done, false);
+    renewal.end();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(calls).toBe(1);
+    const again = task();
+    r.started(again.done, false);
+    r.started(Promise.resolve()); // a Monte Carlo task handed over during the renewal
+    again.end();
+    await vi.advanceTimersByTimeAsync(999);
+    expect(calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(2);
+  });
+
   it('stop: no renewal afterwards, also for a task that was running', async () => {
     let calls = 0;
     const r = new IdleRenewal(1000, () => calls++);

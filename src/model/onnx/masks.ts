@@ -171,6 +171,13 @@ function usable(w: Wasm | null, bytes: number): Wasm | null {
   return w;
 }
 
+/**
+ * The most units fill() generates in the memory at once (256 KB). Generated whole, a run's masks grew
+ * the memory to their size (the diabetes model's 4080-row runs: 3.2 MB), which a WebAssembly memory
+ * keeps for the thread's life (issue 20: an MC worker's RSS after a load).
+ */
+const FILL_CHUNK = 65_536;
+
 const f32bits = new Float32Array(1);
 const i32bits = new Int32Array(f32bits.buffer);
 
@@ -207,13 +214,16 @@ export class MaskStream {
       out.fill(k.threshold <= 0 ? 1 : 0, start, end);
       return;
     }
-    const w = usable(this.useWasm ? instance() : null, STREAM + (n + 8) * 4);
-    if (!w) {
-      this.referenceFill(out, start, n, 1, 0, k.threshold, k.keep);
-      return;
+    // FILL_CHUNK units at a time (the stream does not depend on how a fill is split)
+    for (let at = start; at < end; at += FILL_CHUNK) {
+      const m = Math.min(FILL_CHUNK, end - at);
+      const w = usable(this.useWasm ? instance() : null, STREAM + (m + 8) * 4);
+      if (!w) this.referenceFill(out, at, m, 1, 0, k.threshold, k.keep);
+      else {
+        this.generate(w, STREAM / 4, m, k);
+        out.set(w.f32.subarray(STREAM / 4, STREAM / 4 + m), at);
+      }
     }
-    this.generate(w, STREAM / 4, n, k);
-    out.set(w.f32.subarray(STREAM / 4, STREAM / 4 + n), start);
   }
 
   /**

@@ -90,6 +90,25 @@ export async function runMcChunk(
 }
 
 /**
+ * Where glibc maps an allocation instead of carving it from its heap: the image's
+ * MALLOC_MMAP_THRESHOLD_=1048576 (a page over it, for malloc's header).
+ */
+const MAPPED_BYTES = 1024 * 1024 + 4096;
+
+/**
+ * A mask buffer of `floats` values; one of over a quarter of MAPPED_BYTES is made MAPPED_BYTES long, so
+ * that glibc maps it. Carved from the heap, a run's masks (the wine model's: 4080 rows × 64 units, 1 MB
+ * less 4 KB each) sat among blocks of the threads sharing that heap (an MC worker shares the main thread's
+ * with MALLOC_ARENA_MAX=2), and once freed stayed resident behind them (issue 20: RSS +2 to +6 MB after
+ * an MC load); mapped, a freed buffer returns to the system.
+ */
+export function maskArray(floats: number): Float32Array {
+  const bytes = floats * Float32Array.BYTES_PER_ELEMENT;
+  const mapped = bytes > MAPPED_BYTES / 4 && bytes < MAPPED_BYTES;
+  return new Float32Array(mapped ? MAPPED_BYTES / Float32Array.BYTES_PER_ELEMENT : floats);
+}
+
+/**
  * Mask buffers reused across requests: a request takes one buffer per live dropout, for all its chunks,
  * and gives them back when done (a buffer is never shared by two requests in flight: onnxruntime reads
  * it after an await).
@@ -103,7 +122,7 @@ export class MaskBuffers {
   take(batchRows: number): Float32Array[] {
     const i = this.free.findIndex((set) => set.every((b, k) => b.length >= batchRows * this.masks[k]!.rowSize));
     if (i >= 0) return this.free.splice(i, 1)[0]!;
-    return this.masks.map((m) => new Float32Array(batchRows * m.rowSize));
+    return this.masks.map((m) => maskArray(batchRows * m.rowSize));
   }
 
   give(bufs: Float32Array[]): void {

@@ -231,19 +231,21 @@ const runOnes = (io: GraphIo, g: McGraphSession) => (x: Float32Array, rows: numb
 /**
  * The served sessions of a loaded model, renewable at a quiet moment. onnxruntime-node 1.30 has no call
  * to shrink a session's arena, which keeps the peak of the session's runs (with the mask buffers, RSS
- * +20 to +24 MB after a short MC load with MC_WORKERS=0, bench/idle-memory.ts); renew() creates the
- * sessions again from their graphs' bytes (kept: a tabular model's graphs are 39–45 KB each) and releases the old ones. Runs hold
- * the sessions they started on (use()): a renewal never starts while one runs, a run that starts during
- * one uses the old sessions, and those are released when their last run ends.
+ * +20 to +24 MB after a short MC load with MC_WORKERS=0, bench/idle-memory.ts); renew() releases the
+ * sessions and creates them again from their graphs' bytes (kept: a tabular model's graphs are 39–45 KB
+ * each). Released first, so that the new sessions take the memory the old ones freed: created first, they
+ * were placed above it in glibc's heap, which kept the freed blocks resident under them. A renewal
+ * starts only when no run is running, and runs that start during it wait for the new sessions (a few ms).
  */
 export class LiveSessions {
   private current: ModelSessions;
   private users = 0;
-  /** Sessions replaced by a renewal, with the runs still on them. */
-  private readonly retired = new Map<ModelSessions, number>();
   /** A run since the last renewal (a model that did not run has nothing to give back). */
   private ran = false;
-  private renewing = false;
+  /** The renewal under way: runs wait for it. */
+  private renewing: Promise<void> | null = null;
+  /** The current sessions are released and not yet created again (renew). */
+  private released = false;
   private closed = false;
   renewals = 0;
 
@@ -262,63 +264,66 @@ export class LiveSessions {
 
   /** Run `fn` on the current sessions, holding them until it settles. */
   async use<T>(fn: (s: ModelSessions) => Promise<T>): Promise<T> {
+    for (let r = this.renewing; r !== null; r = this.renewing) await r.catch(() => undefined);
+    // a renewal that could not create the sessions again: this run tries once more (its error is the run's)
+    if (this.released) await this.track(this.recreate());
     const s = this.current;
     this.ran = true;
-    this.hold(s, +1);
+    this.users++;
     try {
       return await fn(s);
     } finally {
-      this.hold(s, -1);
+      this.users--;
     }
   }
 
   /**
    * New sessions of the same graphs in place of the current ones, when runs happened since the last
-   * renewal and none is running; false when it did nothing. A failure keeps the current sessions.
+   * renewal and none is running; false when it did nothing.
    */
   async renew(): Promise<boolean> {
     if (!this.ran || this.users > 0 || this.renewing || this.closed) return false;
-    this.renewing = true;
+    await this.track(
+      (async () => {
+        await releaseSessions(this.current);
+        this.released = true;
+        await this.recreate();
+        this.ran = false;
+        this.renewals++;
+      })(),
+    );
+    return true;
+  }
+
+  /** `work` as the renewal under way, which runs wait for. */
+  private async track(work: Promise<void>): Promise<void> {
+    this.renewing = work;
     try {
-      const old = this.current;
-      const fresh = await this.create(old);
-      if (this.closed) {
-        await releaseSessions(fresh);
-        return false;
-      }
-      this.current = fresh;
-      this.ran = false;
-      this.renewals++;
-      if (this.users === 0) await releaseSessions(old);
-      else {
-        // runs that started during the creation finish on the old sessions, then release them
-        this.retired.set(old, this.users);
-        this.users = 0;
-      }
-      return true;
-    } catch {
-      return false;
+      await work;
     } finally {
-      this.renewing = false;
+      this.renewing = null;
+    }
+  }
+
+  /** The released sessions created again (the same bytes made them at load: a failure is passing, memory). */
+  private async recreate(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.current = await this.create(this.current);
+        this.released = false;
+        if (this.closed) await releaseSessions(this.current);
+        return;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await releaseSessions(this.current);
-  }
-
-  private hold(s: ModelSessions, delta: number): void {
-    if (s === this.current) {
-      this.users += delta;
-      return;
-    }
-    const left = this.retired.get(s)! + delta;
-    if (left > 0) this.retired.set(s, left);
-    else {
-      this.retired.delete(s);
-      void releaseSessions(s);
-    }
+    await this.renewing?.catch(() => undefined);
+    if (!this.released) await releaseSessions(this.current);
   }
 
   private async create(s: ModelSessions): Promise<ModelSessions> {

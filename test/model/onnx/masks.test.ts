@@ -30,6 +30,21 @@ describe('MaskStream (WebAssembly SIMD dropout masks)', () => {
     }
   });
 
+  it('a fill larger than one generation chunk (64 Ki units) gives the reference stream, memory bounded', () => {
+    const n = 3 * 65_536 + 12_345; // a 4080-row run of 200 units is 816 000
+    const fast = new Float32Array(n);
+    const ref = new Float32Array(n);
+    new MaskStream(77).fill(fast, 0, 5, 0.2);
+    new MaskStream(77).fill(fast, 0, n, 0.2); // a fresh stream over the same memory
+    new MaskStream(77, false).fill(ref, 0, n, 0.2);
+    expect(fast).toEqual(ref);
+    const halves = new Float32Array(n);
+    const st = new MaskStream(77);
+    st.fill(halves, 0, 100_001, 0.2);
+    st.fill(halves, 100_001, n, 0.2);
+    expect(halves).toEqual(ref);
+  });
+
   it('fillBatch lays each stream out sample-major exactly as its own contiguous fill', () => {
     const rows = [1, 3, 2];
     const T = 7;
