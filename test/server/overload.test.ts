@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JSON_PLAIN, JSON_SUSPECT, exceedsJsonDepth, scanJson } from '../../src/server/json-depth.js';
-import { IdleGc, exposeGc } from '../../src/server/plugins/idle-gc.js';
+import { IdleGc, SETTLE_AFTER_MS, SETTLE_MIN_BYTES, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import {
   FIRST_HOLD_MS,
   heldConnections,
@@ -805,6 +805,8 @@ describe('memory held by request bodies', () => {
         bytes = 30 * MB; // what a collection leaves
       },
       () => bytes,
+      undefined,
+      () => 0, // the committed heap never grows: no settling collection
     );
     idle.activity();
     bytes = 200 * MB;
@@ -836,6 +838,8 @@ describe('memory held by request bodies', () => {
         bytes = 24 * MB; // the loaded model stays
       },
       () => bytes,
+      undefined,
+      () => 0,
     );
     bytes = 32 * MB; // 12 MB above the floor: under the threshold, but a load's garbage
     idle.loaded();
@@ -853,6 +857,47 @@ describe('memory held by request bodies', () => {
     idle.tick(12_000);
     idle.tick(13_000);
     expect(idle.collections).toBe(2);
+  });
+
+  it('settling collection: once, SETTLE_AFTER_MS after the last activity, when the committed heap grew by more than SETTLE_MIN_BYTES since the last one', () => {
+    const MB = 1024 * 1024;
+    let committed = 40 * MB;
+    let gcs = 0;
+    const idle = new IdleGc(
+      () => {
+        gcs++;
+        committed = 41 * MB; // what the settling collection leaves (the young generation shrunk)
+      },
+      () => 0, // heap in use never over the threshold: only the settling collection runs
+      undefined,
+      () => committed,
+    );
+    idle.activity();
+    committed = 46 * MB; // the load grew the young generation
+    idle.tick(1000); // busy
+    idle.tick(2000); // quiet, 1 s after: too soon (V8 would not shrink it yet)
+    idle.tick(1000 + SETTLE_AFTER_MS - 1000);
+    expect(gcs).toBe(0);
+    idle.tick(1000 + SETTLE_AFTER_MS); // 6 s quiet: collect (twice, as every idle collection)
+    expect([gcs, idle.collections]).toEqual([2, 1]);
+    idle.tick(1000 + 2 * SETTLE_AFTER_MS); // no activity since: nothing
+    expect(gcs).toBe(2);
+    idle.activity();
+    committed = 41 * MB + SETTLE_MIN_BYTES; // grew by no more than the threshold
+    idle.tick(20_000);
+    idle.tick(20_000 + SETTLE_AFTER_MS);
+    expect(gcs).toBe(2);
+    idle.activity();
+    committed = 41 * MB + SETTLE_MIN_BYTES + 1;
+    idle.tick(40_000);
+    idle.tick(41_000);
+    expect(gcs).toBe(2);
+    idle.activity(); // activity again before the 6 s: the wait starts over
+    idle.tick(44_000);
+    idle.tick(44_000 + SETTLE_AFTER_MS - 1000);
+    expect(gcs).toBe(2);
+    idle.tick(44_000 + SETTLE_AFTER_MS);
+    expect(gcs).toBe(4);
   });
 
   it('the server reports each model load to the idle collector', async () => {

@@ -14,6 +14,13 @@
  * that fails, nothing happens. Whether the freed memory leaves the process is the allocator's choice:
  * glibc keeps freed body buffers for reuse (plugins/body-budget.ts).
  *
+ * A settling collection: V8 keeps the young generation a load grew (its semi-spaces, 5 MB of RSS after
+ * an MC load) until its estimate of the allocation rate, taken over about 5 s, is low, and a quiet
+ * server allocates nothing that would make it look again. So at the first quiet second SETTLE_AFTER_MS
+ * after the last activity, if the heap's committed size is more than SETTLE_MIN_BYTES over the level the
+ * last such collection left, it collects once more (RSS +8.2 → +4.7 MB 10–45 s after an MC load, one
+ * run, docs/benchmarks.md; one main-thread collection of 20–40 ms per quiet period after a load).
+ *
  * At the same quiet seconds (at most once per IDLE_GC_MIN_INTERVAL_MS) the served models give back what
  * their runs left (Model.releaseIdle: an ONNX model's cached mask buffers and onnxruntime's arenas, by
  * new sessions), which no collection reaches: with MC_WORKERS=0 RSS 20–24 MB above idle
@@ -27,6 +34,8 @@ import { appPlugin } from './app-plugin.js';
 const CHECK_MS = 1000;
 export const IDLE_GC_MIN_BYTES = 16 * 1024 * 1024;
 export const IDLE_GC_MIN_INTERVAL_MS = 5000;
+export const SETTLE_AFTER_MS = 6000;
+export const SETTLE_MIN_BYTES = 2 * 1024 * 1024;
 
 export function exposeGc(): (() => void) | null {
   const existing = (globalThis as { gc?: () => void }).gc;
@@ -46,6 +55,8 @@ const inUse = (): number => {
   return h.used_heap_size + h.external_memory;
 };
 
+const committed = (): number => getHeapStatistics().total_heap_size;
+
 /**
  * The decision, apart from timers and V8 (tested with a fake gc): `activity()` on each request and
  * closed connection, `tick(nowMs)` every CHECK_MS.
@@ -60,6 +71,11 @@ export class IdleGc {
   /** Activity since the models last released (the `release` hook). */
   private releaseDue = false;
   private lastRelease = Number.NEGATIVE_INFINITY;
+  /** The last second with activity, and whether a settling collection is due since. */
+  private lastActive = 0;
+  private settleDue = false;
+  /** The heap's committed size after the last settling collection. */
+  private settledLevel: number;
   collections = 0;
   releases = 0;
 
@@ -67,8 +83,10 @@ export class IdleGc {
     private readonly gc: () => void,
     private readonly bytesInUse: () => number = inUse,
     private readonly release: () => void = () => undefined,
+    private readonly heapCommitted: () => number = committed,
   ) {
     this.floor = bytesInUse();
+    this.settledLevel = heapCommitted();
   }
 
   activity(): void {
@@ -90,6 +108,8 @@ export class IdleGc {
       this.activityCount = 0;
       this.dirty = true;
       this.releaseDue = true;
+      this.settleDue = true;
+      this.lastActive = nowMs;
       return;
     }
     if (this.releaseDue && nowMs - this.lastRelease >= IDLE_GC_MIN_INTERVAL_MS) {
@@ -98,20 +118,26 @@ export class IdleGc {
       this.releases++;
       this.release();
     }
-    if (
-      !this.dirty ||
-      nowMs - this.lastGc < IDLE_GC_MIN_INTERVAL_MS ||
-      (!this.loadPending && this.bytesInUse() - this.floor < IDLE_GC_MIN_BYTES)
-    )
-      return;
-    this.dirty = false;
+    if (nowMs - this.lastGc < IDLE_GC_MIN_INTERVAL_MS) return;
+    if (this.dirty && (this.loadPending || this.bytesInUse() - this.floor >= IDLE_GC_MIN_BYTES)) {
+      this.dirty = false;
+      this.collect(nowMs);
+      this.floor = this.loadPending ? this.bytesInUse() : Math.min(this.floor, this.bytesInUse());
+      this.loadPending = false;
+    } else if (this.settleDue && nowMs - this.lastActive >= SETTLE_AFTER_MS) {
+      this.settleDue = false;
+      if (this.heapCommitted() - this.settledLevel <= SETTLE_MIN_BYTES) return;
+      this.collect(nowMs);
+      this.settledLevel = this.heapCommitted();
+    }
+  }
+
+  private collect(nowMs: number): void {
     // the second collection frees the Buffers' memory: V8 sweeps dead ArrayBuffers after the first
     this.gc();
     this.gc();
     this.collections++;
     this.lastGc = nowMs;
-    this.floor = this.loadPending ? this.bytesInUse() : Math.min(this.floor, this.bytesInUse());
-    this.loadPending = false;
   }
 }
 
