@@ -114,7 +114,7 @@ const EnvSchema = z.object({
   MC_WORKER_NICE: int(0, 19).default(0),
   /** A Monte Carlo request is also refused when the work queued ahead of it would take longer than this (estimated from the recent rate; 0 = no bound). */
   MAX_QUEUE_WAIT_MS: int(0, 3_600_000).default(1000),
-  /** After a burst, at the first quiet second, two full garbage collections when the heap + external memory grew 16 MB (plugins/idle-gc.ts). */
+  /** After a burst, at the first quiet second, two full garbage collections when the heap + external memory grew 16 MB, and 6 s after the last activity when the committed heap grew 2 MB (plugins/idle-gc.ts). */
   IDLE_GC: bool.default(true),
 });
 
