@@ -62,9 +62,9 @@ export function exceedsJsonDepth(bytes: Uint8Array, max = MAX_JSON_DEPTH): boole
 
 /**
  * Bodies up to this many bytes are parsed first and checked on their value (checkParsed), not scanned
- * byte by byte: the scan cost 25–28 instructions a byte (callgrind: 1.6 k a predict body, 4.3 k a V2
- * Monte Carlo one, the largest cost the first release did not have), the walk of the parsed value a
- * few per value. Deep nesting costs JSON.parse about 0.4 µs a byte (issue 14: 600 KB of `[`, 209–247
+ * byte by byte: the scan costs 25–28 instructions a byte (callgrind: 1.6 k a 56-byte predict body, 4.3
+ * k a V2 Monte Carlo one, the largest cost the first release did not have), checkParsed about 2.1 k for
+ * either (it grows with the values, not the bytes; below about 75 bytes the scan is the cheaper). Deep nesting costs JSON.parse about 0.4 µs a byte (issue 14: 600 KB of `[`, 209–247
  * ms), so a body this small costs at most about 0.2 ms however it nests; larger ones are scanned first.
  */
 export const PARSE_FIRST_MAX_BYTES = 512;
