@@ -1,7 +1,9 @@
 /**
  * `npx tsx bench/callgrind.ts DIR [warmup] [requests] [connections]`: instructions per request of one
  * build's server, counted by valgrind's callgrind: a figure that does not move with the load of a
- * shared machine, unlike CPU time (repeat runs of one build agree to about 1%, docs/benchmarks.md).
+ * shared machine, unlike CPU time. A total still differs between starts of one build (up to a fifth: the
+ * state V8's JIT settles into, docs/benchmarks.md); each function's own count is stable, so compare those,
+ * or the least of several starts.
  * The server (DIR/dist/server/server.js, as `npm start` runs it) starts under callgrind without
  * instrumentation; after `warmup` requests of a case (default 3000, enough for V8 to optimise the hot
  * path) instrumentation goes on, the counters are zeroed, `requests` more are sent (default 2000, over
