@@ -59,3 +59,50 @@ export function scanJson(bytes: Uint8Array, max = MAX_JSON_DEPTH): JsonScan {
 export function exceedsJsonDepth(bytes: Uint8Array, max = MAX_JSON_DEPTH): boolean {
   return scanJson(bytes, max) === JSON_TOO_DEEP;
 }
+
+/**
+ * Bodies up to this many bytes are parsed first and checked on their value (checkParsed), not scanned
+ * byte by byte: the scan costs 25–28 instructions a byte (callgrind: 1.6 k a 56-byte predict body, 4.3
+ * k a V2 Monte Carlo one, the largest cost the first release did not have), checkParsed about 2.1 k for
+ * either (it grows with the values, not the bytes; below about 75 bytes the scan is the cheaper). Deep nesting costs JSON.parse about 0.4 µs a byte (issue 14: 600 KB of `[`, 209–247
+ * ms), so a body this small costs at most about 0.2 ms however it nests; larger ones are scanned first.
+ */
+export const PARSE_FIRST_MAX_BYTES = 512;
+
+/**
+ * A parsed JSON value (JSON.parse's: plain objects, arrays, scalars) as scanJson would judge its
+ * text: JSON_TOO_DEEP when arrays and objects nest deeper than `max`, else JSON_SUSPECT when an object
+ * has a `__proto__` or `constructor` key (JSON.parse makes `__proto__` an own key; an escaped one is
+ * decoded by then), else JSON_PLAIN.
+ */
+export function checkParsed(value: unknown, max = MAX_JSON_DEPTH): JsonScan {
+  if (typeof value !== 'object' || value === null) return JSON_PLAIN;
+  const found = { suspect: false };
+  return walk(value, 1, max, found) ? JSON_TOO_DEEP : found.suspect ? JSON_SUSPECT : JSON_PLAIN;
+}
+
+const isContainer = (x: unknown): boolean => typeof x === 'object' && x !== null;
+
+/** Whether the container `v`, at nesting depth `depth`, or one inside it is deeper than `max`. */
+function walk(v: object, depth: number, max: number, found: { suspect: boolean }): boolean {
+  if (depth > max) return true;
+  if (Array.isArray(v)) {
+    // an array of numbers (most) is passed by some(), a builtin: an indexed load that saw both arrays of
+    // numbers and arrays of arrays made optimised code turn each array of numbers into one of boxed
+    // values (a TransitionElementsKind per request, ~2.4 k instructions, and slower reads of the rows
+    // afterwards), and for-of called the array iterator's next() per element (~120 instructions each)
+    if (!v.some(isContainer)) return false;
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'object' && x !== null && walk(x, depth + 1, max, found)) return true;
+    }
+    return false;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    if (k === '__proto__' || k === 'constructor') found.suspect = true;
+    const x = o[k];
+    if (typeof x === 'object' && x !== null && walk(x, depth + 1, max, found)) return true;
+  }
+  return false;
+}

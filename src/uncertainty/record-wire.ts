@@ -3,7 +3,7 @@
  * a batch's results back as one transferred buffer), tagged with a fingerprint of the tables and
  * length-checked on the way in.
  */
-import { type McStats, makeStats, servedStats, statLength, statValues, statsWidth } from './record.js';
+import { type McStats, makeStatsFrom, servedStats, statLength, statValues, statsWidth } from './record.js';
 import { STATS, type Task } from './statistics.js';
 
 /**
@@ -88,44 +88,47 @@ export function unpackStats(data: Float64Array): { stats: McStats; seed: number 
   };
   while (o < data.length) {
     const h = take(HEADER);
-    const [tag, task, rows, width, samples, level, method, seed, rawLength, held, counted] = [
-      h[0]!,
-      h[1]!,
-      h[2]!,
-      h[3]!,
-      h[4]!,
-      h[5]!,
-      h[6]!,
-      h[7]!,
-      h[8]!,
-      h[9]!,
-      h[10]!,
-    ];
+    // the header's fields read one by one (a destructured array literal was an array per record)
+    const tag = h[0]!;
+    const rows = h[2]!;
+    const width = h[3]!;
+    const held = h[9]!;
+    const counted = h[10]!;
     if (tag !== WIRE_TAG)
       throw new Error(`MC wire: layout tag ${tag} is not this build's ${WIRE_TAG} (packed by other statistics tables)`);
-    const kind: Task = task === 0 ? 'regression' : 'classification';
+    const kind: Task = h[1] === 0 ? 'regression' : 'classification';
     const table = STATS[kind];
-    const arrays: Record<string, Float64Array | Int32Array> = {};
+    // in table order (makeStatsFrom), not keyed by name
+    const values: (Float64Array | Int32Array | undefined)[] = new Array(table.length);
     for (let j = 0; j < table.length; j++) {
       const d = table[j]!;
       if ((held & (1 << j)) === 0) {
         if (d.served === 'always') throw new Error(`MC wire: the ${kind} record lacks "${d.key}"`);
+        values[j] = undefined;
         continue;
       }
       const a = take(statLength(d, rows, width));
-      arrays[d.key] = d.int ? Int32Array.from(a) : a;
+      values[j] = d.int ? Int32Array.from(a) : a;
     }
+    const rawLength = h[8]!;
     const raw = rawLength > 0 ? Float32Array.from(take(rawLength)) : undefined;
     if (counted !== 0 && counted !== rows) throw new Error(`MC wire: ${counted} row sample counts for ${rows} rows`);
     const rowSamples = counted > 0 ? Int32Array.from(take(counted)) : undefined;
     out.push({
-      stats: makeStats(
+      stats: makeStatsFrom(
         kind,
-        { rows, width, samples, level, intervalMethod: method === 1 ? 'conformal' : 'gaussian', rowSamples },
-        arrays,
+        {
+          rows,
+          width,
+          samples: h[4]!,
+          level: h[5]!,
+          intervalMethod: h[6] === 1 ? 'conformal' : 'gaussian',
+          rowSamples,
+        },
+        values,
         raw,
       ),
-      seed,
+      seed: h[7]!,
     });
   }
   return out;

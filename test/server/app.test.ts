@@ -1,8 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { generateOpenApi, generateOpenApiObject } from '../../src/server/openapi.js';
+import type { FastifyReply } from 'fastify';
+import { SECURITY_HEADERS, setSecurityHeaders } from '../../src/server/plugins/security-headers.js';
 import { DIABETES_ROW, testApp } from '../helpers/app.js';
+
+/** Fastify's symbol of a reply's pending headers (what setSecurityHeaders writes in place). */
+const REPLY_HEADERS_FOR_TEST = (createRequire(import.meta.url)('fastify/lib/symbols.js') as { kReplyHeaders: symbol })
+  .kReplyHeaders;
 
 describe('OpenAPI', () => {
   it('the committed openapi/openapi.json is what the code generates (run `npm run openapi` after changing a schema)', async () => {
@@ -124,8 +131,37 @@ describe('security headers, CORS and rate limiting', () => {
       expect(r.headers['x-content-type-options']).toBe('nosniff');
       expect(r.headers['x-frame-options']).toBe('DENY');
       expect(r.headers['cache-control']).toBe('no-store');
+      expect(r.headers['strict-transport-security']).toBe('max-age=31536000');
+      expect(r.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/);
       expect(r.headers['access-control-allow-origin']).toBeUndefined(); // CORS off unless configured
     }
+    // set in place of the reply's empty header object, or through reply.headers() when it has one
+    const reply = (headers: Record<string, string>) => {
+      const set: Record<string, unknown> = {};
+      const pending: Record<string, unknown> = { ...headers };
+      const r = {
+        [REPLY_HEADERS_FOR_TEST]: pending,
+        headers(h: Record<string, unknown>) {
+          Object.assign(pending, h);
+          Object.assign(set, h);
+          return this;
+        },
+        header(k: string, v: unknown) {
+          pending[k] = v;
+          set[k] = v;
+          return this;
+        },
+      } as unknown as FastifyReply & Record<symbol, Record<string, unknown>>;
+      return { r, set };
+    };
+    const empty = reply({});
+    setSecurityHeaders(empty.r, 'id-1');
+    expect(empty.r[REPLY_HEADERS_FOR_TEST]).toEqual({ ...SECURITY_HEADERS, 'x-request-id': 'id-1' });
+    expect(empty.set).toEqual({});
+    const busy = reply({ vary: 'origin' });
+    setSecurityHeaders(busy.r, 'id-2');
+    expect(busy.r[REPLY_HEADERS_FOR_TEST]).toEqual({ vary: 'origin', ...SECURITY_HEADERS, 'x-request-id': 'id-2' });
+    expect(busy.set).toEqual({ ...SECURITY_HEADERS, 'x-request-id': 'id-2' });
     const docs = await app.inject('/docs/static/index.html');
     expect(docs.headers['content-security-policy']).toMatch(/script-src 'self'/);
     expect(docs.headers['content-security-policy']).not.toMatch(/upgrade-insecure-requests/);

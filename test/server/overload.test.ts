@@ -12,7 +12,15 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { JSON_PLAIN, JSON_SUSPECT, exceedsJsonDepth, scanJson } from '../../src/server/json-depth.js';
+import {
+  JSON_PLAIN,
+  JSON_SUSPECT,
+  JSON_TOO_DEEP,
+  PARSE_FIRST_MAX_BYTES,
+  checkParsed,
+  exceedsJsonDepth,
+  scanJson,
+} from '../../src/server/json-depth.js';
 import { IdleGc, SETTLE_AFTER_MS, SETTLE_MIN_BYTES, exposeGc } from '../../src/server/plugins/idle-gc.js';
 import {
   FIRST_HOLD_MS,
@@ -650,6 +658,58 @@ describe('JSON nesting depth', () => {
     expect(scanJson(b('{"a": "x\\"}'))).toBe(JSON_PLAIN);
     for (const s of ['{"__proto__": 1}', '{"constructor": 1}', '{"\\u005f_proto__": 1}', '["a", "\\"", "c"]'])
       expect([s, scanJson(b(s))]).toEqual([s, JSON_SUSPECT]);
+  });
+
+  it('a parsed value is judged as the scan judges its text (small bodies are parsed first)', () => {
+    const texts = [
+      '{"instances": [[1, 2.5]], "seed": 3}',
+      '{"a": "x\\\\"}',
+      '[]',
+      '3',
+      '"__proto__"',
+      '{"inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": [[1, 2], [3]]}]}',
+      `${'['.repeat(32)}${']'.repeat(32)}`,
+      `${'['.repeat(33)}${']'.repeat(33)}`,
+      `${'{"a":'.repeat(32)}1${'}'.repeat(32)}`,
+      `${'{"a":'.repeat(33)}1${'}'.repeat(33)}`,
+      `[{"b": 1}, ${'['.repeat(40)}${']'.repeat(40)}]`,
+      '{"__proto__": {"x": 1}}',
+      '{"\\u005f_proto__": 1}',
+      '{"a": [{"constructor": {"prototype": 1}}]}',
+      `{"__proto__": 1, "a": ${'['.repeat(40)}${']'.repeat(40)}}`,
+    ];
+    for (const t of texts) {
+      const scanned = scanJson(Buffer.from(t));
+      const parsed = checkParsed(JSON.parse(t));
+      // the scan marks any string starting with _, c or a backslash; the value only such keys
+      if (scanned === JSON_SUSPECT && parsed === JSON_PLAIN) continue;
+      expect([t, parsed]).toEqual([t, scanned]);
+    }
+    expect(checkParsed(JSON.parse('{"__proto__": 1}'))).toBe(JSON_SUSPECT);
+    expect(checkParsed(JSON.parse('{"\\u0063onstructor": {"prototype": {}}}'))).toBe(JSON_SUSPECT);
+    expect(checkParsed(JSON.parse(`{"c": "__proto__", "x": ${'['.repeat(33)}${']'.repeat(33)}}`))).toBe(JSON_TOO_DEEP);
+    expect(checkParsed(JSON.parse('{"c": "constructor"}'))).toBe(JSON_PLAIN);
+  });
+
+  it('a small body nested deeper than 32 is a 400 too, valid JSON or not, /v1 and V2', async () => {
+    const { app } = await testApp();
+    const tooDeep = 'body: JSON nested deeper than 32 levels (no valid request needs more)';
+    for (const payload of [
+      `{"instances": ${'['.repeat(33)}${']'.repeat(33)}}`,
+      `{"instances": ${'['.repeat(40)}`,
+      `{"instances": [[1]], "x": ${'{"a":'.repeat(33)}1${'}'.repeat(33)}}`,
+    ]) {
+      expect(payload.length).toBeLessThanOrEqual(PARSE_FIRST_MAX_BYTES);
+      const r = await app.inject({ method: 'POST', url: '/v1/models/diabetes/predict', headers: json, payload });
+      expect([payload, r.statusCode, r.json().code]).toEqual([payload, 400, 'DS_JSON_TOO_DEEP']);
+      const v2 = await app.inject({
+        method: 'POST',
+        url: '/v2/models/diabetes/infer',
+        payload: payload.replace('"instances"', '"inputs"'),
+      });
+      expect([payload, v2.statusCode, v2.json()]).toEqual([payload, 400, { error: tooDeep }]);
+    }
+    await app.close();
   });
 
   it("__proto__ and constructor.prototype keys are a 400 as with Fastify's parser, escaped or not, /v1 and V2", async () => {

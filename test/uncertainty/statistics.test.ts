@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ClassificationAccumulator, RegressionAccumulator } from '../../src/uncertainty/accumulators.js';
-import { type McStats, type RegressionStats, makeStats } from '../../src/uncertainty/record.js';
+import {
+  type McStats,
+  NAMED_FIELDS,
+  type RegressionStats,
+  makeStats,
+  servedStats,
+  statValues,
+} from '../../src/uncertainty/record.js';
 import { joinRows } from '../helpers/records.js';
 import {
   maskStatistics,
@@ -61,6 +68,27 @@ describe('the statistics record', () => {
     expect(() => regression(2, 2, 5, Float64Array.from([1, 2]))).toThrow(
       'aleatoric_std: 2 values for 2 rows × 2 outputs',
     );
+  });
+
+  it("each statistic is read by name (statValues): the named fields are the tables' keys; servedStats sees on-request ones", () => {
+    expect(NAMED_FIELDS.regression).toEqual(STATS.regression.map((d) => d.key));
+    expect(NAMED_FIELDS.classification).toEqual(STATS.classification.map((d) => d.key));
+    const plain = regression(2, 2, 5, new Float64Array(4));
+    const quartiles = regression(2, 2, 5, new Float64Array(4), 0.9, false, QUARTILES);
+    for (const s of [plain, quartiles])
+      for (const d of servedStats(s)) expect(statValues(s, d)).toBe((s as unknown as Record<string, unknown>)[d.key]);
+    expect(servedStats(plain).map((d) => d.key)).toEqual(
+      STATS.regression.filter((d) => d.served === 'always').map((d) => d.key),
+    );
+    expect(servedStats(quartiles).map((d) => d.key)).toEqual(STATS.regression.map((d) => d.key));
+    // records are made as one literal per task (makeStatsFrom): the same keys, in table order, as a field at a time
+    for (const s of [plain, quartiles]) {
+      const keys = Object.keys(s);
+      const held = STATS.regression.filter((d) => d.key in s).map((d) => d.key);
+      expect(keys.filter((k) => NAMED_FIELDS.regression.includes(k as never))).toEqual(held);
+      expect(keys.slice(0, 6)).toEqual(['kind', 'rows', 'outputs', 'samples', 'level', 'intervalMethod']);
+      expect(keys.includes('quantile25')).toBe(s === quartiles);
+    }
   });
 
   it('a record must hold every statistic of its table, each of its length', () => {

@@ -11,7 +11,14 @@ import createError from '@fastify/error';
 import type { FastifyBodyParser, FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { ClientGoneError } from '../../serving/errors.js';
-import { JSON_PLAIN, JSON_TOO_DEEP, MAX_JSON_DEPTH, scanJson } from '../json-depth.js';
+import {
+  JSON_PLAIN,
+  JSON_TOO_DEEP,
+  MAX_JSON_DEPTH,
+  PARSE_FIRST_MAX_BYTES,
+  checkParsed,
+  scanJson,
+} from '../json-depth.js';
 import { fastPathOf } from '../schemas/fast-path.js';
 import { appPlugin } from './app-plugin.js';
 import { clientLeft } from './client-gone.js';
@@ -24,13 +31,30 @@ export const TooDeep = createError(
 
 /**
  * JSON bytes → a value, as Fastify's own JSON parser (secure-json-parse: `__proto__` and `constructor`
- * keys refused) would, after the depth limit: one scan of the bytes (json-depth.ts scanJson) finds both
- * the depth and whether a string could be such a key; a body with none is parsed by JSON.parse alone,
- * anything else (a suspect string, invalid or empty JSON: its error) by Fastify's parser.
+ * keys refused) would, after the depth limit. A small body (PARSE_FIRST_MAX_BYTES, every one-row
+ * request) is parsed by JSON.parse and its value checked (json-depth.ts checkParsed: the depth, and
+ * whether a key could be refused); a larger one is first scanned (json-depth.ts scanJson: the same two
+ * answers from the bytes, before any parse). A body with neither is JSON.parse's value; a suspect one,
+ * or invalid or empty JSON (its error), goes to Fastify's parser.
  */
 export function jsonBodyParser(app: FastifyInstance): FastifyBodyParser<Buffer> {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   return (req, body, done) => {
+    if (body.length <= PARSE_FIRST_MAX_BYTES) {
+      const text = body.toString('utf8');
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        // invalid JSON: too deep as the scan sees it, else Fastify's parser writes the error
+        if (scanJson(body) === JSON_TOO_DEEP) return done(new TooDeep(), undefined);
+        return void parseJson(req, text, done);
+      }
+      const check = checkParsed(value);
+      if (check === JSON_PLAIN) return done(null, value);
+      if (check === JSON_TOO_DEEP) return done(new TooDeep(), undefined);
+      return void parseJson(req, text, done);
+    }
     const scan = scanJson(body);
     if (scan === JSON_TOO_DEEP) return done(new TooDeep(), undefined);
     const text = body.toString('utf8');
