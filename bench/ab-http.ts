@@ -20,6 +20,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { selectCases } from './http-cases.js';
 import { freePort } from './lib.js';
 
 const [dirA, dirB] = process.argv.slice(2, 4).map((d) => resolve(d ?? ''));
@@ -30,17 +31,7 @@ if (!dirA || !dirB || process.argv.length < 4) {
   process.exit(2);
 }
 
-const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
-const ALL_CASES: [string, string, unknown][] = [
-  ['predict', '/v1/models/diabetes/predict', { instances: [ROW] }],
-  ['MC T=100 (/v1)', '/v1/models/diabetes/uncertainty', { instances: [ROW], samples: 100 }],
-  [
-    'MC T=100 (V2)',
-    '/v2/models/diabetes/infer',
-    { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } },
-  ],
-];
-const CASES = process.env.AB_CASES ? process.env.AB_CASES.split(',').map((i) => ALL_CASES[Number(i)]!) : ALL_CASES;
+const CASES = selectCases(process.env.AB_CASES);
 const tmp = mkdtempSync(join(tmpdir(), 'ab-http-'));
 
 /** utime + stime of a process (or, `main`, of its main thread alone), in clock ticks (100 per second). */

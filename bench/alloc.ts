@@ -8,8 +8,8 @@
  * (a JSON object) adds environment variables; `AL_CASES` (from 0: predict, MC /v1, MC V2) selects cases.
  */
 import { spawn } from 'node:child_process';
-import { Agent, request } from 'node:http';
 import { resolve } from 'node:path';
+import { closedLoop, selectCases } from './http-cases.js';
 import { freePort } from './lib.js';
 
 const dir = resolve(process.argv[2] ?? '');
@@ -20,42 +20,8 @@ if (!process.argv[2]) {
   process.stderr.write('usage: npx tsx bench/alloc.ts DIR [warmup] [requests] [connections]\n');
   process.exit(2);
 }
-const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
-const ALL_CASES: [string, string, unknown][] = [
-  ['predict', '/v1/models/diabetes/predict', { instances: [ROW] }],
-  ['MC T=100 (/v1)', '/v1/models/diabetes/uncertainty', { instances: [ROW], samples: 100 }],
-  [
-    'MC T=100 (V2)',
-    '/v2/models/diabetes/infer',
-    { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } },
-  ],
-];
-const CASES = process.env.AL_CASES ? process.env.AL_CASES.split(',').map((i) => ALL_CASES[Number(i)]!) : ALL_CASES;
+const CASES = selectCases(process.env.AL_CASES);
 const extraEnv = JSON.parse(process.env.AL_ENV ?? '{}') as Record<string, string>;
-
-function post(agent: Agent, port: number, path: string, body: string): Promise<void> {
-  return new Promise((res, rej) => {
-    const req = request(
-      { agent, host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/json' } },
-      (r) => {
-        r.resume();
-        r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`${path}: status ${r.statusCode}`))));
-      },
-    );
-    req.on('error', rej);
-    req.end(body);
-  });
-}
-
-async function load(port: number, path: string, body: string, n: number): Promise<void> {
-  const agent = new Agent({ keepAlive: true, maxSockets: connections });
-  let left = n;
-  const lane = async (): Promise<void> => {
-    while (left-- > 0) await post(agent, port, path, body);
-  };
-  await Promise.all(Array.from({ length: connections }, lane));
-  agent.destroy();
-}
 
 const field = (line: string, name: string): number => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
 
@@ -88,9 +54,9 @@ for (const [name, path, body] of CASES) {
       await new Promise((r) => setTimeout(r, 100));
     }
     const text = JSON.stringify(body);
-    await load(port, path, text, warmup);
+    await closedLoop(port, path, text, warmup, connections);
     gcLines = [];
-    await load(port, path, text, count);
+    await closedLoop(port, path, text, count, connections);
     await new Promise((r) => setTimeout(r, 200));
     // the first collection's `allocated` counts from before the mark: left out with its share of requests
     const after = gcLines.slice(1);

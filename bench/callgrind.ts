@@ -19,9 +19,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { closedLoop, selectCases } from './http-cases.js';
 import { freePort } from './lib.js';
 
 const dir = resolve(process.argv[2] ?? '');
@@ -33,44 +33,8 @@ if (!process.argv[2]) {
   process.exit(2);
 }
 
-const ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87];
-const ALL_CASES: [string, string, unknown][] = [
-  ['predict', '/v1/models/diabetes/predict', { instances: [ROW] }],
-  ['MC T=100 (/v1)', '/v1/models/diabetes/uncertainty', { instances: [ROW], samples: 100 }],
-  [
-    'MC T=100 (V2)',
-    '/v2/models/diabetes/infer',
-    { inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: ROW }], parameters: { mc_samples: 100 } },
-  ],
-];
-const CASES = process.env.CG_CASES ? process.env.CG_CASES.split(',').map((i) => ALL_CASES[Number(i)]!) : ALL_CASES;
+const CASES = selectCases(process.env.CG_CASES);
 const extraEnv = JSON.parse(process.env.CG_ENV ?? '{}') as Record<string, string>;
-
-/** One POST; resolves with the status (any non-2xx is an error: the count would not be the path's). */
-function post(agent: Agent, port: number, path: string, body: string): Promise<void> {
-  return new Promise((res, rej) => {
-    const req = request(
-      { agent, host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/json' } },
-      (r) => {
-        r.resume();
-        r.on('end', () => (r.statusCode === 200 ? res() : rej(new Error(`${path}: status ${r.statusCode}`))));
-      },
-    );
-    req.on('error', rej);
-    req.end(body);
-  });
-}
-
-/** `n` requests over `connections` connections, each sending its next request when answered. */
-async function load(port: number, path: string, body: string, n: number): Promise<void> {
-  const agent = new Agent({ keepAlive: true, maxSockets: connections });
-  let left = n;
-  const lane = async (): Promise<void> => {
-    while (left-- > 0) await post(agent, port, path, body);
-  };
-  await Promise.all(Array.from({ length: connections }, lane));
-  agent.destroy();
-}
 
 async function ready(proc: ChildProcess, port: number): Promise<void> {
   for (const deadline = Date.now() + 1_800_000; ; ) {
@@ -187,7 +151,7 @@ async function measure(
   try {
     await ready(proc, port);
     const text = JSON.stringify(body);
-    await load(port, path, text, warmup);
+    await closedLoop(port, path, text, warmup, connections);
     // valgrind's own pid is the server's (nice execs it); vgdb names its pipes after HOST, which the
     // server's environment sets
     const pid = proc.pid!;
@@ -199,7 +163,7 @@ async function measure(
     };
     control('--instr=on');
     control('--zero');
-    await load(port, path, text, count);
+    await closedLoop(port, path, text, count, connections);
     control('--dump');
     const threads = dumped(out, pid);
     nameJit(join(out, `cg.${pid}.1-01`), pid);
