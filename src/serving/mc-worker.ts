@@ -7,8 +7,6 @@
  */
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../model/formats.js';
 import { CancelledError } from '../model/errors.js';
@@ -25,6 +23,7 @@ import {
   unpackBatch,
 } from './wire.js';
 import { measureHeld } from './worker-held.js';
+import { exposeGc } from '../util/expose-gc.js';
 
 export interface McTask {
   model: string;
@@ -155,18 +154,8 @@ async function run(id: number, task: WorkerRequest['task']): Promise<Float64Arra
  */
 let mcTasks: Promise<unknown> = Promise.resolve();
 
-/** This thread's full collection (fetched once, as the server's idle collector does); null when refused. */
+/** This thread's full collection (fetched once, util/expose-gc.ts); null when refused. */
 let gc: (() => void) | null | undefined;
-function fetchGc(): (() => void) | null {
-  try {
-    setFlagsFromString('--expose-gc');
-    const fn = runInNewContext('gc') as unknown;
-    setFlagsFromString('--no-expose-gc');
-    return typeof fn === 'function' ? (fn as () => void) : null;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * Give back what the runs grew, in this thread (issue 20): each model's idle release (an ONNX model's
@@ -184,7 +173,7 @@ async function release(): Promise<boolean> {
     if (m && !m.releaseIdle) inPlace = false;
     await m?.releaseIdle?.();
   }
-  gc ??= fetchGc();
+  gc ??= exposeGc();
   gc?.();
   gc?.();
   return inPlace;

@@ -45,7 +45,7 @@ function sharpenInto(out: ArrayLike<number>, o: number, K: number, p: Float64Arr
   let s = 0;
   for (let k = 0; k < K; k++) {
     const v = Math.max(0, out[o + k]!) / max;
-    p[k] = v > 0 ? Math.pow(v, inv) : 0;
+    p[k] = v > 0 ? v ** inv : 0;
     s += p[k]!;
   }
   for (let k = 0; k < K; k++) p[k]! /= s;

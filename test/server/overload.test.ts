@@ -21,7 +21,8 @@ import {
   exceedsJsonDepth,
   scanJson,
 } from '../../src/server/json-depth.js';
-import { IdleGc, SETTLE_AFTER_MS, SETTLE_MIN_BYTES, exposeGc } from '../../src/server/plugins/idle-gc.js';
+import { IdleGc, SETTLE_AFTER_MS, SETTLE_MIN_BYTES } from '../../src/server/plugins/idle-gc.js';
+import { exposeGc } from '../../src/util/expose-gc.js';
 import {
   FIRST_HOLD_MS,
   heldConnections,

@@ -26,8 +26,8 @@
  * new sessions), which no collection reaches: with MC_WORKERS=0 RSS 20–24 MB above idle
  * after a short MC load without it, 3–6 MB with it (docs/benchmarks.md).
  */
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapStatistics } from 'node:v8';
+import { exposeGc } from '../../util/expose-gc.js';
 import type { ModelRepository } from '../../serving/repository.js';
 import { appPlugin } from './app-plugin.js';
 
@@ -36,19 +36,6 @@ export const IDLE_GC_MIN_BYTES = 16 * 1024 * 1024;
 export const IDLE_GC_MIN_INTERVAL_MS = 5000;
 export const SETTLE_AFTER_MS = 6000;
 export const SETTLE_MIN_BYTES = 2 * 1024 * 1024;
-
-export function exposeGc(): (() => void) | null {
-  const existing = (globalThis as { gc?: () => void }).gc;
-  if (typeof existing === 'function') return existing;
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    setFlagsFromString('--no-expose-gc');
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
-}
 
 const inUse = (): number => {
   const h = getHeapStatistics();
